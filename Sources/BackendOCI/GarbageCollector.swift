@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Removes what crashed runs left behind: runtime state, cgroups, workspace mounts and sandbox
+/// directories whose owning sandboxer process is gone. Sandboxes of live owners are never touched.
+public struct GarbageCollector: Sendable {
+    public let configuration: OCIBackend.Configuration
+    let logger: Logger
+
+    public init(configuration: OCIBackend.Configuration, logger: Logger = Logger(label: "sandboxer.gc")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// What one collection removed.
+    public struct Report: Sendable, Equatable {
+        public var sandboxes: [String] = []
+        public var runtimeStates: [String] = []
+        public var cgroups: [String] = []
+        public var mounts: [String] = []
+        public var isEmpty: Bool { sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty }
+    }
+
+    /// Runs a collection and logs (never throws): used at start-up of long-running commands.
+    public func collectQuietly() {
+        let r = collect()
+        if !r.isEmpty {
+            logger.notice("removed leftovers of crashed runs", metadata: ["sandboxes": "\(r.sandboxes)", "cgroups": "\(r.cgroups)"])
+        }
+    }
+
+    public func collect() -> Report {
+        var report = Report()
+        let state = configuration.stateDirectory
+        let host = CgroupHost.detect()
+        let dir = RunLayout.sandboxesDirectory(state)
+        var live = Set<String>()
+        var dead = Set<String>()
+        for id in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) where id.hasPrefix(SandboxSpec.resourcePrefix) {
+            let layout = RunLayout(stateDirectory: state, id: id)
+            if let owner = SysFile.read(layout.ownerFile).flatMap(RunLayout.Owner.parse), owner.isAlive {
+                live.insert(id)
+            } else {
+                dead.insert(id)
+            }
+        }
+        // Runtime state: delete containers of dead or unknown sandboxes.
+        for name in OCIRuntime.supported {
+            guard let path = OCIRuntime.locate(name) else { continue }
+            let rt = OCIRuntime(name: name, path: path, stateRoot: "\(state)/runtime/\(name)")
+            for id in rt.containerIDs() where !live.contains(id) {
+                SandboxCgroup(id: id, host: host).killAll()
+                _ = Self.runQuiet(rt.killArgs(id: id))
+                _ = Self.runQuiet(rt.deleteArgs(id: id))
+                if rt.hasState(id: id) { SysFile.removeTree("\(rt.stateRoot)/\(id)") }
+                report.runtimeStates.append("\(name)/\(id)")
+            }
+        }
+        // Cgroups of dead or unknown sandboxes.
+        for id in SandboxCgroup.existingIDs(host: host) where !live.contains(id) {
+            if SandboxCgroup.removeEverywhere(id: id, host: host) { report.cgroups.append(id) }
+        }
+        // Mounts and directories.
+        for id in dead {
+            let layout = RunLayout(stateDirectory: state, id: id)
+            for m in Mounts.mountPoints(under: layout.directory) {
+                Mounts.unmount(m)
+                report.mounts.append(m)
+            }
+            SysFile.removeTree(layout.directory)
+            report.sandboxes.append(id)
+        }
+        return report
+    }
+
+    /// Runs a short helper command synchronously (gc is not on a hot path), output discarded.
+    static func runQuiet(_ argv: [String]) -> Int32 {
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        guard let child = try? ChildProcess.spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull) else { return -1 }
+        var status: Int32 = 0
+        while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+        return status
+    }
+}

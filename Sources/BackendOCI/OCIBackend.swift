@@ -1,0 +1,196 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxLinux
+import Templates
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The container lane: an OCI bundle per sandbox, run by crun (default), runc or runsc, inside a
+/// sandbox cgroup that enforces the profile's limits.
+public struct OCIBackend: IsolationBackend {
+    /// Settings that are the host's, not the profile's.
+    public struct Configuration: Sendable {
+        /// Root of all host-side state (`sandboxes/`, `runtime/`, `templates/`).
+        public var stateDirectory: String
+        /// Forces a runtime for every sandbox (else the profile's, else auto).
+        public var runtime: String?
+        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil) {
+            self.stateDirectory = stateDirectory
+            self.runtime = runtime
+        }
+    }
+
+    /// `/run/sandboxer`, or `$SANDBOXER_STATE_DIR`.
+    public static var defaultStateDirectory: String {
+        ProcessInfo.processInfo.environment["SANDBOXER_STATE_DIR"] ?? "/run/sandboxer"
+    }
+
+    public let level = IsolationLevel.container
+    public let configuration: Configuration
+    public let host: CgroupHost
+    let builder: BundleBuilder
+    let logger: Logger
+
+    public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sandboxer.oci")) throws(SandboxError) {
+        guard geteuid() == 0 else {
+            throw SandboxError(.hostUnsupported, "the container lane needs root (cgroups, mounts, namespaces); run with sudo")
+        }
+        self.configuration = configuration
+        self.host = CgroupHost.detect()
+        self.builder = BundleBuilder(seccomp: try SeccompProfile.load())
+        self.logger = logger
+    }
+
+    func runtime(for profile: Profile) throws(SandboxError) -> OCIRuntime {
+        let wanted = configuration.runtime ?? profile.runtime ?? (profile.isolation == .gvisor ? "runsc" : nil)
+        return try OCIRuntime.select(requested: wanted, host: host, stateDirectory: configuration.stateDirectory)
+    }
+
+    /// Size checks that must pass before anything is created.
+    static func checkRequest(_ request: ExecRequest, limits: Limits) throws(SandboxError) {
+        var input: Int64?
+        switch request.stdin {
+        case .bytes(let b): input = Int64(b.count)
+        case .file(let path):
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw SandboxError(.invalidRequest, "stdin file \(path) cannot be read: \(String(cString: strerror(errno)))")
+            }
+            input = Int64(st.st_size)
+        default: input = nil
+        }
+        try limits.checkRequest(codeBytes: request.code.map { Int64($0.count) }, inputBytes: input)
+        guard !request.argv.isEmpty else { throw SandboxError(.invalidRequest, "no command given") }
+    }
+
+    public func run(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
+        let t0 = Clock.nowMs()
+        let limits = spec.profile.limits
+        try Self.checkRequest(request, limits: limits)
+        let runtime = try runtime(for: spec.profile)
+        var timings = PhaseTimings()
+
+        let res = try SandboxResources.setUp(spec: spec, stateDirectory: configuration.stateDirectory, host: host)
+        let t1 = Clock.nowMs()
+        timings.createMs = t1 - t0
+        var result: ExecResult
+        do {
+            let codeDir = try request.code.map { (c) throws(SandboxError) in try res.writeCode(c, fileName: request.codeFileName) }
+            let config = builder.config(
+                spec: spec, argv: request.argv, env: request.env, cwd: request.cwd, template: res.template,
+                cgroupsPath: res.cgroup.runtimeCgroupsPath,
+                paths: .init(workspace: res.layout.workspace, code: codeDir))
+            try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
+            let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout)
+            defer { if stdin.owned { close(stdin.fd) } }
+            let t2 = Clock.nowMs()
+            timings.bundleMs = t2 - t1
+
+            let cgroup = res.cgroup
+            let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile)
+            let supervised = try await ProcessSupervisor(limits: limits, output: output)
+                .run(argv: argv, stdin: stdin.fd, kill: { cgroup.killAll() })
+            let started = Self.fileMtimeWallMs(res.layout.pidFile)
+            if let started {
+                timings.startMs = max(0, started - supervised.spawnWallMs)
+                timings.runMs = max(0, supervised.exitedAtMs - t2 - timings.startMs)
+            } else {
+                timings.startMs = supervised.exitedAtMs - t2
+            }
+            let stats = res.cgroup.stats()
+            result = Self.result(
+                id: spec.id, supervised: supervised, stats: stats, containerStarted: started != nil,
+                runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
+        } catch {
+            res.tearDown(runtime: runtime, syncWorkspace: false)
+            throw error
+        }
+        let t3 = Clock.nowMs()
+        res.tearDown(runtime: runtime, syncWorkspace: true)
+        let t4 = Clock.nowMs()
+        timings.teardownMs = t4 - t3
+        result.timings = timings
+        result.usage.wallMs = t4 - t0
+        logger.debug("run finished", metadata: ["id": "\(spec.id)", "outcome": "\(result.outcome.rawValue)"])
+        return result
+    }
+
+    /// Turns what the supervisor and the cgroup saw into an ``ExecResult`` with one outcome.
+    static func result(
+        id: String, supervised: ProcessSupervisor.Outcome, stats: CgroupStats, containerStarted: Bool,
+        runtimeLog: String?, limits: Limits
+    ) -> ExecResult {
+        var exitCode: Int32?
+        var signal: Int32?
+        switch supervised.termination {
+        case .exited(let c):
+            exitCode = c
+            // Runtimes report a container killed by signal N as 128+N, as shells do.
+            if c > 128 && c <= 128 + 64 { signal = c - 128 }
+        case .signaled(let s): signal = s
+        }
+        let stdout = String(decoding: supervised.stdout.bytes, as: UTF8.self)
+        var stderr = String(decoding: supervised.stderr.bytes, as: UTF8.self)
+        let truncated = supervised.stdout.truncated || supervised.stderr.truncated
+        var outcome: Outcome
+        var reason: String?
+        if !containerStarted && !supervised.timedOut {
+            outcome = .setupFailed
+            let log = (runtimeLog ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            reason = "the OCI runtime could not start the sandbox" + (log.isEmpty ? "" : ": " + Self.lastLines(log, 5))
+            if stderr.isEmpty { stderr = log }
+        } else if supervised.timedOut {
+            outcome = .timeout
+            reason = "wall-clock limit of \(DurationText.milliseconds(limits.timeout)) ms reached; every process of the sandbox was killed"
+        } else if stats.oomKills > 0 {
+            outcome = .oom
+            reason = "memory limit of \(ByteSize.format(limits.memoryBytes)) reached; the kernel killed \(stats.oomKills) process(es)"
+        } else if stats.pidsLimitHits > 0 {
+            outcome = .pidsLimit
+            reason = "process limit of \(limits.pids) reached; \(stats.pidsLimitHits) fork(s) refused"
+        } else if signal != nil {
+            outcome = .killed
+            reason = "ended by signal \(signal!)"
+        } else if truncated {
+            outcome = .outputTruncated
+            reason = "output over \(ByteSize.format(limits.outputBytes)) per stream was discarded; the process ran to its end"
+        } else if exitCode != 0 {
+            outcome = .exitNonzero
+        } else {
+            outcome = .ok
+        }
+        return ExecResult(
+            sandboxId: id, outcome: outcome, exitCode: exitCode, signal: signal, stdout: stdout, stderr: stderr,
+            stdoutTruncated: supervised.stdout.truncated, stderrTruncated: supervised.stderr.truncated,
+            usage: Usage(wallMs: 0, cpuMs: Double(stats.cpuNanoseconds) / 1_000_000, peakMemoryBytes: stats.peakMemoryBytes),
+            reason: reason)
+    }
+
+    static func lastLines(_ s: String, _ n: Int) -> String {
+        s.split(separator: "\n").suffix(n).joined(separator: "\n")
+    }
+
+    /// A file's modification time on the realtime clock, in ms.
+    static func fileMtimeWallMs(_ path: String) -> Double? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Double(st.st_mtim.tv_sec) * 1000 + Double(st.st_mtim.tv_nsec) / 1_000_000
+    }
+
+    // MARK: long-lived sandboxes
+
+    public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
+        throw SandboxError(.invalidState, "not implemented yet")
+    }
+
+    public func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
+        throw SandboxError(.invalidState, "not implemented yet")
+    }
+
+    public func destroy(_ sandbox: SandboxHandle) async throws {
+        throw SandboxError(.invalidState, "not implemented yet")
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where one sandbox keeps its host-side files: `<state>/sandboxes/<id>/`.
+///
+/// `owner` records the pid and start time of the sandboxer process that owns the sandbox, so garbage
+/// collection can tell a crashed owner from a live one.
+public struct RunLayout: Sendable {
+    public let stateDirectory: String
+    public let id: String
+
+    public init(stateDirectory: String, id: String) {
+        self.stateDirectory = stateDirectory
+        self.id = id
+    }
+
+    public static func sandboxesDirectory(_ state: String) -> String { state + "/sandboxes" }
+
+    public var directory: String { Self.sandboxesDirectory(stateDirectory) + "/" + id }
+    public var bundle: String { directory }
+    public var configFile: String { directory + "/config.json" }
+    public var workspace: String { directory + "/workspace" }
+    public var codeDirectory: String { directory + "/code" }
+    public var pidFile: String { directory + "/init.pid" }
+    public var logFile: String { directory + "/runtime.log" }
+    public var ownerFile: String { directory + "/owner" }
+    public var stdinFile: String { directory + "/stdin" }
+
+    /// Creates the directory and records this process as its owner.
+    public func create() throws(SandboxError) {
+        try SysFile.makeDirectory(Self.sandboxesDirectory(stateDirectory), mode: 0o711)
+        if mkdir(directory, 0o711) != 0 {
+            throw SandboxError(.setupFailed, "cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        try SysFile.create(ownerFile, Array(Owner.current().text.utf8))
+    }
+
+    /// The owning process of a sandbox directory, by pid and kernel start time (pids get reused).
+    public struct Owner: Sendable, Equatable {
+        public var pid: Int32
+        public var startTime: UInt64
+
+        public var text: String { "\(pid) \(startTime)\n" }
+
+        public static func current() -> Owner { Owner(pid: getpid(), startTime: startTime(of: getpid()) ?? 0) }
+
+        public static func parse(_ s: String) -> Owner? {
+            let parts = s.split(whereSeparator: \.isWhitespace)
+            guard parts.count == 2, let p = Int32(parts[0]), let t = UInt64(parts[1]) else { return nil }
+            return Owner(pid: p, startTime: t)
+        }
+
+        /// Field 22 of /proc/<pid>/stat.
+        public static func startTime(of pid: Int32) -> UInt64? {
+            guard let stat = SysFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 19 ? UInt64(fields[19]) : nil
+        }
+
+        /// Whether this exact process is still running.
+        public var isAlive: Bool { Owner.startTime(of: pid) == startTime }
+    }
+}

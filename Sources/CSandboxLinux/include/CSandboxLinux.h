@@ -1,0 +1,21 @@
+#ifndef CSANDBOXLINUX_H
+#define CSANDBOXLINUX_H
+#include <sys/types.h>
+#include <spawn.h>
+
+/// Marks the calling process as a child subreaper (PR_SET_CHILD_SUBREAPER). Returns 0 or -1 (errno set).
+int sbx_set_child_subreaper(void);
+/// Returns the no_new_privs flag of the calling process, or -1 (errno set).
+int sbx_get_no_new_privs(void);
+/// WIFEXITED / WEXITSTATUS / WIFSIGNALED / WTERMSIG, which Swift sees only as macros.
+int sbx_wifexited(int status);
+int sbx_wexitstatus(int status);
+int sbx_wifsignaled(int status);
+int sbx_wtermsig(int status);
+/// pipe2(fds, O_CLOEXEC).
+int sbx_pipe_cloexec(int fds[2]);
+/// posix_spawn_file_actions_addclosefrom_np (a GNU extension).
+int sbx_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+/// POSIX_SPAWN_USEVFORK (a GNU extension).
+short sbx_spawn_usevfork(void);
+#endif

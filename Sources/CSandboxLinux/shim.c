@@ -1,0 +1,20 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <spawn.h>
+#include "CSandboxLinux.h"
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+int sbx_set_child_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+int sbx_get_no_new_privs(void) { return prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); }
+int sbx_wifexited(int status) { return WIFEXITED(status); }
+int sbx_wexitstatus(int status) { return WEXITSTATUS(status); }
+int sbx_wifsignaled(int status) { return WIFSIGNALED(status); }
+int sbx_wtermsig(int status) { return WTERMSIG(status); }
+
+int sbx_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+int sbx_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+short sbx_spawn_usevfork(void) { return POSIX_SPAWN_USEVFORK; }

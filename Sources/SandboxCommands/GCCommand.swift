@@ -1,0 +1,37 @@
+import ArgumentParser
+import BackendOCI
+import Foundation
+import SandboxCore
+
+/// `sandboxer gc`: removes leftovers of crashed runs.
+struct GCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Remove everything crashed runs left behind (runtime state, cgroups, mounts, directories).")
+
+    func run() async throws {
+        let backend = try OCIBackend()
+        let r = GarbageCollector(configuration: backend.configuration).collect()
+        if r.isEmpty {
+            print("nothing to remove")
+            return
+        }
+        for s in r.runtimeStates { print("removed runtime state \(s)") }
+        for c in r.cgroups { print("removed cgroup sandboxer/\(c)") }
+        for m in r.mounts { print("unmounted \(m)") }
+        for s in r.sandboxes { print("removed sandbox directory \(s)") }
+    }
+}
+
+/// `sandboxer profiles`: lists known profiles.
+struct ProfilesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "profiles", abstract: "List the known profiles.")
+
+    func run() async throws {
+        let loader = ProfileLoader()
+        for name in loader.knownNames() {
+            let p = try loader.load(name)
+            print("\(p.name)\t\(p.description)")
+        }
+    }
+}

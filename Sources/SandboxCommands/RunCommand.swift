@@ -1,0 +1,152 @@
+import ArgumentParser
+import BackendOCI
+import Foundation
+import Logging
+import SandboxCore
+import SandboxLinux
+
+/// `sandboxer run`: one-shot execution in a fresh sandbox.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a command or a piece of code in a fresh sandbox and remove it afterwards.",
+        discussion: """
+            Exit status: the sandboxed process's own (128+N when signal N ended it); 124 on timeout; \
+            123 when the memory limit was hit (oom); 125 when the sandbox could not be set up; \
+            2 when the request was refused (limit exceeded, unknown profile, bad flag).
+            """)
+
+    @Option(name: .long, help: "Profile name (default, bounty, …) or a YAML/JSON profile file.")
+    var profile: String = "default"
+
+    @Option(name: .long, help: "Language of --code/--code-file: python, js, sh, bash.")
+    var lang: String?
+
+    @Option(name: [.customShort("c"), .long], help: "Source code to run (with --lang).")
+    var code: String?
+
+    @Option(name: .long, help: "File holding the source code to run (with --lang).")
+    var codeFile: String?
+
+    @Option(name: .long, help: "File fed to the process's stdin.")
+    var stdin: String?
+
+    @Flag(name: [.customShort("i"), .long], help: "Forward this command's stdin to the sandbox.")
+    var interactive = false
+
+    @Option(name: .long, help: "Wall-clock limit, e.g. 2s, 500ms, 1m.")
+    var timeout: String?
+
+    @Option(name: .long, help: "Memory limit, e.g. 128M.")
+    var memory: String?
+
+    @Option(name: .long, help: "Maximum number of processes.")
+    var pids: Int?
+
+    @Option(name: .long, help: "CPU quota in cores, e.g. 0.5.")
+    var cpus: Double?
+
+    @Option(name: .long, help: "Captured output per stream, e.g. 1M.")
+    var outputLimit: String?
+
+    @Option(name: [.customShort("e"), .long], help: "Environment variable NAME=value (repeatable).")
+    var env: [String] = []
+
+    @Option(name: .long, help: "Host directory copied into /workspace before the run and back after it.")
+    var workspace: String?
+
+    @Option(name: .long, help: "OCI runtime: crun, runc or runsc (default: crun, else runc).")
+    var runtime: String?
+
+    @Flag(name: .long, help: "Print one ExecResult as JSON instead of streaming output.")
+    var json = false
+
+    @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
+    var command: [String] = []
+
+    func run() async throws {
+        let request = try makeRequest()
+        var prof = try ProfileLoader().load(profile)
+        try applyOverrides(&prof.limits)
+        let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
+        let backend = try OCIBackend(configuration: .init(runtime: runtime))
+        GarbageCollector(configuration: backend.configuration).collectQuietly()
+
+        let stream: OutputHandler? = json ? nil : RunCommand.writeLive
+        let result = try await backend.run(spec, request, output: stream)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            FileHandle.standardOutput.write(try enc.encode(result) + Data("\n".utf8))
+        } else if result.outcome != .ok && result.outcome != .exitNonzero, let reason = result.reason {
+            FileHandle.standardError.write(Data("sandboxer: \(result.outcome.rawValue): \(reason)\n".utf8))
+        }
+        throw ExitCode(result.cliExitStatus)
+    }
+
+    /// Streams sandbox output to this process's own stdout/stderr as it arrives.
+    @Sendable static func writeLive(_ stream: StdStream, _ bytes: [UInt8]) {
+        let handle: FileHandle = stream == StdStream.stdout ? .standardOutput : .standardError
+        handle.write(Data(bytes))
+    }
+
+    func makeRequest() throws -> ExecRequest {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        var env: [String: String] = [:]
+        for e in self.env {
+            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
+                throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value")
+            }
+            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
+        }
+        var stdinSource: ExecRequest.StdinSource = .none
+        if let stdin {
+            stdinSource = .file(stdin)
+        } else if interactive {
+            stdinSource = .inherit(0)
+        }
+        if code != nil && codeFile != nil { throw SandboxError(.invalidRequest, "give either --code or --code-file, not both") }
+        if code != nil || codeFile != nil {
+            guard let lang else { throw SandboxError(.invalidRequest, "--code/--code-file need --lang (python, js, sh, bash)") }
+            let language = try Language(name: lang)
+            var bytes: [UInt8]
+            if let codeFile {
+                guard let d = FileManager.default.contents(atPath: codeFile) else {
+                    throw SandboxError(.invalidRequest, "cannot read --code-file \(codeFile)")
+                }
+                bytes = Array(d)
+            } else {
+                bytes = Array(code!.utf8)
+            }
+            return ExecRequest(argv: language.argv(arguments: cmd), code: bytes, codeFileName: language.fileName,
+                               stdin: stdinSource, env: env)
+        }
+        if lang != nil { throw SandboxError(.invalidRequest, "--lang needs --code or --code-file") }
+        guard !cmd.isEmpty else {
+            throw SandboxError(.invalidRequest, "nothing to run: give a command after --, or --lang with --code/--code-file")
+        }
+        return ExecRequest(argv: cmd, stdin: stdinSource, env: env)
+    }
+
+    func applyOverrides(_ l: inout Limits) throws {
+        if let timeout { l.timeout = try DurationText.parse(timeout, field: "--timeout") }
+        if let memory { l.memoryBytes = try ByteSize.parse(memory, field: "--memory") }
+        if let pids { l.pids = pids }
+        if let cpus { l.cpus = cpus }
+        if let outputLimit { l.outputBytes = try ByteSize.parse(outputLimit, field: "--output-limit") }
+        try l.validate()
+    }
+
+    func workspaceDirectory() throws -> String? {
+        guard let workspace else { return nil }
+        let abs = URL(fileURLWithPath: workspace).standardizedFileURL.path
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: abs, isDirectory: &isDir) {
+            try FileManager.default.createDirectory(atPath: abs, withIntermediateDirectories: true)
+        } else if !isDir.boolValue {
+            throw SandboxError(.invalidRequest, "--workspace \(workspace) is not a directory")
+        }
+        return abs
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SandboxCore
+
+/// The `sandboxer` command line: run untrusted code in layered isolation.
+public struct SandboxerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sandboxer",
+        abstract: "Run untrusted, AI-generated code in a sandbox and get back output, files and a full record.",
+        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self]
+    )
+    public init() {}
+
+    /// Entry point used by the executable: bootstraps logging to stderr once.
+    public static func runCLI() async {
+        let level = ProcessInfo.processInfo.environment["SANDBOXER_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as SandboxError {
+            FileHandle.standardError.write(Data("sandboxer: \(error.code.rawValue): \(error.message)\n".utf8))
+            Foundation.exit(error.cliExitStatus)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+extension SandboxError {
+    /// CLI exit status for a refused request (2) or a host/setup problem (125).
+    public var cliExitStatus: Int32 {
+        switch code {
+        case .limitExceeded, .invalidRequest, .notFound: return 2
+        default: return 125
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// Everything a backend needs to build one sandbox.
+public struct SandboxSpec: Sendable, Equatable {
+    /// Unique id; every host resource of the sandbox carries it (`sbx-…`).
+    public var id: String
+    public var profile: Profile
+    /// A host directory whose contents seed `/workspace` and receive its contents back after each run.
+    public var workspaceDirectory: String?
+
+    public init(id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil) {
+        self.id = id
+        self.profile = profile
+        self.workspaceDirectory = workspaceDirectory
+    }
+
+    /// The prefix every host resource sandboxer creates carries (cgroups, bundle dirs, runtime state).
+    public static let resourcePrefix = "sbx-"
+
+    /// A fresh id: `sbx-` followed by 12 random hex digits.
+    public static func newID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        let n = rng.next() & 0xFFFF_FFFF_FFFF
+        let hex = String(n, radix: 16)
+        return resourcePrefix + String(repeating: "0", count: 12 - hex.count) + hex
+    }
+}
+
+/// A live sandbox created by ``IsolationBackend/create(_:)``.
+public struct SandboxHandle: Sendable, Equatable {
+    public var id: String
+    public var spec: SandboxSpec
+    public init(id: String, spec: SandboxSpec) {
+        self.id = id
+        self.spec = spec
+    }
+}
+
+/// One isolation lane (container, gvisor, wasm, …). A backend knows nothing of HTTP, queues or
+/// stores: it turns a ``SandboxSpec`` and ``ExecRequest``s into ``ExecResult``s and leaves nothing behind.
+///
+/// Errors thrown are always ``SandboxError``; breaches of limits are outcomes, not errors.
+public protocol IsolationBackend: Sendable {
+    /// Which lane this is.
+    var level: IsolationLevel { get }
+
+    /// One-shot: create a sandbox, run `request` as its first process, tear everything down.
+    func run(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult
+
+    /// Creates a long-lived sandbox that stays up until ``destroy(_:)``.
+    func create(_ spec: SandboxSpec) async throws -> SandboxHandle
+
+    /// Runs one more process inside a live sandbox, with the profile's per-exec limits.
+    func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult
+
+    /// Kills every process of the sandbox and removes all it created on the host.
+    func destroy(_ sandbox: SandboxHandle) async throws
+}

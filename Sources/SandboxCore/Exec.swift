@@ -1,0 +1,147 @@
+import Foundation
+
+/// One command to run inside a sandbox.
+public struct ExecRequest: Sendable, Equatable {
+    /// argv; `argv[0]` is resolved against `PATH` inside the sandbox.
+    public var argv: [String]
+    /// Source code written read-only to `/code/<codeFileName>` before the run (for `--lang`).
+    public var code: [UInt8]?
+    public var codeFileName: String
+    /// Bytes fed to stdin (nil = `/dev/null`).
+    public var stdin: StdinSource
+    /// Extra environment (on top of the profile's).
+    public var env: [String: String]
+    /// Working directory inside the sandbox.
+    public var cwd: String
+
+    public enum StdinSource: Sendable, Equatable {
+        case none
+        case bytes([UInt8])
+        /// A host file opened by the caller side (size checked before launch).
+        case file(String)
+        /// An already open descriptor the caller owns (e.g. the CLI's own stdin).
+        case inherit(Int32)
+    }
+
+    public init(
+        argv: [String], code: [UInt8]? = nil, codeFileName: String = "main", stdin: StdinSource = .none,
+        env: [String: String] = [:], cwd: String = "/workspace"
+    ) {
+        self.argv = argv
+        self.code = code
+        self.codeFileName = codeFileName
+        self.stdin = stdin
+        self.env = env
+        self.cwd = cwd
+    }
+}
+
+/// How a run ended, as data. Precedence when several apply:
+/// `setup_failed` > `timeout` > `oom` > `pids_limit` > `killed` > `output_truncated` > `exit_nonzero` > `ok`.
+public enum Outcome: String, Sendable, Codable, CaseIterable {
+    case ok
+    case exitNonzero = "exit_nonzero"
+    case timeout
+    case oom
+    case pidsLimit = "pids_limit"
+    case outputTruncated = "output_truncated"
+    case killed
+    case setupFailed = "setup_failed"
+}
+
+/// Resources a run used, read from its cgroup.
+public struct Usage: Sendable, Equatable, Codable {
+    public var wallMs: Double
+    public var cpuMs: Double
+    public var peakMemoryBytes: Int64
+    public init(wallMs: Double = 0, cpuMs: Double = 0, peakMemoryBytes: Int64 = 0) {
+        self.wallMs = wallMs
+        self.cpuMs = cpuMs
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+    enum CodingKeys: String, CodingKey {
+        case wallMs = "wall_ms", cpuMs = "cpu_ms", peakMemoryBytes = "peak_memory_bytes"
+    }
+}
+
+/// Where the time of one run went, in milliseconds.
+public struct PhaseTimings: Sendable, Equatable, Codable {
+    /// Writing the bundle (config.json, code file).
+    public var bundleMs: Double = 0
+    /// Creating the sandbox's host resources (cgroup with limits, workspace).
+    public var createMs: Double = 0
+    /// Runtime start-up: from spawning the OCI runtime to the container's process existing.
+    public var startMs: Double = 0
+    /// The sandboxed process itself, until the runtime reports its exit.
+    public var runMs: Double = 0
+    /// Reading usage and removing everything the run created.
+    public var teardownMs: Double = 0
+    public init() {}
+    enum CodingKeys: String, CodingKey {
+        case bundleMs = "bundle_ms", createMs = "create_ms", startMs = "start_ms", runMs = "run_ms",
+            teardownMs = "teardown_ms"
+    }
+}
+
+/// Everything a caller gets back from one execution.
+public struct ExecResult: Sendable, Equatable, Codable {
+    public var sandboxId: String
+    public var outcome: Outcome
+    /// Exit code of the process (nil when it died of a signal).
+    public var exitCode: Int32?
+    /// Signal that ended the process, if any.
+    public var signal: Int32?
+    public var stdout: String
+    public var stderr: String
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    public var usage: Usage
+    public var timings: PhaseTimings
+    /// Human-readable reason for `setup_failed`/`oom`/`timeout`/… outcomes.
+    public var reason: String?
+
+    public init(
+        sandboxId: String, outcome: Outcome, exitCode: Int32?, signal: Int32?, stdout: String = "",
+        stderr: String = "", stdoutTruncated: Bool = false, stderrTruncated: Bool = false, usage: Usage = Usage(),
+        timings: PhaseTimings = PhaseTimings(), reason: String? = nil
+    ) {
+        self.sandboxId = sandboxId
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.signal = signal
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.usage = usage
+        self.timings = timings
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sandboxId = "sandbox_id", outcome, exitCode = "exit_code", signal, stdout, stderr,
+            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", usage, timings, reason
+    }
+
+    /// The documented CLI exit status for this result: the process's own code, 128+signal when a
+    /// signal ended it, 124 on timeout, 123 on oom, 125 when the sandbox could not be set up.
+    public var cliExitStatus: Int32 {
+        switch outcome {
+        case .timeout: return 124
+        case .oom: return 123
+        case .setupFailed: return 125
+        default:
+            if let exitCode { return exitCode }
+            if let signal { return 128 + signal }
+            return 125
+        }
+    }
+}
+
+/// Which output stream a chunk came from.
+public enum StdStream: String, Sendable, Codable {
+    case stdout, stderr
+}
+
+/// Receives output chunks live, as the sandboxed process writes them (already capped).
+public typealias OutputHandler = @Sendable (StdStream, [UInt8]) -> Void

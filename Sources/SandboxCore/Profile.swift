@@ -1,0 +1,99 @@
+/// Which isolation lane runs a sandbox.
+public enum IsolationLevel: String, Sendable, Codable, CaseIterable {
+    /// An OCI bundle under crun/runc: namespaces, cgroups, seccomp, no capabilities.
+    case container
+    /// The same bundle under gVisor's runsc (a user-space kernel).
+    case gvisor
+    /// WasmKit in-process (QuickJS for JavaScript, WASI modules).
+    case wasm
+    /// The WASM engine itself inside the container lane.
+    case wasmContainer = "wasm+container"
+    /// A QEMU microVM (planned).
+    case microvm
+}
+
+/// Network policy of a sandbox. Default: deny (a fresh network namespace with only loopback).
+public struct NetworkPolicy: Sendable, Equatable, Codable {
+    public enum Mode: String, Sendable, Codable, CaseIterable {
+        /// Only loopback inside a private network namespace.
+        case deny
+        /// Egress only to `allow` through the host-side egress proxy (a later milestone).
+        case allowlist
+    }
+    public var mode: Mode
+    /// Domains (or `host:port`) reachable in `allowlist` mode.
+    public var allow: [String]
+    public init(mode: Mode = .deny, allow: [String] = []) {
+        self.mode = mode
+        self.allow = allow
+    }
+    public static let deny = NetworkPolicy()
+}
+
+/// What happens to a sandbox's state when it ends.
+public enum Persistence: String, Sendable, Codable, CaseIterable {
+    case ephemeral, persistent, checkpoint
+}
+
+/// A named set of isolation, resource, network and lifetime settings; the unit users pick with
+/// `--profile`.
+public struct Profile: Sendable, Equatable, Codable {
+    public var name: String
+    public var description: String
+    public var isolation: IsolationLevel
+    /// OCI runtime binary name for container lanes (`crun`, `runc`, `runsc`); nil = auto.
+    public var runtime: String?
+    public var limits: Limits
+    public var network: NetworkPolicy
+    public var persistence: Persistence
+    /// Lifetime of a long-lived sandbox; nil = until killed.
+    public var ttl: Duration?
+    /// Host tools the sandboxed code may call (WASM lane's tool bridge).
+    public var tools: [String]
+    /// Extra environment variables; nothing of the host's environment is passed.
+    public var env: [String: String]
+    /// uid/gid the code runs as inside the sandbox.
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Template (root filesystem) name.
+    public var template: String
+
+    public init(
+        name: String, description: String = "", isolation: IsolationLevel = .container, runtime: String? = nil,
+        limits: Limits = .default, network: NetworkPolicy = .deny, persistence: Persistence = .ephemeral,
+        ttl: Duration? = nil, tools: [String] = [], env: [String: String] = [:], uid: UInt32 = 1000,
+        gid: UInt32 = 1000, template: String = "host"
+    ) {
+        self.name = name
+        self.description = description
+        self.isolation = isolation
+        self.runtime = runtime
+        self.limits = limits
+        self.network = network
+        self.persistence = persistence
+        self.ttl = ttl
+        self.tools = tools
+        self.env = env
+        self.uid = uid
+        self.gid = gid
+        self.template = template
+    }
+}
+
+extension Profile {
+    /// General-purpose profile: seed defaults (30 s, 512 KiB code, 1 MiB input, network denied).
+    public static let `default` = Profile(
+        name: "default", description: "general purpose: 30s, 512M memory, 256 pids, 1 cpu, network denied")
+
+    /// The bounty marketplace's profile for uploaded agents: seed limits, tighter resources, no tools.
+    public static let bounty = Profile(
+        name: "bounty",
+        description: "untrusted agents: 30s, 512K code, 1M input, 256M memory, 64 pids, 1 cpu, network denied",
+        limits: Limits(
+            timeout: .seconds(30), memoryBytes: 256 << 20, pids: 64, cpus: 1.0, outputBytes: 1 << 20,
+            workspaceBytes: 64 << 20, tmpBytes: 32 << 20, codeBytes: 512 << 10, inputBytes: 1 << 20,
+            openFiles: 256, fileSizeBytes: 64 << 20))
+
+    /// Profiles that exist without any file.
+    public static let builtins: [Profile] = [.default, .bounty]
+}

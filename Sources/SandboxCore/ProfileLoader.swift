@@ -1,0 +1,214 @@
+import Foundation
+import Yams
+
+/// Finds profiles by name (built-ins) or path (`./p.yaml`, `/etc/…json`) and validates them strictly:
+/// an unknown field or value is an error that names it.
+public struct ProfileLoader: Sendable {
+    public var builtins: [Profile]
+    /// Directories searched for `<name>.yaml|.yml|.json` after the built-ins.
+    public var searchPaths: [String]
+
+    public init(builtins: [Profile] = Profile.builtins, searchPaths: [String] = ["/etc/sandboxer/profiles"]) {
+        self.builtins = builtins
+        self.searchPaths = searchPaths
+    }
+
+    /// Names of every profile that `load` accepts by name.
+    public func knownNames() -> [String] {
+        var names = builtins.map(\.name)
+        for dir in searchPaths {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            for f in files.sorted() where f.hasSuffix(".yaml") || f.hasSuffix(".yml") || f.hasSuffix(".json") {
+                let name = (f as NSString).deletingPathExtension
+                if !names.contains(name) { names.append(name) }
+            }
+        }
+        return names
+    }
+
+    /// Loads a profile by built-in name, search-path name, or file path.
+    public func load(_ nameOrPath: String) throws(SandboxError) -> Profile {
+        if let p = builtins.first(where: { $0.name == nameOrPath }) { return p }
+        if nameOrPath.contains("/") || nameOrPath.hasSuffix(".yaml") || nameOrPath.hasSuffix(".yml")
+            || nameOrPath.hasSuffix(".json")
+        {
+            return try loadFile(nameOrPath)
+        }
+        for dir in searchPaths {
+            for ext in ["yaml", "yml", "json"] {
+                let path = "\(dir)/\(nameOrPath).\(ext)"
+                if FileManager.default.fileExists(atPath: path) { return try loadFile(path) }
+            }
+        }
+        throw SandboxError(
+            .notFound,
+            "unknown profile '\(nameOrPath)'; known profiles: \(knownNames().joined(separator: ", ")) (or pass a file path such as ./profile.yaml)"
+        )
+    }
+
+    /// Loads and validates a YAML or JSON profile file.
+    public func loadFile(_ path: String) throws(SandboxError) -> Profile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SandboxError(.notFound, "profile file \(path) cannot be read; check the path")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw SandboxError(.invalidRequest, "profile file \(path) is not UTF-8 text")
+        }
+        let defaultName = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        return try parse(text, defaultName: defaultName, source: path)
+    }
+
+    /// Parses profile text (YAML; JSON is YAML too).
+    public func parse(_ text: String, defaultName: String, source: String = "profile") throws(SandboxError) -> Profile {
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw SandboxError(.invalidRequest, "\(source): not valid YAML/JSON: \(error)")
+        }
+        guard let node, let map = node.mapping else {
+            throw SandboxError(.invalidRequest, "\(source): a profile must be a mapping of fields")
+        }
+        return try ProfileDecoder(source: source).decode(map, defaultName: defaultName, builtins: builtins)
+    }
+}
+
+/// Walks a YAML mapping field by field, so that every unknown key or bad value is reported by its path.
+struct ProfileDecoder {
+    let source: String
+
+    func fail(_ path: String, _ why: String) -> SandboxError {
+        SandboxError(.invalidRequest, "\(source): \(path): \(why)")
+    }
+
+    func fields(_ map: Node.Mapping, at path: String, allowed: [String]) throws(SandboxError) -> [String: Node] {
+        var out: [String: Node] = [:]
+        for (k, v) in map {
+            guard let key = k.string else { throw fail(path, "keys must be strings") }
+            let full = path.isEmpty ? key : "\(path).\(key)"
+            guard allowed.contains(key) else {
+                throw fail(full, "unknown field '\(key)'; allowed here: \(allowed.joined(separator: ", "))")
+            }
+            out[key] = v
+        }
+        return out
+    }
+
+    func string(_ n: Node, _ path: String) throws(SandboxError) -> String {
+        guard let s = n.scalar?.string else { throw fail(path, "must be a string") }
+        return s
+    }
+
+    func choice<E: RawRepresentable & CaseIterable>(_ n: Node, _ path: String, _: E.Type) throws(SandboxError) -> E
+    where E.RawValue == String {
+        let s = try string(n, path)
+        guard let v = E(rawValue: s) else {
+            throw fail(path, "unknown value '\(s)'; one of: \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return v
+    }
+
+    func int(_ n: Node, _ path: String) throws(SandboxError) -> Int {
+        guard let s = n.scalar?.string, let v = Int(s) else { throw fail(path, "must be a whole number") }
+        return v
+    }
+
+    func size(_ n: Node, _ path: String) throws(SandboxError) -> Int64 {
+        try ByteSize.parse(try string(n, path), field: "\(source): \(path)")
+    }
+
+    func duration(_ n: Node, _ path: String) throws(SandboxError) -> Duration {
+        try DurationText.parse(try string(n, path), field: "\(source): \(path)")
+    }
+
+    func decode(_ map: Node.Mapping, defaultName: String, builtins: [Profile]) throws(SandboxError) -> Profile {
+        let top = try fields(
+            map, at: "",
+            allowed: [
+                "name", "description", "extends", "isolation", "runtime", "resources", "network", "persistence", "ttl",
+                "tools", "env", "user", "template",
+            ])
+        var p = Profile.default
+        if let base = top["extends"] {
+            let name = try string(base, "extends")
+            guard let b = builtins.first(where: { $0.name == name }) else {
+                throw fail("extends", "unknown profile '\(name)'; known: \(builtins.map(\.name).joined(separator: ", "))")
+            }
+            p = b
+        }
+        p.name = try top["name"].map { (n) throws(SandboxError) in try string(n, "name") } ?? defaultName
+        if let n = top["description"] { p.description = try string(n, "description") }
+        if let n = top["isolation"] { p.isolation = try choice(n, "isolation", IsolationLevel.self) }
+        if let n = top["runtime"] {
+            let r = try string(n, "runtime")
+            guard ["crun", "runc", "runsc"].contains(r) else {
+                throw fail("runtime", "unknown value '\(r)'; one of: crun, runc, runsc")
+            }
+            p.runtime = r
+        }
+        if let n = top["persistence"] { p.persistence = try choice(n, "persistence", Persistence.self) }
+        if let n = top["ttl"] { p.ttl = try duration(n, "ttl") }
+        if let n = top["template"] { p.template = try string(n, "template") }
+        if let n = top["tools"] {
+            guard let seq = n.sequence else { throw fail("tools", "must be a list of tool names") }
+            var tools: [String] = []
+            for (i, t) in seq.enumerated() { tools.append(try string(t, "tools[\(i)]")) }
+            p.tools = tools
+        }
+        if let n = top["env"] {
+            guard let m = n.mapping else { throw fail("env", "must be a mapping of NAME: value") }
+            for (k, v) in m {
+                guard let key = k.string, !key.isEmpty, !key.contains("=") else { throw fail("env", "bad variable name") }
+                p.env[key] = try string(v, "env.\(key)")
+            }
+        }
+        if let n = top["user"] {
+            guard let m = n.mapping else { throw fail("user", "must be a mapping with uid and gid") }
+            let f = try fields(m, at: "user", allowed: ["uid", "gid"])
+            if let u = f["uid"] { p.uid = UInt32(clamping: try int(u, "user.uid")) }
+            if let g = f["gid"] { p.gid = UInt32(clamping: try int(g, "user.gid")) }
+            if p.uid == 0 { throw fail("user.uid", "the sandbox never runs as root; pick a uid above 0") }
+        }
+        if let n = top["resources"] {
+            guard let m = n.mapping else { throw fail("resources", "must be a mapping") }
+            try decodeResources(m, into: &p.limits)
+        }
+        if let n = top["network"] {
+            guard let m = n.mapping else { throw fail("network", "must be a mapping with mode and allow") }
+            let f = try fields(m, at: "network", allowed: ["mode", "allow"])
+            if let mode = f["mode"] { p.network.mode = try choice(mode, "network.mode", NetworkPolicy.Mode.self) }
+            if let allow = f["allow"] {
+                guard let seq = allow.sequence else { throw fail("network.allow", "must be a list of domains") }
+                var list: [String] = []
+                for (i, a) in seq.enumerated() { list.append(try string(a, "network.allow[\(i)]")) }
+                p.network.allow = list
+            }
+            if p.network.mode == .deny && !p.network.allow.isEmpty {
+                throw fail("network.allow", "is only valid with mode: allowlist")
+            }
+        }
+        try p.limits.validate()
+        return p
+    }
+
+    func decodeResources(_ m: Node.Mapping, into l: inout Limits) throws(SandboxError) {
+        let f = try fields(
+            m, at: "resources",
+            allowed: [
+                "timeout", "memory", "pids", "cpus", "output", "workspace", "tmp", "code", "input", "open_files",
+                "file_size",
+            ])
+        if let n = f["timeout"] { l.timeout = try duration(n, "resources.timeout") }
+        if let n = f["memory"] { l.memoryBytes = try size(n, "resources.memory") }
+        if let n = f["pids"] { l.pids = try int(n, "resources.pids") }
+        if let n = f["cpus"] {
+            guard let s = n.scalar?.string, let v = Double(s) else { throw fail("resources.cpus", "must be a number") }
+            l.cpus = v
+        }
+        if let n = f["output"] { l.outputBytes = try size(n, "resources.output") }
+        if let n = f["workspace"] { l.workspaceBytes = try size(n, "resources.workspace") }
+        if let n = f["tmp"] { l.tmpBytes = try size(n, "resources.tmp") }
+        if let n = f["code"] { l.codeBytes = try size(n, "resources.code") }
+        if let n = f["input"] { l.inputBytes = try size(n, "resources.input") }
+        if let n = f["open_files"] { l.openFiles = try int(n, "resources.open_files") }
+        if let n = f["file_size"] { l.fileSizeBytes = try size(n, "resources.file_size") }
+    }
+}

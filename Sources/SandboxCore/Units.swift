@@ -1,0 +1,55 @@
+import Foundation
+
+/// Parses and formats byte sizes such as `512K`, `128M`, `1G`, `1.5MiB` (binary multiples).
+public enum ByteSize {
+    /// Parses a size; a bare number is bytes. Throws `invalidRequest` naming `field` on bad input.
+    public static func parse(_ text: String, field: String) throws(SandboxError) -> Int64 {
+        let s = text.trimmingCharacters(in: .whitespaces)
+        var digits = ""
+        var unit = ""
+        for ch in s {
+            if unit.isEmpty && (ch.isNumber || ch == ".") { digits.append(ch) } else { unit.append(ch) }
+        }
+        let multipliers: [String: Double] = [
+            "": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1_048_576, "mb": 1_048_576, "mib": 1_048_576,
+            "g": 1_073_741_824, "gb": 1_073_741_824, "gib": 1_073_741_824,
+        ]
+        guard let value = Double(digits), value >= 0,
+              let mult = multipliers[unit.lowercased().trimmingCharacters(in: .whitespaces)]
+        else {
+            throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a size; use a number with an optional unit, e.g. 512K, 128M, 1G")
+        }
+        return Int64(value * mult)
+    }
+
+    /// Formats bytes for humans (`512 KiB`, `1.5 MiB`).
+    public static func format(_ bytes: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var i = 0
+        while value >= 1024 && i < units.count - 1 { value /= 1024; i += 1 }
+        if i == 0 { return "\(bytes) B" }
+        let rounded = (value * 10).rounded() / 10
+        return rounded == rounded.rounded() ? "\(Int(rounded)) \(units[i])" : "\(rounded) \(units[i])"
+    }
+}
+
+/// Parses durations such as `30s`, `500ms`, `2m`, `1h` (a bare number is seconds).
+public enum DurationText {
+    public static func parse(_ text: String, field: String) throws(SandboxError) -> Duration {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let table: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, scale) in table where s.hasSuffix(suffix) {
+            let number = String(s.dropLast(suffix.count))
+            if let v = Double(number), v >= 0 { return .milliseconds(Int64((v * scale * 1000).rounded())) }
+        }
+        if let v = Double(s), v >= 0 { return .milliseconds(Int64((v * 1000).rounded())) }
+        throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a duration; use e.g. 500ms, 30s, 2m")
+    }
+
+    /// Whole milliseconds of a duration.
+    public static func milliseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import Logging
+import SandboxCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a sandbox's cgroup recorded, read after (or during) a run.
+public struct CgroupStats: Sendable, Equatable {
+    public var peakMemoryBytes: Int64 = 0
+    public var cpuNanoseconds: Int64 = 0
+    /// Processes killed by the OOM killer inside this cgroup.
+    public var oomKills: Int64 = 0
+    /// Times a fork/clone was refused because `pids.max` was reached.
+    public var pidsLimitHits: Int64 = 0
+    public init() {}
+}
+
+/// The cgroup of one sandbox: `sandboxer/<id>` in every hierarchy sandboxer uses.
+///
+/// It is the single place where resource limits are enforced and usage is read, on cgroup v1 and v2.
+/// The OCI runtime puts the container one level below (`sandboxer/<id>/ctr`): the runtime deletes its
+/// own cgroup when the container exits, while this one lives until ``remove()``, so peak memory, CPU
+/// time, OOM kills and pids-limit hits can always be read — on v1 these events are not propagated
+/// to parents, so the limits must sit here and not in the runtime's cgroup.
+public struct SandboxCgroup: Sendable {
+    public let id: String
+    public let host: CgroupHost
+    /// One directory per hierarchy (v2: exactly one).
+    public let directories: [String: String]
+
+    /// The `cgroupsPath` to give the OCI runtime for the container (below this cgroup).
+    public var runtimeCgroupsPath: String { "/\(CgroupHost.groupName)/\(id)/ctr" }
+
+    public init(id: String, host: CgroupHost) {
+        self.id = id
+        self.host = host
+        var dirs: [String: String] = [:]
+        switch host.mode {
+        case .v2:
+            if let m = host.v2Mount { dirs["unified"] = "\(m)/\(CgroupHost.groupName)/\(id)" }
+        case .v1, .hybridWithV2Controllers:
+            for c in CgroupHost.v1Controllers {
+                if let m = host.v1Mounts[c] { dirs[c] = "\(m)/\(CgroupHost.groupName)/\(id)" }
+            }
+        }
+        self.directories = dirs
+    }
+
+    func dir(_ controller: String) -> String? {
+        host.mode == .v2 ? directories["unified"] : directories[controller]
+    }
+
+    /// Creates the cgroup and writes every limit. Throws `setupFailed` naming the file that failed.
+    public func create(limits: Limits) throws(SandboxError) {
+        if host.mode == .v2 { try enableV2Controllers() }
+        for d in Set(directories.values) {
+            do { try SysFile.makeDirectory(d) } catch {
+                throw SandboxError(.setupFailed, "cannot create cgroup \(d): \(error.message); run as root")
+            }
+        }
+        do {
+            try apply(limits: limits)
+        } catch {
+            remove()
+            throw SandboxError(.setupFailed, "cannot set cgroup limits: \(error.message)")
+        }
+    }
+
+    func apply(limits: Limits) throws(SandboxError) {
+        let period: Int64 = 100_000
+        let quota = max(Int64(1000), Int64((limits.cpus * Double(period)).rounded()))
+        switch host.mode {
+        case .v2:
+            guard let d = directories["unified"] else { return }
+            try SysFile.write(d + "/memory.max", String(limits.memoryBytes))
+            if SysFile.exists(d + "/memory.swap.max") { try SysFile.write(d + "/memory.swap.max", "0") }
+            try SysFile.write(d + "/pids.max", String(limits.pids))
+            try SysFile.write(d + "/cpu.max", "\(quota) \(period)")
+        case .v1, .hybridWithV2Controllers:
+            if let d = directories["memory"] {
+                try SysFile.write(d + "/memory.limit_in_bytes", String(limits.memoryBytes))
+                if SysFile.exists(d + "/memory.memsw.limit_in_bytes") {
+                    try SysFile.write(d + "/memory.memsw.limit_in_bytes", String(limits.memoryBytes))
+                }
+            }
+            if let d = directories["pids"] { try SysFile.write(d + "/pids.max", String(limits.pids)) }
+            if let d = directories["cpu"] {
+                try SysFile.write(d + "/cpu.cfs_period_us", String(period))
+                try SysFile.write(d + "/cpu.cfs_quota_us", String(quota))
+            }
+        }
+    }
+
+    /// On v2, processes may only live in leaves and controllers must be enabled top-down.
+    func enableV2Controllers() throws(SandboxError) {
+        guard let root = host.v2Mount else { return }
+        let group = "\(root)/\(CgroupHost.groupName)"
+        try SysFile.makeDirectory(group)
+        let available = Set((SysFile.read(root + "/cgroup.controllers") ?? "").split(whereSeparator: \.isWhitespace).map(String.init))
+        let wanted = CgroupHost.v2Wanted.filter(available.contains).map { "+" + $0 }.joined(separator: " ")
+        guard !wanted.isEmpty else { return }
+        for d in [root, group, "\(group)/\(id)"] {
+            if d.hasSuffix(id) { try SysFile.makeDirectory(d) }
+            try? SysFile.write(d + "/cgroup.subtree_control", wanted)
+        }
+    }
+
+    /// Reads usage and breach counters (all hierarchical over the runtime's child cgroup).
+    public func stats() -> CgroupStats {
+        var s = CgroupStats()
+        func num(_ path: String?) -> Int64 {
+            guard let path, let t = SysFile.read(path) else { return 0 }
+            return Int64(t.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        func field(_ path: String?, _ name: String) -> Int64 {
+            guard let path, let t = SysFile.read(path) else { return 0 }
+            for line in t.split(separator: "\n") {
+                let kv = line.split(separator: " ")
+                if kv.count == 2 && kv[0] == name { return Int64(kv[1]) ?? 0 }
+            }
+            return 0
+        }
+        switch host.mode {
+        case .v2:
+            let d = directories["unified"]
+            s.peakMemoryBytes = num(d.map { $0 + "/memory.peak" })
+            s.cpuNanoseconds = field(d.map { $0 + "/cpu.stat" }, "usage_usec") * 1000
+            s.oomKills = field(d.map { $0 + "/memory.events" }, "oom_kill")
+            s.pidsLimitHits = field(d.map { $0 + "/pids.events" }, "max")
+        case .v1, .hybridWithV2Controllers:
+            s.peakMemoryBytes = num(directories["memory"].map { $0 + "/memory.max_usage_in_bytes" })
+            s.cpuNanoseconds = num(directories["cpuacct"].map { $0 + "/cpuacct.usage" })
+            s.oomKills = field(directories["memory"].map { $0 + "/memory.oom_control" }, "oom_kill")
+            s.pidsLimitHits = field(directories["pids"].map { $0 + "/pids.events" }, "max")
+        }
+        return s
+    }
+
+    /// Every pid in this cgroup and its descendants.
+    public func pids() -> [pid_t] {
+        guard let base = dir("pids") ?? dir("memory") ?? directories.values.first else { return [] }
+        var out: [pid_t] = []
+        for d in Self.subtree(base) {
+            for line in (SysFile.read(d + "/cgroup.procs") ?? "").split(separator: "\n") {
+                if let p = pid_t(line) { out.append(p) }
+            }
+        }
+        return out
+    }
+
+    /// Kills every process of the sandbox: v2 `cgroup.kill`; v1 freeze, SIGKILL all, thaw, until empty.
+    public func killAll() {
+        if host.mode == .v2, let d = directories["unified"], SysFile.exists(d + "/cgroup.kill") {
+            try? SysFile.write(d + "/cgroup.kill", "1")
+        }
+        let freezer = dir("freezer")
+        for attempt in 0..<200 {
+            let procs = pids()
+            if procs.isEmpty { return }
+            if host.mode != .v2, let f = freezer { try? SysFile.write(f + "/freezer.state", "FROZEN") }
+            for p in procs where p > 1 { kill(p, SIGKILL) }
+            if host.mode != .v2, let f = freezer { try? SysFile.write(f + "/freezer.state", "THAWED") }
+            usleep(attempt < 20 ? 1000 : 10_000)
+        }
+    }
+
+    /// Removes the cgroup (children first) in every hierarchy, including the ones the OCI runtime
+    /// created itself as parents of its own cgroup (cpuset, devices, …); kills what is left first.
+    @discardableResult
+    public func remove() -> Bool {
+        var ok = true
+        var dirs = Set(directories.values)
+        var roots = Set(host.v1Mounts.values)
+        if let m = host.v2Mount { roots.insert(m) }
+        for r in roots { dirs.insert("\(r)/\(CgroupHost.groupName)/\(id)") }
+        for d in dirs where SysFile.exists(d) {
+            var removed = false
+            for attempt in 0..<100 {
+                for sub in Self.subtree(d).reversed() { rmdir(sub) }
+                if !SysFile.exists(d) { removed = true; break }
+                if attempt == 5 { killAll() }
+                usleep(2000)
+            }
+            ok = ok && removed
+        }
+        return ok
+    }
+
+    /// A directory and all cgroup directories below it, parents first.
+    static func subtree(_ root: String) -> [String] {
+        guard SysFile.exists(root) else { return [] }
+        var out = [root]
+        var i = 0
+        while i < out.count {
+            let d = out[i]
+            for e in (try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [] {
+                var st = stat()
+                let p = d + "/" + e
+                if lstat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { out.append(p) }
+            }
+            i += 1
+        }
+        return out
+    }
+
+    /// Ids of every sandbox cgroup present on the host (for garbage collection).
+    public static func existingIDs(host: CgroupHost) -> Set<String> {
+        var roots: [String] = []
+        if host.mode == .v2 { if let m = host.v2Mount { roots.append(m) } } else {
+            roots = CgroupHost.v1Controllers.compactMap { host.v1Mounts[$0] }
+            if let m = host.v2Mount { roots.append(m) }
+            for (k, m) in host.v1Mounts where !CgroupHost.v1Controllers.contains(k) { roots.append(m) }
+        }
+        var ids = Set<String>()
+        for r in Set(roots) {
+            let g = "\(r)/\(CgroupHost.groupName)"
+            for e in (try? FileManager.default.contentsOfDirectory(atPath: g)) ?? [] where e.hasPrefix(SandboxSpec.resourcePrefix) {
+                ids.insert(e)
+            }
+        }
+        return ids
+    }
+
+    /// Kills and removes a sandbox cgroup left behind by a crashed run.
+    public static func removeEverywhere(id: String, host: CgroupHost) -> Bool {
+        let cg = SandboxCgroup(id: id, host: host)
+        cg.killAll()
+        return cg.remove()
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import SandboxCore
+
+/// The seccomp filter every container-lane sandbox runs under, kept as data in
+/// `Sources/SandboxLinux/Resources/seccomp.json` (OCI `linux.seccomp` format).
+///
+/// An allowlist that starts from what Docker's default permits to a container without capabilities
+/// and removes what agents never need: io_uring, ptrace and cross-process memory access, keyrings,
+/// userfaultfd, mount/namespace creation, BPF, perf, module loading, clock setting, reboot, swap,
+/// `open_by_handle_at`. `clone` is allowed only without namespace flags; `clone3` answers ENOSYS so
+/// libc falls back to `clone`.
+public enum SeccompProfile {
+    /// The raw JSON bytes, embedded at build time.
+    public static var json: [UInt8] { PackageResources.seccomp_json }
+
+    /// The parsed profile.
+    public static func load() throws(SandboxError) -> Document {
+        do {
+            return try JSONDecoder().decode(Document.self, from: Data(json))
+        } catch {
+            throw SandboxError(.setupFailed, "embedded seccomp.json is invalid: \(error)")
+        }
+    }
+
+    /// Every syscall name allowed unconditionally or conditionally.
+    public static func allowedNames(_ doc: Document) -> Set<String> {
+        Set(doc.syscalls.filter { $0.action == "SCMP_ACT_ALLOW" }.flatMap(\.names))
+    }
+
+    /// OCI `linux.seccomp`.
+    public struct Document: Codable, Sendable, Equatable {
+        public var defaultAction: String
+        public var defaultErrnoRet: UInt32?
+        public var architectures: [String]
+        public var syscalls: [Rule]
+    }
+
+    /// One OCI seccomp rule.
+    public struct Rule: Codable, Sendable, Equatable {
+        public var names: [String]
+        public var action: String
+        public var errnoRet: UInt32?
+        public var args: [Arg]?
+    }
+
+    /// A syscall argument condition.
+    public struct Arg: Codable, Sendable, Equatable {
+        public var index: UInt32
+        public var value: UInt64
+        public var valueTwo: UInt64?
+        public var op: String
+    }
+}
