@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit", from: "0.4.2"),
     ],
     targets: [
         /// Value types, the backend protocol, typed errors, profiles.
@@ -34,9 +35,17 @@ let package = Package(
             "SandboxCore", "SandboxLinux", "Templates",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// The WASM lane: WASI modules and QuickJS under WasmKit.
+        .target(name: "BackendWasm", dependencies: [
+            "SandboxCore", "SandboxLinux",
+            .product(name: "WasmKit", package: "WasmKit"),
+            .product(name: "WasmKitWASI", package: "WasmKit"),
+            .product(name: "WAT", package: "WasmKit"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
-            "SandboxCore", "SandboxLinux", "Templates", "BackendOCI",
+            "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -45,6 +54,7 @@ let package = Package(
         .testTarget(name: "SandboxCoreTests", dependencies: ["SandboxCore"]),
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates"]),
+        .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
         .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates"]),
     ]
 )

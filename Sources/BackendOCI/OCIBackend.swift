@@ -150,7 +150,7 @@ public struct OCIBackend: IsolationBackend {
             reason = "memory limit of \(ByteSize.format(limits.memoryBytes)) reached; the kernel killed \(stats.oomKills) process(es)"
         } else if stats.pidsLimitHits > 0 {
             outcome = .pidsLimit
-            reason = "process limit of \(limits.pids) reached; \(stats.pidsLimitHits) fork(s) refused"
+            reason = "process limit of \(limits.pids) reached; further forks were refused"
         } else if signal != nil {
             outcome = .killed
             reason = "ended by signal \(signal!)"

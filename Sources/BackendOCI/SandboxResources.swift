@@ -22,10 +22,15 @@ struct SandboxResources: Sendable {
         let template = try TemplateRegistry.named(p.template).prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
         let layout = RunLayout(stateDirectory: stateDirectory, id: spec.id)
         try layout.create()
-        let cgroup = SandboxCgroup(id: spec.id, host: host)
-        let r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
+        var cgroup = SandboxCgroup(id: spec.id, host: host)
         do {
             try cgroup.create(limits: p.limits)
+        } catch {
+            SysFile.removeTree(layout.directory)
+            throw error
+        }
+        let r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
+        do {
             try Mounts.mountTmpfs(at: layout.workspace, sizeBytes: p.limits.workspaceBytes, uid: p.uid, gid: p.gid)
             if let dir = spec.workspaceDirectory {
                 try FileTree.copyContents(of: dir, into: layout.workspace, uid: p.uid, gid: p.gid)

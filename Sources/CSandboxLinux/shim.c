@@ -2,6 +2,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <spawn.h>
+#include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
 #include "CSandboxLinux.h"
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -18,3 +21,11 @@ int sbx_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 short sbx_spawn_usevfork(void) { return POSIX_SPAWN_USEVFORK; }
+
+int sbx_eventfd_nonblock(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+long long sbx_eventfd_take(int fd) {
+    uint64_t v = 0;
+    ssize_t n = read(fd, &v, sizeof v);
+    if (n == (ssize_t)sizeof v) return (long long)v;
+    return (n < 0 && errno == EAGAIN) ? 0 : -1;
+}

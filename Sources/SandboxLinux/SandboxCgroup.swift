@@ -1,3 +1,4 @@
+import CSandboxLinux
 import Foundation
 import Logging
 import SandboxCore
@@ -29,6 +30,10 @@ public struct SandboxCgroup: Sendable {
     public let host: CgroupHost
     /// One directory per hierarchy (v2: exactly one).
     public let directories: [String: String]
+    /// v1 only: an eventfd registered on `memory.oom_control`, signalled when this cgroup's limit
+    /// makes the kernel OOM-kill (v1 counts `oom_kill` in the victim's own cgroup, the runtime's
+    /// child, which is gone by the time usage is read).
+    public private(set) var oomEventFD: Int32 = -1
 
     /// The `cgroupsPath` to give the OCI runtime for the container (below this cgroup).
     public var runtimeCgroupsPath: String { "/\(CgroupHost.groupName)/\(id)/ctr" }
@@ -53,7 +58,7 @@ public struct SandboxCgroup: Sendable {
     }
 
     /// Creates the cgroup and writes every limit. Throws `setupFailed` naming the file that failed.
-    public func create(limits: Limits) throws(SandboxError) {
+    public mutating func create(limits: Limits) throws(SandboxError) {
         if host.mode == .v2 { try enableV2Controllers() }
         for d in Set(directories.values) {
             do { try SysFile.makeDirectory(d) } catch {
@@ -62,6 +67,7 @@ public struct SandboxCgroup: Sendable {
         }
         do {
             try apply(limits: limits)
+            if host.mode != .v2, let d = directories["memory"] { oomEventFD = try Self.armOOMNotifier(d) }
         } catch {
             remove()
             throw SandboxError(.setupFailed, "cannot set cgroup limits: \(error.message)")
@@ -91,6 +97,23 @@ public struct SandboxCgroup: Sendable {
                 try SysFile.write(d + "/cpu.cfs_quota_us", String(quota))
             }
         }
+    }
+
+    /// Registers an eventfd for OOM notifications of a v1 memory cgroup (and its subtree).
+    static func armOOMNotifier(_ dir: String) throws(SandboxError) -> Int32 {
+        let efd = sbx_eventfd_nonblock()
+        if efd < 0 { throw Syscall.error("eventfd", errno: errno) }
+        let ofd = open(dir + "/memory.oom_control", O_RDONLY | O_CLOEXEC)
+        if ofd < 0 {
+            close(efd)
+            throw Syscall.error("open \(dir)/memory.oom_control", errno: errno)
+        }
+        defer { close(ofd) }
+        do { try SysFile.write(dir + "/cgroup.event_control", "\(efd) \(ofd)") } catch {
+            close(efd)
+            throw error
+        }
+        return efd
     }
 
     /// On v2, processes may only live in leaves and controllers must be enabled top-down.
@@ -132,8 +155,12 @@ public struct SandboxCgroup: Sendable {
         case .v1, .hybridWithV2Controllers:
             s.peakMemoryBytes = num(directories["memory"].map { $0 + "/memory.max_usage_in_bytes" })
             s.cpuNanoseconds = num(directories["cpuacct"].map { $0 + "/cpuacct.usage" })
-            s.oomKills = field(directories["memory"].map { $0 + "/memory.oom_control" }, "oom_kill")
-            s.pidsLimitHits = field(directories["pids"].map { $0 + "/pids.events" }, "max")
+            // v1 keeps both events in the runtime's (already deleted) child cgroup: read the
+            // OOM notifier armed on this cgroup, and compare the pids high-water mark to the limit.
+            if oomEventFD >= 0 { s.oomKills = max(0, sbx_eventfd_take(oomEventFD)) }
+            let peakPids = num(directories["pids"].map { $0 + "/pids.peak" })
+            let maxPids = num(directories["pids"].map { $0 + "/pids.max" })
+            if maxPids > 0 && peakPids >= maxPids { s.pidsLimitHits = 1 }
         }
         return s
     }
@@ -170,6 +197,7 @@ public struct SandboxCgroup: Sendable {
     /// created itself as parents of its own cgroup (cpuset, devices, …); kills what is left first.
     @discardableResult
     public func remove() -> Bool {
+        if oomEventFD >= 0 { close(oomEventFD) }
         var ok = true
         var dirs = Set(directories.values)
         var roots = Set(host.v1Mounts.values)

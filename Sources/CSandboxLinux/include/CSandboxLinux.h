@@ -18,4 +18,8 @@ int sbx_pipe_cloexec(int fds[2]);
 int sbx_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// POSIX_SPAWN_USEVFORK (a GNU extension).
 short sbx_spawn_usevfork(void);
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
+int sbx_eventfd_nonblock(void);
+/// Reads an eventfd counter without blocking: the count, 0 when nothing was signalled, -1 on error.
+long long sbx_eventfd_take(int fd);
 #endif

@@ -1,0 +1,1 @@
+// Owned by the WASM-lane work (issue 4); filled in there.
