@@ -1,0 +1,61 @@
+# sandboxer — two commands do everything on a fresh Debian machine (as root):
+#   make run    installs what is needed, prepares the host, builds, runs demo sandboxes
+#   make test   the same set-up, then the whole test suite (unit, integration, isolation attacks)
+SHELL := /bin/bash
+SWIFT ?= swift
+RELEASE_BIN := .build/release/sandboxer
+DEBUG_BIN := .build/debug/sandboxer
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps
+DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
+
+.PHONY: all deps build build-debug prepare wasm run test bench clean gc
+
+all: build
+
+## Installs the Debian packages the project needs, only those missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## Builds the QuickJS wasm32-wasi module used by the WASM lane (cached, idempotent).
+wasm:
+	@bash wasm/quickjs/build.sh
+
+build: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product sandboxer
+
+build-debug: deps
+	$(SWIFT) build --product sandboxer
+
+## Prepares the host for crun (idempotent; no-op on pure cgroup v1/v2 hosts).
+prepare: build
+	$(RELEASE_BIN) doctor --fix
+
+run: prepare wasm
+	@echo "== sandboxer doctor"; $(RELEASE_BIN) doctor || true
+	@echo "== a python sandbox"
+	$(RELEASE_BIN) run -- python3 -c '$(DEMO_PY)'
+	@echo "== limits: a CPU spin stopped by a 2 s timeout (exit 124 expected)"
+	$(RELEASE_BIN) run --timeout 2s --memory 128M --pids 64 --json -- sh -c 'yes > /dev/null'; test $$? -eq 124
+	@echo "== code from a file with the bounty profile"
+	@printf 'import sys, json\nprint(json.dumps({"echo": sys.stdin.read()}))\n' > /tmp/sandboxer-demo.py
+	@printf '{"task": 1}' > /tmp/sandboxer-demo.json
+	$(RELEASE_BIN) run --lang python --code-file /tmp/sandboxer-demo.py --stdin /tmp/sandboxer-demo.json --profile bounty
+	@echo "== done: see README.md for more"
+
+test: deps wasm build-debug
+	$(DEBUG_BIN) doctor --fix
+	$(SWIFT) test 2>&1 | tee .build/test.log; test $${PIPESTATUS[0]} -eq 0
+
+bench: prepare
+	$(RELEASE_BIN) bench
+
+gc:
+	$(RELEASE_BIN) gc
+
+clean:
+	rm -rf .build .build-wasm

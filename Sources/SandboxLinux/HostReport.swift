@@ -1,0 +1,81 @@
+import Foundation
+import SandboxCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What this host supports, for `sandboxer doctor`: each check says yes/no and why.
+public struct HostReport: Sendable, Codable {
+    /// One line of the report.
+    public struct Check: Sendable, Codable, Equatable {
+        public var name: String
+        public var ok: Bool
+        public var detail: String
+    }
+    public var checks: [Check]
+
+    /// Runs every check. `runtimes` maps runtime names to their binary path (nil = missing).
+    public static func collect(runtimes: [String: String?]) -> HostReport {
+        var c: [Check] = []
+        c.append(Check(name: "root", ok: geteuid() == 0, detail: geteuid() == 0 ? "running as root" : "not root: the container lane needs root"))
+        let host = CgroupHost.detect()
+        let prep = HostPreparation().plan(host)
+        let cgDetail: String
+        switch host.mode {
+        case .v2: cgDetail = "cgroup v2 at \(host.v2Mount ?? "?") (controllers: \(host.v2Controllers.joined(separator: " ")))"
+        case .v1: cgDetail = "cgroup v1 controllers (\(host.v1Mounts.keys.filter { !$0.hasPrefix("name=") }.sorted().joined(separator: ", ")))" + (host.v2Mount.map { "; empty cgroup2 at \($0)" } ?? "")
+        case .hybridWithV2Controllers: cgDetail = "hybrid: cgroup2 at \(host.v2Mount ?? "?") holds \(host.v2Controllers.joined(separator: ", ")); crun refuses this until `sandboxer doctor --fix` runs: \(prep.joined(separator: "; "))"
+        }
+        c.append(Check(name: "cgroups", ok: host.mode != .hybridWithV2Controllers, detail: cgDetail))
+        let needed = host.mode == .v2 ? CgroupHost.v2Wanted.filter { !host.v2Controllers.contains($0) } : CgroupHost.v1Controllers.filter { host.v1Mounts[$0] == nil }
+        c.append(Check(name: "cgroup controllers", ok: needed.isEmpty, detail: needed.isEmpty ? "memory, pids, cpu available" : "missing: \(needed.joined(separator: ", "))"))
+        for (name, path) in runtimes.sorted(by: { $0.key < $1.key }) {
+            if let path {
+                c.append(Check(name: "runtime \(name)", ok: true, detail: "\(path) \(firstLine(of: [path, "--version"]))"))
+            } else {
+                let why = name == "runsc" ? "not installed: gVisor's runsc is not packaged in Debian or on PyPI; the gvisor tier is unavailable here" : "not installed: apt-get install \(name) (make does this)"
+                c.append(Check(name: "runtime \(name)", ok: false, detail: why))
+            }
+        }
+        c.append(userNamespaces())
+        let seccompActions = SysFile.read("/proc/sys/kernel/seccomp/actions_avail")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        c.append(Check(name: "seccomp", ok: seccompActions != nil, detail: seccompActions.map { "filter mode available (actions: \($0))" } ?? "kernel has no seccomp filter support"))
+        let lsm = SysFile.read("/sys/kernel/security/lsm")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let landlock = lsm?.split(separator: ",").contains("landlock") ?? false
+        c.append(Check(name: "landlock", ok: landlock, detail: landlock ? "enabled (LSMs: \(lsm ?? ""))" : "not enabled (LSMs: \(lsm ?? "unknown; securityfs not mounted"))"))
+        let kvmFD = open("/dev/kvm", O_RDWR | O_CLOEXEC)
+        if kvmFD >= 0 { close(kvmFD) }
+        c.append(Check(name: "kvm", ok: kvmFD >= 0, detail: kvmFD >= 0 ? "/dev/kvm opens read-write (microvm lane possible)" : "/dev/kvm not usable: \(String(cString: strerror(errno)))"))
+        return HostReport(checks: c)
+    }
+
+    static func userNamespaces() -> Check {
+        let maxNS = SysFile.read("/proc/sys/user/max_user_namespaces")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let unpriv = SysFile.read("/proc/sys/kernel/unprivileged_userns_clone")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let maxNS, maxNS != "0" else {
+            return Check(name: "user namespaces", ok: false, detail: "disabled (user.max_user_namespaces = \(maxNS ?? "absent")); sandboxes run without a user namespace, as an unprivileged uid with no capabilities")
+        }
+        let note = "available (max \(maxNS)\(unpriv.map { ", unprivileged_userns_clone=\($0)" } ?? "")); not used by default: the sandbox uid is already unprivileged, capabilities are dropped, and seccomp refuses unshare/clone of new namespaces inside"
+        return Check(name: "user namespaces", ok: true, detail: note)
+    }
+
+    static func firstLine(of argv: [String]) -> String {
+        let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devnull) }
+        guard let p = try? Pipe2() else { return "" }
+        guard let child = try? ChildProcess.spawn(argv, stdin: devnull, stdout: p.writeEnd, stderr: devnull) else { p.closeBoth(); return "" }
+        p.closeWrite()
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(p.readEnd, $0.baseAddress, 4096) }
+            if n <= 0 { break }
+            out += buf[0..<n]
+        }
+        p.closeRead()
+        var st: Int32 = 0
+        waitpid(child.pid, &st, 0)
+        return String(decoding: out, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+    }
+}
