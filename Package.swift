@@ -51,10 +51,12 @@ let package = Package(
         ]),
         .executableTarget(name: "sandboxer", dependencies: ["SandboxCommands"]),
 
+        /// Shared fixtures for the test targets: a prepared backend, host-health checks.
+        .target(name: "SandboxTestSupport", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux"], path: "Tests/SandboxTestSupport"),
         .testTarget(name: "SandboxCoreTests", dependencies: ["SandboxCore"]),
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
-        .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates"]),
+        .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
-        .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates"]),
+        .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )

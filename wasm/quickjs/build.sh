@@ -126,7 +126,10 @@ CFLAGS=(--target=wasm32-wasi --sysroot=/usr "${WASM_FEATURES[@]}" -O2 -std=gnu11
 # llvm-19 resource dir (its wasm32 builtins; it ships no include/ unless
 # libclang-common-19-dev is installed).
 LDFLAGS=(--target=wasm32-wasi --sysroot=/usr -resource-dir "${RT_RESOURCE_DIR}"
-         -Wl,-z,stack-size="${WASM_STACK_SIZE}" -Wl,--stack-first)
+         -Wl,-z,stack-size="${WASM_STACK_SIZE}" -Wl,--stack-first
+         # The only mutable global, exported so a host that reuses an instance (the WASM lane's
+         # warm pool) can reset it together with linear memory between runs.
+         -Wl,--export=__stack_pointer)
 
 build_qjs() {
     local inputs=("${SDIST}" "${DRIVER}" "${SCRIPT_PATH}")

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+@testable import BackendOCI
+@testable import SandboxCore
+@testable import SandboxLinux
+@testable import Templates
+
+@Suite("OCI bundle generation")
+struct BundleTests {
+    let state = NSTemporaryDirectory() + "sbx-bundle-tests-\(getpid())"
+
+    func makeConfig(_ profile: Profile = .bounty, code: Bool = true) throws -> OCIConfig {
+        let template = try HostTemplate().prepare(uid: profile.uid, gid: profile.gid, stateDirectory: state)
+        let spec = SandboxSpec(id: "sbx-000000000001", profile: profile)
+        return BundleBuilder(seccomp: try SeccompProfile.load()).config(
+            spec: spec, argv: ["python3", "/code/main.py"], env: ["A": "1"], cwd: "/workspace", template: template,
+            cgroupsPath: SandboxCgroup(id: spec.id, host: CgroupHost.detect()).runtimeCgroupsPath,
+            paths: .init(workspace: "/run/x/workspace", code: code ? "/run/x/code" : nil))
+    }
+
+    @Test("every namespace but user is new; the network namespace has no path (a fresh one, loopback only)")
+    func namespaces() throws {
+        let c = try makeConfig()
+        #expect(Set(c.linux.namespaces.map(\.type)) == ["pid", "network", "ipc", "uts", "mount", "cgroup"])
+        #expect(c.linux.namespaces.allSatisfy { $0.path == nil })
+    }
+
+    @Test("the process runs unprivileged: uid 1000, no capabilities, no_new_privs, rlimits")
+    func process() throws {
+        let c = try makeConfig()
+        #expect(c.process.user.uid == 1000 && c.process.user.gid == 1000)
+        let caps = c.process.capabilities
+        #expect(caps.bounding.isEmpty && caps.effective.isEmpty && caps.permitted.isEmpty && caps.inheritable.isEmpty && caps.ambient.isEmpty)
+        #expect(c.process.noNewPrivileges)
+        let r = Dictionary(uniqueKeysWithValues: c.process.rlimits.map { ($0.type, $0.hard) })
+        #expect(r["RLIMIT_CORE"] == 0)
+        #expect(r["RLIMIT_NOFILE"] == 256)
+        #expect(r["RLIMIT_FSIZE"] == 64 << 20)
+        #expect(c.process.env.contains("A=1") && c.process.env.contains("HOME=/workspace"))
+        #expect(!c.process.env.contains { $0.hasPrefix("SANDBOXER") || $0.hasPrefix("SSH_") })
+    }
+
+    @Test("root is read-only; /tmp, /dev/shm are size-capped tmpfs; /workspace is the host workspace; /code is read-only")
+    func mounts() throws {
+        let p = Profile.bounty
+        let c = try makeConfig(p)
+        #expect(c.root.readonly)
+        let m = Dictionary(c.mounts.map { ($0.destination, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(m["/tmp"]?.type == "tmpfs" && m["/tmp"]!.options.contains("size=\(p.limits.tmpBytes)"))
+        #expect(m["/dev/shm"]!.options.contains("size=\(p.limits.tmpBytes)") && m["/dev/shm"]!.options.contains("noexec"))
+        #expect(m["/workspace"]?.source == "/run/x/workspace" && m["/workspace"]!.options.contains("nosuid"))
+        #expect(m["/code"]!.options.contains("ro"))
+        #expect(m["/usr"]!.options.contains("ro") && m["/usr"]!.options.contains("nosuid"))
+        #expect(m["/etc"]!.options.contains("ro"))
+        #expect(m["/sys"]!.options.contains("ro"))
+        #expect(try makeConfig(code: false).mounts.allSatisfy { $0.destination != "/code" })
+    }
+
+    @Test("Docker's masked and read-only paths are there")
+    func masks() throws {
+        let c = try makeConfig()
+        for p in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/sys/firmware", "/proc/sysrq-trigger"] {
+            #expect(c.linux.maskedPaths.contains(p))
+        }
+        for p in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"] {
+            #expect(c.linux.readonlyPaths.contains(p))
+        }
+    }
+
+    @Test("the seccomp profile and the cgroup path under the sandbox cgroup are set; limits are recorded")
+    func seccompAndLimits() throws {
+        let p = Profile.bounty
+        let c = try makeConfig(p)
+        let sec = try #require(c.linux.seccomp)
+        #expect(sec.defaultAction == "SCMP_ACT_ERRNO")
+        #expect(!SeccompProfile.allowedNames(sec).contains("ptrace"))
+        #expect(sec.architectures == BundleBuilder.hostSeccompArchitectures)
+        #expect(c.linux.cgroupsPath == "/sandboxer/sbx-000000000001/ctr")
+        #expect(c.annotations?["org.sandboxer.limits.memory"] == String(p.limits.memoryBytes))
+        #expect(c.annotations?["org.sandboxer.limits.pids"] == String(p.limits.pids))
+        #expect(c.annotations?["org.sandboxer.limits.timeout_ms"] == "30000")
+        #expect(c.annotations?["org.sandboxer.network"] == "deny")
+        #expect(c.linux.resources.devices == [.init(allow: false, access: "rwm")])
+    }
+
+    @Test("the config encodes to JSON the runtimes read")
+    func encodes() throws {
+        let bytes = try BundleBuilder.encode(try makeConfig())
+        let obj = try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any]
+        #expect(obj["ociVersion"] as? String == "1.0.2")
+        #expect((obj["linux"] as! [String: Any])["seccomp"] != nil)
+    }
+
+    @Test("the host template generates /etc with the sandbox user and no resolv.conf")
+    func hostTemplate() throws {
+        let t = try HostTemplate().prepare(uid: 1000, gid: 1000, stateDirectory: state)
+        let etc = try #require(t.mounts.first { $0.destination == "/etc" }).source
+        let passwd = try String(contentsOfFile: etc + "/passwd", encoding: .utf8)
+        #expect(passwd.contains("sandbox:x:1000:1000"))
+        #expect(!FileManager.default.fileExists(atPath: etc + "/resolv.conf"))
+        #expect(FileManager.default.fileExists(atPath: t.rootfs + "/workspace"))
+        #expect(!t.mounts.contains { $0.source.hasPrefix("/root") || $0.source.hasPrefix("/home") || $0.source == "/etc" })
+    }
+
+    @Test("runtime selection: crun by default, refused on an unprepared hybrid host, unknown names listed")
+    func runtimeSelection() throws {
+        let v1 = CgroupHost(mode: .v1, v1Mounts: ["memory": "/x"], v2Mount: nil, v2Controllers: [])
+        let hybrid = CgroupHost(mode: .hybridWithV2Controllers, v1Mounts: ["memory": "/x"], v2Mount: "/y", v2Controllers: ["hugetlb"])
+        if OCIRuntime.locate("crun") != nil {
+            #expect(try OCIRuntime.select(requested: nil, host: v1, stateDirectory: "/s").name == "crun")
+            #expect(throws: SandboxError.self) { try OCIRuntime.select(requested: "crun", host: hybrid, stateDirectory: "/s") }
+            if OCIRuntime.locate("runc") != nil {
+                #expect(try OCIRuntime.select(requested: nil, host: hybrid, stateDirectory: "/s").name == "runc")
+            }
+        }
+        #expect {
+            try OCIRuntime.select(requested: "docker", host: v1, stateDirectory: "/s")
+        } throws: { ($0 as! SandboxError).message.contains("crun, runc, runsc") }
+        let args = OCIRuntime(name: "crun", path: "/usr/bin/crun", stateRoot: "/s/runtime/crun").runArgs(bundle: "/b", id: "sbx-1", pidFile: "/b/p", logFile: "/b/l")
+        #expect(args == ["/usr/bin/crun", "--root", "/s/runtime/crun", "--log", "/b/l", "run", "--bundle", "/b", "--pid-file", "/b/p", "sbx-1"])
+    }
+}
