@@ -9,7 +9,7 @@ public struct BundleBuilder: Sendable {
     /// Docker's masked /proc and /sys paths.
     public static let maskedPaths = [
         "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/sysrq-trigger", "/sys/firmware",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
         "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security",
     ]
     /// Docker's read-only /proc paths.

@@ -40,21 +40,24 @@ public struct GarbageCollector: Sendable {
         let state = configuration.stateDirectory
         let host = CgroupHost.detect()
         let dir = RunLayout.sandboxesDirectory(state)
-        var live = Set<String>()
         var dead = Set<String>()
-        for id in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) where id.hasPrefix(SandboxSpec.resourcePrefix) {
-            let layout = RunLayout(stateDirectory: state, id: id)
-            if let owner = SysFile.read(layout.ownerFile).flatMap(RunLayout.Owner.parse), owner.isAlive {
-                live.insert(id)
-            } else {
-                dead.insert(id)
-            }
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        for id in entries where id.hasPrefix(SandboxSpec.resourcePrefix) {
+            if !RunLayout(stateDirectory: state, id: id).ownerIsAlive { dead.insert(id) }
+        }
+        // Liveness is decided again right before each removal: a sandbox created while this
+        // collection runs has a live owner by the time its cgroup or runtime state exists.
+        func live(_ id: String) -> Bool { RunLayout(stateDirectory: state, id: id).ownerIsAlive }
+        // Staging directories of creations that crashed before the rename (older than a minute).
+        for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
+            var st = stat()
+            if stat("\(dir)/\(name)", &st) == 0, time(nil) - st.st_mtim.tv_sec > 60 { SysFile.removeTree("\(dir)/\(name)") }
         }
         // Runtime state: delete containers of dead or unknown sandboxes.
         for name in OCIRuntime.supported {
             guard let path = OCIRuntime.locate(name) else { continue }
             let rt = OCIRuntime(name: name, path: path, stateRoot: "\(state)/runtime/\(name)")
-            for id in rt.containerIDs() where !live.contains(id) {
+            for id in rt.containerIDs() where !live(id) {
                 SandboxCgroup(id: id, host: host).killAll()
                 _ = Self.runQuiet(rt.killArgs(id: id))
                 _ = Self.runQuiet(rt.deleteArgs(id: id))
@@ -63,11 +66,11 @@ public struct GarbageCollector: Sendable {
             }
         }
         // Cgroups of dead or unknown sandboxes.
-        for id in SandboxCgroup.existingIDs(host: host) where !live.contains(id) {
+        for id in SandboxCgroup.existingIDs(host: host) where !live(id) {
             if SandboxCgroup.removeEverywhere(id: id, host: host) { report.cgroups.append(id) }
         }
         // Mounts and directories.
-        for id in dead {
+        for id in dead where !live(id) {
             let layout = RunLayout(stateDirectory: state, id: id)
             for m in Mounts.mountPoints(under: layout.directory) {
                 Mounts.unmount(m)

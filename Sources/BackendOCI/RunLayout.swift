@@ -31,13 +31,32 @@ public struct RunLayout: Sendable {
     public var ownerFile: String { directory + "/owner" }
     public var stdinFile: String { directory + "/stdin" }
 
-    /// Creates the directory and records this process as its owner.
+    /// Creates the directory with this process recorded as its owner. The directory appears under
+    /// its final name only once the owner file is inside (built as `.sbx-….new`, then renamed), so a
+    /// concurrent garbage collection never mistakes a sandbox being created for a crashed one.
     public func create() throws(SandboxError) {
-        try SysFile.makeDirectory(Self.sandboxesDirectory(stateDirectory), mode: 0o711)
-        if mkdir(directory, 0o711) != 0 {
-            throw SandboxError(.setupFailed, "cannot create \(directory): \(String(cString: strerror(errno)))")
+        let parent = Self.sandboxesDirectory(stateDirectory)
+        try SysFile.makeDirectory(parent, mode: 0o711)
+        let staging = "\(parent)/.\(id).new"
+        if mkdir(staging, 0o711) != 0 {
+            throw SandboxError(.setupFailed, "cannot create \(staging): \(String(cString: strerror(errno)))")
         }
-        try SysFile.create(ownerFile, Array(Owner.current().text.utf8))
+        do {
+            try SysFile.create(staging + "/owner", Array(Owner.current().text.utf8))
+        } catch {
+            SysFile.removeTree(staging)
+            throw error
+        }
+        if rename(staging, directory) != 0 {
+            let e = errno
+            SysFile.removeTree(staging)
+            throw SandboxError(.setupFailed, "cannot create \(directory): \(String(cString: strerror(e)))")
+        }
+    }
+
+    /// Whether the sandbox directory exists and its owner process is alive.
+    public var ownerIsAlive: Bool {
+        SysFile.read(ownerFile).flatMap(Owner.parse)?.isAlive ?? false
     }
 
     /// The owning process of a sandbox directory, by pid and kernel start time (pids get reused).

@@ -77,9 +77,10 @@ public struct HostTemplate: RootfsTemplate {
             return PreparedTemplate(name: name, rootfs: rootfs, mounts: mounts)
         }
 
-        // Build once: a skeleton root whose mount points exist, and a generated /etc.
-        let tmp = "\(base)/.build-\(getpid())"
-        SysFile.removeTree(tmp)
+        // Build once: a skeleton root whose mount points exist, and a generated /etc. Built in a
+        // private directory and renamed into place, so concurrent builders never see a half-made
+        // tree and never remove one that is in use.
+        let tmp = "\(base)/.build-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         try SysFile.makeDirectory(tmp + "/rootfs")
         try SysFile.makeDirectory(tmp + "/etc")
         for top in Self.hostTopLevel {
@@ -98,8 +99,7 @@ public struct HostTemplate: RootfsTemplate {
         chmod(tmp + "/rootfs/var/tmp", 0o1777)
         try writeEtc(tmp + "/etc", uid: uid, gid: gid)
         try SysFile.makeDirectory(base)
-        if !SysFile.exists(rootfs) { rename(tmp + "/rootfs", rootfs) }
-        SysFile.removeTree(etc)
+        rename(tmp + "/rootfs", rootfs)  // fails harmlessly when another builder won
         rename(tmp + "/etc", etc)
         SysFile.removeTree(tmp)
         try SysFile.create(ready, [])

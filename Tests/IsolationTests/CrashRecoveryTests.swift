@@ -1,0 +1,71 @@
+import Foundation
+import SandboxTestSupport
+import Testing
+@testable import BackendOCI
+@testable import SandboxCore
+@testable import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A sandboxer process killed with SIGKILL mid-run leaves its sandbox behind; `sandboxer gc` removes it.
+@Suite("Crash recovery", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+struct CrashRecoveryTests {
+    /// The `sandboxer` executable built next to the test bundle.
+    static var binary: String? {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir.appendingPathComponent("sandboxer"), dir.deletingLastPathComponent().appendingPathComponent("sandboxer")] {
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+        }
+        let cwdBin = FileManager.default.currentDirectoryPath + "/.build/debug/sandboxer"
+        return FileManager.default.isExecutableFile(atPath: cwdBin) ? cwdBin : nil
+    }
+
+    static func sandboxes(ownedBy pid: pid_t) -> [String] {
+        let dir = RunLayout.sandboxesDirectory(OCIBackend.defaultStateDirectory)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { id in
+            SysFile.read(RunLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: id).ownerFile)
+                .flatMap(RunLayout.Owner.parse)?.pid == pid
+        }
+    }
+
+    @Test("SIGKILL of the CLI mid-run, then `sandboxer gc`: no cgroup, mount, runtime state or process is left")
+    func killedCLIThenGC() async throws {
+        let bin = try #require(Self.binary, "the sandboxer executable is not built")
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        let cli = try ChildProcess.spawn([bin, "run", "--timeout", "60s", "--", "sh", "-c", "sleep 986531 & sleep 986532"], stdin: devnull, stdout: devnull, stderr: devnull)
+        var id: String?
+        for _ in 0..<200 {
+            if let found = Self.sandboxes(ownedBy: cli.pid).first, !HostHealth.processes(matching: "986532").isEmpty { id = found; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let sandboxID = try #require(id, "the sandbox never started")
+        kill(cli.pid, SIGKILL)
+        _ = await cli.wait()
+        try await Task.sleep(for: .milliseconds(200))
+
+        // The crash left things behind …
+        #expect(!HostHealth.leftovers(of: sandboxID).isEmpty)
+        #expect(!HostHealth.processes(matching: "986532").isEmpty)
+
+        // … which gc removes, without touching anything else.
+        let (t, out, err) = try await ChildProcess.run([bin, "gc"])
+        #expect(t == .exited(0), "\(err)")
+        #expect(out.contains(sandboxID))
+        #expect(HostHealth.leftovers(of: sandboxID) == [])
+        #expect(HostHealth.processes(matching: "98653").isEmpty)
+        #expect(HostHealth.hostWorks())
+    }
+
+    @Test("gc never touches a sandbox whose owner is alive")
+    func gcSparesLiveSandboxes() async throws {
+        async let running = TestSandbox.sh("sleep 2; echo survived")
+        try await Task.sleep(for: .milliseconds(800))
+        let report = GarbageCollector(configuration: .init()).collect()
+        let r = try await running
+        #expect(r.stdout == "survived\n")
+        #expect(!report.sandboxes.contains(r.sandboxId) && !report.cgroups.contains(r.sandboxId))
+    }
+}
