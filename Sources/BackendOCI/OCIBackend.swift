@@ -33,6 +33,8 @@ public struct OCIBackend: IsolationBackend {
     public let host: CgroupHost
     let builder: BundleBuilder
     let logger: Logger
+    /// Live long-lived sandboxes (shared by copies of this value).
+    let registry = SandboxRegistry()
 
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sandboxer.oci")) throws(SandboxError) {
         guard geteuid() == 0 else {
@@ -178,19 +180,5 @@ public struct OCIBackend: IsolationBackend {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return Double(st.st_mtim.tv_sec) * 1000 + Double(st.st_mtim.tv_nsec) / 1_000_000
-    }
-
-    // MARK: long-lived sandboxes
-
-    public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
-        throw SandboxError(.invalidState, "not implemented yet")
-    }
-
-    public func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
-        throw SandboxError(.invalidState, "not implemented yet")
-    }
-
-    public func destroy(_ sandbox: SandboxHandle) async throws {
-        throw SandboxError(.invalidState, "not implemented yet")
     }
 }

@@ -7,6 +7,18 @@ import SandboxCore
 import Glibc
 #endif
 
+/// A thread-safe running total (the v1 OOM eventfd is drained on every read).
+final class OOMCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: Int64 = 0
+    func add(_ n: Int64) -> Int64 {
+        lock.lock()
+        defer { lock.unlock() }
+        total += n
+        return total
+    }
+}
+
 /// What a sandbox's cgroup recorded, read after (or during) a run.
 public struct CgroupStats: Sendable, Equatable {
     public var peakMemoryBytes: Int64 = 0
@@ -34,6 +46,9 @@ public struct SandboxCgroup: Sendable {
     /// makes the kernel OOM-kill (v1 counts `oom_kill` in the victim's own cgroup, the runtime's
     /// child, which is gone by the time usage is read).
     public private(set) var oomEventFD: Int32 = -1
+    /// Running total of OOM notifications read from `oomEventFD` (reads drain the eventfd), so
+    /// ``stats()`` reports a cumulative count on v1 as `memory.events` does on v2.
+    let oomTotal = OOMCounter()
 
     /// The `cgroupsPath` to give the OCI runtime for the container (below this cgroup).
     public var runtimeCgroupsPath: String { "/\(CgroupHost.groupName)/\(id)/ctr" }
@@ -157,7 +172,7 @@ public struct SandboxCgroup: Sendable {
             s.cpuNanoseconds = num(directories["cpuacct"].map { $0 + "/cpuacct.usage" })
             // v1 keeps both events in the runtime's (already deleted) child cgroup: read the
             // OOM notifier armed on this cgroup, and compare the pids high-water mark to the limit.
-            if oomEventFD >= 0 { s.oomKills = max(0, sbx_eventfd_take(oomEventFD)) }
+            if oomEventFD >= 0 { s.oomKills = oomTotal.add(max(0, sbx_eventfd_take(oomEventFD))) }
             let peakPids = num(directories["pids"].map { $0 + "/pids.peak" })
             let maxPids = num(directories["pids"].map { $0 + "/pids.max" })
             if maxPids > 0 && peakPids >= maxPids { s.pidsLimitHits = 1 }
