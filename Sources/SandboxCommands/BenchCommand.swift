@@ -1,7 +1,188 @@
 import ArgumentParser
+import BackendOCI
+import Foundation
+import SandboxCore
+import SandboxLinux
+import Templates
 
-/// `sandboxer bench`: start-up latency against the raw tools.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sandboxer bench`: start-up latency of the container lane against the raw tools, in one run.
 struct BenchCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure sandbox start-up against fork/exec, raw crun and bwrap.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure sandbox start-up against fork/exec, raw crun on an equivalent bundle, and bwrap.",
+        discussion: "Each case runs /bin/true N times after 3 warm-up runs; prints median, p90 and the ratio to raw crun.")
+
+    @Option(name: .shortAndLong, help: "Runs per case (at least 30 for the published numbers).")
+    var iterations: Int = 30
+
+    @Flag(name: .long, help: "Print results as JSON.")
+    var json = false
+
+    func run() async throws {
+        let backend = try OCIBackend()
+        GarbageCollector(configuration: backend.configuration).collectQuietly()
+        let bench = try StartupBench(backend: backend, iterations: max(3, iterations))
+        let report = try await bench.runAll()
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print(report.table())
+        }
+    }
+}
+
+/// Results of one benchmark run.
+struct BenchReport: Codable {
+    struct Case: Codable {
+        var name: String
+        var median: Double
+        var p90: Double
+        var ratioToCrun: Double?
+        var note: String
+    }
+    var iterations: Int
+    var host: String
+    var cases: [Case]
+    /// Mean phase timings of the in-process runs, ms.
+    var phases: [String: Double]
+
+    func table() -> String {
+        var s = "sandbox start-up, /bin/true, N=\(iterations) per case (\(host))\n"
+        s += "case".padding(toLength: 34, withPad: " ", startingAt: 0) + "median ms    p90 ms   × raw crun\n"
+        for c in cases {
+            let ratio = c.ratioToCrun.map { String(format: "%9.2f", $0) } ?? "        -"
+            s += c.name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                + String(format: "%9.2f %9.2f ", c.median, c.p90) + ratio + "   " + c.note + "\n"
+        }
+        s += "\nwhere `sandboxer run` (in-process) spends its time, mean ms:\n"
+        for k in ["create", "bundle", "start", "run", "teardown"] { s += "  \(k.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", phases[k] ?? 0))\n" }
+        return s
+    }
+}
+
+/// The measurements behind `sandboxer bench`.
+struct StartupBench {
+    let backend: OCIBackend
+    let iterations: Int
+    let crun: OCIRuntime
+    let bench = "/run/sandboxer-bench"
+
+    init(backend: OCIBackend, iterations: Int) throws {
+        self.backend = backend
+        self.iterations = iterations
+        guard let path = OCIRuntime.locate("crun") else { throw SandboxError(.hostUnsupported, "bench needs crun") }
+        crun = OCIRuntime(name: "crun", path: path, stateRoot: "/run/sandboxer-bench/crun")
+    }
+
+    static func summary(_ xs: [Double]) -> (Double, Double) {
+        let s = xs.sorted()
+        return (s[s.count / 2], s[min(s.count - 1, Int(Double(s.count) * 0.9))])
+    }
+
+    /// Times `body` N times after 3 warm-ups.
+    func measure(_ body: (Int) async throws -> Void) async rethrows -> [Double] {
+        for i in 0..<3 { try await body(-1 - i) }
+        var xs: [Double] = []
+        for i in 0..<iterations {
+            let t = Clock.nowMs()
+            try await body(i)
+            xs.append(Clock.nowMs() - t)
+        }
+        return xs
+    }
+
+    static func spawnAndWait(_ argv: [String]) throws -> Termination {
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        let child = try ChildProcess.spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull)
+        var status: Int32 = 0
+        while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
+        return status == 0 ? .exited(0) : .exited(status)
+    }
+
+    /// A hand-made bundle equivalent to what `sandboxer run` generates (same root, mounts,
+    /// namespaces, seccomp, rlimits), but with the limits in `linux.resources` for crun to apply
+    /// and /workspace as a crun-made tmpfs: what a user of raw crun would write.
+    func rawBundle() throws -> String {
+        let profile = Profile.default
+        let template = try HostTemplate().prepare(uid: profile.uid, gid: profile.gid, stateDirectory: backend.configuration.stateDirectory)
+        let dir = bench + "/bundle"
+        try SysFile.makeDirectory(dir)
+        let builder = BundleBuilder(seccomp: try SeccompProfile.load())
+        let config = builder.config(spec: SandboxSpec(id: "bench", profile: profile), argv: ["/bin/true"], env: [:], cwd: "/",
+                                    template: template, cgroupsPath: "/sandboxer-bench/raw", paths: .init(workspace: "/nonexistent", code: nil))
+        var json = try JSONSerialization.jsonObject(with: Data(try BundleBuilder.encode(config))) as! [String: Any]
+        json["mounts"] = (json["mounts"] as! [[String: Any]]).map { m in
+            m["destination"] as? String == "/workspace"
+                ? ["destination": "/workspace", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=\(profile.limits.workspaceBytes)"]] : m
+        }
+        var linux = json["linux"] as! [String: Any]
+        var resources = linux["resources"] as! [String: Any]
+        resources["memory"] = ["limit": profile.limits.memoryBytes]
+        resources["pids"] = ["limit": profile.limits.pids]
+        resources["cpu"] = ["quota": Int(profile.limits.cpus * 100_000), "period": 100_000]
+        linux["resources"] = resources
+        json["linux"] = linux
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/config.json"))
+        return dir
+    }
+
+    func bwrapArgs() -> [String]? {
+        guard let bwrap = OCIRuntime.locate("bwrap") else { return nil }
+        var a = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--uid", "1000", "--gid", "1000",
+                 "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/workspace"]
+        for top in ["bin", "sbin", "lib", "lib64"] {
+            var st = stat()
+            if lstat("/" + top, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK { a += ["--symlink", "usr/" + top, "/" + top] }
+        }
+        return a + ["/bin/true"]
+    }
+
+    func runAll() async throws -> BenchReport {
+        var cases: [BenchReport.Case] = []
+        let fork = try await measure { _ in _ = try Self.spawnAndWait(["/bin/true"]) }
+        let bundle = try rawBundle()
+        let raw = try await measure { i in
+            _ = try Self.spawnAndWait(crun.runArgs(bundle: bundle, id: "raw-\(i + 10)", pidFile: bundle + "/pid", logFile: nil))
+        }
+        var bwrap: [Double]?
+        if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try Self.spawnAndWait(args) } }
+        let self_ = SysFile.read("/proc/self/exe") == nil ? CommandLine.arguments[0] : (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let cli = try await measure { _ in _ = try Self.spawnAndWait([self_, "run", "--", "/bin/true"]) }
+        var phases: [String: Double] = [:]
+        let api = try await measure { i in
+            let r = try await backend.run(SandboxSpec(profile: .default), ExecRequest(argv: ["/bin/true"], cwd: "/"), output: nil)
+            if i >= 0 {
+                for (k, v) in [("create", r.timings.createMs), ("bundle", r.timings.bundleMs), ("start", r.timings.startMs), ("run", r.timings.runMs), ("teardown", r.timings.teardownMs)] {
+                    phases[k, default: 0] += v / Double(iterations)
+                }
+            }
+        }
+        SysFile.removeTree(bench)
+        let (crunMedian, _) = Self.summary(raw)
+        func add(_ name: String, _ xs: [Double]?, _ note: String) {
+            guard let xs else {
+                cases.append(BenchReport.Case(name: name, median: .nan, p90: .nan, ratioToCrun: nil, note: "not installed"))
+                return
+            }
+            let (m, p) = Self.summary(xs)
+            cases.append(BenchReport.Case(name: name, median: m, p90: p, ratioToCrun: m / crunMedian, note: note))
+        }
+        add("fork/exec /bin/true", fork, "no isolation")
+        add("bwrap (same mounts, no seccomp)", bwrap, "namespaces + binds")
+        add("raw crun run (equivalent bundle)", raw, "the baseline")
+        add("sandboxer run (in-process API)", api, "what the server pays")
+        add("sandboxer run -- /bin/true (CLI)", cli, "includes sandboxer's own process start")
+        var uts = utsname()
+        uname(&uts)
+        let release = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let host = "kernel \(release), cgroup \(backend.host.mode.rawValue), \(ProcessInfo.processInfo.activeProcessorCount) cpus"
+        return BenchReport(iterations: iterations, host: host, cases: cases, phases: phases)
+    }
 }
