@@ -14,7 +14,8 @@ public struct BundleBuilder: Sendable {
     ]
     /// Docker's read-only /proc paths.
     public static let readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-    /// Namespaces every sandbox gets (network: a fresh one with only loopback).
+    /// Namespaces every sandbox gets (network: a fresh one with only loopback); `user` is added
+    /// where the profile asks for it and the host allows it (see ``IDMapping``).
     public static let namespaces = ["pid", "network", "ipc", "uts", "mount", "cgroup"]
 
     public var seccomp: SeccompProfile.Document
@@ -53,6 +54,7 @@ public struct BundleBuilder: Sendable {
     ) -> OCIConfig {
         let p = spec.profile
         let l = p.limits
+        let ids = IDMapping(spec: spec)
         var mounts: [OCIConfig.Mount] = [
             .init(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
             .init(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
@@ -90,8 +92,8 @@ public struct BundleBuilder: Sendable {
             hostname: "sandbox",
             mounts: mounts,
             linux: .init(
-                namespaces: Self.namespaces.map { .init(type: $0, path: nil) },
-                uidMappings: nil, gidMappings: nil,
+                namespaces: (Self.namespaces + (ids.hostBase == nil ? [] : ["user"])).map { .init(type: $0, path: nil) },
+                uidMappings: ids.ociMappings, gidMappings: ids.ociMappings,
                 cgroupsPath: cgroupsPath,
                 resources: .init(devices: [.init(allow: false, access: "rwm", type: nil, major: nil, minor: nil)]),
                 seccomp: sec,

@@ -31,9 +31,10 @@ struct SandboxResources: Sendable {
         }
         let r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
         do {
-            try Mounts.mountTmpfs(at: layout.workspace, sizeBytes: p.limits.workspaceBytes, uid: p.uid, gid: p.gid)
+            let ids = IDMapping(spec: spec)
+            try Mounts.mountTmpfs(at: layout.workspace, sizeBytes: p.limits.workspaceBytes, uid: ids.host(p.uid), gid: ids.host(p.gid))
             if let dir = spec.workspaceDirectory {
-                try FileTree.copyContents(of: dir, into: layout.workspace, uid: p.uid, gid: p.gid)
+                try FileTree.copyContents(of: dir, into: layout.workspace, uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
         } catch {
             r.tearDown(runtime: nil, syncWorkspace: false)

@@ -55,6 +55,9 @@ public struct Profile: Sendable, Equatable, Codable {
     /// uid/gid the code runs as inside the sandbox.
     public var uid: UInt32
     public var gid: UInt32
+    /// Run inside a user namespace whose ids map to a private range of host ids (where the host
+    /// supports user namespaces): even a kernel bug that yields "root" inside yields nobody outside.
+    public var userNamespace: Bool
     /// Template (root filesystem) name.
     public var template: String
 
@@ -62,7 +65,7 @@ public struct Profile: Sendable, Equatable, Codable {
         name: String, description: String = "", isolation: IsolationLevel = .container, runtime: String? = nil,
         limits: Limits = .default, network: NetworkPolicy = .deny, persistence: Persistence = .ephemeral,
         ttl: Duration? = nil, tools: [String] = [], env: [String: String] = [:], uid: UInt32 = 1000,
-        gid: UInt32 = 1000, template: String = "host"
+        gid: UInt32 = 1000, userNamespace: Bool = true, template: String = "host"
     ) {
         self.name = name
         self.description = description
@@ -76,6 +79,7 @@ public struct Profile: Sendable, Equatable, Codable {
         self.env = env
         self.uid = uid
         self.gid = gid
+        self.userNamespace = userNamespace
         self.template = template
     }
 }

@@ -162,9 +162,13 @@ struct ProfileDecoder {
         }
         if let n = top["user"] {
             guard let m = n.mapping else { throw fail("user", "must be a mapping with uid and gid") }
-            let f = try fields(m, at: "user", allowed: ["uid", "gid"])
+            let f = try fields(m, at: "user", allowed: ["uid", "gid", "namespace"])
             if let u = f["uid"] { p.uid = UInt32(clamping: try int(u, "user.uid")) }
             if let g = f["gid"] { p.gid = UInt32(clamping: try int(g, "user.gid")) }
+            if let n = f["namespace"] {
+                guard let b = n.scalar.flatMap({ Bool.construct(from: $0) }) else { throw fail("user.namespace", "must be true or false") }
+                p.userNamespace = b
+            }
             if p.uid == 0 { throw fail("user.uid", "the sandbox never runs as root; pick a uid above 0") }
         }
         if let n = top["resources"] {

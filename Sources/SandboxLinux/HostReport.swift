@@ -54,9 +54,9 @@ public struct HostReport: Sendable, Codable {
         let maxNS = SysFile.read("/proc/sys/user/max_user_namespaces")?.trimmingCharacters(in: .whitespacesAndNewlines)
         let unpriv = SysFile.read("/proc/sys/kernel/unprivileged_userns_clone")?.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let maxNS, maxNS != "0" else {
-            return Check(name: "user namespaces", ok: false, detail: "disabled (user.max_user_namespaces = \(maxNS ?? "absent")); sandboxes run without a user namespace, as an unprivileged uid with no capabilities")
+            return Check(name: "user namespaces", ok: false, detail: "disabled (user.max_user_namespaces = \(maxNS ?? "absent")); sandboxes run without a user namespace, as an unprivileged uid with no capabilities; enable with sysctl user.max_user_namespaces=15000")
         }
-        let note = "available (max \(maxNS)\(unpriv.map { ", unprivileged_userns_clone=\($0)" } ?? "")); not used by default: the sandbox uid is already unprivileged, capabilities are dropped, and seccomp refuses unshare/clone of new namespaces inside"
+        let note = "available (max \(maxNS)\(unpriv.map { ", unprivileged_userns_clone=\($0)" } ?? "")); used by default: each sandbox maps its ids 0-65535 to a private range of host ids above 100000"
         return Check(name: "user namespaces", ok: true, detail: note)
     }
 

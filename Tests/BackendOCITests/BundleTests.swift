@@ -18,11 +18,14 @@ struct BundleTests {
             paths: .init(workspace: "/run/x/workspace", code: code ? "/run/x/code" : nil))
     }
 
-    @Test("every namespace but user is new; the network namespace has no path (a fresh one, loopback only)")
+    @Test("every namespace is new; the network namespace has no path (a fresh one, loopback only)")
     func namespaces() throws {
         let c = try makeConfig()
-        #expect(Set(c.linux.namespaces.map(\.type)) == ["pid", "network", "ipc", "uts", "mount", "cgroup"])
+        var expected: Set<String> = ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+        if UserNamespaces.available { expected.insert("user") }
+        #expect(Set(c.linux.namespaces.map(\.type)) == expected)
         #expect(c.linux.namespaces.allSatisfy { $0.path == nil })
+        #expect((c.linux.uidMappings != nil) == UserNamespaces.available)
     }
 
     @Test("the process runs unprivileged: uid 1000, no capabilities, no_new_privs, rlimits")
@@ -118,5 +121,34 @@ struct BundleTests {
         } throws: { ($0 as! SandboxError).message.contains("crun, runc, runsc") }
         let args = OCIRuntime(name: "crun", path: "/usr/bin/crun", stateRoot: "/s/runtime/crun").runArgs(bundle: "/b", id: "sbx-1", pidFile: "/b/p", logFile: "/b/l")
         #expect(args == ["/usr/bin/crun", "--root", "/s/runtime/crun", "--log", "/b/l", "run", "--bundle", "/b", "--pid-file", "/b/p", "sbx-1"])
+    }
+}
+
+@Suite("User namespaces")
+struct UserNamespaceTests {
+    @Test("a profile asking for a user namespace gets one with a private host id range")
+    func mapping() {
+        let a = IDMapping(spec: SandboxSpec(id: "sbx-aaaaaaaaaaaa", profile: .default), hostSupportsUserNamespaces: true)
+        let b = IDMapping(spec: SandboxSpec(id: "sbx-bbbbbbbbbbbb", profile: .default), hostSupportsUserNamespaces: true)
+        #expect(a.hostBase != nil && a.hostBase! >= 100_000)
+        #expect(a.hostBase != b.hostBase)
+        #expect(a.host(1000) == a.hostBase! + 1000)
+        #expect(a.ociMappings == [.init(containerID: 0, hostID: a.hostBase!, size: 65536)])
+        #expect(UInt64(a.hostBase!) + 65536 <= UInt64(UInt32.max))
+    }
+
+    @Test("without host support, or when the profile opts out, ids are the host's")
+    func noMapping() {
+        var p = Profile.default
+        #expect(IDMapping(spec: SandboxSpec(profile: p), hostSupportsUserNamespaces: false).hostBase == nil)
+        p.userNamespace = false
+        let m = IDMapping(spec: SandboxSpec(profile: p), hostSupportsUserNamespaces: true)
+        #expect(m.hostBase == nil && m.host(1000) == 1000 && m.ociMappings == nil)
+    }
+
+    @Test("profiles opt out with user.namespace: false")
+    func profileField() throws {
+        #expect(try ProfileLoader(searchPaths: []).parse("user: {namespace: false}", defaultName: "x").userNamespace == false)
+        #expect(throws: SandboxError.self) { try ProfileLoader(searchPaths: []).parse("user: {namespace: maybe}", defaultName: "x") }
     }
 }

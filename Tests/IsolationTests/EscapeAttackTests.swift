@@ -2,6 +2,7 @@ import Foundation
 import SandboxTestSupport
 import Testing
 @testable import SandboxCore
+import BackendOCI
 
 #if canImport(Glibc)
 import Glibc
@@ -233,4 +234,15 @@ final class LoopbackListener: @unchecked Sendable {
 
     func hadConnection() -> Bool { accept(fd, nil, nil) >= 0 }
     func close() { Glibc.close(fd) }
+}
+
+@Suite("Attacks: identity", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+struct IdentityAttackTests {
+    @Test("the sandbox's uid is not a host uid: inside 1000, outside a private id above 100000", .enabled(if: UserNamespaces.available))
+    func userNamespaceMapping() async throws {
+        let r = try await Attack.sh("id -u; cat /proc/self/uid_map; sleep 986701 & wait")
+        let map = r.stdout.split(separator: "\n").dropFirst().first.map { $0.split(separator: " ").map(String.init) } ?? []
+        #expect(r.stdout.hasPrefix("1000\n"))
+        #expect(map.count == 3 && map[0] == "0" && (UInt32(map[1]) ?? 0) >= 100_000 && map[2] == "65536", "\(r.stdout)")
+    }
 }
