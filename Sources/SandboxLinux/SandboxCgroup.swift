@@ -218,7 +218,10 @@ public struct SandboxCgroup: Sendable {
         var roots = Set(host.v1Mounts.values)
         if let m = host.v2Mount { roots.insert(m) }
         for r in roots { dirs.insert("\(r)/\(CgroupHost.groupName)/\(id)") }
-        for d in dirs where SysFile.exists(d) {
+        for d in dirs {
+            // Fast path: the runtime removed its `ctr` child; only our directory is left.
+            rmdir(d + "/ctr")
+            if rmdir(d) == 0 || errno == ENOENT { continue }
             var removed = false
             for attempt in 0..<100 {
                 for sub in Self.subtree(d).reversed() { rmdir(sub) }
@@ -231,17 +234,21 @@ public struct SandboxCgroup: Sendable {
         return ok
     }
 
-    /// A directory and all cgroup directories below it, parents first.
+    /// A directory and all cgroup directories below it, parents first (readdir's d_type: no stat per
+    /// entry, as cgroup directories are full of interface files).
     static func subtree(_ root: String) -> [String] {
-        guard SysFile.exists(root) else { return [] }
-        var out = [root]
+        var out: [String] = []
         var i = 0
+        if SysFile.exists(root) { out.append(root) }
         while i < out.count {
             let d = out[i]
-            for e in (try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [] {
-                var st = stat()
-                let p = d + "/" + e
-                if lstat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR { out.append(p) }
+            if let dir = opendir(d) {
+                while let e = readdir(dir) {
+                    guard e.pointee.d_type == UInt8(DT_DIR) else { continue }
+                    let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    if name != "." && name != ".." { out.append(d + "/" + name) }
+                }
+                closedir(dir)
             }
             i += 1
         }
