@@ -49,7 +49,7 @@ run: prepare wasm
 
 test: deps wasm build-debug
 	$(DEBUG_BIN) doctor --fix
-	$(SWIFT) test 2>&1 | tee .build/test.log; test $${PIPESTATUS[0]} -eq 0
+	$(SWIFT) test 2>&1 | tee .build/test.log; status=$${PIPESTATUS[0]}; $(DEBUG_BIN) gc >/dev/null; exit $$status
 
 bench: prepare
 	$(RELEASE_BIN) bench

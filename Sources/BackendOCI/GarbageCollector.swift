@@ -79,6 +79,10 @@ public struct GarbageCollector: Sendable {
             SysFile.removeTree(layout.directory)
             report.sandboxes.append(id)
         }
+        // The shared `sandboxer` group directories go once no sandbox uses them (rmdir of a busy one fails).
+        var roots = Set(host.v1Mounts.values)
+        if let m = host.v2Mount { roots.insert(m) }
+        for r in roots { rmdir("\(r)/\(CgroupHost.groupName)") }
         return report
     }
 

@@ -46,7 +46,18 @@ public struct OCIBackend: IsolationBackend {
         self.logger = logger
     }
 
+    /// Refuses what this lane cannot honour yet, rather than silently running with less.
+    static func checkProfile(_ profile: Profile) throws(SandboxError) {
+        guard profile.isolation == .container || profile.isolation == .gvisor else {
+            throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for isolation '\(profile.isolation.rawValue)'; the container lane runs 'container' and 'gvisor'")
+        }
+        if profile.network.mode == .allowlist {
+            throw SandboxError(.hostUnsupported, "profile '\(profile.name)' asks for network mode 'allowlist', which needs the egress proxy (not built yet); use mode: deny")
+        }
+    }
+
     func runtime(for profile: Profile) throws(SandboxError) -> OCIRuntime {
+        try Self.checkProfile(profile)
         let wanted = configuration.runtime ?? profile.runtime ?? (profile.isolation == .gvisor ? "runsc" : nil)
         return try OCIRuntime.select(requested: wanted, host: host, stateDirectory: configuration.stateDirectory)
     }

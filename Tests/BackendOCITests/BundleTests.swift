@@ -152,3 +152,20 @@ struct UserNamespaceTests {
         #expect(throws: SandboxError.self) { try ProfileLoader(searchPaths: []).parse("user: {namespace: maybe}", defaultName: "x") }
     }
 }
+
+@Suite("Profile requests the container lane cannot honour")
+struct UnsupportedProfileTests {
+    @Test("an allowlist network is refused until the egress proxy exists, instead of silently denying")
+    func allowlistRefused() {
+        var p = Profile.default
+        p.network = NetworkPolicy(mode: .allowlist, allow: ["example.org"])
+        #expect { try OCIBackend.checkProfile(p) } throws: { ($0 as! SandboxError).message.contains("egress proxy") }
+    }
+
+    @Test("a non-container isolation level is refused by the container lane", arguments: [IsolationLevel.wasm, .microvm, .wasmContainer])
+    func wrongLane(level: IsolationLevel) {
+        var p = Profile.default
+        p.isolation = level
+        #expect(throws: SandboxError.self) { try OCIBackend.checkProfile(p) }
+    }
+}
