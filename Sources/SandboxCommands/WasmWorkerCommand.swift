@@ -1,8 +1,13 @@
 import ArgumentParser
+import BackendWasm
 
-/// `sandboxer wasm-worker` (hidden): the supervised worker process of the WASM lane.
+/// `sandboxer wasm-worker` (hidden): the supervised worker process of the WASM lane. Its options,
+/// stdin/stdout contract and exit statuses are documented on ``WasmWorker``.
 struct WasmWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "wasm-worker", abstract: "Internal: WASM lane worker.", shouldDisplay: false)
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-    func run() async throws {}
+    func run() async throws {
+        let status = await WasmWorker.main(arguments: arguments)
+        if status != 0 { throw ExitCode(status) }
+    }
 }

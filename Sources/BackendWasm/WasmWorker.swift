@@ -1,0 +1,203 @@
+import Foundation
+import Logging
+import SandboxCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The body of the hidden `sandboxer wasm-worker` command: runs one WASI module (or JavaScript
+/// under QuickJS) with the in-process engine and exits with the guest's status. Self-contained, so
+/// the container lane can run it inside its jail (`wasm+container`).
+///
+/// ```
+/// sandboxer wasm-worker [--module PATH] [--js FILE] [--workspace DIR] [--timeout-ms N]
+///     [--memory-bytes N] [--output-bytes N] [--input-bytes N] [--tools a,b] [--allow host:port,…]
+///     [--env K=V]… [--id SANDBOX_ID] [--report FILE] [-- ARGV0 ARGS…]
+/// ```
+/// - `--module`: the `.wasm` command (default with `--js`: the located `qjs.wasm`).
+/// - `--js FILE`: JavaScript source; the guest argv becomes `qjs -e <source>` + the args after `--`.
+/// - stdin of the worker is read fully (up to `--input-bytes`, default 1 MiB) and given to the guest;
+///   guest stdout/stderr go to the worker's, each capped at `--output-bytes` (default 1 MiB).
+/// - `/workspace` is `--workspace` (default: a fresh temp dir, removed at exit).
+/// - `--report FILE` writes a JSON ``WorkerReport`` (outcome details and tool calls).
+///
+/// Exit status: the guest's exit code, except **124** timeout, **123** out of memory (a growth of
+/// linear memory was denied and the guest failed), **134** wasm trap (e.g. stack exhausted),
+/// **125** usage or setup error.
+public enum WasmWorker {
+    public static let exitTimeout: Int32 = 124
+    public static let exitOutOfMemory: Int32 = 123
+    public static let exitTrap: Int32 = 134
+    public static let exitSetup: Int32 = 125
+
+    static func writeOut(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, bytes.count) }
+    }
+
+    static func writeError(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, bytes.count) }
+    }
+
+    /// Runs the worker with the arguments after `wasm-worker`; returns the process exit status.
+    public static func main(arguments: [String]) async -> Int32 {
+        if arguments.first == "--bench" {
+            // `sandboxer wasm-worker --bench [N]`: prints ``WasmBench`` results (worker mode uses this binary).
+            let n = arguments.count > 1 ? Int(arguments[1]) ?? 20 : 20
+            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+            let table = await WasmBench.run(iterations: n, workerExecutable: exe)
+            writeOut(table + "\n")
+            return 0
+        }
+        var options: WorkerOptions
+        do { options = try WorkerOptions(parsing: arguments) } catch {
+            writeError("sandboxer wasm-worker: \(error)\n")
+            return exitSetup
+        }
+        var ownedWorkspace: Workspace?
+        do {
+            if options.workspace == nil {
+                let ws = try Workspace.make(in: NSTemporaryDirectory(), id: options.invocation.sandboxId)
+                ownedWorkspace = ws
+                options.invocation.workspace = ws.path
+            }
+            options.invocation.stdin = try StdinLoader.load(.inherit(0), limit: options.inputBytes)
+        } catch {
+            writeError("sandboxer wasm-worker: \(error)\n")
+            return exitSetup
+        }
+        defer { ownedWorkspace?.remove() }
+        let report = await WasmRuntime.shared.run(
+            options.invocation,
+            output: { stream, bytes in
+                let fd: Int32 = stream == .stdout ? 1 : 2
+                var off = 0
+                while off < bytes.count {
+                    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    off += n
+                }
+            }, logger: Logger(label: "sandboxer.wasm-worker"), onToolCall: nil)
+        let worker = WorkerReport(report)
+        if let path = options.reportPath, let data = try? JSONEncoder().encode(worker) {
+            FileManager.default.createFile(atPath: path, contents: data)
+        }
+        return worker.exitStatus
+    }
+}
+
+/// The worker's result file (`--report`).
+struct WorkerReport: Codable, Sendable {
+    var exit: String  // exited | trapped | timeout | setup_failed
+    var code: Int32?
+    var message: String?
+    var memoryDenied: Bool
+    var peakMemoryBytes: Int
+    var stdoutTruncated: Bool
+    var stderrTruncated: Bool
+    var toolCalls: [ToolCallRecord]
+
+    enum CodingKeys: String, CodingKey {
+        case exit, code, message, memoryDenied = "memory_denied", peakMemoryBytes = "peak_memory_bytes",
+            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls"
+    }
+
+    init(_ r: WasmRunReport) {
+        switch r.exit {
+        case .exited(let c): (exit, code) = ("exited", c)
+        case .trapped(let m): (exit, message) = ("trapped", m)
+        case .timedOut: exit = "timeout"
+        case .setupFailed(let m): (exit, message) = ("setup_failed", m)
+        }
+        memoryDenied = r.memoryDenied
+        peakMemoryBytes = r.peakMemoryBytes
+        stdoutTruncated = r.stdout.truncated
+        stderrTruncated = r.stderr.truncated
+        toolCalls = r.toolCalls
+    }
+
+    var exitStatus: Int32 {
+        switch exit {
+        case "timeout": return WasmWorker.exitTimeout
+        case "setup_failed": return WasmWorker.exitSetup
+        case "trapped": return memoryDenied ? WasmWorker.exitOutOfMemory : WasmWorker.exitTrap
+        default:
+            let c = code ?? 0
+            if memoryDenied && c != 0 { return WasmWorker.exitOutOfMemory }
+            return c & 255
+        }
+    }
+
+    var wasmExit: WasmExit {
+        switch exit {
+        case "timeout": return .timedOut
+        case "setup_failed": return .setupFailed(message ?? "worker setup failed")
+        case "trapped": return .trapped(message ?? "trap")
+        default: return .exited(code ?? 0)
+        }
+    }
+}
+
+/// `wasm-worker` argument parsing.
+struct WorkerOptions {
+    var invocation = WasmInvocation(
+        sandboxId: "sbx-worker", modulePath: "", arguments: [], environment: [:], stdin: [], workspace: "",
+        timeout: .seconds(30), maxMemoryBytes: 512 << 20, outputBytes: 1 << 20, tools: [], networkAllow: [],
+        reuseInstances: false)
+    var workspace: String?
+    var inputBytes: Int64 = 1 << 20
+    var reportPath: String?
+
+    struct UsageError: Error, CustomStringConvertible { var description: String }
+
+    init(parsing args: [String]) throws {
+        var i = 0
+        var js: String?
+        var module: String?
+        var guest: [String] = []
+        func value() throws -> String {
+            guard i + 1 < args.count else { throw UsageError(description: "missing value for \(args[i])") }
+            i += 1
+            return args[i]
+        }
+        func number(_ s: String) throws -> Int64 {
+            guard let n = Int64(s), n >= 0 else { throw UsageError(description: "not a number: \(s)") }
+            return n
+        }
+        while i < args.count {
+            switch args[i] {
+            case "--": guest = Array(args[(i + 1)...]); i = args.count; continue
+            case "--module": module = try value()
+            case "--js": js = try value()
+            case "--workspace": workspace = try value()
+            case "--timeout-ms": invocation.timeout = .milliseconds(try number(value()))
+            case "--memory-bytes": invocation.maxMemoryBytes = Int(try number(value()))
+            case "--output-bytes": invocation.outputBytes = try number(value())
+            case "--input-bytes": inputBytes = try number(value())
+            case "--tools": invocation.tools = try value().split(separator: ",").map(String.init)
+            case "--allow": invocation.networkAllow = try value().split(separator: ",").map(String.init)
+            case "--env":
+                let kv = try value()
+                guard let eq = kv.firstIndex(of: "=") else { throw UsageError(description: "--env wants K=V") }
+                invocation.environment[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+            case "--id": invocation.sandboxId = try value()
+            case "--report": reportPath = try value()
+            default: throw UsageError(description: "unknown option \(args[i])")
+            }
+            i += 1
+        }
+        if let js {
+            guard let code = FileManager.default.contents(atPath: js) else { throw UsageError(description: "cannot read --js \(js)") }
+            invocation.modulePath = try module ?? QuickJS.locate()
+            invocation.arguments = ["qjs", "-e", String(decoding: code, as: UTF8.self)] + guest.dropFirst()
+        } else {
+            guard let module else { throw UsageError(description: "--module PATH or --js FILE is required") }
+            invocation.modulePath = module
+            invocation.arguments = guest.isEmpty ? [(module as NSString).lastPathComponent] : guest
+        }
+        invocation.workspace = workspace ?? ""
+    }
+}

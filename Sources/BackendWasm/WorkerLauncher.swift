@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one ``WasmInvocation`` in a `wasm-worker` child process: its own process group, killed
+/// with SIGKILL shortly after the deadline even if the worker's own watchdog cannot stop the guest.
+struct WorkerLauncher {
+    let executable: String
+    let logger: Logger
+    /// Extra time after the deadline for the worker to report a timeout itself.
+    static let killGrace: Duration = .milliseconds(500)
+
+    func run(_ inv: WasmInvocation, output: OutputHandler?, onToolCall: ToolCallHandler?) async throws -> WasmRunReport {
+        let started = ContinuousClock.now
+        let scratch = try Workspace.make(in: NSTemporaryDirectory(), id: inv.sandboxId + "-worker")
+        defer { scratch.remove() }
+        let stdinPath = scratch.path + "/stdin"
+        let reportPath = scratch.path + "/report.json"
+        FileManager.default.createFile(atPath: stdinPath, contents: Data(inv.stdin))
+        var argv = [executable, "wasm-worker", "--id", inv.sandboxId, "--workspace", inv.workspace,
+                    "--timeout-ms", String(Int64(inv.timeout.milliseconds.rounded(.up))),
+                    "--memory-bytes", String(inv.maxMemoryBytes), "--output-bytes", String(inv.outputBytes),
+                    "--input-bytes", String(max(inv.stdin.count, 1)), "--report", reportPath]
+        if !inv.tools.isEmpty { argv += ["--tools", inv.tools.joined(separator: ",")] }
+        if !inv.networkAllow.isEmpty { argv += ["--allow", inv.networkAllow.joined(separator: ",")] }
+        for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
+        if inv.arguments.count >= 3, inv.arguments[1] == "-e" {
+            // JavaScript: the source goes through a file (one argv string is limited to 128 KiB).
+            let codePath = scratch.path + "/main.js"
+            FileManager.default.createFile(atPath: codePath, contents: Data(inv.arguments[2].utf8))
+            argv += ["--module", inv.modulePath, "--js", codePath, "--", "qjs"] + inv.arguments.dropFirst(3)
+        } else {
+            argv += ["--module", inv.modulePath, "--"] + inv.arguments
+        }
+        let stdinFD = open(stdinPath, O_RDONLY | O_CLOEXEC)
+        guard stdinFD >= 0 else { throw SandboxError(.setupFailed, "cannot open the worker's stdin file") }
+        defer { close(stdinFD) }
+        let out = try Pipe2()
+        let err = try Pipe2()
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn(argv, environment: [], stdin: stdinFD, stdout: out.writeEnd, stderr: err.writeEnd)
+        } catch {
+            out.closeBoth()
+            err.closeBoth()
+            throw SandboxError(.setupFailed, "cannot start the wasm worker \(executable): \(error.message)")
+        }
+        out.closeWrite()
+        err.closeWrite()
+        let pid = child.pid
+        let killer = Task.detached {
+            try? await Task.sleep(until: started + inv.timeout + Self.killGrace, clock: .continuous)
+            if !Task.isCancelled { kill(-pid, SIGKILL) }
+        }
+        async let o = OutputReader(fd: out.readEnd, cap: inv.outputBytes, stream: .stdout, handler: output).readAll()
+        async let e = OutputReader(fd: err.readEnd, cap: inv.outputBytes, stream: .stderr, handler: output).readAll()
+        let termination = await child.wait()
+        killer.cancel()
+        kill(-pid, SIGKILL)  // anything the worker left in its group
+        let (stdout, stderr) = await (o, e)
+
+        var report = WasmRunReport(exit: .exited(0))
+        report.stdout = OutputSink.State(kept: stdout.bytes, total: stdout.totalBytes, truncated: stdout.truncated)
+        report.stderr = OutputSink.State(kept: stderr.bytes, total: stderr.totalBytes, truncated: stderr.truncated)
+        if let data = FileManager.default.contents(atPath: reportPath),
+           let worker = try? JSONDecoder().decode(WorkerReport.self, from: data)
+        {
+            report.exit = worker.wasmExit
+            report.memoryDenied = worker.memoryDenied
+            report.peakMemoryBytes = worker.peakMemoryBytes
+            report.toolCalls = worker.toolCalls
+            report.stdout.truncated = report.stdout.truncated || worker.stdoutTruncated
+            report.stderr.truncated = report.stderr.truncated || worker.stderrTruncated
+        } else if ContinuousClock.now >= started + inv.timeout {
+            report.exit = .timedOut
+        } else {
+            switch termination {
+            case .exited(let c): report.exit = .setupFailed("the wasm worker exited \(c) without a report: \(String(decoding: stderr.bytes.suffix(500), as: UTF8.self))")
+            case .signaled(let s): report.exit = .setupFailed("the wasm worker died of signal \(s)")
+            }
+        }
+        for call in report.toolCalls {
+            logger.info("tool call", metadata: [
+                "sandbox": "\(inv.sandboxId)", "tool": "\(call.tool)", "argument_bytes": "\(call.argumentBytes)",
+                "status": "\(call.status.rawValue)", "result_bytes": "\(call.resultBytes)",
+            ])
+            onToolCall?(inv.sandboxId, call)
+        }
+        report.wallMs = (ContinuousClock.now - started).milliseconds
+        return report
+    }
+}

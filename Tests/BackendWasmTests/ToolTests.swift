@@ -1,0 +1,60 @@
+import BackendWasm
+import Foundation
+import SandboxCore
+import Testing
+
+@Suite("WASM lane: approved tools", .serialized, .enabled(if: Fixtures.haveModules, "qjs.wasm cannot be built"))
+struct ToolTests {
+    @Test func unapprovedToolIsRefusedInsideTheScript() async throws {
+        let log = ToolCallLog()
+        let code = #"try { tools.call("kv.get", {key: "a"}) } catch (e) { console.log("ERR " + e.message) }"#
+        let r = try await Fixtures.backend(onToolCall: log.handler).run(Fixtures.spec(tools: ["kv.set"]), Fixtures.js(code), output: nil)
+        #expect(r.outcome == .ok)
+        #expect(r.stdout.hasPrefix("ERR tool kv.get is not approved"))
+        #expect(log.all.map(\.status) == [.refused])
+        #expect(log.all.first?.tool == "kv.get")
+    }
+
+    @Test func kvIsScopedToTheRunAndEveryCallIsLogged() async throws {
+        let log = ToolCallLog()
+        let backend = Fixtures.backend(onToolCall: log.handler)
+        let spec = Fixtures.spec(tools: ["kv.get", "kv.set"])
+        let code = #"""
+        tools.call("kv.set", {key: "k", value: {n: 42}});
+        console.log(JSON.stringify(tools.call("kv.get", {key: "k"}).value));
+        """#
+        let (r, calls) = try await backend.runWithToolCalls(spec, Fixtures.js(code), output: nil)
+        #expect(r.stdout == "{\"n\":42}\n")
+        #expect(calls.map(\.tool) == ["kv.set", "kv.get"])
+        #expect(calls.allSatisfy { $0.status == .ok && $0.argumentBytes > 0 && $0.resultBytes > 0 })
+        #expect(log.all == calls)
+        let second = try await backend.run(spec, Fixtures.js(#"console.log(tools.call("kv.get", {key: "k"}).value)"#), output: nil)
+        #expect(second.stdout == "null\n")
+    }
+
+    @Test func largeResultsUseTheRetryProtocol() async throws {
+        let code = #"""
+        tools.call("kv.set", {key: "big", value: "y".repeat(200000)});
+        console.log(tools.call("kv.get", {key: "big"}).value.length);
+        """#
+        let (r, calls) = try await Fixtures.backend().runWithToolCalls(Fixtures.spec(tools: ["kv.get", "kv.set"]), Fixtures.js(code), output: nil)
+        #expect(r.stdout == "200000\n")
+        #expect(calls.count == 2)  // the retry with a larger buffer does not run the tool again
+    }
+
+    @Test func httpGetReachesOnlyAllowlistedLoopback() async throws {
+        let server = try LoopbackServer(body: "hello from loopback")
+        defer { server.stop() }
+        let allowed = "127.0.0.1:\(server.port)"
+        let code = """
+        const r = tools.call("http.get", {url: "http://127.0.0.1:\(server.port)/hi"});
+        console.log(r.status, r.body);
+        try { tools.call("http.get", {url: "http://localhost:\(server.port)/"}) } catch (e) { console.log("DENIED " + e.message) }
+        """
+        let (r, calls) = try await Fixtures.backend().runWithToolCalls(
+            Fixtures.spec(tools: ["http.get"], allow: [allowed]), Fixtures.js(code), output: nil)
+        #expect(r.stdout.hasPrefix("200 hello from loopback\nDENIED http.get: localhost:\(server.port) is not in the profile's network allowlist"))
+        #expect(calls.map(\.status) == [.ok, .error])
+        #expect(server.hits == 1)
+    }
+}
