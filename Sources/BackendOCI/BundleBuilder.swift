@@ -69,6 +69,9 @@ public struct BundleBuilder: Sendable {
                             options: ["nosuid", "nodev", "mode=1777", "size=\(l.tmpBytes)"]))
         mounts.append(.init(destination: "/workspace", type: "bind", source: paths.workspace,
                             options: ["rbind", "rw", "nosuid", "nodev"]))
+        for b in spec.readOnlyBinds {
+            mounts.append(.init(destination: b.destination, type: "bind", source: b.source, options: ["rbind", "ro", "nosuid", "nodev"]))
+        }
         if let code = paths.code {
             mounts.append(.init(destination: "/code", type: "bind", source: code, options: ["rbind", "ro", "nosuid", "nodev"]))
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackendOCI
+import BackendWasm
 import Foundation
 import Logging
 import SandboxCore
@@ -58,6 +59,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "OCI runtime: crun, runc or runsc (default: crun, else runc).")
     var runtime: String?
 
+    @Option(name: .long, help: "Isolation lane: container, wasm, wasm+container, gvisor (default: the profile's).")
+    var isolation: String?
+
+    @Option(name: .long, help: "A WASI preview1 module to run (arguments after --); implies --isolation wasm.")
+    var wasm: String?
+
     @Flag(name: .long, help: "Print one ExecResult as JSON instead of streaming output.")
     var json = false
 
@@ -65,15 +72,36 @@ struct RunCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        let request = try makeRequest()
         var prof = try ProfileLoader().load(profile)
         try applyOverrides(&prof.limits)
-        let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
-        let backend = try OCIBackend(configuration: .init(runtime: runtime))
-        GarbageCollector(configuration: backend.configuration).collectQuietly()
-
+        if let isolation {
+            guard let level = IsolationLevel(rawValue: isolation) else {
+                throw SandboxError(.invalidRequest, "unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            prof.isolation = level
+        } else if wasm != nil {
+            prof.isolation = .wasm
+        }
+        let wasmLane = prof.isolation == .wasm || prof.isolation == .wasmContainer
+        let request = wasmLane ? try makeWasmRequest() : try makeRequest()
         let stream: OutputHandler? = json ? nil : RunCommand.writeLive
-        let result = try await backend.run(spec, request, output: stream)
+        let result: ExecResult
+        switch prof.isolation {
+        case .wasm:
+            let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
+            result = try await WasmBackend().run(spec, request, output: stream)
+        case .wasmContainer:
+            let backend = try OCIBackend(configuration: .init(runtime: runtime))
+            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            result = try await LayeredWasm(backend: backend).run(profile: prof, request: request, workspace: try workspaceDirectory(), output: stream)
+        case .microvm:
+            throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
+        case .container, .gvisor:
+            let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
+            let backend = try OCIBackend(configuration: .init(runtime: runtime))
+            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            result = try await backend.run(spec, request, output: stream)
+        }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -82,6 +110,38 @@ struct RunCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sandboxer: \(result.outcome.rawValue): \(reason)\n".utf8))
         }
         throw ExitCode(result.cliExitStatus)
+    }
+
+    /// The WASM lanes take JavaScript (`--lang js`, arguments after -- become `scriptArgs`) or a WASI
+    /// module (`--wasm FILE`, arguments after --).
+    func makeWasmRequest() throws -> ExecRequest {
+        var args = command
+        if args.first == "--" { args.removeFirst() }
+        let stdinSource: ExecRequest.StdinSource = stdin.map { .file($0) } ?? (interactive ? .inherit(0) : .none)
+        var env: [String: String] = [:]
+        for e in self.env {
+            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else { throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value") }
+            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
+        }
+        if let wasm {
+            guard code == nil && codeFile == nil else { throw SandboxError(.invalidRequest, "give either --wasm or --code/--code-file, not both") }
+            let abs = URL(fileURLWithPath: wasm).standardizedFileURL.path
+            guard FileManager.default.isReadableFile(atPath: abs) else { throw SandboxError(.notFound, "--wasm \(wasm) cannot be read") }
+            return ExecRequest(argv: [abs] + args, stdin: stdinSource, env: env)
+        }
+        guard let lang, (try Language(name: lang)) == .js else {
+            throw SandboxError(.invalidRequest, "the WASM lanes run JavaScript (--lang js with --code/--code-file) or a WASI module (--wasm FILE)")
+        }
+        var bytes: [UInt8]
+        if let codeFile {
+            guard let d = FileManager.default.contents(atPath: codeFile) else { throw SandboxError(.invalidRequest, "cannot read --code-file \(codeFile)") }
+            bytes = Array(d)
+        } else if let code {
+            bytes = Array(code.utf8)
+        } else {
+            throw SandboxError(.invalidRequest, "--lang js needs --code or --code-file")
+        }
+        return ExecRequest(argv: args, code: bytes, codeFileName: "main.js", stdin: stdinSource, env: env)
     }
 
     /// Streams sandbox output to this process's own stdout/stderr as it arrives.

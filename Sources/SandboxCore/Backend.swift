@@ -7,11 +7,15 @@ public struct SandboxSpec: Sendable, Equatable {
     public var profile: Profile
     /// A host directory whose contents seed `/workspace` and receive its contents back after each run.
     public var workspaceDirectory: String?
+    /// Extra read-only binds of host directories (for layering: the sandboxer binary and its WASM
+    /// modules inside the container lane). Destinations must be mount points the template provides.
+    public var readOnlyBinds: [BindMount]
 
-    public init(id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil) {
+    public init(id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil, readOnlyBinds: [BindMount] = []) {
         self.id = id
         self.profile = profile
         self.workspaceDirectory = workspaceDirectory
+        self.readOnlyBinds = readOnlyBinds
     }
 
     /// The prefix every host resource sandboxer creates carries (cgroups, bundle dirs, runtime state).
@@ -23,6 +27,16 @@ public struct SandboxSpec: Sendable, Equatable {
         let n = rng.next() & 0xFFFF_FFFF_FFFF
         let hex = String(n, radix: 16)
         return resourcePrefix + String(repeating: "0", count: 12 - hex.count) + hex
+    }
+}
+
+/// A read-only bind of a host directory into a sandbox.
+public struct BindMount: Sendable, Equatable {
+    public var source: String
+    public var destination: String
+    public init(source: String, destination: String) {
+        self.source = source
+        self.destination = destination
     }
 }
 

@@ -124,7 +124,8 @@ public struct ExecResult: Sendable, Equatable, Codable {
     }
 
     /// The documented CLI exit status for this result: the process's own code, 128+signal when a
-    /// signal ended it, 124 on timeout, 123 on oom, 125 when the sandbox could not be set up.
+    /// signal ended it, 124 on timeout, 123 on oom, 134 on a wasm trap, 125 when the sandbox could
+    /// not be set up.
     public var cliExitStatus: Int32 {
         switch outcome {
         case .timeout: return 124
@@ -133,7 +134,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         default:
             if let exitCode { return exitCode }
             if let signal { return 128 + signal }
-            return 125
+            return outcome == .killed ? 134 : 125  // killed without a signal: a wasm trap
         }
     }
 }

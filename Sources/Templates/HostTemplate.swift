@@ -42,13 +42,14 @@ public protocol RootfsTemplate: Sendable {
 public struct HostTemplate: RootfsTemplate {
     public let name = "host"
     /// Bumped whenever the generated layout changes, so old caches are not reused.
-    static let layoutVersion = 2
+    static let layoutVersion = 3
     /// Top-level directories the sandbox may see from the host.
     public static let hostTopLevel = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"]
     /// Host files under /etc bound read-only when present.
     public static let hostEtc = ["ld.so.cache", "alternatives", "ssl", "localtime"]
     /// Empty mount points every sandbox uses.
     public static let mountPoints = ["proc", "dev", "sys", "tmp", "etc", "workspace", "code", "run", "home", "var", "var/tmp"]
+        + LayerMountPoints.all.map { String($0.dropFirst()) }
 
     public init() {}
 
@@ -129,6 +130,19 @@ public struct HostTemplate: RootfsTemplate {
             }
         }
     }
+}
+
+/// Mount points every template provides for layering sandboxer inside its own container lane.
+public enum LayerMountPoints {
+    /// The directory holding the `sandboxer` executable.
+    public static let binary = "/opt/sandboxer/bin"
+    /// The directory holding `qjs.wasm`.
+    public static let quickJS = "/opt/sandboxer/wasm"
+    /// The directory holding a user's WASI module.
+    public static let module = "/opt/sandboxer/module"
+    /// The Swift runtime libraries, for a sandboxer built without `--static-swift-stdlib`.
+    public static let swiftLibraries = "/opt/sandboxer/swiftlib"
+    public static let all = [binary, quickJS, module, swiftLibraries]
 }
 
 /// Looks templates up by name.

@@ -1,0 +1,74 @@
+import BackendOCI
+import BackendWasm
+import Foundation
+import SandboxCore
+import SandboxLinux
+import Templates
+
+/// The `wasm+container` lane: the WASM engine itself (`sandboxer wasm-worker`) runs inside the
+/// container lane's sandbox, so a WasmKit bug still lands in namespaces, seccomp and a cgroup.
+struct LayeredWasm {
+    let backend: OCIBackend
+
+    /// The running executable, which is also the worker.
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// Directory of the Swift runtime this process loaded, when it is not linked statically.
+    static var swiftLibraryDirectory: String? {
+        for line in (SysFile.read("/proc/self/maps") ?? "").split(separator: "\n") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            if path.hasSuffix("/libswiftCore.so") { return (path as NSString).deletingLastPathComponent }
+        }
+        return nil
+    }
+
+    /// Runs JavaScript (`request.code`) or a WASI module (`request.argv[0]`, a host `.wasm`) in a worker
+    /// inside a container sandbox with the profile's limits.
+    func run(profile: Profile, request: ExecRequest, workspace: String?, output: OutputHandler?) async throws -> ExecResult {
+        let l = profile.limits
+        let exe = Self.executable
+        var binds = [BindMount(source: (exe as NSString).deletingLastPathComponent, destination: LayerMountPoints.binary)]
+        var env: [String: String] = [:]
+        if let lib = Self.swiftLibraryDirectory {
+            binds.append(BindMount(source: lib, destination: LayerMountPoints.swiftLibraries))
+            env["LD_LIBRARY_PATH"] = LayerMountPoints.swiftLibraries
+        }
+        var argv = ["\(LayerMountPoints.binary)/\((exe as NSString).lastPathComponent)", "wasm-worker",
+                    "--workspace", "/workspace", "--timeout-ms", String(DurationText.milliseconds(l.timeout)),
+                    "--memory-bytes", String(max(16 << 20, l.memoryBytes / 2)), "--output-bytes", String(l.outputBytes),
+                    "--input-bytes", String(l.inputBytes), "--id", "layered"]
+        if !profile.tools.isEmpty { argv += ["--tools", profile.tools.joined(separator: ",")] }
+        for (k, v) in profile.env.merging(request.env, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
+        var code: [UInt8]?
+        if let js = request.code {
+            let qjs = try QuickJS.locate()
+            binds.append(BindMount(source: (qjs as NSString).deletingLastPathComponent, destination: LayerMountPoints.quickJS))
+            argv += ["--module", "\(LayerMountPoints.quickJS)/\((qjs as NSString).lastPathComponent)", "--js", "/code/main.js", "--", "main.js"] + request.argv
+            code = js
+        } else if let module = request.argv.first, module.hasSuffix(".wasm") {
+            binds.append(BindMount(source: (module as NSString).deletingLastPathComponent, destination: LayerMountPoints.module))
+            let inside = "\(LayerMountPoints.module)/\((module as NSString).lastPathComponent)"
+            argv += ["--module", inside, "--"] + [inside] + request.argv.dropFirst()
+        } else {
+            throw SandboxError(.invalidRequest, "the wasm+container lane runs JavaScript (--lang js) or a WASI module (--wasm FILE)")
+        }
+        var containerProfile = profile
+        containerProfile.isolation = .container
+        containerProfile.limits.timeout = l.timeout + .seconds(2)  // the worker reports its own timeout first
+        containerProfile.env = [:]
+        let spec = SandboxSpec(profile: containerProfile, workspaceDirectory: workspace, readOnlyBinds: binds)
+        var r = try await backend.run(spec, ExecRequest(argv: argv, code: code, codeFileName: "main.js", stdin: request.stdin, env: env, cwd: "/workspace"), output: output)
+        if r.outcome == .exitNonzero, let code = r.exitCode {
+            switch code {
+            case WasmWorker.exitTimeout: r.outcome = .timeout; r.reason = "wall-clock limit of \(DurationText.milliseconds(l.timeout)) ms reached inside the WASM engine"
+            case WasmWorker.exitOutOfMemory: r.outcome = .oom; r.reason = "linear memory limit reached inside the WASM engine"
+            case WasmWorker.exitTrap: r.outcome = .killed; r.reason = "wasm trap: " + (r.stderr.split(separator: "\n").last.map(String.init) ?? "")
+            default: break
+            }
+        }
+        return r
+    }
+}

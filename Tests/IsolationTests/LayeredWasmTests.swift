@@ -1,0 +1,57 @@
+import Foundation
+import SandboxTestSupport
+import Testing
+@testable import SandboxCore
+@testable import SandboxLinux
+
+/// `--isolation wasm+container`: the WASM engine runs inside a container sandbox (through the CLI).
+@Suite("WASM inside the container lane", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+struct LayeredWasmTests {
+    static var qjsBuilt: Bool {
+        let root = FileManager.default.currentDirectoryPath
+        if !FileManager.default.fileExists(atPath: root + "/.build-wasm/qjs.wasm") {
+            print("SKIP: .build-wasm/qjs.wasm missing; `make wasm` builds it")
+            return false
+        }
+        return true
+    }
+
+    func cli(_ args: [String]) async throws -> ExecResult {
+        let bin = try #require(CrashRecoveryTests.binary, "the sandboxer executable is not built")
+        let (_, out, err) = try await ChildProcess.run([bin, "run", "--json"] + args)
+        return try JSONDecoder().decode(ExecResult.self, from: Data(out.utf8), sourceLocation: .__here(), err)
+    }
+
+    @Test("JavaScript runs under QuickJS inside the container, as uid 1000 in a jail", .enabled(if: qjsBuilt))
+    func javascript() async throws {
+        let r = try await cli(["--isolation", "wasm+container", "--lang", "js", "-c", "console.log([3,1,2].sort().join(','))"])
+        #expect(r.outcome == .ok, "\(r.stderr)")
+        #expect(r.stdout == "1,2,3\n")
+        #expect(HostHealth.leftovers(of: r.sandboxId) == [])
+    }
+
+    @Test("an infinite loop in the layered lane ends as a timeout and leaves nothing", .enabled(if: qjsBuilt))
+    func timeout() async throws {
+        let r = try await cli(["--isolation", "wasm+container", "--timeout", "2s", "--lang", "js", "-c", "for(;;){}"])
+        #expect(r.outcome == .timeout)
+        #expect(HostHealth.leftovers(of: r.sandboxId) == [])
+        #expect(HostHealth.hostWorks())
+    }
+
+    @Test("a WASI module in the layered lane cannot open host files", .enabled(if: qjsBuilt))
+    func wasiContained() async throws {
+        let r = try await cli(["--isolation", "wasm+container", "--wasm", FileManager.default.currentDirectoryPath + "/.build-wasm/hello.wasm", "--", "escape"])
+        #expect(r.stdout.contains("blocked") && !r.stdout.contains("OPENED"), "\(r.stdout) \(r.stderr)")
+        #expect(HostHealth.leftovers(of: r.sandboxId) == [])
+    }
+}
+
+extension JSONDecoder {
+    /// Decodes, attaching the process's stderr to the failure.
+    func decode<T: Decodable>(_ type: T.Type, from data: Data, sourceLocation: SourceLocation, _ stderr: String) throws -> T {
+        do { return try decode(type, from: data) } catch {
+            Issue.record("not an ExecResult: \(String(decoding: data, as: UTF8.self)) stderr: \(stderr)", sourceLocation: sourceLocation)
+            throw error
+        }
+    }
+}
