@@ -45,14 +45,18 @@ run: prepare wasm
 	@printf 'import sys, json\nprint(json.dumps({"echo": sys.stdin.read()}))\n' > /tmp/sandboxer-demo.py
 	@printf '{"task": 1}' > /tmp/sandboxer-demo.json
 	$(RELEASE_BIN) run --lang python --code-file /tmp/sandboxer-demo.py --stdin /tmp/sandboxer-demo.json --profile bounty
+	@echo "== JavaScript in the WASM lane (QuickJS under WasmKit), then the same inside a container"
+	$(RELEASE_BIN) run --isolation wasm --lang js -c 'console.log([3,1,2].sort().join(","))'
+	$(RELEASE_BIN) run --isolation wasm+container --lang js -c 'console.log([3,1,2].sort().join(","))'
 	@echo "== done: see README.md for more"
 
 test: deps wasm build-debug
 	$(DEBUG_BIN) doctor --fix
 	$(SWIFT) test 2>&1 | tee .build/test.log; status=$${PIPESTATUS[0]}; $(DEBUG_BIN) gc >/dev/null; exit $$status
 
-bench: prepare
-	$(RELEASE_BIN) bench
+bench: prepare wasm
+	$(RELEASE_BIN) bench -i 30
+	$(RELEASE_BIN) bench --lane wasm -i 10
 
 gc:
 	$(RELEASE_BIN) gc

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BackendOCI
+import BackendWasm
 import Foundation
 import SandboxCore
 import SandboxLinux
@@ -22,7 +23,16 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
+    @Option(name: .long, help: "container (start-up vs raw tools) or wasm (QuickJS under WasmKit vs the container lane's node).")
+    var lane: String = "container"
+
     func run() async throws {
+        if lane == "wasm" {
+            print(await WasmBench.run(iterations: iterations, workerExecutable: LayeredWasm.executable))
+            try await benchNodeInContainer()
+            return
+        }
+        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container or wasm") }
         let backend = try OCIBackend()
         GarbageCollector(configuration: backend.configuration).collectQuietly()
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))
@@ -33,6 +43,26 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             print(report.table())
+        }
+    }
+}
+
+extension BenchCommand {
+    /// The same workloads as the WASM bench, as `node -e` in the container lane (in-process API).
+    func benchNodeInContainer() async throws {
+        let backend = try OCIBackend()
+        var p = Profile.default
+        p.limits.timeout = .seconds(120)
+        print("\n| container lane, `node -e` (in-process API) | p50 ms | p90 ms |\n|---|---:|---:|")
+        for (name, js) in WasmBench.workloads {
+            var xs: [Double] = []
+            for i in 0..<(iterations + 2) {
+                let t = Clock.nowMs()
+                _ = try await backend.run(SandboxSpec(profile: p), ExecRequest(argv: ["node", "-e", js]), output: nil)
+                if i >= 2 { xs.append(Clock.nowMs() - t) }
+            }
+            let (m, p90) = StartupBench.summary(xs)
+            print(String(format: "| %@ | %.2f | %.2f |", name, m, p90))
         }
     }
 }
