@@ -27,8 +27,22 @@ public struct GarbageCollector: Sendable {
         public var isEmpty: Bool { sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty }
     }
 
-    /// Runs a collection and logs (never throws): used at start-up of long-running commands.
+    /// Whether any sandbox directory belongs to a dead owner (or is a stale staging directory).
+    /// Teardown removes runtime state, cgroups and mounts before the directory, so a crash always
+    /// leaves the directory behind: when none is dead, there is nothing else to look for.
+    public func hasLeftovers() -> Bool {
+        let state = configuration.stateDirectory
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: RunLayout.sandboxesDirectory(state))) ?? []
+        return entries.contains { name in
+            name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !RunLayout(stateDirectory: state, id: name).ownerIsAlive)
+        }
+    }
+
+    /// Runs a collection when ``hasLeftovers()`` says there is something to collect, and logs
+    /// (never throws): used at start-up of commands, where a full scan of every cgroup hierarchy
+    /// would cost each run milliseconds for nothing.
     public func collectQuietly() {
+        guard hasLeftovers() else { return }
         let r = collect()
         if !r.isEmpty {
             logger.notice("removed leftovers of crashed runs", metadata: ["sandboxes": "\(r.sandboxes)", "cgroups": "\(r.cgroups)"])

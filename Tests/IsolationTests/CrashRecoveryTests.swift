@@ -46,9 +46,10 @@ struct CrashRecoveryTests {
         _ = await cli.wait()
         try await Task.sleep(for: .milliseconds(200))
 
-        // The crash left things behind …
+        // The crash left things behind, and start-up gc would notice …
         #expect(!HostHealth.leftovers(of: sandboxID).isEmpty)
         #expect(!HostHealth.processes(matching: "986532").isEmpty)
+        #expect(GarbageCollector(configuration: .init()).hasLeftovers())
 
         // … which gc removes, without touching anything else.
         let (t, out, err) = try await ChildProcess.run([bin, "gc"])
