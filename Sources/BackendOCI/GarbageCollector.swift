@@ -73,8 +73,8 @@ public struct GarbageCollector: Sendable {
             let rt = OCIRuntime(name: name, path: path, stateRoot: "\(state)/runtime/\(name)")
             for id in rt.containerIDs() where !live(id) {
                 SandboxCgroup(id: id, host: host).killAll()
-                _ = Self.runQuiet(rt.killArgs(id: id))
-                _ = Self.runQuiet(rt.deleteArgs(id: id))
+                _ = try? ChildProcess.runSilently(rt.killArgs(id: id))
+                _ = try? ChildProcess.runSilently(rt.deleteArgs(id: id))
                 if rt.hasState(id: id) { SysFile.removeTree("\(rt.stateRoot)/\(id)") }
                 report.runtimeStates.append("\(name)/\(id)")
             }
@@ -98,15 +98,5 @@ public struct GarbageCollector: Sendable {
         if let m = host.v2Mount { roots.insert(m) }
         for r in roots { rmdir("\(r)/\(CgroupHost.groupName)") }
         return report
-    }
-
-    /// Runs a short helper command synchronously (gc is not on a hot path), output discarded.
-    static func runQuiet(_ argv: [String]) -> Int32 {
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        guard let child = try? ChildProcess.spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull) else { return -1 }
-        var status: Int32 = 0
-        while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
-        return status
     }
 }

@@ -66,11 +66,7 @@ struct SandboxResources: Sendable {
         cgroup.killAll()
         if let runtime, runtime.hasState(id: spec.id) {
             // The runtime normally deletes its state itself; this is the crash/detached path.
-            let argv = runtime.deleteArgs(id: spec.id)
-            if let child = try? ChildProcess.spawn(argv, stdin: -1, stdout: -1, stderr: -1) {
-                var status: Int32 = 0
-                waitpid(child.pid, &status, 0)
-            }
+            _ = try? ChildProcess.runSilently(runtime.deleteArgs(id: spec.id))
         }
         cgroup.remove()
         if syncWorkspace { try? syncWorkspaceOut() }

@@ -127,14 +127,6 @@ struct StartupBench {
         return xs
     }
 
-    static func spawnAndWait(_ argv: [String]) throws -> Termination {
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        let child = try ChildProcess.spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull)
-        var status: Int32 = 0
-        while waitpid(child.pid, &status, 0) < 0 && errno == EINTR {}
-        return status == 0 ? .exited(0) : .exited(status)
-    }
 
     /// A hand-made bundle equivalent to what `sandboxer run` generates (same root, mounts,
     /// namespaces, seccomp, rlimits), but with the limits in `linux.resources` for crun to apply
@@ -176,15 +168,15 @@ struct StartupBench {
 
     func runAll() async throws -> BenchReport {
         var cases: [BenchReport.Case] = []
-        let fork = try await measure { _ in _ = try Self.spawnAndWait(["/bin/true"]) }
+        let fork = try await measure { _ in _ = try ChildProcess.runSilently(["/bin/true"]) }
         let bundle = try rawBundle()
         let raw = try await measure { i in
-            _ = try Self.spawnAndWait(crun.runArgs(bundle: bundle, id: "raw-\(i + 10)", pidFile: bundle + "/pid", logFile: nil))
+            _ = try ChildProcess.runSilently(crun.runArgs(bundle: bundle, id: "raw-\(i + 10)", pidFile: bundle + "/pid", logFile: nil))
         }
         var bwrap: [Double]?
-        if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try Self.spawnAndWait(args) } }
+        if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try ChildProcess.runSilently(args) } }
         let self_ = SysFile.read("/proc/self/exe") == nil ? CommandLine.arguments[0] : (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let cli = try await measure { _ in _ = try Self.spawnAndWait([self_, "run", "--", "/bin/true"]) }
+        let cli = try await measure { _ in _ = try ChildProcess.runSilently([self_, "run", "--", "/bin/true"]) }
         var phases: [String: Double] = [:]
         let api = try await measure { i in
             let r = try await backend.run(SandboxSpec(profile: .default), ExecRequest(argv: ["/bin/true"], cwd: "/"), output: nil)

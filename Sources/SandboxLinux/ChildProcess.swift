@@ -61,16 +61,28 @@ public struct ChildProcess: Sendable {
         return ChildProcess(pid: pid)
     }
 
+    /// Waits for the process, blocking the calling thread (retries on EINTR).
+    public func waitBlocking() -> Termination {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return .exited(-1) }
+        }
+        return Termination(status: status)
+    }
+
     /// Waits for the process on a dedicated thread (never blocking the cooperative pool).
     public func wait() async -> Termination {
-        let pid = self.pid
-        return await BlockingThread.run {
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 {
-                if errno != EINTR { return Termination.exited(-1) }
-            }
-            return Termination(status: status)
-        }
+        let me = self
+        return await BlockingThread.run { me.waitBlocking() }
+    }
+
+    /// Runs a short helper command to completion with its stdio on /dev/null, blocking the calling
+    /// thread (for teardown, gc, benchmarks: places that are not on the cooperative pool's hot path).
+    @discardableResult
+    public static func runSilently(_ argv: [String]) throws(SandboxError) -> Termination {
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        return try spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull).waitBlocking()
     }
 
     /// Runs a command to completion, capturing its output (for short helper commands such as

@@ -74,8 +74,7 @@ public struct HostReport: Sendable, Codable {
             out += buf[0..<n]
         }
         p.closeRead()
-        var st: Int32 = 0
-        waitpid(child.pid, &st, 0)
+        _ = child.waitBlocking()
         return String(decoding: out, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
     }
 }

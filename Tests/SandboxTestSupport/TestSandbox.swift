@@ -85,14 +85,10 @@ public enum HostHealth {
 
     /// The host can still fork, exec and write a file.
     public static func hostWorks() -> Bool {
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        guard let child = try? ChildProcess.spawn(["/bin/true"], stdin: devnull, stdout: devnull, stderr: devnull) else { return false }
-        var status: Int32 = 0
-        waitpid(child.pid, &status, 0)
+        guard let forked = try? ChildProcess.runSilently(["/bin/true"]) else { return false }
         let probe = NSTemporaryDirectory() + "sbx-health-\(getpid())"
         let ok = FileManager.default.createFile(atPath: probe, contents: Data("ok".utf8))
         try? FileManager.default.removeItem(atPath: probe)
-        return status == 0 && ok
+        return forked == .exited(0) && ok
     }
 }
