@@ -117,12 +117,8 @@ struct RunCommand: AsyncParsableCommand {
     func makeWasmRequest() throws -> ExecRequest {
         var args = command
         if args.first == "--" { args.removeFirst() }
-        let stdinSource: ExecRequest.StdinSource = stdin.map { .file($0) } ?? (interactive ? .inherit(0) : .none)
-        var env: [String: String] = [:]
-        for e in self.env {
-            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else { throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value") }
-            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
-        }
+        let stdinSource = self.stdinSource
+        let env = try environment()
         if let wasm {
             guard code == nil && codeFile == nil else { throw SandboxError(.invalidRequest, "give either --wasm or --code/--code-file, not both") }
             let abs = URL(fileURLWithPath: wasm).standardizedFileURL.path
@@ -153,19 +149,8 @@ struct RunCommand: AsyncParsableCommand {
     func makeRequest() throws -> ExecRequest {
         var cmd = command
         if cmd.first == "--" { cmd.removeFirst() }
-        var env: [String: String] = [:]
-        for e in self.env {
-            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
-                throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value")
-            }
-            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
-        }
-        var stdinSource: ExecRequest.StdinSource = .none
-        if let stdin {
-            stdinSource = .file(stdin)
-        } else if interactive {
-            stdinSource = .inherit(0)
-        }
+        let env = try environment()
+        let stdinSource = self.stdinSource
         if code != nil && codeFile != nil { throw SandboxError(.invalidRequest, "give either --code or --code-file, not both") }
         if code != nil || codeFile != nil {
             guard let lang else { throw SandboxError(.invalidRequest, "--code/--code-file need --lang (python, js, sh, bash)") }
@@ -187,6 +172,23 @@ struct RunCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "nothing to run: give a command after --, or --lang with --code/--code-file")
         }
         return ExecRequest(argv: cmd, stdin: stdinSource, env: env)
+    }
+
+    /// `--env NAME=value` options as a dictionary.
+    func environment() throws -> [String: String] {
+        var env: [String: String] = [:]
+        for e in self.env {
+            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
+                throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value")
+            }
+            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
+        }
+        return env
+    }
+
+    /// `--stdin FILE`, else this process's stdin with `-i`, else nothing.
+    var stdinSource: ExecRequest.StdinSource {
+        stdin.map { .file($0) } ?? (interactive ? .inherit(0) : .none)
     }
 
     func applyOverrides(_ l: inout Limits) throws {
