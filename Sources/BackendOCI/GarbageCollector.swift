@@ -79,9 +79,13 @@ public struct GarbageCollector: Sendable {
                 report.runtimeStates.append("\(name)/\(id)")
             }
         }
-        // Cgroups of dead or unknown sandboxes.
+        // Cgroups of dead sandboxes are killed and removed. A cgroup no directory here claims may
+        // belong to a sandboxer with another state directory: it goes only when long empty.
         for id in SandboxCgroup.existingIDs(host: host) where !live(id) {
-            if SandboxCgroup.removeEverywhere(id: id, host: host) { report.cgroups.append(id) }
+            let removed = dead.contains(id)
+                ? SandboxCgroup.removeEverywhere(id: id, host: host)
+                : SandboxCgroup.removeIfAbandoned(id: id, host: host)
+            if removed { report.cgroups.append(id) }
         }
         // Mounts and directories.
         for id in dead where !live(id) {

@@ -87,14 +87,16 @@ public struct ChildProcess: Sendable {
 
     /// Runs a command to completion, capturing its output (for short helper commands such as
     /// `crun delete` or `mount`). Output beyond 1 MiB per stream is dropped.
-    public static func run(_ argv: [String], stdinBytes: [UInt8]? = nil) async throws(SandboxError) -> (Termination, String, String) {
+    public static func run(
+        _ argv: [String], environment: [String] = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+    ) async throws(SandboxError) -> (Termination, String, String) {
         let out = try Pipe2()
         let err = try Pipe2()
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devnull) }
         let child: ChildProcess
         do {
-            child = try spawn(argv, stdin: devnull, stdout: out.writeEnd, stderr: err.writeEnd)
+            child = try spawn(argv, environment: environment, stdin: devnull, stdout: out.writeEnd, stderr: err.writeEnd)
         } catch {
             out.closeBoth()
             err.closeBoth()

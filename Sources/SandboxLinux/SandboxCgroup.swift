@@ -279,4 +279,29 @@ public struct SandboxCgroup: Sendable {
         cg.killAll()
         return cg.remove()
     }
+
+    /// Removes a sandbox cgroup that no state directory claims, but only when it holds no
+    /// process and was created more than `minimumAge` seconds ago: another sandboxer with a
+    /// different state directory may own it, and its sandboxes must never be killed or lose
+    /// their limits between cgroup creation and container start.
+    public static func removeIfAbandoned(id: String, host: CgroupHost, minimumAge: Int = 60) -> Bool {
+        var roots = Set(host.v1Mounts.values)
+        if let m = host.v2Mount { roots.insert(m) }
+        let dirs = roots.map { "\($0)/\(CgroupHost.groupName)/\(id)" }.filter(SysFile.exists)
+        let now = time(nil)
+        for d in dirs {
+            var st = stat()
+            guard stat(d, &st) == 0, now - st.st_mtim.tv_sec > minimumAge else { return false }
+            for sub in subtree(d) {
+                let procs = SysFile.read(sub + "/cgroup.procs") ?? ""
+                if !procs.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return false }
+            }
+        }
+        var removed = !dirs.isEmpty
+        for d in dirs {
+            for sub in subtree(d).reversed() { rmdir(sub) }
+            removed = removed && !SysFile.exists(d)
+        }
+        return removed
+    }
 }

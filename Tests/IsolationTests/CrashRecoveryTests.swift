@@ -22,10 +22,10 @@ struct CrashRecoveryTests {
         return FileManager.default.isExecutableFile(atPath: cwdBin) ? cwdBin : nil
     }
 
-    static func sandboxes(ownedBy pid: pid_t) -> [String] {
-        let dir = RunLayout.sandboxesDirectory(OCIBackend.defaultStateDirectory)
+    static func sandboxes(ownedBy pid: pid_t, stateDirectory: String) -> [String] {
+        let dir = RunLayout.sandboxesDirectory(stateDirectory)
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { id in
-            SysFile.read(RunLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: id).ownerFile)
+            SysFile.read(RunLayout(stateDirectory: stateDirectory, id: id).ownerFile)
                 .flatMap(RunLayout.Owner.parse)?.pid == pid
         }
     }
@@ -33,12 +33,21 @@ struct CrashRecoveryTests {
     @Test("SIGKILL of the CLI mid-run, then `sandboxer gc`: no cgroup, mount, runtime state or process is left")
     func killedCLIThenGC() async throws {
         let bin = try #require(Self.binary, "the sandboxer executable is not built")
+        // A state directory of its own: other tests run `sandboxer run`, whose start-up gc would
+        // otherwise collect this crashed sandbox before the assertions below look at it. It also
+        // shows a sandboxer with another state directory never touches this one's sandboxes.
+        let state = "/run/sandboxer-crash-test-\(getpid())"
+        defer { SysFile.removeTree(state) }
+        let env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SANDBOXER_STATE_DIR=\(state)"]
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
-        let cli = try ChildProcess.spawn([bin, "run", "--timeout", "60s", "--", "sh", "-c", "sleep 986531 & sleep 986532"], stdin: devnull, stdout: devnull, stderr: devnull)
+        let cli = try ChildProcess.spawn(
+            [bin, "run", "--timeout", "60s", "--", "sh", "-c", "sleep 986531 & sleep 986532"],
+            environment: env, stdin: devnull, stdout: devnull, stderr: devnull)
         var id: String?
         for _ in 0..<200 {
-            if let found = Self.sandboxes(ownedBy: cli.pid).first, !HostHealth.processes(matching: "986532").isEmpty { id = found; break }
+            if let found = Self.sandboxes(ownedBy: cli.pid, stateDirectory: state).first,
+               !HostHealth.processes(matching: "986532").isEmpty { id = found; break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let sandboxID = try #require(id, "the sandbox never started")
@@ -47,15 +56,19 @@ struct CrashRecoveryTests {
         try await Task.sleep(for: .milliseconds(200))
 
         // The crash left things behind, and start-up gc would notice …
-        #expect(!HostHealth.leftovers(of: sandboxID).isEmpty)
+        #expect(!HostHealth.leftovers(of: sandboxID, stateDirectory: state).isEmpty)
         #expect(!HostHealth.processes(matching: "986532").isEmpty)
-        #expect(GarbageCollector(configuration: .init()).hasLeftovers())
+        #expect(GarbageCollector(configuration: .init(stateDirectory: state)).hasLeftovers())
 
-        // … which gc removes, without touching anything else.
-        let (t, out, err) = try await ChildProcess.run([bin, "gc"])
+        // … a gc of the default state directory does not touch it (its cgroup is not empty) …
+        _ = GarbageCollector(configuration: .init()).collect()
+        #expect(!HostHealth.processes(matching: "986532").isEmpty)
+
+        // … and its own gc removes it, without touching anything else.
+        let (t, out, err) = try await ChildProcess.run([bin, "gc"], environment: env)
         #expect(t == .exited(0), "\(err)")
         #expect(out.contains(sandboxID))
-        #expect(HostHealth.leftovers(of: sandboxID) == [])
+        #expect(HostHealth.leftovers(of: sandboxID, stateDirectory: state) == [])
         #expect(HostHealth.processes(matching: "98653").isEmpty)
         #expect(HostHealth.hostWorks())
     }
