@@ -85,11 +85,43 @@ final class LoadedInstance: @unchecked Sendable {
         self.start = start
         memory = instance.exports[memory: "memory"]
         if reusable, let memory, let sp = instance.exports[global: "__stack_pointer"] {
+            if let preinit = instance.exports[function: Self.preinitExport] {
+                try Self.preinitialise(preinit, engine: engine, context: context)
+            }
             pristine = memory.withUnsafeBufferPointer(offset: 0, count: memory.byteCount) { Array($0) }
             stackPointer = (sp, sp.value)
         } else {
             pristine = nil
             stackPointer = nil
+        }
+    }
+
+    /// The export a module offers for pre-initialisation (`qjs.wasm`: runtime, context with every
+    /// intrinsic, compiled bootstrap). It is called once, before the pristine copy is taken, so
+    /// each run starts from the initialised state instead of rebuilding it.
+    static let preinitExport = "sbx_preinit"
+
+    /// Runs the pre-initialisation with the WASI layout of a run (only `/workspace` preopened,
+    /// here an empty directory) and no arguments, environment or stdin.
+    private static func preinitialise(_ preinit: Function, engine: Engine, context: HostContext) throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("sandboxer-preinit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        let discard = OutputSink(cap: 0, stream: .stderr, handler: nil)
+        let bridge = try WASIBridgeToHost(
+            args: ["preinit"], environment: [:],
+            fileSystem: .host()
+                .withStdio(stdin: InputFile(bytes: []), stdout: CaptureFile(sink: discard), stderr: CaptureFile(sink: discard))
+                .withPreopens([.init(guestPath: "/workspace", hostPath: empty)]))
+        context.wasi = bridge.hostFunctions(capabilities: WASICapability.all)
+        defer {
+            try? bridge.close()
+            context.wasi = [:]
+        }
+        var stack = ExecutionStack(engine: engine)
+        let result = try preinit.invoke([], on: &stack)
+        guard result.first == .i32(0) else {
+            throw SandboxError(.setupFailed, "\(preinitExport) of the module failed (\(result)); rebuild it with `make wasm`")
         }
     }
 

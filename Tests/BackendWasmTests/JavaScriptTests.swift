@@ -31,6 +31,21 @@ struct JavaScriptTests {
         }
     }
 
+    /// Runs start from a snapshot taken after QuickJS's start-up (`sbx_preinit`); what must differ
+    /// per run still does: Math.random's sequence and performance.now()'s origin.
+    @Test func preinitialisedRunsDoNotShareRandomnessOrClock() async throws {
+        let backend = Fixtures.backend()
+        let code = #"console.log(JSON.stringify([Math.random(), Math.random(), performance.now() < 1000]))"#
+        var seen = Set<String>()
+        for _ in 0..<3 {
+            let r = try await backend.run(Fixtures.spec(), Fixtures.js(code), output: nil)
+            #expect(r.outcome == .ok, "\(r.stderr)")
+            #expect(r.stdout.hasSuffix(",true]\n"), "performance.now() counts from this run's start: \(r.stdout)")
+            seen.insert(r.stdout)
+        }
+        #expect(seen.count == 3, "every run draws its own random numbers: \(seen)")
+    }
+
     @Test func infiniteLoopStopsAtTheTimeout() async throws {
         let start = ContinuousClock.now
         let r = try await Fixtures.backend().run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "quickjs.h"
@@ -67,6 +68,18 @@ int32_t sbx_tool_call(const char *name, int32_t name_len,
 
 static size_t g_mem_limit; /* 0 = none */
 static JSValue g_format = JS_UNDEFINED; /* bootstrap's value formatter */
+
+/* Set by preinit(): the runtime, the context with every intrinsic, and the
+ * compiled bootstrap.  A host may call the exported sbx_preinit() once and
+ * snapshot linear memory afterwards; every run then starts from that state
+ * and main() skips the work (see "pre-initialisation" in README.md). */
+static JSRuntime *g_rt;
+static JSContext *g_ctx;
+static JSValue g_bootstrap = JS_UNDEFINED;
+
+/* Math.random's state: seeded from WASI random_get in every run, so runs
+ * started from one snapshot never share a sequence. */
+static uint64_t g_rng[2];
 
 typedef struct {
     JSValue promise;
@@ -245,7 +258,7 @@ static int report_exception(JSContext *ctx, JSValueConst exc, const char *prefix
             JS_FreeValue(ctx, e);
         }
     } else {
-        fprintf(stderr, "%sUncaught ", prefix);
+        fputs(*prefix ? prefix : "Uncaught ", stderr);
         if (JS_IsFunction(ctx, g_format)) {
             JSValue s = JS_Call(ctx, g_format, JS_UNDEFINED, 1, &exc);
             if (JS_IsException(s)) {
@@ -506,12 +519,72 @@ static const char bootstrap_src[] =
     "  return fmt;\n"
     "})\n";
 
+/* xorshift128+, 53 random bits per number like QuickJS's own Math.random. */
+static JSValue js_math_random(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv)
+{
+    uint64_t s1 = g_rng[0];
+    const uint64_t s0 = g_rng[1];
+    (void)this_val; (void)argc; (void)argv;
+    g_rng[0] = s0;
+    s1 ^= s1 << 23;
+    g_rng[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+    return JS_NewFloat64(ctx, (double)((g_rng[1] + s0) >> 11) * 0x1.0p-53);
+}
+
+/* Per-run state that a snapshot must not fix: the random seed and
+ * performance.now()'s origin. */
+static int reseed(JSContext *ctx, int from_snapshot)
+{
+    JSValue global, math;
+    int r;
+    if (getentropy(g_rng, sizeof(g_rng)) != 0 || (g_rng[0] | g_rng[1]) == 0) {
+        g_rng[0] = 0x9E3779B97F4A7C15ull ^ (uint64_t)time(NULL);
+        g_rng[1] = 0xD1B54A32D192ED03ull;
+    }
+    global = JS_GetGlobalObject(ctx);
+    math = JS_GetPropertyStr(ctx, global, "Math");
+    JS_FreeValue(ctx, global);
+    if (JS_IsException(math))
+        return -1;
+    r = JS_DefinePropertyValueStr(ctx, math, "random", JS_NewCFunction(ctx, js_math_random, "random", 0),
+                                  JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeValue(ctx, math);
+    if (r < 0)
+        return -1;
+    return from_snapshot ? JS_AddPerformance(ctx) : 0;
+}
+
+/* The argument-independent start-up: runtime, context, compiled bootstrap. */
+static int preinit(void)
+{
+    if (g_rt)
+        return 0;
+    g_rt = JS_NewRuntime();
+    if (!g_rt)
+        return -1;
+    JS_SetHostPromiseRejectionTracker(g_rt, rejection_tracker, NULL);
+    g_ctx = JS_NewContext(g_rt);
+    if (!g_ctx)
+        return -1;
+    g_bootstrap = JS_Eval(g_ctx, bootstrap_src, sizeof(bootstrap_src) - 1, "<bootstrap>", JS_EVAL_TYPE_GLOBAL);
+    return JS_IsException(g_bootstrap) ? -1 : 0;
+}
+
+/* Exported for hosts that snapshot linear memory after start-up (a Wizer-
+ * style pre-initialisation): returns 0 on success.  Nothing here may depend
+ * on arguments, environment, stdin, the clock or randomness of a run. */
+__attribute__((export_name("sbx_preinit")))
+int32_t sbx_preinit(void)
+{
+    return preinit() == 0 ? 0 : 1;
+}
+
 static int install_globals(JSContext *ctx, int argc, char **argv)
 {
-    JSValue fn, ret, args, params[5];
+    JSValue fn = g_bootstrap, ret, args, params[5];
     int i;
-    fn = JS_Eval(ctx, bootstrap_src, sizeof(bootstrap_src) - 1, "<bootstrap>", JS_EVAL_TYPE_GLOBAL);
-    if (JS_IsException(fn))
+    g_bootstrap = JS_UNDEFINED;
+    if (!JS_IsFunction(ctx, fn))
         return -1;
     args = JS_NewArray(ctx);
     if (JS_IsException(args)) {
@@ -565,7 +638,7 @@ int main(int argc, char **argv)
     const char *code_arg = NULL, *file = NULL;
     char *code = NULL;
     size_t code_len = 0;
-    int i = 1, eval_flags, rc;
+    int i = 1, eval_flags, rc, from_snapshot;
     JSRuntime *rt;
     JSContext *ctx;
     JSValue val;
@@ -645,16 +718,17 @@ int main(int argc, char **argv)
         memcpy(code, code_arg, code_len + 1);
     }
 
-    rt = JS_NewRuntime();
-    if (!rt)
+    from_snapshot = g_rt != NULL;
+    if (preinit())
         die_oom();
+    rt = g_rt;
+    ctx = g_ctx;
     g_mem_limit = mem_limit;
     if (mem_limit)
         JS_SetMemoryLimit(rt, mem_limit);
+    JS_UpdateStackTop(rt);
     JS_SetMaxStackSize(rt, stack_limit);
-    JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
-    ctx = JS_NewContext(rt);
-    if (!ctx)
+    if (reseed(ctx, from_snapshot))
         die_oom();
     {
         /* scriptArgs = [script name, args...] like qjs. */
