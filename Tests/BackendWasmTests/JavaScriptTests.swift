@@ -50,7 +50,9 @@ struct JavaScriptTests {
         let start = ContinuousClock.now
         let r = try await Fixtures.backend().run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)
         #expect(r.outcome == .timeout)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Not a speed check: the loop never ends, so returning at all proves it was stopped; the
+        // generous bound only turns a hang into a failure on a loaded CI machine.
+        #expect(ContinuousClock.now - start < .seconds(20))
         // The engine is still usable afterwards.
         let ok = try await Fixtures.backend().run(Fixtures.spec(), Fixtures.js("console.log(1)"), output: nil)
         #expect(ok.stdout == "1\n")

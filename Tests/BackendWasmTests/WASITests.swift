@@ -139,7 +139,9 @@ struct WorkerTests {
         let start = ContinuousClock.now
         let r = try await backend.run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)
         #expect(r.outcome == .timeout)
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Not a speed check: the loop never ends, so returning at all proves it was stopped; the
+        // generous bound only turns a hang into a failure on a loaded CI machine.
+        #expect(ContinuousClock.now - start < .seconds(20))
     }
 
     @Test func toolsAndOOMAcrossTheProcessBoundary() async throws {

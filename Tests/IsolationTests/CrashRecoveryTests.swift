@@ -45,7 +45,7 @@ struct CrashRecoveryTests {
             [bin, "run", "--timeout", "60s", "--", "sh", "-c", "sleep 986531 & sleep 986532"],
             environment: env, stdin: devnull, stdout: devnull, stderr: devnull)
         var id: String?
-        for _ in 0..<200 {
+        for _ in 0..<600 {  // up to 30 s: a debug build on a loaded CI machine starts slowly
             if let found = Self.sandboxes(ownedBy: cli.pid, stateDirectory: state).first,
                !HostHealth.processes(matching: "986532").isEmpty { id = found; break }
             try await Task.sleep(for: .milliseconds(50))
