@@ -177,6 +177,8 @@ struct StartupBench {
         if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try ChildProcess.runSilently(args) } }
         let self_ = SysFile.read("/proc/self/exe") == nil ? CommandLine.arguments[0] : (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let cli = try await measure { _ in _ = try ChildProcess.runSilently([self_, "run", "--", "/bin/true"]) }
+        // The CLI's own process start alone, for the breakdown of CLI vs in-process.
+        let processStart = try await measure { _ in _ = try ChildProcess.runSilently([self_, "--help"]) }
         var phases: [String: Double] = [:]
         let api = try await measure { i in
             let r = try await backend.run(SandboxSpec(profile: .default), ExecRequest(argv: ["/bin/true"], cwd: "/"), output: nil)
@@ -205,6 +207,7 @@ struct StartupBench {
         add("raw crun run (equivalent bundle)", raw, "the baseline")
         add("sandboxer run (in-process API)", api, "what the server pays")
         add("sandboxer run -- /bin/true (CLI)", cli, "includes sandboxer's own process start")
+        add("sandboxer --help (start only)", processStart, "the CLI's fixed cost, no sandbox")
         var uts = utsname()
         uname(&uts)
         let release = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
