@@ -98,8 +98,7 @@ public struct GarbageCollector: Sendable {
             report.sandboxes.append(id)
         }
         // The shared `sandboxer` group directories go once no sandbox uses them (rmdir of a busy one fails).
-        var roots = Set(host.v1Mounts.values)
-        if let m = host.v2Mount { roots.insert(m) }
+        let roots = host.allMounts
         for r in roots { rmdir("\(r)/\(CgroupHost.groupName)") }
         return report
     }

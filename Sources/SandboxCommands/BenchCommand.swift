@@ -190,8 +190,7 @@ struct StartupBench {
         }
         SysFile.removeTree(bench)
         // crun removes each raw container's cgroup, but not the parent it created for them.
-        var roots = Set(backend.host.v1Mounts.values)
-        if let m = backend.host.v2Mount { roots.insert(m) }
+        let roots = backend.host.allMounts
         for r in roots { rmdir(r + "/sandboxer-bench") }
         let (crunMedian, _) = Self.summary(raw)
         func add(_ name: String, _ xs: [Double]?, _ note: String) {

@@ -25,6 +25,13 @@ public struct CgroupHost: Sendable, Equatable {
     /// Controllers attached to the cgroup2 hierarchy.
     public var v2Controllers: [String]
 
+    /// Every hierarchy's mount point, v1 and v2, each once.
+    public var allMounts: Set<String> {
+        var roots = Set(v1Mounts.values)
+        if let v2Mount { roots.insert(v2Mount) }
+        return roots
+    }
+
     public init(mode: CgroupMode, v1Mounts: [String: String], v2Mount: String?, v2Controllers: [String]) {
         self.mode = mode
         self.v1Mounts = v1Mounts

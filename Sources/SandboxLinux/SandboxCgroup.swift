@@ -215,8 +215,7 @@ public struct SandboxCgroup: Sendable {
         if oomEventFD >= 0 { close(oomEventFD) }
         var ok = true
         var dirs = Set(directories.values)
-        var roots = Set(host.v1Mounts.values)
-        if let m = host.v2Mount { roots.insert(m) }
+        let roots = host.allMounts
         for r in roots { dirs.insert("\(r)/\(CgroupHost.groupName)/\(id)") }
         for d in dirs {
             // Fast path: the runtime removed its `ctr` child; only our directory is left.
@@ -285,8 +284,7 @@ public struct SandboxCgroup: Sendable {
     /// different state directory may own it, and its sandboxes must never be killed or lose
     /// their limits between cgroup creation and container start.
     public static func removeIfAbandoned(id: String, host: CgroupHost, minimumAge: Int = 60) -> Bool {
-        var roots = Set(host.v1Mounts.values)
-        if let m = host.v2Mount { roots.insert(m) }
+        let roots = host.allMounts
         let dirs = roots.map { "\($0)/\(CgroupHost.groupName)/\(id)" }.filter(SysFile.exists)
         let now = time(nil)
         for d in dirs {
