@@ -64,8 +64,7 @@ public struct GarbageCollector: Sendable {
         func live(_ id: String) -> Bool { RunLayout(stateDirectory: state, id: id).ownerIsAlive }
         // Staging directories of creations that crashed before the rename (older than a minute).
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
-            var st = stat()
-            if stat("\(dir)/\(name)", &st) == 0, time(nil) - st.st_mtim.tv_sec > 60 { SysFile.removeTree("\(dir)/\(name)") }
+            if SysFile.isOlder("\(dir)/\(name)", thanSeconds: 60) { SysFile.removeTree("\(dir)/\(name)") }
         }
         // Runtime state: delete containers of dead or unknown sandboxes.
         for name in OCIRuntime.supported {

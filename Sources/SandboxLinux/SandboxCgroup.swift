@@ -286,10 +286,8 @@ public struct SandboxCgroup: Sendable {
     public static func removeIfAbandoned(id: String, host: CgroupHost, minimumAge: Int = 60) -> Bool {
         let roots = host.allMounts
         let dirs = roots.map { "\($0)/\(CgroupHost.groupName)/\(id)" }.filter(SysFile.exists)
-        let now = time(nil)
         for d in dirs {
-            var st = stat()
-            guard stat(d, &st) == 0, now - st.st_mtim.tv_sec > minimumAge else { return false }
+            guard SysFile.isOlder(d, thanSeconds: minimumAge) else { return false }
             for sub in subtree(d) {
                 let procs = SysFile.read(sub + "/cgroup.procs") ?? ""
                 if !procs.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return false }

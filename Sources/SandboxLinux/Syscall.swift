@@ -94,6 +94,13 @@ public enum SysFile {
         return lstat(path, &st) == 0
     }
 
+    /// Whether `path` exists and was last modified more than `seconds` ago (for collecting
+    /// leftovers that no live process can still be creating).
+    public static func isOlder(_ path: String, thanSeconds seconds: Int) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && time(nil) - st.st_mtim.tv_sec > seconds
+    }
+
     /// Removes a tree without following symlinks and without crossing into other mounts.
     public static func removeTree(_ path: String) {
         var st = stat()
