@@ -46,8 +46,9 @@ struct CrashRecoveryTests {
             environment: env, stdin: devnull, stdout: devnull, stderr: devnull)
         var id: String?
         for _ in 0..<600 {  // up to 30 s: a debug build on a loaded CI machine starts slowly
+            // The CLI's own argv holds the marker too: wait for a process of the sandbox.
             if let found = Self.sandboxes(ownedBy: cli.pid, stateDirectory: state).first,
-               !HostHealth.processes(matching: "986532").isEmpty { id = found; break }
+               HostHealth.processes(matching: "986532").contains(where: { $0 != cli.pid }) { id = found; break }
             try await Task.sleep(for: .milliseconds(50))
         }
         let sandboxID = try #require(id, "the sandbox never started")
