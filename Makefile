@@ -6,6 +6,8 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
 APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps
+# Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process.
+TEST_PACKAGES := gdb
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
 
 .PHONY: all deps build build-debug prepare wasm run test bench clean gc
@@ -14,7 +16,7 @@ all: build
 
 ## Installs the Debian packages the project needs, only those missing.
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -51,8 +53,9 @@ run: prepare wasm
 	@echo "== done: see README.md for more"
 
 test: deps wasm build-debug
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
 	$(DEBUG_BIN) doctor --fix
-	$(SWIFT) test 2>&1 | tee .build/test.log; status=$${PIPESTATUS[0]}; $(DEBUG_BIN) gc >/dev/null; exit $$status
+	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; $(DEBUG_BIN) gc >/dev/null; exit $$status
 
 bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30

@@ -65,7 +65,8 @@ enum HTTPGet {
         }
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { throw Failure("the run's deadline has passed") }
-        let timeoutMs = Int32(min(remaining.milliseconds, 30_000))
+        // At least 1 ms: a zero SO_RCVTIMEO would mean "block forever".
+        let timeoutMs = Int32(max(1, min(remaining.milliseconds.rounded(.up), 30_000)))
         let fd = try connect(host: host, port: port, timeoutMs: timeoutMs)
         defer { close(fd) }
         var tv = timeval(tv_sec: Int(timeoutMs / 1000), tv_usec: Int(timeoutMs % 1000) * 1000)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SandboxCore
+import SandboxLinux
 import Synchronization
 @_spi(WASIPlatform) import WASI
 @_spi(Fuzzing) import WasmKit
@@ -122,12 +123,14 @@ final class WasmRuntime: @unchecked Sendable {
         var report = await withCheckedContinuation { (cont: CheckedContinuation<WasmRunReport, Never>) in
             let once = Mutex<CheckedContinuation<WasmRunReport, Never>?>(cont)
             @Sendable func finish(_ r: WasmRunReport) { once.withLock { $0.take() }?.resume(returning: r) }
-            let thread = Thread { [self] in
-                finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline))
+            do {
+                try DedicatedThread.start(stackSize: Self.stackBytes, name: "wasm-run") { [self] in
+                    finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline))
+                }
+            } catch {
+                finish(WasmRunReport(exit: .setupFailed("cannot start the wasm thread: \(error)")))
+                return
             }
-            thread.stackSize = Self.stackBytes
-            thread.name = "wasm-\(invocation.sandboxId)"
-            thread.start()
             control.watchdog = Task.detached {
                 try? await Task.sleep(until: deadline, clock: .continuous)
                 while !Task.isCancelled, control.interrupt() {

@@ -29,3 +29,5 @@ long long sbx_eventfd_take(int fd) {
     if (n == (ssize_t)sizeof v) return (long long)v;
     return (n < 0 && errno == EAGAIN) ? 0 : -1;
 }
+
+int sbx_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }

@@ -135,16 +135,3 @@ public final class Pipe2: @unchecked Sendable {
         closeWrite()
     }
 }
-
-/// Runs blocking work on its own thread and resumes the caller when done.
-public enum BlockingThread {
-    public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { (cont: CheckedContinuation<T, Never>) in
-            let t = Thread {
-                cont.resume(returning: body())
-            }
-            t.stackSize = 1 << 20
-            t.start()
-        }
-    }
-}

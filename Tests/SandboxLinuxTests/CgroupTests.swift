@@ -156,11 +156,21 @@ struct CgroupHostLiveTests {
         defer { cg.remove() }
         let devnull = open("/dev/null", O_RDWR)
         defer { close(devnull) }
-        let child = try ChildProcess.spawn(["/bin/sh", "-c", "sleep 0.3; trap '' TERM; sleep 300 & sleep 300"], stdin: devnull, stdout: devnull, stderr: devnull)
+        // sh waits (builtin `read`, no fork) until it has been moved into the cgroup, so both
+        // SIGTERM-ignoring sleeps are born inside it.
+        let go = try Pipe2()
+        let child = try ChildProcess.spawn(
+            ["/bin/sh", "-c", "read _; trap '' TERM; sleep 300 & sleep 300"], stdin: go.readEnd, stdout: devnull, stderr: devnull)
+        go.closeRead()
         let procs = cg.host.mode == .v2 ? [cg.directories["unified"]!] : CgroupHost.v1Controllers.compactMap { cg.directories[$0] }
         for d in procs { try SysFile.write(d + "/cgroup.procs", String(child.pid)) }
-        try await Task.sleep(for: .milliseconds(600))
-        #expect(cg.pids().count >= 2)
+        _ = write(go.writeEnd, "go\n", 3)
+        go.closeWrite()
+        // Wait for sh and both sleeps; polling, because a fixed delay is not enough on a loaded
+        // machine (the bound is a hang guard, not a speed check).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while cg.pids().count < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(cg.pids().count >= 3)
         cg.killAll()
         #expect(await child.wait() == .signaled(SIGKILL))
         #expect(cg.pids().isEmpty)

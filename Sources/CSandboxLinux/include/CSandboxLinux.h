@@ -12,6 +12,8 @@ int sbx_wifexited(int status);
 int sbx_wexitstatus(int status);
 int sbx_wifsignaled(int status);
 int sbx_wtermsig(int status);
+/// Names the calling thread (PR_SET_NAME; at most 15 bytes are kept). Returns 0 or -1.
+int sbx_set_thread_name(const char *name);
 /// pipe2(fds, O_CLOEXEC).
 int sbx_pipe_cloexec(int fds[2]);
 /// posix_spawn_file_actions_addclosefrom_np (a GNU extension).
