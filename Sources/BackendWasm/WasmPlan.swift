@@ -85,7 +85,7 @@ struct Workspace: Sendable {
         guard made != nil else {
             throw SandboxError(.setupFailed, "cannot create a workspace under \(dir): \(String(cString: strerror(errno)))")
         }
-        return Workspace(path: String(cString: template), owned: true)
+        return Workspace(path: String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), owned: true)
     }
 
     static func isOurs(_ path: String, in dir: String, id: String) -> Bool {

@@ -83,7 +83,8 @@ public enum WasmWorker {
             }, logger: Logger(label: "sandboxer.wasm-worker"), onToolCall: nil)
         let worker = WorkerReport(report)
         if let path = options.reportPath, let data = try? JSONEncoder().encode(worker) {
-            FileManager.default.createFile(atPath: path, contents: data)
+            // No report file means the launcher maps the exit status alone.
+            _ = FileManager.default.createFile(atPath: path, contents: data)
         }
         return worker.exitStatus
     }
