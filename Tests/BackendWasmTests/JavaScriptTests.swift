@@ -32,27 +32,30 @@ struct JavaScriptTests {
     }
 
     /// Runs start from a snapshot taken after QuickJS's start-up (`sbx_preinit`); what must differ
-    /// per run still does: Math.random's sequence and performance.now()'s origin.
+    /// per run still does: Math.random's sequence and performance.now()'s origin. The clock check
+    /// is relative, not timed: performance.now() cannot exceed the run's own wall time unless it
+    /// counts from the snapshot (taken before the earlier runs of this reused instance).
     @Test func preinitialisedRunsDoNotShareRandomnessOrClock() async throws {
         let backend = Fixtures.backend()
-        let code = #"console.log(JSON.stringify([Math.random(), Math.random(), performance.now() < 1000]))"#
+        let code = #"console.log(JSON.stringify([Math.random(), Math.random()]) + " " + performance.now())"#
         var seen = Set<String>()
         for _ in 0..<3 {
             let r = try await backend.run(Fixtures.spec(), Fixtures.js(code), output: nil)
             #expect(r.outcome == .ok, "\(r.stderr)")
-            #expect(r.stdout.hasSuffix(",true]\n"), "performance.now() counts from this run's start: \(r.stdout)")
-            seen.insert(r.stdout)
+            let parts = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ")
+            let now = parts.count == 2 ? Double(parts[1]) : nil
+            #expect(now != nil && now! >= 0 && now! <= r.usage.wallMs,
+                    "performance.now() counts from this run's start: \(r.stdout) (run took \(r.usage.wallMs) ms)")
+            seen.insert(parts.first.map(String.init) ?? "")
         }
         #expect(seen.count == 3, "every run draws its own random numbers: \(seen)")
     }
 
     @Test func infiniteLoopStopsAtTheTimeout() async throws {
-        let start = ContinuousClock.now
         let r = try await Fixtures.backend().run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)
         #expect(r.outcome == .timeout)
-        // Not a speed check: the loop never ends, so returning at all proves it was stopped; the
-        // generous bound only turns a hang into a failure on a loaded CI machine.
-        #expect(ContinuousClock.now - start < .seconds(20))
+        // The loop never ends, so returning at all proves it was stopped (a hang would be reported
+        // by the test watchdog, scripts/test-with-watchdog.sh; no timed assertion here).
         // The engine is still usable afterwards.
         let ok = try await Fixtures.backend().run(Fixtures.spec(), Fixtures.js("console.log(1)"), output: nil)
         #expect(ok.stdout == "1\n")

@@ -136,12 +136,10 @@ struct WorkerTests {
     }
 
     @Test func killsAnInfiniteLoop() async throws {
-        let start = ContinuousClock.now
         let r = try await backend.run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)
         #expect(r.outcome == .timeout)
-        // Not a speed check: the loop never ends, so returning at all proves it was stopped; the
-        // generous bound only turns a hang into a failure on a loaded CI machine.
-        #expect(ContinuousClock.now - start < .seconds(20))
+        // The loop never ends, so returning at all proves it was stopped (a hang would be reported
+        // by the test watchdog, scripts/test-with-watchdog.sh; no timed assertion here).
     }
 
     @Test func toolsAndOOMAcrossTheProcessBoundary() async throws {
