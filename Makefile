@@ -52,8 +52,9 @@ run: prepare wasm
 	$(RELEASE_BIN) run --isolation wasm+container --lang js -c 'console.log([3,1,2].sort().join(","))'
 	@echo "== done: see README.md for more"
 
+# The test target's `deps` also installs TEST_PACKAGES (a target-specific variable reaches prerequisites).
+test: EXTRA_PACKAGES := $(TEST_PACKAGES)
 test: deps wasm build-debug
-	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
 	$(DEBUG_BIN) doctor --fix
 	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; $(DEBUG_BIN) gc >/dev/null; exit $$status
 
