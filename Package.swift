@@ -57,6 +57,6 @@ let package = Package(
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
-        .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
+        .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )

@@ -7,14 +7,20 @@ public struct SandboxSpec: Sendable, Equatable {
     public var profile: Profile
     /// A host directory whose contents seed `/workspace` and receive its contents back after each run.
     public var workspaceDirectory: String?
+    /// How `/workspace` goes back to `workspaceDirectory` (deletions reported, or also applied).
+    public var workspaceSync: WorkspaceSync
     /// Extra read-only binds of host directories (for layering: the sandboxer binary and its WASM
     /// modules inside the container lane). Destinations must be mount points the template provides.
     public var readOnlyBinds: [BindMount]
 
-    public init(id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil, readOnlyBinds: [BindMount] = []) {
+    public init(
+        id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,
+        workspaceSync: WorkspaceSync = .merge, readOnlyBinds: [BindMount] = []
+    ) {
         self.id = id
         self.profile = profile
         self.workspaceDirectory = workspaceDirectory
+        self.workspaceSync = workspaceSync
         self.readOnlyBinds = readOnlyBinds
     }
 

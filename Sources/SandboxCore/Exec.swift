@@ -37,13 +37,19 @@ public struct ExecRequest: Sendable, Equatable {
 }
 
 /// How a run ended, as data. Precedence when several apply:
-/// `setup_failed` > `timeout` > `oom` > `pids_limit` > `killed` > `output_truncated` > `exit_nonzero` > `ok`.
+/// `setup_failed` > `timeout` > `oom` > `pids_limit` > `workspace_limit` > `file_size_limit` > `killed` >
+/// `output_truncated` > `exit_nonzero` > `ok`.
 public enum Outcome: String, Sendable, Codable, CaseIterable {
     case ok
     case exitNonzero = "exit_nonzero"
     case timeout
     case oom
     case pidsLimit = "pids_limit"
+    /// The workspace limit (bytes or file count) was reached: by the sandbox, or while copying the
+    /// workspace back to the host (the copy stopped there; `workspace` in the result says what was copied).
+    case workspaceLimit = "workspace_limit"
+    /// A write or truncate past the profile's `file_size` was refused (`EFBIG`).
+    case fileSizeLimit = "file_size_limit"
     case outputTruncated = "output_truncated"
     case killed
     case setupFailed = "setup_failed"
@@ -99,6 +105,8 @@ public struct ExecResult: Sendable, Equatable, Codable {
     public var timings: PhaseTimings
     /// Human-readable reason for `setup_failed`/`oom`/`timeout`/… outcomes.
     public var reason: String?
+    /// What the copy of `/workspace` back to the host directory did (nil without a host workspace).
+    public var workspace: WorkspaceReport?
 
     public init(
         sandboxId: String, outcome: Outcome, exitCode: Int32?, signal: Int32?, stdout: String = "",
@@ -120,16 +128,18 @@ public struct ExecResult: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case sandboxId = "sandbox_id", outcome, exitCode = "exit_code", signal, stdout, stderr,
-            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", usage, timings, reason
+            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", usage, timings, reason,
+            workspace
     }
 
     /// The documented CLI exit status for this result: the process's own code, 128+signal when a
-    /// signal ended it, 124 on timeout, 123 on oom, 134 on a wasm trap, 125 when the sandbox could
+    /// signal ended it, 124 on timeout, 123 on oom, 122 on a workspace or file-size limit, 134 on a wasm trap, 125 when the sandbox could
     /// not be set up.
     public var cliExitStatus: Int32 {
         switch outcome {
         case .timeout: return 124
         case .oom: return 123
+        case .workspaceLimit, .fileSizeLimit: return 122
         case .setupFailed: return 125
         default:
             if let exitCode { return exitCode }

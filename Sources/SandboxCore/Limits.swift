@@ -11,8 +11,10 @@ public struct Limits: Sendable, Equatable, Codable {
     public var cpus: Double
     /// Captured bytes per output stream; beyond it output is discarded and the result is `output_truncated`.
     public var outputBytes: Int64
-    /// Size of the writable `/workspace`.
+    /// Size of the writable `/workspace`; also the most a copy back to a host directory writes.
     public var workspaceBytes: Int64
+    /// Most files and directories `/workspace` may hold (and a copy back may create).
+    public var workspaceFiles: Int
     /// Size of the private `/tmp` (and `/dev/shm`).
     public var tmpBytes: Int64
     /// Largest accepted source code, checked before anything starts.
@@ -28,7 +30,7 @@ public struct Limits: Sendable, Equatable, Codable {
         timeout: Duration = .seconds(30), memoryBytes: Int64 = 512 << 20, pids: Int = 256, cpus: Double = 1.0,
         outputBytes: Int64 = 1 << 20, workspaceBytes: Int64 = 256 << 20, tmpBytes: Int64 = 64 << 20,
         codeBytes: Int64 = 512 << 10, inputBytes: Int64 = 1 << 20, openFiles: Int = 1024,
-        fileSizeBytes: Int64 = 256 << 20
+        fileSizeBytes: Int64 = 256 << 20, workspaceFiles: Int = 20_000
     ) {
         self.timeout = timeout
         self.memoryBytes = memoryBytes
@@ -41,6 +43,7 @@ public struct Limits: Sendable, Equatable, Codable {
         self.inputBytes = inputBytes
         self.openFiles = openFiles
         self.fileSizeBytes = fileSizeBytes
+        self.workspaceFiles = workspaceFiles
     }
 
     /// The seed defaults: 30 s, 512 KiB code, 1 MiB input.
@@ -64,6 +67,7 @@ public struct Limits: Sendable, Equatable, Codable {
         if !(cpus > 0) { throw bad("cpus", "must be positive (got \(cpus))") }
         if outputBytes < 1 { throw bad("output", "must be positive") }
         if workspaceBytes < 1 << 20 { throw bad("workspace", "must be at least 1M") }
+        if workspaceFiles < 16 { throw bad("workspace_files", "must be at least 16 (got \(workspaceFiles))") }
         if tmpBytes < 1 << 20 { throw bad("tmp", "must be at least 1M") }
         if openFiles < 16 { throw bad("open_files", "must be at least 16") }
     }

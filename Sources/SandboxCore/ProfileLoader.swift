@@ -198,7 +198,7 @@ struct ProfileDecoder {
             m, at: "resources",
             allowed: [
                 "timeout", "memory", "pids", "cpus", "output", "workspace", "tmp", "code", "input", "open_files",
-                "file_size",
+                "file_size", "workspace_files",
             ])
         if let n = f["timeout"] { l.timeout = try duration(n, "resources.timeout") }
         if let n = f["memory"] { l.memoryBytes = try size(n, "resources.memory") }
@@ -214,5 +214,6 @@ struct ProfileDecoder {
         if let n = f["input"] { l.inputBytes = try size(n, "resources.input") }
         if let n = f["open_files"] { l.openFiles = try int(n, "resources.open_files") }
         if let n = f["file_size"] { l.fileSizeBytes = try size(n, "resources.file_size") }
+        if let n = f["workspace_files"] { l.workspaceFiles = try int(n, "resources.workspace_files") }
     }
 }
