@@ -75,8 +75,8 @@ extension OCIBackend {
         do { try SysFile.create(processFile, Array(try enc.encode(process)), mode: 0o600) } catch {
             throw SandboxError(.setupFailed, "cannot write \(processFile): \(error)")
         }
-        let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout)
-        defer { if stdin.owned { close(stdin.fd) } }
+        let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout, limit: limits.inputBytes)
+        defer { stdin.close() }
         let before = res.cgroup.stats()
         let t1 = Clock.nowMs()
         let argv = runtime.execArgs(id: sandbox.id, processFile: processFile, pidFile: pidFile, logFile: res.layout.logFile)
@@ -108,7 +108,11 @@ extension OCIBackend {
             throw SandboxError(.notFound, "no live sandbox \(sandbox.id)")
         }
         let runtime = try? runtime(for: sandbox.spec.profile)
-        res.tearDown(runtime: runtime, syncWorkspace: true)
+        let report = res.tearDown(runtime: runtime, syncWorkspace: true)
+        if let report, report.limitReached != nil || !report.conflicts.isEmpty {
+            logger.warning("workspace copy-back incomplete", metadata: [
+                "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])
+        }
         logger.info("sandbox destroyed", metadata: ["id": "\(sandbox.id)"])
     }
 }

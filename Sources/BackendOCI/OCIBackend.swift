@@ -17,9 +17,13 @@ public struct OCIBackend: IsolationBackend {
         public var stateDirectory: String
         /// Forces a runtime for every sandbox (else the profile's, else auto).
         public var runtime: String?
-        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil) {
+        /// When set, every one-shot run starts this reaper command (``OwnerDeathGuard``), followed
+        /// by `--state-dir DIR --id ID`, so the sandbox dies with this process even on SIGKILL.
+        public var reaper: [String]?
+        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
+            self.reaper = reaper
         }
     }
 
@@ -87,6 +91,16 @@ public struct OCIBackend: IsolationBackend {
         var timings = PhaseTimings()
 
         let res = try SandboxResources.setUp(spec: spec, stateDirectory: configuration.stateDirectory, host: host)
+        var guardian: OwnerDeathGuard?
+        if let reaper = configuration.reaper {
+            do {
+                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--id", spec.id])
+            } catch {
+                res.tearDown(runtime: runtime, syncWorkspace: false)
+                throw error
+            }
+        }
+        defer { guardian?.disarm() }
         let t1 = Clock.nowMs()
         timings.createMs = t1 - t0
         var result: ExecResult
@@ -97,8 +111,8 @@ public struct OCIBackend: IsolationBackend {
                 cgroupsPath: res.cgroup.runtimeCgroupsPath,
                 paths: .init(workspace: res.layout.workspace, code: codeDir))
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
-            let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout)
-            defer { if stdin.owned { close(stdin.fd) } }
+            let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout, limit: limits.inputBytes)
+            defer { stdin.close() }
             let t2 = Clock.nowMs()
             timings.bundleMs = t2 - t1
 
@@ -117,12 +131,14 @@ public struct OCIBackend: IsolationBackend {
             result = Self.result(
                 id: spec.id, supervised: supervised, stats: stats, containerStarted: started != nil,
                 runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
+            if res.workspaceIsFull() { Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result) }
         } catch {
             res.tearDown(runtime: runtime, syncWorkspace: false)
             throw error
         }
         let t3 = Clock.nowMs()
-        res.tearDown(runtime: runtime, syncWorkspace: true)
+        result.workspace = res.tearDown(runtime: runtime, syncWorkspace: true)
+        if let stop = result.workspace?.limitReached { Self.apply(.workspaceLimit, "copying the workspace back stopped: \(stop)", to: &result) }
         let t4 = Clock.nowMs()
         timings.teardownMs = t4 - t3
         result.timings = timings
@@ -155,6 +171,9 @@ public struct OCIBackend: IsolationBackend {
             let log = (runtimeLog ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             reason = "the OCI runtime could not start the sandbox" + (log.isEmpty ? "" : ": " + Self.lastLines(log, 5))
             if stderr.isEmpty { stderr = log }
+        } else if supervised.cancelled {
+            outcome = .cancelled
+            reason = "the run was cancelled; every process of the sandbox was killed"
         } else if supervised.timedOut {
             outcome = .timeout
             reason = "wall-clock limit of \(DurationText.milliseconds(limits.timeout)) ms reached; every process of the sandbox was killed"
@@ -180,6 +199,17 @@ public struct OCIBackend: IsolationBackend {
             stdoutTruncated: supervised.stdout.truncated, stderrTruncated: supervised.stderr.truncated,
             usage: Usage(wallMs: 0, cpuMs: Double(stats.cpuNanoseconds) / 1_000_000, peakMemoryBytes: stats.peakMemoryBytes),
             reason: reason)
+    }
+
+    /// Sets a workspace/file-size outcome unless a more important one (setup, timeout, oom, pids) holds.
+    static func apply(_ outcome: Outcome, _ reason: String, to result: inout ExecResult) {
+        switch result.outcome {
+        case .ok, .exitNonzero, .outputTruncated, .killed:
+            result.outcome = outcome
+            result.reason = reason
+        default:
+            break
+        }
     }
 
     static func lastLines(_ s: String, _ n: Int) -> String {

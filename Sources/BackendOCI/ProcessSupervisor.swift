@@ -14,6 +14,8 @@ struct ProcessSupervisor: Sendable {
         var stdout: CapturedOutput
         var stderr: CapturedOutput
         var timedOut: Bool
+        /// The caller's task was cancelled and the process killed for it.
+        var cancelled: Bool = false
         var spawnWallMs: Double
         var exitedAtMs: Double
     }
@@ -21,20 +23,57 @@ struct ProcessSupervisor: Sendable {
     var limits: Limits
     var output: OutputHandler?
 
-    /// Opens the descriptor the process reads as stdin.
-    static func openStdin(_ source: ExecRequest.StdinSource, layout: RunLayout) throws(SandboxError) -> (fd: Int32, owned: Bool) {
+    /// The descriptor a process reads as stdin, and what to release after the process ended.
+    struct Stdin: Sendable {
+        var fd: Int32
+        var relay: StdinRelay?
+
+        func close() {
+            relay?.finish()
+            _ = Glibc.close(fd)
+        }
+    }
+
+    /// Opens what the process reads as stdin. The sandbox never gets a host descriptor of the
+    /// caller's: a file is copied (up to the input limit) to a private root-only file, and an
+    /// inherited descriptor (a terminal with `-i`) is relayed through a pipe.
+    static func openStdin(_ source: ExecRequest.StdinSource, layout: RunLayout, limit: Int64) throws(SandboxError) -> Stdin {
         switch source {
         case .none:
-            return (open("/dev/null", O_RDONLY | O_CLOEXEC), true)
+            return Stdin(fd: open("/dev/null", O_RDONLY | O_CLOEXEC))
         case .inherit(let fd):
-            return (fd, false)
+            let relay = try StdinRelay.start(from: fd)
+            return Stdin(fd: relay.readEnd, relay: relay)
         case .file(let path):
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            if fd < 0 { throw SandboxError(.invalidRequest, "cannot open stdin file \(path): \(String(cString: strerror(errno)))") }
-            return (fd, true)
+            let bytes = try readInput(path, limit: limit)
+            return try privateCopy(bytes, layout: layout)
         case .bytes(let bytes):
-            try SysFile.create(layout.stdinFile, bytes, mode: 0o600)
-            return (open(layout.stdinFile, O_RDONLY | O_CLOEXEC), true)
+            return try privateCopy(bytes, layout: layout)
+        }
+    }
+
+    static func privateCopy(_ bytes: [UInt8], layout: RunLayout) throws(SandboxError) -> Stdin {
+        try SysFile.create(layout.stdinFile, bytes, mode: 0o600)
+        let fd = open(layout.stdinFile, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw Syscall.error("open \(layout.stdinFile)", errno: errno) }
+        return Stdin(fd: fd)
+    }
+
+    /// Reads a stdin file, refusing it when it holds more than `limit` bytes (it may have grown
+    /// since the size check).
+    static func readInput(_ path: String, limit: Int64) throws(SandboxError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw SandboxError(.invalidRequest, "cannot open stdin file \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var out = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SandboxError(.invalidRequest, "cannot read stdin file \(path): \(String(cString: strerror(errno)))") }
+            if n == 0 { return out }
+            out.append(contentsOf: buf[0..<n])
+            if Int64(out.count) > limit { throw .over("input_bytes", limit: limit, actual: Int64(out.count)) }
         }
     }
 
@@ -56,14 +95,17 @@ struct ProcessSupervisor: Sendable {
         async let stdoutCapture = OutputReader(fd: out.readEnd, cap: limits.outputBytes, stream: .stdout, handler: handler).readAll()
         async let stderrCapture = OutputReader(fd: err.readEnd, cap: limits.outputBytes, stream: .stderr, handler: handler).readAll()
 
-        enum Event: Sendable { case exited(Termination), deadline }
+        // Cancelling the caller's task is a kill, like the deadline: the process never runs on
+        // unsupervised.
+        enum Event: Sendable { case exited(Termination), deadline, cancelled }
         let timeout = limits.timeout
         var timedOut = false
+        var cancelled = false
         var termination = Termination.exited(-1)
         await withTaskGroup(of: Event.self) { group in
             group.addTask { .exited(await child.wait()) }
             group.addTask {
-                do { try await Task.sleep(for: timeout) } catch { return .exited(.exited(-1)) }
+                do { try await Task.sleep(for: timeout) } catch { return .cancelled }
                 return .deadline
             }
             while let event = await group.next() {
@@ -71,17 +113,21 @@ struct ProcessSupervisor: Sendable {
                 case .deadline:
                     timedOut = true
                     kill()
-                case .exited(let t) where !Task.isCancelled:
+                case .cancelled:
+                    cancelled = true
+                    kill()
+                case .exited(let t):
                     termination = t
                     group.cancelAll()
                     return
-                case .exited:
-                    continue
                 }
             }
         }
+        if Task.isCancelled && !timedOut { cancelled = true }
         let exitedAt = Clock.nowMs()
         let (o, e) = await (stdoutCapture, stderrCapture)
-        return Outcome(termination: termination, stdout: o, stderr: e, timedOut: timedOut, spawnWallMs: spawnWall, exitedAtMs: exitedAt)
+        return Outcome(
+            termination: termination, stdout: o, stderr: e, timedOut: timedOut, cancelled: cancelled,
+            spawnWallMs: spawnWall, exitedAtMs: exitedAt)
     }
 }

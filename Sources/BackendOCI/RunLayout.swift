@@ -36,9 +36,10 @@ public struct RunLayout: Sendable {
     /// concurrent garbage collection never mistakes a sandbox being created for a crashed one.
     public func create() throws(SandboxError) {
         let parent = Self.sandboxesDirectory(stateDirectory)
-        try SysFile.makeDirectory(parent, mode: 0o711)
+        try SysFile.makeDirectory(parent, mode: 0o700)
+        chmod(parent, 0o700)  // tenant data: root only (older versions made it 0711)
         let staging = "\(parent)/.\(id).new"
-        if mkdir(staging, 0o711) != 0 {
+        if mkdir(staging, 0o700) != 0 {
             throw SandboxError(.setupFailed, "cannot create \(staging): \(String(cString: strerror(errno)))")
         }
         do {
@@ -64,6 +65,11 @@ public struct RunLayout: Sendable {
         public var pid: Int32
         public var startTime: UInt64
 
+        public init(pid: Int32, startTime: UInt64) {
+            self.pid = pid
+            self.startTime = startTime
+        }
+
         public var text: String { "\(pid) \(startTime)\n" }
 
         public static func current() -> Owner { Owner(pid: getpid(), startTime: startTime(of: getpid()) ?? 0) }
@@ -81,7 +87,14 @@ public struct RunLayout: Sendable {
             return fields.count > 19 ? UInt64(fields[19]) : nil
         }
 
-        /// Whether this exact process is still running.
-        public var isAlive: Bool { Owner.startTime(of: pid) == startTime }
+        /// Whether this exact process is still running (a zombie, dead but not yet reaped by its
+        /// parent, is not: its descriptors are closed and it will never clean up).
+        public var isAlive: Bool {
+            guard Owner.startTime(of: pid) == startTime,
+                let stat = SysFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
+            else { return false }
+            let state = stat[stat.index(after: close)...].split(separator: " ").first
+            return state != "Z" && state != "X"
+        }
     }
 }

@@ -15,6 +15,10 @@ struct SandboxResources: Sendable {
     let layout: RunLayout
     let cgroup: SandboxCgroup
     let template: PreparedTemplate
+    /// The host workspace directory, held open and locked for the sandbox's whole life.
+    var hostWorkspace: DirectoryFD?
+    /// What was copied in from it.
+    var manifest = WorkspaceManifest()
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
     static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost) throws(SandboxError) -> SandboxResources {
@@ -29,12 +33,24 @@ struct SandboxResources: Sendable {
             SysFile.removeTree(layout.directory)
             throw error
         }
-        let r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
-        do {
+        var r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
+        do throws(SandboxError) {
             let ids = IDMapping(spec: spec)
-            try Mounts.mountTmpfs(at: layout.workspace, sizeBytes: p.limits.workspaceBytes, uid: ids.host(p.uid), gid: ids.host(p.gid))
             if let dir = spec.workspaceDirectory {
-                try FileTree.copyContents(of: dir, into: layout.workspace, uid: ids.host(p.uid), gid: ids.host(p.gid))
+                let host = try DirectoryFD.open(path: dir)
+                guard host.tryLockExclusive() else {
+                    throw SandboxError(.invalidState, "workspace \(dir) is in use by another run; wait for it to finish or give another directory")
+                }
+                r.hostWorkspace = host
+            }
+            try Mounts.mountTmpfs(
+                at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
+                uid: ids.host(p.uid), gid: ids.host(p.gid))
+            if let host = r.hostWorkspace {
+                let workspace = try DirectoryFD.open(path: layout.workspace)
+                r.manifest = try WorkspaceTransfer.copyIn(
+                    from: host, to: workspace, uid: ids.host(p.uid), gid: ids.host(p.gid),
+                    limits: .workspace(p.limits, withDeadline: false))
             }
         } catch {
             r.tearDown(runtime: nil, syncWorkspace: false)
@@ -53,24 +69,41 @@ struct SandboxResources: Sendable {
         return layout.codeDirectory
     }
 
-    /// Copies the workspace back to the spec's host directory (links stay links, never followed).
-    func syncWorkspaceOut() throws(SandboxError) {
-        guard let dir = spec.workspaceDirectory else { return }
-        var st = stat()
-        let owner = stat(dir, &st) == 0 ? (st.st_uid, st.st_gid) : (0, 0)
-        try FileTree.copyContents(of: layout.workspace, into: dir, uid: owner.0, gid: owner.1)
+    /// Copies the workspace back to the spec's host directory: only what the sandbox changed,
+    /// never over a host change made during the run, within the workspace limits and a deadline.
+    func syncWorkspaceOut() -> WorkspaceReport? {
+        guard let host = hostWorkspace, host.fd >= 0 else { return nil }
+        guard let workspace = try? DirectoryFD.open(path: layout.workspace) else {
+            var r = WorkspaceReport()
+            r.limitReached = "the sandbox's workspace could not be opened; nothing was copied back"
+            return r
+        }
+        return WorkspaceTransfer.copyBack(
+            from: workspace, to: host, manifest: manifest, sync: spec.workspaceSync,
+            limits: .workspace(spec.profile.limits, withDeadline: true))
     }
 
-    /// Kills everything, removes runtime state, cgroups, mounts and the directory.
-    func tearDown(runtime: OCIRuntime?, syncWorkspace: Bool) {
+    /// Whether the workspace tmpfs is full (bytes or entries): the sandbox ran into its limit.
+    func workspaceIsFull() -> Bool {
+        var vfs = statvfs()
+        guard statvfs(layout.workspace, &vfs) == 0 else { return false }
+        return vfs.f_bavail == 0 || vfs.f_favail == 0
+    }
+
+    /// Kills everything, copies the workspace back (when asked), removes runtime state, cgroups,
+    /// mounts and the directory, and releases the host workspace.
+    @discardableResult
+    func tearDown(runtime: OCIRuntime?, syncWorkspace: Bool) -> WorkspaceReport? {
         cgroup.killAll()
         if let runtime, runtime.hasState(id: spec.id) {
             // The runtime normally deletes its state itself; this is the crash/detached path.
             _ = try? ChildProcess.runSilently(runtime.deleteArgs(id: spec.id))
         }
         cgroup.remove()
-        if syncWorkspace { try? syncWorkspaceOut() }
+        let report = syncWorkspace ? syncWorkspaceOut() : nil
+        hostWorkspace?.close()
         for m in Mounts.mountPoints(under: layout.directory) { Mounts.unmount(m) }
         SysFile.removeTree(layout.directory)
+        return report
     }
 }

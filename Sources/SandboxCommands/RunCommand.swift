@@ -56,6 +56,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Host directory copied into /workspace before the run and back after it.")
     var workspace: String?
 
+    @Option(name: .long, help: "How /workspace goes back to --workspace: merge (default; deletions are reported) or mirror (deletions are applied too).")
+    var workspaceSync: String = "merge"
+
     @Option(name: .long, help: "OCI runtime: crun, runc or runsc (default: crun, else runc).")
     var runtime: String?
 
@@ -84,32 +87,64 @@ struct RunCommand: AsyncParsableCommand {
         }
         let wasmLane = prof.isolation == .wasm || prof.isolation == .wasmContainer
         let request = wasmLane ? try makeWasmRequest() : try makeRequest()
-        let stream: OutputHandler? = json ? nil : RunCommand.writeLive
-        let result: ExecResult
-        switch prof.isolation {
-        case .wasm:
-            let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
-            result = try await WasmBackend().run(spec, request, output: stream)
-        case .wasmContainer:
-            let backend = try OCIBackend(configuration: .init(runtime: runtime))
-            GarbageCollector(configuration: backend.configuration).collectQuietly()
-            result = try await LayeredWasm(backend: backend).run(profile: prof, request: request, workspace: try workspaceDirectory(), output: stream)
-        case .microvm:
-            throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
-        case .container, .gvisor:
-            let spec = SandboxSpec(profile: prof, workspaceDirectory: try workspaceDirectory())
-            let backend = try OCIBackend(configuration: .init(runtime: runtime))
-            GarbageCollector(configuration: backend.configuration).collectQuietly()
-            result = try await backend.run(spec, request, output: stream)
+        guard let sync = WorkspaceSync(rawValue: workspaceSync) else {
+            throw SandboxError(.invalidRequest, "unknown --workspace-sync '\(workspaceSync)'; one of: \(WorkspaceSync.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let signals = RunSignals()
+        let stream: OutputHandler? = json ? nil : { @Sendable in signals.writeLive($0, $1) }
+        let profile = prof
+        let workspace = try workspaceDirectory()
+        let reaper = [Self.executablePath, "reap"]
+        let runtime = self.runtime
+        let result: ExecResult = try await signals.run {
+            switch profile.isolation {
+            case .wasm:
+                let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+                return try await WasmBackend().run(spec, request, output: stream)
+            case .wasmContainer:
+                let backend = try OCIBackend(configuration: .init(runtime: runtime, reaper: reaper))
+                GarbageCollector(configuration: backend.configuration).collectQuietly()
+                return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, output: stream)
+            case .microvm:
+                throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
+            case .container, .gvisor:
+                let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+                let backend = try OCIBackend(configuration: .init(runtime: runtime, reaper: reaper))
+                GarbageCollector(configuration: backend.configuration).collectQuietly()
+                return try await backend.run(spec, request, output: stream)
+            }
         }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             FileHandle.standardOutput.write(try enc.encode(result) + Data("\n".utf8))
-        } else if result.outcome != .ok && result.outcome != .exitNonzero, let reason = result.reason {
-            FileHandle.standardError.write(Data("sandboxer: \(result.outcome.rawValue): \(reason)\n".utf8))
+        } else {
+            if result.outcome != .ok && result.outcome != .exitNonzero, let reason = result.reason {
+                FileHandle.standardError.write(Data("sandboxer: \(result.outcome.rawValue): \(reason)\n".utf8))
+            }
+            if let ws = result.workspace { Self.printWorkspaceReport(ws) }
         }
+        // Interrupted: the sandbox is gone; exit as shells expect (130 SIGINT, 143 SIGTERM, 141 SIGPIPE).
+        if let s = signals.received { throw ExitCode(128 + s) }
         throw ExitCode(result.cliExitStatus)
+    }
+
+    /// Tells the operator on stderr what copy-back did not do as asked.
+    static func printWorkspaceReport(_ ws: WorkspaceReport) {
+        var lines: [String] = []
+        for c in ws.conflicts { lines.append("workspace: kept the host's \(c): it changed on the host during the run") }
+        if !ws.deleted.isEmpty {
+            let what = ws.deletionsApplied ? "deleted on the host" : "deleted in the sandbox, kept on the host (--workspace-sync=mirror applies it)"
+            for d in ws.deleted { lines.append("workspace: \(d) \(what)") }
+        }
+        for s in ws.skipped { lines.append("workspace: \(s.path) not copied back: \(s.reason)") }
+        if let l = ws.limitReached { lines.append("workspace: copy-back stopped: \(l)") }
+        if !lines.isEmpty { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
+    }
+
+    /// This executable, for helper processes (the reaper).
+    static var executablePath: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     /// The WASM lanes take JavaScript (`--lang js`, arguments after -- become `scriptArgs`) or a WASI
@@ -138,12 +173,6 @@ struct RunCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "--lang js needs --code or --code-file")
         }
         return ExecRequest(argv: args, code: bytes, codeFileName: "main.js", stdin: stdinSource, env: env)
-    }
-
-    /// Streams sandbox output to this process's own stdout/stderr as it arrives.
-    @Sendable static func writeLive(_ stream: StdStream, _ bytes: [UInt8]) {
-        let handle: FileHandle = stream == StdStream.stdout ? .standardOutput : .standardError
-        handle.write(Data(bytes))
     }
 
     func makeRequest() throws -> ExecRequest {

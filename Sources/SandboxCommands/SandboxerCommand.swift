@@ -8,7 +8,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sandboxer",
         abstract: "Run untrusted, AI-generated code in a sandbox and get back output, files and a full record.",
-        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, WasmWorkerCommand.self]
+        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, WasmWorkerCommand.self, ReapCommand.self]
     )
     public init() {}
 
@@ -37,10 +37,11 @@ public struct SandboxerCommand: AsyncParsableCommand {
 }
 
 extension SandboxError {
-    /// CLI exit status for a refused request (2) or a host/setup problem (125).
+    /// CLI exit status for a refused request (2: a limit, a bad request, something missing or busy)
+    /// or a host/setup problem (125).
     public var cliExitStatus: Int32 {
         switch code {
-        case .limitExceeded, .invalidRequest, .notFound: return 2
+        case .limitExceeded, .invalidRequest, .notFound, .invalidState: return 2
         default: return 125
         }
     }

@@ -37,7 +37,7 @@ public struct ExecRequest: Sendable, Equatable {
 }
 
 /// How a run ended, as data. Precedence when several apply:
-/// `setup_failed` > `timeout` > `oom` > `pids_limit` > `workspace_limit` > `file_size_limit` > `killed` >
+/// `setup_failed` > `cancelled` > `timeout` > `oom` > `pids_limit` > `workspace_limit` > `file_size_limit` > `killed` >
 /// `output_truncated` > `exit_nonzero` > `ok`.
 public enum Outcome: String, Sendable, Codable, CaseIterable {
     case ok
@@ -53,6 +53,8 @@ public enum Outcome: String, Sendable, Codable, CaseIterable {
     case outputTruncated = "output_truncated"
     case killed
     case setupFailed = "setup_failed"
+    /// The caller cancelled the run (a signal to the CLI, a cancelled task): every process was killed.
+    case cancelled
 }
 
 /// Resources a run used, read from its cgroup.
@@ -141,6 +143,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         case .oom: return 123
         case .workspaceLimit, .fileSizeLimit: return 122
         case .setupFailed: return 125
+        case .cancelled: return 130
         default:
             if let exitCode { return exitCode }
             if let signal { return 128 + signal }

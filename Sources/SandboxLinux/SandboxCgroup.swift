@@ -79,6 +79,9 @@ public struct SandboxCgroup: Sendable {
             do { try SysFile.makeDirectory(d) } catch {
                 throw SandboxError(.setupFailed, "cannot create cgroup \(d): \(error.message); run as root")
             }
+            // Sandbox ids are not for other local users to list or read (root only).
+            chmod((d as NSString).deletingLastPathComponent, 0o700)
+            chmod(d, 0o700)
         }
         do {
             try apply(limits: limits)

@@ -1,0 +1,35 @@
+import ArgumentParser
+import BackendOCI
+import Foundation
+import SandboxCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `sandboxer reap` (internal): started beside a run by ``OwnerDeathGuard``; when the run's owner
+/// dies before saying it finished, kills and removes what the owner left (`gc` of dead owners).
+struct ReapCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reap", abstract: "Internal: removes a run's sandbox if the process that owns it dies.",
+        shouldDisplay: false)
+
+    @Option(name: .long, help: "State directory of the owner.")
+    var stateDir: String
+
+    @Option(name: .long, help: "Sandbox id (for the log).")
+    var id: String
+
+    func run() async throws {
+        // Only the owner's pipe decides; terminal and session signals do not.
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { signal(s, SIG_IGN) }
+        let owner = RunLayout.Owner(pid: getppid(), startTime: RunLayout.Owner.startTime(of: getppid()) ?? 0)
+        if OwnerDeathGuard.waitForOwner() { return }
+        // The pipe closes while the owner is still exiting; gc removes only sandboxes of dead owners.
+        for _ in 0..<1000 where owner.pid > 1 && owner.isAlive { usleep(10_000) }
+        let report = GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect()
+        if !report.isEmpty {
+            FileHandle.standardError.write(Data("sandboxer reap: owner of \(id) died; removed \(report.sandboxes)\n".utf8))
+        }
+    }
+}
