@@ -15,6 +15,12 @@ extension Duration {
 /// The `http.get` tool: a minimal HTTP/1.0 GET over a plain TCP socket, only to hosts in the
 /// profile's `network.allow` (`host` or `host:port`), no redirects, no TLS, bounded by the run's
 /// deadline and a 1 MiB body.
+///
+/// The allowlist names hosts; the addresses they resolve to are checked too: the name is resolved
+/// once, every address is checked against ``AddressPolicy`` (loopback, private, link-local,
+/// multicast … are refused whatever the allowlist says), and the socket connects to exactly those
+/// checked addresses. `Host:` carries the name. A URL with a control character or a space is
+/// refused, so nothing can be smuggled into the request head.
 enum HTTPGet {
     struct Response {
         var status: Int
@@ -27,9 +33,21 @@ enum HTTPGet {
     }
 
     static let maxResponseBytes = 1 << 20
+    /// The longest one request may take, even when the run has more time left.
+    static let maxDuration: Duration = .seconds(30)
+
+    /// Refuses URLs with bytes below 0x20, DEL or a space (CR/LF would end the request line).
+    static func checkCharacters(_ url: String) throws(Failure) {
+        if let offset = url.utf8.firstIndex(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0x20 }) {
+            let byte = url.utf8[offset]
+            let position = url.utf8.distance(from: url.utf8.startIndex, to: offset)
+            throw Failure("the URL contains a control character or space (byte 0x\(String(byte, radix: 16, uppercase: true)) at offset \(position)); percent-encode it")
+        }
+    }
 
     /// Parses `http://host[:port]/path` into its parts.
     static func parse(_ url: String) throws(Failure) -> (host: String, port: UInt16, path: String) {
+        try checkCharacters(url)
         guard url.hasPrefix("http://") else { throw Failure("only http:// URLs are supported (got \(url))") }
         let rest = url.dropFirst("http://".count)
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
@@ -44,7 +62,7 @@ enum HTTPGet {
             host = String(authority[..<colon])
         }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || ".-:".contains($0) }) else {
+        guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) }) else {
             throw Failure("bad host in \(url)")
         }
         return (host.lowercased(), port, path)
@@ -58,38 +76,50 @@ enum HTTPGet {
         }
     }
 
-    static func fetch(_ url: String, allow: [String], deadline: ContinuousClock.Instant) throws(Failure) -> Response {
+    /// Fetches `url`. `blocked` decides which resolved addresses are refused (tests inject a
+    /// policy that lets loopback through; production always uses ``AddressPolicy``).
+    static func fetch(
+        _ url: String, allow: [String], deadline runDeadline: ContinuousClock.Instant,
+        blocked: (IPAddress) -> String? = AddressPolicy.blockedRange
+    ) throws(Failure) -> Response {
         let (host, port, path) = try parse(url)
         guard isAllowed(host: host, port: port, allow: allow) else {
             throw Failure("\(host):\(port) is not in the profile's network allowlist (\(allow.isEmpty ? "empty" : allow.joined(separator: ", ")))")
         }
-        let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw Failure("the run's deadline has passed") }
-        // At least 1 ms: a zero SO_RCVTIMEO would mean "block forever".
-        let timeoutMs = Int32(max(1, min(remaining.milliseconds.rounded(.up), 30_000)))
-        let fd = try connect(host: host, port: port, timeoutMs: timeoutMs)
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeoutMs / 1000), tv_usec: Int(timeoutMs % 1000) * 1000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let hostHeader = port == 80 ? host : "\(host):\(port)"
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nUser-Agent: sandboxer-wasm\r\nConnection: close\r\n\r\n".utf8)
-        var sent = 0
-        while sent < request.count {
-            let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, request.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { if errno == EINTR { continue }; throw Failure("send failed: \(String(cString: strerror(errno)))") }
-            sent += n
+        let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
+        guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
+        let addresses = try resolve(host)
+        for address in addresses {
+            if let range = blocked(address) {
+                throw Failure("\(host) resolves to \(address), a \(range) address; http.get never connects to the host itself, private, link-local, multicast or reserved networks")
+            }
         }
-        var data = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 16384, 0) }
-            if n < 0 { if errno == EINTR { continue }; throw Failure("receive failed: \(String(cString: strerror(errno)))") }
-            if n == 0 { break }
-            data.append(contentsOf: buf[0..<n])
-            if data.count > maxResponseBytes { throw Failure("response is over \(maxResponseBytes) bytes") }
+        let socket = try SocketIO.connect(addresses, port: port, host: host, deadline: deadline)
+        defer { close(socket.fd) }
+        let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
+        try socket.sendAll(Array("GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nUser-Agent: sandboxer-wasm\r\nConnection: close\r\n\r\n".utf8))
+        return try parseResponse(socket.receiveAll(limit: maxResponseBytes))
+    }
+
+    /// Resolves `host` once: an IP literal as is, a name through `getaddrinfo`.
+    static func resolve(_ host: String) throws(Failure) -> [IPAddress] {
+        if let literal = IPAddress(host) { return [literal] }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &list)
+        guard rc == 0, let first = list else { throw Failure("cannot resolve \(host): \(String(cString: gai_strerror(rc)))") }
+        defer { freeaddrinfo(list) }
+        var addresses: [IPAddress] = []
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            ai = a.pointee.ai_next
+            if let sa = a.pointee.ai_addr, let address = IPAddress(UnsafePointer(sa)), !addresses.contains(address) {
+                addresses.append(address)
+            }
         }
-        return try parseResponse(data)
+        guard !addresses.isEmpty else { throw Failure("cannot resolve \(host): no IPv4 or IPv6 address") }
+        return addresses
     }
 
     static func parseResponse(_ data: [UInt8]) throws(Failure) -> Response {
@@ -107,37 +137,90 @@ enum HTTPGet {
         }
         return Response(status: status, headers: headers, body: String(decoding: data[(end + 4)...], as: UTF8.self))
     }
+}
 
-    /// Resolves `host` and connects with a timeout; returns the socket.
-    static func connect(host: String, port: UInt16, timeoutMs: Int32) throws(Failure) -> Int32 {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, String(port), &hints, &list)
-        guard rc == 0, let first = list else { throw Failure("cannot resolve \(host): \(String(cString: gai_strerror(rc)))") }
-        defer { freeaddrinfo(list) }
+/// A non-blocking TCP socket whose every wait is bounded by one deadline.
+struct SocketIO {
+    let fd: Int32
+    let deadline: ContinuousClock.Instant
+
+    /// Milliseconds left until the deadline (at least 1 while it has not passed), or nil.
+    var remainingMs: Int32? {
+        let left = deadline - ContinuousClock.now
+        guard left > .zero else { return nil }
+        return Int32(max(1, min(left.milliseconds.rounded(.up), Double(Int32.max))))
+    }
+
+    /// Waits until `fd` is ready for `events`; throws once the deadline passes.
+    func wait(_ events: Int32, what: String) throws(HTTPGet.Failure) {
+        while true {
+            guard let ms = remainingMs else { throw HTTPGet.Failure("\(what) did not finish before the run's deadline") }
+            var p = pollfd(fd: fd, events: Int16(events), revents: 0)
+            let r = poll(&p, 1, ms)
+            if r > 0 { return }
+            if r < 0 && errno != EINTR { throw HTTPGet.Failure("\(what) failed: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// Connects to the first of `addresses` that accepts, each attempt bounded by the deadline.
+    static func connect(_ addresses: [IPAddress], port: UInt16, host: String, deadline: ContinuousClock.Instant) throws(HTTPGet.Failure) -> SocketIO {
         var lastError = "no address"
-        var ai: UnsafeMutablePointer<addrinfo>? = first
-        while let a = ai {
-            ai = a.pointee.ai_next
-            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), a.pointee.ai_protocol)
+        for address in addresses {
+            let family = address.isIPv4 ? AF_INET : AF_INET6
+            let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             if fd < 0 { lastError = String(cString: strerror(errno)); continue }
-            var r = Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen)
-            if r < 0 && errno == EINPROGRESS {
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                r = poll(&p, 1, timeoutMs) == 1 ? 0 : -1
-                var err: Int32 = 0
-                var len = socklen_t(MemoryLayout<Int32>.size)
-                if r == 0 { getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len); if err != 0 { r = -1; errno = err } } else { errno = ETIMEDOUT }
+            let io = SocketIO(fd: fd, deadline: deadline)
+            var rc = address.withSocketAddress(port: port) { Glibc.connect(fd, $0, $1) }
+            if rc < 0 && errno == EINPROGRESS {
+                do {
+                    try io.wait(POLLOUT, what: "connecting to \(address)")
+                    var err: Int32 = 0
+                    var len = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
+                    rc = err == 0 ? 0 : -1
+                    errno = err
+                } catch {
+                    close(fd)
+                    throw error
+                }
             }
-            if r == 0 {
-                let flags = fcntl(fd, F_GETFL)
-                _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
-                return fd
-            }
-            lastError = String(cString: strerror(errno))
+            if rc == 0 { return io }
+            lastError = "\(address): \(String(cString: strerror(errno)))"
             close(fd)
         }
-        throw Failure("cannot connect to \(host):\(port): \(lastError)")
+        throw HTTPGet.Failure("cannot connect to \(host):\(port): \(lastError)")
+    }
+
+    func sendAll(_ bytes: [UInt8]) throws(HTTPGet.Failure) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n >= 0 { sent += n; continue }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: try wait(POLLOUT, what: "sending the request")
+            default: throw HTTPGet.Failure("send failed: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Reads until the peer closes; throws past `limit` bytes or the deadline.
+    func receiveAll(limit: Int) throws(HTTPGet.Failure) -> [UInt8] {
+        var data = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 16384, 0) }
+            if n == 0 { return data }
+            if n > 0 {
+                data.append(contentsOf: buf[0..<n])
+                if data.count > limit { throw HTTPGet.Failure("response is over \(limit) bytes") }
+                continue
+            }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: try wait(POLLIN, what: "reading the response")
+            default: throw HTTPGet.Failure("receive failed: \(String(cString: strerror(errno)))")
+            }
+        }
     }
 }

@@ -92,16 +92,24 @@ enum Fixtures {
     }
 }
 
-/// A loopback-only HTTP server answering every GET with a fixed body.
+/// A loopback-only HTTP server answering every GET with a fixed body; counts connections (at
+/// `accept`, before anything is read) and keeps each request head it received.
 final class LoopbackServer: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
     let counter = Counter()
+    /// Connections accepted so far.
     var hits: Int { counter.value.withLock { $0 } }
+    /// Every request received, as text.
+    var requests: [String] { counter.requests.withLock { $0 } }
 
-    final class Counter: Sendable { let value = Mutex(0) }
+    final class Counter: Sendable {
+        let value = Mutex(0)
+        let requests = Mutex<[String]>([])
+    }
 
-    init(body: String) throws {
+    /// - Parameter delay: wait this long after reading a request before answering.
+    init(body: String, delay: Duration = .zero) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -119,9 +127,11 @@ final class LoopbackServer: @unchecked Sendable {
             while true {
                 let c = accept(listener, nil, nil)
                 if c < 0 { return }
-                var buf = [UInt8](repeating: 0, count: 4096)
-                _ = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, 4096, 0) }
                 counter.value.withLock { $0 += 1 }
+                var buf = [UInt8](repeating: 0, count: 4096)
+                let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, 4096, 0) }
+                counter.requests.withLock { $0.append(String(decoding: buf.prefix(max(0, n)), as: UTF8.self)) }
+                if delay > .zero { Thread.sleep(forTimeInterval: Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18) }
                 _ = response.withUnsafeBytes { send(c, $0.baseAddress, response.count, Int32(MSG_NOSIGNAL)) }
                 close(c)
             }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds QuickJS (quickjs-ng, from its PyPI sdist) plus driver.c into a WASI
-# preview1 command module ${OUT}/qjs.wasm, and wasm/testdata/hello.c into
-# ${OUT}/hello.wasm.  Idempotent: installs only missing Debian packages,
+# preview1 command module ${OUT}/qjs.wasm, and each wasm/testdata/NAME.c into
+# ${OUT}/NAME.wasm (test programs).  Idempotent: installs only missing Debian packages,
 # downloads the sdist once (sha256-checked every run), and skips a module that
 # is newer than all of its inputs unless FORCE=1.
 #
@@ -38,7 +38,6 @@ WASM_STACK_SIZE="${WASM_STACK_SIZE:-2097152}"
 DRIVER="${SCRIPT_DIR}/driver.c"
 HELLO_SRC="${REPO_ROOT}/wasm/testdata/hello.c"
 QJS_OUT="${OUT}/qjs.wasm"
-HELLO_OUT="${OUT}/hello.wasm"
 
 log() { printf 'build.sh: %s\n' "$*" >&2; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -162,16 +161,22 @@ build_qjs() {
     log "built ${QJS_OUT} ($(stat -c %s "${QJS_OUT}") bytes, $((SECONDS - start)) s)"
 }
 
-build_hello() {
-    if up_to_date "${HELLO_OUT}" "${HELLO_SRC}" "${SCRIPT_PATH}"; then
-        log "up to date: ${HELLO_OUT}"
-        return 0
-    fi
+# build_testdata: every wasm/testdata/NAME.c (hello.c, fsattack.c, ...) -> ${OUT}/NAME.wasm
+build_testdata() {
+    local src name out
     mkdir -p "${OUT}/obj"
-    "${CLANG}" "${CFLAGS[@]}" -c "${HELLO_SRC}" -o "${OUT}/obj/hello.o"
-    "${CLANG}" "${LDFLAGS[@]}" "${OUT}/obj/hello.o" -o "${OUT}/obj/hello.wasm"
-    mv -f "${OUT}/obj/hello.wasm" "${HELLO_OUT}"
-    log "built ${HELLO_OUT} ($(stat -c %s "${HELLO_OUT}") bytes)"
+    for src in "${REPO_ROOT}"/wasm/testdata/*.c; do
+        name="$(basename "${src%.c}")"
+        out="${OUT}/${name}.wasm"
+        if up_to_date "${out}" "${src}" "${SCRIPT_PATH}"; then
+            log "up to date: ${out}"
+            continue
+        fi
+        "${CLANG}" "${CFLAGS[@]}" -c "${src}" -o "${OUT}/obj/${name}.o"
+        "${CLANG}" "${LDFLAGS[@]}" "${OUT}/obj/${name}.o" -o "${OUT}/obj/${name}.wasm"
+        mv -f "${OUT}/obj/${name}.wasm" "${out}"
+        log "built ${out} ($(stat -c %s "${out}") bytes)"
+    done
 }
 
 main() {
@@ -184,7 +189,7 @@ main() {
     [ -f /usr/lib/wasm32-wasi/libc.a ] || die "wasi-libc missing (/usr/lib/wasm32-wasi/libc.a)"
     mkdir -p "${OUT}"
     fetch_sdist
-    build_hello
+    build_testdata
     build_qjs
 }
 

@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+@testable import BackendWasm
+
+/// `http.get` below the tools bridge: URL checks, the exact-address connect and the deadline.
+/// Connections go to loopback only; the loopback policy exception exists only in these tests.
+@Suite("WASM lane: http.get request handling", .serialized)
+struct HTTPGetTests {
+    /// The production policy, except that loopback may be reached (for a local test server).
+    static func allowLoopback(_ address: IPAddress) -> String? {
+        address.bytes.first == 127 ? nil : AddressPolicy.blockedRange(address)
+    }
+
+    @Test(arguments: ["http://h/a\r\nX-Injected: 1", "http://h/\n", "http://h/a b", "http://h/\u{7F}", "http://h/\t", "http://h\r\n/"])
+    func controlCharactersAndSpacesAreRefused(_ url: String) {
+        #expect(throws: HTTPGet.Failure.self) { try HTTPGet.parse(url) }
+        do { _ = try HTTPGet.parse(url) } catch {
+            #expect(error.message.contains("control character or space"), "\(error.message)")
+        }
+    }
+
+    @Test func nonASCIIHostsAreRefused() {
+        #expect(throws: HTTPGet.Failure.self) { try HTTPGet.parse("http://exämple.com/") }
+    }
+
+    @Test func namesAreSentAsHostAndTheResolvedAddressIsUsed() throws {
+        let server = try LoopbackServer(body: "ok")
+        defer { server.stop() }
+        let r = try HTTPGet.fetch(
+            "http://localhost:\(server.port)/p?q=1", allow: ["localhost"], deadline: .now + .seconds(30), blocked: Self.allowLoopback)
+        #expect(r.status == 200 && r.body == "ok")
+        #expect(server.requests.first?.hasPrefix("GET /p?q=1 HTTP/1.0\r\nHost: localhost:\(server.port)\r\n") == true)
+    }
+
+    @Test func aBlockedAddressIsRefusedBeforeAnyConnection() throws {
+        let server = try LoopbackServer(body: "secret")
+        defer { server.stop() }
+        #expect(throws: HTTPGet.Failure.self) {
+            try HTTPGet.fetch("http://localhost:\(server.port)/", allow: ["localhost"], deadline: .now + .seconds(30))
+        }
+        #expect(server.hits == 0)
+    }
+
+    @Test func aSlowServerIsCutOffAtTheDeadline() throws {
+        let server = try LoopbackServer(body: "late", delay: .seconds(20))
+        defer { server.stop() }
+        do {
+            _ = try HTTPGet.fetch("http://127.0.0.1:\(server.port)/", allow: ["127.0.0.1"], deadline: .now + .milliseconds(300), blocked: Self.allowLoopback)
+            Issue.record("a response arrived from a server that answers after 20 s")
+        } catch {
+            #expect(error.message.contains("before the run's deadline"), "\(error.message)")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import BackendWasm
+import Foundation
+import Synchronization
+import Testing
+@testable import SandboxCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Attacks on the WASM lane's host interface: the `http.get` tool, the WASI file system and its
+/// limits, blocking host calls, and where `qjs.wasm` comes from. Every packet goes to loopback.
+@Suite("Attacks: the WASM lane's host calls", .serialized, .enabled(if: WasmAttackModules.built != nil, "wasm modules cannot be built"))
+struct WasmAttackTests {
+    static func backend(mode: WasmBackend.ExecutionMode = .inProcess) -> WasmBackend {
+        WasmBackend(configuration: .init(quickJSModule: WasmAttackModules.built?.qjs, mode: mode))
+    }
+
+    static func profile(timeout: Duration = .seconds(60), tools: [String] = [], allow: [String] = [], _ edit: (inout Limits) -> Void = { _ in }) -> Profile {
+        var limits = Limits(timeout: timeout, memoryBytes: 256 << 20)
+        edit(&limits)
+        return Profile(name: "wasm-attack", isolation: .wasm, limits: limits,
+                       network: NetworkPolicy(mode: .allowlist, allow: allow), tools: tools)
+    }
+
+    static func js(_ code: String) -> ExecRequest { ExecRequest(argv: [], code: Array(code.utf8), codeFileName: "main.js") }
+
+    // MARK: 8. http.get checks addresses, not just names
+
+    @Test("an allowlisted name that resolves to loopback is refused; the host service sees no connection")
+    func allowlistedNameResolvingToLoopback() async throws {
+        let server = try AcceptCounter()
+        defer { server.stop() }
+        let code = """
+            try { const r = tools.call("http.get", {url: "http://localhost:\(server.port)/admin"}); console.log("ESCAPED " + r.status) }
+            catch (e) { console.log("BLOCKED " + e.message) }
+            """
+        let spec = SandboxSpec(profile: Self.profile(tools: ["http.get"], allow: ["localhost", "localhost:\(server.port)"]))
+        let r = try await Self.backend().run(spec, Self.js(code), output: nil)
+        #expect(r.stdout.hasPrefix("BLOCKED http.get: localhost resolves to "), "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("loopback"), "\(r.stdout)")
+        #expect(server.connections == 0)
+    }
+
+    @Test("CR/LF in a URL is refused; nothing reaches the server (no injected header, no second request)")
+    func crlfInjection() async throws {
+        let server = try AcceptCounter()
+        defer { server.stop() }
+        let url = "http://localhost:\(server.port)/a\\r\\nX-Injected: 1\\r\\n\\r\\nGET /second HTTP/1.0\\r\\n\\r\\n"
+        let code = """
+            try { const r = tools.call("http.get", {url: "\(url)"}); console.log("ESCAPED " + r.status) }
+            catch (e) { console.log("BLOCKED " + e.message) }
+            """
+        let spec = SandboxSpec(profile: Self.profile(tools: ["http.get"], allow: ["localhost"]))
+        let r = try await Self.backend().run(spec, Self.js(code), output: nil)
+        #expect(r.stdout.hasPrefix("BLOCKED http.get: the URL contains a control character or space"), "\(r.stdout) \(r.stderr)")
+        #expect(server.connections == 0)
+        #expect(server.received.isEmpty)
+    }
+}
+
+/// `.build-wasm/` modules of the checkout, built once per process with `wasm/quickjs/build.sh`.
+enum WasmAttackModules {
+    static let repoRoot: String = {
+        var dir = (#filePath as NSString).deletingLastPathComponent
+        while !FileManager.default.fileExists(atPath: dir + "/wasm/quickjs/build.sh") && dir != "/" {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir
+    }()
+
+    static let built: (qjs: String, fsattack: String)? = {
+        let out = repoRoot + "/.build-wasm"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [repoRoot + "/wasm/quickjs/build.sh"]
+        p.standardOutput = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        let modules = (out + "/qjs.wasm", out + "/fsattack.wasm")
+        return FileManager.default.fileExists(atPath: modules.0) && FileManager.default.fileExists(atPath: modules.1) ? modules : nil
+    }()
+}
+
+/// A loopback TCP listener that counts connections at `accept` and keeps whatever it receives.
+final class AcceptCounter: Sendable {
+    let fd: Int32
+    let port: UInt16
+    private final class State: Sendable { let value = Mutex<(connections: Int, received: [UInt8])>((0, [])) }
+    private let state = State()
+    var connections: Int { state.value.withLock { $0.connections } }
+    var received: [UInt8] { state.value.withLock { $0.received } }
+
+    init() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, len) } }
+        guard bound == 0, listen(listener, 8) == 0 else { throw SandboxError(.setupFailed, "cannot listen on loopback") }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
+        fd = listener
+        port = UInt16(bigEndian: addr.sin_port)
+        Thread.detachNewThread { [state] in
+            while true {
+                let c = accept(listener, nil, nil)
+                if c < 0 { return }
+                state.value.withLock { $0.connections += 1 }
+                var buf = [UInt8](repeating: 0, count: 4096)
+                let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, 4096, 0) }
+                state.value.withLock { $0.received += buf.prefix(max(0, n)) }
+                let reply = Array("HTTP/1.0 200 OK\r\n\r\nhost service".utf8)
+                _ = reply.withUnsafeBytes { send(c, $0.baseAddress, reply.count, Int32(MSG_NOSIGNAL)) }
+                close(c)
+            }
+        }
+    }
+
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+}
