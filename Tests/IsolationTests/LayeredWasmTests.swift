@@ -7,9 +7,17 @@ import Testing
 /// `--isolation wasm+container`: the WASM engine runs inside a container sandbox (through the CLI).
 @Suite("WASM inside the container lane", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
 struct LayeredWasmTests {
+    /// `.build-wasm/` of this checkout (found from this file, not from the working directory).
+    static let modules: String = {
+        var dir = (#filePath as NSString).deletingLastPathComponent
+        while !FileManager.default.fileExists(atPath: dir + "/wasm/quickjs/build.sh") && dir != "/" {
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return dir + "/.build-wasm"
+    }()
+
     static var qjsBuilt: Bool {
-        let root = FileManager.default.currentDirectoryPath
-        if !FileManager.default.fileExists(atPath: root + "/.build-wasm/qjs.wasm") {
+        if !FileManager.default.fileExists(atPath: modules + "/qjs.wasm") {
             print("SKIP: .build-wasm/qjs.wasm missing; `make wasm` builds it")
             return false
         }
@@ -18,7 +26,10 @@ struct LayeredWasmTests {
 
     func cli(_ args: [String]) async throws -> ExecResult {
         let bin = try #require(CrashRecoveryTests.binary, "the sandboxer executable is not built")
-        let (_, out, err) = try await ChildProcess.run([bin, "run", "--json"] + args)
+        // The CLI finds qjs.wasm beside itself or through SANDBOXER_QJS_WASM, never in the cwd.
+        let (_, out, err) = try await ChildProcess.run(
+            [bin, "run", "--json"] + args,
+            environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SANDBOXER_QJS_WASM=\(Self.modules)/qjs.wasm"])
         return try JSONDecoder().decode(ExecResult.self, from: Data(out.utf8), sourceLocation: .__here(), err)
     }
 
@@ -40,7 +51,7 @@ struct LayeredWasmTests {
 
     @Test("a WASI module in the layered lane cannot open host files", .enabled(if: qjsBuilt))
     func wasiContained() async throws {
-        let r = try await cli(["--isolation", "wasm+container", "--wasm", FileManager.default.currentDirectoryPath + "/.build-wasm/hello.wasm", "--", "escape"])
+        let r = try await cli(["--isolation", "wasm+container", "--wasm", Self.modules + "/hello.wasm", "--", "escape"])
         #expect(r.stdout.contains("blocked") && !r.stdout.contains("OPENED"), "\(r.stdout) \(r.stderr)")
         #expect(HostHealth.leftovers(of: r.sandboxId) == [])
     }

@@ -57,6 +57,43 @@ struct WasmAttackTests {
         #expect(server.connections == 0)
         #expect(server.received.isEmpty)
     }
+
+    // MARK: 12. qjs.wasm comes from the installation, not from the working directory
+
+    /// The `sandboxer` executable built beside this test bundle.
+    static var sandboxer: String? {
+        var dir = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
+        for _ in 0..<3 {
+            if FileManager.default.isExecutableFile(atPath: dir + "/sandboxer") { return dir + "/sandboxer" }
+            dir = (dir as NSString).deletingLastPathComponent
+        }
+        return nil
+    }
+
+    @Test("a .build-wasm/qjs.wasm planted in the working directory is not used; the installed module is")
+    func plantedQuickJSModule() throws {
+        let exe = try #require(Self.sandboxer, "the sandboxer executable is not built")
+        // Install the real module beside the executable, as `make wasm` does for .build/{debug,release}.
+        try WasmAttackModules.runBuildScript(environment: ["QJS_INSTALL_DIRS": (exe as NSString).deletingLastPathComponent])
+        let cwd = NSTemporaryDirectory() + "sbx-planted-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: cwd + "/.build-wasm", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: cwd) }
+        FileManager.default.createFile(atPath: cwd + "/.build-wasm/qjs.wasm", contents: Data("planted: not a wasm module".utf8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["run", "--isolation", "wasm", "--json", "--lang", "js", "-c", "console.log(6 * 7)"]
+        p.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        p.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let r = try JSONDecoder().decode(ExecResult.self, from: data)
+        #expect(r.outcome == .ok, "\(r.reason ?? "") \(r.stderr)")
+        #expect(r.stdout == "42\n")
+    }
 }
 
 /// `.build-wasm/` modules of the checkout, built once per process with `wasm/quickjs/build.sh`.
@@ -69,14 +106,21 @@ enum WasmAttackModules {
         return dir
     }()
 
-    static let built: (qjs: String, fsattack: String)? = {
-        let out = repoRoot + "/.build-wasm"
+    /// Runs `wasm/quickjs/build.sh` (idempotent) with extra environment.
+    static func runBuildScript(environment: [String: String] = [:]) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [repoRoot + "/wasm/quickjs/build.sh"]
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         p.standardOutput = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
+        try p.run()
         p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw SandboxError(.setupFailed, "wasm/quickjs/build.sh failed") }
+    }
+
+    static let built: (qjs: String, fsattack: String)? = {
+        let out = repoRoot + "/.build-wasm"
+        guard (try? runBuildScript()) != nil else { return nil }
         let modules = (out + "/qjs.wasm", out + "/fsattack.wasm")
         return FileManager.default.fileExists(atPath: modules.0) && FileManager.default.fileExists(atPath: modules.1) ? modules : nil
     }()

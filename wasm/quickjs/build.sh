@@ -12,6 +12,10 @@
 #   CLANG        clang to use (default /opt/swift/usr/bin/clang)
 #   PYTHON       python for `pip download` (default python3)
 #   WASM_STACK_SIZE  shadow (C) stack in linear memory, bytes (default 2 MiB)
+#   QJS_INSTALL_DIRS colon-separated directories that get a copy of qjs.wasm
+#                (default: those of .build/debug and .build/release that exist).
+#                The WASM lane looks for qjs.wasm only beside the running
+#                executable (or in $SANDBOXER_QJS_WASM), never under the cwd.
 set -euo pipefail
 
 QJS_VERSION="0.17.0.2"
@@ -179,6 +183,24 @@ build_testdata() {
     done
 }
 
+# install_beside_binaries: copies qjs.wasm next to the built sandboxer binaries
+# (only when missing or different, atomically), where QuickJS.locate() finds it.
+install_beside_binaries() {
+    local dirs dir
+    if [ -n "${QJS_INSTALL_DIRS:-}" ]; then
+        IFS=: read -r -a dirs <<< "${QJS_INSTALL_DIRS}"
+    else
+        dirs=("${REPO_ROOT}/.build/debug" "${REPO_ROOT}/.build/release")
+    fi
+    for dir in "${dirs[@]}"; do
+        [ -d "${dir}" ] || continue
+        if cmp -s "${QJS_OUT}" "${dir}/qjs.wasm"; then continue; fi
+        cp -f "${QJS_OUT}" "${dir}/.qjs.wasm.tmp" && chmod 0644 "${dir}/.qjs.wasm.tmp"
+        mv -f "${dir}/.qjs.wasm.tmp" "${dir}/qjs.wasm"
+        log "installed ${dir}/qjs.wasm"
+    done
+}
+
 main() {
     [ -x "${CLANG}" ] || die "clang not found at ${CLANG} (set CLANG=...)"
     [ -f "${DRIVER}" ] || die "missing ${DRIVER}"
@@ -191,6 +213,7 @@ main() {
     fetch_sdist
     build_testdata
     build_qjs
+    install_beside_binaries
 }
 
 main "$@"
