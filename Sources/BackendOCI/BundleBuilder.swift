@@ -6,9 +6,9 @@ import Templates
 /// Turns a ``SandboxSpec`` and the first process into an OCI `config.json`: namespaces, read-only
 /// root, masked paths, no capabilities, seccomp, rlimits, size-capped tmpfs mounts and the cgroup path.
 public struct BundleBuilder: Sendable {
-    /// Docker's masked /proc and /sys paths.
+    /// Docker's masked /proc and /sys paths (host-wide state a sandbox has no use for).
     public static let maskedPaths = [
-        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
         "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
         "/sys/devices/virtual/powercap", "/sys/kernel/debug", "/sys/kernel/security",
     ]
@@ -115,16 +115,8 @@ public struct BundleBuilder: Sendable {
             ])
     }
 
-    /// Seccomp architectures matching this host.
-    public static var hostSeccompArchitectures: [String] {
-        #if arch(x86_64)
-        return ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
-        #elseif arch(arm64)
-        return ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
-        #else
-        return []
-        #endif
-    }
+    /// Seccomp architectures matching this host: the native 64-bit ABI only (no i386, x32 or arm32).
+    public static var hostSeccompArchitectures: [String] { SeccompProfile.hostArchitectures }
 
     /// Serialises a config to the bytes of `config.json`.
     public static func encode(_ config: OCIConfig) throws(SandboxError) -> [UInt8] {

@@ -9,7 +9,10 @@ struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Report what this host supports: runtimes, cgroup mode, user namespaces, seccomp, landlock, KVM.",
-        discussion: "--fix prepares the host idempotently (on hybrid cgroup hosts: binds stray cgroup2 controllers to v1 hierarchies so crun runs).")
+        discussion: """
+            --fix prepares the host idempotently (on hybrid cgroup hosts: binds stray cgroup2 controllers to v1 hierarchies so crun runs).
+            The KVM line runs a tiny real-mode guest on a vCPU (at most 2 s): /dev/kvm opening is not enough for the microvm lane.
+            """)
 
     @Flag(name: .long, help: "Prepare the host where needed (idempotent).")
     var fix = false

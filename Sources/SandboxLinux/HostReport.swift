@@ -1,3 +1,4 @@
+import CSandboxLinux
 import Foundation
 import SandboxCore
 
@@ -44,10 +45,56 @@ public struct HostReport: Sendable, Codable {
         let lsm = SysFile.read("/sys/kernel/security/lsm")?.trimmingCharacters(in: .whitespacesAndNewlines)
         let landlock = lsm?.split(separator: ",").contains("landlock") ?? false
         c.append(Check(name: "landlock", ok: landlock, detail: landlock ? "enabled (LSMs: \(lsm ?? ""))" : "not enabled (LSMs: \(lsm ?? "unknown; securityfs not mounted"))"))
-        let kvmFD = open("/dev/kvm", O_RDWR | O_CLOEXEC)
-        if kvmFD >= 0 { close(kvmFD) }
-        c.append(Check(name: "kvm", ok: kvmFD >= 0, detail: kvmFD >= 0 ? "/dev/kvm opens read-write (microvm lane possible)" : "/dev/kvm not usable: \(String(cString: strerror(errno)))"))
+        c.append(kvm(KVMProbe.run()))
         return HostReport(checks: c)
+    }
+
+    /// The `kvm` line: the microvm lane needs a vCPU that runs, not only a /dev/kvm that opens.
+    static func kvm(_ probe: KVMProbe) -> Check {
+        switch probe.verdict {
+        case .ran: return Check(name: "kvm", ok: true, detail: "microvm lane possible (\(probe.message); booting a guest kernel is not tried)")
+        case .vcpuFailed: return Check(name: "kvm", ok: false, detail: "microvm lane: KVM opens but a vCPU does not run (\(probe.message))")
+        case .unavailable: return Check(name: "kvm", ok: false, detail: "microvm lane impossible: \(probe.message)")
+        }
+    }
+
+    /// Whether KVM runs a guest here: a tiny real-mode guest on one vCPU (`sbx_kvm_probe` in
+    /// CSandboxLinux), bounded by a 2 s deadline. Blocks the calling thread for that long at most.
+    public struct KVMProbe: Sendable, Equatable {
+        /// The probe's answer.
+        public enum Verdict: Sendable, Equatable {
+            /// A vCPU ran the test guest and exited with its I/O.
+            case ran
+            /// /dev/kvm opened, but creating or running the test guest failed.
+            case vcpuFailed
+            /// /dev/kvm cannot be opened.
+            case unavailable
+        }
+        /// The answer.
+        public var verdict: Verdict
+        /// What ran, or which step failed and how.
+        public var message: String
+
+        /// Runs the standard probe.
+        public static func run() -> KVMProbe {
+            answer { sbx_kvm_probe($0, $1) }
+        }
+
+        /// Runs other real-mode guest code (tests: a guest that never exits, a wrong value).
+        static func run(guest: [UInt8], timeoutMilliseconds: UInt32) -> KVMProbe {
+            answer { msg, len in guest.withUnsafeBufferPointer { sbx_kvm_run_guest($0.baseAddress, $0.count, timeoutMilliseconds, msg, len) } }
+        }
+
+        private static func answer(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> KVMProbe {
+            var buf = [CChar](repeating: 0, count: 512)
+            let rc = buf.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
+            let message = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            switch rc {
+            case SBX_KVM_RAN: return KVMProbe(verdict: .ran, message: message)
+            case SBX_KVM_UNAVAILABLE: return KVMProbe(verdict: .unavailable, message: message)
+            default: return KVMProbe(verdict: .vcpuFailed, message: message)
+            }
+        }
     }
 
     static func userNamespaces() -> Check {

@@ -9,9 +9,25 @@ import SandboxCore
 /// userfaultfd, mount/namespace creation, BPF, perf, module loading, clock setting, reboot, swap,
 /// `open_by_handle_at`. `clone` is allowed only without namespace flags; `clone3` answers ENOSYS so
 /// libc falls back to `clone`.
+///
+/// Only the host's native 64-bit syscall ABI is listed (``hostArchitectures``): i386 (`int 0x80`),
+/// x32 (`nr | 0x40000000`) and 32-bit ARM calls hit the filter's bad-architecture action, which
+/// kills the calling thread with SIGSYS. Otherwise the i386 `socketcall` multiplexer, whose
+/// arguments seccomp cannot inspect, would open sockets the 64-bit `socket` rule refuses (AF_VSOCK).
 public enum SeccompProfile {
     /// The raw JSON bytes, embedded at build time.
     public static var json: [UInt8] { PackageResources.seccomp_json }
+
+    /// The seccomp architectures a sandbox on this host may use: the native 64-bit ABI alone.
+    public static var hostArchitectures: [String] {
+        #if arch(x86_64)
+        return ["SCMP_ARCH_X86_64"]
+        #elseif arch(arm64)
+        return ["SCMP_ARCH_AARCH64"]
+        #else
+        return []
+        #endif
+    }
 
     /// The parsed profile.
     public static func load() throws(SandboxError) -> Document {

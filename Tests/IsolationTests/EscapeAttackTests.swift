@@ -51,6 +51,24 @@ struct EscapeAttackTests {
         #expect((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) != "pwned\n")
     }
 
+    @Test("/proc/interrupts and the other host-wide /proc files read empty (masked)")
+    func maskedProcFiles() async throws {
+        let paths = ["/proc/interrupts", "/proc/timer_list", "/proc/sched_debug", "/proc/kcore", "/proc/keys"]
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        let hostInterrupts = (try? String(contentsOfFile: "/proc/interrupts", encoding: .utf8)) ?? ""
+        let r = try await Attack.python("""
+            for path in \(paths):
+                try:
+                    with open(path, 'rb') as f: data = f.read(4096)
+                    verdict(data == b'', f'{path}: {len(data)} bytes {data[:60]!r}')
+                except OSError as ex:
+                    verdict(True, f'{path}: {ex}')
+            """)
+        Attack.expectBlocked(r, count: paths.count)
+        #expect(paths.contains("/proc/interrupts"))
+        if let header = hostInterrupts.split(separator: "\n").first { #expect(!r.stdout.contains(header)) }
+    }
+
     @Test("host processes are invisible: only the sandbox's own pids are in /proc")
     func hostPids() async throws {
         let r = try await Attack.python("""

@@ -34,6 +34,25 @@ struct SeccompTests {
         #expect(clone3.action == "SCMP_ACT_ERRNO" && clone3.errnoRet == 38)
     }
 
+    @Test("only the native 64-bit ABI is listed: i386 and x32 (or arm32) calls hit the bad-architecture kill")
+    func nativeArchitectureOnly() throws {
+        let doc = try SeccompProfile.load()
+        #expect(doc.architectures == ["SCMP_ARCH_X86_64"])
+        for compat in ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_ARM"] {
+            #expect(!SeccompProfile.hostArchitectures.contains(compat))
+        }
+        #if arch(x86_64)
+        #expect(SeccompProfile.hostArchitectures == ["SCMP_ARCH_X86_64"])
+        #elseif arch(arm64)
+        #expect(SeccompProfile.hostArchitectures == ["SCMP_ARCH_AARCH64"])
+        #endif
+    }
+
+    @Test("the i386 multiplexers, whose arguments seccomp cannot inspect, are not allowed", arguments: ["socketcall", "ipc"])
+    func noMultiplexers(name: String) throws {
+        #expect(!SeccompProfile.allowedNames(try SeccompProfile.load()).contains(name))
+    }
+
     @Test("everyday syscalls stay allowed", arguments: ["read", "write", "openat", "execve", "mmap", "futex", "clone", "socket", "connect", "wait4", "exit_group"])
     func allowed(name: String) throws {
         #expect(SeccompProfile.allowedNames(try SeccompProfile.load()).contains(name))

@@ -24,4 +24,18 @@ short sbx_spawn_usevfork(void);
 int sbx_eventfd_nonblock(void);
 /// Reads an eventfd counter without blocking: the count, 0 when nothing was signalled, -1 on error.
 long long sbx_eventfd_take(int fd);
+
+/// sbx_kvm_probe / sbx_kvm_run_guest answers: a vCPU ran the guest, KVM opened but the guest did
+/// not run as expected, or /dev/kvm cannot be opened.
+#define SBX_KVM_RAN 1
+#define SBX_KVM_VCPU_FAILED 0
+#define SBX_KVM_UNAVAILABLE (-1)
+/// Checks that KVM can run a guest, not only that /dev/kvm opens: creates a VM with one page of
+/// real-mode code (`mov $0x42,%al; out %al,$0x10; hlt`), runs one vCPU and requires the first exit
+/// to be that OUT. Bounded by a 2 s deadline. Writes what happened (or what failed) to `msg`.
+/// Returns SBX_KVM_RAN, SBX_KVM_VCPU_FAILED or SBX_KVM_UNAVAILABLE.
+int sbx_kvm_probe(char *msg, size_t msglen);
+/// sbx_kvm_probe with other guest code (at most 4096 bytes, loaded and started at 0x1000 in real
+/// mode) and deadline; the first exit must still be an 8-bit OUT of 0x42 to port 0x10.
+int sbx_kvm_run_guest(const unsigned char *code, size_t len, unsigned timeout_ms, char *msg, size_t msglen);
 #endif
