@@ -13,8 +13,10 @@ import SandboxCore
 ///
 /// Limits: `timeout` (a fuel watchdog stops running code within ~1 ms; the worker mode also kills
 /// the process), `memoryBytes` caps linear memory (→ `oom`, as does QuickJS's own out-of-memory exit
-/// 3), `outputBytes` per stream (→ `output_truncated`), `codeBytes`/`inputBytes` checked first
-/// (→ ``SandboxError`` `limit_exceeded`). A wasm trap (e.g. `call stack exhausted`) ends the run
+/// 3), `outputBytes` per stream (→ `output_truncated`), `fileSizeBytes` (a write or truncate past
+/// it fails with `EFBIG` → `file_size_limit`), `workspaceBytes` and `workspaceFiles` (growth past
+/// them fails with `ENOSPC` → `workspace_limit`; apparent sizes, so sparse files count in full),
+/// `codeBytes`/`inputBytes` checked first (→ ``SandboxError`` `limit_exceeded`). A wasm trap (e.g. `call stack exhausted`) ends the run
 /// with outcome `killed` and the trap as `reason`; it never takes the host process down.
 public struct WasmBackend: IsolationBackend {
     /// Where runs execute.
@@ -100,7 +102,9 @@ public struct WasmBackend: IsolationBackend {
             environment: spec.profile.env.merging(request.env) { $1 }, stdin: stdin, workspace: workspace.path,
             timeout: limits.timeout, maxMemoryBytes: Int(clamping: limits.memoryBytes), outputBytes: limits.outputBytes,
             tools: spec.profile.tools, networkAllow: spec.profile.network.allow,
-            reuseInstances: configuration.reuseInstances && plan.isJavaScript)
+            reuseInstances: configuration.reuseInstances && plan.isJavaScript,
+            workspaceLimits: .init(
+                workspaceBytes: limits.workspaceBytes, fileSizeBytes: limits.fileSizeBytes, workspaceFiles: limits.workspaceFiles))
         let createMs = (ContinuousClock.now - start).milliseconds
         let report: WasmRunReport
         switch configuration.mode {

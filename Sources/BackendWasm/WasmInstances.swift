@@ -32,7 +32,7 @@ final class MemoryLimiter: ResourceLimiter, @unchecked Sendable {
 
 /// What host functions of an instance dispatch to; swapped for every run of a reused instance.
 final class HostContext: @unchecked Sendable {
-    var wasi: [String: WASIHostFunction<Memory>] = [:]
+    var wasi: [String: WASIHostImplementation] = [:]
     var tools: ToolBridge?
 }
 
@@ -69,7 +69,7 @@ final class LoadedInstance: @unchecked Sendable {
                 guard case .memory(let memory) = caller.instance?.export("memory") else {
                     throw SandboxError(.invalidRequest, "the module does not export its memory")
                 }
-                return try f.implementation(memory, args)
+                return try f(memory, args)
             })
         }
         imports.define(module: "sandboxer", name: "tool_call", Function(store: store, type: ToolImport.type) { caller, args in
@@ -113,7 +113,8 @@ final class LoadedInstance: @unchecked Sendable {
             fileSystem: .host()
                 .withStdio(stdin: InputFile(bytes: []), stdout: CaptureFile(sink: discard), stderr: CaptureFile(sink: discard))
                 .withPreopens([.init(guestPath: "/workspace", hostPath: empty)]))
-        context.wasi = bridge.hostFunctions(capabilities: WASICapability.all)
+        let functions: [String: WASIHostFunction<Memory>] = bridge.hostFunctions(capabilities: WASICapability.all)
+        context.wasi = functions.mapValues(\.implementation)
         defer {
             try? bridge.close()
             context.wasi = [:]

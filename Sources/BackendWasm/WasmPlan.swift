@@ -103,6 +103,14 @@ enum ResultMapper {
     /// QuickJS driver's exit code for out-of-memory.
     static let quickJSOutOfMemory: Int32 = 3
 
+    /// `workspace_limit` or `file_size_limit` when the guest ran into one (the former first, as
+    /// ``Outcome`` orders them), even if it handled the error.
+    static func workspaceOutcome(_ r: WasmRunReport) -> (Outcome, String?)? {
+        if let why = r.workspace.workspaceLimit { return (.workspaceLimit, why) }
+        if let why = r.workspace.fileSizeLimit { return (.fileSizeLimit, why) }
+        return nil
+    }
+
     static func map(_ r: WasmRunReport, plan: WasmPlan, spec: SandboxSpec) -> ExecResult {
         let truncated = r.stdout.truncated || r.stderr.truncated
         var outcome: Outcome
@@ -121,6 +129,8 @@ enum ResultMapper {
                 outcome = .oom
                 reason = "out of memory: linear memory is capped at \(spec.profile.limits.memoryBytes) bytes"
                 if c < 0 { code = nil }
+            } else if let limit = workspaceOutcome(r) {
+                (outcome, reason) = limit
             } else if truncated {
                 outcome = .outputTruncated
                 reason = "output over \(spec.profile.limits.outputBytes) bytes per stream was discarded"
@@ -131,6 +141,9 @@ enum ResultMapper {
             if r.memoryDenied {
                 outcome = .oom
                 reason = "out of memory (memory growth denied, then wasm trap: \(trap))"
+            } else if let limit = workspaceOutcome(r) {
+                (outcome, reason) = limit
+                reason = (reason ?? "") + "; then wasm trap: \(trap)"
             } else {
                 outcome = .killed
                 reason = trap.contains("call stack exhausted")

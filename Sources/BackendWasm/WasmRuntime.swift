@@ -29,6 +29,10 @@ struct WasmInvocation: Sendable {
     var networkAllow: [String]
     /// Reuse a pooled, reset instance when the module supports it (see ``LoadedInstance``).
     var reuseInstances: Bool
+    /// File size, workspace size and file-count limits on `/workspace` (enforced by ``WASIGuard``).
+    var workspaceLimits = WorkspaceQuota.Limits(
+        workspaceBytes: SandboxCore.Limits.default.workspaceBytes, fileSizeBytes: SandboxCore.Limits.default.fileSizeBytes,
+        workspaceFiles: SandboxCore.Limits.default.workspaceFiles)
 }
 
 /// How the guest ended.
@@ -50,6 +54,8 @@ struct WasmRunReport: Sendable {
     var toolCalls: [ToolCallRecord] = []
     var wallMs = 0.0
     var reusedInstance = false
+    /// Which workspace limits the guest ran into (it got `EFBIG`/`ENOSPC`).
+    var workspace = WorkspaceQuota.Report()
 }
 
 /// The process-wide WasmKit engine: one `Engine` (fuel-metered, 64 MiB interpreter stack), a cache
@@ -125,7 +131,7 @@ final class WasmRuntime: @unchecked Sendable {
             @Sendable func finish(_ r: WasmRunReport) { once.withLock { $0.take() }?.resume(returning: r) }
             do {
                 try DedicatedThread.start(stackSize: Self.stackBytes, name: "wasm-run") { [self] in
-                    finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline))
+                    finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline, logger: logger))
                 }
             } catch {
                 finish(WasmRunReport(exit: .setupFailed("cannot start the wasm thread: \(error)")))
@@ -153,7 +159,7 @@ final class WasmRuntime: @unchecked Sendable {
 
     private func execute(
         _ inv: WasmInvocation, stdout: OutputSink, stderr: OutputSink, tools: ToolBridge, control: RunControl,
-        deadline: ContinuousClock.Instant
+        deadline: ContinuousClock.Instant, logger: Logger
     ) -> WasmRunReport {
         var report = WasmRunReport(exit: .exited(0))
         let loaded: LoadedInstance
@@ -174,7 +180,9 @@ final class WasmRuntime: @unchecked Sendable {
             report.exit = .setupFailed("cannot set up WASI (workspace \(inv.workspace)): \(error)")
             return report
         }
-        loaded.context.wasi = bridge.hostFunctions(capabilities: WASICapability.all)
+        let quota = WorkspaceQuota(root: inv.workspace, limits: inv.workspaceLimits)
+        let guardrail = WASIGuard(bridge: bridge, quota: quota, control: control, deadline: deadline, logger: logger)
+        loaded.context.wasi = guardrail.functions(from: bridge)
         loaded.context.tools = tools
         loaded.limiter.begin(maxBytes: inv.maxMemoryBytes, currentBytes: loaded.memoryBytes)
         loaded.markUsed()
@@ -206,6 +214,7 @@ final class WasmRuntime: @unchecked Sendable {
         report.peakMemoryBytes = max(limits.peakBytes, loaded.memoryBytes)
         report.stdout = stdout.snapshot
         report.stderr = stderr.snapshot
+        report.workspace = quota.report
         if reusable { checkin(loaded) }
         return report
     }

@@ -13,6 +13,7 @@ import Glibc
 /// ```
 /// sandboxer wasm-worker [--module PATH] [--js FILE] [--workspace DIR] [--timeout-ms N]
 ///     [--memory-bytes N] [--output-bytes N] [--input-bytes N] [--tools a,b] [--allow host:port,…]
+///     [--workspace-bytes N] [--file-size-bytes N] [--workspace-files N]
 ///     [--env K=V]… [--id SANDBOX_ID] [--report FILE] [-- ARGV0 ARGS…]
 /// ```
 /// - `--module`: the `.wasm` command (default with `--js`: the located `qjs.wasm`).
@@ -20,16 +21,21 @@ import Glibc
 /// - stdin of the worker is read fully (up to `--input-bytes`, default 1 MiB) and given to the guest;
 ///   guest stdout/stderr go to the worker's, each capped at `--output-bytes` (default 1 MiB).
 /// - `/workspace` is `--workspace` (default: a fresh temp dir, removed at exit).
-/// - `--report FILE` writes a JSON ``WorkerReport`` (outcome details and tool calls).
+/// - `--workspace-bytes`, `--file-size-bytes`, `--workspace-files`: the workspace limits (default:
+///   those of ``Limits/default``); the guest gets `ENOSPC`/`EFBIG` past them.
+/// - `--report FILE` writes a JSON ``WorkerReport`` (outcome details, limits hit, tool calls).
 ///
 /// Exit status: the guest's exit code, except **124** timeout, **123** out of memory (a growth of
 /// linear memory was denied and the guest failed), **134** wasm trap (e.g. stack exhausted),
-/// **125** usage or setup error.
+/// **121** the guest ran into the workspace limit, **122** into the file size limit (even if it
+/// then exited 0; the report has its code), **125** usage or setup error.
 public enum WasmWorker {
     public static let exitTimeout: Int32 = 124
     public static let exitOutOfMemory: Int32 = 123
     public static let exitTrap: Int32 = 134
     public static let exitSetup: Int32 = 125
+    public static let exitWorkspaceLimit: Int32 = 121
+    public static let exitFileSizeLimit: Int32 = 122
 
     static func writeOut(_ text: String) {
         let bytes = Array(text.utf8)
@@ -100,10 +106,12 @@ struct WorkerReport: Codable, Sendable {
     var stdoutTruncated: Bool
     var stderrTruncated: Bool
     var toolCalls: [ToolCallRecord]
+    /// The workspace limits the guest ran into (absent from older workers).
+    var workspace: WorkspaceQuota.Report?
 
     enum CodingKeys: String, CodingKey {
         case exit, code, message, memoryDenied = "memory_denied", peakMemoryBytes = "peak_memory_bytes",
-            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls"
+            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls", workspace
     }
 
     init(_ r: WasmRunReport) {
@@ -118,6 +126,7 @@ struct WorkerReport: Codable, Sendable {
         stdoutTruncated = r.stdout.truncated
         stderrTruncated = r.stderr.truncated
         toolCalls = r.toolCalls
+        workspace = r.workspace
     }
 
     var exitStatus: Int32 {
@@ -128,6 +137,8 @@ struct WorkerReport: Codable, Sendable {
         default:
             let c = code ?? 0
             if memoryDenied && c != 0 { return WasmWorker.exitOutOfMemory }
+            if workspace?.workspaceLimit != nil { return WasmWorker.exitWorkspaceLimit }
+            if workspace?.fileSizeLimit != nil { return WasmWorker.exitFileSizeLimit }
             return c & 255
         }
     }
@@ -184,6 +195,9 @@ struct WorkerOptions {
                 let kv = try value()
                 guard let eq = kv.firstIndex(of: "=") else { throw UsageError(description: "--env wants K=V") }
                 invocation.environment[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+            case "--workspace-bytes": invocation.workspaceLimits.workspaceBytes = try number(value())
+            case "--file-size-bytes": invocation.workspaceLimits.fileSizeBytes = try number(value())
+            case "--workspace-files": invocation.workspaceLimits.workspaceFiles = Int(try number(value()))
             case "--id": invocation.sandboxId = try value()
             case "--report": reportPath = try value()
             default: throw UsageError(description: "unknown option \(args[i])")

@@ -21,18 +21,21 @@ struct WorkerLauncher {
         defer { scratch.remove() }
         let stdinPath = scratch.path + "/stdin"
         let reportPath = scratch.path + "/report.json"
-        FileManager.default.createFile(atPath: stdinPath, contents: Data(inv.stdin))
+        _ = FileManager.default.createFile(atPath: stdinPath, contents: Data(inv.stdin))
         var argv = [executable, "wasm-worker", "--id", inv.sandboxId, "--workspace", inv.workspace,
                     "--timeout-ms", String(Int64(inv.timeout.milliseconds.rounded(.up))),
                     "--memory-bytes", String(inv.maxMemoryBytes), "--output-bytes", String(inv.outputBytes),
                     "--input-bytes", String(max(inv.stdin.count, 1)), "--report", reportPath]
+        let limits = inv.workspaceLimits
+        argv += ["--workspace-bytes", String(limits.workspaceBytes), "--file-size-bytes", String(limits.fileSizeBytes),
+                 "--workspace-files", String(limits.workspaceFiles)]
         if !inv.tools.isEmpty { argv += ["--tools", inv.tools.joined(separator: ",")] }
         if !inv.networkAllow.isEmpty { argv += ["--allow", inv.networkAllow.joined(separator: ",")] }
         for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
         if inv.arguments.count >= 3, inv.arguments[1] == "-e" {
             // JavaScript: the source goes through a file (one argv string is limited to 128 KiB).
             let codePath = scratch.path + "/main.js"
-            FileManager.default.createFile(atPath: codePath, contents: Data(inv.arguments[2].utf8))
+            _ = FileManager.default.createFile(atPath: codePath, contents: Data(inv.arguments[2].utf8))
             argv += ["--module", inv.modulePath, "--js", codePath, "--", "qjs"] + inv.arguments.dropFirst(3)
         } else {
             argv += ["--module", inv.modulePath, "--"] + inv.arguments
@@ -74,6 +77,7 @@ struct WorkerLauncher {
             report.memoryDenied = worker.memoryDenied
             report.peakMemoryBytes = worker.peakMemoryBytes
             report.toolCalls = worker.toolCalls
+            report.workspace = worker.workspace ?? WorkspaceQuota.Report()
             report.stdout.truncated = report.stdout.truncated || worker.stdoutTruncated
             report.stderr.truncated = report.stderr.truncated || worker.stderrTruncated
         } else if ContinuousClock.now >= started + inv.timeout {

@@ -39,7 +39,9 @@ struct LayeredWasm {
         var argv = ["\(LayerMountPoints.binary)/\((exe as NSString).lastPathComponent)", "wasm-worker",
                     "--workspace", "/workspace", "--timeout-ms", String(DurationText.milliseconds(l.timeout)),
                     "--memory-bytes", String(max(16 << 20, l.memoryBytes / 2)), "--output-bytes", String(l.outputBytes),
-                    "--input-bytes", String(l.inputBytes), "--id", "layered"]
+                    "--input-bytes", String(l.inputBytes), "--id", "layered",
+                    "--workspace-bytes", String(l.workspaceBytes), "--file-size-bytes", String(l.fileSizeBytes),
+                    "--workspace-files", String(l.workspaceFiles)]
         if !profile.tools.isEmpty { argv += ["--tools", profile.tools.joined(separator: ",")] }
         for (k, v) in profile.env.merging(request.env, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
         var code: [UInt8]?
@@ -66,6 +68,8 @@ struct LayeredWasm {
             case WasmWorker.exitTimeout: r.outcome = .timeout; r.reason = "wall-clock limit of \(DurationText.milliseconds(l.timeout)) ms reached inside the WASM engine"
             case WasmWorker.exitOutOfMemory: r.outcome = .oom; r.reason = "linear memory limit reached inside the WASM engine"
             case WasmWorker.exitTrap: r.outcome = .killed; r.reason = "wasm trap: " + (r.stderr.split(separator: "\n").last.map(String.init) ?? "")
+            case WasmWorker.exitWorkspaceLimit: r.outcome = .workspaceLimit; r.reason = "workspace limit (workspace = \(l.workspaceBytes) bytes, workspace_files = \(l.workspaceFiles)) reached inside the WASM engine; the guest got ENOSPC"
+            case WasmWorker.exitFileSizeLimit: r.outcome = .fileSizeLimit; r.reason = "file size limit (file_size = \(l.fileSizeBytes) bytes) reached inside the WASM engine; the guest got EFBIG"
             default: break
             }
         }

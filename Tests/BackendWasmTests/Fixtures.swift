@@ -37,6 +37,13 @@ enum Fixtures {
 
     static var haveModules: Bool { modules != nil }
 
+    /// `wasm/testdata/fsattack.c`, built by the same script.
+    static var fsattack: String? {
+        guard modules != nil else { return nil }
+        let path = repoRoot + "/.build-wasm/fsattack.wasm"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
     /// One stable directory for assembled WAT fixtures (reused across runs, so nothing piles up).
     static let fixtureDirectory: String = {
         let dir = NSTemporaryDirectory() + "sbx-wasm-test-fixtures"

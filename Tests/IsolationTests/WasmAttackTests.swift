@@ -58,6 +58,47 @@ struct WasmAttackTests {
         #expect(server.received.isEmpty)
     }
 
+    // MARK: 7. workspace and file-size limits hold for WASI writes
+
+    /// Apparent bytes of every regular file under `dir`, and the largest one.
+    static func hostUsage(_ dir: String) -> (total: Int64, largest: Int64) {
+        var total: Int64 = 0, largest: Int64 = 0
+        for name in FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? [] {
+            var st = stat()
+            guard lstat(dir + "/" + name, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            total += Int64(st.st_size)
+            largest = max(largest, Int64(st.st_size))
+        }
+        return (total, largest)
+    }
+
+    @Test("a guest with a 1 MiB workspace can neither write 100 MiB nor make a 1 TiB sparse file", arguments: ["in-process", "worker"])
+    func workspaceFlood(mode: String) async throws {
+        let fsattack = try #require(WasmAttackModules.built?.fsattack)
+        let execution: WasmBackend.ExecutionMode
+        if mode == "worker" {
+            execution = .worker(executable: try #require(Self.sandboxer, "the sandboxer executable is not built"))
+        } else {
+            execution = .inProcess
+        }
+        let ws = NSTemporaryDirectory() + "sbx-wasm-flood-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let profile = Self.profile { $0.workspaceBytes = 1 << 20; $0.fileSizeBytes = 64 << 20 }
+        let ops = ["write", "/workspace/flood", "\(100 << 20)", "seek", "/workspace/sparse", "\((1 << 40) - 1)",
+                   "pwrite", "/workspace/sparse2", "\((1 << 40) - 1)", "truncate", "/workspace/sparse3", "\(1 << 40)",
+                   "allocate", "/workspace/sparse4", "\(1 << 40)"]
+        let r = try await Self.backend(mode: execution).run(
+            SandboxSpec(profile: profile, workspaceDirectory: ws), ExecRequest(argv: [fsattack] + ops), output: nil)
+        let usage = Self.hostUsage(ws)
+        #expect(usage.total <= 1 << 20, "the host workspace holds \(usage.total) bytes")
+        #expect(usage.largest <= 1 << 20, "a host file is \(usage.largest) bytes")
+        #expect(r.stdout.contains("ERR write ENOSPC") && r.stdout.contains("ERR seek EFBIG") && r.stdout.contains("ERR pwrite EFBIG")
+                && r.stdout.contains("ERR truncate EFBIG") && r.stdout.contains("ERR allocate EFBIG"), "\(r.stdout) \(r.stderr)")
+        #expect(r.outcome == .workspaceLimit, "\(r.outcome) \(r.reason ?? "")")
+        #expect(r.reason?.contains("workspace") == true)
+    }
+
     // MARK: 12. qjs.wasm comes from the installation, not from the working directory
 
     /// The `sandboxer` executable built beside this test bundle.
