@@ -14,6 +14,7 @@ typealias WASIHostImplementation = @Sendable (Memory, [Value]) throws -> [Value]
 ///   unlink, rmdir, rename-over and truncation give the space back;
 /// - `path_open` opens only regular files and directories: a FIFO, socket or device in the
 ///   workspace is refused (`ENOTSUP`) before the host would block opening or reading it;
+/// - `poll_oneoff` never sleeps past the run's deadline (see `WASIGuard+Poll.swift`).
 ///
 /// Everything runs on the run's thread; the scratch memory of ``probe`` is not shared.
 final class WASIGuard: @unchecked Sendable {
@@ -45,6 +46,7 @@ final class WASIGuard: @unchecked Sendable {
         for (name, wrap) in wrappers {
             if let original = table[name] { table[name] = wrap(original) }
         }
+        installPoll(into: &table)
         return table
     }
 

@@ -89,6 +89,9 @@ final class WasmRuntime: @unchecked Sendable {
         return module
     }
 
+    /// The name of a run's thread (15 bytes at most): `wasm-` and the end of the sandbox id.
+    static func threadName(for sandboxId: String) -> String { "wasm-" + sandboxId.suffix(10) }
+
     /// Drops cached modules and pooled instances (for cold-start measurements).
     func flush() {
         modules.withLock { $0.removeAll() }
@@ -130,7 +133,7 @@ final class WasmRuntime: @unchecked Sendable {
             let once = Mutex<CheckedContinuation<WasmRunReport, Never>?>(cont)
             @Sendable func finish(_ r: WasmRunReport) { once.withLock { $0.take() }?.resume(returning: r) }
             do {
-                try DedicatedThread.start(stackSize: Self.stackBytes, name: "wasm-run") { [self] in
+                try DedicatedThread.start(stackSize: Self.stackBytes, name: Self.threadName(for: invocation.sandboxId)) { [self] in
                     finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline, logger: logger))
                 }
             } catch {

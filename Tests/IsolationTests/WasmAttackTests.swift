@@ -99,6 +99,42 @@ struct WasmAttackTests {
         #expect(r.reason?.contains("workspace") == true)
     }
 
+    // MARK: 9. a host call blocked past the deadline must not keep the run's thread
+
+    /// Threads of this process named `name` (`/proc/self/task/*/comm`).
+    static func threads(named name: String) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.filter {
+            (try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) == name
+        }.count
+    }
+
+    @Test("an hour-long poll_oneoff sleep or a FIFO read ends as timeout or error, and the run's thread is gone", arguments: ["sleep", "fifo"])
+    func blockedHostCall(kind: String) async throws {
+        let fsattack = try #require(WasmAttackModules.built?.fsattack)
+        let ws = NSTemporaryDirectory() + "sbx-wasm-block-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: ws, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        #expect(mkfifo(ws + "/fifo", 0o600) == 0)
+        // The run's thread is named "wasm-" + the last 10 characters of the sandbox id.
+        let tag = String(UInt64.random(in: 1 << 40...1 << 44), radix: 16).suffix(10)
+        let spec = SandboxSpec(id: "sbx-\(tag)", profile: Self.profile(timeout: .seconds(1)), workspaceDirectory: ws)
+        let ops = kind == "sleep" ? ["sleep", "3600"] : ["read", "/workspace/fifo"]
+        let run = Task { try await Self.backend().run(spec, ExecRequest(argv: [fsattack] + ops), output: nil) }
+        let r = try await run.value
+        if kind == "sleep" {
+            #expect(r.outcome == .timeout, "\(r.outcome) \(r.reason ?? "")")
+        } else {
+            #expect(r.outcome == .ok && r.stdout == "ERR read ENOTSUP\n", "\(r.outcome) \(r.stdout)")
+        }
+        var left = Self.threads(named: "wasm-\(tag)")
+        for _ in 0..<300 where left > 0 {  // a generous bound, not a speed requirement
+            try await Task.sleep(for: .milliseconds(100))
+            left = Self.threads(named: "wasm-\(tag)")
+        }
+        #expect(left == 0, "the run's thread is still blocked in the host call")
+    }
+
     // MARK: 12. qjs.wasm comes from the installation, not from the working directory
 
     /// The `sandboxer` executable built beside this test bundle.
