@@ -14,7 +14,8 @@ typealias WASIHostImplementation = @Sendable (Memory, [Value]) throws -> [Value]
 ///   unlink, rmdir, rename-over and truncation give the space back;
 /// - `path_open` opens only regular files and directories: a FIFO, socket or device in the
 ///   workspace is refused (`ENOTSUP`) before the host would block opening or reading it;
-/// - `poll_oneoff` never sleeps past the run's deadline (see `WASIGuard+Poll.swift`).
+/// - `poll_oneoff` never sleeps past the run's deadline (see `WASIGuard+Poll.swift`);
+/// - every pointer argument is bounds-checked first (`EFAULT`; see `WASIGuard+Pointers.swift`).
 ///
 /// Everything runs on the run's thread; the scratch memory of ``probe`` is not shared.
 final class WASIGuard: @unchecked Sendable {
@@ -47,6 +48,7 @@ final class WASIGuard: @unchecked Sendable {
             if let original = table[name] { table[name] = wrap(original) }
         }
         installPoll(into: &table)
+        installPointerChecks(into: &table)  // outermost: nothing below sees a bad pointer
         return table
     }
 

@@ -70,6 +70,13 @@ struct WASIProbe: @unchecked Sendable {
         return .success(WASIAbi.Filestat.readFromGuest(UnsafeGuestRawPointer(offset: 0), in: scratch))
     }
 
+    /// `args_sizes_get` / `environ_sizes_get`: (count, buffer bytes).
+    func sizes(_ function: String) -> (UInt32, UInt32)? {
+        guard call(function, [.i32(0), .i32(4)]) == .SUCCESS else { return nil }
+        return (UInt32.readFromGuest(UnsafeGuestRawPointer(offset: 0), in: scratch),
+                UInt32.readFromGuest(UnsafeGuestRawPointer(offset: 4), in: scratch))
+    }
+
     /// `fd_close`.
     func close(fd: UInt32) { _ = call("fd_close", [.i32(fd)]) }
 }

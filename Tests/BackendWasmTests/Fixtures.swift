@@ -130,9 +130,13 @@ final class LoopbackServer: @unchecked Sendable {
         port = UInt16(bigEndian: addr.sin_port)
         let counter = self.counter
         let response = Array("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n\(body)".utf8)
+        // The thread accepts on its own descriptor: after stop() closes `fd`, a new server may get
+        // the same number, and a late accept() on it would steal that server's connection.
+        let own = dup(listener)
         Thread.detachNewThread {
+            defer { close(own) }
             while true {
-                let c = accept(listener, nil, nil)
+                let c = accept(own, nil, nil)
                 if c < 0 { return }
                 counter.value.withLock { $0 += 1 }
                 var buf = [UInt8](repeating: 0, count: 4096)

@@ -223,9 +223,11 @@ final class AcceptCounter: Sendable {
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &len) } }
         fd = listener
         port = UInt16(bigEndian: addr.sin_port)
+        let own = dup(listener)  // never reused while this thread may still call accept() on it
         Thread.detachNewThread { [state] in
+            defer { close(own) }
             while true {
-                let c = accept(listener, nil, nil)
+                let c = accept(own, nil, nil)
                 if c < 0 { return }
                 state.value.withLock { $0.connections += 1 }
                 var buf = [UInt8](repeating: 0, count: 4096)
