@@ -46,8 +46,9 @@ public typealias ToolCallHandler = @Sendable (_ sandboxId: String, _ record: Too
 /// The host side of the tools bridge for one run: checks approval, runs the tool, keeps the call
 /// log and the pending oversized result the driver fetches again with a larger buffer.
 ///
-/// Shipped tools: `http.get` (only to hosts in `network.allow`), `kv.get` / `kv.set` (a key-value
-/// store that lives as long as the run).
+/// Shipped tools: `http.get` (only to hosts in `network.allow`, and never to an address in
+/// ``AddressPolicy``'s blocked ranges), `kv.get` / `kv.set` (a key-value store that lives as long
+/// as the run).
 final class ToolBridge: Sendable {
     /// The names of every tool this host implements.
     static let available = ["http.get", "kv.get", "kv.set"]

@@ -71,9 +71,10 @@ final class WASIGuard: @unchecked Sendable {
         fd: UInt32, _ memory: Memory, _ args: [Value], _ original: WASIHostImplementation,
         end: (_ size: Int64, _ append: Bool) -> Int64?
     ) throws -> [Value] {
-        guard let quota, let st = probe.stat(fd: fd), st.filetype == .REGULAR_FILE, let fdStat = probe.fdStat(fd: fd) else {
-            return try original(memory, args)
-        }
+        // Not a regular file, or not writable: the bridge answers (EBADF, ESPIPE …) as it would.
+        guard let quota, let st = probe.stat(fd: fd), st.filetype == .REGULAR_FILE, let fdStat = probe.fdStat(fd: fd),
+              fdStat.fsRightsBase.contains(.FD_WRITE)
+        else { return try original(memory, args) }
         let size = Self.clamp(st.size)
         guard let newEnd = end(size, fdStat.fsFlags.contains(.APPEND)) else { return try original(memory, args) }
         if let breach = quota.checkGrowth(currentSize: size, newSize: newEnd) {

@@ -34,7 +34,9 @@ public enum WasmWorker {
     public static let exitOutOfMemory: Int32 = 123
     public static let exitTrap: Int32 = 134
     public static let exitSetup: Int32 = 125
+    /// Exit status when the guest ran into the workspace size or file-count limit.
     public static let exitWorkspaceLimit: Int32 = 121
+    /// Exit status when the guest ran into the file size limit.
     public static let exitFileSizeLimit: Int32 = 122
 
     static func writeOut(_ text: String) {
