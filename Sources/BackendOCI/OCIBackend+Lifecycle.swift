@@ -75,7 +75,7 @@ extension OCIBackend {
         do { try SysFile.create(processFile, Array(try enc.encode(process)), mode: 0o600) } catch {
             throw SandboxError(.setupFailed, "cannot write \(processFile): \(error)")
         }
-        let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout, limit: limits.inputBytes)
+        let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
         defer { stdin.close() }
         let before = res.cgroup.stats()
         let t1 = Clock.nowMs()

@@ -18,7 +18,7 @@ public struct OCIBackend: IsolationBackend {
         /// Forces a runtime for every sandbox (else the profile's, else auto).
         public var runtime: String?
         /// When set, every one-shot run starts this reaper command (``OwnerDeathGuard``), followed
-        /// by `--state-dir DIR --id ID`, so the sandbox dies with this process even on SIGKILL.
+        /// by `--state-dir DIR`, so the sandbox dies with this process even on SIGKILL.
         public var reaper: [String]?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil) {
             self.stateDirectory = stateDirectory
@@ -94,7 +94,7 @@ public struct OCIBackend: IsolationBackend {
         var guardian: OwnerDeathGuard?
         if let reaper = configuration.reaper {
             do {
-                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--id", spec.id])
+                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory])
             } catch {
                 res.tearDown(runtime: runtime, syncWorkspace: false)
                 throw error
@@ -111,7 +111,7 @@ public struct OCIBackend: IsolationBackend {
                 cgroupsPath: res.cgroup.runtimeCgroupsPath,
                 paths: .init(workspace: res.layout.workspace, code: codeDir))
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
-            let stdin = try ProcessSupervisor.openStdin(request.stdin, layout: res.layout, limit: limits.inputBytes)
+            let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
             defer { stdin.close() }
             let t2 = Clock.nowMs()
             timings.bundleMs = t2 - t1

@@ -22,20 +22,22 @@ public struct OwnerDeathGuard: Sendable {
     /// The word that tells the reaper the owner finished normally.
     public static let doneWord: UInt8 = 0x64  // "d"
 
-    /// Starts `argv` (the reaper command, e.g. `[sandboxer, "reap", …]`) with its stdin on a pipe
-    /// whose write end only this process holds.
+    /// Starts `argv` (the reaper command, e.g. `[sandboxer, "reap", …]`) with its stdin on a
+    /// socket whose other end only this process holds (a socket, so telling a reaper that is
+    /// already gone can use `MSG_NOSIGNAL` instead of raising SIGPIPE).
     public static func start(_ argv: [String]) throws(SandboxError) -> OwnerDeathGuard {
-        let pipe = try Pipe2()
+        var fds: [Int32] = [-1, -1]
+        try Syscall.call("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer {
             close(devnull)
-            pipe.closeRead()
+            close(fds[1])
         }
         do {
-            let child = try ChildProcess.spawn(argv, stdin: pipe.readEnd, stdout: devnull, stderr: devnull)
-            return OwnerDeathGuard(writeEnd: pipe.writeEnd, child: child)
+            let child = try ChildProcess.spawn(argv, stdin: fds[1], stdout: devnull, stderr: devnull)
+            return OwnerDeathGuard(writeEnd: fds[0], child: child)
         } catch {
-            pipe.closeWrite()
+            close(fds[0])
             throw SandboxError(.setupFailed, "cannot start the sandbox reaper \(argv[0]): \(error.message)")
         }
     }
@@ -44,7 +46,7 @@ public struct OwnerDeathGuard: Sendable {
     /// caller's path, so the run does not wait for the reaper's start-up).
     public func disarm() {
         var word = Self.doneWord
-        _ = write(writeEnd, &word, 1)
+        _ = send(writeEnd, &word, 1, Int32(MSG_NOSIGNAL))
         close(writeEnd)
         let child = self.child
         try? DedicatedThread.start(stackSize: 64 << 10, name: "sbx-reap-wait") { _ = child.waitBlocking() }

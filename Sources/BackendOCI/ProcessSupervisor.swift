@@ -34,29 +34,22 @@ struct ProcessSupervisor: Sendable {
         }
     }
 
-    /// Opens what the process reads as stdin. The sandbox never gets a host descriptor of the
-    /// caller's: a file is copied (up to the input limit) to a private root-only file, and an
-    /// inherited descriptor (a terminal with `-i`) is relayed through a pipe.
-    static func openStdin(_ source: ExecRequest.StdinSource, layout: RunLayout, limit: Int64) throws(SandboxError) -> Stdin {
+    /// Opens what the process reads as stdin: always a pipe (or /dev/null), never a file or a
+    /// descriptor of the host's — the runtime hands stdio to the container user (crun chowns
+    /// it), so a file would become the sandbox's to rewrite and a terminal its to write to.
+    static func openStdin(_ source: ExecRequest.StdinSource, limit: Int64) throws(SandboxError) -> Stdin {
+        let relay: StdinRelay
         switch source {
         case .none:
             return Stdin(fd: open("/dev/null", O_RDONLY | O_CLOEXEC))
         case .inherit(let fd):
-            let relay = try StdinRelay.start(from: fd)
-            return Stdin(fd: relay.readEnd, relay: relay)
+            relay = try StdinRelay.start(from: fd)
         case .file(let path):
-            let bytes = try readInput(path, limit: limit)
-            return try privateCopy(bytes, layout: layout)
+            relay = try StdinRelay.start(bytes: try readInput(path, limit: limit))
         case .bytes(let bytes):
-            return try privateCopy(bytes, layout: layout)
+            relay = try StdinRelay.start(bytes: bytes)
         }
-    }
-
-    static func privateCopy(_ bytes: [UInt8], layout: RunLayout) throws(SandboxError) -> Stdin {
-        try SysFile.create(layout.stdinFile, bytes, mode: 0o600)
-        let fd = open(layout.stdinFile, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw Syscall.error("open \(layout.stdinFile)", errno: errno) }
-        return Stdin(fd: fd)
+        return Stdin(fd: relay.readEnd, relay: relay)
     }
 
     /// Reads a stdin file, refusing it when it holds more than `limit` bytes (it may have grown

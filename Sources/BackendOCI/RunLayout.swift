@@ -29,7 +29,6 @@ public struct RunLayout: Sendable {
     public var pidFile: String { directory + "/init.pid" }
     public var logFile: String { directory + "/runtime.log" }
     public var ownerFile: String { directory + "/owner" }
-    public var stdinFile: String { directory + "/stdin" }
 
     /// Creates the directory with this process recorded as its owner. The directory appears under
     /// its final name only once the owner file is inside (built as `.sbx-….new`, then renamed), so a

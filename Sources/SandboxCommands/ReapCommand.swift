@@ -17,9 +17,6 @@ struct ReapCommand: AsyncParsableCommand {
     @Option(name: .long, help: "State directory of the owner.")
     var stateDir: String
 
-    @Option(name: .long, help: "Sandbox id (for the log).")
-    var id: String
-
     func run() async throws {
         // Only the owner's pipe decides; terminal and session signals do not.
         for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { signal(s, SIG_IGN) }
@@ -29,7 +26,7 @@ struct ReapCommand: AsyncParsableCommand {
         for _ in 0..<1000 where owner.pid > 1 && owner.isAlive { usleep(10_000) }
         let report = GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect()
         if !report.isEmpty {
-            FileHandle.standardError.write(Data("sandboxer reap: owner of \(id) died; removed \(report.sandboxes)\n".utf8))
+            FileHandle.standardError.write(Data("sandboxer reap: the owner died; removed \(report.sandboxes)\n".utf8))
         }
     }
 }

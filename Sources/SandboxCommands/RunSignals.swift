@@ -1,4 +1,4 @@
-import Dispatch
+import SandboxLinux
 import Foundation
 import SandboxCore
 
@@ -6,12 +6,14 @@ import SandboxCore
 import Glibc
 #endif
 
+/// Where the signal handler reports a signal (written once, before the handler is installed).
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
 /// Turns the ways a CLI run can be interrupted — SIGINT, SIGTERM, SIGHUP, and a closed output pipe
 /// (`| head`) — into cancelling the run's task, which kills the sandbox and tears it down before
 /// the CLI exits with the status shells expect (128 + the signal: 130, 143, 129, 141).
 final class RunSignals: @unchecked Sendable {
     private let lock = NSLock()
-    private var sources: [DispatchSourceSignal] = []
     private var cancel: (@Sendable () -> Void)?
     private var signalNumber: Int32?
 
@@ -19,18 +21,34 @@ final class RunSignals: @unchecked Sendable {
     var received: Int32? { lock.withLock { signalNumber } }
 
     /// Starts catching the signals; `SIGPIPE` is ignored so a closed pipe shows up as `EPIPE`.
+    ///
+    /// A handler writes the signal number to a pipe that a thread of its own reads. (A dispatch
+    /// signal source is not enough: it sees a signal only if the thread it is delivered to has it
+    /// blocked, and the Swift runtime's threads do not.)
     init() {
         signal(SIGPIPE, SIG_IGN)
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
+        signalPipeWriteEnd = fds[1]
+        let readEnd = fds[0]
+        try? DedicatedThread.start(stackSize: 64 << 10, name: "sbx-signals") { [weak self] in
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) == 1 || errno == EINTR {
+                self?.interrupt(Int32(byte))
+            }
+        }
         for s in [SIGINT, SIGTERM, SIGHUP] {
-            signal(s, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: s, queue: .global())
-            source.setEventHandler { [weak self] in self?.interrupt(s) }
-            source.resume()
-            sources.append(source)
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { s in
+                var b = UInt8(truncatingIfNeeded: s)
+                _ = write(signalPipeWriteEnd, &b, 1)
+            }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(s, &action, nil)
         }
     }
-
-    deinit { sources.forEach { $0.cancel() } }
 
     /// Runs `body` as a task the signals cancel, and returns its value.
     func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {

@@ -75,12 +75,16 @@ public struct SandboxCgroup: Sendable {
     /// Creates the cgroup and writes every limit. Throws `setupFailed` naming the file that failed.
     public mutating func create(limits: Limits) throws(SandboxError) {
         if host.mode == .v2 { try enableV2Controllers() }
+        // Sandbox ids are not for other local users to list (the runtime adds its own cgroups
+        // in further hierarchies below these group directories).
+        for root in host.allMounts {
+            let group = "\(root)/\(CgroupHost.groupName)"
+            if mkdir(group, 0o700) != 0 && errno == EEXIST { chmod(group, 0o700) }
+        }
         for d in Set(directories.values) {
             do { try SysFile.makeDirectory(d) } catch {
                 throw SandboxError(.setupFailed, "cannot create cgroup \(d): \(error.message); run as root")
             }
-            // Sandbox ids are not for other local users to list or read (root only).
-            chmod((d as NSString).deletingLastPathComponent, 0o700)
             chmod(d, 0o700)
         }
         do {

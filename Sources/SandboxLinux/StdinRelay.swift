@@ -18,9 +18,28 @@ public final class StdinRelay: @unchecked Sendable {
         self.stopWrite = stopWrite
     }
 
+    /// Starts feeding `bytes` into the pipe (then end of file) on a thread of its own.
+    public static func start(bytes: [UInt8]) throws(SandboxError) -> StdinRelay {
+        try start { sink, stop in
+            var off = 0
+            while off < bytes.count {
+                guard wait(for: sink, events: Int16(POLLOUT), stop: stop) else { return }
+                let w = bytes.withUnsafeBytes { write(sink, $0.baseAddress! + off, bytes.count - off) }
+                if w < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                if w < 0 { return }
+                off += w
+            }
+        }
+    }
+
     /// Starts copying `source` into the pipe on a thread of its own until `source` ends, the
     /// reader goes away, or ``finish()``.
     public static func start(from source: Int32) throws(SandboxError) -> StdinRelay {
+        try start { sink, stop in pump(from: source, to: sink, stop: stop) }
+    }
+
+    /// Runs `feed(sink, stop)` on a thread, then closes the pipe's write end.
+    static func start(_ feed: @escaping @Sendable (Int32, Int32) -> Void) throws(SandboxError) -> StdinRelay {
         let data = try Pipe2()
         let stop: Pipe2
         do { stop = try Pipe2() } catch {
@@ -32,7 +51,13 @@ public final class StdinRelay: @unchecked Sendable {
         _ = fcntl(writeEnd, F_SETFL, fcntl(writeEnd, F_GETFL) | O_NONBLOCK)
         do {
             try DedicatedThread.start(stackSize: 256 << 10, name: "sbx-stdin") {
-                pump(from: source, to: writeEnd, stop: stopRead)
+                // A reader that went away must show up as EPIPE here, not kill the process: SIGPIPE
+                // from write(2) is sent to this thread, which keeps it blocked until it exits.
+                var pipeSignal = sigset_t()
+                sigemptyset(&pipeSignal)
+                sigaddset(&pipeSignal, SIGPIPE)
+                pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+                feed(writeEnd, stopRead)
                 close(writeEnd)
                 close(stopRead)
             }
@@ -44,10 +69,9 @@ public final class StdinRelay: @unchecked Sendable {
         return StdinRelay(readEnd: data.readEnd, stopWrite: stop.writeEnd)
     }
 
-    /// Stops the relay (a read from a terminal that never ends does not keep the thread alive).
+    /// Stops the relay (a read from a terminal that never ends does not keep the thread alive):
+    /// closing the stop pipe wakes the thread's poll with a hang-up, and cannot raise SIGPIPE.
     public func finish() {
-        var b: UInt8 = 1
-        _ = write(stopWrite, &b, 1)
         close(stopWrite)
     }
 

@@ -24,9 +24,10 @@ enum Attack {
         return r
     }
 
-    static func sh(_ script: String, profile: Profile = TestSandbox.profile(), env: [String: String] = [:], workspace: String? = nil,
+    static func sh(_ script: String, profile: Profile = TestSandbox.profile(), stdin: ExecRequest.StdinSource = .none,
+                   env: [String: String] = [:], workspace: String? = nil,
                    sourceLocation: SourceLocation = #_sourceLocation) async throws -> ExecResult {
-        let r = try await TestSandbox.sh(script, profile: profile, env: env, workspace: workspace)
+        let r = try await TestSandbox.sh(script, profile: profile, stdin: stdin, env: env, workspace: workspace)
         assertHealthy(r, sourceLocation: sourceLocation)
         return r
     }

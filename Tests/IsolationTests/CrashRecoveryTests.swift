@@ -9,7 +9,8 @@ import Testing
 import Glibc
 #endif
 
-/// A sandboxer process killed with SIGKILL mid-run leaves its sandbox behind; `sandboxer gc` removes it.
+/// A sandboxer whose reaper is gone too (both killed with SIGKILL mid-run) leaves its sandbox
+/// behind; `sandboxer gc` removes it.
 @Suite("Crash recovery", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
 struct CrashRecoveryTests {
     /// The `sandboxer` executable built next to the test bundle.
@@ -30,7 +31,7 @@ struct CrashRecoveryTests {
         }
     }
 
-    @Test("SIGKILL of the CLI mid-run, then `sandboxer gc`: no cgroup, mount, runtime state or process is left")
+    @Test("SIGKILL of the CLI and its reaper mid-run, then `sandboxer gc`: no cgroup, mount, runtime state or process is left")
     func killedCLIThenGC() async throws {
         let bin = try #require(Self.binary, "the sandboxer executable is not built")
         // A state directory of its own: other tests run `sandboxer run`, whose start-up gc would
@@ -52,6 +53,8 @@ struct CrashRecoveryTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         let sandboxID = try #require(id, "the sandbox never started")
+        // The reaper would remove the sandbox when the CLI dies (RunLifetimeTests): kill it first.
+        for pid in HostHealth.processes(matching: "reap --state-dir \(state)") { kill(pid, SIGKILL) }
         kill(cli.pid, SIGKILL)
         _ = await cli.wait()
         try await Task.sleep(for: .milliseconds(200))
@@ -70,6 +73,8 @@ struct CrashRecoveryTests {
         #expect(t == .exited(0), "\(err)")
         #expect(out.contains(sandboxID))
         #expect(HostHealth.leftovers(of: sandboxID, stateDirectory: state) == [])
+        // Killed processes leave their cgroup before they finish exiting: wait for that (bounded).
+        for _ in 0..<100 where !HostHealth.processes(matching: "98653").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         #expect(HostHealth.processes(matching: "98653").isEmpty)
         #expect(HostHealth.hostWorks())
     }
