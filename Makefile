@@ -23,7 +23,8 @@ deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## Builds the QuickJS wasm32-wasi module used by the WASM lane (cached, idempotent).
+## Builds the QuickJS wasm32-wasi module used by the WASM lane (cached, idempotent) and puts it
+## beside the built binaries (the only place sandboxer looks for it, besides $SANDBOXER_QJS_WASM).
 wasm:
 	@bash wasm/quickjs/build.sh
 
@@ -54,7 +55,7 @@ run: prepare wasm
 
 # The test target's `deps` also installs TEST_PACKAGES (a target-specific variable reaches prerequisites).
 test: EXTRA_PACKAGES := $(TEST_PACKAGES)
-test: deps wasm build-debug
+test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
 	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; $(DEBUG_BIN) gc >/dev/null; exit $$status
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SandboxCore
+import SandboxLinux
 
 /// The WASM lane: JavaScript under QuickJS (`qjs.wasm`) and any WASI preview1 command module,
 /// run by WasmKit with hard limits and the approved-tools bridge.
@@ -94,6 +95,15 @@ public struct WasmBackend: IsolationBackend {
         let limits = spec.profile.limits
         let plan = try WasmPlan(request: request, profile: spec.profile, quickJS: { try self.quickJSPath() })
         let stdin = try StdinLoader.load(request.stdin, limit: limits.inputBytes)
+        // One run per host workspace directory, as in the container lane.
+        let hostLock = try spec.workspaceDirectory.map { (dir) throws(SandboxError) -> DirectoryFD in
+            let fd = try DirectoryFD.open(path: dir)
+            guard fd.tryLockExclusive() else {
+                throw SandboxError(.invalidState, "workspace \(dir) is in use by another run; wait for it to finish or give another directory")
+            }
+            return fd
+        }
+        defer { hostLock?.close() }
         let workspace = try spec.workspaceDirectory.map { Workspace(path: $0, owned: false) }
             ?? Workspace.make(in: configuration.workDirectory, id: spec.id)
         defer { workspace.remove() }
