@@ -49,26 +49,42 @@ public struct HostReport: Sendable, Codable {
         return HostReport(checks: c)
     }
 
-    /// The `kvm` line: the microvm lane needs a vCPU that runs, not only a /dev/kvm that opens.
+    /// The `kvm` line: the microvm lane needs a vCPU that runs what a 64-bit guest kernel needs, not
+    /// only a /dev/kvm that opens.
     static func kvm(_ probe: KVMProbe) -> Check {
         switch probe.verdict {
         case .ran: return Check(name: "kvm", ok: true, detail: "microvm lane possible (\(probe.message); booting a guest kernel is not tried)")
-        case .vcpuFailed: return Check(name: "kvm", ok: false, detail: "microvm lane: KVM opens but a vCPU does not run (\(probe.message))")
+        case .vcpuFailed: return Check(name: "kvm", ok: false, detail: "microvm lane impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs (\(probe.message))")
         case .unavailable: return Check(name: "kvm", ok: false, detail: "microvm lane impossible: \(probe.message)")
         }
     }
 
-    /// Whether KVM runs a guest here: a tiny real-mode guest on one vCPU (`sbx_kvm_probe` in
-    /// CSandboxLinux), bounded by a 2 s deadline. Blocks the calling thread for that long at most.
+    /// Whether KVM runs a guest the way a 64-bit guest kernel runs (`sbx_kvm_probe` in CSandboxLinux):
+    /// stage 1 a tiny real-mode guest; stage 2 64-bit code in long mode set up from the host side
+    /// (page tables, CR0/CR4/EFER, a 64-bit code segment); stage 3 an INT3 taken through the guest's
+    /// own IDT, as a Linux kernel does at boot. Each stage is a new VM with one vCPU whose first exit
+    /// must be an OUT of 0x42 to port 0x10. The message names the stage that failed and how, and
+    /// notes a kvm_pvm module; the verdict comes only from running the vCPU. One 2 s deadline covers
+    /// all stages: blocks the calling thread for about that long at most.
     public struct KVMProbe: Sendable, Equatable {
         /// The probe's answer.
         public enum Verdict: Sendable, Equatable {
-            /// A vCPU ran the test guest and exited with its I/O.
+            /// A vCPU ran every stage's test guest and each exited with its I/O.
             case ran
-            /// /dev/kvm opened, but creating or running the test guest failed.
+            /// /dev/kvm opened, but creating or running a test guest failed.
             case vcpuFailed
             /// /dev/kvm cannot be opened.
             case unavailable
+        }
+        /// The mode a test guest starts in.
+        enum GuestMode {
+            /// As the vCPU comes out of reset.
+            case real
+            /// 64-bit long mode, code at 0xffffffff80001000 (the kernel map; physical 0x1000 is
+            /// identity-mapped too), an IDT whose #BP gate runs `inc %rbx; iretq`.
+            case long
+
+            var code: Int32 { self == .real ? SBX_KVM_REAL_MODE : SBX_KVM_LONG_MODE }
         }
         /// The answer.
         public var verdict: Verdict
@@ -80,13 +96,14 @@ public struct HostReport: Sendable, Codable {
             answer { sbx_kvm_probe($0, $1) }
         }
 
-        /// Runs other real-mode guest code (tests: a guest that never exits, a wrong value).
-        static func run(guest: [UInt8], timeoutMilliseconds: UInt32) -> KVMProbe {
-            answer { msg, len in guest.withUnsafeBufferPointer { sbx_kvm_run_guest($0.baseAddress, $0.count, timeoutMilliseconds, msg, len) } }
+        /// Runs other guest code in one mode, as one stage (tests: a guest that never exits, a wrong
+        /// value, 64-bit-only code in real mode).
+        static func run(mode: GuestMode, guest: [UInt8], timeoutMilliseconds: UInt32) -> KVMProbe {
+            answer { msg, len in guest.withUnsafeBufferPointer { sbx_kvm_run_guest(mode.code, $0.baseAddress, $0.count, timeoutMilliseconds, msg, len) } }
         }
 
         private static func answer(_ body: (UnsafeMutablePointer<CChar>, Int) -> Int32) -> KVMProbe {
-            var buf = [CChar](repeating: 0, count: 512)
+            var buf = [CChar](repeating: 0, count: 1024)
             let rc = buf.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
             let message = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             switch rc {

@@ -30,12 +30,25 @@ long long sbx_eventfd_take(int fd);
 #define SBX_KVM_RAN 1
 #define SBX_KVM_VCPU_FAILED 0
 #define SBX_KVM_UNAVAILABLE (-1)
-/// Checks that KVM can run a guest, not only that /dev/kvm opens: creates a VM with one page of
-/// real-mode code (`mov $0x42,%al; out %al,$0x10; hlt`), runs one vCPU and requires the first exit
-/// to be that OUT. Bounded by a 2 s deadline. Writes what happened (or what failed) to `msg`.
+/// sbx_kvm_run_guest's guest modes: real mode (the vCPU as it comes out of reset), or 64-bit long
+/// mode set up from the host side: CPUID from KVM_GET_SUPPORTED_CPUID; page tables PML4 -> PDPT ->
+/// PD with 2 MiB pages mapping the first 1 GiB at 0 (identity) and at 0xffffffff80000000 (Linux's
+/// kernel map); CR3, CR4.PAE, CR0.PE|PG, EFER.LME|LMA; a 64-bit code segment (L=1) and flat data
+/// segments, with a GDT; an IDT whose only present gate, #BP, runs `inc %rbx; iretq`.
+#define SBX_KVM_REAL_MODE 0
+#define SBX_KVM_LONG_MODE 1
+/// Checks that KVM can run a guest the way a 64-bit guest kernel runs, not only that /dev/kvm
+/// opens. Three stages, each a new VM with one vCPU whose first exit must be an 8-bit OUT of 0x42
+/// to port 0x10: (1) `mov $0x42,%al; out %al,$0x10; hlt` in real mode; (2) in long mode, code that
+/// writes 0x42 only when decoded as 64-bit code; (3) in long mode, an INT3 whose handler in the
+/// guest's IDT must run before the OUT (a Linux kernel executes INT3 at boot). One 2 s deadline
+/// covers all stages. Writes what happened (or which stage failed, and how) to `msg`, noting when
+/// the KVM module is kvm_pvm; the answer comes from running the vCPU only.
 /// Returns SBX_KVM_RAN, SBX_KVM_VCPU_FAILED or SBX_KVM_UNAVAILABLE.
 int sbx_kvm_probe(char *msg, size_t msglen);
-/// sbx_kvm_probe with other guest code (at most 4096 bytes, loaded and started at 0x1000 in real
-/// mode) and deadline; the first exit must still be an 8-bit OUT of 0x42 to port 0x10.
-int sbx_kvm_run_guest(const unsigned char *code, size_t len, unsigned timeout_ms, char *msg, size_t msglen);
+/// One stage of sbx_kvm_probe with other guest code (at most 4096 bytes at guest physical 0x1000,
+/// started there in real mode, at virtual 0xffffffff80001000 in long mode) and deadline; the first
+/// exit must still be an 8-bit OUT of 0x42 to port 0x10. `mode` is SBX_KVM_REAL_MODE or
+/// SBX_KVM_LONG_MODE.
+int sbx_kvm_run_guest(int mode, const unsigned char *code, size_t len, unsigned timeout_ms, char *msg, size_t msglen);
 #endif
