@@ -18,7 +18,7 @@ public struct OCIBackend: IsolationBackend {
         /// Forces a runtime for every sandbox (else the profile's, else auto).
         public var runtime: String?
         /// When set, every one-shot run starts this reaper command (``OwnerDeathGuard``), followed
-        /// by `--state-dir DIR`, so the sandbox dies with this process even on SIGKILL.
+        /// by `--state-dir DIR --owner-pid PID`, so the sandbox dies with this process even on SIGKILL.
         public var reaper: [String]?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil) {
             self.stateDirectory = stateDirectory
@@ -94,7 +94,7 @@ public struct OCIBackend: IsolationBackend {
         var guardian: OwnerDeathGuard?
         if let reaper = configuration.reaper {
             do {
-                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory])
+                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--owner-pid", String(getpid())])
             } catch {
                 res.tearDown(runtime: runtime, syncWorkspace: false)
                 throw error

@@ -17,13 +17,17 @@ struct ReapCommand: AsyncParsableCommand {
     @Option(name: .long, help: "State directory of the owner.")
     var stateDir: String
 
+    @Option(name: .long, help: "The owner's pid (its sandboxes are collected once it has exited).")
+    var ownerPid: Int32
+
     func run() async throws {
         // Only the owner's pipe decides; terminal and session signals do not.
         for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { signal(s, SIG_IGN) }
-        let owner = RunLayout.Owner(pid: getppid(), startTime: RunLayout.Owner.startTime(of: getppid()) ?? 0)
         if OwnerDeathGuard.waitForOwner() { return }
-        // The pipe closes while the owner is still exiting; gc removes only sandboxes of dead owners.
-        for _ in 0..<1000 where owner.pid > 1 && owner.isAlive { usleep(10_000) }
+        // The socket closes while the owner is still exiting; gc removes only sandboxes of dead
+        // owners, so wait (at most 10 s) until it is gone or a zombie.
+        let owner = RunLayout.Owner(pid: ownerPid, startTime: RunLayout.Owner.startTime(of: ownerPid) ?? 0)
+        for _ in 0..<1000 where owner.isAlive { usleep(10_000) }
         let report = GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect()
         if !report.isEmpty {
             FileHandle.standardError.write(Data("sandboxer reap: the owner died; removed \(report.sandboxes)\n".utf8))
