@@ -2,6 +2,7 @@ import Foundation
 
 #if canImport(Glibc)
 import Glibc
+import SandboxLinux
 #endif
 
 extension Duration {
@@ -88,7 +89,7 @@ enum HTTPGet {
         }
         let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
         guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
-        let addresses = try resolve(host)
+        let addresses = try resolve(host, deadline: deadline)
         for address in addresses {
             if let range = blocked(address) {
                 throw Failure("\(host) resolves to \(address), a \(range) address; http.get never connects to the host itself, private, link-local, multicast or reserved networks")
@@ -101,7 +102,33 @@ enum HTTPGet {
         return try parseResponse(socket.receiveAll(limit: maxResponseBytes))
     }
 
-    /// Resolves `host` once: an IP literal as is, a name through `getaddrinfo`.
+    /// Resolves `host` once, giving up at `deadline`: `getaddrinfo` cannot be interrupted, so it
+    /// runs on a thread of its own that the run's thread stops waiting for at the deadline (the
+    /// lookup then ends by the resolver's own timeout, holding nothing of the run).
+    static func resolve(_ host: String, deadline: ContinuousClock.Instant) throws(Failure) -> [IPAddress] {
+        if let literal = IPAddress(host) { return [literal] }
+        final class Box: @unchecked Sendable {
+            let done = DispatchSemaphore(value: 0)
+            var result: Result<[IPAddress], Failure> = .failure(Failure("DNS lookup did not run"))
+        }
+        let box = Box()
+        do {
+            try DedicatedThread.start(stackSize: 256 << 10, name: "sbx-dns") {
+                do throws(Failure) { box.result = .success(try resolve(host)) } catch { box.result = .failure(error) }
+                box.done.signal()
+            }
+        } catch {
+            return try resolve(host)
+        }
+        let left = deadline - ContinuousClock.now
+        let ms = max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+        guard box.done.wait(timeout: .now() + .milliseconds(ms)) == .success else {
+            throw Failure("the DNS lookup of \(host) did not finish before the run's deadline")
+        }
+        return try box.result.get()
+    }
+
+    /// Resolves `host` once: an IP literal as is, a name through `getaddrinfo` (blocking).
     static func resolve(_ host: String) throws(Failure) -> [IPAddress] {
         if let literal = IPAddress(host) { return [literal] }
         var hints = addrinfo()
