@@ -55,7 +55,7 @@ extension OCIBackend {
         guard let res = await registry.get(sandbox.id) else {
             throw SandboxError(.notFound, "no live sandbox \(sandbox.id); create one first")
         }
-        let t0 = Clock.nowMs()
+        let t0 = HostClock.nowMs()
         let limits = sandbox.spec.profile.limits
         try Self.checkRequest(request, limits: limits)
         let runtime = try runtime(for: sandbox.spec.profile)
@@ -78,7 +78,7 @@ extension OCIBackend {
         let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
         defer { stdin.close() }
         let before = res.cgroup.stats()
-        let t1 = Clock.nowMs()
+        let t1 = HostClock.nowMs()
         let argv = runtime.execArgs(id: sandbox.id, processFile: processFile, pidFile: pidFile, logFile: res.layout.logFile)
         let supervised = try await ProcessSupervisor(limits: limits, output: output).run(argv: argv, stdin: stdin.fd, kill: {
             // Only this exec (and what it started) dies at its deadline; the sandbox lives on.
@@ -99,7 +99,7 @@ extension OCIBackend {
         if let started { timings.startMs = max(0, started - supervised.spawnWallMs) }
         timings.runMs = max(0, supervised.exitedAtMs - t1 - timings.startMs)
         result.timings = timings
-        result.usage.wallMs = Clock.nowMs() - t0
+        result.usage.wallMs = HostClock.nowMs() - t0
         return result
     }
 

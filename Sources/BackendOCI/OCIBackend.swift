@@ -84,7 +84,7 @@ public struct OCIBackend: IsolationBackend {
     }
 
     public func run(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
-        let t0 = Clock.nowMs()
+        let t0 = HostClock.nowMs()
         let limits = spec.profile.limits
         try Self.checkRequest(request, limits: limits)
         let runtime = try runtime(for: spec.profile)
@@ -101,7 +101,7 @@ public struct OCIBackend: IsolationBackend {
             }
         }
         defer { guardian?.disarm() }
-        let t1 = Clock.nowMs()
+        let t1 = HostClock.nowMs()
         timings.createMs = t1 - t0
         var result: ExecResult
         do {
@@ -113,7 +113,7 @@ public struct OCIBackend: IsolationBackend {
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
             let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
             defer { stdin.close() }
-            let t2 = Clock.nowMs()
+            let t2 = HostClock.nowMs()
             timings.bundleMs = t2 - t1
 
             let cgroup = res.cgroup
@@ -136,10 +136,10 @@ public struct OCIBackend: IsolationBackend {
             res.tearDown(runtime: runtime, syncWorkspace: false)
             throw error
         }
-        let t3 = Clock.nowMs()
+        let t3 = HostClock.nowMs()
         result.workspace = res.tearDown(runtime: runtime, syncWorkspace: true)
         if let stop = result.workspace?.limitReached { Self.apply(.workspaceLimit, "copying the workspace back stopped: \(stop)", to: &result) }
-        let t4 = Clock.nowMs()
+        let t4 = HostClock.nowMs()
         timings.teardownMs = t4 - t3
         result.timings = timings
         result.usage.wallMs = t4 - t0

@@ -73,7 +73,7 @@ struct ProcessSupervisor: Sendable {
     func run(argv: [String], stdin: Int32, kill: @escaping @Sendable () -> Void) async throws(SandboxError) -> Outcome {
         let out = try Pipe2()
         let err = try Pipe2()
-        let spawnWall = Clock.wallMs()
+        let spawnWall = HostClock.wallMs()
         let child: ChildProcess
         do {
             child = try ChildProcess.spawn(argv, stdin: stdin, stdout: out.writeEnd, stderr: err.writeEnd)
@@ -117,7 +117,7 @@ struct ProcessSupervisor: Sendable {
             }
         }
         if Task.isCancelled && !timedOut { cancelled = true }
-        let exitedAt = Clock.nowMs()
+        let exitedAt = HostClock.nowMs()
         let (o, e) = await (stdoutCapture, stderrCapture)
         return Outcome(
             termination: termination, stdout: o, stderr: e, timedOut: timedOut, cancelled: cancelled,

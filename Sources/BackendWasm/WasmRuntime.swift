@@ -48,8 +48,8 @@ enum WasmExit: Sendable, Equatable {
 struct WasmRunReport: Sendable {
     var exit: WasmExit
     var memoryDenied: Bool = false
-    var stdout = OutputSink.State()
-    var stderr = OutputSink.State()
+    var stdout = CapturedOutput()
+    var stderr = CapturedOutput()
     var peakMemoryBytes = 0
     var toolCalls: [ToolCallRecord] = []
     var wallMs = 0.0

@@ -1,19 +1,15 @@
 import SandboxCore
+import SandboxLinux
 import Synchronization
 @_spi(WASIPlatform) import WASI
 
 /// Keeps the first `cap` bytes written to one guest stream, forwards them live to the run's
 /// ``OutputHandler`` and counts (but drops) the rest, like the container lane's `OutputReader`.
 final class OutputSink: Sendable {
-    struct State {
-        var kept: [UInt8] = []
-        var total: Int64 = 0
-        var truncated = false
-    }
     let cap: Int64
     let stream: StdStream
     let handler: OutputHandler?
-    let state = Mutex(State())
+    let state = Mutex(CapturedOutput())
 
     init(cap: Int64, stream: StdStream, handler: OutputHandler?) {
         self.cap = cap
@@ -24,18 +20,18 @@ final class OutputSink: Sendable {
     /// Appends one chunk; returns the part that was kept (already forwarded).
     func append(_ bytes: UnsafeRawBufferPointer) {
         let chunk: [UInt8]? = state.withLock { s in
-            s.total += Int64(bytes.count)
-            let room = Int(max(0, cap - Int64(s.kept.count)))
+            s.totalBytes += Int64(bytes.count)
+            let room = Int(max(0, cap - Int64(s.bytes.count)))
             if bytes.count > room { s.truncated = true }
             guard room > 0, !bytes.isEmpty else { return nil }
             let part = Array(bytes.prefix(room))
-            s.kept.append(contentsOf: part)
+            s.bytes.append(contentsOf: part)
             return part
         }
         if let chunk, let handler { handler(stream, chunk) }
     }
 
-    var snapshot: State { state.withLock { $0 } }
+    var snapshot: CapturedOutput { state.withLock { $0 } }
 }
 
 /// The guest's stdout/stderr: a write-only character device backed by an ``OutputSink``.

@@ -30,14 +30,14 @@ import Glibc
 /// **121** the guest ran into the workspace limit, **122** into the file size limit (even if it
 /// then exited 0; the report has its code), **125** usage or setup error.
 public enum WasmWorker {
-    public static let exitTimeout: Int32 = 124
-    public static let exitOutOfMemory: Int32 = 123
-    public static let exitTrap: Int32 = 134
-    public static let exitSetup: Int32 = 125
+    public static let exitTimeout = ExitStatus.timeout
+    public static let exitOutOfMemory = ExitStatus.outOfMemory
+    public static let exitTrap = ExitStatus.trap
+    public static let exitSetup = ExitStatus.setupFailed
     /// Exit status when the guest ran into the workspace size or file-count limit.
-    public static let exitWorkspaceLimit: Int32 = 121
+    public static let exitWorkspaceLimit = ExitStatus.workspaceLimit
     /// Exit status when the guest ran into the file size limit.
-    public static let exitFileSizeLimit: Int32 = 122
+    public static let exitFileSizeLimit = ExitStatus.fileSizeLimit
 
     static func writeOut(_ text: String) {
         let bytes = Array(text.utf8)

@@ -68,8 +68,8 @@ struct WorkerLauncher {
         let (stdout, stderr) = await (o, e)
 
         var report = WasmRunReport(exit: .exited(0))
-        report.stdout = OutputSink.State(kept: stdout.bytes, total: stdout.totalBytes, truncated: stdout.truncated)
-        report.stderr = OutputSink.State(kept: stderr.bytes, total: stderr.totalBytes, truncated: stderr.truncated)
+        report.stdout = stdout
+        report.stderr = stderr
         if let data = FileManager.default.contents(atPath: reportPath),
            let worker = try? JSONDecoder().decode(WorkerReport.self, from: data)
         {

@@ -57,9 +57,9 @@ extension BenchCommand {
         for (name, js) in WasmBench.workloads {
             var xs: [Double] = []
             for i in 0..<(iterations + 2) {
-                let t = Clock.nowMs()
+                let t = HostClock.nowMs()
                 _ = try await backend.run(SandboxSpec(profile: p), ExecRequest(argv: ["node", "-e", js]), output: nil)
-                if i >= 2 { xs.append(Clock.nowMs() - t) }
+                if i >= 2 { xs.append(HostClock.nowMs() - t) }
             }
             let (m, p90) = StartupBench.summary(xs)
             print(String(format: "| %@ | %.2f | %.2f |", name, m, p90))
@@ -120,9 +120,9 @@ struct StartupBench {
         for i in 0..<3 { try await body(-1 - i) }
         var xs: [Double] = []
         for i in 0..<iterations {
-            let t = Clock.nowMs()
+            let t = HostClock.nowMs()
             try await body(i)
-            xs.append(Clock.nowMs() - t)
+            xs.append(HostClock.nowMs() - t)
         }
         return xs
     }

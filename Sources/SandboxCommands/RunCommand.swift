@@ -13,7 +13,9 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run a command or a piece of code in a fresh sandbox and remove it afterwards.",
         discussion: """
             Exit status: the sandboxed process's own (128+N when signal N ended it); 124 on timeout; \
-            123 when the memory limit was hit (oom); 125 when the sandbox could not be set up; \
+            123 when the memory limit was hit (oom); 121/122 for the workspace/file-size limit; \
+            125 when the sandbox could not be set up; 130/143/129/141 when this command got SIGINT/SIGTERM/SIGHUP \
+            or its output pipe closed (the sandbox is removed first); \
             2 when the request was refused (limit exceeded, unknown profile, bad flag).
             """)
 

@@ -41,8 +41,8 @@ extension SandboxError {
     /// or a host/setup problem (125).
     public var cliExitStatus: Int32 {
         switch code {
-        case .limitExceeded, .invalidRequest, .notFound, .invalidState: return 2
-        default: return 125
+        case .limitExceeded, .invalidRequest, .notFound, .invalidState: return ExitStatus.refused
+        default: return ExitStatus.setupFailed
         }
     }
 }

@@ -134,20 +134,21 @@ public struct ExecResult: Sendable, Equatable, Codable {
             workspace
     }
 
-    /// The documented CLI exit status for this result: the process's own code, 128+signal when a
-    /// signal ended it, 124 on timeout, 123 on oom, 122 on a workspace or file-size limit, 134 on a wasm trap, 125 when the sandbox could
-    /// not be set up.
+    /// The documented CLI exit status for this result (see ``ExitStatus``): the process's own
+    /// code, 128+signal when a signal ended it, else the status of the limit or failure.
     public var cliExitStatus: Int32 {
         switch outcome {
-        case .timeout: return 124
-        case .oom: return 123
-        case .workspaceLimit, .fileSizeLimit: return 122
-        case .setupFailed: return 125
-        case .cancelled: return 130
+        case .timeout: return ExitStatus.timeout
+        case .oom: return ExitStatus.outOfMemory
+        case .workspaceLimit: return ExitStatus.workspaceLimit
+        case .fileSizeLimit: return ExitStatus.fileSizeLimit
+        case .setupFailed: return ExitStatus.setupFailed
+        case .cancelled: return ExitStatus.cancelled
         default:
             if let exitCode { return exitCode }
             if let signal { return 128 + signal }
-            return outcome == .killed ? 134 : 125  // killed without a signal: a wasm trap
+            // Killed without a signal: a wasm trap.
+            return outcome == .killed ? ExitStatus.trap : ExitStatus.setupFailed
         }
     }
 }

@@ -6,11 +6,19 @@ import Glibc
 #endif
 
 /// What was read from one output stream.
-public struct CapturedOutput: Sendable {
+public struct CapturedOutput: Sendable, Equatable {
+    /// The kept bytes (at most the cap).
     public var bytes: [UInt8]
     /// More was written than the cap; the rest was read and discarded.
     public var truncated: Bool
+    /// Everything written, kept or not.
     public var totalBytes: Int64
+
+    public init(bytes: [UInt8] = [], truncated: Bool = false, totalBytes: Int64 = 0) {
+        self.bytes = bytes
+        self.truncated = truncated
+        self.totalBytes = totalBytes
+    }
 }
 
 /// Drains one pipe to EOF on its own thread: keeps the first `cap` bytes, forwards them live to a

@@ -123,8 +123,8 @@ public enum SysFile {
     }
 }
 
-/// Monotonic clock in milliseconds.
-public enum Clock {
+/// Monotonic and wall-clock time in milliseconds (named apart from the standard library's `Clock`).
+public enum HostClock {
     public static func nowMs() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

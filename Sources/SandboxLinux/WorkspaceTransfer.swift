@@ -24,7 +24,7 @@ public struct TransferLimits: Sendable {
     public var maxBytes: Int64
     public var maxEntries: Int
     public var maxDepth: Int
-    /// Monotonic deadline in ms (``Clock/nowMs()``), or nil for none.
+    /// Monotonic deadline in ms (``HostClock/nowMs()``), or nil for none.
     public var deadlineMs: Double?
 
     public init(maxBytes: Int64, maxEntries: Int, maxDepth: Int = WorkspaceTransfer.maxDepth, deadlineMs: Double? = nil) {
@@ -40,7 +40,7 @@ public struct TransferLimits: Sendable {
         let seconds = min(60, max(5, Double(limits.timeout.components.seconds)))
         return TransferLimits(
             maxBytes: limits.workspaceBytes, maxEntries: limits.workspaceFiles,
-            deadlineMs: withDeadline ? Clock.nowMs() + seconds * 1000 : nil)
+            deadlineMs: withDeadline ? HostClock.nowMs() + seconds * 1000 : nil)
     }
 }
 
@@ -122,7 +122,7 @@ struct Walker {
     }
 
     func checkDeadline() throws(SparseCopy.Stop) {
-        if let d = limits.deadlineMs, Clock.nowMs() > d {
+        if let d = limits.deadlineMs, HostClock.nowMs() > d {
             throw SparseCopy.Stop("the workspace copy ran out of time (bounded by the run's timeout, 5 to 60 s)")
         }
     }
@@ -144,7 +144,7 @@ struct Walker {
             if used > maxBytes {
                 throw SparseCopy.Stop("the workspace limit of \(ByteSize.format(maxBytes)) was reached at \(Names.display(path))")
             }
-            if let deadline, Clock.nowMs() > deadline {
+            if let deadline, HostClock.nowMs() > deadline {
                 throw SparseCopy.Stop("the workspace copy ran out of time (bounded by the run's timeout, 5 to 60 s)")
             }
         }

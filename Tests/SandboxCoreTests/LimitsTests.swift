@@ -52,6 +52,10 @@ struct LimitsTests {
         #expect(r(.oom, 137, 9) == 123)
         #expect(r(.setupFailed, 1) == 125)
         #expect(r(.killed, nil, 15) == 143)
+        #expect(r(.workspaceLimit, 0) == 121)
+        #expect(r(.fileSizeLimit, 0) == 122)
+        #expect(r(.cancelled, nil, 9) == 130)
+        #expect(r(.killed, nil) == 134)
     }
 
     @Test("languages map to interpreters and files under /code")

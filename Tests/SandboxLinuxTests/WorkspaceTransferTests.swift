@@ -82,7 +82,7 @@ struct WorkspaceTransferTests {
         defer { SysFile.removeTree(host); SysFile.removeTree(ws) }
         let manifest = try WorkspaceTransfer.copyIn(from: try DirectoryFD.open(path: host), to: try DirectoryFD.open(path: ws), uid: 0, gid: 0, limits: Self.limits)
         for i in 0..<20 { try "x".write(toFile: "\(ws)/f\(i)", atomically: false, encoding: .utf8) }
-        let expired = TransferLimits(maxBytes: 64 << 20, maxEntries: 1000, deadlineMs: Clock.nowMs() - 1)
+        let expired = TransferLimits(maxBytes: 64 << 20, maxEntries: 1000, deadlineMs: HostClock.nowMs() - 1)
         let r = WorkspaceTransfer.copyBack(from: try DirectoryFD.open(path: ws), to: try DirectoryFD.open(path: host), manifest: manifest, sync: .merge, limits: expired)
         #expect(r.limitReached?.contains("out of time") == true)
         #expect(r.copiedFiles == 0)
