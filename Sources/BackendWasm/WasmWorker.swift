@@ -155,8 +155,44 @@ struct WorkerReport: Codable, Sendable {
     }
 }
 
-/// `wasm-worker` argument parsing.
+/// `wasm-worker`'s command line, written (``arguments(for:report:jsFile:)``) and parsed
+/// (``init(parsing:)``) in this one place with one list of flags.
 struct WorkerOptions {
+    /// Every flag the worker takes.
+    enum Flag: String, CaseIterable {
+        case id = "--id", workspace = "--workspace", timeoutMs = "--timeout-ms", memoryBytes = "--memory-bytes"
+        case outputBytes = "--output-bytes", inputBytes = "--input-bytes", report = "--report"
+        case workspaceBytes = "--workspace-bytes", fileSizeBytes = "--file-size-bytes", workspaceFiles = "--workspace-files"
+        case tools = "--tools", allow = "--allow", env = "--env", module = "--module", js = "--js"
+    }
+
+    /// The worker's arguments (after `wasm-worker`) for `inv`. With `jsFile`, the JavaScript source
+    /// (`inv.arguments[2]` of `qjs -e SOURCE …`) is read from that file instead of argv (one argv
+    /// string is limited to 128 KiB).
+    static func arguments(for inv: WasmInvocation, report: String, jsFile: String?) -> [String] {
+        var a: [String] = []
+        func add(_ f: Flag, _ v: String) { a += [f.rawValue, v] }
+        add(.id, inv.sandboxId)
+        add(.workspace, inv.workspace)
+        add(.timeoutMs, String(Int64(inv.timeout.milliseconds.rounded(.up))))
+        add(.memoryBytes, String(inv.maxMemoryBytes))
+        add(.outputBytes, String(inv.outputBytes))
+        add(.inputBytes, String(max(inv.stdin.count, 1)))
+        add(.report, report)
+        add(.workspaceBytes, String(inv.workspaceLimits.workspaceBytes))
+        add(.fileSizeBytes, String(inv.workspaceLimits.fileSizeBytes))
+        add(.workspaceFiles, String(inv.workspaceLimits.workspaceFiles))
+        if !inv.tools.isEmpty { add(.tools, inv.tools.joined(separator: ",")) }
+        if !inv.networkAllow.isEmpty { add(.allow, inv.networkAllow.joined(separator: ",")) }
+        for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { add(.env, "\(k)=\(v)") }
+        add(.module, inv.modulePath)
+        if let jsFile {
+            add(.js, jsFile)
+            return a + ["--", "qjs"] + inv.arguments.dropFirst(3)
+        }
+        return a + ["--"] + inv.arguments
+    }
+
     var invocation = WasmInvocation(
         sandboxId: "sbx-worker", modulePath: "", arguments: [], environment: [:], stdin: [], workspace: "",
         timeout: .seconds(30), maxMemoryBytes: 512 << 20, outputBytes: 1 << 20, tools: [], networkAllow: [],
@@ -182,27 +218,30 @@ struct WorkerOptions {
             return n
         }
         while i < args.count {
-            switch args[i] {
-            case "--": guest = Array(args[(i + 1)...]); i = args.count; continue
-            case "--module": module = try value()
-            case "--js": js = try value()
-            case "--workspace": workspace = try value()
-            case "--timeout-ms": invocation.timeout = .milliseconds(try number(value()))
-            case "--memory-bytes": invocation.maxMemoryBytes = Int(try number(value()))
-            case "--output-bytes": invocation.outputBytes = try number(value())
-            case "--input-bytes": inputBytes = try number(value())
-            case "--tools": invocation.tools = try value().split(separator: ",").map(String.init)
-            case "--allow": invocation.networkAllow = try value().split(separator: ",").map(String.init)
-            case "--env":
+            if args[i] == "--" {
+                guest = Array(args[(i + 1)...])
+                break
+            }
+            guard let flag = Flag(rawValue: args[i]) else { throw UsageError(description: "unknown option \(args[i])") }
+            switch flag {
+            case .module: module = try value()
+            case .js: js = try value()
+            case .workspace: workspace = try value()
+            case .timeoutMs: invocation.timeout = .milliseconds(try number(value()))
+            case .memoryBytes: invocation.maxMemoryBytes = Int(try number(value()))
+            case .outputBytes: invocation.outputBytes = try number(value())
+            case .inputBytes: inputBytes = try number(value())
+            case .tools: invocation.tools = try value().split(separator: ",").map(String.init)
+            case .allow: invocation.networkAllow = try value().split(separator: ",").map(String.init)
+            case .env:
                 let kv = try value()
                 guard let eq = kv.firstIndex(of: "=") else { throw UsageError(description: "--env wants K=V") }
                 invocation.environment[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
-            case "--workspace-bytes": invocation.workspaceLimits.workspaceBytes = try number(value())
-            case "--file-size-bytes": invocation.workspaceLimits.fileSizeBytes = try number(value())
-            case "--workspace-files": invocation.workspaceLimits.workspaceFiles = Int(try number(value()))
-            case "--id": invocation.sandboxId = try value()
-            case "--report": reportPath = try value()
-            default: throw UsageError(description: "unknown option \(args[i])")
+            case .workspaceBytes: invocation.workspaceLimits.workspaceBytes = try number(value())
+            case .fileSizeBytes: invocation.workspaceLimits.fileSizeBytes = try number(value())
+            case .workspaceFiles: invocation.workspaceLimits.workspaceFiles = Int(try number(value()))
+            case .id: invocation.sandboxId = try value()
+            case .report: reportPath = try value()
             }
             i += 1
         }

@@ -22,24 +22,14 @@ struct WorkerLauncher {
         let stdinPath = scratch.path + "/stdin"
         let reportPath = scratch.path + "/report.json"
         _ = FileManager.default.createFile(atPath: stdinPath, contents: Data(inv.stdin))
-        var argv = [executable, "wasm-worker", "--id", inv.sandboxId, "--workspace", inv.workspace,
-                    "--timeout-ms", String(Int64(inv.timeout.milliseconds.rounded(.up))),
-                    "--memory-bytes", String(inv.maxMemoryBytes), "--output-bytes", String(inv.outputBytes),
-                    "--input-bytes", String(max(inv.stdin.count, 1)), "--report", reportPath]
-        let limits = inv.workspaceLimits
-        argv += ["--workspace-bytes", String(limits.workspaceBytes), "--file-size-bytes", String(limits.fileSizeBytes),
-                 "--workspace-files", String(limits.workspaceFiles)]
-        if !inv.tools.isEmpty { argv += ["--tools", inv.tools.joined(separator: ",")] }
-        if !inv.networkAllow.isEmpty { argv += ["--allow", inv.networkAllow.joined(separator: ",")] }
-        for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
+        var jsFile: String?
         if inv.arguments.count >= 3, inv.arguments[1] == "-e" {
             // JavaScript: the source goes through a file (one argv string is limited to 128 KiB).
             let codePath = scratch.path + "/main.js"
             _ = FileManager.default.createFile(atPath: codePath, contents: Data(inv.arguments[2].utf8))
-            argv += ["--module", inv.modulePath, "--js", codePath, "--", "qjs"] + inv.arguments.dropFirst(3)
-        } else {
-            argv += ["--module", inv.modulePath, "--"] + inv.arguments
+            jsFile = codePath
         }
+        let argv = [executable, "wasm-worker"] + WorkerOptions.arguments(for: inv, report: reportPath, jsFile: jsFile)
         let stdinFD = open(stdinPath, O_RDONLY | O_CLOEXEC)
         guard stdinFD >= 0 else { throw SandboxError(.setupFailed, "cannot open the worker's stdin file") }
         defer { close(stdinFD) }

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import BackendWasm
+@testable import SandboxCore
+
+/// The worker's command line is written and read back by the same code.
+@Suite("WASM worker command line")
+struct WorkerOptionsTests {
+    static func invocation(_ arguments: [String]) -> WasmInvocation {
+        var inv = WasmInvocation(
+            sandboxId: "sbx-0123456789ab", modulePath: "/opt/m.wasm", arguments: arguments, environment: ["B": "2", "A": "x=y"],
+            stdin: Array("in".utf8), workspace: "/tmp/ws", timeout: .milliseconds(1500), maxMemoryBytes: 64 << 20,
+            outputBytes: 4096, tools: ["kv.get", "http.get"], networkAllow: ["example.com"], reuseInstances: false)
+        inv.workspaceLimits = .init(workspaceBytes: 1 << 20, fileSizeBytes: 1 << 19, workspaceFiles: 77)
+        return inv
+    }
+
+    @Test("a WASI module's invocation survives the round trip")
+    func moduleRoundTrip() throws {
+        let inv = Self.invocation(["m.wasm", "--flag", "value"])
+        let parsed = try WorkerOptions(parsing: WorkerOptions.arguments(for: inv, report: "/tmp/r.json", jsFile: nil))
+        let back = parsed.invocation
+        #expect(back.sandboxId == inv.sandboxId && back.modulePath == inv.modulePath && back.arguments == inv.arguments)
+        #expect(back.environment == inv.environment && back.tools == inv.tools && back.networkAllow == inv.networkAllow)
+        #expect(back.timeout == inv.timeout && back.maxMemoryBytes == inv.maxMemoryBytes && back.outputBytes == inv.outputBytes)
+        #expect(back.workspaceLimits.workspaceBytes == 1 << 20 && back.workspaceLimits.fileSizeBytes == 1 << 19)
+        #expect(back.workspaceLimits.workspaceFiles == 77)
+        #expect(parsed.workspace == "/tmp/ws" && parsed.reportPath == "/tmp/r.json" && parsed.inputBytes == 2)
+    }
+
+    @Test("JavaScript goes through a file and comes back as qjs -e SOURCE with its arguments")
+    func javaScriptRoundTrip() throws {
+        let source = "console.log(scriptArgs)"
+        let file = NSTemporaryDirectory() + "sbx-worker-js-\(UUID().uuidString).js"
+        try source.write(toFile: file, atomically: false, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let inv = Self.invocation(["qjs", "-e", source, "a", "b"])
+        let argv = WorkerOptions.arguments(for: inv, report: "/tmp/r.json", jsFile: file)
+        #expect(!argv.contains(source), "the source must not travel in argv")
+        let back = try WorkerOptions(parsing: argv).invocation
+        #expect(back.arguments == ["qjs", "-e", source, "a", "b"])
+        #expect(back.modulePath == "/opt/m.wasm")
+    }
+
+    @Test("an unknown flag is a usage error naming it")
+    func unknownFlag() {
+        #expect(throws: WorkerOptions.UsageError.self) { try WorkerOptions(parsing: ["--bogus", "1"]) }
+    }
+}
