@@ -20,12 +20,13 @@ public struct OwnerDeathGuard: Sendable {
     let writeEnd: Int32
     let child: ChildProcess
 
-    /// The word that tells the reaper the owner finished normally.
+    /// The word that tells the waiter the owner finished normally.
     public static let doneWord: UInt8 = 0x64  // "d"
 
     /// The waiter: ignores the signals a terminal or a session sends, reads one word, and runs
     /// the reaper command (its arguments) unless the word says the owner finished.
-    static let waiterScript = "trap '' HUP INT TERM PIPE QUIT; read -r word; [ \"$word\" = d ] || exec \"$0\" \"$@\""
+    static let waiterScript =
+        "trap '' HUP INT TERM PIPE QUIT; read -r word; [ \"$word\" = \(Character(Unicode.Scalar(doneWord))) ] || exec \"$0\" \"$@\""
 
     /// Starts the waiter for `argv` (the reaper command, e.g. `[sandboxer, "reap", …]`) with its
     /// stdin on a socket whose other end only this process holds (a socket, so telling a waiter
@@ -55,16 +56,5 @@ public struct OwnerDeathGuard: Sendable {
         close(writeEnd)
         let child = self.child
         try? DedicatedThread.start(stackSize: 64 << 10, name: "sbx-reap-wait") { _ = child.waitBlocking() }
-    }
-
-    /// The reaper's side, when started directly: blocks until the owner finishes (true) or dies
-    /// (false). After the waiter, its input is already at end of file.
-    public static func waitForOwner(input: Int32 = 0) -> Bool {
-        var byte: UInt8 = 0
-        while true {
-            let n = read(input, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
-            return n == 1 && byte == doneWord
-        }
     }
 }

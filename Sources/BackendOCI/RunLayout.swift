@@ -80,20 +80,21 @@ public struct RunLayout: Sendable {
         }
 
         /// Field 22 of /proc/<pid>/stat.
-        public static func startTime(of pid: Int32) -> UInt64? {
+        public static func startTime(of pid: Int32) -> UInt64? { procStat(of: pid)?.startTime }
+
+        /// The state letter (field 3) and start time (field 22) of /proc/<pid>/stat, read once.
+        static func procStat(of pid: Int32) -> (state: Substring, startTime: UInt64)? {
             guard let stat = SysFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 19 ? UInt64(fields[19]) : nil
+            guard fields.count > 19, let start = UInt64(fields[19]) else { return nil }
+            return (fields[0], start)
         }
 
         /// Whether this exact process is still running (a zombie, dead but not yet reaped by its
         /// parent, is not: its descriptors are closed and it will never clean up).
         public var isAlive: Bool {
-            guard Owner.startTime(of: pid) == startTime,
-                let stat = SysFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")")
-            else { return false }
-            let state = stat[stat.index(after: close)...].split(separator: " ").first
-            return state != "Z" && state != "X"
+            guard let s = Owner.procStat(of: pid), s.startTime == startTime else { return false }
+            return s.state != "Z" && s.state != "X"
         }
     }
 }

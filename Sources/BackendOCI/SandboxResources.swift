@@ -37,11 +37,7 @@ struct SandboxResources: Sendable {
         do throws(SandboxError) {
             let ids = IDMapping(spec: spec)
             if let dir = spec.workspaceDirectory {
-                let host = try DirectoryFD.open(path: dir)
-                guard host.tryLockExclusive() else {
-                    throw SandboxError(.invalidState, "workspace \(dir) is in use by another run; wait for it to finish or give another directory")
-                }
-                r.hostWorkspace = host
+                r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)
             }
             try Mounts.mountTmpfs(
                 at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,

@@ -96,13 +96,7 @@ public struct WasmBackend: IsolationBackend {
         let plan = try WasmPlan(request: request, profile: spec.profile, quickJS: { try self.quickJSPath() })
         let stdin = try StdinLoader.load(request.stdin, limit: limits.inputBytes)
         // One run per host workspace directory, as in the container lane.
-        let hostLock = try spec.workspaceDirectory.map { (dir) throws(SandboxError) -> DirectoryFD in
-            let fd = try DirectoryFD.open(path: dir)
-            guard fd.tryLockExclusive() else {
-                throw SandboxError(.invalidState, "workspace \(dir) is in use by another run; wait for it to finish or give another directory")
-            }
-            return fd
-        }
+        let hostLock = try spec.workspaceDirectory.map { (dir) throws(SandboxError) in try DirectoryFD.openWorkspace(path: dir) }
         defer { hostLock?.close() }
         let workspace = try spec.workspaceDirectory.map { Workspace(path: $0, owned: false) }
             ?? Workspace.make(in: configuration.workDirectory, id: spec.id)

@@ -155,8 +155,34 @@ struct WorkerReport: Codable, Sendable {
     }
 }
 
-/// `wasm-worker`'s command line, written (``arguments(for:report:jsFile:)``) and parsed
-/// (``init(parsing:)``) in this one place with one list of flags.
+/// What a worker runs: JavaScript read from a file, or a WASI module, with the guest's arguments.
+public enum WorkerProgram: Sendable, Equatable {
+    /// JavaScript source in `file` (one argv string is limited to 128 KiB), `scriptArgs` = `arguments`.
+    case javaScript(file: String, arguments: [String])
+    /// The module itself; `arguments` are its argv (argv[0] included).
+    case module(arguments: [String])
+}
+
+extension WasmWorker {
+    /// `wasm-worker`'s arguments (after the subcommand) for a run with `limits` — written by the
+    /// same code that parses them (``WorkerOptions``). `memoryBytes` caps linear memory;
+    /// `report`, when given, is where the worker writes its JSON report.
+    public static func arguments(
+        id: String, workspace: String, module: String, program: WorkerProgram, limits: Limits, memoryBytes: Int,
+        tools: [String], networkAllow: [String], environment: [String: String], report: String?
+    ) -> [String] {
+        var inv = WasmInvocation(
+            sandboxId: id, modulePath: module, arguments: [], environment: environment, stdin: [], workspace: workspace,
+            timeout: limits.timeout, maxMemoryBytes: memoryBytes, outputBytes: limits.outputBytes, tools: tools,
+            networkAllow: networkAllow, reuseInstances: false)
+        inv.workspaceLimits = .init(
+            workspaceBytes: limits.workspaceBytes, fileSizeBytes: limits.fileSizeBytes, workspaceFiles: limits.workspaceFiles)
+        return WorkerOptions.arguments(for: inv, inputBytes: limits.inputBytes, report: report, program: program)
+    }
+}
+
+/// `wasm-worker`'s command line, written (``arguments(for:inputBytes:report:program:)``) and
+/// parsed (``init(parsing:)``) in this one place with one list of flags.
 struct WorkerOptions {
     /// Every flag the worker takes.
     enum Flag: String, CaseIterable {
@@ -166,10 +192,9 @@ struct WorkerOptions {
         case tools = "--tools", allow = "--allow", env = "--env", module = "--module", js = "--js"
     }
 
-    /// The worker's arguments (after `wasm-worker`) for `inv`. With `jsFile`, the JavaScript source
-    /// (`inv.arguments[2]` of `qjs -e SOURCE …`) is read from that file instead of argv (one argv
-    /// string is limited to 128 KiB).
-    static func arguments(for inv: WasmInvocation, report: String, jsFile: String?) -> [String] {
+    /// The worker's arguments (after `wasm-worker`) for `inv` running `program` (its
+    /// `arguments` and `stdin` are not read: the program says what runs, `inputBytes` bounds stdin).
+    static func arguments(for inv: WasmInvocation, inputBytes: Int64, report: String?, program: WorkerProgram) -> [String] {
         var a: [String] = []
         func add(_ f: Flag, _ v: String) { a += [f.rawValue, v] }
         add(.id, inv.sandboxId)
@@ -177,8 +202,8 @@ struct WorkerOptions {
         add(.timeoutMs, String(Int64(inv.timeout.milliseconds.rounded(.up))))
         add(.memoryBytes, String(inv.maxMemoryBytes))
         add(.outputBytes, String(inv.outputBytes))
-        add(.inputBytes, String(max(inv.stdin.count, 1)))
-        add(.report, report)
+        add(.inputBytes, String(inputBytes))
+        if let report { add(.report, report) }
         add(.workspaceBytes, String(inv.workspaceLimits.workspaceBytes))
         add(.fileSizeBytes, String(inv.workspaceLimits.fileSizeBytes))
         add(.workspaceFiles, String(inv.workspaceLimits.workspaceFiles))
@@ -186,11 +211,14 @@ struct WorkerOptions {
         if !inv.networkAllow.isEmpty { add(.allow, inv.networkAllow.joined(separator: ",")) }
         for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { add(.env, "\(k)=\(v)") }
         add(.module, inv.modulePath)
-        if let jsFile {
-            add(.js, jsFile)
-            return a + ["--", "qjs"] + inv.arguments.dropFirst(3)
+        switch program {
+        case .javaScript(let file, let arguments):
+            add(.js, file)
+            // The parser drops the guest's argv[0] and puts `qjs -e SOURCE` in its place.
+            return a + ["--", "qjs"] + arguments
+        case .module(let arguments):
+            return a + ["--"] + arguments
         }
-        return a + ["--"] + inv.arguments
     }
 
     var invocation = WasmInvocation(

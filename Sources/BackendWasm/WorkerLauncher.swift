@@ -22,14 +22,15 @@ struct WorkerLauncher {
         let stdinPath = scratch.path + "/stdin"
         let reportPath = scratch.path + "/report.json"
         _ = FileManager.default.createFile(atPath: stdinPath, contents: Data(inv.stdin))
-        var jsFile: String?
+        var program = WorkerProgram.module(arguments: inv.arguments)
         if inv.arguments.count >= 3, inv.arguments[1] == "-e" {
-            // JavaScript: the source goes through a file (one argv string is limited to 128 KiB).
+            // JavaScript (`qjs -e SOURCE args…`): the source goes through a file.
             let codePath = scratch.path + "/main.js"
             _ = FileManager.default.createFile(atPath: codePath, contents: Data(inv.arguments[2].utf8))
-            jsFile = codePath
+            program = .javaScript(file: codePath, arguments: Array(inv.arguments.dropFirst(3)))
         }
-        let argv = [executable, "wasm-worker"] + WorkerOptions.arguments(for: inv, report: reportPath, jsFile: jsFile)
+        let argv = [executable, "wasm-worker"]
+            + WorkerOptions.arguments(for: inv, inputBytes: Int64(max(inv.stdin.count, 1)), report: reportPath, program: program)
         let stdinFD = open(stdinPath, O_RDONLY | O_CLOEXEC)
         guard stdinFD >= 0 else { throw SandboxError(.setupFailed, "cannot open the worker's stdin file") }
         defer { close(stdinFD) }

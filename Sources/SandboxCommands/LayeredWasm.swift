@@ -36,27 +36,27 @@ struct LayeredWasm {
             binds.append(BindMount(source: lib, destination: LayerMountPoints.swiftLibraries))
             env["LD_LIBRARY_PATH"] = LayerMountPoints.swiftLibraries
         }
-        var argv = ["\(LayerMountPoints.binary)/\((exe as NSString).lastPathComponent)", "wasm-worker",
-                    "--workspace", "/workspace", "--timeout-ms", String(DurationText.milliseconds(l.timeout)),
-                    "--memory-bytes", String(max(16 << 20, l.memoryBytes / 2)), "--output-bytes", String(l.outputBytes),
-                    "--input-bytes", String(l.inputBytes), "--id", "layered",
-                    "--workspace-bytes", String(l.workspaceBytes), "--file-size-bytes", String(l.fileSizeBytes),
-                    "--workspace-files", String(l.workspaceFiles)]
-        if !profile.tools.isEmpty { argv += ["--tools", profile.tools.joined(separator: ",")] }
-        for (k, v) in profile.env.merging(request.env, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) { argv += ["--env", "\(k)=\(v)"] }
+        let program: WorkerProgram
+        let module: String
         var code: [UInt8]?
         if let js = request.code {
             let qjs = try QuickJS.locate()
             binds.append(BindMount(source: (qjs as NSString).deletingLastPathComponent, destination: LayerMountPoints.quickJS))
-            argv += ["--module", "\(LayerMountPoints.quickJS)/\((qjs as NSString).lastPathComponent)", "--js", "/code/main.js", "--", "main.js"] + request.argv
+            module = "\(LayerMountPoints.quickJS)/\((qjs as NSString).lastPathComponent)"
+            program = .javaScript(file: "/code/main.js", arguments: request.argv)
             code = js
-        } else if let module = request.argv.first, module.hasSuffix(".wasm") {
-            binds.append(BindMount(source: (module as NSString).deletingLastPathComponent, destination: LayerMountPoints.module))
-            let inside = "\(LayerMountPoints.module)/\((module as NSString).lastPathComponent)"
-            argv += ["--module", inside, "--"] + [inside] + request.argv.dropFirst()
+        } else if let host = request.argv.first, host.hasSuffix(".wasm") {
+            binds.append(BindMount(source: (host as NSString).deletingLastPathComponent, destination: LayerMountPoints.module))
+            module = "\(LayerMountPoints.module)/\((host as NSString).lastPathComponent)"
+            program = .module(arguments: [module] + request.argv.dropFirst())
         } else {
             throw SandboxError(.invalidRequest, "the wasm+container lane runs JavaScript (--lang js) or a WASI module (--wasm FILE)")
         }
+        let argv = ["\(LayerMountPoints.binary)/\((exe as NSString).lastPathComponent)", "wasm-worker"]
+            + WasmWorker.arguments(
+                id: "layered", workspace: "/workspace", module: module, program: program, limits: l,
+                memoryBytes: Int(max(16 << 20, l.memoryBytes / 2)), tools: profile.tools, networkAllow: [],
+                environment: profile.env.merging(request.env, uniquingKeysWith: { $1 }), report: nil)
         var containerProfile = profile
         containerProfile.isolation = .container
         containerProfile.limits.timeout = l.timeout + .seconds(2)  // the worker reports its own timeout first

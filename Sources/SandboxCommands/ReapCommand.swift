@@ -7,8 +7,8 @@ import SandboxCore
 import Glibc
 #endif
 
-/// `sandboxer reap` (internal): started beside a run by ``OwnerDeathGuard``; when the run's owner
-/// dies before saying it finished, kills and removes what the owner left (`gc` of dead owners).
+/// `sandboxer reap` (internal): exec'd by ``OwnerDeathGuard``'s waiter once the run's owner died
+/// without saying it finished; kills and removes what the owner left (`gc` of dead owners).
 struct ReapCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reap", abstract: "Internal: removes a run's sandbox if the process that owns it dies.",
@@ -21,9 +21,8 @@ struct ReapCommand: AsyncParsableCommand {
     var ownerPid: Int32
 
     func run() async throws {
-        // Only the owner's pipe decides; terminal and session signals do not.
+        // Terminal and session signals must not stop the clean-up (the waiter ignored them too).
         for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { signal(s, SIG_IGN) }
-        if OwnerDeathGuard.waitForOwner() { return }
         // The socket closes while the owner is still exiting; gc removes only sandboxes of dead
         // owners, so wait (at most 10 s) until it is gone or a zombie.
         let owner = RunLayout.Owner(pid: ownerPid, startTime: RunLayout.Owner.startTime(of: ownerPid) ?? 0)

@@ -24,6 +24,16 @@ public final class DirectoryFD: @unchecked Sendable {
         return DirectoryFD(fd: fd)
     }
 
+    /// Opens a host workspace directory and locks it for one run (the lock lasts until
+    /// ``close()``); refuses with `invalidState` when another run holds it.
+    public static func openWorkspace(path: String) throws(SandboxError) -> DirectoryFD {
+        let dir = try open(path: path)
+        guard dir.tryLockExclusive() else {
+            throw SandboxError(.invalidState, "workspace \(path) is in use by another run; wait for it to finish or give another directory")
+        }
+        return dir
+    }
+
     /// Closes the descriptor (and so releases a lock taken on it). Idempotent.
     public func close() {
         if fd >= 0 { _ = Glibc.close(fd) }

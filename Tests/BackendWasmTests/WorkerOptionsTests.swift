@@ -18,7 +18,7 @@ struct WorkerOptionsTests {
     @Test("a WASI module's invocation survives the round trip")
     func moduleRoundTrip() throws {
         let inv = Self.invocation(["m.wasm", "--flag", "value"])
-        let parsed = try WorkerOptions(parsing: WorkerOptions.arguments(for: inv, report: "/tmp/r.json", jsFile: nil))
+        let parsed = try WorkerOptions(parsing: WorkerOptions.arguments(for: inv, inputBytes: Int64(inv.stdin.count), report: "/tmp/r.json", program: .module(arguments: inv.arguments)))
         let back = parsed.invocation
         #expect(back.sandboxId == inv.sandboxId && back.modulePath == inv.modulePath && back.arguments == inv.arguments)
         #expect(back.environment == inv.environment && back.tools == inv.tools && back.networkAllow == inv.networkAllow)
@@ -35,11 +35,25 @@ struct WorkerOptionsTests {
         try source.write(toFile: file, atomically: false, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let inv = Self.invocation(["qjs", "-e", source, "a", "b"])
-        let argv = WorkerOptions.arguments(for: inv, report: "/tmp/r.json", jsFile: file)
+        let argv = WorkerOptions.arguments(
+            for: inv, inputBytes: 1 << 20, report: "/tmp/r.json", program: .javaScript(file: file, arguments: Array(inv.arguments.dropFirst(3))))
         #expect(!argv.contains(source), "the source must not travel in argv")
         let back = try WorkerOptions(parsing: argv).invocation
         #expect(back.arguments == ["qjs", "-e", source, "a", "b"])
         #expect(back.modulePath == "/opt/m.wasm")
+    }
+
+    @Test("the layered lane's command line (no report, the profile's input limit) parses back to the same limits")
+    func layeredArguments() throws {
+        var limits = Limits.default
+        limits.workspaceFiles = 55
+        let argv = WasmWorker.arguments(
+            id: "layered", workspace: "/workspace", module: "/m/tool.wasm", program: .module(arguments: ["/m/tool.wasm", "x"]),
+            limits: limits, memoryBytes: 32 << 20, tools: [], networkAllow: [], environment: ["K": "v"], report: nil)
+        let parsed = try WorkerOptions(parsing: argv)
+        #expect(parsed.reportPath == nil && parsed.inputBytes == limits.inputBytes && parsed.workspace == "/workspace")
+        #expect(parsed.invocation.arguments == ["/m/tool.wasm", "x"] && parsed.invocation.maxMemoryBytes == 32 << 20)
+        #expect(parsed.invocation.workspaceLimits.workspaceFiles == 55 && parsed.invocation.environment == ["K": "v"])
     }
 
     @Test("an unknown flag is a usage error naming it")
