@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sandboxer", targets: ["sandboxer"]),
+        .executable(name: "sandboxer-agent", targets: ["sandboxer-agent"]),
         .library(name: "SandboxCore", targets: ["SandboxCore"]),
         .library(name: "BackendOCI", targets: ["BackendOCI"]),
     ],
@@ -14,6 +15,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/swiftwasm/WasmKit", from: "0.4.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         /// Value types, the backend protocol, typed errors, profiles.
@@ -30,9 +38,16 @@ let package = Package(
         ], resources: [.embedInCode("Resources/seccomp.json")]),
         /// Root filesystem templates (`host`).
         .target(name: "Templates", dependencies: ["SandboxCore", "SandboxLinux"]),
+        /// The versioned frames the host and the in-sandbox agent exchange (no Foundation, no NIO).
+        .target(name: "AgentProtocol"),
+        /// The few libc calls the agent makes that Swift cannot (fork/exec with uid switch, PTYs).
+        .target(name: "CSandboxAgent"),
+        /// The in-sandbox agent: pid 1 of every long-lived container sandbox (spawn, stream, files, reap).
+        .executableTarget(name: "sandboxer-agent", dependencies: ["AgentProtocol", "CSandboxAgent"], path: "Sources/SandboxAgent",
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
         /// OCI bundle generation and the crun/runc/runsc driver.
         .target(name: "BackendOCI", dependencies: [
-            "SandboxCore", "SandboxLinux", "Templates",
+            "SandboxCore", "SandboxLinux", "Templates", "AgentProtocol",
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// The WASM lane: WASI modules and QuickJS under WasmKit.
@@ -43,9 +58,34 @@ let package = Package(
             .product(name: "WAT", package: "WasmKit"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// Persistence behind one protocol: tenants, API keys (hashes), sandboxes, execs, logs, audit (SQLite via GRDB).
+        .target(name: "SandboxStore", dependencies: [
+            "SandboxCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The one layer every surface calls: lane routing, sandbox records and their state machine,
+        /// TTL/idle reaper, warm pool, start-up reconciliation.
+        .target(name: "SandboxManager", dependencies: [
+            "SandboxCore", "SandboxLinux", "BackendOCI", "BackendWasm", "SandboxStore", "Templates",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics.
+        .target(name: "SandboxServer", dependencies: [
+            "SandboxCore", "SandboxManager", "SandboxStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
+            "SandboxStore", "SandboxManager", "SandboxServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -57,6 +97,10 @@ let package = Package(
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
+        .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore"]),
+        .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "BackendOCI", "SandboxTestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport"]),
         .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )

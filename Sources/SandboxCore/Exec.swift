@@ -13,6 +13,8 @@ public struct ExecRequest: Sendable, Equatable {
     public var env: [String: String]
     /// Working directory inside the sandbox.
     public var cwd: String
+    /// This exec's wall-clock limit (nil: the profile's `timeout`); never more than the profile's.
+    public var timeout: Duration?
 
     public enum StdinSource: Sendable, Equatable {
         case none
@@ -25,8 +27,9 @@ public struct ExecRequest: Sendable, Equatable {
 
     public init(
         argv: [String], code: [UInt8]? = nil, codeFileName: String = "main", stdin: StdinSource = .none,
-        env: [String: String] = [:], cwd: String = "/workspace"
+        env: [String: String] = [:], cwd: String = "/workspace", timeout: Duration? = nil
     ) {
+        self.timeout = timeout
         self.argv = argv
         self.code = code
         self.codeFileName = codeFileName

@@ -20,6 +20,12 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
         case invalidState = "invalid_state"
         /// A system call failed.
         case system = "system_error"
+        /// No or an unknown API key.
+        case unauthorized
+        /// A per-tenant quota (concurrent sandboxes, execs per minute, total memory) is used up.
+        case quotaExceeded = "quota_exceeded"
+        /// The sandbox's agent died or stopped answering; the sandbox is `lost`.
+        case sandboxLost = "sandbox_lost"
     }
 
     public var code: Code

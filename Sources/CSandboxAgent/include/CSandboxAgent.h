@@ -1,0 +1,2 @@
+#pragma once
+int sbx_agent_placeholder(void);

@@ -1,0 +1,1 @@
+// sandboxer-agent: being built.

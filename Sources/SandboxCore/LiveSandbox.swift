@@ -1,0 +1,123 @@
+import Foundation
+
+/// One entry of a sandbox's filesystem, as the files API and `sandboxer ls` show it.
+public struct FileEntry: Sendable, Equatable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        case file, directory, symlink, other
+    }
+    public var name: String
+    /// Absolute path inside the sandbox.
+    public var path: String
+    public var type: Kind
+    public var size: Int64
+    /// Permission bits (e.g. 0o644).
+    public var mode: UInt32
+    /// Modification time, seconds since the epoch.
+    public var mtime: Double
+    /// For symlinks: where the link points (never followed by the agent).
+    public var target: String?
+
+    public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil) {
+        self.name = name
+        self.path = path
+        self.type = type
+        self.size = size
+        self.mode = mode
+        self.mtime = mtime
+        self.target = target
+    }
+}
+
+/// A terminal size for PTY processes.
+public struct TerminalSize: Sendable, Equatable, Codable {
+    public var cols: UInt16
+    public var rows: UInt16
+    public init(cols: UInt16, rows: UInt16) {
+        self.cols = cols
+        self.rows = rows
+    }
+}
+
+/// How a process is started inside a live sandbox (besides its ``ExecRequest``).
+public struct ProcessOptions: Sendable, Equatable, Codable {
+    /// Keep running after the request that started it ends (list, reconnect, signal it later).
+    public var background: Bool
+    /// Run under a pseudo-terminal of this size (stdout and stderr merged, as on a terminal).
+    public var pty: TerminalSize?
+    /// A caller-chosen label, shown in listings.
+    public var tag: String?
+    public init(background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+        self.background = background
+        self.pty = pty
+        self.tag = tag
+    }
+}
+
+/// A process inside a live sandbox (foreground or background), as listed by the agent.
+public struct SandboxProcess: Sendable, Equatable, Codable {
+    /// The pid inside the sandbox's pid namespace.
+    public var pid: Int32
+    public var argv: [String]
+    public var cwd: String
+    public var tag: String?
+    public var pty: Bool
+    public var background: Bool
+    public var running: Bool
+    /// Set once the process ended.
+    public var exitCode: Int32?
+    public var signal: Int32?
+    /// Start time, seconds since the epoch.
+    public var startedAt: Double
+
+    public init(pid: Int32, argv: [String], cwd: String, tag: String? = nil, pty: Bool = false, background: Bool = false,
+                running: Bool = true, exitCode: Int32? = nil, signal: Int32? = nil, startedAt: Double = 0) {
+        self.pid = pid
+        self.argv = argv
+        self.cwd = cwd
+        self.tag = tag
+        self.pty = pty
+        self.background = background
+        self.running = running
+        self.exitCode = exitCode
+        self.signal = signal
+        self.startedAt = startedAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pid, argv, cwd, tag, pty, background, running, exitCode = "exit_code", signal, startedAt = "started_at"
+    }
+}
+
+/// A lane whose sandboxes live on between requests and can be worked on from inside: files and
+/// processes go through the sandbox's own agent (container lane) or its own directory (WASM lane),
+/// so paths resolve in the sandbox, never on the host.
+///
+/// A backend is a stateless driver keyed by sandbox id: everything it needs to find a sandbox again
+/// is on the host (``list()``, ``adopt(_:)``), so a restarted server can take its sandboxes back.
+public protocol LiveSandboxBackend: IsolationBackend {
+    /// Ids of the sandboxes of this backend that exist on the host (whatever their health).
+    func list() async -> [String]
+    /// Takes back a sandbox created by an earlier process: succeeds only when it still answers.
+    func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle
+    /// Removes whatever is left of a sandbox that cannot be adopted (processes, cgroup, mounts, state).
+    func collect(id: String) async
+
+    func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8]
+    /// Writes (creates or replaces) a file, creating missing parent directories.
+    func writeFile(_ sandbox: SandboxHandle, path: String, data: [UInt8], mode: UInt32) async throws
+    func removeFile(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws
+    func listDirectory(_ sandbox: SandboxHandle, path: String) async throws -> [FileEntry]
+    func stat(_ sandbox: SandboxHandle, path: String) async throws -> FileEntry
+    func makeDirectory(_ sandbox: SandboxHandle, path: String, parents: Bool) async throws
+    func move(_ sandbox: SandboxHandle, from: String, to: String) async throws
+
+    /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
+    func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
+    func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess]
+    /// Replays a process's output from its start (up to a cap), then follows it live until it ends.
+    func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult
+    func sendInput(_ sandbox: SandboxHandle, pid: Int32, data: [UInt8]) async throws
+    func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws
+    func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws
+    func resize(_ sandbox: SandboxHandle, pid: Int32, size: TerminalSize) async throws
+}

@@ -1,0 +1,2 @@
+/// The HTTP API (see openapi.yaml). Being built.
+public enum SandboxServerModule {}

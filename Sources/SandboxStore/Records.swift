@@ -1,0 +1,193 @@
+import Foundation
+import SandboxCore
+
+/// A customer of the server: every sandbox, exec and key belongs to exactly one.
+public struct Tenant: Sendable, Equatable, Codable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+    public var quota: TenantQuota
+    public init(id: String, name: String, createdAt: Date = Date(), quota: TenantQuota = TenantQuota()) {
+        self.id = id
+        self.name = name
+        self.createdAt = createdAt
+        self.quota = quota
+    }
+}
+
+/// Per-tenant limits the server enforces (429 with `Retry-After` when one is used up).
+public struct TenantQuota: Sendable, Equatable, Codable {
+    public var maxSandboxes: Int
+    public var execsPerMinute: Int
+    /// Sum of the memory limits of the tenant's live sandboxes.
+    public var maxMemoryBytes: Int64
+    public init(maxSandboxes: Int = 100, execsPerMinute: Int = 6000, maxMemoryBytes: Int64 = 64 << 30) {
+        self.maxSandboxes = maxSandboxes
+        self.execsPerMinute = execsPerMinute
+        self.maxMemoryBytes = maxMemoryBytes
+    }
+    enum CodingKeys: String, CodingKey {
+        case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxMemoryBytes = "max_memory_bytes"
+    }
+}
+
+/// An API key as stored: only a hash of the secret part is kept.
+public struct APIKeyRecord: Sendable, Equatable {
+    /// Public id of the key (the part before the secret, safe to log), e.g. `key_1a2b3c4d`.
+    public var id: String
+    public var tenantId: String
+    public var createdAt: Date
+    public var revoked: Bool
+    public init(id: String, tenantId: String, createdAt: Date = Date(), revoked: Bool = false) {
+        self.id = id
+        self.tenantId = tenantId
+        self.createdAt = createdAt
+        self.revoked = revoked
+    }
+}
+
+/// Lifecycle of a long-lived sandbox. `destroyed` and `lost` are final.
+///
+/// `creating → running → stopping → destroyed`; any non-final state `→ lost` when the sandbox
+/// stops answering (agent died, host resources gone after a restart), with a reason.
+public enum SandboxState: String, Sendable, Codable, CaseIterable {
+    case creating, running, stopping, destroyed, lost
+
+    public var isFinal: Bool { self == .destroyed || self == .lost }
+
+    /// Whether the state machine allows going from `self` to `next`.
+    public func canMove(to next: SandboxState) -> Bool {
+        switch (self, next) {
+        case (.creating, .running), (.creating, .stopping), (.creating, .lost): return true
+        case (.running, .stopping), (.running, .lost): return true
+        case (.stopping, .destroyed), (.stopping, .lost): return true
+        default: return false
+        }
+    }
+}
+
+/// One long-lived sandbox as the store keeps it.
+public struct SandboxRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var tenantId: String
+    public var state: SandboxState
+    /// Profile as resolved at creation (name + every setting), so the sandbox can be adopted after a restart.
+    public var profile: Profile
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// When the TTL ends (nil: no TTL).
+    public var expiresAt: Date?
+    /// Destroyed after this long without an exec or file call (nil: never).
+    public var idleTimeoutSeconds: Double?
+    public var lastActivityAt: Date
+    public var metadata: [String: String]
+    /// Why the sandbox is `lost` (or why it was destroyed: ttl, idle, api).
+    public var reason: String?
+    /// Which server process created it (host name + data dir), for fleets later.
+    public var node: String
+    public var execCount: Int
+    public var cpuMs: Double
+
+    public init(
+        id: String, tenantId: String, state: SandboxState, profile: Profile, createdAt: Date = Date(),
+        updatedAt: Date = Date(), expiresAt: Date? = nil, idleTimeoutSeconds: Double? = nil, lastActivityAt: Date = Date(),
+        metadata: [String: String] = [:], reason: String? = nil, node: String = "", execCount: Int = 0, cpuMs: Double = 0
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.state = state
+        self.profile = profile
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.expiresAt = expiresAt
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.lastActivityAt = lastActivityAt
+        self.metadata = metadata
+        self.reason = reason
+        self.node = node
+        self.execCount = execCount
+        self.cpuMs = cpuMs
+    }
+}
+
+/// One exec in a sandbox: what ran, how it ended, what it used.
+public struct ExecRecord: Sendable, Equatable, Codable {
+    public var id: String
+    public var sandboxId: String
+    public var tenantId: String
+    public var argv: [String]
+    public var startedAt: Date
+    public var endedAt: Date?
+    /// nil while running.
+    public var outcome: Outcome?
+    public var exitCode: Int32?
+    public var usage: Usage?
+    public var reason: String?
+    public init(id: String, sandboxId: String, tenantId: String, argv: [String], startedAt: Date = Date(),
+                endedAt: Date? = nil, outcome: Outcome? = nil, exitCode: Int32? = nil, usage: Usage? = nil, reason: String? = nil) {
+        self.id = id
+        self.sandboxId = sandboxId
+        self.tenantId = tenantId
+        self.argv = argv
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.usage = usage
+        self.reason = reason
+    }
+}
+
+/// One mutating API call: who did what to which thing, and how it ended.
+public struct AuditEntry: Sendable, Equatable, Codable {
+    public var id: Int64?
+    public var at: Date
+    public var tenantId: String
+    /// The API key id (never the key), or `cli`/`server` for the server's own actions (TTL reaper).
+    public var actor: String
+    /// e.g. `sandbox.create`, `sandbox.exec`, `file.write`, `sandbox.delete`.
+    public var action: String
+    public var target: String
+    /// HTTP status or `ok`/error code.
+    public var result: String
+    public var detail: String?
+    public init(id: Int64? = nil, at: Date = Date(), tenantId: String, actor: String, action: String, target: String,
+                result: String, detail: String? = nil) {
+        self.id = id
+        self.at = at
+        self.tenantId = tenantId
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.result = result
+        self.detail = detail
+    }
+}
+
+/// Filter and page of a sandbox listing.
+public struct SandboxQuery: Sendable, Equatable {
+    public var tenantId: String
+    public var states: [SandboxState]?
+    /// Every pair must match.
+    public var metadata: [String: String]
+    /// Opaque cursor from the previous page (`nil`: first page).
+    public var cursor: String?
+    public var limit: Int
+    public init(tenantId: String, states: [SandboxState]? = nil, metadata: [String: String] = [:], cursor: String? = nil, limit: Int = 100) {
+        self.tenantId = tenantId
+        self.states = states
+        self.metadata = metadata
+        self.cursor = cursor
+        self.limit = limit
+    }
+}
+
+/// One page of a listing and the cursor of the next (nil: last page).
+public struct Page<Item: Sendable>: Sendable {
+    public var items: [Item]
+    public var nextCursor: String?
+    public init(items: [Item], nextCursor: String?) {
+        self.items = items
+        self.nextCursor = nextCursor
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import SandboxCore
+
+/// Everything the server persists, behind one protocol so a PostgreSQL engine can follow the
+/// SQLite one. Every method is safe to call concurrently. Errors are ``SandboxError``.
+public protocol SandboxStore: Sendable {
+    // Tenants and keys
+    /// Returns the tenant with this name, creating it when missing.
+    func ensureTenant(name: String) async throws -> Tenant
+    func tenant(id: String) async throws -> Tenant?
+    /// Creates a new key for a tenant (created when missing) and returns the secret — the only
+    /// time it exists outside the caller: the store keeps a SHA-256 hash.
+    func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord)
+    /// The key's record when the secret matches a stored, unrevoked key.
+    func authenticate(key: String) async throws -> APIKeyRecord?
+    func revokeAPIKey(id: String) async throws
+
+    // Sandboxes
+    func insertSandbox(_ record: SandboxRecord) async throws
+    /// Replaces the record (same id).
+    func updateSandbox(_ record: SandboxRecord) async throws
+    func sandbox(id: String) async throws -> SandboxRecord?
+    func sandboxes(_ query: SandboxQuery) async throws -> Page<SandboxRecord>
+    /// Every sandbox of every tenant in a non-final state (start-up reconciliation, reapers).
+    func activeSandboxes() async throws -> [SandboxRecord]
+
+    // Execs, logs, audit
+    func insertExec(_ record: ExecRecord) async throws
+    func updateExec(_ record: ExecRecord) async throws
+    func execs(sandboxId: String, limit: Int) async throws -> [ExecRecord]
+    /// Appends output of an exec, keeping at most `cap` bytes per exec and stream (the head is kept).
+    func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int) async throws
+    func log(execId: String, stream: StdStream) async throws -> [UInt8]
+    func appendAudit(_ entry: AuditEntry) async throws
+    func audit(tenantId: String, limit: Int) async throws -> [AuditEntry]
+}

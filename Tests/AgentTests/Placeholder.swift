@@ -1,0 +1,3 @@
+import Testing
+
+@Suite struct AgentTestsPlaceholder { @Test func builds() {} }

@@ -1,0 +1,3 @@
+import Testing
+
+@Suite struct SandboxStoreTestsPlaceholder { @Test func builds() {} }
