@@ -152,7 +152,7 @@ enum ResultMapper {
         }
         return ExecResult(
             sandboxId: spec.id, outcome: outcome, exitCode: code, signal: nil,
-            stdout: String(decoding: r.stdout.bytes, as: UTF8.self), stderr: String(decoding: r.stderr.bytes, as: UTF8.self),
+            stdoutBytes: r.stdout.bytes, stderrBytes: r.stderr.bytes,
             stdoutTruncated: r.stdout.truncated, stderrTruncated: r.stderr.truncated,
             usage: Usage(wallMs: r.wallMs, cpuMs: 0, peakMemoryBytes: Int64(r.peakMemoryBytes)),
             reason: reason)

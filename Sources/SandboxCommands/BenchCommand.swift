@@ -4,6 +4,7 @@ import BackendWasm
 import Foundation
 import SandboxCore
 import SandboxLinux
+import SandboxManager
 import Templates
 
 #if canImport(Glibc)

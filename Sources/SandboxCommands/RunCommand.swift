@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import SandboxCore
 import SandboxLinux
+import SandboxManager
 
 /// `sandboxer run`: one-shot execution in a fresh sandbox.
 struct RunCommand: AsyncParsableCommand {
@@ -98,23 +99,9 @@ struct RunCommand: AsyncParsableCommand {
         let workspace = try workspaceDirectory()
         let reaper = [Self.executablePath, "reap"]
         let runtime = self.runtime
+        let lanes = Lanes(options: .init(runtime: runtime, reaper: reaper))
         let result: ExecResult = try await signals.run {
-            switch profile.isolation {
-            case .wasm:
-                let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
-                return try await WasmBackend().run(spec, request, output: stream)
-            case .wasmContainer:
-                let backend = try OCIBackend(configuration: .init(runtime: runtime, reaper: reaper))
-                GarbageCollector(configuration: backend.configuration).collectQuietly()
-                return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, output: stream)
-            case .microvm:
-                throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
-            case .container, .gvisor:
-                let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
-                let backend = try OCIBackend(configuration: .init(runtime: runtime, reaper: reaper))
-                GarbageCollector(configuration: backend.configuration).collectQuietly()
-                return try await backend.run(spec, request, output: stream)
-            }
+            try await lanes.run(profile: profile, request: request, workspace: workspace, sync: sync, output: stream)
         }
         if json {
             let enc = JSONEncoder()

@@ -95,6 +95,10 @@ public struct PhaseTimings: Sendable, Equatable, Codable {
 }
 
 /// Everything a caller gets back from one execution.
+///
+/// Output is kept as the bytes the process wrote (``stdoutBytes``/``stderrBytes``); ``stdout`` and
+/// ``stderr`` are their UTF-8 view. In JSON, `stdout`/`stderr` are that view and, only when the
+/// bytes are not valid UTF-8, `stdout_base64`/`stderr_base64` carry the exact bytes.
 public struct ExecResult: Sendable, Equatable, Codable {
     public var sandboxId: String
     public var outcome: Outcome
@@ -102,8 +106,9 @@ public struct ExecResult: Sendable, Equatable, Codable {
     public var exitCode: Int32?
     /// Signal that ended the process, if any.
     public var signal: Int32?
-    public var stdout: String
-    public var stderr: String
+    /// What the process wrote to stdout (capped at the profile's `output` limit).
+    public var stdoutBytes: [UInt8]
+    public var stderrBytes: [UInt8]
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
     public var usage: Usage
@@ -113,17 +118,38 @@ public struct ExecResult: Sendable, Equatable, Codable {
     /// What the copy of `/workspace` back to the host directory did (nil without a host workspace).
     public var workspace: WorkspaceReport?
 
+    /// stdout as text (invalid UTF-8 sequences become U+FFFD; ``stdoutBytes`` keeps them).
+    public var stdout: String {
+        get { String(decoding: stdoutBytes, as: UTF8.self) }
+        set { stdoutBytes = Array(newValue.utf8) }
+    }
+    /// stderr as text (see ``stdout``).
+    public var stderr: String {
+        get { String(decoding: stderrBytes, as: UTF8.self) }
+        set { stderrBytes = Array(newValue.utf8) }
+    }
+
     public init(
         sandboxId: String, outcome: Outcome, exitCode: Int32?, signal: Int32?, stdout: String = "",
         stderr: String = "", stdoutTruncated: Bool = false, stderrTruncated: Bool = false, usage: Usage = Usage(),
+        timings: PhaseTimings = PhaseTimings(), reason: String? = nil
+    ) {
+        self.init(sandboxId: sandboxId, outcome: outcome, exitCode: exitCode, signal: signal, stdoutBytes: Array(stdout.utf8),
+                  stderrBytes: Array(stderr.utf8), stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated,
+                  usage: usage, timings: timings, reason: reason)
+    }
+
+    public init(
+        sandboxId: String, outcome: Outcome, exitCode: Int32?, signal: Int32?, stdoutBytes: [UInt8],
+        stderrBytes: [UInt8], stdoutTruncated: Bool = false, stderrTruncated: Bool = false, usage: Usage = Usage(),
         timings: PhaseTimings = PhaseTimings(), reason: String? = nil
     ) {
         self.sandboxId = sandboxId
         self.outcome = outcome
         self.exitCode = exitCode
         self.signal = signal
-        self.stdout = stdout
-        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
         self.stdoutTruncated = stdoutTruncated
         self.stderrTruncated = stderrTruncated
         self.usage = usage
@@ -133,8 +159,52 @@ public struct ExecResult: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case sandboxId = "sandbox_id", outcome, exitCode = "exit_code", signal, stdout, stderr,
+            stdoutBase64 = "stdout_base64", stderrBase64 = "stderr_base64",
             stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", usage, timings, reason,
             workspace
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func bytes(_ text: CodingKeys, _ b64: CodingKeys) throws -> [UInt8] {
+            if let encoded = try c.decodeIfPresent(String.self, forKey: b64) {
+                guard let data = Data(base64Encoded: encoded) else {
+                    throw DecodingError.dataCorruptedError(forKey: b64, in: c, debugDescription: "not base64")
+                }
+                return Array(data)
+            }
+            return Array((try c.decodeIfPresent(String.self, forKey: text) ?? "").utf8)
+        }
+        sandboxId = try c.decode(String.self, forKey: .sandboxId)
+        outcome = try c.decode(Outcome.self, forKey: .outcome)
+        exitCode = try c.decodeIfPresent(Int32.self, forKey: .exitCode)
+        signal = try c.decodeIfPresent(Int32.self, forKey: .signal)
+        stdoutBytes = try bytes(.stdout, .stdoutBase64)
+        stderrBytes = try bytes(.stderr, .stderrBase64)
+        stdoutTruncated = try c.decodeIfPresent(Bool.self, forKey: .stdoutTruncated) ?? false
+        stderrTruncated = try c.decodeIfPresent(Bool.self, forKey: .stderrTruncated) ?? false
+        usage = try c.decodeIfPresent(Usage.self, forKey: .usage) ?? Usage()
+        timings = try c.decodeIfPresent(PhaseTimings.self, forKey: .timings) ?? PhaseTimings()
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        workspace = try c.decodeIfPresent(WorkspaceReport.self, forKey: .workspace)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sandboxId, forKey: .sandboxId)
+        try c.encode(outcome, forKey: .outcome)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(signal, forKey: .signal)
+        try c.encode(stdout, forKey: .stdout)
+        try c.encode(stderr, forKey: .stderr)
+        if String(validating: stdoutBytes, as: UTF8.self) == nil { try c.encode(Data(stdoutBytes).base64EncodedString(), forKey: .stdoutBase64) }
+        if String(validating: stderrBytes, as: UTF8.self) == nil { try c.encode(Data(stderrBytes).base64EncodedString(), forKey: .stderrBase64) }
+        try c.encode(stdoutTruncated, forKey: .stdoutTruncated)
+        try c.encode(stderrTruncated, forKey: .stderrTruncated)
+        try c.encode(usage, forKey: .usage)
+        try c.encode(timings, forKey: .timings)
+        try c.encodeIfPresent(reason, forKey: .reason)
+        try c.encodeIfPresent(workspace, forKey: .workspace)
     }
 
     /// The documented CLI exit status for this result (see ``ExitStatus``): the process's own

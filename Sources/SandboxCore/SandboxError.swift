@@ -32,11 +32,14 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
     public var message: String
     /// For `limitExceeded`: the name of the limit (e.g. `code_bytes`), its value and the actual size.
     public var limit: LimitViolation?
+    /// For `quotaExceeded`: seconds after which the same request may succeed (`Retry-After`).
+    public var retryAfterSeconds: Int?
 
-    public init(_ code: Code, _ message: String, limit: LimitViolation? = nil) {
+    public init(_ code: Code, _ message: String, limit: LimitViolation? = nil, retryAfterSeconds: Int? = nil) {
         self.code = code
         self.message = message
         self.limit = limit
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

@@ -7,11 +7,12 @@ import Templates
 
 /// The `wasm+container` lane: the WASM engine itself (`sandboxer wasm-worker`) runs inside the
 /// container lane's sandbox, so a WasmKit bug still lands in namespaces, seccomp and a cgroup.
-struct LayeredWasm {
-    let backend: OCIBackend
+public struct LayeredWasm: Sendable {
+    public let backend: OCIBackend
+    public init(backend: OCIBackend) { self.backend = backend }
 
     /// The running executable, which is also the worker.
-    static var executable: String {
+    public static var executable: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
@@ -27,7 +28,7 @@ struct LayeredWasm {
 
     /// Runs JavaScript (`request.code`) or a WASI module (`request.argv[0]`, a host `.wasm`) in a worker
     /// inside a container sandbox with the profile's limits.
-    func run(profile: Profile, request: ExecRequest, workspace: String?, output: OutputHandler?) async throws -> ExecResult {
+    public func run(profile: Profile, request: ExecRequest, workspace: String?, output: OutputHandler?) async throws -> ExecResult {
         let l = profile.limits
         let exe = Self.executable
         var binds = [BindMount(source: (exe as NSString).deletingLastPathComponent, destination: LayerMountPoints.binary)]

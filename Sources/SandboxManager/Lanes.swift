@@ -1,0 +1,64 @@
+import BackendOCI
+import BackendWasm
+import Foundation
+import Logging
+import SandboxCore
+
+/// Lane routing: which backend runs a profile's isolation level, and how layered lanes
+/// (`wasm+container`) are composed. The one place that knows the mapping; the CLI's `run` and the
+/// ``SandboxManager`` both go through it.
+public struct Lanes: Sendable {
+    /// Host settings of the lanes.
+    public struct Options: Sendable {
+        /// Container lane state (`/run/sandboxer`, or the server's `<data>/state`).
+        public var stateDirectory: String
+        /// Forces an OCI runtime (crun, runc, runsc).
+        public var runtime: String?
+        /// Reaper command for one-shot runs (see ``OCIBackend/Configuration/reaper``).
+        public var reaper: [String]?
+        /// How the WASM lane runs code: in this process, or in a supervised worker process.
+        public var wasmMode: WasmBackend.ExecutionMode
+        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
+                    wasmMode: WasmBackend.ExecutionMode = .inProcess) {
+            self.stateDirectory = stateDirectory
+            self.runtime = runtime
+            self.reaper = reaper
+            self.wasmMode = wasmMode
+        }
+    }
+
+    public let options: Options
+    let logger: Logger
+
+    public init(options: Options = Options(), logger: Logger = Logger(label: "sandboxer.lanes")) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The container lane's backend (crun/runc/runsc) with these options.
+    public func containerBackend() throws(SandboxError) -> OCIBackend {
+        try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper))
+    }
+
+    /// One-shot: a fresh sandbox of the profile's lane runs `request` and is removed.
+    /// Cancelling the calling task kills the run (outcome `cancelled`).
+    public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,
+                    output: OutputHandler?) async throws -> ExecResult {
+        switch profile.isolation {
+        case .wasm:
+            let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            return try await WasmBackend(configuration: .init(mode: options.wasmMode)).run(spec, request, output: output)
+        case .wasmContainer:
+            let backend = try containerBackend()
+            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, output: output)
+        case .microvm:
+            throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
+        case .container, .gvisor:
+            let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            let backend = try containerBackend()
+            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            return try await backend.run(spec, request, output: output)
+        }
+    }
+}
