@@ -60,6 +60,7 @@ extension SandboxManager {
     func reconcile() async throws -> ReconcileReport {
         var report = ReconcileReport()
         for var record in try await store.activeSandboxes() {
+            try await closeInterruptedExecs(of: record.id)
             guard let backend = backends[record.profile.isolation] else {
                 record.state = .lost
                 record.reason = "this server has no '\(record.profile.isolation.rawValue)' lane any more"
@@ -96,6 +97,16 @@ extension SandboxManager {
             }
         }
         return report
+    }
+
+    /// Execs the last process recorded as started but never saw end: they get an end and a reason
+    /// (their processes died with the sandbox, or run on unobserved in an adopted one).
+    func closeInterruptedExecs(of sandboxId: String) async throws {
+        for var e in try await store.execs(sandboxId: sandboxId, limit: 1000) where e.endedAt == nil {
+            e.endedAt = Date()
+            e.reason = "the server stopped during this exec; its result was not observed"
+            try await store.updateExec(e)
+        }
     }
 
     /// Each backend once (container and gvisor may share one driver).
