@@ -44,23 +44,18 @@ struct ServeCommand: AsyncParsableCommand {
                                                 attributes: [.posixPermissions: 0o700])
         let pool = try Self.warmPool(warmPool)
 
-        let store = try Self.makeStore(dataDirectory: dataDirectory)
+        let store = try ServerSetup.makeStore(dataDirectory: dataDirectory)
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
+        let configuration = SandboxManager.Configuration(dataDirectory: dataDirectory, warmPool: pool)
         let manager = SandboxManager(
-            store: store, configuration: .init(dataDirectory: dataDirectory, warmPool: pool), logger: managerLogger)
+            store: store, backends: try ServerSetup.makeBackends(configuration), configuration: configuration, logger: managerLogger)
         let server = SandboxServer(
             manager: manager, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("sandboxer API stopped")
-    }
-
-    /// The store under the data directory (the one line to change for another engine).
-    static func makeStore(dataDirectory: String) throws -> any SandboxStore {
-        // Until the GRDB engine is merged: `try SQLiteStore(dataDirectory: dataDirectory)`.
-        throw SandboxError(.hostUnsupported, "the SQLite store is not built into this binary yet (data directory \(dataDirectory))")
     }
 
     static func envPort(_ text: String?) throws -> Int? {
@@ -82,5 +77,19 @@ struct ServeCommand: AsyncParsableCommand {
             pool[String(parts[0])] = n
         }
         return pool
+    }
+}
+
+/// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes.
+public enum ServerSetup {
+    /// The store under the data directory (the one line to change for another engine).
+    public static func makeStore(dataDirectory: String) throws -> any SandboxStore {
+        // Until the GRDB engine is merged: `try SQLiteStore(dataDirectory: dataDirectory)`.
+        throw SandboxError(.hostUnsupported, "the SQLite store is not built into this binary yet (data directory \(dataDirectory))")
+    }
+
+    /// The lanes whose sandboxes live between requests (the one line to change as lanes land).
+    public static func makeBackends(_ configuration: SandboxManager.Configuration) throws -> [IsolationLevel: any LiveSandboxBackend] {
+        [:]
     }
 }

@@ -89,7 +89,7 @@ extension SandboxServer {
             guard let caller = ws.requestContext.caller else { return }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await event in await manager.events(tenantId: caller.tenantId) {
+                    for await event in manager.events(tenantId: caller.tenantId) {
                         let json = try APIJSON.encoder.encode(event)
                         try await outbound.writeTextMessage(String(decoding: json, as: UTF8.self))
                     }

@@ -39,7 +39,9 @@ struct ServedApp: Sendable {
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning
         let store = try makeStore(dataDirectory: dir)
-        let manager = SandboxManager(store: store, configuration: .init(dataDirectory: dir), logger: logger)
+        let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir)
+        let manager = SandboxManager(
+            store: store, backends: try ServerSetup.makeBackends(managerConfiguration), configuration: managerConfiguration, logger: logger)
         var config = configuration
         config.host = "127.0.0.1"
         let server = SandboxServer(manager: manager, configuration: config, logger: logger)
