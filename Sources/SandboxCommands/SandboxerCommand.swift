@@ -8,7 +8,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sandboxer",
         abstract: "Run untrusted, AI-generated code in a sandbox and get back output, files and a full record.",
-        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, WasmWorkerCommand.self, ReapCommand.self]
+        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, WasmWorkerCommand.self, ReapCommand.self]
     )
     public init() {}
 

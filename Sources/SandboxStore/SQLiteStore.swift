@@ -102,7 +102,9 @@ public final class SQLiteStore: SandboxStore {
         }
     }
 
-    public func revokeAPIKey(id: String) async throws {
+    /// Revokes a key by its id (`key_…`); a whole key is accepted too.
+    public func revokeAPIKey(id given: String) async throws {
+        let id = APIKeyText.keyID(of: given) ?? given
         let changed = try await write("revoking API key \(id)") { db in
             try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id])
             return db.changesCount

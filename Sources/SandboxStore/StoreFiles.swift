@@ -24,13 +24,11 @@ public enum StoreFiles {
                 throw SandboxError(.system, "data directory \(directory) is a file, not a directory; pass another --data (or SANDBOXER_DATA)")
             }
         } else {
-            do {
-                try FileManager.default.createDirectory(
-                    atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            } catch {
+            let err = makeDirectory(directory, mode: 0o700)
+            guard err == 0 else {
                 throw SandboxError(
                     .system,
-                    "cannot create data directory \(directory) (\(Self.reason(error))); create it writable by uid \(getuid()) or pass --data (or SANDBOXER_DATA) with a writable directory")
+                    "cannot create data directory \(directory) (\(String(cString: strerror(err)))); create it writable by uid \(getuid()) or pass --data (or SANDBOXER_DATA) with a writable directory")
             }
         }
         guard access(directory, W_OK | X_OK) == 0 else {
@@ -57,5 +55,18 @@ public enum StoreFiles {
         return path
     }
 
-    private static func reason(_ error: any Error) -> String { error.localizedDescription }
+    /// mkdir -p: missing parents 0755, the directory itself `mode`. Returns 0 or the errno.
+    private static func makeDirectory(_ path: String, mode: mode_t) -> Int32 {
+        if mkdir(path, mode) == 0 { return chmod(path, mode) == 0 ? 0 : errno }
+        let err = errno
+        if err == EEXIST {
+            var isDir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue ? 0 : ENOTDIR
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        guard err == ENOENT, !parent.isEmpty, parent != path else { return err }
+        let parentErr = makeDirectory(parent, mode: 0o755)
+        guard parentErr == 0 else { return parentErr }
+        return makeDirectory(path, mode: mode)
+    }
 }
