@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
-APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process.
 TEST_PACKAGES := gdb
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
@@ -28,11 +28,12 @@ deps:
 wasm:
 	@bash wasm/quickjs/build.sh
 
+## Every product: the `sandboxer` CLI/server and `sandboxer-agent` (pid 1 of long-lived sandboxes).
 build: deps
-	$(SWIFT) build -c release --static-swift-stdlib --product sandboxer
+	$(SWIFT) build -c release --static-swift-stdlib
 
 build-debug: deps
-	$(SWIFT) build --product sandboxer
+	$(SWIFT) build
 
 ## Prepares the host for crun (idempotent; no-op on pure cgroup v1/v2 hosts).
 prepare: build
@@ -51,6 +52,8 @@ run: prepare wasm
 	@echo "== JavaScript in the WASM lane (QuickJS under WasmKit), then the same inside a container"
 	$(RELEASE_BIN) run --isolation wasm --lang js -c 'console.log([3,1,2].sort().join(","))'
 	$(RELEASE_BIN) run --isolation wasm+container --lang js -c 'console.log([3,1,2].sort().join(","))'
+	@echo "== the server: long-lived sandboxes over HTTP"
+	scripts/demo-serve.sh $(RELEASE_BIN)
 	@echo "== done: see README.md for more"
 
 # The test target's `deps` also installs TEST_PACKAGES (a target-specific variable reaches prerequisites).

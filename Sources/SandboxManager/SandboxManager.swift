@@ -4,17 +4,19 @@ import SandboxCore
 import SandboxStore
 
 /// The one layer between every surface (CLI, HTTP, later the queue and MCP) and the isolation
-/// backends: lane routing and layering, persisted sandbox records with their state machine
-/// (``SandboxState``), TTL and idle reaper, the warm pool, and start-up reconciliation.
+/// backends: lane routing and layering (``Lanes``), persisted sandbox records with their state
+/// machine (``SandboxState``), TTL and idle reaper, the warm pool, quotas, and start-up
+/// reconciliation (adopt what still answers, collect the rest).
 ///
 /// Every call that names a sandbox takes the caller's tenant: another tenant's sandbox is
-/// `not_found`, never `forbidden`.
+/// `not_found`, never `forbidden`. State transitions are written to the store before the call
+/// returns; activity counters and exec records go through a background ``Recorder``.
 public actor SandboxManager {
     /// Settings that are the server's, not a profile's.
     public struct Configuration: Sendable {
         /// Where the store and logs live (`/var/lib/sandboxer`, `--data`).
         public var dataDirectory: String
-        /// Host-side state of the container lane (bundles, runtime state, agent sockets).
+        /// Host-side state of the lanes (bundles, runtime state, agent sockets, WASM workspaces).
         public var stateDirectory: String
         /// TTL of sandboxes whose request and profile name none.
         public var defaultTTL: Duration
@@ -22,36 +24,100 @@ public actor SandboxManager {
         public var maxTTL: Duration
         /// How often the TTL/idle reaper looks.
         public var reaperInterval: Duration
+        /// How often live sandboxes are asked whether they still answer (a dead agent → `lost`).
+        public var healthInterval: Duration
         /// Sandboxes kept ready per profile name (created ahead, handed out on create).
         public var warmPool: [String: Int]
         /// Names profiles by name (built-ins, `/etc/sandboxer/profiles`).
         public var profiles: ProfileLoader
+        /// Output kept per exec and stream in the store's run log.
+        public var logCapBytes: Int
         /// Identifies this server process in records.
         public var node: String
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),
-            maxTTL: Duration = .seconds(86_400), reaperInterval: Duration = .seconds(1), warmPool: [String: Int] = [:],
-            profiles: ProfileLoader = ProfileLoader(), node: String? = nil
+            maxTTL: Duration = .seconds(86_400), reaperInterval: Duration = .seconds(1), healthInterval: Duration = .seconds(5),
+            warmPool: [String: Int] = [:], profiles: ProfileLoader = ProfileLoader(), logCapBytes: Int = 64 << 10, node: String? = nil
         ) {
             self.dataDirectory = dataDirectory
             self.stateDirectory = stateDirectory ?? dataDirectory + "/state"
             self.defaultTTL = defaultTTL
             self.maxTTL = maxTTL
             self.reaperInterval = reaperInterval
+            self.healthInterval = healthInterval
             self.warmPool = warmPool
             self.profiles = profiles
+            self.logCapBytes = logCapBytes
             self.node = node ?? ProcessInfo.processInfo.hostName + ":" + dataDirectory
         }
+    }
+
+    /// A sandbox this process drives: its record as of now and the backend's handle.
+    struct Live: Sendable {
+        var record: SandboxRecord
+        /// nil while `creating`.
+        var handle: SandboxHandle?
     }
 
     public let configuration: Configuration
     public nonisolated let store: any SandboxStore
     let logger: Logger
+    let backends: [IsolationLevel: any LiveSandboxBackend]
+    let hub = EventHub()
+    let recorder: Recorder
+    let rates = ExecRateLimiter()
 
-    public init(store: any SandboxStore, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.manager")) {
+    var live: [String: Live] = [:]
+    var pool: [String: [SandboxHandle]] = [:]
+    var tenants: [String: Tenant] = [:]
+    var started = false
+    var background: [Task<Void, Never>] = []
+    var poolFiller: Task<Void, Never>?
+
+    /// A manager over the given lane backends (`container`, `wasm`, …; see ``standardBackends(configuration:lanes:)``).
+    public init(store: any SandboxStore, backends: [IsolationLevel: any LiveSandboxBackend], configuration: Configuration,
+                logger: Logger = Logger(label: "sandboxer.manager")) {
         self.store = store
+        self.backends = backends
         self.configuration = configuration
         self.logger = logger
+        self.recorder = Recorder(store: store, logger: logger)
+    }
+
+    /// Whether ``start()`` has finished (reconciliation done): `/readyz`.
+    public var isReady: Bool { started }
+
+    /// The backend of a lane, or a typed error naming the lanes this server has.
+    func backend(for level: IsolationLevel) throws(SandboxError) -> any LiveSandboxBackend {
+        if let b = backends[level] { return b }
+        let have = backends.keys.map(\.rawValue).sorted().joined(separator: ", ")
+        throw SandboxError(.invalidRequest, "this server has no long-lived '\(level.rawValue)' sandboxes; lanes here: \(have.isEmpty ? "none" : have)")
+    }
+
+    /// The live sandbox `id` of `tenantId` (another tenant's is `not_found`).
+    func liveSandbox(_ tenantId: String, _ id: String) throws(SandboxError) -> Live {
+        guard let l = live[id], l.record.tenantId == tenantId else {
+            throw SandboxError(.notFound, "no live sandbox \(id); list yours with GET /v1/sandboxes")
+        }
+        return l
+    }
+
+    /// A running sandbox's handle and backend, for exec and file calls; marks it active.
+    func running(_ tenantId: String, _ id: String) throws(SandboxError) -> (SandboxHandle, any LiveSandboxBackend) {
+        let l = try liveSandbox(tenantId, id)
+        guard l.record.state == .running, let handle = l.handle else {
+            throw SandboxError(.invalidState, "sandbox \(id) is \(l.record.state.rawValue), not running")
+        }
+        live[id]?.record.lastActivityAt = Date()
+        return (handle, try backend(for: l.record.profile.isolation))
+    }
+
+    /// A fresh random id with a prefix (`exec-…`).
+    static func newID(_ prefix: String) -> String {
+        var rng = SystemRandomNumberGenerator()
+        let n = rng.next() & 0xFFFF_FFFF_FFFF
+        let hex = String(n, radix: 16)
+        return prefix + String(repeating: "0", count: 12 - hex.count) + hex
     }
 }

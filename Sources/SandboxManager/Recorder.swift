@@ -1,0 +1,54 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxStore
+
+/// Writes what does not have to be durable before a reply (exec records, logs, activity, audit of
+/// the server's own actions) in the background, in order, so an exec's round trip never waits
+/// for the disk. ``flush()`` waits for everything queued so far.
+final class Recorder: Sendable {
+    enum Item: Sendable {
+        case exec(ExecRecord, insert: Bool)
+        case log(execId: String, stream: StdStream, data: [UInt8], cap: Int)
+        case sandbox(SandboxRecord)
+        case audit(AuditEntry)
+        case flush(CheckedContinuation<Void, Never>)
+    }
+
+    private let continuation: AsyncStream<Item>.Continuation
+    private let stream: AsyncStream<Item>
+    let store: any SandboxStore
+    let logger: Logger
+
+    init(store: any SandboxStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+        (stream, continuation) = AsyncStream<Item>.makeStream()
+    }
+
+    func enqueue(_ item: Item) { continuation.yield(item) }
+
+    /// Waits until every item queued before this call is written.
+    func flush() async {
+        await withCheckedContinuation { c in continuation.yield(.flush(c)) }
+    }
+
+    /// Drains the queue until ``finish()``; the owner (the manager) runs it in its own task.
+    func drain() async {
+        for await item in stream {
+            do {
+                switch item {
+                case .exec(let r, let insert): if insert { try await store.insertExec(r) } else { try await store.updateExec(r) }
+                case .log(let id, let s, let d, let cap): try await store.appendLog(execId: id, stream: s, data: d, cap: cap)
+                case .sandbox(let r): try await store.updateSandbox(r)
+                case .audit(let a): try await store.appendAudit(a)
+                case .flush(let c): c.resume()
+                }
+            } catch {
+                logger.error("store write failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func finish() { continuation.finish() }
+}

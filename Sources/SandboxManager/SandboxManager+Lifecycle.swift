@@ -1,0 +1,210 @@
+import Foundation
+import SandboxCore
+import SandboxStore
+
+extension SandboxManager {
+    /// Creates a long-lived sandbox for a tenant (from the warm pool when one is ready) and
+    /// returns its record in state `running`.
+    public func create(tenantId: String, _ request: CreateSandboxRequest, actor: String) async throws -> SandboxRecord {
+        var profile: Profile
+        var poolName: String?
+        switch request.profile {
+        case .named(let name):
+            profile = try configuration.profiles.load(name)
+            poolName = name
+        case .inline(let p):
+            profile = p
+        }
+        if let level = request.isolation, level != profile.isolation {
+            profile.isolation = level
+            poolName = nil
+        }
+        profile.env.merge(request.env) { $1 }
+        let backend = try backend(for: profile.isolation)
+        let ttl = try lifetime(request.ttl ?? profile.ttl)
+        try await checkQuota(tenantId: tenantId, adding: profile)
+
+        let now = Date()
+        var record = SandboxRecord(
+            id: SandboxSpec.newID(), tenantId: tenantId, state: .creating, profile: profile, createdAt: now, updatedAt: now,
+            expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: request.idleTimeout.map(\.seconds),
+            lastActivityAt: now, metadata: request.metadata, node: configuration.node)
+
+        if let poolName, var handle = takeFromPool(poolName) {
+            record.id = handle.id
+            record.state = .running
+            handle.spec.profile = profile
+            try await store.insertSandbox(record)
+            live[record.id] = Live(record: record, handle: handle)
+            publish(.sandboxCreated, record)
+            logger.info("sandbox created from the warm pool", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)"])
+            return record
+        }
+
+        try await store.insertSandbox(record)
+        live[record.id] = Live(record: record, handle: nil)
+        let handle: SandboxHandle
+        do {
+            handle = try await backend.create(SandboxSpec(id: record.id, profile: profile))
+        } catch {
+            record.state = .stopping
+            try? await store.updateSandbox(record)
+            record.state = .destroyed
+            record.reason = "creation failed: \((error as? SandboxError)?.message ?? "\(error)")"
+            record.updatedAt = Date()
+            try? await store.updateSandbox(record)
+            live.removeValue(forKey: record.id)
+            throw error
+        }
+        guard var l = live[record.id] else {
+            // Destroyed while it was being created (an API delete raced the create).
+            try? await backend.destroy(handle)
+            throw SandboxError(.invalidState, "sandbox \(record.id) was deleted while it was being created")
+        }
+        l.handle = handle
+        l.record.state = .running
+        l.record.updatedAt = Date()
+        live[record.id] = l
+        try await persistNow(l.record)
+        publish(.sandboxCreated, l.record)
+        logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "lane": "\(profile.isolation.rawValue)"])
+        return l.record
+    }
+
+    /// A sandbox's record: live ones as of now, ended ones from the store.
+    public func get(tenantId: String, id: String) async throws -> SandboxRecord {
+        if let l = live[id], l.record.tenantId == tenantId { return l.record }
+        if let r = try await store.sandbox(id: id), r.tenantId == tenantId { return r }
+        throw SandboxError(.notFound, "no sandbox \(id); list yours with GET /v1/sandboxes")
+    }
+
+    /// A page of a tenant's sandboxes (live records carry their latest activity).
+    public func list(_ query: SandboxQuery) async throws -> Page<SandboxRecord> {
+        await recorder.flush()
+        var page = try await store.sandboxes(query)
+        page.items = page.items.map { live[$0.id]?.record ?? $0 }
+        return page
+    }
+
+    /// Destroys a sandbox (its processes killed, host resources removed) and returns its final
+    /// record. Deleting an already destroyed or lost sandbox returns its record unchanged.
+    public func destroy(tenantId: String, id: String, actor: String) async throws -> SandboxRecord {
+        guard live[id]?.record.tenantId == tenantId else {
+            return try await get(tenantId: tenantId, id: id)
+        }
+        return try await stop(id, reason: "deleted by \(actor)")
+    }
+
+    /// Sets the TTL to `ttl` from now (at most the server's maximum).
+    public func setTimeout(tenantId: String, id: String, ttl: Duration, actor: String) async throws -> SandboxRecord {
+        var l = try liveSandbox(tenantId, id)
+        let t = try lifetime(ttl)
+        l.record.expiresAt = Date().addingTimeInterval(t.seconds)
+        l.record.updatedAt = Date()
+        live[id] = l
+        try await persistNow(l.record)
+        return l.record
+    }
+
+    /// Live events of one tenant's sandboxes (ends when the caller stops iterating or the server stops).
+    public nonisolated func events(tenantId: String) -> AsyncStream<SandboxEvent> {
+        hub.subscribe(tenantId: tenantId)
+    }
+
+    /// Counts for `/metrics`: live sandboxes by state, and ready sandboxes in the warm pool.
+    public func gauges() -> (byState: [SandboxState: Int], poolSize: Int) {
+        var counts: [SandboxState: Int] = [:]
+        for l in live.values { counts[l.record.state, default: 0] += 1 }
+        return (counts, pool.values.reduce(0) { $0 + $1.count })
+    }
+
+    // MARK: - Internals
+
+    /// running/creating → stopping → destroyed: kills and removes everything, records why.
+    func stop(_ id: String, reason: String) async throws -> SandboxRecord {
+        guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
+        if l.record.state == .stopping { throw SandboxError(.invalidState, "sandbox \(id) is already being destroyed") }
+        l.record.state = .stopping
+        l.record.updatedAt = Date()
+        live[id] = l
+        try await persistNow(l.record)
+        let backend = backends[l.record.profile.isolation]
+        if let handle = l.handle, let backend {
+            do { try await backend.destroy(handle) } catch {
+                logger.warning("destroy failed; collecting what is left", metadata: ["id": "\(id)", "error": "\(error)"])
+                await backend.collect(id: id)
+            }
+        } else {
+            await backend?.collect(id: id)
+        }
+        l = live.removeValue(forKey: id) ?? l
+        l.record.state = .destroyed
+        l.record.reason = reason
+        l.record.updatedAt = Date()
+        try await persistNow(l.record)
+        publish(.sandboxDestroyed, l.record)
+        logger.info("sandbox destroyed", metadata: ["id": "\(id)", "reason": "\(reason)"])
+        return l.record
+    }
+
+    /// Any live state → lost: the sandbox stopped answering. Its leftovers are collected.
+    func markLost(_ id: String, reason: String) async {
+        guard var l = live.removeValue(forKey: id) else { return }
+        l.record.state = .lost
+        l.record.reason = reason
+        l.record.updatedAt = Date()
+        try? await persistNow(l.record)
+        publish(.sandboxLost, l.record)
+        logger.warning("sandbox lost", metadata: ["id": "\(id)", "reason": "\(reason)"])
+        await backends[l.record.profile.isolation]?.collect(id: id)
+    }
+
+    /// Writes a record through the ordered queue and waits until it is on disk.
+    func persistNow(_ record: SandboxRecord) async throws {
+        recorder.enqueue(.sandbox(record))
+        await recorder.flush()
+    }
+
+    func publish(_ kind: SandboxEvent.Kind, _ r: SandboxRecord, execId: String? = nil, outcome: Outcome? = nil) {
+        hub.publish(SandboxEvent(type: kind, tenantId: r.tenantId, sandboxId: r.id, state: r.state, execId: execId,
+                                 outcome: outcome, reason: r.reason))
+    }
+
+    /// A requested TTL checked against the server's maximum (nil: the default).
+    func lifetime(_ requested: Duration?) throws(SandboxError) -> Duration {
+        let ttl = requested ?? configuration.defaultTTL
+        guard ttl > .zero else { throw SandboxError(.invalidRequest, "ttl must be positive") }
+        guard ttl <= configuration.maxTTL else {
+            throw SandboxError(.invalidRequest, "ttl \(ttl.seconds) s is over this server's maximum of \(configuration.maxTTL.seconds) s; ask for less")
+        }
+        return ttl
+    }
+
+    /// Refuses a create that would take the tenant over its sandbox-count or memory quota.
+    func checkQuota(tenantId: String, adding profile: Profile) async throws {
+        let quota = try await tenant(tenantId).quota
+        let mine = live.values.filter { $0.record.tenantId == tenantId }
+        if mine.count >= quota.maxSandboxes {
+            throw SandboxError(.quotaExceeded, "this tenant has \(mine.count) live sandboxes, its quota (max_sandboxes); delete one first",
+                               retryAfterSeconds: 10)
+        }
+        let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes } + profile.limits.memoryBytes
+        if memory > quota.maxMemoryBytes {
+            throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(quota.maxMemoryBytes)) (max_memory_bytes); delete one or ask for less memory",
+                               retryAfterSeconds: 10)
+        }
+    }
+
+    /// The tenant (cached; quotas change rarely).
+    func tenant(_ id: String) async throws -> Tenant {
+        if let t = tenants[id] { return t }
+        guard let t = try await store.tenant(id: id) else { throw SandboxError(.unauthorized, "unknown tenant \(id)") }
+        tenants[id] = t
+        return t
+    }
+}
+
+extension Duration {
+    /// This duration in (fractional) seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

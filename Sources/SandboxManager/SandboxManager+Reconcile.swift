@@ -1,0 +1,155 @@
+import Foundation
+import SandboxCore
+import SandboxStore
+
+extension SandboxManager {
+    /// Reconciles the store with the host, then starts the reaper, the health checks and the warm
+    /// pool. Call once before serving.
+    ///
+    /// Every sandbox the store holds as live is offered to its backend: one that answers is
+    /// adopted (`running` again under this process); one that does not — or that was still being
+    /// created or destroyed when the last process died — has its leftovers collected and ends
+    /// `lost` (or `destroyed`, when it was being destroyed) with the reason. Host resources no
+    /// record claims (e.g. warm-pool sandboxes of the last process) are collected too.
+    @discardableResult
+    public func start() async throws -> ReconcileReport {
+        guard !started else { return ReconcileReport() }
+        background.append(Task { [recorder] in await recorder.drain() })
+        let report = try await reconcile()
+        if !report.adopted.isEmpty || !report.lost.isEmpty || !report.orphans.isEmpty {
+            logger.notice("reconciled with the host", metadata: [
+                "adopted": "\(report.adopted)", "lost": "\(report.lost)", "orphans": "\(report.orphans)"])
+        }
+        started = true
+        background.append(Task { [weak self, interval = configuration.reaperInterval] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await self?.reapExpired()
+            }
+        })
+        background.append(Task { [weak self, interval = configuration.healthInterval] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                await self?.checkHealth()
+            }
+        })
+        refillPool()
+        return report
+    }
+
+    /// Stops the reaper, health checks and pool filler, destroys warm-pool sandboxes (no tenant
+    /// holds them) and writes what is queued. Live sandboxes stay running and recorded: the next
+    /// ``start()`` adopts them.
+    public func shutdown() async {
+        for t in background { t.cancel() }
+        poolFiller?.cancel()
+        await poolFiller?.value
+        poolFiller = nil
+        for (_, handles) in pool {
+            for h in handles { try? await backends[h.spec.profile.isolation]?.destroy(h) }
+        }
+        pool.removeAll()
+        await recorder.flush()
+        recorder.finish()
+        hub.finishAll()
+        for t in background { await t.value }
+        background.removeAll()
+        started = false
+    }
+
+    func reconcile() async throws -> ReconcileReport {
+        var report = ReconcileReport()
+        for var record in try await store.activeSandboxes() {
+            try await closeInterruptedExecs(of: record.id)
+            guard let backend = backends[record.profile.isolation] else {
+                record.state = .lost
+                record.reason = "this server has no '\(record.profile.isolation.rawValue)' lane any more"
+                try await persistNow(record)
+                report.lost.append(record.id)
+                continue
+            }
+            let spec = SandboxSpec(id: record.id, profile: record.profile)
+            if record.state == .running, let handle = try? await backend.adopt(spec) {
+                live[record.id] = Live(record: record, handle: handle)
+                report.adopted.append(record.id)
+                continue
+            }
+            await backend.collect(id: record.id)
+            let was = record.state
+            record.updatedAt = Date()
+            if was == .stopping {
+                record.state = .destroyed
+                record.reason = (record.reason ?? "destroyed") + " (finished after a server restart)"
+            } else {
+                record.state = .lost
+                record.reason = was == .creating
+                    ? "the server stopped while the sandbox was being created"
+                    : "the sandbox did not answer when the server restarted (its agent or processes are gone); everything left of it was removed"
+                report.lost.append(record.id)
+                publish(.sandboxLost, record)
+            }
+            try await persistNow(record)
+        }
+        for (_, backend) in uniqueBackends() {
+            for id in await backend.list() where live[id] == nil {
+                await backend.collect(id: id)
+                report.orphans.append(id)
+            }
+        }
+        return report
+    }
+
+    /// Execs the last process recorded as started but never saw end: they get an end and a reason
+    /// (their processes died with the sandbox, or run on unobserved in an adopted one).
+    func closeInterruptedExecs(of sandboxId: String) async throws {
+        for var e in try await store.execs(sandboxId: sandboxId, limit: 1000) where e.endedAt == nil {
+            e.endedAt = Date()
+            e.reason = "the server stopped during this exec; its result was not observed"
+            try await store.updateExec(e)
+        }
+    }
+
+    /// Each backend once (container and gvisor may share one driver).
+    func uniqueBackends() -> [(IsolationLevel, any LiveSandboxBackend)] {
+        var seen = Set<ObjectIdentifier>()
+        var out: [(IsolationLevel, any LiveSandboxBackend)] = []
+        for level in IsolationLevel.allCases {
+            guard let b = backends[level] else { continue }
+            let key = ObjectIdentifier(type(of: b) as Any.Type)
+            if seen.insert(key).inserted { out.append((level, b)) }
+        }
+        return out
+    }
+
+    /// Destroys sandboxes whose TTL ended or that sat idle too long.
+    func reapExpired() async {
+        let now = Date()
+        for (id, l) in live where l.record.state == .running {
+            var reason: String?
+            if let exp = l.record.expiresAt, exp <= now { reason = "ttl expired" }
+            if let idle = l.record.idleTimeoutSeconds, now.timeIntervalSince(l.record.lastActivityAt) >= idle {
+                reason = "idle for \(Int(idle)) s"
+            }
+            guard let reason else { continue }
+            do {
+                let r = try await stop(id, reason: reason)
+                recorder.enqueue(.audit(AuditEntry(tenantId: r.tenantId, actor: "server", action: "sandbox.delete", target: id, result: "ok", detail: reason)))
+            } catch {
+                logger.warning("reaper could not destroy a sandbox", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Asks every running sandbox whether it still answers; one that does not becomes `lost`.
+    func checkHealth() async {
+        for (id, l) in live where l.record.state == .running {
+            guard let backend = backends[l.record.profile.isolation], let handle = l.handle else { continue }
+            do {
+                _ = try await backend.adopt(handle.spec)
+            } catch {
+                guard live[id]?.record.state == .running else { continue }
+                await markLost(id, reason: "the sandbox stopped answering: \((error as? SandboxError)?.message ?? "\(error)")")
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import SandboxCore
+import SandboxStore
+
+extension SandboxManager {
+    /// Runs one process in the sandbox and returns its result (output streamed to `output`
+    /// meanwhile). Cancelling the calling task kills the process (outcome `cancelled`).
+    public func exec(tenantId: String, id: String, _ request: ExecRequest, actor: String, output: OutputHandler?) async throws -> ExecResult {
+        let (handle, backend) = try running(tenantId, id)
+        try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
+        let execId = Self.newID("exec-")
+        var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
+        recorder.enqueue(.exec(record, insert: true))
+        if let r = live[id]?.record { publish(.execStarted, r, execId: execId) }
+        let result: ExecResult
+        do {
+            result = try await backend.exec(handle, request, output: output)
+        } catch let e as SandboxError where e.code == .sandboxLost {
+            record.endedAt = Date()
+            record.reason = e.message
+            recorder.enqueue(.exec(record, insert: false))
+            await markLost(id, reason: e.message)
+            throw e
+        } catch {
+            record.endedAt = Date()
+            record.reason = "\(error)"
+            recorder.enqueue(.exec(record, insert: false))
+            throw error
+        }
+        record.endedAt = Date()
+        record.outcome = result.outcome
+        record.exitCode = result.exitCode
+        record.usage = result.usage
+        record.reason = result.reason
+        recorder.enqueue(.exec(record, insert: false))
+        let cap = configuration.logCapBytes
+        if !result.stdoutBytes.isEmpty { recorder.enqueue(.log(execId: execId, stream: .stdout, data: Array(result.stdoutBytes.prefix(cap)), cap: cap)) }
+        if !result.stderrBytes.isEmpty { recorder.enqueue(.log(execId: execId, stream: .stderr, data: Array(result.stderrBytes.prefix(cap)), cap: cap)) }
+        if var l = live[id] {
+            l.record.execCount += 1
+            l.record.cpuMs += result.usage.cpuMs
+            l.record.lastActivityAt = Date()
+            live[id] = l
+            recorder.enqueue(.sandbox(l.record))
+            publish(.execEnded, l.record, execId: execId, outcome: result.outcome)
+        }
+        return result
+    }
+
+    /// Runs a call on a running sandbox's backend, turning `sandbox_lost` into the `lost` state.
+    func work<T: Sendable>(_ tenantId: String, _ id: String,
+                           _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
+        let (handle, backend) = try running(tenantId, id)
+        do {
+            return try await body(handle, backend)
+        } catch let e as SandboxError where e.code == .sandboxLost {
+            await markLost(id, reason: e.message)
+            throw e
+        }
+    }
+
+    /// The profile of a live sandbox (for size caps).
+    func profile(_ tenantId: String, _ id: String) throws(SandboxError) -> Profile {
+        try liveSandbox(tenantId, id).record.profile
+    }
+
+    // MARK: Files
+
+    /// A file's bytes, up to the sandbox's workspace size.
+    public func readFile(tenantId: String, id: String, path: String) async throws -> [UInt8] {
+        let limit = try profile(tenantId, id).limits.workspaceBytes
+        return try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: limit) }
+    }
+
+    /// Creates or replaces a file (parents created); larger than the workspace limit → `limit_exceeded`.
+    public func writeFile(tenantId: String, id: String, path: String, data: [UInt8], mode: UInt32 = 0o644, actor: String) async throws {
+        let limit = try profile(tenantId, id).limits.workspaceBytes
+        if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
+        try await work(tenantId, id) { try await $1.writeFile($0, path: path, data: data, mode: mode) }
+    }
+
+    public func removeFile(tenantId: String, id: String, path: String, recursive: Bool, actor: String) async throws {
+        try await work(tenantId, id) { try await $1.removeFile($0, path: path, recursive: recursive) }
+    }
+
+    public func listDirectory(tenantId: String, id: String, path: String) async throws -> [FileEntry] {
+        try await work(tenantId, id) { try await $1.listDirectory($0, path: path) }
+    }
+
+    public func stat(tenantId: String, id: String, path: String) async throws -> FileEntry {
+        try await work(tenantId, id) { try await $1.stat($0, path: path) }
+    }
+
+    public func makeDirectory(tenantId: String, id: String, path: String, parents: Bool, actor: String) async throws {
+        try await work(tenantId, id) { try await $1.makeDirectory($0, path: path, parents: parents) }
+    }
+
+    public func move(tenantId: String, id: String, from: String, to: String, actor: String) async throws {
+        try await work(tenantId, id) { try await $1.move($0, from: from, to: to) }
+    }
+
+    // MARK: Processes
+
+    public func startProcess(tenantId: String, id: String, _ request: ExecRequest, options: ProcessOptions, actor: String) async throws -> SandboxProcess {
+        try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
+        return try await work(tenantId, id) { try await $1.startProcess($0, request, options: options) }
+    }
+
+    public func processes(tenantId: String, id: String) async throws -> [SandboxProcess] {
+        try await work(tenantId, id) { try await $1.processes($0) }
+    }
+
+    /// Replays a process's output from its start, then follows it until it ends.
+    public func connect(tenantId: String, id: String, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+        try await work(tenantId, id) { try await $1.connect($0, pid: pid, output: output) }
+    }
+
+    public func sendInput(tenantId: String, id: String, pid: Int32, data: [UInt8]) async throws {
+        try await work(tenantId, id) { try await $1.sendInput($0, pid: pid, data: data) }
+    }
+
+    public func closeInput(tenantId: String, id: String, pid: Int32) async throws {
+        try await work(tenantId, id) { try await $1.closeInput($0, pid: pid) }
+    }
+
+    public func signal(tenantId: String, id: String, pid: Int32, signal: Int32) async throws {
+        try await work(tenantId, id) { try await $1.signal($0, pid: pid, signal: signal) }
+    }
+
+    public func resize(tenantId: String, id: String, pid: Int32, size: TerminalSize) async throws {
+        try await work(tenantId, id) { try await $1.resize($0, pid: pid, size: size) }
+    }
+}

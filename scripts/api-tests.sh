@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The HTTP API tested from outside, as an agent framework would use it: starts the built
+# `sandboxer serve` on a free loopback port with a throw-away data directory, creates API keys for
+# two tenants, runs the pytest suite in tests/python (httpx), then schemathesis against
+# openapi.yaml and the live server (no 5xx, every response matches the schema), and stops the
+# server. Needs root (the container lane). Installs httpx, pytest and schemathesis from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-.build/debug/sandboxer}
+python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis 2>&1 | grep -v "Running pip as the 'root'" || true
+
+DATA=$(mktemp -d /tmp/sandboxer-api-tests.XXXXXX)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export SANDBOXER_URL=http://127.0.0.1:$PORT SANDBOXER_BIN=$PWD/$BIN SANDBOXER_DATA=$DATA
+server=""
+# Sandboxes outlive a server stop by design: delete every one the tests left, then stop the server.
+delete_all() {
+    for key in "${SANDBOXER_API_KEY:-}" "${SANDBOXER_API_KEY_B:-}"; do
+        [ -n "$key" ] || continue
+        python3 - "$SANDBOXER_URL" "$key" <<'PY' || true
+import sys, httpx
+url, key = sys.argv[1], sys.argv[2]
+h = {"Authorization": f"Bearer {key}"}
+cursor = None
+while True:
+    r = httpx.get(f"{url}/v1/sandboxes", headers=h, params={"state": "running", **({"cursor": cursor} if cursor else {})}, timeout=30)
+    if r.status_code != 200: break
+    body = r.json()
+    for sb in body.get("items", []): httpx.delete(f"{url}/v1/sandboxes/{sb['id']}", headers=h, timeout=60)
+    cursor = body.get("next_cursor")
+    if not cursor: break
+PY
+    done
+}
+cleanup() {
+    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+        delete_all
+        kill -TERM "$server"; wait "$server" || true
+    fi
+    if [ -n "$(ls -A "$DATA/state/sandboxes" 2>/dev/null)" ]; then
+        echo "api-tests: sandboxes left in $DATA/state/sandboxes (not removed): $(ls "$DATA/state/sandboxes")"
+        exit 1
+    fi
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+"$BIN" serve --port "$PORT" --data "$DATA" >"$DATA.log" 2>&1 &
+server=$!
+for _ in $(seq 1 200); do
+    curl -fsS "$SANDBOXER_URL/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server" 2>/dev/null || { cat "$DATA.log"; exit 1; }
+    sleep 0.1
+done
+export SANDBOXER_API_KEY=$("$BIN" key create --tenant api-tests-a --data "$DATA")
+export SANDBOXER_API_KEY_B=$("$BIN" key create --tenant api-tests-b --data "$DATA")
+
+status=0
+echo "== pytest tests/python"
+python3 -m pytest -q tests/python || status=1
+echo "== schemathesis: openapi.yaml against the live server"
+schemathesis run openapi.yaml --url "$SANDBOXER_URL" -H "Authorization: Bearer $SANDBOXER_API_KEY" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --request-timeout 30 --generation-deterministic || status=1
+if [ $status -ne 0 ]; then echo "== server log (last 80 lines)"; tail -80 "$DATA.log"; fi
+rm -f "$DATA.log"
+exit $status

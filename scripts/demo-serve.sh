@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make run`'s server part: starts `sandboxer serve` on a loopback port with a throw-away data
+# directory, creates an API key, drives one sandbox over HTTP with curl (create, exec, upload,
+# download, delete), stops the server and prints how to run it for real.
+set -euo pipefail
+BIN=${1:-.build/release/sandboxer}
+PORT=${SANDBOXER_DEMO_PORT:-7099}
+DATA=$(mktemp -d /tmp/sandboxer-demo.XXXXXX)
+URL=http://127.0.0.1:$PORT
+LOG=$DATA/serve.log
+server=""
+cleanup() {
+    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then kill -TERM "$server"; wait "$server" || true; fi
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+echo "== sandboxer serve --port $PORT --data $DATA (in the background)"
+"$BIN" serve --port "$PORT" --data "$DATA" >"$LOG" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+    curl -fsS "$URL/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server" 2>/dev/null || { echo "the server exited:"; cat "$LOG"; exit 1; }
+    sleep 0.1
+done
+curl -fsS "$URL/readyz" >/dev/null || { echo "the server did not become ready:"; cat "$LOG"; exit 1; }
+
+echo "== sandboxer key create --tenant demo"
+KEY=$("$BIN" key create --tenant demo --data "$DATA")
+AUTH="Authorization: Bearer $KEY"
+show() { echo "\$ $*"; }
+
+show curl -d '{"profile":"default","ttl":"10m"}' $URL/v1/sandboxes
+created=$(curl -fsS -H "$AUTH" -d '{"profile":"default","ttl":"10m"}' "$URL/v1/sandboxes")
+echo "$created"
+ID=$(printf '%s' "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+
+show curl -d '{"cmd":["python3","-c","print(6*7)"]}' $URL/v1/sandboxes/$ID/exec
+curl -fsS -H "$AUTH" -d '{"cmd":["python3","-c","print(6*7)"]}' "$URL/v1/sandboxes/$ID/exec"; echo
+
+printf 'name,score\nada,42\n' > "$DATA/data.csv"
+show curl -T data.csv "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
+curl -fsS -H "$AUTH" -T "$DATA/data.csv" "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv" >/dev/null
+show curl -d '{"cmd":["wc","-l","/workspace/data.csv"]}' $URL/v1/sandboxes/$ID/exec
+curl -fsS -H "$AUTH" -d '{"cmd":["wc","-l","/workspace/data.csv"]}' "$URL/v1/sandboxes/$ID/exec" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["outcome"], r["stdout"].strip())'
+show curl "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
+curl -fsS -H "$AUTH" "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
+
+show curl -X DELETE $URL/v1/sandboxes/$ID
+curl -fsS -H "$AUTH" -X DELETE "$URL/v1/sandboxes/$ID" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["id"], r["state"])'
+
+echo "== stopping the server (SIGTERM)"
+kill -TERM "$server"; wait "$server" || true; server=""
+cat <<TXT
+== to run it for real:
+   sudo $BIN serve                         # 127.0.0.1:7070, data in /var/lib/sandboxer
+   export SANDBOXER_API_KEY=\$(sudo $BIN key create --tenant me)
+   $BIN create                             # prints the sandbox id
+   $BIN exec SBX -- python3 -c 'print(6*7)'
+   (or curl, as above: see README.md's HTTP API)
+TXT
