@@ -102,6 +102,42 @@ struct WasmLiveTests {
         await expectSandboxError(.notFound) { try await live.backend.listDirectory(sandbox, path: "/workspace") }
     }
 
+    @Test("a tree deeper than PATH_MAX and the descriptor limit is walked and removed one directory at a time")
+    func deepTreesAreRemoved() async throws {
+        let live = try LiveFixture()
+        defer { live.cleanUp() }
+        let sandbox = try await live.backend.create(LiveFixture.spec())
+        var fd = open(live.root + "/" + sandbox.id + "/workspace", O_RDONLY | O_DIRECTORY)
+        let depth = 3000  // "d/" × 3000 is over PATH_MAX, and over the usual 1024 descriptors
+        for _ in 0..<depth {
+            #expect(mkdirat(fd, "d", 0o755) == 0)
+            let next = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+            close(fd)
+            fd = next
+        }
+        #expect(openat(fd, "leaf", O_WRONLY | O_CREAT, 0o644) >= 0)
+        close(fd)
+        // Writes count the whole tree: 3001 entries are over the profile's 1000.
+        let over = await expectSandboxError(.limitExceeded) { try await live.backend.writeFile(sandbox, path: "/workspace/x", data: [1], mode: 0o644) }
+        #expect(over?.limit == .init(name: "workspace_files", limit: 1000, actual: Int64(depth + 2)))
+        try await live.backend.removeFile(sandbox, path: "/workspace/d", recursive: true)
+        #expect(try await live.backend.listDirectory(sandbox, path: "/workspace").isEmpty)
+        try await live.backend.writeFile(sandbox, path: "/workspace/x", data: [1], mode: 0o644)
+        try await live.backend.destroy(sandbox)
+        #expect(LiveFixture.entries(live.root).isEmpty)
+    }
+
+    @Test("a kv store file sandboxer did not write fails the exec as setup_failed, saying what to do")
+    func unreadableStoreIsSetupFailed() async throws {
+        let live = try LiveFixture()
+        defer { live.cleanUp() }
+        let sandbox = try await live.backend.create(LiveFixture.spec())
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: live.root + "/" + sandbox.id + "/kv.json"))
+        let r = try await live.backend.exec(sandbox, Fixtures.js(Self.kvGet), output: nil)
+        #expect(r.outcome == .setupFailed)
+        #expect(r.reason?.contains("not a JSON object") == true && r.reason?.contains("remove it") == true, "\(r.reason ?? "")")
+    }
+
     @Test("a second exec while one runs is refused with invalid_state; afterwards execs work again")
     func concurrentExecIsRefused() async throws {
         let live = try LiveFixture()
