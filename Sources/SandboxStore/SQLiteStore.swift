@@ -72,6 +72,15 @@ public final class SQLiteStore: SandboxStore {
         }
     }
 
+    public func setQuota(tenantId: String, _ quota: TenantQuota) async throws {
+        let text = try JSONColumn.encode(quota)
+        let changed = try await write("setting the quota of tenant \(tenantId)") { db in
+            try db.execute(sql: "UPDATE tenants SET quota = ? WHERE id = ?", arguments: [text, tenantId])
+            return db.changesCount
+        }
+        if changed == 0 { throw SandboxError(.notFound, "no tenant \(tenantId)") }
+    }
+
     public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
         try Self.checkTenantName(tenantName)
         let fresh = Tenant(id: "tnt_" + APIKeyText.hex(Self.randomBytes(8)), name: tenantName)
