@@ -132,8 +132,11 @@ final class WasmRuntime: @unchecked Sendable {
         let stderr = OutputSink(cap: invocation.outputBytes, stream: .stderr, handler: output)
         var store = KVStore()
         if let path = invocation.kvStorePath {
-            do { store = try KVStore.load(path: path) } catch {
-                return WasmRunReport(exit: .setupFailed(error.message))
+            // Up to 4 MiB of JSON: read and parsed off the cooperative pool.
+            let loaded = await BlockingThread.run { UnsafeBox(value: Result { () throws(SandboxError) in try KVStore.load(path: path) }) }
+            switch loaded.value {
+            case .success(let s): store = s
+            case .failure(let error): return WasmRunReport(exit: .setupFailed(error.message))
             }
         }
         let tools = ToolBridge(
@@ -168,7 +171,9 @@ final class WasmRuntime: @unchecked Sendable {
         control.watchdog?.cancel()
         report.toolCalls = tools.calls
         if let path = invocation.kvStorePath, tools.store.changed {
-            do { try tools.store.save(path: path) } catch {
+            let store = UnsafeBox(value: tools.store)
+            let saved = await BlockingThread.run { Result { () throws(SandboxError) in try store.value.save(path: path) } }
+            if case .failure(let error) = saved {
                 logger.error("kv store not saved", metadata: ["sandbox": "\(invocation.sandboxId)", "error": "\(error)"])
                 report.kvStoreError = error.message
             }
