@@ -35,7 +35,7 @@ final class AgentConnection: @unchecked Sendable {
     /// (`/proc/self/fd/N/agent.sock` stays under sun_path's 108 bytes whatever the state
     /// directory), then exchanges `hello`. `helloTimeout` bounds an agent that accepts but never answers.
     static func open(socketDirectory: String, sandboxID: String, helloTimeout: Int = 5) throws(SandboxError) -> AgentConnection {
-        let dirFd = Glibc.open(socketDirectory, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        let dirFd = Glibc.open(socketDirectory, 0o10000000 /* O_PATH */ | O_DIRECTORY | O_CLOEXEC)
         if dirFd < 0 { throw lost(sandboxID, "has no socket directory (\(String(cString: strerror(errno))))") }
         defer { close(dirFd) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -79,7 +79,9 @@ final class AgentConnection: @unchecked Sendable {
 
     func send(_ frame: Frame) throws(SandboxError) {
         let bytes = frame.encoded()
-        try writeLock.withLock { () throws(SandboxError) in
+        writeLock.lock()
+        defer { writeLock.unlock() }
+        do {
             var off = 0
             while off < bytes.count {
                 let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }

@@ -72,8 +72,8 @@ public struct OCIBackend: IsolationBackend {
         switch request.stdin {
         case .bytes(let b): input = Int64(b.count)
         case .file(let path):
-            var st = stat()
-            guard stat(path, &st) == 0 else {
+            var st = Glibc.stat()
+            guard fstatat(AT_FDCWD, path, &st, 0) == 0 else {
                 throw SandboxError(.invalidRequest, "stdin file \(path) cannot be read: \(String(cString: strerror(errno)))")
             }
             input = Int64(st.st_size)
@@ -218,8 +218,8 @@ public struct OCIBackend: IsolationBackend {
 
     /// A file's modification time on the realtime clock, in ms.
     static func fileMtimeWallMs(_ path: String) -> Double? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
+        var st = Glibc.stat()
+        guard fstatat(AT_FDCWD, path, &st, 0) == 0 else { return nil }
         return Double(st.st_mtim.tv_sec) * 1000 + Double(st.st_mtim.tv_nsec) / 1_000_000
     }
 }

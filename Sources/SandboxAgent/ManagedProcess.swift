@@ -85,11 +85,15 @@ final class ManagedProcess {
     }
 
     /// SIGKILLs the process group and every descendant found in /proc (a child that called setsid
-    /// left the group), twice to catch forks racing the first pass.
+    /// left the group), twice to catch forks racing the first pass. A process that already left the
+    /// tree (double fork, reparented to the agent) is beyond reach until the sandbox is destroyed.
     func killTree() {
         for _ in 0..<2 {
+            // Descendants first: once the leader dies, its children are reparented to the agent.
+            let tree = Self.descendants(of: pid)
             kill(-pid, SIGKILL)
-            for p in Self.descendants(of: pid) { kill(p, SIGKILL) }
+            kill(pid, SIGKILL)
+            for p in tree { kill(p, SIGKILL) }
         }
     }
 

@@ -76,8 +76,8 @@ struct AgentFileTests {
             do {
                 _ = try await backend.agent(box.id).call(r)
                 Issue.record("the agent accepted a '..' path")
-            } catch {
-                #expect(error.code == .invalidRequest)
+            } catch let e as SandboxError {
+                #expect(e.code == .invalidRequest, "\(e)")
             }
         }
     }
