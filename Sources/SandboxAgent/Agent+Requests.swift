@@ -138,10 +138,14 @@ extension Agent {
             feedInput(p)
             reply(AgentEvent(type: .ok), on: c)
         case .signal:
-            guard let p = target(r, c), p.running else { return reply(.error(.noSuchProcess, "no running process \(r.pid ?? 0)"), on: c) }
+            guard let p = target(r, c) else { return reply(.error(.noSuchProcess, "no process \(r.pid ?? 0)"), on: c) }
             let sig = r.signal ?? SIGKILL
             guard sig > 0 && sig < 65 else { return reply(.error(.badRequest, "signal \(sig) is out of range"), on: c) }
-            if kill(-p.pid, sig) != 0 { kill(p.pid, sig) }
+            // The whole process group: what the process started goes too. After the leader ended,
+            // its group lives on while members remain (the kernel reuses no pid that is a live pgid).
+            if kill(-p.pid, sig) != 0 && (!p.running || kill(p.pid, sig) != 0) {
+                return reply(.error(.noSuchProcess, "process \(p.pid) and its group have ended"), on: c)
+            }
             reply(AgentEvent(type: .ok), on: c)
         case .resize:
             guard let p = target(r, c), p.running, p.pty, p.outFd >= 0, let cols = r.ptyCols, let rows = r.ptyRows else {
