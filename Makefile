@@ -30,9 +30,11 @@ wasm:
 
 build: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product sandboxer
+	$(SWIFT) build -c release --product sandboxer-agent
 
 build-debug: deps
 	$(SWIFT) build --product sandboxer
+	$(SWIFT) build --product sandboxer-agent
 
 ## Prepares the host for crun (idempotent; no-op on pure cgroup v1/v2 hosts).
 prepare: build
