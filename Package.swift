@@ -45,7 +45,9 @@ let package = Package(
         .target(name: "CSandboxAgent"),
         /// The in-sandbox agent: pid 1 of every long-lived container sandbox (spawn, stream, files, reap).
         .executableTarget(name: "sandboxer-agent", dependencies: ["AgentProtocol", "CSandboxAgent"], path: "Sources/SandboxAgent",
-                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                          // FoundationEssentials' static archive needs its own dependencies named (JSON coding only).
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"]), .linkedLibrary("_FoundationCollections"),
+                                           .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization")]),
         /// OCI bundle generation and the crun/runc/runsc driver.
         .target(name: "BackendOCI", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "AgentProtocol",
@@ -106,7 +108,7 @@ let package = Package(
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
-        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore"]),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "BackendOCI", "SandboxTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",

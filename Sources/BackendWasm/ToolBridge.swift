@@ -47,18 +47,16 @@ public typealias ToolCallHandler = @Sendable (_ sandboxId: String, _ record: Too
 /// log and the pending oversized result the driver fetches again with a larger buffer.
 ///
 /// Shipped tools: `http.get` (only to hosts in `network.allow`, and never to an address in
-/// ``AddressPolicy``'s blocked ranges), `kv.get` / `kv.set` (a key-value store that lives as long
-/// as the run).
+/// ``AddressPolicy``'s blocked ranges), `kv.get` / `kv.set` (a ``KVStore`` that lives as long as
+/// the run, or as long as the sandbox for a long-lived one: the run starts from the store it is given).
 final class ToolBridge: Sendable {
     /// The names of every tool this host implements.
     static let available = ["http.get", "kv.get", "kv.set"]
-    /// Largest accepted arguments JSON and largest kv store, bytes.
+    /// Largest accepted arguments JSON, bytes.
     static let maxArgumentBytes = 1 << 20
-    static let maxStoreBytes = 4 << 20
 
     struct State {
-        var kv: [String: Any] = [:]
-        var kvBytes = 0
+        var kv = KVStore()
         var pending: (key: [UInt8], result: [UInt8], ok: Bool)?
         var calls: [ToolCallRecord] = []
     }
@@ -69,7 +67,7 @@ final class ToolBridge: Sendable {
     let deadline: ContinuousClock.Instant
     let logger: Logger
     let onCall: ToolCallHandler?
-    private let state = Mutex(UnsafeState(State()))
+    private let state: Mutex<UnsafeState>
 
     /// `Any` in the kv store is only touched under the lock.
     struct UnsafeState: @unchecked Sendable {
@@ -78,17 +76,23 @@ final class ToolBridge: Sendable {
     }
 
     init(sandboxId: String, approved: [String], allow: [String], deadline: ContinuousClock.Instant, logger: Logger,
-         onCall: ToolCallHandler?) {
+         onCall: ToolCallHandler?, store: KVStore = KVStore()) {
         self.sandboxId = sandboxId
         self.approved = Set(approved)
         self.allow = allow
         self.deadline = deadline
         self.logger = logger
         self.onCall = onCall
+        var initial = State()
+        initial.kv = store
+        state = Mutex(UnsafeState(initial))
     }
 
     /// Every call so far, in order.
     var calls: [ToolCallRecord] { state.withLock { $0.value.calls } }
+
+    /// The kv store as it is now (its values are immutable, so the copy is safe to read anywhere).
+    var store: KVStore { state.withLock { $0.value.kv } }
 
     /// Runs one call. Returns the JSON result and whether it succeeded. A result the driver
     /// asks for again (same name and arguments) right after is returned from the pending slot.
@@ -164,20 +168,14 @@ final class ToolBridge: Sendable {
         switch name {
         case "kv.get":
             guard let key = args["key"] as? String else { throw ToolError("kv.get: needs {\"key\": string}") }
-            let value = state.withLock { $0.value.kv[key] } ?? NSNull()
+            let value = state.withLock { $0.value.kv.value(key) } ?? NSNull()
             return Self.encode(["key": key, "value": value])
         case "kv.set":
             guard let key = args["key"] as? String, let value = args["value"] else {
                 throw ToolError("kv.set: needs {\"key\": string, \"value\": any}")
             }
-            let size = key.utf8.count + Self.encode(value).count
-            let stored = state.withLock { s -> Bool in
-                guard s.value.kvBytes + size <= Self.maxStoreBytes else { return false }
-                s.value.kvBytes += size
-                s.value.kv[key] = value
-                return true
-            }
-            guard stored else { throw ToolError("kv.set: the run's store is full (\(Self.maxStoreBytes) bytes)") }
+            let stored = state.withLock { $0.value.kv.set(key, value) }
+            guard stored else { throw ToolError("kv.set: the store is full (\(KVStore.maxBytes) bytes); setting this key would take it over") }
             return Self.encode(["ok": true])
         case "http.get":
             guard let url = args["url"] as? String else { throw ToolError("http.get: needs {\"url\": \"http://host:port/path\"}") }

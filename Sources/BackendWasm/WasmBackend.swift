@@ -91,12 +91,35 @@ public struct WasmBackend: IsolationBackend {
     public func runWithToolCalls(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws
         -> (result: ExecResult, toolCalls: [ToolCallRecord])
     {
+        try await runWithToolCalls(spec, request, output: output, live: nil)
+    }
+
+    /// What differs when a run is an exec of a long-lived sandbox (``WasmLiveBackend``).
+    struct LiveRun: Sendable {
+        /// The sandbox's kv store file.
+        var kvStore: String
+        /// The `invalid_state` message when another exec holds the sandbox's workspace.
+        var busyMessage: String
+    }
+
+    func runWithToolCalls(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?, live: LiveRun?) async throws
+        -> (result: ExecResult, toolCalls: [ToolCallRecord])
+    {
         let start = ContinuousClock.now
         let limits = spec.profile.limits
         let plan = try WasmPlan(request: request, profile: spec.profile, quickJS: { try self.quickJSPath() })
         let stdin = try StdinLoader.load(request.stdin, limit: limits.inputBytes)
         // One run per host workspace directory, as in the container lane.
-        let hostLock = try spec.workspaceDirectory.map { (dir) throws(SandboxError) in try DirectoryFD.openWorkspace(path: dir) }
+        var hostLock: DirectoryFD?
+        if let dir = spec.workspaceDirectory {
+            do {
+                hostLock = try DirectoryFD.openWorkspace(path: dir)
+            } catch {
+                let refusal = error as? SandboxError
+                if let live, refusal?.code == .invalidState { throw SandboxError(.invalidState, live.busyMessage) }
+                throw error
+            }
+        }
         defer { hostLock?.close() }
         let workspace = try spec.workspaceDirectory.map { Workspace(path: $0, owned: false) }
             ?? Workspace.make(in: configuration.workDirectory, id: spec.id)
@@ -108,7 +131,8 @@ public struct WasmBackend: IsolationBackend {
             tools: spec.profile.tools, networkAllow: spec.profile.network.allow,
             reuseInstances: configuration.reuseInstances && plan.isJavaScript,
             workspaceLimits: .init(
-                workspaceBytes: limits.workspaceBytes, fileSizeBytes: limits.fileSizeBytes, workspaceFiles: limits.workspaceFiles))
+                workspaceBytes: limits.workspaceBytes, fileSizeBytes: limits.fileSizeBytes, workspaceFiles: limits.workspaceFiles),
+            kvStorePath: live?.kvStore)
         let createMs = (ContinuousClock.now - start).milliseconds
         let report: WasmRunReport
         switch configuration.mode {

@@ -150,6 +150,12 @@ enum ResultMapper {
                     ? "stack overflow: wasm trap: call stack exhausted" : "wasm trap: \(trap)"
             }
         }
+        if let why = r.kvStoreError {
+            // The guest's kv.set changes of this run are lost: the run did not do all it reported.
+            outcome = .setupFailed
+            reason = "the kv store could not be saved after the run, so this run's kv.set changes are lost: \(why)"
+                + (reason.map { " (the run itself: \($0))" } ?? "")
+        }
         return ExecResult(
             sandboxId: spec.id, outcome: outcome, exitCode: code, signal: nil,
             stdoutBytes: r.stdout.bytes, stderrBytes: r.stderr.bytes,

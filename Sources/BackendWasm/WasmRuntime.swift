@@ -33,6 +33,9 @@ struct WasmInvocation: Sendable {
     var workspaceLimits = WorkspaceQuota.Limits(
         workspaceBytes: SandboxCore.Limits.default.workspaceBytes, fileSizeBytes: SandboxCore.Limits.default.fileSizeBytes,
         workspaceFiles: SandboxCore.Limits.default.workspaceFiles)
+    /// The kv tools' store file of a long-lived sandbox (loaded at the start, saved at the end
+    /// when changed); nil: a store that lives as long as the run.
+    var kvStorePath: String?
 }
 
 /// How the guest ended.
@@ -56,6 +59,8 @@ struct WasmRunReport: Sendable {
     var reusedInstance = false
     /// Which workspace limits the guest ran into (it got `EFBIG`/`ENOSPC`).
     var workspace = WorkspaceQuota.Report()
+    /// Why the kv store could not be saved after the run (its changes are lost), if it could not.
+    var kvStoreError: String?
 }
 
 /// The process-wide WasmKit engine: one `Engine` (fuel-metered, 64 MiB interpreter stack), a cache
@@ -125,9 +130,18 @@ final class WasmRuntime: @unchecked Sendable {
         let deadline = started + invocation.timeout
         let stdout = OutputSink(cap: invocation.outputBytes, stream: .stdout, handler: output)
         let stderr = OutputSink(cap: invocation.outputBytes, stream: .stderr, handler: output)
+        var store = KVStore()
+        if let path = invocation.kvStorePath {
+            // Up to 4 MiB of JSON: read and parsed off the cooperative pool.
+            let loaded = await BlockingThread.run { UnsafeBox(value: Result { () throws(SandboxError) in try KVStore.load(path: path) }) }
+            switch loaded.value {
+            case .success(let s): store = s
+            case .failure(let error): return WasmRunReport(exit: .setupFailed(error.message))
+            }
+        }
         let tools = ToolBridge(
             sandboxId: invocation.sandboxId, approved: invocation.tools, allow: invocation.networkAllow,
-            deadline: deadline, logger: logger, onCall: onToolCall)
+            deadline: deadline, logger: logger, onCall: onToolCall, store: store)
         let control = RunControl()
         var report = await withCheckedContinuation { (cont: CheckedContinuation<WasmRunReport, Never>) in
             let once = Mutex<CheckedContinuation<WasmRunReport, Never>?>(cont)
@@ -156,6 +170,14 @@ final class WasmRuntime: @unchecked Sendable {
         }
         control.watchdog?.cancel()
         report.toolCalls = tools.calls
+        if let path = invocation.kvStorePath, tools.store.changed {
+            let store = UnsafeBox(value: tools.store)
+            let saved = await BlockingThread.run { Result { () throws(SandboxError) in try store.value.save(path: path) } }
+            if case .failure(let error) = saved {
+                logger.error("kv store not saved", metadata: ["sandbox": "\(invocation.sandboxId)", "error": "\(error)"])
+                report.kvStoreError = error.message
+            }
+        }
         report.wallMs = (ContinuousClock.now - started).milliseconds
         return report
     }

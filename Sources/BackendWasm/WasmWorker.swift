@@ -13,7 +13,7 @@ import Glibc
 /// ```
 /// sandboxer wasm-worker [--module PATH] [--js FILE] [--workspace DIR] [--timeout-ms N]
 ///     [--memory-bytes N] [--output-bytes N] [--input-bytes N] [--tools a,b] [--allow host:port,…]
-///     [--workspace-bytes N] [--file-size-bytes N] [--workspace-files N]
+///     [--workspace-bytes N] [--file-size-bytes N] [--workspace-files N] [--kv-store FILE]
 ///     [--env K=V]… [--id SANDBOX_ID] [--report FILE] [-- ARGV0 ARGS…]
 /// ```
 /// - `--module`: the `.wasm` command (default with `--js`: the located `qjs.wasm`).
@@ -23,6 +23,9 @@ import Glibc
 /// - `/workspace` is `--workspace` (default: a fresh temp dir, removed at exit).
 /// - `--workspace-bytes`, `--file-size-bytes`, `--workspace-files`: the workspace limits (default:
 ///   those of ``Limits/default``); the guest gets `ENOSPC`/`EFBIG` past them.
+/// - `--kv-store FILE`: the kv tools' store of a long-lived sandbox (``KVStore``), loaded at the
+///   start and saved atomically at the end when the run changed it; without it the store lives as
+///   long as the run.
 /// - `--report FILE` writes a JSON ``WorkerReport`` (outcome details, limits hit, tool calls).
 ///
 /// Exit status: the guest's exit code, except **124** timeout, **123** out of memory (a growth of
@@ -110,10 +113,13 @@ struct WorkerReport: Codable, Sendable {
     var toolCalls: [ToolCallRecord]
     /// The workspace limits the guest ran into (absent from older workers).
     var workspace: WorkspaceQuota.Report?
+    /// Why the `--kv-store` file could not be saved, if it could not.
+    var kvStoreError: String?
 
     enum CodingKeys: String, CodingKey {
         case exit, code, message, memoryDenied = "memory_denied", peakMemoryBytes = "peak_memory_bytes",
-            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls", workspace
+            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls", workspace,
+            kvStoreError = "kv_store_error"
     }
 
     init(_ r: WasmRunReport) {
@@ -129,6 +135,7 @@ struct WorkerReport: Codable, Sendable {
         stderrTruncated = r.stderr.truncated
         toolCalls = r.toolCalls
         workspace = r.workspace
+        kvStoreError = r.kvStoreError
     }
 
     var exitStatus: Int32 {
@@ -166,10 +173,11 @@ public enum WorkerProgram: Sendable, Equatable {
 extension WasmWorker {
     /// `wasm-worker`'s arguments (after the subcommand) for a run with `limits` — written by the
     /// same code that parses them (``WorkerOptions``). `memoryBytes` caps linear memory;
-    /// `report`, when given, is where the worker writes its JSON report.
+    /// `report`, when given, is where the worker writes its JSON report; `kvStore`, when given, is
+    /// the file of a long-lived sandbox's kv store (see ``KVStore``).
     public static func arguments(
         id: String, workspace: String, module: String, program: WorkerProgram, limits: Limits, memoryBytes: Int,
-        tools: [String], networkAllow: [String], environment: [String: String], report: String?
+        tools: [String], networkAllow: [String], environment: [String: String], report: String?, kvStore: String? = nil
     ) -> [String] {
         var inv = WasmInvocation(
             sandboxId: id, modulePath: module, arguments: [], environment: environment, stdin: [], workspace: workspace,
@@ -177,6 +185,7 @@ extension WasmWorker {
             networkAllow: networkAllow, reuseInstances: false)
         inv.workspaceLimits = .init(
             workspaceBytes: limits.workspaceBytes, fileSizeBytes: limits.fileSizeBytes, workspaceFiles: limits.workspaceFiles)
+        inv.kvStorePath = kvStore
         return WorkerOptions.arguments(for: inv, inputBytes: limits.inputBytes, report: report, program: program)
     }
 }
@@ -190,6 +199,7 @@ struct WorkerOptions {
         case outputBytes = "--output-bytes", inputBytes = "--input-bytes", report = "--report"
         case workspaceBytes = "--workspace-bytes", fileSizeBytes = "--file-size-bytes", workspaceFiles = "--workspace-files"
         case tools = "--tools", allow = "--allow", env = "--env", module = "--module", js = "--js"
+        case kvStore = "--kv-store"
     }
 
     /// The worker's arguments (after `wasm-worker`) for `inv` running `program` (its
@@ -207,6 +217,7 @@ struct WorkerOptions {
         add(.workspaceBytes, String(inv.workspaceLimits.workspaceBytes))
         add(.fileSizeBytes, String(inv.workspaceLimits.fileSizeBytes))
         add(.workspaceFiles, String(inv.workspaceLimits.workspaceFiles))
+        if let store = inv.kvStorePath { add(.kvStore, store) }
         if !inv.tools.isEmpty { add(.tools, inv.tools.joined(separator: ",")) }
         if !inv.networkAllow.isEmpty { add(.allow, inv.networkAllow.joined(separator: ",")) }
         for (k, v) in inv.environment.sorted(by: { $0.key < $1.key }) { add(.env, "\(k)=\(v)") }
@@ -270,6 +281,7 @@ struct WorkerOptions {
             case .workspaceFiles: invocation.workspaceLimits.workspaceFiles = Int(try number(value()))
             case .id: invocation.sandboxId = try value()
             case .report: reportPath = try value()
+            case .kvStore: invocation.kvStorePath = try value()
             }
             i += 1
         }

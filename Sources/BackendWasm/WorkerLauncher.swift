@@ -69,6 +69,7 @@ struct WorkerLauncher {
             report.peakMemoryBytes = worker.peakMemoryBytes
             report.toolCalls = worker.toolCalls
             report.workspace = worker.workspace ?? WorkspaceQuota.Report()
+            report.kvStoreError = worker.kvStoreError
             report.stdout.truncated = report.stdout.truncated || worker.stdoutTruncated
             report.stderr.truncated = report.stderr.truncated || worker.stderrTruncated
         } else if ContinuousClock.now >= started + inv.timeout {

@@ -1,6 +1,6 @@
 /// Every resource bound of one sandbox, as data. Each lane enforces all of them in one place and
 /// reports each breach as a typed ``Outcome``.
-public struct Limits: Sendable, Equatable, Codable {
+public struct Limits: Sendable, Equatable {
     /// Wall-clock limit of one execution; the whole process tree is killed at the deadline.
     public var timeout: Duration
     /// Memory (RSS + page cache + tmpfs written by the sandbox), bytes. Breach → `oom`.

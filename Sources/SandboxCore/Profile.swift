@@ -13,7 +13,7 @@ public enum IsolationLevel: String, Sendable, Codable, CaseIterable {
 }
 
 /// Network policy of a sandbox. Default: deny (a fresh network namespace with only loopback).
-public struct NetworkPolicy: Sendable, Equatable, Codable {
+public struct NetworkPolicy: Sendable, Equatable {
     public enum Mode: String, Sendable, Codable, CaseIterable {
         /// Only loopback inside a private network namespace.
         case deny
@@ -36,8 +36,8 @@ public enum Persistence: String, Sendable, Codable, CaseIterable {
 }
 
 /// A named set of isolation, resource, network and lifetime settings; the unit users pick with
-/// `--profile`.
-public struct Profile: Sendable, Equatable, Codable {
+/// `--profile`. Its Codable form is the profile file format (see `ProfileWire.swift`).
+public struct Profile: Sendable, Equatable {
     public var name: String
     public var description: String
     public var isolation: IsolationLevel

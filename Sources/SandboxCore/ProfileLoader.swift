@@ -175,22 +175,24 @@ struct ProfileDecoder {
             guard let m = n.mapping else { throw fail("resources", "must be a mapping") }
             try decodeResources(m, into: &p.limits)
         }
-        if let n = top["network"] {
-            guard let m = n.mapping else { throw fail("network", "must be a mapping with mode and allow") }
-            let f = try fields(m, at: "network", allowed: ["mode", "allow"])
-            if let mode = f["mode"] { p.network.mode = try choice(mode, "network.mode", NetworkPolicy.Mode.self) }
-            if let allow = f["allow"] {
-                guard let seq = allow.sequence else { throw fail("network.allow", "must be a list of domains") }
-                var list: [String] = []
-                for (i, a) in seq.enumerated() { list.append(try string(a, "network.allow[\(i)]")) }
-                p.network.allow = list
-            }
-            if p.network.mode == .deny && !p.network.allow.isEmpty {
-                throw fail("network.allow", "is only valid with mode: allowlist")
-            }
-        }
+        if let n = top["network"] { try decodeNetwork(n, into: &p.network) }
         try p.limits.validate()
         return p
+    }
+
+    func decodeNetwork(_ n: Node, into net: inout NetworkPolicy) throws(SandboxError) {
+        guard let m = n.mapping else { throw fail("network", "must be a mapping with mode and allow") }
+        let f = try fields(m, at: "network", allowed: ["mode", "allow"])
+        if let mode = f["mode"] { net.mode = try choice(mode, "network.mode", NetworkPolicy.Mode.self) }
+        if let allow = f["allow"] {
+            guard let seq = allow.sequence else { throw fail("network.allow", "must be a list of domains") }
+            var list: [String] = []
+            for (i, a) in seq.enumerated() { list.append(try string(a, "network.allow[\(i)]")) }
+            net.allow = list
+        }
+        if net.mode == .deny && !net.allow.isEmpty {
+            throw fail("network.allow", "is only valid with mode: allowlist")
+        }
     }
 
     func decodeResources(_ m: Node.Mapping, into l: inout Limits) throws(SandboxError) {

@@ -53,3 +53,27 @@ public enum DurationText {
         return s * 1000 + atto / 1_000_000_000_000_000
     }
 }
+
+extension ByteSize {
+    /// The shortest exact text `parse` reads back: `512M`, `64K`, `1G`, or bare bytes (`1000`).
+    public static func compact(_ bytes: Int64) -> String {
+        guard bytes > 0 else { return "\(bytes)" }
+        for (unit, size) in [("G", Int64(1) << 30), ("M", Int64(1) << 20), ("K", Int64(1) << 10)] where bytes % size == 0 {
+            return "\(bytes / size)\(unit)"
+        }
+        return "\(bytes)"
+    }
+}
+
+extension DurationText {
+    /// The shortest exact text `parse` reads back, at its millisecond resolution: `30s`, `10m`,
+    /// `1h`, `1500ms`.
+    public static func format(_ d: Duration) -> String {
+        let ms = milliseconds(d)
+        guard ms > 0 else { return "\(ms)ms" }
+        for (unit, size) in [("h", Int64(3_600_000)), ("m", Int64(60_000)), ("s", Int64(1000))] where ms % size == 0 {
+            return "\(ms / size)\(unit)"
+        }
+        return "\(ms)ms"
+    }
+}

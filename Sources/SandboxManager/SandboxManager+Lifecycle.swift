@@ -195,11 +195,11 @@ extension SandboxManager {
         }
     }
 
-    /// The tenant (cached; quotas change rarely).
+    /// The tenant, cached for a few seconds (a changed quota applies within that time).
     func tenant(_ id: String) async throws -> Tenant {
-        if let t = tenants[id] { return t }
+        if let (t, at) = tenants[id], Date().timeIntervalSince(at) < 5 { return t }
         guard let t = try await store.tenant(id: id) else { throw SandboxError(.unauthorized, "unknown tenant \(id)") }
-        tenants[id] = t
+        tenants[id] = (t, Date())
         return t
     }
 }

@@ -70,7 +70,7 @@ public actor SandboxManager {
 
     var live: [String: Live] = [:]
     var pool: [String: [SandboxHandle]] = [:]
-    var tenants: [String: Tenant] = [:]
+    var tenants: [String: (Tenant, Date)] = [:]
     var started = false
     var background: [Task<Void, Never>] = []
     var poolFiller: Task<Void, Never>?

@@ -1,1 +1,176 @@
-// Being built: the GRDB engine.
+import Foundation
+import GRDB
+import Logging
+import SandboxCore
+import Synchronization
+
+/// The embedded ``SandboxStore``: one SQLite file in WAL mode (`<data>/sandboxer.db`) through a
+/// GRDB `DatabasePool`. Reads run in parallel; writes are serialized by GRDB on its own queue
+/// (the calling task suspends, no cooperative thread blocks), and across processes by SQLite's
+/// file locks with a busy timeout — so the server and `sandboxer key create` can share one file.
+public final class SQLiteStore: SandboxStore {
+    /// The data directory.
+    public let directory: String
+    /// The database file.
+    public let path: String
+    let pool: DatabasePool
+    let logger: Logger
+    /// Logs known to be at their cap (exec id + stream), so appends past it touch no database.
+    let fullLogs = Mutex(Set<String>())
+
+    /// Opens (creating when missing) the store in `directory` and brings its schema up to date.
+    /// Blocks the calling thread while it migrates; call once at start-up.
+    public init(directory: String, busyTimeout: TimeInterval = 10, logger: Logger = Logger(label: "sandboxer.store"))
+        throws(SandboxError)
+    {
+        self.directory = directory
+        self.logger = logger
+        let path = try StoreFiles.prepare(directory: directory, logger: logger)
+        self.path = path
+        var config = Configuration()
+        config.label = "sandboxer.store"
+        config.busyMode = .timeout(busyTimeout)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Schema.migrator.migrate(pool)
+        } catch {
+            throw StoreError.map(error, doing: "opening the store", path: path)
+        }
+        logger.debug("store open", metadata: ["path": "\(path)"])
+    }
+
+    /// Closes the database; later calls fail with `invalid_state`. Pending writes finish first.
+    public func close() throws(SandboxError) {
+        do { try pool.close() } catch { throw StoreError.map(error, doing: "closing the store", path: path) }
+    }
+
+    func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SandboxError) -> T {
+        do { return try await pool.write(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+    }
+
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SandboxError) -> T {
+        do { return try await pool.read(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+    }
+
+    // MARK: Tenants and keys
+
+    public func ensureTenant(name: String) async throws -> Tenant {
+        try Self.checkTenantName(name)
+        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(Self.randomBytes(8)), name: name)
+        let quota = try JSONColumn.encode(fresh.quota)
+        return try await write("creating tenant \(name)") { db in
+            try Self.ensureTenant(db, fresh, quota: quota)
+        }
+    }
+
+    public func tenant(id: String) async throws -> Tenant? {
+        try await read("reading tenant \(id)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE id = ?", arguments: [id]).map(Self.tenant(from:))
+        }
+    }
+
+    public func setQuota(tenantId: String, _ quota: TenantQuota) async throws {
+        let text = try JSONColumn.encode(quota)
+        let changed = try await write("setting the quota of tenant \(tenantId)") { db in
+            try db.execute(sql: "UPDATE tenants SET quota = ? WHERE id = ?", arguments: [text, tenantId])
+            return db.changesCount
+        }
+        if changed == 0 { throw SandboxError(.notFound, "no tenant \(tenantId)") }
+    }
+
+    public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
+        try Self.checkTenantName(tenantName)
+        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(Self.randomBytes(8)), name: tenantName)
+        let quota = try JSONColumn.encode(fresh.quota)
+        let (id, key) = APIKeyText.generate()
+        let hash = APIKeyText.hash(key)
+        let record = try await write("creating an API key for tenant \(tenantName)") { db in
+            let tenant = try Self.ensureTenant(db, fresh, quota: quota)
+            let record = APIKeyRecord(id: id, tenantId: tenant.id)
+            try db.execute(
+                sql: "INSERT INTO api_keys (id, tenant_id, hash, created_at, revoked) VALUES (?, ?, ?, ?, 0)",
+                arguments: [record.id, record.tenantId, hash, record.createdAt.timeIntervalSinceReferenceDate])
+            return record
+        }
+        logger.info("API key created", metadata: ["key": "\(id)", "tenant": "\(tenantName)"])
+        return (key, record)
+    }
+
+    public func authenticate(key: String) async throws -> APIKeyRecord? {
+        guard let id = APIKeyText.keyID(of: key) else { return nil }
+        let hash = APIKeyText.hash(key)
+        return try await read("checking an API key") { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]) else { return nil }
+            let stored: Data = try row.decode(forColumn: "hash")
+            guard APIKeyText.constantTimeEqual(stored, hash) else { return nil }
+            let record = try Self.apiKey(from: row)
+            return record.revoked ? nil : record
+        }
+    }
+
+    /// Revokes a key by its id (`key_…`); a whole key is accepted too.
+    public func revokeAPIKey(id given: String) async throws {
+        let id = APIKeyText.keyID(of: given) ?? given
+        let changed = try await write("revoking API key \(id)") { db in
+            try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id])
+            return db.changesCount
+        }
+        guard changed > 0 else {
+            throw SandboxError(.notFound, "no API key '\(id)'; `sandboxer key list` shows the key ids (key_…)")
+        }
+        logger.info("API key revoked", metadata: ["key": "\(id)"])
+    }
+
+    /// Every API key (never a secret) with its tenant's name, oldest first; only `tenantName`'s
+    /// when given.
+    public func apiKeys(tenantName: String? = nil) async throws(SandboxError) -> [(record: APIKeyRecord, tenant: String)] {
+        try await read("listing API keys") { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT k.*, t.name AS tenant_name FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+                    WHERE ?1 IS NULL OR t.name = ?1 ORDER BY k.created_at, k.id
+                    """, arguments: [tenantName])
+            return try rows.map { row in (try Self.apiKey(from: row), try row.decode(String.self, forColumn: "tenant_name")) }
+        }
+    }
+
+    static func ensureTenant(_ db: Database, _ fresh: Tenant, quota: String) throws -> Tenant {
+        try db.execute(
+            sql: "INSERT INTO tenants (id, name, created_at, quota) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+            arguments: [fresh.id, fresh.name, fresh.createdAt.timeIntervalSinceReferenceDate, quota])
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE name = ?", arguments: [fresh.name]) else {
+            throw SandboxError(.system, "tenant \(fresh.name) vanished while it was created; retry")
+        }
+        return try tenant(from: row)
+    }
+
+    static func checkTenantName(_ name: String) throws(SandboxError) {
+        guard !name.isEmpty, name.utf8.count <= 128,
+              name.unicodeScalars.allSatisfy({ !CharacterSet.controlCharacters.contains($0) && !CharacterSet.whitespaces.contains($0) })
+        else {
+            throw SandboxError(.invalidRequest, "tenant name '\(name)' is not valid; use 1 to 128 characters without spaces or control characters, e.g. acme")
+        }
+    }
+
+    static func tenant(from row: Row) throws -> Tenant {
+        Tenant(
+            id: try row.decode(forColumn: "id"), name: try row.decode(forColumn: "name"),
+            createdAt: try JSONColumn.date(row, "created_at"),
+            quota: try JSONColumn.decode(TenantQuota.self, row, "quota"))
+    }
+
+    static func apiKey(from row: Row) throws -> APIKeyRecord {
+        APIKeyRecord(
+            id: try row.decode(forColumn: "id"), tenantId: try row.decode(forColumn: "tenant_id"),
+            createdAt: try JSONColumn.date(row, "created_at"), revoked: try row.decode(Bool.self, forColumn: "revoked"))
+    }
+
+    static func randomBytes(_ n: Int) -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<n).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+    }
+}

@@ -44,6 +44,13 @@ enum Fixtures {
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
+    /// `wasm/testdata/fsops.c` (file operations and symlinks a guest makes), built by the same script.
+    static var fsops: String? {
+        guard modules != nil else { return nil }
+        let path = repoRoot + "/.build-wasm/fsops.wasm"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
     /// One stable directory for assembled WAT fixtures (reused across runs, so nothing piles up).
     static let fixtureDirectory: String = {
         let dir = NSTemporaryDirectory() + "sbx-wasm-test-fixtures"

@@ -56,6 +56,20 @@ struct WorkerOptionsTests {
         #expect(parsed.invocation.workspaceLimits.workspaceFiles == 55 && parsed.invocation.environment == ["K": "v"])
     }
 
+    @Test("a long-lived sandbox's kv store file travels as --kv-store; without one, the flag is absent")
+    func kvStoreRoundTrip() throws {
+        var inv = Self.invocation(["m.wasm"])
+        #expect(try WorkerOptions(parsing: WorkerOptions.arguments(for: inv, inputBytes: 1, report: nil, program: .module(arguments: inv.arguments))).invocation.kvStorePath == nil)
+        inv.kvStorePath = "/var/lib/sandboxer/state/wasm/sbx-1/kv.json"
+        let argv = WorkerOptions.arguments(for: inv, inputBytes: 1, report: nil, program: .module(arguments: inv.arguments))
+        #expect(argv.contains(WorkerOptions.Flag.kvStore.rawValue))
+        #expect(try WorkerOptions(parsing: argv).invocation.kvStorePath == inv.kvStorePath)
+        let layered = WasmWorker.arguments(
+            id: "x", workspace: "/workspace", module: "/m.wasm", program: .module(arguments: ["/m.wasm"]), limits: .default,
+            memoryBytes: 1 << 24, tools: [], networkAllow: [], environment: [:], report: nil, kvStore: "/s/kv.json")
+        #expect(try WorkerOptions(parsing: layered).invocation.kvStorePath == "/s/kv.json")
+    }
+
     @Test("an unknown flag is a usage error naming it")
     func unknownFlag() {
         #expect(throws: WorkerOptions.UsageError.self) { try WorkerOptions(parsing: ["--bogus", "1"]) }

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import SandboxCore
+import SandboxStore
+
+/// `sandboxer key`: creates, lists and revokes API keys in the store the server uses (works with
+/// or without a running server).
+struct KeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key", abstract: "Create, list and revoke API keys.",
+        subcommands: [KeyCreateCommand.self, KeyListCommand.self, KeyRevokeCommand.self])
+}
+
+/// The data directory option every `key` subcommand takes.
+struct DataDirectoryOption: ParsableArguments {
+    @Option(name: .customLong("data"), help: "Data directory (default: $SANDBOXER_DATA, else /var/lib/sandboxer).")
+    var directory: String?
+
+    var resolved: String { directory ?? StoreFiles.defaultDirectory() }
+
+    /// Opens the store, runs `body`, closes the store. A `SandboxError` becomes exit status 2 with
+    /// its message on stderr.
+    func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
+        do {
+            let store = try SQLiteStore(directory: resolved)
+            do { try await body(store) } catch {
+                try? store.close()
+                throw error
+            }
+            try store.close()
+        } catch let error as SandboxError {
+            FileHandle.standardError.write(Data("sandboxer: \(error.code.rawValue): \(error.message)\n".utf8))
+            throw ExitCode(ExitStatus.refused)
+        }
+    }
+}
+
+/// `sandboxer key create --tenant NAME`: prints the new key, and only the key.
+struct KeyCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create an API key for a tenant (created when new); prints the key once — it cannot be shown again.")
+
+    @Option(help: "Tenant name, e.g. acme.") var tenant: String
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() async throws {
+        try await data.withStore { store in
+            let (key, _) = try await store.createAPIKey(tenantName: tenant)
+            print(key)
+        }
+    }
+}
+
+/// `sandboxer key list`: key ids, tenants, creation times, revoked flags — never secrets.
+struct KeyListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List API keys (ids only, never secrets).")
+
+    @Option(help: "Only this tenant's keys.") var tenant: String?
+    @Flag(help: "One JSON array instead of a table.") var json = false
+    @OptionGroup var data: DataDirectoryOption
+
+    /// One key as `--json` prints it.
+    struct Item: Codable {
+        var id: String
+        var tenant: String
+        var tenantId: String
+        var created: Date
+        var revoked: Bool
+        enum CodingKeys: String, CodingKey { case id, tenant, tenantId = "tenant_id", created, revoked }
+    }
+
+    func run() async throws {
+        try await data.withStore { store in
+            let items = try await store.apiKeys(tenantName: tenant).map {
+                Item(id: $0.record.id, tenant: $0.tenant, tenantId: $0.record.tenantId, created: $0.record.createdAt, revoked: $0.record.revoked)
+            }
+            if json {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                enc.dateEncodingStrategy = .iso8601
+                print(String(decoding: try enc.encode(items), as: UTF8.self))
+                return
+            }
+            let time = ISO8601DateFormatter()
+            print("ID\tTENANT\tCREATED\tREVOKED")
+            for i in items { print("\(i.id)\t\(i.tenant)\t\(time.string(from: i.created))\t\(i.revoked ? "yes" : "no")") }
+        }
+    }
+}
+
+/// `sandboxer key revoke KEY_ID`: the key stops working at once (also for a running server).
+struct KeyRevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an API key by its id (key_…).")
+
+    @Argument(help: "The key id as `sandboxer key list` shows it, e.g. key_0123456789abcdef.") var keyID: String
+    @OptionGroup var data: DataDirectoryOption
+
+    func run() async throws {
+        try await data.withStore { store in
+            try await store.revokeAPIKey(id: keyID)
+            print("revoked \(keyID)")
+        }
+    }
+}

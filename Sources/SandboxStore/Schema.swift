@@ -1,0 +1,79 @@
+import GRDB
+
+/// The store's schema as GRDB migrations. Dates are REAL seconds since 2001-01-01 (Foundation's
+/// reference date, exact for `Date`); nested values (profile, metadata, usage, quota, argv) are
+/// JSON text. Add a new migration for every change; never edit a shipped one.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at REAL NOT NULL,
+                    quota TEXT NOT NULL
+                );
+                CREATE TABLE api_keys (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    hash BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    revoked INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+                CREATE TABLE sandboxes (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    profile TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    expires_at REAL,
+                    idle_timeout_seconds REAL,
+                    last_activity_at REAL NOT NULL,
+                    metadata TEXT NOT NULL,
+                    reason TEXT,
+                    node TEXT NOT NULL,
+                    exec_count INTEGER NOT NULL,
+                    cpu_ms REAL NOT NULL
+                );
+                CREATE INDEX sandboxes_tenant_created ON sandboxes(tenant_id, created_at, id);
+                CREATE INDEX sandboxes_state ON sandboxes(state);
+                CREATE TABLE execs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    sandbox_id TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    argv TEXT NOT NULL,
+                    started_at REAL NOT NULL,
+                    ended_at REAL,
+                    outcome TEXT,
+                    exit_code INTEGER,
+                    usage TEXT,
+                    reason TEXT
+                );
+                CREATE INDEX execs_sandbox_started ON execs(sandbox_id, started_at);
+                CREATE TABLE exec_logs (
+                    exec_id TEXT NOT NULL,
+                    stream TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    end_offset INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (exec_id, stream, seq)
+                );
+                CREATE TABLE audit (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    result TEXT NOT NULL,
+                    detail TEXT
+                );
+                CREATE INDEX audit_tenant ON audit(tenant_id, id);
+                """)
+        }
+        return m
+    }
+}

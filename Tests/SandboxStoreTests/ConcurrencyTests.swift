@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import SandboxCore
+@testable import SandboxStore
+
+@Suite("SQLiteStore: many tasks, two stores on one file")
+struct ConcurrencyTests {
+    @Test("200 concurrent writes (and reads) from a task group all land")
+    func concurrentWrites() async throws {
+        try await withStore { store, _ in
+            let base = Date()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<200 {
+                    group.addTask {
+                        var r = sampleSandbox(id: "sbx-\(i)", createdAt: base + Double(i))
+                        try await store.insertSandbox(r)
+                        r.state = .stopping
+                        try await store.updateSandbox(r)
+                        try await store.appendAudit(AuditEntry(tenantId: "tnt_a", actor: "t\(i)", action: "sandbox.create", target: r.id, result: "ok"))
+                        _ = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 5))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let page = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 1000))
+            #expect(page.items.count == 200)
+            #expect(page.items.allSatisfy { $0.state == .stopping })
+            #expect(try await store.audit(tenantId: "tnt_a", limit: 1000).count == 200)
+        }
+    }
+
+    @Test("two stores on one file (a server and `key create`) both work at once and see each other's writes")
+    func twoStores() async throws {
+        let temp = TempData()
+        defer { temp.cleanup() }
+        let server = try temp.open()
+        let cli = try temp.open()
+        defer { try? server.close() }
+        let keys = try await withThrowingTaskGroup(of: [String].self) { group in
+            group.addTask {
+                for i in 0..<100 { try await server.insertSandbox(sampleSandbox(id: "sbx-\(i)", createdAt: Date() + Double(i))) }
+                return []
+            }
+            group.addTask {
+                var keys: [String] = []
+                for i in 0..<20 { keys.append(try await cli.createAPIKey(tenantName: "tenant-\(i % 3)").key) }
+                return keys
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        try cli.close()
+        #expect(keys.count == 20)
+        for key in keys { #expect(try await server.authenticate(key: key) != nil) }
+        #expect(try await server.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 500)).items.count == 100)
+        let reopened = try temp.open()
+        defer { try? reopened.close() }
+        #expect(try await reopened.apiKeys().count == 20)
+    }
+}

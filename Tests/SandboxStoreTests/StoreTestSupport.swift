@@ -1,0 +1,63 @@
+import Foundation
+import SandboxCore
+@testable import SandboxStore
+
+/// A fresh data directory under /tmp, removed by `cleanup()`.
+struct TempData {
+    let root: String
+    /// The data directory itself (not created yet: the store creates it).
+    var dir: String { root + "/data" }
+
+    init() {
+        root = NSTemporaryDirectory() + "sandboxer-store-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    func open() throws -> SQLiteStore { try SQLiteStore(directory: dir) }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+
+    /// Bytes of the database file and its WAL (what is on disk now).
+    func diskBytes() -> [UInt8] {
+        ["", "-wal"].flatMap { suffix in
+            FileManager.default.contents(atPath: dir + "/sandboxer.db" + suffix).map { [UInt8]($0) } ?? []
+        }
+    }
+}
+
+/// Runs `body` with a store in a fresh directory and cleans up afterwards.
+func withStore<T>(_ body: (SQLiteStore, TempData) async throws -> T) async throws -> T {
+    let temp = TempData()
+    defer { temp.cleanup() }
+    let store = try temp.open()
+    defer { try? store.close() }
+    return try await body(store, temp)
+}
+
+/// A sandbox record with every field set.
+func sampleSandbox(
+    id: String, tenant: String = "tnt_a", state: SandboxState = .running, createdAt: Date = Date(),
+    metadata: [String: String] = [:]
+) -> SandboxRecord {
+    var profile = Profile.bounty
+    profile.ttl = .seconds(600)
+    profile.env = ["A": "1"]
+    return SandboxRecord(
+        id: id, tenantId: tenant, state: state, profile: profile, createdAt: createdAt, updatedAt: createdAt,
+        expiresAt: createdAt.addingTimeInterval(600), idleTimeoutSeconds: 120.5, lastActivityAt: createdAt,
+        metadata: metadata, reason: state.isFinal ? "ttl" : nil, node: "host-1:/var/lib/sandboxer", execCount: 3, cpuMs: 12.25)
+}
+
+extension [UInt8] {
+    /// Whether `needle` occurs anywhere in these bytes.
+    func contains(bytes needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= count - needle.count {
+            if self[i] == first && self[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
+    }
+}
