@@ -1,4 +1,6 @@
 import ArgumentParser
+import BackendOCI
+import BackendWasm
 import Foundation
 import Logging
 import Metrics
@@ -49,7 +51,7 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(metrics.factory)
         let configuration = SandboxManager.Configuration(dataDirectory: dataDirectory, warmPool: pool)
         let manager = SandboxManager(
-            store: store, backends: try ServerSetup.makeBackends(configuration), configuration: configuration, logger: managerLogger)
+            store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let server = SandboxServer(
             manager: manager, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
@@ -84,12 +86,24 @@ struct ServeCommand: AsyncParsableCommand {
 public enum ServerSetup {
     /// The store under the data directory (the one line to change for another engine).
     public static func makeStore(dataDirectory: String) throws -> any SandboxStore {
-        // Until the GRDB engine is merged: `try SQLiteStore(dataDirectory: dataDirectory)`.
-        throw SandboxError(.hostUnsupported, "the SQLite store is not built into this binary yet (data directory \(dataDirectory))")
+        try SQLiteStore(directory: dataDirectory)
     }
 
-    /// The lanes whose sandboxes live between requests (the one line to change as lanes land).
-    public static func makeBackends(_ configuration: SandboxManager.Configuration) throws -> [IsolationLevel: any LiveSandboxBackend] {
-        [:]
+    /// The lanes whose sandboxes live between requests: the container lane (and gVisor on the same
+    /// driver) when this process is root, the WASM lane always. Bundles, agent sockets and WASM
+    /// sandbox directories live under the manager's state directory.
+    public static func makeBackends(_ configuration: SandboxManager.Configuration,
+                                    logger: Logger = Logger(label: "sandboxer.serve")) throws -> [IsolationLevel: any LiveSandboxBackend] {
+        var backends: [IsolationLevel: any LiveSandboxBackend] = [
+            .wasm: WasmLiveBackend(configuration: .init(root: configuration.stateDirectory + "/wasm")),
+        ]
+        do {
+            let oci = try OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory))
+            backends[.container] = oci
+            backends[.gvisor] = oci
+        } catch {
+            logger.warning("no container lane: \(error.message)")
+        }
+        return backends
     }
 }

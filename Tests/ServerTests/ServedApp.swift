@@ -25,7 +25,7 @@ struct ServedApp: Sendable {
 
     /// The one line to change when the store engine changes.
     static func makeStore(dataDirectory: String) throws -> any SandboxStore {
-        ScratchStore()
+        try SQLiteStore(directory: dataDirectory)
     }
 
     /// Runs `body` against a served app, then shuts it down gracefully.
@@ -41,7 +41,7 @@ struct ServedApp: Sendable {
         let store = try makeStore(dataDirectory: dir)
         let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir)
         let manager = SandboxManager(
-            store: store, backends: try ServerSetup.makeBackends(managerConfiguration), configuration: managerConfiguration, logger: logger)
+            store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration
         config.host = "127.0.0.1"
         let server = SandboxServer(manager: manager, configuration: config, logger: logger)
