@@ -28,7 +28,7 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Local file fed to the command's stdin.")
     var stdin: String?
 
-    @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
+    @Argument(parsing: .postTerminator, help: "Command and arguments (after --).")
     var command: [String] = []
 
     func run() async throws {
