@@ -108,15 +108,9 @@ public enum ServerSetup {
     /// sandbox directories live under the manager's state directory.
     public static func makeBackends(_ configuration: SandboxManager.Configuration,
                                     logger: Logger = Logger(label: "sandboxer.serve")) throws -> [IsolationLevel: any LiveSandboxBackend] {
-        var backends: [IsolationLevel: any LiveSandboxBackend] = [
-            .wasm: WasmLiveBackend(configuration: .init(root: configuration.stateDirectory + "/wasm")),
-        ]
-        do {
-            let oci = try OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory))
-            backends[.container] = oci
-            backends[.gvisor] = oci
-        } catch {
-            logger.warning("no container lane: \(error.message)")
+        let backends = SandboxManager.standardBackends(configuration)
+        if backends[.container] == nil {
+            logger.warning("no container lane here (it needs root and crun or runc); only WASM sandboxes can be created")
         }
         return backends
     }
