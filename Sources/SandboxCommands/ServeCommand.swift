@@ -16,7 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve", abstract: "Serve the sandboxer HTTP API.",
         discussion: """
             State (the SQLite store, logs) lives under --data; the live sandboxes' host state under \
-            $SANDBOXER_STATE_DIR (else /run/sandboxer)/served/<hash of --data>. SIGTERM or SIGINT shut down gracefully: \
+            $SANDBOXER_STATE_DIR (else /run/sandboxer)/servers/<hash of --data>. SIGTERM or SIGINT shut down gracefully: \
             requests in flight finish, the manager stops; live sandboxes keep running and are adopted by \
             the next 'sandboxer serve' on the same --data. Create API keys with 'sandboxer key create --tenant NAME'.
             """)
@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let configuration = SandboxManager.Configuration(
-            dataDirectory: dataDirectory, stateDirectory: ServerSetup.stateDirectory(forData: dataDirectory), warmPool: pool)
+            dataDirectory: dataDirectory, warmPool: pool)
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let server = SandboxServer(
@@ -82,23 +82,10 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes.
+/// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes (their
+/// host state under the manager's default state directory, one per data directory).
 public enum ServerSetup {
-    /// Host-side state of the live lanes (bundles, agent sockets, WASM sandboxes) of the server whose
-    /// data directory is `data`: `$SANDBOXER_STATE_DIR` (else `/run/sandboxer`) `/served/<hash of data>`.
-    /// Not under the data directory: that one is 0700 (the store's), and a container's mapped root
-    /// must traverse the path to its rootfs. One directory per data directory, so two servers never
-    /// take each other's sandboxes for orphans.
-    public static func stateDirectory(forData data: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let root = environment["SANDBOXER_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/sandboxer"
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in URL(fileURLWithPath: data).standardizedFileURL.path.utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        return "\(root)/served/\(String(hash, radix: 16))"
-    }
-
-    /// The store under the data directory (the one line to change for another engine).
+    /// The store under the data directory (the one line to change for another engine). (the one line to change for another engine).
     public static func makeStore(dataDirectory: String) throws -> any SandboxStore {
         try SQLiteStore(directory: dataDirectory)
     }

@@ -14,7 +14,7 @@ extension SandboxManager {
     @discardableResult
     public func start() async throws -> ReconcileReport {
         guard !started else { return ReconcileReport() }
-        background.append(Task { [recorder] in await recorder.drain() })
+        drainTask = Task { [recorder] in await recorder.drain() }
         let report = try await reconcile()
         if !report.adopted.isEmpty || !report.lost.isEmpty || !report.orphans.isEmpty {
             logger.notice("reconciled with the host", metadata: [
@@ -41,9 +41,9 @@ extension SandboxManager {
     /// holds them) and writes what is queued. Live sandboxes stay running and recorded: the next
     /// ``start()`` adopts them.
     public func shutdown() async {
-        // The recorder's drain task (background[0]) must keep running until the flush below:
-        // cancelling it ends its stream and the flush would wait forever.
-        for t in background.dropFirst() { t.cancel() }
+        // The recorder's drain task keeps running until the flush below (a cancelled drain would
+        // leave the flush waiting forever); it ends when the recorder finishes.
+        for t in background { t.cancel() }
         poolFiller?.cancel()
         await poolFiller?.value
         poolFiller = nil
@@ -51,8 +51,10 @@ extension SandboxManager {
             for h in handles { try? await backends[h.spec.profile.isolation]?.destroy(h) }
         }
         pool.removeAll()
-        if !background.isEmpty { await recorder.flush() }  // no drain task before start(): nothing to wait for
+        if drainTask != nil { await recorder.flush() }  // no drain task before start(): nothing to wait for
         recorder.finish()
+        await drainTask?.value
+        drainTask = nil
         hub.finishAll()
         for t in background { await t.value }
         background.removeAll()

@@ -90,6 +90,8 @@ public actor SandboxManager {
     var started = false
     var background: [Task<Void, Never>] = []
     var poolFiller: Task<Void, Never>?
+    /// Writes what the ``Recorder`` queues; from ``start()`` to ``shutdown()``.
+    var drainTask: Task<Void, Never>?
 
     /// A manager over the given lane backends (`container`, `wasm`, …; see ``standardBackends(configuration:lanes:)``).
     public init(store: any SandboxStore, backends: [IsolationLevel: any LiveSandboxBackend], configuration: Configuration,

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCommands
 import SandboxCore
+import SandboxManager
 import SandboxServer
 import SandboxStore
 import SandboxTestSupport
@@ -73,7 +74,7 @@ import Testing
 
             let deleted = try Self.decode(SandboxView.self, try await client.checked("DELETE", base))
             #expect(deleted.state == .destroyed)
-            #expect(HostHealth.leftovers(of: sandbox.id, stateDirectory: ServerSetup.stateDirectory(forData: app.dataDirectory)) == [])
+            #expect(HostHealth.leftovers(of: sandbox.id, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)) == [])
             let after = try await client.send("POST", base + "/exec", body: try jsonBytes(["cmd": ["true"]]))
             #expect(after.status == 404 || after.status == 409, "\(after.body.text)")
 

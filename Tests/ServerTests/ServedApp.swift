@@ -37,12 +37,12 @@ struct ServedApp: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer {
             try? FileManager.default.removeItem(atPath: dir)
-            try? FileManager.default.removeItem(atPath: ServerSetup.stateDirectory(forData: dir))
+            try? FileManager.default.removeItem(atPath: SandboxManager.Configuration.stateDirectory(forData: dir))
         }
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning
         let store = try makeStore(dataDirectory: dir)
-        let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: ServerSetup.stateDirectory(forData: dir))
+        let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir))
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration
