@@ -28,26 +28,26 @@ curl -fsS "$URL/readyz" >/dev/null || { echo "the server did not become ready:";
 echo "== sandboxer key create --tenant demo"
 KEY=$("$BIN" key create --tenant demo --data "$DATA")
 AUTH="Authorization: Bearer $KEY"
-show() { echo "\$ $*"; }
+show() { echo "\$ $1   # with -H 'Authorization: Bearer \$KEY'"; }
 
-show curl -d '{"profile":"default","ttl":"10m"}' $URL/v1/sandboxes
+show "curl -d '{\"profile\":\"default\",\"ttl\":\"10m\"}' $URL/v1/sandboxes"
 created=$(curl -fsS -H "$AUTH" -d '{"profile":"default","ttl":"10m"}' "$URL/v1/sandboxes")
 echo "$created"
 ID=$(printf '%s' "$created" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
-show curl -d '{"cmd":["python3","-c","print(6*7)"]}' $URL/v1/sandboxes/$ID/exec
+show "curl -d '{\"cmd\":[\"python3\",\"-c\",\"print(6*7)\"]}' $URL/v1/sandboxes/$ID/exec"
 curl -fsS -H "$AUTH" -d '{"cmd":["python3","-c","print(6*7)"]}' "$URL/v1/sandboxes/$ID/exec"; echo
 
 printf 'name,score\nada,42\n' > "$DATA/data.csv"
-show curl -T data.csv "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
+show "curl -T data.csv '$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv'"
 curl -fsS -H "$AUTH" -T "$DATA/data.csv" "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv" >/dev/null
-show curl -d '{"cmd":["wc","-l","/workspace/data.csv"]}' $URL/v1/sandboxes/$ID/exec
+show "curl -d '{\"cmd\":[\"wc\",\"-l\",\"/workspace/data.csv\"]}' $URL/v1/sandboxes/$ID/exec"
 curl -fsS -H "$AUTH" -d '{"cmd":["wc","-l","/workspace/data.csv"]}' "$URL/v1/sandboxes/$ID/exec" \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["outcome"], r["stdout"].strip())'
-show curl "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
+show "curl '$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv'"
 curl -fsS -H "$AUTH" "$URL/v1/sandboxes/$ID/files?path=/workspace/data.csv"
 
-show curl -X DELETE $URL/v1/sandboxes/$ID
+show "curl -X DELETE $URL/v1/sandboxes/$ID"
 curl -fsS -H "$AUTH" -X DELETE "$URL/v1/sandboxes/$ID" \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["id"], r["state"])'
 

@@ -19,7 +19,11 @@ public enum ByteSize {
         else {
             throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a size; use a number with an optional unit, e.g. 512K, 128M, 1G")
         }
-        return Int64(value * mult)
+        let bytes = value * mult
+        guard bytes.isFinite, bytes < 0x1p62 else {
+            throw SandboxError(.invalidRequest, "\(field): '\(text)' is larger than any size sandboxer accepts (4 EiB)")
+        }
+        return Int64(bytes)
     }
 
     /// Formats bytes for humans (`512 KiB`, `1.5 MiB`).
@@ -41,10 +45,22 @@ public enum DurationText {
         let table: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in table where s.hasSuffix(suffix) {
             let number = String(s.dropLast(suffix.count))
-            if let v = Double(number), v >= 0 { return .milliseconds(Int64((v * scale * 1000).rounded())) }
+            if let v = Double(number), v >= 0 { return try seconds(v * scale, field: field) }
         }
-        if let v = Double(s), v >= 0 { return .milliseconds(Int64((v * 1000).rounded())) }
+        if let v = Double(s), v >= 0 { return try seconds(v, field: field) }
         throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a duration; use e.g. 500ms, 30s, 2m")
+    }
+
+    /// Longest duration accepted anywhere (100 years): bigger numbers are typos or attacks.
+    public static let maximumSeconds: Double = 100 * 365 * 86_400
+
+    /// A number of seconds as a duration, refused (not trapped on) when negative, NaN, infinite or
+    /// over ``maximumSeconds``.
+    public static func seconds(_ v: Double, field: String) throws(SandboxError) -> Duration {
+        guard v.isFinite, v >= 0, v <= maximumSeconds else {
+            throw SandboxError(.invalidRequest, "\(field): \(v) s is not a usable duration; give 0 to \(Int(maximumSeconds)) seconds, e.g. 30s or 10m")
+        }
+        return .milliseconds(Int64((v * 1000).rounded()))
     }
 
     /// Whole milliseconds of a duration.

@@ -6,7 +6,7 @@ extension SandboxManager {
     /// Runs one process in the sandbox and returns its result (output streamed to `output`
     /// meanwhile). Cancelling the calling task kills the process (outcome `cancelled`).
     public func exec(tenantId: String, id: String, _ request: ExecRequest, actor: String, output: OutputHandler?) async throws -> ExecResult {
-        let (handle, backend) = try running(tenantId, id)
+        let (handle, backend, _) = try await target(tenantId, id)
         try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
         let execId = Self.newID("exec-")
         var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
@@ -50,7 +50,7 @@ extension SandboxManager {
     /// Runs a call on a running sandbox's backend, turning `sandbox_lost` into the `lost` state.
     func work<T: Sendable>(_ tenantId: String, _ id: String,
                            _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
-        let (handle, backend) = try running(tenantId, id)
+        let (handle, backend, _) = try await target(tenantId, id)
         do {
             return try await body(handle, backend)
         } catch let e as SandboxError where e.code == .sandboxLost {
@@ -60,21 +60,37 @@ extension SandboxManager {
     }
 
     /// The profile of a live sandbox (for size caps).
-    func profile(_ tenantId: String, _ id: String) throws(SandboxError) -> Profile {
-        try liveSandbox(tenantId, id).record.profile
+    func profile(_ tenantId: String, _ id: String) async throws -> Profile {
+        try await target(tenantId, id).2
+    }
+
+    /// A running sandbox's handle, backend and profile; for one that is gone, the error says how
+    /// it ended: `sandbox_lost` (410) with the reason, `invalid_state` (409) when destroyed.
+    func target(_ tenantId: String, _ id: String) async throws -> (SandboxHandle, any LiveSandboxBackend, Profile) {
+        if let l = live[id], l.record.tenantId == tenantId {
+            let (h, b) = try running(tenantId, id)
+            return (h, b, l.record.profile)
+        }
+        guard let r = try await store.sandbox(id: id), r.tenantId == tenantId else {
+            throw SandboxError(.notFound, "no live sandbox \(id); list yours with GET /v1/sandboxes")
+        }
+        if r.state == .lost {
+            throw SandboxError(.sandboxLost, "sandbox \(id) is lost: \(r.reason ?? "it stopped answering"); create a new one")
+        }
+        throw SandboxError(.invalidState, "sandbox \(id) is \(r.state.rawValue)\(r.reason.map { " (\($0))" } ?? ""); create a new one")
     }
 
     // MARK: Files
 
     /// A file's bytes, up to the sandbox's workspace size.
     public func readFile(tenantId: String, id: String, path: String) async throws -> [UInt8] {
-        let limit = try profile(tenantId, id).limits.workspaceBytes
+        let limit = try await profile(tenantId, id).limits.workspaceBytes
         return try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: limit) }
     }
 
     /// Creates or replaces a file (parents created); larger than the workspace limit → `limit_exceeded`.
     public func writeFile(tenantId: String, id: String, path: String, data: [UInt8], mode: UInt32 = 0o644, actor: String) async throws {
-        let limit = try profile(tenantId, id).limits.workspaceBytes
+        let limit = try await profile(tenantId, id).limits.workspaceBytes
         if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
         try await work(tenantId, id) { try await $1.writeFile($0, path: path, data: data, mode: mode) }
     }

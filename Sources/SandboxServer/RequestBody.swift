@@ -121,7 +121,9 @@ struct JSONFields {
         if let s = v as? String {
             do { return try DurationText.parse(s, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
         }
-        if let n = v as? NSNumber, n.doubleValue >= 0 { return .milliseconds(Int64((n.doubleValue * 1000).rounded())) }
+        if let n = v as? NSNumber, !(v is Bool) {
+            do { return try DurationText.seconds(n.doubleValue, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
+        }
         throw bad(key, "must be a duration such as \"30s\", \"10m\" or a number of seconds")
     }
 

@@ -23,3 +23,18 @@ import Testing
         #expect(r.stderr == "\u{FFFD}")
     }
 }
+
+/// Absurd numbers are refused with a typed error, never trapped on (a server must not crash).
+@Suite struct HugeNumberTests {
+    @Test(arguments: ["1e400s", "99999999999999999999999h", "nan", "inf", "1e300ms"])
+    func durationsAreRefused(_ text: String) {
+        #expect(throws: SandboxError.self) { try DurationText.parse(text, field: "ttl") }
+    }
+
+    @Test func sizesAreRefused() {
+        #expect(throws: SandboxError.self) { try ByteSize.parse("99999999999999999999G", field: "memory") }
+        #expect(throws: SandboxError.self) { try ByteSize.parse("1" + String(repeating: "0", count: 400), field: "memory") }
+        #expect(try ByteSize.parse("1G", field: "memory") == 1 << 30)
+        #expect(try DurationText.parse("90s", field: "ttl") == .seconds(90))
+    }
+}
