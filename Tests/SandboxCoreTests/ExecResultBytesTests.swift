@@ -31,7 +31,7 @@ import Testing
         #expect(throws: SandboxError.self) { try DurationText.parse(text, field: "ttl") }
     }
 
-    @Test func sizesAreRefused() {
+    @Test func sizesAreRefused() throws {
         #expect(throws: SandboxError.self) { try ByteSize.parse("99999999999999999999G", field: "memory") }
         #expect(throws: SandboxError.self) { try ByteSize.parse("1" + String(repeating: "0", count: 400), field: "memory") }
         #expect(try ByteSize.parse("1G", field: "memory") == 1 << 30)
