@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         /// Value types, the backend protocol, typed errors, profiles.
@@ -81,6 +82,8 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
@@ -88,6 +91,11 @@ let package = Package(
             "SandboxStore", "SandboxManager", "SandboxServer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .executableTarget(name: "sandboxer", dependencies: ["SandboxCommands"]),
 
@@ -100,7 +108,14 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "BackendOCI", "SandboxTestSupport"]),
-        .testTarget(name: "ServerTests", dependencies: ["SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )

@@ -8,7 +8,11 @@ public struct SandboxerCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sandboxer",
         abstract: "Run untrusted, AI-generated code in a sandbox and get back output, files and a full record.",
-        subcommands: [RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, WasmWorkerCommand.self, ReapCommand.self]
+        subcommands: [
+            RunCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, WasmWorkerCommand.self, ReapCommand.self,
+            ServeCommand.self, CreateCommand.self, ExecCommand.self, CopyCommand.self, ListCommand.self, ProcessesCommand.self,
+            KillCommand.self, RemoveCommand.self,
+        ]
     )
     public init() {}
 
@@ -27,6 +31,9 @@ public struct SandboxerCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+        } catch let problem as APIProblem {
+            FileHandle.standardError.write(Data("sandboxer: \(problem.code): \(problem.detail)\n".utf8))
+            Foundation.exit(ExitStatus.refused)
         } catch let error as SandboxError {
             FileHandle.standardError.write(Data("sandboxer: \(error.code.rawValue): \(error.message)\n".utf8))
             Foundation.exit(error.cliExitStatus)

@@ -1,0 +1,45 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOConcurrencyHelpers
+
+/// Who is calling: the tenant and the API key (its public id, never the secret).
+public struct Caller: Sendable, Equatable {
+    public var tenantId: String
+    public var keyId: String
+    public init(tenantId: String, keyId: String) {
+        self.tenantId = tenantId
+        self.keyId = keyId
+    }
+}
+
+/// The request context of every route (HTTP and WebSocket upgrades): the authenticated caller and
+/// what the audit log should name as the call's target.
+public struct APIRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<APIRequestContext>
+    /// Set by ``AuthMiddleware`` on `/v1` and `/metrics`.
+    public var caller: Caller?
+    /// Filled by handlers whose target is known only once they ran (the id of a created sandbox).
+    let auditTarget = AuditTarget()
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.webSocket = .init()
+    }
+
+    /// The caller, or `unauthorized` (routes behind the auth middleware always have one).
+    func requireCaller() throws -> Caller {
+        guard let caller else { throw Problem(status: 401, code: "unauthorized", detail: "missing API key") }
+        return caller
+    }
+}
+
+/// A shared box the handler writes and the audit wrapper reads after it.
+final class AuditTarget: Sendable {
+    private let value = NIOLockedValueBox<String?>(nil)
+    var target: String? {
+        get { value.withLockedValue { $0 } }
+        set { value.withLockedValue { $0 = newValue } }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import Hummingbird
+import SandboxCore
+import SandboxManager
+
+extension SandboxServer {
+    /// Files of a sandbox: raw bytes in and out (`?path=`), listings, mkdir, move, delete.
+    func addFileRoutes(_ routes: RouteRegistry) {
+        let manager = self.manager
+        let maxUpload = configuration.maxUploadBytes
+        let maxJSON = configuration.maxJSONBytes
+
+        routes.add(.get, "/v1/sandboxes/{id}/files") { request, context in
+            let caller = try context.requireCaller()
+            let bytes = try await manager.readFile(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: try Self.path(request))
+            var headers = HTTPFields()
+            headers[.contentType] = "application/octet-stream"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+
+        routes.add(.put, "/v1/sandboxes/{id}/files", action: "file.write") { request, context in
+            let caller = try context.requireCaller()
+            let id = try context.parameters.require("id")
+            let path = try Self.path(request)
+            var mode: UInt32 = 0o644
+            if let text = request.uri.queryParameters.get("mode") {
+                guard let m = UInt32(text, radix: 8), m <= 0o7777 else { throw Problem.invalid("mode", "mode: octal permission bits such as 644") }
+                mode = m
+            }
+            let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
+            let workspace = sandbox.profile.limits.workspaceBytes
+            let (limit, name) = workspace < maxUpload ? (workspace, "workspace_bytes") : (maxUpload, "max_upload_bytes")
+            var data = try await BodyReader.collect(request, limit: limit, name: name)
+            if let type = request.headers[.contentType], type.lowercased().hasPrefix("multipart/form-data") {
+                data = try Multipart.firstFile(data, contentType: type)
+            }
+            try await manager.writeFile(tenantId: caller.tenantId, id: id, path: path, data: data, mode: mode, actor: caller.keyId)
+            let entry = try await manager.stat(tenantId: caller.tenantId, id: id, path: path)
+            return try APIJSON.response(entry, status: .created)
+        }
+
+        routes.add(.delete, "/v1/sandboxes/{id}/files", action: "file.delete") { request, context in
+            let caller = try context.requireCaller()
+            let recursive = request.uri.queryParameters.get("recursive").map { $0 == "true" || $0 == "1" } ?? false
+            try await manager.removeFile(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: try Self.path(request),
+                                         recursive: recursive, actor: caller.keyId)
+            return APIJSON.noContent
+        }
+
+        routes.add(.get, "/v1/sandboxes/{id}/files/list") { request, context in
+            let caller = try context.requireCaller()
+            let path = request.uri.queryParameters.get("path") ?? "/workspace"
+            guard path.hasPrefix("/") else { throw Problem.invalid("path", "path: must be an absolute path inside the sandbox") }
+            let items = try await manager.listDirectory(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: path)
+            return try APIJSON.response(FileList(path: path, items: items))
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/files/mkdir", action: "file.mkdir") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            guard let path = try body.string("path"), path.hasPrefix("/") else {
+                throw Problem.invalid("path", "path: an absolute path is required")
+            }
+            let parents = try body.bool("parents") ?? false
+            try body.finish()
+            let id = try context.parameters.require("id")
+            try await manager.makeDirectory(tenantId: caller.tenantId, id: id, path: path, parents: parents, actor: caller.keyId)
+            return try APIJSON.response(try await manager.stat(tenantId: caller.tenantId, id: id, path: path), status: .created)
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/files/move", action: "file.move") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            guard let from = try body.string("from"), from.hasPrefix("/") else { throw Problem.invalid("from", "from: an absolute path is required") }
+            guard let to = try body.string("to"), to.hasPrefix("/") else { throw Problem.invalid("to", "to: an absolute path is required") }
+            try body.finish()
+            let id = try context.parameters.require("id")
+            try await manager.move(tenantId: caller.tenantId, id: id, from: from, to: to, actor: caller.keyId)
+            return try APIJSON.response(try await manager.stat(tenantId: caller.tenantId, id: id, path: to))
+        }
+    }
+
+    /// The required `path` query parameter (absolute).
+    static func path(_ request: Request) throws -> String {
+        guard let path = request.uri.queryParameters.get("path"), !path.isEmpty else {
+            throw Problem.invalid("path", "the path query parameter is required, e.g. ?path=/workspace/data.csv")
+        }
+        guard path.hasPrefix("/") else { throw Problem.invalid("path", "path: must be an absolute path inside the sandbox") }
+        return path
+    }
+}
+
+/// The part of a `multipart/form-data` upload that holds the file.
+enum Multipart {
+    /// The first part with a `filename` (else the first part named `file`, else the first part).
+    static func firstFile(_ body: [UInt8], contentType: String) throws -> [UInt8] {
+        guard let range = contentType.range(of: "boundary=") else {
+            throw Problem.invalid("Content-Type", "multipart/form-data without a boundary")
+        }
+        var boundary = String(contentType[range.upperBound...])
+        if let semi = boundary.firstIndex(of: ";") { boundary = String(boundary[..<semi]) }
+        boundary = boundary.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+        let delimiter = Array(("--" + boundary).utf8)
+        var parts: [(headers: String, content: ArraySlice<UInt8>)] = []
+        var positions: [Int] = []
+        var i = 0
+        while let at = find(delimiter, in: body, from: i) {
+            positions.append(at)
+            i = at + delimiter.count
+        }
+        for (n, start) in positions.enumerated() where n + 1 < positions.count {
+            var partStart = start + delimiter.count
+            if body[partStart..<min(partStart + 2, body.count)].elementsEqual([13, 10]) { partStart += 2 }
+            var partEnd = positions[n + 1]
+            if partEnd >= 2 && body[partEnd - 2] == 13 && body[partEnd - 1] == 10 { partEnd -= 2 }
+            guard partStart <= partEnd, let sep = find([13, 10, 13, 10], in: body, from: partStart), sep < partEnd else { continue }
+            parts.append((String(decoding: body[partStart..<sep], as: UTF8.self).lowercased(), body[(sep + 4)..<partEnd]))
+        }
+        guard let part = parts.first(where: { $0.headers.contains("filename=") })
+            ?? parts.first(where: { $0.headers.contains("name=\"file\"") }) ?? parts.first
+        else {
+            throw Problem.invalid("body", "the multipart body has no parts")
+        }
+        return Array(part.content)
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard needle.count <= haystack.count, from <= haystack.count - needle.count else { return nil }
+        var i = from
+        while i <= haystack.count - needle.count {
+            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+            i += 1
+        }
+        return nil
+    }
+}

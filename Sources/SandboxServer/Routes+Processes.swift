@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import SandboxCore
+import SandboxManager
+
+extension SandboxServer {
+    /// Background processes: start, list, follow output (SSE), stdin, signals, PTY size.
+    func addProcessRoutes(_ routes: RouteRegistry) {
+        let manager = self.manager
+        let maxJSON = configuration.maxJSONBytes
+
+        routes.add(.post, "/v1/sandboxes/{id}/processes", action: "process.start") { request, context in
+            let caller = try context.requireCaller()
+            let id = try context.parameters.require("id")
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
+            let (exec, options) = try ExecBody.read(&body, sandbox: sandbox, process: true)
+            let process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
+            context.auditTarget.target = "\(id)/processes/\(process.pid)"
+            return try APIJSON.response(process, status: .created)
+        }
+
+        routes.add(.get, "/v1/sandboxes/{id}/processes") { _, context in
+            let caller = try context.requireCaller()
+            let list = try await manager.processes(tenantId: caller.tenantId, id: try context.parameters.require("id"))
+            return try APIJSON.response(ProcessList(items: list))
+        }
+
+        routes.add(.get, "/v1/sandboxes/{id}/processes/{pid}/output") { _, context in
+            let caller = try context.requireCaller()
+            let id = try context.parameters.require("id")
+            let pid = try Self.pid(context)
+            // Fails fast (404) before the stream starts when the sandbox or process is unknown.
+            guard try await manager.processes(tenantId: caller.tenantId, id: id).contains(where: { $0.pid == pid }) else {
+                throw SandboxError(.notFound, "no process \(pid) in sandbox \(id)")
+            }
+            return Streaming.sse { output in
+                try await manager.connect(tenantId: caller.tenantId, id: id, pid: pid, output: output)
+            }
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/input", action: "process.input") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            var data: [UInt8] = []
+            if let text = try body.string("data") { data = Array(text.utf8) }
+            if let b64 = try body.string("data_base64") {
+                guard let d = Data(base64Encoded: b64) else { throw Problem.invalid("data_base64", "data_base64: not valid base64") }
+                data += Array(d)
+            }
+            try body.finish()
+            try await manager.sendInput(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context), data: data)
+            return APIJSON.noContent
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/close-stdin", action: "process.close_stdin") { request, context in
+            let caller = try context.requireCaller()
+            try (try await BodyReader.json(request, limit: maxJSON)).finish()
+            try await manager.closeInput(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context))
+            return APIJSON.noContent
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/signal", action: "process.signal") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            let signal: Int32
+            switch body.raw("signal") {
+            case nil: signal = SIGTERM
+            case let n as NSNumber where !(n is Bool):
+                guard let v = Int32(exactly: n.doubleValue), (1...64).contains(v) else { throw Problem.invalid("signal", "signal: must be 1…64") }
+                signal = v
+            case let name as String:
+                guard let v = Signals.number(name) else {
+                    throw Problem.invalid("signal", "signal: unknown signal '\(name)'; one of: \(Signals.names.keys.sorted().joined(separator: ", ")) or a number")
+                }
+                signal = v
+            default: throw Problem.invalid("signal", "signal: a name such as \"TERM\" or a number")
+            }
+            try body.finish()
+            try await manager.signal(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context), signal: signal)
+            return APIJSON.noContent
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/resize", action: "process.resize") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            guard let cols = try body.int("cols", min: 1, max: 1000), let rows = try body.int("rows", min: 1, max: 1000) else {
+                throw Problem.invalid(body.has("cols") ? "rows" : "cols", "cols and rows are required")
+            }
+            try body.finish()
+            try await manager.resize(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context),
+                                     size: TerminalSize(cols: UInt16(cols), rows: UInt16(rows)))
+            return APIJSON.noContent
+        }
+    }
+
+    static func pid(_ context: APIRequestContext) throws -> Int32 {
+        guard let text = context.parameters.get("pid"), let pid = Int32(text), pid > 0 else {
+            throw Problem.invalid("pid", "pid: must be a positive integer")
+        }
+        return pid
+    }
+}
+
+/// Signal names the API accepts (with or without `SIG`).
+enum Signals {
+    static let names: [String: Int32] = [
+        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "KILL": SIGKILL, "USR1": SIGUSR1, "USR2": SIGUSR2,
+        "TERM": SIGTERM, "CONT": SIGCONT, "STOP": SIGSTOP, "TSTP": SIGTSTP, "WINCH": SIGWINCH, "ALRM": SIGALRM,
+    ]
+    static func number(_ name: String) -> Int32? {
+        var n = name.uppercased()
+        if n.hasPrefix("SIG") { n.removeFirst(3) }
+        return names[n] ?? Int32(n).flatMap { (1...64).contains($0) ? $0 : nil }
+    }
+}

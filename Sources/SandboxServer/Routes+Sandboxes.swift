@@ -1,0 +1,109 @@
+import Foundation
+import Hummingbird
+import SandboxCore
+import SandboxManager
+import SandboxStore
+
+extension SandboxServer {
+    /// Create, list, get, delete sandboxes and set their TTL.
+    func addSandboxRoutes(_ routes: RouteRegistry) {
+        let manager = self.manager
+        let maxJSON = configuration.maxJSONBytes
+
+        routes.add(.post, "/v1/sandboxes", action: "sandbox.create") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            let create = try Self.createRequest(&body, profiles: await manager.configuration.profiles)
+            let record = try await manager.create(tenantId: caller.tenantId, create, actor: caller.keyId)
+            context.auditTarget.target = record.id
+            return try APIJSON.response(SandboxView(record), status: .created)
+        }
+
+        routes.add(.get, "/v1/sandboxes") { request, context in
+            let caller = try context.requireCaller()
+            let query = try Self.listQuery(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, tenantId: caller.tenantId)
+            let page = try await manager.list(query)
+            return try APIJSON.response(SandboxList(items: page.items.map(SandboxView.init), nextCursor: page.nextCursor))
+        }
+
+        routes.add(.get, "/v1/sandboxes/{id}") { _, context in
+            let caller = try context.requireCaller()
+            let record = try await manager.get(tenantId: caller.tenantId, id: try context.parameters.require("id"))
+            return try APIJSON.response(SandboxView(record))
+        }
+
+        routes.add(.delete, "/v1/sandboxes/{id}", action: "sandbox.delete") { _, context in
+            let caller = try context.requireCaller()
+            let record = try await manager.destroy(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
+            return try APIJSON.response(SandboxView(record))
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/timeout", action: "sandbox.timeout") { request, context in
+            let caller = try context.requireCaller()
+            var body = try await BodyReader.json(request, limit: maxJSON)
+            guard let ttl = try body.duration("ttl") else { throw Problem.invalid("ttl", "ttl is required, e.g. {\"ttl\":\"5m\"}") }
+            try body.finish()
+            let record = try await manager.setTimeout(
+                tenantId: caller.tenantId, id: try context.parameters.require("id"), ttl: ttl, actor: caller.keyId)
+            return try APIJSON.response(SandboxView(record))
+        }
+    }
+
+    /// Reads `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout, metadata.
+    static func createRequest(_ body: inout JSONFields, profiles: ProfileLoader) throws -> CreateSandboxRequest {
+        var request = CreateSandboxRequest()
+        switch body.raw("profile") {
+        case nil: break
+        case let name as String: request.profile = .named(name)
+        case let object as [String: Any]:
+            let data = try JSONSerialization.data(withJSONObject: object)
+            do {
+                request.profile = .inline(try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile"))
+            } catch {
+                throw Problem.invalid("profile", error.message)
+            }
+        default:
+            throw Problem.invalid("profile", "profile: must be a profile name or a profile object")
+        }
+        if let isolation = try body.string("isolation") {
+            guard let level = IsolationLevel(rawValue: isolation) else {
+                throw Problem.invalid("isolation", "isolation: unknown lane '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            request.isolation = level
+        }
+        request.env = try body.stringMap("env") ?? [:]
+        request.ttl = try body.duration("ttl")
+        request.idleTimeout = try body.duration("idle_timeout")
+        request.metadata = try body.stringMap("metadata") ?? [:]
+        try body.finish()
+        return request
+    }
+
+    /// Reads the list filters: `state` (comma-separated), `metadata.KEY=VALUE`, `cursor`, `limit`.
+    static func listQuery(_ params: [(String, String)], tenantId: String) throws -> SandboxQuery {
+        var query = SandboxQuery(tenantId: tenantId)
+        for (k, v) in params {
+            switch k {
+            case "state":
+                var states: [SandboxState] = query.states ?? []
+                for part in v.split(separator: ",") {
+                    guard let s = SandboxState(rawValue: String(part)) else {
+                        throw Problem.invalid("state", "state: unknown state '\(part)'; one of: \(SandboxState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    states.append(s)
+                }
+                query.states = states
+            case "cursor": query.cursor = v
+            case "limit":
+                guard let n = Int(v), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
+                query.limit = n
+            default:
+                guard k.hasPrefix("metadata."), k.count > "metadata.".count else {
+                    throw Problem.invalid(k, "unknown query parameter '\(k)'; allowed: state, metadata.KEY, cursor, limit")
+                }
+                query.metadata[String(k.dropFirst("metadata.".count))] = v
+            }
+        }
+        return query
+    }
+}

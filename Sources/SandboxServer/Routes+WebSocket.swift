@@ -1,0 +1,169 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import NIOConcurrencyHelpers
+import NIOCore
+import SandboxCore
+import SandboxManager
+
+extension SandboxServer {
+    /// The WebSocket routes on their own router (only upgrade requests reach it): interactive exec
+    /// and the tenant's live events. Auth and the sandbox lookup happen before the upgrade, so a
+    /// refused upgrade falls through to ``addWebSocketFallbacks(_:)``'s problem response.
+    func addWebSocketRoutes(_ router: Router<APIRequestContext>) {
+        let manager = self.manager
+        let metrics = self.metrics
+        let maxMessage = configuration.maxWebSocketMessageBytes
+        let store = self.store
+        let logger = self.logger
+
+        router.ws("/v1/sandboxes/{id}/exec/ws") { request, context in
+            let caller = try context.requireCaller()
+            _ = try await manager.get(tenantId: caller.tenantId, id: try context.parameters.require("id"))
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, ws in
+            let context = ws.requestContext
+            guard let caller = context.caller, let id = context.parameters.get("id") else { return }
+            var messages = inbound.messages(maxSize: maxMessage).makeAsyncIterator()
+            func fail(_ error: any Error) async throws {
+                try await outbound.writeTextMessage(StreamEvent.failure(Problem(error)).webSocketText)
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            // First message: the exec request.
+            let process: SandboxProcess
+            let start = ContinuousClock.now
+            do {
+                guard let first = try await messages.next() else { return }
+                var body = try JSONFields(body: WebSocketExec.bytes(first))
+                let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
+                var (exec, options) = try ExecBody.read(&body, sandbox: sandbox, process: true)
+                options.background = false
+                let initialStdin = exec.stdin
+                exec.stdin = .none
+                process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
+                await RouteRegistry.audit(store, logger, context, ws.request, "sandbox.exec.ws", status: 200)
+                try await outbound.writeTextMessage("{\"type\":\"started\",\"pid\":\(process.pid)}")
+                if case let .bytes(b) = initialStdin {
+                    try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: process.pid, data: b)
+                }
+            } catch {
+                try await fail(error)
+                return
+            }
+            let pid = process.pid
+            let (events, continuation) = AsyncStream<StreamEvent>.makeStream()
+            let finished = NIOLockedValueBox(false)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await Streaming.produce({ output in
+                        let result = try await manager.connect(tenantId: caller.tenantId, id: id, pid: pid, output: output)
+                        metrics.recordExec(outcome: result.outcome.rawValue, duration: ContinuousClock.now - start)
+                        finished.withLockedValue { $0 = true }
+                        return result
+                    }, into: continuation)
+                }
+                group.addTask {
+                    for await event in events { try await outbound.writeTextMessage(event.webSocketText) }
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+                // Client messages until it closes: stdin, close-stdin, signals, resizes.
+                while let message = try await messages.next() {
+                    do {
+                        try await WebSocketExec.handle(message, manager: manager, caller: caller, id: id, pid: pid)
+                    } catch {
+                        try await outbound.writeTextMessage(StreamEvent.failure(Problem(error)).webSocketText)
+                    }
+                }
+                // The client went away before the result: the process goes with it.
+                if !finished.withLockedValue({ $0 }) {
+                    try? await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: SIGKILL)
+                }
+                group.cancelAll()
+            }
+        }
+
+        router.ws("/v1/events") { _, context in
+            _ = try context.requireCaller()
+            return .upgrade([:])
+        } onUpgrade: { inbound, outbound, ws in
+            guard let caller = ws.requestContext.caller else { return }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await event in await manager.events(tenantId: caller.tenantId) {
+                        let json = try APIJSON.encoder.encode(event)
+                        try await outbound.writeTextMessage(String(decoding: json, as: UTF8.self))
+                    }
+                }
+                for try await _ in inbound.messages(maxSize: maxMessage) {}
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// The WebSocket paths on the HTTP router: a request that was not upgraded (no key, unknown
+    /// sandbox, or no `Upgrade` header) gets a problem here.
+    func addWebSocketFallbacks(_ routes: RouteRegistry) {
+        let manager = self.manager
+        routes.add(.get, "/v1/sandboxes/{id}/exec/ws") { _, context in
+            let caller = try context.requireCaller()
+            _ = try await manager.get(tenantId: caller.tenantId, id: try context.parameters.require("id"))
+            throw Problem(status: 426, code: "invalid_request", detail: "this endpoint is a WebSocket: send an Upgrade: websocket request")
+        }
+        routes.add(.get, "/v1/events") { _, context in
+            _ = try context.requireCaller()
+            throw Problem(status: 426, code: "invalid_request", detail: "this endpoint is a WebSocket: send an Upgrade: websocket request")
+        }
+    }
+}
+
+/// Client messages of the interactive exec WebSocket.
+///
+/// Text: `{"type":"stdin","data":"…"}` (or `"data_base64"`), `{"type":"close_stdin"}`,
+/// `{"type":"signal","signal":"TERM"}`, `{"type":"resize","cols":…,"rows":…}`. Binary: raw stdin.
+enum WebSocketExec {
+    static func bytes(_ message: WebSocketMessage) -> [UInt8] {
+        switch message {
+        case let .text(s): return Array(s.utf8)
+        case let .binary(b): return Array(b.readableBytesView)
+        }
+    }
+
+    static func handle(_ message: WebSocketMessage, manager: SandboxManager, caller: Caller, id: String, pid: Int32) async throws {
+        if case let .binary(buffer) = message {
+            try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: pid, data: Array(buffer.readableBytesView))
+            return
+        }
+        var body = try JSONFields(body: bytes(message))
+        let type = try body.string("type") ?? ""
+        switch type {
+        case "stdin":
+            var data: [UInt8] = []
+            if let text = try body.string("data") { data = Array(text.utf8) }
+            if let b64 = try body.string("data_base64") {
+                guard let d = Data(base64Encoded: b64) else { throw Problem.invalid("data_base64", "data_base64: not valid base64") }
+                data += Array(d)
+            }
+            try body.finish()
+            try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: pid, data: data)
+            return
+        case "close_stdin":
+            try body.finish()
+            try await manager.closeInput(tenantId: caller.tenantId, id: id, pid: pid)
+            return
+        case "signal":
+            let name = try body.string("signal") ?? "TERM"
+            try body.finish()
+            guard let signal = Signals.number(name) else { throw Problem.invalid("signal", "signal: unknown signal '\(name)'") }
+            try await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: signal)
+            return
+        case "resize":
+            let cols = try body.int("cols", min: 1, max: 1000) ?? 80
+            let rows = try body.int("rows", min: 1, max: 1000) ?? 24
+            try body.finish()
+            try await manager.resize(tenantId: caller.tenantId, id: id, pid: pid, size: TerminalSize(cols: UInt16(cols), rows: UInt16(rows)))
+            return
+        default:
+            throw Problem.invalid("type", "type: one of stdin, close_stdin, signal, resize")
+        }
+    }
+}

@@ -1,2 +1,0 @@
-/// The HTTP API (see openapi.yaml). Being built.
-public enum SandboxServerModule {}

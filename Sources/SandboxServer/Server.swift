@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import Prometheus
+import SandboxManager
+import SandboxStore
+import ServiceLifecycle
+
+/// The HTTP API of `sandboxer serve` (see `openapi.yaml`): routes over a ``SandboxManager``, bearer
+/// auth against the store, problem+json errors, SSE and WebSocket streams, Prometheus metrics.
+public struct SandboxServer: Sendable {
+    /// Settings of the HTTP server itself.
+    public struct Configuration: Sendable {
+        public var host: String
+        /// 0 picks a free port (reported to `onRunning`).
+        public var port: Int
+        /// Server-wide cap of a file upload (a profile's workspace size caps it further).
+        public var maxUploadBytes: Int64
+        /// Cap of JSON request bodies (code and stdin included).
+        public var maxJSONBytes: Int64
+        /// Largest WebSocket message accepted (exec requests, stdin).
+        public var maxWebSocketMessageBytes: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 7070, maxUploadBytes: Int64 = 256 << 20,
+                    maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20) {
+            self.host = host
+            self.port = port
+            self.maxUploadBytes = maxUploadBytes
+            self.maxJSONBytes = maxJSONBytes
+            self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
+        }
+    }
+
+    public let manager: SandboxManager
+    public let configuration: Configuration
+    public let metrics: ServerMetrics
+    let logger: Logger
+
+    public var store: any SandboxStore { manager.store }
+
+    public init(manager: SandboxManager, configuration: Configuration = Configuration(),
+                metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sandboxer.server")) {
+        self.manager = manager
+        self.configuration = configuration
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Every (method, path) the server answers, in openapi.yaml's form (`/v1/sandboxes/{id}`).
+    public func servedRoutes() -> [RouteKey] {
+        let (registry, _) = makeRouters()
+        return registry.served
+    }
+
+    /// The Hummingbird application: run it as a `Service` (it starts the manager before it listens
+    /// and shuts the manager down after the last request on graceful shutdown). `onRunning` gets
+    /// the bound port.
+    public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        let (registry, wsRouter) = makeRouters()
+        let wsConfig = HTTP1WebSocketUpgradeChannel.Configuration(
+            ws: WebSocketServerConfiguration(maxFrameSize: configuration.maxWebSocketMessageBytes))
+        let manager = self.manager
+        let logger = self.logger
+        let host = configuration.host
+        var app = Application(
+            router: registry.router,
+            server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: wsConfig),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer"),
+            services: [ManagerService(manager: manager)],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.notice("sandboxer API listening on http://\(host):\(port)")
+                await onRunning(port)
+            },
+            logger: logger)
+        app.beforeServerStarts {
+            let report = try await manager.start()
+            logger.info("manager started", metadata: [
+                "adopted": "\(report.adopted.count)", "lost": "\(report.lost.count)", "orphans": "\(report.orphans.count)",
+            ])
+        }
+        return app
+    }
+
+    func makeRouters() -> (RouteRegistry, Router<APIRequestContext>) {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: ProblemMiddleware())
+        router.add(middleware: AuthMiddleware(store: store))
+        let registry = RouteRegistry(router: router, store: store, logger: logger)
+        addHealthRoutes(registry)
+        addSandboxRoutes(registry)
+        addExecRoutes(registry)
+        addProcessRoutes(registry)
+        addFileRoutes(registry)
+        addWebSocketFallbacks(registry)
+
+        let wsRouter = Router(context: APIRequestContext.self)
+        wsRouter.add(middleware: ProblemMiddleware())
+        wsRouter.add(middleware: AuthMiddleware(store: store))
+        addWebSocketRoutes(wsRouter)
+        return (registry, wsRouter)
+    }
+}
+
+/// Stops the manager after the HTTP server has drained (services stop in reverse order).
+struct ManagerService: Service {
+    let manager: SandboxManager
+    func run() async throws {
+        try? await gracefulShutdown()
+        await manager.shutdown()
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Metrics
+import Prometheus
+import SandboxCore
+import SandboxStore
+
+/// The server's Prometheus registry and what it records through swift-metrics: execs by outcome,
+/// exec latency, and (at each scrape) sandboxes by state and the warm pool's size.
+///
+/// `sandboxer serve` also bootstraps the global `MetricsSystem` with ``factory`` so the manager's own
+/// metrics land in the same registry.
+public struct ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let factory: PrometheusMetricsFactory
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["sandboxer_exec_duration_seconds"] = [
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        ]
+        self.factory = factory
+    }
+
+    /// Counts one finished exec and its wall time.
+    public func recordExec(outcome: String, duration: Duration) {
+        Counter(label: "sandboxer_execs_total", dimensions: [("outcome", outcome)], factory: factory).increment()
+        Metrics.Timer(label: "sandboxer_exec_duration_seconds", dimensions: [], factory: factory).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Sets the gauges from the manager's counts.
+    public func recordGauges(byState: [SandboxState: Int], poolSize: Int) {
+        for state in SandboxState.allCases {
+            Gauge(label: "sandboxer_sandboxes", dimensions: [("state", state.rawValue)], factory: factory).record(byState[state] ?? 0)
+        }
+        Gauge(label: "sandboxer_pool_size", dimensions: [], factory: factory).record(poolSize)
+    }
+
+    /// The Prometheus text exposition of everything recorded.
+    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import SandboxCommands
+import SandboxStore
+import Testing
+
+/// Bearer auth on /v1 and /metrics; probes open.
+@Suite struct AuthTests {
+    @Test func probesAreOpen() async throws {
+        try await ServedApp.with { app in
+            let client = try app.client(nil)
+            let health = try await client.send("GET", "/healthz")
+            #expect(health.status == 200)
+            let ready = try await client.send("GET", "/readyz")
+            #expect(ready.status == 200, "\(ready.body.text)")
+        }
+    }
+
+    @Test func missingKeyIs401Problem() async throws {
+        try await ServedApp.with { app in
+            let reply = try await app.client(nil).send("GET", "/v1/sandboxes")
+            let p = try ProblemBody.of(reply, status: 401, code: "unauthorized")
+            #expect(p.detail.contains("Authorization"))
+            #expect(reply.headers["www-authenticate"] == "Bearer")
+            _ = try ProblemBody.of(try await app.client(nil).send("GET", "/metrics"), status: 401, code: "unauthorized")
+            // Unknown routes under /v1 are behind auth too: no route probing without a key.
+            _ = try ProblemBody.of(try await app.client(nil).send("GET", "/v1/nothing"), status: 401, code: "unauthorized")
+        }
+    }
+
+    @Test func badAndRevokedKeysAre401() async throws {
+        try await ServedApp.with { app in
+            _ = try ProblemBody.of(try await app.client("not-a-key").send("GET", "/v1/sandboxes"), status: 401, code: "unauthorized")
+            let (key, record) = try await app.store.createAPIKey(tenantName: "acme")
+            let ok = try await app.client(key).send("GET", "/v1/sandboxes")
+            #expect(ok.status == 200, "\(ok.body.text)")
+            try await app.store.revokeAPIKey(id: record.id)
+            _ = try ProblemBody.of(try await app.client(key).send("GET", "/v1/sandboxes"), status: 401, code: "unauthorized")
+        }
+    }
+
+    @Test func metricsWithKeyIsPrometheusText() async throws {
+        try await ServedApp.with { app in
+            let reply = try await app.client(try await app.key("acme")).send("GET", "/metrics")
+            #expect(reply.status == 200)
+            #expect(reply.headers["content-type"]?.hasPrefix("text/plain") == true)
+            #expect(reply.body.text.contains("sandboxer_sandboxes{state=\"running\"}"))
+            #expect(reply.body.text.contains("sandboxer_pool_size"))
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import SandboxCommands
+import SandboxCore
+import SandboxManager
+import SandboxServer
+import SandboxStore
+import ServiceLifecycle
+import Testing
+
+/// A real `SandboxServer` on a free loopback port (in-process), with its own data directory and
+/// store; requests go over real TCP through the CLI's HTTP client.
+struct ServedApp: Sendable {
+    let port: Int
+    let store: any SandboxStore
+    let manager: SandboxManager
+    let dataDirectory: String
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func client(_ key: String?) throws -> APIClient { try APIClient(url: url, apiKey: key) }
+
+    /// A fresh API key of `tenant`.
+    func key(_ tenant: String) async throws -> String { try await store.createAPIKey(tenantName: tenant).key }
+
+    /// The one line to change when the store engine changes.
+    static func makeStore(dataDirectory: String) throws -> any SandboxStore {
+        ScratchStore()
+    }
+
+    /// Runs `body` against a served app, then shuts it down gracefully.
+    static func with<T: Sendable>(
+        configuration: SandboxServer.Configuration = .init(port: 0),
+        _ body: @Sendable (ServedApp) async throws -> T
+    ) async throws -> T {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var logger = Logger(label: "sandboxer.test")
+        logger.logLevel = .warning
+        let store = try makeStore(dataDirectory: dir)
+        let manager = SandboxManager(store: store, configuration: .init(dataDirectory: dir), logger: logger)
+        var config = configuration
+        config.host = "127.0.0.1"
+        let server = SandboxServer(manager: manager, configuration: config, logger: logger)
+        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let app = server.makeApplication { port in portContinuation.yield(port) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw SandboxError(.system, "server did not start") }
+            let served = ServedApp(port: port, store: store, manager: manager, dataDirectory: dir)
+            do {
+                let result = try await body(served)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// A decoded problem+json body, checked for the RFC 9457 members.
+struct ProblemBody: Decodable {
+    var type: String
+    var title: String
+    var status: Int
+    var detail: String
+    var code: String
+    var field: String?
+    var name: String?
+    var limit: Int64?
+    var actual: Int64?
+
+    /// Decodes `reply` as a problem and checks its status and content type.
+    static func of(_ reply: APIClient.Reply, status: Int, code: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> ProblemBody {
+        #expect(reply.status == status, "status \(reply.status): \(String(decoding: reply.body, as: UTF8.self))", sourceLocation: sourceLocation)
+        #expect(reply.headers["content-type"] == "application/problem+json", sourceLocation: sourceLocation)
+        let p = try JSONDecoder().decode(ProblemBody.self, from: Data(reply.body))
+        #expect(p.status == status, sourceLocation: sourceLocation)
+        #expect(p.code == code, "\(p.code): \(p.detail)", sourceLocation: sourceLocation)
+        #expect(!p.title.isEmpty && p.type.hasPrefix("https://"), sourceLocation: sourceLocation)
+        return p
+    }
+}
+
+extension Array where Element == UInt8 {
+    var text: String { String(decoding: self, as: UTF8.self) }
+}
+
+func jsonBytes(_ object: [String: Any]) throws -> [UInt8] { Array(try JSONSerialization.data(withJSONObject: object)) }
