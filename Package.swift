@@ -45,7 +45,9 @@ let package = Package(
         .target(name: "CSandboxAgent"),
         /// The in-sandbox agent: pid 1 of every long-lived container sandbox (spawn, stream, files, reap).
         .executableTarget(name: "sandboxer-agent", dependencies: ["AgentProtocol", "CSandboxAgent"], path: "Sources/SandboxAgent",
-                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                          // FoundationEssentials' static archive needs its own dependencies named (JSON coding only).
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"]), .linkedLibrary("_FoundationCollections"),
+                                           .linkedLibrary("_FoundationCShims"), .linkedLibrary("swiftSynchronization")]),
         /// OCI bundle generation and the crun/runc/runsc driver.
         .target(name: "BackendOCI", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "AgentProtocol",

@@ -8,7 +8,9 @@ import Glibc
 #endif
 
 /// Removes what crashed runs left behind: runtime state, cgroups, workspace mounts and sandbox
-/// directories whose owning sandboxer process is gone. Sandboxes of live owners are never touched.
+/// directories whose owning sandboxer process is gone. Sandboxes of live owners are never touched,
+/// nor are long-lived sandboxes marked managed (``RunLayout/isManaged``): their manager adopts them
+/// or collects them (``OCIBackend/collect(id:)``).
 public struct GarbageCollector: Sendable {
     public let configuration: OCIBackend.Configuration
     let logger: Logger
@@ -34,7 +36,7 @@ public struct GarbageCollector: Sendable {
         let state = configuration.stateDirectory
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: RunLayout.sandboxesDirectory(state))) ?? []
         return entries.contains { name in
-            name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !RunLayout(stateDirectory: state, id: name).ownerIsAlive)
+            name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !RunLayout(stateDirectory: state, id: name).isKept)
         }
     }
 
@@ -57,11 +59,11 @@ public struct GarbageCollector: Sendable {
         var dead = Set<String>()
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         for id in entries where id.hasPrefix(SandboxSpec.resourcePrefix) {
-            if !RunLayout(stateDirectory: state, id: id).ownerIsAlive { dead.insert(id) }
+            if !RunLayout(stateDirectory: state, id: id).isKept { dead.insert(id) }
         }
         // Liveness is decided again right before each removal: a sandbox created while this
         // collection runs has a live owner by the time its cgroup or runtime state exists.
-        func live(_ id: String) -> Bool { RunLayout(stateDirectory: state, id: id).ownerIsAlive }
+        func live(_ id: String) -> Bool { RunLayout(stateDirectory: state, id: id).isKept }
         // Staging directories of creations that crashed before the rename (older than a minute).
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
             if SysFile.isOlder("\(dir)/\(name)", thanSeconds: 60) { SysFile.removeTree("\(dir)/\(name)") }

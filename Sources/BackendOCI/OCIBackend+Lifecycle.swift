@@ -1,3 +1,4 @@
+import AgentProtocol
 import Foundation
 import SandboxCore
 import SandboxLinux
@@ -6,35 +7,36 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// Live sandboxes of one backend: their host resources, by id.
-actor SandboxRegistry {
-    private var live: [String: SandboxResources] = [:]
-    private var execCounter = 0
-
-    func add(_ r: SandboxResources) { live[r.spec.id] = r }
-    func get(_ id: String) -> SandboxResources? { live[id] }
-    func remove(_ id: String) -> SandboxResources? { live.removeValue(forKey: id) }
-    func nextExec() -> Int {
-        execCounter += 1
-        return execCounter
-    }
-}
-
+/// Long-lived sandboxes: the container's init is the in-sandbox agent (``AgentBundle``), and every
+/// exec, file and process operation is a request to it (``AgentClient``). The backend keeps no
+/// table of sandboxes: all it needs derives from the id (``RunLayout``) and the spec passed in.
 extension OCIBackend {
-    /// The init of a long-lived sandbox: idles, and reaps orphans of execs while it waits.
-    static let idleInit = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600; done"]
+    /// How long `create` waits for a new agent's `hello`.
+    static let agentStartTimeout: Duration = .seconds(10)
+
+    /// The client of a sandbox's agent.
+    public func agent(_ id: String) -> AgentClient {
+        AgentClient(socketDirectory: RunLayout(stateDirectory: configuration.stateDirectory, id: id).agentDirectory, sandboxID: id)
+    }
 
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
+        let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         let res = try SandboxResources.setUp(spec: spec, stateDirectory: configuration.stateDirectory, host: host)
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)
-            let config = builder.config(
-                spec: spec, argv: Self.idleInit, env: [:], cwd: "/workspace", template: res.template,
+            // The socket directory belongs to the agent (container root): user code cannot enter it.
+            let agentRoot = IDMapping(spec: spec).host(0)
+            try SysFile.makeDirectory(res.layout.agentDirectory, mode: 0o700)
+            try Syscall.call("chown \(res.layout.agentDirectory)") { chown(res.layout.agentDirectory, agentRoot, agentRoot) }
+            chmod(res.layout.agentDirectory, 0o700)
+            var config = builder.config(
+                spec: spec, argv: ["/bin/false"], env: [:], cwd: "/", template: res.template,
                 cgroupsPath: res.cgroup.runtimeCgroupsPath, paths: .init(workspace: res.layout.workspace, code: res.layout.codeDirectory))
+            AgentBundle.configure(&config, profile: spec.profile, installDirectory: installed, socketDirectory: res.layout.agentDirectory)
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
             let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile, detach: true)
-            // The idle init must not hold our pipes: its stdio is /dev/null, errors go to the log.
+            // The agent must not hold our pipes: its stdio is /dev/null, errors go to the runtime log.
             let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
             defer { close(devnull) }
             let t = await (try ChildProcess.spawn(argv, stdin: devnull, stdout: devnull, stderr: devnull)).wait()
@@ -42,77 +44,146 @@ extension OCIBackend {
                 let log = SysFile.read(res.layout.logFile) ?? ""
                 throw SandboxError(.setupFailed, "the OCI runtime could not start sandbox \(spec.id): \(Self.lastLines(log, 5))")
             }
+            try await waitForAgent(spec.id, logFile: res.layout.logFile)
+            try res.layout.markManaged()
         } catch {
             res.tearDown(runtime: runtime, syncWorkspace: false)
             throw error
         }
-        await registry.add(res)
+        if res.hostWorkspace != nil { holds.add(res) }
         logger.info("sandbox created", metadata: ["id": "\(spec.id)", "runtime": "\(runtime.name)"])
         return SandboxHandle(id: spec.id, spec: spec)
     }
 
-    public func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
-        guard let res = await registry.get(sandbox.id) else {
-            throw SandboxError(.notFound, "no live sandbox \(sandbox.id); create one first")
+    /// Retries `hello` until the agent listens, it dies, or ``agentStartTimeout`` passes.
+    func waitForAgent(_ id: String, logFile: String) async throws {
+        let client = agent(id)
+        let deadline = ContinuousClock.now + Self.agentStartTimeout
+        var last: SandboxError?
+        while ContinuousClock.now < deadline {
+            do {
+                try await client.hello()
+                return
+            } catch {
+                last = error
+                if SandboxCgroup(id: id, host: host).pids().isEmpty { break }  // the agent is gone
+                try await Task.sleep(for: .milliseconds(2))
+            }
         }
+        let log = Self.lastLines(SysFile.read(logFile) ?? "", 5)
+        throw SandboxError(.setupFailed, "the agent of sandbox \(id) did not start: \(last?.message ?? "timed out")\(log.isEmpty ? "" : "; runtime log: " + log)")
+    }
+
+    /// The layout of a live sandbox, or `not_found`.
+    func liveLayout(_ id: String) throws(SandboxError) -> RunLayout {
+        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+        guard SysFile.exists(layout.agentDirectory) else {
+            throw SandboxError(.notFound, "no live sandbox \(id); create one first")
+        }
+        return layout
+    }
+
+    public func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
         let t0 = HostClock.nowMs()
+        let layout = try liveLayout(sandbox.id)
         let limits = sandbox.spec.profile.limits
         try Self.checkRequest(request, limits: limits)
-        let runtime = try runtime(for: sandbox.spec.profile)
-        let n = await registry.nextExec()
-        let processFile = "\(res.layout.directory)/exec-\(n).json"
-        let pidFile = "\(res.layout.directory)/exec-\(n).pid"
-        defer {
-            unlink(processFile)
-            unlink(pidFile)
+        let timeout = min(request.timeout ?? limits.timeout, limits.timeout)
+        if let code = request.code { _ = try SandboxResources.writeCode(code, fileName: request.codeFileName, layout: layout) }
+        var stdinBytes: [UInt8]?
+        var stdinFD: Int32?
+        switch request.stdin {
+        case .none: break
+        case .bytes(let b): stdinBytes = b
+        case .file(let path): stdinBytes = try ProcessSupervisor.readInput(path, limit: limits.inputBytes)
+        case .inherit(let fd): stdinFD = fd
         }
-        if let code = request.code { _ = try res.writeCode(code, fileName: request.codeFileName) }
-        let process = builder.config(
-            spec: sandbox.spec, argv: request.argv, env: request.env, cwd: request.cwd, template: res.template,
-            cgroupsPath: res.cgroup.runtimeCgroupsPath, paths: .init(workspace: res.layout.workspace, code: res.layout.codeDirectory)
-        ).process
-        let enc = JSONEncoder()
-        do { try SysFile.create(processFile, Array(try enc.encode(process)), mode: 0o600) } catch {
-            throw SandboxError(.setupFailed, "cannot write \(processFile): \(error)")
-        }
-        let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
-        defer { stdin.close() }
-        let before = res.cgroup.stats()
+        var start = AgentRequest(op: .start)
+        start.argv = request.argv
+        start.env = BundleBuilder.environment(profile: sandbox.spec.profile, request: request.env)
+        start.cwd = request.cwd
+        start.timeoutMs = Int64(DurationText.milliseconds(timeout))
+        start.outputCap = limits.outputBytes
+        start.openStdin = request.stdin != .none
+
+        let cgroup = SandboxCgroup(id: sandbox.id, host: host)
+        let before = AgentStats.read(cgroup)
+        let captured = CapturedStreams()
         let t1 = HostClock.nowMs()
-        let argv = runtime.execArgs(id: sandbox.id, processFile: processFile, pidFile: pidFile, logFile: res.layout.logFile)
-        let supervised = try await ProcessSupervisor(limits: limits, output: output).run(argv: argv, stdin: stdin.fd, kill: {
-            // Only this exec (and what it started) dies at its deadline; the sandbox lives on.
-            if let text = SysFile.read(pidFile), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                ProcessTree.killTree(pid)
-            }
-        })
-        let started = Self.fileMtimeWallMs(pidFile)
-        var stats = res.cgroup.stats()
-        stats.oomKills -= before.oomKills
-        stats.pidsLimitHits -= before.pidsLimitHits
-        stats.cpuNanoseconds -= before.cpuNanoseconds
-        var result = Self.result(
-            id: sandbox.id, supervised: supervised, stats: stats, containerStarted: started != nil,
-            runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
+        let end = try await agent(sandbox.id).stream(start, stdin: stdinBytes, stdinFD: stdinFD) { stream, bytes in
+            captured.append(stream, bytes)
+            output?(stream, bytes)
+        }
+        let t2 = HostClock.nowMs()
+        let stats = AgentStats.delta(AgentStats.read(cgroup), before)
+        var limitsForText = limits
+        limitsForText.timeout = timeout
+        var result = Self.result(id: sandbox.id, end: end, captured: captured, stats: stats, limits: limitsForText)
         var timings = PhaseTimings()
         timings.bundleMs = t1 - t0
-        if let started { timings.startMs = max(0, started - supervised.spawnWallMs) }
-        timings.runMs = max(0, supervised.exitedAtMs - t1 - timings.startMs)
+        timings.runMs = t2 - t1
         result.timings = timings
         result.usage.wallMs = HostClock.nowMs() - t0
+        if result.outcome != .cancelled, SandboxResources.workspaceIsFull(layout) {
+            Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result)
+        }
         return result
     }
 
-    public func destroy(_ sandbox: SandboxHandle) async throws {
-        guard let res = await registry.remove(sandbox.id) else {
-            throw SandboxError(.notFound, "no live sandbox \(sandbox.id)")
+    /// An ``ExecResult`` from what the agent reported and the cgroup's counters.
+    static func result(id: String, end: AgentClient.ProcessEnd, captured: CapturedStreams, stats: CgroupStats, limits: Limits) -> ExecResult {
+        let (out, err) = captured.snapshot()
+        if let spawnError = end.spawnError {
+            return ExecResult(sandboxId: id, outcome: .exitNonzero, exitCode: 127, signal: nil,
+                              stderr: spawnError + "\n", reason: "the process could not be started: \(spawnError)")
         }
-        let runtime = try? runtime(for: sandbox.spec.profile)
-        let report = res.tearDown(runtime: runtime, syncWorkspace: true)
-        if let report, report.limitReached != nil || !report.conflicts.isEmpty {
-            logger.warning("workspace copy-back incomplete", metadata: [
-                "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])
+        var termination = Termination.signaled(SIGKILL)
+        if let e = end.exited {
+            if let s = e.signal { termination = .signaled(s) } else if let c = e.exitCode { termination = .exited(c) }
+        }
+        let supervised = ProcessSupervisor.Outcome(
+            termination: termination,
+            stdout: CapturedOutput(bytes: out, truncated: end.exited?.stdoutTruncated ?? false, totalBytes: Int64(out.count)),
+            stderr: CapturedOutput(bytes: err, truncated: end.exited?.stderrTruncated ?? false, totalBytes: Int64(err.count)),
+            timedOut: end.exited?.timedOut ?? false, cancelled: end.cancelled, spawnWallMs: 0, exitedAtMs: 0)
+        return result(id: id, supervised: supervised, stats: stats, containerStarted: true, runtimeLog: nil, limits: limits,
+                      exitCodesAbove128AreSignals: false)
+    }
+
+    public func destroy(_ sandbox: SandboxHandle) async throws {
+        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: sandbox.id)
+        guard SysFile.exists(layout.directory) else { throw SandboxError(.notFound, "no live sandbox \(sandbox.id)") }
+        if let res = holds.take(sandbox.id) {
+            let report = res.tearDown(runtime: try? runtime(for: sandbox.spec.profile), syncWorkspace: true)
+            if let report, report.limitReached != nil || !report.conflicts.isEmpty {
+                logger.warning("workspace copy-back incomplete", metadata: [
+                    "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])
+            }
+        } else {
+            SandboxResources.tearDown(layout: layout, cgroup: SandboxCgroup(id: sandbox.id, host: host), runtimes: knownRuntimes())
         }
         logger.info("sandbox destroyed", metadata: ["id": "\(sandbox.id)"])
     }
+
+    /// Every installed runtime, with this backend's state directory (for tear-downs by id).
+    func knownRuntimes() -> [OCIRuntime] {
+        OCIRuntime.supported.compactMap { name in
+            OCIRuntime.locate(name).map { OCIRuntime(name: name, path: $0, stateRoot: "\(configuration.stateDirectory)/runtime/\(name)") }
+        }
+    }
+}
+
+/// Output of one process as it streams in (kept up to the agent's cap, which it already applied).
+final class CapturedStreams: @unchecked Sendable {
+    private let lock = NSLock()
+    private var out: [UInt8] = []
+    private var err: [UInt8] = []
+
+    func append(_ stream: StdStream, _ bytes: [UInt8]) {
+        lock.withLock {
+            if stream == .stdout { out += bytes } else { err += bytes }
+        }
+    }
+
+    func snapshot() -> ([UInt8], [UInt8]) { lock.withLock { (out, err) } }
 }

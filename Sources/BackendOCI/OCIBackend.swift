@@ -37,8 +37,8 @@ public struct OCIBackend: IsolationBackend {
     public let host: CgroupHost
     let builder: BundleBuilder
     let logger: Logger
-    /// Live long-lived sandboxes (shared by copies of this value).
-    let registry = SandboxRegistry()
+    /// Host workspaces of long-lived sandboxes this process created (see ``WorkspaceHolds``).
+    let holds = WorkspaceHolds()
 
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sandboxer.oci")) throws(SandboxError) {
         guard geteuid() == 0 else {
@@ -72,8 +72,8 @@ public struct OCIBackend: IsolationBackend {
         switch request.stdin {
         case .bytes(let b): input = Int64(b.count)
         case .file(let path):
-            var st = stat()
-            guard stat(path, &st) == 0 else {
+            var st = Glibc.stat()
+            guard fstatat(AT_FDCWD, path, &st, 0) == 0 else {
                 throw SandboxError(.invalidRequest, "stdin file \(path) cannot be read: \(String(cString: strerror(errno)))")
             }
             input = Int64(st.st_size)
@@ -150,7 +150,7 @@ public struct OCIBackend: IsolationBackend {
     /// Turns what the supervisor and the cgroup saw into an ``ExecResult`` with one outcome.
     static func result(
         id: String, supervised: ProcessSupervisor.Outcome, stats: CgroupStats, containerStarted: Bool,
-        runtimeLog: String?, limits: Limits
+        runtimeLog: String?, limits: Limits, exitCodesAbove128AreSignals: Bool = true
     ) -> ExecResult {
         var exitCode: Int32?
         var signal: Int32?
@@ -158,7 +158,7 @@ public struct OCIBackend: IsolationBackend {
         case .exited(let c):
             exitCode = c
             // Runtimes report a container killed by signal N as 128+N, as shells do.
-            if c > 128 && c <= 128 + 64 { signal = c - 128 }
+            if exitCodesAbove128AreSignals && c > 128 && c <= 128 + 64 { signal = c - 128 }
         case .signaled(let s): signal = s
         }
         let stdout = String(decoding: supervised.stdout.bytes, as: UTF8.self)
@@ -218,8 +218,8 @@ public struct OCIBackend: IsolationBackend {
 
     /// A file's modification time on the realtime clock, in ms.
     static func fileMtimeWallMs(_ path: String) -> Double? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
+        var st = Glibc.stat()
+        guard fstatat(AT_FDCWD, path, &st, 0) == 0 else { return nil }
         return Double(st.st_mtim.tv_sec) * 1000 + Double(st.st_mtim.tv_nsec) / 1_000_000
     }
 }

@@ -29,6 +29,30 @@ public struct RunLayout: Sendable {
     public var pidFile: String { directory + "/init.pid" }
     public var logFile: String { directory + "/runtime.log" }
     public var ownerFile: String { directory + "/owner" }
+    /// The agent's socket directory (bound at ``AgentLayout/socketDirectory`` inside; 0700, owned
+    /// by the agent's uid, so only the agent and host root can reach `agent.sock`).
+    public var agentDirectory: String { directory + "/agent" }
+
+    /// What the owner file holds for a long-lived sandbox once it is up: it belongs to whichever
+    /// manager adopts it, not to the process that created it, so garbage collection leaves it alone.
+    public static let managedMarker = "managed"
+
+    /// Whether this is a long-lived sandbox handed over to a manager (see ``managedMarker``).
+    public var isManaged: Bool {
+        SysFile.read(ownerFile)?.trimmingCharacters(in: .whitespacesAndNewlines) == Self.managedMarker
+    }
+
+    /// Marks the sandbox as managed (atomically: a concurrent gc sees either the live owner or the marker).
+    public func markManaged() throws(SandboxError) {
+        let tmp = directory + "/.owner.new"
+        try SysFile.create(tmp, Array((Self.managedMarker + "\n").utf8), mode: 0o600)
+        if rename(tmp, ownerFile) != 0 {
+            throw SandboxError(.setupFailed, "cannot mark \(directory) managed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Whether garbage collection must leave the sandbox alone: its owner lives, or it is managed.
+    public var isKept: Bool { isManaged || ownerIsAlive }
 
     /// Creates the directory with this process recorded as its owner. The directory appears under
     /// its final name only once the owner file is inside (built as `.sbx-….new`, then renamed), so a

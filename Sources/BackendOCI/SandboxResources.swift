@@ -57,6 +57,10 @@ struct SandboxResources: Sendable {
 
     /// Writes `/code/<name>` (read-only inside) and returns the directory to bind.
     func writeCode(_ code: [UInt8], fileName: String) throws(SandboxError) -> String {
+        try Self.writeCode(code, fileName: fileName, layout: layout)
+    }
+
+    static func writeCode(_ code: [UInt8], fileName: String, layout: RunLayout) throws(SandboxError) -> String {
         try SysFile.makeDirectory(layout.codeDirectory, mode: 0o755)
         guard !fileName.contains("/"), !fileName.isEmpty, fileName != "..", fileName != "." else {
             throw SandboxError(.invalidRequest, "code file name '\(fileName)' must be a plain file name")
@@ -80,7 +84,9 @@ struct SandboxResources: Sendable {
     }
 
     /// Whether the workspace tmpfs is full (bytes or entries): the sandbox ran into its limit.
-    func workspaceIsFull() -> Bool {
+    func workspaceIsFull() -> Bool { Self.workspaceIsFull(layout) }
+
+    static func workspaceIsFull(_ layout: RunLayout) -> Bool {
         var vfs = statvfs()
         guard statvfs(layout.workspace, &vfs) == 0 else { return false }
         return vfs.f_bavail == 0 || vfs.f_favail == 0
@@ -90,14 +96,26 @@ struct SandboxResources: Sendable {
     /// mounts and the directory, and releases the host workspace.
     @discardableResult
     func tearDown(runtime: OCIRuntime?, syncWorkspace: Bool) -> WorkspaceReport? {
+        Self.tearDown(layout: layout, cgroup: cgroup, runtimes: runtime.map { [$0] } ?? [], beforeUnmount: {
+            let report = syncWorkspace ? syncWorkspaceOut() : nil
+            hostWorkspace?.close()
+            return report
+        })
+    }
+
+    /// The tear-down from its parts (for a sandbox known only by id): kill, runtime state, cgroups,
+    /// then `beforeUnmount` (the workspace copy-back), mounts and the directory.
+    @discardableResult
+    static func tearDown(
+        layout: RunLayout, cgroup: SandboxCgroup, runtimes: [OCIRuntime], beforeUnmount: () -> WorkspaceReport? = { nil }
+    ) -> WorkspaceReport? {
         cgroup.killAll()
-        if let runtime, runtime.hasState(id: spec.id) {
+        for runtime in runtimes where runtime.hasState(id: layout.id) {
             // The runtime normally deletes its state itself; this is the crash/detached path.
-            _ = try? ChildProcess.runSilently(runtime.deleteArgs(id: spec.id))
+            _ = try? ChildProcess.runSilently(runtime.deleteArgs(id: layout.id))
         }
         cgroup.remove()
-        let report = syncWorkspace ? syncWorkspaceOut() : nil
-        hostWorkspace?.close()
+        let report = beforeUnmount()
         for m in Mounts.mountPoints(under: layout.directory) { Mounts.unmount(m) }
         SysFile.removeTree(layout.directory)
         return report

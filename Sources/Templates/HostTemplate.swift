@@ -42,7 +42,7 @@ public protocol RootfsTemplate: Sendable {
 public struct HostTemplate: RootfsTemplate {
     public let name = "host"
     /// Bumped whenever the generated layout changes, so old caches are not reused.
-    static let layoutVersion = 3
+    static let layoutVersion = 4
     /// Top-level directories the sandbox may see from the host.
     public static let hostTopLevel = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"]
     /// Host files under /etc bound read-only when present.
@@ -50,6 +50,8 @@ public struct HostTemplate: RootfsTemplate {
     /// Empty mount points every sandbox uses.
     public static let mountPoints = ["proc", "dev", "sys", "tmp", "etc", "workspace", "code", "run", "home", "var", "var/tmp"]
         + LayerMountPoints.all.map { String($0.dropFirst()) }
+        // The in-sandbox agent of long-lived sandboxes: its binary (read-only) and its socket directory.
+        + [".sandboxer", ".sandboxer/bin", ".sandboxer/agent"]
 
     public init() {}
 

@@ -1,2 +1,47 @@
-#pragma once
-int sbx_agent_placeholder(void);
+#ifndef CSANDBOXAGENT_H
+#define CSANDBOXAGENT_H
+#include <sys/types.h>
+#include <signal.h>
+
+/// Everything a child needs, prepared by the agent before fork (the child only makes system calls).
+struct sbx_spawn_args {
+    char *const *argv;       ///< NULL-terminated; argv[0] is looked up in envp's PATH
+    char *const *envp;       ///< NULL-terminated KEY=value strings: the whole environment
+    const char *cwd;
+    uid_t uid;
+    gid_t gid;
+    int stdin_fd;            ///< ignored when pty_slave >= 0
+    int stdout_fd;
+    int stderr_fd;
+    int pty_slave;           ///< >= 0: becomes the controlling terminal and fds 0/1/2
+};
+
+/// fork + (child) default signals, setsid, controlling tty or dup2, setgroups/setresgid/setresuid to
+/// the sandbox user, oom_score_adj 1000, chdir, close every other fd, execve. Returns the child's
+/// pid, or -1 with `*child_errno` set (and `*stage` naming the step) when fork or any child step
+/// failed (the child then already exited with 127).
+pid_t sbx_agent_spawn(const struct sbx_spawn_args *args, int *child_errno, const char **stage);
+
+/// openpty with a window size; both ends close-on-exec, master non-blocking. 0 or -1 (errno).
+int sbx_agent_openpty(int *master, int *slave, unsigned short cols, unsigned short rows);
+/// TIOCSWINSZ on a PTY master. 0 or -1 (errno).
+int sbx_agent_set_winsize(int fd, unsigned short cols, unsigned short rows);
+/// setfsuid/setfsgid (return the previous id, as the kernel does).
+int sbx_agent_setfsuid(uid_t uid);
+int sbx_agent_setfsgid(gid_t gid);
+/// prctl(PR_SET_DUMPABLE, 0) and PR_SET_CHILD_SUBREAPER(1). 0 or -1.
+int sbx_agent_harden(void);
+/// Blocks SIGCHLD, SIGTERM, SIGINT, SIGPIPE(ignored) and returns a non-blocking signalfd for the first three.
+int sbx_agent_signalfd(void);
+/// Reads one signal from the signalfd: its number, 0 when none is pending, -1 on error.
+int sbx_agent_read_signal(int fd);
+/// pipe2(fds, O_CLOEXEC).
+int sbx_agent_pipe(int fds[2]);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK).
+int sbx_agent_accept(int fd);
+/// Wait-status macros.
+int sbx_agent_wifexited(int status);
+int sbx_agent_wexitstatus(int status);
+int sbx_agent_wifsignaled(int status);
+int sbx_agent_wtermsig(int status);
+#endif

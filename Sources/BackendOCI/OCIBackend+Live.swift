@@ -1,0 +1,171 @@
+import AgentProtocol
+import Foundation
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Files and processes of long-lived sandboxes, through each sandbox's agent: paths resolve in the
+/// sandbox's own mount namespace and permissions are the sandbox user's, never the host's.
+extension OCIBackend: LiveSandboxBackend {
+    public func list() async -> [String] {
+        let dir = RunLayout.sandboxesDirectory(configuration.stateDirectory)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) && RunLayout(stateDirectory: configuration.stateDirectory, id: $0).isManaged }.sorted()
+    }
+
+    public func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle {
+        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: spec.id)
+        guard layout.isManaged else {
+            throw SandboxError(.sandboxLost, "sandbox \(spec.id) is not a managed long-lived sandbox on this host (no \(layout.ownerFile) saying managed); collect it")
+        }
+        try await agent(spec.id).hello()
+        return SandboxHandle(id: spec.id, spec: spec)
+    }
+
+    public func collect(id: String) async {
+        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+        if let res = holds.take(id) {
+            res.tearDown(runtime: nil, syncWorkspace: false)
+        }
+        SandboxResources.tearDown(layout: layout, cgroup: SandboxCgroup(id: id, host: host), runtimes: knownRuntimes())
+        logger.info("sandbox collected", metadata: ["id": "\(id)"])
+    }
+
+    func fileRequest(_ op: AgentRequest.Op, _ path: String) throws(SandboxError) -> AgentRequest {
+        if let problem = AgentPath.problem(path) { throw SandboxError(.invalidRequest, problem) }
+        var r = AgentRequest(op: op)
+        r.path = path
+        return r
+    }
+
+    static func entry(_ e: AgentEntry) -> FileEntry {
+        FileEntry(name: e.name, path: e.path, type: FileEntry.Kind(rawValue: e.type) ?? .other, size: e.size, mode: e.mode,
+                  mtime: e.mtime, target: e.target)
+    }
+
+    public func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8] {
+        var r = try fileRequest(.read, path)
+        r.limit = limit
+        return try await agent(sandbox.id).call(r).1
+    }
+
+    public func writeFile(_ sandbox: SandboxHandle, path: String, data: [UInt8], mode: UInt32) async throws {
+        var r = try fileRequest(.write, path)
+        r.size = Int64(data.count)
+        r.mode = mode
+        let fileLimit = sandbox.spec.profile.limits.fileSizeBytes
+        if Int64(data.count) > fileLimit { throw SandboxError.over("file_size", limit: fileLimit, actual: Int64(data.count)) }
+        _ = try await agent(sandbox.id).call(r, payload: data)
+    }
+
+    public func removeFile(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws {
+        var r = try fileRequest(.remove, path)
+        r.recursive = recursive
+        _ = try await agent(sandbox.id).call(r)
+    }
+
+    public func listDirectory(_ sandbox: SandboxHandle, path: String) async throws -> [FileEntry] {
+        let ev = try await agent(sandbox.id).call(try fileRequest(.listDir, path)).0
+        return (ev.entries ?? []).map(Self.entry)
+    }
+
+    public func stat(_ sandbox: SandboxHandle, path: String) async throws -> FileEntry {
+        let ev = try await agent(sandbox.id).call(try fileRequest(.stat, path)).0
+        guard let e = ev.entry else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered stat without an entry") }
+        return Self.entry(e)
+    }
+
+    public func makeDirectory(_ sandbox: SandboxHandle, path: String, parents: Bool) async throws {
+        var r = try fileRequest(.makeDir, path)
+        r.parents = parents
+        _ = try await agent(sandbox.id).call(r)
+    }
+
+    public func move(_ sandbox: SandboxHandle, from: String, to: String) async throws {
+        var r = try fileRequest(.move, from)
+        if let problem = AgentPath.problem(to) { throw SandboxError(.invalidRequest, problem) }
+        r.to = to
+        _ = try await agent(sandbox.id).call(r)
+    }
+
+    /// Background processes get the request's timeout when it sets one (never above the profile's),
+    /// else none: they live until they end, are signalled, or the sandbox goes.
+    public func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess {
+        let limits = sandbox.spec.profile.limits
+        try Self.checkRequest(request, limits: limits)
+        _ = try liveLayout(sandbox.id)
+        var r = AgentRequest(op: .start)
+        r.argv = request.argv
+        r.env = BundleBuilder.environment(profile: sandbox.spec.profile, request: request.env)
+        r.cwd = request.cwd
+        r.timeoutMs = request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }
+        r.outputCap = limits.outputBytes
+        r.openStdin = true
+        r.background = true
+        r.tag = options.tag
+        r.ptyCols = options.pty?.cols
+        r.ptyRows = options.pty?.rows
+        let client = agent(sandbox.id)
+        let end = try await client.stream(r, startedOnly: true, onOutput: nil)
+        if let e = end.spawnError { throw SandboxError(.invalidRequest, "cannot start \(request.argv[0]): \(e)") }
+        guard let pid = end.pid else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) did not say the process started") }
+        switch request.stdin {
+        case .bytes(let b):
+            if !b.isEmpty { try await client.sendInput(pid: pid, data: b) }
+            try await closeInput(sandbox, pid: pid)
+        case .file(let path):
+            try await client.sendInput(pid: pid, data: try ProcessSupervisor.readInput(path, limit: limits.inputBytes))
+            try await closeInput(sandbox, pid: pid)
+        case .none, .inherit: break
+        }
+        return SandboxProcess(pid: pid, argv: request.argv, cwd: request.cwd, tag: options.tag, pty: options.pty != nil,
+                              background: true, running: true, startedAt: Date().timeIntervalSince1970)
+    }
+
+    public func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess] {
+        let ev = try await agent(sandbox.id).call(AgentRequest(op: .list)).0
+        return (ev.processes ?? []).map {
+            SandboxProcess(pid: $0.pid, argv: $0.argv, cwd: $0.cwd, tag: $0.tag, pty: $0.pty, background: $0.background,
+                           running: $0.running, exitCode: $0.exitCode, signal: $0.signal, startedAt: $0.startedAt)
+        }
+    }
+
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+        var r = AgentRequest(op: .connect)
+        r.pid = pid
+        let captured = CapturedStreams()
+        let end = try await agent(sandbox.id).stream(r) { stream, bytes in
+            captured.append(stream, bytes)
+            output?(stream, bytes)
+        }
+        return Self.result(id: sandbox.id, end: end, captured: captured, stats: CgroupStats(), limits: sandbox.spec.profile.limits)
+    }
+
+    public func sendInput(_ sandbox: SandboxHandle, pid: Int32, data: [UInt8]) async throws {
+        try await agent(sandbox.id).sendInput(pid: pid, data: data)
+    }
+
+    public func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws {
+        var r = AgentRequest(op: .closeStdin)
+        r.pid = pid
+        _ = try await agent(sandbox.id).call(r)
+    }
+
+    public func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws {
+        var r = AgentRequest(op: .signal)
+        r.pid = pid
+        r.signal = signal
+        _ = try await agent(sandbox.id).call(r)
+    }
+
+    public func resize(_ sandbox: SandboxHandle, pid: Int32, size: TerminalSize) async throws {
+        var r = AgentRequest(op: .resize)
+        r.pid = pid
+        r.ptyCols = size.cols
+        r.ptyRows = size.rows
+        _ = try await agent(sandbox.id).call(r)
+    }
+}

@@ -1,0 +1,231 @@
+import AgentProtocol
+import CSandboxAgent
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The poll loop: connections, processes, signals, deadlines.
+struct Agent {
+    let listener: Int32
+    let signals: Int32
+    let user: SandboxUser
+    var conns: [Int32: Connection] = [:]
+    var procs: [Int32: ManagedProcess] = [:]
+    /// Finished background processes kept for `list`/`connect`, oldest first.
+    var finished: [Int32] = []
+
+    static let defaultCap = 1 << 20
+    static let maxConnections = 512
+    static let maxFinished = 64
+    /// A follower this far behind stops the agent reading that process's output (back-pressure).
+    static let followerBacklog = 8 << 20
+
+    init(listener: Int32, signals: Int32, user: SandboxUser) {
+        self.listener = listener
+        self.signals = signals
+        self.user = user
+    }
+
+    enum Role { case signals, listener, conn(Int32), out(Int32), err(Int32), input(Int32) }
+
+    mutating func run() -> Never {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            var fds: [pollfd] = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+                                 pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            var roles: [Role] = [.signals, .listener]
+            for c in conns.values {
+                var ev = Int16(POLLIN)
+                if c.hasPendingOutput { ev |= Int16(POLLOUT) }
+                fds.append(pollfd(fd: c.fd, events: ev, revents: 0))
+                roles.append(.conn(c.fd))
+            }
+            var timeout: Int32 = -1
+            let now = Clock.monotonicMs()
+            for p in procs.values {
+                let behind = p.followers.contains { conns[$0].map { $0.pendingOutputBytes > Self.followerBacklog } ?? false }
+                if !behind {
+                    if p.outFd >= 0 { fds.append(pollfd(fd: p.outFd, events: Int16(POLLIN), revents: 0)); roles.append(.out(p.pid)) }
+                    if p.errFd >= 0 { fds.append(pollfd(fd: p.errFd, events: Int16(POLLIN), revents: 0)); roles.append(.err(p.pid)) }
+                }
+                if p.inFd >= 0 && !p.pendingInput.isEmpty {
+                    fds.append(pollfd(fd: p.inFd, events: Int16(POLLOUT), revents: 0))
+                    roles.append(.input(p.pid))
+                }
+                if let d = p.deadline, p.running, !p.timedOut {
+                    let left = Int32(clamping: max(0, d - now))
+                    timeout = timeout < 0 ? left : min(timeout, left)
+                }
+            }
+            let n = poll(&fds, nfds_t(fds.count), timeout)
+            if n < 0 && errno != EINTR { die("poll: \(String(cString: strerror(errno)))") }
+            checkDeadlines()
+            for (i, f) in fds.enumerated() where f.revents != 0 {
+                switch roles[i] {
+                case .signals: handleSignals()
+                case .listener: accept()
+                case .conn(let fd): serve(fd, revents: f.revents)
+                case .out(let pid): if let p = procs[pid] { pump(p, stderr: false, buf: &buf, all: false) }
+                case .err(let pid): if let p = procs[pid] { pump(p, stderr: true, buf: &buf, all: false) }
+                case .input(let pid): if let p = procs[pid] { feedInput(p) }
+                }
+            }
+            for c in conns.values where c.closing && !c.hasPendingOutput { drop(c) }
+        }
+    }
+
+    // MARK: signals and processes
+
+    mutating func handleSignals() {
+        while true {
+            let s = sbx_agent_read_signal(signals)
+            if s <= 0 { return }
+            if s == SIGTERM || s == SIGINT {
+                // Everything else in the sandbox's pid namespace dies with the agent.
+                kill(-1, SIGKILL)
+                exit(0)
+            }
+            reap()
+        }
+    }
+
+    mutating func reap() {
+        var status: Int32 = 0
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { return }
+            guard let p = procs[pid], p.running else { continue }  // an orphan: reaped, nothing to report
+            p.status = status
+            pump(p, stderr: false, buf: &buf, all: true)
+            pump(p, stderr: true, buf: &buf, all: true)
+            finish(p)
+        }
+    }
+
+    mutating func checkDeadlines() {
+        let now = Clock.monotonicMs()
+        for p in procs.values where p.running && !p.timedOut {
+            if let d = p.deadline, d <= now {
+                p.timedOut = true
+                p.killTree()
+            }
+        }
+    }
+
+    /// Reads output: one chunk (fairness between floods), or with `all` until nothing is left
+    /// (after the process ended; bounded, as a grandchild may keep writing).
+    mutating func pump(_ p: ManagedProcess, stderr: Bool, buf: inout [UInt8], all: Bool) {
+        var rounds = all ? 256 : 1
+        while rounds > 0 {
+            rounds -= 1
+            let fd = stderr ? p.errFd : p.outFd
+            guard fd >= 0 else { return }
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }
+            if n < 0 && errno == EINTR { rounds += 1; continue }
+            if n < 0 && errno == EAGAIN { return }
+            if n <= 0 {  // EOF, or EIO from a PTY whose slave side is closed
+                close(fd)
+                if stderr { p.errFd = -1 } else {
+                    if p.inFd == p.outFd { p.inFd = -1 }
+                    p.outFd = -1
+                }
+                return
+            }
+            let part = stderr ? p.stderr.append(buf[0..<n]) : p.stdout.append(buf[0..<n])
+            if !part.isEmpty {
+                let frame = Frame(kind: stderr ? .stderr : .stdout, pid: p.pid, payload: Array(part))
+                for f in p.followers { conns[f]?.send(frame) }
+            }
+        }
+    }
+
+    mutating func finish(_ p: ManagedProcess) {
+        p.closeAll()
+        let ev = p.exitedEvent
+        for f in p.followers {
+            guard let c = conns[f] else { continue }
+            c.send(ev)
+            c.state = .idle
+            _ = c.flush()
+        }
+        p.followers = []
+        if p.background {
+            finished.append(p.pid)
+            if finished.count > Self.maxFinished { procs.removeValue(forKey: finished.removeFirst()) }
+        } else {
+            procs.removeValue(forKey: p.pid)
+        }
+    }
+
+    mutating func feedInput(_ p: ManagedProcess) {
+        while !p.pendingInput.isEmpty && p.inFd >= 0 {
+            let n = p.pendingInput.withUnsafeBytes { write(p.inFd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { return }
+                p.pendingInput = []  // the reader is gone (EPIPE): drop what it will never read
+                break
+            }
+            p.pendingInput.removeFirst(n)
+        }
+        if p.pendingInput.isEmpty && p.closeInputWhenDrained { closeInput(p) }
+    }
+
+    func closeInput(_ p: ManagedProcess) {
+        if p.pty {
+            // A terminal has no end of input: send EOF (^D) as a terminal would.
+            p.pendingInput = []
+            var eof: UInt8 = 4
+            _ = write(p.inFd, &eof, 1)
+            return
+        }
+        if p.inFd >= 0 { close(p.inFd) }
+        p.inFd = -1
+    }
+
+    // MARK: connections
+
+    mutating func accept() {
+        while true {
+            let fd = sbx_agent_accept(listener)
+            if fd < 0 { return }
+            if conns.count >= Self.maxConnections {
+                close(fd)
+                continue
+            }
+            conns[fd] = Connection(fd: fd)
+        }
+    }
+
+    mutating func drop(_ c: Connection) {
+        conns.removeValue(forKey: c.fd)
+        close(c.fd)
+        if case .writing(let fd, _, _) = c.state { close(fd) }
+        for p in procs.values where p.followers.contains(c.fd) {
+            p.followers.removeAll { $0 == c.fd }
+            // A foreground process dies with the request that started it (the caller gave up).
+            if p.followers.isEmpty && !p.background && p.running { p.killTree() }
+        }
+    }
+
+    mutating func serve(_ fd: Int32, revents: Int16) {
+        guard let c = conns[fd] else { return }
+        if revents & Int16(POLLOUT) != 0 && !c.flush() { return drop(c) }
+        if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+            let open = c.receive()
+            while !c.closing {
+                let frame: Frame?
+                do { frame = try c.decoder.next() } catch {
+                    c.fail(.badRequest, "malformed frame: \(error)")
+                    break
+                }
+                guard let frame else { break }
+                handle(frame, on: c)
+            }
+            if !open { return drop(c) }
+        }
+        if c.hasPendingOutput && !c.flush() { drop(c) }
+    }
+}

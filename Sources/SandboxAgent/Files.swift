@@ -1,0 +1,216 @@
+import AgentProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// File operations, run with the sandbox user's fsuid/fsgid in the sandbox's own mount namespace.
+enum Files {
+    static func errorCode(_ e: Int32) -> AgentErrorCode {
+        switch e {
+        case ENOENT: return .notFound
+        case EACCES, EPERM, EROFS: return .permissionDenied
+        case EEXIST: return .alreadyExists
+        case ENOTDIR: return .notDirectory
+        case EISDIR: return .isDirectory
+        case ENOTEMPTY: return .notEmpty
+        case ENAMETOOLONG, ELOOP: return .invalidPath
+        case EFBIG, ENOSPC, EDQUOT: return .tooLarge
+        default: return .system
+        }
+    }
+
+    static func failure(_ what: String, _ path: String, _ e: Int32 = errno) -> AgentEvent {
+        .error(errorCode(e), "\(what) \(path): \(String(cString: strerror(e)))", errno: e)
+    }
+
+    /// The validated path of a request, or the error to answer.
+    static func path(_ p: String?, _ name: String = "path") -> Result<String, Refusal> {
+        guard let p else { return .failure(Refusal(.error(.badRequest, "missing \(name)"))) }
+        if let problem = AgentPath.problem(p) { return .failure(Refusal(.error(.invalidPath, problem))) }
+        return .success(p)
+    }
+
+    static func entry(_ path: String, name: String) -> Result<AgentEntry, Refusal> {
+        var st = Glibc.stat()
+        guard lstat(path, &st) == 0 else { return .failure(Refusal(failure("stat", path))) }
+        var type = "other"
+        var target: String?
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: type = "file"
+        case S_IFDIR: type = "directory"
+        case S_IFLNK:
+            type = "symlink"
+            var buf = [UInt8](repeating: 0, count: 4097)
+            let n = buf.withUnsafeMutableBytes { readlink(path, $0.baseAddress!.assumingMemoryBound(to: CChar.self), 4096) }
+            if n >= 0 { target = String(decoding: buf[0..<n], as: UTF8.self) }
+        default: break
+        }
+        return .success(AgentEntry(
+            name: name, path: path, type: type, size: Int64(st.st_size), mode: UInt32(st.st_mode & 0o7777),
+            mtime: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9, target: target))
+    }
+
+    static func baseName(_ p: String) -> String {
+        p == "/" ? "/" : String(p.split(separator: "/").last ?? "")
+    }
+
+    static func statEntry(_ r: AgentRequest) -> AgentEvent {
+        switch path(r.path) {
+        case .failure(let e): return e.event
+        case .success(let p):
+            switch entry(p, name: baseName(p)) {
+            case .failure(let e): return e.event
+            case .success(let en):
+                var ev = AgentEvent(type: .entry)
+                ev.entry = en
+                return ev
+            }
+        }
+    }
+
+    static func listDir(_ r: AgentRequest) -> AgentEvent {
+        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
+        guard let dir = opendir(p) else { return failure("open directory", p) }
+        defer { closedir(dir) }
+        var entries: [AgentEntry] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name == "." || name == ".." { continue }
+            if entries.count >= 100_000 { break }
+            if case .success(let e) = entry(p == "/" ? "/" + name : p + "/" + name, name: name) { entries.append(e) }
+        }
+        var ev = AgentEvent(type: .entries)
+        ev.entries = entries.sorted { $0.name < $1.name }
+        return ev
+    }
+
+    static func makeDirectories(_ p: String, mode: mode_t, parents: Bool) -> Int32 {
+        if mkdir(p, mode) == 0 { return 0 }
+        let e = errno
+        if parents {
+            if e == EEXIST {
+                var st = Glibc.stat()
+                return fstatat(AT_FDCWD, p, &st, 0) == 0 && (st.st_mode & S_IFMT) == S_IFDIR ? 0 : ENOTDIR
+            }
+            if e == ENOENT {
+                let parent = String(p[..<(p.lastIndex(of: "/") ?? p.startIndex)])
+                if !parent.isEmpty {
+                    let pe = makeDirectories(parent, mode: 0o755, parents: true)
+                    if pe != 0 { return pe }
+                    return mkdir(p, mode) == 0 || errno == EEXIST ? 0 : errno
+                }
+            }
+        }
+        return e
+    }
+
+    static func makeDir(_ r: AgentRequest) -> AgentEvent {
+        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
+        let e = makeDirectories(p, mode: mode_t(r.mode ?? 0o755), parents: r.parents ?? false)
+        return e == 0 ? AgentEvent(type: .ok) : failure("mkdir", p, e)
+    }
+
+    static func move(_ r: AgentRequest) -> AgentEvent {
+        guard case .success(let from) = path(r.path) else { return path(r.path).refusal }
+        guard case .success(let to) = path(r.to, "to") else { return path(r.to, "to").refusal }
+        return rename(from, to) == 0 ? AgentEvent(type: .ok) : failure("move \(from) to", to)
+    }
+
+    static func removeTree(_ p: String) -> Int32 {
+        var st = Glibc.stat()
+        guard lstat(p, &st) == 0 else { return errno }
+        if (st.st_mode & S_IFMT) != S_IFDIR { return unlink(p) == 0 ? 0 : errno }
+        guard let dir = opendir(p) else { return errno }
+        var names: [String] = []
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(dir)
+        for n in names {
+            let e = removeTree(p + "/" + n)
+            if e != 0 { return e }
+        }
+        return rmdir(p) == 0 ? 0 : errno
+    }
+
+    static func remove(_ r: AgentRequest) -> AgentEvent {
+        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
+        if p == "/" { return .error(.permissionDenied, "refusing to remove /") }
+        if r.recursive == true {
+            let e = removeTree(p)
+            return e == 0 ? AgentEvent(type: .ok) : failure("remove", p, e)
+        }
+        var st = Glibc.stat()
+        guard lstat(p, &st) == 0 else { return failure("remove", p) }
+        let rc = (st.st_mode & S_IFMT) == S_IFDIR ? rmdir(p) : unlink(p)
+        return rc == 0 ? AgentEvent(type: .ok) : failure("remove", p)
+    }
+
+    /// `read`: the `content` event, the bytes in `file` frames, then `ok`; or one error event.
+    static func read(_ r: AgentRequest) -> [Frame] {
+        guard case .success(let p) = path(r.path) else { return [AgentCoding.frame(path(r.path).refusal)] }
+        // O_NONBLOCK: a FIFO planted by the user must not block the agent.
+        let fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { return [AgentCoding.frame(failure("open", p))] }
+        defer { close(fd) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0 else { return [AgentCoding.frame(failure("stat", p))] }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return [AgentCoding.frame(failure("read", p, EISDIR))] }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return [AgentCoding.frame(.error(.badRequest, "\(p) is not a regular file"))] }
+        let limit = r.limit ?? Int64.max
+        if Int64(st.st_size) > limit {
+            return [AgentCoding.frame(.error(.tooLarge, "\(p) is \(st.st_size) bytes, over the read limit of \(limit) bytes"))]
+        }
+        var frames: [Frame] = []
+        var total: Int64 = 0
+        var buf = [UInt8](repeating: 0, count: Frame.maxPayload - 8)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return [AgentCoding.frame(failure("read", p))]
+            }
+            if n == 0 { break }
+            total += Int64(n)
+            if total > limit { return [AgentCoding.frame(.error(.tooLarge, "\(p) grew over the read limit of \(limit) bytes"))] }
+            frames.append(Frame(kind: .file, payload: Array(buf[0..<n])))
+        }
+        var head = AgentEvent(type: .content)
+        head.size = total
+        return [AgentCoding.frame(head)] + frames + [AgentCoding.frame(AgentEvent(type: .ok))]
+    }
+
+    /// `write`: opens (creating parents), returns the fd to feed `file` frames to, or the error.
+    static func openForWrite(_ r: AgentRequest) -> Result<Int32, Refusal> {
+        guard case .success(let p) = path(r.path) else { return .failure(Refusal(path(r.path).refusal)) }
+        guard let size = r.size, size >= 0 else { return .failure(Refusal(.error(.badRequest, "write needs a size"))) }
+        if let slash = p.lastIndex(of: "/"), slash != p.startIndex {
+            let e = makeDirectories(String(p[..<slash]), mode: 0o755, parents: true)
+            if e != 0 { return .failure(Refusal(failure("create parent directories of", p, e))) }
+        }
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode_t(r.mode ?? 0o644))
+        guard fd >= 0 else { return .failure(Refusal(failure("create", p))) }
+        var st = Glibc.stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            return .failure(Refusal(.error(.badRequest, "\(p) is not a regular file")))
+        }
+        return .success(fd)
+    }
+}
+
+/// A refused request: the error event to answer with.
+struct Refusal: Error {
+    var event: AgentEvent
+    init(_ event: AgentEvent) { self.event = event }
+}
+
+extension Result where Failure == Refusal {
+    /// The error event of a failed validation (only read on failures).
+    var refusal: AgentEvent {
+        if case .failure(let e) = self { return e.event }
+        return .error(.system, "internal: expected a failure")
+    }
+}

@@ -1,0 +1,220 @@
+import AgentProtocol
+import CSandboxAgent
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One output stream of a process: the bytes kept (up to the cap, also the replay buffer), and
+/// whether more was written and dropped.
+struct StreamBuffer {
+    var kept: [UInt8] = []
+    var cap: Int
+    var truncated = false
+
+    /// Keeps what fits; returns the part kept (to forward live).
+    mutating func append(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        let room = max(0, cap - kept.count)
+        if bytes.count > room { truncated = true }
+        let part = bytes.prefix(room)
+        kept.append(contentsOf: part)
+        return part
+    }
+}
+
+/// A process the agent started, with its pipes (or PTY), buffers and who follows it.
+final class ManagedProcess {
+    let pid: Int32
+    let argv: [String]
+    let cwd: String
+    let tag: String?
+    let background: Bool
+    let startedAt: Double
+    /// stdout (or the PTY master), stderr (-1 with a PTY), stdin write end (the PTY master with a PTY).
+    var outFd: Int32
+    var errFd: Int32
+    var inFd: Int32
+    let pty: Bool
+    var pendingInput: [UInt8] = []
+    var closeInputWhenDrained = false
+    var stdout: StreamBuffer
+    var stderr: StreamBuffer
+    var deadline: Int64?
+    var timedOut = false
+    /// Set once reaped.
+    var status: Int32?
+    /// Connections following this process (by fd).
+    var followers: [Int32] = []
+
+    init(pid: Int32, argv: [String], cwd: String, tag: String?, background: Bool, pty: Bool,
+         outFd: Int32, errFd: Int32, inFd: Int32, cap: Int, deadline: Int64?) {
+        self.pid = pid
+        self.argv = argv
+        self.cwd = cwd
+        self.tag = tag
+        self.background = background
+        self.pty = pty
+        self.outFd = outFd
+        self.errFd = errFd
+        self.inFd = inFd
+        self.stdout = StreamBuffer(cap: cap)
+        self.stderr = StreamBuffer(cap: cap)
+        self.deadline = deadline
+        self.startedAt = Clock.wallSeconds()
+    }
+
+    var running: Bool { status == nil }
+
+    var exitCode: Int32? { status.flatMap { sbx_agent_wifexited($0) != 0 ? sbx_agent_wexitstatus($0) : nil } }
+    var signal: Int32? { status.flatMap { sbx_agent_wifsignaled($0) != 0 ? sbx_agent_wtermsig($0) : nil } }
+
+    var info: AgentProcessInfo {
+        AgentProcessInfo(pid: pid, argv: argv, cwd: cwd, tag: tag, pty: pty, background: background, running: running,
+                         exitCode: exitCode, signal: signal, startedAt: startedAt)
+    }
+
+    var exitedEvent: AgentEvent {
+        var e = AgentEvent(type: .exited)
+        e.pid = pid
+        e.exitCode = exitCode
+        e.signal = signal
+        e.timedOut = timedOut
+        e.stdoutTruncated = stdout.truncated
+        e.stderrTruncated = stderr.truncated
+        return e
+    }
+
+    /// SIGKILLs the process group and every descendant found in /proc (a child that called setsid
+    /// left the group), twice to catch forks racing the first pass. A process that already left the
+    /// tree (double fork, reparented to the agent) is beyond reach until the sandbox is destroyed.
+    func killTree() {
+        for _ in 0..<2 {
+            // Descendants first: once the leader dies, its children are reparented to the agent.
+            let tree = Self.descendants(of: pid)
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            for p in tree { kill(p, SIGKILL) }
+        }
+    }
+
+    static func descendants(of root: Int32) -> [Int32] {
+        var parent: [Int32: [Int32]] = [:]
+        guard let dir = opendir("/proc") else { return [] }
+        defer { closedir(dir) }
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard let pid = Int32(name), let stat = readSmall("/proc/\(pid)/stat"), let close = stat.lastIndex(of: UInt8(ascii: ")")) else { continue }
+            let fields = stat[(close + 2)...].split(separator: UInt8(ascii: " "))
+            if fields.count > 1, let ppid = Int32(String(decoding: fields[1], as: UTF8.self)) { parent[ppid, default: []].append(pid) }
+        }
+        var out: [Int32] = []
+        var queue = parent[root] ?? []
+        while let p = queue.popLast() {
+            out.append(p)
+            queue += parent[p] ?? []
+        }
+        return out
+    }
+
+    static func readSmall(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 1024)
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 1024) }
+        return n > 0 ? Array(buf[0..<n]) : nil
+    }
+
+    func closeAll() {
+        for fd in Set([outFd, errFd, inFd]) where fd >= 0 { close(fd) }
+        outFd = -1
+        errFd = -1
+        inFd = -1
+    }
+}
+
+/// Starts processes: pipes or a PTY, the explicit environment, the sandbox user.
+enum Spawner {
+    struct Failure: Error {
+        var code: AgentErrorCode
+        var message: String
+    }
+
+    static func nonblockingPipe() -> (Int32, Int32)? {
+        var fds: [Int32] = [-1, -1]
+        guard sbx_agent_pipe(&fds) == 0 else { return nil }
+        return (fds[0], fds[1])
+    }
+
+    static func spawn(_ r: AgentRequest, user: SandboxUser, defaultCap: Int) -> Result<ManagedProcess, Failure> {
+        guard let argv = r.argv, !argv.isEmpty else { return .failure(Failure(code: .badRequest, message: "start needs a non-empty argv")) }
+        let cwd = r.cwd ?? "/"
+        if let p = AgentPath.problem(cwd) { return .failure(Failure(code: .invalidPath, message: "cwd: " + p)) }
+        for a in argv + (r.env ?? []) where a.utf8.contains(0) {
+            return .failure(Failure(code: .badRequest, message: "argv and env must not contain NUL bytes"))
+        }
+        var toClose: [Int32] = []
+        defer { for fd in toClose { close(fd) } }
+        var outFd: Int32 = -1, errFd: Int32 = -1, inFd: Int32 = -1
+        var childIn: Int32 = -1, childOut: Int32 = -1, childErr: Int32 = -1, slave: Int32 = -1
+        let isPty = r.ptyCols != nil && r.ptyRows != nil
+        if isPty {
+            var m: Int32 = -1, s: Int32 = -1
+            guard sbx_agent_openpty(&m, &s, r.ptyCols!, r.ptyRows!) == 0 else {
+                return .failure(Failure(code: .spawnFailed, message: "openpty: \(String(cString: strerror(errno)))"))
+            }
+            outFd = m
+            inFd = dup(m)
+            _ = fcntl(inFd, F_SETFD, FD_CLOEXEC)
+            slave = s
+            toClose.append(s)
+        } else {
+            guard let o = nonblockingPipe(), let e = nonblockingPipe() else {
+                return .failure(Failure(code: .spawnFailed, message: "pipe: \(String(cString: strerror(errno)))"))
+            }
+            outFd = o.0; childOut = o.1
+            errFd = e.0; childErr = e.1
+            toClose += [o.1, e.1]
+            if r.openStdin == true {
+                guard let i = nonblockingPipe() else {
+                    close(o.0); close(e.0)
+                    return .failure(Failure(code: .spawnFailed, message: "pipe: \(String(cString: strerror(errno)))"))
+                }
+                childIn = i.0
+                inFd = i.1
+                toClose.append(i.0)
+            } else {
+                childIn = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                toClose.append(childIn)
+            }
+        }
+        for fd in [outFd, errFd, inFd] where fd >= 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let cArgv = argv.map { strdup($0) } + [nil]
+        let cEnv = (r.env ?? []).map { strdup($0) } + [nil]
+        let cCwd = strdup(cwd)
+        defer {
+            cArgv.forEach { free($0) }
+            cEnv.forEach { free($0) }
+            free(cCwd)
+        }
+        var errNo: Int32 = 0
+        var stage: UnsafePointer<CChar>?
+        let pid = cArgv.withUnsafeBufferPointer { av in
+            cEnv.withUnsafeBufferPointer { ev in
+                var a = sbx_spawn_args(argv: av.baseAddress, envp: ev.baseAddress, cwd: cCwd, uid: user.uid, gid: user.gid,
+                                       stdin_fd: childIn, stdout_fd: childOut, stderr_fd: childErr, pty_slave: slave)
+                return sbx_agent_spawn(&a, &errNo, &stage)
+            }
+        }
+        if pid < 0 {
+            for fd in Set([outFd, errFd, inFd]) where fd >= 0 { close(fd) }
+            let what = stage.map { String(cString: $0) } ?? "spawn"
+            return .failure(Failure(code: .spawnFailed, message: "\(what) \(argv[0]): \(String(cString: strerror(errNo)))"))
+        }
+        let cap = Int(r.outputCap ?? Int64(defaultCap))
+        let deadline = r.timeoutMs.map { Clock.monotonicMs() + $0 }
+        return .success(ManagedProcess(
+            pid: pid, argv: argv, cwd: cwd, tag: r.tag, background: r.background ?? false, pty: isPty,
+            outFd: outFd, errFd: errFd, inFd: inFd, cap: max(0, cap), deadline: deadline))
+    }
+}

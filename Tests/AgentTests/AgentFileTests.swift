@@ -1,0 +1,84 @@
+import AgentProtocol
+import BackendOCI
+import Foundation
+import SandboxCore
+import SandboxTestSupport
+import Testing
+
+@Suite("Agent: files of a live sandbox", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+struct AgentFileTests {
+    @Test("write, read, list, stat, mkdir, move, remove")
+    func operations() async throws {
+        try await Live.with { backend, box in
+            let data: [UInt8] = Array(0...255) + Array("tail".utf8)
+            try await backend.writeFile(box, path: "/workspace/deep/er/f.bin", data: data, mode: 0o640)
+            #expect(try await backend.readFile(box, path: "/workspace/deep/er/f.bin", limit: 1 << 20) == data)
+            let st = try await backend.stat(box, path: "/workspace/deep/er/f.bin")
+            #expect(st.type == .file && st.size == Int64(data.count) && st.mode == 0o640 && st.name == "f.bin")
+            let owner = try await Live.sh(backend, box, "stat -c %u:%g /workspace/deep/er/f.bin")
+            #expect(owner.stdout == "1000:1000\n", "files are written as the sandbox user")
+            try await backend.makeDirectory(box, path: "/workspace/a/b/c", parents: true)
+            await #expect(throws: SandboxError.self) { try await backend.makeDirectory(box, path: "/workspace/x/y", parents: false) }
+            try await backend.move(box, from: "/workspace/deep/er/f.bin", to: "/workspace/a/b/c/g.bin")
+            let list = try await backend.listDirectory(box, path: "/workspace/a/b/c")
+            #expect(list.map(\.name) == ["g.bin"] && list[0].path == "/workspace/a/b/c/g.bin")
+            let big = try await backend.writeFile(box, path: "/tmp/big", data: [UInt8](repeating: 7, count: 3 << 20), mode: 0o600)
+            _ = big
+            #expect(try await backend.readFile(box, path: "/tmp/big", limit: 4 << 20).count == 3 << 20)
+            await #expect(throws: SandboxError.self) { try await backend.readFile(box, path: "/tmp/big", limit: 1000) }
+            await #expect(throws: SandboxError.self) { try await backend.removeFile(box, path: "/workspace/a", recursive: false) }
+            try await backend.removeFile(box, path: "/workspace/a", recursive: true)
+            await #expect(throws: SandboxError.self) { try await backend.stat(box, path: "/workspace/a") }
+            // The user's permissions, not the agent's: /etc is read-only and root's.
+            await #expect(throws: SandboxError.self) { try await backend.writeFile(box, path: "/etc/evil", data: [1], mode: 0o644) }
+            await #expect(throws: SandboxError.self) { try await backend.listDirectory(box, path: "/.sandboxer/agent") }
+        }
+    }
+
+    @Test("symlinks to /etc/shadow or /root give the sandbox's view or a refusal, never the host's file")
+    func symlinks() async throws {
+        let hostShadow = (try? Data(contentsOf: URL(fileURLWithPath: "/etc/shadow"))) ?? Data()
+        try await Live.with { backend, box in
+            let mk = try await Live.sh(backend, box, "ln -s /etc/shadow /workspace/s; ln -s /root /workspace/r; ln -s ../../etc/passwd /workspace/p")
+            #expect(mk.outcome == .ok)
+            do {
+                let got = try await backend.readFile(box, path: "/workspace/s", limit: 1 << 20)
+                #expect(got.isEmpty || Data(got) != hostShadow, "host /etc/shadow leaked")
+            } catch let e as SandboxError {
+                #expect(e.message.contains("ermission"), "\(e)")
+            }
+            let link = try await backend.stat(box, path: "/workspace/s")
+            #expect(link.type == .symlink && link.target == "/etc/shadow")
+            do {
+                let root = try await backend.listDirectory(box, path: "/workspace/r/")
+                #expect(root.isEmpty, "the sandbox's /root is not the host's: \(root.map(\.name))")
+            } catch is SandboxError {}
+            let passwd = try await backend.readFile(box, path: "/workspace/p", limit: 1 << 20)
+            #expect(String(decoding: passwd, as: UTF8.self).contains("sandbox:x:1000"), "resolved in the sandbox's own /etc")
+        }
+    }
+
+    @Test("paths with NUL, '..' escapes, relative or over PATH_MAX are typed errors")
+    func badPaths() async throws {
+        try await Live.with { backend, box in
+            for path in ["/workspace/a\u{0}b", "/workspace/../../etc/shadow", "workspace/x", "/" + String(repeating: "a/", count: 2100)] {
+                do {
+                    _ = try await backend.readFile(box, path: path, limit: 100)
+                    Issue.record("read of \(path.prefix(40)) succeeded")
+                } catch let e as SandboxError {
+                    #expect(e.code == .invalidRequest, "\(e)")
+                }
+            }
+            // The agent checks too, whatever the client does.
+            var r = AgentRequest(op: .read)
+            r.path = "/workspace/../etc/passwd"
+            r.limit = 10
+            do {
+                _ = try await backend.agent(box.id).call(r)
+                Issue.record("the agent accepted a '..' path")
+            } catch let e as SandboxError {
+                #expect(e.code == .invalidRequest, "\(e)")
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import AgentProtocol
+import BackendOCI
+import Foundation
+import SandboxCore
+import SandboxLinux
+import SandboxTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw client of a live agent, for sending what the real client never would.
+struct RawAgentSocket {
+    let fd: Int32
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        try #require(bytes.count < 108)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(rc == 0)
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) } }
+
+    /// Every event until the agent closes the connection (or 5 s pass).
+    func eventsUntilClosed() -> [AgentEvent] {
+        var d = FrameDecoder()
+        var out: [AgentEvent] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 65536, 0) }
+            if n <= 0 { return out }
+            d.feed(buf[0..<n])
+            while let f = try? d.next() { if let e = AgentCoding.event(f) { out.append(e) } }
+        }
+    }
+
+    func close() { Glibc.close(fd) }
+}
+
+@Suite("Agent: malformed input", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+struct AgentRobustnessTests {
+    static func hello() -> [UInt8] {
+        var h = AgentRequest(op: .hello)
+        h.version = AgentProtocolVersion.current
+        return AgentCoding.frame(h).encoded()
+    }
+
+    static let cases: [(String, [UInt8])] = {
+        let hello = Self.hello()
+        var c: [(String, [UInt8])] = []
+        c.append(("oversized", hello + [0x7F, 0xFF, 0xFF, 0xFF, 0]))
+        c.append(("unknown kind", hello + [0, 0, 0, 1, 99]))
+        c.append(("bad json", hello + Frame(kind: .control, payload: Array("{\"op\":".utf8)).encoded()))
+        c.append(("no hello", Frame(kind: .control, payload: Array("{\"op\":\"list\"}".utf8)).encoded()))
+        c.append(("wrong version", Frame(kind: .control, payload: Array("{\"op\":\"hello\",\"version\":99}".utf8)).encoded()))
+        c.append(("stray file frame", hello + Frame(kind: .file, payload: [1, 2, 3]).encoded()))
+        return c
+    }()
+
+    @Test("garbage, oversized frames, bad JSON, a wrong version or no hello: an error frame, that connection closed, the agent serves on",
+          arguments: Self.cases)
+    func malformed(name: String, bytes: [UInt8]) async throws {
+        try await Live.with { backend, box in
+            let layout = RunLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
+            let raw = try RawAgentSocket(path: layout.agentDirectory + "/agent.sock")
+            defer { raw.close() }
+            raw.send(bytes)
+            let events = await BlockingThread.run { raw.eventsUntilClosed() }
+            #expect(events.last?.type == .error && events.last?.code == .badRequest, "\(name): \(events)")
+            let r = try await backend.exec(box, ExecRequest(argv: ["echo", "still"]), output: nil)
+            #expect(r.stdout == "still\n")
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-
-@Suite struct AgentTestsPlaceholder { @Test func builds() {} }
