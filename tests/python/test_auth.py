@@ -6,7 +6,7 @@ from conftest import TIMEOUT, URL, assert_problem, create_sandbox
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                                     {"Authorization": "Bearer "}])
+                                     {"Authorization": "Bearer"}, {"Authorization": "bearer wrong-key"}])
 def test_no_or_wrong_key_is_401(headers):
     with httpx.Client(base_url=URL, timeout=TIMEOUT, headers=headers) as c:
         for method, path in [("GET", "/v1/sandboxes"), ("POST", "/v1/sandboxes"), ("GET", "/v1/sandboxes/sbx-x"),

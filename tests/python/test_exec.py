@@ -75,6 +75,8 @@ def test_timeout(client, shared_sandbox):
     assert res["usage"]["wall_ms"] < 15000, res
 
 
+@pytest.mark.xfail(strict=True, reason="server bug: non-UTF-8 stdout comes back lossy-decoded (U+FFFD) in stdout, "
+                   "without stdout_base64")
 def test_non_utf8_output(client, shared_sandbox):
     res = exec_(client, shared_sandbox["id"], cmd=["python3", "-c", "import sys; sys.stdout.buffer.write(b'\\xff\\xfeA\\x00')"])
     assert res["outcome"] == "ok", res
@@ -129,13 +131,18 @@ def test_websocket_exec_with_stdin(shared_sandbox):
         assert msg["result"]["outcome"] == "ok", msg
 
 
-def test_websocket_refused_without_key_or_upgrade(client, anon, shared_sandbox):
-    path = f"/v1/sandboxes/{shared_sandbox['id']}/exec/ws"
-    r = client.get(path)
-    assert r.status_code == 426 or r.status_code == 400, (r.status_code, r.text)
-    assert_problem(r, r.status_code)
+def test_websocket_route_without_upgrade_is_problem(client, shared_sandbox):
+    r = client.get(f"/v1/sandboxes/{shared_sandbox['id']}/exec/ws")
+    assert_problem(r, 426)
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: a WebSocket upgrade without a key gets 400 with an empty body "
+                   "(Connection: close), not 401 problem+json")
+def test_websocket_upgrade_without_key_is_401(shared_sandbox):
     websockets = pytest.importorskip("websockets.sync.client")
     from websockets.exceptions import InvalidStatus
+    path = f"/v1/sandboxes/{shared_sandbox['id']}/exec/ws"
     with pytest.raises(InvalidStatus) as e:
         websockets.connect(URL.replace("http://", "ws://") + path, open_timeout=10)
     assert e.value.response.status_code == 401
+    assert e.value.response.headers.get("Content-Type", "").startswith("application/problem+json")

@@ -1,5 +1,8 @@
 """Sandbox lifecycle: create (curl -d style), get, list (paging, filters), timeout, delete."""
+import time
 import uuid
+
+import pytest
 from datetime import datetime, timezone
 
 from conftest import assert_problem, create_sandbox, require_root
@@ -88,7 +91,7 @@ def test_list_paging_and_filters(client):
                 break
             assert pages < 5, "paging does not end"
         assert pages == 2, pages
-        assert seen == list(reversed(ids)), (seen, ids)
+        assert sorted(seen) == sorted(ids), (seen, ids)
 
         # two metadata pairs must both match
         r = client.get("/v1/sandboxes", params={"metadata.run": tag, "metadata.n": "1"})
@@ -134,3 +137,20 @@ def test_health_and_metrics(client, anon):
     m = client.get("/metrics")
     assert m.status_code == 200
     assert "sandboxer_sandboxes" in m.text
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: GET /v1/sandboxes lists oldest first; openapi.yaml says newest first")
+def test_list_is_newest_first(client):
+    require_root()
+    tag = uuid.uuid4().hex[:10]
+    ids = []
+    try:
+        for i in range(2):
+            ids.append(create_sandbox(client, metadata={"order": tag})["id"])
+            if i == 0:
+                time.sleep(1.1)  # created_at has second resolution
+        r = client.get("/v1/sandboxes", params={"metadata.order": tag})
+        assert [sb["id"] for sb in r.json()["items"]] == list(reversed(ids))
+    finally:
+        for sid in ids:
+            client.delete(f"/v1/sandboxes/{sid}")

@@ -19,6 +19,9 @@ from conftest import assert_problem, require_root
 BIN = os.environ.get("SANDBOXER_BIN", "")
 
 
+LOST_EXEC = {}
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -62,7 +65,7 @@ class Server:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -74,8 +77,10 @@ def env():
     if not BIN or not os.path.exists(BIN):
         pytest.skip("SANDBOXER_BIN is not set")
     tmp = tempfile.mkdtemp(prefix="sandboxer-restart-")
+    os.chmod(tmp, 0o755)  # see test_serve_creates_data_dir_that_works
     data = os.path.join(tmp, "data")
-    os.makedirs(data)
+    os.makedirs(data, mode=0o755)
+    os.chmod(data, 0o755)
     key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
                          capture_output=True, text=True).stdout.strip()
     assert key
@@ -86,7 +91,15 @@ def env():
     # leave nothing behind, even when the test failed half-way
     server = state["server"]
     try:
-        if server.proc.poll() is not None:
+        alive = server.proc.poll() is None
+        if alive:
+            try:
+                alive = httpx.get(server.url + "/readyz", timeout=5).status_code == 200
+            except httpx.TransportError:
+                alive = False
+        if not alive:
+            if server.proc.poll() is None:
+                server.kill9()
             server.start()
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
             for sid in state["ids"]:
@@ -189,8 +202,9 @@ def test_kill9_restart_adopts_and_marks_lost(env):
     assert r2.json()["state"] == "lost", r2.json()
     assert r2.json().get("reason"), r2.json()
     r = c.post(f"/v1/sandboxes/{s2}/exec", json={"cmd": ["true"]})
-    assert r.status_code in (409, 410), (r.status_code, r.text)
+    assert r.status_code in (404, 409, 410), (r.status_code, r.text)
     assert_problem(r, r.status_code)
+    LOST_EXEC["status"] = r.status_code
     listed = {sb["id"]: sb["state"] for sb in c.get("/v1/sandboxes").json()["items"]}
     assert listed == {s1: "running", s2: "lost"}, listed
 
@@ -208,6 +222,16 @@ def test_kill9_restart_adopts_and_marks_lost(env):
     c.close()
 
 
+@pytest.mark.xfail(reason="(after test_kill9_restart_adopts_and_marks_lost) server bug: exec on a `lost` sandbox is "
+                   "404 not_found ('no live sandbox'), though GET shows it; openapi.yaml has 410 sandbox_lost", strict=True)
+def test_exec_on_lost_sandbox_is_410():
+    if "status" not in LOST_EXEC:
+        pytest.skip("needs test_kill9_restart_adopts_and_marks_lost to get that far")
+    assert LOST_EXEC["status"] == 410
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: after SIGTERM `serve` hangs ('SWIFT TASK CONTINUATION MISUSE: "
+                   "flush() leaked its continuation') and never exits")
 def test_sigterm_exits_zero_and_next_start_adopts(env):
     c = client_for(env)
     r = c.post("/v1/sandboxes", json={"ttl": "10m"})
@@ -222,11 +246,11 @@ def test_sigterm_exits_zero_and_next_start_adopts(env):
     t0 = time.time()
     server.proc.send_signal(signal.SIGTERM)
     try:
-        code = server.proc.wait(10)
+        code = server.proc.wait(8)
     except subprocess.TimeoutExpired:
-        pytest.fail("the server did not exit within 10 s of SIGTERM; log: " + server.log_text())
+        pytest.fail("the server did not exit within 8 s of SIGTERM; log: " + server.log_text())
     assert code == 0, f"exit status {code}; log: {server.log_text()}"
-    assert time.time() - t0 < 10
+    assert time.time() - t0 < 8
     # the sandbox outlives the server
     os.kill(agent, 0)
     assert os.path.isdir(sandbox_dir(env, sid))
@@ -243,3 +267,52 @@ def test_sigterm_exits_zero_and_next_start_adopts(env):
     assert not os.path.exists(sandbox_dir(env, sid))
     assert processes_mentioning([sid]) == []
     c.close()
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: `serve` creates its data directory 0700 and then every create fails "
+                   "with 500 setup_failed (make <data>/state/templates/host-v4/rootfs private: Permission denied)")
+def test_serve_creates_data_dir_that_works():
+    """A fresh install: `serve --data DIR` on a directory that does not exist yet (as /var/lib/sandboxer)."""
+    require_root()
+    if not BIN or not os.path.exists(BIN):
+        pytest.skip("SANDBOXER_BIN is not set")
+    tmp = tempfile.mkdtemp(prefix="sandboxer-fresh-")
+    os.chmod(tmp, 0o755)
+    data = os.path.join(tmp, "data")
+    os.makedirs(data, mode=0o700)  # what `serve` does when the directory is missing
+    os.chmod(data, 0o700)
+    key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    server = Server(data)
+    server.start()
+    try:
+        with client_for({"server": server, "key": key}) as c:
+            r = c.post("/v1/sandboxes", json={"ttl": "1m"})
+            if r.status_code == 201:
+                c.delete(f"/v1/sandboxes/{r.json()['id']}")
+            assert r.status_code == 201, r.text
+    finally:
+        server.stop()
+        server.log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.xfail(strict=True, reason="server bug: a huge number of seconds as a duration ({\"ttl\": 8.67e307}) "
+                   "crashes the server (Int64 overflow) instead of 400")
+def test_huge_duration_does_not_crash_the_server(env):
+    c = client_for(env)
+    r = c.post("/v1/sandboxes", json={"ttl": "10m"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    env["ids"].append(sid)
+    try:
+        r = c.post(f"/v1/sandboxes/{sid}/timeout", json={"ttl": 8.674482569925529e+307})
+        assert r.status_code == 400, r.text
+        assert_problem(r, 400, "invalid_request")
+        r = c.post("/v1/sandboxes", json={"ttl": 1e300})
+        assert r.status_code == 400, r.text
+    except httpx.TransportError as e:
+        pytest.fail(f"the server went away: {e!r}")
+    finally:
+        c.close()
+    assert env["server"].proc.poll() is None, "the server crashed"
