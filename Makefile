@@ -30,10 +30,12 @@ wasm:
 
 ## Every product: the `sandboxer` CLI/server and `sandboxer-agent` (pid 1 of long-lived sandboxes).
 build: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --static-swift-stdlib --product sandboxer
+	$(SWIFT) build -c release --product sandboxer-agent
 
 build-debug: deps
-	$(SWIFT) build
+	$(SWIFT) build --product sandboxer
+	$(SWIFT) build --product sandboxer-agent
 
 ## Prepares the host for crun (idempotent; no-op on pure cgroup v1/v2 hosts).
 prepare: build

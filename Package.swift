@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "BackendOCI", "SandboxTestSupport"]),
+        .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",
             .product(name: "Yams", package: "Yams"),

@@ -22,7 +22,11 @@ extension OCIBackend {
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
-        let res = try SandboxResources.setUp(spec: spec, stateDirectory: configuration.stateDirectory, host: host)
+        // Cgroup creation and the workspace mount block: off the cooperative pool.
+        let (state, host) = (configuration.stateDirectory, self.host)
+        let res = try await BlockingThread.run { () -> Result<SandboxResources, SandboxError> in
+            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }
+        }.get()
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)
             // The socket directory belongs to the agent (container root): user code cannot enter it.
@@ -47,7 +51,7 @@ extension OCIBackend {
             try await waitForAgent(spec.id, logFile: res.layout.logFile)
             try res.layout.markManaged()
         } catch {
-            res.tearDown(runtime: runtime, syncWorkspace: false)
+            _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
         if res.hostWorkspace != nil { holds.add(res) }
@@ -153,14 +157,19 @@ extension OCIBackend {
     public func destroy(_ sandbox: SandboxHandle) async throws {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: sandbox.id)
         guard SysFile.exists(layout.directory) else { throw SandboxError(.notFound, "no live sandbox \(sandbox.id)") }
-        if let res = holds.take(sandbox.id) {
-            let report = res.tearDown(runtime: try? runtime(for: sandbox.spec.profile), syncWorkspace: true)
-            if let report, report.limitReached != nil || !report.conflicts.isEmpty {
-                logger.warning("workspace copy-back incomplete", metadata: [
-                    "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])
-            }
-        } else {
-            SandboxResources.tearDown(layout: layout, cgroup: SandboxCgroup(id: sandbox.id, host: host), runtimes: knownRuntimes())
+        let held = holds.take(sandbox.id)
+        let runtime = try? runtime(for: sandbox.spec.profile)
+        let cgroup = SandboxCgroup(id: sandbox.id, host: host)
+        let runtimes = knownRuntimes()
+        // Kill loops, cgroup removal, `crun delete` and the workspace copy block: not on the cooperative pool.
+        let report = await BlockingThread.run { () -> WorkspaceReport? in
+            if let held { return held.tearDown(runtime: runtime, syncWorkspace: true) }
+            SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
+            return nil
+        }
+        if let report, report.limitReached != nil || !report.conflicts.isEmpty {
+            logger.warning("workspace copy-back incomplete", metadata: [
+                "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])
         }
         logger.info("sandbox destroyed", metadata: ["id": "\(sandbox.id)"])
     }

@@ -27,10 +27,13 @@ extension OCIBackend: LiveSandboxBackend {
 
     public func collect(id: String) async {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
-        if let res = holds.take(id) {
-            res.tearDown(runtime: nil, syncWorkspace: false)
+        let held = holds.take(id)
+        let cgroup = SandboxCgroup(id: id, host: host)
+        let runtimes = knownRuntimes()
+        await BlockingThread.run {
+            _ = held?.tearDown(runtime: nil, syncWorkspace: false)
+            SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
         }
-        SandboxResources.tearDown(layout: layout, cgroup: SandboxCgroup(id: id, host: host), runtimes: knownRuntimes())
         logger.info("sandbox collected", metadata: ["id": "\(id)"])
     }
 

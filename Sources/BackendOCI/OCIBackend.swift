@@ -90,13 +90,18 @@ public struct OCIBackend: IsolationBackend {
         let runtime = try runtime(for: spec.profile)
         var timings = PhaseTimings()
 
-        let res = try SandboxResources.setUp(spec: spec, stateDirectory: configuration.stateDirectory, host: host)
+        // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
+        // run on their own threads, not on the cooperative pool.
+        let (state, host) = (configuration.stateDirectory, self.host)
+        let res = try await BlockingThread.run { () -> Result<SandboxResources, SandboxError> in
+            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }
+        }.get()
         var guardian: OwnerDeathGuard?
         if let reaper = configuration.reaper {
             do {
                 guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--owner-pid", String(getpid())])
             } catch {
-                res.tearDown(runtime: runtime, syncWorkspace: false)
+                _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
                 throw error
             }
         }
@@ -133,11 +138,11 @@ public struct OCIBackend: IsolationBackend {
                 runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
             if res.workspaceIsFull() { Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result) }
         } catch {
-            res.tearDown(runtime: runtime, syncWorkspace: false)
+            _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
         let t3 = HostClock.nowMs()
-        result.workspace = res.tearDown(runtime: runtime, syncWorkspace: true)
+        result.workspace = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: true) }
         if let stop = result.workspace?.limitReached { Self.apply(.workspaceLimit, "copying the workspace back stopped: \(stop)", to: &result) }
         let t4 = HostClock.nowMs()
         timings.teardownMs = t4 - t3
@@ -161,8 +166,8 @@ public struct OCIBackend: IsolationBackend {
             if exitCodesAbove128AreSignals && c > 128 && c <= 128 + 64 { signal = c - 128 }
         case .signaled(let s): signal = s
         }
-        let stdout = String(decoding: supervised.stdout.bytes, as: UTF8.self)
-        var stderr = String(decoding: supervised.stderr.bytes, as: UTF8.self)
+        let stdout = supervised.stdout.bytes
+        var stderr = supervised.stderr.bytes
         let truncated = supervised.stdout.truncated || supervised.stderr.truncated
         var outcome: Outcome
         var reason: String?
@@ -170,7 +175,7 @@ public struct OCIBackend: IsolationBackend {
             outcome = .setupFailed
             let log = (runtimeLog ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
             reason = "the OCI runtime could not start the sandbox" + (log.isEmpty ? "" : ": " + Self.lastLines(log, 5))
-            if stderr.isEmpty { stderr = log }
+            if stderr.isEmpty { stderr = Array(log.utf8) }
         } else if supervised.cancelled {
             outcome = .cancelled
             reason = "the run was cancelled; every process of the sandbox was killed"
@@ -195,7 +200,7 @@ public struct OCIBackend: IsolationBackend {
             outcome = .ok
         }
         return ExecResult(
-            sandboxId: id, outcome: outcome, exitCode: exitCode, signal: signal, stdout: stdout, stderr: stderr,
+            sandboxId: id, outcome: outcome, exitCode: exitCode, signal: signal, stdoutBytes: stdout, stderrBytes: stderr,
             stdoutTruncated: supervised.stdout.truncated, stderrTruncated: supervised.stderr.truncated,
             usage: Usage(wallMs: 0, cpuMs: Double(stats.cpuNanoseconds) / 1_000_000, peakMemoryBytes: stats.peakMemoryBytes),
             reason: reason)

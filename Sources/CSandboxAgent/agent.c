@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
+#include <linux/capability.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -30,7 +31,7 @@ static void child_fail(int pipe_fd, int stage) {
 }
 
 static const char *stage_names[] = {"fork", "setsid", "controlling tty", "dup2", "setgroups", "setresgid",
-                                    "setresuid", "chdir", "execve"};
+                                    "setresuid", "chdir", "execve", "capset"};
 
 pid_t sbx_agent_spawn(const struct sbx_spawn_args *a, int *child_errno, const char **stage) {
     int p[2];
@@ -70,6 +71,12 @@ pid_t sbx_agent_spawn(const struct sbx_spawn_args *a, int *child_errno, const ch
         if (setgroups(1, &g) != 0) child_fail(p[1], 4);
         if (setresgid(a->gid, a->gid, a->gid) != 0) child_fail(p[1], 5);
         if (setresuid(a->uid, a->uid, a->uid) != 0) child_fail(p[1], 6);
+        /* setresuid to a non-zero uid already cleared the capability sets; for a profile whose
+           uid is 0 clear them explicitly, so no user process ever holds the agent's capabilities. */
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+        struct __user_cap_data_struct none_caps[2];
+        memset(none_caps, 0, sizeof none_caps);
+        if (syscall(SYS_capset, &hdr, none_caps) != 0) child_fail(p[1], 9);
         if (chdir(a->cwd) != 0) child_fail(p[1], 7);
         if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
             long max = sysconf(_SC_OPEN_MAX);
@@ -88,7 +95,7 @@ pid_t sbx_agent_spawn(const struct sbx_spawn_args *a, int *child_errno, const ch
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
         *child_errno = msg[1];
-        *stage = (msg[0] >= 0 && msg[0] < 9) ? stage_names[msg[0]] : "child";
+        *stage = (msg[0] >= 0 && msg[0] < 10) ? stage_names[msg[0]] : "child";
         return -1;
     }
     return pid;

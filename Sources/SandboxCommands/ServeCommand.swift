@@ -1,4 +1,6 @@
 import ArgumentParser
+import BackendOCI
+import BackendWasm
 import Foundation
 import Logging
 import Metrics
@@ -13,7 +15,8 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve the sandboxer HTTP API.",
         discussion: """
-            State (the SQLite store, logs) lives under --data. SIGTERM or SIGINT shut down gracefully: \
+            State (the SQLite store, logs) lives under --data; the live sandboxes' host state under \
+            $SANDBOXER_STATE_DIR (else /run/sandboxer)/served/<hash of --data>. SIGTERM or SIGINT shut down gracefully: \
             requests in flight finish, the manager stops; live sandboxes keep running and are adopted by \
             the next 'sandboxer serve' on the same --data. Create API keys with 'sandboxer key create --tenant NAME'.
             """)
@@ -40,27 +43,21 @@ struct ServeCommand: AsyncParsableCommand {
 
         let port = try self.port ?? Self.envPort(env["SANDBOXER_PORT"]) ?? 7070
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
         let pool = try Self.warmPool(warmPool)
 
-        let store = try Self.makeStore(dataDirectory: dataDirectory)
+        let store = try ServerSetup.makeStore(dataDirectory: dataDirectory)
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
+        let configuration = SandboxManager.Configuration(
+            dataDirectory: dataDirectory, stateDirectory: ServerSetup.stateDirectory(forData: dataDirectory), warmPool: pool)
         let manager = SandboxManager(
-            store: store, configuration: .init(dataDirectory: dataDirectory, warmPool: pool), logger: managerLogger)
+            store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let server = SandboxServer(
             manager: manager, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.notice("sandboxer API stopped")
-    }
-
-    /// The store under the data directory (the one line to change for another engine).
-    static func makeStore(dataDirectory: String) throws -> any SandboxStore {
-        // Until the GRDB engine is merged: `try SQLiteStore(dataDirectory: dataDirectory)`.
-        throw SandboxError(.hostUnsupported, "the SQLite store is not built into this binary yet (data directory \(dataDirectory))")
     }
 
     static func envPort(_ text: String?) throws -> Int? {
@@ -82,5 +79,39 @@ struct ServeCommand: AsyncParsableCommand {
             pool[String(parts[0])] = n
         }
         return pool
+    }
+}
+
+/// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes.
+public enum ServerSetup {
+    /// Host-side state of the live lanes (bundles, agent sockets, WASM sandboxes) of the server whose
+    /// data directory is `data`: `$SANDBOXER_STATE_DIR` (else `/run/sandboxer`) `/served/<hash of data>`.
+    /// Not under the data directory: that one is 0700 (the store's), and a container's mapped root
+    /// must traverse the path to its rootfs. One directory per data directory, so two servers never
+    /// take each other's sandboxes for orphans.
+    public static func stateDirectory(forData data: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let root = environment["SANDBOXER_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/sandboxer"
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in URL(fileURLWithPath: data).standardizedFileURL.path.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return "\(root)/served/\(String(hash, radix: 16))"
+    }
+
+    /// The store under the data directory (the one line to change for another engine).
+    public static func makeStore(dataDirectory: String) throws -> any SandboxStore {
+        try SQLiteStore(directory: dataDirectory)
+    }
+
+    /// The lanes whose sandboxes live between requests: the container lane (and gVisor on the same
+    /// driver) when this process is root, the WASM lane always. Bundles, agent sockets and WASM
+    /// sandbox directories live under the manager's state directory.
+    public static func makeBackends(_ configuration: SandboxManager.Configuration,
+                                    logger: Logger = Logger(label: "sandboxer.serve")) throws -> [IsolationLevel: any LiveSandboxBackend] {
+        let backends = SandboxManager.standardBackends(configuration)
+        if backends[.container] == nil {
+            logger.warning("no container lane here (it needs root and crun or runc); only WASM sandboxes can be created")
+        }
+        return backends
     }
 }

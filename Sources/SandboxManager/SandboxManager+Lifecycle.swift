@@ -161,8 +161,7 @@ extension SandboxManager {
 
     /// Writes a record through the ordered queue and waits until it is on disk.
     func persistNow(_ record: SandboxRecord) async throws {
-        recorder.enqueue(.sandbox(record))
-        await recorder.flush()
+        await recorder.persist(.sandbox(record))
     }
 
     func publish(_ kind: SandboxEvent.Kind, _ r: SandboxRecord, execId: String? = nil, outcome: Outcome? = nil) {

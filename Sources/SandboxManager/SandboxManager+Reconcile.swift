@@ -41,7 +41,9 @@ extension SandboxManager {
     /// holds them) and writes what is queued. Live sandboxes stay running and recorded: the next
     /// ``start()`` adopts them.
     public func shutdown() async {
-        for t in background { t.cancel() }
+        // The recorder's drain task (background[0]) must keep running until the flush below:
+        // cancelling it ends its stream and the flush would wait forever.
+        for t in background.dropFirst() { t.cancel() }
         poolFiller?.cancel()
         await poolFiller?.value
         poolFiller = nil
@@ -49,7 +51,7 @@ extension SandboxManager {
             for h in handles { try? await backends[h.spec.profile.isolation]?.destroy(h) }
         }
         pool.removeAll()
-        await recorder.flush()
+        if !background.isEmpty { await recorder.flush() }  // no drain task before start(): nothing to wait for
         recorder.finish()
         hub.finishAll()
         for t in background { await t.value }

@@ -1,3 +1,4 @@
+import BackendOCI
 import Foundation
 import Logging
 import SandboxCore
@@ -16,7 +17,10 @@ public actor SandboxManager {
     public struct Configuration: Sendable {
         /// Where the store and logs live (`/var/lib/sandboxer`, `--data`).
         public var dataDirectory: String
-        /// Host-side state of the lanes (bundles, runtime state, agent sockets, WASM workspaces).
+        /// Host-side state of the lanes (bundles, runtime state, agent sockets, WASM workspaces):
+        /// by default `/run/sandboxer/servers/<hash of the data directory>`, so servers on
+        /// different data directories never take each other's sandboxes for orphans, and the path
+        /// stays traversable for the sandbox's user namespace (a data directory is 0700).
         public var stateDirectory: String
         /// TTL of sandboxes whose request and profile name none.
         public var defaultTTL: Duration
@@ -41,7 +45,7 @@ public actor SandboxManager {
             warmPool: [String: Int] = [:], profiles: ProfileLoader = ProfileLoader(), logCapBytes: Int = 64 << 10, node: String? = nil
         ) {
             self.dataDirectory = dataDirectory
-            self.stateDirectory = stateDirectory ?? dataDirectory + "/state"
+            self.stateDirectory = stateDirectory ?? Self.stateDirectory(forData: dataDirectory)
             self.defaultTTL = defaultTTL
             self.maxTTL = maxTTL
             self.reaperInterval = reaperInterval
@@ -50,6 +54,18 @@ public actor SandboxManager {
             self.profiles = profiles
             self.logCapBytes = logCapBytes
             self.node = node ?? ProcessInfo.processInfo.hostName + ":" + dataDirectory
+        }
+
+        /// `<OCI state root>/servers/<16 hex digits of FNV-1a over the absolute data path>`.
+        public static func stateDirectory(forData data: String) -> String {
+            let abs = URL(fileURLWithPath: data).standardizedFileURL.path
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in abs.utf8 {
+                h ^= UInt64(b)
+                h = h &* 0x100_0000_01b3
+            }
+            let hex = String(h, radix: 16)
+            return OCIBackend.defaultStateDirectory + "/servers/" + String(repeating: "0", count: 16 - hex.count) + hex
         }
     }
 
@@ -60,7 +76,7 @@ public actor SandboxManager {
         var handle: SandboxHandle?
     }
 
-    public let configuration: Configuration
+    public nonisolated let configuration: Configuration
     public nonisolated let store: any SandboxStore
     let logger: Logger
     let backends: [IsolationLevel: any LiveSandboxBackend]

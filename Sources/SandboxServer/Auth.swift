@@ -15,6 +15,13 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard Self.needsAuth(request.uri.path) else { return try await next(request, context) }
+        var context = context
+        context.caller = try await Self.caller(of: request, store: store)
+        return try await next(request, context)
+    }
+
+    /// The caller a request's bearer key names, or a 401 problem.
+    static func caller(of request: Request, store: any SandboxStore) async throws -> Caller {
         guard let header = request.headers[.authorization] else {
             throw Problem(status: 401, code: "unauthorized", detail: "missing API key: send 'Authorization: Bearer <key>' (sandboxer key create --tenant NAME makes one)")
         }
@@ -26,8 +33,6 @@ struct AuthMiddleware: RouterMiddleware {
         guard let record = try await store.authenticate(key: key) else {
             throw Problem(status: 401, code: "unauthorized", detail: "unknown or revoked API key")
         }
-        var context = context
-        context.caller = Caller(tenantId: record.tenantId, keyId: record.id)
-        return try await next(request, context)
+        return Caller(tenantId: record.tenantId, keyId: record.id)
     }
 }

@@ -8,7 +8,11 @@ extension SandboxServer {
             try APIJSON.response(["status": "ok"])
         }
         let store = self.store
+        let manager = self.manager
         routes.add(.get, "/readyz") { _, context in
+            guard await manager.isReady else {
+                throw Problem(status: 503, code: "internal", detail: "the manager has not finished starting (reconciliation)")
+            }
             do {
                 _ = try await store.tenant(id: "readiness-probe")
                 return try APIJSON.response(["status": "ready"])
@@ -17,7 +21,6 @@ extension SandboxServer {
                 throw Problem(status: 503, code: "internal", detail: "the store is unreachable")
             }
         }
-        let manager = self.manager
         let metrics = self.metrics
         routes.add(.get, "/metrics") { _, _ in
             let gauges = await manager.gauges()

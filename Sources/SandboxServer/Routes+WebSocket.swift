@@ -8,8 +8,8 @@ import SandboxManager
 
 extension SandboxServer {
     /// The WebSocket routes on their own router (only upgrade requests reach it): interactive exec
-    /// and the tenant's live events. Auth and the sandbox lookup happen before the upgrade, so a
-    /// refused upgrade falls through to ``addWebSocketFallbacks(_:)``'s problem response.
+    /// and the tenant's live events. Every matching request is upgraded; a missing key or an
+    /// unknown sandbox is then an `{"type":"error","problem":…}` message and a close (code 1008).
     func addWebSocketRoutes(_ router: Router<APIRequestContext>) {
         let manager = self.manager
         let metrics = self.metrics
@@ -17,18 +17,23 @@ extension SandboxServer {
         let store = self.store
         let logger = self.logger
 
-        router.ws("/v1/sandboxes/{id}/exec/ws") { request, context in
-            let caller = try context.requireCaller()
-            _ = try await manager.get(tenantId: caller.tenantId, id: try context.parameters.require("id"))
-            return .upgrade([:])
-        } onUpgrade: { inbound, outbound, ws in
-            let context = ws.requestContext
-            guard let caller = context.caller, let id = context.parameters.get("id") else { return }
-            var messages = inbound.messages(maxSize: maxMessage).makeAsyncIterator()
+        router.ws("/v1/sandboxes/{id}/exec/ws") { inbound, outbound, ws in
+            var context = ws.requestContext
             func fail(_ error: any Error) async throws {
                 try await outbound.writeTextMessage(StreamEvent.failure(Problem(error)).webSocketText)
-                try await outbound.close(.normalClosure, reason: nil)
+                try await outbound.close(.policyViolation, reason: Problem(error).code)
             }
+            let caller: Caller
+            let id = context.parameters.get("id") ?? ""
+            do {
+                caller = try await AuthMiddleware.caller(of: ws.request, store: store)
+                context.caller = caller
+                _ = try await manager.get(tenantId: caller.tenantId, id: id)
+            } catch {
+                try await fail(error)
+                return
+            }
+            var messages = inbound.messages(maxSize: maxMessage).makeAsyncIterator()
             // First message: the exec request.
             let process: SandboxProcess
             let start = ContinuousClock.now
@@ -82,14 +87,18 @@ extension SandboxServer {
             }
         }
 
-        router.ws("/v1/events") { _, context in
-            _ = try context.requireCaller()
-            return .upgrade([:])
-        } onUpgrade: { inbound, outbound, ws in
-            guard let caller = ws.requestContext.caller else { return }
+        router.ws("/v1/events") { inbound, outbound, ws in
+            let caller: Caller
+            do {
+                caller = try await AuthMiddleware.caller(of: ws.request, store: store)
+            } catch {
+                try await outbound.writeTextMessage(StreamEvent.failure(Problem(error)).webSocketText)
+                try await outbound.close(.policyViolation, reason: Problem(error).code)
+                return
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await event in await manager.events(tenantId: caller.tenantId) {
+                    for await event in manager.events(tenantId: caller.tenantId) {
                         let json = try APIJSON.encoder.encode(event)
                         try await outbound.writeTextMessage(String(decoding: json, as: UTF8.self))
                     }

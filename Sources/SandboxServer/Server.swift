@@ -95,9 +95,9 @@ public struct SandboxServer: Sendable {
         addFileRoutes(registry)
         addWebSocketFallbacks(registry)
 
+        // Only upgrade requests reach this router. A refused upgrade can only be a bare 400, so
+        // these routes always upgrade and report auth and lookup problems on the socket.
         let wsRouter = Router(context: APIRequestContext.self)
-        wsRouter.add(middleware: ProblemMiddleware())
-        wsRouter.add(middleware: AuthMiddleware(store: store))
         addWebSocketRoutes(wsRouter)
         return (registry, wsRouter)
     }

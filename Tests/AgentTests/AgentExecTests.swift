@@ -30,6 +30,16 @@ struct AgentExecTests {
         }
     }
 
+    @Test("user processes hold no capability, even when the profile's uid is 0 (the agent's)")
+    func noCapabilities() async throws {
+        try await Live.with({ $0.uid = 0; $0.gid = 0 }) { backend, box in
+            let r = try await Live.sh(backend, box, "id -u; grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs):' /proc/self/status")
+            #expect(r.stdout.hasPrefix("0\n"), "\(r)")
+            #expect(r.stdout.contains("CapPrm:\t0000000000000000") && r.stdout.contains("CapEff:\t0000000000000000"), "\(r.stdout)")
+            #expect(r.stdout.contains("NoNewPrivs:\t1"))
+        }
+    }
+
     @Test("a signal death is reported as killed with the signal")
     func signalDeath() async throws {
         try await Live.with { backend, box in

@@ -37,6 +37,24 @@ struct AgentLifetimeTests {
         }
     }
 
+    @Test("a host workspace is seeded at create, locked while the sandbox lives, and copied back at destroy")
+    func workspace() async throws {
+        let dir = NSTemporaryDirectory() + "sbx-agent-ws-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data("seed\n".utf8).write(to: URL(fileURLWithPath: dir + "/in.txt"))
+        let backend = try TestSandbox.backend()
+        let box = try await backend.create(SandboxSpec(profile: TestSandbox.profile(), workspaceDirectory: dir))
+        let r = try await backend.exec(box, ExecRequest(argv: ["sh", "-c", "cat in.txt; echo made > out.txt"]), output: nil)
+        #expect(r.stdout == "seed\n")
+        await #expect(throws: SandboxError.self) {
+            try await backend.create(SandboxSpec(profile: TestSandbox.profile(), workspaceDirectory: dir))
+        }
+        try await backend.destroy(box)
+        #expect((try? String(contentsOfFile: dir + "/out.txt", encoding: .utf8)) == "made\n")
+        #expect(HostHealth.leftovers(of: box.id) == [])
+    }
+
     @Test("kill -9 of the agent from the host: waiting calls fail with sandbox_lost at once; collect leaves nothing")
     func agentDeath() async throws {
         let backend = try TestSandbox.backend()

@@ -118,7 +118,10 @@ struct WasmAttackTests {
         #expect(mkfifo(ws + "/fifo", 0o600) == 0)
         // The run's thread is named "wasm-" + the last 10 characters of the sandbox id.
         let tag = String(UInt64.random(in: 1 << 40...1 << 44), radix: 16).suffix(10)
-        let spec = SandboxSpec(id: "sbx-\(tag)", profile: Self.profile(timeout: .seconds(1)), workspaceDirectory: ws)
+        // The sleep must end at the 1 s deadline; the FIFO read must fail at once, so it gets a
+        // deadline a loaded machine cannot reach by just being slow (a blocked read still hits it).
+        let timeout: Duration = kind == "sleep" ? .seconds(1) : .seconds(20)
+        let spec = SandboxSpec(id: "sbx-\(tag)", profile: Self.profile(timeout: timeout), workspaceDirectory: ws)
         let ops = kind == "sleep" ? ["sleep", "3600"] : ["read", "/workspace/fifo"]
         let run = Task { try await Self.backend().run(spec, ExecRequest(argv: [fsattack] + ops), output: nil) }
         let r = try await run.value

@@ -73,6 +73,18 @@ import Testing
         }
     }
 
+    @Test func unknownProfileIs404() async throws {
+        try await ServedApp.with { app in
+            let client = try app.client(try await app.key("acme"))
+            let p = try ProblemBody.of(try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["profile": "nope"])),
+                                       status: 404, code: "not_found")
+            #expect(p.detail.contains("nope"))
+            let inline = try ProblemBody.of(try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["limitz": 1]])),
+                                            status: 400, code: "invalid_request")
+            #expect(inline.field == "profile" && inline.detail.contains("limitz"))
+        }
+    }
+
     @Test func sandboxErrorsMapToStatuses() {
         #expect(Problem(SandboxError(.quotaExceeded, "too many", retryAfterSeconds: 7)).status == 429)
         #expect(Problem(SandboxError(.quotaExceeded, "too many", retryAfterSeconds: 7)).retryAfter == 7)

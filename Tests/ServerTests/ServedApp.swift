@@ -25,7 +25,7 @@ struct ServedApp: Sendable {
 
     /// The one line to change when the store engine changes.
     static func makeStore(dataDirectory: String) throws -> any SandboxStore {
-        ScratchStore()
+        try SQLiteStore(directory: dataDirectory)
     }
 
     /// Runs `body` against a served app, then shuts it down gracefully.
@@ -34,12 +34,17 @@ struct ServedApp: Sendable {
         _ body: @Sendable (ServedApp) async throws -> T
     ) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: ServerSetup.stateDirectory(forData: dir))
+        }
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning
         let store = try makeStore(dataDirectory: dir)
-        let manager = SandboxManager(store: store, configuration: .init(dataDirectory: dir), logger: logger)
+        let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: ServerSetup.stateDirectory(forData: dir))
+        let manager = SandboxManager(
+            store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration
         config.host = "127.0.0.1"
         let server = SandboxServer(manager: manager, configuration: config, logger: logger)

@@ -149,6 +149,14 @@ public struct SSEParser: Sendable {
         return events
     }
 
+    /// The bytes of a `stdout`/`stderr` event's data (`{"text":…}` or `{"base64":…}`).
+    public static func chunk(_ json: String) -> [UInt8] {
+        struct Chunk: Decodable { var text: String?; var base64: String? }
+        guard let c = try? JSONDecoder().decode(Chunk.self, from: Data(json.utf8)) else { return [] }
+        if let t = c.text { return Array(t.utf8) }
+        return c.base64.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
+    }
+
     static func blankLine(in b: [UInt8]) -> (start: Int, end: Int)? {
         var i = 0
         while i + 1 < b.count {

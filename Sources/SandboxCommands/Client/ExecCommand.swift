@@ -28,7 +28,7 @@ struct ExecCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Local file fed to the command's stdin.")
     var stdin: String?
 
-    @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
+    @Argument(parsing: .postTerminator, help: "Command and arguments (after --).")
     var command: [String] = []
 
     func run() async throws {
@@ -62,7 +62,7 @@ struct ExecCommand: AsyncParsableCommand {
             for event in parser.feed(bytes) {
                 switch event.event {
                 case "stdout", "stderr":
-                    let chunk = Self.chunk(event.data)
+                    let chunk = SSEParser.chunk(event.data)
                     if event.event == "stdout" { ClientConsole.current.out(chunk) } else { ClientConsole.current.err(chunk) }
                 case "result":
                     result = try decoder.decode(ExecResult.self, from: Data(event.data.utf8))
@@ -79,13 +79,5 @@ struct ExecCommand: AsyncParsableCommand {
             ClientConsole.printError("sandboxer: \(result.outcome.rawValue): \(reason)")
         }
         throw ExitCode(result.cliExitStatus)
-    }
-
-    /// The bytes of an output event (`text` or `base64`).
-    static func chunk(_ json: String) -> [UInt8] {
-        struct Chunk: Decodable { var text: String?; var base64: String? }
-        guard let c = try? JSONDecoder().decode(Chunk.self, from: Data(json.utf8)) else { return [] }
-        if let t = c.text { return Array(t.utf8) }
-        return c.base64.flatMap { Data(base64Encoded: $0) }.map { Array($0) } ?? []
     }
 }

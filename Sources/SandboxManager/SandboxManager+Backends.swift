@@ -1,0 +1,24 @@
+import BackendOCI
+import BackendWasm
+import Foundation
+import SandboxCore
+
+extension SandboxManager {
+    /// The lanes whose sandboxes live between requests, as `sandboxer serve` runs them: the
+    /// container lane (crun/runc; `gvisor` through the same driver with runsc) under
+    /// `<state>`, and the WASM lane under `<state>/wasm` in supervised worker processes (a
+    /// WasmKit crash cannot take the server down). A lane the host cannot run is left out and
+    /// logged; creating a sandbox of it is then a clear `invalid_request`.
+    public static func standardBackends(
+        _ configuration: Configuration, runtime: String? = nil, workerExecutable: String = LayeredWasm.executable
+    ) -> [IsolationLevel: any LiveSandboxBackend] {
+        var backends: [IsolationLevel: any LiveSandboxBackend] = [:]
+        if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime)) {
+            backends[.container] = oci
+            backends[.gvisor] = oci
+        }
+        backends[.wasm] = WasmLiveBackend(configuration: .init(
+            root: configuration.stateDirectory + "/wasm", mode: .worker(executable: workerExecutable)))
+        return backends
+    }
+}
