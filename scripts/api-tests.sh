@@ -10,10 +10,9 @@ BIN=${1:-.build/debug/sandboxer}
 python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis websockets 2>&1 | grep -v "Running pip as the 'root'" || true
 
 DATA=$(mktemp -d /tmp/sandboxer-api-tests.XXXXXX)
-# mktemp makes it 0700, and with a 0700 data directory every create fails (500 setup_failed: "make
-# `<data>/state/templates/host-v4/rootfs` private: Permission denied"). Known server bug, reproduced
-# by tests/python/test_restart.py::test_serve_creates_data_dir_that_works (xfail until fixed).
-chmod 711 "$DATA"
+# Host-side state (bundles, agent sockets) of this server only, not the machine's /run/sandboxer.
+export SANDBOXER_STATE_DIR=$DATA.state
+mkdir -m 755 "$SANDBOXER_STATE_DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SANDBOXER_URL=http://127.0.0.1:$PORT SANDBOXER_BIN=$PWD/$BIN SANDBOXER_DATA=$DATA
 server=""
@@ -67,14 +66,18 @@ cleanup() {
         fi
         wait "$server" 2>/dev/null || true
     fi
-    if [ -n "$(ls -A "$DATA/state/sandboxes" 2>/dev/null)" ]; then
-        echo "api-tests: sandboxes left in $DATA/state/sandboxes: $(ls "$DATA/state/sandboxes" | tr '\n' ' ')"
+    local left
+    left=$(ls -A "$SANDBOXER_STATE_DIR"/served/*/sandboxes 2>/dev/null | grep '^sbx-' || true)
+    if [ -n "$left" ]; then
+        echo "api-tests: sandboxes left in $SANDBOXER_STATE_DIR: $(echo $left)"
         # Last resort so a failed run does not leak containers: the runtime's own delete, then mounts.
-        for c in $(crun --root "$DATA/state/runtime/crun" list -q 2>/dev/null); do crun --root "$DATA/state/runtime/crun" delete --force "$c" || true; done
-        grep -o " $DATA/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+        for root in "$SANDBOXER_STATE_DIR"/served/*/runtime/crun; do
+            for c in $(crun --root "$root" list -q 2>/dev/null); do crun --root "$root" delete --force "$c" || true; done
+        done
+        grep -o " $SANDBOXER_STATE_DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
         exit 1
     fi
-    rm -rf "$DATA" "$DATA.log"
+    rm -rf "$DATA" "$DATA.log" "$SANDBOXER_STATE_DIR"
     exit $rc
 }
 trap cleanup EXIT

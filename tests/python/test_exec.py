@@ -75,8 +75,6 @@ def test_timeout(client, shared_sandbox):
     assert res["usage"]["wall_ms"] < 15000, res
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: non-UTF-8 stdout comes back lossy-decoded (U+FFFD) in stdout, "
-                   "without stdout_base64")
 def test_non_utf8_output(client, shared_sandbox):
     res = exec_(client, shared_sandbox["id"], cmd=["python3", "-c", "import sys; sys.stdout.buffer.write(b'\\xff\\xfeA\\x00')"])
     assert res["outcome"] == "ok", res
