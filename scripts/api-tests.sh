@@ -3,13 +3,16 @@
 # `sandboxer serve` on a free loopback port with a throw-away data directory, creates API keys for
 # two tenants, runs the pytest suite in tests/python (httpx), then schemathesis against
 # openapi.yaml and the live server (no 5xx, every response matches the schema), and stops the
-# server. Needs root (the container lane). Installs httpx, pytest and schemathesis from PyPI.
+# server. Needs root (the container lane). Installs httpx, pytest, websockets and schemathesis from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/debug/sandboxer}
-python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis 2>&1 | grep -v "Running pip as the 'root'" || true
+python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis websockets 2>&1 | grep -v "Running pip as the 'root'" || true
 
 DATA=$(mktemp -d /tmp/sandboxer-api-tests.XXXXXX)
+# Host-side state (bundles, agent sockets) of this server only, not the machine's /run/sandboxer.
+export SANDBOXER_STATE_DIR=$DATA.state
+mkdir -m 755 "$SANDBOXER_STATE_DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SANDBOXER_URL=http://127.0.0.1:$PORT SANDBOXER_BIN=$PWD/$BIN SANDBOXER_DATA=$DATA
 server=""
@@ -32,26 +35,55 @@ while True:
 PY
     done
 }
+start_server() {
+    "$BIN" serve --port "$PORT" --data "$DATA" >>"$DATA.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 200); do
+        curl -fsS "$SANDBOXER_URL/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$server" 2>/dev/null || { tail -40 "$DATA.log"; return 1; }
+        sleep 0.1
+    done
+    echo "api-tests: the server is not ready after 20 s"
+    return 1
+}
 cleanup() {
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+    local rc=$?
+    if [ -n "$server" ]; then
+        # A server that died under the tests (a crash) is restarted on the same data directory so
+        # the sandboxes it left running are deleted, not leaked.
+        if ! kill -0 "$server" 2>/dev/null; then
+            echo "api-tests: the server had exited (crash?); restarting it to delete what it left"
+            rc=1
+            start_server || { echo "api-tests: the restarted server did not get ready"; kill -KILL "$server" 2>/dev/null || true; }
+        fi
         delete_all
-        kill -TERM "$server"; wait "$server" || true
+        kill -TERM "$server" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$server" 2>/dev/null; then
+            echo "api-tests: the server did not exit within 10 s of SIGTERM; killed"
+            kill -KILL "$server"
+            rc=1
+        fi
+        wait "$server" 2>/dev/null || true
     fi
-    if [ -n "$(ls -A "$DATA/state/sandboxes" 2>/dev/null)" ]; then
-        echo "api-tests: sandboxes left in $DATA/state/sandboxes (not removed): $(ls "$DATA/state/sandboxes")"
+    local left
+    left=$(ls -A "$SANDBOXER_STATE_DIR"/served/*/sandboxes 2>/dev/null | grep '^sbx-' || true)
+    if [ -n "$left" ]; then
+        echo "api-tests: sandboxes left in $SANDBOXER_STATE_DIR: $(echo $left)"
+        # Last resort so a failed run does not leak containers: the runtime's own delete, then mounts.
+        for root in "$SANDBOXER_STATE_DIR"/served/*/runtime/crun; do
+            for c in $(crun --root "$root" list -q 2>/dev/null); do crun --root "$root" delete --force "$c" || true; done
+        done
+        grep -o " $SANDBOXER_STATE_DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
         exit 1
     fi
-    rm -rf "$DATA"
+    rm -rf "$DATA" "$DATA.log" "$SANDBOXER_STATE_DIR"
+    exit $rc
 }
 trap cleanup EXIT
 
-"$BIN" serve --port "$PORT" --data "$DATA" >"$DATA.log" 2>&1 &
-server=$!
-for _ in $(seq 1 200); do
-    curl -fsS "$SANDBOXER_URL/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server" 2>/dev/null || { cat "$DATA.log"; exit 1; }
-    sleep 0.1
-done
+: >"$DATA.log"
+start_server || exit 1
 export SANDBOXER_API_KEY=$("$BIN" key create --tenant api-tests-a --data "$DATA")
 export SANDBOXER_API_KEY_B=$("$BIN" key create --tenant api-tests-b --data "$DATA")
 
@@ -63,5 +95,4 @@ schemathesis run openapi.yaml --url "$SANDBOXER_URL" -H "Authorization: Bearer $
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --request-timeout 30 --generation-deterministic || status=1
 if [ $status -ne 0 ]; then echo "== server log (last 80 lines)"; tail -80 "$DATA.log"; fi
-rm -f "$DATA.log"
 exit $status
