@@ -62,7 +62,10 @@ run: prepare wasm
 test: EXTRA_PACKAGES := $(TEST_PACKAGES)
 test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
-	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; $(DEBUG_BIN) gc >/dev/null; exit $$status
+	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
+	  echo "== the HTTP API from outside: pytest (tests/python) and schemathesis against a live server"; \
+	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
+	  $(DEBUG_BIN) gc >/dev/null; exit $$status
 
 bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30

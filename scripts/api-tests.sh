@@ -67,11 +67,11 @@ cleanup() {
         wait "$server" 2>/dev/null || true
     fi
     local left
-    left=$(ls -A "$SANDBOXER_STATE_DIR"/served/*/sandboxes 2>/dev/null | grep '^sbx-' || true)
+    left=$(ls -A "$SANDBOXER_STATE_DIR"/servers/*/sandboxes 2>/dev/null | grep '^sbx-' || true)
     if [ -n "$left" ]; then
         echo "api-tests: sandboxes left in $SANDBOXER_STATE_DIR: $(echo $left)"
         # Last resort so a failed run does not leak containers: the runtime's own delete, then mounts.
-        for root in "$SANDBOXER_STATE_DIR"/served/*/runtime/crun; do
+        for root in "$SANDBOXER_STATE_DIR"/servers/*/runtime/crun; do
             for c in $(crun --root "$root" list -q 2>/dev/null); do crun --root "$root" delete --force "$c" || true; done
         done
         grep -o " $SANDBOXER_STATE_DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done

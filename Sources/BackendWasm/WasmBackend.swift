@@ -115,7 +115,7 @@ public struct WasmBackend: IsolationBackend {
             do {
                 hostLock = try DirectoryFD.openWorkspace(path: dir)
             } catch {
-                let refusal = error as? SandboxError
+                let refusal: SandboxError? = error
                 if let live, refusal?.code == .invalidState { throw SandboxError(.invalidState, live.busyMessage) }
                 throw error
             }

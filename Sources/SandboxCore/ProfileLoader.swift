@@ -156,7 +156,8 @@ struct ProfileDecoder {
         if let n = top["env"] {
             guard let m = n.mapping else { throw fail("env", "must be a mapping of NAME: value") }
             for (k, v) in m {
-                guard let key = k.string, !key.isEmpty, !key.contains("=") else { throw fail("env", "bad variable name") }
+                guard let key = k.string else { throw fail("env", "bad variable name") }
+                if let problem = EnvironmentCheck.problem(name: key) { throw fail("env", problem) }
                 p.env[key] = try string(v, "env.\(key)")
             }
         }

@@ -15,7 +15,8 @@ extension SandboxManager {
         var backends: [IsolationLevel: any LiveSandboxBackend] = [:]
         if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime)) {
             backends[.container] = oci
-            backends[.gvisor] = oci
+            // gVisor only where runsc exists: elsewhere a create asks for a lane this server lacks (400).
+            if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }
         }
         backends[.wasm] = WasmLiveBackend(configuration: .init(
             root: configuration.stateDirectory + "/wasm", mode: .worker(executable: workerExecutable)))

@@ -19,6 +19,7 @@ extension SandboxManager {
             profile.isolation = level
             poolName = nil
         }
+        try EnvironmentCheck.validate(request.env, field: "env")
         profile.env.merge(request.env) { $1 }
         let backend = try backend(for: profile.isolation)
         let ttl = try lifetime(request.ttl ?? profile.ttl)

@@ -6,6 +6,7 @@ extension SandboxManager {
     /// Runs one process in the sandbox and returns its result (output streamed to `output`
     /// meanwhile). Cancelling the calling task kills the process (outcome `cancelled`).
     public func exec(tenantId: String, id: String, _ request: ExecRequest, actor: String, output: OutputHandler?) async throws -> ExecResult {
+        try EnvironmentCheck.validate(request.env, field: "env")
         let (handle, backend, _) = try await target(tenantId, id)
         try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
         let execId = Self.newID("exec-")
@@ -118,6 +119,7 @@ extension SandboxManager {
     // MARK: Processes
 
     public func startProcess(tenantId: String, id: String, _ request: ExecRequest, options: ProcessOptions, actor: String) async throws -> SandboxProcess {
+        try EnvironmentCheck.validate(request.env, field: "env")
         try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
         return try await work(tenantId, id) { try await $1.startProcess($0, request, options: options) }
     }

