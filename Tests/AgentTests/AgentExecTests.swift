@@ -54,7 +54,7 @@ struct AgentExecTests {
             let t0 = ContinuousClock.now
             let r = try await Live.sh(backend, box, "sleep 986621 & setsid sleep 986622 & sleep 986623", timeout: .milliseconds(500))
             #expect(r.outcome == .timeout, "\(r)")
-            #expect(ContinuousClock.now - t0 < .seconds(5))
+            #expect(ContinuousClock.now - t0 < .seconds(30), "the 500 ms deadline did not end it (a bound, not a speed test)")
             try await Task.sleep(for: .milliseconds(200))
             #expect(HostHealth.processes(matching: "98662").isEmpty)
             let next = try await backend.exec(box, ExecRequest(argv: ["echo", "alive"]), output: nil)

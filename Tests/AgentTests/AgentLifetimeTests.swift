@@ -76,7 +76,8 @@ struct AgentLifetimeTests {
                 #expect(e.code == .sandboxLost, "\(e)")
             }
         }
-        #expect(ContinuousClock.now - t0 < .seconds(3))
+        // "At once" means not waiting for the exec's own 30 s deadline; a bound, not a speed requirement.
+        #expect(ContinuousClock.now - t0 < .seconds(20))
         do {
             _ = try await backend.exec(box, ExecRequest(argv: ["true"]), output: nil)
             Issue.record("exec on a dead agent succeeded")

@@ -61,7 +61,7 @@ import Glibc
             } catch let e as SandboxError {
                 #expect(e.code == .sandboxLost)
             }
-            #expect(Date().timeIntervalSince(started) < 10)
+            #expect(Date().timeIntervalSince(started) < 25, "waited for the exec's own 30 s end (a bound, not a speed test)")
             try await ManagerLifecycleTests.waitUntil { (try? await f.manager.get(tenantId: f.tenant.id, id: s.id).state) == .lost }
             #expect(HostHealth.leftovers(of: s.id, stateDirectory: f.manager.configuration.stateDirectory).isEmpty)
         }
