@@ -43,7 +43,7 @@ extension APIBench {
         let mib = 1024.0 * 1024.0
         let rss = Percentiles(agentRSS), cgm = Percentiles(cgroupBytes)
         let drop = Double(availableBefore - availableAfter) / Double(m)
-        print("\n### 5. \(m) idle sandboxes (default profile), per sandbox\n")
+        print("\n#### 5. \(m) idle sandboxes (default profile), per sandbox\n")
         print("| measure | p50 MiB | mean MiB | max MiB |\n|---|---:|---:|---:|")
         func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(1, xs.count)) }
         print(benchRow(["agent VmRSS (the sandbox's only process)", String(format: "%.2f", rss.p50 / mib),

@@ -53,7 +53,7 @@ extension APIBench {
         let d = Array(deletes.suffix(creates.count))
         let create = Percentiles(zip(creates, d).map { $0 - $1 })
         let delete = Percentiles(d)
-        print("\n### 1. create, no pool\n")
+        print("\n#### 1. create, no pool\n")
         print("| case | p50 ms | p90 ms | p50 × raw crun run |\n|---|---:|---:|---:|")
         print(benchRow(["raw `crun run /bin/true` (equivalent bundle)", ms(raw.p50), ms(raw.p90), "1.00×"]))
         print(benchRow(["`POST /v1/sandboxes` cold (agent up, answering)", ms(create.p50), ms(create.p90), ratio(create.p50 / raw.p50)]))
@@ -75,7 +75,7 @@ extension APIBench {
             }
         }
         let a = Percentiles(creates), b = Percentiles(firstExec)
-        print("\n### 2. create from a warm pool (default profile, \(poolSize) ready; filling it took \(String(format: "%.1f", fill)) s)\n")
+        print("\n#### 2. create from a warm pool (default profile, \(poolSize) ready; filling it took \(String(format: "%.1f", fill)) s)\n")
         print("| case | p50 ms | p90 ms | p50 × raw crun run |\n|---|---:|---:|---:|")
         print(benchRow(["raw `crun run /bin/true` (equivalent bundle)", ms(raw.p50), ms(raw.p90), "1.00×"]))
         print(benchRow(["`POST /v1/sandboxes` warm, \(poolSize) back to back", ms(a.p50), ms(a.p90), ratio(a.p50 / raw.p50)]))
@@ -116,7 +116,7 @@ extension APIBench {
             let hello = Percentiles(try await sample(iterations) { _ in try await agent.hello() })
             let crunExec = Percentiles(try await rawCrunExec(s.oci, id: id))
             try await c.deleteSandbox(id)
-            print("\n### 3. exec round trip, `/bin/true` in one running sandbox\n")
+            print("\n#### 3. exec round trip, `/bin/true` in one running sandbox\n")
             print("| case | p50 ms | p90 ms | p99 ms | p50 × raw crun exec |\n|---|---:|---:|---:|---:|")
             print(benchRow(["raw `crun exec` of `/bin/true` (same sandbox)", ms(crunExec.p50), ms(crunExec.p90), ms(crunExec.p99), "1.00×"]))
             print(benchRow(["`POST /v1/sandboxes/{id}/exec` over HTTP", ms(http.p50), ms(http.p90), ms(http.p99), ratio(http.p50 / crunExec.p50)]))
@@ -166,7 +166,7 @@ extension APIBench {
             for _ in 0..<4 { ids.append(try await c.createSandbox()) }
             return ids
         }
-        print("\n### 4. exec throughput, `/bin/true`, \(String(format: "%.0f", seconds)) s per case; client i → sandbox i mod 4\n")
+        print("\n#### 4. exec throughput, `/bin/true`, \(String(format: "%.0f", seconds)) s per case; client i → sandbox i mod 4\n")
         print("| clients | sandboxes | execs/s | p50 ms | p99 ms |\n|---:|---:|---:|---:|---:|")
         for clients in [1, 8, 32] {
             let deadline = HostClock.nowMs() + seconds * 1000
