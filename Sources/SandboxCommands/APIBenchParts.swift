@@ -74,6 +74,8 @@ extension APIBench {
                 try await c.execTrue(id)
             }
         }
+        // Let the refill finish: a shutdown mid-refill cancels a container start (logged as an error).
+        _ = try await waitForPool(s)
         let a = Percentiles(creates), b = Percentiles(firstExec)
         print("\n#### 2. create from a warm pool (default profile, \(poolSize) ready; filling it took \(String(format: "%.1f", fill)) s)\n")
         print("| case | p50 ms | p90 ms | p50 × raw crun run |\n|---|---:|---:|---:|")
