@@ -70,6 +70,7 @@ test: deps build-debug wasm
 bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30
 	$(RELEASE_BIN) bench --lane wasm -i 10
+	$(RELEASE_BIN) bench --lane api -i 100
 
 gc:
 	$(RELEASE_BIN) gc

@@ -11,7 +11,8 @@ import Templates
 import Glibc
 #endif
 
-/// `sandboxer bench`: start-up latency of the container lane against the raw tools, in one run.
+/// `sandboxer bench`: start-up latency of the container lane against the raw tools, the WASM lane
+/// against wasmtime's numbers, or the HTTP API against raw `crun` (`--lane api`), each in one run.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -24,16 +25,29 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools) or wasm (QuickJS under WasmKit vs the container lane's node).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node) or api (the HTTP server vs raw crun; root).")
     var lane: String = "container"
 
+    @Option(name: .long, help: "api lane: idle sandboxes held at once for the memory part.")
+    var idle: Int = 50
+
+    @Option(name: .long, help: "api lane: warm-pool size (and samples) of the warm-create part.")
+    var pool: Int = 20
+
+    @Option(name: .long, help: "api lane: seconds per throughput case.")
+    var seconds: Double = 3
+
     func run() async throws {
+        if lane == "api" {
+            try await APIBench(iterations: max(3, iterations), idle: max(0, idle), poolSize: max(1, pool), seconds: max(0.5, seconds)).run()
+            return
+        }
         if lane == "wasm" {
             print(await WasmBench.run(iterations: iterations, workerExecutable: LayeredWasm.executable))
             try await benchNodeInContainer()
             return
         }
-        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container or wasm") }
+        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm or api") }
         let backend = try OCIBackend()
         GarbageCollector(configuration: backend.configuration).collectQuietly()
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))
