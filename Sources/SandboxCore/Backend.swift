@@ -1,7 +1,8 @@
 import Foundation
 
-/// Everything a backend needs to build one sandbox.
-public struct SandboxSpec: Sendable, Equatable {
+/// Everything a backend needs to build one sandbox. Its Codable form is the wire form
+/// (snake_case; the profile in the profile-file form, durations as strings).
+public struct SandboxSpec: Sendable, Equatable, Codable {
     /// Unique id; every host resource of the sandbox carries it (`sbx-…`).
     public var id: String
     public var profile: Profile
@@ -24,6 +25,20 @@ public struct SandboxSpec: Sendable, Equatable {
         self.readOnlyBinds = readOnlyBinds
     }
 
+    enum CodingKeys: String, CodingKey {
+        case id, profile, workspaceDirectory = "workspace_directory", workspaceSync = "workspace_sync",
+            readOnlyBinds = "read_only_binds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try c.decode(String.self, forKey: .id), profile: try c.decode(Profile.self, forKey: .profile),
+            workspaceDirectory: try c.decodeIfPresent(String.self, forKey: .workspaceDirectory),
+            workspaceSync: try c.decodeIfPresent(WorkspaceSync.self, forKey: .workspaceSync) ?? .merge,
+            readOnlyBinds: try c.decodeIfPresent([BindMount].self, forKey: .readOnlyBinds) ?? [])
+    }
+
     /// The prefix every host resource sandboxer creates carries (cgroups, bundle dirs, runtime state).
     public static let resourcePrefix = "sbx-"
 
@@ -37,7 +52,7 @@ public struct SandboxSpec: Sendable, Equatable {
 }
 
 /// A read-only bind of a host directory into a sandbox.
-public struct BindMount: Sendable, Equatable {
+public struct BindMount: Sendable, Equatable, Codable {
     public var source: String
     public var destination: String
     public init(source: String, destination: String) {

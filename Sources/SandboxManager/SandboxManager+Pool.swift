@@ -43,6 +43,7 @@ extension SandboxManager {
                     }
                     pool[name, default: []].append(h)
                 } catch {
+                    if Task.isCancelled { return }  // the server is stopping: not a failure
                     logger.error("warm pool: create failed", metadata: ["profile": "\(name)", "error": "\(error)"])
                     break
                 }

@@ -38,3 +38,17 @@ import Testing
         #expect(try DurationText.parse("90s", field: "ttl") == .seconds(90))
     }
 }
+
+/// A spec's wire form: snake_case keys, the profile in its file form, and back.
+@Suite struct SandboxSpecWireTests {
+    @Test func roundTripsWithSnakeCaseKeys() throws {
+        let spec = SandboxSpec(id: "sbx-0123456789ab", profile: .bounty, workspaceDirectory: "/tmp/ws", workspaceSync: .mirror,
+                               readOnlyBinds: [BindMount(source: "/opt/tool", destination: "/.sandboxer/tool")])
+        let json = try JSONEncoder().encode(spec)
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        #expect(Set(object.keys) == ["id", "profile", "workspace_directory", "workspace_sync", "read_only_binds"])
+        #expect(try JSONDecoder().decode(SandboxSpec.self, from: json) == spec)
+        let minimal = try JSONDecoder().decode(SandboxSpec.self, from: Data(#"{"id":"sbx-1","profile":{"name":"default"}}"#.utf8))
+        #expect(minimal.workspaceSync == .merge && minimal.readOnlyBinds.isEmpty && minimal.profile.name == "default")
+    }
+}
