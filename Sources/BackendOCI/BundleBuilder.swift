@@ -63,7 +63,7 @@ public struct BundleBuilder: Sendable {
             .init(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
         ]
         for m in template.mounts {
-            mounts.append(.init(destination: m.destination, type: m.type, source: m.source, options: m.options))
+            mounts.append(m)
         }
         mounts.append(.init(destination: "/tmp", type: "tmpfs", source: "tmpfs",
                             options: ["nosuid", "nodev", "mode=1777", "size=\(l.tmpBytes)"]))

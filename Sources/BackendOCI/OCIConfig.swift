@@ -1,3 +1,4 @@
+import SandboxCore
 import SandboxLinux
 
 /// The subset of the OCI runtime-spec `config.json` that sandboxer writes (crun, runc and runsc all read it).
@@ -42,12 +43,8 @@ public struct OCIConfig: Codable, Sendable, Equatable {
         public var path: String
         public var readonly: Bool
     }
-    public struct Mount: Codable, Sendable, Equatable {
-        public var destination: String
-        public var type: String
-        public var source: String
-        public var options: [String]
-    }
+    /// The project's one mount type (already in the OCI shape).
+    public typealias Mount = SandboxCore.Mount
     public struct Linux: Codable, Sendable, Equatable {
         public var namespaces: [Namespace]
         public var uidMappings: [IDMapping]?

@@ -51,15 +51,6 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     }
 }
 
-/// A read-only bind of a host directory into a sandbox.
-public struct BindMount: Sendable, Equatable, Codable {
-    public var source: String
-    public var destination: String
-    public init(source: String, destination: String) {
-        self.source = source
-        self.destination = destination
-    }
-}
 
 /// A live sandbox created by ``IsolationBackend/create(_:)``.
 public struct SandboxHandle: Sendable, Equatable {

@@ -6,19 +6,8 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// One mount a template contributes to a sandbox (OCI mount shape).
-public struct TemplateMount: Sendable, Equatable {
-    public var destination: String
-    public var source: String
-    public var type: String
-    public var options: [String]
-    public init(destination: String, source: String, type: String = "bind", options: [String]) {
-        self.destination = destination
-        self.source = source
-        self.type = type
-        self.options = options
-    }
-}
+/// One mount a template contributes to a sandbox.
+public typealias TemplateMount = Mount
 
 /// A root filesystem ready to be used by any number of sandboxes at once (it is never written).
 public struct PreparedTemplate: Sendable, Equatable {
