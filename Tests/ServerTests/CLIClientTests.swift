@@ -100,6 +100,10 @@ import Testing
             let removed = try await Self.run(app, key, ["rm", id])
             #expect(removed.status == 0 && removed.out == id + "\n")
             #expect(try await Self.run(app, key, ["ls", "--state", "running"]).out.split(separator: "\n").count == 1)
+            // Like docker ps: ended sandboxes only with -a, and without an expiry.
+            #expect(!(try await Self.run(app, key, ["ls"]).out.contains(id)))
+            let all = try await Self.run(app, key, ["ls", "-a"]).out.split(separator: "\n").first { $0.hasPrefix(Substring(id)) }
+            #expect(all?.contains("destroyed") == true && all?.hasSuffix(" -") == true, "\(all ?? "")")
         }
     }
 }

@@ -88,6 +88,7 @@ enum ClientText {
         guard let date else { return "-" }
         let s = Int(date.timeIntervalSince(now).rounded())
         let a = abs(s)
+        if a == 0 { return "now" }
         let text = a < 60 ? "\(a)s" : a < 3600 ? "\(a / 60)m" : a < 86400 ? "\(a / 3600)h" : "\(a / 86400)d"
         return s < 0 ? "\(text) ago" : "in \(text)"
     }

@@ -13,8 +13,11 @@ struct ListCommand: AsyncParsableCommand {
     @Argument(help: "SBX:/dir to list files (default: list sandboxes).")
     var target: String?
 
-    @Option(name: .long, help: "Only sandboxes in this state (creating, running, stopping, destroyed, lost).")
+    @Option(name: .long, help: "Only sandboxes in this state (creating, running, stopping, destroyed, lost; comma-separated).")
     var state: String?
+
+    @Flag(name: [.customShort("a"), .long], help: "Also ended sandboxes (destroyed, lost); by default only live ones, as docker ps.")
+    var all = false
 
     @Option(name: .long, help: "Only sandboxes whose metadata has KEY=value (repeatable).")
     var filter: [String] = []
@@ -37,7 +40,11 @@ struct ListCommand: AsyncParsableCommand {
             return
         }
         var query: [String] = []
-        if let state { query.append("state=\(ClientText.query(state))") }
+        if let state {
+            query.append("state=\(ClientText.query(state))")
+        } else if !all {
+            query.append("state=creating,running,stopping")
+        }
         for (k, v) in try ClientText.pairs(filter, flag: "--filter").sorted(by: { $0.key < $1.key }) {
             query.append("metadata.\(ClientText.query(k))=\(ClientText.query(v))")
         }
@@ -59,7 +66,9 @@ struct ListCommand: AsyncParsableCommand {
         }
         var rows = [["ID", "STATE", "PROFILE", "ISOLATION", "CREATED", "EXPIRES"]]
         for s in items {
-            rows.append([s.id, s.state.rawValue, s.profile, s.isolation.rawValue, ClientText.relative(s.createdAt), ClientText.relative(s.expiresAt)])
+            let ended = s.state == .destroyed || s.state == .lost
+            rows.append([s.id, s.state.rawValue, s.profile, s.isolation.rawValue, ClientText.relative(s.createdAt),
+                         ended ? "-" : ClientText.relative(s.expiresAt)])
         }
         ClientConsole.print(ClientText.table(rows))
     }
