@@ -194,14 +194,7 @@ struct RunCommand: AsyncParsableCommand {
 
     /// `--env NAME=value` options as a dictionary.
     func environment() throws -> [String: String] {
-        var env: [String: String] = [:]
-        for e in self.env {
-            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else {
-                throw SandboxError(.invalidRequest, "--env '\(e)' must look like NAME=value")
-            }
-            env[String(e[..<eq])] = String(e[e.index(after: eq)...])
-        }
-        return env
+        try ClientText.pairs(env, flag: "--env")
     }
 
     /// `--stdin FILE`, else this process's stdin with `-i`, else nothing.

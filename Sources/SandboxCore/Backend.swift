@@ -43,11 +43,14 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     public static let resourcePrefix = "sbx-"
 
     /// A fresh id: `sbx-` followed by 12 random hex digits.
-    public static func newID() -> String {
+    public static func newID() -> String { newID(prefix: resourcePrefix) }
+
+    /// A fresh id of any kind (`exec-…`): `prefix` followed by 12 random hex digits.
+    public static func newID(prefix: String) -> String {
         var rng = SystemRandomNumberGenerator()
         let n = rng.next() & 0xFFFF_FFFF_FFFF
         let hex = String(n, radix: 16)
-        return resourcePrefix + String(repeating: "0", count: 12 - hex.count) + hex
+        return prefix + String(repeating: "0", count: 12 - hex.count) + hex
     }
 }
 

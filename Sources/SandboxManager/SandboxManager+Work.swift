@@ -7,9 +7,9 @@ extension SandboxManager {
     /// meanwhile). Cancelling the calling task kills the process (outcome `cancelled`).
     public func exec(tenantId: String, id: String, _ request: ExecRequest, actor: String, output: OutputHandler?) async throws -> ExecResult {
         try EnvironmentCheck.validate(request.env, field: "env")
-        let (handle, backend, _) = try await target(tenantId, id)
+        let (handle, backend) = try await target(tenantId, id)
         try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
-        let execId = Self.newID("exec-")
+        let execId = SandboxSpec.newID(prefix: "exec-")
         var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
         recorder.enqueue(.exec(record, insert: true))
         if let r = live[id]?.record { publish(.execStarted, r, execId: execId) }
@@ -51,7 +51,7 @@ extension SandboxManager {
     /// Runs a call on a running sandbox's backend, turning `sandbox_lost` into the `lost` state.
     func work<T: Sendable>(_ tenantId: String, _ id: String,
                            _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
-        let (handle, backend, _) = try await target(tenantId, id)
+        let (handle, backend) = try await target(tenantId, id)
         do {
             return try await body(handle, backend)
         } catch let e as SandboxError where e.code == .sandboxLost {
@@ -60,18 +60,11 @@ extension SandboxManager {
         }
     }
 
-    /// The profile of a live sandbox (for size caps).
-    func profile(_ tenantId: String, _ id: String) async throws -> Profile {
-        try await target(tenantId, id).2
-    }
-
-    /// A running sandbox's handle, backend and profile; for one that is gone, the error says how
-    /// it ended: `sandbox_lost` (410) with the reason, `invalid_state` (409) when destroyed.
-    func target(_ tenantId: String, _ id: String) async throws -> (SandboxHandle, any LiveSandboxBackend, Profile) {
-        if let l = live[id], l.record.tenantId == tenantId {
-            let (h, b) = try running(tenantId, id)
-            return (h, b, l.record.profile)
-        }
+    /// A running sandbox's handle (its spec carries the profile, limits included) and backend; for
+    /// one that is gone, the error says how it ended: `sandbox_lost` (410) with the reason,
+    /// `invalid_state` (409) when destroyed.
+    func target(_ tenantId: String, _ id: String) async throws -> (SandboxHandle, any LiveSandboxBackend) {
+        if live[id]?.record.tenantId == tenantId { return try running(tenantId, id) }
         guard let r = try await store.sandbox(id: id), r.tenantId == tenantId else {
             throw SandboxError(.notFound, "no live sandbox \(id); list yours with GET /v1/sandboxes")
         }
@@ -85,15 +78,16 @@ extension SandboxManager {
 
     /// A file's bytes, up to the sandbox's workspace size.
     public func readFile(tenantId: String, id: String, path: String) async throws -> [UInt8] {
-        let limit = try await profile(tenantId, id).limits.workspaceBytes
-        return try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: limit) }
+        try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: $0.spec.profile.limits.workspaceBytes) }
     }
 
     /// Creates or replaces a file (parents created); larger than the workspace limit → `limit_exceeded`.
     public func writeFile(tenantId: String, id: String, path: String, data: [UInt8], mode: UInt32 = 0o644, actor: String) async throws {
-        let limit = try await profile(tenantId, id).limits.workspaceBytes
-        if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
-        try await work(tenantId, id) { try await $1.writeFile($0, path: path, data: data, mode: mode) }
+        try await work(tenantId, id) { handle, backend in
+            let limit = handle.spec.profile.limits.workspaceBytes
+            if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
+            try await backend.writeFile(handle, path: path, data: data, mode: mode)
+        }
     }
 
     public func removeFile(tenantId: String, id: String, path: String, recursive: Bool, actor: String) async throws {

@@ -130,12 +130,4 @@ public actor SandboxManager {
         live[id]?.record.lastActivityAt = Date()
         return (handle, try backend(for: l.record.profile.isolation))
     }
-
-    /// A fresh random id with a prefix (`exec-…`).
-    static func newID(_ prefix: String) -> String {
-        var rng = SystemRandomNumberGenerator()
-        let n = rng.next() & 0xFFFF_FFFF_FFFF
-        let hex = String(n, radix: 16)
-        return prefix + String(repeating: "0", count: 12 - hex.count) + hex
-    }
 }
