@@ -110,10 +110,19 @@ struct WorkspaceAttackTests {
         try "same\n".write(toFile: dir + "/untouched", atomically: false, encoding: .utf8)
         var before = stat()
         lstat(dir + "/untouched", &before)
-        async let run = Self.run("sleep 2; echo sandbox > edited; cat untouched > /dev/null", workspace: dir)
-        try await Task.sleep(for: .milliseconds(700))
+        // The shell is running (so the copy in is done) once its command line shows up on the host;
+        // the host edits then, and only then tells the shell to write its own version.
+        let marker = "ws-edit-\(UUID().uuidString.prefix(8))"
+        async let run = Self.run("trap 'echo sandbox > edited; cat untouched > /dev/null; exit 0' USR1; : \(marker); while :; do sleep 0.05; done", workspace: dir)
+        var shell: Int32?
+        for _ in 0..<600 where shell == nil {
+            shell = HostHealth.processes(matching: marker).first
+            if shell == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
         try "host edit\n".write(toFile: dir + "/edited", atomically: false, encoding: .utf8)
+        if let shell { kill(shell, SIGUSR1) }
         let r = try await run
+        #expect(shell != nil, "the sandbox's shell never appeared")
         #expect(try String(contentsOfFile: dir + "/edited", encoding: .utf8) == "host edit\n")
         #expect(r.workspace?.conflicts == ["edited"])
         var after = stat()
