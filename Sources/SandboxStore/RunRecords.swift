@@ -1,0 +1,359 @@
+import Foundation
+import SandboxCore
+
+/// Lifecycle of a queued run: `queued → running → succeeded | failed | timed_out | cancelled | dead`.
+///
+/// A running run whose attempt failed for an infrastructure reason goes back to `queued` (with a
+/// backoff) until its attempts are spent, then `dead`. A finished run can be retried (`→ queued`).
+public enum RunState: String, Sendable, Codable, CaseIterable {
+    case queued, running, succeeded, failed
+    case timedOut = "timed_out"
+    case cancelled, dead
+
+    public var isFinal: Bool { self != .queued && self != .running }
+}
+
+/// How one attempt of a run ended. The first five are results of the program (final, never
+/// retried); the rest are infrastructure failures (retried while attempts remain).
+public enum AttemptOutcome: String, Sendable, Codable, CaseIterable {
+    /// Exit 0.
+    case succeeded
+    /// Non-zero exit, out of memory, a limit of the profile: the program's own failure.
+    case failed
+    case timedOut = "timed_out"
+    case cancelled
+    /// Refused before it started for a reason retrying cannot fix (a limit, a bad profile).
+    case rejected
+    /// The sandbox could not be set up (`setup_failed`, a host error).
+    case setupFailed = "setup_failed"
+    /// The worker holding the run stopped renewing its lease (crashed, killed, partitioned).
+    case workerLost = "worker_lost"
+    /// The sandbox's agent died or stopped answering mid-run.
+    case agentLost = "agent_lost"
+
+    /// Whether another attempt may fix it.
+    public var isInfrastructure: Bool { self == .setupFailed || self == .workerLost || self == .agentLost }
+
+    /// The run's final state for a result outcome (nil for infrastructure outcomes).
+    public var finalState: RunState? {
+        switch self {
+        case .succeeded: return .succeeded
+        case .failed, .rejected: return .failed
+        case .timedOut: return .timedOut
+        case .cancelled: return .cancelled
+        case .setupFailed, .workerLost, .agentLost: return nil
+        }
+    }
+}
+
+/// One attempt at a run: which worker, when, how it ended and why.
+public struct RunAttempt: Sendable, Equatable, Codable {
+    /// 1-based.
+    public var number: Int
+    public var worker: String
+    public var startedAt: Date
+    public var endedAt: Date?
+    /// nil while the attempt runs.
+    public var outcome: AttemptOutcome?
+    public var reason: String?
+    /// The one-shot sandbox the attempt ran in (once known).
+    public var sandboxId: String?
+
+    public init(number: Int, worker: String, startedAt: Date = Date(), endedAt: Date? = nil, outcome: AttemptOutcome? = nil,
+                reason: String? = nil, sandboxId: String? = nil) {
+        self.number = number
+        self.worker = worker
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.outcome = outcome
+        self.reason = reason
+        self.sandboxId = sandboxId
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case number, worker, startedAt = "started_at", endedAt = "ended_at", outcome, reason, sandboxId = "sandbox_id"
+    }
+}
+
+/// What a run executes, resolved at submit time so any worker of the fleet can run it as is.
+public struct RunSpec: Sendable, Equatable, Codable {
+    /// The profile with every setting (isolation override applied).
+    public var profile: Profile
+    /// The command; for `code` + `lang` the language's argv (`python3 -u /code/main.py`).
+    public var argv: [String]
+    /// Code written to `/code/<codeFileName>` before the command runs.
+    public var code: [UInt8]?
+    public var codeFileName: String?
+    /// The language as submitted (`python`, `js`, …), for display.
+    public var lang: String?
+    public var stdin: [UInt8]?
+    public var env: [String: String]
+
+    public init(profile: Profile, argv: [String], code: [UInt8]? = nil, codeFileName: String? = nil, lang: String? = nil,
+                stdin: [UInt8]? = nil, env: [String: String] = [:]) {
+        self.profile = profile
+        self.argv = argv
+        self.code = code
+        self.codeFileName = codeFileName
+        self.lang = lang
+        self.stdin = stdin
+        self.env = env
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env
+    }
+
+    /// The request a worker hands the lane.
+    public var execRequest: ExecRequest {
+        ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env)
+    }
+}
+
+/// Where and how a finished run is announced: a POST of the run's JSON, signed with HMAC-SHA256.
+public struct RunWebhook: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        /// Waiting for the run to finish.
+        case waiting
+        /// The run finished; a delivery is due at `nextAt`.
+        case pending
+        /// A delivery got a 2xx.
+        case delivered
+        /// Every delivery attempt failed.
+        case failed
+    }
+    public var url: String
+    /// The HMAC key (never shown after submit).
+    public var secret: String
+    public var state: State
+    /// Deliveries tried so far.
+    public var deliveries: Int
+    /// When the next delivery is due (while `pending`).
+    public var nextAt: Date?
+
+    public init(url: String, secret: String, state: State = .waiting, deliveries: Int = 0, nextAt: Date? = nil) {
+        self.url = url
+        self.secret = secret
+        self.state = state
+        self.deliveries = deliveries
+        self.nextAt = nextAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case url, secret, state, deliveries, nextAt = "next_at"
+    }
+}
+
+/// One try at delivering a run's webhook.
+public struct WebhookDelivery: Sendable, Equatable, Codable {
+    public var runId: String
+    /// 1-based.
+    public var number: Int
+    public var at: Date
+    /// HTTP status, nil when no response came (connection refused, timeout).
+    public var status: Int?
+    public var error: String?
+    public var durationMs: Double
+
+    public init(runId: String, number: Int, at: Date = Date(), status: Int? = nil, error: String? = nil, durationMs: Double = 0) {
+        self.runId = runId
+        self.number = number
+        self.at = at
+        self.status = status
+        self.error = error
+        self.durationMs = durationMs
+    }
+
+    public var succeeded: Bool { status.map { (200..<300).contains($0) } ?? false }
+
+    enum CodingKeys: String, CodingKey {
+        case runId = "run_id", number, at, status, error, durationMs = "duration_ms"
+    }
+}
+
+/// Who holds a running run, and until when (renewed by heartbeat).
+public struct RunLease: Sendable, Equatable, Codable {
+    public var worker: String
+    public var expiresAt: Date
+    public init(worker: String, expiresAt: Date) {
+        self.worker = worker
+        self.expiresAt = expiresAt
+    }
+}
+
+/// One run as the store keeps it.
+public struct RunRecord: Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var state: RunState
+    public var spec: RunSpec
+    /// Higher runs first within a tenant.
+    public var priority: Int
+    public var maxAttempts: Int
+    public var labels: [String: String]
+    /// The submitter's `Idempotency-Key` (unique per tenant).
+    public var idempotencyKey: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+    /// Start of the first attempt.
+    public var startedAt: Date?
+    /// When it reached a final state.
+    public var endedAt: Date?
+    /// Not claimed before this (retry backoff); `createdAt` for a new run.
+    public var notBefore: Date
+    public var attempts: [RunAttempt]
+    /// The last attempt's result (nil before one finished, or when it never ran).
+    public var result: ExecResult?
+    /// Why it is in its state (the last attempt's reason, `cancelled by key_…`).
+    public var reason: String?
+    /// Set while `running`.
+    public var lease: RunLease?
+    /// A cancel asked while running: the worker kills the sandbox and ends the run `cancelled`.
+    public var cancelRequested: Bool
+    public var webhook: RunWebhook?
+
+    public init(
+        id: String, tenantId: String, state: RunState = .queued, spec: RunSpec, priority: Int = 0, maxAttempts: Int = 3,
+        labels: [String: String] = [:], idempotencyKey: String? = nil, createdAt: Date = Date(), updatedAt: Date? = nil,
+        startedAt: Date? = nil, endedAt: Date? = nil, notBefore: Date? = nil, attempts: [RunAttempt] = [], result: ExecResult? = nil,
+        reason: String? = nil, lease: RunLease? = nil, cancelRequested: Bool = false, webhook: RunWebhook? = nil
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.state = state
+        self.spec = spec
+        self.priority = priority
+        self.maxAttempts = maxAttempts
+        self.labels = labels
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt ?? createdAt
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.notBefore = notBefore ?? createdAt
+        self.attempts = attempts
+        self.result = result
+        self.reason = reason
+        self.lease = lease
+        self.cancelRequested = cancelRequested
+        self.webhook = webhook
+    }
+}
+
+/// Filter and page of a run listing (newest first).
+public struct RunQuery: Sendable, Equatable {
+    public var tenantId: String
+    public var states: [RunState]?
+    /// Only runs created at or after this.
+    public var since: Date?
+    /// Every pair must match.
+    public var labels: [String: String]
+    /// Opaque cursor from the previous page (nil: first page).
+    public var cursor: String?
+    public var limit: Int
+    public init(tenantId: String, states: [RunState]? = nil, since: Date? = nil, labels: [String: String] = [:],
+                cursor: String? = nil, limit: Int = 100) {
+        self.tenantId = tenantId
+        self.states = states
+        self.since = since
+        self.labels = labels
+        self.cursor = cursor
+        self.limit = limit
+    }
+}
+
+/// A piece of a run's output, in the order it was produced (`seq` counts from 1 per attempt).
+public struct RunLogChunk: Sendable, Equatable {
+    public var seq: Int
+    public var stream: StdStream
+    public var data: [UInt8]
+    public init(seq: Int, stream: StdStream, data: [UInt8]) {
+        self.seq = seq
+        self.stream = stream
+        self.data = data
+    }
+}
+
+/// How an attempt ended, as the worker (or the lease reaper) reports it to the store.
+public struct AttemptEnd: Sendable, Equatable {
+    public var outcome: AttemptOutcome
+    public var reason: String?
+    public var result: ExecResult?
+    public var sandboxId: String?
+    public init(outcome: AttemptOutcome, reason: String? = nil, result: ExecResult? = nil, sandboxId: String? = nil) {
+        self.outcome = outcome
+        self.reason = reason
+        self.result = result
+        self.sandboxId = sandboxId
+    }
+}
+
+/// What a heartbeat learned about the runs a worker holds.
+public struct LeaseRenewal: Sendable, Equatable {
+    /// Runs whose lease was extended.
+    public var held: Set<String>
+    /// Held runs a cancel was asked for: kill them.
+    public var cancelRequested: Set<String>
+    public init(held: Set<String> = [], cancelRequested: Set<String> = []) {
+        self.held = held
+        self.cancelRequested = cancelRequested
+    }
+}
+
+/// Something that changed about a run, for workers (wake-ups, cancels) and watchers (the monitor).
+/// Within one process for SQLite; across the fleet (LISTEN/NOTIFY) for PostgreSQL.
+public struct RunChange: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// A run became claimable (submitted, retried, requeued after a failed attempt).
+        case ready
+        /// A run changed state (claimed, finished, cancelled).
+        case state
+        /// A cancel was asked for a running run.
+        case cancel
+    }
+    public var kind: Kind
+    public var runId: String
+    public var tenantId: String
+    public var state: RunState
+    public init(kind: Kind, runId: String, tenantId: String, state: RunState) {
+        self.kind = kind
+        self.runId = runId
+        self.tenantId = tenantId
+        self.state = state
+    }
+
+    /// `kind:tenant:run:state`, the NOTIFY payload form.
+    public var text: String { "\(kind.rawValue):\(tenantId):\(runId):\(state.rawValue)" }
+
+    public init?(text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 4, let kind = Kind(rawValue: parts[0]), let state = RunState(rawValue: parts[3]) else { return nil }
+        self.init(kind: kind, runId: parts[2], tenantId: parts[1], state: state)
+    }
+}
+
+/// Counts of a tenant's runs that ended, per minute, for the monitor's throughput and failures.
+public struct RunStats: Sendable, Equatable, Codable {
+    public struct Minute: Sendable, Equatable, Codable {
+        /// Start of the minute.
+        public var at: Date
+        public var succeeded: Int
+        /// failed, timed_out, dead.
+        public var failed: Int
+        public var cancelled: Int
+        public init(at: Date, succeeded: Int = 0, failed: Int = 0, cancelled: Int = 0) {
+            self.at = at
+            self.succeeded = succeeded
+            self.failed = failed
+            self.cancelled = cancelled
+        }
+    }
+    public var minutes: [Minute]
+    public var queued: Int
+    public var running: Int
+    public init(minutes: [Minute] = [], queued: Int = 0, running: Int = 0) {
+        self.minutes = minutes
+        self.queued = queued
+        self.running = running
+    }
+}

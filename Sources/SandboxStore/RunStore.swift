@@ -1,0 +1,190 @@
+import Foundation
+import SandboxCore
+
+/// The durable run queue, behind one protocol with two engines: SQLite (one node, the default)
+/// and PostgreSQL (a fleet of `serve` processes on one database).
+///
+/// Rules every engine keeps (the contract tests in `Tests/SandboxStoreTests` run on both):
+/// - A run accepted by ``submitRun(_:maxQueued:)`` is never lost: it is in the store before the
+///   call returns, and only reaches a final state through ``finishAttempt(runId:worker:_:policy:)``,
+///   ``cancelRun(tenantId:id:)`` or ``expireLeases(policy:heldByPrefix:)``.
+/// - A claim is exclusive: a run is `running` under exactly one worker's lease. A worker that lost
+///   its lease (expired and taken back) cannot finish the attempt any more (`finishAttempt` → nil).
+/// - Claims are fair between tenants: each claim goes to the tenant with the fewest running runs
+///   among those with a due queued run (ties: the oldest waiting run first); within a tenant,
+///   higher `priority` first, then oldest. A tenant at `tenantCap` running runs is skipped.
+/// - Infrastructure outcomes (``AttemptOutcome/isInfrastructure``) requeue the run with a backoff
+///   (``RetryPolicy``) while attempts remain, else the run is `dead`; result outcomes are final.
+///   ``RunRules`` holds that decision so both engines and the worker share it.
+/// - Every state change is announced on ``runChanges()``.
+public protocol RunStore: Sendable {
+    /// Stores a new `queued` run, or returns the tenant's run with the same idempotency key
+    /// (`created` false; nothing stored). Refuses with `quota_exceeded` (and `retryAfterSeconds`)
+    /// when the tenant already has `maxQueued` queued runs.
+    func submitRun(_ run: RunRecord, maxQueued: Int) async throws -> (run: RunRecord, created: Bool)
+    func run(id: String) async throws -> RunRecord?
+    /// A tenant's runs, newest first, filtered by ``RunQuery``.
+    func runs(_ query: RunQuery) async throws -> Page<RunRecord>
+
+    /// Claims up to `limit` due queued runs for `worker` (fairest first, see above): each becomes
+    /// `running` with a new attempt and a lease until now + `lease`.
+    func claimRuns(worker: String, limit: Int, tenantCap: Int, lease: Duration) async throws -> [RunRecord]
+    /// Extends the leases `worker` still holds among `runIds`; reports which it holds and which of
+    /// those have a cancel asked.
+    func renewLeases(worker: String, runIds: [String], lease: Duration) async throws -> LeaseRenewal
+    /// Ends the current attempt of a run `worker` holds: final state, or back to `queued` with a
+    /// backoff / `dead` for infrastructure outcomes (``RunRules``). A cancel asked meanwhile makes an
+    /// infrastructure outcome final `cancelled`. Returns nil (and changes nothing) when the worker
+    /// no longer holds the run.
+    func finishAttempt(runId: String, worker: String, _ end: AttemptEnd, policy: RetryPolicy) async throws -> RunRecord?
+    /// Records the sandbox an attempt runs in, while it runs (for the monitor and the logs).
+    func setAttemptSandbox(runId: String, worker: String, sandboxId: String) async throws
+
+    /// A queued run is `cancelled` at once; a running one gets `cancelRequested` (its worker kills
+    /// it); a final one is refused with `invalid_state`. Another tenant's run is `not_found`.
+    func cancelRun(tenantId: String, id: String) async throws -> RunRecord
+    /// A final run goes back to `queued` for one more attempt (its earlier attempts kept, its
+    /// result cleared). A queued or running one is refused with `invalid_state`.
+    func retryRun(tenantId: String, id: String) async throws -> RunRecord
+    /// Runs whose lease ran out — or whose worker id starts with `heldByPrefix` (this node's
+    /// earlier incarnation, after a restart) — get their attempt ended `worker_lost` and are
+    /// requeued with a backoff or `dead` (``RunRules``). Returns the runs it changed.
+    func expireLeases(policy: RetryPolicy, heldByPrefix: String?) async throws -> [RunRecord]
+    /// When the earliest queued run becomes due (nil: none queued), so an idle worker can sleep
+    /// until then or until ``runChanges()`` says something is ready.
+    func nextDueRun() async throws -> Date?
+
+    /// Appends output of an attempt; keeps at most `cap` bytes per run attempt (the head).
+    func appendRunLog(runId: String, attempt: Int, chunks: [RunLogChunk], cap: Int) async throws
+    /// An attempt's output after `afterSeq`, in order.
+    func runLog(runId: String, attempt: Int, afterSeq: Int) async throws -> [RunLogChunk]
+
+    /// Finished runs with a webhook delivery due, taken for `lease` (another node will not deliver
+    /// them meanwhile).
+    func claimWebhooks(limit: Int, lease: Duration) async throws -> [RunRecord]
+    /// Records a delivery try. `next` nil: the webhook is done (`delivered` if it succeeded, else
+    /// `failed`); otherwise the next try is due then.
+    func recordWebhookDelivery(_ delivery: WebhookDelivery, next: Date?) async throws
+    func webhookDeliveries(runId: String) async throws -> [WebhookDelivery]
+
+    /// Queued and running counts and the per-minute ends of a tenant's runs since `since`.
+    func runStats(tenantId: String, since: Date) async throws -> RunStats
+
+    /// Changes to runs (see ``RunChange``); each call is a new subscription that ends when the
+    /// store is closed or the consumer stops iterating.
+    func runChanges() -> AsyncStream<RunChange>
+}
+
+/// Backoff between attempts after an infrastructure failure: `base × 2^(attempt-1)`, at most `max`,
+/// with ±`jitter` (a fraction) so a fleet's retries spread out.
+public struct RetryPolicy: Sendable, Equatable {
+    public var base: Duration
+    public var max: Duration
+    public var jitter: Double
+    public init(base: Duration = .seconds(1), max: Duration = .seconds(60), jitter: Double = 0.5) {
+        self.base = base
+        self.max = max
+        self.jitter = jitter
+    }
+
+    /// Delay before attempt `attempt + 1` (attempt ≥ 1), in seconds.
+    public func delay(after attempt: Int, random: Double = Double.random(in: -1...1)) -> Double {
+        let base = Double(self.base.components.seconds) + Double(self.base.components.attoseconds) / 1e18
+        let cap = Double(self.max.components.seconds) + Double(self.max.components.attoseconds) / 1e18
+        let raw = min(cap, base * pow(2, Double(Swift.max(0, attempt - 1))))
+        return Swift.max(0, raw * (1 + jitter * random))
+    }
+}
+
+/// The decisions both engines and the worker share: where a run goes after an attempt.
+public enum RunRules {
+    /// Applies `end` to `run` (whose current attempt is the last one) at `now`: closes the attempt,
+    /// then moves the run to its final state, or back to `queued` with a backoff, or `dead`.
+    public static func finish(_ run: inout RunRecord, _ end: AttemptEnd, policy: RetryPolicy, now: Date = Date()) {
+        if var last = run.attempts.last, last.outcome == nil {
+            last.endedAt = now
+            last.outcome = end.outcome
+            last.reason = end.reason
+            if let id = end.sandboxId { last.sandboxId = id }
+            run.attempts[run.attempts.count - 1] = last
+        }
+        run.lease = nil
+        run.updatedAt = now
+        if let result = end.result { run.result = result }
+        if let final = end.outcome.finalState {
+            run.state = final
+            run.endedAt = now
+            run.reason = end.reason
+        } else if run.cancelRequested {
+            run.state = .cancelled
+            run.endedAt = now
+            run.reason = "cancelled while its attempt failed: \(end.reason ?? end.outcome.rawValue)"
+        } else if run.attempts.count >= run.maxAttempts {
+            run.state = .dead
+            run.endedAt = now
+            let reasons = run.attempts.map { "#\($0.number) \($0.outcome?.rawValue ?? "?"): \($0.reason ?? "")" }
+            run.reason = "all \(run.maxAttempts) attempts failed: " + reasons.joined(separator: "; ")
+        } else {
+            run.state = .queued
+            run.notBefore = now.addingTimeInterval(policy.delay(after: run.attempts.count))
+            run.reason = "attempt \(run.attempts.count) \(end.outcome.rawValue): \(end.reason ?? ""); retrying"
+        }
+        if run.state.isFinal, var hook = run.webhook, hook.state == .waiting {
+            hook.state = .pending
+            hook.nextAt = now
+            run.webhook = hook
+        }
+    }
+
+    /// Starts a new attempt of `run` for `worker` with a lease until `now + lease`.
+    public static func claim(_ run: inout RunRecord, worker: String, lease: Duration, now: Date = Date()) {
+        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
+        run.state = .running
+        run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(seconds))
+        run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now))
+        if run.startedAt == nil { run.startedAt = now }
+        run.updatedAt = now
+    }
+
+    /// `retry` of a final run: one more attempt allowed, result and end cleared.
+    public static func retry(_ run: inout RunRecord, now: Date = Date()) {
+        run.state = .queued
+        run.maxAttempts = Swift.max(run.maxAttempts, run.attempts.count + 1)
+        run.result = nil
+        run.endedAt = nil
+        run.reason = "retried"
+        run.cancelRequested = false
+        run.notBefore = now
+        run.updatedAt = now
+        if var hook = run.webhook {
+            hook.state = .waiting
+            hook.nextAt = nil
+            run.webhook = hook
+        }
+    }
+
+    /// `cancel` of a queued run.
+    public static func cancelQueued(_ run: inout RunRecord, now: Date = Date()) {
+        run.state = .cancelled
+        run.endedAt = now
+        run.updatedAt = now
+        run.reason = "cancelled before it started"
+        if var hook = run.webhook, hook.state == .waiting {
+            hook.state = .pending
+            hook.nextAt = now
+            run.webhook = hook
+        }
+    }
+
+    /// The attempt outcome of a finished lane result.
+    public static func outcome(of result: ExecResult) -> AttemptOutcome {
+        switch result.outcome {
+        case .ok: return .succeeded
+        case .timeout: return .timedOut
+        case .cancelled: return .cancelled
+        case .setupFailed: return .setupFailed
+        case .outputTruncated: return result.exitCode == 0 ? .succeeded : .failed
+        case .exitNonzero, .oom, .pidsLimit, .workspaceLimit, .fileSizeLimit, .killed: return .failed
+        }
+    }
+}
