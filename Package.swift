@@ -108,7 +108,9 @@ let package = Package(
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
-        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        /// The run-queue contract every store engine's tests run.
+        .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",
