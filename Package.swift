@@ -128,6 +128,9 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "SandboxRunsTests", dependencies: [
+            "SandboxRuns", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxTestSupport", "RunStoreContract",
+        ]),
         .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )
