@@ -1,4 +1,5 @@
 import Crypto
+import SandboxCore
 import Foundation
 
 /// The text form of API keys, `sbx_key_<16 hex>_<64 hex>`: the public key id (`key_<16 hex>`,
@@ -72,5 +73,23 @@ public enum APIKeyText {
             out.append(digits[Int(b & 0xf)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// What creating a key needs before it touches a database: the tenant to create when missing (its
+/// name checked, its quota as stored), the key's id and secret text, and the hash that is stored.
+public struct NewAPIKey: Sendable {
+    public let tenant: Tenant
+    public let quota: String
+    public let id: String
+    public let key: String
+    public let hash: Data
+
+    public init(tenantName: String) throws(SandboxError) {
+        try SQLiteStore.checkTenantName(tenantName)
+        tenant = Tenant(id: "tnt_" + APIKeyText.hex(SQLiteStore.randomBytes(8)), name: tenantName)
+        quota = try JSONColumn.encode(tenant.quota)
+        (id, key) = APIKeyText.generate()
+        hash = APIKeyText.hash(key)
     }
 }

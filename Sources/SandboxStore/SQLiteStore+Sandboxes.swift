@@ -151,3 +151,13 @@ public struct PageCursor: Equatable, Sendable {
 
     static let bad = SandboxError(.invalidRequest, "cursor is not one this server gave out; list again without a cursor")
 }
+
+extension Page {
+    /// The page of `records` (fetched with `limit + 1` rows): at most `limit` items, and the cursor
+    /// of the last one when more followed. Every engine pages this way.
+    public static func of(_ records: [Item], limit: Int, cursor: (Item) -> PageCursor) -> Page {
+        guard records.count > limit, limit > 0 else { return Page(items: records, nextCursor: nil) }
+        let items = Array(records.prefix(limit))
+        return Page(items: items, nextCursor: cursor(items[items.count - 1]).text)
+    }
+}

@@ -42,24 +42,21 @@ extension PostgresStore {
         let key = "\(stream.rawValue):\(execId)"
         guard !data.isEmpty, cap > 0, !fullLogs.withLock({ $0.contains(key) }) else { return }
         let logger = self.logger
+        let bytes = Data(data)
         let full = try await transaction("appending output of exec \(execId)") { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.execLog), hashtext(\(key)))", logger: logger)
-            let last = try await connection.rows(
+            // One statement: the next chunk is what still fits under the cap, or nothing.
+            let written = try await connection.rows(
                 """
-                SELECT seq, end_offset FROM exec_logs WHERE exec_id = \(execId) AND stream = \(stream.rawValue)
-                ORDER BY seq DESC LIMIT 1
-                """, logger).first
-            let seq = try last?.get("seq", as: Int.self) ?? -1
-            let end = try last?.get("end_offset", as: Int.self) ?? 0
-            let room = cap - end
-            guard room > 0 else { return true }
-            let chunk = Data(data.prefix(room))
-            try await connection.query(
-                """
+                WITH log AS (SELECT coalesce(max(seq), -1) AS seq, coalesce(max(end_offset), 0) AS used
+                             FROM exec_logs WHERE exec_id = \(execId) AND stream = \(stream.rawValue))
                 INSERT INTO exec_logs (exec_id, stream, seq, end_offset, data)
-                VALUES (\(execId), \(stream.rawValue), \(seq + 1), \(end + chunk.count), \(chunk))
-                """, logger: logger)
-            return end + chunk.count >= cap
+                SELECT \(execId), \(stream.rawValue), log.seq + 1, log.used + least(length(\(bytes)), (\(cap) - log.used)::int),
+                       substring(\(bytes) FROM 1 FOR (\(cap) - log.used)::int)
+                FROM log WHERE log.used < \(cap)
+                RETURNING end_offset
+                """, logger)
+            return try written.first.map { try $0.get("end_offset", as: Int.self) >= cap } ?? true
         }
         if full {
             fullLogs.withLock { set in

@@ -44,42 +44,19 @@ extension PostgresStore {
     /// A tenant's runs newest first (by creation time, then id), paged as ``SQLiteStore`` pages them.
     public func runs(_ query: RunQuery) async throws -> Page<RunRecord> {
         let limit = min(max(query.limit, 1), 1000)
-        var sql = "SELECT * FROM runs WHERE tenant_id = $1"
-        var binds = PostgresBindings()
-        binds.append(query.tenantId)
-        if let states = query.states, !states.isEmpty {
-            binds.append(states.map(\.rawValue))
-            sql += " AND state = ANY($\(binds.count))"
-        }
-        if let since = query.since {
-            binds.append(since.column)
-            sql += " AND created_at >= $\(binds.count)"
-        }
-        if let cursor = query.cursor {
-            let before = try PageCursor(text: cursor)
-            binds.append(before.createdAt)
-            binds.append(before.id)
-            sql += " AND (created_at < $\(binds.count - 1) OR (created_at = $\(binds.count - 1) AND id < $\(binds.count)))"
-        }
-        for (key, value) in query.labels.sorted(by: { $0.key < $1.key }) {
-            binds.append(key)
-            binds.append(value)
-            sql += " AND labels ->> $\(binds.count - 1) = $\(binds.count)"
-        }
-        binds.append(limit + 1)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT $\(binds.count)"
+        let sql = try Listing(
+            table: "runs", columns: "*", tenantId: query.tenantId, states: query.states?.map(\.rawValue), since: query.since,
+            pairsColumn: "labels", pairs: query.labels, cursor: query.cursor, newestFirst: true, limit: limit
+        ).query()
         let logger = self.logger
-        let records = try await rows("listing runs of tenant \(query.tenantId)", PostgresQuery(unsafeSQL: sql, binds: binds))
+        let records = try await rows("listing runs of tenant \(query.tenantId)", sql)
             .compactMap { row -> RunRecord? in
                 do { return try Self.run(from: row) } catch {
                     logger.error("a run record cannot be read; skipped", metadata: ["id": "\((try? row.get("id", as: String.self)) ?? "?")", "error": "\(error)"])
                     return nil
                 }
             }
-        guard records.count > limit else { return Page(items: records, nextCursor: nil) }
-        let items = Array(records.prefix(limit))
-        let last = items[items.count - 1]
-        return Page(items: items, nextCursor: PageCursor(createdAt: last.createdAt.column, id: last.id).text)
+        return Page.of(records, limit: limit) { PageCursor(createdAt: $0.createdAt.column, id: $0.id) }
     }
 
     public func cancelRun(tenantId: String, id: String) async throws -> RunRecord {

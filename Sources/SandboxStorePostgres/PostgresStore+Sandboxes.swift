@@ -38,33 +38,14 @@ extension PostgresStore {
     /// (the same cursors). `states` nil or empty: any state.
     public func sandboxes(_ query: SandboxQuery) async throws -> Page<SandboxRecord> {
         let limit = min(max(query.limit, 1), 1000)
-        var sql = "SELECT id, record FROM sandboxes WHERE tenant_id = $1"
-        var binds = PostgresBindings()
-        binds.append(query.tenantId)
-        if let states = query.states, !states.isEmpty {
-            binds.append(states.map(\.rawValue))
-            sql += " AND state = ANY($\(binds.count))"
-        }
-        if let cursor = query.cursor {
-            let after = try PageCursor(text: cursor)
-            binds.append(after.createdAt)
-            binds.append(after.id)
-            sql += " AND (created_at > $\(binds.count - 1) OR (created_at = $\(binds.count - 1) AND id > $\(binds.count)))"
-        }
-        for (key, value) in query.metadata.sorted(by: { $0.key < $1.key }) {
-            binds.append(key)
-            binds.append(value)
-            sql += " AND metadata ->> $\(binds.count - 1) = $\(binds.count)"
-        }
-        binds.append(limit + 1)
-        sql += " ORDER BY created_at, id LIMIT $\(binds.count)"
+        let sql = try Listing(
+            table: "sandboxes", columns: "id, record", tenantId: query.tenantId, states: query.states?.map(\.rawValue), since: nil,
+            pairsColumn: "metadata", pairs: query.metadata, cursor: query.cursor, newestFirst: false, limit: limit
+        ).query()
         let logger = self.logger
-        let records = try await rows("listing sandboxes of tenant \(query.tenantId)", PostgresQuery(unsafeSQL: sql, binds: binds))
+        let records = try await rows("listing sandboxes of tenant \(query.tenantId)", sql)
             .compactMap { Self.decodable($0, logger) }
-        guard records.count > limit else { return Page(items: records, nextCursor: nil) }
-        let items = Array(records.prefix(limit))
-        let last = items[items.count - 1]
-        return Page(items: items, nextCursor: PageCursor(createdAt: last.createdAt.column, id: last.id).text)
+        return Page.of(records, limit: limit) { PageCursor(createdAt: $0.createdAt.column, id: $0.id) }
     }
 
     public func activeSandboxes() async throws -> [SandboxRecord] {

@@ -25,24 +25,20 @@ extension PostgresStore {
     }
 
     public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
-        try SQLiteStore.checkTenantName(tenantName)
-        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(SQLiteStore.randomBytes(8)), name: tenantName)
-        let quota = try JSONColumn.encode(fresh.quota)
-        let (id, key) = APIKeyText.generate()
-        let hash = APIKeyText.hash(key)
+        let new = try NewAPIKey(tenantName: tenantName)
         let logger = self.logger
         let record = try await transaction("creating an API key for tenant \(tenantName)") { connection in
-            let tenant = try await Self.ensureTenant(connection, fresh, quota: quota, logger)
-            let record = APIKeyRecord(id: id, tenantId: tenant.id)
+            let tenant = try await Self.ensureTenant(connection, new.tenant, quota: new.quota, logger)
+            let record = APIKeyRecord(id: new.id, tenantId: tenant.id)
             try await connection.query(
                 """
                 INSERT INTO api_keys (id, tenant_id, hash, created_at, revoked)
-                VALUES (\(record.id), \(record.tenantId), \(hash), \(record.createdAt.column), false)
+                VALUES (\(record.id), \(record.tenantId), \(new.hash), \(record.createdAt.column), false)
                 """, logger: logger)
             return record
         }
-        logger.info("API key created", metadata: ["key": "\(id)", "tenant": "\(tenantName)"])
-        return (key, record)
+        logger.info("API key created", metadata: ["key": "\(new.id)", "tenant": "\(tenantName)"])
+        return (new.key, record)
     }
 
     public func authenticate(key: String) async throws -> APIKeyRecord? {

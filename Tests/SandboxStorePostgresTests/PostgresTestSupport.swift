@@ -44,8 +44,11 @@ struct TestDatabase: Sendable {
     static func execute(_ url: String, _ sql: String) async throws {
         let config = try PostgresURL(url).connectionConfiguration()
         let connection = try await PostgresConnection.connect(configuration: config, id: 99, logger: Logger(label: "test.admin"))
-        defer { Task { try? await connection.close() } }
-        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test.admin"))
+        do { try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test.admin")) } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 }
 
