@@ -1,4 +1,5 @@
 import Foundation
+import RunStoreContract
 import SandboxCore
 import SandboxStore
 import Testing
