@@ -84,9 +84,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        /// The execution service: workers that claim queued runs, run them in one-shot sandboxes,
+        /// keep their leases alive, take back runs of dead workers, deliver webhooks.
+        .target(name: "SandboxRuns", dependencies: [
+            "SandboxCore", "SandboxManager", "SandboxStore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics.
         .target(name: "SandboxServer", dependencies: [
-            "SandboxCore", "SandboxManager", "SandboxStore",
+            "SandboxCore", "SandboxManager", "SandboxStore", "SandboxRuns",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -99,7 +107,7 @@ let package = Package(
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
-            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer",
+            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import Prometheus
 import SandboxManager
+import SandboxRuns
 import SandboxStore
 import ServiceLifecycle
 
@@ -33,15 +34,18 @@ public struct SandboxServer: Sendable {
     }
 
     public let manager: SandboxManager
+    /// The run queue's service on this node (nil: no `/v1/runs`).
+    public let runs: RunService?
     public let configuration: Configuration
     public let metrics: ServerMetrics
     let logger: Logger
 
     public var store: any SandboxStore { manager.store }
 
-    public init(manager: SandboxManager, configuration: Configuration = Configuration(),
+    public init(manager: SandboxManager, runs: RunService? = nil, configuration: Configuration = Configuration(),
                 metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
+        self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
         self.logger = logger
@@ -67,7 +71,7 @@ public struct SandboxServer: Sendable {
             router: registry.router,
             server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: wsConfig),
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer"),
-            services: [ManagerService(manager: manager)],
+            services: [ManagerService(manager: manager)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.notice("sandboxer API listening on http://\(host):\(port)")
@@ -93,6 +97,7 @@ public struct SandboxServer: Sendable {
         addExecRoutes(registry)
         addProcessRoutes(registry)
         addFileRoutes(registry)
+        addRunRoutes(registry)
         addWebSocketFallbacks(registry)
 
         // Only upgrade requests reach this router. A refused upgrade can only be a bare 400, so
@@ -100,6 +105,17 @@ public struct SandboxServer: Sendable {
         let wsRouter = Router(context: APIRequestContext.self)
         addWebSocketRoutes(wsRouter)
         return (registry, wsRouter)
+    }
+}
+
+/// Runs the node's run workers until graceful shutdown; runs still executing then are killed and
+/// handed back to the queue (the next start, or another node, runs them again).
+struct RunQueueService: Service {
+    let service: RunService
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await service.run()
+        }
     }
 }
 

@@ -88,9 +88,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
     public var lang: String?
     public var stdin: [UInt8]?
     public var env: [String: String]
+    /// Working directory (nil: `/workspace`).
+    public var cwd: String?
 
     public init(profile: Profile, argv: [String], code: [UInt8]? = nil, codeFileName: String? = nil, lang: String? = nil,
-                stdin: [UInt8]? = nil, env: [String: String] = [:]) {
+                stdin: [UInt8]? = nil, env: [String: String] = [:], cwd: String? = nil) {
         self.profile = profile
         self.argv = argv
         self.code = code
@@ -98,10 +100,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
         self.lang = lang
         self.stdin = stdin
         self.env = env
+        self.cwd = cwd
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env
+        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd
     }
 
     // Code and stdin are base64 text in the stored form (not arrays of numbers).
@@ -114,6 +117,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         lang = try c.decodeIfPresent(String.self, forKey: .lang)
         stdin = try c.decodeIfPresent(String.self, forKey: .stdin).map { try Self.bytes($0, .stdin, c) }
         env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -125,6 +129,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         try c.encodeIfPresent(lang, forKey: .lang)
         try c.encodeIfPresent(stdin.map { Data($0).base64EncodedString() }, forKey: .stdin)
         try c.encode(env, forKey: .env)
+        try c.encodeIfPresent(cwd, forKey: .cwd)
     }
 
     static func bytes(_ text: String, _ key: CodingKeys, _ c: KeyedDecodingContainer<CodingKeys>) throws -> [UInt8] {
@@ -136,7 +141,8 @@ public struct RunSpec: Sendable, Equatable, Codable {
 
     /// The request a worker hands the lane.
     public var execRequest: ExecRequest {
-        ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env)
+        ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env,
+                    cwd: cwd ?? "/workspace")
     }
 }
 
