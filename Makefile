@@ -67,7 +67,7 @@ test: deps build-debug wasm
 	@# tests, stopped and removed on the way out whatever the tests did.
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
 	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
-	  SANDBOXER_TEST_PG_URL="$$pgurl" SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
+	  export SANDBOXER_TEST_PG_URL="$$pgurl"; SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
 	  echo "== the HTTP API from outside: pytest (tests/python) and schemathesis against a live server"; \
 	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
 	  $(DEBUG_BIN) gc >/dev/null; exit $$status

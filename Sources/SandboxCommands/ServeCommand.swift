@@ -66,8 +66,9 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try await ServerSetup.makeStore(url: self.store, dataDirectory: dataDirectory, logger: logger)
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
-        let configuration = SandboxManager.Configuration(
+        var configuration = SandboxManager.Configuration(
             dataDirectory: dataDirectory, warmPool: pool)
+        configuration.sharedStore = !(store is SQLiteStore)
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let runs = try RunService(

@@ -63,7 +63,8 @@ extension SandboxManager {
 
     func reconcile() async throws -> ReconcileReport {
         var report = ReconcileReport()
-        for var record in try await store.activeSandboxes() {
+        // In a fleet (one PostgreSQL store) other nodes' sandboxes are theirs to reconcile.
+        for var record in try await store.activeSandboxes() where !configuration.sharedStore || record.node == configuration.node {
             try await closeInterruptedExecs(of: record.id)
             guard let backend = backends[record.profile.isolation] else {
                 record.state = .lost

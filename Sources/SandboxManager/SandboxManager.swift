@@ -38,6 +38,8 @@ public actor SandboxManager {
         public var logCapBytes: Int
         /// Identifies this server process in records.
         public var node: String
+        /// The store is shared by a fleet (PostgreSQL): only this node's sandboxes are reconciled here.
+        public var sharedStore = false
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),
