@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node) or api (the HTTP server vs raw crun; root).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) or queue (the run queue on SQLite/PostgreSQL vs raw crun; root).")
     var lane: String = "container"
 
     @Option(name: .long, help: "api lane: idle sandboxes held at once for the memory part.")
@@ -37,9 +37,23 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "api lane: seconds per throughput case.")
     var seconds: Double = 3
 
+    @Option(name: .long, help: "queue lane: runs of the throughput batch.")
+    var runs: Int = 300
+
+    @Option(name: .long, help: "queue lane: runs at once per worker.")
+    var concurrency: Int = 4
+
+    @Option(name: .long, help: "queue lane: an empty PostgreSQL database (postgres://…) for the PostgreSQL cases.")
+    var store: String?
+
     func run() async throws {
         if lane == "api" {
             try await APIBench(iterations: max(3, iterations), idle: max(0, idle), poolSize: max(1, pool), seconds: max(0.5, seconds)).run()
+            return
+        }
+        if lane == "queue" {
+            try await QueueBench(runs: max(10, runs), samples: max(5, iterations), concurrency: max(1, concurrency),
+                                 postgres: ServerSetup.postgresURL(store, environment: [:])).run()
             return
         }
         if lane == "wasm" {
@@ -47,7 +61,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await benchNodeInContainer()
             return
         }
-        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm or api") }
+        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api or queue") }
         let backend = try OCIBackend()
         GarbageCollector(configuration: backend.configuration).collectQuietly()
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))

@@ -41,6 +41,7 @@ extension RunService {
         }
         let stopping = Task.isCancelled
         let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
+        markFinishing(run.id)
         let store = self.store
         let worker = workerId
         let policy = configuration.retry

@@ -59,7 +59,8 @@ public actor RunService {
     var running: [String: WakeSignal] = [:]
     /// Runs whose cancel was asked (kill → `cancelled`), vs. cancelled because the service stops.
     var cancelAsked: Set<String> = []
-    var startedAt: [String: ContinuousClock.Instant] = [:]
+    /// Runs whose end is being recorded: no longer renewed (their lease ends with the record).
+    var finishing: Set<String> = []
 
     public init(store: any RunStore, lanes: Lanes, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
         self.store = store
@@ -151,11 +152,11 @@ public actor RunService {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeat)
             if Task.isCancelled { return }
-            let ids = Array(running.keys)
+            let ids = running.keys.filter { !finishing.contains($0) }
             do {
                 let renewal = try await store.renewLeases(worker: workerId, runIds: ids, lease: configuration.lease)
                 for id in renewal.cancelRequested { requestCancel(id) }
-                for id in ids where !renewal.held.contains(id) && running[id] != nil {
+                for id in ids where !renewal.held.contains(id) && running[id] != nil && !finishing.contains(id) {
                     logger.warning("lost the lease of a run; stopping it here", metadata: ["run": "\(id)"])
                     running[id]?.signal()
                 }
@@ -171,8 +172,11 @@ public actor RunService {
         }
     }
 
+    func markFinishing(_ runId: String) { finishing.insert(runId) }
+
     func finished(_ runId: String) {
         running[runId] = nil
+        finishing.remove(runId)
         cancelAsked.remove(runId)
         wake.signal()
     }
