@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`'s server part: starts `sandboxer serve` on a loopback port with a throw-away data
 # directory, creates an API key, drives one sandbox over HTTP with curl (create, exec, upload,
-# download, delete), stops the server and prints how to run it for real.
+# download, delete), queues runs (submit, follow, list), stops the server and prints how to run it
+# for real.
 set -euo pipefail
 BIN=${1:-.build/release/sandboxer}
 PORT=${SANDBOXER_DEMO_PORT:-7099}
@@ -51,6 +52,19 @@ show "curl -X DELETE $URL/v1/sandboxes/$ID"
 curl -fsS -H "$AUTH" -X DELETE "$URL/v1/sandboxes/$ID" \
     | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["id"], r["state"])'
 
+echo "== the run queue: durable runs, retried on infrastructure failures, cancellable"
+show "curl -d '{\"code\":\"print(sum(range(10)))\",\"lang\":\"python\"}' $URL/v1/runs"
+submitted=$(curl -fsS -H "$AUTH" -d '{"code":"print(sum(range(10)))","lang":"python","labels":{"demo":"1"}}' "$URL/v1/runs")
+printf '%s' "$submitted" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["id"], r["state"])'
+RUN=$(printf '%s' "$submitted" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+echo "\$ sandboxer logs -f $RUN"
+SANDBOXER_URL=$URL SANDBOXER_API_KEY=$KEY "$BIN" logs -f "$RUN"
+echo "\$ sandboxer submit --wait -- sh -c 'echo from the queue; exit 3'   # exits with the run's status"
+SANDBOXER_URL=$URL SANDBOXER_API_KEY=$KEY "$BIN" submit --wait -- sh -c 'echo from the queue; exit 3' && status=0 || status=$?
+echo "(exit status $status)"
+echo "\$ sandboxer runs"
+SANDBOXER_URL=$URL SANDBOXER_API_KEY=$KEY "$BIN" runs
+
 echo "== stopping the server (SIGTERM)"
 kill -TERM "$server"; wait "$server" || true; server=""
 cat <<TXT
@@ -59,5 +73,7 @@ cat <<TXT
    export SANDBOXER_API_KEY=\$(sudo $BIN key create --tenant me)
    $BIN create                             # prints the sandbox id
    $BIN exec SBX -- python3 -c 'print(6*7)'
+   $BIN submit --wait -- python3 -c 'print(6*7)'   # a durable run from the queue
+   $BIN runs; $BIN logs -f RUN; $BIN cancel RUN
    (or curl, as above: see README.md's HTTP API)
 TXT
