@@ -72,10 +72,15 @@ test: deps build-debug wasm
 	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
 	  $(DEBUG_BIN) gc >/dev/null; exit $$status
 
+# The queue lane's PostgreSQL cases run on a private server (as the tests do).
+bench: EXTRA_PACKAGES := postgresql
 bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30
 	$(RELEASE_BIN) bench --lane wasm -i 10
 	$(RELEASE_BIN) bench --lane api -i 100
+	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
+	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
+	  $(RELEASE_BIN) bench --lane queue -i 100 --runs 600 --store "$$pgurl"
 
 gc:
 	$(RELEASE_BIN) gc
