@@ -75,9 +75,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
+        /// The execution service: workers that claim queued runs, run them in one-shot sandboxes,
+        /// keep their leases alive, take back runs of dead workers, deliver webhooks.
+        .target(name: "SandboxRuns", dependencies: [
+            "SandboxCore", "SandboxManager", "SandboxStore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics, the execution monitor page.
         .target(name: "SandboxServer", dependencies: [
-            "SandboxCore", "SandboxManager", "SandboxStore",
+            "SandboxCore", "SandboxManager", "SandboxStore", "SandboxRuns",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -90,7 +98,7 @@ let package = Package(
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
-            "SandboxStore", "SandboxManager", "SandboxServer",
+            "SandboxStore", "SandboxManager", "SandboxServer", "SandboxRuns",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -108,7 +116,9 @@ let package = Package(
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
-        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        /// The run-queue contract every store engine's tests run.
+        .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",

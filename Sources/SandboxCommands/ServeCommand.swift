@@ -6,6 +6,7 @@ import Logging
 import Metrics
 import SandboxCore
 import SandboxManager
+import SandboxRuns
 import SandboxServer
 import SandboxStore
 import ServiceLifecycle
@@ -33,6 +34,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Keep N sandboxes of a profile ready: PROFILE=N (repeatable).")
     var warmPool: [String] = []
 
+    @Option(name: .long, help: "Queued runs this node executes at once (default: 2 × CPU cores).")
+    var workers: Int?
+
+    @Option(name: .long, help: "Runs one tenant may have running at once, across the fleet.")
+    var tenantRuns: Int = 8
+
+    @Option(name: .long, help: "Queued runs one tenant may have waiting (more are refused with 429).")
+    var maxQueued: Int = 10_000
+
+    @Option(name: .long, help: "How long a worker's claim on a run lasts without a heartbeat (e.g. 15s).")
+    var lease: String = "15s"
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let level = env["SANDBOXER_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -52,8 +65,13 @@ struct ServeCommand: AsyncParsableCommand {
             dataDirectory: dataDirectory, warmPool: pool)
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
+        let runs = try RunService(
+            store: store, lanes: ServerSetup.runLanes(configuration),
+            configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns,
+                                                        maxQueued: maxQueued, lease: lease),
+            logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
@@ -86,8 +104,28 @@ struct ServeCommand: AsyncParsableCommand {
 /// host state under the manager's default state directory, one per data directory).
 public enum ServerSetup {
     /// The store under the data directory (the one line to change for another engine). (the one line to change for another engine).
-    public static func makeStore(dataDirectory: String) throws -> any SandboxStore {
+    public static func makeStore(dataDirectory: String) throws -> any ServerStore {
         try SQLiteStore(directory: dataDirectory)
+    }
+
+    /// The lanes of queued runs: one-shot sandboxes under the server's state directory, reaped by
+    /// `sandboxer reap` if the server dies mid-run; WASM in supervised workers.
+    public static func runLanes(_ configuration: SandboxManager.Configuration) -> Lanes {
+        Lanes(options: .init(stateDirectory: configuration.stateDirectory, reaper: [RunCommand.executablePath, "reap"], wasmMode: .worker(executable: LayeredWasm.executable)))
+    }
+
+    /// The run service's settings from `serve`'s flags.
+    public static func runConfiguration(node: String, workers: Int?, tenantRuns: Int, maxQueued: Int, lease: String) throws -> RunService.Configuration {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let workers = workers ?? max(2, 2 * cores)
+        guard workers >= 1, workers <= 1000 else { throw SandboxError(.invalidRequest, "--workers \(workers): 1 to 1000") }
+        guard tenantRuns >= 1 else { throw SandboxError(.invalidRequest, "--tenant-runs \(tenantRuns): at least 1") }
+        guard maxQueued >= 1 else { throw SandboxError(.invalidRequest, "--max-queued \(maxQueued): at least 1") }
+        let leaseDuration = try DurationText.parse(lease, field: "--lease")
+        guard leaseDuration >= .seconds(1) else { throw SandboxError(.invalidRequest, "--lease \(lease): at least 1s") }
+        return RunService.Configuration(
+            node: node, concurrency: workers, tenantCap: tenantRuns, maxQueuedPerTenant: maxQueued, lease: leaseDuration,
+            heartbeat: leaseDuration / 5)
     }
 
     /// The lanes whose sandboxes live between requests: the container lane (and gVisor on the same

@@ -6,6 +6,11 @@ import SandboxStore
 /// `stdin` or `stdin_base64`, `timeout`; for processes also `pty` (`cols`, `rows`) and `tag`.
 enum ExecBody {
     static func read(_ body: inout JSONFields, sandbox: SandboxRecord, process: Bool) throws -> (ExecRequest, ProcessOptions) {
+        try read(&body, isolation: sandbox.profile.isolation, process: process)
+    }
+
+    /// The same for a lane (a run has no sandbox yet).
+    static func read(_ body: inout JSONFields, isolation: IsolationLevel, process: Bool) throws -> (ExecRequest, ProcessOptions) {
         let cmd = try body.strings("cmd")
         let code = try body.string("code")
         let lang = try body.string("lang")
@@ -40,7 +45,7 @@ enum ExecBody {
             guard let lang else { throw Problem.invalid("lang", "code needs lang (python, js, sh, bash)") }
             let language: Language
             do { language = try Language(name: lang) } catch { throw Problem.invalid("lang", "lang: \(error.message)") }
-            let wasmLane = sandbox.profile.isolation == .wasm || sandbox.profile.isolation == .wasmContainer
+            let wasmLane = isolation == .wasm || isolation == .wasmContainer
             if wasmLane {
                 guard language == .js else { throw Problem.invalid("lang", "lang: the WASM lanes run JavaScript only (lang js)") }
                 request = ExecRequest(argv: args, code: Array(code.utf8), codeFileName: "main.js")

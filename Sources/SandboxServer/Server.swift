@@ -4,6 +4,7 @@ import HummingbirdWebSocket
 import Logging
 import Prometheus
 import SandboxManager
+import SandboxRuns
 import SandboxStore
 import ServiceLifecycle
 
@@ -33,6 +34,8 @@ public struct SandboxServer: Sendable {
     }
 
     public let manager: SandboxManager
+    /// The run queue's service on this node (nil: no `/v1/runs`).
+    public let runs: RunService?
     public let configuration: Configuration
     public let metrics: ServerMetrics
     /// The execution monitor's logins (`/monitor`), in memory.
@@ -41,10 +44,11 @@ public struct SandboxServer: Sendable {
 
     public var store: any SandboxStore { manager.store }
 
-    public init(manager: SandboxManager, configuration: Configuration = Configuration(),
+    public init(manager: SandboxManager, runs: RunService? = nil, configuration: Configuration = Configuration(),
                 metrics: ServerMetrics = ServerMetrics(), monitorSessions: MonitorSessions = MonitorSessions(),
                 logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
+        self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
         self.monitorSessions = monitorSessions
@@ -71,7 +75,7 @@ public struct SandboxServer: Sendable {
             router: registry.router,
             server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: wsConfig),
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer"),
-            services: [ManagerService(manager: manager)],
+            services: [ManagerService(manager: manager)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.notice("sandboxer API listening on http://\(host):\(port)")
@@ -97,6 +101,7 @@ public struct SandboxServer: Sendable {
         addExecRoutes(registry)
         addProcessRoutes(registry)
         addFileRoutes(registry)
+        addRunRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)
 
@@ -106,6 +111,17 @@ public struct SandboxServer: Sendable {
         addWebSocketRoutes(wsRouter)
         addMonitorWebSocket(wsRouter)
         return (registry, wsRouter)
+    }
+}
+
+/// Runs the node's run workers until graceful shutdown; runs still executing then are killed and
+/// handed back to the queue (the next start, or another node, runs them again).
+struct RunQueueService: Service {
+    let service: RunService
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await service.run()
+        }
     }
 }
 

@@ -88,9 +88,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
     public var lang: String?
     public var stdin: [UInt8]?
     public var env: [String: String]
+    /// Working directory (nil: `/workspace`).
+    public var cwd: String?
 
     public init(profile: Profile, argv: [String], code: [UInt8]? = nil, codeFileName: String? = nil, lang: String? = nil,
-                stdin: [UInt8]? = nil, env: [String: String] = [:]) {
+                stdin: [UInt8]? = nil, env: [String: String] = [:], cwd: String? = nil) {
         self.profile = profile
         self.argv = argv
         self.code = code
@@ -98,15 +100,49 @@ public struct RunSpec: Sendable, Equatable, Codable {
         self.lang = lang
         self.stdin = stdin
         self.env = env
+        self.cwd = cwd
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env
+        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd
+    }
+
+    // Code and stdin are base64 text in the stored form (not arrays of numbers).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        profile = try c.decode(Profile.self, forKey: .profile)
+        argv = try c.decode([String].self, forKey: .argv)
+        code = try c.decodeIfPresent(String.self, forKey: .code).map { try Self.bytes($0, .code, c) }
+        codeFileName = try c.decodeIfPresent(String.self, forKey: .codeFileName)
+        lang = try c.decodeIfPresent(String.self, forKey: .lang)
+        stdin = try c.decodeIfPresent(String.self, forKey: .stdin).map { try Self.bytes($0, .stdin, c) }
+        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
+        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(profile, forKey: .profile)
+        try c.encode(argv, forKey: .argv)
+        try c.encodeIfPresent(code.map { Data($0).base64EncodedString() }, forKey: .code)
+        try c.encodeIfPresent(codeFileName, forKey: .codeFileName)
+        try c.encodeIfPresent(lang, forKey: .lang)
+        try c.encodeIfPresent(stdin.map { Data($0).base64EncodedString() }, forKey: .stdin)
+        try c.encode(env, forKey: .env)
+        try c.encodeIfPresent(cwd, forKey: .cwd)
+    }
+
+    static func bytes(_ text: String, _ key: CodingKeys, _ c: KeyedDecodingContainer<CodingKeys>) throws -> [UInt8] {
+        guard let data = Data(base64Encoded: text) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not base64")
+        }
+        return Array(data)
     }
 
     /// The request a worker hands the lane.
     public var execRequest: ExecRequest {
-        ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env)
+        ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env,
+                    cwd: cwd ?? "/workspace")
     }
 }
 
@@ -179,10 +215,13 @@ public struct RunLease: Sendable, Equatable, Codable {
         self.worker = worker
         self.expiresAt = expiresAt
     }
+    enum CodingKeys: String, CodingKey {
+        case worker, expiresAt = "expires_at"
+    }
 }
 
-/// One run as the store keeps it.
-public struct RunRecord: Sendable, Equatable {
+/// One run as the store keeps it (its Codable form is the stored document of both engines).
+public struct RunRecord: Sendable, Equatable, Codable {
     public var id: String
     public var tenantId: String
     public var state: RunState
@@ -237,6 +276,13 @@ public struct RunRecord: Sendable, Equatable {
         self.lease = lease
         self.cancelRequested = cancelRequested
         self.webhook = webhook
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, tenantId = "tenant_id", state, spec, priority, maxAttempts = "max_attempts", labels
+        case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at"
+        case startedAt = "started_at", endedAt = "ended_at", notBefore = "not_before", attempts, result, reason, lease
+        case cancelRequested = "cancel_requested", webhook
     }
 }
 

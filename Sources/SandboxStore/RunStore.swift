@@ -54,7 +54,8 @@ public protocol RunStore: Sendable {
     /// until then or until ``runChanges()`` says something is ready.
     func nextDueRun() async throws -> Date?
 
-    /// Appends output of an attempt; keeps at most `cap` bytes per run attempt (the head).
+    /// Appends output of an attempt, numbering the chunks after its last one (their `seq` is
+    /// ignored); keeps at most `cap` bytes per run attempt (the head).
     func appendRunLog(runId: String, attempt: Int, chunks: [RunLogChunk], cap: Int) async throws
     /// An attempt's output after `afterSeq`, in order.
     func runLog(runId: String, attempt: Int, afterSeq: Int) async throws -> [RunLogChunk]
@@ -188,3 +189,6 @@ public enum RunRules {
         }
     }
 }
+
+/// What a server runs on: the sandbox store and the run queue in one engine.
+public typealias ServerStore = SandboxStore & RunStore

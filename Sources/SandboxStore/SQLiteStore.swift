@@ -17,6 +17,8 @@ public final class SQLiteStore: SandboxStore {
     let logger: Logger
     /// Logs known to be at their cap (exec id + stream), so appends past it touch no database.
     let fullLogs = Mutex(Set<String>())
+    /// Run changes of this process (``RunStore/runChanges()``).
+    let changes = RunChangeHub()
 
     /// Opens (creating when missing) the store in `directory` and brings its schema up to date.
     /// Blocks the calling thread while it migrates; call once at start-up.
@@ -44,6 +46,7 @@ public final class SQLiteStore: SandboxStore {
 
     /// Closes the database; later calls fail with `invalid_state`. Pending writes finish first.
     public func close() throws(SandboxError) {
+        changes.finish()
         do { try pool.close() } catch { throw StoreError.map(error, doing: "closing the store", path: path) }
     }
 

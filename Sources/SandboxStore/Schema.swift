@@ -74,6 +74,52 @@ enum Schema {
                 CREATE INDEX audit_tenant ON audit(tenant_id, id);
                 """)
         }
+        // The run queue: the whole record is the JSON document `doc`; the columns the queue
+        // selects and orders by are kept beside it.
+        m.registerMigration("v2-runs") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    ended_at REAL,
+                    not_before REAL NOT NULL,
+                    idempotency_key TEXT,
+                    lease_worker TEXT,
+                    lease_expires_at REAL,
+                    cancel_requested INTEGER NOT NULL DEFAULT 0,
+                    webhook_state TEXT,
+                    webhook_next_at REAL,
+                    doc TEXT NOT NULL
+                );
+                CREATE UNIQUE INDEX runs_idempotency ON runs(tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+                CREATE INDEX runs_queue ON runs(state, tenant_id, priority DESC, created_at);
+                CREATE INDEX runs_tenant_created ON runs(tenant_id, created_at DESC, id DESC);
+                CREATE INDEX runs_lease ON runs(state, lease_expires_at);
+                CREATE INDEX runs_webhook ON runs(webhook_state, webhook_next_at);
+                CREATE INDEX runs_ended ON runs(tenant_id, ended_at);
+                CREATE TABLE run_logs (
+                    run_id TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    stream TEXT NOT NULL,
+                    end_offset INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (run_id, attempt, seq)
+                );
+                CREATE TABLE webhook_deliveries (
+                    run_id TEXT NOT NULL,
+                    number INTEGER NOT NULL,
+                    at REAL NOT NULL,
+                    status INTEGER,
+                    error TEXT,
+                    duration_ms REAL NOT NULL,
+                    PRIMARY KEY (run_id, number)
+                );
+                """)
+        }
         return m
     }
 }

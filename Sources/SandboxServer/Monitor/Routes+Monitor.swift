@@ -67,7 +67,7 @@ extension SandboxServer {
     /// (no cross-site WebSocket hijacking), else one `error` message and a close with code 1008.
     func addMonitorWebSocket(_ router: Router<APIRequestContext>) {
         let sessions = monitorSessions
-        let feed = MonitorFeed(runs: store as? any RunStore, manager: manager, logger: logger)
+        let feed = MonitorFeed(runs: runs?.store, manager: manager, logger: logger)
         let maxMessage = configuration.maxWebSocketMessageBytes
         router.ws("/monitor/ws") { inbound, outbound, ws in
             let sessionId = ws.request.cookies[Self.monitorCookie]?.value

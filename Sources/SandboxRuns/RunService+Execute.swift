@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxManager
+import SandboxStore
+
+extension RunService {
+    /// One attempt: the lane runs the spec in a fresh sandbox while its output goes to the store in
+    /// batches; a cancel (asked, lease lost, service stopping) kills the sandbox. Then the attempt's
+    /// end goes to the store, fenced on this worker's lease.
+    func execute(_ run: RunRecord, cancel: WakeSignal) async {
+        let attempt = run.attempts.count
+        let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
+        let lanes = self.lanes
+        let spec = run.spec
+        let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
+            group.addTask {
+                do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil, output: buffer.handler)) }
+                catch { return .failure(error) }
+            }
+            group.addTask {
+                await cancel.wait(timeout: .seconds(366 * 86_400))
+                return nil
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(250))
+                    await buffer.flush()
+                }
+                return nil
+            }
+            var result: Result<ExecResult, any Error>?
+            while let next = await group.next() {
+                if let next {
+                    result = next
+                }
+                // The lane ended (stop the others), or a cancel came (stop the lane: it kills the sandbox).
+                group.cancelAll()
+            }
+            return result ?? .failure(CancellationError())
+        }
+        let stopping = Task.isCancelled
+        let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
+        let store = self.store
+        let worker = workerId
+        let policy = configuration.retry
+        let logger = self.logger
+        // The end is recorded even when this task was cancelled (the service stopping): a task of
+        // its own that this one awaits, so the store call itself is not cancelled.
+        let finished = await Task {
+            await buffer.flush()
+            do {
+                return try await store.finishAttempt(runId: run.id, worker: worker, end, policy: policy)
+            } catch {
+                logger.error("could not record the end of a run's attempt (its lease will expire and it runs again)",
+                             metadata: ["run": "\(run.id)", "error": "\(error)"])
+                return nil
+            }
+        }.value
+        if let finished {
+            RunMetrics.finished(finished, attempt: end.outcome)
+            logger.info("run attempt ended", metadata: [
+                "run": "\(run.id)", "attempt": "\(attempt)", "outcome": "\(end.outcome.rawValue)", "state": "\(finished.state.rawValue)"])
+        } else {
+            logger.warning("run attempt ended after this worker lost its lease; the result is dropped", metadata: ["run": "\(run.id)"])
+        }
+        self.finished(run.id)
+    }
+
+    /// How the attempt ended, from the lane's result or error.
+    nonisolated func attemptEnd(_ result: Result<ExecResult, any Error>, asked: Bool, stopping: Bool) -> AttemptEnd {
+        let stoppedHere = "this worker stopped mid-run (\(stopping ? "the server is shutting down" : "its lease was taken back"))"
+        switch result {
+        case .success(let r):
+            if r.outcome == .cancelled {
+                return asked
+                    ? AttemptEnd(outcome: .cancelled, reason: "cancelled on request; the sandbox was killed", result: r, sandboxId: r.sandboxId)
+                    : AttemptEnd(outcome: .workerLost, reason: stoppedHere, result: r, sandboxId: r.sandboxId)
+            }
+            let outcome = RunRules.outcome(of: r)
+            return AttemptEnd(outcome: outcome, reason: r.reason ?? Self.describe(r), result: r, sandboxId: r.sandboxId)
+        case .failure(let error):
+            if error is CancellationError {
+                return asked ? AttemptEnd(outcome: .cancelled, reason: "cancelled on request") : AttemptEnd(outcome: .workerLost, reason: stoppedHere)
+            }
+            guard let e = error as? SandboxError else { return AttemptEnd(outcome: .setupFailed, reason: "\(error)") }
+            switch e.code {
+            case .limitExceeded, .invalidRequest, .notFound, .hostUnsupported, .unauthorized, .quotaExceeded:
+                return AttemptEnd(outcome: .rejected, reason: e.message)
+            case .sandboxLost:
+                return AttemptEnd(outcome: .agentLost, reason: e.message)
+            case .setupFailed, .system, .invalidState:
+                return AttemptEnd(outcome: .setupFailed, reason: e.message)
+            }
+        }
+    }
+
+    static func describe(_ r: ExecResult) -> String {
+        switch r.outcome {
+        case .ok: return "exit 0"
+        case .exitNonzero: return "exit \(r.exitCode.map(String.init) ?? "?")" + (r.signal.map { " (signal \($0))" } ?? "")
+        default: return r.outcome.rawValue
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import SandboxCore
+import SandboxRuns
+import SandboxStore
+
+/// Reads `POST /v1/runs`: the run's own fields (profile, isolation, timeout, priority,
+/// max_attempts, labels, webhook), then the exec fields (`cmd` or `code` + `lang`, `args`, `env`,
+/// `cwd`, `stdin`/`stdin_base64`). Everything is checked here, before anything is queued.
+enum RunBody {
+    static func read(_ body: inout JSONFields, tenantId: String, idempotencyKey: String?, profiles: ProfileLoader) throws -> RunRecord {
+        var profile = try profileField(&body, profiles: profiles)
+        if let isolation = try body.string("isolation") {
+            guard let level = IsolationLevel(rawValue: isolation) else {
+                throw Problem.invalid("isolation", "isolation: unknown lane '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            profile.isolation = level
+        }
+        let priority = try body.int("priority", min: -1000, max: 1000) ?? 0
+        let maxAttempts = try body.int("max_attempts", min: 1, max: 20) ?? 3
+        let labels = try body.stringMap("labels") ?? [:]
+        guard labels.count <= 32, labels.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 }) else {
+            throw Problem.invalid("labels", "labels: at most 32, keys of 1 to 64 bytes, values up to 256 bytes")
+        }
+        let webhook = try webhookField(&body)
+        let (request, _) = try ExecBody.read(&body, isolation: profile.isolation, process: false)
+        if let timeout = request.timeout {
+            guard timeout <= profile.limits.timeout else {
+                throw SandboxError(.limitExceeded, "timeout \(timeout) is more than the profile's timeout (\(profile.limits.timeout)); ask for less or use another profile",
+                                   limit: SandboxError.LimitViolation(name: "timeout", limit: Int64(RunRules.seconds(profile.limits.timeout) * 1000), actual: Int64(RunRules.seconds(timeout) * 1000)))
+            }
+            profile.limits.timeout = timeout
+        }
+        var stdin: [UInt8]?
+        if case .bytes(let b) = request.stdin { stdin = b }
+        try profile.limits.checkRequest(codeBytes: request.code.map { Int64($0.count) }, inputBytes: stdin.map { Int64($0.count) })
+        try EnvironmentCheck.validate(request.env, field: "env")
+        let spec = RunSpec(profile: profile, argv: request.argv, code: request.code, codeFileName: request.code == nil ? nil : request.codeFileName,
+                           lang: request.code == nil ? nil : language(of: request.codeFileName), stdin: stdin, env: request.env,
+                           cwd: request.cwd == "/workspace" ? nil : request.cwd)
+        return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority,
+                         maxAttempts: maxAttempts, labels: labels, idempotencyKey: idempotencyKey, webhook: webhook)
+    }
+
+    static func language(of fileName: String) -> String? {
+        Language.allCases.first { $0.fileName == fileName }?.rawValue
+    }
+
+    static func profileField(_ body: inout JSONFields, profiles: ProfileLoader) throws -> Profile {
+        switch body.raw("profile") {
+        case nil: return try profiles.load("default")
+        case let name as String: return try profiles.load(name)
+        case let object as [String: Any]:
+            let data = try JSONSerialization.data(withJSONObject: object)
+            do { return try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile") } catch {
+                throw Problem.invalid("profile", error.message)
+            }
+        default:
+            throw Problem.invalid("profile", "profile: must be a profile name or a profile object")
+        }
+    }
+
+    /// `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made (shown once).
+    static func webhookField(_ body: inout JSONFields) throws -> RunWebhook? {
+        var url: String
+        var secret: String?
+        switch body.raw("webhook") {
+        case nil: return nil
+        case let text as String: url = text
+        case let object as [String: Any]:
+            var fields = JSONFields(object: object, prefix: "webhook.")
+            guard let u = try fields.string("url") else { throw Problem.invalid("webhook.url", "webhook.url is required") }
+            url = u
+            secret = try fields.string("secret")
+            try fields.finish()
+        default:
+            throw Problem.invalid("webhook", "webhook: an http(s) URL or {\"url\": …, \"secret\": …}")
+        }
+        guard url.utf8.count <= 2048, let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = parsed.host, !host.isEmpty
+        else {
+            throw Problem.invalid("webhook", "webhook: '\(url.prefix(200))' is not an http:// or https:// URL with a host")
+        }
+        if let s = secret, s.utf8.count < 16 || s.utf8.count > 256 {
+            throw Problem.invalid("webhook.secret", "webhook.secret: 16 to 256 bytes (or leave it out and use the one the reply shows)")
+        }
+        let made = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        return RunWebhook(url: url, secret: secret ?? "whsec_" + made)
+    }
+
+    /// `Idempotency-Key`: 1 to 200 visible ASCII characters.
+    static func idempotencyKey(_ text: String?) throws -> String? {
+        guard let text else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 200, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+            throw Problem.invalid("Idempotency-Key", "Idempotency-Key: 1 to 200 visible ASCII characters")
+        }
+        return text
+    }
+
+    /// `GET /v1/runs` filters: `state` (comma-separated), `since` (RFC 3339 or epoch seconds),
+    /// `label=KEY=VALUE` (repeatable), `cursor`, `limit`.
+    static func listQuery(_ params: [(String, String)], tenantId: String) throws -> RunQuery {
+        var query = RunQuery(tenantId: tenantId)
+        for (k, v) in params {
+            switch k {
+            case "state":
+                var states = query.states ?? []
+                for part in v.split(separator: ",") {
+                    guard let s = RunState(rawValue: String(part)) else {
+                        throw Problem.invalid("state", "state: unknown state '\(part)'; one of: \(RunState.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    states.append(s)
+                }
+                query.states = states
+            case "since":
+                if let seconds = Double(v), seconds.isFinite, abs(seconds) < 1e11 {
+                    query.since = Date(timeIntervalSince1970: seconds)
+                } else if let date = try? RunView.decoder.decode(Date.self, from: Data("\"\(v.replacingOccurrences(of: "\"", with: ""))\"".utf8)) {
+                    query.since = date
+                } else {
+                    throw Problem.invalid("since", "since: an RFC 3339 time (2026-11-30T08:00:00Z) or seconds since the epoch")
+                }
+            case "label":
+                let parts = v.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, !parts[0].isEmpty else { throw Problem.invalid("label", "label: KEY=VALUE") }
+                query.labels[String(parts[0])] = String(parts[1])
+            case "cursor": query.cursor = v
+            case "limit":
+                guard let n = Int(v), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
+                query.limit = n
+            default:
+                throw Problem.invalid(k, "unknown query parameter '\(k)'; allowed: state, since, label, cursor, limit")
+            }
+        }
+        return query
+    }
+}
