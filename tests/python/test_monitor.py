@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from conftest import KEY_A, TIMEOUT, URL, auth, require_root
+from conftest import KEY_A, TIMEOUT, URL, require_root
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
@@ -36,6 +36,13 @@ def browser():
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+@pytest.fixture
+def anon():
+    """A client of its own (no cookies shared with other tests)."""
+    with httpx.Client(base_url=URL, timeout=TIMEOUT) as c:
+        yield c
 
 
 def wait_for(predicate, timeout=30, what="condition"):
@@ -91,16 +98,16 @@ def test_login_sets_a_strict_httponly_cookie_and_logout_ends_it(anon):
     for attribute in ("sandboxer_session=", "HttpOnly", "SameSite=Strict", "Path=/monitor"):
         assert attribute in cookie, cookie
     assert KEY_A not in cookie and KEY_A not in r.text
-    session = {"sandboxer_session": r.cookies["sandboxer_session"]}
-    page = anon.get("/monitor", cookies=session)
+    session = {"Cookie": f"sandboxer_session={r.cookies['sandboxer_session']}"}
+    page = anon.get("/monitor", headers=session)
     assert page.status_code == 200 and 'src="/monitor/app.js"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert KEY_A not in page.text
     # A cross-site form post is refused.
-    assert anon.post("/monitor/logout", cookies=session, headers={"Origin": "https://evil.example"}).status_code == 403
-    out = anon.post("/monitor/logout", cookies=session)
+    assert anon.post("/monitor/logout", headers={**session, "Origin": "https://evil.example"}).status_code == 403
+    out = anon.post("/monitor/logout", headers=session)
     assert out.status_code == 303
-    assert 'id="key"' in anon.get("/monitor", cookies=session).text, "the session ended"
+    assert 'id="key"' in anon.get("/monitor", headers=session).text, "the session ended"
 
 
 def ws_first_message(path, headers):
@@ -138,7 +145,7 @@ def test_ws_refuses_without_a_session_or_from_another_origin(anon):
     assert code == 1008
     message, _ = ws_first_message("/monitor/ws", {"Origin": URL, "Cookie": cookie})
     assert message["type"] == "snapshot" and message["tenant"] == "api-tests-a", message
-    anon.post("/monitor/logout", cookies={"sandboxer_session": login.cookies["sandboxer_session"]})
+    anon.post("/monitor/logout", headers={"Cookie": cookie})
 
 
 def test_sandboxes_appear_and_end_live(browser, client):
@@ -153,8 +160,8 @@ def test_sandboxes_appear_and_end_live(browser, client):
     sid = r.json()["id"]
     try:
         wait_for(lambda: row_state(browser, sid) == "running", what=f"{sid} running in the table")
-        lane = browser.find_element(By.ID, f"row-{sid}").text
-        assert "container" in lane and "sandbox" in lane, lane
+        row = browser.find_element(By.ID, f"row-{sid}")
+        assert row.get_attribute("data-kind") == "sandbox" and "container" in row.text, row.text
     finally:
         client.delete(f"/v1/sandboxes/{sid}")
     wait_for(lambda: row_state(browser, sid) in (None, "destroyed"), what=f"{sid} destroyed in the table")
@@ -185,6 +192,10 @@ def test_runs_live_cancel_from_the_page_and_screenshot(browser, client):
     row = browser.find_element(By.ID, f"row-{quick}")
     assert "succeeded" in row.text and "sh -c echo hi" in row.text, row.text
 
+    failing = submit(client, ["sh", "-c", "echo oops >&2; exit 3"])
+    wait_for(lambda: row_state(browser, failing) == "failed", timeout=90, what=f"{failing} failed")
+    assert "exit 3" in browser.find_element(By.ID, f"row-{failing}").text
+
     long = submit(client, ["sleep", "300"])
     wait_for(lambda: row_state(browser, long) == "running", timeout=90, what=f"{long} running")
     browser.find_element(By.CSS_SELECTOR, f"#row-{long} button.cancel").click()
@@ -197,6 +208,7 @@ def test_runs_live_cancel_from_the_page_and_screenshot(browser, client):
     wait_for(lambda: "hi" in browser.find_element(By.ID, "d-log").text, what="the run's output in the detail pane")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#d-attempts tbody tr"), what="the attempts")
     wait_for(lambda: int(browser.find_element(By.ID, "c-succeeded").text) >= 1, timeout=15, what="the succeeded counter")
+    wait_for(lambda: int(browser.find_element(By.ID, "c-failed").text) >= 1, timeout=15, what="the failed counter")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size > 10_000

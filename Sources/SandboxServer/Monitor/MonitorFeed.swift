@@ -111,7 +111,7 @@ struct MonitorFeed: Sendable {
     static func detail(_ run: RunRecord) -> MonitorMessage {
         var m = MonitorMessage(type: "detail")
         m.row = MonitorRow(run: run)
-        m.attempts = run.attempts.map(MonitorAttempt.init)
+        m.attempts = run.attempts
         return m
     }
 }

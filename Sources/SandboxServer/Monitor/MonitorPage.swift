@@ -68,10 +68,10 @@ enum MonitorPage {
             </section>
             <p id="notice" class="notice" hidden></p>
             <main class="split">
-              <table id="rows">
-                <thead><tr><th>id</th><th>state</th><th>lane</th><th>profile</th><th>command</th><th>duration</th><th>cpu</th><th>peak mem</th><th>outcome</th><th></th></tr></thead>
+              <div class="rows-wrap"><table id="rows">
+                <thead><tr><th>id</th><th>state</th><th>lane</th><th>profile</th><th class="cmd">command</th><th>duration</th><th>cpu</th><th>peak mem</th><th>outcome</th><th></th></tr></thead>
                 <tbody></tbody>
-              </table>
+              </table></div>
               <aside id="detail" hidden>
                 <div class="detail-head"><h2 id="d-title"></h2><button type="button" id="d-close" title="close">×</button></div>
                 <dl id="d-fields"></dl>

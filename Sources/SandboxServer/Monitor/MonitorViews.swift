@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import SandboxRuns
 import SandboxStore
 
 /// One row of the monitor's table: a run or a sandbox, in the few columns the page shows.
@@ -80,31 +81,6 @@ struct MonitorRow: Sendable, Equatable, Codable {
     }
 }
 
-/// A run's attempts for the detail pane.
-struct MonitorAttempt: Sendable, Equatable, Codable {
-    var number: Int
-    var worker: String
-    var startedAt: Date
-    var endedAt: Date?
-    var outcome: String?
-    var reason: String?
-    var sandboxId: String?
-
-    init(_ a: RunAttempt) {
-        number = a.number
-        worker = a.worker
-        startedAt = a.startedAt
-        endedAt = a.endedAt
-        outcome = a.outcome?.rawValue
-        reason = a.reason
-        sandboxId = a.sandboxId
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case number, worker, startedAt = "started_at", endedAt = "ended_at", outcome, reason, sandboxId = "sandbox_id"
-    }
-}
-
 /// A message the monitor's WebSocket sends; `type` says which fields are set.
 ///
 /// - `snapshot`: `tenant`, `rows`, `stats`, `runs_enabled` (first message)
@@ -121,7 +97,7 @@ struct MonitorMessage: Sendable, Encodable {
     var row: MonitorRow?
     var stats: RunStats?
     var runsEnabled: Bool?
-    var attempts: [MonitorAttempt]?
+    var attempts: [RunAttempt]?
     var run: String?
     var attempt: Int?
     var stream: String?
@@ -135,8 +111,9 @@ struct MonitorMessage: Sendable, Encodable {
         case type, tenant, rows, row, stats, runsEnabled = "runs_enabled", attempts, run, attempt, stream, text, message, problem
     }
 
+    /// The message as JSON text (dates with milliseconds, as the run API writes them).
     var json: String {
-        (try? APIJSON.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"type":"notice","message":"unencodable message"}"#
+        (try? RunView.encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? #"{"type":"notice","message":"unencodable message"}"#
     }
 
     static func row(_ row: MonitorRow) -> MonitorMessage {

@@ -40,7 +40,7 @@
   function outcome(r) {
     if (r.cancel_requested && !["cancelled", "succeeded", "failed", "timed_out", "dead"].includes(r.state)) return "cancelling…";
     let o = r.outcome || "";
-    if (r.exit_code != null && r.exit_code !== 0) o += (o ? " " : "") + "(exit " + r.exit_code + ")";
+    if (o === "exit_nonzero" && r.exit_code != null) o = "exit " + r.exit_code;
     return o || "—";
   }
 
@@ -154,6 +154,7 @@
     const r = rows.get(id);
     if (!r) return;
     $("detail").hidden = false;
+    $("detail").parentElement.classList.add("with-detail");
     $("d-log").replaceChildren();
     $("d-attempts").tBodies[0].replaceChildren();
     lastAttempt = 0;
@@ -165,6 +166,7 @@
   function closeDetail() {
     selected = null; followedRun = null;
     $("detail").hidden = true;
+    $("detail").parentElement.classList.remove("with-detail");
     send({ type: "follow", run: null });
     scheduleRender();
   }
@@ -176,7 +178,11 @@
       ["duration", duration(r)], ["cpu", fmtCpu(r.cpu_ms)], ["peak memory", fmtBytes(r.peak_memory_bytes)],
       ["outcome", outcome(r)], ["reason", r.reason || "—"]];
     if (r.kind === "run") fields.splice(4, 0, ["attempts", r.attempts]);
-    dl.replaceChildren(...fields.flatMap(([k, v]) => [el("dt", "", k), el("dd", k === "state" ? "state state-" + r.state : "", v)]));
+    dl.replaceChildren(...fields.flatMap(([k, v]) => {
+      const dd = el("dd");
+      dd.append(k === "state" ? el("span", "state state-" + r.state, v) : document.createTextNode(String(v)));
+      return [el("dt", "", k), dd];
+    }));
     $("d-cancel").hidden = $("d-retry").hidden = r.kind !== "run";
     $("d-cancel").disabled = !r.can_cancel;
     $("d-retry").disabled = !r.can_retry;
@@ -186,6 +192,7 @@
         const d = a.ended_at ? fmtDuration(Date.parse(a.ended_at) - Date.parse(a.started_at)) : "running";
         tr.append(el("td", "", a.number), el("td", "", a.outcome || "running"), el("td", "", time(a.started_at)),
           el("td", "", d), el("td", "mono", a.sandbox_id || "—"), el("td", "", a.reason || ""));
+        tr.lastChild.title = a.reason || ""; tr.children[4].title = a.sandbox_id || "";
         return tr;
       }));
     }
