@@ -92,7 +92,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
-        /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics.
+        /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics, the execution monitor page.
         .target(name: "SandboxServer", dependencies: [
             "SandboxCore", "SandboxManager", "SandboxStore", "SandboxRuns",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -103,7 +103,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-        ]),
+        ], resources: [.embedInCode("Resources/monitor.js"), .embedInCode("Resources/monitor.css")]),
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",

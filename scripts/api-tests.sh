@@ -3,11 +3,11 @@
 # `sandboxer serve` on a free loopback port with a throw-away data directory, creates API keys for
 # two tenants, runs the pytest suite in tests/python (httpx), then schemathesis against
 # openapi.yaml and the live server (no 5xx, every response matches the schema), and stops the
-# server. Needs root (the container lane). Installs httpx, pytest, websockets and schemathesis from PyPI.
+# server. Needs root (the container lane). Installs httpx, pytest, websockets, selenium and schemathesis from PyPI (the monitor test drives Debian's chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/debug/sandboxer}
-python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis websockets 2>&1 | grep -v "Running pip as the 'root'" || true
+python3 -m pip install --quiet --disable-pip-version-check httpx pytest schemathesis websockets selenium 2>&1 | grep -v "Running pip as the 'root'" || true
 
 DATA=$(mktemp -d /tmp/sandboxer-api-tests.XXXXXX)
 # Host-side state (bundles, agent sockets) of this server only, not the machine's /run/sandboxer.

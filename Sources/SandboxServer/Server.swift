@@ -38,16 +38,20 @@ public struct SandboxServer: Sendable {
     public let runs: RunService?
     public let configuration: Configuration
     public let metrics: ServerMetrics
+    /// The execution monitor's logins (`/monitor`), in memory.
+    public let monitorSessions: MonitorSessions
     let logger: Logger
 
     public var store: any SandboxStore { manager.store }
 
     public init(manager: SandboxManager, runs: RunService? = nil, configuration: Configuration = Configuration(),
-                metrics: ServerMetrics = ServerMetrics(), logger: Logger = Logger(label: "sandboxer.server")) {
+                metrics: ServerMetrics = ServerMetrics(), monitorSessions: MonitorSessions = MonitorSessions(),
+                logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
         self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
+        self.monitorSessions = monitorSessions
         self.logger = logger
     }
 
@@ -99,11 +103,13 @@ public struct SandboxServer: Sendable {
         addFileRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
+        addMonitorRoutes(registry)
 
         // Only upgrade requests reach this router. A refused upgrade can only be a bare 400, so
         // these routes always upgrade and report auth and lookup problems on the socket.
         let wsRouter = Router(context: APIRequestContext.self)
         addWebSocketRoutes(wsRouter)
+        addMonitorWebSocket(wsRouter)
         return (registry, wsRouter)
     }
 }

@@ -13,7 +13,7 @@ struct TestWebSocket {
 
     /// Opens `path`; `body` gets the socket when the server switched protocols, else the HTTP status
     /// and the response head+body read so far.
-    static func with<T: Sendable>(port: Int, path: String, key: String?,
+    static func with<T: Sendable>(port: Int, path: String, key: String?, headers: [String: String] = [:],
                                   _ body: (inout TestWebSocket?, Int, String) async throws -> T) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
@@ -23,6 +23,7 @@ struct TestWebSocket {
             var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
             if let key { request += "Authorization: Bearer \(key)\r\n" }
+            for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request += "\(name): \(value)\r\n" }
             try await outbound.write(ByteBuffer(string: request + "\r\n"))
             var ws: TestWebSocket? = TestWebSocket(inbound: inbound.makeAsyncIterator(), outbound: outbound)
             var head = ""
