@@ -65,10 +65,6 @@ def test_kill9_with_runs_queued_and_running_loses_none(node):
                 break
             assert time.time() < deadline, f"never 2 runs running: {running}"
             time.sleep(0.05)
-        interrupted = {r["id"] for r in running}
-        queued = c.get("/v1/runs", params={"state": "queued"}).json()["items"]
-        assert len(queued) >= 3, queued
-
     server.kill9()
 
     # The one-shot sandboxes die with their server: their reaper (`sandboxer reap --state-dir …`)
@@ -81,20 +77,23 @@ def test_kill9_with_runs_queued_and_running_loses_none(node):
     server.start()
     with httpx.Client(base_url=server.url, headers=auth(node["key"]), timeout=60) as c:
         finals = {rid: wait_run(c, rid, timeout=120) for rid in node["ids"]}
-        for rid, run in finals.items():
+        for run in finals.values():
+            # succeeded in the end; every earlier attempt is one the kill interrupted
             assert run["state"] == "succeeded", run
             assert run["result"]["stdout"] == tagged + "\n", run
             outcomes = [a["outcome"] for a in run["attempts"]]
-            if rid in interrupted:
-                assert outcomes[:-1] and set(outcomes[:-1]) == {"worker_lost"} and outcomes[-1] == "succeeded", run
-                assert "restarted" in run["attempts"][0]["reason"] or "lease" in run["attempts"][0]["reason"], run
-            else:
-                assert outcomes == ["succeeded"], run
+            assert outcomes[-1] == "succeeded" and set(outcomes[:-1]) <= {"worker_lost"}, run
+        lost = [run for run in finals.values() if len(run["attempts"]) > 1]
+        # the two that were running (unless one ended in the instant before the kill)
+        assert 1 <= len(lost) <= 2, finals
+        for run in lost:
+            assert "restarted" in run["attempts"][0]["reason"], run
         assert len(c.get("/v1/runs", params={"limit": 1000}).json()["items"]) == 6
         sandbox_ids = {a["sandbox_id"] for run in finals.values() for a in run["attempts"] if a.get("sandbox_id")}
 
+    def left():
+        return leftovers(server.state_root, sandbox_ids) + processes_mentioning([server.state_root, tagged])
     deadline = time.time() + 20
-    while leftovers(server.state_root, sandbox_ids):
-        assert time.time() < deadline, f"left behind: {leftovers(server.state_root, sandbox_ids)}"
+    while left():
+        assert time.time() < deadline, f"left behind: {left()}"
         time.sleep(0.2)
-    assert not processes_mentioning([tagged])
