@@ -6,8 +6,9 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
 APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl
-# Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process.
-TEST_PACKAGES := gdb
+# Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
+# postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh).
+TEST_PACKAGES := gdb postgresql
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
 
 .PHONY: all deps build build-debug prepare wasm run test bench clean gc
@@ -62,7 +63,11 @@ run: prepare wasm
 test: EXTRA_PACKAGES := $(TEST_PACKAGES)
 test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
-	SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
+	@# A private PostgreSQL (own data directory, a unix socket in it) for the PostgreSQL store's
+	@# tests, stopped and removed on the way out whatever the tests did.
+	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
+	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
+	  SANDBOXER_TEST_PG_URL="$$pgurl" SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
 	  echo "== the HTTP API from outside: pytest (tests/python) and schemathesis against a live server"; \
 	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
 	  $(DEBUG_BIN) gc >/dev/null; exit $$status

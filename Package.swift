@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         /// Value types, the backend protocol, typed errors, profiles.
@@ -68,6 +69,14 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// The PostgreSQL engine of the store (postgres-nio): one database shared by a fleet of `serve`
+        /// processes; claims with FOR UPDATE SKIP LOCKED, wake-ups with LISTEN/NOTIFY.
+        .target(name: "SandboxStorePostgres", dependencies: [
+            "SandboxCore", "SandboxStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// The one layer every surface calls: lane routing, sandbox records and their state machine,
         /// TTL/idle reaper, warm pool, start-up reconciliation.
         .target(name: "SandboxManager", dependencies: [
@@ -98,7 +107,7 @@ let package = Package(
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
-            "SandboxStore", "SandboxManager", "SandboxServer", "SandboxRuns",
+            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -119,6 +128,10 @@ let package = Package(
         /// The run-queue contract every store engine's tests run.
         .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
         .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SandboxStorePostgresTests", dependencies: [
+            "SandboxStorePostgres", "SandboxStore", "SandboxCore", "RunStoreContract",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",
@@ -127,6 +140,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "SandboxRunsTests", dependencies: [
+            "SandboxRuns", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxTestSupport", "RunStoreContract",
         ]),
         .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SandboxCore
 import SandboxStore
+import SandboxStorePostgres
 
 /// `sandboxer key`: creates, lists and revokes API keys in the store the server uses (works with
 /// or without a running server).
@@ -11,17 +12,38 @@ struct KeyCommand: AsyncParsableCommand {
         subcommands: [KeyCreateCommand.self, KeyListCommand.self, KeyRevokeCommand.self])
 }
 
-/// The data directory option every `key` subcommand takes.
+/// What `key` needs of a store: both engines list keys.
+protocol KeyStore: SandboxStore {
+    func apiKeys(tenantName: String?) async throws(SandboxError) -> [(record: APIKeyRecord, tenant: String)]
+}
+
+extension SQLiteStore: KeyStore {}
+extension PostgresStore: KeyStore {}
+
+/// The store options every `key` subcommand takes: the SQLite data directory or a PostgreSQL URL
+/// (a key created in the PostgreSQL store works on every node of the fleet).
 struct DataDirectoryOption: ParsableArguments {
     @Option(name: .customLong("data"), help: "Data directory (default: $SANDBOXER_DATA, else /var/lib/sandboxer).")
     var directory: String?
+
+    @Option(name: .customLong("store"), help: "Store: sqlite (under --data) or a postgres:// URL (default: $SANDBOXER_STORE, else sqlite).")
+    var store: String?
 
     var resolved: String { directory ?? StoreFiles.defaultDirectory() }
 
     /// Opens the store, runs `body`, closes the store. A `SandboxError` becomes exit status 2 with
     /// its message on stderr.
-    func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
+    func withStore(_ body: (any KeyStore) async throws -> Void) async throws {
         do {
+            if let url = try ServerSetup.postgresURL(store) {
+                let store = try await PostgresStore.open(url: url)
+                do { try await body(store) } catch {
+                    await store.close()
+                    throw error
+                }
+                await store.close()
+                return
+            }
             let store = try SQLiteStore(directory: resolved)
             do { try await body(store) } catch {
                 try? store.close()

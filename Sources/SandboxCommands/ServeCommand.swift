@@ -9,6 +9,7 @@ import SandboxManager
 import SandboxRuns
 import SandboxServer
 import SandboxStore
+import SandboxStorePostgres
 import ServiceLifecycle
 
 /// `sandboxer serve`: the HTTP API (openapi.yaml) over a store and a manager, until SIGTERM/SIGINT.
@@ -16,7 +17,8 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Serve the sandboxer HTTP API.",
         discussion: """
-            State (the SQLite store, logs) lives under --data; the live sandboxes' host state under \
+            State (the SQLite store, logs) lives under --data, or in PostgreSQL with --store postgres://… \
+            (several 'serve' processes on one database are one fleet); the live sandboxes' host state under \
             $SANDBOXER_STATE_DIR (else /run/sandboxer)/servers/<hash of --data>. SIGTERM or SIGINT shut down gracefully: \
             requests in flight finish, the manager stops; live sandboxes keep running and are adopted by \
             the next 'sandboxer serve' on the same --data. Create API keys with 'sandboxer key create --tenant NAME'.
@@ -30,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Data directory (default: $SANDBOXER_DATA, else /var/lib/sandboxer).")
     var data: String?
+
+    @Option(name: .long, help: "Store: sqlite (under --data) or a postgres:// URL (default: $SANDBOXER_STORE, else sqlite).")
+    var store: String?
 
     @Option(name: .long, help: "Keep N sandboxes of a profile ready: PROFILE=N (repeatable).")
     var warmPool: [String] = []
@@ -58,7 +63,7 @@ struct ServeCommand: AsyncParsableCommand {
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
 
-        let store = try ServerSetup.makeStore(dataDirectory: dataDirectory)
+        let store = try await ServerSetup.makeStore(url: self.store, dataDirectory: dataDirectory, logger: logger)
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let configuration = SandboxManager.Configuration(
@@ -103,9 +108,30 @@ struct ServeCommand: AsyncParsableCommand {
 /// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes (their
 /// host state under the manager's default state directory, one per data directory).
 public enum ServerSetup {
-    /// The store under the data directory (the one line to change for another engine). (the one line to change for another engine).
+    /// The SQLite store under the data directory.
     public static func makeStore(dataDirectory: String) throws -> any ServerStore {
         try SQLiteStore(directory: dataDirectory)
+    }
+
+    /// The store `--store` (else `$SANDBOXER_STORE`) names: a `postgres://` or `postgresql://`
+    /// URL opens ``PostgresStore`` (connected, migrated, listening); nothing or `sqlite` opens the
+    /// SQLite store under `dataDirectory`.
+    public static func makeStore(url: String?, dataDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                 logger: Logger = Logger(label: "sandboxer.store")) async throws -> any ServerStore {
+        if let postgres = try postgresURL(url, environment: environment) {
+            return try await PostgresStore.open(url: postgres, logger: logger)
+        }
+        return try makeStore(dataDirectory: dataDirectory)
+    }
+
+    /// The PostgreSQL URL of `--store` (else `$SANDBOXER_STORE`); nil for SQLite.
+    public static func postgresURL(_ flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(SandboxError) -> String? {
+        let text = (flag ?? environment["SANDBOXER_STORE"] ?? "").trimmingCharacters(in: .whitespaces)
+        if text.isEmpty || text == "sqlite" { return nil }
+        guard PostgresURL.isPostgres(text) else {
+            throw SandboxError(.invalidRequest, "--store '\(text.prefix(40))' is neither sqlite nor a postgres:// URL; e.g. --store postgres://sandboxer@127.0.0.1/sandboxer")
+        }
+        return text
     }
 
     /// The lanes of queued runs: one-shot sandboxes under the server's state directory, reaped by

@@ -1,16 +1,17 @@
 import Crypto
+import SandboxCore
 import Foundation
 
 /// The text form of API keys, `sbx_key_<16 hex>_<64 hex>`: the public key id (`key_<16 hex>`,
 /// safe to log and to pass to `sandboxer key revoke`) followed by a 32-byte secret from the
-/// system's CSPRNG. The store keeps only the SHA-256 of the whole key.
-enum APIKeyText {
-    static let prefix = "sbx_"
-    static let idHexCount = 16
-    static let secretByteCount = 32
+/// system's CSPRNG. The store keeps only the SHA-256 of the whole key. Shared by every store engine.
+public enum APIKeyText {
+    public static let prefix = "sbx_"
+    public static let idHexCount = 16
+    public static let secretByteCount = 32
 
     /// A new key and its id.
-    static func generate() -> (id: String, key: String) {
+    public static func generate() -> (id: String, key: String) {
         var rng = SystemRandomNumberGenerator()
         let idHex = hex(randomBytes(idHexCount / 2, using: &rng))
         let secret = hex(randomBytes(secretByteCount, using: &rng))
@@ -19,7 +20,7 @@ enum APIKeyText {
     }
 
     /// The key id of a well-formed key; nil for anything else (wrong prefix, length, characters).
-    static func keyID(of key: String) -> String? {
+    public static func keyID(of key: String) -> String? {
         let u = Array(key.utf8)
         let idStart = prefix.utf8.count
         let idLength = 4 + idHexCount
@@ -32,18 +33,18 @@ enum APIKeyText {
     }
 
     /// Whether `id` has the shape of a key id (`key_` and 16 lowercase hex digits).
-    static func isKeyID(_ id: String) -> Bool {
+    public static func isKeyID(_ id: String) -> Bool {
         let u = Array(id.utf8)
         return u.count == 4 + idHexCount && id.hasPrefix("key_") && u[4...].allSatisfy(isLowerHex)
     }
 
     /// SHA-256 of the whole key text.
-    static func hash(_ key: String) -> Data {
+    public static func hash(_ key: String) -> Data {
         Data(SHA256.hash(data: Data(key.utf8)))
     }
 
     /// Compares two digests in time that depends only on their length.
-    static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
+    public static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
         for (x, y) in zip(a, b) { diff |= x ^ y }
@@ -63,7 +64,7 @@ enum APIKeyText {
         return Array(out.prefix(n))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
+    public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)
@@ -72,5 +73,23 @@ enum APIKeyText {
             out.append(digits[Int(b & 0xf)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// What creating a key needs before it touches a database: the tenant to create when missing (its
+/// name checked, its quota as stored), the key's id and secret text, and the hash that is stored.
+public struct NewAPIKey: Sendable {
+    public let tenant: Tenant
+    public let quota: String
+    public let id: String
+    public let key: String
+    public let hash: Data
+
+    public init(tenantName: String) throws(SandboxError) {
+        try SQLiteStore.checkTenantName(tenantName)
+        tenant = Tenant(id: "tnt_" + APIKeyText.hex(SQLiteStore.randomBytes(8)), name: tenantName)
+        quota = try JSONColumn.encode(tenant.quota)
+        (id, key) = APIKeyText.generate()
+        hash = APIKeyText.hash(key)
     }
 }

@@ -121,18 +121,19 @@ extension SQLiteStore {
     }
 }
 
-/// The opaque page cursor: the sort key (creation time, id) of the last item returned.
-struct PageCursor: Equatable {
-    var createdAt: Double
-    var id: String
+/// The opaque page cursor: the sort key (creation time, id) of the last item returned. Shared by
+/// every engine, so a cursor means the same thing on SQLite and PostgreSQL.
+public struct PageCursor: Equatable, Sendable {
+    public var createdAt: Double
+    public var id: String
 
-    init(createdAt: Double, id: String) {
+    public init(createdAt: Double, id: String) {
         self.createdAt = createdAt
         self.id = id
     }
 
     /// Reads a cursor this store gave out; anything else is an `invalid_request`.
-    init(text: String) throws(SandboxError) {
+    public init(text: String) throws(SandboxError) {
         var b64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         b64 += String(repeating: "=", count: (4 - b64.count % 4) % 4)
         guard let data = Data(base64Encoded: b64), let plain = String(data: data, encoding: .utf8) else { throw Self.bad }
@@ -142,11 +143,21 @@ struct PageCursor: Equatable {
         id = String(parts[2])
     }
 
-    var text: String {
+    public var text: String {
         Data("v1:\(String(createdAt.bitPattern, radix: 16)):\(id)".utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
 
     static let bad = SandboxError(.invalidRequest, "cursor is not one this server gave out; list again without a cursor")
+}
+
+extension Page {
+    /// The page of `records` (fetched with `limit + 1` rows): at most `limit` items, and the cursor
+    /// of the last one when more followed. Every engine pages this way.
+    public static func of(_ records: [Item], limit: Int, cursor: (Item) -> PageCursor) -> Page {
+        guard records.count > limit, limit > 0 else { return Page(items: records, nextCursor: nil) }
+        let items = Array(records.prefix(limit))
+        return Page(items: items, nextCursor: cursor(items[items.count - 1]).text)
+    }
 }

@@ -151,7 +151,8 @@ public final class SQLiteStore: SandboxStore {
         return try tenant(from: row)
     }
 
-    static func checkTenantName(_ name: String) throws(SandboxError) {
+    /// Refuses a tenant name no engine stores (empty, over 128 bytes, spaces or control characters).
+    public static func checkTenantName(_ name: String) throws(SandboxError) {
         guard !name.isEmpty, name.utf8.count <= 128,
               name.unicodeScalars.allSatisfy({ !CharacterSet.controlCharacters.contains($0) && !CharacterSet.whitespaces.contains($0) })
         else {
@@ -172,7 +173,8 @@ public final class SQLiteStore: SandboxStore {
             createdAt: try JSONColumn.date(row, "created_at"), revoked: try row.decode(Bool.self, forColumn: "revoked"))
     }
 
-    static func randomBytes(_ n: Int) -> [UInt8] {
+    /// `n` bytes from the system's CSPRNG (ids of tenants).
+    public static func randomBytes(_ n: Int) -> [UInt8] {
         var rng = SystemRandomNumberGenerator()
         return (0..<n).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import RunStoreContract
 import GRDB
 import Testing
 import SandboxCore

@@ -3,6 +3,7 @@ import Logging
 import SandboxCommands
 import SandboxCore
 import SandboxManager
+import SandboxRuns
 import SandboxServer
 import SandboxStore
 import ServiceLifecycle
@@ -12,8 +13,9 @@ import Testing
 /// store; requests go over real TCP through the CLI's HTTP client.
 struct ServedApp: Sendable {
     let port: Int
-    let store: any SandboxStore
+    let store: any ServerStore
     let manager: SandboxManager
+    let runs: RunService
     let dataDirectory: String
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -24,7 +26,7 @@ struct ServedApp: Sendable {
     func key(_ tenant: String) async throws -> String { try await store.createAPIKey(tenantName: tenant).key }
 
     /// The one line to change when the store engine changes.
-    static func makeStore(dataDirectory: String) throws -> any SandboxStore {
+    static func makeStore(dataDirectory: String) throws -> any ServerStore {
         try SQLiteStore(directory: dataDirectory)
     }
 
@@ -47,7 +49,9 @@ struct ServedApp: Sendable {
             store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration
         config.host = "127.0.0.1"
-        let server = SandboxServer(manager: manager, configuration: config, logger: logger)
+        let runs = RunService(store: store, lanes: ServerSetup.runLanes(managerConfiguration), configuration: .init(
+            node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), logger: logger)
+        let server = SandboxServer(manager: manager, runs: runs, configuration: config, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = server.makeApplication { port in portContinuation.yield(port) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
@@ -55,7 +59,7 @@ struct ServedApp: Sendable {
             tasks.addTask { try await group.run() }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw SandboxError(.system, "server did not start") }
-            let served = ServedApp(port: port, store: store, manager: manager, dataDirectory: dir)
+            let served = ServedApp(port: port, store: store, manager: manager, runs: runs, dataDirectory: dir)
             do {
                 let result = try await body(served)
                 await group.triggerGracefulShutdown()

@@ -51,9 +51,9 @@ public struct APIClient: Sendable {
 
     /// Sends one request and returns the whole response (problems included; see ``checked(_:)``).
     public func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = "application/json",
-                     accept: String? = nil) async throws -> Reply {
+                     accept: String? = nil, headers extra: [String: String] = [:]) async throws -> Reply {
         var reply = Reply(status: 0, headers: [:], body: [])
-        reply.status = try await stream(method, path, body: body, contentType: contentType, accept: accept,
+        reply.status = try await stream(method, path, body: body, contentType: contentType, accept: accept, headers: extra,
                                         onHead: { _, headers in reply.headers = headers },
                                         onBody: { reply.body += $0 })
         return reply
@@ -77,7 +77,7 @@ public struct APIClient: Sendable {
 
     /// Sends one request and hands the response over as it arrives; returns the status.
     public func stream(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String? = "application/json",
-                       accept: String? = nil, onHead: (Int, [String: String]) async throws -> Void,
+                       accept: String? = nil, headers extra: [String: String] = [:], onHead: (Int, [String: String]) async throws -> Void,
                        onBody: ([UInt8]) async throws -> Void) async throws -> Int {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
@@ -99,6 +99,7 @@ public struct APIClient: Sendable {
             head.headers.add(name: "User-Agent", value: "sandboxer-cli")
             if let apiKey { head.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
             if let accept { head.headers.add(name: "Accept", value: accept) }
+            for (name, value) in extra.sorted(by: { $0.key < $1.key }) { head.headers.add(name: name, value: value) }
             if let body {
                 head.headers.add(name: "Content-Length", value: String(body.count))
                 if let contentType { head.headers.add(name: "Content-Type", value: contentType) }

@@ -1,0 +1,42 @@
+import Foundation
+import RunStoreContract
+import SandboxCore
+import SandboxStore
+import Testing
+@testable import SandboxStorePostgres
+
+/// The run-queue contract on PostgreSQL: every case on a fresh database; the "second node" is a
+/// second store on the same database (its own pool and LISTEN connection).
+@Suite("Run queue on PostgreSQL", .enabled(if: TestPostgres.available, TestPostgres.skipReason))
+struct RunQueuePostgresTests {
+    @Test(arguments: RunStoreContract.names)
+    func contract(_ name: String) async throws {
+        let others = OpenedStores()
+        try await withPostgres { store, db in
+            defer { _ = others }
+            do {
+                try await RunStoreContract.cases[name]!(RunStoreFixture(store: store, second: {
+                    let node = try await db.open()
+                    others.add(node)
+                    return node
+                }))
+            } catch {
+                await others.closeAll()
+                throw error
+            }
+            await others.closeAll()
+        }
+    }
+
+    @Test("a run survives closing the store; another node reads it")
+    func durable() async throws {
+        try await withPostgres { store, db in
+            let run = RunStoreContract.newRun()
+            _ = try await store.submitRun(run, maxQueued: 10)
+            await store.close()
+            let again = try await db.open()
+            #expect(try await again.run(id: run.id) == run)
+            await again.close()
+        }
+    }
+}
