@@ -36,7 +36,8 @@ PY
     done
 }
 start_server() {
-    "$BIN" serve --port "$PORT" --data "$DATA" >>"$DATA.log" 2>&1 &
+    # Two run workers whatever the cores: tests/python/test_runs.py fills them to keep a run queued.
+    "$BIN" serve --port "$PORT" --data "$DATA" --workers 2 >>"$DATA.log" 2>&1 &
     server=$!
     for _ in $(seq 1 200); do
         curl -fsS "$SANDBOXER_URL/readyz" >/dev/null 2>&1 && return 0

@@ -26,12 +26,23 @@ public struct ProfileLoader: Sendable {
         return names
     }
 
+    /// Whether ``load(_:)`` reads `nameOrPath` as a file rather than looking a name up.
+    public func isPath(_ nameOrPath: String) -> Bool {
+        !builtins.contains { $0.name == nameOrPath }
+            && (nameOrPath.contains("/") || nameOrPath.hasSuffix(".yaml") || nameOrPath.hasSuffix(".yml") || nameOrPath.hasSuffix(".json"))
+    }
+
+    /// Refuses a file path where only a name may be given (an API client must not make the server
+    /// read its files): `not_found`, naming the profiles there are.
+    public func requireName(_ name: String) throws(SandboxError) {
+        guard isPath(name) else { return }
+        throw SandboxError(.notFound, "unknown profile '\(name.prefix(200))'; known profiles: \(knownNames().joined(separator: ", ")) (a profile name or a profile object; not a file path)")
+    }
+
     /// Loads a profile by built-in name, search-path name, or file path.
     public func load(_ nameOrPath: String) throws(SandboxError) -> Profile {
         if let p = builtins.first(where: { $0.name == nameOrPath }) { return p }
-        if nameOrPath.contains("/") || nameOrPath.hasSuffix(".yaml") || nameOrPath.hasSuffix(".yml")
-            || nameOrPath.hasSuffix(".json")
-        {
+        if isPath(nameOrPath) {
             return try loadFile(nameOrPath)
         }
         for dir in searchPaths {

@@ -54,7 +54,9 @@ extension SandboxServer {
         var request = CreateSandboxRequest()
         switch body.raw("profile") {
         case nil: break
-        case let name as String: request.profile = .named(name)
+        case let name as String:
+            try profiles.requireName(name)
+            request.profile = .named(name)
         case let object as [String: Any]:
             let data = try JSONSerialization.data(withJSONObject: object)
             do {

@@ -48,7 +48,9 @@ enum RunBody {
     static func profileField(_ body: inout JSONFields, profiles: ProfileLoader) throws -> Profile {
         switch body.raw("profile") {
         case nil: return try profiles.load("default")
-        case let name as String: return try profiles.load(name)
+        case let name as String:
+            try profiles.requireName(name)
+            return try profiles.load(name)
         case let object as [String: Any]:
             let data = try JSONSerialization.data(withJSONObject: object)
             do { return try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile") } catch {
@@ -120,7 +122,8 @@ enum RunBody {
                     throw Problem.invalid("since", "since: an RFC 3339 time (2026-11-30T08:00:00Z) or seconds since the epoch")
                 }
             case "label":
-                let parts = v.split(separator: "=", maxSplits: 1)
+                // `k=` matches an empty value (labels may have one).
+                let parts = v.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 guard parts.count == 2, !parts[0].isEmpty else { throw Problem.invalid("label", "label: KEY=VALUE") }
                 query.labels[String(parts[0])] = String(parts[1])
             case "cursor": query.cursor = v

@@ -4,6 +4,12 @@ Environment (set by scripts/api-tests.sh): SANDBOXER_URL, SANDBOXER_API_KEY, SAN
 SANDBOXER_BIN, SANDBOXER_DATA.
 """
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
 
 import httpx
 import pytest
@@ -11,6 +17,7 @@ import pytest
 URL = os.environ.get("SANDBOXER_URL", "http://127.0.0.1:7070")
 KEY_A = os.environ.get("SANDBOXER_API_KEY", "")
 KEY_B = os.environ.get("SANDBOXER_API_KEY_B", "")
+BIN = os.environ.get("SANDBOXER_BIN", "")
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
@@ -112,3 +119,124 @@ def exec_(client, sid, **body):
     r = client.post(f"/v1/sandboxes/{sid}/exec", json=body)
     assert r.status_code == 200, (r.status_code, r.text)
     return r.json()
+
+
+FINAL_RUN_STATES = {"succeeded", "failed", "timed_out", "cancelled", "dead"}
+
+
+def submit_run(client, **body):
+    """POST /v1/runs → 202; the run."""
+    r = client.post("/v1/runs", json=body)
+    assert r.status_code == 202, (r.status_code, r.text)
+    return r.json()
+
+
+def wait_run(client, rid, until=FINAL_RUN_STATES, timeout=60):
+    """Polls GET /v1/runs/{rid} until its state is in `until` (a bound against hangs, not a speed check)."""
+    deadline = time.time() + timeout
+    while True:
+        r = client.get(f"/v1/runs/{rid}")
+        assert r.status_code == 200, (r.status_code, r.text)
+        run = r.json()
+        if run["state"] in until:
+            return run
+        assert time.time() < deadline, f"run {rid} still {run['state']} after {timeout} s: {run}"
+        time.sleep(0.2)
+
+
+def processes_mentioning(needles):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(n in cmd for n in needles):
+            found.append((int(pid), cmd))
+    return found
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """A `sandboxer serve` of a test's own on data directory `data` (host state in `data`.state),
+    with extra serve flags `args`; the suite's server is left alone."""
+
+    def __init__(self, data, args=()):
+        self.data = data
+        self.args = list(args)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        # host-side state: $SANDBOXER_STATE_DIR/servers/<hash of data> (older builds: <data>/state)
+        self.state_root = data.rstrip("/") + ".state"
+        os.makedirs(self.state_root, mode=0o755, exist_ok=True)
+        self.log = open(os.path.join(data, "..", os.path.basename(data) + ".log"), "ab")
+
+    def start(self):
+        self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data", self.data, *self.args],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "SANDBOXER_STATE_DIR": self.state_root})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            assert self.proc.poll() is None, f"server exited with {self.proc.returncode}; log: {self.log_text()}"
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server not ready in 60 s; log: " + self.log_text())
+
+    def log_text(self):
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read()[-4000:].decode(errors="replace")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def own_server(prefix, tenant, args=()):
+    """A started `Server` of a test's own on a fresh data directory, and an API key of `tenant`
+    there; `drop_server` stops it and removes its directories."""
+    require_root()
+    if not BIN or not os.path.exists(BIN):
+        pytest.skip("SANDBOXER_BIN is not set")
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(tmp, 0o755)
+    data = os.path.join(tmp, "data")
+    os.makedirs(data, mode=0o755)
+    key = subprocess.run([BIN, "key", "create", "--tenant", tenant, "--data", data], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    assert key
+    server = Server(data, args=args)
+    server.tmp = tmp
+    server.start()
+    return server, key
+
+
+def drop_server(server):
+    server.stop()
+    server.log.close()
+    shutil.rmtree(server.tmp, ignore_errors=True)
+    shutil.rmtree(server.state_root, ignore_errors=True)

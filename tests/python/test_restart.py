@@ -5,7 +5,6 @@ Runs its own server on its own data directory (the suite's server is left alone)
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -14,65 +13,12 @@ import time
 import httpx
 import pytest
 
-from conftest import assert_problem, require_root
+from conftest import Server, assert_problem, processes_mentioning, require_root
 
 BIN = os.environ.get("SANDBOXER_BIN", "")
 
 
 LOST_EXEC = {}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    def __init__(self, data):
-        self.data = data
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-        # host-side state: $SANDBOXER_STATE_DIR/servers/<hash of data> (older builds: <data>/state)
-        self.state_root = data.rstrip("/") + ".state"
-        os.makedirs(self.state_root, mode=0o755, exist_ok=True)
-        self.log = open(os.path.join(data, "..", os.path.basename(data) + ".log"), "ab")
-
-    def start(self):
-        self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data", self.data],
-                                     stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "SANDBOXER_STATE_DIR": self.state_root})
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            assert self.proc.poll() is None, f"server exited with {self.proc.returncode}; log: {self.log_text()}"
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server not ready in 60 s; log: " + self.log_text())
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log.name, "rb") as f:
-            return f.read()[-4000:].decode(errors="replace")
-
-    def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -117,21 +63,6 @@ def env():
 def client_for(state):
     return httpx.Client(base_url=state["server"].url, headers={"Authorization": f"Bearer {state['key']}"},
                         timeout=httpx.Timeout(60, connect=10))
-
-
-def processes_mentioning(needles):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if any(n in cmd for n in needles):
-            found.append((int(pid), cmd))
-    return found
 
 
 def sandboxes_dirs(state):
