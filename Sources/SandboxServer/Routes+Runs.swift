@@ -45,7 +45,7 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/runs/{id}/retry", action: "run.retry") { _, context in
             let caller = try context.requireCaller()
-            let run = try await store.retryRun(tenantId: caller.tenantId, id: try context.parameters.require("id"))
+            let run = try await store.retryRun(tenantId: caller.tenantId, id: try context.parameters.require("id"), maxQueued: maxQueued)
             return try Self.runResponse(RunView(run))
         }
 

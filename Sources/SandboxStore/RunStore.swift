@@ -44,8 +44,9 @@ public protocol RunStore: Sendable {
     /// it); a final one is refused with `invalid_state`. Another tenant's run is `not_found`.
     func cancelRun(tenantId: String, id: String) async throws -> RunRecord
     /// A final run goes back to `queued` for one more attempt (its earlier attempts kept, its
-    /// result cleared). A queued or running one is refused with `invalid_state`.
-    func retryRun(tenantId: String, id: String) async throws -> RunRecord
+    /// result cleared). A queued or running one is refused with `invalid_state`; a tenant with
+    /// `maxQueued` queued runs with `quota_exceeded`, as a submit.
+    func retryRun(tenantId: String, id: String, maxQueued: Int) async throws -> RunRecord
     /// Runs whose lease ran out — or whose worker id starts with `heldByPrefix` (this node's
     /// earlier incarnation, after a restart) — get their attempt ended `worker_lost` and are
     /// requeued with a backoff or `dead` (``RunRules``). Returns the runs it changed.

@@ -164,10 +164,12 @@ extension SQLiteStore: RunStore {
         return run
     }
 
-    public func retryRun(tenantId: String, id: String) async throws -> RunRecord {
+    public func retryRun(tenantId: String, id: String, maxQueued: Int) async throws -> RunRecord {
         let run = try await write("retrying run \(id)") { db -> RunRecord in
             var run = try Self.owned(db, tenantId, id)
             guard run.state.isFinal else { throw RunRules.notEnded(run) }
+            let queued = try Int.fetchOne(db, sql: "SELECT count(*) FROM runs WHERE state = 'queued' AND tenant_id = ?", arguments: [tenantId]) ?? 0
+            if queued >= maxQueued { throw RunRules.queueFull(queued: queued, max: maxQueued) }
             RunRules.retry(&run)
             try Self.update(db, run)
             return run

@@ -77,13 +77,19 @@ extension PostgresStore {
         }
     }
 
-    public func retryRun(tenantId: String, id: String) async throws -> RunRecord {
+    public func retryRun(tenantId: String, id: String, maxQueued: Int) async throws -> RunRecord {
         let logger = self.logger
         return try await transaction("retrying run \(id)") { connection in
+            // The same per-tenant serialization and queue quota as a submit.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.submit), hashtext(\(tenantId)))", logger: logger)
             guard let row = try await connection.rows("SELECT * FROM runs WHERE id = \(id) AND tenant_id = \(tenantId) FOR UPDATE", logger).first
             else { throw RunRules.notFound(id) }
             var run = try Self.run(from: row)
             guard run.state.isFinal else { throw RunRules.notEnded(run) }
+            let queued = try await connection.rows(
+                "SELECT count(*) AS n FROM runs WHERE state = 'queued' AND tenant_id = \(tenantId)", logger
+            ).first?.get("n", as: Int.self) ?? 0
+            if queued >= maxQueued { throw RunRules.queueFull(queued: queued, max: maxQueued) }
             RunRules.retry(&run)
             try await Self.update(run, on: connection, logger)
             try await Self.notify(RunRules.change(run), on: connection, logger: logger)

@@ -237,14 +237,17 @@ public enum RunStoreContract {
     static func retry(_ f: RunStoreFixture) async throws {
         let s = f.store
         let run = try await submit(s, newRun(maxAttempts: 1))
-        await expectError(.invalidState) { _ = try await s.retryRun(tenantId: "tnt_a", id: run.id) }
+        await expectError(.invalidState) { _ = try await s.retryRun(tenantId: "tnt_a", id: run.id, maxQueued: 100) }
         _ = try await s.claimRuns(worker: "w", limit: 1, tenantCap: 100, lease: .seconds(30))
         _ = try await s.finishAttempt(runId: run.id, worker: "w", AttemptEnd(outcome: .failed, result: ok(exit: 1)), policy: fast)
-        let again = try await s.retryRun(tenantId: "tnt_a", id: run.id)
+        // A full queue refuses a retry as it refuses a submit.
+        try await submit(s, newRun())
+        await expectError(.quotaExceeded) { _ = try await s.retryRun(tenantId: "tnt_a", id: run.id, maxQueued: 1) }
+        let again = try await s.retryRun(tenantId: "tnt_a", id: run.id, maxQueued: 100)
         #expect(again.state == .queued && again.result == nil && again.endedAt == nil && again.maxAttempts == 2)
-        let claimed = try await s.claimRuns(worker: "w", limit: 1, tenantCap: 100, lease: .seconds(30))
+        let claimed = try await s.claimRuns(worker: "w", limit: 5, tenantCap: 100, lease: .seconds(30)).filter { $0.id == run.id }
         #expect(claimed.first?.attempts.map(\.number) == [1, 2])
-        await expectError(.notFound) { _ = try await s.retryRun(tenantId: "tnt_b", id: run.id) }
+        await expectError(.notFound) { _ = try await s.retryRun(tenantId: "tnt_b", id: run.id, maxQueued: 100) }
     }
 
     static func logs(_ f: RunStoreFixture) async throws {

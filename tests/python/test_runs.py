@@ -647,7 +647,6 @@ def test_flood_beyond_max_queued_is_429_and_keeps_what_was_accepted(small_queue_
     assert [wait_run(c, rid)["state"] for rid in accepted[1:]] == ["succeeded"] * 5
 
 
-@pytest.mark.xfail(strict=True, reason="retryRun does not check the tenant's queue quota (openapi.yaml lists 429 for retry)")
 def test_retry_is_refused_at_the_queue_quota(small_queue_server):
     c = small_queue_server
     finished = submit_run(c, cmd=["sh", "-c", "exit 3"])

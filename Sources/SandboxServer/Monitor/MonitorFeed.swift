@@ -11,6 +11,8 @@ import SandboxStore
 /// `runs` is nil when the store has no run queue: the monitor then shows sandboxes only.
 struct MonitorFeed: Sendable {
     let runs: (any RunStore)?
+    /// The node's per-tenant queue quota (a retry counts as a submit).
+    var maxQueued: Int = 10_000
     let manager: SandboxManager
     let logger: Logger
     /// How far back the counters look.
@@ -65,7 +67,7 @@ struct MonitorFeed: Sendable {
         do {
             let run = switch action {
             case .cancel: try await runs.cancelRun(tenantId: caller.tenantId, id: runId)
-            case .retry: try await runs.retryRun(tenantId: caller.tenantId, id: runId)
+            case .retry: try await runs.retryRun(tenantId: caller.tenantId, id: runId, maxQueued: maxQueued)
             }
             (reply, status) = (.row(MonitorRow(run: run)), 200)
         } catch {

@@ -67,7 +67,8 @@ extension SandboxServer {
     /// (no cross-site WebSocket hijacking), else one `error` message and a close with code 1008.
     func addMonitorWebSocket(_ router: Router<APIRequestContext>) {
         let sessions = monitorSessions
-        let feed = MonitorFeed(runs: runs?.store, manager: manager, logger: logger)
+        var feed = MonitorFeed(runs: runs?.store, manager: manager, logger: logger)
+        feed.maxQueued = runs?.configuration.maxQueuedPerTenant ?? feed.maxQueued
         let maxMessage = configuration.maxWebSocketMessageBytes
         router.ws("/monitor/ws") { inbound, outbound, ws in
             let sessionId = ws.request.cookies[Self.monitorCookie]?.value
