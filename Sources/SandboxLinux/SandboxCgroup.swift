@@ -64,6 +64,11 @@ public struct SandboxCgroup: Sendable {
             for c in CgroupHost.v1Controllers {
                 if let m = host.v1Mounts[c] { dirs[c] = "\(m)/\(CgroupHost.groupName)/\(id)" }
             }
+            // Hybrid hosts: the runtime makes its `ctr` cgroup in the (controller-less) unified
+            // hierarchy too, and removes empty parents when a container is deleted. Holding our own
+            // directory there keeps `sandboxer/` from vanishing under a concurrent start (seen as
+            // crun's "creating cgroup directory …/ctr: No such file or directory" under load).
+            if let m = host.v2Mount { dirs["unified"] = "\(m)/\(CgroupHost.groupName)/\(id)" }
         }
         self.directories = dirs
     }
