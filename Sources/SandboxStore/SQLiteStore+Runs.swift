@@ -68,10 +68,7 @@ extension SQLiteStore: RunStore {
                 }
             }
         }
-        guard records.count > limit else { return Page(items: records, nextCursor: nil) }
-        let items = Array(records.prefix(limit))
-        let last = items[items.count - 1]
-        return Page(items: items, nextCursor: PageCursor(createdAt: last.createdAt.column, id: last.id).text)
+        return Page.of(records, limit: limit) { PageCursor(createdAt: $0.createdAt.column, id: $0.id) }
     }
 
     public func claimRuns(worker: String, limit: Int, tenantCap: Int, lease: Duration) async throws -> [RunRecord] {

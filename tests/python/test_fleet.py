@@ -6,8 +6,6 @@ node (or end `dead` with every reason when attempts are spent). Needs the privat
 """
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from conftest import auth, require_root
+from conftest import Server, auth, require_root
 
 BIN = os.environ.get("SANDBOXER_BIN", "")
 PG_URL = os.environ.get("SANDBOXER_TEST_PG_URL", "")
@@ -27,14 +25,6 @@ def require_pg():
     if not PG_URL:
         print("skipping: SANDBOXER_TEST_PG_URL is not set (make test starts a private PostgreSQL)")
         pytest.skip("needs SANDBOXER_TEST_PG_URL")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture
@@ -49,50 +39,21 @@ def database():
     subprocess.run(["psql", PG_URL, "-q", "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
-class Node:
-    """One `serve` of the fleet: its own port, data directory and host state."""
+class Node(Server):
+    """One `serve` of the fleet: its own port, data directory and host state, the shared store."""
 
     def __init__(self, root, name, store):
-        self.data = os.path.join(root, name)
-        self.state = self.data + ".state"
-        os.makedirs(self.state, mode=0o755, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        os.makedirs(os.path.join(root, name), mode=0o700)
+        super().__init__(os.path.join(root, name), ["--store", store, "--workers", "2", "--lease", "2s"])
+        self.state = self.state_root
         self.store = store
-        self.log = open(self.data + ".log", "ab")
-        self.proc = subprocess.Popen(
-            [BIN, "serve", "--port", str(self.port), "--data", self.data, "--store", store,
-             "--workers", "2", "--lease", "2s"],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, "SANDBOXER_STATE_DIR": self.state})
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            assert self.proc.poll() is None, f"node exited: {self.log_text()}"
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("node not ready: " + self.log_text())
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.data + ".log", "rb") as f:
-            return f.read().decode(errors="replace")[-3000:]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.start()
 
     def leftovers(self):
+        servers = os.path.join(self.state, "servers")
         left = []
-        for d in [os.path.join(self.state, "servers", s, "sandboxes") for s in os.listdir(os.path.join(self.state, "servers"))] \
-                if os.path.isdir(os.path.join(self.state, "servers")) else []:
+        for s in os.listdir(servers) if os.path.isdir(servers) else []:
+            d = os.path.join(servers, s, "sandboxes")
             left += [n for n in os.listdir(d) if n.startswith("sbx-")] if os.path.isdir(d) else []
         with open("/proc/mounts") as f:
             left += [line.split()[1] for line in f if self.state in line]
