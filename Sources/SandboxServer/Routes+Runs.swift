@@ -59,6 +59,9 @@ extension SandboxServer {
                 attempt = n
             }
             guard let run = try await store.run(id: id), run.tenantId == caller.tenantId else { throw RunRules.notFound(id) }
+            if let attempt, attempt > run.attempts.count, !Streaming.wantsEventStream(request) {
+                throw SandboxError(.notFound, "run \(id) has \(run.attempts.count) attempt(s) so far; ask for attempt 1 to \(max(1, run.attempts.count))")
+            }
             if Streaming.wantsEventStream(request) {
                 return Self.followResponse(store: store, id: id, tenantId: caller.tenantId, attempt: attempt)
             }

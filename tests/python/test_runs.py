@@ -300,6 +300,7 @@ def test_retry_failed_run_gets_a_second_attempt(client):
     first = client.get(f"/v1/runs/{run['id']}/logs", params={"attempt": 1}).json()
     assert first["attempt"] == 1 and first["stdout"] == "try\n", first
     assert_problem(client.get(f"/v1/runs/{run['id']}/logs", params={"attempt": 0}), 400, "invalid_request")
+    assert_problem(client.get(f"/v1/runs/{run['id']}/logs", params={"attempt": 3}), 404, "not_found")
     assert_problem(client.get(f"/v1/runs/{run['id']}/logs", params={"bogus": 1}), 400, "invalid_request")
 
 
