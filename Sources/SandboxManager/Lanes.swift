@@ -3,6 +3,7 @@ import BackendWasm
 import Foundation
 import Logging
 import SandboxCore
+import SandboxLinux
 
 /// Lane routing: which backend runs a profile's isolation level, and how layered lanes
 /// (`wasm+container`) are composed. The one place that knows the mapping; the CLI's `run` and the
@@ -40,6 +41,13 @@ public struct Lanes: Sendable {
         try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper))
     }
 
+    /// The quick leftover check before a one-shot run (it may spawn the runtime and wait on
+    /// cgroups): on a thread of its own, never on the cooperative pool that heartbeats share.
+    static func collectLeftovers(_ backend: OCIBackend) async {
+        let configuration = backend.configuration
+        await BlockingThread.run { GarbageCollector(configuration: configuration).collectQuietly() }
+    }
+
     /// One-shot: a fresh sandbox of the profile's lane runs `request` and is removed.
     /// Cancelling the calling task kills the run (outcome `cancelled`).
     public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,
@@ -50,14 +58,14 @@ public struct Lanes: Sendable {
             return try await WasmBackend(configuration: .init(mode: options.wasmMode)).run(spec, request, output: output)
         case .wasmContainer:
             let backend = try containerBackend()
-            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            await Self.collectLeftovers(backend)
             return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, output: output)
         case .microvm:
             throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
         case .container, .gvisor:
             let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
             let backend = try containerBackend()
-            GarbageCollector(configuration: backend.configuration).collectQuietly()
+            await Self.collectLeftovers(backend)
             return try await backend.run(spec, request, output: output)
         }
     }

@@ -59,7 +59,7 @@ public actor RunService {
     var running: [String: WakeSignal] = [:]
     /// Runs whose cancel was asked (kill → `cancelled`), vs. cancelled because the service stops.
     var cancelAsked: Set<String> = []
-    /// Runs whose end is being recorded: no longer renewed (their lease ends with the record).
+    /// Runs whose end is being recorded: a lease found lost for them is not acted on.
     var finishing: Set<String> = []
 
     public init(store: any RunStore, lanes: Lanes, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
@@ -152,7 +152,9 @@ public actor RunService {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeat)
             if Task.isCancelled { return }
-            let ids = running.keys.filter { !finishing.contains($0) }
+            // Runs being recorded are renewed too (a late heartbeat must not let their lease lapse
+            // before the record lands); they are only never stopped as "lost".
+            let ids = Array(running.keys)
             do {
                 let renewal = try await store.renewLeases(worker: workerId, runIds: ids, lease: configuration.lease)
                 for id in renewal.cancelRequested { requestCancel(id) }

@@ -15,7 +15,9 @@ struct RunFixture {
 
     static func with(
         concurrency: Int = 2, stateUnder: String = "", retry: RetryPolicy = RetryPolicy(base: .milliseconds(50), max: .milliseconds(200)),
-        lease: Duration = .seconds(5), _ body: (RunFixture) async throws -> Void
+        // Generous: the whole suite shares 2 cores, and a starved heartbeat must not turn into a
+        // `worker_lost` attempt here (lease expiry has its own tests in the store contract).
+        lease: Duration = .seconds(120), _ body: (RunFixture) async throws -> Void
     ) async throws {
         let root = NSTemporaryDirectory() + "sbx-runs-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root + "/state", withIntermediateDirectories: true)
@@ -128,7 +130,7 @@ struct RunServiceTests {
         let store = try SQLiteStore(directory: root + "/data")
         defer { try? store.close() }
         let lanes = Lanes(options: .init(stateDirectory: root + "/state"))
-        let config = RunService.Configuration(node: "n1", concurrency: 1, heartbeat: .milliseconds(200),
+        let config = RunService.Configuration(node: "n1", concurrency: 1, lease: .seconds(120), heartbeat: .milliseconds(200),
                                               retry: RetryPolicy(base: .milliseconds(10), max: .milliseconds(20)))
         let run = RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: "t", spec: RunSpec(profile: TestSandbox.profile(), argv: ["sh", "-c", "sleep 1.5; echo finished"]))
         _ = try await store.submitRun(run, maxQueued: 10)
