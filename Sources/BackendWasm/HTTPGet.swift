@@ -1,4 +1,5 @@
 import Foundation
+import SandboxCore
 
 #if canImport(Glibc)
 import Glibc

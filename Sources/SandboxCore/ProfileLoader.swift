@@ -199,7 +199,12 @@ struct ProfileDecoder {
         if let allow = f["allow"] {
             guard let seq = allow.sequence else { throw fail("network.allow", "must be a list of domains") }
             var list: [String] = []
-            for (i, a) in seq.enumerated() { list.append(try string(a, "network.allow[\(i)]")) }
+            for (i, a) in seq.enumerated() {
+                let entry = try string(a, "network.allow[\(i)]")
+                // Checked here so a bad entry fails at load, naming it (the egress rules' own parser).
+                do { _ = try AllowRule(entry) } catch { throw fail("network.allow[\(i)]", error.message) }
+                list.append(entry)
+            }
             net.allow = list
         }
         if net.mode == .deny && !net.allow.isEmpty {

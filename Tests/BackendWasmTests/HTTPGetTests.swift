@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import BackendWasm
+import SandboxCore
 
 /// `http.get` below the tools bridge: URL checks, the exact-address connect and the deadline.
 /// Connections go to loopback only; the loopback policy exception exists only in these tests.

@@ -1,9 +1,9 @@
 import Testing
-@testable import BackendWasm
+@testable import SandboxCore
 
 /// ``AddressPolicy``: every always-blocked range, its edges, and the IPv6 forms that embed IPv4.
 /// Pure: nothing here opens a socket.
-@Suite("WASM lane: http.get address policy")
+@Suite("Address policy: the always-blocked ranges")
 struct AddressPolicyTests {
     /// (address, blocked?) — the first and last address of each range and its neighbours.
     static let table: [(String, Bool)] = [

@@ -3,20 +3,20 @@ import Glibc
 #endif
 
 /// An IP address as its network-order bytes: 4 for IPv4, 16 for IPv6.
-struct IPAddress: Sendable, Equatable, CustomStringConvertible {
-    let bytes: [UInt8]
+public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
+    public let bytes: [UInt8]
 
     /// An IPv4 address from its four bytes (`1.2.3.4` = `[1, 2, 3, 4]`).
-    init(v4 a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { bytes = [a, b, c, d] }
+    public init(v4 a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) { bytes = [a, b, c, d] }
 
     /// Raw bytes; nil unless there are exactly 4 or 16.
-    init?(bytes: [UInt8]) {
+    public init?(bytes: [UInt8]) {
         guard bytes.count == 4 || bytes.count == 16 else { return nil }
         self.bytes = bytes
     }
 
     /// Parses dotted IPv4 or textual IPv6 (`inet_pton`); nil for anything else, names included.
-    init?(_ text: String) {
+    public init?(_ text: String) {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             bytes = withUnsafeBytes(of: &v4) { Array($0) }
@@ -31,7 +31,7 @@ struct IPAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The address inside a `sockaddr_in`/`sockaddr_in6`; nil for other families.
-    init?(_ address: UnsafePointer<sockaddr>) {
+    public init?(_ address: UnsafePointer<sockaddr>) {
         switch Int32(address.pointee.sa_family) {
         case AF_INET:
             bytes = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
@@ -46,9 +46,9 @@ struct IPAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    var isIPv4: Bool { bytes.count == 4 }
+    public var isIPv4: Bool { bytes.count == 4 }
 
-    var description: String {
+    public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         let family = isIPv4 ? AF_INET : AF_INET6
         let ok = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) } != nil
@@ -56,7 +56,7 @@ struct IPAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Calls `body` with a `sockaddr_in`/`sockaddr_in6` for this address and `port`.
-    func withSocketAddress<R>(port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    public func withSocketAddress<R>(port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         if isIPv4 {
             var sa = sockaddr_in()
             sa.sin_family = sa_family_t(AF_INET)
@@ -76,17 +76,24 @@ struct IPAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Which addresses the `http.get` tool never connects to, whatever the allowlist says: the host
+/// Which addresses sandboxer never connects to for a sandbox (the WASM lane's `http.get`, the egress
+/// proxy), whatever the allowlist says — unless the operator mapped a name there on purpose: the host
 /// itself, private and shared networks, link-local (cloud metadata), multicast and reserved space.
 /// IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by that address.
-enum AddressPolicy {
+public enum AddressPolicy {
     /// One blocked prefix: `bits` leading bits of `prefix`.
-    struct Range: Sendable {
-        var prefix: [UInt8]
-        var bits: Int
-        var name: String
+    public struct Range: Sendable, Equatable {
+        public var prefix: [UInt8]
+        public var bits: Int
+        public var name: String
 
-        func contains(_ bytes: [UInt8]) -> Bool {
+        public init(prefix: [UInt8], bits: Int, name: String) {
+            self.prefix = prefix
+            self.bits = bits
+            self.name = name
+        }
+
+        public func contains(_ bytes: [UInt8]) -> Bool {
             guard bytes.count == prefix.count else { return false }
             var left = bits
             for i in 0..<bytes.count where left > 0 {
@@ -130,7 +137,7 @@ enum AddressPolicy {
     ]
 
     /// Why `address` is never reachable (the range's name), or nil when it may be used.
-    static func blockedRange(_ address: IPAddress) -> String? {
+    public static func blockedRange(_ address: IPAddress) -> String? {
         let bytes = address.bytes
         if address.isIPv4 {
             return blockedIPv4.first { $0.contains(bytes) }?.name
@@ -143,5 +150,5 @@ enum AddressPolicy {
     }
 
     /// Whether `address` is in an always-blocked range.
-    static func isBlocked(_ address: IPAddress) -> Bool { blockedRange(address) != nil }
+    public static func isBlocked(_ address: IPAddress) -> Bool { blockedRange(address) != nil }
 }
