@@ -63,7 +63,10 @@ import Glibc
             }
             #expect(Date().timeIntervalSince(started) < 25, "waited for the exec's own 30 s end (a bound, not a speed test)")
             try await ManagerLifecycleTests.waitUntil { (try? await f.manager.get(tenantId: f.tenant.id, id: s.id).state) == .lost }
-            #expect(HostHealth.leftovers(of: s.id, stateDirectory: f.manager.configuration.stateDirectory).isEmpty)
+            // The record says lost first; its leftovers are collected right after (a bound, not a speed test).
+            let state = f.manager.configuration.stateDirectory
+            try await ManagerLifecycleTests.waitUntil { HostHealth.leftovers(of: s.id, stateDirectory: state).isEmpty }
+            #expect(HostHealth.leftovers(of: s.id, stateDirectory: state).isEmpty)
         }
     }
 
