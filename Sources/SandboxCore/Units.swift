@@ -93,3 +93,8 @@ extension DurationText {
         return "\(ms)ms"
     }
 }
+
+extension Duration {
+    /// This duration in (fractional) seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

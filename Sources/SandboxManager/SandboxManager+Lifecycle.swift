@@ -203,8 +203,3 @@ extension SandboxManager {
         return t
     }
 }
-
-extension Duration {
-    /// This duration in (fractional) seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}

@@ -67,7 +67,7 @@ public struct WebhookSender: Sendable {
         let body = (try? RunView.encoder.encode(RunView(run))) ?? Data()
         var request = URLRequest(url: url)
         request.httpMethod = "POST"
-        request.timeoutInterval = RunRules.seconds(configuration.timeout)
+        request.timeoutInterval = configuration.timeout.seconds
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("run.finished", forHTTPHeaderField: "X-Sandboxer-Event")
         request.setValue("\(run.id).\(number)", forHTTPHeaderField: "X-Sandboxer-Delivery")
@@ -83,7 +83,7 @@ public struct WebhookSender: Sendable {
             delivery.error = "\(error.localizedDescription)"
         }
         let elapsed = ContinuousClock.now - started
-        delivery.durationMs = RunRules.seconds(elapsed) * 1000
+        delivery.durationMs = elapsed.seconds * 1000
         let next: Date? = delivery.succeeded || number >= configuration.maxDeliveries
             ? nil
             : Date().addingTimeInterval(RetryPolicy(base: configuration.retryBase, max: configuration.maxDelay, jitter: 0.2).delay(after: number))

@@ -52,27 +52,8 @@ extension SandboxServer {
     /// Reads `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout, metadata.
     static func createRequest(_ body: inout JSONFields, profiles: ProfileLoader) throws -> CreateSandboxRequest {
         var request = CreateSandboxRequest()
-        switch body.raw("profile") {
-        case nil: break
-        case let name as String:
-            try profiles.requireName(name)
-            request.profile = .named(name)
-        case let object as [String: Any]:
-            let data = try JSONSerialization.data(withJSONObject: object)
-            do {
-                request.profile = .inline(try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile"))
-            } catch {
-                throw Problem.invalid("profile", error.message)
-            }
-        default:
-            throw Problem.invalid("profile", "profile: must be a profile name or a profile object")
-        }
-        if let isolation = try body.string("isolation") {
-            guard let level = IsolationLevel(rawValue: isolation) else {
-                throw Problem.invalid("isolation", "isolation: unknown lane '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            request.isolation = level
-        }
+        if let ref = try body.profileRef(profiles: profiles) { request.profile = ref }
+        request.isolation = try body.isolation()
         request.env = try body.stringMap("env") ?? [:]
         request.ttl = try body.duration("ttl")
         request.idleTimeout = try body.duration("idle_timeout")

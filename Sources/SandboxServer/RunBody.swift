@@ -8,13 +8,12 @@ import SandboxStore
 /// `cwd`, `stdin`/`stdin_base64`). Everything is checked here, before anything is queued.
 enum RunBody {
     static func read(_ body: inout JSONFields, tenantId: String, idempotencyKey: String?, profiles: ProfileLoader) throws -> RunRecord {
-        var profile = try profileField(&body, profiles: profiles)
-        if let isolation = try body.string("isolation") {
-            guard let level = IsolationLevel(rawValue: isolation) else {
-                throw Problem.invalid("isolation", "isolation: unknown lane '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            profile.isolation = level
+        var profile: Profile
+        switch try body.profileRef(profiles: profiles) ?? .named("default") {
+        case .named(let name): profile = try profiles.load(name)
+        case .inline(let inline): profile = inline
         }
+        if let level = try body.isolation() { profile.isolation = level }
         let priority = try body.int("priority", min: -1000, max: 1000) ?? 0
         let maxAttempts = try body.int("max_attempts", min: 1, max: 20) ?? 3
         let labels = try body.stringMap("labels") ?? [:]
@@ -26,7 +25,7 @@ enum RunBody {
         if let timeout = request.timeout {
             guard timeout <= profile.limits.timeout else {
                 throw SandboxError(.limitExceeded, "timeout \(timeout) is more than the profile's timeout (\(profile.limits.timeout)); ask for less or use another profile",
-                                   limit: SandboxError.LimitViolation(name: "timeout", limit: Int64(RunRules.seconds(profile.limits.timeout) * 1000), actual: Int64(RunRules.seconds(timeout) * 1000)))
+                                   limit: SandboxError.LimitViolation(name: "timeout", limit: Int64(profile.limits.timeout.seconds * 1000), actual: Int64(timeout.seconds * 1000)))
             }
             profile.limits.timeout = timeout
         }
@@ -43,22 +42,6 @@ enum RunBody {
 
     static func language(of fileName: String) -> String? {
         Language.allCases.first { $0.fileName == fileName }?.rawValue
-    }
-
-    static func profileField(_ body: inout JSONFields, profiles: ProfileLoader) throws -> Profile {
-        switch body.raw("profile") {
-        case nil: return try profiles.load("default")
-        case let name as String:
-            try profiles.requireName(name)
-            return try profiles.load(name)
-        case let object as [String: Any]:
-            let data = try JSONSerialization.data(withJSONObject: object)
-            do { return try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile") } catch {
-                throw Problem.invalid("profile", error.message)
-            }
-        default:
-            throw Problem.invalid("profile", "profile: must be a profile name or a profile object")
-        }
     }
 
     /// `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made (shown once).

@@ -14,10 +14,6 @@ extension RunRules {
             }?.tenant
     }
 
-    public static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-
     /// The change to announce after `run` was written.
     public static func change(_ run: RunRecord) -> RunChange {
         RunChange(kind: run.state == .queued ? .ready : .state, runId: run.id, tenantId: run.tenantId, state: run.state)

@@ -91,9 +91,7 @@ public struct RetryPolicy: Sendable, Equatable {
 
     /// Delay before attempt `attempt + 1` (attempt ≥ 1), in seconds.
     public func delay(after attempt: Int, random: Double = Double.random(in: -1...1)) -> Double {
-        let base = Double(self.base.components.seconds) + Double(self.base.components.attoseconds) / 1e18
-        let cap = Double(self.max.components.seconds) + Double(self.max.components.attoseconds) / 1e18
-        let raw = min(cap, base * pow(2, Double(Swift.max(0, attempt - 1))))
+        let raw = min(self.max.seconds, base.seconds * pow(2, Double(Swift.max(0, attempt - 1))))
         return Swift.max(0, raw * (1 + jitter * random))
     }
 }
@@ -140,9 +138,8 @@ public enum RunRules {
 
     /// Starts a new attempt of `run` for `worker` with a lease until `now + lease`.
     public static func claim(_ run: inout RunRecord, worker: String, lease: Duration, now: Date = Date()) {
-        let seconds = Double(lease.components.seconds) + Double(lease.components.attoseconds) / 1e18
         run.state = .running
-        run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(seconds))
+        run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(lease.seconds))
         run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now))
         if run.startedAt == nil { run.startedAt = now }
         run.updatedAt = now

@@ -109,7 +109,7 @@ extension SQLiteStore: RunStore {
 
     public func renewLeases(worker: String, runIds: [String], lease: Duration) async throws -> LeaseRenewal {
         guard !runIds.isEmpty else { return LeaseRenewal() }
-        let until = Date().addingTimeInterval(RunRules.seconds(lease)).column
+        let until = Date().addingTimeInterval(lease.seconds).column
         return try await write("renewing the leases of \(worker)") { db in
             let marks = databaseQuestionMarks(count: runIds.count)
             try db.execute(
@@ -245,7 +245,7 @@ extension SQLiteStore: RunStore {
                 arguments: [now.column, max(limit, 1)])
             return try rows.map { row in
                 var run = try Self.run(from: row)
-                run.webhook?.nextAt = now.addingTimeInterval(RunRules.seconds(lease))
+                run.webhook?.nextAt = now.addingTimeInterval(lease.seconds)
                 try Self.update(db, run)
                 return run
             }

@@ -76,7 +76,7 @@ extension PostgresStore {
 
     public func renewLeases(worker: String, runIds: [String], lease: Duration) async throws -> LeaseRenewal {
         guard !runIds.isEmpty else { return LeaseRenewal() }
-        let until = Date().addingTimeInterval(RunRules.seconds(lease)).column
+        let until = Date().addingTimeInterval(lease.seconds).column
         var renewal = LeaseRenewal()
         for (id, cancel) in try await fetch(
             "renewing the leases of \(worker)",

@@ -53,7 +53,7 @@ extension PostgresStore {
             var claimed: [RunRecord] = []
             for row in rows {
                 var run = try Self.run(from: row)
-                run.webhook?.nextAt = now.addingTimeInterval(RunRules.seconds(lease))
+                run.webhook?.nextAt = now.addingTimeInterval(lease.seconds)
                 try await Self.update(run, on: connection, logger)
                 claimed.append(run)
             }
