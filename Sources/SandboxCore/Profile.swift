@@ -19,6 +19,9 @@ public struct NetworkPolicy: Sendable, Equatable {
         case deny
         /// Egress only to `allow` through the host-side egress proxy (a later milestone).
         case allowlist
+        /// Any public host through the egress proxy (never the always-blocked ranges); only where
+        /// the operator enables it on the server (`serve --allow-open-network`).
+        case open
     }
     public var mode: Mode
     /// Domains (or `host:port`) reachable in `allowlist` mode.
@@ -28,6 +31,37 @@ public struct NetworkPolicy: Sendable, Equatable {
         self.allow = allow
     }
     public static let deny = NetworkPolicy()
+}
+
+/// Per-phase overrides of a profile's network policy: the setup command (`run --setup`, `setup`
+/// on runs and sandboxes) runs under `setup`, the user's code under `run`.
+public struct Phases: Sendable, Equatable {
+    public var setup: NetworkPolicy?
+    public var run: NetworkPolicy?
+    public init(setup: NetworkPolicy? = nil, run: NetworkPolicy? = nil) {
+        self.setup = setup
+        self.run = run
+    }
+    public var isEmpty: Bool { setup == nil && run == nil }
+}
+
+extension Profile {
+    /// The network policy of a phase.
+    public func network(for phase: Phase) -> NetworkPolicy {
+        switch phase {
+        case .setup: return phases.setup ?? network
+        case .run: return phases.run ?? network
+        }
+    }
+    /// Whether any phase of this profile reaches the network (and so needs the egress proxy).
+    public var needsEgress: Bool {
+        [network, phases.setup, phases.run].contains { $0.map { $0.mode != .deny } ?? false }
+    }
+}
+
+/// The two phases of a sandbox's life.
+public enum Phase: String, Sendable, Codable {
+    case setup, run
 }
 
 /// What happens to a sandbox's state when it ends.
@@ -60,6 +94,10 @@ public struct Profile: Sendable, Equatable {
     public var userNamespace: Bool
     /// Template (root filesystem) name.
     public var template: String
+    /// Names of server-held secrets the sandbox gets as placeholders (`secrets: [OPENAI_API_KEY]`).
+    public var secrets: [String] = []
+    /// Network policy per phase: `setup` (before the user's code) and `run`; nil keeps `network`.
+    public var phases: Phases = Phases()
 
     public init(
         name: String, description: String = "", isolation: IsolationLevel = .container, runtime: String? = nil,

@@ -135,7 +135,7 @@ struct ProfileDecoder {
             map, at: "",
             allowed: [
                 "name", "description", "extends", "isolation", "runtime", "resources", "network", "persistence", "ttl",
-                "tools", "env", "user", "template",
+                "tools", "env", "user", "template", "secrets", "phases",
             ])
         var p = Profile.default
         if let base = top["extends"] {
@@ -188,27 +188,48 @@ struct ProfileDecoder {
             try decodeResources(m, into: &p.limits)
         }
         if let n = top["network"] { try decodeNetwork(n, into: &p.network) }
+        if let n = top["secrets"] {
+            guard let seq = n.sequence else { throw fail("secrets", "must be a list of secret names") }
+            var names: [String] = []
+            for (i, t) in seq.enumerated() {
+                let name = try string(t, "secrets[\(i)]")
+                if let problem = EnvironmentCheck.problem(name: name) { throw fail("secrets[\(i)]", problem) }
+                if !names.contains(name) { names.append(name) }
+            }
+            p.secrets = names
+        }
+        if let n = top["phases"] {
+            guard let m = n.mapping else { throw fail("phases", "must be a mapping with setup and/or run") }
+            let f = try fields(m, at: "phases", allowed: ["setup", "run"])
+            for (key, node) in f {
+                guard let pm = node.mapping else { throw fail("phases.\(key)", "must be a mapping with network") }
+                let pf = try fields(pm, at: "phases.\(key)", allowed: ["network"])
+                var net = NetworkPolicy.deny
+                if let nn = pf["network"] { try decodeNetwork(nn, into: &net, at: "phases.\(key).network") }
+                if key == "setup" { p.phases.setup = net } else { p.phases.run = net }
+            }
+        }
         try p.limits.validate()
         return p
     }
 
-    func decodeNetwork(_ n: Node, into net: inout NetworkPolicy) throws(SandboxError) {
-        guard let m = n.mapping else { throw fail("network", "must be a mapping with mode and allow") }
-        let f = try fields(m, at: "network", allowed: ["mode", "allow"])
-        if let mode = f["mode"] { net.mode = try choice(mode, "network.mode", NetworkPolicy.Mode.self) }
+    func decodeNetwork(_ n: Node, into net: inout NetworkPolicy, at path: String = "network") throws(SandboxError) {
+        guard let m = n.mapping else { throw fail(path, "must be a mapping with mode and allow") }
+        let f = try fields(m, at: path, allowed: ["mode", "allow"])
+        if let mode = f["mode"] { net.mode = try choice(mode, "\(path).mode", NetworkPolicy.Mode.self) }
         if let allow = f["allow"] {
-            guard let seq = allow.sequence else { throw fail("network.allow", "must be a list of domains") }
+            guard let seq = allow.sequence else { throw fail("\(path).allow", "must be a list of domains") }
             var list: [String] = []
             for (i, a) in seq.enumerated() {
-                let entry = try string(a, "network.allow[\(i)]")
+                let entry = try string(a, "\(path).allow[\(i)]")
                 // Checked here so a bad entry fails at load, naming it (the egress rules' own parser).
-                do { _ = try AllowRule(entry) } catch { throw fail("network.allow[\(i)]", error.message) }
+                do { _ = try AllowRule(entry) } catch { throw fail("\(path).allow[\(i)]", error.message) }
                 list.append(entry)
             }
             net.allow = list
         }
-        if net.mode == .deny && !net.allow.isEmpty {
-            throw fail("network.allow", "is only valid with mode: allowlist")
+        if net.mode != .allowlist && !net.allow.isEmpty {
+            throw fail("\(path).allow", "is only valid with mode: allowlist")
         }
     }
 

@@ -9,7 +9,10 @@ import Yams
 extension Profile: Codable {
     enum WireKey: String, CodingKey {
         case name, description, isolation, runtime, resources, network, persistence, ttl, tools, env, user, template
+        case secrets, phases
     }
+    enum PhaseKey: String, CodingKey { case setup, run }
+    struct PhaseWire: Encodable { var network: NetworkPolicy }
     enum UserKey: String, CodingKey { case uid, gid, namespace }
 
     /// Decodes a profile object as `ProfileLoader` would parse it from a file (`extends` names a
@@ -36,6 +39,12 @@ extension Profile: Codable {
         try u.encode(gid, forKey: .gid)
         try u.encode(userNamespace, forKey: .namespace)
         try c.encode(template, forKey: .template)
+        if !secrets.isEmpty { try c.encode(secrets, forKey: .secrets) }
+        if !phases.isEmpty {
+            var ph = c.nestedContainer(keyedBy: PhaseKey.self, forKey: .phases)
+            try ph.encodeIfPresent(phases.setup.map { PhaseWire(network: $0) }, forKey: .setup)
+            try ph.encodeIfPresent(phases.run.map { PhaseWire(network: $0) }, forKey: .run)
+        }
     }
 }
 

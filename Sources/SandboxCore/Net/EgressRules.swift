@@ -157,8 +157,8 @@ public struct EgressPolicy: Sendable, Equatable {
     public func decide(host: String, port: UInt16, resolved: [IPAddress]) -> EgressDecision {
         let name = AllowRule.normalized(host)
         let target = "\(name):\(port)"
-        guard mode == .allowlist else {
-            return .deny(reason: "\(target) denied: profile '\(profile)' has network mode \(mode.rawValue) (no egress)")
+        guard mode != .deny else {
+            return .deny(reason: "\(target) denied: profile '\(profile)' has network mode deny (no egress)")
         }
         let literal = IPAddress(name.hasPrefix("[") ? String(name.dropFirst().dropLast()) : name)
         let mapped = operatorMap[name]
@@ -166,12 +166,13 @@ public struct EgressPolicy: Sendable, Equatable {
         guard !candidates.isEmpty else { return .deny(reason: "\(target) denied: the name did not resolve") }
         var blockedReason: String?
         for address in candidates {
-            guard let rule = rules.first(where: { $0.matches(host: name, address: address, port: port) }) else { continue }
+            let rule = mode == .open ? "open" : rules.first(where: { $0.matches(host: name, address: address, port: port) })?.text
+            guard let rule else { continue }
             if mapped == nil, let range = AddressPolicy.blockedRange(address) {
                 blockedReason = "\(target) denied: \(address) is in an always-blocked range (\(range)); only the operator can map a name there (serve --resolve)"
                 continue
             }
-            return .allow(address: address, rule: rule.text)
+            return .allow(address: address, rule: rule)
         }
         return .deny(reason: blockedReason ?? "\(target) denied: no rule of profile '\(profile)' allows it (allow: \(rules.map(\.text).joined(separator: ", ")))")
     }

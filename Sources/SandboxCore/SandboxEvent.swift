@@ -1,0 +1,75 @@
+import Foundation
+
+/// One entry of a sandbox's audit trail: exec start/end, file operations through the API, egress
+/// decisions, secret substitutions (name and host, never the value), limit breaches, kill reasons,
+/// policy changes. Entries are append-only; the store numbers them per sandbox (`seq`) in the order
+/// they were appended.
+public struct SandboxEvent: Sendable, Equatable, Codable {
+    /// Position in the sandbox's trail (1, 2, …), assigned by the store; nil before it is stored.
+    public var seq: Int64?
+    public var at: Date
+    public var sandboxId: String
+    /// What happened, dotted: `sandbox.create`, `exec.start`, `exec.end`, `file.write`, `file.read`,
+    /// `file.remove`, `file.mkdir`, `file.move`, `egress.allow`, `egress.deny`, `secret.substitute`,
+    /// `limit.breach`, `sandbox.kill`, `network.change`, `phase.change`, `sandbox.delete`.
+    public var kind: String
+    /// Who caused it: an API key id, `server` (reaper, recovery), `sandbox` (egress from inside).
+    public var actor: String
+    /// Ties related entries together: an exec id, an egress connection id.
+    public var correlation: String?
+    /// Kind-specific fields (host, port, bytes_out, outcome, path, …); never a secret's value.
+    public var detail: [String: EventValue]
+
+    public init(at: Date = Date(), sandboxId: String, kind: String, actor: String, correlation: String? = nil,
+                detail: [String: EventValue] = [:]) {
+        self.seq = nil
+        self.at = at
+        self.sandboxId = sandboxId
+        self.kind = kind
+        self.actor = actor
+        self.correlation = correlation
+        self.detail = detail
+    }
+}
+
+/// A JSON scalar in an audit entry's detail.
+public enum EventValue: Sendable, Equatable, Codable, CustomStringConvertible, ExpressibleByStringLiteral,
+    ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int64.self) { self = .int(i) }
+        else { self = .string(try c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .string(let s): try c.encode(s)
+        case .int(let i): try c.encode(i)
+        case .bool(let b): try c.encode(b)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .bool(let b): return String(b)
+        }
+    }
+}
+
+/// Where audit entries go (the manager's ordered recorder in `serve`, a log in the CLI). `record`
+/// never blocks the caller; entries from one caller keep their order.
+public protocol SandboxEventSink: Sendable {
+    func record(_ event: SandboxEvent)
+}
