@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         /// Value types, the backend protocol, typed errors, profiles.
@@ -77,6 +78,18 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        /// The egress proxy: per-sandbox network namespaces with an HTTP(S) proxy, a resolver and
+        /// transparent listeners inside, served from the host; secrets swapped at the edge.
+        .target(name: "SandboxEgress", dependencies: [
+            "SandboxCore", "SandboxLinux",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// The one layer every surface calls: lane routing, sandbox records and their state machine,
         /// TTL/idle reaper, warm pool, start-up reconciliation.
         .target(name: "SandboxManager", dependencies: [
@@ -107,7 +120,7 @@ let package = Package(
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
-            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns",
+            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns", "SandboxEgress",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

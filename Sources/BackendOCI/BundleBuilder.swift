@@ -50,7 +50,7 @@ public struct BundleBuilder: Sendable {
     /// Builds the configuration for a sandbox whose first process is `argv`.
     public func config(
         spec: SandboxSpec, argv: [String], env: [String: String], cwd: String, template: PreparedTemplate,
-        cgroupsPath: String, paths: Paths
+        cgroupsPath: String, paths: Paths, egress: EgressWiring? = nil
     ) -> OCIConfig {
         let p = spec.profile
         let l = p.limits
@@ -75,13 +75,14 @@ public struct BundleBuilder: Sendable {
         if let code = paths.code {
             mounts.append(.init(destination: "/code", type: "bind", source: code, options: ["rbind", "ro", "nosuid", "nodev"]))
         }
+        mounts += egress?.mounts ?? []
         var sec = seccomp
         sec.architectures = Self.hostSeccompArchitectures
         return OCIConfig(
             process: .init(
                 user: .init(uid: p.uid, gid: p.gid, additionalGids: nil),
                 args: argv,
-                env: Self.environment(profile: p, request: env),
+                env: Self.environment(profile: p, request: (egress?.attachment.environment ?? [:]).merging(env) { $1 }),
                 cwd: cwd,
                 capabilities: .init(),
                 rlimits: [
@@ -95,7 +96,9 @@ public struct BundleBuilder: Sendable {
             hostname: "sandbox",
             mounts: mounts,
             linux: .init(
-                namespaces: (Self.namespaces + (ids.hostBase == nil ? [] : ["user"])).map { .init(type: $0, path: nil) },
+                namespaces: (Self.namespaces + (ids.hostBase == nil ? [] : ["user"])).map {
+                    .init(type: $0, path: $0 == "network" ? egress?.attachment.networkNamespacePath : nil)
+                },
                 uidMappings: ids.ociMappings, gidMappings: ids.ociMappings,
                 cgroupsPath: cgroupsPath,
                 resources: .init(devices: [.init(allow: false, access: "rwm", type: nil, major: nil, minor: nil)]),
@@ -106,7 +109,7 @@ public struct BundleBuilder: Sendable {
             annotations: [
                 "org.sandboxer.id": spec.id,
                 "org.sandboxer.profile": p.name,
-                "org.sandboxer.network": p.network.mode.rawValue,
+                "org.sandboxer.network": p.network(for: spec.phase).mode.rawValue,
                 // Enforced by the sandbox cgroup one level above cgroupsPath (see SandboxCgroup).
                 "org.sandboxer.limits.memory": String(l.memoryBytes),
                 "org.sandboxer.limits.pids": String(l.pids),

@@ -34,9 +34,11 @@ extension OCIBackend {
             try SysFile.makeDirectory(res.layout.agentDirectory, mode: 0o700)
             try Syscall.call("chown \(res.layout.agentDirectory)") { chown(res.layout.agentDirectory, agentRoot, agentRoot) }
             chmod(res.layout.agentDirectory, 0o700)
+            let egress = try await attachEgress(spec, layout: res.layout)
             var config = builder.config(
                 spec: spec, argv: ["/bin/false"], env: [:], cwd: "/", template: res.template,
-                cgroupsPath: res.cgroup.runtimeCgroupsPath, paths: .init(workspace: res.layout.workspace, code: res.layout.codeDirectory))
+                cgroupsPath: res.cgroup.runtimeCgroupsPath, paths: .init(workspace: res.layout.workspace, code: res.layout.codeDirectory),
+                egress: egress)
             AgentBundle.configure(&config, profile: spec.profile, installDirectory: installed, socketDirectory: res.layout.agentDirectory)
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
             let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile, detach: true)
@@ -51,6 +53,7 @@ extension OCIBackend {
             try await waitForAgent(spec.id, logFile: res.layout.logFile)
             try res.layout.markManaged()
         } catch {
+            await detachEgress(spec.id)
             _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
@@ -162,6 +165,7 @@ extension OCIBackend {
         let cgroup = SandboxCgroup(id: sandbox.id, host: host)
         let runtimes = knownRuntimes()
         // Kill loops, cgroup removal, `crun delete` and the workspace copy block: not on the cooperative pool.
+        await detachEgress(sandbox.id)
         let report = await BlockingThread.run { () -> WorkspaceReport? in
             if let held { return held.tearDown(runtime: runtime, syncWorkspace: true) }
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)

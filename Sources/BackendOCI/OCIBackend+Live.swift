@@ -22,6 +22,11 @@ extension OCIBackend: LiveSandboxBackend {
             throw SandboxError(.sandboxLost, "sandbox \(spec.id) is not a managed long-lived sandbox on this host (no \(layout.ownerFile) saying managed); collect it")
         }
         try await agent(spec.id).hello()
+        if let egress = configuration.egress, spec.profile.needsEgress || !spec.secrets.isEmpty,
+           let pid = SysFile.read(layout.pidFile).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+            // The previous process served this sandbox's proxy; serve it again from here.
+            try await egress.reattach(EgressRequest(sandboxId: spec.id, profile: spec.profile, phase: spec.phase, secrets: spec.secrets), pid: pid)
+        }
         return SandboxHandle(id: spec.id, spec: spec)
     }
 
@@ -30,6 +35,7 @@ extension OCIBackend: LiveSandboxBackend {
         let held = holds.take(id)
         let cgroup = SandboxCgroup(id: id, host: host)
         let runtimes = knownRuntimes()
+        await detachEgress(id)
         await BlockingThread.run {
             _ = held?.tearDown(runtime: nil, syncWorkspace: false)
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)

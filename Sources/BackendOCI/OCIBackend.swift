@@ -20,10 +20,14 @@ public struct OCIBackend: IsolationBackend {
         /// When set, every one-shot run starts this reaper command (``OwnerDeathGuard``), followed
         /// by `--state-dir DIR --owner-pid PID`, so the sandbox dies with this process even on SIGKILL.
         public var reaper: [String]?
-        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil) {
+        /// The egress proxy sandboxes that reach the network are wired to (nil: such profiles are refused).
+        public var egress: (any EgressProvider)?
+        public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
+                    egress: (any EgressProvider)? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
+            self.egress = egress
         }
     }
 
@@ -54,9 +58,6 @@ public struct OCIBackend: IsolationBackend {
     static func checkProfile(_ profile: Profile) throws(SandboxError) {
         guard profile.isolation == .container || profile.isolation == .gvisor else {
             throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for isolation '\(profile.isolation.rawValue)'; the container lane runs 'container' and 'gvisor'")
-        }
-        if profile.network.mode == .allowlist {
-            throw SandboxError(.hostUnsupported, "profile '\(profile.name)' asks for network mode 'allowlist', which needs the egress proxy (not built yet); use mode: deny")
         }
     }
 
@@ -111,10 +112,11 @@ public struct OCIBackend: IsolationBackend {
         var result: ExecResult
         do {
             let codeDir = try request.code.map { (c) throws(SandboxError) in try res.writeCode(c, fileName: request.codeFileName) }
+            let egress = try await attachEgress(spec, layout: res.layout)
             let config = builder.config(
                 spec: spec, argv: request.argv, env: request.env, cwd: request.cwd, template: res.template,
                 cgroupsPath: res.cgroup.runtimeCgroupsPath,
-                paths: .init(workspace: res.layout.workspace, code: codeDir))
+                paths: .init(workspace: res.layout.workspace, code: codeDir), egress: egress)
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
             let stdin = try ProcessSupervisor.openStdin(request.stdin, limit: limits.inputBytes)
             defer { stdin.close() }
@@ -138,9 +140,11 @@ public struct OCIBackend: IsolationBackend {
                 runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
             if res.workspaceIsFull() { Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result) }
         } catch {
+            await detachEgress(spec.id)
             _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
+        await detachEgress(spec.id)
         let t3 = HostClock.nowMs()
         result.workspace = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: true) }
         if let stop = result.workspace?.limitReached { Self.apply(.workspaceLimit, "copying the workspace back stopped: \(stop)", to: &result) }

@@ -74,6 +74,11 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one ExecResult as JSON instead of streaming output.")
     var json = false
 
+    @Option(name: .long, help: "A shell command run first in the same sandbox under the profile's setup-phase network (e.g. 'pip install -r requirements.txt'); then the run phase's policy applies.")
+    var setup: String?
+
+    @OptionGroup var egress: EgressOptions
+
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
     var command: [String] = []
 
@@ -99,10 +104,19 @@ struct RunCommand: AsyncParsableCommand {
         let workspace = try workspaceDirectory()
         let reaper = [Self.executablePath, "reap"]
         let runtime = self.runtime
-        let lanes = Lanes(options: .init(runtime: runtime, reaper: reaper))
-        let result: ExecResult = try await signals.run {
-            try await lanes.run(profile: profile, request: request, workspace: workspace, sync: sync, output: stream)
+        let hub = profile.needsEgress ? try egress.makeHub() : nil
+        let setupRequest = setup.map { ExecRequest(argv: ["/bin/sh", "-c", $0], timeout: profile.limits.timeout) }
+        let lanes = Lanes(options: .init(runtime: runtime, reaper: reaper, egress: hub))
+        let result: ExecResult
+        do {
+            result = try await signals.run {
+                try await lanes.run(profile: profile, request: request, workspace: workspace, sync: sync, setup: setupRequest, output: stream)
+            }
+        } catch {
+            await hub?.shutdown()
+            throw error
         }
+        await hub?.shutdown()
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -51,6 +51,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long a worker's claim on a run lasts without a heartbeat (e.g. 15s).")
     var lease: String = "15s"
 
+    @OptionGroup var egress: EgressOptions
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let level = env["SANDBOXER_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -69,6 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = SandboxManager.Configuration(
             dataDirectory: dataDirectory, warmPool: pool)
         configuration.sharedStore = !(store is SQLiteStore)
+        let hub = try egress.makeHub()
+        configuration.egress = hub
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let runs = try RunService(
@@ -80,7 +84,11 @@ struct ServeCommand: AsyncParsableCommand {
             manager: manager, runs: runs, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do { try await group.run() } catch {
+            await hub.shutdown()
+            throw error
+        }
+        await hub.shutdown()
         logger.notice("sandboxer API stopped")
     }
 
@@ -138,7 +146,10 @@ public enum ServerSetup {
     /// The lanes of queued runs: one-shot sandboxes under the server's state directory, reaped by
     /// `sandboxer reap` if the server dies mid-run; WASM in supervised workers.
     public static func runLanes(_ configuration: SandboxManager.Configuration) -> Lanes {
-        Lanes(options: .init(stateDirectory: configuration.stateDirectory, reaper: [RunCommand.executablePath, "reap"], wasmMode: .worker(executable: LayeredWasm.executable)))
+        var options = Lanes.Options(stateDirectory: configuration.stateDirectory, reaper: [RunCommand.executablePath, "reap"],
+                                    wasmMode: .worker(executable: LayeredWasm.executable), egress: configuration.egress)
+        options.secrets = configuration.secrets
+        return Lanes(options: options)
     }
 
     /// The run service's settings from `serve`'s flags.

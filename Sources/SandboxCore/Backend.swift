@@ -13,6 +13,13 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     /// Extra read-only binds of host directories (for layering: the sandboxer binary and its WASM
     /// modules inside the container lane). Destinations must be mount points the template provides.
     public var readOnlyBinds: [BindMount]
+    /// The phase the sandbox starts in (`setup` when a setup command runs before the user's code).
+    public var phase: Phase = .run
+    /// Secrets with their values, for the egress proxy; never encoded (the store keeps only
+    /// ``secretPlaceholders``, and the values are looked up again after a restart).
+    public var secrets: [EgressSecret] = []
+    /// Secret name → the placeholder the sandbox's environment holds.
+    public var secretPlaceholders: [String: String] = [:]
 
     public init(
         id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,
@@ -27,7 +34,18 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, profile, workspaceDirectory = "workspace_directory", workspaceSync = "workspace_sync",
-            readOnlyBinds = "read_only_binds"
+            readOnlyBinds = "read_only_binds", phase, secretPlaceholders = "secret_placeholders"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(profile, forKey: .profile)
+        try c.encodeIfPresent(workspaceDirectory, forKey: .workspaceDirectory)
+        try c.encode(workspaceSync, forKey: .workspaceSync)
+        try c.encode(readOnlyBinds, forKey: .readOnlyBinds)
+        try c.encode(phase, forKey: .phase)
+        if !secretPlaceholders.isEmpty { try c.encode(secretPlaceholders, forKey: .secretPlaceholders) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -37,6 +55,8 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
             workspaceDirectory: try c.decodeIfPresent(String.self, forKey: .workspaceDirectory),
             workspaceSync: try c.decodeIfPresent(WorkspaceSync.self, forKey: .workspaceSync) ?? .merge,
             readOnlyBinds: try c.decodeIfPresent([BindMount].self, forKey: .readOnlyBinds) ?? [])
+        phase = try c.decodeIfPresent(Phase.self, forKey: .phase) ?? .run
+        secretPlaceholders = try c.decodeIfPresent([String: String].self, forKey: .secretPlaceholders) ?? [:]
     }
 
     /// The prefix every host resource sandboxer creates carries (cgroups, bundle dirs, runtime state).

@@ -19,12 +19,17 @@ public struct Lanes: Sendable {
         public var reaper: [String]?
         /// How the WASM lane runs code: in this process, or in a supervised worker process.
         public var wasmMode: WasmBackend.ExecutionMode
+        /// The egress proxy for profiles that reach the network (nil: they are refused).
+        public var egress: (any EgressProvider)?
+        /// Where a profile's `secrets` are looked up (nil: such profiles are refused).
+        public var secrets: (any SecretResolver)?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
-                    wasmMode: WasmBackend.ExecutionMode = .inProcess) {
+                    wasmMode: WasmBackend.ExecutionMode = .inProcess, egress: (any EgressProvider)? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
             self.wasmMode = wasmMode
+            self.egress = egress
         }
     }
 
@@ -38,7 +43,8 @@ public struct Lanes: Sendable {
 
     /// The container lane's backend (crun/runc/runsc) with these options.
     public func containerBackend() throws(SandboxError) -> OCIBackend {
-        try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper))
+        try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper,
+                                            egress: options.egress))
     }
 
     /// The quick leftover check before a one-shot run (it may spawn the runtime and wait on
@@ -50,8 +56,31 @@ public struct Lanes: Sendable {
 
     /// One-shot: a fresh sandbox of the profile's lane runs `request` and is removed.
     /// Cancelling the calling task kills the run (outcome `cancelled`).
+    /// `setup`: a command run first in the same sandbox under the profile's `setup` phase policy;
+    /// the policy then switches to the `run` phase and `request` runs (container lanes only).
+    /// The profile's `secrets` are looked up in ``Options/secrets`` (placeholders in the sandbox).
     public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,
-                    output: OutputHandler?) async throws -> ExecResult {
+                    setup: ExecRequest? = nil, output: OutputHandler?) async throws -> ExecResult {
+        var secrets: [EgressSecret] = []
+        if !profile.secrets.isEmpty {
+            guard let resolver = options.secrets else {
+                throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for secrets (\(profile.secrets.joined(separator: ", "))), but no secret store is open here; set them with `sandboxer secret set NAME --hosts HOST`")
+            }
+            secrets = try await resolver.resolve(names: profile.secrets, placeholders: [:])
+        }
+        if setup != nil || !secrets.isEmpty {
+            guard profile.isolation == .container || profile.isolation == .gvisor else {
+                throw SandboxError(.invalidRequest, "a setup command and secrets need the container lane (isolation container or gvisor); profile '\(profile.name)' uses \(profile.isolation.rawValue)")
+            }
+        }
+        if let setup {
+            var spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            spec.secrets = secrets
+            spec.phase = .setup
+            let backend = try containerBackend()
+            await Self.collectLeftovers(backend)
+            return try await PhasedRun(backend: backend, egress: options.egress).run(spec, setup: setup, request: request, output: output)
+        }
         switch profile.isolation {
         case .wasm:
             let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
@@ -63,7 +92,8 @@ public struct Lanes: Sendable {
         case .microvm:
             throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
         case .container, .gvisor:
-            let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            var spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            spec.secrets = secrets
             let backend = try containerBackend()
             await Self.collectLeftovers(backend)
             return try await backend.run(spec, request, output: output)

@@ -19,6 +19,11 @@ public struct CreateSandboxRequest: Sendable, Equatable {
     /// Destroyed after this long without an exec or file call (nil: never).
     public var idleTimeout: Duration?
     public var metadata: [String: String]
+    /// Server-held secrets to add to the profile's (placeholders in the environment).
+    public var secrets: [String] = []
+    /// A command run once before the sandbox is handed over, under the profile's `setup` phase
+    /// network policy; the sandbox then switches to the `run` phase.
+    public var setup: ExecRequest?
 
     public init(profile: ProfileRef = .named("default"), isolation: IsolationLevel? = nil, env: [String: String] = [:],
                 ttl: Duration? = nil, idleTimeout: Duration? = nil, metadata: [String: String] = [:]) {

@@ -13,7 +13,8 @@ extension SandboxManager {
         _ configuration: Configuration, runtime: String? = nil, workerExecutable: String = LayeredWasm.executable
     ) -> [IsolationLevel: any LiveSandboxBackend] {
         var backends: [IsolationLevel: any LiveSandboxBackend] = [:]
-        if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime)) {
+        if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime,
+                                                          egress: configuration.egress)) {
             backends[.container] = oci
             // gVisor only where runsc exists: elsewhere a create asks for a lane this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }

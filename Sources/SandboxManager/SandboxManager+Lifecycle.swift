@@ -31,6 +31,17 @@ extension SandboxManager {
             expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: request.idleTimeout.map(\.seconds),
             lastActivityAt: now, metadata: request.metadata, node: configuration.node)
 
+        for name in request.secrets where !profile.secrets.contains(name) {
+            if let problem = EnvironmentCheck.problem(name: name) { throw SandboxError(.invalidRequest, "secrets: \(problem)") }
+            profile.secrets.append(name)
+        }
+        var spec = SandboxSpec(id: record.id, profile: profile)
+        spec.secrets = try await resolveSecrets(profile)
+        spec.secretPlaceholders = Dictionary(uniqueKeysWithValues: spec.secrets.map { ($0.name, $0.placeholder) })
+        if request.setup != nil { spec.phase = .setup }
+        // Pool sandboxes have no proxy, secrets or setup: those are made fresh.
+        if profile.needsEgress || !spec.secrets.isEmpty || request.setup != nil { poolName = nil }
+
         if let poolName, var handle = takeFromPool(poolName) {
             record.id = handle.id
             record.state = .running
@@ -46,7 +57,7 @@ extension SandboxManager {
         live[record.id] = Live(record: record, handle: nil)
         let handle: SandboxHandle
         do {
-            handle = try await backend.create(SandboxSpec(id: record.id, profile: profile))
+            handle = try await backend.create(spec)
         } catch {
             record.state = .stopping
             try? await store.updateSandbox(record)
@@ -69,7 +80,10 @@ extension SandboxManager {
         try await persistNow(l.record)
         publish(.sandboxCreated, l.record)
         logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "lane": "\(profile.isolation.rawValue)"])
-        return l.record
+        if let setup = request.setup {
+            try await runSetup(tenantId: tenantId, id: record.id, setup, profile: profile, actor: actor)
+        }
+        return live[record.id]?.record ?? l.record
     }
 
     /// A sandbox's record: live ones as of now, ended ones from the store.

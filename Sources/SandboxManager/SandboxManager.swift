@@ -40,6 +40,10 @@ public actor SandboxManager {
         public var node: String
         /// The store is shared by a fleet (PostgreSQL): only this node's sandboxes are reconciled here.
         public var sharedStore = false
+        /// The egress proxy for sandboxes that reach the network (nil: such profiles are refused).
+        public var egress: (any EgressProvider)?
+        /// Where secret names are looked up (nil: a profile asking for secrets is refused).
+        public var secrets: (any SecretResolver)?
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

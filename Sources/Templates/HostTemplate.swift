@@ -31,7 +31,7 @@ public protocol RootfsTemplate: Sendable {
 public struct HostTemplate: RootfsTemplate {
     public let name = "host"
     /// Bumped whenever the generated layout changes, so old caches are not reused.
-    static let layoutVersion = 4
+    static let layoutVersion = 5
     /// Top-level directories the sandbox may see from the host.
     public static let hostTopLevel = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"]
     /// Host files under /etc bound read-only when present.
@@ -106,6 +106,8 @@ public struct HostTemplate: RootfsTemplate {
             ("hosts", "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
             ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n"),
             ("shadow", ""),
+            // A mount point: sandboxes that reach the network get the egress resolver bound here.
+            ("resolv.conf", ""),
         ]
         for (name, text) in files { try SysFile.create(etc + "/" + name, Array(text.utf8), mode: name == "shadow" ? 0o600 : 0o644) }
         for f in Self.hostEtc {

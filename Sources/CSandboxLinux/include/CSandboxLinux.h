@@ -25,6 +25,15 @@ int sbx_eventfd_nonblock(void);
 /// Reads an eventfd counter without blocking: the count, 0 when nothing was signalled, -1 on error.
 long long sbx_eventfd_take(int fd);
 
+/// A listening socket to create inside a sandbox's network namespace (an IPv4 or IPv6 literal).
+struct sbx_listen { const char *address; int port; int udp; };
+/// Creates a network namespace on the calling thread, brings its loopback up, binds and listens
+/// on `l` there (fds[i], non-blocking, close-on-exec), opens the namespace (*nsfd) and moves the
+/// thread back. Returns 0 or -errno (nothing left open). Run it on a thread of its own.
+int sbx_netns_create(const struct sbx_listen *l, int n, int *fds, int *nsfd);
+/// Binds `l` inside the existing network namespace `nsfd` (as sbx_netns_create does).
+int sbx_netns_bind_in(int nsfd, const struct sbx_listen *l, int n, int *fds);
+
 /// sbx_kvm_probe / sbx_kvm_run_guest answers: a vCPU ran the guest, KVM opened but the guest did
 /// not run as expected, or /dev/kvm cannot be opened.
 #define SBX_KVM_RAN 1

@@ -163,7 +163,11 @@ public struct EgressPolicy: Sendable, Equatable {
         let literal = IPAddress(name.hasPrefix("[") ? String(name.dropFirst().dropLast()) : name)
         let mapped = operatorMap[name]
         let candidates = mapped.map { [$0] } ?? literal.map { [$0] } ?? resolved
-        guard !candidates.isEmpty else { return .deny(reason: "\(target) denied: the name did not resolve") }
+        guard !candidates.isEmpty else {
+            let named = mode == .open || rules.contains { $0.matches(host: name, address: nil, port: port) }
+            return .deny(reason: named ? "\(target) denied: the name did not resolve"
+                : "\(target) denied: no rule of profile '\(profile)' allows it (allow: \(rules.map(\.text).joined(separator: ", ")))")
+        }
         var blockedReason: String?
         for address in candidates {
             let rule = mode == .open ? "open" : rules.first(where: { $0.matches(host: name, address: address, port: port) })?.text

@@ -4,7 +4,7 @@ import Foundation
 /// decisions, secret substitutions (name and host, never the value), limit breaches, kill reasons,
 /// policy changes. Entries are append-only; the store numbers them per sandbox (`seq`) in the order
 /// they were appended.
-public struct SandboxEvent: Sendable, Equatable, Codable {
+public struct AuditEvent: Sendable, Equatable, Codable {
     /// Position in the sandbox's trail (1, 2, …), assigned by the store; nil before it is stored.
     public var seq: Int64?
     public var at: Date
@@ -70,6 +70,6 @@ public enum EventValue: Sendable, Equatable, Codable, CustomStringConvertible, E
 
 /// Where audit entries go (the manager's ordered recorder in `serve`, a log in the CLI). `record`
 /// never blocks the caller; entries from one caller keep their order.
-public protocol SandboxEventSink: Sendable {
-    func record(_ event: SandboxEvent)
+public protocol AuditSink: Sendable {
+    func record(_ event: AuditEvent)
 }

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import SandboxCore
+import SandboxEgress
+
+/// The egress proxy's operator settings, shared by `serve` and `run`.
+struct EgressOptions: ParsableArguments {
+    @Option(name: .long, help: "Map a name to an address for the egress proxy, NAME=ADDR (repeatable; also $SANDBOXER_RESOLVE, comma-separated). The only way sandboxes reach loopback, private or link-local addresses.")
+    var resolve: [String] = []
+
+    @Flag(name: .long, help: "Let profiles use network mode open (any public address through the egress proxy).")
+    var allowOpenNetwork = false
+
+    /// The operator map from `--resolve` and `$SANDBOXER_RESOLVE`; a bad entry is an error naming it.
+    func operatorMap(environment: [String: String] = ProcessInfo.processInfo.environment) throws(SandboxError) -> [String: IPAddress] {
+        let fromEnv = (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        return try EgressPolicy.operatorMap(fromEnv + resolve)
+    }
+
+    /// A started egress proxy with these settings.
+    func makeHub(interception: (any InterceptionTLS)? = nil) throws(SandboxError) -> EgressHub {
+        EgressHub(configuration: .init(operatorMap: try operatorMap(), allowOpen: allowOpenNetwork, interception: interception))
+    }
+}

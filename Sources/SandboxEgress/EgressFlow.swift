@@ -1,0 +1,91 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import NIOPosix
+import SandboxCore
+
+/// The TLS side of interception: the server's CA, a certificate per intercepted host, and the
+/// client context that verifies upstreams (host trust store plus an operator-given CA).
+public protocol InterceptionTLS: Sendable {
+    /// The CA certificate (PEM) sandboxes trust.
+    var caCertificatePEM: String { get }
+    /// A TLS server context presenting a certificate for `host`, signed by the CA.
+    func serverContext(for host: String) throws -> NIOSSLContext
+    /// The context for connections to upstreams (full verification).
+    var upstreamContext: NIOSSLContext { get }
+}
+
+/// One allowed connection to an upstream: counts bytes each way and, when it ends, writes one
+/// `egress.allow` entry (host, port, address, rule, via, bytes, duration) to the audit trail.
+final class EgressFlow: Sendable {
+    let session: EgressSession
+    let host: String
+    let port: UInt16
+    let address: IPAddress
+    let rule: String
+    let via: String
+    let correlation: String
+    private let started = NIODeadline.now()
+    private let counters = NIOLockedValueBox((out: Int64(0), in: Int64(0), id: Int?.none, done: false))
+    private static let sequence = NIOLockedValueBox(0)
+
+    init(session: EgressSession, host: String, port: UInt16, address: IPAddress, rule: String, via: String) {
+        self.session = session
+        self.host = host
+        self.port = port
+        self.address = address
+        self.rule = rule
+        self.via = via
+        correlation = "egress-" + String(Self.sequence.withLockedValue { $0 += 1; return $0 })
+    }
+
+    func sent(_ n: Int) { counters.withLockedValue { $0.out += Int64(n) } }
+    func received(_ n: Int) { counters.withLockedValue { $0.in += Int64(n) } }
+
+    /// Opens the upstream connection to the approved address (never a new lookup). `tls`: the
+    /// upstream speaks TLS and is verified for `host`.
+    func connect(on loop: EventLoop, tls: NIOSSLContext?, _ configure: @escaping @Sendable (Channel) throws -> Void) -> EventLoopFuture<Channel> {
+        let address: SocketAddress
+        do { address = try self.address.socketAddress(port: port) } catch { return loop.makeFailedFuture(error) }
+        let serverName = IPAddress(host) == nil ? host : nil
+        return ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName)) }
+                    try configure(channel)
+                }
+            }
+            .connect(to: address)
+    }
+
+    /// Tracks the pair (closed together when the policy changes) and finishes when `upstream` closes.
+    func track(client: Channel, upstream: Channel) {
+        let id = session.register(host: host, port: port, address: address, channels: [client, upstream])
+        guard let id else {
+            client.close(promise: nil)
+            upstream.close(promise: nil)
+            return
+        }
+        counters.withLockedValue { $0.id = id }
+        upstream.closeFuture.whenComplete { _ in self.finish() }
+        client.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
+    }
+
+    func finish() {
+        let snapshot = counters.withLockedValue { c -> (Int64, Int64, Int?)? in
+            guard !c.done else { return nil }
+            c.done = true
+            return (c.out, c.in, c.id)
+        }
+        guard let (out, inn, id) = snapshot else { return }
+        if let id { session.unregister(id) }
+        let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
+        session.record("egress.allow", correlation: correlation, [
+            "host": .string(host), "port": .int(Int64(port)), "address": .string(address.description), "rule": .string(rule),
+            "via": .string(via), "bytes_out": .int(out), "bytes_in": .int(inn), "duration_ms": .int(ms),
+        ])
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The egress proxy of one sandboxer process (`serve`, or `run` for its one sandbox): for every
+/// sandbox whose profile reaches the network it makes a network namespace with no route out and
+/// serves, inside it, an HTTP(S) proxy (127.0.0.1:3128, named by `HTTP_PROXY`/`HTTPS_PROXY`), a DNS
+/// resolver (127.0.0.1:53, named by `/etc/resolv.conf`) and transparent listeners on 127.0.0.2 for
+/// clients that ignore the proxy variables. Every connection is decided by ``EgressPolicy`` and
+/// made from the host side to the approved address only.
+public final class EgressHub: EgressProvider {
+    /// Operator settings.
+    public struct Configuration: Sendable {
+        /// `--resolve name=ADDR`: the only way to reach an always-blocked address.
+        public var operatorMap: [String: IPAddress]
+        /// `--allow-open-network`: whether profiles may use `mode: open`.
+        public var allowOpen: Bool
+        /// TLS interception for hosts with secrets (nil: secrets only over plain HTTP).
+        public var interception: (any InterceptionTLS)?
+        public var proxyPort: UInt16 = 3128
+        /// The address the resolver answers with and the transparent listeners use.
+        public var transparentAddress = IPAddress(v4: 127, 0, 0, 2)
+        public var resolveTimeout: TimeAmount = .seconds(5)
+        public init(operatorMap: [String: IPAddress] = [:], allowOpen: Bool = false, interception: (any InterceptionTLS)? = nil) {
+            self.operatorMap = operatorMap
+            self.allowOpen = allowOpen
+            self.interception = interception
+        }
+    }
+
+    public let configuration: Configuration
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let logger: Logger
+    private let sinkBox = NIOLockedValueBox<(any AuditSink)?>(nil)
+    private let sessions = NIOLockedValueBox<[String: (EgressSession, NetworkNamespace?)]>([:])
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "sandboxer.egress")) {
+        self.configuration = configuration
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(4, System.coreCount)))
+        pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+    }
+
+    /// Where decisions go (the manager's audit recorder); set once the manager exists.
+    public func setSink(_ sink: any AuditSink) { sinkBox.withLockedValue { $0 = sink } }
+
+    /// Stops every session and the event loops.
+    public func shutdown() async {
+        let all = sessions.withLockedValue { s -> [(EgressSession, NetworkNamespace?)] in defer { s = [:] }; return Array(s.values) }
+        for (session, ns) in all {
+            session.close()
+            ns?.close()
+        }
+        try? await group.shutdownGracefully()
+        try? await pool.shutdownGracefully()
+    }
+
+    /// Sandboxes served now.
+    public var count: Int { sessions.withLockedValue { $0.count } }
+
+    // MARK: EgressProvider
+
+    public func attach(_ request: EgressRequest) async throws(SandboxError) -> EgressAttachment {
+        let (session, listeners) = try makeSession(request)
+        let (namespace, fds) = try await NetworkNamespace.create(listeners: listeners)
+        do {
+            try await serve(session, fds: fds, listeners: listeners)
+        } catch {
+            session.close()
+            namespace.close()
+            throw error
+        }
+        register(session, namespace)
+        return EgressAttachment(networkNamespacePath: namespace.path, environment: environment(request), files: files(request))
+    }
+
+    public func reattach(_ request: EgressRequest, pid: Int32) async throws(SandboxError) {
+        let (session, listeners) = try makeSession(request)
+        let fds = try await NetworkNamespace.bind(inNamespaceAt: "/proc/\(pid)/ns/net", listeners: listeners)
+        do {
+            try await serve(session, fds: fds, listeners: listeners)
+        } catch {
+            session.close()
+            throw error
+        }
+        register(session, nil)
+    }
+
+    @discardableResult
+    public func update(sandboxId: String, network: NetworkPolicy, phase: Phase?) async -> Bool {
+        guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return false }
+        do {
+            let closed = try session.update(network: network, phase: phase)
+            session.record(phase == nil ? "network.change" : "phase.change", [
+                "mode": .string(network.mode.rawValue), "allow": .string(network.allow.joined(separator: ",")),
+                "phase": .string(phase?.rawValue ?? ""), "closed_connections": .int(Int64(closed)),
+            ])
+            return true
+        } catch {
+            logger.error("egress policy update refused", metadata: ["sandbox": "\(sandboxId)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    public func policy(sandboxId: String) async -> NetworkPolicy? {
+        sessions.withLockedValue { $0[sandboxId]?.0 }?.network
+    }
+
+    public func detach(sandboxId: String) async {
+        guard let (session, ns) = sessions.withLockedValue({ $0.removeValue(forKey: sandboxId) }) else { return }
+        session.close()
+        ns?.close()
+    }
+
+    // MARK: parts
+
+    /// Checks the request and builds its session; the listeners cover 80, 443 and every port a rule names.
+    func makeSession(_ request: EgressRequest) throws(SandboxError) -> (EgressSession, [NetworkNamespace.Listener]) {
+        let p = request.profile
+        let networks = [p.network, p.phases.setup, p.phases.run].compactMap { $0 }
+        if !configuration.allowOpen, networks.contains(where: { $0.mode == .open }) {
+            throw SandboxError(.invalidRequest, "profile '\(p.name)' asks for network mode 'open', which this server does not allow; use mode: allowlist with the hosts it needs, or the operator starts the server with --allow-open-network")
+        }
+        let policy = try EgressPolicy(network: p.network(for: request.phase), profile: p.name, operatorMap: configuration.operatorMap)
+        var ports: Set<UInt16> = [80, 443]
+        for n in networks {
+            for entry in n.allow { if let port = (try? AllowRule(entry))?.port { ports.insert(port) } }
+        }
+        let transparent = configuration.transparentAddress.description
+        let listeners = [NetworkNamespace.Listener(address: "127.0.0.1", port: configuration.proxyPort),
+                         NetworkNamespace.Listener(address: "127.0.0.1", port: 53, udp: true)]
+            + ports.sorted().map { NetworkNamespace.Listener(address: transparent, port: $0) }
+        let resolver = HostResolver(operatorMap: configuration.operatorMap, pool: pool, timeout: configuration.resolveTimeout)
+        let session = EgressSession(request: request, policy: policy, resolver: resolver, sink: sinkBox.withLockedValue { $0 },
+                                    interception: configuration.interception, logger: logger)
+        return (session, listeners)
+    }
+
+    /// Serves the bound sockets: the proxy, the resolver, the transparent listeners.
+    func serve(_ session: EgressSession, fds: [Int32], listeners: [NetworkNamespace.Listener]) async throws(SandboxError) {
+        var channels: [Channel] = []
+        do {
+            for (fd, l) in zip(fds, listeners) {
+                let channel: Channel
+                if l.udp {
+                    channel = try await DatagramBootstrap(group: group)
+                        .channelInitializer { ch in
+                            ch.eventLoop.makeCompletedFuture {
+                                try ch.pipeline.syncOperations.addHandler(DNSResponder(session: session, answer: self.configuration.transparentAddress))
+                            }
+                        }
+                        .withBoundSocket(fd).get()
+                } else {
+                    let explicit = l.address == "127.0.0.1" && l.port == configuration.proxyPort
+                    let port = l.port
+                    channel = try await ServerBootstrap(group: group)
+                        .serverChannelOption(ChannelOptions.backlog, value: 1024)
+                        .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                        .childChannelInitializer { ch in
+                            ch.eventLoop.makeCompletedFuture {
+                                if explicit {
+                                    try ProxyHandler.install(on: ch.pipeline.syncOperations, mode: .proxy, session: session)
+                                } else {
+                                    try ch.pipeline.syncOperations.addHandler(TransparentSniffer(port: port, session: session))
+                                }
+                            }
+                        }
+                        .withBoundSocket(fd).get()
+                }
+                channels.append(channel)
+            }
+        } catch {
+            channels.forEach { $0.close(promise: nil) }
+            for fd in fds.dropFirst(channels.count) { _ = Glibc.close(fd) }
+            throw SandboxError(.setupFailed, "the egress proxy could not serve sandbox \(session.sandboxId): \(error)")
+        }
+        session.addListeners(channels)
+    }
+
+    private func register(_ session: EgressSession, _ ns: NetworkNamespace?) {
+        let old = sessions.withLockedValue { s in
+            defer { s[session.sandboxId] = (session, ns) }
+            return s[session.sandboxId]
+        }
+        old?.0.close()
+        old?.1?.close()
+    }
+
+    /// Proxy variables (both spellings), the secrets' placeholders, the CA bundle's paths.
+    func environment(_ request: EgressRequest) -> [String: String] {
+        let proxy = "http://127.0.0.1:\(configuration.proxyPort)"
+        var env = ["HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy,
+                   "NO_PROXY": "localhost,127.0.0.1,::1", "no_proxy": "localhost,127.0.0.1,::1"]
+        for s in request.secrets { env[s.name] = s.placeholder }
+        if configuration.interception != nil, !request.secrets.isEmpty {
+            for name in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"] { env[name] = Self.trustBundlePath }
+        }
+        return env
+    }
+
+    /// Where the trust bundle (the host's roots plus the proxy's CA) appears in the sandbox.
+    public static let trustBundlePath = "/etc/ssl/certs/ca-certificates.crt"
+    static let hostTrustBundle = "/etc/ssl/certs/ca-certificates.crt"
+
+    func files(_ request: EgressRequest) -> [EgressFile] {
+        var files = [EgressFile(destination: "/etc/resolv.conf", contents: Array("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".utf8))]
+        if let tls = configuration.interception, !request.secrets.isEmpty {
+            var bundle = (try? Data(contentsOf: URL(fileURLWithPath: Self.hostTrustBundle))).map { [UInt8]($0) } ?? []
+            if let last = bundle.last, last != 0x0A { bundle.append(0x0A) }
+            bundle += Array(tls.caCertificatePEM.utf8)
+            files.append(EgressFile(destination: Self.trustBundlePath, contents: bundle))
+        }
+        return files
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import SandboxCore
+
+/// One sandbox's proxy state: the policy in force (replaced by phase switches and PATCH), its
+/// secrets, its listeners and every open upstream connection (closed when a new policy no longer
+/// allows its host). Decisions and their byte counts go to the sandbox's audit trail.
+final class EgressSession: Sendable {
+    struct Connection {
+        var host: String
+        var port: UInt16
+        var address: IPAddress
+        var channels: [Channel]
+    }
+    struct State {
+        var policy: EgressPolicy
+        var network: NetworkPolicy
+        var phase: Phase
+        var connections: [Int: Connection] = [:]
+        var listeners: [Channel] = []
+        var nextId = 1
+        var closed = false
+    }
+
+    let sandboxId: String
+    let profileName: String
+    let secrets: [EgressSecret]
+    let resolver: HostResolver
+    let sink: (any AuditSink)?
+    let interception: (any InterceptionTLS)?
+    let logger: Logger
+    private let state: NIOLockedValueBox<State>
+
+    init(request: EgressRequest, policy: EgressPolicy, resolver: HostResolver, sink: (any AuditSink)?,
+         interception: (any InterceptionTLS)?, logger: Logger) {
+        sandboxId = request.sandboxId
+        profileName = request.profile.name
+        secrets = request.secrets
+        self.resolver = resolver
+        self.sink = sink
+        self.interception = interception
+        self.logger = logger
+        state = NIOLockedValueBox(State(policy: policy, network: request.profile.network(for: request.phase), phase: request.phase))
+    }
+
+    var policy: EgressPolicy { state.withLockedValue { $0.policy } }
+    var network: NetworkPolicy { state.withLockedValue { $0.network } }
+
+    /// Resolves `host` and decides a connection to it on `port`.
+    func decide(host: String, port: UInt16, on loop: EventLoop) -> EventLoopFuture<EgressDecision> {
+        let policy = self.policy
+        if policy.mode == .deny {
+            return loop.makeSucceededFuture(policy.decide(host: host, port: port, resolved: []))
+        }
+        return resolver.resolve(host, on: loop).map { policy.decide(host: host, port: port, resolved: $0) }
+    }
+
+    /// Whether the resolver should answer `name` (DNS): a name or wildcard rule could allow it.
+    func mayResolve(_ name: String) -> Bool {
+        let p = policy
+        switch p.mode {
+        case .deny: return false
+        case .open: return true
+        case .allowlist:
+            return p.rules.contains { rule in
+                switch rule.target {
+                case .name, .wildcard: return rule.matches(host: name, address: nil, port: rule.port ?? 0)
+                case .network: return false
+                }
+            }
+        }
+    }
+
+    /// Secrets whose values go to `host` (their placeholders are swapped there).
+    func secrets(for host: String) -> [EgressSecret] {
+        secrets.filter { s in s.hosts.contains { h in (try? AllowRule(h))?.matches(host: host, address: nil, port: 0) ?? false } }
+    }
+
+    /// Whether TLS to `host` is terminated here (it has secrets and the server has a CA).
+    func intercepts(_ host: String) -> Bool { interception != nil && !secrets(for: host).isEmpty }
+
+    // MARK: connections
+
+    func register(host: String, port: UInt16, address: IPAddress, channels: [Channel]) -> Int? {
+        state.withLockedValue { s in
+            guard !s.closed else { return nil }
+            let id = s.nextId
+            s.nextId += 1
+            s.connections[id] = Connection(host: host, port: port, address: address, channels: channels)
+            return id
+        }
+    }
+
+    func unregister(_ id: Int) { _ = state.withLockedValue { $0.connections.removeValue(forKey: id) } }
+
+    func addListeners(_ channels: [Channel]) {
+        let closed = state.withLockedValue { s in
+            s.listeners += channels
+            return s.closed
+        }
+        if closed { channels.forEach { $0.close(promise: nil) } }
+    }
+
+    /// Replaces the policy; closes connections it no longer allows. Returns the closed count.
+    @discardableResult
+    func update(network: NetworkPolicy, phase: Phase?) throws(SandboxError) -> Int {
+        let newPolicy = try EgressPolicy(network: network, profile: profileName, operatorMap: resolver.operatorMap)
+        let doomed: [Connection] = state.withLockedValue { s in
+            s.policy = newPolicy
+            s.network = network
+            if let phase { s.phase = phase }
+            let ids = s.connections.filter { !newPolicy.decide(host: $0.value.host, port: $0.value.port, resolved: [$0.value.address]).isAllowed }.map(\.key)
+            return ids.compactMap { s.connections.removeValue(forKey: $0) }
+        }
+        for c in doomed { c.channels.forEach { $0.close(promise: nil) } }
+        return doomed.count
+    }
+
+    func close() {
+        let (listeners, connections) = state.withLockedValue { s -> ([Channel], [Connection]) in
+            s.closed = true
+            defer { s.listeners = []; s.connections = [:] }
+            return (s.listeners, Array(s.connections.values))
+        }
+        listeners.forEach { $0.close(promise: nil) }
+        connections.forEach { $0.channels.forEach { $0.close(promise: nil) } }
+    }
+
+    // MARK: audit
+
+    func record(_ kind: String, correlation: String? = nil, _ detail: [String: EventValue]) {
+        sink?.record(AuditEvent(sandboxId: sandboxId, kind: kind, actor: "sandbox", correlation: correlation, detail: detail))
+    }
+
+    func recordDenied(host: String, port: UInt16, via: String, reason: String) {
+        logger.debug("egress denied", metadata: ["sandbox": "\(sandboxId)", "host": "\(host)", "port": "\(port)"])
+        record("egress.deny", ["host": .string(host), "port": .int(Int64(port)), "via": .string(via), "reason": .string(reason),
+                               "profile": .string(profileName)])
+    }
+}
