@@ -36,6 +36,11 @@ extension OCIBackend {
         }
     }
 
+    /// The egress variables of a live sandbox's processes (empty without egress).
+    func egressEnvironment(_ id: String) -> [String: String] {
+        configuration.egress?.environment(sandboxId: id) ?? [:]
+    }
+
     /// Stops serving a sandbox's egress (no-op for one without).
     func detachEgress(_ id: String) async {
         await configuration.egress?.detach(sandboxId: id)

@@ -81,7 +81,7 @@ public final class EgressHub: EgressProvider {
             throw error
         }
         register(session, namespace)
-        return EgressAttachment(networkNamespacePath: namespace.path, environment: environment(request), files: files(request))
+        return EgressAttachment(networkNamespacePath: namespace.path, environment: session.environment, files: files(request))
     }
 
     public func reattach(_ request: EgressRequest, pid: Int32) async throws(SandboxError) {
@@ -110,6 +110,10 @@ public final class EgressHub: EgressProvider {
             logger.error("egress policy update refused", metadata: ["sandbox": "\(sandboxId)", "error": "\(error)"])
             return false
         }
+    }
+
+    public func environment(sandboxId: String) -> [String: String] {
+        sessions.withLockedValue { $0[sandboxId]?.0 }?.environment ?? [:]
     }
 
     public func policy(sandboxId: String) async -> NetworkPolicy? {
@@ -142,7 +146,7 @@ public final class EgressHub: EgressProvider {
             + ports.sorted().map { NetworkNamespace.Listener(address: transparent, port: $0) }
         let resolver = HostResolver(operatorMap: configuration.operatorMap, pool: pool, timeout: configuration.resolveTimeout)
         let session = EgressSession(request: request, policy: policy, resolver: resolver, sink: sinkBox.withLockedValue { $0 },
-                                    interception: configuration.interception, logger: logger)
+                                    interception: configuration.interception, environment: environment(request), logger: logger)
         return (session, listeners)
     }
 

@@ -30,11 +30,14 @@ final class EgressSession: Sendable {
     let resolver: HostResolver
     let sink: (any AuditSink)?
     let interception: (any InterceptionTLS)?
+    /// What every process in the sandbox gets (proxy variables, placeholders, CA paths).
+    let environment: [String: String]
     let logger: Logger
     private let state: NIOLockedValueBox<State>
 
     init(request: EgressRequest, policy: EgressPolicy, resolver: HostResolver, sink: (any AuditSink)?,
-         interception: (any InterceptionTLS)?, logger: Logger) {
+         interception: (any InterceptionTLS)?, environment: [String: String], logger: Logger) {
+        self.environment = environment
         sandboxId = request.sandboxId
         profileName = request.profile.name
         secrets = request.secrets

@@ -15,7 +15,9 @@ extension RunService {
         let spec = run.spec
         let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
-                do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil, output: buffer.handler)) }
+                do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
+                                                          setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
+                                                          output: buffer.handler)) }
                 catch { return .failure(error) }
             }
             group.addTask {

@@ -31,4 +31,29 @@ extension JSONFields {
         }
         return level
     }
+
+    /// `setup`: a shell command (string, run with `/bin/sh -c`) or an argv array; nil when absent.
+    mutating func setupCommand() throws -> [String]? {
+        switch raw("setup") {
+        case nil: return nil
+        case let text as String:
+            guard !text.isEmpty else { throw Problem.invalid("setup", "setup: an empty command") }
+            return ["/bin/sh", "-c", text]
+        case let list as [Any]:
+            let argv = list.compactMap { $0 as? String }
+            guard argv.count == list.count, !argv.isEmpty else { throw Problem.invalid("setup", "setup: a shell command string or a non-empty array of strings") }
+            return argv
+        default:
+            throw Problem.invalid("setup", "setup: a shell command string or a non-empty array of strings")
+        }
+    }
+
+    /// `secrets`: names of server-held secrets, added to the profile's.
+    mutating func secretNames(into profile: inout Profile) throws {
+        guard let names = try strings("secrets") else { return }
+        for name in names where !profile.secrets.contains(name) {
+            if let problem = EnvironmentCheck.problem(name: name) { throw Problem.invalid("secrets", "secrets: \(problem)") }
+            profile.secrets.append(name)
+        }
+    }
 }

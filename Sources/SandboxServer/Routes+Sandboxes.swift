@@ -49,7 +49,8 @@ extension SandboxServer {
         }
     }
 
-    /// Reads `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout, metadata.
+    /// Reads `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout,
+    /// metadata, secrets, setup.
     static func createRequest(_ body: inout JSONFields, profiles: ProfileLoader) throws -> CreateSandboxRequest {
         var request = CreateSandboxRequest()
         if let ref = try body.profileRef(profiles: profiles) { request.profile = ref }
@@ -58,6 +59,10 @@ extension SandboxServer {
         request.ttl = try body.duration("ttl")
         request.idleTimeout = try body.duration("idle_timeout")
         request.metadata = try body.stringMap("metadata") ?? [:]
+        var extra = Profile(name: "secrets")
+        try body.secretNames(into: &extra)
+        request.secrets = extra.secrets
+        request.setup = try body.setupCommand().map { ExecRequest(argv: $0) }
         try body.finish()
         return request
     }

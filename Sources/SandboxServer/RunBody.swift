@@ -14,6 +14,8 @@ enum RunBody {
         case .inline(let inline): profile = inline
         }
         if let level = try body.isolation() { profile.isolation = level }
+        try body.secretNames(into: &profile)
+        let setup = try body.setupCommand()
         let priority = try body.int("priority", min: -1000, max: 1000) ?? 0
         let maxAttempts = try body.int("max_attempts", min: 1, max: 20) ?? 3
         let labels = try body.stringMap("labels") ?? [:]
@@ -33,9 +35,10 @@ enum RunBody {
         if case .bytes(let b) = request.stdin { stdin = b }
         try profile.limits.checkRequest(codeBytes: request.code.map { Int64($0.count) }, inputBytes: stdin.map { Int64($0.count) })
         try EnvironmentCheck.validate(request.env, field: "env")
-        let spec = RunSpec(profile: profile, argv: request.argv, code: request.code, codeFileName: request.code == nil ? nil : request.codeFileName,
+        var spec = RunSpec(profile: profile, argv: request.argv, code: request.code, codeFileName: request.code == nil ? nil : request.codeFileName,
                            lang: request.code == nil ? nil : language(of: request.codeFileName), stdin: stdin, env: request.env,
                            cwd: request.cwd == "/workspace" ? nil : request.cwd)
+        spec.setup = setup
         return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority,
                          maxAttempts: maxAttempts, labels: labels, idempotencyKey: idempotencyKey, webhook: webhook)
     }

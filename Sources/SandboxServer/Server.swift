@@ -98,6 +98,7 @@ public struct SandboxServer: Sendable {
         let registry = RouteRegistry(router: router, store: store, logger: logger)
         addHealthRoutes(registry)
         addSandboxRoutes(registry)
+        addNetworkRoutes(registry)
         addExecRoutes(registry)
         addProcessRoutes(registry)
         addFileRoutes(registry)

@@ -90,6 +90,8 @@ public struct RunSpec: Sendable, Equatable, Codable {
     public var env: [String: String]
     /// Working directory (nil: `/workspace`).
     public var cwd: String?
+    /// A command run first in the same sandbox under the profile's `setup` phase network.
+    public var setup: [String]?
 
     public init(profile: Profile, argv: [String], code: [UInt8]? = nil, codeFileName: String? = nil, lang: String? = nil,
                 stdin: [UInt8]? = nil, env: [String: String] = [:], cwd: String? = nil) {
@@ -104,7 +106,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd
+        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd, setup
     }
 
     // Code and stdin are base64 text in the stored form (not arrays of numbers).
@@ -118,6 +120,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         stdin = try c.decodeIfPresent(String.self, forKey: .stdin).map { try Self.bytes($0, .stdin, c) }
         env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
         cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
+        setup = try c.decodeIfPresent([String].self, forKey: .setup)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -130,6 +133,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         try c.encodeIfPresent(stdin.map { Data($0).base64EncodedString() }, forKey: .stdin)
         try c.encode(env, forKey: .env)
         try c.encodeIfPresent(cwd, forKey: .cwd)
+        try c.encodeIfPresent(setup, forKey: .setup)
     }
 
     static func bytes(_ text: String, _ key: CodingKeys, _ c: KeyedDecodingContainer<CodingKeys>) throws -> [UInt8] {

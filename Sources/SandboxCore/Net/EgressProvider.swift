@@ -69,6 +69,9 @@ public protocol EgressProvider: Sendable {
     func update(sandboxId: String, network: NetworkPolicy, phase: Phase?) async -> Bool
     /// The policy a sandbox's proxy applies now (nil: unknown sandbox).
     func policy(sandboxId: String) async -> NetworkPolicy?
+    /// The variables every process of a served sandbox gets (proxy, placeholders, CA paths); empty
+    /// for a sandbox this proxy does not serve.
+    func environment(sandboxId: String) -> [String: String]
     /// Stops serving the sandbox and closes its connections.
     func detach(sandboxId: String) async
 }
