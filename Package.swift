@@ -134,6 +134,13 @@ let package = Package(
         /// Shared fixtures for the test targets: a prepared backend, host-health checks.
         .target(name: "SandboxTestSupport", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux"], path: "Tests/SandboxTestSupport"),
         .testTarget(name: "SandboxCoreTests", dependencies: ["SandboxCore"]),
+        .testTarget(name: "SandboxEgressTests", dependencies: [
+            "SandboxEgress", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
