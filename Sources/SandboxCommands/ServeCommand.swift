@@ -75,6 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.egress = hub
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
+        hub.setSink(manager.eventSink)
         let runs = try RunService(
             store: store, lanes: ServerSetup.runLanes(configuration),
             configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns,

@@ -4,7 +4,7 @@ import SandboxCore
 import SandboxStore
 
 /// Writes what does not have to be durable before a reply (exec records, logs, activity, audit of
-/// the server's own actions) in the background, in order, so an exec's round trip never waits
+/// the server's own actions, audit trail entries) in the background, in order, so an exec's round trip never waits
 /// for the disk. ``flush()`` waits for everything queued so far.
 final class Recorder: Sendable {
     enum Item: Sendable {
@@ -12,6 +12,8 @@ final class Recorder: Sendable {
         case log(execId: String, stream: StdStream, data: [UInt8], cap: Int)
         case sandbox(SandboxRecord)
         case audit(AuditEntry)
+        /// The trail's queued entries, appended as one batch.
+        case events(AuditTrail)
         case flush(CheckedContinuation<Void, Never>)
     }
 
@@ -63,6 +65,10 @@ final class Recorder: Sendable {
             case .log(let id, let s, let d, let cap): try await store.appendLog(execId: id, stream: s, data: d, cap: cap)
             case .sandbox(let r): try await store.updateSandbox(r)
             case .audit(let a): try await store.appendAudit(a)
+            case .events(let trail):
+                let events = trail.take()
+                try await store.appendEvents(events)
+                trail.stored(events)
             case .flush(let c): c.resume()
             }
         } catch {

@@ -37,7 +37,7 @@ public struct CreateSandboxRequest: Sendable, Equatable {
 }
 
 /// Something that happened to a tenant's sandboxes, for `GET /v1/events` and the monitor page.
-public struct SandboxEvent: Sendable, Equatable, Codable {
+public struct SandboxLifecycleEvent: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable {
         case sandboxCreated = "sandbox.created"
         case sandboxDestroyed = "sandbox.destroyed"

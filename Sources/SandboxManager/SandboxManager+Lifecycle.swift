@@ -48,6 +48,7 @@ extension SandboxManager {
             handle.spec.profile = profile
             try await store.insertSandbox(record)
             live[record.id] = Live(record: record, handle: handle)
+            trail.record(AuditEvents.create(record, actor: actor, fromPool: true, envNames: Array(request.env.keys)))
             publish(.sandboxCreated, record)
             logger.info("sandbox created from the warm pool", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)"])
             return record
@@ -64,6 +65,8 @@ extension SandboxManager {
             record.state = .destroyed
             record.reason = "creation failed: \((error as? SandboxError)?.message ?? "\(error)")"
             record.updatedAt = Date()
+            recordEnd(record, actor: actor, deleted: false)
+            await recorder.flush()
             try? await store.updateSandbox(record)
             live.removeValue(forKey: record.id)
             throw error
@@ -77,6 +80,7 @@ extension SandboxManager {
         l.record.state = .running
         l.record.updatedAt = Date()
         live[record.id] = l
+        trail.record(AuditEvents.create(l.record, actor: actor, fromPool: false, envNames: Array(request.env.keys)))
         try await persistNow(l.record)
         publish(.sandboxCreated, l.record)
         logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "lane": "\(profile.isolation.rawValue)"])
@@ -107,7 +111,7 @@ extension SandboxManager {
         guard live[id]?.record.tenantId == tenantId else {
             return try await get(tenantId: tenantId, id: id)
         }
-        return try await stop(id, reason: "deleted by \(actor)")
+        return try await stop(id, reason: "deleted by \(actor)", actor: actor, deleted: true)
     }
 
     /// Sets the TTL to `ttl` from now (at most the server's maximum).
@@ -117,12 +121,13 @@ extension SandboxManager {
         l.record.expiresAt = Date().addingTimeInterval(t.seconds)
         l.record.updatedAt = Date()
         live[id] = l
+        trail.record(AuditEvent(sandboxId: id, kind: "sandbox.timeout", actor: actor, detail: ["ttl_s": .int(Int64(t.seconds.rounded()))]))
         try await persistNow(l.record)
         return l.record
     }
 
     /// Live events of one tenant's sandboxes (ends when the caller stops iterating or the server stops).
-    public nonisolated func events(tenantId: String) -> AsyncStream<SandboxEvent> {
+    public nonisolated func events(tenantId: String) -> AsyncStream<SandboxLifecycleEvent> {
         hub.subscribe(tenantId: tenantId)
     }
 
@@ -135,8 +140,9 @@ extension SandboxManager {
 
     // MARK: - Internals
 
-    /// running/creating → stopping → destroyed: kills and removes everything, records why.
-    func stop(_ id: String, reason: String) async throws -> SandboxRecord {
+    /// running/creating → stopping → destroyed: kills and removes everything, records why (in the
+    /// record and the audit trail: `sandbox.delete` when a caller asked, else `sandbox.kill`).
+    func stop(_ id: String, reason: String, actor: String = "server", deleted: Bool = false) async throws -> SandboxRecord {
         guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
         if l.record.state == .stopping { throw SandboxError(.invalidState, "sandbox \(id) is already being destroyed") }
         l.record.state = .stopping
@@ -156,6 +162,7 @@ extension SandboxManager {
         l.record.state = .destroyed
         l.record.reason = reason
         l.record.updatedAt = Date()
+        recordEnd(l.record, actor: actor, deleted: deleted)
         try await persistNow(l.record)
         publish(.sandboxDestroyed, l.record)
         logger.info("sandbox destroyed", metadata: ["id": "\(id)", "reason": "\(reason)"])
@@ -168,6 +175,7 @@ extension SandboxManager {
         l.record.state = .lost
         l.record.reason = reason
         l.record.updatedAt = Date()
+        recordEnd(l.record, actor: "server", deleted: false)
         try? await persistNow(l.record)
         publish(.sandboxLost, l.record)
         logger.warning("sandbox lost", metadata: ["id": "\(id)", "reason": "\(reason)"])
@@ -179,8 +187,8 @@ extension SandboxManager {
         await recorder.persist(.sandbox(record))
     }
 
-    func publish(_ kind: SandboxEvent.Kind, _ r: SandboxRecord, execId: String? = nil, outcome: Outcome? = nil) {
-        hub.publish(SandboxEvent(type: kind, tenantId: r.tenantId, sandboxId: r.id, state: r.state, execId: execId,
+    func publish(_ kind: SandboxLifecycleEvent.Kind, _ r: SandboxRecord, execId: String? = nil, outcome: Outcome? = nil) {
+        hub.publish(SandboxLifecycleEvent(type: kind, tenantId: r.tenantId, sandboxId: r.id, state: r.state, execId: execId,
                                  outcome: outcome, reason: r.reason))
     }
 

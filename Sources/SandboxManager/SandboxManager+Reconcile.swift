@@ -69,6 +69,7 @@ extension SandboxManager {
             guard let backend = backends[record.profile.isolation] else {
                 record.state = .lost
                 record.reason = "this server has no '\(record.profile.isolation.rawValue)' lane any more"
+                recordEnd(record, actor: "server", deleted: false)
                 try await persistNow(record)
                 report.lost.append(record.id)
                 continue
@@ -93,6 +94,7 @@ extension SandboxManager {
                 report.lost.append(record.id)
                 publish(.sandboxLost, record)
             }
+            recordEnd(record, actor: "server", deleted: false)
             try await persistNow(record)
         }
         for (_, backend) in uniqueBackends() {

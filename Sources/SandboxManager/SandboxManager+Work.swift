@@ -12,7 +12,9 @@ extension SandboxManager {
         let execId = SandboxSpec.newID(prefix: "exec-")
         var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
         recorder.enqueue(.exec(record, insert: true))
+        trail.record(AuditEvents.execStart(id, request, correlation: execId, actor: actor))
         if let r = live[id]?.record { publish(.execStarted, r, execId: execId) }
+        let start = ContinuousClock.now
         let result: ExecResult
         do {
             result = try await backend.exec(handle, request, output: output)
@@ -20,13 +22,18 @@ extension SandboxManager {
             record.endedAt = Date()
             record.reason = e.message
             recorder.enqueue(.exec(record, insert: false))
+            trail.record(AuditEvents.execFailed(id, e, correlation: execId, actor: actor, durationMs: AuditEvents.milliseconds(since: start)))
             await markLost(id, reason: e.message)
             throw e
         } catch {
             record.endedAt = Date()
             record.reason = "\(error)"
             recorder.enqueue(.exec(record, insert: false))
+            trail.record(AuditEvents.execFailed(id, error, correlation: execId, actor: actor, durationMs: AuditEvents.milliseconds(since: start)))
             throw error
+        }
+        for e in AuditEvents.execEnd(id, result, correlation: execId, actor: actor, durationMs: AuditEvents.milliseconds(since: start)) {
+            trail.record(e)
         }
         record.endedAt = Date()
         record.outcome = result.outcome
@@ -76,9 +83,11 @@ extension SandboxManager {
 
     // MARK: Files
 
-    /// A file's bytes, up to the sandbox's workspace size.
-    public func readFile(tenantId: String, id: String, path: String) async throws -> [UInt8] {
-        try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: $0.spec.profile.limits.workspaceBytes) }
+    /// A file's bytes, up to the sandbox's workspace size (`file.read` in the trail).
+    public func readFile(tenantId: String, id: String, path: String, actor: String = "server") async throws -> [UInt8] {
+        let bytes = try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: $0.spec.profile.limits.workspaceBytes) }
+        fileEvent("file.read", id, actor, ["path": .string(path), "bytes": .int(Int64(bytes.count))])
+        return bytes
     }
 
     /// Creates or replaces a file (parents created); larger than the workspace limit → `limit_exceeded`.
@@ -88,10 +97,12 @@ extension SandboxManager {
             if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
             try await backend.writeFile(handle, path: path, data: data, mode: mode)
         }
+        fileEvent("file.write", id, actor, ["path": .string(path), "bytes": .int(Int64(data.count)), "mode": .string(String(mode, radix: 8))])
     }
 
     public func removeFile(tenantId: String, id: String, path: String, recursive: Bool, actor: String) async throws {
         try await work(tenantId, id) { try await $1.removeFile($0, path: path, recursive: recursive) }
+        fileEvent("file.remove", id, actor, ["path": .string(path), "recursive": .bool(recursive)])
     }
 
     public func listDirectory(tenantId: String, id: String, path: String) async throws -> [FileEntry] {
@@ -104,10 +115,17 @@ extension SandboxManager {
 
     public func makeDirectory(tenantId: String, id: String, path: String, parents: Bool, actor: String) async throws {
         try await work(tenantId, id) { try await $1.makeDirectory($0, path: path, parents: parents) }
+        fileEvent("file.mkdir", id, actor, ["path": .string(path), "parents": .bool(parents)])
     }
 
     public func move(tenantId: String, id: String, from: String, to: String, actor: String) async throws {
         try await work(tenantId, id) { try await $1.move($0, from: from, to: to) }
+        fileEvent("file.move", id, actor, ["from": .string(from), "to": .string(to)])
+    }
+
+    /// Records a file operation that succeeded through the API.
+    func fileEvent(_ kind: String, _ id: String, _ actor: String, _ detail: [String: EventValue]) {
+        trail.record(AuditEvent(sandboxId: id, kind: kind, actor: actor, detail: detail))
     }
 
     // MARK: Processes
@@ -115,7 +133,11 @@ extension SandboxManager {
     public func startProcess(tenantId: String, id: String, _ request: ExecRequest, options: ProcessOptions, actor: String) async throws -> SandboxProcess {
         try EnvironmentCheck.validate(request.env, field: "env")
         try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
-        return try await work(tenantId, id) { try await $1.startProcess($0, request, options: options) }
+        let process = try await work(tenantId, id) { try await $1.startProcess($0, request, options: options) }
+        var start = AuditEvents.execStart(id, request, correlation: "process-\(process.pid)", actor: actor)
+        start.detail["process"] = .bool(true)
+        trail.record(start)
+        return process
     }
 
     public func processes(tenantId: String, id: String) async throws -> [SandboxProcess] {

@@ -88,6 +88,8 @@ public actor SandboxManager {
     let backends: [IsolationLevel: any LiveSandboxBackend]
     let hub = EventHub()
     let recorder: Recorder
+    /// Every sandbox's audit trail (``eventSink``).
+    public nonisolated let trail: AuditTrail
     let rates = ExecRateLimiter()
 
     var live: [String: Live] = [:]
@@ -107,6 +109,7 @@ public actor SandboxManager {
         self.configuration = configuration
         self.logger = logger
         self.recorder = Recorder(store: store, logger: logger)
+        self.trail = AuditTrail(recorder: recorder)
     }
 
     /// Whether ``start()`` has finished (reconciliation done): `/readyz`.

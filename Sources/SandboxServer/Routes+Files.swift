@@ -12,7 +12,8 @@ extension SandboxServer {
 
         routes.add(.get, "/v1/sandboxes/{id}/files") { request, context in
             let caller = try context.requireCaller()
-            let bytes = try await manager.readFile(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: try Self.path(request))
+            let bytes = try await manager.readFile(
+                tenantId: caller.tenantId, id: try context.parameters.require("id"), path: try Self.path(request), actor: caller.keyId)
             var headers = HTTPFields()
             headers[.contentType] = "application/octet-stream"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -102,6 +102,7 @@ public struct SandboxServer: Sendable {
         addExecRoutes(registry)
         addProcessRoutes(registry)
         addFileRoutes(registry)
+        addAuditRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)

@@ -35,4 +35,12 @@ public protocol SandboxStore: Sendable {
     func log(execId: String, stream: StdStream) async throws -> [UInt8]
     func appendAudit(_ entry: AuditEntry) async throws
     func audit(tenantId: String, limit: Int) async throws -> [AuditEntry]
+
+    // A sandbox's audit trail (append-only: no update or delete, sandbox records are never purged)
+    /// Stores `events` in their order, numbering each sandbox's entries 1, 2, … (any `seq` the
+    /// events carry is ignored). All or nothing; concurrent appenders, also on other nodes, never
+    /// get the same number or leave a gap.
+    func appendEvents(_ events: [AuditEvent]) async throws
+    /// The sandbox's entries with `seq` greater than `after`, ascending, at most `limit` (1…10 000).
+    func events(sandboxId: String, after seq: Int64, limit: Int) async throws -> [AuditEvent]
 }

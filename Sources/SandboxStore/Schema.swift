@@ -120,6 +120,21 @@ enum Schema {
                 );
                 """)
         }
+        // Each sandbox's audit trail: entries numbered per sandbox, never updated or deleted.
+        m.registerMigration("v3-sandbox-events") { db in
+            try db.execute(sql: """
+                CREATE TABLE sandbox_events (
+                    sandbox_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    correlation TEXT,
+                    detail TEXT NOT NULL,
+                    PRIMARY KEY (sandbox_id, seq)
+                );
+                """)
+        }
         return m
     }
 }

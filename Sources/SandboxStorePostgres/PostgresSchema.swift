@@ -66,6 +66,13 @@ enum PostgresSchema {
                 status INTEGER, error TEXT, duration_ms DOUBLE PRECISION NOT NULL, PRIMARY KEY (run_id, number))
             """,
         ]),
+        // Each sandbox's audit trail: entries numbered per sandbox, never updated or deleted.
+        ("v3-sandbox-events", [
+            """
+            CREATE TABLE sandbox_events (sandbox_id TEXT NOT NULL, seq BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL, actor TEXT NOT NULL, correlation TEXT, detail TEXT NOT NULL, PRIMARY KEY (sandbox_id, seq))
+            """,
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and

@@ -104,4 +104,5 @@ enum LockSpace {
     static let submit: Int32 = 2
     static let claim: Int32 = 3
     static let runLog: Int32 = 4
+    static let sandboxEvents: Int32 = 5
 }

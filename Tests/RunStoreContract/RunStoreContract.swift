@@ -5,14 +5,17 @@ import Testing
 
 /// What a test of one engine provides: a store, and a second instance on the same data (a second
 /// node of the fleet, or a second process on the same SQLite file).
-public struct RunStoreFixture: Sendable {
-    public let store: any RunStore
-    public let second: @Sendable () async throws -> any RunStore
-    public init(store: any RunStore, second: @escaping @Sendable () async throws -> any RunStore) {
+public struct StoreFixture<Store: Sendable>: Sendable {
+    public let store: Store
+    public let second: @Sendable () async throws -> Store
+    public init(store: Store, second: @escaping @Sendable () async throws -> Store) {
         self.store = store
         self.second = second
     }
 }
+
+/// The run-queue contract's fixture.
+public typealias RunStoreFixture = StoreFixture<any RunStore>
 
 /// The run-queue contract (see ``RunStore``) as checks every engine must pass; each engine's test
 /// suite runs every case of ``cases`` on a fresh store.

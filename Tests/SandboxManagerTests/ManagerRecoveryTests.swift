@@ -111,7 +111,7 @@ import Glibc
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
             _ = try await f.manager.exec(tenantId: f.tenant.id, id: s.id, ExecRequest(argv: ["true"]), actor: "t", output: nil)
             _ = try await f.manager.destroy(tenantId: f.tenant.id, id: s.id, actor: "t")
-            var kinds: [SandboxEvent.Kind] = []
+            var kinds: [SandboxLifecycleEvent.Kind] = []
             for await e in events {
                 kinds.append(e.type)
                 if e.type == .sandboxDestroyed { break }

@@ -72,6 +72,25 @@ func withPostgres<T>(_ body: (PostgresStore, TestDatabase) async throws -> T) as
     }
 }
 
+/// Runs `body` with a store on a fresh database and an opener of more nodes on it (the shared
+/// contracts' second instance); the nodes are closed and the database dropped after.
+func withPostgresNodes(_ body: (PostgresStore, @escaping @Sendable () async throws -> PostgresStore) async throws -> Void) async throws {
+    let others = OpenedStores()
+    try await withPostgres { store, db in
+        do {
+            try await body(store, {
+                let node = try await db.open()
+                others.add(node)
+                return node
+            })
+        } catch {
+            await others.closeAll()
+            throw error
+        }
+        await others.closeAll()
+    }
+}
+
 /// Stores opened during a test (second nodes), closed at its end.
 final class OpenedStores: Sendable {
     private let stores = Mutex<[PostgresStore]>([])

@@ -11,20 +11,8 @@ import Testing
 struct RunQueuePostgresTests {
     @Test(arguments: RunStoreContract.names)
     func contract(_ name: String) async throws {
-        let others = OpenedStores()
-        try await withPostgres { store, db in
-            defer { _ = others }
-            do {
-                try await RunStoreContract.cases[name]!(RunStoreFixture(store: store, second: {
-                    let node = try await db.open()
-                    others.add(node)
-                    return node
-                }))
-            } catch {
-                await others.closeAll()
-                throw error
-            }
-            await others.closeAll()
+        try await withPostgresNodes { store, second in
+            try await RunStoreContract.cases[name]!(RunStoreFixture(store: store, second: second))
         }
     }
 

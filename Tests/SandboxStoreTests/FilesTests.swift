@@ -24,8 +24,8 @@ struct FilesTests {
              try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"),
              try String.fetchOne(db, sql: "PRAGMA journal_mode"))
         }
-        for t in ["tenants", "api_keys", "sandboxes", "execs", "exec_logs", "audit", "runs", "run_logs", "webhook_deliveries"] { #expect(tables.contains(t), "\(t)") }
-        #expect(migrations == ["v1", "v2-runs"])
+        for t in ["tenants", "api_keys", "sandboxes", "execs", "exec_logs", "audit", "runs", "run_logs", "webhook_deliveries", "sandbox_events"] { #expect(tables.contains(t), "\(t)") }
+        #expect(migrations == ["v1", "v2-runs", "v3-sandbox-events"])
         #expect(journal == "wal")
         let indexes = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'") }
         #expect(indexes.contains("sandboxes_tenant_created") && indexes.contains("sandboxes_state"))

@@ -10,12 +10,10 @@ import Testing
 struct RunQueueTests {
     @Test(arguments: RunStoreContract.names)
     func contract(_ name: String) async throws {
-        let temp = TempData()
-        defer { temp.cleanup() }
-        let store = try temp.open()
-        defer { try? store.close() }
-        let dir = temp.dir
-        try await RunStoreContract.cases[name]!(RunStoreFixture(store: store, second: { try SQLiteStore(directory: dir) }))
+        try await withStore { store, temp in
+            let dir = temp.dir
+            try await RunStoreContract.cases[name]!(RunStoreFixture(store: store, second: { try SQLiteStore(directory: dir) }))
+        }
     }
 
     @Test("a run survives closing and reopening the store")

@@ -102,7 +102,7 @@ import Testing
                 guard var socket = ws else { return }
                 try await Self.withSandbox(app, key: key) { _, id in
                     guard case let .text(t)? = try await socket.receive() else { Issue.record("no event"); return }
-                    let event = try JSONDecoder.iso.decode(SandboxEvent.self, from: Data(t.utf8))
+                    let event = try JSONDecoder.iso.decode(SandboxLifecycleEvent.self, from: Data(t.utf8))
                     #expect(event.type == .sandboxCreated && event.sandboxId == id)
                 }
                 try? await socket.close()

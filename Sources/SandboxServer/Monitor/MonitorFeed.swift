@@ -53,7 +53,7 @@ struct MonitorFeed: Sendable {
     }
 
     /// The row of the sandbox an event is about (nil when it cannot be read any more).
-    func sandboxRow(_ event: SandboxEvent) async -> MonitorRow? {
+    func sandboxRow(_ event: SandboxLifecycleEvent) async -> MonitorRow? {
         guard let record = try? await manager.get(tenantId: event.tenantId, id: event.sandboxId) else { return nil }
         return MonitorRow(sandbox: record, lastOutcome: event.outcome?.rawValue)
     }

@@ -2,7 +2,7 @@ import Synchronization
 
 /// Wakes one waiting task: ``signal()`` from anywhere, ``wait(timeout:)`` in the waiter. A signal
 /// with nobody waiting is kept (once) for the next wait. One waiter at a time.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var cancelled = false
@@ -10,9 +10,9 @@ final class WakeSignal: Sendable {
     }
     private let state = Mutex(State())
 
-    init() {}
+    public init() {}
 
-    func signal() {
+    public func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
             if let w = s.waiter {
                 s.waiter = nil
@@ -26,7 +26,7 @@ final class WakeSignal: Sendable {
 
     /// Returns once signalled (true) or after `timeout` (false), or at once if cancelled.
     @discardableResult
-    func wait(timeout: Duration) async -> Bool {
+    public func wait(timeout: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.waitForSignal(); return !Task.isCancelled }
             group.addTask { try? await Task.sleep(for: timeout); return false }
