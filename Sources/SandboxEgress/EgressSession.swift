@@ -133,8 +133,8 @@ final class EgressSession: Sendable {
 
     // MARK: audit
 
-    func record(_ kind: String, correlation: String? = nil, _ detail: [String: EventValue]) {
-        sink?.record(AuditEvent(sandboxId: sandboxId, kind: kind, actor: "sandbox", correlation: correlation, detail: detail))
+    func record(_ kind: String, actor: String = "sandbox", correlation: String? = nil, _ detail: [String: EventValue]) {
+        sink?.record(AuditEvent(sandboxId: sandboxId, kind: kind, actor: actor, correlation: correlation, detail: detail))
     }
 
     func recordDenied(host: String, port: UInt16, via: String, reason: String) {

@@ -202,3 +202,24 @@ def test_bad_resolve_entries_stop_the_server_at_start(tmp_path):
     r = subprocess.run([BIN, "serve", "--data", str(tmp_path), "--port", "0", "--resolve", "pypi.test=not-an-address"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "pypi.test=not-an-address" in r.stderr, r.stderr
+
+
+def test_every_decision_and_policy_change_is_in_the_sandbox_audit_trail(env):
+    c = env["client"]
+    sid = make(env)
+    a, b = env["a"].port, env["b"].port
+    sh(env, sid, f"curl -sS -m 10 http://pypi.test:{a}/audited; curl -sS -m 10 http://denied.test:{b}/x; getent hosts nowhere.test")
+    c.patch(f"/v1/sandboxes/{sid}/network", json={"add": ["other.test"]})
+    lines = [json.loads(l) for l in c.get(f"/v1/sandboxes/{sid}/audit").text.splitlines() if l.strip()]
+    kinds = [e["kind"] for e in lines]
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
+    allow = next(e for e in lines if e["kind"] == "egress.allow")
+    assert allow["detail"]["host"] == "pypi.test" and allow["detail"]["port"] == a and allow["detail"]["bytes_in"] > 0
+    assert "duration_ms" in allow["detail"] and allow["actor"] == "sandbox"
+    denies = [e["detail"] for e in lines if e["kind"] == "egress.deny"]
+    assert any(d["host"] == "denied.test" and "no rule" in d["reason"] for d in denies)
+    assert any(d["host"] == "nowhere.test" and d["via"] == "dns" for d in denies)
+    change = next(e for e in lines if e["kind"] == "network.change")
+    assert "other.test" in change["detail"]["allow"]
+    assert kinds.index("exec.start") < kinds.index("egress.allow") < kinds.index("network.change")
+    c.delete(f"/v1/sandboxes/{sid}")
