@@ -14,14 +14,13 @@ extension Duration {
     }
 }
 
-/// The `http.get` tool: a minimal HTTP/1.0 GET over a plain TCP socket, only to hosts in the
-/// profile's `network.allow` (`host` or `host:port`), no redirects, no TLS, bounded by the run's
-/// deadline and a 1 MiB body.
+/// The `http.get` tool: a minimal HTTP/1.0 GET over a plain TCP socket, only where the profile's
+/// `network.allow` allows it — decided by ``EgressPolicy``, the egress proxy's own function — no
+/// redirects, no TLS, bounded by the run's deadline and a 1 MiB body.
 ///
-/// The allowlist names hosts; the addresses they resolve to are checked too: the name is resolved
-/// once, every address is checked against ``AddressPolicy`` (loopback, private, link-local,
-/// multicast … are refused whatever the allowlist says), and the socket connects to exactly those
-/// checked addresses. `Host:` carries the name. A URL with a control character or a space is
+/// The name is resolved once, the policy decides on the addresses (loopback, private, link-local,
+/// multicast … are refused whatever the allowlist says, unless the operator mapped the name), and
+/// the socket connects to exactly the approved address. `Host:` carries the name. A URL with a control character or a space is
 /// refused, so nothing can be smuggled into the request head.
 enum HTTPGet {
     struct Response {
@@ -70,33 +69,33 @@ enum HTTPGet {
         return (host.lowercased(), port, path)
     }
 
-    /// Whether `host:port` is in the allowlist (an entry `host` allows every port).
-    static func isAllowed(host: String, port: UInt16, allow: [String]) -> Bool {
-        allow.contains { entry in
-            let e = entry.lowercased()
-            return e == host || e == "\(host):\(port)" || e == "[\(host)]:\(port)"
-        }
+    /// The policy of a WASM sandbox: its profile's allowlist, decided by the same function as the
+    /// egress proxy's, with the operator's name map from `$SANDBOXER_RESOLVE`.
+    static func policy(allow: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> EgressPolicy {
+        let entries = (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+        let map = (try? EgressPolicy.operatorMap(entries)) ?? [:]
+        let network = NetworkPolicy(mode: allow.isEmpty ? .deny : .allowlist, allow: allow.filter { (try? AllowRule($0)) != nil })
+        if let policy = try? EgressPolicy(network: network, profile: "wasm", operatorMap: map) { return policy }
+        // Every entry was parsed above; a policy that cannot be made allows nothing.
+        return try! EgressPolicy(network: .deny, profile: "wasm")
     }
 
-    /// Fetches `url`. `blocked` decides which resolved addresses are refused (tests inject a
-    /// policy that lets loopback through; production always uses ``AddressPolicy``).
-    static func fetch(
-        _ url: String, allow: [String], deadline runDeadline: ContinuousClock.Instant,
-        blocked: (IPAddress) -> String? = AddressPolicy.blockedRange
-    ) throws(Failure) -> Response {
+    /// Fetches `url` if `policy` allows it: the name is resolved once, the policy decides on the
+    /// addresses (the always-blocked ranges included), and the socket connects to the approved one.
+    static func fetch(_ url: String, policy: EgressPolicy, deadline runDeadline: ContinuousClock.Instant) throws(Failure) -> Response {
         let (host, port, path) = try parse(url)
-        guard isAllowed(host: host, port: port, allow: allow) else {
-            throw Failure("\(host):\(port) is not in the profile's network allowlist (\(allow.isEmpty ? "empty" : allow.joined(separator: ", ")))")
-        }
         let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
         guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
-        let addresses = try resolve(host, deadline: deadline)
-        for address in addresses {
-            if let range = blocked(address) {
-                throw Failure("\(host) resolves to \(address), a \(range) address; http.get never connects to the host itself, private, link-local, multicast or reserved networks")
-            }
+        // Names no rule could allow are refused before any lookup.
+        let named = policy.operatorMap[host] != nil || IPAddress(host) != nil
+            || policy.rules.contains { rule in if case .network = rule.target { return true } else { return rule.matches(host: host, address: nil, port: port) } }
+        let addresses = named ? try resolve(host, deadline: deadline) : []
+        let address: IPAddress
+        switch policy.decide(host: host, port: port, resolved: addresses) {
+        case .allow(let a, _): address = a
+        case .deny(let reason): throw Failure(reason)
         }
-        let socket = try SocketIO.connect(addresses, port: port, host: host, deadline: deadline)
+        let socket = try SocketIO.connect([address], port: port, host: host, deadline: deadline)
         defer { close(socket.fd) }
         let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
         try socket.sendAll(Array("GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nUser-Agent: sandboxer-wasm\r\nConnection: close\r\n\r\n".utf8))

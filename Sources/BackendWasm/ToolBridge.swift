@@ -180,7 +180,7 @@ final class ToolBridge: Sendable {
         case "http.get":
             guard let url = args["url"] as? String else { throw ToolError("http.get: needs {\"url\": \"http://host:port/path\"}") }
             do {
-                let response = try HTTPGet.fetch(url, allow: allow, deadline: deadline)
+                let response = try HTTPGet.fetch(url, policy: HTTPGet.policy(allow: allow), deadline: deadline)
                 return Self.encode(["status": response.status, "body": response.body, "headers": response.headers])
             } catch {
                 throw ToolError("http.get: \(error.message)")

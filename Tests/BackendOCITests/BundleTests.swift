@@ -94,13 +94,14 @@ struct BundleTests {
         #expect((obj["linux"] as! [String: Any])["seccomp"] != nil)
     }
 
-    @Test("the host template generates /etc with the sandbox user and no resolv.conf")
+    @Test("the host template generates /etc with the sandbox user and an empty resolv.conf")
     func hostTemplate() throws {
+        // resolv.conf is an empty mount point: only sandboxes with a network get the egress resolver there.
         let t = try HostTemplate().prepare(uid: 1000, gid: 1000, stateDirectory: state)
         let etc = try #require(t.mounts.first { $0.destination == "/etc" }).source
         let passwd = try String(contentsOfFile: etc + "/passwd", encoding: .utf8)
         #expect(passwd.contains("sandbox:x:1000:1000"))
-        #expect(!FileManager.default.fileExists(atPath: etc + "/resolv.conf"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: etc + "/resolv.conf")).isEmpty)
         #expect(FileManager.default.fileExists(atPath: t.rootfs + "/workspace"))
         #expect(!t.mounts.contains { $0.source.hasPrefix("/root") || $0.source.hasPrefix("/home") || $0.source == "/etc" })
     }
@@ -155,11 +156,21 @@ struct UserNamespaceTests {
 
 @Suite("Profile requests the container lane cannot honour")
 struct UnsupportedProfileTests {
-    @Test("an allowlist network is refused until the egress proxy exists, instead of silently denying")
-    func allowlistRefused() {
+    @Test("a sandbox joins the egress proxy's namespace, gets its variables and its files bound read-only")
+    func egressWiring() throws {
+        let template = try HostTemplate().prepare(uid: 1000, gid: 1000, stateDirectory: NSTemporaryDirectory() + "sbx-bundle-egress-\(getpid())")
+        let wiring = EgressWiring(
+            attachment: EgressAttachment(networkNamespacePath: "/proc/1/fd/9", environment: ["HTTP_PROXY": "http://127.0.0.1:3128"], files: []),
+            mounts: [.init(destination: "/etc/resolv.conf", type: "bind", source: "/run/x/egress/0-resolv.conf", options: ["bind", "ro"])])
         var p = Profile.default
         p.network = NetworkPolicy(mode: .allowlist, allow: ["example.org"])
-        #expect { try OCIBackend.checkProfile(p) } throws: { ($0 as! SandboxError).message.contains("egress proxy") }
+        let c = BundleBuilder(seccomp: try SeccompProfile.load()).config(
+            spec: SandboxSpec(id: "sbx-000000000002", profile: p), argv: ["true"], env: [:], cwd: "/workspace", template: template,
+            cgroupsPath: "x", paths: .init(workspace: "/run/x/workspace", code: nil), egress: wiring)
+        #expect(c.linux.namespaces.first { $0.type == "network" }?.path == "/proc/1/fd/9")
+        #expect(c.linux.namespaces.filter { $0.type != "network" }.allSatisfy { $0.path == nil })
+        #expect(c.process.env.contains("HTTP_PROXY=http://127.0.0.1:3128"))
+        #expect(c.mounts.contains { $0.destination == "/etc/resolv.conf" && $0.options.contains("ro") })
     }
 
     @Test("a non-container isolation level is refused by the container lane", arguments: [IsolationLevel.wasm, .microvm, .wasmContainer])

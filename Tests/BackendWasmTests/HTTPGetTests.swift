@@ -8,8 +8,10 @@ import SandboxCore
 @Suite("WASM lane: http.get request handling", .serialized)
 struct HTTPGetTests {
     /// The production policy, except that loopback may be reached (for a local test server).
-    static func allowLoopback(_ address: IPAddress) -> String? {
-        address.bytes.first == 127 ? nil : AddressPolicy.blockedRange(address)
+    /// The profile's allowlist; `mapped`: the operator mapped each name to 127.0.0.1 (the only way to loopback).
+    static func policy(_ allow: [String], mapped: Bool) -> EgressPolicy {
+        let map = mapped ? Dictionary(uniqueKeysWithValues: allow.map { ($0, IPAddress(v4: 127, 0, 0, 1)) }) : [:]
+        return try! EgressPolicy(network: NetworkPolicy(mode: .allowlist, allow: allow), profile: "wasm", operatorMap: map)
     }
 
     @Test(arguments: ["http://h/a\r\nX-Injected: 1", "http://h/\n", "http://h/a b", "http://h/\u{7F}", "http://h/\t", "http://h\r\n/"])
@@ -28,7 +30,7 @@ struct HTTPGetTests {
         let server = try LoopbackServer(body: "ok")
         defer { server.stop() }
         let r = try HTTPGet.fetch(
-            "http://localhost:\(server.port)/p?q=1", allow: ["localhost"], deadline: .now + .seconds(30), blocked: Self.allowLoopback)
+            "http://localhost:\(server.port)/p?q=1", policy: Self.policy(["localhost"], mapped: true), deadline: .now + .seconds(30))
         #expect(r.status == 200 && r.body == "ok")
         #expect(server.requests.first?.hasPrefix("GET /p?q=1 HTTP/1.0\r\nHost: localhost:\(server.port)\r\n") == true)
     }
@@ -37,7 +39,7 @@ struct HTTPGetTests {
         let server = try LoopbackServer(body: "secret")
         defer { server.stop() }
         #expect(throws: HTTPGet.Failure.self) {
-            try HTTPGet.fetch("http://localhost:\(server.port)/", allow: ["localhost"], deadline: .now + .seconds(30))
+            try HTTPGet.fetch("http://localhost:\(server.port)/", policy: Self.policy(["localhost"], mapped: false), deadline: .now + .seconds(30))
         }
         #expect(server.hits == 0)
     }
@@ -46,7 +48,7 @@ struct HTTPGetTests {
         let server = try LoopbackServer(body: "late", delay: .seconds(20))
         defer { server.stop() }
         do {
-            _ = try HTTPGet.fetch("http://127.0.0.1:\(server.port)/", allow: ["127.0.0.1"], deadline: .now + .milliseconds(300), blocked: Self.allowLoopback)
+            _ = try HTTPGet.fetch("http://127.0.0.1:\(server.port)/", policy: Self.policy(["127.0.0.1"], mapped: true), deadline: .now + .milliseconds(300))
             Issue.record("a response arrived from a server that answers after 20 s")
         } catch {
             #expect(error.message.contains("before the run's deadline"), "\(error.message)")

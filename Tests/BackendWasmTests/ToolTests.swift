@@ -54,8 +54,9 @@ struct ToolTests {
             Fixtures.spec(tools: ["http.get"], allow: ["127.0.0.1:\(server.port)"]), Fixtures.js(code), output: nil)
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 2, "\(r.stdout) \(r.stderr)")
-        #expect(lines.first?.hasPrefix("DENIED http.get: 127.0.0.1 resolves to 127.0.0.1, a loopback (127.0.0.0/8) address") == true)
-        #expect(lines.last?.hasPrefix("DENIED http.get: localhost:\(server.port) is not in the profile's network allowlist") == true)
+        #expect(lines.first?.hasPrefix("DENIED http.get: 127.0.0.1:\(server.port) denied: 127.0.0.1 is in an always-blocked range (loopback (127.0.0.0/8))") == true, "\(lines)")
+        // The CIDR rule matches the address localhost resolves to, which is loopback: refused all the same.
+        #expect(lines.last?.hasPrefix("DENIED http.get: localhost:\(server.port) denied: 127.0.0.1 is in an always-blocked range") == true, "\(lines)")
         #expect(calls.map(\.status) == [.error, .error])
         #expect(server.hits == 0)
     }

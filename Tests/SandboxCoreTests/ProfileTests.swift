@@ -130,7 +130,7 @@ struct ProfileTests {
     @Test("an unknown value is named with the allowed ones", arguments: [
         ("isolation: vm", "isolation", "container"),
         ("persistence: forever", "persistence", "ephemeral"),
-        ("network: {mode: open}", "network.mode", "allowlist"),
+        ("network: {mode: wide}", "network.mode", "allowlist"),
         ("runtime: docker", "runtime", "crun"),
     ])
     func unknownValue(yaml: String, path: String, hint: String) {
