@@ -96,3 +96,15 @@ int sbx_netns_create(const struct sbx_listen *l, int n, int *fds, int *nsfd) {
 int sbx_netns_bind_in(int nsfd, const struct sbx_listen *l, int n, int *fds) {
     return in_namespace(nsfd, l, n, fds, NULL);
 }
+
+int sbx_netns_socket(int nsfd, int family, int type) {
+    int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (orig < 0) return -errno;
+    if (setns(nsfd, CLONE_NEWNET) < 0) { int e = -errno; close(orig); return e; }
+    int fd = socket(family, type | SOCK_CLOEXEC, 0);
+    int err = fd < 0 ? -errno : 0;
+    if (setns(orig, CLONE_NEWNET) < 0 && err == 0) err = -errno;
+    close(orig);
+    if (err != 0) { if (fd >= 0) close(fd); return err; }
+    return fd;
+}

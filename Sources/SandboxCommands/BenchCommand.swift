@@ -25,7 +25,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) or queue (the run queue on SQLite/PostgreSQL vs raw crun; root).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) or egress (the egress proxy vs direct connections; root).")
     var lane: String = "container"
 
     @Option(name: .long, help: "api lane: idle sandboxes held at once for the memory part.")
@@ -56,12 +56,16 @@ struct BenchCommand: AsyncParsableCommand {
                                  postgres: ServerSetup.postgresURL(store, environment: [:])).run()
             return
         }
+        if lane == "egress" {
+            try await EgressBench(iterations: max(5, iterations)).run()
+            return
+        }
         if lane == "wasm" {
             print(await WasmBench.run(iterations: iterations, workerExecutable: LayeredWasm.executable))
             try await benchNodeInContainer()
             return
         }
-        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api or queue") }
+        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api, queue or egress") }
         let backend = try OCIBackend()
         GarbageCollector(configuration: backend.configuration).collectQuietly()
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))

@@ -312,9 +312,12 @@ final class UpstreamRelay: ChannelInboundHandler {
             flow.received(b.readableBytes)
             client.write(HTTPServerResponsePart.body(.byteBuffer(b)), promise: nil)
             if !client.isWritable {
-                // The client's ProxyHandler turns reading back on when it became writable.
+                // Stop reading first; the client's ProxyHandler turns reading back on when it becomes
+                // writable — unless the flush below already made it so (same event loop, so no race).
+                let upstream = context.channel
+                upstream.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
                 client.flush()
-                context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+                if client.isWritable { upstream.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
             }
         case .end(let t):
             let (upstream, client) = (context.channel, self.client)

@@ -62,6 +62,19 @@ public final class NetworkNamespace: Sendable {
         return try result.get()
     }
 
+    /// A TCP socket created inside the namespace at `path` (for clients that must speak from
+    /// inside a sandbox's network: benchmarks, tests). Runs on a thread of its own.
+    public static func tcpSocket(inNamespaceAt path: String) async throws(SandboxError) -> Int32 {
+        let rc = await BlockingThread.run { () -> Int32 in
+            let target = open(path, O_RDONLY | O_CLOEXEC)
+            guard target >= 0 else { return -errno }
+            defer { _ = Glibc.close(target) }
+            return sbx_netns_socket(target, AF_INET, Int32(SOCK_STREAM.rawValue))
+        }
+        guard rc >= 0 else { throw SandboxError(.system, "cannot make a socket in \(path): \(String(cString: strerror(-rc)))") }
+        return rc
+    }
+
     /// Closes this process's handle; the namespace ends with the last socket and process in it.
     public func close() { _ = Glibc.close(fd) }
 

@@ -33,6 +33,9 @@ struct sbx_listen { const char *address; int port; int udp; };
 int sbx_netns_create(const struct sbx_listen *l, int n, int *fds, int *nsfd);
 /// Binds `l` inside the existing network namespace `nsfd` (as sbx_netns_create does).
 int sbx_netns_bind_in(int nsfd, const struct sbx_listen *l, int n, int *fds);
+/// A socket of `family`/`type` created inside the network namespace `nsfd` (the calling thread
+/// moves there and back). Returns the descriptor or -errno.
+int sbx_netns_socket(int nsfd, int family, int type);
 
 /// sbx_kvm_probe / sbx_kvm_run_guest answers: a vCPU ran the guest, KVM opened but the guest did
 /// not run as expected, or /dev/kvm cannot be opened.
