@@ -66,6 +66,12 @@ enum PostgresSchema {
                 status INTEGER, error TEXT, duration_ms DOUBLE PRECISION NOT NULL, PRIMARY KEY (run_id, number))
             """,
         ]),
+        ("v2-secrets", [
+            """
+            CREATE TABLE secrets (name TEXT PRIMARY KEY, hosts TEXT NOT NULL, header TEXT, sealed BYTEA NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)
+            """,
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and
