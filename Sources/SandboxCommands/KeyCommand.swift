@@ -12,15 +12,15 @@ struct KeyCommand: AsyncParsableCommand {
         subcommands: [KeyCreateCommand.self, KeyListCommand.self, KeyRevokeCommand.self])
 }
 
-/// What `key` needs of a store: both engines list keys.
-protocol KeyStore: SandboxStore {
+/// What `key` and `secret` need of a store: both engines list keys and hold secrets.
+protocol KeyStore: SandboxStore, SecretStore {
     func apiKeys(tenantName: String?) async throws(SandboxError) -> [(record: APIKeyRecord, tenant: String)]
 }
 
 extension SQLiteStore: KeyStore {}
 extension PostgresStore: KeyStore {}
 
-/// The store options every `key` subcommand takes: the SQLite data directory or a PostgreSQL URL
+/// The store options every `key` and `secret` subcommand takes: the SQLite data directory or a PostgreSQL URL
 /// (a key created in the PostgreSQL store works on every node of the fleet).
 struct DataDirectoryOption: ParsableArguments {
     @Option(name: .customLong("data"), help: "Data directory (default: $SANDBOXER_DATA, else /var/lib/sandboxer).")
@@ -97,17 +97,27 @@ struct KeyListCommand: AsyncParsableCommand {
             let items = try await store.apiKeys(tenantName: tenant).map {
                 Item(id: $0.record.id, tenant: $0.tenant, tenantId: $0.record.tenantId, created: $0.record.createdAt, revoked: $0.record.revoked)
             }
-            if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                enc.dateEncodingStrategy = .iso8601
-                print(String(decoding: try enc.encode(items), as: UTF8.self))
-                return
+            try ListOutput.print(items, json: json, header: "ID\tTENANT\tCREATED\tREVOKED") { i, time in
+                "\(i.id)\t\(i.tenant)\t\(time.string(from: i.created))\t\(i.revoked ? "yes" : "no")"
             }
-            let time = ISO8601DateFormatter()
-            print("ID\tTENANT\tCREATED\tREVOKED")
-            for i in items { print("\(i.id)\t\(i.tenant)\t\(time.string(from: i.created))\t\(i.revoked ? "yes" : "no")") }
         }
+    }
+}
+
+/// How the store commands' `list` subcommands print: one pretty JSON array (`--json`, ISO 8601
+/// dates) or a tab-separated table under `header`.
+enum ListOutput {
+    static func print<T: Encodable>(_ items: [T], json: Bool, header: String, row: (T, ISO8601DateFormatter) -> String) throws {
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            enc.dateEncodingStrategy = .iso8601
+            Swift.print(String(decoding: try enc.encode(items), as: UTF8.self))
+            return
+        }
+        let time = ISO8601DateFormatter()
+        Swift.print(header)
+        for item in items { Swift.print(row(item, time)) }
     }
 }
 

@@ -135,6 +135,19 @@ enum Schema {
                 );
                 """)
         }
+        // Operator-configured secrets (server-wide): hosts as a JSON array, the value sealed by SecretBox.
+        m.registerMigration("v4-secrets") { db in
+            try db.execute(sql: """
+                CREATE TABLE secrets (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    hosts TEXT NOT NULL,
+                    header TEXT,
+                    sealed BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL
+                );
+                """)
+        }
         return m
     }
 }

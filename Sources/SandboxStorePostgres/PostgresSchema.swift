@@ -73,6 +73,12 @@ enum PostgresSchema {
                 kind TEXT NOT NULL, actor TEXT NOT NULL, correlation TEXT, detail TEXT NOT NULL, PRIMARY KEY (sandbox_id, seq))
             """,
         ]),
+        ("v4-secrets", [
+            """
+            CREATE TABLE secrets (name TEXT PRIMARY KEY, hosts TEXT NOT NULL, header TEXT, sealed BYTEA NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)
+            """,
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and

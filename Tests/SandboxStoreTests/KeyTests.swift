@@ -1,4 +1,5 @@
 import Foundation
+import RunStoreContract
 import Testing
 import SandboxCore
 @testable import SandboxStore

@@ -34,17 +34,3 @@ func withStore<T>(_ body: (SQLiteStore, TempData) async throws -> T) async throw
     return try await body(store, temp)
 }
 
-
-extension [UInt8] {
-    /// Whether `needle` occurs anywhere in these bytes.
-    func contains(bytes needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, needle.count <= count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= count - needle.count {
-            if self[i] == first && self[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
-    }
-}

@@ -1,0 +1,63 @@
+import Foundation
+import SandboxCore
+
+extension SecretVault {
+    /// One secret of an import file.
+    public struct FileEntry: Sendable, Equatable {
+        public var name: String
+        public var value: [UInt8]
+        public var hosts: [String]
+        public var header: String?
+    }
+
+    /// Sets every secret of a file of lines `NAME=VALUE hosts=a.example.com,*.b.example.com
+    /// [header=Authorization: Bearer {value}]` (blank lines and `#` comments skipped; the value
+    /// runs up to ` hosts=`, the header to the end of the line). Every line is checked before any
+    /// secret is stored; an error names the file and line. Returns what was set.
+    @discardableResult
+    public func importFile(_ path: String) async throws(SandboxError) -> [SecretInfo] {
+        let text = String(decoding: try PrivateFile.read(path, what: "secrets file"), as: UTF8.self)
+        let entries = try Self.parseFile(text, path: path)
+        for e in entries {
+            do {
+                try SecretRules.checkName(e.name)
+                _ = try SecretRules.normalizedHosts(e.hosts)
+                if let h = e.header { try SecretRules.checkHeader(h) }
+                try SecretRules.checkValue(e.value, name: e.name)
+            } catch {
+                throw SandboxError(error.code, "\(path), secret \(e.name): \(error.message)")
+            }
+        }
+        var out: [SecretInfo] = []
+        for e in entries { out.append(try await set(e.name, value: e.value, hosts: e.hosts, header: e.header)) }
+        return out
+    }
+
+    /// The entries of an import file's text (see ``importFile(_:)``).
+    public static func parseFile(_ text: String, path: String) throws(SandboxError) -> [FileEntry] {
+        var entries: [FileEntry] = []
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.hasSuffix("\r") ? raw.dropLast() : raw[...]
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let bad = SandboxError(
+                .invalidRequest,
+                "\(path):\(index + 1): expected NAME=VALUE hosts=a.example.com[,b.example.com] [header=Name: template with {value}]")
+            guard let eq = trimmed.firstIndex(of: "="), let hostsAt = trimmed.range(of: " hosts=", options: .backwards),
+                  eq < hostsAt.lowerBound
+            else { throw bad }
+            let name = String(trimmed[..<eq])
+            let value = Array(trimmed[trimmed.index(after: eq)..<hostsAt.lowerBound].utf8)
+            var rest = trimmed[hostsAt.upperBound...]
+            var header: String?
+            if let headerAt = rest.range(of: " header=") {
+                header = String(rest[headerAt.upperBound...])
+                rest = rest[..<headerAt.lowerBound]
+            }
+            let hosts = rest.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !name.isEmpty, !hosts.isEmpty else { throw bad }
+            entries.append(FileEntry(name: name, value: value, hosts: hosts, header: header))
+        }
+        return entries
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+/// `sandboxer secret set/list/rm`, run as the built executable against a temporary `--data`.
+@Suite("sandboxer secret: set from stdin, list without values, rm")
+struct SecretCLITests {
+    /// The built `sandboxer` beside the test bundle.
+    static let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sandboxer").path
+
+    /// Runs `sandboxer ARGS` with `stdin`; returns the exit status and what it printed.
+    static func run(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["SANDBOXER_STORE"] = nil
+        p.environment = env
+        let (input, output, error) = (Pipe(), Pipe(), Pipe())
+        (p.standardInput, p.standardOutput, p.standardError) = (input, output, error)
+        try p.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = error.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test("set reads the value from stdin (one newline stripped); list shows name, hosts and header but never the value; rm removes")
+    func setListRemove() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.executable), "build the sandboxer executable first (swift build)")
+        let data = NSTemporaryDirectory() + "sandboxer-secret-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let value = "sk-cli-\(UUID().uuidString)"
+
+        let set = try Self.run(["secret", "set", "OPENAI_API_KEY", "--hosts", "api.openai.com,*.openai.com", "--hosts", "oai.example.com",
+                                "--header", "Authorization: Bearer {value}", "--data", data], stdin: value + "\n")
+        #expect(set.status == 0, "\(set.err)")
+        #expect(set.out.contains("set OPENAI_API_KEY") && !set.out.contains(value))
+        #expect(try Self.run(["secret", "set", "GITHUB_TOKEN", "--hosts", "api.github.com", "--data", data], stdin: "ghp_1").status == 0)
+
+        let list = try Self.run(["secret", "list", "--data", data])
+        #expect(list.status == 0, "\(list.err)")
+        #expect(list.out.contains("OPENAI_API_KEY\tapi.openai.com,*.openai.com,oai.example.com\tAuthorization: Bearer {value}\t"))
+        #expect(list.out.contains("GITHUB_TOKEN\tapi.github.com\t-\t"))
+        let json = try Self.run(["secret", "list", "--json", "--data", data])
+        for output in [list.out, list.err, json.out, json.err] {
+            #expect(!output.contains(value) && !output.contains("ghp_1"), "list never prints a value")
+        }
+        #expect(json.out.contains("\"hosts\"") && json.out.contains("\"updated_at\""))
+
+        let bad = try Self.run(["secret", "set", "K", "--hosts", "10.0.0.0/8", "--data", data], stdin: "v")
+        #expect(bad.status == 2 && bad.err.contains("invalid_request") && bad.err.contains("secret hosts entry '10.0.0.0/8'"))
+        let empty = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "\n")
+        #expect(empty.status == 2 && empty.err.contains("empty"))
+
+        let rm = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--data", data])
+        #expect(rm.status == 0 && rm.out.contains("removed GITHUB_TOKEN"))
+        let again = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--data", data])
+        #expect(again.status == 2 && again.err.contains("not_found") && again.err.contains("known: OPENAI_API_KEY"))
+        #expect(!(try Self.run(["secret", "list", "--data", data]).out.contains("GITHUB_TOKEN")))
+
+        var st = stat()
+        #expect(stat(data + "/secrets.key", &st) == 0 && st.st_mode & 0o777 == 0o600)
+    }
+
+    @Test("stripping keeps everything but one trailing newline")
+    func stripOneNewline() throws {
+        let data = NSTemporaryDirectory() + "sandboxer-secret-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try #require(FileManager.default.isExecutableFile(atPath: Self.executable), "build the sandboxer executable first (swift build)")
+        let twoNewlines = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "v\n\n")
+        #expect(twoNewlines.status == 2 && twoNewlines.err.contains("CR or LF"), "only one newline is stripped")
+        #expect(try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "v\r\n").status == 0)
+    }
+}
