@@ -83,7 +83,7 @@ let package = Package(
         /// The egress proxy: per-sandbox network namespaces with an HTTP(S) proxy, a resolver and
         /// transparent listeners inside, served from the host; secrets swapped at the edge.
         .target(name: "SandboxEgress", dependencies: [
-            "SandboxCore", "SandboxLinux",
+            "SandboxCore", "SandboxLinux", "EgressTLS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -11,14 +11,19 @@ struct EgressOptions: ParsableArguments {
     @Flag(name: .long, help: "Let profiles use network mode open (any public address through the egress proxy).")
     var allowOpenNetwork = false
 
+    @Option(name: .long, help: "An extra CA (PEM file) upstreams of intercepted hosts may chain to, besides the host's trust store.")
+    var upstreamCA: String?
+
     /// The operator map from `--resolve` and `$SANDBOXER_RESOLVE`; a bad entry is an error naming it.
     func operatorMap(environment: [String: String] = ProcessInfo.processInfo.environment) throws(SandboxError) -> [String: IPAddress] {
         let fromEnv = (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
         return try EgressPolicy.operatorMap(fromEnv + resolve)
     }
 
-    /// A started egress proxy with these settings.
-    func makeHub(interception: (any InterceptionTLS)? = nil) throws(SandboxError) -> EgressHub {
-        EgressHub(configuration: .init(operatorMap: try operatorMap(), allowOpen: allowOpenNetwork, interception: interception))
+    /// A started egress proxy with these settings; with a data directory, hosts that secrets go
+    /// to are intercepted with the server's CA kept there (made on first use).
+    func makeHub(dataDirectory: String? = nil) throws(SandboxError) -> EgressHub {
+        let interception = try dataDirectory.map { (d) throws(SandboxError) in try CAInterception(directory: d, upstreamCA: upstreamCA) }
+        return EgressHub(configuration: .init(operatorMap: try operatorMap(), allowOpen: allowOpenNetwork, interception: interception))
     }
 }

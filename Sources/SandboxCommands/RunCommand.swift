@@ -6,6 +6,7 @@ import Logging
 import SandboxCore
 import SandboxLinux
 import SandboxManager
+import SandboxStore
 
 /// `sandboxer run`: one-shot execution in a fresh sandbox.
 struct RunCommand: AsyncParsableCommand {
@@ -79,6 +80,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var egress: EgressOptions
 
+    @Option(name: .long, help: "Data directory holding the secrets a profile asks for (default: $SANDBOXER_DATA, else /var/lib/sandboxer).")
+    var data: String?
+
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
     var command: [String] = []
 
@@ -104,9 +108,13 @@ struct RunCommand: AsyncParsableCommand {
         let workspace = try workspaceDirectory()
         let reaper = [Self.executablePath, "reap"]
         let runtime = self.runtime
-        let hub = profile.needsEgress ? try egress.makeHub() : nil
+        // Secrets come from the server's store under --data; their hosts are intercepted with its CA.
+        let secretData = profile.secrets.isEmpty ? nil : (data ?? StoreFiles.defaultDirectory())
+        let hub = profile.needsEgress || secretData != nil ? try egress.makeHub(dataDirectory: secretData) : nil
         let setupRequest = setup.map { ExecRequest(argv: ["/bin/sh", "-c", $0], timeout: profile.limits.timeout) }
-        let lanes = Lanes(options: .init(runtime: runtime, reaper: reaper, egress: hub))
+        var options = Lanes.Options(runtime: runtime, reaper: reaper, egress: hub)
+        if let secretData { options.secrets = try SecretVault.open(store: try SQLiteStore(directory: secretData), dataDirectory: secretData) }
+        let lanes = Lanes(options: options)
         let result: ExecResult
         do {
             result = try await signals.run {

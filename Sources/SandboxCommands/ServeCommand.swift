@@ -71,8 +71,11 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = SandboxManager.Configuration(
             dataDirectory: dataDirectory, warmPool: pool)
         configuration.sharedStore = !(store is SQLiteStore)
-        let hub = try egress.makeHub()
+        let hub = try egress.makeHub(dataDirectory: dataDirectory)
         configuration.egress = hub
+        if let secretStore = store as? any SecretStore {
+            configuration.secrets = try SecretVault.open(store: secretStore, dataDirectory: dataDirectory)
+        }
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         hub.setSink(manager.eventSink)

@@ -166,9 +166,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             do { server = try tls.serverContext(for: host) } catch {
                 return respond(context: context, status: .badGateway, "sandboxer egress: no certificate for \(host): \(error)\n")
             }
-            switchToRaw(context: context) { pipeline in
-                try pipeline.addHandler(NIOSSLServerHandler(context: server))
-                try ProxyHandler.install(on: pipeline, mode: .intercepted(host: host, port: port), session: self.session)
+            // On the next tick: the decision may have come back inside the read of the CONNECT
+            // head, before the decoder handed over its end (only raw bytes may follow the switch).
+            context.eventLoop.assumeIsolated().execute {
+                self.switchToRaw(context: context) { pipeline in
+                    try pipeline.addHandler(NIOSSLServerHandler(context: server))
+                    try ProxyHandler.install(on: pipeline, mode: .intercepted(host: host, port: port), session: self.session)
+                }
             }
             return
         }
