@@ -10,7 +10,7 @@ APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl libcurl
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
 # postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh);
 # chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py.
-TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip
+TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip openssl
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
 
 .PHONY: all deps build build-debug prepare wasm run test bench clean gc

@@ -22,7 +22,9 @@ extension OCIBackend: LiveSandboxBackend {
             throw SandboxError(.sandboxLost, "sandbox \(spec.id) is not a managed long-lived sandbox on this host (no \(layout.ownerFile) saying managed); collect it")
         }
         try await agent(spec.id).hello()
+        // Health checks adopt too: only a sandbox this process does not serve yet is taken back.
         if let egress = configuration.egress, spec.profile.needsEgress || !spec.secrets.isEmpty,
+           await egress.policy(sandboxId: spec.id) == nil,
            let pid = SysFile.read(layout.pidFile).flatMap({ Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
             // The previous process served this sandbox's proxy; serve it again from here.
             try await egress.reattach(EgressRequest(sandboxId: spec.id, profile: spec.profile, phase: spec.phase, secrets: spec.secrets), pid: pid)

@@ -223,3 +223,21 @@ def test_every_decision_and_policy_change_is_in_the_sandbox_audit_trail(env):
     assert "other.test" in change["detail"]["allow"]
     assert kinds.index("exec.start") < kinds.index("egress.allow") < kinds.index("network.change")
     c.delete(f"/v1/sandboxes/{sid}")
+
+
+def test_the_proxy_outlives_health_checks_and_a_server_restart(env):
+    # The server's health check (every 5 s) adopts live sandboxes: it must not take the proxy from
+    # under one it serves; after kill -9 and a restart the new process serves the sandbox again.
+    c = env["client"]
+    sid = make(env)
+    a = env["a"].port
+    time.sleep(6)
+    assert c.get(f"/v1/sandboxes/{sid}").json()["state"] == "running"
+    assert sh(env, sid, f"curl -sS -m 10 http://pypi.test:{a}/after-health-check")["exit_code"] == 0
+    server = env["server"]
+    server.kill9()
+    server.start()
+    assert c.get(f"/v1/sandboxes/{sid}").json()["state"] == "running"
+    out = sh(env, sid, f"curl -sS -m 10 http://pypi.test:{a}/after-restart; curl -sS -m 10 -w ' %{{http_code}}' http://denied.test:{env['b'].port}/")
+    assert '"path": "/after-restart"' in out["stdout"] and out["stdout"].endswith(" 403"), out
+    c.delete(f"/v1/sandboxes/{sid}")
