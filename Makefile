@@ -80,6 +80,7 @@ bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30
 	$(RELEASE_BIN) bench --lane wasm -i 10
 	$(RELEASE_BIN) bench --lane api -i 100
+	$(RELEASE_BIN) bench --lane egress -i 200
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
 	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
 	  $(RELEASE_BIN) bench --lane queue -i 100 --runs 600 --store "$$pgurl"
