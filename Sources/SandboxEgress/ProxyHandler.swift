@@ -91,7 +91,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // A download paused by ``UpstreamRelay`` goes on once the client drained what it has.
+        // A download paused by ``ResponseRelay`` goes on once the client drained what it has.
         if case .forwarding(let upstream) = state, context.channel.isWritable {
             upstream.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
         }
@@ -234,12 +234,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             flow.connect(on: context.eventLoop, tls: upstreamTLS) { upstream in
                 try upstream.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
-                try upstream.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                try upstream.pipeline.syncOperations.addHandler(UpstreamRelay(client: client, flow: flow))
+                try upstream.pipeline.syncOperations.addHandler(ResponseRelay(client: client, flow: flow))
             }.assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let upstream):
                     flow.track(client: client, upstream: upstream)
+                    // The response goes back byte for byte (the request said `Connection: close`,
+                    // so it ends with the upstream's connection): no response encoder any more.
+                    context.pipeline.removeHandler(name: self.decoderName + "-encoder", promise: nil)
                     upstream.write(HTTPClientRequestPart.head(out), promise: nil)
                     guard case .pending(let parts) = self.state else { return }
                     self.state = .forwarding(upstream)
@@ -294,10 +296,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-/// Relays an upstream's response to the client (`Connection: close`), with back-pressure: the
-/// upstream stops reading while the client cannot take more.
-final class UpstreamRelay: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+/// Relays an upstream's response to the client byte for byte (it ends when the upstream closes,
+/// as the forwarded request asked), with back-pressure: the upstream stops reading while the
+/// client cannot take more.
+final class ResponseRelay: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
 
     let client: Channel
     let flow: EgressFlow
@@ -308,35 +311,24 @@ final class UpstreamRelay: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(var head):
-            head.headers.replaceOrAdd(name: "connection", value: "close")
-            client.write(HTTPServerResponsePart.head(head), promise: nil)
-        case .body(let b):
-            flow.received(b.readableBytes)
-            client.write(HTTPServerResponsePart.body(.byteBuffer(b)), promise: nil)
-            if !client.isWritable {
-                // Stop reading first; the client's ProxyHandler turns reading back on when it becomes
-                // writable — unless the flush below already made it so (same event loop, so no race).
-                let upstream = context.channel
-                upstream.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-                client.flush()
-                if client.isWritable { upstream.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
-            }
-        case .end(let t):
-            let (upstream, client) = (context.channel, self.client)
-            client.writeAndFlush(HTTPServerResponsePart.end(t)).whenComplete { _ in
-                client.close(promise: nil)
-                upstream.close(promise: nil)
-            }
+        let buffer = unwrapInboundIn(data)
+        flow.received(buffer.readableBytes)
+        client.write(buffer, promise: nil)
+        if !client.isWritable {
+            // Stop reading first; the client's ProxyHandler turns reading back on when it becomes
+            // writable — unless the flush below already made it so (same event loop, so no race).
+            let upstream = context.channel
+            upstream.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            client.flush()
+            if client.isWritable { upstream.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) { client.flush() }
 
     func channelInactive(context: ChannelHandlerContext) {
-        client.flush()
-        client.close(promise: nil)
+        let client = self.client
+        client.writeAndFlush(ByteBuffer()).whenComplete { _ in client.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
