@@ -51,6 +51,7 @@ final class EgressFlow: Sendable {
         let serverName = IPAddress(host) == nil ? host : nil
         return ClientBootstrap(group: loop)
             .connectTimeout(.seconds(10))
+            .channelOption(ChannelOptions.recvAllocator, value: EgressHub.readAllocator)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
