@@ -53,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var egress: EgressOptions
 
+    @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE hosts=a,b [header=Name: … {value}] (also $SANDBOXER_SECRETS_FILE).")
+    var secretsFile: String?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let level = env["SANDBOXER_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -74,7 +77,12 @@ struct ServeCommand: AsyncParsableCommand {
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         configuration.egress = hub
         if let secretStore = store as? any SecretStore {
-            configuration.secrets = try SecretVault.open(store: secretStore, dataDirectory: dataDirectory)
+            let vault = try SecretVault.open(store: secretStore, dataDirectory: dataDirectory)
+            if let file = secretsFile ?? env["SANDBOXER_SECRETS_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+                let set = try await vault.importFile(file)
+                logger.notice("secrets set from file", metadata: ["file": "\(file)", "names": "\(set.map(\.name))"])
+            }
+            configuration.secrets = vault
         }
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)

@@ -37,6 +37,21 @@ extension SandboxServer {
             return try Self.runResponse(RunView(run))
         }
 
+        // A queued run's sandboxes are one-shot and have no sandbox record: their trails (egress
+        // decisions above all) are read through the run, every attempt in order.
+        routes.add(.get, "/v1/runs/{id}/audit") { _, context in
+            let caller = try context.requireCaller()
+            let id = try context.parameters.require("id")
+            guard let run = try await store.run(id: id), run.tenantId == caller.tenantId else { throw RunRules.notFound(id) }
+            var events: [AuditEvent] = []
+            for sandboxId in run.attempts.compactMap(\.sandboxId) {
+                events += try await manager.store.events(sandboxId: sandboxId, after: 0, limit: 10_000)
+            }
+            var headers = HTTPFields()
+            headers[.contentType] = "application/x-ndjson"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: AuditLine.buffer(events)))
+        }
+
         routes.add(.post, "/v1/runs/{id}/cancel", action: "run.cancel") { _, context in
             let caller = try context.requireCaller()
             let run = try await store.cancelRun(tenantId: caller.tenantId, id: try context.parameters.require("id"))

@@ -13,10 +13,12 @@ extension SecretVault {
     /// Sets every secret of a file of lines `NAME=VALUE hosts=a.example.com,*.b.example.com
     /// [header=Authorization: Bearer {value}]` (blank lines and `#` comments skipped; the value
     /// runs up to ` hosts=`, the header to the end of the line). Every line is checked before any
-    /// secret is stored; an error names the file and line. Returns what was set.
+    /// secret is stored; an error names the file and line. A file others can read is refused.
+    /// Returns what was set.
     @discardableResult
     public func importFile(_ path: String) async throws(SandboxError) -> [SecretInfo] {
-        let text = String(decoding: try PrivateFile.read(path, what: "secrets file"), as: UTF8.self)
+        // The file holds values in the clear: it must be the operator's alone, like the key file.
+        let text = String(decoding: try PrivateFile.readPrivate(path, what: "secrets file"), as: UTF8.self)
         let entries = try Self.parseFile(text, path: path)
         for e in entries {
             do {

@@ -65,6 +65,9 @@ struct SecretVaultTests {
 
                 GITHUB_TOKEN=ghp_x hosts=api.github.com,*.githubusercontent.com
                 """.write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o644)
+            await #expect { try await vault.importFile(path) } throws: { ($0 as? SandboxError)?.message.contains("chmod 600") == true }
+            chmod(path, 0o600)
             let set = try await vault.importFile(path)
             #expect(set.map(\.name) == ["OPENAI_API_KEY", "GITHUB_TOKEN"])
             #expect(try await vault.reveal("OPENAI_API_KEY") == Secret(
@@ -72,12 +75,14 @@ struct SecretVaultTests {
             #expect(try await vault.reveal("GITHUB_TOKEN").hosts == ["api.github.com", "*.githubusercontent.com"])
 
             try "A=1 hosts=a.example.com\nB=2 hosts=10.0.0.1\n".write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o600)
             await #expect { try await vault.importFile(path) } throws: { e in
                 let e = e as! SandboxError
                 return e.code == .invalidRequest && e.message.contains(path) && e.message.contains("secret B") && e.message.contains("10.0.0.1")
             }
             #expect(try await store.secret(name: "A") == nil, "nothing of a bad file is stored")
             try "JUSTANAME\n".write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o600)
             await #expect { try await vault.importFile(path) } throws: { ($0 as? SandboxError)?.message.contains("\(path):1:") == true }
         }
     }

@@ -241,3 +241,16 @@ def test_the_proxy_outlives_health_checks_and_a_server_restart(env):
     out = sh(env, sid, f"curl -sS -m 10 http://pypi.test:{a}/after-restart; curl -sS -m 10 -w ' %{{http_code}}' http://denied.test:{env['b'].port}/")
     assert '"path": "/after-restart"' in out["stdout"] and out["stdout"].endswith(" 403"), out
     c.delete(f"/v1/sandboxes/{sid}")
+
+
+def test_a_queued_runs_egress_is_in_its_audit_trail(env):
+    a = env["a"].port
+    run = submit_run(env["client"], profile=profile(env), cmd=["sh", "-c", f"curl -sS -m 10 http://pypi.test:{a}/from-a-run; curl -sS -m 10 http://denied.test:{a}/"])
+    done = wait_run(env["client"], run["id"], timeout=120)
+    assert done["state"] == "succeeded", done
+    r = env["client"].get(f"/v1/runs/{run['id']}/audit")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    events = [json.loads(l) for l in r.text.splitlines() if l.strip()]
+    assert {e["sandbox_id"] for e in events} == {done["attempts"][0]["sandbox_id"]}
+    assert [e["kind"] for e in events] == ["egress.allow", "egress.deny"]
+    assert events[0]["detail"]["host"] == "pypi.test" and events[1]["detail"]["host"] == "denied.test"

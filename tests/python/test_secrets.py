@@ -158,3 +158,20 @@ def test_secret_list_never_prints_values(env):
     r = subprocess.run([BIN, "secret", "list", "--data", env["server"].data], capture_output=True, text=True)
     assert r.returncode == 0 and "API_KEY" in r.stdout and "api.test" in r.stdout
     assert VALUE not in r.stdout and VALUE not in r.stderr
+
+
+def test_serve_sets_secrets_from_a_private_file_at_start(tmp_path):
+    path = tmp_path / "secrets"
+    path.write_text("FROM_FILE=file-value-3e1 hosts=api.test header=X-Key: {value}\n")
+    os.chmod(path, 0o600)
+    server, key = own_server("sbx-secrets-file-", "secrets", args=["--secrets-file", str(path)])
+    try:
+        r = subprocess.run([BIN, "secret", "list", "--json", "--data", server.data], capture_output=True, text=True)
+        listed = json.loads(r.stdout)
+        assert [s["name"] for s in listed] == ["FROM_FILE"] and "file-value-3e1" not in r.stdout
+    finally:
+        drop_server(server)
+    os.chmod(path, 0o644)
+    r = subprocess.run([BIN, "serve", "--data", str(tmp_path / "d"), "--port", "0", "--secrets-file", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "chmod 600" in r.stderr, r.stderr
