@@ -82,24 +82,38 @@ enum HTTPGet {
 
     /// Fetches `url` if `policy` allows it: the name is resolved once, the policy decides on the
     /// addresses (the always-blocked ranges included), and the socket connects to the approved one.
+    /// `note` says what the policy decided (nil when the URL was refused before a decision).
     static func fetch(_ url: String, policy: EgressPolicy, deadline runDeadline: ContinuousClock.Instant) throws(Failure) -> Response {
+        var note: EgressNote?
+        return try fetch(url, policy: policy, deadline: runDeadline, note: &note)
+    }
+
+    static func fetch(_ url: String, policy: EgressPolicy, deadline runDeadline: ContinuousClock.Instant,
+                      note: inout EgressNote?) throws(Failure) -> Response {
         let (host, port, path) = try parse(url)
         let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
         guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
         // Names no rule could allow are refused before any lookup.
         let named = policy.operatorMap[host] != nil || IPAddress(host) != nil
             || policy.rules.contains { rule in if case .network = rule.target { return true } else { return rule.matches(host: host, address: nil, port: port) } }
-        let addresses = named ? try resolve(host, deadline: deadline) : []
+        // The operator's map and literals need no lookup (decide uses them as they are).
+        let addresses = named && policy.operatorMap[host] == nil ? try resolve(host, deadline: deadline) : []
         let address: IPAddress
         switch policy.decide(host: host, port: port, resolved: addresses) {
-        case .allow(let a, _): address = a
-        case .deny(let reason): throw Failure(reason)
+        case .allow(let a, let rule):
+            address = a
+            note = EgressNote(host: host, port: port, allowed: true, rule: rule)
+        case .deny(let reason):
+            note = EgressNote(host: host, port: port, allowed: false, rule: reason)
+            throw Failure(reason)
         }
         let socket = try SocketIO.connect([address], port: port, host: host, deadline: deadline)
         defer { close(socket.fd) }
         let hostHeader = (host.contains(":") ? "[\(host)]" : host) + (port == 80 ? "" : ":\(port)")
         try socket.sendAll(Array("GET \(path) HTTP/1.0\r\nHost: \(hostHeader)\r\nUser-Agent: sandboxer-wasm\r\nConnection: close\r\n\r\n".utf8))
-        return try parseResponse(socket.receiveAll(limit: maxResponseBytes))
+        let data = try socket.receiveAll(limit: maxResponseBytes)
+        note?.bytesIn = Int64(data.count)
+        return try parseResponse(data)
     }
 
     /// Resolves `host` once, giving up at `deadline`: `getaddrinfo` cannot be interrupted, so it

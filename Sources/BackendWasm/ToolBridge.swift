@@ -25,8 +25,12 @@ public struct ToolCallRecord: Sendable, Equatable, Codable {
     /// The error message for `refused`/`error`.
     public var error: String?
     public var durationMs: Double
+    /// For `http.get`: what the egress policy decided (for the sandbox's audit trail).
+    public var egress: EgressNote?
 
-    public init(tool: String, argumentBytes: Int, status: Status, resultBytes: Int, error: String? = nil, durationMs: Double = 0) {
+    public init(tool: String, argumentBytes: Int, status: Status, resultBytes: Int, error: String? = nil, durationMs: Double = 0,
+                egress: EgressNote? = nil) {
+        self.egress = egress
         self.tool = tool
         self.argumentBytes = argumentBytes
         self.status = status
@@ -36,7 +40,7 @@ public struct ToolCallRecord: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tool, argumentBytes = "argument_bytes", status, resultBytes = "result_bytes", error, durationMs = "duration_ms"
+        case tool, argumentBytes = "argument_bytes", status, resultBytes = "result_bytes", error, durationMs = "duration_ms", egress
     }
 }
 
@@ -59,6 +63,8 @@ final class ToolBridge: Sendable {
         var kv = KVStore()
         var pending: (key: [UInt8], result: [UInt8], ok: Bool)?
         var calls: [ToolCallRecord] = []
+        /// What the last `http.get` decided, for its call record.
+        var lastEgress: EgressNote?
     }
 
     let sandboxId: String
@@ -126,9 +132,10 @@ final class ToolBridge: Sendable {
                 json = Self.errorJSON(error.message)
             }
         }
+        let egress = state.withLock { s -> EgressNote? in defer { s.value.lastEgress = nil }; return s.value.lastEgress }
         let record = ToolCallRecord(
             tool: name, argumentBytes: arguments.count, status: status, resultBytes: json.count, error: message,
-            durationMs: (ContinuousClock.now - start).milliseconds)
+            durationMs: (ContinuousClock.now - start).milliseconds, egress: egress)
         state.withLock { $0.value.calls.append(record) }
         logger.info("tool call", metadata: [
             "sandbox": "\(sandboxId)", "tool": "\(name)", "argument_bytes": "\(arguments.count)",
@@ -180,7 +187,9 @@ final class ToolBridge: Sendable {
         case "http.get":
             guard let url = args["url"] as? String else { throw ToolError("http.get: needs {\"url\": \"http://host:port/path\"}") }
             do {
-                let response = try HTTPGet.fetch(url, policy: HTTPGet.policy(allow: allow), deadline: deadline)
+                var note: EgressNote?
+                defer { state.withLock { $0.value.lastEgress = note } }
+                let response = try HTTPGet.fetch(url, policy: HTTPGet.policy(allow: allow), deadline: deadline, note: &note)
                 return Self.encode(["status": response.status, "body": response.body, "headers": response.headers])
             } catch {
                 throw ToolError("http.get: \(error.message)")

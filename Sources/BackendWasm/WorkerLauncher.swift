@@ -38,7 +38,9 @@ struct WorkerLauncher {
         let err = try Pipe2()
         let child: ChildProcess
         do {
-            child = try ChildProcess.spawn(argv, environment: [], stdin: stdinFD, stdout: out.writeEnd, stderr: err.writeEnd)
+            // Nothing of the host's environment but the operator's name map (`http.get` decides with it).
+            let resolve = ProcessInfo.processInfo.environment["SANDBOXER_RESOLVE"].map { ["SANDBOXER_RESOLVE=" + $0] } ?? []
+            child = try ChildProcess.spawn(argv, environment: resolve, stdin: stdinFD, stdout: out.writeEnd, stderr: err.writeEnd)
         } catch {
             out.closeBoth()
             err.closeBoth()

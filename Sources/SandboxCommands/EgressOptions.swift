@@ -23,7 +23,10 @@ struct EgressOptions: ParsableArguments {
     /// A started egress proxy with these settings; with a data directory, hosts that secrets go
     /// to are intercepted with the server's CA kept there (made on first use).
     func makeHub(dataDirectory: String? = nil) throws(SandboxError) -> EgressHub {
+        let map = try operatorMap()
+        // The WASM lane's workers (child processes) read the same map for `http.get`: one policy.
+        setenv("SANDBOXER_RESOLVE", map.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ","), 1)
         let interception = try dataDirectory.map { (d) throws(SandboxError) in try CAInterception(directory: d, upstreamCA: upstreamCA) }
-        return EgressHub(configuration: .init(operatorMap: try operatorMap(), allowOpen: allowOpenNetwork, interception: interception))
+        return EgressHub(configuration: .init(operatorMap: map, allowOpen: allowOpenNetwork, interception: interception))
     }
 }

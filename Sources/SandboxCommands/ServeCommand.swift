@@ -75,6 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
             dataDirectory: dataDirectory, warmPool: pool)
         configuration.sharedStore = !(store is SQLiteStore)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
+        hub.setSink(configuration.auditRelay)
         configuration.egress = hub
         if let secretStore = store as? any SecretStore {
             let vault = try SecretVault.open(store: secretStore, dataDirectory: dataDirectory)
@@ -86,7 +87,6 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
-        hub.setSink(manager.eventSink)
         let runs = try RunService(
             store: store, lanes: ServerSetup.runLanes(configuration),
             configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns,

@@ -73,3 +73,46 @@ public enum EventValue: Sendable, Equatable, Codable, CustomStringConvertible, E
 public protocol AuditSink: Sendable {
     func record(_ event: AuditEvent)
 }
+
+/// An ``AuditSink`` whose destination is set later (the parts made before the manager — the egress
+/// proxy, the WASM lane's tool calls — write through it once the manager's trail exists).
+/// Entries recorded before a destination is set are dropped.
+public final class AuditRelay: AuditSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var target: (any AuditSink)?
+    public init() {}
+    public func set(_ sink: any AuditSink) { lock.withLock { target = sink } }
+    public func record(_ event: AuditEvent) { lock.withLock { target }?.record(event) }
+}
+
+/// What the egress policy did with one connection, as tools outside the proxy (the WASM lane's
+/// `http.get`) report it for the audit trail.
+public struct EgressNote: Sendable, Equatable, Codable {
+    public var host: String
+    public var port: UInt16
+    public var allowed: Bool
+    /// The rule that allowed it, or the reason it was denied.
+    public var rule: String
+    public var bytesIn: Int64
+    public init(host: String, port: UInt16, allowed: Bool, rule: String, bytesIn: Int64 = 0) {
+        self.host = host
+        self.port = port
+        self.allowed = allowed
+        self.rule = rule
+        self.bytesIn = bytesIn
+    }
+    enum CodingKeys: String, CodingKey { case host, port, allowed, rule, bytesIn = "bytes_in" }
+
+    /// The audit entry of this note (`egress.allow`/`egress.deny`, `via` naming the tool).
+    public func event(sandboxId: String, via: String, durationMs: Double) -> AuditEvent {
+        var detail: [String: EventValue] = ["host": .string(host), "port": .int(Int64(port)), "via": .string(via),
+                                            "duration_ms": .int(Int64(durationMs.rounded()))]
+        if allowed {
+            detail["rule"] = .string(rule)
+            detail["bytes_in"] = .int(bytesIn)
+        } else {
+            detail["reason"] = .string(rule)
+        }
+        return AuditEvent(sandboxId: sandboxId, kind: allowed ? "egress.allow" : "egress.deny", actor: "sandbox", detail: detail)
+    }
+}

@@ -19,8 +19,13 @@ extension SandboxManager {
             // gVisor only where runsc exists: elsewhere a create asks for a lane this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }
         }
+        // `http.get` decisions go to the sandbox's audit trail, as the egress proxy's do.
+        let relay = configuration.auditRelay
         backends[.wasm] = WasmLiveBackend(configuration: .init(
-            root: configuration.stateDirectory + "/wasm", mode: .worker(executable: workerExecutable)))
+            root: configuration.stateDirectory + "/wasm", mode: .worker(executable: workerExecutable),
+            onToolCall: { sandboxId, call in
+                if let note = call.egress { relay.record(note.event(sandboxId: sandboxId, via: "http.get", durationMs: call.durationMs)) }
+            }))
         return backends
     }
 }

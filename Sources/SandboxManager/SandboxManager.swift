@@ -42,6 +42,9 @@ public actor SandboxManager {
         public var sharedStore = false
         /// The egress proxy for sandboxes that reach the network (nil: such profiles are refused).
         public var egress: (any EgressProvider)?
+        /// Where the parts made before the manager (egress proxy, WASM tool calls) send audit
+        /// entries; the manager points it at its own trail when it starts.
+        public var auditRelay = AuditRelay()
         /// Where secret names are looked up (nil: a profile asking for secrets is refused).
         public var secrets: (any SecretResolver)?
 
@@ -110,6 +113,7 @@ public actor SandboxManager {
         self.logger = logger
         self.recorder = Recorder(store: store, logger: logger)
         self.trail = AuditTrail(recorder: recorder)
+        configuration.auditRelay.set(trail)
     }
 
     /// Whether ``start()`` has finished (reconciliation done): `/readyz`.

@@ -254,3 +254,25 @@ def test_a_queued_runs_egress_is_in_its_audit_trail(env):
     assert {e["sandbox_id"] for e in events} == {done["attempts"][0]["sandbox_id"]}
     assert [e["kind"] for e in events] == ["egress.allow", "egress.deny"]
     assert events[0]["detail"]["host"] == "pypi.test" and events[1]["detail"]["host"] == "denied.test"
+
+
+def test_the_wasm_lanes_http_get_obeys_the_same_policy_and_is_audited(env):
+    c = env["client"]
+    a = env["a"].port
+    prof = {"name": "wasm-web", "isolation": "wasm", "tools": ["http.get"], "network": {"mode": "allowlist", "allow": [f"pypi.test:{a}"]}}
+    r = c.post("/v1/sandboxes", json={"profile": prof})
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    code = f"""
+const ok = tools.call("http.get", {{url: "http://pypi.test:{a}/from-wasm"}});
+console.log("status " + ok.status);
+try {{ tools.call("http.get", {{url: "http://denied.test:{a}/"}}); }} catch (e) {{ console.log("DENIED " + e.message); }}
+"""
+    r = c.post(f"/v1/sandboxes/{sid}/exec", json={"code": code, "lang": "js"})
+    assert r.status_code == 200, r.text
+    out = r.json()["stdout"]
+    assert "status 200" in out and "DENIED http.get: denied.test" in out and "no rule of profile" in out, r.text
+    events = [json.loads(l) for l in c.get(f"/v1/sandboxes/{sid}/audit").text.splitlines() if l.strip()]
+    egress = [(e["kind"], e["detail"]["host"], e["detail"]["via"]) for e in events if e["kind"].startswith("egress.")]
+    assert egress == [("egress.allow", "pypi.test", "http.get"), ("egress.deny", "denied.test", "http.get")], events
+    c.delete(f"/v1/sandboxes/{sid}")
