@@ -111,7 +111,7 @@ let package = Package(
         /// The execution service: workers that claim queued runs, run them in one-shot sandboxes,
         /// keep their leases alive, take back runs of dead workers, deliver webhooks.
         .target(name: "SandboxRuns", dependencies: [
-            "SandboxCore", "SandboxManager", "SandboxStore",
+            "SandboxCore", "SandboxLinux", "SandboxManager", "SandboxStore",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import SandboxCore
 import SandboxStore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -20,8 +21,12 @@ public struct WebhookSender: Sendable {
         public var timeout: Duration
         /// How often due deliveries are looked for.
         public var interval: Duration
+        /// The operator's names for addresses in the always-blocked ranges (`serve --resolve`).
+        public var operatorMap: [String: IPAddress]
         public init(maxDeliveries: Int = 6, retryBase: Duration = .seconds(2), maxDelay: Duration = .seconds(300),
-                    timeout: Duration = .seconds(10), interval: Duration = .milliseconds(500)) {
+                    timeout: Duration = .seconds(10), interval: Duration = .milliseconds(500),
+                    operatorMap: [String: IPAddress] = WebhookTarget.environmentMap()) {
+            self.operatorMap = operatorMap
             self.maxDeliveries = max(1, maxDeliveries)
             self.retryBase = retryBase
             self.maxDelay = maxDelay
@@ -64,8 +69,25 @@ public struct WebhookSender: Sendable {
     func deliver(_ run: RunRecord) async {
         guard let hook = run.webhook, let url = URL(string: hook.url) else { return }
         let number = hook.deliveries + 1
+        let target: URL
+        let hostHeader: String?
+        switch await WebhookTarget.resolve(url, operatorMap: configuration.operatorMap) {
+        case .success(let (pinned, host)):
+            (target, hostHeader) = (pinned, host)
+        case .failure(let refusal):
+            // Refused targets are final: no retry reaches a blocked address.
+            let reason = refusal.reason
+            var refused = WebhookDelivery(runId: run.id, number: number)
+            refused.error = "refused: \(reason)"
+            do { try await store.recordWebhookDelivery(refused, next: nil) } catch {
+                logger.error("recording a webhook delivery failed", metadata: ["run": "\(run.id)", "error": "\(error)"])
+            }
+            logger.warning("webhook refused", metadata: ["run": "\(run.id)", "reason": "\(reason)"])
+            return
+        }
         let body = (try? RunView.encoder.encode(RunView(run))) ?? Data()
-        var request = URLRequest(url: url)
+        var request = URLRequest(url: target)
+        if let hostHeader { request.setValue(hostHeader, forHTTPHeaderField: "Host") }
         request.httpMethod = "POST"
         request.timeoutInterval = configuration.timeout.seconds
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")

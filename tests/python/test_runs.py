@@ -482,7 +482,10 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        # A name the suite's server maps to loopback (--resolve hooks.test=127.0.0.1): a webhook to an
+        # always-blocked address is refused unless the operator mapped its name.
+        self.url = f"http://hooks.test:{self.server.server_address[1]}/hook"
+        self.loopback_url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -542,6 +545,15 @@ def test_webhook_with_given_secret(client, receiver):
     assert done["webhook"].get("secret") is None, done
     time.sleep(1)
     assert len(hook.received) == 1, hook.received
+
+
+def test_a_webhook_to_a_blocked_address_is_refused_and_never_sent(client, receiver):
+    hook = receiver()
+    run = submit_run(client, cmd=["true"], webhook=hook.loopback_url)
+    done = wait_for(lambda: (lambda r: r if r["webhook"]["state"] == "failed" else None)(client.get(f"/v1/runs/{run['id']}").json()),
+                    "webhook state failed", timeout=60)
+    assert done["webhook"]["deliveries"] == 1, done
+    assert hook.received == []
 
 
 def test_webhook_with_generated_secret(client, receiver):
