@@ -44,7 +44,7 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
         try c.encodeIfPresent(workspaceDirectory, forKey: .workspaceDirectory)
         try c.encode(workspaceSync, forKey: .workspaceSync)
         try c.encode(readOnlyBinds, forKey: .readOnlyBinds)
-        try c.encode(phase, forKey: .phase)
+        if phase != .run { try c.encode(phase, forKey: .phase) }
         if !secretPlaceholders.isEmpty { try c.encode(secretPlaceholders, forKey: .secretPlaceholders) }
     }
 

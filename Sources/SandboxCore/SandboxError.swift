@@ -16,6 +16,9 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
         case hostUnsupported = "host_unsupported"
         /// Setting up or tearing down the sandbox failed.
         case setupFailed = "setup_failed"
+        /// The caller's own setup command (`setup` on a create) ran and failed: the request was
+        /// valid, its command was not (HTTP 422).
+        case setupCommandFailed = "setup_command_failed"
         /// The sandbox is in a state that does not allow the operation.
         case invalidState = "invalid_state"
         /// A system call failed.

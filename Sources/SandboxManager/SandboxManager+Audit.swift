@@ -25,11 +25,12 @@ extension SandboxManager {
     /// stops). Entries this process stores wake the follower at once; entries another node stores
     /// are seen within `poll`.
     public nonisolated func followAuditTrail(tenantId: String, id: String, after: Int64 = 0,
-                                             poll: Duration = .seconds(1)) -> AsyncThrowingStream<AuditEvent, any Error> {
+                                             poll: Duration = .seconds(1), idle: Duration = SandboxManager.auditFollowIdle)
+        -> AsyncThrowingStream<AuditEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 do {
-                    try await self.produceTrail(tenantId: tenantId, id: id, after: after, poll: poll, continuation)
+                    try await self.produceTrail(tenantId: tenantId, id: id, after: after, poll: poll, idle: idle, continuation)
                     continuation.finish()
                 } catch {
                     continuation.finish(throwing: error)
@@ -39,22 +40,28 @@ extension SandboxManager {
         }
     }
 
-    nonisolated func produceTrail(tenantId: String, id: String, after start: Int64, poll: Duration,
+    /// A followed trail ends after this long without a new entry (the caller goes on with `after`):
+    /// no response of a quiet, long-lived sandbox stays open forever.
+    public static let auditFollowIdle: Duration = .seconds(20)
+
+    nonisolated func produceTrail(tenantId: String, id: String, after start: Int64, poll: Duration, idle: Duration,
                                   _ out: AsyncThrowingStream<AuditEvent, any Error>.Continuation) async throws {
         let (wake, key) = trail.watch(id)
         defer { trail.unwatch(id, key) }
         await recorder.flush()
         var after = start
+        var lastEntry = ContinuousClock.now
         while !Task.isCancelled {
             // The state first: entries written before the sandbox turned final are then all read below.
             let final = try await get(tenantId: tenantId, id: id).state.isFinal
             while true {
                 let batch = try await store.events(sandboxId: id, after: after, limit: 1000)
                 for e in batch { out.yield(e) }
+                if !batch.isEmpty { lastEntry = ContinuousClock.now }
                 after = batch.last?.seq ?? after
                 if batch.count < 1000 { break }
             }
-            if final { return }
+            if final || ContinuousClock.now - lastEntry >= idle { return }
             await wake.wait(timeout: poll)
         }
     }

@@ -18,7 +18,7 @@ extension SandboxManager {
         guard result.outcome == .ok else {
             let tail = String((result.stderr.isEmpty ? result.stdout : result.stderr).suffix(2000))
             _ = try? await destroy(tenantId: tenantId, id: id, actor: actor)
-            throw SandboxError(.setupFailed, "the setup command failed (\(result.outcome.rawValue)\(result.exitCode.map { ", exit \($0)" } ?? "")); the sandbox was removed. Its output: \(tail)")
+            throw SandboxError(.setupCommandFailed, "the setup command failed (\(result.outcome.rawValue)\(result.exitCode.map { ", exit \($0)" } ?? "")); the sandbox was removed. Its output: \(tail)")
         }
         if profile.needsEgress, let egress = configuration.egress {
             await egress.update(sandboxId: id, network: profile.network(for: .run), phase: .run)

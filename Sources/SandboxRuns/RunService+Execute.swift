@@ -88,7 +88,7 @@ extension RunService {
             }
             guard let e = error as? SandboxError else { return AttemptEnd(outcome: .setupFailed, reason: "\(error)") }
             switch e.code {
-            case .limitExceeded, .invalidRequest, .notFound, .hostUnsupported, .unauthorized, .quotaExceeded:
+            case .limitExceeded, .invalidRequest, .notFound, .hostUnsupported, .unauthorized, .quotaExceeded, .setupCommandFailed:
                 return AttemptEnd(outcome: .rejected, reason: e.message)
             case .sandboxLost:
                 return AttemptEnd(outcome: .agentLost, reason: e.message)

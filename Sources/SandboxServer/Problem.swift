@@ -85,6 +85,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case .invalidState: status = 409
         case .sandboxLost: status = 410
         case .limitExceeded: status = (e.limit?.name.hasSuffix("_bytes") ?? false) ? 413 : 422
+        case .setupCommandFailed: status = 422
         case .quotaExceeded: status = 429
         case .hostUnsupported: status = 503
         case .setupFailed, .system: status = 500

@@ -121,7 +121,8 @@ struct EscapeAttackTests {
                 socket.getaddrinfo('example.com', 80); verdict(False, 'resolved')
             except socket.gaierror as ex:
                 verdict(True, f'getaddrinfo: {ex}')
-            verdict(not os.path.exists('/etc/resolv.conf'), 'no resolv.conf')
+            # An empty mount point: only sandboxes with a network get the egress resolver bound there.
+            verdict(not os.path.exists('/etc/resolv.conf') or open('/etc/resolv.conf').read().strip() == '', 'no resolver in resolv.conf')
             ifs = os.listdir('/sys/class/net')
             verdict(ifs == ['lo'], f'interfaces {ifs}')
             """)

@@ -51,4 +51,16 @@ import Testing
         let minimal = try JSONDecoder().decode(SandboxSpec.self, from: Data(#"{"id":"sbx-1","profile":{"name":"default"}}"#.utf8))
         #expect(minimal.workspaceSync == .merge && minimal.readOnlyBinds.isEmpty && minimal.profile.name == "default")
     }
+
+    @Test("a spec's phase and placeholders are stored; secret values never are")
+    func secretsAreNotEncoded() throws {
+        var spec = SandboxSpec(id: "sbx-0123456789ac", profile: .default)
+        spec.phase = .setup
+        spec.secretPlaceholders = ["API_KEY": "sbx_secret_x"]
+        spec.secrets = [EgressSecret(name: "API_KEY", placeholder: "sbx_secret_x", value: Array("the-value".utf8), hosts: ["api.test"])]
+        let json = try JSONEncoder().encode(spec)
+        #expect(!String(decoding: json, as: UTF8.self).contains("the-value"))
+        let back = try JSONDecoder().decode(SandboxSpec.self, from: json)
+        #expect(back.phase == .setup && back.secretPlaceholders == ["API_KEY": "sbx_secret_x"] && back.secrets.isEmpty)
+    }
 }

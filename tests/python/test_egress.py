@@ -276,3 +276,11 @@ try {{ tools.call("http.get", {{url: "http://denied.test:{a}/"}}); }} catch (e) 
     egress = [(e["kind"], e["detail"]["host"], e["detail"]["via"]) for e in events if e["kind"].startswith("egress.")]
     assert egress == [("egress.allow", "pypi.test", "http.get"), ("egress.deny", "denied.test", "http.get")], events
     c.delete(f"/v1/sandboxes/{sid}")
+
+
+def test_a_failing_setup_command_fails_the_create_with_422_and_leaves_nothing(env):
+    r = env["client"].post("/v1/sandboxes", json={"profile": profile(env), "setup": "echo broken >&2; exit 3"})
+    assert r.status_code == 422 and r.json()["code"] == "setup_command_failed", r.text
+    assert "exit 3" in r.json()["detail"] and "broken" in r.json()["detail"]
+    live = env["client"].get("/v1/sandboxes", params={"state": "running"}).json()["items"]
+    assert not [s for s in live if s["profile"] == "egress-test"], live

@@ -25,17 +25,33 @@ struct AuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let api = try client.client()
-        var path = "/v1/sandboxes/\(ClientText.query(sandbox))/audit?after=\(after)"
-        if follow { path += "&follow=1" }
-        var lines = LineSplitter()
-        var errorBody: [UInt8] = []
-        var status = 0
-        status = try await api.stream("GET", path, accept: "application/x-ndjson", onHead: { code, _ in status = code }) { bytes in
-            if status >= 400 { errorBody += bytes; return }
-            for line in lines.feed(bytes) { print(line) }
+        var last = after
+        while true {
+            var path = "/v1/sandboxes/\(ClientText.query(sandbox))/audit?after=\(last)"
+            if follow { path += "&follow=1" }
+            var lines = LineSplitter()
+            var errorBody: [UInt8] = []
+            var status = 0
+            status = try await api.stream("GET", path, accept: "application/x-ndjson", onHead: { code, _ in status = code }) { bytes in
+                if status >= 400 { errorBody += bytes; return }
+                for line in lines.feed(bytes) { last = Self.seq(line) ?? last; print(line) }
+            }
+            guard status < 400 else { throw APIProblem(status: status, body: errorBody) }
+            if !lines.rest.isEmpty { print(lines.rest) }
+            // The server ends a quiet follow after a while: go on while the sandbox lives.
+            guard follow, try await isLive(api) else { return }
         }
-        guard status < 400 else { throw APIProblem(status: status, body: errorBody) }
-        if !lines.rest.isEmpty { print(lines.rest) }
+    }
+
+    func isLive(_ api: APIClient) async throws -> Bool {
+        let reply = try await api.checked("GET", "/v1/sandboxes/\(ClientText.query(sandbox))")
+        let state = ((try? JSONSerialization.jsonObject(with: Data(reply.body))) as? [String: Any])?["state"] as? String
+        return state == "running" || state == "creating"
+    }
+
+    static func seq(_ line: [UInt8]) -> Int64? {
+        ((try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])?["seq"] as? Int64
+            ?? (((try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any])?["seq"] as? Int).map(Int64.init)
     }
 
     func print(_ line: [UInt8]) {
