@@ -8,6 +8,7 @@ set -euo pipefail
 BIN=${1:-.build/release/sandboxer}
 PORT=${SANDBOXER_DEMO_PORT:-7099}
 DATA=$(mktemp -d /tmp/sandboxer-demo.XXXXXX)
+chmod 755 "$DATA"   # the sandboxes' user namespace must reach their bundles under it
 URL=http://127.0.0.1:$PORT
 LOG=$DATA/serve.log
 server=""
@@ -26,7 +27,8 @@ python3 -m http.server "$INDEX_PORT" --bind 127.0.0.1 --directory "$DATA/index" 
 index=$!
 
 echo "== sandboxer serve --port $PORT --data $DATA --resolve pypi.demo=127.0.0.1 (in the background)"
-"$BIN" serve --port "$PORT" --data "$DATA" --resolve pypi.demo=127.0.0.1 >"$LOG" 2>&1 &
+# Its host-side state (bundles, templates) under the throw-away directory too, so nothing is left.
+SANDBOXER_STATE_DIR="$DATA/state" "$BIN" serve --port "$PORT" --data "$DATA" --resolve pypi.demo=127.0.0.1 >"$LOG" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
     curl -fsS "$URL/readyz" >/dev/null 2>&1 && break
