@@ -36,9 +36,11 @@ extension OCIBackend {
         }
     }
 
-    /// The egress variables of a live sandbox's processes (empty without egress).
-    func egressEnvironment(_ id: String) -> [String: String] {
-        configuration.egress?.environment(sandboxId: id) ?? [:]
+    /// The environment of a process started in a live sandbox: the base, the profile's, the egress
+    /// proxy's variables (none without egress), then the request's.
+    func processEnvironment(_ sandbox: SandboxHandle, _ request: [String: String]) -> [String] {
+        let egress = configuration.egress?.environment(sandboxId: sandbox.id) ?? [:]
+        return BundleBuilder.environment(profile: sandbox.spec.profile, request: egress.merging(request) { $1 })
     }
 
     /// Stops serving a sandbox's egress (no-op for one without).

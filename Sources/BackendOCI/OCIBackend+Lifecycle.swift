@@ -107,7 +107,7 @@ extension OCIBackend {
         }
         var start = AgentRequest(op: .start)
         start.argv = request.argv
-        start.env = BundleBuilder.environment(profile: sandbox.spec.profile, request: egressEnvironment(sandbox.id).merging(request.env) { $1 })
+        start.env = processEnvironment(sandbox, request.env)
         start.cwd = request.cwd
         start.timeoutMs = Int64(DurationText.milliseconds(timeout))
         start.outputCap = limits.outputBytes

@@ -110,7 +110,7 @@ extension OCIBackend: LiveSandboxBackend {
         _ = try liveLayout(sandbox.id)
         var r = AgentRequest(op: .start)
         r.argv = request.argv
-        r.env = BundleBuilder.environment(profile: sandbox.spec.profile, request: egressEnvironment(sandbox.id).merging(request.env) { $1 })
+        r.env = processEnvironment(sandbox, request.env)
         r.cwd = request.cwd
         r.timeoutMs = request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }
         r.outputCap = limits.outputBytes

@@ -72,8 +72,7 @@ enum HTTPGet {
     /// The policy of a WASM sandbox: its profile's allowlist, decided by the same function as the
     /// egress proxy's, with the operator's name map from `$SANDBOXER_RESOLVE`.
     static func policy(allow: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> EgressPolicy {
-        let entries = (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-        let map = (try? EgressPolicy.operatorMap(entries)) ?? [:]
+        let map = (try? EgressPolicy.operatorMap(EgressPolicy.environmentEntries(environment))) ?? [:]
         let network = NetworkPolicy(mode: allow.isEmpty ? .deny : .allowlist, allow: allow.filter { (try? AllowRule($0)) != nil })
         if let policy = try? EgressPolicy(network: network, profile: "wasm", operatorMap: map) { return policy }
         // Every entry was parsed above; a policy that cannot be made allows nothing.
@@ -94,8 +93,8 @@ enum HTTPGet {
         let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
         guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
         // Names no rule could allow are refused before any lookup.
-        let named = policy.operatorMap[host] != nil || IPAddress(host) != nil
-            || policy.rules.contains { rule in if case .network = rule.target { return true } else { return rule.matches(host: host, address: nil, port: port) } }
+        let named = policy.operatorMap[host] != nil || IPAddress(host) != nil || policy.namesAllow(host, port: port)
+            || policy.rules.contains { rule in if case .network = rule.target { return true } else { return false } }
         // The operator's map and literals need no lookup (decide uses them as they are).
         let addresses = named && policy.operatorMap[host] == nil ? try resolve(host, deadline: deadline) : []
         let address: IPAddress
@@ -144,23 +143,10 @@ enum HTTPGet {
 
     /// Resolves `host` once: an IP literal as is, a name through `getaddrinfo` (blocking).
     static func resolve(_ host: String) throws(Failure) -> [IPAddress] {
-        if let literal = IPAddress(host) { return [literal] }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, nil, &hints, &list)
-        guard rc == 0, let first = list else { throw Failure("cannot resolve \(host): \(String(cString: gai_strerror(rc)))") }
-        defer { freeaddrinfo(list) }
-        var addresses: [IPAddress] = []
-        var ai: UnsafeMutablePointer<addrinfo>? = first
-        while let a = ai {
-            ai = a.pointee.ai_next
-            if let sa = a.pointee.ai_addr, let address = IPAddress(UnsafePointer(sa)), !addresses.contains(address) {
-                addresses.append(address)
-            }
+        switch IPAddress.lookup(host) {
+        case .success(let addresses): return addresses
+        case .failure(let f): throw Failure("cannot resolve \(host): \(f.reason)")
         }
-        guard !addresses.isEmpty else { throw Failure("cannot resolve \(host): no IPv4 or IPv6 address") }
-        return addresses
     }
 
     static func parseResponse(_ data: [UInt8]) throws(Failure) -> Response {

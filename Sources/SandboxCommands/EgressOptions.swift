@@ -16,8 +16,7 @@ struct EgressOptions: ParsableArguments {
 
     /// The operator map from `--resolve` and `$SANDBOXER_RESOLVE`; a bad entry is an error naming it.
     func operatorMap(environment: [String: String] = ProcessInfo.processInfo.environment) throws(SandboxError) -> [String: IPAddress] {
-        let fromEnv = (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-        return try EgressPolicy.operatorMap(fromEnv + resolve)
+        try EgressPolicy.operatorMap(EgressPolicy.environmentEntries(environment) + resolve)
     }
 
     /// A started egress proxy with these settings; with a data directory, hosts that secrets go

@@ -42,6 +42,8 @@ public final class EgressHub: EgressProvider {
     let logger: Logger
     private let sinkBox = NIOLockedValueBox<(any AuditSink)?>(nil)
     private let sessions = NIOLockedValueBox<[String: (EgressSession, NetworkNamespace?)]>([:])
+    /// The host's roots plus the interception CA, read once: what sandboxes holding secrets trust.
+    private let trustBundle: [UInt8]?
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "sandboxer.egress")) {
         self.configuration = configuration
@@ -49,6 +51,11 @@ public final class EgressHub: EgressProvider {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(4, System.coreCount)))
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
+        trustBundle = configuration.interception.map { tls in
+            var bundle = (try? Data(contentsOf: URL(fileURLWithPath: Self.hostTrustBundle))).map { [UInt8]($0) } ?? []
+            if let last = bundle.last, last != 0x0A { bundle.append(0x0A) }
+            return bundle + Array(tls.caCertificatePEM.utf8)
+        }
     }
 
     /// Where decisions go (the manager's audit recorder); set once the manager exists.
@@ -222,11 +229,8 @@ public final class EgressHub: EgressProvider {
 
     func files(_ request: EgressRequest) -> [EgressFile] {
         var files = [EgressFile(destination: "/etc/resolv.conf", contents: Array("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n".utf8))]
-        if let tls = configuration.interception, !request.secrets.isEmpty {
-            var bundle = (try? Data(contentsOf: URL(fileURLWithPath: Self.hostTrustBundle))).map { [UInt8]($0) } ?? []
-            if let last = bundle.last, last != 0x0A { bundle.append(0x0A) }
-            bundle += Array(tls.caCertificatePEM.utf8)
-            files.append(EgressFile(destination: Self.trustBundlePath, contents: bundle))
+        if let trustBundle, !request.secrets.isEmpty {
+            files.append(EgressFile(destination: Self.trustBundlePath, contents: trustBundle))
         }
         return files
     }

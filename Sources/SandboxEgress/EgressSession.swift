@@ -27,6 +27,8 @@ final class EgressSession: Sendable {
     let sandboxId: String
     let profileName: String
     let secrets: [EgressSecret]
+    /// Each secret with its hosts parsed once (they are matched on every request).
+    let secretHosts: [(secret: EgressSecret, rules: [AllowRule])]
     let resolver: HostResolver
     let sink: (any AuditSink)?
     let interception: (any InterceptionTLS)?
@@ -41,6 +43,7 @@ final class EgressSession: Sendable {
         sandboxId = request.sandboxId
         profileName = request.profile.name
         secrets = request.secrets
+        secretHosts = request.secrets.map { s in (s, s.hosts.compactMap { try? AllowRule($0) }) }
         self.resolver = resolver
         self.sink = sink
         self.interception = interception
@@ -61,24 +64,11 @@ final class EgressSession: Sendable {
     }
 
     /// Whether the resolver should answer `name` (DNS): a name or wildcard rule could allow it.
-    func mayResolve(_ name: String) -> Bool {
-        let p = policy
-        switch p.mode {
-        case .deny: return false
-        case .open: return true
-        case .allowlist:
-            return p.rules.contains { rule in
-                switch rule.target {
-                case .name, .wildcard: return rule.matches(host: name, address: nil, port: rule.port ?? 0)
-                case .network: return false
-                }
-            }
-        }
-    }
+    func mayResolve(_ name: String) -> Bool { policy.namesAllow(name, port: nil) }
 
     /// Secrets whose values go to `host` (their placeholders are swapped there).
     func secrets(for host: String) -> [EgressSecret] {
-        secrets.filter { s in s.hosts.contains { h in (try? AllowRule(h))?.matches(host: host, address: nil, port: 0) ?? false } }
+        secretHosts.filter { $0.rules.contains { $0.matches(host: host, address: nil, port: 0) } }.map(\.secret)
     }
 
     /// Whether TLS to `host` is terminated here (it has secrets and the server has a CA).

@@ -3,10 +3,6 @@ import NIOCore
 import NIOPosix
 import SandboxCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Resolves names for the proxy on the host side: the operator's map first (`serve --resolve`),
 /// address literals as they are, else getaddrinfo on a thread pool, bounded by a timeout. The
 /// proxy connects to exactly the address the policy approved (no second lookup, no rebinding).
@@ -24,28 +20,13 @@ struct HostResolver: Sendable {
         let timer = loop.scheduleTask(in: timeout) { promise.succeed([]) }
         pool.submit { state in
             guard state == .active else { return }
-            let found = Self.getaddrinfo(name)
+            let found = (try? IPAddress.lookup(name).get()) ?? []
             loop.execute {
                 timer.cancel()
                 promise.succeed(found)
             }
         }
         return promise.futureResult
-    }
-
-    static func getaddrinfo(_ name: String) -> [IPAddress] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard Glibc.getaddrinfo(name, nil, &hints, &list) == 0, let first = list else { return [] }
-        defer { freeaddrinfo(first) }
-        var out: [IPAddress] = []
-        var cursor: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = cursor {
-            if let sa = ai.pointee.ai_addr, let ip = IPAddress(UnsafePointer(sa)), !out.contains(ip) { out.append(ip) }
-            cursor = ai.pointee.ai_next
-        }
-        return out
     }
 }
 

@@ -19,9 +19,7 @@ struct PhasedRun: Sendable {
                 try await backend.destroy(handle)
                 return failed
             }
-            if spec.profile.needsEgress, let egress {
-                await egress.update(sandboxId: spec.id, network: spec.profile.network(for: .run), phase: .run)
-            }
+            await egress?.enterRunPhase(sandboxId: spec.id, profile: spec.profile)
             let result = try await backend.exec(handle, request, output: output)
             try await backend.destroy(handle)
             return result

@@ -20,9 +20,7 @@ extension SandboxManager {
             _ = try? await destroy(tenantId: tenantId, id: id, actor: actor)
             throw SandboxError(.setupCommandFailed, "the setup command failed (\(result.outcome.rawValue)\(result.exitCode.map { ", exit \($0)" } ?? "")); the sandbox was removed. Its output: \(tail)")
         }
-        if profile.needsEgress, let egress = configuration.egress {
-            await egress.update(sandboxId: id, network: profile.network(for: .run), phase: .run)
-        }
+        await configuration.egress?.enterRunPhase(sandboxId: id, profile: profile)
     }
 
     /// A live sandbox's network policy now.

@@ -2,10 +2,6 @@ import Foundation
 import SandboxCore
 import SandboxLinux
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Where a webhook may be delivered: the same always-blocked ranges as sandbox egress (loopback and
 /// the host, link-local incl. cloud metadata, RFC 1918, CGNAT, ULA, multicast, reserved) are refused
 /// unless the operator mapped the name (`serve --resolve`). An `http://` URL is sent to the address
@@ -24,7 +20,7 @@ public enum WebhookTarget {
         let mapped = operatorMap[bare]
         let addresses: [IPAddress]
         if let mapped { addresses = [mapped] } else if let literal = IPAddress(bare) { addresses = [literal] } else {
-            addresses = await BlockingThread.run { lookup(bare) }
+            addresses = await BlockingThread.run { (try? IPAddress.lookup(bare).get()) ?? [] }
         }
         guard let first = addresses.first else { return .failure(Refusal(reason: "the webhook host \(bare) did not resolve")) }
         if mapped == nil, let blocked = addresses.lazy.compactMap({ a in AddressPolicy.blockedRange(a).map { (a, $0) } }).first {
@@ -37,26 +33,8 @@ public enum WebhookTarget {
         return .success((pinned, hostHeader))
     }
 
-    /// getaddrinfo, blocking (run it off the cooperative pool).
-    static func lookup(_ name: String) -> [IPAddress] {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(name, nil, &hints, &list) == 0, let head = list else { return [] }
-        defer { freeaddrinfo(head) }
-        var out: [IPAddress] = []
-        var cursor: UnsafeMutablePointer<addrinfo>? = head
-        while let ai = cursor {
-            if let sa = ai.pointee.ai_addr, let ip = IPAddress(UnsafePointer(sa)), !out.contains(ip) { out.append(ip) }
-            cursor = ai.pointee.ai_next
-        }
-        return out
-    }
-
     /// The operator's map from `$SANDBOXER_RESOLVE` (set by `serve` from `--resolve` too).
     public static func environmentMap() -> [String: IPAddress] {
-        let entries = (ProcessInfo.processInfo.environment["SANDBOXER_RESOLVE"] ?? "")
-            .split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
-        return (try? EgressPolicy.operatorMap(entries)) ?? [:]
+        (try? EgressPolicy.operatorMap(EgressPolicy.environmentEntries())) ?? [:]
     }
 }

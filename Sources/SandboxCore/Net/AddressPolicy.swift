@@ -55,6 +55,34 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         return ok ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
     }
 
+    /// The addresses `name` resolves to through `getaddrinfo` (blocking: call it off the cooperative
+    /// pool), each once in the resolver's order; an address literal is itself. The failure is the
+    /// resolver's reason.
+    public static func lookup(_ name: String) -> Result<[IPAddress], LookupFailure> {
+        if let literal = IPAddress(name) { return .success([literal]) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(name, nil, &hints, &list)
+        guard rc == 0, let first = list else { return .failure(LookupFailure(reason: String(cString: gai_strerror(rc)))) }
+        defer { freeaddrinfo(first) }
+        var addresses: [IPAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = cursor {
+            if let sa = ai.pointee.ai_addr, let address = IPAddress(UnsafePointer(sa)), !addresses.contains(address) {
+                addresses.append(address)
+            }
+            cursor = ai.pointee.ai_next
+        }
+        guard !addresses.isEmpty else { return .failure(LookupFailure(reason: "no IPv4 or IPv6 address")) }
+        return .success(addresses)
+    }
+
+    /// Why ``lookup(_:)`` found nothing.
+    public struct LookupFailure: Error, Sendable {
+        public var reason: String
+    }
+
     /// Calls `body` with a `sockaddr_in`/`sockaddr_in6` for this address and `port`.
     public func withSocketAddress<R>(port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         if isIPv4 {

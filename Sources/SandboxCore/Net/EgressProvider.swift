@@ -76,6 +76,14 @@ public protocol EgressProvider: Sendable {
     func detach(sandboxId: String) async
 }
 
+extension EgressProvider {
+    /// After a setup command: a sandbox whose profile reaches the network gets its `run` phase policy.
+    public func enterRunPhase(sandboxId: String, profile: Profile) async {
+        guard profile.needsEgress else { return }
+        await update(sandboxId: sandboxId, network: profile.network(for: .run), phase: .run)
+    }
+}
+
 /// Looks server-held secrets up by name (the encrypted secret store).
 public protocol SecretResolver: Sendable {
     /// The secrets named, each with a placeholder (`placeholders[name]` when given, else a fresh

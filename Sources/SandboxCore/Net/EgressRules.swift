@@ -139,6 +139,27 @@ public struct EgressPolicy: Sendable, Equatable {
         self.operatorMap = Dictionary(operatorMap.map { (AllowRule.normalized($0.key), $0.value) }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// The `NAME=ADDR` entries of `$SANDBOXER_RESOLVE` (comma- or space-separated), which `serve`
+    /// also sets from `--resolve` for its child processes.
+    public static func environmentEntries(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        (environment["SANDBOXER_RESOLVE"] ?? "").split(whereSeparator: { $0 == "," || $0 == " " }).map(String.init)
+    }
+
+    /// Whether a rule could allow the name `host` before any lookup: open mode, or a name or
+    /// wildcard rule for it (on `port`; nil: on any port). Address rules need the lookup.
+    public func namesAllow(_ host: String, port: UInt16?) -> Bool {
+        switch mode {
+        case .deny: return false
+        case .open: return true
+        case .allowlist:
+            let name = AllowRule.normalized(host)
+            return rules.contains { rule in
+                if case .network = rule.target { return false }
+                return rule.matches(host: name, address: nil, port: port ?? rule.port ?? 0)
+            }
+        }
+    }
+
     /// Parses `--resolve name=ADDR` entries; a bad one is an error naming it.
     public static func operatorMap(_ entries: [String]) throws(SandboxError) -> [String: IPAddress] {
         var map: [String: IPAddress] = [:]
@@ -164,8 +185,7 @@ public struct EgressPolicy: Sendable, Equatable {
         let mapped = operatorMap[name]
         let candidates = mapped.map { [$0] } ?? literal.map { [$0] } ?? resolved
         guard !candidates.isEmpty else {
-            let named = mode == .open || rules.contains { $0.matches(host: name, address: nil, port: port) }
-            return .deny(reason: named ? "\(target) denied: the name did not resolve"
+            return .deny(reason: namesAllow(name, port: port) ? "\(target) denied: the name did not resolve"
                 : "\(target) denied: no rule of profile '\(profile)' allows it (allow: \(rules.map(\.text).joined(separator: ", ")))")
         }
         var blockedReason: String?
