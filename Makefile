@@ -5,8 +5,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
-# libcurl4-openssl-dev: the statically linked release binary links Foundation's URLSession (webhooks) against libcurl.
-APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl libcurl4-openssl-dev
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
 # postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh);
 # chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py.

@@ -62,8 +62,10 @@ public protocol RunStore: Sendable {
     func runLog(runId: String, attempt: Int, afterSeq: Int) async throws -> [RunLogChunk]
 
     /// Finished runs with a webhook delivery due, taken for `lease` (another node will not deliver
-    /// them meanwhile).
-    func claimWebhooks(limit: Int, lease: Duration) async throws -> [RunRecord]
+    /// them meanwhile): at most `limit`, and at most `perTenant` of one tenant counting the `busy`
+    /// deliveries of that tenant the caller already has in flight (a tenant at its cap is skipped,
+    /// so its backlog never holds up another tenant's deliveries).
+    func claimWebhooks(limit: Int, lease: Duration, perTenant: Int, busy: [String: Int]) async throws -> [RunRecord]
     /// Records a delivery try. `next` nil: the webhook is done (`delivered` if it succeeded, else
     /// `failed`); otherwise the next try is due then.
     func recordWebhookDelivery(_ delivery: WebhookDelivery, next: Date?) async throws
@@ -75,6 +77,37 @@ public protocol RunStore: Sendable {
     /// Changes to runs (see ``RunChange``); each call is a new subscription that ends when the
     /// store is closed or the consumer stops iterating.
     func runChanges() -> AsyncStream<RunChange>
+}
+
+extension RunStore {
+    /// Due webhooks with no per-tenant cap.
+    public func claimWebhooks(limit: Int, lease: Duration) async throws -> [RunRecord] {
+        try await claimWebhooks(limit: limit, lease: lease, perTenant: Int.max, busy: [:])
+    }
+}
+
+/// Which due webhook deliveries a claim takes: in the order given, at most `limit`, at most
+/// `perTenant` per tenant counting what is `busy` already. Shared by the store engines.
+public enum WebhookClaim {
+    /// Tenants already at their cap (left out of the query).
+    public static func full(perTenant: Int, busy: [String: Int]) -> [String] {
+        busy.filter { $0.value >= perTenant }.map(\.key).sorted()
+    }
+
+    /// How many candidate rows to read for `limit` claims (some may be of a tenant that fills up).
+    public static func candidates(limit: Int) -> Int { min(max(limit, 1) * 4, 400) }
+
+    /// The candidates taken, in order.
+    public static func pick(_ runs: [RunRecord], limit: Int, perTenant: Int, busy: [String: Int]) -> [RunRecord] {
+        var taken: [RunRecord] = []
+        var count = busy
+        for run in runs where taken.count < max(limit, 1) {
+            guard count[run.tenantId, default: 0] < perTenant else { continue }
+            count[run.tenantId, default: 0] += 1
+            taken.append(run)
+        }
+        return taken
+    }
 }
 
 /// Backoff between attempts after an infrastructure failure: `base × 2^(attempt-1)`, at most `max`,

@@ -237,14 +237,20 @@ extension SQLiteStore: RunStore {
 
     // MARK: Webhooks
 
-    public func claimWebhooks(limit: Int, lease: Duration) async throws -> [RunRecord] {
+    public func claimWebhooks(limit: Int, lease: Duration, perTenant: Int, busy: [String: Int]) async throws -> [RunRecord] {
         try await write("claiming webhook deliveries") { db in
             let now = Date()
+            let full = WebhookClaim.full(perTenant: perTenant, busy: busy)
+            let skip = full.isEmpty ? "" : " AND tenant_id NOT IN (\(full.map { _ in "?" }.joined(separator: ", ")))"
+            var arguments: StatementArguments = [now.column]
+            arguments += StatementArguments(full)
+            arguments += [WebhookClaim.candidates(limit: limit)]
             let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM runs WHERE webhook_state = 'pending' AND webhook_next_at <= ? ORDER BY webhook_next_at LIMIT ?",
-                arguments: [now.column, max(limit, 1)])
-            return try rows.map { row in
-                var run = try Self.run(from: row)
+                db, sql: "SELECT * FROM runs WHERE webhook_state = 'pending' AND webhook_next_at <= ?\(skip) ORDER BY webhook_next_at LIMIT ?",
+                arguments: arguments)
+            let picked = WebhookClaim.pick(try rows.map(Self.run(from:)), limit: limit, perTenant: perTenant, busy: busy)
+            return try picked.map { candidate in
+                var run = candidate
                 run.webhook?.nextAt = now.addingTimeInterval(lease.seconds)
                 try Self.update(db, run)
                 return run

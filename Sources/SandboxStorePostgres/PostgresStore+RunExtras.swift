@@ -41,18 +41,21 @@ extension PostgresStore {
 
     /// Due deliveries are locked with `FOR UPDATE SKIP LOCKED` and pushed `lease` into the future,
     /// so another node neither waits for them nor delivers them meanwhile.
-    public func claimWebhooks(limit: Int, lease: Duration) async throws -> [RunRecord] {
+    public func claimWebhooks(limit: Int, lease: Duration, perTenant: Int, busy: [String: Int]) async throws -> [RunRecord] {
         let logger = self.logger
         return try await transaction("claiming webhook deliveries") { connection in
             let now = Date()
+            let full = WebhookClaim.full(perTenant: perTenant, busy: busy)
             let rows = try await connection.rows(
                 """
                 SELECT * FROM runs WHERE webhook_state = 'pending' AND webhook_next_at <= \(now.column)
-                ORDER BY webhook_next_at LIMIT \(max(limit, 1)) FOR UPDATE SKIP LOCKED
+                AND NOT (tenant_id = ANY(\(full)))
+                ORDER BY webhook_next_at LIMIT \(WebhookClaim.candidates(limit: limit)) FOR UPDATE SKIP LOCKED
                 """, logger)
+            let picked = WebhookClaim.pick(try rows.map(Self.run(from:)), limit: limit, perTenant: perTenant, busy: busy)
             var claimed: [RunRecord] = []
-            for row in rows {
-                var run = try Self.run(from: row)
+            for candidate in picked {
+                var run = candidate
                 run.webhook?.nextAt = now.addingTimeInterval(lease.seconds)
                 try await Self.update(run, on: connection, logger)
                 claimed.append(run)

@@ -35,6 +35,7 @@ public enum RunStoreContract {
         "retry of a finished run queues one more attempt": retry,
         "logs keep their order and the head up to the cap": logs,
         "webhooks: pending when the run ends, claimed once, delivered or failed": webhooks,
+        "webhook claims hold a tenant to its cap and skip a full tenant's backlog": webhookTenantCap,
         "stats count ends per minute and what is queued and running": stats,
         "changes are announced to subscribers": changes,
     ]
@@ -293,6 +294,28 @@ public enum RunStoreContract {
         _ = try await s.cancelRun(tenantId: "tnt_a", id: other.id)
         try await s.recordWebhookDelivery(WebhookDelivery(runId: other.id, number: 1, error: "refused"), next: nil)
         #expect(try await s.run(id: other.id)?.webhook?.state == .failed)
+    }
+
+    static func webhookTenantCap(_ f: RunStoreFixture) async throws {
+        let s = f.store
+        func finished(_ tenant: String) async throws -> RunRecord {
+            let run = try await submit(s, newRun(tenant, webhook: RunWebhook(url: "http://127.0.0.1:1/hook", secret: "s3cret-s3cret-s3cret")))
+            _ = try await s.cancelRun(tenantId: tenant, id: run.id)
+            return run
+        }
+        var flood: [String] = []
+        for _ in 0..<6 { flood.append(try await finished("tnt_a").id) }
+        let single = try await finished("tnt_b")
+        // tnt_a's six are due first; a cap of 2 takes two of them and reaches tnt_b's one.
+        let first = try await s.claimWebhooks(limit: 10, lease: .seconds(30), perTenant: 2, busy: [:])
+        #expect(first.filter { $0.tenantId == "tnt_a" }.count == 2, "\(first.map(\.tenantId))")
+        #expect(first.contains { $0.id == single.id }, "the other tenant's delivery is not behind the backlog")
+        // With tnt_a's two in flight, tnt_a is full: nothing more of it is claimed.
+        let second = try await s.claimWebhooks(limit: 10, lease: .seconds(30), perTenant: 2, busy: ["tnt_a": 2])
+        #expect(second.isEmpty, "\(second.map(\.id))")
+        // One of them ended: one more slot.
+        let third = try await s.claimWebhooks(limit: 10, lease: .seconds(30), perTenant: 2, busy: ["tnt_a": 1])
+        #expect(third.count == 1 && flood.contains(third[0].id))
     }
 
     static func stats(_ f: RunStoreFixture) async throws {

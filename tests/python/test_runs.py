@@ -580,6 +580,117 @@ def test_webhook_retried_after_500(client, receiver):
     assert done["webhook"]["deliveries"] >= 2, done
 
 
+class Redirector:
+    """An HTTP server on 127.0.0.1 that answers every POST with 302 to `location` (counting them)."""
+
+    def __init__(self, location):
+        self.posts = 0
+        redirector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                redirector.posts += 1
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://hooks.test:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_webhook_redirect_is_never_followed(client, receiver):
+    # The attack: a receiver the operator allowed answers 302 to an unmapped loopback listener.
+    inside = receiver()
+    redirector = Redirector(inside.loopback_url)
+    try:
+        run = submit_run(client, cmd=["true"], webhook=redirector.url)
+        seen = wait_for(lambda: (lambda r: r if r["webhook"]["deliveries"] >= 1 else None)(client.get(f"/v1/runs/{run['id']}").json()),
+                        "a first webhook try", timeout=60)
+        assert redirector.posts >= 1
+        assert seen["webhook"]["state"] == "pending", seen  # a 3xx is a failed try, retried later
+        time.sleep(1)
+        assert inside.received == [], "the redirect target got the signed run"
+    finally:
+        redirector.close()
+
+
+class Stalling:
+    """A TCP listener on 127.0.0.1 that reads a request and answers its status line one byte every
+    `every` seconds, for as long as the client stays (a receiver that never finishes a reply)."""
+
+    def __init__(self, every=1.0):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.accepted = 0
+        self.active = 0
+        self.most_active = 0
+        self.lock = threading.Lock()
+        self.every = every
+        self.stop = threading.Event()
+        self.url = f"http://hooks.test:{self.sock.getsockname()[1]}/slow"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            conn.recv(65536)
+            for b in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000:
+                if self.stop.is_set():
+                    break
+                conn.send(bytes([b]))
+                time.sleep(self.every)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.active -= 1
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def test_a_slow_receiver_does_not_hold_up_another_tenants_webhooks(client, client_b, receiver):
+    slow = Stalling()
+    try:
+        for _ in range(8):
+            submit_run(client, cmd=["true"], webhook=slow.url)
+        wait_for(lambda: slow.accepted >= 1, "the slow receiver's first connection", timeout=60)
+        hook = receiver()
+        run = submit_run(client_b, cmd=["true"], webhook=hook.url)
+        # Tenant B's delivery goes out while tenant A's receiver still dribbles its replies.
+        wait_for(lambda: hook.received, "the other tenant's webhook", timeout=30)
+        assert client_b.get(f"/v1/runs/{run['id']}").json()["webhook"]["state"] in ("pending", "delivered")
+        # Tenant A holds at most its per-tenant share of delivery slots (2) at once.
+        assert slow.most_active <= 2, slow.most_active
+    finally:
+        slow.close()
+
+
 def test_webhook_on_cancel_of_queued_run(client, receiver, node_full):
     hook = receiver()
     run = submit_run(client, cmd=["true"], webhook=hook.url, labels={"fill": node_full["label"].split("=")[1]})
