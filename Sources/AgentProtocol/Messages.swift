@@ -77,6 +77,8 @@ public enum AgentErrorCode: String, Codable, Sendable {
     case isDirectory = "is_directory"
     case notEmpty = "not_empty"
     case tooLarge = "too_large"
+    /// The sandbox's filesystem is full (ENOSPC, EDQUOT).
+    case noSpace = "no_space"
     /// The request itself is malformed (bad frame, missing field, unknown op, wrong version).
     case badRequest = "bad_request"
     case noSuchProcess = "no_such_process"

@@ -62,10 +62,17 @@ public struct AgentClient: Sendable {
             try c.send(request)
             if let payload {
                 var off = 0
-                while off < payload.count {
-                    let n = min(payload.count - off, Frame.maxPayload - 16)
-                    try c.send(Frame(kind: .file, payload: Array(payload[off..<off + n])))
-                    off += n
+                do throws(SandboxError) {
+                    while off < payload.count {
+                        let n = min(payload.count - off, Frame.maxPayload - 16)
+                        try c.send(Frame(kind: .file, payload: Array(payload[off..<off + n])))
+                        off += n
+                    }
+                } catch {
+                    // An agent that refused the request may have answered and closed before the
+                    // payload was through: its answer, not the broken pipe, says what happened.
+                    if let ev = try? c.receiveEvent(), ev.type == .error { throw Self.error(ev) }
+                    throw error
                 }
             }
             let ev = try c.receiveEvent()
@@ -173,6 +180,8 @@ public struct AgentClient: Sendable {
         case .permissionDenied: return SandboxError(.invalidRequest, "permission denied: " + msg)
         case .alreadyExists, .notDirectory, .isDirectory, .notEmpty: return SandboxError(.invalidState, msg)
         case .tooLarge: return SandboxError(.limitExceeded, msg)
+        case .noSpace:
+            return SandboxError(.insufficientStorage, "the sandbox's filesystem is full (\(msg)); free space in the sandbox or raise the profile's workspace/tmp size")
         case .spawnFailed: return SandboxError(.invalidRequest, msg)
         case .system: return SandboxError(.system, msg)
         }

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -150,3 +151,9 @@ int sbx_agent_wtermsig(int s) { return WTERMSIG(s); }
 
 int sbx_agent_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int sbx_agent_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
+
+int sbx_agent_on_kernel_fs(int fd) {
+    struct statfs s;
+    if (fstatfs(fd, &s) != 0) return 1;
+    return s.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || s.f_type == 0x62656572 /* SYSFS_MAGIC */;
+}

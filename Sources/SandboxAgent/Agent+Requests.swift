@@ -30,19 +30,26 @@ extension Agent {
                 return c.fail(.badRequest, "a write expects exactly its size in file frames")
             }
             var off = 0
+            let left = remaining - Int64(frame.payload.count)
             while off < frame.payload.count {
                 let n = frame.payload.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
                 if n < 0 {
                     if errno == EINTR { continue }
                     let e = errno
+                    // What was written of this upload is given back (a full disk stays usable).
+                    _ = ftruncate(fd, 0)
                     close(fd)
-                    c.state = .idle
-                    return c.fail(Files.errorCode(e), "write: \(String(cString: strerror(e)))")
+                    return discard(left, then: .error(Files.errorCode(e), "write: \(String(cString: strerror(e)))", errno: e), on: c)
                 }
                 off += n
             }
-            let left = remaining - Int64(frame.payload.count)
             if left == 0 { finishWrite(fd, mode: mode, on: c) } else { c.state = .writing(fd: fd, remaining: left, mode: mode) }
+        case .discarding(let remaining, let error):
+            guard frame.kind == .file, Int64(frame.payload.count) <= remaining else {
+                c.state = .idle
+                return c.fail(.badRequest, "a write expects exactly its size in file frames")
+            }
+            discard(remaining - Int64(frame.payload.count), then: error, on: c)
         case .idle, .attached:
             switch frame.kind {
             case .control:
@@ -70,6 +77,16 @@ extension Agent {
     func reply(_ ev: AgentEvent, on c: Connection) {
         if case .attached = c.state { return }
         c.send(ev)
+    }
+
+    /// Reads and drops the `remaining` bytes of a failed write's `file` frames, then answers `error`.
+    func discard(_ remaining: Int64, then error: AgentEvent, on c: Connection) {
+        if remaining > 0 {
+            c.state = .discarding(remaining: remaining, error: error)
+        } else {
+            c.state = .idle
+            c.send(error)
+        }
     }
 
     func finishWrite(_ fd: Int32, mode: UInt32, on c: Connection) {
@@ -165,7 +182,7 @@ extension Agent {
         case .write:
             if case .attached = c.state { return c.fail(.badRequest, "write on a connection that follows a process") }
             switch user.asUser({ Files.openForWrite(r) }) {
-            case .failure(let e): c.send(e.event)
+            case .failure(let e): discard(max(0, r.size ?? 0), then: e.event, on: c)
             case .success(let fd):
                 let mode = r.mode ?? 0o644
                 if r.size == 0 { finishWrite(fd, mode: mode, on: c) } else { c.state = .writing(fd: fd, remaining: r.size!, mode: mode) }

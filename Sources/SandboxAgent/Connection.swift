@@ -14,6 +14,10 @@ final class Connection {
         case attached(Int32)
         /// Receiving `file` frames for a `write`.
         case writing(fd: Int32, remaining: Int64, mode: UInt32)
+        /// A `write` failed (disk full, a directory at the path, …): its remaining `file` frames are
+        /// read and dropped, then `error` is answered and the connection stays usable — the host is
+        /// still sending, and a closed connection would look like a dead agent.
+        case discarding(remaining: Int64, error: AgentEvent)
     }
 
     let fd: Int32

@@ -1,4 +1,5 @@
 import AgentProtocol
+import CSandboxAgent
 
 #if canImport(Glibc)
 import Glibc
@@ -15,9 +16,20 @@ enum Files {
         case EISDIR: return .isDirectory
         case ENOTEMPTY: return .notEmpty
         case ENAMETOOLONG, ELOOP: return .invalidPath
-        case EFBIG, ENOSPC, EDQUOT: return .tooLarge
+        case EFBIG: return .tooLarge
+        case ENOSPC, EDQUOT: return .noSpace
         default: return .system
         }
+    }
+
+    /// Whether `fd` is on procfs or sysfs. The agent is pid 1: through the files API, `/proc/1`
+    /// (or `/proc/self`, or a symlink into either) would be the agent's own maps, environment and
+    /// descriptors. Those are refused whatever the path said; a sandbox's code reads its own
+    /// /proc through exec.
+    static func onKernelFilesystem(_ fd: Int32) -> Bool { sbx_agent_on_kernel_fs(fd) != 0 }
+
+    static func kernelFilesystemRefusal(_ p: String) -> AgentEvent {
+        .error(.permissionDenied, "\(p) is on /proc or /sys, which the files API does not open (the agent's own process files live there); read it with exec instead")
     }
 
     static func failure(_ what: String, _ path: String, _ e: Int32 = errno) -> AgentEvent {
@@ -73,6 +85,7 @@ enum Files {
         guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
         guard let dir = opendir(p) else { return failure("open directory", p) }
         defer { closedir(dir) }
+        if onKernelFilesystem(dirfd(dir)) { return kernelFilesystemRefusal(p) }
         var entries: [AgentEntry] = []
         while let ent = readdir(dir) {
             let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
@@ -155,6 +168,7 @@ enum Files {
         let fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { return [AgentCoding.frame(failure("open", p))] }
         defer { close(fd) }
+        if onKernelFilesystem(fd) { return [AgentCoding.frame(kernelFilesystemRefusal(p))] }
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else { return [AgentCoding.frame(failure("stat", p))] }
         if (st.st_mode & S_IFMT) == S_IFDIR { return [AgentCoding.frame(failure("read", p, EISDIR))] }
@@ -196,6 +210,10 @@ enum Files {
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
             return .failure(Refusal(.error(.badRequest, "\(p) is not a regular file")))
+        }
+        if onKernelFilesystem(fd) {
+            close(fd)
+            return .failure(Refusal(kernelFilesystemRefusal(p)))
         }
         return .success(fd)
     }

@@ -29,6 +29,8 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
         case quotaExceeded = "quota_exceeded"
         /// The sandbox's agent died or stopped answering; the sandbox is `lost`.
         case sandboxLost = "sandbox_lost"
+        /// The sandbox's filesystem is full: the write failed, the sandbox is unchanged otherwise (HTTP 507).
+        case insufficientStorage = "insufficient_storage"
     }
 
     public var code: Code

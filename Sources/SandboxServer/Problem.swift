@@ -84,6 +84,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case .notFound: status = 404
         case .invalidState: status = 409
         case .sandboxLost: status = 410
+        case .insufficientStorage: status = 507
         case .limitExceeded: status = (e.limit?.name.hasSuffix("_bytes") ?? false) ? 413 : 422
         case .setupCommandFailed: status = 422
         case .quotaExceeded: status = 429
@@ -108,6 +109,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case "quota_exceeded": return "Quota exceeded"
         case "invalid_state": return "Invalid state"
         case "sandbox_lost": return "Sandbox lost"
+        case "insufficient_storage": return "Insufficient storage"
         case "host_unsupported": return "Host unsupported"
         case "setup_failed": return "Setup failed"
         case "system_error": return "System error"

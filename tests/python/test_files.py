@@ -219,3 +219,93 @@ def test_symlinks_inside_do_not_leak_host_files(client, sandbox):
 def test_files_of_unknown_sandbox(client):
     assert_problem(client.get(files("sbx-nope"), params={"path": "/workspace/x"}), 404, "not_found")
     assert_problem(client.put(files("sbx-nope"), params={"path": "/workspace/x"}, content=b"x"), 404, "not_found")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardening: a full disk, a refused write, multipart abuse and the agent's own /proc
+
+
+def assert_alive(client, sid):
+    assert client.get(f"/v1/sandboxes/{sid}").json()["state"] == "running"
+    assert exec_(client, sid, cmd=["echo", "alive"])["stdout"] == "alive\n"
+
+
+def test_an_upload_that_fills_the_disk_is_507_and_the_sandbox_lives(client):
+    sb = create_sandbox(client)
+    sid = sb["id"]
+    try:
+        # 100 MB into the 64 MiB /tmp: the agent's write hits ENOSPC half way.
+        r = client.put(files(sid), params={"path": "/tmp/big"}, content=b"x" * (100 << 20), timeout=120)
+        body = assert_problem(r, 507, "insufficient_storage")
+        assert "full" in body["detail"], body
+        assert_alive(client, sid)
+        # The space the failed upload took is given back.
+        assert exec_(client, sid, cmd=["sh", "-c", "stat -c %s /tmp/big"])["stdout"] == "0\n"
+        # Hostile code fills the disk first; the tenant's next upload is refused, the sandbox stays.
+        exec_(client, sid, cmd=["sh", "-c", "cat /dev/zero > /tmp/fill; true"])
+        r = client.put(files(sid), params={"path": "/tmp/after"}, content=b"y" * (1 << 20))
+        assert_problem(r, 507, "insufficient_storage")
+        assert_alive(client, sid)
+        exec_(client, sid, cmd=["rm", "-f", "/tmp/fill"])
+        assert client.put(files(sid), params={"path": "/tmp/after"}, content=b"y" * (1 << 20)).status_code == 201
+    finally:
+        client.delete(f"/v1/sandboxes/{sid}")
+
+
+def test_a_refused_write_with_a_large_body_does_not_kill_the_sandbox(client, shared_sandbox):
+    sid = shared_sandbox["id"]
+    exec_(client, sid, cmd=["mkdir", "-p", "/workspace/a-dir"])
+    # The agent refuses the open (a directory is there) while the body is still arriving.
+    r = client.put(files(sid), params={"path": "/workspace/a-dir"}, content=os.urandom(8 << 20), timeout=60)
+    assert r.status_code in (400, 409), r.text
+    assert_alive(client, sid)
+
+
+def test_the_agents_own_proc_files_are_refused(client, shared_sandbox):
+    sid = shared_sandbox["id"]
+    for path in ["/proc/1/maps", "/proc/1/environ", "/proc/self/status", "/proc/1/smaps"]:
+        body = assert_problem(client.get(files(sid), params={"path": path}), 400, "invalid_request")
+        assert "/proc" in body["detail"], body
+    assert_problem(client.get(f"/v1/sandboxes/{sid}/files/list", params={"path": "/proc/1/fd"}), 400, "invalid_request")
+    # A symlink planted by sandbox code does not get around it.
+    exec_(client, sid, cmd=["ln", "-sf", "/proc/1/maps", "/workspace/maps-link"])
+    assert_problem(client.get(files(sid), params={"path": "/workspace/maps-link"}), 400, "invalid_request")
+    # Writes there are refused too.
+    r = client.put(files(sid), params={"path": "/proc/1/comm"}, content=b"x")
+    assert r.status_code in (400, 403, 409), r.text
+    assert_alive(client, sid)
+
+
+def test_a_multipart_boundary_over_70_characters_is_refused(client, shared_sandbox):
+    sid = shared_sandbox["id"]
+    boundary = "b" * 8000
+    body = (f"--{boundary}\r\n" + "Content-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n").encode() \
+        + (b"--" + b"b" * 7999 + b"\r\n") * 128 + f"\r\n--{boundary}--\r\n".encode()
+    r = client.put(files(sid), params={"path": "/workspace/mp"}, content=body,
+                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    problem = assert_problem(r, 400, "invalid_request")
+    assert "boundary" in problem["detail"] and "70" in problem["detail"], problem
+
+
+def test_a_near_miss_multipart_body_parses_in_one_pass(client, shared_sandbox):
+    sid = shared_sandbox["id"]
+    boundary = "B" * 70
+    near = b"\r\n--" + b"B" * 69 + b"x"  # every line almost the boundary
+    content = near * ((1 << 20) // len(near))
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"n\"\r\n\r\n").encode() \
+        + content + f"\r\n--{boundary}--\r\n".encode()
+    r = client.put(files(sid), params={"path": "/workspace/near"}, content=body,
+                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == len(content)
+
+
+def test_too_many_multipart_parts_are_refused(client, shared_sandbox):
+    sid = shared_sandbox["id"]
+    boundary = "xyz"
+    part = f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n"
+    body = (part * 1000 + f"--{boundary}--\r\n").encode()
+    r = client.put(files(sid), params={"path": "/workspace/parts"}, content=body,
+                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    problem = assert_problem(r, 400, "invalid_request")
+    assert "parts" in problem["detail"], problem

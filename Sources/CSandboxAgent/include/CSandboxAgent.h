@@ -44,4 +44,7 @@ int sbx_agent_wifexited(int status);
 int sbx_agent_wexitstatus(int status);
 int sbx_agent_wifsignaled(int status);
 int sbx_agent_wtermsig(int status);
+/// 1 when fd is on procfs or sysfs (or fstatfs fails), else 0.
+int sbx_agent_on_kernel_fs(int fd);
+
 #endif
