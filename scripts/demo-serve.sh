@@ -105,6 +105,6 @@ cat <<TXT
    $BIN submit --wait -- python3 -c 'print(6*7)'   # a durable run from the queue
    $BIN runs; $BIN logs -f RUN; $BIN cancel RUN
    $BIN run --profile web.yaml --setup 'pip install -r requirements.txt' -- python3 main.py   # online setup, offline run
-   $BIN secret set OPENAI_API_KEY --hosts api.openai.com < key.txt   # sandboxes see only a placeholder
+   $BIN secret set OPENAI_API_KEY --tenant acme --hosts api.openai.com < key.txt   # only acme's sandboxes, as a placeholder
    (or curl, as above: see README.md's HTTP API)
 TXT

@@ -53,7 +53,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var egress: EgressOptions
 
-    @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE hosts=a,b [header=Name: … {value}] (also $SANDBOXER_SECRETS_FILE).")
+    @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE [tenant=NAME] hosts=a,b [header=Name: … {value}]; without tenant= a line's secret is shared with every tenant (also $SANDBOXER_SECRETS_FILE).")
     var secretsFile: String?
 
     func run() async throws {
@@ -80,7 +80,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let secretStore = store as? any SecretStore {
             let vault = try SecretVault.open(store: secretStore, dataDirectory: dataDirectory)
             if let file = secretsFile ?? env["SANDBOXER_SECRETS_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
-                let set = try await vault.importFile(file)
+                let set = try await vault.importFile(file) { tenant in try await store.ensureTenant(name: tenant).id }
                 logger.notice("secrets set from file", metadata: ["file": "\(file)", "names": "\(set.map(\.name))"])
             }
             configuration.secrets = vault

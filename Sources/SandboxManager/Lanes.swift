@@ -60,13 +60,13 @@ public struct Lanes: Sendable {
     /// the policy then switches to the `run` phase and `request` runs (container lanes only).
     /// The profile's `secrets` are looked up in ``Options/secrets`` (placeholders in the sandbox).
     public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,
-                    setup: ExecRequest? = nil, output: OutputHandler?) async throws -> ExecResult {
+                    setup: ExecRequest? = nil, tenantId: String? = nil, output: OutputHandler?) async throws -> ExecResult {
         var secrets: [EgressSecret] = []
         if !profile.secrets.isEmpty {
             guard let resolver = options.secrets else {
                 throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for secrets (\(profile.secrets.joined(separator: ", "))), but no secret store is open here; set them with `sandboxer secret set NAME --hosts HOST`")
             }
-            secrets = try await resolver.resolve(names: profile.secrets, placeholders: [:])
+            secrets = try await resolver.resolve(names: profile.secrets, tenantId: tenantId, placeholders: [:])
         }
         if setup != nil || !secrets.isEmpty {
             guard profile.isolation == .container || profile.isolation == .gvisor else {

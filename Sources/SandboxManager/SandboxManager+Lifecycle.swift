@@ -36,7 +36,7 @@ extension SandboxManager {
             profile.secrets.append(name)
         }
         var spec = SandboxSpec(id: record.id, profile: profile)
-        spec.secrets = try await resolveSecrets(profile)
+        spec.secrets = try await resolveSecrets(profile, tenantId: tenantId)
         spec.secretPlaceholders = Dictionary(uniqueKeysWithValues: spec.secrets.map { ($0.name, $0.placeholder) })
         if request.setup != nil { spec.phase = .setup }
         // Pool sandboxes have no proxy, secrets or setup: those are made fresh.

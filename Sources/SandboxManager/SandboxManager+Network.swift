@@ -2,13 +2,14 @@ import Foundation
 import SandboxCore
 
 extension SandboxManager {
-    /// The secrets a profile names, with fresh placeholders; none held → `invalid_request` naming it.
-    func resolveSecrets(_ profile: Profile) async throws(SandboxError) -> [EgressSecret] {
+    /// The secrets a profile names that the tenant may use (its own, else shared), with fresh
+    /// placeholders; none held → `invalid_request` naming it.
+    func resolveSecrets(_ profile: Profile, tenantId: String) async throws(SandboxError) -> [EgressSecret] {
         guard !profile.secrets.isEmpty else { return [] }
         guard let resolver = configuration.secrets else {
             throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for secrets (\(profile.secrets.joined(separator: ", "))), but this server holds none; set them with `sandboxer secret set NAME --hosts HOST`")
         }
-        return try await resolver.resolve(names: profile.secrets, placeholders: [:])
+        return try await resolver.resolve(names: profile.secrets, tenantId: tenantId, placeholders: [:])
     }
 
     /// Runs a sandbox's setup command under its `setup` phase policy, then switches it to `run`.

@@ -17,7 +17,7 @@ extension RunService {
             group.addTask {
                 do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
                                                           setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
-                                                          output: buffer.handler)) }
+                                                          tenantId: run.tenantId, output: buffer.handler)) }
                 catch { return .failure(error) }
             }
             group.addTask {

@@ -148,6 +148,25 @@ enum Schema {
                 );
                 """)
         }
+        // Secrets belong to a tenant or are shared ('*'); those set before scopes existed were
+        // server-wide, so they stay shared.
+        m.registerMigration("v5-secret-scopes") { db in
+            try db.execute(sql: """
+                CREATE TABLE secrets_scoped (
+                    scope TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    hosts TEXT NOT NULL,
+                    header TEXT,
+                    sealed BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (scope, name)
+                );
+                INSERT INTO secrets_scoped SELECT '*', name, hosts, header, sealed, created_at, updated_at FROM secrets;
+                DROP TABLE secrets;
+                ALTER TABLE secrets_scoped RENAME TO secrets;
+                """)
+        }
         return m
     }
 }

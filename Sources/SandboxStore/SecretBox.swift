@@ -49,9 +49,9 @@ public struct SecretBox: @unchecked Sendable {
     }
 
     /// Encrypts `value` for the secret `name` with these hosts and header.
-    public func seal(_ value: [UInt8], name: String, hosts: [String], header: String?) throws(SandboxError) -> [UInt8] {
+    public func seal(_ value: [UInt8], scope: SecretScope = .shared, name: String, hosts: [String], header: String?) throws(SandboxError) -> [UInt8] {
         do {
-            let box = try AES.GCM.seal(value, using: key, authenticating: Self.context(name: name, hosts: hosts, header: header))
+            let box = try AES.GCM.seal(value, using: key, authenticating: Self.context(scope: scope, name: name, hosts: hosts, header: header))
             guard let combined = box.combined else { throw SandboxError(.system, "sealing secret \(name): no combined form") }
             return [Self.version] + combined
         } catch let error as SandboxError {
@@ -63,26 +63,32 @@ public struct SecretBox: @unchecked Sendable {
 
     /// Decrypts a sealed value. A value sealed under another key, for another name, hosts or
     /// header, or altered in any byte is refused.
-    public func open(_ sealed: [UInt8], name: String, hosts: [String], header: String?) throws(SandboxError) -> [UInt8] {
+    public func open(_ sealed: [UInt8], scope: SecretScope = .shared, name: String, hosts: [String], header: String?) throws(SandboxError) -> [UInt8] {
         let refused = SandboxError(
             .system,
             "secret '\(name)' cannot be decrypted: it was sealed with another secrets.key, or its record was altered in the database; copy the right secrets.key to this node, or set the secret again with `sandboxer secret set \(name) --hosts …`")
         guard sealed.first == Self.version else { throw refused }
         do {
             let box = try AES.GCM.SealedBox(combined: sealed.dropFirst())
-            return [UInt8](try AES.GCM.open(box, using: key, authenticating: Self.context(name: name, hosts: hosts, header: header)))
+            return [UInt8](try AES.GCM.open(box, using: key, authenticating: Self.context(scope: scope, name: name, hosts: hosts, header: header)))
         } catch {
             throw refused
         }
     }
 
-    /// The authenticated data: a label, then name, hosts and header, each length-prefixed.
-    static func context(name: String, hosts: [String], header: String?) -> [UInt8] {
+    /// The authenticated data: a label, then name, hosts and header, each length-prefixed; a
+    /// tenant's secret has its own label with the tenant's id first (a sealed value copied to
+    /// another tenant, or to shared, does not open), shared ones keep the label of before scopes.
+    static func context(scope: SecretScope, name: String, hosts: [String], header: String?) -> [UInt8] {
         var out = Array("sandboxer-secret-v1".utf8)
         func field(_ text: String) {
             let bytes = Array(text.utf8)
             withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out += $0 }
             out += bytes
+        }
+        if case .tenant(let id) = scope {
+            out = Array("sandboxer-secret-v2-tenant".utf8)
+            field(id)
         }
         field(name)
         withUnsafeBytes(of: UInt32(hosts.count).bigEndian) { out += $0 }

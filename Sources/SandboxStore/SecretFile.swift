@@ -8,15 +8,19 @@ extension SecretVault {
         public var value: [UInt8]
         public var hosts: [String]
         public var header: String?
+        /// The tenant (by name) it belongs to; nil: shared with every tenant.
+        public var tenant: String? = nil
     }
 
-    /// Sets every secret of a file of lines `NAME=VALUE hosts=a.example.com,*.b.example.com
+    /// Sets every secret of a file of lines `NAME=VALUE [tenant=NAME] hosts=a.example.com,*.b.example.com
     /// [header=Authorization: Bearer {value}]` (blank lines and `#` comments skipped; the value
-    /// runs up to ` hosts=`, the header to the end of the line). Every line is checked before any
+    /// runs up to ` tenant=` or ` hosts=`, the header to the end of the line). A line with
+    /// `tenant=` sets that tenant's secret (`tenantId` maps the name to the id); one without it sets
+    /// a shared secret: the file is the operator's explicit act. Every line is checked before any
     /// secret is stored; an error names the file and line. A file others can read is refused.
     /// Returns what was set.
     @discardableResult
-    public func importFile(_ path: String) async throws(SandboxError) -> [SecretInfo] {
+    public func importFile(_ path: String, tenantId: (String) async throws -> String) async throws -> [SecretInfo] {
         // The file holds values in the clear: it must be the operator's alone, like the key file.
         let text = String(decoding: try PrivateFile.readPrivate(path, what: "secrets file"), as: UTF8.self)
         let entries = try Self.parseFile(text, path: path)
@@ -31,7 +35,11 @@ extension SecretVault {
             }
         }
         var out: [SecretInfo] = []
-        for e in entries { out.append(try await set(e.name, value: e.value, hosts: e.hosts, header: e.header)) }
+        for e in entries {
+            var scope = SecretScope.shared
+            if let tenant = e.tenant { scope = .tenant(try await tenantId(tenant)) }
+            out.append(try await set(e.name, value: e.value, hosts: e.hosts, header: e.header, scope: scope))
+        }
         return out
     }
 
@@ -44,12 +52,19 @@ extension SecretVault {
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             let bad = SandboxError(
                 .invalidRequest,
-                "\(path):\(index + 1): expected NAME=VALUE hosts=a.example.com[,b.example.com] [header=Name: template with {value}]")
+                "\(path):\(index + 1): expected NAME=VALUE [tenant=NAME] hosts=a.example.com[,b.example.com] [header=Name: template with {value}]")
             guard let eq = trimmed.firstIndex(of: "="), let hostsAt = trimmed.range(of: " hosts=", options: .backwards),
                   eq < hostsAt.lowerBound
             else { throw bad }
             let name = String(trimmed[..<eq])
-            let value = Array(trimmed[trimmed.index(after: eq)..<hostsAt.lowerBound].utf8)
+            var valueEnd = hostsAt.lowerBound
+            var tenant: String?
+            if let tenantAt = trimmed.range(of: " tenant=", range: trimmed.index(after: eq)..<hostsAt.lowerBound) {
+                valueEnd = tenantAt.lowerBound
+                tenant = String(trimmed[tenantAt.upperBound..<hostsAt.lowerBound])
+                guard let t = tenant, !t.isEmpty, !t.contains(" ") else { throw bad }
+            }
+            let value = Array(trimmed[trimmed.index(after: eq)..<valueEnd].utf8)
             var rest = trimmed[hostsAt.upperBound...]
             var header: String?
             if let headerAt = rest.range(of: " header=") {
@@ -58,7 +73,7 @@ extension SecretVault {
             }
             let hosts = rest.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             guard !name.isEmpty, !hosts.isEmpty else { throw bad }
-            entries.append(FileEntry(name: name, value: value, hosts: hosts, header: header))
+            entries.append(FileEntry(name: name, value: value, hosts: hosts, header: header, tenant: tenant))
         }
         return entries
     }

@@ -28,12 +28,13 @@ public enum SecretPlaceholder {
 extension SecretVault: SecretResolver {
     /// Resolves the secrets a profile or create call asks for, in the order asked (a name asked
     /// twice once), each with `placeholders[name]` when given (a sandbox adopted after a restart)
-    /// or a fresh ``SecretPlaceholder``. A name the server does not hold fails the whole request
-    /// with `invalid_request` naming it — never an empty variable.
-    public func resolve(names: [String], placeholders: [String: String]) async throws(SandboxError) -> [EgressSecret] {
+    /// or a fresh ``SecretPlaceholder``: the tenant's own secret of that name, else a shared one.
+    /// A name the tenant cannot use fails the whole request with `invalid_request` naming it —
+    /// never an empty variable, and never another tenant's secret.
+    public func resolve(names: [String], tenantId: String?, placeholders: [String: String]) async throws(SandboxError) -> [EgressSecret] {
         var out: [EgressSecret] = []
         for name in names where !out.contains(where: { $0.name == name }) {
-            guard let record = try await store.secret(name: name) else { throw try await missing(name, .invalidRequest) }
+            guard let record = try await visible(name, tenantId: tenantId) else { throw try await missing(name, .invalidRequest, tenantId: tenantId) }
             let secret = try open(record)
             out.append(EgressSecret(
                 name: name, placeholder: placeholders[name] ?? SecretPlaceholder.make(), value: secret.value, hosts: secret.hosts, header: secret.header))

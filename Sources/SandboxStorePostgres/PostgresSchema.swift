@@ -79,6 +79,12 @@ enum PostgresSchema {
                 created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)
             """,
         ]),
+        // A tenant's own secrets, or shared ('*'); those from before stay shared.
+        ("v5-secret-scopes", [
+            "ALTER TABLE secrets ADD COLUMN scope TEXT NOT NULL DEFAULT '*'",
+            "ALTER TABLE secrets DROP CONSTRAINT secrets_pkey",
+            "ALTER TABLE secrets ADD PRIMARY KEY (scope, name)",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and

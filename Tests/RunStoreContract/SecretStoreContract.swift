@@ -42,23 +42,55 @@ public enum SecretStoreContract {
         #expect(try await store.deleteSecret(name: "GITHUB_TOKEN") == false)
         await #expect { try await vault.remove("GITHUB_TOKEN") } throws: { e in
             let e = e as! SandboxError
-            return e.code == .notFound && e.message.contains("GITHUB_TOKEN") && e.message.contains("known: OPENAI_API_KEY")
+            return e.code == .notFound && e.message.contains("GITHUB_TOKEN") && e.message.contains("it holds: OPENAI_API_KEY")
         }
         await #expect { try await vault.reveal("NOPE") } throws: { ($0 as? SandboxError)?.code == .notFound }
 
         // A profile asking for a name the server does not hold: invalid_request naming it, the
         // known ones and the command that sets it.
-        await #expect { try await vault.resolve(names: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"], placeholders: [:]) } throws: { e in
+        await #expect { try await vault.resolve(names: ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"], tenantId: nil, placeholders: [:]) } throws: { e in
             let e = e as! SandboxError
             return e.code == .invalidRequest && e.message.contains("'ANTHROPIC_API_KEY'") && e.message.contains("known: OPENAI_API_KEY")
-                && e.message.contains("sandboxer secret set ANTHROPIC_API_KEY --hosts")
+                && e.message.contains("sandboxer secret set ANTHROPIC_API_KEY --tenant TENANT --hosts")
         }
-        let resolved = try await vault.resolve(names: ["OPENAI_API_KEY", "OPENAI_API_KEY"], placeholders: [:])
+        let resolved = try await vault.resolve(names: ["OPENAI_API_KEY", "OPENAI_API_KEY"], tenantId: nil, placeholders: [:])
         #expect(resolved.count == 1 && resolved[0].value == Array("sk-live-123".utf8) && SecretPlaceholder.isPlaceholder(resolved[0].placeholder))
         #expect(resolved[0].hosts == ["api.openai.com", "*.openai.com"] && resolved[0].header == "Authorization: Bearer {value}")
-        let kept = try await vault.resolve(names: ["OPENAI_API_KEY"], placeholders: ["OPENAI_API_KEY": resolved[0].placeholder])
+        let kept = try await vault.resolve(names: ["OPENAI_API_KEY"], tenantId: nil, placeholders: ["OPENAI_API_KEY": resolved[0].placeholder])
         #expect(kept[0].placeholder == resolved[0].placeholder, "a sandbox adopted after a restart keeps its placeholder")
-        #expect(try await vault.resolve(names: ["OPENAI_API_KEY"], placeholders: [:])[0].placeholder != resolved[0].placeholder)
+        #expect(try await vault.resolve(names: ["OPENAI_API_KEY"], tenantId: nil, placeholders: [:])[0].placeholder != resolved[0].placeholder)
+    }
+
+    /// A tenant's secret is that tenant's alone: another tenant neither gets it nor learns its name;
+    /// the owner's own secret wins over a shared one of the same name; a sealed value moved to
+    /// another tenant (or to shared) in the database does not open.
+    public static func tenantScopes(store: any SecretStore, dataDirectory: String) async throws {
+        let vault = try SecretVault.open(store: store, dataDirectory: dataDirectory)
+        try await vault.set("ACME_KEY", value: Array("acme-only".utf8), hosts: ["api.acme.example"], header: nil, scope: .tenant("tnt_acme"))
+        try await vault.set("API_KEY", value: Array("shared-v".utf8), hosts: ["api.example.com"], header: nil, scope: .shared)
+        try await vault.set("API_KEY", value: Array("acme-v".utf8), hosts: ["api.example.com"], header: nil, scope: .tenant("tnt_acme"))
+
+        #expect(try await vault.resolve(names: ["ACME_KEY"], tenantId: "tnt_acme", placeholders: [:])[0].value == Array("acme-only".utf8))
+        await #expect { try await vault.resolve(names: ["ACME_KEY"], tenantId: "tnt_mallory", placeholders: [:]) } throws: { e in
+            let e = e as! SandboxError
+            return e.code == .invalidRequest && e.message.contains("'ACME_KEY'") && e.message.contains("known: API_KEY")
+        }
+        await #expect(throws: SandboxError.self, "sandboxer run (no tenant) sees shared secrets only") {
+            try await vault.resolve(names: ["ACME_KEY"], tenantId: nil, placeholders: [:])
+        }
+        #expect(try await vault.resolve(names: ["API_KEY"], tenantId: "tnt_acme", placeholders: [:])[0].value == Array("acme-v".utf8))
+        #expect(try await vault.resolve(names: ["API_KEY"], tenantId: "tnt_mallory", placeholders: [:])[0].value == Array("shared-v".utf8))
+        #expect(try await vault.list(scope: .tenant("tnt_acme")).map(\.name) == ["ACME_KEY", "API_KEY"])
+        #expect(try await vault.list(scope: .shared).map(\.name) == ["API_KEY"])
+
+        // Moved to another tenant in the database: refused, not revealed.
+        var moved = try #require(try await store.secret(name: "ACME_KEY", scope: .tenant("tnt_acme")))
+        moved.scope = .tenant("tnt_mallory")
+        try await store.putSecret(moved)
+        await #expect(throws: SandboxError.self) { try await vault.reveal("ACME_KEY", tenantId: "tnt_mallory") }
+
+        try await vault.remove("API_KEY", scope: .tenant("tnt_acme"))
+        #expect(try await vault.reveal("API_KEY", tenantId: "tnt_acme").value == Array("shared-v".utf8), "removing the own one uncovers the shared one")
     }
 
     /// A record whose hosts were edited in the database (to send the value elsewhere) no longer opens.

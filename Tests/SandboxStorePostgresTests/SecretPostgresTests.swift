@@ -18,6 +18,15 @@ struct SecretPostgresTests {
         }
     }
 
+    @Test("a tenant's secret is its own: another tenant neither gets it nor learns its name; own before shared")
+    func tenantScopes() async throws {
+        try await withPostgres { store, _ in
+            try await withDataDirectory { dir in
+                try await SecretStoreContract.tenantScopes(store: store, dataDirectory: dir)
+            }
+        }
+    }
+
     @Test("a record whose hosts were edited in the database does not open")
     func editedHosts() async throws {
         try await withPostgres { store, _ in

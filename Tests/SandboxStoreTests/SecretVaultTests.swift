@@ -13,6 +13,13 @@ struct SecretVaultTests {
         }
     }
 
+    @Test("a tenant's secret is its own: another tenant neither gets it nor learns its name; own before shared")
+    func tenantScopes() async throws {
+        try await withStore { store, temp in
+            try await SecretStoreContract.tenantScopes(store: store, dataDirectory: temp.dir)
+        }
+    }
+
     @Test("a record whose hosts were edited in the database does not open")
     func editedHosts() async throws {
         try await withStore { store, temp in
@@ -54,6 +61,9 @@ struct SecretVaultTests {
         }
     }
 
+    /// Tenant names to ids as the import file's caller maps them.
+    @Sendable static func tenantIds(_ name: String) async throws -> String { "tnt-" + name }
+
     @Test("an import file sets every line; a bad line fails naming file and line before anything is stored")
     func importFile() async throws {
         try await withStore { store, temp in
@@ -64,26 +74,30 @@ struct SecretVaultTests {
                 OPENAI_API_KEY=sk 1=2 hosts=api.openai.com header=Authorization: Bearer {value}
 
                 GITHUB_TOKEN=ghp_x hosts=api.github.com,*.githubusercontent.com
+                GITHUB_TOKEN=ghp_acme tenant=acme hosts=api.github.com
                 """.write(toFile: path, atomically: true, encoding: .utf8)
             chmod(path, 0o644)
-            await #expect { try await vault.importFile(path) } throws: { ($0 as? SandboxError)?.message.contains("chmod 600") == true }
+            await #expect { try await vault.importFile(path, tenantId: Self.tenantIds) } throws: { ($0 as? SandboxError)?.message.contains("chmod 600") == true }
             chmod(path, 0o600)
-            let set = try await vault.importFile(path)
-            #expect(set.map(\.name) == ["OPENAI_API_KEY", "GITHUB_TOKEN"])
+            let set = try await vault.importFile(path, tenantId: Self.tenantIds)
+            #expect(set.map(\.name) == ["OPENAI_API_KEY", "GITHUB_TOKEN", "GITHUB_TOKEN"])
+            #expect(set.map(\.scope) == ["shared", "shared", "tnt-acme"], "a line with tenant= is that tenant's, the others shared")
+            #expect(try await vault.reveal("GITHUB_TOKEN", tenantId: "tnt-acme").value == Array("ghp_acme".utf8))
+            #expect(try await vault.reveal("GITHUB_TOKEN", tenantId: "tnt-other").value == Array("ghp_x".utf8))
             #expect(try await vault.reveal("OPENAI_API_KEY") == Secret(
                 name: "OPENAI_API_KEY", value: Array("sk 1=2".utf8), hosts: ["api.openai.com"], header: "Authorization: Bearer {value}"))
             #expect(try await vault.reveal("GITHUB_TOKEN").hosts == ["api.github.com", "*.githubusercontent.com"])
 
             try "A=1 hosts=a.example.com\nB=2 hosts=10.0.0.1\n".write(toFile: path, atomically: true, encoding: .utf8)
             chmod(path, 0o600)
-            await #expect { try await vault.importFile(path) } throws: { e in
+            await #expect { try await vault.importFile(path, tenantId: Self.tenantIds) } throws: { e in
                 let e = e as! SandboxError
                 return e.code == .invalidRequest && e.message.contains(path) && e.message.contains("secret B") && e.message.contains("10.0.0.1")
             }
             #expect(try await store.secret(name: "A") == nil, "nothing of a bad file is stored")
             try "JUSTANAME\n".write(toFile: path, atomically: true, encoding: .utf8)
             chmod(path, 0o600)
-            await #expect { try await vault.importFile(path) } throws: { ($0 as? SandboxError)?.message.contains("\(path):1:") == true }
+            await #expect { try await vault.importFile(path, tenantId: Self.tenantIds) } throws: { ($0 as? SandboxError)?.message.contains("\(path):1:") == true }
         }
     }
 }

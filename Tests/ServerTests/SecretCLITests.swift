@@ -34,30 +34,36 @@ struct SecretCLITests {
         let value = "sk-cli-\(UUID().uuidString)"
 
         let set = try Self.run(["secret", "set", "OPENAI_API_KEY", "--hosts", "api.openai.com,*.openai.com", "--hosts", "oai.example.com",
-                                "--header", "Authorization: Bearer {value}", "--data", data], stdin: value + "\n")
+                                "--header", "Authorization: Bearer {value}", "--shared", "--data", data], stdin: value + "\n")
         #expect(set.status == 0, "\(set.err)")
-        #expect(set.out.contains("set OPENAI_API_KEY") && !set.out.contains(value))
-        #expect(try Self.run(["secret", "set", "GITHUB_TOKEN", "--hosts", "api.github.com", "--data", data], stdin: "ghp_1").status == 0)
+        #expect(set.out.contains("set OPENAI_API_KEY (shared)") && !set.out.contains(value))
+        #expect(try Self.run(["secret", "set", "GITHUB_TOKEN", "--hosts", "api.github.com", "--tenant", "acme", "--data", data], stdin: "ghp_1").status == 0)
+        let unsaid = try Self.run(["secret", "set", "X", "--hosts", "a.example.com", "--data", data], stdin: "v")
+        #expect(unsaid.status != 0 && unsaid.err.contains("--tenant NAME") && unsaid.err.contains("--shared"), "whose a secret is must be said")
 
         let list = try Self.run(["secret", "list", "--data", data])
         #expect(list.status == 0, "\(list.err)")
-        #expect(list.out.contains("OPENAI_API_KEY\tapi.openai.com,*.openai.com,oai.example.com\tAuthorization: Bearer {value}\t"))
-        #expect(list.out.contains("GITHUB_TOKEN\tapi.github.com\t-\t"))
+        #expect(list.out.contains("shared\tOPENAI_API_KEY\tapi.openai.com,*.openai.com,oai.example.com\tAuthorization: Bearer {value}\t"))
+        #expect(list.out.contains("acme\tGITHUB_TOKEN\tapi.github.com\t-\t"))
+        let acme = try Self.run(["secret", "list", "--tenant", "acme", "--data", data])
+        #expect(acme.out.contains("GITHUB_TOKEN") && !acme.out.contains("OPENAI_API_KEY"))
         let json = try Self.run(["secret", "list", "--json", "--data", data])
         for output in [list.out, list.err, json.out, json.err] {
             #expect(!output.contains(value) && !output.contains("ghp_1"), "list never prints a value")
         }
         #expect(json.out.contains("\"hosts\"") && json.out.contains("\"updated_at\""))
 
-        let bad = try Self.run(["secret", "set", "K", "--hosts", "10.0.0.0/8", "--data", data], stdin: "v")
+        let bad = try Self.run(["secret", "set", "K", "--hosts", "10.0.0.0/8", "--shared", "--data", data], stdin: "v")
         #expect(bad.status == 2 && bad.err.contains("invalid_request") && bad.err.contains("secret hosts entry '10.0.0.0/8'"))
-        let empty = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "\n")
+        let empty = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--shared", "--data", data], stdin: "\n")
         #expect(empty.status == 2 && empty.err.contains("empty"))
 
-        let rm = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--data", data])
+        let shared = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--shared", "--data", data])
+        #expect(shared.status == 2 && shared.err.contains("not_found"), "acme's secret is not a shared one")
+        let rm = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--tenant", "acme", "--data", data])
         #expect(rm.status == 0 && rm.out.contains("removed GITHUB_TOKEN"))
-        let again = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--data", data])
-        #expect(again.status == 2 && again.err.contains("not_found") && again.err.contains("known: OPENAI_API_KEY"))
+        let again = try Self.run(["secret", "rm", "GITHUB_TOKEN", "--tenant", "acme", "--data", data])
+        #expect(again.status == 2 && again.err.contains("not_found"))
         #expect(!(try Self.run(["secret", "list", "--data", data]).out.contains("GITHUB_TOKEN")))
 
         var st = stat()
@@ -69,8 +75,8 @@ struct SecretCLITests {
         let data = NSTemporaryDirectory() + "sandboxer-secret-cli-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: data) }
         try #require(FileManager.default.isExecutableFile(atPath: Self.executable), "build the sandboxer executable first (swift build)")
-        let twoNewlines = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "v\n\n")
+        let twoNewlines = try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--shared", "--data", data], stdin: "v\n\n")
         #expect(twoNewlines.status == 2 && twoNewlines.err.contains("CR or LF"), "only one newline is stripped")
-        #expect(try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--data", data], stdin: "v\r\n").status == 0)
+        #expect(try Self.run(["secret", "set", "K", "--hosts", "a.example.com", "--shared", "--data", data], stdin: "v\r\n").status == 0)
     }
 }

@@ -9,12 +9,13 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from conftest import BIN, TIMEOUT, auth, drop_server, own_server
+from conftest import BIN, FINAL_RUN_STATES, TIMEOUT, auth, drop_server, own_server
 
 VALUE = "real-value-7f3a9c2e-never-inside"
 
@@ -74,11 +75,12 @@ def env():
     https, plain, other = Echo(tls=cert), Echo(), Echo()
     args = ["--resolve", "api.test=127.0.0.1", "--resolve", "other.test=127.0.0.1", "--upstream-ca", ca]
     server, key = own_server("sbx-secrets-", "secrets", args=args)
-    r = subprocess.run([BIN, "secret", "set", "API_KEY", "--hosts", "api.test", "--data", server.data],
+    # API_KEY is the test tenant's own; TOKEN is shared by the operator with every tenant.
+    r = subprocess.run([BIN, "secret", "set", "API_KEY", "--hosts", "api.test", "--tenant", "secrets", "--data", server.data],
                        input=VALUE + "\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     r = subprocess.run([BIN, "secret", "set", "TOKEN", "--hosts", "api.test", "--header", "X-Api-Token: tok {value}",
-                        "--data", server.data], input="tokvalue-91b2\n", capture_output=True, text=True)
+                        "--shared", "--data", server.data], input="tokvalue-91b2\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     c = httpx.Client(base_url=server.url, headers=auth(key), timeout=TIMEOUT)
     yield {"client": c, "https": https, "plain": plain, "other": other, "server": server}
@@ -154,6 +156,40 @@ def test_a_secret_the_server_does_not_hold_fails_the_create_naming_it(env):
     assert r.status_code == 400 and r.json()["code"] == "invalid_request" and "NOT_HELD" in r.json()["detail"], r.text
 
 
+def test_another_tenant_cannot_get_a_tenants_secret_by_naming_it(env):
+    server = env["server"]
+    other = subprocess.run([BIN, "key", "create", "--tenant", "mallory", "--data", server.data], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    with httpx.Client(base_url=server.url, headers=auth(other), timeout=TIMEOUT) as mallory:
+        prof = {"name": "steal", "network": {"mode": "allowlist", "allow": ["api.test"]}}
+        r = mallory.post("/v1/sandboxes", json={"profile": prof, "secrets": ["API_KEY"]})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request", r.text
+        detail = r.json()["detail"]
+        assert "'API_KEY'" in detail and "known: TOKEN" in detail, detail  # shared ones only, not the other tenant's names
+        # The shared secret is every tenant's to use.
+        r = mallory.post("/v1/sandboxes", json={"profile": prof, "secrets": ["TOKEN"]})
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        try:
+            r = mallory.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": ["sh", "-c", "echo $TOKEN; echo ${API_KEY:-unset}"]})
+            out = r.json()["stdout"].split()
+            assert out[0].startswith("sbx_secret_") and out[1] == "unset", out
+        finally:
+            mallory.delete(f"/v1/sandboxes/{sid}")
+        # A one-shot run of that tenant is held to the same rule.
+        r = mallory.post("/v1/runs", json={"cmd": ["true"], "profile": prof, "secrets": ["API_KEY"]})
+        if r.status_code == 202:
+            rid = r.json()["id"]
+            for _ in range(300):
+                run = mallory.get(f"/v1/runs/{rid}").json()
+                if run["state"] in FINAL_RUN_STATES:
+                    break
+                time.sleep(0.2)
+            assert run["state"] != "succeeded" and "API_KEY" in json.dumps(run), run
+        else:
+            assert r.status_code == 400 and "API_KEY" in r.text, r.text
+
+
 def test_secret_list_never_prints_values(env):
     r = subprocess.run([BIN, "secret", "list", "--data", env["server"].data], capture_output=True, text=True)
     assert r.returncode == 0 and "API_KEY" in r.stdout and "api.test" in r.stdout
@@ -162,13 +198,15 @@ def test_secret_list_never_prints_values(env):
 
 def test_serve_sets_secrets_from_a_private_file_at_start(tmp_path):
     path = tmp_path / "secrets"
-    path.write_text("FROM_FILE=file-value-3e1 hosts=api.test header=X-Key: {value}\n")
+    path.write_text("FROM_FILE=file-value-3e1 hosts=api.test header=X-Key: {value}\n"
+                    "OWN=own-value-77 tenant=secrets hosts=api.test\n")
     os.chmod(path, 0o600)
     server, key = own_server("sbx-secrets-file-", "secrets", args=["--secrets-file", str(path)])
     try:
         r = subprocess.run([BIN, "secret", "list", "--json", "--data", server.data], capture_output=True, text=True)
         listed = json.loads(r.stdout)
-        assert [s["name"] for s in listed] == ["FROM_FILE"] and "file-value-3e1" not in r.stdout
+        assert [(s["scope"], s["name"]) for s in listed] == [("shared", "FROM_FILE"), ("secrets", "OWN")], listed
+        assert "file-value-3e1" not in r.stdout and "own-value-77" not in r.stdout
     finally:
         drop_server(server)
     os.chmod(path, 0o644)

@@ -86,7 +86,8 @@ extension EgressProvider {
 
 /// Looks server-held secrets up by name (the encrypted secret store).
 public protocol SecretResolver: Sendable {
-    /// The secrets named, each with a placeholder (`placeholders[name]` when given, else a fresh
-    /// `sbx_secret_…`). A name the server does not hold is an `invalid_request` naming it.
-    func resolve(names: [String], placeholders: [String: String]) async throws(SandboxError) -> [EgressSecret]
+    /// The secrets named that `tenantId` may use (its own, else shared; nil: shared only), each
+    /// with a placeholder (`placeholders[name]` when given, else a fresh `sbx_secret_…`). A name
+    /// the tenant cannot use is an `invalid_request` naming it.
+    func resolve(names: [String], tenantId: String?, placeholders: [String: String]) async throws(SandboxError) -> [EgressSecret]
 }
