@@ -30,6 +30,10 @@ public struct AgentRequest: Codable, Sendable, Equatable {
 
     public var op: Op
     public var version: Int?
+    /// On `hello`: when the sandbox ends if no server says otherwise (Unix seconds, wall clock).
+    /// Each server that serves the sandbox moves it on (its TTL plus a grace); an agent whose
+    /// deadline passes ends the sandbox — a server that is gone for good leaves nothing running.
+    public var expiresAt: Double?
     // start
     public var argv: [String]?
     /// `KEY=value` strings: the whole environment (the agent adds nothing of its own).
@@ -60,7 +64,7 @@ public struct AgentRequest: Codable, Sendable, Equatable {
     public init(op: Op) { self.op = op }
 
     enum CodingKeys: String, CodingKey {
-        case op, version, argv, env, cwd, openStdin = "open_stdin", timeoutMs = "timeout_ms", outputCap = "output_cap",
+        case op, version, expiresAt = "expires_at", argv, env, cwd, openStdin = "open_stdin", timeoutMs = "timeout_ms", outputCap = "output_cap",
             background, ptyCols = "pty_cols", ptyRows = "pty_rows", tag, pid, signal, path, to, parents, recursive,
             mode, limit, size
     }

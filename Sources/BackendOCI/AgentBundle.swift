@@ -75,12 +75,14 @@ public enum AgentBundle {
 
     /// Turns the config of a sandbox into one whose init is the agent: uid 0 with ``capabilities``,
     /// the agent's binary and socket directories bound, `/dev/pts` for PTY processes.
-    static func configure(_ config: inout OCIConfig, profile: Profile, installDirectory: String, socketDirectory hostSocketDirectory: String) {
+    static func configure(_ config: inout OCIConfig, profile: Profile, installDirectory: String, socketDirectory hostSocketDirectory: String,
+                          expiresAt: Date? = nil) {
         config.process.user = .init(uid: 0, gid: 0, additionalGids: nil)
         config.process.args = [
             binaryDirectory + "/" + fileName, "--socket", socketDirectory + "/agent.sock",
             "--uid", String(profile.uid), "--gid", String(profile.gid),
         ]
+        if let expiresAt { config.process.args += ["--expires-at", String(Int64(expiresAt.timeIntervalSince1970.rounded(.up)))] }
         config.process.env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
         config.process.cwd = "/"
         config.process.capabilities = .init(

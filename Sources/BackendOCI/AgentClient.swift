@@ -44,11 +44,12 @@ public struct AgentClient: Sendable {
         return try r.get()
     }
 
-    /// Checks the agent answers `hello` (throws `sandbox_lost` otherwise).
-    public func hello() async throws(SandboxError) {
+    /// Checks the agent answers `hello` (throws `sandbox_lost` otherwise); with `expiresAt`, moves
+    /// the sandbox's own end there.
+    public func hello(expiresAt: Date? = nil) async throws(SandboxError) {
         let me = self
         try await Self.blocking { () throws(SandboxError) in
-            _ = try me.openConnection()
+            _ = try AgentConnection.open(socketDirectory: me.socketDirectory, sandboxID: me.sandboxID, expiresAt: expiresAt)
         }
     }
 

@@ -34,7 +34,7 @@ final class AgentConnection: @unchecked Sendable {
     /// Connects to `<socketDirectory>/agent.sock` through an O_PATH descriptor of the directory
     /// (`/proc/self/fd/N/agent.sock` stays under sun_path's 108 bytes whatever the state
     /// directory), then exchanges `hello`. `helloTimeout` bounds an agent that accepts but never answers.
-    static func open(socketDirectory: String, sandboxID: String, helloTimeout: Int = 5) throws(SandboxError) -> AgentConnection {
+    static func open(socketDirectory: String, sandboxID: String, helloTimeout: Int = 5, expiresAt: Date? = nil) throws(SandboxError) -> AgentConnection {
         let dirFd = Glibc.open(socketDirectory, 0o10000000 /* O_PATH */ | O_DIRECTORY | O_CLOEXEC)
         if dirFd < 0 { throw lost(sandboxID, "has no socket directory (\(String(cString: strerror(errno))))") }
         defer { close(dirFd) }
@@ -55,6 +55,7 @@ final class AgentConnection: @unchecked Sendable {
         conn.setReceiveTimeout(seconds: helloTimeout)
         var hello = AgentRequest(op: .hello)
         hello.version = AgentProtocolVersion.current
+        hello.expiresAt = expiresAt?.timeIntervalSince1970
         try conn.send(AgentCoding.frame(hello))
         let answer = try conn.receiveEvent()
         guard answer.type == .hello, answer.version == AgentProtocolVersion.current else {

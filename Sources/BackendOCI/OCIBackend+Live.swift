@@ -32,6 +32,10 @@ extension OCIBackend: LiveSandboxBackend {
         return SandboxHandle(id: spec.id, spec: spec)
     }
 
+    public func renew(_ sandbox: SandboxHandle, until: Date) async throws {
+        try await agent(sandbox.id).hello(expiresAt: until)
+    }
+
     public func collect(id: String) async {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
         let held = holds.take(id)

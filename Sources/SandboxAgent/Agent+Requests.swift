@@ -18,6 +18,7 @@ extension Agent {
             guard r.version == AgentProtocolVersion.current else {
                 return c.fail(.badRequest, "protocol version \(r.version ?? -1) is not this agent's (\(AgentProtocolVersion.current)); update the host or the agent")
             }
+            if let e = r.expiresAt, e.isFinite { expiresAt = e }
             var ev = AgentEvent(type: .hello)
             ev.version = AgentProtocolVersion.current
             ev.pid = getpid()

@@ -14,6 +14,9 @@ struct Agent {
     var procs: [Int32: ManagedProcess] = [:]
     /// Finished background processes kept for `list`/`connect`, oldest first.
     var finished: [Int32] = []
+    /// When the sandbox ends unless a server moves it on (wall clock, Unix seconds; see
+    /// `AgentRequest.expiresAt`). Nil: no end of its own.
+    var expiresAt: Double?
 
     static let defaultCap = 1 << 20
     static let maxConnections = 512
@@ -57,6 +60,11 @@ struct Agent {
                     let left = Int32(clamping: max(0, d - now))
                     timeout = timeout < 0 ? left : min(timeout, left)
                 }
+            }
+            if let e = expiresAt {
+                // At most a minute at a time: the clock may be set, and no arithmetic may trap.
+                let left = Int32(min(60_000, max(0, (e - Clock.wallSeconds()) * 1000)).rounded(.up))
+                timeout = timeout < 0 ? left : min(timeout, left)
             }
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 && errno != EINTR { die("poll: \(String(cString: strerror(errno)))") }
@@ -105,6 +113,7 @@ struct Agent {
     }
 
     mutating func checkDeadlines() {
+        if let e = expiresAt, Clock.wallSeconds() >= e { endSandbox() }
         let now = Clock.monotonicMs()
         for p in procs.values where p.running && !p.timedOut {
             if let d = p.deadline, d <= now {
@@ -112,6 +121,16 @@ struct Agent {
                 p.killTree()
             }
         }
+    }
+
+    /// The sandbox's deadline passed with no server to move it on: every process in the sandbox
+    /// is killed and the agent (pid 1) exits, which ends the container; the next server start
+    /// collects what is left on the host.
+    func endSandbox() -> Never {
+        let line = "sandboxer-agent: the sandbox's lifetime ended and no server renewed it; ending the sandbox\n"
+        _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+        _ = kill(-1, SIGKILL)
+        exit(0)
     }
 
     /// Reads output: one chunk (fairness between floods), or with `all` until nothing is left

@@ -1,6 +1,6 @@
 // sandboxer-agent: pid 1 of every long-lived container sandbox.
 //
-// usage: sandboxer-agent --socket PATH --uid N --gid N
+// usage: sandboxer-agent --socket PATH --uid N --gid N [--expires-at UNIX_SECONDS]
 //
 // Serves the agent protocol (AgentProtocol) on a unix socket in a directory only it can reach,
 // spawns user processes as the sandbox user, streams their output, runs file operations with
@@ -21,13 +21,15 @@ func die(_ message: String) -> Never {
 var socketPath: String?
 var uid: UInt32?
 var gid: UInt32?
+var expiresAt: Double?
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
     case "--socket": socketPath = args.next()
     case "--uid": uid = args.next().flatMap { UInt32($0) }
     case "--gid": gid = args.next().flatMap { UInt32($0) }
-    default: die("unknown argument '\(a)'; usage: sandboxer-agent --socket PATH --uid N --gid N")
+    case "--expires-at": expiresAt = args.next().flatMap { Double($0) }.flatMap { $0.isFinite ? $0 : nil }
+    default: die("unknown argument '\(a)'; usage: sandboxer-agent --socket PATH --uid N --gid N [--expires-at UNIX_SECONDS]")
     }
 }
 guard let socketPath, let uid, let gid else { die("usage: sandboxer-agent --socket PATH --uid N --gid N") }
@@ -38,4 +40,5 @@ let signals = sbx_agent_signalfd()
 guard signals >= 0 else { die("signalfd: \(String(cString: strerror(errno)))") }
 let listener = Listener.open(path: socketPath)
 var agent = Agent(listener: listener, signals: signals, user: SandboxUser(uid: uid, gid: gid))
+agent.expiresAt = expiresAt
 agent.run()

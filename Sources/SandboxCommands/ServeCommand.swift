@@ -51,6 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long a worker's claim on a run lasts without a heartbeat (e.g. 15s).")
     var lease: String = "15s"
 
+    @Option(name: .long, help: "How long past its TTL a live sandbox ends itself when no server renews it (this server gone for good), e.g. 60s.")
+    var ttlGrace: String = "60s"
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE [tenant=NAME] hosts=a,b [header=Name: … {value}]; without tenant= a line's secret is shared with every tenant (also $SANDBOXER_SECRETS_FILE).")
@@ -73,6 +76,11 @@ struct ServeCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(metrics.factory)
         var configuration = SandboxManager.Configuration(
             dataDirectory: dataDirectory, warmPool: pool)
+        let grace = try DurationText.parse(ttlGrace, field: "--ttl-grace")
+        guard grace >= .seconds(1), grace <= .seconds(86_400) else {
+            throw SandboxError(.invalidRequest, "--ttl-grace \(ttlGrace): between 1s and 24h")
+        }
+        configuration.expiryGrace = grace
         configuration.sharedStore = !(store is SQLiteStore)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)

@@ -20,6 +20,9 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     public var secrets: [EgressSecret] = []
     /// Secret name → the placeholder the sandbox's environment holds.
     public var secretPlaceholders: [String: String] = [:]
+    /// When a long-lived sandbox ends itself unless its server renews it (its TTL plus a grace);
+    /// nil: no end of its own. Not encoded: every server start renews it.
+    public var expiresAt: Date?
 
     public init(
         id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,

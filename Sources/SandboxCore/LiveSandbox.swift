@@ -120,4 +120,12 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws
     func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws
     func resize(_ sandbox: SandboxHandle, pid: Int32, size: TerminalSize) async throws
+    /// Moves the sandbox's own end on to `until`: past it with no further renewal (its server is
+    /// gone), the sandbox ends itself. A lane whose sandboxes run nothing between calls (WASM)
+    /// has nothing to end.
+    func renew(_ sandbox: SandboxHandle, until: Date) async throws
+}
+
+extension LiveSandboxBackend {
+    public func renew(_ sandbox: SandboxHandle, until: Date) async throws {}
 }

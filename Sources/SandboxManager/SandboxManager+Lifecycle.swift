@@ -36,6 +36,7 @@ extension SandboxManager {
             profile.secrets.append(name)
         }
         var spec = SandboxSpec(id: record.id, profile: profile)
+        spec.expiresAt = agentDeadline(record)
         spec.secrets = try await resolveSecrets(profile, tenantId: tenantId)
         spec.secretPlaceholders = Dictionary(uniqueKeysWithValues: spec.secrets.map { ($0.name, $0.placeholder) })
         if request.setup != nil { spec.phase = .setup }
@@ -47,7 +48,9 @@ extension SandboxManager {
             record.state = .running
             handle.spec.profile = profile
             try await store.insertSandbox(record)
+            handle.spec.expiresAt = agentDeadline(record)
             live[record.id] = Live(record: record, handle: handle)
+            await renewDeadline(handle, backend: backend)
             trail.record(AuditEvents.create(record, actor: actor, fromPool: true, envNames: Array(request.env.keys)))
             publish(.sandboxCreated, record)
             logger.info("sandbox created from the warm pool", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)"])

@@ -36,7 +36,9 @@ extension SandboxManager {
             guard let backend = backends[profile.isolation] else { continue }
             while (pool[name]?.count ?? 0) < size, !Task.isCancelled {
                 do {
-                    let h = try await backend.create(SandboxSpec(profile: profile))
+                    var spec = SandboxSpec(profile: profile)
+                    spec.expiresAt = Date().addingTimeInterval(configuration.poolLease.seconds)
+                    let h = try await backend.create(spec)
                     if Task.isCancelled {
                         try? await backend.destroy(h)
                         return

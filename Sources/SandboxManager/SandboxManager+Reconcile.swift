@@ -31,6 +31,7 @@ extension SandboxManager {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 await self?.checkHealth()
+                await self?.renewDeadlines()
             }
         })
         refillPool()

@@ -47,6 +47,11 @@ public actor SandboxManager {
         public var auditRelay = AuditRelay()
         /// Where secret names are looked up (nil: a profile asking for secrets is refused).
         public var secrets: (any SecretResolver)?
+        /// How long past its TTL a sandbox whose server is gone ends itself (the agent's own
+        /// deadline, renewed by every health pass of a live server).
+        public var expiryGrace: Duration = .seconds(60)
+        /// How long a warm-pool sandbox lives without a server renewing it.
+        public var poolLease: Duration = .seconds(600)
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

@@ -256,3 +256,45 @@ def test_huge_duration_does_not_crash_the_server(env):
     finally:
         c.close()
     assert env["server"].proc.poll() is None, "the server crashed"
+
+
+def test_a_sandbox_ends_itself_at_its_ttl_when_its_server_is_gone():
+    # The server is killed and never comes back: the sandbox must not run on past TTL + grace.
+    require_root()
+    if not BIN or not os.path.exists(BIN):
+        pytest.skip("SANDBOXER_BIN is not set")
+    tmp = tempfile.mkdtemp(prefix="sandboxer-ttl-")
+    os.chmod(tmp, 0o755)
+    data = os.path.join(tmp, "data")
+    os.makedirs(data, mode=0o755)
+    key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    server = Server(data, args=["--ttl-grace", "2s"])
+    server.start()
+    marker = f"sleep {700000 + os.getpid() % 1000}"
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+            r = c.post("/v1/sandboxes", json={"ttl": "4s"})
+            assert r.status_code == 201, r.text
+            sid = r.json()["id"]
+            r = c.post(f"/v1/sandboxes/{sid}/processes", json={"cmd": ["sh", "-c", marker]})
+            assert r.status_code in (200, 201), r.text
+        assert processes_mentioning([marker]), "the background process runs"
+        server.kill9()
+        # No server renews it: at TTL (4 s) + grace (2 s) the agent ends the sandbox.
+        deadline = time.time() + 60
+        while processes_mentioning([marker]) and time.time() < deadline:
+            time.sleep(0.5)
+        assert processes_mentioning([marker]) == [], "the sandbox outlived its TTL with its server gone"
+        # The next start collects what is left and records why.
+        server.start()
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
+            got = c.get(f"/v1/sandboxes/{sid}").json()
+            assert got["state"] in ("lost", "destroyed"), got
+        import glob
+        assert not glob.glob(os.path.join(data + ".state", "servers", "*", "sandboxes", sid))
+    finally:
+        server.stop()
+        server.log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(data + ".state", ignore_errors=True)
