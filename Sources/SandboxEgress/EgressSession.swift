@@ -27,8 +27,8 @@ final class EgressSession: Sendable {
     let sandboxId: String
     let profileName: String
     let secrets: [EgressSecret]
-    /// Each secret with its hosts parsed once (they are matched on every request).
-    let secretHosts: [(secret: EgressSecret, rules: [AllowRule])]
+    /// Each secret with its targets parsed once (they are matched on every request).
+    let secretHosts: [(secret: EgressSecret, targets: [SecretTarget])]
     let resolver: HostResolver
     let sink: (any AuditSink)?
     let interception: (any InterceptionTLS)?
@@ -43,7 +43,7 @@ final class EgressSession: Sendable {
         sandboxId = request.sandboxId
         profileName = request.profile.name
         secrets = request.secrets
-        secretHosts = request.secrets.map { s in (s, s.hosts.compactMap { try? AllowRule($0) }) }
+        secretHosts = request.secrets.map { s in (s, s.hosts.compactMap { try? SecretTarget($0) }) }
         self.resolver = resolver
         self.sink = sink
         self.interception = interception
@@ -66,13 +66,14 @@ final class EgressSession: Sendable {
     /// Whether the resolver should answer `name` (DNS): a name or wildcard rule could allow it.
     func mayResolve(_ name: String) -> Bool { policy.namesAllow(name, port: nil) }
 
-    /// Secrets whose values go to `host` (their placeholders are swapped there).
-    func secrets(for host: String) -> [EgressSecret] {
-        secretHosts.filter { $0.rules.contains { $0.matches(host: host, address: nil, port: 0) } }.map(\.secret)
+    /// Secrets whose values go to `host` on `port` over TLS or plain HTTP (their placeholders are
+    /// swapped there).
+    func secrets(for host: String, port: UInt16, tls: Bool) -> [EgressSecret] {
+        secretHosts.filter { $0.targets.contains { $0.matches(host: host, port: port, tls: tls) } }.map(\.secret)
     }
 
-    /// Whether TLS to `host` is terminated here (it has secrets and the server has a CA).
-    func intercepts(_ host: String) -> Bool { interception != nil && !secrets(for: host).isEmpty }
+    /// Whether TLS to `host`:`port` is terminated here (a secret goes there and the server has a CA).
+    func intercepts(_ host: String, port: UInt16) -> Bool { interception != nil && !secrets(for: host, port: port, tls: true).isEmpty }
 
     // MARK: connections
 

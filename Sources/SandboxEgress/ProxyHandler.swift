@@ -159,8 +159,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func connect(context: ChannelHandlerContext, host: String, port: UInt16, decision: (address: IPAddress, rule: String)) {
         let flow = EgressFlow(session: session, host: host, port: port, address: decision.address, rule: decision.rule,
-                              via: session.intercepts(host) ? "connect+intercept" : "connect")
-        if session.intercepts(host), let tls = session.interception {
+                              via: session.intercepts(host, port: port) ? "connect+intercept" : "connect")
+        if session.intercepts(host, port: port), let tls = session.interception {
             // Terminate TLS here: each request inside is forwarded (secrets swapped) over verified TLS.
             let server: NIOSSLContext
             do { server = try tls.serverContext(for: host) } catch {
@@ -226,7 +226,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             for h in ["proxy-connection", "proxy-authorization", "connection", "keep-alive"] { out.headers.remove(name: h) }
             out.headers.replaceOrAdd(name: "connection", value: "close")
             if !out.headers.contains(name: "host") { out.headers.add(name: "host", value: port == (tls ? 443 : 80) ? host : "\(host):\(port)") }
-            SecretRewriter.apply(&out.headers, host: host, session: self.session, correlation: flow.correlation)
+            let secrets = SecretRewriter.rewrite(&out.headers, host: host, port: port, tls: tls, session: self.session)
             let client = context.channel
             let upstreamTLS = tls ? self.session.interception?.upstreamContext : nil
             if tls && upstreamTLS == nil {
@@ -242,7 +242,11 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                     // The response goes back byte for byte (the request said `Connection: close`,
                     // so it ends with the upstream's connection): no response encoder any more.
                     context.pipeline.removeHandler(name: self.decoderName + "-encoder", promise: nil)
-                    upstream.write(HTTPClientRequestPart.head(out), promise: nil)
+                    let headWritten = upstream.eventLoop.makePromise(of: Void.self)
+                    headWritten.futureResult.whenSuccess {
+                        SecretRewriter.record(secrets, host: host, session: self.session, correlation: flow.correlation)
+                    }
+                    upstream.write(HTTPClientRequestPart.head(out), promise: headWritten)
                     guard case .pending(let parts) = self.state else { return }
                     self.state = .forwarding(upstream)
                     for p in parts {

@@ -3,7 +3,8 @@ import NIOHTTP1
 import SandboxCore
 
 /// Swaps secret placeholders for values in the headers of a request to `host` — only for secrets
-/// whose hosts include it — and sets a secret's header template there. A placeholder headed for
+/// whose targets include that host, port and scheme (https on 443 unless the secret names others)
+/// — and sets a secret's header template there. A placeholder headed for
 /// any other host goes out unchanged and is reported. Values never leave this function except
 /// in the request itself.
 enum SecretRewriter {
@@ -12,10 +13,10 @@ enum SecretRewriter {
         var foreign: [String] = []
     }
 
-    static func rewrite(_ headers: inout HTTPHeaders, host: String, session: EgressSession) -> Report {
+    static func rewrite(_ headers: inout HTTPHeaders, host: String, port: UInt16, tls: Bool, session: EgressSession) -> Report {
         var report = Report()
         guard !session.secrets.isEmpty else { return report }
-        let own = session.secrets(for: host)
+        let own = session.secrets(for: host, port: port, tls: tls)
         let ownNames = Set(own.map(\.name))
         var rewritten = HTTPHeaders()
         for (name, value) in headers {
@@ -41,9 +42,10 @@ enum SecretRewriter {
         return report
     }
 
-    /// Rewrites and writes the audit entries (names and host only).
-    static func apply(_ headers: inout HTTPHeaders, host: String, session: EgressSession, correlation: String) {
-        let report = rewrite(&headers, host: host, session: session)
+    /// Writes the audit entries of a rewrite (names and host only) — once the request went out:
+    /// a request that never reached the upstream (its certificate refused, the connection lost)
+    /// substituted nothing.
+    static func record(_ report: Report, host: String, session: EgressSession, correlation: String) {
         for name in report.substituted {
             session.record("secret.substitute", correlation: correlation, ["secret": .string(name), "host": .string(host)])
         }

@@ -56,7 +56,7 @@ final class TransparentSniffer: ChannelInboundHandler, RemovableChannelHandler {
                 return loop.makeSucceededVoidFuture()
             }
             let pipeline = client.pipeline
-            if session.intercepts(host), let tls = session.interception {
+            if session.intercepts(host, port: port), let tls = session.interception {
                 return loop.makeCompletedFuture {
                     try pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: try tls.serverContext(for: host)))
                     try ProxyHandler.install(on: pipeline.syncOperations, mode: .intercepted(host: host, port: port), session: session)

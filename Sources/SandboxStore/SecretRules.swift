@@ -22,20 +22,7 @@ public enum SecretRules {
         }
         var out: [String] = []
         for entry in hosts {
-            let rule: AllowRule
-            do { rule = try AllowRule(entry) } catch {
-                throw SandboxError(.invalidRequest, "secret hosts entry '\(entry)' is not a host name; use a name (api.example.com) or a wildcard (*.example.com)")
-            }
-            guard rule.port == nil else {
-                throw SandboxError(.invalidRequest, "secret hosts entry '\(entry)': give the host without a port; the value goes to that host on any port the profile allows")
-            }
-            let host: String
-            switch rule.target {
-            case .name(let n): host = n
-            case .wildcard(let suffix): host = "*." + suffix
-            case .network:
-                throw SandboxError(.invalidRequest, "secret hosts entry '\(entry)': addresses and CIDRs are not accepted; use the host name the sandbox connects to (api.example.com)")
-            }
+            let host = try SecretTarget(entry).description
             if !out.contains(host) { out.append(host) }
         }
         return out

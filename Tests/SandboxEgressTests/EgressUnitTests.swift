@@ -87,18 +87,30 @@ struct SecretRewriterTests {
     let secret = EgressSecret(name: "API_KEY", placeholder: "sbx_secret_abc", value: Array("real-value".utf8), hosts: ["api.test"],
                               header: nil)
 
+    /// Rewrites as the proxy does and records as it does once the request went out.
+    func apply(_ headers: inout HTTPHeaders, host: String, port: UInt16 = 443, tls: Bool = true, session: EgressSession, correlation: String) {
+        let report = SecretRewriter.rewrite(&headers, host: host, port: port, tls: tls, session: session)
+        SecretRewriter.record(report, host: host, session: session, correlation: correlation)
+    }
+
     @Test("the placeholder becomes the value only for the secret's hosts; elsewhere it goes out as is and is recorded")
     func swap() throws {
         let sink = CollectingSink()
         let session = try makeSession(.init(mode: .allowlist, allow: ["api.test", "other.test"]), secrets: [secret], sink: sink)
         var headers = HTTPHeaders([("Authorization", "Bearer sbx_secret_abc"), ("X-Other", "plain")])
-        SecretRewriter.apply(&headers, host: "api.test", session: session, correlation: "c1")
+        apply(&headers, host: "api.test", session: session, correlation: "c1")
         #expect(headers.first(name: "authorization") == "Bearer real-value")
         #expect(headers.first(name: "x-other") == "plain")
         var elsewhere = HTTPHeaders([("Authorization", "Bearer sbx_secret_abc")])
-        SecretRewriter.apply(&elsewhere, host: "other.test", session: session, correlation: "c2")
+        apply(&elsewhere, host: "other.test", session: session, correlation: "c2")
         #expect(elsewhere.first(name: "authorization") == "Bearer sbx_secret_abc")
         #expect(sink.events.map(\.kind) == ["secret.substitute", "secret.placeholder_sent"])
+        // https on 443 only, as the secret's hosts entry says by default: plain HTTP and other ports keep the placeholder.
+        for (port, tls) in [(UInt16(80), false), (443, false), (8443, true)] {
+            var h = HTTPHeaders([("Authorization", "Bearer sbx_secret_abc")])
+            apply(&h, host: "api.test", port: port, tls: tls, session: session, correlation: "c3")
+            #expect(h.first(name: "authorization") == "Bearer sbx_secret_abc", "\(port) tls \(tls)")
+        }
         #expect(sink.events.allSatisfy { !"\($0.detail)".contains("real-value") })
     }
 
@@ -108,7 +120,7 @@ struct SecretRewriterTests {
         s.header = "Authorization: Bearer {value}"
         let session = try makeSession(.init(mode: .allowlist, allow: ["api.test"]), secrets: [s])
         var headers = HTTPHeaders()
-        SecretRewriter.apply(&headers, host: "api.test", session: session, correlation: "c")
+        apply(&headers, host: "api.test", session: session, correlation: "c")
         #expect(headers.first(name: "authorization") == "Bearer real-value")
     }
 }

@@ -13,7 +13,9 @@ struct SecretRulesTests {
         ("secret hosts entry 'not a host'", "K", "v", ["not a host"], nil),
         ("secret hosts entry '10.0.0.0/8'", "K", "v", ["10.0.0.0/8"], nil),
         ("secret hosts entry '203.0.113.7'", "K", "v", ["203.0.113.7"], nil),
-        ("secret hosts entry 'api.example.com:443'", "K", "v", ["api.example.com:443"], nil),
+        ("secret hosts entry 'api.example.com:0'", "K", "v", ["api.example.com:0"], nil),
+        ("secret hosts entry 'https://api.example.com/v1'", "K", "v", ["https://api.example.com/v1"], nil),
+        ("secret hosts entry 'http://10.0.0.1'", "K", "v", ["http://10.0.0.1"], nil),
         ("secret hosts entry '*.com'", "K", "v", ["*.com"], nil),
         ("secret header 'Bearer {value}'", "K", "v", ["a.example.com"], "Bearer {value}"),
         ("secret header 'Authorization: Bearer'", "K", "v", ["a.example.com"], "Authorization: Bearer"),
@@ -47,9 +49,24 @@ struct SecretRulesTests {
         #expect { try SecretRules.checkValue([0xC3, 0x28], name: "K") } throws: { ($0 as? SandboxError)?.message.contains("not UTF-8") == true }
     }
 
-    @Test("hosts are lower-cased, lose a trailing dot and duplicates; wildcards stay wildcards")
+    @Test("hosts are lower-cased, lose a trailing dot and duplicates; wildcards stay wildcards; https on 443 unless said")
     func hostsNormalized() throws {
         #expect(try SecretRules.normalizedHosts(["API.Example.com.", "api.example.com", "*.Example.com"]) == ["api.example.com", "*.example.com"])
+        #expect(try SecretRules.normalizedHosts(["https://api.example.com:443", "api.example.com:8443", "HTTP://svc.internal", "http://svc.internal:8080/"])
+                == ["api.example.com", "api.example.com:8443", "http://svc.internal", "http://svc.internal:8080"])
+    }
+
+    @Test("a secret's value goes only to the scheme and port its target names: https on 443 by default")
+    func targetsMatchSchemeAndPort() throws {
+        let plain = try SecretTarget("api.example.com")
+        #expect(plain.matches(host: "API.example.com", port: 443, tls: true))
+        #expect(!plain.matches(host: "api.example.com", port: 80, tls: false), "plain HTTP keeps the placeholder")
+        #expect(!plain.matches(host: "api.example.com", port: 8443, tls: true), "another port keeps the placeholder")
+        #expect(!plain.matches(host: "api.example.com", port: 443, tls: false), "plain HTTP to 443 keeps it too")
+        let http = try SecretTarget("http://svc.internal:8080")
+        #expect(http.matches(host: "svc.internal", port: 8080, tls: false) && !http.matches(host: "svc.internal", port: 8080, tls: true))
+        let wild = try SecretTarget("*.example.com:8443")
+        #expect(wild.matches(host: "a.example.com", port: 8443, tls: true) && !wild.matches(host: "example.com", port: 8443, tls: true))
     }
 
     @Test("placeholders are sbx_secret_ and 32 URL-safe characters, and 10 000 of them are all different")

@@ -52,6 +52,14 @@ class Echo:
         self.server.server_close()
 
 
+def make_untrusted_cert(directory):
+    """A self-signed certificate for api.test that no trust store the proxy uses holds."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", "bad.key", "-out", "bad.pem", "-days", "2", "-subj", "/CN=api.test",
+                    "-addext", "subjectAltName=DNS:api.test"], check=True, capture_output=True, cwd=directory)
+    return os.path.join(directory, "bad.pem"), os.path.join(directory, "bad.key")
+
+
 def make_test_ca(directory):
     """A test CA and a certificate for api.test it signed (openssl)."""
     def run(*args):
@@ -73,20 +81,23 @@ def env():
     tmp = tempfile.mkdtemp(prefix="sbx-secret-ca-")
     ca, cert = make_test_ca(tmp)
     https, plain, other = Echo(tls=cert), Echo(), Echo()
+    untrusted = Echo(tls=make_untrusted_cert(tmp))
     args = ["--resolve", "api.test=127.0.0.1", "--resolve", "other.test=127.0.0.1", "--upstream-ca", ca]
     server, key = own_server("sbx-secrets-", "secrets", args=args)
     # API_KEY is the test tenant's own; TOKEN is shared by the operator with every tenant.
-    r = subprocess.run([BIN, "secret", "set", "API_KEY", "--hosts", "api.test", "--tenant", "secrets", "--data", server.data],
+    # A secret's value goes over https to port 443 unless its hosts name another port or http://.
+    r = subprocess.run([BIN, "secret", "set", "API_KEY", "--hosts", f"api.test:{https.port},http://api.test:{plain.port},api.test:{untrusted.port}",
+                        "--tenant", "secrets", "--data", server.data],
                        input=VALUE + "\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([BIN, "secret", "set", "TOKEN", "--hosts", "api.test", "--header", "X-Api-Token: tok {value}",
+    r = subprocess.run([BIN, "secret", "set", "TOKEN", "--hosts", f"api.test:{https.port}", "--header", "X-Api-Token: tok {value}",
                         "--shared", "--data", server.data], input="tokvalue-91b2\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     c = httpx.Client(base_url=server.url, headers=auth(key), timeout=TIMEOUT)
-    yield {"client": c, "https": https, "plain": plain, "other": other, "server": server}
+    yield {"client": c, "https": https, "plain": plain, "other": other, "untrusted": untrusted, "server": server}
     c.close()
     drop_server(server)
-    for e in (https, plain, other):
+    for e in (https, plain, other, untrusted):
         e.close()
 
 
@@ -111,14 +122,18 @@ echo "$API_KEY"
 curl -sS -m 10 -H "Authorization: Bearer $API_KEY" https://api.test:{h}/s; echo
 curl -sS -m 10 -H "Authorization: Bearer $API_KEY" http://api.test:{p}/p; echo
 curl -sS -m 10 -H "Authorization: Bearer $API_KEY" http://other.test:{o}/o; echo
+curl -sS -m 10 -H "Authorization: Bearer $API_KEY" http://api.test:{o}/unnamed-port; echo
 """)
     lines = out["stdout"].split("\n")
     placeholder = lines[0]
     assert placeholder.startswith("sbx_secret_") and VALUE not in placeholder
-    tls_seen, plain_seen, other_seen = (json.loads(l) for l in lines[1:4])
+    tls_seen, plain_seen, other_seen, port_seen = (json.loads(l) for l in lines[1:5])
     assert tls_seen["Authorization"] == f"Bearer {VALUE}" and tls_seen["X-Api-Token"] == "tok tokvalue-91b2"
-    assert plain_seen["Authorization"] == f"Bearer {VALUE}"
+    # http://api.test:PLAIN is named for API_KEY; TOKEN names https only, so plain HTTP gets no TOKEN.
+    assert plain_seen["Authorization"] == f"Bearer {VALUE}" and "X-Api-Token" not in plain_seen, plain_seen
     assert other_seen["Authorization"] == f"Bearer {placeholder}" and "X-Api-Token" not in other_seen
+    # The secret's own host on a port it does not name keeps the placeholder.
+    assert port_seen["Authorization"] == f"Bearer {placeholder}" and "X-Api-Token" not in port_seen, port_seen
     # The value is nowhere in the sandbox: environment, process arguments, files.
     # The pattern is put together in a file under /dev (not searched), so no command line carries it.
     half = len(VALUE) // 2
@@ -149,6 +164,22 @@ def test_https_to_a_host_without_secrets_passes_through_untouched(env):
     out = sh(env, sid, f"curl -sS -m 10 https://other.test:{env['https'].port}/ 2>&1; echo rc=$?")
     assert "rc=60" in out["stdout"] or "certificate" in out["stdout"], out
     env["client"].delete(f"/v1/sandboxes/{sid}")
+
+
+def test_no_substitution_is_recorded_when_the_upstream_certificate_is_refused(env):
+    sid = make_sandbox(env)
+    u = env["untrusted"].port
+
+    def substitutions():
+        trail = env["client"].get(f"/v1/sandboxes/{sid}/audit").text
+        return [json.loads(l) for l in trail.splitlines() if l.strip() and json.loads(l)["kind"] == "secret.substitute"]
+
+    before = len(substitutions())
+    out = sh(env, sid, f'curl -sS -m 10 -o /dev/null -w "%{{http_code}}" -H "Authorization: Bearer $API_KEY" https://api.test:{u}/x')
+    assert out["stdout"] != "200", out
+    assert env["untrusted"].seen == [], "nothing reached an upstream whose certificate was refused"
+    time.sleep(0.5)
+    assert len(substitutions()) == before, "secret.substitute was recorded for a request that never went out"
 
 
 def test_a_secret_the_server_does_not_hold_fails_the_create_naming_it(env):
