@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from conftest import Server, assert_problem, processes_mentioning, require_root
+from conftest import Server, assert_problem, drop_server, own_server, processes_mentioning, require_root
 
 BIN = os.environ.get("SANDBOXER_BIN", "")
 
@@ -260,17 +260,8 @@ def test_huge_duration_does_not_crash_the_server(env):
 
 def test_a_sandbox_ends_itself_at_its_ttl_when_its_server_is_gone():
     # The server is killed and never comes back: the sandbox must not run on past TTL + grace.
-    require_root()
-    if not BIN or not os.path.exists(BIN):
-        pytest.skip("SANDBOXER_BIN is not set")
-    tmp = tempfile.mkdtemp(prefix="sandboxer-ttl-")
-    os.chmod(tmp, 0o755)
-    data = os.path.join(tmp, "data")
-    os.makedirs(data, mode=0o755)
-    key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    server = Server(data, args=["--ttl-grace", "2s"])
-    server.start()
+    server, key = own_server("sandboxer-ttl-", "t", args=["--ttl-grace", "2s"])
+    data = server.data
     marker = f"sleep {700000 + os.getpid() % 1000}"
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
@@ -294,7 +285,4 @@ def test_a_sandbox_ends_itself_at_its_ttl_when_its_server_is_gone():
         import glob
         assert not glob.glob(os.path.join(data + ".state", "servers", "*", "sandboxes", sid))
     finally:
-        server.stop()
-        server.log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(data + ".state", ignore_errors=True)
+        drop_server(server)
