@@ -70,11 +70,13 @@ enum HTTPGet {
     }
 
     /// The policy of a WASM sandbox: its profile's allowlist, decided by the same function as the
-    /// egress proxy's, with the operator's name map from `$SANDBOXER_RESOLVE`.
+    /// egress proxy's, with the operator's name map from `$SANDBOXER_RESOLVE` and their
+    /// `--resolve-for-cidr-rules` from `$SANDBOXER_RESOLVE_FOR_CIDR_RULES`.
     static func policy(allow: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> EgressPolicy {
         let map = (try? EgressPolicy.operatorMap(EgressPolicy.environmentEntries(environment))) ?? [:]
         let network = NetworkPolicy(mode: allow.isEmpty ? .deny : .allowlist, allow: allow.filter { (try? AllowRule($0)) != nil })
-        if let policy = try? EgressPolicy(network: network, profile: "wasm", operatorMap: map) { return policy }
+        if let policy = try? EgressPolicy(network: network, profile: "wasm", operatorMap: map,
+                                          resolveForAddressRules: EgressPolicy.environmentResolvesForAddressRules(environment)) { return policy }
         // Every entry was parsed above; a policy that cannot be made allows nothing.
         return try! EgressPolicy(network: .deny, profile: "wasm")
     }
@@ -92,11 +94,9 @@ enum HTTPGet {
         let (host, port, path) = try parse(url)
         let deadline = min(runDeadline, ContinuousClock.now + maxDuration)
         guard deadline > ContinuousClock.now else { throw Failure("the run's deadline has passed") }
-        // Names no rule could allow are refused before any lookup.
-        let named = policy.operatorMap[host] != nil || IPAddress(host) != nil || policy.namesAllow(host, port: port)
-            || policy.rules.contains { rule in if case .network = rule.target { return true } else { return false } }
-        // The operator's map and literals need no lookup (decide uses them as they are).
-        let addresses = named && policy.operatorMap[host] == nil ? try resolve(host, deadline: deadline) : []
+        // Names no rule allows by name are refused before any lookup (a lookup would carry the
+        // name to the host's resolver and beyond); the operator's map and literals need none.
+        let addresses = policy.mayLookUp(host, port: port) ? try resolve(host, deadline: deadline) : []
         let address: IPAddress
         switch policy.decide(host: host, port: port, resolved: addresses) {
         case .allow(let a, let rule):

@@ -11,6 +11,9 @@ struct EgressOptions: ParsableArguments {
     @Flag(name: .long, help: "Let profiles use network mode open (any public address through the egress proxy).")
     var allowOpenNetwork = false
 
+    @Flag(name: .long, help: "Look up names that only an address (CIDR) rule of network.allow could allow. Off by default: a lookup sends the name to the host's resolver and beyond, so sandbox code could leak data in names (<data>.attacker.example); without it such names are denied before any lookup.")
+    var resolveForCidrRules = false
+
     @Option(name: .long, help: "An extra CA (PEM file) upstreams of intercepted hosts may chain to, besides the host's trust store.")
     var upstreamCA: String?
 
@@ -25,7 +28,9 @@ struct EgressOptions: ParsableArguments {
         let map = try operatorMap()
         // The WASM lane's workers (child processes) read the same map for `http.get`: one policy.
         setenv("SANDBOXER_RESOLVE", map.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ","), 1)
+        setenv(EgressPolicy.resolveForAddressRulesVariable, resolveForCidrRules ? "1" : "0", 1)
         let interception = try dataDirectory.map { (d) throws(SandboxError) in try CAInterception(directory: d, upstreamCA: upstreamCA) }
-        return EgressHub(configuration: .init(operatorMap: map, allowOpen: allowOpenNetwork, interception: interception))
+        return EgressHub(configuration: .init(operatorMap: map, allowOpen: allowOpenNetwork, interception: interception,
+                                              resolveForAddressRules: resolveForCidrRules))
     }
 }

@@ -62,17 +62,24 @@ final class EgressFlow: Sendable {
             .connect(to: address)
     }
 
+    /// Why ``track(client:upstream:)`` refused a connection.
+    var refusal: String { "\(host):\(port) denied: the sandbox's network policy changed while the connection was being made" }
+
     /// Tracks the pair (closed together when the policy changes) and finishes when `upstream` closes.
-    func track(client: Channel, upstream: Channel) {
+    /// False: the policy in force now refuses it (recorded; `upstream` is closed, the caller
+    /// answers the client with ``refusal``).
+    func track(client: Channel, upstream: Channel) -> Bool {
         let id = session.register(host: host, port: port, address: address, channels: [client, upstream])
         guard let id else {
-            client.close(promise: nil)
+            counters.withLockedValue { $0.done = true }
+            session.recordDenied(host: host, port: port, via: via, reason: refusal)
             upstream.close(promise: nil)
-            return
+            return false
         }
         counters.withLockedValue { $0.id = id }
         upstream.closeFuture.whenComplete { _ in self.finish() }
         client.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
+        return true
     }
 
     func finish() {

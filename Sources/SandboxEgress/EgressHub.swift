@@ -29,16 +29,26 @@ public final class EgressHub: EgressProvider {
         /// The address the resolver answers with and the transparent listeners use.
         public var transparentAddress = IPAddress(v4: 127, 0, 0, 2)
         public var resolveTimeout: TimeAmount = .seconds(5)
-        public init(operatorMap: [String: IPAddress] = [:], allowOpen: Bool = false, interception: (any InterceptionTLS)? = nil) {
+        /// `--resolve-for-cidr-rules`: look up names that only an address (CIDR) rule could allow
+        /// (off: such names are denied before any lookup, so no name leaves the host as a query).
+        public var resolveForAddressRules: Bool
+        /// DNS lookups one sandbox may have in flight (further ones are denied at once).
+        public var lookupsPerSandbox = 4
+        /// DNS lookup threads of the whole process.
+        public var lookupThreads = 256
+        public init(operatorMap: [String: IPAddress] = [:], allowOpen: Bool = false, interception: (any InterceptionTLS)? = nil,
+                    resolveForAddressRules: Bool = false) {
             self.operatorMap = operatorMap
             self.allowOpen = allowOpen
             self.interception = interception
+            self.resolveForAddressRules = resolveForAddressRules
         }
     }
 
     public let configuration: Configuration
     let group: MultiThreadedEventLoopGroup
-    let pool: NIOThreadPool
+    /// Every sandbox's DNS lookups together (each sandbox also has its own, smaller limit).
+    let lookupThreads: LookupSlots
     let logger: Logger
     private let sinkBox = NIOLockedValueBox<(any AuditSink)?>(nil)
     private let sessions = NIOLockedValueBox<[String: (EgressSession, NetworkNamespace?)]>([:])
@@ -49,8 +59,7 @@ public final class EgressHub: EgressProvider {
         self.configuration = configuration
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(4, System.coreCount)))
-        pool = NIOThreadPool(numberOfThreads: 2)
-        pool.start()
+        lookupThreads = LookupSlots(limit: configuration.lookupThreads)
         trustBundle = configuration.interception.map { tls in
             var bundle = (try? Data(contentsOf: URL(fileURLWithPath: Self.hostTrustBundle))).map { [UInt8]($0) } ?? []
             if let last = bundle.last, last != 0x0A { bundle.append(0x0A) }
@@ -69,7 +78,6 @@ public final class EgressHub: EgressProvider {
             ns?.close()
         }
         try? await group.shutdownGracefully()
-        try? await pool.shutdownGracefully()
     }
 
     /// Reads of up to 256 KiB (NIO's default stops at 64 KiB): fewer system calls per relayed byte.
@@ -145,7 +153,8 @@ public final class EgressHub: EgressProvider {
         if !configuration.allowOpen, networks.contains(where: { $0.mode == .open }) {
             throw SandboxError(.invalidRequest, "profile '\(p.name)' asks for network mode 'open', which this server does not allow; use mode: allowlist with the hosts it needs, or the operator starts the server with --allow-open-network")
         }
-        let policy = try EgressPolicy(network: p.network(for: request.phase), profile: p.name, operatorMap: configuration.operatorMap)
+        let policy = try EgressPolicy(network: p.network(for: request.phase), profile: p.name, operatorMap: configuration.operatorMap,
+                                      resolveForAddressRules: configuration.resolveForAddressRules)
         var ports: Set<UInt16> = [80, 443]
         for n in networks {
             for entry in n.allow { if let port = (try? AllowRule(entry))?.port { ports.insert(port) } }
@@ -154,7 +163,8 @@ public final class EgressHub: EgressProvider {
         let listeners = [NetworkNamespace.Listener(address: "127.0.0.1", port: configuration.proxyPort),
                          NetworkNamespace.Listener(address: "127.0.0.1", port: 53, udp: true)]
             + ports.sorted().map { NetworkNamespace.Listener(address: transparent, port: $0) }
-        let resolver = HostResolver(operatorMap: configuration.operatorMap, pool: pool, timeout: configuration.resolveTimeout)
+        let resolver = HostResolver(operatorMap: configuration.operatorMap, timeout: configuration.resolveTimeout,
+                                    sandboxSlots: LookupSlots(limit: configuration.lookupsPerSandbox), hostSlots: lookupThreads)
         let session = EgressSession(request: request, policy: policy, resolver: resolver, sink: sinkBox.withLockedValue { $0 },
                                     interception: configuration.interception, environment: environment(request), logger: logger)
         return (session, listeners)

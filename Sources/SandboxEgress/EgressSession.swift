@@ -54,13 +54,16 @@ final class EgressSession: Sendable {
     var policy: EgressPolicy { state.withLockedValue { $0.policy } }
     var network: NetworkPolicy { state.withLockedValue { $0.network } }
 
-    /// Resolves `host` and decides a connection to it on `port`.
+    /// Decides a connection to `host` on `port`, looking the name up only where the policy may
+    /// allow it (``EgressPolicy/mayLookUp(_:port:)``): any other name is denied without a lookup.
     func decide(host: String, port: UInt16, on loop: EventLoop) -> EventLoopFuture<EgressDecision> {
         let policy = self.policy
-        if policy.mode == .deny {
+        guard policy.mayLookUp(host, port: port) else {
             return loop.makeSucceededFuture(policy.decide(host: host, port: port, resolved: []))
         }
-        return resolver.resolve(host, on: loop).map { policy.decide(host: host, port: port, resolved: $0) }
+        return resolver.resolve(host, on: loop)
+            .map { policy.decide(host: host, port: port, resolved: $0) }
+            .recover { .deny(reason: "\(AllowRule.normalized(host)):\(port) denied: \($0)") }
     }
 
     /// Whether the resolver should answer `name` (DNS): a name or wildcard rule could allow it.
@@ -77,9 +80,12 @@ final class EgressSession: Sendable {
 
     // MARK: connections
 
+    /// Tracks an established connection, deciding it again under the policy in force now: a
+    /// PATCH or phase switch that came while its lookup or connect was pending (and so found
+    /// nothing to close) is applied here. nil: closed or no longer allowed (the caller closes it).
     func register(host: String, port: UInt16, address: IPAddress, channels: [Channel]) -> Int? {
         state.withLockedValue { s in
-            guard !s.closed else { return nil }
+            guard !s.closed, s.policy.decide(host: host, port: port, resolved: [address]).isAllowed else { return nil }
             let id = s.nextId
             s.nextId += 1
             s.connections[id] = Connection(host: host, port: port, address: address, channels: channels)
@@ -100,7 +106,8 @@ final class EgressSession: Sendable {
     /// Replaces the policy; closes connections it no longer allows. Returns the closed count.
     @discardableResult
     func update(network: NetworkPolicy, phase: Phase?) throws(SandboxError) -> Int {
-        let newPolicy = try EgressPolicy(network: network, profile: profileName, operatorMap: resolver.operatorMap)
+        let newPolicy = try EgressPolicy(network: network, profile: profileName, operatorMap: resolver.operatorMap,
+                                         resolveForAddressRules: state.withLockedValue { $0.policy.resolveForAddressRules })
         let doomed: [Connection] = state.withLockedValue { s in
             s.policy = newPolicy
             s.network = network

@@ -181,7 +181,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         flow.connect(on: context.eventLoop, tls: nil) { _ in }.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let upstream):
-                flow.track(client: client, upstream: upstream)
+                guard flow.track(client: client, upstream: upstream) else {
+                    return self.respond(context: context, status: .forbidden, "sandboxer egress: \(flow.refusal)\n")
+                }
                 do { try upstream.pipeline.syncOperations.addHandler(peer) } catch { upstream.close(promise: nil) }
                 self.switchToRaw(context: context) { pipeline in try pipeline.addHandler(local) }
             case .failure(let error):
@@ -238,7 +240,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             }.assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let upstream):
-                    flow.track(client: client, upstream: upstream)
+                    guard flow.track(client: client, upstream: upstream) else {
+                        return self.respond(context: context, status: .forbidden, "sandboxer egress: \(flow.refusal)\n")
+                    }
                     // The response goes back byte for byte (the request said `Connection: close`,
                     // so it ends with the upstream's connection): no response encoder any more.
                     context.pipeline.removeHandler(name: self.decoderName + "-encoder", promise: nil)

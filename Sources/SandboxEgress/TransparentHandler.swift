@@ -67,7 +67,10 @@ final class TransparentSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return flow.connect(on: loop, tls: nil) { upstream in
                 try upstream.pipeline.syncOperations.addHandler(peer)
             }.flatMapThrowing { upstream in
-                flow.track(client: client, upstream: upstream)
+                guard flow.track(client: client, upstream: upstream) else {
+                    client.close(promise: nil)
+                    return
+                }
                 try pipeline.syncOperations.addHandler(local)
             }.flatMapError { error in
                 flow.finish()

@@ -7,21 +7,40 @@ import Synchronization
 /// once its entries are stored. Get it as ``SandboxManager/eventSink``.
 public final class AuditTrail: AuditSink {
     private let pending = Mutex<[AuditEvent]>([])
+    /// Coalescing, rate and size limits per sandbox (``AuditLimiter``).
+    private let limiter: Mutex<AuditLimiter>
     private let watchers = Mutex<(next: UInt64, bySandbox: [String: [UInt64: WakeSignal]])>((0, [:]))
     private let recorder: Recorder
 
-    init(recorder: Recorder) {
+    init(recorder: Recorder, limits: AuditLimiter.Settings = AuditLimiter.Settings()) {
         self.recorder = recorder
+        limiter = Mutex(AuditLimiter(settings: limits))
     }
 
-    /// Queues `event` behind everything queued so far; never blocks. Entries recorded while a
+    /// Queues `event` behind everything queued so far, as the sandbox's limits allow (it may be
+    /// coalesced, counted or cut, see ``AuditLimiter``); never blocks. Entries recorded while a
     /// batch waits for the recorder join that batch, in their order.
     public func record(_ event: AuditEvent) {
-        let first = pending.withLock { p in
-            p.append(event)
-            return p.count == 1
-        }
+        let end = event.kind == "sandbox.delete" || event.kind == "sandbox.kill"
+        // Admitted and queued under the limiter's lock: the trail keeps the order of decisions.
+        let first = limiter.withLock { l in append(end ? l.finish(event.sandboxId) + l.admit(event) : l.admit(event)) }
         if first { recorder.enqueue(.events(self)) }
+    }
+
+    /// Queues what came due for `sandboxId` (coalesced entries whose window ended, the count of
+    /// rate-limited ones): called before its trail is read.
+    func flushDue(_ sandboxId: String) {
+        let first = limiter.withLock { l in append(l.due(sandboxId)) }
+        if first { recorder.enqueue(.events(self)) }
+    }
+
+    /// Queues `events`; true when they start a new batch (the recorder must be told).
+    private func append(_ events: [AuditEvent]) -> Bool {
+        guard !events.isEmpty else { return false }
+        return pending.withLock { p in
+            p.append(contentsOf: events)
+            return p.count == events.count
+        }
     }
 
     /// The queued entries, taken by the recorder when their batch's turn comes.

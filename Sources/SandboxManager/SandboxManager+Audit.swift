@@ -16,6 +16,7 @@ extension SandboxManager {
     /// this process queued before the call are included; another tenant's sandbox is `not_found`.
     public func auditTrail(tenantId: String, id: String, after: Int64 = 0, limit: Int = 1000) async throws -> [AuditEvent] {
         _ = try await get(tenantId: tenantId, id: id)
+        trail.flushDue(id)
         await recorder.flush()
         return try await store.events(sandboxId: id, after: after, limit: limit)
     }
@@ -54,6 +55,8 @@ extension SandboxManager {
         while !Task.isCancelled {
             // The state first: entries written before the sandbox turned final are then all read below.
             let final = try await get(tenantId: tenantId, id: id).state.isFinal
+            trail.flushDue(id)
+            await recorder.flush()
             while true {
                 let batch = try await store.events(sandboxId: id, after: after, limit: 1000)
                 for e in batch { out.yield(e) }

@@ -44,6 +44,29 @@ struct HTTPGetTests {
         #expect(server.hits == 0)
     }
 
+    /// DNS exfiltration: before, a CIDR rule made every name be looked up (`localhost` then
+    /// resolved to 127.0.0.1 and was refused as loopback, after the name had gone to the resolver).
+    @Test func aNameOnlyACIDRRuleCouldAllowIsRefusedWithoutALookup() throws {
+        let server = try LoopbackServer(body: "secret")
+        defer { server.stop() }
+        do {
+            _ = try HTTPGet.fetch("http://localhost:\(server.port)/", policy: Self.policy(["127.0.0.0/8"], mapped: false), deadline: .now + .seconds(30))
+            Issue.record("a name no rule allows by name was fetched")
+        } catch {
+            #expect(error.message.contains("names are not looked up for address (CIDR) rules"), "\(error.message)")
+            #expect(!error.message.contains("always-blocked"), "the name was looked up: \(error.message)")
+        }
+        #expect(server.hits == 0)
+        // With the operator's opt-in ($SANDBOXER_RESOLVE_FOR_CIDR_RULES=1) the name is looked up (and loopback stays blocked).
+        let optedIn = HTTPGet.policy(allow: ["127.0.0.0/8"], environment: [EgressPolicy.resolveForAddressRulesVariable: "1"])
+        do {
+            _ = try HTTPGet.fetch("http://localhost:\(server.port)/", policy: optedIn, deadline: .now + .seconds(30))
+            Issue.record("loopback was fetched")
+        } catch {
+            #expect(error.message.contains("always-blocked"), "\(error.message)")
+        }
+    }
+
     @Test func aSlowServerIsCutOffAtTheDeadline() throws {
         let server = try LoopbackServer(body: "late", delay: .seconds(20))
         defer { server.stop() }

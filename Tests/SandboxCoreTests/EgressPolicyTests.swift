@@ -35,11 +35,17 @@ struct EgressPolicyTests {
         #expect(!p.decide(host: "files.pythonhosted.org.evil.com", port: 443, resolved: [Self.public1]).isAllowed)
     }
 
-    @Test("a CIDR covers address literals and names that resolve into it")
+    @Test("a CIDR covers address literals, and names that resolve into it only where the operator opted in")
     func networks() throws {
-        let p = try Self.policy(["203.0.113.0/24", "2001:db8::/32", "[2001:db8:1::5]:8443"])
+        var p = try Self.policy(["203.0.113.0/24", "2001:db8::/32", "[2001:db8:1::5]:8443"])
         #expect(p.decide(host: "203.0.113.7", port: 80, resolved: []).isAllowed)
         #expect(!p.decide(host: "203.0.114.1", port: 80, resolved: []).isAllowed)
+        #expect(!p.mayLookUp("some.name", port: 80), "looking the name up would leak it")
+        let refused = p.decide(host: "some.name", port: 80, resolved: [Self.public2])
+        #expect(!refused.isAllowed)
+        if case .deny(let reason) = refused { #expect(reason.contains("--resolve-for-cidr-rules"), "\(reason)") }
+        p.resolveForAddressRules = true
+        #expect(p.mayLookUp("some.name", port: 80))
         #expect(p.decide(host: "some.name", port: 80, resolved: [Self.public2]).isAllowed)
         #expect(p.decide(host: "2001:db8:ffff::1", port: 443, resolved: []).isAllowed)
         #expect(p.decide(host: "[2001:db8:1::5]", port: 8443, resolved: []).isAllowed)

@@ -16,12 +16,14 @@ final class CollectingSink: AuditSink, @unchecked Sendable {
 }
 
 func makeSession(_ network: NetworkPolicy, secrets: [EgressSecret] = [], sink: CollectingSink = CollectingSink(),
-                 map: [String: IPAddress] = [:]) throws -> EgressSession {
+                 map: [String: IPAddress] = [:], resolveForAddressRules: Bool = false, lookup: @escaping HostResolver.Lookup = HostResolver.system,
+                 sandboxId: String = "sbx-000000000042", hostSlots: LookupSlots = LookupSlots(limit: 256),
+                 timeout: TimeAmount = .seconds(1)) throws -> EgressSession {
     var profile = Profile(name: "unit", network: network)
     profile.secrets = secrets.map(\.name)
-    let request = EgressRequest(sandboxId: "sbx-000000000042", profile: profile, phase: .run, secrets: secrets)
-    let policy = try EgressPolicy(network: network, profile: "unit", operatorMap: map)
-    let resolver = HostResolver(operatorMap: map, pool: NIOThreadPool.singleton, timeout: .seconds(1))
+    let request = EgressRequest(sandboxId: sandboxId, profile: profile, phase: .run, secrets: secrets)
+    let policy = try EgressPolicy(network: network, profile: "unit", operatorMap: map, resolveForAddressRules: resolveForAddressRules)
+    let resolver = HostResolver(operatorMap: map, timeout: timeout, lookup: lookup, hostSlots: hostSlots)
     return EgressSession(request: request, policy: policy, resolver: resolver, sink: sink, interception: nil, environment: [:],
                          logger: .init(label: "test"))
 }

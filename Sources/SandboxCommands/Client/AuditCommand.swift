@@ -23,23 +23,32 @@ struct AuditCommand: AsyncParsableCommand {
     @Argument(help: "Sandbox id.")
     var sandbox: String
 
+    /// Entries asked for per request; a full page means there may be more.
+    static let pageSize = 1000
+
     func run() async throws {
         let api = try client.client()
         var last = after
         while true {
-            var path = "/v1/sandboxes/\(ClientText.query(sandbox))/audit?after=\(last)"
+            var path = "/v1/sandboxes/\(ClientText.query(sandbox))/audit?after=\(last)&limit=\(Self.pageSize)"
             if follow { path += "&follow=1" }
             var lines = LineSplitter()
             var errorBody: [UInt8] = []
             var status = 0
+            var count = 0
             status = try await api.stream("GET", path, accept: "application/x-ndjson", onHead: { code, _ in status = code }) { bytes in
                 if status >= 400 { errorBody += bytes; return }
-                for line in lines.feed(bytes) { last = Self.seq(line) ?? last; print(line) }
+                for line in lines.feed(bytes) { last = Self.seq(line) ?? last; count += 1; print(line) }
             }
             guard status < 400 else { throw APIProblem(status: status, body: errorBody) }
-            if !lines.rest.isEmpty { print(lines.rest) }
+            if !lines.rest.isEmpty { count += 1; print(lines.rest) }
+            // Without --follow a trail is read page by page to its end (a flood must not hide what follows).
+            if !follow {
+                guard count >= Self.pageSize else { return }
+                continue
+            }
             // The server ends a quiet follow after a while: go on while the sandbox lives.
-            guard follow, try await isLive(api) else { return }
+            guard try await isLive(api) else { return }
         }
     }
 
@@ -65,14 +74,33 @@ struct AuditCommand: AsyncParsableCommand {
     /// `2025-01-02T10:00:00.123Z  #3  exec.end  key_ab  exec-… outcome=ok exit_code=0 duration_ms=12`.
     static func text(_ line: [UInt8]) -> String {
         guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-            return String(decoding: line, as: UTF8.self)
+            return escaped(String(decoding: line, as: UTF8.self))
         }
         let detail = (object["detail"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let parts = [
             object["at"] as? String ?? "-", "#\(object["seq"] ?? "-")", object["kind"] as? String ?? "-", object["actor"] as? String ?? "-",
             object["correlation"] as? String,
         ].compactMap { $0 }
-        return (parts + detail).joined(separator: "  ")
+        return escaped((parts + detail).joined(separator: "  "))
+    }
+
+    /// `text` with every control character (C0, DEL, C1: newlines, escape sequences) written as
+    /// `\n`, `\r`, `\t` or `\u{…}`, and backslashes doubled: a value sandbox code chose (a DNS
+    /// name, a path) can neither forge a line nor reach the terminal.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value):
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }
 

@@ -106,7 +106,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// Which addresses sandboxer never connects to for a sandbox (the WASM lane's `http.get`, the egress
 /// proxy), whatever the allowlist says — unless the operator mapped a name there on purpose: the host
-/// itself, private and shared networks, link-local (cloud metadata), multicast and reserved space.
+/// itself (loopback and every address of its interfaces, public ones too), private and shared networks, link-local (cloud metadata), multicast and reserved space.
 /// IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by that address.
 public enum AddressPolicy {
     /// One blocked prefix: `bits` leading bits of `prefix`.
@@ -164,17 +164,23 @@ public enum AddressPolicy {
         (Range(prefix: v6([0x20, 0x02]), bits: 16, name: "6to4"), 2),
     ]
 
-    /// Why `address` is never reachable (the range's name), or nil when it may be used.
+    /// Why `address` is never reachable (the range's name, or the host interface it belongs to),
+    /// or nil when it may be used.
     public static func blockedRange(_ address: IPAddress) -> String? {
         let bytes = address.bytes
         if address.isIPv4 {
-            return blockedIPv4.first { $0.contains(bytes) }?.name
+            return blockedIPv4.first { $0.contains(bytes) }?.name ?? hostInterface(address)
         }
         for (range, offset) in embeddingIPv4 where range.contains(bytes) {
             let inner = IPAddress(v4: bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3])
             return blockedRange(inner).map { "\(range.name) form of \(inner), \($0)" }
         }
-        return blockedIPv6.first { $0.contains(bytes) }?.name
+        return blockedIPv6.first { $0.contains(bytes) }?.name ?? hostInterface(address)
+    }
+
+    /// "an address of this host (eth0)" when `address` is one of the host's own (``HostAddresses``).
+    static func hostInterface(_ address: IPAddress) -> String? {
+        HostAddresses.interface(of: address).map { "an address of this host (\($0))" }
     }
 
     /// Whether `address` is in an always-blocked range.

@@ -81,7 +81,8 @@ public struct AllowRule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func normalized(_ host: String) -> String {
+    /// `host` in lower case without a trailing dot (how rules and maps store names).
+    public static func normalized(_ host: String) -> String {
         var h = host.lowercased()
         if h.hasSuffix(".") { h.removeLast() }
         return h
@@ -128,15 +129,50 @@ public struct EgressPolicy: Sendable, Equatable {
     public var operatorMap: [String: IPAddress]
     /// The profile's name, for denial messages.
     public var profile: String
+    /// The operator's `--resolve-for-cidr-rules`: whether a name that only an address (CIDR) rule
+    /// could allow is looked up. Off by default: looking a name up sends it to the host's resolver
+    /// and beyond, so `<data>.attacker.example` would leave the host as a DNS query.
+    public var resolveForAddressRules: Bool
 
     /// Parses every rule of `network` (the first bad entry is an error naming it).
-    public init(network: NetworkPolicy, profile: String, operatorMap: [String: IPAddress] = [:]) throws(SandboxError) {
+    public init(network: NetworkPolicy, profile: String, operatorMap: [String: IPAddress] = [:],
+                resolveForAddressRules: Bool = false) throws(SandboxError) {
         mode = network.mode
         var parsed: [AllowRule] = []
         for entry in network.allow { parsed.append(try AllowRule(entry)) }
         rules = parsed
         self.profile = profile
         self.operatorMap = Dictionary(operatorMap.map { (AllowRule.normalized($0.key), $0.value) }, uniquingKeysWith: { a, _ in a })
+        self.resolveForAddressRules = resolveForAddressRules
+    }
+
+    /// The variable `serve`/`run` set from `--resolve-for-cidr-rules` for their child processes
+    /// (the WASM lane's `http.get` reads it): `1` when on.
+    public static let resolveForAddressRulesVariable = "SANDBOXER_RESOLVE_FOR_CIDR_RULES"
+
+    /// Whether `$SANDBOXER_RESOLVE_FOR_CIDR_RULES` turns ``resolveForAddressRules`` on.
+    public static func environmentResolvesForAddressRules(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        environment[resolveForAddressRulesVariable] == "1"
+    }
+
+    /// Whether deciding a connection to `host` on `port` may look the name up (the one question
+    /// every resolver asks before `getaddrinfo`): never for address literals, operator-mapped
+    /// names or mode deny; for a name only when a name or wildcard rule could allow it (or mode
+    /// open), or — with ``resolveForAddressRules`` — when an address rule could.
+    public func mayLookUp(_ host: String, port: UInt16) -> Bool {
+        let name = AllowRule.normalized(host)
+        guard mode != .deny, operatorMap[name] == nil, IPAddress(Self.unbracketed(name)) == nil else { return false }
+        return namesAllow(name, port: port) || (resolveForAddressRules && hasAddressRules)
+    }
+
+    /// Whether any rule is an address (CIDR) rule.
+    public var hasAddressRules: Bool {
+        rules.contains { rule in if case .network = rule.target { return true } else { return false } }
+    }
+
+    /// An IPv6 literal without its brackets (`[::1]` → `::1`); anything else as is.
+    public static func unbracketed(_ name: String) -> String {
+        name.hasPrefix("[") && name.hasSuffix("]") ? String(name.dropFirst().dropLast()) : name
     }
 
     /// The `NAME=ADDR` entries of `$SANDBOXER_RESOLVE` (comma- or space-separated), which `serve`
@@ -181,12 +217,16 @@ public struct EgressPolicy: Sendable, Equatable {
         guard mode != .deny else {
             return .deny(reason: "\(target) denied: profile '\(profile)' has network mode deny (no egress)")
         }
-        let literal = IPAddress(name.hasPrefix("[") ? String(name.dropFirst().dropLast()) : name)
+        let literal = IPAddress(Self.unbracketed(name))
         let mapped = operatorMap[name]
-        let candidates = mapped.map { [$0] } ?? literal.map { [$0] } ?? resolved
+        // Addresses a name resolved to count only where it may be looked up at all.
+        let candidates = mapped.map { [$0] } ?? literal.map { [$0] } ?? (mayLookUp(name, port: port) ? resolved : [])
         guard !candidates.isEmpty else {
-            return .deny(reason: namesAllow(name, port: port) ? "\(target) denied: the name did not resolve"
-                : "\(target) denied: no rule of profile '\(profile)' allows it (allow: \(rules.map(\.text).joined(separator: ", ")))")
+            if namesAllow(name, port: port) { return .deny(reason: "\(target) denied: the name did not resolve") }
+            if hasAddressRules && !resolveForAddressRules {
+                return .deny(reason: "\(target) denied: no name rule of profile '\(profile)' allows it, and names are not looked up for address (CIDR) rules (the lookup itself would leak the name); connect to an address literal, add the name to network.allow, or the operator starts the server with --resolve-for-cidr-rules")
+            }
+            return .deny(reason: "\(target) denied: no rule of profile '\(profile)' allows it (allow: \(rules.map(\.text).joined(separator: ", ")))")
         }
         var blockedReason: String?
         for address in candidates {
