@@ -51,6 +51,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long a worker's claim on a run lasts without a heartbeat (e.g. 15s).")
     var lease: String = "15s"
 
+    @Option(name: .long, help: "Open API connections of all clients together (default: from the descriptor limit, keeping half of it for the server's own work; at most 8192).")
+    var maxConnections: Int?
+
+    @Option(name: .long, help: "Open API connections of one client address (default: a quarter of --max-connections, 8 to 256).")
+    var maxConnectionsPerClient: Int?
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE hosts=a,b [header=Name: … {value}] (also $SANDBOXER_SECRETS_FILE).")
@@ -65,6 +71,10 @@ struct ServeCommand: AsyncParsableCommand {
         managerLogger.logLevel = level
 
         let port = try self.port ?? Self.envPort(env["SANDBOXER_PORT"]) ?? 7070
+        let connections = try Self.connectionLimits(descriptors: DescriptorBudget.raiseLimit(), max: maxConnections, perClient: maxConnectionsPerClient)
+        logger.info("connection limits", metadata: [
+            "max_connections": "\(connections.maxConnections)", "per_client": "\(connections.maxConnectionsPerClient)",
+            "descriptors": "\(DescriptorBudget.currentLimit)"])
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
 
@@ -93,7 +103,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                         maxQueued: maxQueued, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, runs: runs, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
@@ -110,6 +120,19 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// The listener's connection limits: derived from the descriptor limit, flags override.
+    static func connectionLimits(descriptors: Int, max: Int?, perClient: Int?) throws -> ConnectionLimits {
+        var limits = ConnectionLimits.derived(descriptors: descriptors)
+        if let max {
+            limits.maxConnections = max
+            limits.maxConnectionsPerClient = Swift.min(limits.maxConnectionsPerClient, Swift.max(1, max))
+        }
+        if let perClient { limits.maxConnectionsPerClient = perClient }
+        do { return try limits.validate() } catch {
+            throw SandboxError(.invalidRequest, "\(error)")
+        }
     }
 
     /// `--warm-pool PROFILE=N` options.
