@@ -57,6 +57,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Open API connections of one client address (default: a quarter of --max-connections, 8 to 256).")
     var maxConnectionsPerClient: Int?
 
+    @Option(name: .long, help: "The weakest lane tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
+    var isolationFloor: String?
+
+    @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
+    var trustedTenant: [String] = []
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE hosts=a,b [header=Name: … {value}] (also $SANDBOXER_SECRETS_FILE).")
@@ -84,6 +90,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = SandboxManager.Configuration(
             dataDirectory: dataDirectory, warmPool: pool)
         configuration.sharedStore = !(store is SQLiteStore)
+        configuration.isolationPolicy = try Self.isolationPolicy(floor: isolationFloor, trusted: trustedTenant)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)
         configuration.egress = hub
@@ -120,6 +127,18 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// `--isolation-floor` and `--trusted-tenant`.
+    static func isolationPolicy(floor: String?, trusted: [String]) throws -> IsolationPolicy {
+        var policy = IsolationPolicy(trustedTenants: Set(trusted))
+        if let floor {
+            guard let level = IsolationLevel(rawValue: floor) else {
+                throw SandboxError(.invalidRequest, "--isolation-floor '\(floor)': one of \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            policy.floor = level
+        }
+        return policy
     }
 
     /// The listener's connection limits: derived from the descriptor limit, flags override.

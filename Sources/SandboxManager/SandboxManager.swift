@@ -47,6 +47,8 @@ public actor SandboxManager {
         public var auditRelay = AuditRelay()
         /// Where secret names are looked up (nil: a profile asking for secrets is refused).
         public var secrets: (any SecretResolver)?
+        /// Which isolation-weakening settings tenants may use (`serve --isolation-floor`, `--trusted-tenant`).
+        public var isolationPolicy = IsolationPolicy()
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

@@ -67,6 +67,8 @@ struct JSONFields {
 
     var isEmpty: Bool { object.isEmpty }
     func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+    /// Whether `key` holds an object (e.g. an inline `profile`, not a profile name).
+    func hasObject(_ key: String) -> Bool { object[key] is [String: Any] }
 
     private mutating func take(_ key: String) -> Any? {
         used.insert(key)
