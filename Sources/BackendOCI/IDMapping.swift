@@ -23,8 +23,9 @@ public struct IDMapping: Sendable, Equatable {
         hostBase = Self.firstBase + (h % Self.slots) * Self.size
     }
 
-    /// The host id that container id `id` shows up as.
-    public func host(_ id: UInt32) -> UInt32 { hostBase.map { $0 + id } ?? id }
+    /// The host id that container id `id` shows up as. Profiles keep ids inside the mapped range
+    /// (``Profile/uidRange``); an id beyond it maps to the range's last id rather than trapping.
+    public func host(_ id: UInt32) -> UInt32 { hostBase.map { $0 + min(id, Self.size - 1) } ?? id }
 
     /// OCI `uidMappings`/`gidMappings` (nil without a user namespace).
     var ociMappings: [OCIConfig.IDMapping]? {

@@ -36,6 +36,23 @@ extension OCIBackend: LiveSandboxBackend {
         try await agent(sandbox.id).hello(expiresAt: until)
     }
 
+    /// Gone only on evidence: the sandbox directory is missing, or its init process (the agent,
+    /// pid 1 inside) no longer exists or is a zombie. `kill(pid, 0)` and `lstat` need no
+    /// descriptor, so a server out of descriptors does not take a live sandbox for a dead one.
+    public func isGone(id: String) async -> Bool {
+        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+        if SysFile.isMissing(layout.directory) { return true }
+        guard let text = SysFile.read(layout.pidFile), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
+            return false  // unreadable now (e.g. EMFILE) or not written yet: no evidence
+        }
+        if kill(pid, 0) != 0 && errno == ESRCH { return true }
+        if let stat = SysFile.read("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(after: close)...].split(separator: " ").first
+            if state == "Z" || state == "X" { return true }
+        }
+        return false
+    }
+
     public func collect(id: String) async {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
         let held = holds.take(id)

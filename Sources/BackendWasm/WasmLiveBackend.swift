@@ -92,6 +92,11 @@ public struct WasmLiveBackend: LiveSandboxBackend {
         return handle(spec)
     }
 
+    /// Gone only on evidence: the sandbox's workspace directory no longer exists.
+    public func isGone(id: String) async -> Bool {
+        SysFile.isMissing(layout.workspace(id))
+    }
+
     /// Runs one exec with the sandbox's workspace and kv store, the profile's per-exec limits.
     public func exec(_ sandbox: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
         let layout = self.layout

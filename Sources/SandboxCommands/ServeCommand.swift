@@ -54,6 +54,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How long past its TTL a live sandbox ends itself when no server renews it (this server gone for good), e.g. 60s.")
     var ttlGrace: String = "60s"
 
+    @Option(name: .long, help: "Open API connections of all clients together (default: from the descriptor limit, keeping half of it for the server's own work; at most 8192).")
+    var maxConnections: Int?
+
+    @Option(name: .long, help: "Open API connections of one client address (default: a quarter of --max-connections, 8 to 256).")
+    var maxConnectionsPerClient: Int?
+
+    @Option(name: .long, help: "The weakest lane tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
+    var isolationFloor: String?
+
+    @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
+    var trustedTenant: [String] = []
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE [tenant=NAME] hosts=a,b [header=Name: … {value}]; without tenant= a line's secret is shared with every tenant (also $SANDBOXER_SECRETS_FILE).")
@@ -68,6 +80,10 @@ struct ServeCommand: AsyncParsableCommand {
         managerLogger.logLevel = level
 
         let port = try self.port ?? Self.envPort(env["SANDBOXER_PORT"]) ?? 7070
+        let connections = try Self.connectionLimits(descriptors: DescriptorBudget.raiseLimit(), max: maxConnections, perClient: maxConnectionsPerClient)
+        logger.info("connection limits", metadata: [
+            "max_connections": "\(connections.maxConnections)", "per_client": "\(connections.maxConnectionsPerClient)",
+            "descriptors": "\(DescriptorBudget.currentLimit)"])
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
 
@@ -82,6 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         configuration.expiryGrace = grace
         configuration.sharedStore = !(store is SQLiteStore)
+        configuration.isolationPolicy = try Self.isolationPolicy(floor: isolationFloor, trusted: trustedTenant)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)
         configuration.egress = hub
@@ -101,7 +118,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                         maxQueued: maxQueued, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, runs: runs, configuration: .init(host: host, port: port), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
@@ -118,6 +135,31 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// `--isolation-floor` and `--trusted-tenant`.
+    static func isolationPolicy(floor: String?, trusted: [String]) throws -> IsolationPolicy {
+        var policy = IsolationPolicy(trustedTenants: Set(trusted))
+        if let floor {
+            guard let level = IsolationLevel(rawValue: floor) else {
+                throw SandboxError(.invalidRequest, "--isolation-floor '\(floor)': one of \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            policy.floor = level
+        }
+        return policy
+    }
+
+    /// The listener's connection limits: derived from the descriptor limit, flags override.
+    static func connectionLimits(descriptors: Int, max: Int?, perClient: Int?) throws -> ConnectionLimits {
+        var limits = ConnectionLimits.derived(descriptors: descriptors)
+        if let max {
+            limits.maxConnections = max
+            limits.maxConnectionsPerClient = Swift.min(limits.maxConnectionsPerClient, Swift.max(1, max))
+        }
+        if let perClient { limits.maxConnectionsPerClient = perClient }
+        do { return try limits.validate() } catch {
+            throw SandboxError(.invalidRequest, "\(error)")
+        }
     }
 
     /// `--warm-pool PROFILE=N` options.

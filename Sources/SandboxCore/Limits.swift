@@ -56,19 +56,46 @@ public struct Limits: Sendable, Equatable {
         if let input, input > inputBytes { throw .over("input_bytes", limit: inputBytes, actual: input) }
     }
 
-    /// Rejects values no sandbox can run with.
+    /// The largest byte size any limit may have (16 TiB): sums over a tenant's sandboxes and
+    /// every unit conversion stay far from Int64's end.
+    public static let maximumBytes: Int64 = 1 << 44
+
+    /// The range each numeric limit must lie in, whoever sets it (a tenant's inline profile, an
+    /// operator's profile file, a queued run): values outside it are refused naming the field and
+    /// the range, so no arithmetic on them can overflow. Operator ceilings come on top.
+    public static let cpuRange: ClosedRange<Double> = 0.01...1024
+    public static let pidsRange: ClosedRange<Int> = 4...4_194_304
+    public static let openFilesRange: ClosedRange<Int> = 16...1_048_576
+    public static let workspaceFilesRange: ClosedRange<Int> = 16...100_000_000
+
+    /// Rejects values no sandbox can run with, or that are out of the range of the field.
     public func validate() throws(SandboxError) {
         func bad(_ field: String, _ why: String) -> SandboxError {
-            SandboxError(.invalidRequest, "resources.\(field): \(why)")
+            SandboxError(.invalidRequest, "resources.\(field): \(why)", field: "resources.\(field)")
         }
-        if timeout <= .zero { throw bad("timeout", "must be positive") }
-        if memoryBytes < 8 << 20 { throw bad("memory", "must be at least 8M (got \(ByteSize.format(memoryBytes)))") }
-        if pids < 4 { throw bad("pids", "must be at least 4 (got \(pids))") }
-        if !(cpus > 0) { throw bad("cpus", "must be positive (got \(cpus))") }
-        if outputBytes < 1 { throw bad("output", "must be positive") }
-        if workspaceBytes < 1 << 20 { throw bad("workspace", "must be at least 1M") }
-        if workspaceFiles < 16 { throw bad("workspace_files", "must be at least 16 (got \(workspaceFiles))") }
-        if tmpBytes < 1 << 20 { throw bad("tmp", "must be at least 1M") }
-        if openFiles < 16 { throw bad("open_files", "must be at least 16") }
+        func bytes(_ field: String, _ value: Int64, min: Int64) throws(SandboxError) {
+            guard value >= min && value <= Self.maximumBytes else {
+                throw bad(field, "must be from \(ByteSize.compact(min)) to \(ByteSize.compact(Self.maximumBytes)) (got \(value) bytes)")
+            }
+        }
+        func whole(_ field: String, _ value: Int, _ range: ClosedRange<Int>) throws(SandboxError) {
+            guard range.contains(value) else { throw bad(field, "must be from \(range.lowerBound) to \(range.upperBound) (got \(value))") }
+        }
+        if timeout <= .zero || timeout.seconds > DurationText.maximumSeconds {
+            throw bad("timeout", "must be from 1ms to \(Int(DurationText.maximumSeconds))s")
+        }
+        try bytes("memory", memoryBytes, min: 8 << 20)
+        try whole("pids", pids, Self.pidsRange)
+        guard cpus.isFinite, Self.cpuRange.contains(cpus) else {
+            throw bad("cpus", "must be from \(Self.cpuRange.lowerBound) to \(Int(Self.cpuRange.upperBound)) cores (got \(cpus))")
+        }
+        try bytes("output", outputBytes, min: 1)
+        try bytes("workspace", workspaceBytes, min: 1 << 20)
+        try whole("workspace_files", workspaceFiles, Self.workspaceFilesRange)
+        try bytes("tmp", tmpBytes, min: 1 << 20)
+        try bytes("code", codeBytes, min: 1)
+        try bytes("input", inputBytes, min: 1)
+        try whole("open_files", openFiles, Self.openFilesRange)
+        try bytes("file_size", fileSizeBytes, min: 1)
     }
 }

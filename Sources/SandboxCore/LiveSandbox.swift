@@ -101,6 +101,10 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle
     /// Removes whatever is left of a sandbox that cannot be adopted (processes, cgroup, mounts, state).
     func collect(id: String) async
+    /// Whether there is positive evidence that the sandbox is gone: its host directory no longer
+    /// exists, or its init (agent) process no longer does. A check that merely fails (the server
+    /// out of descriptors, an agent that does not answer) is no evidence: false.
+    func isGone(id: String) async -> Bool
 
     func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8]
     /// Writes (creates or replaces) a file, creating missing parent directories.

@@ -89,6 +89,9 @@ public struct Profile: Sendable, Equatable {
     /// uid/gid the code runs as inside the sandbox.
     public var uid: UInt32
     public var gid: UInt32
+    /// The ids a profile may name: inside the user namespace's 65,536 mapped ids, never root's uid.
+    public static let uidRange: ClosedRange<UInt32> = 1...65_535
+    public static let gidRange: ClosedRange<UInt32> = 0...65_535
     /// Run inside a user namespace whose ids map to a private range of host ids (where the host
     /// supports user namespaces): even a kernel bug that yields "root" inside yields nobody outside.
     public var userNamespace: Bool

@@ -87,7 +87,7 @@ struct ProfileDecoder {
     let source: String
 
     func fail(_ path: String, _ why: String) -> SandboxError {
-        SandboxError(.invalidRequest, "\(source): \(path): \(why)")
+        SandboxError(.invalidRequest, "\(source): \(path): \(why)", field: path.isEmpty ? nil : path)
     }
 
     func fields(_ map: Node.Mapping, at path: String, allowed: [String]) throws(SandboxError) -> [String: Node] {
@@ -117,17 +117,29 @@ struct ProfileDecoder {
         return v
     }
 
-    func int(_ n: Node, _ path: String) throws(SandboxError) -> Int {
-        guard let s = n.scalar?.string, let v = Int(s) else { throw fail(path, "must be a whole number") }
+    /// A whole number in `range` (refused naming the range otherwise).
+    func int(_ n: Node, _ path: String, _ range: ClosedRange<Int>) throws(SandboxError) -> Int {
+        guard let s = n.scalar?.string, let v = Int(s), range.contains(v) else {
+            throw fail(path, "must be a whole number from \(range.lowerBound) to \(range.upperBound) (got \(n.scalar?.string.prefix(40) ?? "no number"))")
+        }
         return v
     }
 
+    /// A uid or gid inside the sandbox's user namespace (its 65,536 mapped ids).
+    func id(_ n: Node, _ path: String, _ range: ClosedRange<UInt32>) throws(SandboxError) -> UInt32 {
+        UInt32(try int(n, path, Int(range.lowerBound)...Int(range.upperBound)))
+    }
+
     func size(_ n: Node, _ path: String) throws(SandboxError) -> Int64 {
-        try ByteSize.parse(try string(n, path), field: "\(source): \(path)")
+        do { return try ByteSize.parse(try string(n, path), field: "\(source): \(path)") } catch {
+            throw SandboxError(.invalidRequest, error.message + " (sizes from 0 to \(ByteSize.compact(Limits.maximumBytes)))", field: path)
+        }
     }
 
     func duration(_ n: Node, _ path: String) throws(SandboxError) -> Duration {
-        try DurationText.parse(try string(n, path), field: "\(source): \(path)")
+        do { return try DurationText.parse(try string(n, path), field: "\(source): \(path)") } catch {
+            throw SandboxError(.invalidRequest, error.message, field: path)
+        }
     }
 
     func decode(_ map: Node.Mapping, defaultName: String, builtins: [Profile]) throws(SandboxError) -> Profile {
@@ -175,8 +187,8 @@ struct ProfileDecoder {
         if let n = top["user"] {
             guard let m = n.mapping else { throw fail("user", "must be a mapping with uid and gid") }
             let f = try fields(m, at: "user", allowed: ["uid", "gid", "namespace"])
-            if let u = f["uid"] { p.uid = UInt32(clamping: try int(u, "user.uid")) }
-            if let g = f["gid"] { p.gid = UInt32(clamping: try int(g, "user.gid")) }
+            if let u = f["uid"] { p.uid = try id(u, "user.uid", Profile.uidRange) }
+            if let g = f["gid"] { p.gid = try id(g, "user.gid", Profile.gidRange) }
             if let n = f["namespace"] {
                 guard let b = n.scalar.flatMap({ Bool.construct(from: $0) }) else { throw fail("user.namespace", "must be true or false") }
                 p.userNamespace = b
@@ -242,9 +254,11 @@ struct ProfileDecoder {
             ])
         if let n = f["timeout"] { l.timeout = try duration(n, "resources.timeout") }
         if let n = f["memory"] { l.memoryBytes = try size(n, "resources.memory") }
-        if let n = f["pids"] { l.pids = try int(n, "resources.pids") }
+        if let n = f["pids"] { l.pids = try int(n, "resources.pids", Limits.pidsRange) }
         if let n = f["cpus"] {
-            guard let s = n.scalar?.string, let v = Double(s) else { throw fail("resources.cpus", "must be a number") }
+            guard let s = n.scalar?.string, let v = Double(s), v.isFinite else {
+                throw fail("resources.cpus", "must be a number from \(Limits.cpuRange.lowerBound) to \(Int(Limits.cpuRange.upperBound))")
+            }
             l.cpus = v
         }
         if let n = f["output"] { l.outputBytes = try size(n, "resources.output") }
@@ -252,8 +266,8 @@ struct ProfileDecoder {
         if let n = f["tmp"] { l.tmpBytes = try size(n, "resources.tmp") }
         if let n = f["code"] { l.codeBytes = try size(n, "resources.code") }
         if let n = f["input"] { l.inputBytes = try size(n, "resources.input") }
-        if let n = f["open_files"] { l.openFiles = try int(n, "resources.open_files") }
+        if let n = f["open_files"] { l.openFiles = try int(n, "resources.open_files", Limits.openFilesRange) }
         if let n = f["file_size"] { l.fileSizeBytes = try size(n, "resources.file_size") }
-        if let n = f["workspace_files"] { l.workspaceFiles = try int(n, "resources.workspace_files") }
+        if let n = f["workspace_files"] { l.workspaceFiles = try int(n, "resources.workspace_files", Limits.workspaceFilesRange) }
     }
 }

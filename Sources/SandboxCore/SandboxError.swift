@@ -25,26 +25,35 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
         case system = "system_error"
         /// No or an unknown API key.
         case unauthorized
+        /// The caller may not do this (a setting that is the operator's, e.g. one that weakens
+        /// isolation); `field` names it (HTTP 403).
+        case forbidden
         /// A per-tenant quota (concurrent sandboxes, execs per minute, total memory) is used up.
         case quotaExceeded = "quota_exceeded"
         /// The sandbox's agent died or stopped answering; the sandbox is `lost`.
         case sandboxLost = "sandbox_lost"
         /// The sandbox's filesystem is full: the write failed, the sandbox is unchanged otherwise (HTTP 507).
         case insufficientStorage = "insufficient_storage"
+        /// The server could not complete the call now (e.g. it could not reach a sandbox whose
+        /// processes are still there, or is short of resources); the sandbox is unharmed: retry (HTTP 503).
+        case unavailable
     }
 
     public var code: Code
     public var message: String
     /// For `limitExceeded`: the name of the limit (e.g. `code_bytes`), its value and the actual size.
     public var limit: LimitViolation?
-    /// For `quotaExceeded`: seconds after which the same request may succeed (`Retry-After`).
+    /// For `quotaExceeded` and `unavailable`: seconds after which the same request may succeed (`Retry-After`).
     public var retryAfterSeconds: Int?
+    /// For `invalidRequest` and `forbidden`: the field at fault (dotted path, e.g. `resources.cpus`).
+    public var field: String?
 
-    public init(_ code: Code, _ message: String, limit: LimitViolation? = nil, retryAfterSeconds: Int? = nil) {
+    public init(_ code: Code, _ message: String, limit: LimitViolation? = nil, retryAfterSeconds: Int? = nil, field: String? = nil) {
         self.code = code
         self.message = message
         self.limit = limit
         self.retryAfterSeconds = retryAfterSeconds
+        self.field = field
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

@@ -48,7 +48,7 @@ public enum DurationText {
             if let v = Double(number), v >= 0 { return try seconds(v * scale, field: field) }
         }
         if let v = Double(s), v >= 0 { return try seconds(v, field: field) }
-        throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a duration; use e.g. 500ms, 30s, 2m")
+        throw SandboxError(.invalidRequest, "\(field): '\(text)' is not a duration; use e.g. 500ms, 30s, 2m (from 0 to \(Int(maximumSeconds)) seconds)")
     }
 
     /// Longest duration accepted anywhere (100 years): bigger numbers are typos or attacks.

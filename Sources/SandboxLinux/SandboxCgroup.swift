@@ -103,7 +103,9 @@ public struct SandboxCgroup: Sendable {
 
     func apply(limits: Limits) throws(SandboxError) {
         let period: Int64 = 100_000
-        let quota = max(Int64(1000), Int64((limits.cpus * Double(period)).rounded()))
+        // Profiles are range-checked (Limits.cpuRange); clamped here too so no value can trap.
+        let cores = limits.cpus.isFinite ? min(max(limits.cpus, 0.001), Limits.cpuRange.upperBound) : 1
+        let quota = max(Int64(1000), Int64((cores * Double(period)).rounded()))
         switch host.mode {
         case .v2:
             guard let d = directories["unified"] else { return }

@@ -48,6 +48,13 @@ public enum SysFile {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Whether `path` certainly does not exist (lstat says ENOENT; needs no descriptor, so a
+    /// process out of descriptors still gets a true answer). Any other failure: false.
+    public static func isMissing(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) != 0 && errno == ENOENT
+    }
+
     /// Writes a value to an existing (pseudo-)file, without creating or truncating it.
     public static func write(_ path: String, _ value: String) throws(SandboxError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)

@@ -19,6 +19,10 @@ extension SandboxManager {
             profile.isolation = level
             poolName = nil
         }
+        var inline = false
+        if case .inline = request.profile { inline = true }
+        try await checkTenantProfile(tenantId: tenantId, profile: profile, inline: inline,
+                                     isolationField: request.isolation != nil ? "isolation" : "profile.isolation")
         try EnvironmentCheck.validate(request.env, field: "env")
         profile.env.merge(request.env) { $1 }
         let backend = try backend(for: profile.isolation)
@@ -203,6 +207,13 @@ extension SandboxManager {
             throw SandboxError(.invalidRequest, "ttl \(ttl.seconds) s is over this server's maximum of \(configuration.maxTTL.seconds) s; ask for less")
         }
         return ttl
+    }
+
+    /// Refuses a tenant's profile that weakens isolation unless the operator trusts the tenant
+    /// (``IsolationPolicy``): `forbidden` (403) naming the field.
+    public func checkTenantProfile(tenantId: String, profile: Profile, inline: Bool, isolationField: String) async throws {
+        let name = try await tenant(tenantId).name
+        try configuration.isolationPolicy.check(profile, inline: inline, tenantName: name, isolationField: isolationField)
     }
 
     /// Refuses a create that would take the tenant over its sandbox-count or memory quota.

@@ -148,7 +148,10 @@ extension SandboxManager {
         }
     }
 
-    /// Asks every running sandbox whether it still answers; one that does not becomes `lost`.
+    /// Asks every running sandbox whether it still answers. One that does not becomes `lost` only
+    /// when its backend finds positive evidence that it is gone (its init process or directory);
+    /// a failed check alone — e.g. this server out of descriptors under a connection flood — is
+    /// logged and the sandbox kept.
     func checkHealth() async {
         for (id, l) in live where l.record.state == .running {
             guard let backend = backends[l.record.profile.isolation], let handle = l.handle else { continue }
@@ -156,7 +159,13 @@ extension SandboxManager {
                 _ = try await backend.adopt(handle.spec)
             } catch {
                 guard live[id]?.record.state == .running else { continue }
-                await markLost(id, reason: "the sandbox stopped answering: \((error as? SandboxError)?.message ?? "\(error)")")
+                let message = (error as? SandboxError)?.message ?? "\(error)"
+                if await backend.isGone(id: id) {
+                    guard live[id]?.record.state == .running else { continue }
+                    await markLost(id, reason: "the sandbox stopped answering: \(message)")
+                } else {
+                    logger.warning("health check failed, but the sandbox's processes are there; keeping it", metadata: ["id": "\(id)", "error": "\(message)"])
+                }
             }
         }
     }

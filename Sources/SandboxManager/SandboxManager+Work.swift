@@ -23,8 +23,7 @@ extension SandboxManager {
             record.reason = e.message
             recorder.enqueue(.exec(record, insert: false))
             trail.record(AuditEvents.execFailed(id, e, correlation: execId, actor: actor, durationMs: AuditEvents.milliseconds(since: start)))
-            await markLost(id, reason: e.message)
-            throw e
+            throw await lostOrUnavailable(id, backend, e)
         } catch {
             record.endedAt = Date()
             record.reason = "\(error)"
@@ -55,16 +54,31 @@ extension SandboxManager {
         return result
     }
 
-    /// Runs a call on a running sandbox's backend, turning `sandbox_lost` into the `lost` state.
+    /// Runs a call on a running sandbox's backend; a `sandbox_lost` failure makes the sandbox
+    /// `lost` only on evidence (see ``lostOrUnavailable(_:_:_:)``).
     func work<T: Sendable>(_ tenantId: String, _ id: String,
                            _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
         let (handle, backend) = try await target(tenantId, id)
         do {
             return try await body(handle, backend)
         } catch let e as SandboxError where e.code == .sandboxLost {
-            await markLost(id, reason: e.message)
-            throw e
+            throw await lostOrUnavailable(id, backend, e)
         }
+    }
+
+    /// A call failed as if the sandbox were gone (its agent did not answer, closed the
+    /// connection, or could not be reached). "lost" destroys the sandbox, so it needs positive
+    /// evidence — the backend finds its init process or directory gone; then the sandbox becomes
+    /// `lost` and `failure` is returned. Otherwise (the server itself short of descriptors, a
+    /// connection cut) only this call fails, with a retryable `unavailable`, and the sandbox keeps running.
+    func lostOrUnavailable(_ id: String, _ backend: any LiveSandboxBackend, _ failure: SandboxError) async -> SandboxError {
+        if await backend.isGone(id: id) {
+            await markLost(id, reason: failure.message)
+            return failure
+        }
+        logger.warning("a call on a sandbox failed, but its processes are still there; keeping it", metadata: ["id": "\(id)", "error": "\(failure.message)"])
+        return SandboxError(.unavailable, "the server could not reach sandbox \(id) just now (\(failure.message)); the sandbox itself is still running: retry in a moment",
+                            retryAfterSeconds: 1)
     }
 
     /// A running sandbox's handle (its spec carries the profile, limits included) and backend; for

@@ -52,6 +52,8 @@ public actor SandboxManager {
         public var expiryGrace: Duration = .seconds(60)
         /// How long a warm-pool sandbox lives without a server renewing it.
         public var poolLease: Duration = .seconds(600)
+        /// Which isolation-weakening settings tenants may use (`serve --isolation-floor`, `--trusted-tenant`).
+        public var isolationPolicy = IsolationPolicy()
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

@@ -88,11 +88,11 @@ extension RunService {
             }
             guard let e = error as? SandboxError else { return AttemptEnd(outcome: .setupFailed, reason: "\(error)") }
             switch e.code {
-            case .limitExceeded, .invalidRequest, .notFound, .hostUnsupported, .unauthorized, .quotaExceeded, .setupCommandFailed:
+            case .limitExceeded, .invalidRequest, .notFound, .hostUnsupported, .unauthorized, .forbidden, .quotaExceeded, .setupCommandFailed:
                 return AttemptEnd(outcome: .rejected, reason: e.message)
             case .sandboxLost:
                 return AttemptEnd(outcome: .agentLost, reason: e.message)
-            case .setupFailed, .system, .invalidState, .insufficientStorage:
+            case .setupFailed, .system, .invalidState, .insufficientStorage, .unavailable:
                 return AttemptEnd(outcome: .setupFailed, reason: e.message)
             }
         }

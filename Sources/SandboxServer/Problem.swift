@@ -81,6 +81,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         switch e.code {
         case .invalidRequest: status = 400
         case .unauthorized: status = 401
+        case .forbidden: status = 403
         case .notFound: status = 404
         case .invalidState: status = 409
         case .sandboxLost: status = 410
@@ -88,16 +89,16 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case .limitExceeded: status = (e.limit?.name.hasSuffix("_bytes") ?? false) ? 413 : 422
         case .setupCommandFailed: status = 422
         case .quotaExceeded: status = 429
-        case .hostUnsupported: status = 503
+        case .hostUnsupported, .unavailable: status = 503
         case .setupFailed, .system: status = 500
         }
-        self.init(status: status, code: e.code.rawValue, detail: e.message)
+        self.init(status: status, code: e.code.rawValue, detail: e.message, field: e.field)
         if let l = e.limit {
             name = l.name
             limit = l.limit
             actual = l.actual
         }
-        if e.code == .quotaExceeded { retryAfter = e.retryAfterSeconds ?? 5 }
+        if e.code == .quotaExceeded || e.code == .unavailable { retryAfter = e.retryAfterSeconds ?? 5 }
     }
 
     static func title(_ code: String) -> String {
@@ -106,11 +107,13 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case "limit_exceeded": return "Limit exceeded"
         case "not_found": return "Not found"
         case "unauthorized": return "Unauthorized"
+        case "forbidden": return "Forbidden"
         case "quota_exceeded": return "Quota exceeded"
         case "invalid_state": return "Invalid state"
         case "sandbox_lost": return "Sandbox lost"
         case "insufficient_storage": return "Insufficient storage"
         case "host_unsupported": return "Host unsupported"
+        case "unavailable": return "Temporarily unavailable"
         case "setup_failed": return "Setup failed"
         case "system_error": return "System error"
         default: return "Internal error"

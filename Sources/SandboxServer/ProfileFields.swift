@@ -16,7 +16,7 @@ extension JSONFields {
             do {
                 return .inline(try profiles.parse(String(decoding: data, as: UTF8.self), defaultName: "inline", source: "profile"))
             } catch {
-                throw Problem.invalid("profile", error.message)
+                throw Problem.invalid(error.field.map { "profile.\($0)" } ?? "profile", error.message)
             }
         default:
             throw Problem.invalid("profile", "profile: must be a profile name or a profile object")

@@ -57,6 +57,9 @@ struct JSONFields {
         self.prefix = prefix
     }
 
+    /// Whether a parsed JSON value was `true`/`false` (on Linux the numbers 0 and 1 also pass `is Bool`).
+    static func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+
     static func reason(_ error: any Error) -> String {
         let ns = error as NSError
         return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
@@ -64,6 +67,8 @@ struct JSONFields {
 
     var isEmpty: Bool { object.isEmpty }
     func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
+    /// Whether `key` holds an object (e.g. an inline `profile`, not a profile name).
+    func hasObject(_ key: String) -> Bool { object[key] is [String: Any] }
 
     private mutating func take(_ key: String) -> Any? {
         used.insert(key)
@@ -91,8 +96,8 @@ struct JSONFields {
 
     mutating func int(_ key: String, min: Int = Int.min, max: Int = Int.max) throws -> Int? {
         guard let v = take(key) else { return nil }
-        guard !(v is String), let n = v as? NSNumber, let i = Int(exactly: n.doubleValue) else {
-            throw bad(key, "must be an integer")
+        guard !(v is String), let n = v as? NSNumber, !Self.isBoolean(n), let i = Int(exactly: n.doubleValue) else {
+            throw bad(key, min == Int.min && max == Int.max ? "must be an integer" : "must be an integer from \(min) to \(max)")
         }
         guard i >= min && i <= max else { throw bad(key, "must be between \(min) and \(max)") }
         return i
@@ -121,7 +126,7 @@ struct JSONFields {
         if let s = v as? String {
             do { return try DurationText.parse(s, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
         }
-        if let n = v as? NSNumber, !(v is Bool) {
+        if let n = v as? NSNumber, !Self.isBoolean(n) {
             do { return try DurationText.seconds(n.doubleValue, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
         }
         throw bad(key, "must be a duration such as \"30s\", \"10m\" or a number of seconds")

@@ -17,7 +17,9 @@ extension SandboxServer {
             let caller = try context.requireCaller()
             let key = try RunBody.idempotencyKey(request.headers[HTTPFields.Element.Name("Idempotency-Key")!])
             var body = try await BodyReader.json(request, limit: maxJSON)
+            let inline = body.hasObject("profile"), isolationField = body.has("isolation") ? "isolation" : "profile.isolation"
             let run = try RunBody.read(&body, tenantId: caller.tenantId, idempotencyKey: key, profiles: await manager.configuration.profiles)
+            try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: run.spec.profile, inline: inline, isolationField: isolationField)
             let (stored, created) = try await store.submitRun(run, maxQueued: maxQueued)
             context.auditTarget.target = stored.id
             return try Self.runResponse(RunView(stored, showSecret: created), status: created ? .accepted : .ok)

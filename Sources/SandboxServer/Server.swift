@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Prometheus
@@ -22,14 +23,18 @@ public struct SandboxServer: Sendable {
         public var maxJSONBytes: Int64
         /// Largest WebSocket message accepted (exec requests, stdin).
         public var maxWebSocketMessageBytes: Int
+        /// Connection caps (total, per client address) and header/idle timeouts of the listener.
+        public var connections: ConnectionLimits
 
         public init(host: String = "127.0.0.1", port: Int = 7070, maxUploadBytes: Int64 = 256 << 20,
-                    maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20) {
+                    maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20,
+                    connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit)) {
             self.host = host
             self.port = port
             self.maxUploadBytes = maxUploadBytes
             self.maxJSONBytes = maxJSONBytes
             self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
+            self.connections = connections
         }
     }
 
@@ -66,15 +71,27 @@ public struct SandboxServer: Sendable {
     /// the bound port.
     public func makeApplication(onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         let (registry, wsRouter) = makeRouters()
+        let limits = configuration.connections
         let wsConfig = HTTP1WebSocketUpgradeChannel.Configuration(
+            http1: HTTP1Channel.Configuration(idleTimeout: .nanoseconds(Int64(limits.idleTimeout.seconds * 1e9))),
             ws: WebSocketServerConfiguration(maxFrameSize: configuration.maxWebSocketMessageBytes))
         let manager = self.manager
         let logger = self.logger
         let host = configuration.host
+        // Every accepted connection passes the guard first (per-client cap, header timeout); the
+        // listener pauses accepting while the total cap is reached.
+        let counter = ConnectionCounter(limits: limits)
+        let webSocketResponder = wsRouter.buildResponder()
+        let serverBuilder = HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: wsConfig),
+                counter: counter, logger: logger)
+        }
         var app = Application(
             router: registry.router,
-            server: .http1WebSocketUpgrade(webSocketRouter: wsRouter, configuration: wsConfig),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer"),
+            server: serverBuilder,
+            configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer",
+                                                    availableConnectionsDelegate: TotalConnections(counter: counter)),
             services: [ManagerService(manager: manager)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0

@@ -25,8 +25,24 @@ extension RunRules {
         return AttemptEnd(
             outcome: .workerLost,
             reason: restarted
-                ? "worker \(worker) was restarted mid-run (its process ended without finishing the attempt)"
-                : "worker \(worker) stopped renewing its lease (crashed, killed or cut off)")
+                ? "worker \(worker) \(restartedMark) (its process ended without finishing the attempt)"
+                : "worker \(worker) \(stoppedRenewingMark) (crashed, killed or cut off)")
+    }
+
+    static let restartedMark = "was restarted mid-run"
+    static let stoppedRenewingMark = "stopped renewing its lease"
+
+    /// After this many attempts cut short by their worker's process dying, a run is quarantined:
+    /// `dead`, not retried, whatever attempts it has left (a run that crashes the server would
+    /// otherwise crash it again on every restart).
+    public static let quarantineAfter = 2
+
+    /// Attempts of `run` whose worker process died mid-attempt (killed, crashed, or stopped
+    /// renewing its lease) — not those a worker gave back itself on a graceful stop.
+    public static func processDeaths(_ run: RunRecord) -> Int {
+        run.attempts.filter { a in
+            a.outcome == .workerLost && (a.reason.map { $0.contains(restartedMark) || $0.contains(stoppedRenewingMark) } ?? false)
+        }.count
     }
 
     /// Applies a webhook delivery try to the run's webhook state.

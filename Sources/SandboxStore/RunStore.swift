@@ -152,6 +152,10 @@ public enum RunRules {
             run.state = .cancelled
             run.endedAt = now
             run.reason = "cancelled while its attempt failed: \(end.reason ?? end.outcome.rawValue)"
+        } else if end.outcome == .workerLost, processDeaths(run) >= quarantineAfter {
+            run.state = .dead
+            run.endedAt = now
+            run.reason = "quarantined: \(processDeaths(run)) of its attempts ended with their worker process dying mid-run (this run may be what kills it), so it is not retried; inspect it, then POST /v1/runs/\(run.id)/retry to run it once more"
         } else if run.attempts.count >= run.maxAttempts {
             run.state = .dead
             run.endedAt = now

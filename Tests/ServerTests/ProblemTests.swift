@@ -81,7 +81,7 @@ import Testing
             #expect(p.detail.contains("nope"))
             let inline = try ProblemBody.of(try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["limitz": 1]])),
                                             status: 400, code: "invalid_request")
-            #expect(inline.field == "profile" && inline.detail.contains("limitz"))
+            #expect(inline.field == "profile.limitz" && inline.detail.contains("limitz"))
         }
     }
 

@@ -33,6 +33,7 @@ struct ServedApp: Sendable {
     /// Runs `body` against a served app, then shuts it down gracefully.
     static func with<T: Sendable>(
         configuration: SandboxServer.Configuration = .init(port: 0),
+        isolationPolicy: IsolationPolicy = IsolationPolicy(),
         _ body: @Sendable (ServedApp) async throws -> T
     ) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
@@ -44,7 +45,8 @@ struct ServedApp: Sendable {
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning
         let store = try makeStore(dataDirectory: dir)
-        let managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir))
+        var managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir))
+        managerConfiguration.isolationPolicy = isolationPolicy
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration

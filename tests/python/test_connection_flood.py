@@ -1,0 +1,122 @@
+"""An unauthenticated connection flood against a server short of descriptors (issue 17, item 1).
+
+The server runs with RLIMIT_NOFILE 256 (soft and hard, so it cannot raise it). Thousands of
+half-sent requests from one address must neither take its descriptors nor make its health
+checks declare a tenant's live sandbox lost: another client still creates, execs and reads.
+"""
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpx
+import pytest
+
+from conftest import Server, auth, require_root
+
+BIN = os.environ.get("SANDBOXER_BIN", "")
+NOFILE = 256
+# The sandboxes' own descriptor limit must fit under the server's hard limit.
+SANDBOX = {"ttl": "10m", "profile": {"resources": {"open_files": 128}}}
+
+
+def start_limited(server):
+    """Server.start with RLIMIT_NOFILE lowered (soft = hard) in the server process only."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+    server.proc = subprocess.Popen([BIN, "serve", "--port", str(server.port), "--data", server.data],
+                                   stdout=server.log, stderr=subprocess.STDOUT, preexec_fn=limit,
+                                   env={**os.environ, "SANDBOXER_STATE_DIR": server.state_root})
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert server.proc.poll() is None, f"server exited with {server.proc.returncode}; log: {server.log_text()}"
+        try:
+            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server not ready in 60 s; log: " + server.log_text())
+
+
+def flood(port, count):
+    """`count` connections from 127.0.0.1, each with half a request's headers (those the kernel
+    refuses once the backlog is full are skipped)."""
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.settimeout(0.5)
+        try:
+            s.bind(("127.0.0.1", 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /v1/sandboxes HTTP/1.1\r\nHost: flood\r\nAuthorization: Bearer x")
+            socks.append(s)
+        except OSError:
+            s.close()
+    return socks
+
+
+@pytest.fixture
+def limited():
+    require_root()
+    if not BIN or not os.path.exists(BIN):
+        pytest.skip("SANDBOXER_BIN is not set")
+    tmp = tempfile.mkdtemp(prefix="sandboxer-flood-")
+    os.chmod(tmp, 0o755)
+    data = os.path.join(tmp, "data")
+    os.makedirs(data, mode=0o755)
+    key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    server = Server(data)
+    start_limited(server)
+    # The other client: its own loopback address, so the flood's per-client cap is not its.
+    client = httpx.Client(base_url=server.url, headers=auth(key), timeout=60,
+                          transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    ids = []
+    try:
+        yield server, client, ids
+    finally:
+        for sid in ids:
+            try:
+                client.delete(f"/v1/sandboxes/{sid}")
+            except httpx.HTTPError:
+                pass
+        client.close()
+        server.stop()
+        server.log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(server.state_root, ignore_errors=True)
+
+
+def test_a_connection_flood_leaves_live_sandboxes_alone(limited):
+    server, client, ids = limited
+    r = client.post("/v1/sandboxes", json=SANDBOX)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    ids.append(sid)
+
+    socks = flood(server.port, 3000)
+    try:
+        # Past at least one health check (every 5 s) with the flood held open and renewed.
+        for _ in range(3):
+            time.sleep(2.5)
+            socks += flood(server.port, 500)
+            r = client.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": ["echo", "alive"]})
+            assert r.status_code == 200, (r.status_code, r.text)
+            assert r.json()["stdout"] == "alive\n"
+        r = client.get(f"/v1/sandboxes/{sid}")
+        assert r.status_code == 200 and r.json()["state"] == "running", r.text
+        # The server still has descriptors for new work: a second sandbox is created and answers.
+        r = client.post("/v1/sandboxes", json=SANDBOX)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+        r = client.post(f"/v1/sandboxes/{ids[-1]}/exec", json={"cmd": ["true"]})
+        assert r.status_code == 200, r.text
+    finally:
+        for s in socks:
+            s.close()
+    assert server.proc.poll() is None, "the server died under the flood: " + server.log_text()
+    assert "sandbox lost" not in server.log_text()
