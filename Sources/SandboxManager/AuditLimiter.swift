@@ -95,11 +95,12 @@ struct AuditLimiter {
         return kept
     }
 
-    /// Everything still held for `sandboxId` (its end is being recorded); forgets the sandbox.
-    mutating func finish(_ sandboxId: String) -> [AuditEvent] {
-        guard var t = trails.removeValue(forKey: sandboxId) else { return [] }
+    /// Everything still held for `end`'s sandbox, then `end` (its `sandbox.delete`/`sandbox.kill`,
+    /// always kept); the sandbox is forgotten.
+    mutating func finish(_ end: AuditEvent) -> [AuditEvent] {
+        guard var t = trails.removeValue(forKey: end.sandboxId) else { return [end] }
         let far = ContinuousClock.now + .seconds(86_400 * 365)
-        return cap(due(&t, sandboxId, now: far, force: true), &t)
+        return cap(due(&t, end.sandboxId, now: far, force: true) + [end], &t)
     }
 
     // MARK: parts
