@@ -38,11 +38,17 @@ public struct NetworkPolicy: Sendable, Equatable {
 public struct Phases: Sendable, Equatable {
     public var setup: NetworkPolicy?
     public var run: NetworkPolicy?
-    public init(setup: NetworkPolicy? = nil, run: NetworkPolicy? = nil) {
+    /// `phases.setup.keep_processes`: processes the setup command left running (servers, daemons)
+    /// live on into the run phase. Off by default: the switch to `run` ends every process but the
+    /// sandbox's agent, so nothing started under the setup policy keeps a connection (or a
+    /// tunnel) it made then.
+    public var keepSetupProcesses: Bool
+    public init(setup: NetworkPolicy? = nil, run: NetworkPolicy? = nil, keepSetupProcesses: Bool = false) {
         self.setup = setup
         self.run = run
+        self.keepSetupProcesses = keepSetupProcesses
     }
-    public var isEmpty: Bool { setup == nil && run == nil }
+    public var isEmpty: Bool { setup == nil && run == nil && !keepSetupProcesses }
 }
 
 extension Profile {

@@ -215,9 +215,15 @@ struct ProfileDecoder {
             let f = try fields(m, at: "phases", allowed: ["setup", "run"])
             for (key, node) in f {
                 guard let pm = node.mapping else { throw fail("phases.\(key)", "must be a mapping with network") }
-                let pf = try fields(pm, at: "phases.\(key)", allowed: ["network"])
+                let pf = try fields(pm, at: "phases.\(key)", allowed: key == "setup" ? ["network", "keep_processes"] : ["network"])
                 var net = NetworkPolicy.deny
                 if let nn = pf["network"] { try decodeNetwork(nn, into: &net, at: "phases.\(key).network") }
+                if let keep = pf["keep_processes"] {
+                    guard let b = keep.scalar.flatMap({ Bool.construct(from: $0) }) else { throw fail("phases.setup.keep_processes", "must be true or false") }
+                    p.phases.keepSetupProcesses = b
+                }
+                // `keep_processes` alone leaves the setup phase on the profile's network.
+                if pf["network"] == nil && pf["keep_processes"] != nil { continue }
                 if key == "setup" { p.phases.setup = net } else { p.phases.run = net }
             }
         }

@@ -12,7 +12,11 @@ extension Profile: Codable {
         case secrets, phases
     }
     enum PhaseKey: String, CodingKey { case setup, run }
-    struct PhaseWire: Encodable { var network: NetworkPolicy }
+    struct PhaseWire: Encodable {
+        var network: NetworkPolicy
+        var keepProcesses: Bool?
+        enum CodingKeys: String, CodingKey { case network, keepProcesses = "keep_processes" }
+    }
     enum UserKey: String, CodingKey { case uid, gid, namespace }
 
     /// Decodes a profile object as `ProfileLoader` would parse it from a file (`extends` names a
@@ -42,7 +46,9 @@ extension Profile: Codable {
         if !secrets.isEmpty { try c.encode(secrets, forKey: .secrets) }
         if !phases.isEmpty {
             var ph = c.nestedContainer(keyedBy: PhaseKey.self, forKey: .phases)
-            try ph.encodeIfPresent(phases.setup.map { PhaseWire(network: $0) }, forKey: .setup)
+            // keep_processes without a setup network: the setup phase's network is the profile's.
+            let setup = phases.setup ?? (phases.keepSetupProcesses ? network : nil)
+            try ph.encodeIfPresent(setup.map { PhaseWire(network: $0, keepProcesses: phases.keepSetupProcesses ? true : nil) }, forKey: .setup)
             try ph.encodeIfPresent(phases.run.map { PhaseWire(network: $0) }, forKey: .run)
         }
     }

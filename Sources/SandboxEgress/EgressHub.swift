@@ -98,19 +98,22 @@ public final class EgressHub: EgressProvider {
             namespace.close()
             throw error
         }
+        session.served(namespacePath: namespace.path, transparentPorts: transparentPorts(listeners))
         register(session, namespace)
         return EgressAttachment(networkNamespacePath: namespace.path, environment: session.environment, files: files(request))
     }
 
     public func reattach(_ request: EgressRequest, pid: Int32) async throws(SandboxError) {
         let (session, listeners) = try makeSession(request)
-        let fds = try await NetworkNamespace.bind(inNamespaceAt: "/proc/\(pid)/ns/net", listeners: listeners)
+        let path = "/proc/\(pid)/ns/net"
+        let fds = try await NetworkNamespace.bind(inNamespaceAt: path, listeners: listeners)
         do {
             try await serve(session, fds: fds, listeners: listeners)
         } catch {
             session.close()
             throw error
         }
+        session.served(namespacePath: path, transparentPorts: transparentPorts(listeners))
         register(session, nil)
     }
 
@@ -123,11 +126,40 @@ public final class EgressHub: EgressProvider {
                 "mode": .string(network.mode.rawValue), "allow": .string(network.allow.joined(separator: ",")),
                 "phase": .string(phase?.rawValue ?? ""), "closed_connections": .int(Int64(closed)),
             ])
+            await serveNewPorts(session, network)
             return true
         } catch {
             logger.error("egress policy update refused", metadata: ["sandbox": "\(sandboxId)", "error": "\(error)"])
             return false
         }
+    }
+
+    /// Binds transparent listeners for ports that rules added at runtime name (a `PATCH` adding
+    /// `host:8443`): without them a client that ignores the proxy variables could not reach it.
+    func serveNewPorts(_ session: EgressSession, _ network: NetworkPolicy) async {
+        guard let (path, ports) = session.claimTransparentPorts(Self.rulePorts([network])) else { return }
+        let listeners = ports.map { NetworkNamespace.Listener(address: configuration.transparentAddress.description, port: $0) }
+        do {
+            let fds = try await NetworkNamespace.bind(inNamespaceAt: path, listeners: listeners)
+            try await serve(session, fds: fds, listeners: listeners)
+        } catch {
+            session.unclaimTransparentPorts(ports)
+            logger.error("egress listeners for new ports failed", metadata: ["sandbox": "\(session.sandboxId)", "ports": "\(ports)", "error": "\(error)"])
+        }
+    }
+
+    /// 80, 443 and every port a rule of `networks` names.
+    static func rulePorts(_ networks: [NetworkPolicy]) -> Set<UInt16> {
+        var ports: Set<UInt16> = [80, 443]
+        for n in networks {
+            for entry in n.allow { if let port = (try? AllowRule(entry))?.port { ports.insert(port) } }
+        }
+        return ports
+    }
+
+    /// The ports of the transparent listeners among `listeners`.
+    func transparentPorts(_ listeners: [NetworkNamespace.Listener]) -> Set<UInt16> {
+        Set(listeners.filter { $0.address == configuration.transparentAddress.description }.map(\.port))
     }
 
     public func environment(sandboxId: String) -> [String: String] {
@@ -155,10 +187,7 @@ public final class EgressHub: EgressProvider {
         }
         let policy = try EgressPolicy(network: p.network(for: request.phase), profile: p.name, operatorMap: configuration.operatorMap,
                                       resolveForAddressRules: configuration.resolveForAddressRules)
-        var ports: Set<UInt16> = [80, 443]
-        for n in networks {
-            for entry in n.allow { if let port = (try? AllowRule(entry))?.port { ports.insert(port) } }
-        }
+        let ports = Self.rulePorts(networks)
         let transparent = configuration.transparentAddress.description
         let listeners = [NetworkNamespace.Listener(address: "127.0.0.1", port: configuration.proxyPort),
                          NetworkNamespace.Listener(address: "127.0.0.1", port: 53, udp: true)]

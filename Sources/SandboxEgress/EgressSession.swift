@@ -20,6 +20,10 @@ final class EgressSession: Sendable {
         var phase: Phase
         var connections: [Int: Connection] = [:]
         var listeners: [Channel] = []
+        /// The sandbox's network namespace (where listeners are bound) and the ports of its
+        /// transparent listeners.
+        var namespacePath: String?
+        var transparentPorts: Set<UInt16> = []
         var nextId = 1
         var closed = false
     }
@@ -94,6 +98,31 @@ final class EgressSession: Sendable {
     }
 
     func unregister(_ id: Int) { _ = state.withLockedValue { $0.connections.removeValue(forKey: id) } }
+
+    /// Notes where the session's listeners live and which transparent ports they cover.
+    func served(namespacePath: String, transparentPorts: Set<UInt16>) {
+        state.withLockedValue { s in
+            s.namespacePath = namespacePath
+            s.transparentPorts.formUnion(transparentPorts)
+        }
+    }
+
+    /// The ports among `ports` with no transparent listener yet, now claimed (a rule added at
+    /// runtime names them), with the namespace to bind them in; nil when none or not served.
+    func claimTransparentPorts(_ ports: Set<UInt16>) -> (namespacePath: String, ports: [UInt16])? {
+        state.withLockedValue { s in
+            guard !s.closed, let path = s.namespacePath else { return nil }
+            let new = ports.subtracting(s.transparentPorts)
+            guard !new.isEmpty else { return nil }
+            s.transparentPorts.formUnion(new)
+            return (path, new.sorted())
+        }
+    }
+
+    /// Gives back ports whose listeners could not be bound (a later change tries again).
+    func unclaimTransparentPorts(_ ports: [UInt16]) {
+        state.withLockedValue { $0.transparentPorts.subtract(ports) }
+    }
 
     func addListeners(_ channels: [Channel]) {
         let closed = state.withLockedValue { s in

@@ -100,7 +100,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if case .idle = state {
-            respond(context: context, status: .badRequest, "bad request: \(error)\n")
+            refuse(context: context, "bad request: \(error)")
         } else {
             context.close(promise: nil)
         }
@@ -112,18 +112,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch mode {
         case .proxy where head.method == .CONNECT:
             guard let (host, port) = Self.authority(head.uri, defaultPort: 443) else {
-                return respond(context: context, status: .badRequest, "CONNECT needs host:port, got '\(head.uri)'\n")
+                return refuse(context: context, "CONNECT needs host:port, got '\(head.uri)'")
             }
             decide(context: context, host: host, port: port, via: "connect") { context, decision in
                 self.connect(context: context, host: host, port: port, decision: decision)
             }
         case .proxy:
             guard let url = URLComponents(string: head.uri), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
-                return respond(context: context, status: .badRequest,
-                               "this is sandboxer's egress proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port\n")
+                return refuse(context: context, "this is sandboxer's egress proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port")
             }
             guard scheme == "http" else {
-                return respond(context: context, status: .badRequest, "use CONNECT for \(scheme):// through this proxy\n")
+                return refuse(context: context, "use CONNECT for \(scheme):// through this proxy")
             }
             let port = UInt16(url.port ?? 80)
             var path = url.percentEncodedPath.isEmpty ? "/" : url.percentEncodedPath
@@ -131,7 +130,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             forward(context: context, head: head, host: host, port: port, path: path, tls: false, via: "proxy")
         case .transparent(let port):
             guard let hostHeader = head.headers.first(name: "host"), let (host, _) = Self.authority(hostHeader, defaultPort: port) else {
-                return respond(context: context, status: .badRequest, "no Host header: the egress proxy routes by Host\n")
+                return refuse(context: context, "no Host header: the egress proxy routes by Host")
             }
             forward(context: context, head: head, host: host, port: port, path: head.uri, tls: false, via: "transparent")
         case .intercepted(let host, let port):
@@ -196,10 +195,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Answers 200 to a CONNECT, removes the HTTP codec, adds what `configure` adds after this
     /// handler, then leaves, handing on any bytes that came early.
     private func switchToRaw(context: ChannelHandlerContext, _ configure: (ChannelPipeline.SynchronousOperations) throws -> Void) {
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .custom(code: 200, reasonPhrase: "Connection Established")))), promise: nil)
         state = .switching([])
         let pipeline = context.pipeline.syncOperations
+        // The 200 goes out as raw bytes, past the response encoder: a 2xx to CONNECT has no body
+        // framing (the encoder would add `transfer-encoding: chunked`, RFC 9110 §9.3.6 forbids it).
         context.pipeline.removeHandler(name: decoderName + "-encoder", promise: nil)
+        context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")), promise: nil)
         context.pipeline.removeHandler(name: decoderName, promise: nil)
         do {
             try configure(pipeline)
@@ -251,6 +252,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                         SecretRewriter.record(secrets, host: host, session: self.session, correlation: flow.correlation)
                     }
                     upstream.write(HTTPClientRequestPart.head(out), promise: headWritten)
+                    flow.sent(Self.headBytes(out))
                     guard case .pending(let parts) = self.state else { return }
                     self.state = .forwarding(upstream)
                     for p in parts {
@@ -273,6 +275,22 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: helpers
 
+    /// How this handler's decisions are recorded (`via`).
+    private var via: String {
+        switch mode {
+        case .proxy: return "proxy"
+        case .transparent: return "transparent"
+        case .intercepted: return "intercepted"
+        }
+    }
+
+    /// Answers a malformed or unroutable request with 400 and records it (`egress.deny`, host
+    /// `(malformed request)`), so a probe of the proxy leaves a trace like any other denial.
+    private func refuse(context: ChannelHandlerContext, _ reason: String) {
+        session.recordDenied(host: "(malformed request)", port: 0, via: via, reason: reason)
+        respond(context: context, status: .badRequest, reason + "\n")
+    }
+
     private func respond(context: ChannelHandlerContext, status: HTTPResponseStatus, _ text: String) {
         state = .done
         var headers = HTTPHeaders()
@@ -283,6 +301,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// The size of `head` on the wire (request line, header lines, the blank line): what a
+    /// request's `bytes_out` counts before its body.
+    static func headBytes(_ head: HTTPRequestHead) -> Int {
+        var n = head.method.rawValue.utf8.count + 1 + head.uri.utf8.count + 1 + "HTTP/1.1\r\n".utf8.count
+        for (name, value) in head.headers { n += name.utf8.count + 2 + value.utf8.count + 2 }
+        return n + 2
     }
 
     /// `host:port`, `[v6]:port` or `host` (then `defaultPort`).

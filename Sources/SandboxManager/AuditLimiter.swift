@@ -3,9 +3,9 @@ import SandboxCore
 
 /// Keeps every sandbox's audit trail bounded, whatever its code does. Entries the sandbox itself
 /// causes (actor `sandbox`: egress decisions, DNS denials, substitutions) are
-/// - coalesced: an entry like one written in the last ``Settings/window`` (same kind, host, port,
-///   via) is not written again; when the window ends one entry with `count` (how many were held)
-///   stands for them;
+/// - coalesced (all but `egress.allow`, whose byte counts differ each time): an entry like one
+///   written in the last ``Settings/window`` (same kind, host, port, via) is not written again;
+///   when the window ends one entry with `count` (how many were held) stands for them;
 /// - rate-limited: at most ``Settings/burst`` at once and ``Settings/perSecond`` after that; what
 ///   is over is counted and summed up in one `audit.rate_limited` entry (`dropped`, `kinds`) as
 ///   soon as the rate allows.
@@ -64,12 +64,13 @@ struct AuditLimiter {
         var out = due(&t, event.sandboxId, now: now)
         if event.actor == "sandbox" {
             let key = Key(event)
-            if var held = t.recent[key], now < held.until {
+            let coalesces = event.kind != "egress.allow"
+            if coalesces, var held = t.recent[key], now < held.until {
                 held.count += 1
                 t.recent[key] = held
             } else if take(&t, now: now) {
                 out.append(event)
-                if t.recent.count < settings.maxKeys || t.recent[key] != nil {
+                if coalesces && (t.recent.count < settings.maxKeys || t.recent[key] != nil) {
                     let until = now + settings.window
                     if t.recent.isEmpty || until < t.nextDue { t.nextDue = until }
                     t.recent[key] = Held(first: event, until: until)
@@ -94,11 +95,12 @@ struct AuditLimiter {
         return kept
     }
 
-    /// Everything still held for `sandboxId` (its end is being recorded); forgets the sandbox.
-    mutating func finish(_ sandboxId: String) -> [AuditEvent] {
-        guard var t = trails.removeValue(forKey: sandboxId) else { return [] }
+    /// Everything still held for `end`'s sandbox, then `end` (its `sandbox.delete`/`sandbox.kill`,
+    /// always kept); the sandbox is forgotten.
+    mutating func finish(_ end: AuditEvent) -> [AuditEvent] {
+        guard var t = trails.removeValue(forKey: end.sandboxId) else { return [end] }
         let far = ContinuousClock.now + .seconds(86_400 * 365)
-        return cap(due(&t, sandboxId, now: far, force: true), &t)
+        return cap(due(&t, end.sandboxId, now: far, force: true) + [end], &t)
     }
 
     // MARK: parts

@@ -23,7 +23,7 @@ public final class AuditTrail: AuditSink {
     public func record(_ event: AuditEvent) {
         let end = event.kind == "sandbox.delete" || event.kind == "sandbox.kill"
         // Admitted and queued under the limiter's lock: the trail keeps the order of decisions.
-        let first = limiter.withLock { l in append(end ? l.finish(event.sandboxId) + l.admit(event) : l.admit(event)) }
+        let first = limiter.withLock { l in append(end ? l.finish(event) : l.admit(event)) }
         if first { recorder.enqueue(.events(self)) }
     }
 

@@ -19,6 +19,9 @@ struct PhasedRun: Sendable {
                 try await backend.destroy(handle)
                 return failed
             }
+            if let failure = await SetupProcesses.end(handle, backend: backend, profile: spec.profile) {
+                throw SandboxError(.setupFailed, failure)  // destroyed below
+            }
             await egress?.enterRunPhase(sandboxId: spec.id, profile: spec.profile)
             let result = try await backend.exec(handle, request, output: output)
             try await backend.destroy(handle)

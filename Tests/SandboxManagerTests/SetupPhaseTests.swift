@@ -1,0 +1,55 @@
+import Foundation
+import SandboxCore
+import SandboxManager
+import SandboxTestSupport
+import Testing
+
+/// The switch from the setup phase to the run phase ends what the setup command left running (a
+/// background process from setup kept a working tunnel into a `deny` run phase).
+@Suite(.serialized) struct SetupPhaseTests {
+    static let leftBehind = ["/bin/sh", "-c", "setsid sleep 3600 </dev/null >/dev/null 2>&1 & echo started"]
+    /// Every process's command line in the sandbox.
+    static let processes = ExecRequest(argv: ["/bin/sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null; echo; done"])
+
+    func request(keep: Bool) -> CreateSandboxRequest {
+        var request = ManagerFixture.request
+        if case .inline(var p) = request.profile {
+            p.phases.keepSetupProcesses = keep
+            request.profile = .inline(p)
+        }
+        request.setup = ExecRequest(argv: Self.leftBehind)
+        return request
+    }
+
+    @Test func aProcessTheSetupCommandLeftRunningIsEndedBeforeTheRunPhase() async throws {
+        guard TestSandbox.available else { return }
+        try await ManagerFixture.with { f in
+            try await f.manager.start()
+            let sbx = try await f.manager.create(tenantId: f.tenant.id, request(keep: false), actor: "key_a")
+            let ps = try await f.manager.exec(tenantId: f.tenant.id, id: sbx.id, Self.processes, actor: "key_a", output: nil)
+            #expect(ps.outcome == .ok)
+            #expect(!ps.stdout.contains("sleep 3600"), "\(ps.stdout)")
+            let trail = try await f.manager.auditTrail(tenantId: f.tenant.id, id: sbx.id)
+            #expect(trail.contains { $0.kind == "setup.processes_ended" })
+        }
+    }
+
+    @Test func theProfileMayKeepThem() async throws {
+        guard TestSandbox.available else { return }
+        try await ManagerFixture.with { f in
+            try await f.manager.start()
+            let sbx = try await f.manager.create(tenantId: f.tenant.id, request(keep: true), actor: "key_a")
+            let ps = try await f.manager.exec(tenantId: f.tenant.id, id: sbx.id, Self.processes, actor: "key_a", output: nil)
+            #expect(ps.stdout.contains("sleep 3600"), "\(ps.stdout)")
+        }
+    }
+
+    @Test func keepProcessesIsAProfileField() throws {
+        let p = try ProfileLoader().parse("phases:\n  setup:\n    keep_processes: true\n", defaultName: "p")
+        #expect(p.phases.keepSetupProcesses)
+        #expect(p.network(for: .setup) == p.network)
+        let again = try JSONDecoder().decode(Profile.self, from: JSONEncoder().encode(p))
+        #expect(again.phases.keepSetupProcesses && again.network(for: .setup) == p.network)
+        #expect(throws: SandboxError.self) { try ProfileLoader().parse("phases:\n  run:\n    keep_processes: true\n", defaultName: "p") }
+    }
+}
