@@ -63,6 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
     var trustedTenant: [String] = []
 
+    @Option(name: .long, help: "A ceiling on what tenants' inline profiles may ask for: NAME=VALUE, e.g. output=16M, memory=4G, cpus=2, tenant_memory=16G (repeatable; defaults from the host's RAM and cores).")
+    var ceiling: [String] = []
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE hosts=a,b [header=Name: … {value}] (also $SANDBOXER_SECRETS_FILE).")
@@ -91,6 +94,7 @@ struct ServeCommand: AsyncParsableCommand {
             dataDirectory: dataDirectory, warmPool: pool)
         configuration.sharedStore = !(store is SQLiteStore)
         configuration.isolationPolicy = try Self.isolationPolicy(floor: isolationFloor, trusted: trustedTenant)
+        configuration.ceilings = try Self.ceilings(ceiling)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)
         configuration.egress = hub
@@ -127,6 +131,17 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// The host's ceilings with `--ceiling NAME=VALUE` applied.
+    static func ceilings(_ items: [String]) throws -> LimitCeilings {
+        var ceilings = LimitCeilings.host
+        for item in items {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw SandboxError(.invalidRequest, "--ceiling '\(item)' must look like NAME=VALUE, e.g. output=16M") }
+            try ceilings.set(parts[0], parts[1])
+        }
+        return ceilings
     }
 
     /// `--isolation-floor` and `--trusted-tenant`.
