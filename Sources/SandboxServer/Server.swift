@@ -45,18 +45,22 @@ public struct SandboxServer: Sendable {
     public let metrics: ServerMetrics
     /// The execution monitor's logins (`/monitor`), in memory.
     public let monitorSessions: MonitorSessions
+    /// Login attempts per client address at `/monitor/login`.
+    public let loginThrottle: LoginThrottle
     let logger: Logger
 
     public var store: any SandboxStore { manager.store }
 
     public init(manager: SandboxManager, runs: RunService? = nil, configuration: Configuration = Configuration(),
                 metrics: ServerMetrics = ServerMetrics(), monitorSessions: MonitorSessions = MonitorSessions(),
+                loginThrottle: LoginThrottle = LoginThrottle(),
                 logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
         self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
         self.monitorSessions = monitorSessions
+        self.loginThrottle = loginThrottle
         self.logger = logger
     }
 
