@@ -63,6 +63,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
     var trustedTenant: [String] = []
 
+    @Option(name: .long, help: "A tenant (by name) whose keys may read /metrics, the whole server's counts (repeatable; default: none).")
+    var metricsTenant: [String] = []
+
     @Option(name: .long, help: "A ceiling on what tenants' inline profiles may ask for: NAME=VALUE, e.g. output=16M, memory=4G, cpus=2, tenant_memory=16G (repeatable; defaults from the host's RAM and cores).")
     var ceiling: [String] = []
 
@@ -114,7 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                         maxQueued: maxQueued, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections, metricsTenants: Set(metricsTenant)), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {

@@ -25,16 +25,21 @@ public struct SandboxServer: Sendable {
         public var maxWebSocketMessageBytes: Int
         /// Connection caps (total, per client address) and header/idle timeouts of the listener.
         public var connections: ConnectionLimits
+        /// Tenants (by name) whose keys may read `/metrics`: the server-wide counts are the
+        /// operator's, not every tenant's (`serve --metrics-tenant NAME`).
+        public var metricsTenants: Set<String>
 
         public init(host: String = "127.0.0.1", port: Int = 7070, maxUploadBytes: Int64 = 256 << 20,
                     maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20,
-                    connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit)) {
+                    connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit),
+                    metricsTenants: Set<String> = []) {
             self.host = host
             self.port = port
             self.maxUploadBytes = maxUploadBytes
             self.maxJSONBytes = maxJSONBytes
             self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
             self.connections = connections
+            self.metricsTenants = metricsTenants
         }
     }
 
