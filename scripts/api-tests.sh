@@ -38,7 +38,7 @@ PY
 start_server() {
     # Two run workers whatever the cores: tests/python/test_runs.py fills them to keep a run queued.
     # hooks.test: the webhook receivers of tests/python/test_runs.py (loopback is reached only by name).
-    "$BIN" serve --port "$PORT" --data "$DATA" --workers 2 --resolve hooks.test=127.0.0.1 >>"$DATA.log" 2>&1 &
+    "$BIN" serve --port "$PORT" --data "$DATA" --metrics-tenant api-tests-a --workers 2 --resolve hooks.test=127.0.0.1 >>"$DATA.log" 2>&1 &
     server=$!
     for _ in $(seq 1 200); do
         curl -fsS "$SANDBOXER_URL/readyz" >/dev/null 2>&1 && return 0

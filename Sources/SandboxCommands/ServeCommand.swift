@@ -66,6 +66,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
     var trustedTenant: [String] = []
 
+    @Option(name: .long, help: "A tenant (by name) whose keys may read /metrics, the whole server's counts (repeatable; default: none).")
+    var metricsTenant: [String] = []
+
+    @Option(name: .long, help: "A ceiling on what tenants' inline profiles may ask for: NAME=VALUE, e.g. output=16M, memory=4G, cpus=2, tenant_memory=16G (repeatable; defaults from the host's RAM and cores).")
+    var ceiling: [String] = []
+
     @OptionGroup var egress: EgressOptions
 
     @Option(name: .long, help: "Set the secrets of a file at start: lines NAME=VALUE [tenant=NAME] hosts=a,b [header=Name: … {value}]; without tenant= a line's secret is shared with every tenant (also $SANDBOXER_SECRETS_FILE).")
@@ -99,6 +105,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.expiryGrace = grace
         configuration.sharedStore = !(store is SQLiteStore)
         configuration.isolationPolicy = try Self.isolationPolicy(floor: isolationFloor, trusted: trustedTenant)
+        configuration.ceilings = try Self.ceilings(ceiling)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)
         configuration.egress = hub
@@ -118,7 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
                                                         maxQueued: maxQueued, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections, metricsTenants: Set(metricsTenant)), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
@@ -135,6 +142,17 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// The host's ceilings with `--ceiling NAME=VALUE` applied.
+    static func ceilings(_ items: [String]) throws -> LimitCeilings {
+        var ceilings = LimitCeilings.host
+        for item in items {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw SandboxError(.invalidRequest, "--ceiling '\(item)' must look like NAME=VALUE, e.g. output=16M") }
+            try ceilings.set(parts[0], parts[1])
+        }
+        return ceilings
     }
 
     /// `--isolation-floor` and `--trusted-tenant`.

@@ -210,10 +210,12 @@ extension SandboxManager {
     }
 
     /// Refuses a tenant's profile that weakens isolation unless the operator trusts the tenant
-    /// (``IsolationPolicy``): `forbidden` (403) naming the field.
+    /// (``IsolationPolicy``: `forbidden`, 403), or whose inline limits are over the operator's
+    /// ceilings (``LimitCeilings``: `limit_exceeded`, 422); both name the field.
     public func checkTenantProfile(tenantId: String, profile: Profile, inline: Bool, isolationField: String) async throws {
         let name = try await tenant(tenantId).name
         try configuration.isolationPolicy.check(profile, inline: inline, tenantName: name, isolationField: isolationField)
+        if inline { try configuration.ceilings.check(profile.limits) }
     }
 
     /// Refuses a create that would take the tenant over its sandbox-count or memory quota.
@@ -225,8 +227,10 @@ extension SandboxManager {
                                retryAfterSeconds: 10)
         }
         let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes } + profile.limits.memoryBytes
-        if memory > quota.maxMemoryBytes {
-            throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(quota.maxMemoryBytes)) (max_memory_bytes); delete one or ask for less memory",
+        // The quota as stored, never above the operator's ceiling (derived from the host's RAM).
+        let allowed = min(quota.maxMemoryBytes, configuration.ceilings.tenantMemoryBytes)
+        if memory > allowed {
+            throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(allowed)) (max_memory_bytes, at most the server's tenant_memory ceiling); delete one or ask for less memory",
                                retryAfterSeconds: 10)
         }
     }

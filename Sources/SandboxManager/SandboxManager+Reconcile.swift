@@ -160,7 +160,7 @@ extension SandboxManager {
             } catch {
                 guard live[id]?.record.state == .running else { continue }
                 let message = (error as? SandboxError)?.message ?? "\(error)"
-                if await backend.isGone(id: id) {
+                if await Self.isGone(id, backend) {
                     guard live[id]?.record.state == .running else { continue }
                     await markLost(id, reason: "the sandbox stopped answering: \(message)")
                 } else {

@@ -72,13 +72,23 @@ extension SandboxManager {
     /// `lost` and `failure` is returned. Otherwise (the server itself short of descriptors, a
     /// connection cut) only this call fails, with a retryable `unavailable`, and the sandbox keeps running.
     func lostOrUnavailable(_ id: String, _ backend: any LiveSandboxBackend, _ failure: SandboxError) async -> SandboxError {
-        if await backend.isGone(id: id) {
+        if await Self.isGone(id, backend) {
             await markLost(id, reason: failure.message)
             return failure
         }
         logger.warning("a call on a sandbox failed, but its processes are still there; keeping it", metadata: ["id": "\(id)", "error": "\(failure.message)"])
         return SandboxError(.unavailable, "the server could not reach sandbox \(id) just now (\(failure.message)); the sandbox itself is still running: retry in a moment",
                             retryAfterSeconds: 1)
+    }
+
+    /// ``LiveSandboxBackend/isGone(id:)``, asked again for a moment: an agent's connection closes
+    /// while its process is still exiting, a few milliseconds before it is a zombie.
+    static func isGone(_ id: String, _ backend: any LiveSandboxBackend) async -> Bool {
+        for attempt in 0..<5 {
+            if await backend.isGone(id: id) { return true }
+            if attempt < 4 { try? await Task.sleep(for: .milliseconds(50)) }
+        }
+        return false
     }
 
     /// A running sandbox's handle (its spec carries the profile, limits included) and backend; for

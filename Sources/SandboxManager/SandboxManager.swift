@@ -54,6 +54,8 @@ public actor SandboxManager {
         public var poolLease: Duration = .seconds(600)
         /// Which isolation-weakening settings tenants may use (`serve --isolation-floor`, `--trusted-tenant`).
         public var isolationPolicy = IsolationPolicy()
+        /// The most a tenant's inline profile may ask for, and the cap of every tenant's memory quota (`serve --ceiling`).
+        public var ceilings = LimitCeilings.host
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

@@ -156,6 +156,21 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 }
 
+/// Closes a refused connection as soon as it is active, reading nothing from it.
+final class RefusedConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.close(promise: nil) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
 /// Wraps a child channel (HTTP/1 with WebSocket upgrade): a connection whose client address holds
 /// its share already is closed at once (no HTTP handling, nothing logged above debug); every other
 /// passes the ``ConnectionGuardHandler`` first.
@@ -174,7 +189,11 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
         let client = ConnectionGuardHandler.clientKey(channel.remoteAddress)
         guard counter.admit(client) else {
             self.logger.debug("connection refused: the client holds its share of connections", metadata: ["client": "\(client)"])
-            channel.close(promise: nil)
+            // Closed once registered and active (closing it here, before registration, would
+            // make the accept fail on the listener's own pipeline).
+            do { try channel.pipeline.syncOperations.addHandler(RefusedConnectionHandler()) } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
             return channel.eventLoop.makeSucceededFuture(Value(inner: nil, channel: channel))
         }
         do {

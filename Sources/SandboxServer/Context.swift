@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Who is calling: the tenant and the API key (its public id, never the secret).
 public struct Caller: Sendable, Equatable {
@@ -22,10 +23,13 @@ public struct APIRequestContext: RequestContext, WebSocketRequestContext {
     public var caller: Caller?
     /// Filled by handlers whose target is known only once they ran (the id of a created sandbox).
     let auditTarget = AuditTarget()
+    /// The client's address (per-client limits such as the monitor's login throttle).
+    public let remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.webSocket = .init()
+        self.remoteAddress = source.channel.remoteAddress
     }
 
     /// The caller, or `unauthorized` (routes behind the auth middleware always have one).

@@ -8,6 +8,7 @@ extension SandboxServer {
     /// response open and streams new entries until the sandbox has ended and its trail is drained.
     func addAuditRoutes(_ routes: RouteRegistry) {
         let manager = self.manager
+        let store = self.store
 
         routes.add(.get, "/v1/sandboxes/{id}/audit") { request, context in
             let caller = try context.requireCaller()
@@ -22,11 +23,21 @@ extension SandboxServer {
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: AuditLine.buffer(first)))
             }
             let after = first.last?.seq ?? query.after
+            let key = KeyWatch.key(of: request)
             return Response(status: .ok, headers: headers, body: ResponseBody { writer in
                 if !first.isEmpty { try await writer.write(AuditLine.buffer(first)) }
-                for try await event in manager.followAuditTrail(tenantId: caller.tenantId, id: id, after: after) {
-                    try await writer.write(AuditLine.buffer([event]))
-                }
+                let lines = AsyncStream<AuditEvent>.makeStream()
+                // Entries pass through a stream so the writer stays in this task; a revoked key ends the follow.
+                async let follow: Void = {
+                    defer { lines.continuation.finish() }
+                    try? await KeyWatch.whileValid(store, key: key) {
+                        for try await event in manager.followAuditTrail(tenantId: caller.tenantId, id: id, after: after) {
+                            lines.continuation.yield(event)
+                        }
+                    }
+                }()
+                for await event in lines.stream { try await writer.write(AuditLine.buffer([event])) }
+                await follow
                 try await writer.finish(nil)
             })
         }

@@ -8,6 +8,7 @@ extension SandboxServer {
     /// `Accept: text/event-stream`.
     func addExecRoutes(_ routes: RouteRegistry) {
         let manager = self.manager
+        let store = self.store
         let metrics = self.metrics
         let maxJSON = configuration.maxJSONBytes
 
@@ -24,7 +25,8 @@ extension SandboxServer {
                 return result
             }
             if Streaming.wantsEventStream(request) {
-                return Streaming.sse { output in try await run(output) }
+                let key = KeyWatch.key(of: request)
+                return Streaming.sse { output in try await KeyWatch.whileValid(store, key: key) { try await run(output) } }
             }
             return try APIJSON.response(try await run(nil))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SandboxCore
 
 extension SandboxServer {
     /// `/healthz` (the process is up), `/readyz` (the store answers), `/metrics` (Prometheus text).
@@ -22,7 +23,12 @@ extension SandboxServer {
             }
         }
         let metrics = self.metrics
-        routes.add(.get, "/metrics") { _, _ in
+        let readers = configuration.metricsTenants
+        routes.add(.get, "/metrics") { _, context in
+            let caller = try context.requireCaller()
+            guard let tenant = try await store.tenant(id: caller.tenantId), readers.contains(tenant.name) else {
+                throw SandboxError(.forbidden, "/metrics shows the whole server's counts, which are the operator's: only keys of the tenants the server names with serve --metrics-tenant NAME may read them")
+            }
             let gauges = await manager.gauges()
             metrics.recordGauges(byState: gauges.byState, poolSize: gauges.poolSize)
             var headers = HTTPFields()

@@ -7,6 +7,7 @@ extension SandboxServer {
     /// Background processes: start, list, follow output (SSE), stdin, signals, PTY size.
     func addProcessRoutes(_ routes: RouteRegistry) {
         let manager = self.manager
+        let store = self.store
         let maxJSON = configuration.maxJSONBytes
 
         routes.add(.post, "/v1/sandboxes/{id}/processes", action: "process.start") { request, context in
@@ -26,7 +27,7 @@ extension SandboxServer {
             return try APIJSON.response(ProcessList(items: list))
         }
 
-        routes.add(.get, "/v1/sandboxes/{id}/processes/{pid}/output") { _, context in
+        routes.add(.get, "/v1/sandboxes/{id}/processes/{pid}/output") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
             let pid = try Self.pid(context)
@@ -34,8 +35,9 @@ extension SandboxServer {
             guard try await manager.processes(tenantId: caller.tenantId, id: id).contains(where: { $0.pid == pid }) else {
                 throw SandboxError(.notFound, "no process \(pid) in sandbox \(id)")
             }
+            let key = KeyWatch.key(of: request)
             return Streaming.sse { output in
-                try await manager.connect(tenantId: caller.tenantId, id: id, pid: pid, output: output)
+                try await KeyWatch.whileValid(store, key: key) { try await manager.connect(tenantId: caller.tenantId, id: id, pid: pid, output: output) }
             }
         }
 

@@ -96,11 +96,21 @@ extension SandboxServer {
                 try await outbound.close(.policyViolation, reason: Problem(error).code)
                 return
             }
+            let key = KeyWatch.key(of: ws.request)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in manager.events(tenantId: caller.tenantId) {
                         let json = try APIJSON.encoder.encode(event)
                         try await outbound.writeTextMessage(String(decoding: json, as: UTF8.self))
+                    }
+                }
+                // A revoked key closes the socket (the client's close then ends the loop below).
+                group.addTask {
+                    do {
+                        try await KeyWatch.whileValid(store, key: key) { try await Task.sleep(for: .seconds(366 * 86_400)) }
+                    } catch let p as Problem {
+                        try await outbound.writeTextMessage(StreamEvent.failure(p).webSocketText)
+                        try await outbound.close(.policyViolation, reason: p.code)
                     }
                 }
                 for try await _ in inbound.messages(maxSize: maxMessage) {}

@@ -25,16 +25,21 @@ public struct SandboxServer: Sendable {
         public var maxWebSocketMessageBytes: Int
         /// Connection caps (total, per client address) and header/idle timeouts of the listener.
         public var connections: ConnectionLimits
+        /// Tenants (by name) whose keys may read `/metrics`: the server-wide counts are the
+        /// operator's, not every tenant's (`serve --metrics-tenant NAME`).
+        public var metricsTenants: Set<String>
 
         public init(host: String = "127.0.0.1", port: Int = 7070, maxUploadBytes: Int64 = 256 << 20,
                     maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20,
-                    connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit)) {
+                    connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit),
+                    metricsTenants: Set<String> = []) {
             self.host = host
             self.port = port
             self.maxUploadBytes = maxUploadBytes
             self.maxJSONBytes = maxJSONBytes
             self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
             self.connections = connections
+            self.metricsTenants = metricsTenants
         }
     }
 
@@ -45,18 +50,22 @@ public struct SandboxServer: Sendable {
     public let metrics: ServerMetrics
     /// The execution monitor's logins (`/monitor`), in memory.
     public let monitorSessions: MonitorSessions
+    /// Login attempts per client address at `/monitor/login`.
+    public let loginThrottle: LoginThrottle
     let logger: Logger
 
     public var store: any SandboxStore { manager.store }
 
     public init(manager: SandboxManager, runs: RunService? = nil, configuration: Configuration = Configuration(),
                 metrics: ServerMetrics = ServerMetrics(), monitorSessions: MonitorSessions = MonitorSessions(),
+                loginThrottle: LoginThrottle = LoginThrottle(),
                 logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
         self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
         self.monitorSessions = monitorSessions
+        self.loginThrottle = loginThrottle
         self.logger = logger
     }
 

@@ -39,12 +39,22 @@ import Testing
     }
 
     @Test func metricsWithKeyIsPrometheusText() async throws {
-        try await ServedApp.with { app in
+        try await ServedApp.with(configuration: .init(port: 0, metricsTenants: ["acme"])) { app in
             let reply = try await app.client(try await app.key("acme")).send("GET", "/metrics")
             #expect(reply.status == 200)
             #expect(reply.headers["content-type"]?.hasPrefix("text/plain") == true)
             #expect(reply.body.text.contains("sandboxer_sandboxes{state=\"running\"}"))
             #expect(reply.body.text.contains("sandboxer_pool_size"))
+        }
+    }
+
+    /// The server-wide counts are the operator's (issue 17, low item): any other tenant's key is refused.
+    @Test func metricsAreOnlyForTheOperatorsTenants() async throws {
+        try await ServedApp.with(configuration: .init(port: 0, metricsTenants: ["ops"])) { app in
+            let other = try await app.client(try await app.key("acme")).send("GET", "/metrics")
+            _ = try ProblemBody.of(other, status: 403, code: "forbidden")
+            #expect(!other.body.text.contains("sandboxer_sandboxes"))
+            #expect(try await app.client(try await app.key("ops")).send("GET", "/metrics").status == 200)
         }
     }
 }

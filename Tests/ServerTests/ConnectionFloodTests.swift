@@ -14,26 +14,25 @@ import Glibc
 
     @Test func oneClientGetsItsShareOfConnectionsAndOthersAreServed() async throws {
         try await ServedApp.with(configuration: .init(port: 0, connections: Self.limits)) { app in
-            // 200 connections from 127.0.0.1, each with half a request's headers.
-            var flood: [Int32] = []
-            defer { for fd in flood { close(fd) } }
-            for _ in 0..<200 {
-                let fd = try RawClient.connect(from: "127.0.0.1", port: app.port)
-                RawClient.send(fd, "GET /healthz HTTP/1.1\r\nHost: flood\r\n")
-                flood.append(fd)
-            }
-            // Another client is served while the flood holds its connections.
-            #expect(try RawClient.status(from: "127.0.0.2", port: app.port, "GET /healthz HTTP/1.1\r\nHost: ok\r\nConnection: close\r\n\r\n") == 200)
-            // The server closed every flood connection beyond the client's share (EOF), the rest
-            // wait for the rest of their headers (no data, not closed, within 1 s).
-            var closed = 0, open = 0
-            for fd in flood {
-                switch RawClient.readState(fd, waitSeconds: 1) {
-                case .closed: closed += 1
-                case .open: open += 1
-                case .data: Issue.record("a half-sent request got an answer")
+            let port = app.port
+            let (other, states) = try await RawClient.offPool { () throws -> (Int, [RawClient.ReadState]) in
+                // 200 connections from 127.0.0.1, each with half a request's headers.
+                var flood: [Int32] = []
+                defer { for fd in flood { close(fd) } }
+                for _ in 0..<200 {
+                    let fd = try RawClient.connect(from: "127.0.0.1", port: port)
+                    RawClient.send(fd, "GET /healthz HTTP/1.1\r\nHost: flood\r\n")
+                    flood.append(fd)
                 }
+                // Another client is served while the flood holds its connections.
+                let other = try RawClient.status(from: "127.0.0.2", port: port, "GET /healthz HTTP/1.1\r\nHost: ok\r\nConnection: close\r\n\r\n")
+                return (other, flood.map { RawClient.readState($0, waitSeconds: 1) })
             }
+            #expect(other == 200)
+            // The server closed every flood connection beyond the client's share (EOF); the rest
+            // wait for the rest of their headers (no data, not closed, within 1 s).
+            let open = states.filter { $0 == .open }.count, closed = states.filter { $0 == .closed }.count
+            #expect(!states.contains(.data), "a half-sent request got an answer")
             #expect(open <= Self.limits.maxConnectionsPerClient, "\(open) flood connections kept open, over the per-client cap")
             #expect(closed >= 200 - Self.limits.maxConnectionsPerClient)
         }
@@ -43,20 +42,33 @@ import Glibc
         var limits = Self.limits
         limits.headerTimeout = .seconds(1)
         try await ServedApp.with(configuration: .init(port: 0, connections: limits)) { app in
-            let fd = try RawClient.connect(from: "127.0.0.1", port: app.port)
-            defer { close(fd) }
-            RawClient.send(fd, "GET /healthz HTTP/1.1\r\nHost: slow\r\n")
-            // Without a header timeout the connection would stay open for good (bound: 30 s).
-            #expect(RawClient.readState(fd, waitSeconds: 30) == .closed)
-            // A complete request on a fresh connection is still answered.
-            #expect(try RawClient.status(from: "127.0.0.1", port: app.port, "GET /healthz HTTP/1.1\r\nHost: ok\r\nConnection: close\r\n\r\n") == 200)
+            let port = app.port
+            let (state, status) = try await RawClient.offPool { () throws -> (RawClient.ReadState, Int) in
+                let fd = try RawClient.connect(from: "127.0.0.1", port: port)
+                defer { close(fd) }
+                RawClient.send(fd, "GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+                // Without a header timeout the connection would stay open for good (bound: 30 s).
+                let state = RawClient.readState(fd, waitSeconds: 30)
+                // A complete request on a fresh connection is still answered.
+                return (state, try RawClient.status(from: "127.0.0.1", port: port, "GET /healthz HTTP/1.1\r\nHost: ok\r\nConnection: close\r\n\r\n"))
+            }
+            #expect(state == .closed)
+            #expect(status == 200)
         }
     }
 }
 
 /// Blocking loopback TCP for the flood: a chosen source address, raw bytes, the peer's state.
 enum RawClient {
-    enum ReadState: Equatable { case closed, open, data }
+    enum ReadState: Equatable, Sendable { case closed, open, data }
+
+    /// Runs blocking socket work on a thread of its own: blocking the few threads of Swift's
+    /// cooperative pool would starve every server of the test process.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
 
     static func connect(from source: String, port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -14,6 +14,7 @@ extension SandboxServer {
         let sessions = monitorSessions
         let store = self.store
         let logger = self.logger
+        let throttle = loginThrottle
 
         routes.add(.get, "/monitor") { request, _ in
             await sessions.session(request.cookies[Self.monitorCookie]?.value) == nil ? MonitorPage.login() : MonitorPage.app()
@@ -21,9 +22,14 @@ extension SandboxServer {
         routes.add(.get, "/monitor/app.js") { _, _ in MonitorPage.script }
         routes.add(.get, "/monitor/app.css") { _, _ in MonitorPage.styles }
 
-        routes.add(.post, "/monitor/login") { request, _ in
+        routes.add(.post, "/monitor/login") { request, context in
             guard MonitorOrigin.isSameOrigin(request) else {
                 return MonitorPage.login(error: "refused: the login form was posted from another site", status: .forbidden)
+            }
+            if let wait = throttle.admit(ConnectionGuardHandler.clientKey(context.remoteAddress)) {
+                var page = MonitorPage.login(error: "too many login attempts from this address; wait \(wait) s", status: .tooManyRequests)
+                page.headers[.retryAfter] = String(wait)
+                return page
             }
             let body = try await BodyReader.collect(request, limit: 16 << 10, name: "monitor_login_bytes")
             let form = try? URLEncodedFormDecoder().decode(LoginForm.self, from: String(decoding: body, as: UTF8.self))
