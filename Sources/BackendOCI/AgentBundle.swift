@@ -65,12 +65,14 @@ public enum AgentBundle {
     }
 
     /// Capabilities of the agent (container uid 0), each for one job; user processes get none:
-    /// they switch to the profile's uid with setresuid, which clears the permitted and effective
-    /// sets, and `no_new_privs` stops any execve from regaining one.
+    /// each child empties its bounding set, switches to the profile's uid with setresuid (which
+    /// clears the permitted and effective sets), and `no_new_privs` stops any execve from
+    /// regaining one.
     public static let capabilities = [
         "CAP_SETUID",  // setresuid to the sandbox user in each child; setfsuid for file operations
         "CAP_SETGID",  // setgroups/setresgid in each child; setfsgid for file operations
         "CAP_KILL",  // signal, time out and reap-kill user processes (another uid than the agent's)
+        "CAP_SETPCAP",  // empty each child's bounding set before it becomes the sandbox user
     ]
 
     /// Turns the config of a sandbox into one whose init is the agent: uid 0 with ``capabilities``,

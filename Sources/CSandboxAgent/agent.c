@@ -68,6 +68,12 @@ pid_t sbx_agent_spawn(const struct sbx_spawn_args *a, int *child_errno, const ch
             (void)w;
             close(oom);
         }
+        /* Empty the bounding set while CAP_SETPCAP is still effective (setresuid below clears it):
+           a user process cannot regain any capability, not even through a file capability of a
+           binary it runs. An agent without CAP_SETPCAP (an older bundle) leaves it as it was. */
+        for (int c = 0; c < 64; c++) {
+            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno == EINVAL) break;
+        }
         gid_t g = a->gid;
         if (setgroups(1, &g) != 0) child_fail(p[1], 4);
         if (setresgid(a->gid, a->gid, a->gid) != 0) child_fail(p[1], 5);

@@ -65,7 +65,7 @@ struct EgressAttackTests {
     func hostAddressesAreBlocked() async throws {
         let own = try #require(HostAddresses.read().keys.filter { $0.isIPv4 && $0.bytes[0] != 127 }.sorted { $0.description < $1.description }.first,
                                "this host has an IPv4 interface address besides loopback")
-        let listener = try AnyAddressListener()
+        let listener = try LoopbackUpstream(everyAddress: true)
         defer { listener.stop() }
         let session = try makeSession(.init(mode: .open))
         let proxy = try await LoopbackProxy(session: session)

@@ -9,7 +9,9 @@ import SandboxTestSupport
 import Glibc
 #endif
 
-/// A loopback HTTP upstream on a thread of its own: answers every request with `hello`, counts connections.
+/// An HTTP upstream on a thread of its own: answers every request with `hello`, counts
+/// connections. On 127.0.0.1, or with `everyAddress` on every address of this host (`[::]`
+/// dual-stack, as a careless host service binds 0.0.0.0).
 final class LoopbackUpstream: @unchecked Sendable {
     let fd: Int32
     let port: UInt16
@@ -17,17 +19,30 @@ final class LoopbackUpstream: @unchecked Sendable {
     private var count = 0
     var connections: Int { lock.withLock { count } }
 
-    init() throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+    init(everyAddress: Bool = false) throws {
+        let s: Int32
+        if everyAddress {
+            s = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+            var off: Int32 = 0
+            setsockopt(s, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
+            var addr = sockaddr_in6()
+            addr.sin6_family = sa_family_t(AF_INET6)
+            var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+            port = UInt16(bigEndian: addr.sin6_port)
+        } else {
+            s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
+            _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
+            port = UInt16(bigEndian: addr.sin_port)
+        }
         listen(s, 64)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
         fd = s
-        port = UInt16(bigEndian: addr.sin_port)
         let thread = Thread { [self] in
             while true {
                 let c = accept(fd, nil, nil)

@@ -97,45 +97,6 @@ final class LoopbackProxy: @unchecked Sendable {
     }
 }
 
-/// A listener on every address of this host (0.0.0.0), as a careless host service binds: counts
-/// connections, answers `hello`.
-final class AnyAddressListener: @unchecked Sendable {
-    let fd: Int32
-    let port: UInt16
-    private let lock = NSLock()
-    private var count = 0
-    var connections: Int { lock.withLock { count } }
-
-    init() throws {
-        let s = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        var off: Int32 = 0
-        setsockopt(s, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in6()
-        addr.sin6_family = sa_family_t(AF_INET6)
-        var len = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, len) } }
-        listen(s, 64)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(s, $0, &len) } }
-        fd = s
-        port = UInt16(bigEndian: addr.sin6_port)
-        let thread = Thread { [self] in
-            while true {
-                let c = accept(fd, nil, nil)
-                if c < 0 { return }
-                lock.withLock { count += 1 }
-                var buf = [UInt8](repeating: 0, count: 4096)
-                _ = read(c, &buf, buf.count)
-                let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".utf8)
-                _ = write(c, reply, reply.count)
-                close(c)
-            }
-        }
-        thread.start()
-    }
-
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
-}
-
 /// Names a lookup function was called with (the real lookup runs behind it).
 final class LookupLog: @unchecked Sendable {
     private let lock = NSLock()
