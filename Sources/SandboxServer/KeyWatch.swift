@@ -22,6 +22,24 @@ enum KeyWatch {
         Problem(status: 401, code: "unauthorized", detail: "the API key of this stream was revoked; the stream is closed")
     }
 
+    /// Sleeps while `key` stays valid; once it is revoked, runs `onRevoke` with the problem (a
+    /// WebSocket writes it and closes). Cancelled with the stream it watches.
+    static func untilRevoked(_ store: any SandboxStore, key: String?, onRevoke: @escaping @Sendable (Problem) async throws -> Void) async throws {
+        do {
+            try await whileValid(store, key: key) { try await Task.sleep(for: .seconds(366 * 86_400)) }
+        } catch let p as Problem {
+            try await onRevoke(p)
+        }
+    }
+
+    /// Whether `key` is still valid, asked at most once per ``interval`` through `last` (for a
+    /// stream that checks between its own events); a store that does not answer is no revocation.
+    static func stillValid(_ store: any SandboxStore, key: String?, last: inout ContinuousClock.Instant) async -> Bool {
+        guard let key, ContinuousClock.now - last >= interval else { return true }
+        last = .now
+        do { return try await store.authenticate(key: key) != nil } catch { return true }
+    }
+
     /// Runs `body` while `key` stays valid; throws ``revoked`` (cancelling `body`) once it is not.
     static func whileValid<T: Sendable>(_ store: any SandboxStore, key: String?, interval: Duration = KeyWatch.interval,
                                         _ body: @escaping @Sendable () async throws -> T) async throws -> T {

@@ -9,6 +9,7 @@ extension SandboxServer {
     func addRunRoutes(_ routes: RouteRegistry) {
         guard let service = runs else { return }
         let store = service.store
+        let keys = self.store
         let manager = self.manager
         let maxJSON = configuration.maxJSONBytes
         let maxQueued = service.configuration.maxQueuedPerTenant
@@ -80,7 +81,7 @@ extension SandboxServer {
                 throw SandboxError(.notFound, "run \(id) has \(run.attempts.count) attempt(s) so far; ask for attempt 1 to \(max(1, run.attempts.count))")
             }
             if Streaming.wantsEventStream(request) {
-                return Self.followResponse(store: store, id: id, tenantId: caller.tenantId, attempt: attempt)
+                return Self.followResponse(store: store, keys: keys, key: KeyWatch.key(of: request), id: id, tenantId: caller.tenantId, attempt: attempt)
             }
             let number = attempt ?? run.attempts.count
             var out: [UInt8] = [], err: [UInt8] = []
@@ -100,13 +101,17 @@ extension SandboxServer {
     }
 
     /// Server-sent events of ``RunFollower``: `attempt`, `stdout`/`stderr`, then `run` (or `error`).
-    static func followResponse(store: any RunStore, id: String, tenantId: String, attempt: Int?) -> Response {
+    /// A revoked `key` ends the follow with an `unauthorized` error at its next event (the key is
+    /// checked at most every ``KeyWatch/interval``).
+    static func followResponse(store: any RunStore, keys: any SandboxStore, key: String?, id: String, tenantId: String, attempt: Int?) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             do {
+                var checked = ContinuousClock.now
                 for try await event in RunFollower.follow(store: store, id: id, tenantId: tenantId, attempt: attempt) {
+                    guard await KeyWatch.stillValid(keys, key: key, last: &checked) else { throw KeyWatch.revoked }
                     switch event {
                     case .attempt(let n):
                         try await writer.write(ByteBuffer(string: "event: attempt\ndata: {\"attempt\":\(n)}\n\n"))

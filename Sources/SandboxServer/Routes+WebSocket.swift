@@ -56,6 +56,7 @@ extension SandboxServer {
                 return
             }
             let pid = process.pid
+            let key = KeyWatch.key(of: ws.request)
             let (events, continuation) = AsyncStream<StreamEvent>.makeStream()
             let finished = NIOLockedValueBox(false)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -70,6 +71,14 @@ extension SandboxServer {
                 group.addTask {
                     for await event in events { try await outbound.writeTextMessage(event.webSocketText) }
                     try await outbound.close(.normalClosure, reason: nil)
+                }
+                // A revoked key ends the process and closes the socket.
+                group.addTask {
+                    try await KeyWatch.untilRevoked(store, key: key) { p in
+                        try? await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: SIGKILL)
+                        try await outbound.writeTextMessage(StreamEvent.failure(p).webSocketText)
+                        try await outbound.close(.policyViolation, reason: p.code)
+                    }
                 }
                 // Client messages until it closes: stdin, close-stdin, signals, resizes.
                 while let message = try await messages.next() {
@@ -106,9 +115,7 @@ extension SandboxServer {
                 }
                 // A revoked key closes the socket (the client's close then ends the loop below).
                 group.addTask {
-                    do {
-                        try await KeyWatch.whileValid(store, key: key) { try await Task.sleep(for: .seconds(366 * 86_400)) }
-                    } catch let p as Problem {
+                    try await KeyWatch.untilRevoked(store, key: key) { p in
                         try await outbound.writeTextMessage(StreamEvent.failure(p).webSocketText)
                         try await outbound.close(.policyViolation, reason: p.code)
                     }

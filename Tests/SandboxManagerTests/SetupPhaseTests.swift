@@ -1,6 +1,6 @@
 import Foundation
 import SandboxCore
-import SandboxManager
+@testable import SandboxManager
 import SandboxTestSupport
 import Testing
 
@@ -41,6 +41,17 @@ import Testing
             let sbx = try await f.manager.create(tenantId: f.tenant.id, request(keep: true), actor: "key_a")
             let ps = try await f.manager.exec(tenantId: f.tenant.id, id: sbx.id, Self.processes, actor: "key_a", output: nil)
             #expect(ps.stdout.contains("sleep 3600"), "\(ps.stdout)")
+        }
+    }
+
+    @Test func aOneShotRunWithSetupEndsWhatSetupLeftRunning() async throws {
+        guard TestSandbox.available else { return }
+        for keep in [false, true] {
+            let profile = TestSandbox.profile { $0.phases.keepSetupProcesses = keep }
+            let run = PhasedRun(backend: try TestSandbox.backend(), egress: nil)
+            let r = try await run.run(SandboxSpec(profile: profile), setup: ExecRequest(argv: Self.leftBehind), request: Self.processes, output: nil)
+            #expect(r.outcome == .ok, "\(r.stderr)")
+            #expect(r.stdout.contains("sleep 3600") == keep, "keep_processes \(keep): \(r.stdout)")
         }
     }
 

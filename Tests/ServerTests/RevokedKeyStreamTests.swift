@@ -28,6 +28,38 @@ import Testing
         }
     }
 
+    @Test func theInteractiveExecSocketOfARevokedKeyIsClosedAndItsProcessEnds() async throws {
+        guard TestSandbox.available else { return }
+        try await ServedApp.with { app in
+            let key = try await app.key("acme")
+            let id = try await Self.record(app.store, key: key).id
+            let client = try app.client(key)
+            let created = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["ttl": "2m"]))
+            let sandbox = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let tenantId = try #require(try await app.store.sandbox(id: sandbox)?.tenantId)
+            try await TestWebSocket.with(port: app.port, path: "/v1/sandboxes/\(sandbox)/exec/ws", key: key) { ws, status, _ in
+                #expect(status == 101)
+                guard var socket = ws else { return }
+                try await socket.send(#"{"cmd":["sh","-c","sleep 300"]}"#)
+                guard case let .text(started)? = try await socket.receive(), started.contains("\"started\"") else {
+                    Issue.record("no started message"); return
+                }
+                try await app.store.revokeAPIKey(id: id)
+                var problem = ""
+                while let message = try await socket.receive() {
+                    guard case let .text(t) = message else { break }
+                    if t.contains("unauthorized") { problem = t; break }
+                }
+                #expect(problem.contains("revoked"), "the socket of a revoked key ends with the problem: \(problem)")
+                try? await socket.close()
+            }
+            // The process the socket started is gone with it.
+            let ps = try await app.manager.exec(tenantId: tenantId, id: sandbox, ExecRequest(argv: ["sh", "-c", "pgrep -c -f 'slee[p] 300' || true"]), actor: "test", output: nil)
+            #expect(ps.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(ps.stdout)")
+            _ = try await app.manager.destroy(tenantId: tenantId, id: sandbox, actor: "test")
+        }
+    }
+
     @Test func anExecStreamOfARevokedKeyEnds() async throws {
         guard TestSandbox.available else { return }
         try await ServedApp.with { app in
