@@ -231,11 +231,22 @@ def own_server(prefix, tenant, args=()):
     assert key
     server = Server(data, args=args)
     server.tmp = tmp
+    server.key = key
     server.start()
     return server, key
 
 
 def drop_server(server):
+    # Sandboxes outlive a server stop by design: delete what the tenant left running first.
+    key = getattr(server, "key", None)
+    if key and server.proc and server.proc.poll() is None:
+        try:
+            with httpx.Client(base_url=server.url, headers=auth(key), timeout=60) as c:
+                r = c.get("/v1/sandboxes", params={"state": "running", "limit": 100})
+                for sb in (r.json().get("items", []) if r.status_code == 200 else []):
+                    c.delete(f"/v1/sandboxes/{sb['id']}")
+        except httpx.HTTPError:
+            pass
     server.stop()
     server.log.close()
     shutil.rmtree(server.tmp, ignore_errors=True)

@@ -94,7 +94,11 @@ def env():
                         "--shared", "--data", server.data], input="tokvalue-91b2\n", capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     c = httpx.Client(base_url=server.url, headers=auth(key), timeout=TIMEOUT)
-    yield {"client": c, "https": https, "plain": plain, "other": other, "untrusted": untrusted, "server": server}
+    made = []
+    yield {"client": c, "https": https, "plain": plain, "other": other, "untrusted": untrusted, "server": server, "made": made}
+    # Sandboxes outlive a server stop by design: delete what the tests made before dropping it.
+    for sid in made:
+        c.delete(f"/v1/sandboxes/{sid}")
     c.close()
     drop_server(server)
     for e in (https, plain, other, untrusted):
@@ -105,6 +109,7 @@ def make_sandbox(env, secrets=("API_KEY",)):
     prof = {"name": "with-secrets", "network": {"mode": "allowlist", "allow": ["api.test", "other.test"]}}
     r = env["client"].post("/v1/sandboxes", json={"profile": prof, "secrets": list(secrets)})
     assert r.status_code == 201, r.text
+    env["made"].append(r.json()["id"])
     return r.json()["id"]
 
 
