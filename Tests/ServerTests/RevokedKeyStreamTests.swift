@@ -1,4 +1,5 @@
 import Foundation
+import SandboxCommands
 import SandboxCore
 import SandboxServer
 import SandboxStore
@@ -11,6 +12,12 @@ import Testing
 @Suite struct RevokedKeyStreamTests {
     static func record(_ store: any ServerStore, key: String) async throws -> APIKeyRecord {
         try #require(try await store.authenticate(key: key))
+    }
+
+    /// A sandbox of the client's tenant (2 minutes), by id.
+    static func createSandbox(_ client: APIClient) async throws -> String {
+        let created = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["ttl": "2m"]))
+        return try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
     }
 
     @Test func theEventsSocketOfARevokedKeyIsClosed() async throws {
@@ -34,8 +41,7 @@ import Testing
             let key = try await app.key("acme")
             let id = try await Self.record(app.store, key: key).id
             let client = try app.client(key)
-            let created = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["ttl": "2m"]))
-            let sandbox = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let sandbox = try await Self.createSandbox(client)
             let tenantId = try #require(try await app.store.sandbox(id: sandbox)?.tenantId)
             try await TestWebSocket.with(port: app.port, path: "/v1/sandboxes/\(sandbox)/exec/ws", key: key) { ws, status, _ in
                 #expect(status == 101)
@@ -66,8 +72,7 @@ import Testing
             let key = try await app.key("acme")
             let id = try await Self.record(app.store, key: key).id
             let client = try app.client(key)
-            let created = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(["ttl": "2m"]))
-            let sandbox = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let sandbox = try await Self.createSandbox(client)
             let body = Body()
             let started = Date()
             let status = try await client.stream("POST", "/v1/sandboxes/\(sandbox)/exec", body: try jsonBytes(["cmd": ["sh", "-c", "echo up; sleep 60"]]),
