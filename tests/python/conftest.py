@@ -182,9 +182,10 @@ class Server:
         os.makedirs(self.state_root, mode=0o755, exist_ok=True)
         self.log = open(os.path.join(data, "..", os.path.basename(data) + ".log"), "ab")
 
-    def start(self):
+    def start(self, preexec_fn=None):
+        """Starts the server and waits for /readyz; `preexec_fn` runs in the server process before exec."""
         self.proc = subprocess.Popen([BIN, "serve", "--port", str(self.port), "--data", self.data, *self.args],
-                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
                                      env={**os.environ, "SANDBOXER_STATE_DIR": self.state_root})
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -27,19 +27,7 @@ def start_limited(server):
     """Server.start with RLIMIT_NOFILE lowered (soft = hard) in the server process only."""
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-    server.proc = subprocess.Popen([BIN, "serve", "--port", str(server.port), "--data", server.data],
-                                   stdout=server.log, stderr=subprocess.STDOUT, preexec_fn=limit,
-                                   env={**os.environ, "SANDBOXER_STATE_DIR": server.state_root})
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        assert server.proc.poll() is None, f"server exited with {server.proc.returncode}; log: {server.log_text()}"
-        try:
-            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("server not ready in 60 s; log: " + server.log_text())
+    server.start(preexec_fn=limit)
 
 
 def flood(port, count):
