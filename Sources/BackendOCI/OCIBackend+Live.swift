@@ -21,7 +21,7 @@ extension OCIBackend: LiveSandboxBackend {
         guard layout.isManaged else {
             throw SandboxError(.sandboxLost, "sandbox \(spec.id) is not a managed long-lived sandbox on this host (no \(layout.ownerFile) saying managed); collect it")
         }
-        try await agent(spec.id).hello()
+        try await agent(spec.id).hello(expiresAt: spec.expiresAt)
         // Health checks adopt too: only a sandbox this process does not serve yet is taken back.
         if let egress = configuration.egress, spec.profile.needsEgress || !spec.secrets.isEmpty,
            await egress.policy(sandboxId: spec.id) == nil,

@@ -97,7 +97,8 @@ public struct SandboxProcess: Sendable, Equatable, Codable {
 public protocol LiveSandboxBackend: IsolationBackend {
     /// Ids of the sandboxes of this backend that exist on the host (whatever their health).
     func list() async -> [String]
-    /// Takes back a sandbox created by an earlier process: succeeds only when it still answers.
+    /// Takes back a sandbox created by an earlier process: succeeds only when it still answers
+    /// (also the health check); a `spec.expiresAt` moves the sandbox's own end there.
     func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle
     /// Removes whatever is left of a sandbox that cannot be adopted (processes, cgroup, mounts, state).
     func collect(id: String) async

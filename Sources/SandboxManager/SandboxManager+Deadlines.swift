@@ -5,25 +5,18 @@ import SandboxStore
 /// A sandbox's own end: every long-lived sandbox is created knowing when it ends itself (its TTL
 /// plus ``SandboxManager/Configuration/expiryGrace``; a warm-pool sandbox after
 /// ``SandboxManager/Configuration/poolLease``), and a live server moves that on with every health
-/// pass. A server stopped for good (or whose data directory is gone) therefore leaves nothing
-/// running past a sandbox's TTL and grace; the next start collects what is left on the host.
+/// pass (running sandboxes through the health check's own `hello`, pool sandboxes here). A
+/// server stopped for good (or whose data directory is gone) therefore leaves nothing running
+/// past a sandbox's TTL and grace; the next start collects what is left on the host.
 extension SandboxManager {
     /// The agent's deadline for a record: its TTL plus the grace.
     func agentDeadline(_ record: SandboxRecord) -> Date? {
         record.expiresAt.map { $0.addingTimeInterval(configuration.expiryGrace.seconds) }
     }
 
-    /// Moves on the deadline of every running sandbox (to its current TTL, which a timeout change
-    /// may have moved) and of every warm-pool sandbox. A sandbox that does not answer is left to
-    /// the health check.
-    func renewDeadlines() async {
-        for (id, l) in live where l.record.state == .running {
-            guard let handle = l.handle, let backend = backends[l.record.profile.isolation] else { continue }
-            var renewed = handle
-            renewed.spec.expiresAt = agentDeadline(l.record)
-            await renewDeadline(renewed, backend: backend)
-            if live[id]?.record.state == .running { live[id]?.handle?.spec.expiresAt = renewed.spec.expiresAt }
-        }
+    /// Moves on the deadline of every warm-pool sandbox (running sandboxes get theirs with the
+    /// health check's `hello`).
+    func renewPoolDeadlines() async {
         let until = Date().addingTimeInterval(configuration.poolLease.seconds)
         for (name, handles) in pool {
             for h in handles {

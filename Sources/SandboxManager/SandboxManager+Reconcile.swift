@@ -31,7 +31,7 @@ extension SandboxManager {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 await self?.checkHealth()
-                await self?.renewDeadlines()
+                await self?.renewPoolDeadlines()
             }
         })
         refillPool()
@@ -152,11 +152,15 @@ extension SandboxManager {
     /// when its backend finds positive evidence that it is gone (its init process or directory);
     /// a failed check alone — e.g. this server out of descriptors under a connection flood — is
     /// logged and the sandbox kept.
+    /// The same `hello` moves the sandbox's own deadline on (its TTL, which a timeout change may
+    /// have moved, plus the grace; see `SandboxManager+Deadlines`).
     func checkHealth() async {
         for (id, l) in live where l.record.state == .running {
             guard let backend = backends[l.record.profile.isolation], let handle = l.handle else { continue }
+            var spec = handle.spec
+            spec.expiresAt = agentDeadline(l.record)
             do {
-                _ = try await backend.adopt(handle.spec)
+                _ = try await backend.adopt(spec)
             } catch {
                 guard live[id]?.record.state == .running else { continue }
                 let message = (error as? SandboxError)?.message ?? "\(error)"
