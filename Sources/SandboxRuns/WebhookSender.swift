@@ -130,8 +130,7 @@ public struct WebhookSender: Sendable {
         let outcome = await post.send(logger: logger)
         var delivery = WebhookDelivery(runId: run.id, number: number, status: outcome.status, error: outcome.error)
         delivery.durationMs = (ContinuousClock.now - started).seconds * 1000
-        let succeeded = delivery.succeeded && delivery.error == nil
-        let next: Date? = succeeded || number >= configuration.maxDeliveries
+        let next: Date? = delivery.succeeded || number >= configuration.maxDeliveries
             ? nil
             : Date().addingTimeInterval(RetryPolicy(base: configuration.retryBase, max: configuration.maxDelay, jitter: 0.2).delay(after: number))
         do { try await store.recordWebhookDelivery(delivery, next: next) } catch {
