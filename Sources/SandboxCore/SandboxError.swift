@@ -37,13 +37,16 @@ public struct SandboxError: Error, Sendable, CustomStringConvertible, Equatable 
         /// The server could not complete the call now (e.g. it could not reach a sandbox whose
         /// processes are still there, or is short of resources); the sandbox is unharmed: retry (HTTP 503).
         case unavailable
+        /// The server's store (PostgreSQL, or SQLite's data directory) does not answer: nothing was
+        /// done; retry after `Retry-After` seconds (HTTP 503). Live sandboxes keep working meanwhile.
+        case storeUnavailable = "store_unavailable"
     }
 
     public var code: Code
     public var message: String
     /// For `limitExceeded`: the name of the limit (e.g. `code_bytes`), its value and the actual size.
     public var limit: LimitViolation?
-    /// For `quotaExceeded` and `unavailable`: seconds after which the same request may succeed (`Retry-After`).
+    /// For `quotaExceeded`, `unavailable` and `storeUnavailable`: seconds after which the same request may succeed (`Retry-After`).
     public var retryAfterSeconds: Int?
     /// For `invalidRequest` and `forbidden`: the field at fault (dotted path, e.g. `resources.cpus`).
     public var field: String?

@@ -92,7 +92,7 @@ extension RunService {
                 return AttemptEnd(outcome: .rejected, reason: e.message)
             case .sandboxLost:
                 return AttemptEnd(outcome: .agentLost, reason: e.message)
-            case .setupFailed, .system, .invalidState, .insufficientStorage, .unavailable:
+            case .setupFailed, .system, .invalidState, .insufficientStorage, .unavailable, .storeUnavailable:
                 return AttemptEnd(outcome: .setupFailed, reason: e.message)
             }
         }

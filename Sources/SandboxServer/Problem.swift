@@ -89,7 +89,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case .limitExceeded: status = (e.limit?.name.hasSuffix("_bytes") ?? false) ? 413 : 422
         case .setupCommandFailed: status = 422
         case .quotaExceeded: status = 429
-        case .hostUnsupported, .unavailable: status = 503
+        case .hostUnsupported, .unavailable, .storeUnavailable: status = 503
         case .setupFailed, .system: status = 500
         }
         self.init(status: status, code: e.code.rawValue, detail: e.message, field: e.field)
@@ -99,6 +99,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
             actual = l.actual
         }
         if e.code == .quotaExceeded || e.code == .unavailable { retryAfter = e.retryAfterSeconds ?? 5 }
+        if e.code == .storeUnavailable { retryAfter = e.retryAfterSeconds ?? 2 }
     }
 
     static func title(_ code: String) -> String {
@@ -114,6 +115,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case "insufficient_storage": return "Insufficient storage"
         case "host_unsupported": return "Host unsupported"
         case "unavailable": return "Temporarily unavailable"
+        case "store_unavailable": return "Store unavailable"
         case "setup_failed": return "Setup failed"
         case "system_error": return "System error"
         default: return "Internal error"

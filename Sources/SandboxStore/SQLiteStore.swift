@@ -19,6 +19,7 @@ public final class SQLiteStore: SandboxStore {
     let fullLogs = Mutex(Set<String>())
     /// Run changes of this process (``RunStore/runChanges()``).
     let changes = RunChangeHub()
+    public let health: StoreHealth
 
     /// Opens (creating when missing) the store in `directory` and brings its schema up to date.
     /// Blocks the calling thread while it migrates; call once at start-up.
@@ -29,11 +30,12 @@ public final class SQLiteStore: SandboxStore {
         self.logger = logger
         let path = try StoreFiles.prepare(directory: directory, logger: logger)
         self.path = path
+        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, logger: logger)
         var config = Configuration()
         config.label = "sandboxer.store"
         config.busyMode = .timeout(busyTimeout)
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
@@ -41,21 +43,43 @@ public final class SQLiteStore: SandboxStore {
         } catch {
             throw StoreError.map(error, doing: "opening the store", path: path)
         }
+        let pool = self.pool
+        let directory = self.directory
+        health.attach { [path] in
+            // Space for more than a probe's row (a reused WAL could take that on a full disk), then a write.
+            var fs = statvfs()
+            if statvfs(directory, &fs) == 0, UInt64(fs.f_bavail) * UInt64(fs.f_frsize) < 1 << 20 {
+                throw SandboxError(.insufficientStorage, "the disk holding \(path) has less than 1 MiB free")
+            }
+            do {
+                try await pool.write { db in
+                    try db.execute(sql: "INSERT INTO store_probe (at) VALUES (?)", arguments: [Date().timeIntervalSince1970])
+                    try db.execute(sql: "DELETE FROM store_probe")
+                }
+            } catch { throw StoreError.map(error, doing: "probing the store", path: path) }
+        }
         logger.debug("store open", metadata: ["path": "\(path)"])
     }
 
     /// Closes the database; later calls fail with `invalid_state`. Pending writes finish first.
     public func close() throws(SandboxError) {
+        health.close()
         changes.finish()
         do { try pool.close() } catch { throw StoreError.map(error, doing: "closing the store", path: path) }
     }
 
     func write<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SandboxError) -> T {
-        do { return try await pool.write(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+        let (pool, path) = (self.pool, self.path)
+        return try await health.run(what) { () async throws(SandboxError) -> T in
+            do { return try await pool.write(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+        }
     }
 
     func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SandboxError) -> T {
-        do { return try await pool.read(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+        let (pool, path) = (self.pool, self.path)
+        return try await health.run(what) { () async throws(SandboxError) -> T in
+            do { return try await pool.read(body) } catch { throw StoreError.map(error, doing: what, path: path) }
+        }
     }
 
     // MARK: Tenants and keys

@@ -4,6 +4,10 @@ import SandboxCore
 /// Everything the server persists, behind one protocol so a PostgreSQL engine can follow the
 /// SQLite one. Every method is safe to call concurrently. Errors are ``SandboxError``.
 public protocol SandboxStore: Sendable {
+    /// Whether the store answers; every call of this protocol goes through its guard (a deadline,
+    /// `store_unavailable` while it is down).
+    var health: StoreHealth { get }
+
     // Tenants and keys
     /// Returns the tenant with this name, creating it when missing.
     func ensureTenant(name: String) async throws -> Tenant

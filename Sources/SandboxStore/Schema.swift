@@ -167,6 +167,10 @@ enum Schema {
                 ALTER TABLE secrets_scoped RENAME TO secrets;
                 """)
         }
+        // The health prober's write (one row, deleted in the same transaction).
+        m.registerMigration("v6-store-probe") { db in
+            try db.execute(sql: "CREATE TABLE store_probe (at REAL NOT NULL)")
+        }
         return m
     }
 }

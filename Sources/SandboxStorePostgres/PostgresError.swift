@@ -42,8 +42,10 @@ enum PostgresError {
                 return SandboxError(.system, "\(what): PostgreSQL aborted the transaction under contention (\(message)); retry")
             case _ where state.hasPrefix("08") || state.hasPrefix("57P"):
                 return unreachable(what, url, detail: message)
+            case "53100":
+                return SandboxError(.insufficientStorage, "\(what): PostgreSQL at \(url) has no disk space left (\(message)); nothing was written — free space on the database server")
             case _ where state.hasPrefix("53"):
-                return SandboxError(.system, "\(what): PostgreSQL at \(url) is out of resources (\(message)); free disk or connections and retry")
+                return SandboxError(.storeUnavailable, "\(what): PostgreSQL at \(url) is out of resources (\(message)); free connections and retry", retryAfterSeconds: 2)
             default:
                 return SandboxError(.system, "\(what): PostgreSQL error \(state) on \(url): \(message)")
             }
@@ -63,7 +65,8 @@ enum PostgresError {
     }
 
     static func unreachable(_ what: String, _ url: String, detail: String) -> SandboxError {
-        SandboxError(.system, "\(what): cannot reach PostgreSQL at \(url) (\(detail)); check that the server runs and that the URL (--store or SANDBOXER_STORE) is right")
+        SandboxError(.storeUnavailable, "\(what): cannot reach PostgreSQL at \(url) (\(detail)); check that the server runs and that the URL (--store or SANDBOXER_STORE) is right",
+                     retryAfterSeconds: 2)
     }
 
     static func closed(_ what: String) -> SandboxError {

@@ -18,6 +18,7 @@ public final class PostgresStore: ServerStore {
     let client: PostgresClient
     let logger: Logger
     let listener: RunChangeListener
+    public let health: StoreHealth
     private let poolTask: Mutex<Task<Void, Never>?>
     /// Logs known to be at their cap (exec id + stream), so appends past it touch no database.
     let fullLogs = Mutex(Set<String>())
@@ -34,9 +35,15 @@ public final class PostgresStore: ServerStore {
         config.options.connectTimeout = .seconds(10)
         config.options.maximumConnections = 10
         client = PostgresClient(configuration: config, backgroundLogger: logger)
-        listener = RunChangeListener(url: url, channel: Self.channel, logger: logger)
+        health = StoreHealth(name: "PostgreSQL at \(url.display)", failsFast: true, logger: logger)
+        listener = RunChangeListener(url: url, channel: Self.channel, health: health, logger: logger)
         let client = self.client
         poolTask = Mutex(Task { await client.run() })
+        health.attach { [url, logger] in
+            do { _ = try await client.query("SELECT 1", logger: logger).collect() } catch {
+                throw PostgresError.map(error, doing: "probing the store", url: url.display)
+            }
+        }
     }
 
     /// Opens the store: connects, brings the schema up to date and starts listening for run changes.
@@ -59,6 +66,7 @@ public final class PostgresStore: ServerStore {
 
     /// Stops the listener (ending every ``runChanges()`` stream) and the pool. Later calls fail.
     public func close() async {
+        health.close()
         await listener.stop()
         let task = poolTask.withLock { task in
             defer { task = nil }
@@ -73,10 +81,13 @@ public final class PostgresStore: ServerStore {
     /// Runs one statement outside a transaction and returns its rows.
     @discardableResult
     func rows(_ what: String, _ query: PostgresQuery) async throws(SandboxError) -> [PostgresRandomAccessRow] {
-        do {
-            return try await client.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
-        } catch {
-            throw PostgresError.map(error, doing: what, url: url.display)
+        let (client, logger, url) = (self.client, self.logger, self.url)
+        return try await health.run(what) { () async throws(SandboxError) -> [PostgresRandomAccessRow] in
+            do {
+                return try await client.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+            } catch {
+                throw PostgresError.map(error, doing: what, url: url.display)
+            }
         }
     }
 
@@ -90,7 +101,11 @@ public final class PostgresStore: ServerStore {
 
     /// Runs `body` in one transaction (committed when it returns, rolled back when it throws);
     /// retried up to three times when PostgreSQL aborts it for a deadlock or a serialization failure.
-    func transaction<T: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> T) async throws(SandboxError) -> T {
+    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(SandboxError) -> T {
+        try await health.run(what) { () async throws(SandboxError) -> T in try await self.unguardedTransaction(what, body) }
+    }
+
+    private func unguardedTransaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(SandboxError) -> T {
         var tries = 0
         while true {
             tries += 1

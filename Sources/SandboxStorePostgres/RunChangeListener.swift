@@ -14,11 +14,13 @@ final class RunChangeListener: Sendable {
     let url: PostgresURL
     let channel: String
     let logger: Logger
+    let health: StoreHealth
     let hub = RunChangeHub()
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(url: PostgresURL, channel: String, logger: Logger) {
+    init(url: PostgresURL, channel: String, health: StoreHealth, logger: Logger) {
         self.url = url
+        self.health = health
         self.channel = channel
         self.logger = logger
     }
@@ -82,9 +84,11 @@ final class RunChangeListener: Sendable {
                 if Task.isCancelled { break }
                 logger.warning("the run-change listener lost its connection; reconnecting",
                                metadata: ["url": "\(url.display)", "error": "\(error)"])
+                let mapped = PostgresError.map(error, doing: "listening for run changes", url: url.display)
+                if StoreHealth.isOutage(mapped) { health.markDown(mapped.message) }
             }
             try? await Task.sleep(for: .seconds(delay))
-            delay = min(delay * 2, 5)
+            delay = min(delay * 2, 1)
         }
         if first { ready.finish() }
     }

@@ -1,0 +1,238 @@
+import Foundation
+import Logging
+import SandboxCore
+import Synchronization
+
+/// Whether this process's store answers, and the guard every store call goes through.
+///
+/// Every call runs under a deadline (``deadline``, 1.5 s): one that does not finish in time, or
+/// that fails because the store cannot be reached (PostgreSQL down, SQLite's disk full or its
+/// directory read-only), marks the store *down* and answers `store_unavailable` (503) or
+/// `insufficient_storage` (507). While it is down, a prober asks the engine every 250 ms; the first
+/// answer marks it *up* again and wakes everyone in ``waitUntilUp()`` (the run workers, the
+/// recorder's spool). An engine that ``failsFast`` (PostgreSQL) refuses calls at once while it is
+/// down, so no request waits on a database that is gone; SQLite, on the local disk, tries each one.
+public final class StoreHealth: Sendable {
+    /// The engine and where it is, without a password: `PostgreSQL at postgres://u@host/db`.
+    public let name: String
+    /// Whether calls are refused at once while the store is down.
+    public let failsFast: Bool
+    /// How long one store call may take before it counts as no answer.
+    public let deadline: Duration
+    /// How often a down store is asked again.
+    public let probeInterval: Duration
+    let logger: Logger
+
+    /// Since when and why the store is down.
+    public struct Outage: Sendable, Equatable {
+        public let since: Date
+        public let reason: String
+    }
+
+    private struct State {
+        var outage: Outage?
+        var probe: (@Sendable () async throws -> Void)?
+        var prober: Task<Void, Never>?
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+        var closed = false
+    }
+    private let state = Mutex(State())
+
+    public init(name: String, failsFast: Bool, deadline: Duration = .milliseconds(1500),
+                probeInterval: Duration = .milliseconds(250), logger: Logger) {
+        self.name = name
+        self.failsFast = failsFast
+        self.deadline = deadline
+        self.probeInterval = probeInterval
+        self.logger = logger
+    }
+
+    /// Sets the engine's cheapest call that proves it can write (the prober's question).
+    public func attach(probe: @escaping @Sendable () async throws -> Void) {
+        state.withLock { $0.probe = probe }
+    }
+
+    /// Stops the prober and releases every waiter; later outages are not probed.
+    public func close() {
+        let (prober, waiters) = state.withLock { s in
+            s.closed = true
+            s.probe = nil
+            defer { s.prober = nil; s.waiters = [:] }
+            return (s.prober, Array(s.waiters.values))
+        }
+        prober?.cancel()
+        for w in waiters { w.resume() }
+    }
+
+    /// The current outage, nil while the store answers.
+    public var outage: Outage? { state.withLock { $0.outage } }
+    public var isUp: Bool { outage == nil }
+
+    /// Returns once the store answers (at once when it does), or when the caller is cancelled.
+    public func waitUntilUp() async {
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiter += 1
+            return s.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.outage == nil || s.closed || Task.isCancelled { return true }
+                    s.waiters[id] = c
+                    return false
+                }
+                if now { c.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// Asks the store now (the readiness probe) and returns the outage, nil when it answered.
+    public func check() async -> Outage? {
+        guard let probe = state.withLock({ $0.probe }) else { return outage }
+        do {
+            try await Deadline.run(deadline) { try await probe() }
+            markUp()
+            return nil
+        } catch {
+            markDown(Self.reason(error))
+            return outage
+        }
+    }
+
+    /// Runs one store call under the guard: refused at once while a fail-fast store is down; an
+    /// outage error or no answer within ``deadline`` marks the store down and throws a
+    /// `store_unavailable` (or the engine's `insufficient_storage`) naming `what`.
+    public func run<T: Sendable>(_ what: String, _ call: @escaping @Sendable () async throws(SandboxError) -> T) async throws(SandboxError) -> T {
+        if failsFast, let outage {
+            throw unavailable(what, outage)
+        }
+        do {
+            return try await Deadline.run(deadline) { () async throws -> T in try await call() }
+        } catch let e as SandboxError {
+            if Self.isOutage(e) {
+                markDown(e.message)
+                if e.code == .insufficientStorage { throw e }
+                throw SandboxError(.storeUnavailable, e.message, retryAfterSeconds: 2)
+            }
+            throw e
+        } catch is Deadline.Passed {
+            let reason = "no answer within \(deadline)"
+            markDown(reason)
+            throw unavailable(what, Outage(since: Date(), reason: reason))
+        } catch is CancellationError {
+            throw SandboxError(.system, "\(what): cancelled before the store answered; retry")
+        } catch {
+            throw SandboxError(.system, "\(what): \(error)")
+        }
+    }
+
+    /// Whether `error` says the store cannot be reached or written (rather than refusing this call).
+    public static func isOutage(_ error: any Error) -> Bool {
+        guard let e = error as? SandboxError else { return error is Deadline.Passed }
+        return e.code == .storeUnavailable || e.code == .insufficientStorage
+    }
+
+    func unavailable(_ what: String, _ outage: Outage) -> SandboxError {
+        let since = outage.since.formatted(.iso8601)
+        return SandboxError(.storeUnavailable,
+                            "\(what): the store (\(name)) does not answer since \(since) (\(outage.reason)); nothing was done — retry after a few seconds",
+                            retryAfterSeconds: 2)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        if let e = error as? SandboxError { return e.message }
+        if error is Deadline.Passed { return "no answer in time" }
+        return "\(error)"
+    }
+
+    /// Records an outage (the first reason is kept) and starts the prober.
+    public func markDown(_ reason: String) {
+        let started = state.withLock { s -> Bool in
+            guard !s.closed else { return false }
+            if s.outage == nil { s.outage = Outage(since: Date(), reason: reason) } else if s.prober != nil { return false }
+            s.prober = Task { [weak self] in await self?.probeUntilUp() }
+            return true
+        }
+        if started { logger.warning("the store does not answer; calls get store_unavailable until it does", metadata: ["store": "\(name)", "reason": "\(reason)"]) }
+    }
+
+    /// Ends the outage and wakes the waiters.
+    func markUp() {
+        let (ended, waiters) = state.withLock { s -> (Outage?, [CheckedContinuation<Void, Never>]) in
+            defer { s.outage = nil; s.waiters = [:] }
+            return (s.outage, Array(s.waiters.values))
+        }
+        for w in waiters { w.resume() }
+        if let ended {
+            logger.notice("the store answers again", metadata: [
+                "store": "\(name)", "down_seconds": "\(String(format: "%.1f", Date().timeIntervalSince(ended.since)))"])
+        }
+    }
+
+    private func probeUntilUp() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: probeInterval)
+            guard let probe = state.withLock({ $0.probe }) else { break }
+            do {
+                try await Deadline.run(deadline) { try await probe() }
+                state.withLock { $0.prober = nil }
+                markUp()
+                return
+            } catch {
+                continue
+            }
+        }
+        state.withLock { $0.prober = nil }
+    }
+}
+
+/// Runs work with a time limit that holds even when the work ignores cancellation (a query on a
+/// connection that hangs): at the deadline the work is cancelled and the caller gets ``Passed`` at
+/// once; the work's task ends when its own call gives up.
+public enum Deadline {
+    /// The deadline passed before the work finished.
+    public struct Passed: Error, Sendable {}
+
+    public static func run<T: Sendable>(_ limit: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+                race.waiting.withLock { $0 = c }
+                let timer = Task {
+                    try? await Task.sleep(for: limit)
+                    guard !Task.isCancelled, let c = race.take() else { return }
+                    race.tasks.withLock { $0.work }?.cancel()
+                    c.resume(throwing: Passed())
+                }
+                let job = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await work()) } catch { result = .failure(error) }
+                    race.tasks.withLock { $0.timer }?.cancel()
+                    race.take()?.resume(with: result)
+                }
+                race.tasks.withLock { $0 = (job, timer) }
+                if Task.isCancelled { race.cancel() }
+            }
+        } onCancel: {
+            race.cancel()
+        }
+    }
+
+    /// The work, its timer and the caller's continuation, resumed by whichever ends first.
+    private final class Race<T: Sendable>: Sendable {
+        let waiting = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        let tasks = Mutex<(work: Task<Void, Never>?, timer: Task<Void, Never>?)>((nil, nil))
+
+        func take() -> CheckedContinuation<T, any Error>? { waiting.withLock { $0.take() } }
+
+        func cancel() {
+            let (job, timer) = tasks.withLock { $0 }
+            job?.cancel()
+            timer?.cancel()
+            take()?.resume(throwing: CancellationError())
+        }
+    }
+}
