@@ -164,9 +164,9 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         /// The run-queue contract every store engine's tests run.
         .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
-        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxStorePostgresTests", dependencies: [
-            "SandboxStorePostgres", "SandboxStore", "SandboxCore", "RunStoreContract",
+            "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),

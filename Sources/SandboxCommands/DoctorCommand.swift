@@ -3,6 +3,8 @@ import BackendOCI
 import Foundation
 import SandboxCore
 import SandboxLinux
+import SandboxStore
+import SandboxStorePostgres
 
 /// `sandboxer doctor`: what this host supports, and (`--fix`) preparing it for crun.
 struct DoctorCommand: AsyncParsableCommand {
@@ -20,6 +22,12 @@ struct DoctorCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: "Also check this store's durability: sqlite or a postgres:// URL (default: $SANDBOXER_STORE; sqlite is checked when --data is given).")
+    var store: String?
+
+    @Option(name: .long, help: "The data directory whose SQLite store to check (default: $SANDBOXER_DATA).")
+    var data: String?
+
     func run() async throws {
         if fix {
             let steps = try HostPreparation().fix()
@@ -29,7 +37,8 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         var runtimes: [String: String?] = [:]
         for r in OCIRuntime.supported { runtimes[r] = OCIRuntime.locate(r) }
-        let report = HostReport.collect(runtimes: runtimes)
+        var report = HostReport.collect(runtimes: runtimes)
+        if let check = await storeCheck() { report.checks.append(check) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -39,5 +48,32 @@ struct DoctorCommand: AsyncParsableCommand {
         }
         let crunReady = report.checks.first { $0.name == "cgroups" }?.ok ?? false
         if !crunReady && !fix { throw ExitCode(1) }
+    }
+
+    /// The `store` line: what a 201/202 means on the store `--store`/`--data` name (nil when neither
+    /// is given, nor `$SANDBOXER_STORE`/`$SANDBOXER_DATA`). A non-durable store is reported, not fatal.
+    func storeCheck() async -> HostReport.Check? {
+        let env = ProcessInfo.processInfo.environment
+        let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            let postgres = try ServerSetup.postgresURL(store, environment: env)
+            guard postgres != nil || dataDirectory != nil else { return nil }
+            let d: StoreDurability
+            if let postgres {
+                let opened = try await PostgresStore.open(url: postgres)
+                do { d = try await opened.durability() } catch {
+                    await opened.close()
+                    throw error
+                }
+                await opened.close()
+            } else {
+                let opened = try SQLiteStore(directory: dataDirectory ?? StoreFiles.defaultDirectory())
+                defer { try? opened.close() }
+                d = try await opened.durability()
+            }
+            return HostReport.Check(name: "store", ok: d.durable, detail: "\(d.name): \(d.detail)")
+        } catch {
+            return HostReport.Check(name: "store", ok: false, detail: "\(error)")
+        }
     }
 }

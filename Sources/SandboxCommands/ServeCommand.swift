@@ -94,6 +94,10 @@ struct ServeCommand: AsyncParsableCommand {
         let pool = try Self.warmPool(warmPool)
 
         let store = try await ServerSetup.makeStore(url: self.store, dataDirectory: dataDirectory, logger: logger)
+        if let d = try? await store.durability(), !d.durable {
+            logger.warning("the store does not make commits durable: a crash of the database can lose what a 201/202 acknowledged",
+                           metadata: ["store": "\(d.name)", "settings": "\(d.detail)"])
+        }
         let metrics = ServerMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         var configuration = SandboxManager.Configuration(

@@ -13,6 +13,12 @@ public struct HostReport: Sendable, Codable {
         public var name: String
         public var ok: Bool
         public var detail: String
+
+        public init(name: String, ok: Bool, detail: String) {
+            self.name = name
+            self.ok = ok
+            self.detail = detail
+        }
     }
     public var checks: [Check]
 

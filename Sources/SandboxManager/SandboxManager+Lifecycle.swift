@@ -235,10 +235,17 @@ extension SandboxManager {
         }
     }
 
-    /// The tenant, cached for a few seconds (a changed quota applies within that time).
+    /// The tenant, cached for a few seconds (a changed quota applies within that time); while the
+    /// store is unreachable, the last one read (an exec into a live sandbox needs its quota, not
+    /// the database).
     func tenant(_ id: String) async throws -> Tenant {
         if let (t, at) = tenants[id], Date().timeIntervalSince(at) < 5 { return t }
-        guard let t = try await store.tenant(id: id) else { throw SandboxError(.unauthorized, "unknown tenant \(id)") }
+        let found: Tenant?
+        do { found = try await store.tenant(id: id) } catch where StoreHealth.isOutage(error) {
+            if let (t, _) = tenants[id] { return t }
+            throw error
+        }
+        guard let t = found else { throw SandboxError(.unauthorized, "unknown tenant \(id)") }
         tenants[id] = (t, Date())
         return t
     }

@@ -38,6 +38,9 @@ final class RunLogBuffer: Sendable {
         }
     }
 
+    /// Whether everything collected so far is stored.
+    var isEmpty: Bool { pending.withLock { $0.chunks.isEmpty } }
+
     /// Writes what was collected since the last flush.
     func flush() async {
         let chunks = pending.withLock { p -> [RunLogChunk] in
@@ -50,7 +53,7 @@ final class RunLogBuffer: Sendable {
         } catch {
             // Kept for the next flush (the last one runs uncancelled), in order.
             pending.withLock { $0.chunks.insert(contentsOf: chunks, at: 0) }
-            if !Task.isCancelled {
+            if !Task.isCancelled, !StoreHealth.isOutage(error) {
                 logger.error("run output not stored yet; will retry", metadata: ["run": "\(runId)", "error": "\(error)"])
             }
         }

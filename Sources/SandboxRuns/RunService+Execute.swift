@@ -49,15 +49,28 @@ extension RunService {
         let policy = configuration.retry
         let logger = self.logger
         // The end is recorded even when this task was cancelled (the service stopping): a task of
-        // its own that this one awaits, so the store call itself is not cancelled.
-        let finished = await Task {
-            await buffer.flush()
-            do {
-                return try await store.finishAttempt(runId: run.id, worker: worker, end, policy: policy)
-            } catch {
-                logger.error("could not record the end of a run's attempt (its lease will expire and it runs again)",
-                             metadata: ["run": "\(run.id)", "error": "\(error)"])
-                return nil
+        // its own that this one awaits, so the store call itself is not cancelled. While the store
+        // is unreachable, the output and the end wait for it (the lease is not taken back meanwhile:
+        // see `heartbeats`); after `recordPatience` without it, the lease rules run the attempt again.
+        let health = store.health
+        let finished = await Task { () -> RunRecord? in
+            let giveUp = ContinuousClock.now + Self.recordPatience
+            while true {
+                await buffer.flush()
+                do {
+                    if buffer.isEmpty {
+                        return try await store.finishAttempt(runId: run.id, worker: worker, end, policy: policy)
+                    }
+                } catch {
+                    if !StoreHealth.isOutage(error) || ContinuousClock.now > giveUp {
+                        logger.error("could not record the end of a run's attempt (its lease will expire and it runs again)",
+                                     metadata: ["run": "\(run.id)", "error": "\(error)"])
+                        return nil
+                    }
+                }
+                if ContinuousClock.now > giveUp { return nil }
+                logger.notice("the store is unreachable; the run's end waits for it", metadata: ["run": "\(run.id)"])
+                _ = await health.waitUntilUp(atMost: giveUp - ContinuousClock.now)
             }
         }.value
         if let finished {
@@ -69,6 +82,9 @@ extension RunService {
         }
         self.finished(run.id)
     }
+
+    /// How long a finished attempt waits for an unreachable store to record its output and end.
+    static let recordPatience: Duration = .seconds(600)
 
     /// How the attempt ended, from the lane's result or error.
     nonisolated func attemptEnd(_ result: Result<ExecResult, any Error>, asked: Bool, stopping: Bool) -> AttemptEnd {

@@ -61,6 +61,9 @@ public actor RunService {
     var cancelAsked: Set<String> = []
     /// Runs whose end is being recorded: a lease found lost for them is not acted on.
     var finishing: Set<String> = []
+    /// When this node last saw the store unreachable: for a lease after that, nobody's lease is
+    /// taken back (every node's heartbeats failed alike; each gets a heartbeat to renew first).
+    var lastOutage: ContinuousClock.Instant?
 
     public init(store: any RunStore, lanes: Lanes, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
         self.store = store
@@ -101,10 +104,16 @@ public actor RunService {
             let free = configuration.concurrency - running.count
             var claimed: [RunRecord] = []
             if free > 0 {
+                // No claims while the store is unreachable; the first moment it answers, claim.
+                if !store.health.isUp {
+                    await waitForStore()
+                    continue
+                }
                 do {
                     claimed = try await store.claimRuns(
                         worker: workerId, limit: free, tenantCap: configuration.tenantCap, lease: configuration.lease)
                 } catch {
+                    if StoreHealth.isOutage(error) { continue }  // marked down: wait above
                     logger.error("claiming runs failed; retrying", metadata: ["error": "\(error)"])
                 }
             }
@@ -148,9 +157,13 @@ public actor RunService {
 
     /// Renews the leases of the runs executing here (a run whose lease was lost is stopped: another
     /// worker has it), cancels those with a cancel asked, and takes back other workers' expired leases.
+    ///
+    /// A heartbeat that cannot reach the store stops nothing: runs go on, and the leases are
+    /// renewed the moment the store answers again.
     func heartbeats() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeat)
+            if !store.health.isUp { await waitForStore() }
             if Task.isCancelled { return }
             // Runs being recorded are renewed too (a late heartbeat must not let their lease lapse
             // before the record lands); they are only never stopped as "lost".
@@ -162,6 +175,8 @@ public actor RunService {
                     logger.warning("lost the lease of a run; stopping it here", metadata: ["run": "\(id)"])
                     running[id]?.signal()
                 }
+                if let lastOutage, ContinuousClock.now - lastOutage < configuration.lease { continue }
+                lastOutage = nil
                 let expired = try await store.expireLeases(policy: configuration.retry, heldByPrefix: nil)
                 for run in expired {
                     logger.warning("a worker stopped renewing its lease; run taken back", metadata: [
@@ -169,9 +184,20 @@ public actor RunService {
                 }
                 if !expired.isEmpty { wake.signal() }
             } catch {
-                logger.error("heartbeat failed; leases may expire", metadata: ["error": "\(error)"])
+                if StoreHealth.isOutage(error) {
+                    lastOutage = .now
+                } else {
+                    logger.error("heartbeat failed; leases may expire", metadata: ["error": "\(error)"])
+                }
             }
         }
+    }
+
+    /// Waits until the store answers again (or the service stops), noting the outage.
+    func waitForStore() async {
+        lastOutage = .now
+        await store.health.waitUntilUp()
+        if store.health.isUp { lastOutage = .now }
     }
 
     func markFinishing(_ runId: String) { finishing.insert(runId) }

@@ -65,7 +65,7 @@ public struct WebhookSender: Sendable {
             while !Task.isCancelled {
                 var claimed = 0
                 let free = configuration.maxConcurrent - inFlight
-                if free > 0 {
+                if free > 0, store.health.isUp {
                     do {
                         let due = try await store.claimWebhooks(
                             limit: free, lease: configuration.timeout * 3, perTenant: configuration.perTenant, busy: busy)
@@ -75,8 +75,10 @@ public struct WebhookSender: Sendable {
                             group.addTask { await deliver(run); return run.tenantId }
                         }
                         claimed = due.count
-                    } catch {
+                    } catch where !StoreHealth.isOutage(error) {
                         logger.error("looking for due webhooks failed", metadata: ["error": "\(error)"])
+                    } catch {
+                        // The store is unreachable: deliveries wait for it (the timer asks again).
                     }
                 }
                 // More may be due at once when slots are left; otherwise wait for a try to end or the interval.

@@ -3,7 +3,7 @@ import Hummingbird
 import SandboxCore
 
 extension SandboxServer {
-    /// `/healthz` (the process is up), `/readyz` (the store answers), `/metrics` (Prometheus text).
+    /// `/healthz` (the process is up, whatever the store does), `/readyz` (started and the store answers), `/metrics` (Prometheus text).
     func addHealthRoutes(_ routes: RouteRegistry) {
         routes.add(.get, "/healthz") { _, _ in
             try APIJSON.response(["status": "ok"])
@@ -14,13 +14,18 @@ extension SandboxServer {
             guard await manager.isReady else {
                 throw Problem(status: 503, code: "internal", detail: "the manager has not finished starting (reconciliation)")
             }
-            do {
-                _ = try await store.tenant(id: "readiness-probe")
-                return try APIJSON.response(["status": "ready"])
-            } catch {
-                context.logger.warning("readiness: store unreachable", metadata: ["error": "\(error)"])
-                throw Problem(status: 503, code: "internal", detail: "the store is unreachable")
+            // Down already: say so at once (the prober brings it back); up: ask now, bounded.
+            let health = store.health
+            var outage = health.outage
+            if outage == nil { outage = await health.check() }
+            if let outage {
+                context.logger.warning("readiness: store unreachable", metadata: ["store": "\(health.name)", "reason": "\(outage.reason)"])
+                var problem = Problem(status: 503, code: SandboxError.Code.storeUnavailable.rawValue,
+                                      detail: "the store (\(health.name)) does not answer since \(outage.since.formatted(.iso8601)): \(outage.reason)")
+                problem.retryAfter = 2
+                throw problem
             }
+            return try APIJSON.response(["status": "ready"])
         }
         let metrics = self.metrics
         let readers = configuration.metricsTenants

@@ -18,6 +18,9 @@ import SandboxCore
 ///   ``RunRules`` holds that decision so both engines and the worker share it.
 /// - Every state change is announced on ``runChanges()``.
 public protocol RunStore: Sendable {
+    /// Whether the store answers (shared with ``SandboxStore/health``: one guard per store).
+    var health: StoreHealth { get }
+
     /// Stores a new `queued` run, or returns the tenant's run with the same idempotency key
     /// (`created` false; nothing stored). Refuses with `quota_exceeded` (and `retryAfterSeconds`)
     /// when the tenant already has `maxQueued` queued runs.

@@ -20,6 +20,8 @@ public final class SQLiteStore: SandboxStore {
     /// Run changes of this process (``RunStore/runChanges()``).
     let changes = RunChangeHub()
     public let health: StoreHealth
+    /// Keys checked lately, accepted while the disk cannot be read (``KnownKeys``).
+    let knownKeys = KnownKeys()
 
     /// Opens (creating when missing) the store in `directory` and brings its schema up to date.
     /// Blocks the calling thread while it migrates; call once at start-up.
@@ -59,6 +61,21 @@ public final class SQLiteStore: SandboxStore {
             } catch { throw StoreError.map(error, doing: "probing the store", path: path) }
         }
         logger.debug("store open", metadata: ["path": "\(path)"])
+    }
+
+    /// SQLite here runs in WAL mode with `synchronous = FULL`: every commit is fsync'ed before it
+    /// is acknowledged, so a 201/202 survives a crash of the process or the machine.
+    public func durability() async throws(SandboxError) -> StoreDurability {
+        let (mode, sync) = try await read("reading the durability settings") { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
+        let names = [0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"]
+        let durable = sync >= 2
+        return StoreDurability(
+            name: health.name, durable: durable,
+            detail: "journal_mode=\(mode), synchronous=\(names[sync] ?? "\(sync)")" + (durable
+                ? ": every commit is on disk before a 201/202"
+                : ": a crash of the machine can lose the last commits"))
     }
 
     /// Closes the database; later calls fail with `invalid_state`. Pending writes finish first.
@@ -129,12 +146,14 @@ public final class SQLiteStore: SandboxStore {
     public func authenticate(key: String) async throws -> APIKeyRecord? {
         guard let id = APIKeyText.keyID(of: key) else { return nil }
         let hash = APIKeyText.hash(key)
-        return try await read("checking an API key") { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]) else { return nil }
-            let stored: Data = try row.decode(forColumn: "hash")
-            guard APIKeyText.constantTimeEqual(stored, hash) else { return nil }
-            let record = try Self.apiKey(from: row)
-            return record.revoked ? nil : record
+        return try await knownKeys.authenticate(key) {
+            try await read("checking an API key") { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_keys WHERE id = ?", arguments: [id]) else { return nil }
+                let stored: Data = try row.decode(forColumn: "hash")
+                guard APIKeyText.constantTimeEqual(stored, hash) else { return nil }
+                let record = try Self.apiKey(from: row)
+                return record.revoked ? nil : record
+            }
         }
     }
 

@@ -7,6 +7,8 @@ public protocol SandboxStore: Sendable {
     /// Whether the store answers; every call of this protocol goes through its guard (a deadline,
     /// `store_unavailable` while it is down).
     var health: StoreHealth { get }
+    /// Whether a commit survives a crash, as the engine's settings decide (doctor, serve's start).
+    func durability() async throws(SandboxError) -> StoreDurability
 
     // Tenants and keys
     /// Returns the tenant with this name, creating it when missing.

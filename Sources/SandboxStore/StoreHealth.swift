@@ -89,6 +89,18 @@ public final class StoreHealth: Sendable {
         }
     }
 
+    /// Waits until the store answers, at most `limit`; true when it does.
+    public func waitUntilUp(atMost limit: Duration) async -> Bool {
+        if isUp { return true }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitUntilUp() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+        return isUp
+    }
+
     /// Asks the store now (the readiness probe) and returns the outage, nil when it answered.
     public func check() async -> Outage? {
         guard let probe = state.withLock({ $0.probe }) else { return outage }
@@ -234,5 +246,22 @@ public enum Deadline {
             timer?.cancel()
             take()?.resume(throwing: CancellationError())
         }
+    }
+}
+
+/// What a 201/202 means on this store: whether a committed write survives a crash of the database
+/// (or of the machine), as the engine's own settings decide. `sandboxer doctor` and `serve` report it.
+public struct StoreDurability: Sendable, Equatable {
+    /// The engine and where it is, without a password.
+    public var name: String
+    /// True when a commit is on stable storage before it is acknowledged.
+    public var durable: Bool
+    /// The settings read and what they mean.
+    public var detail: String
+
+    public init(name: String, durable: Bool, detail: String) {
+        self.name = name
+        self.durable = durable
+        self.detail = detail
     }
 }

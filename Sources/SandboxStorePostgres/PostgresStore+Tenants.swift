@@ -44,13 +44,15 @@ extension PostgresStore {
     public func authenticate(key: String) async throws -> APIKeyRecord? {
         guard let id = APIKeyText.keyID(of: key) else { return nil }
         let hash = APIKeyText.hash(key)
-        guard let row = try await rows("checking an API key", "SELECT * FROM api_keys WHERE id = \(id)").first else { return nil }
-        do {
-            guard APIKeyText.constantTimeEqual(try row.get("hash", as: Data.self), hash) else { return nil }
-            let record = try Self.apiKey(from: row)
-            return record.revoked ? nil : record
-        } catch {
-            throw PostgresError.map(error, doing: "checking an API key", url: url.display)
+        return try await knownKeys.authenticate(key) {
+            guard let row = try await rows("checking an API key", "SELECT * FROM api_keys WHERE id = \(id)").first else { return nil }
+            do {
+                guard APIKeyText.constantTimeEqual(try row.get("hash", as: Data.self), hash) else { return nil }
+                let record = try Self.apiKey(from: row)
+                return record.revoked ? nil : record
+            } catch {
+                throw PostgresError.map(error, doing: "checking an API key", url: url.display)
+            }
         }
     }
 

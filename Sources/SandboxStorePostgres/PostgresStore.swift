@@ -19,6 +19,8 @@ public final class PostgresStore: ServerStore {
     let logger: Logger
     let listener: RunChangeListener
     public let health: StoreHealth
+    /// Keys checked lately, accepted while PostgreSQL is unreachable (``KnownKeys``).
+    let knownKeys = KnownKeys()
     private let poolTask: Mutex<Task<Void, Never>?>
     /// Logs known to be at their cap (exec id + stream), so appends past it touch no database.
     let fullLogs = Mutex(Set<String>())
@@ -74,6 +76,25 @@ public final class PostgresStore: ServerStore {
         }
         task?.cancel()
         await task?.value
+    }
+
+    /// Reads `fsync`, `synchronous_commit` and `full_page_writes`: with `synchronous_commit` off
+    /// (or `fsync` off) PostgreSQL acknowledges a commit before it is on disk, so a crash of the
+    /// database loses the last ones — accepted runs included. That is PostgreSQL's contract.
+    public func durability() async throws(SandboxError) -> StoreDurability {
+        let settings = try await fetch(
+            "reading the durability settings",
+            "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
+        ) { row in (try row.get("name", as: String.self), try row.get("setting", as: String.self)) }
+        let values = Dictionary(settings, uniquingKeysWith: { a, _ in a })
+        let fsync = values["fsync"] ?? "?", commit = values["synchronous_commit"] ?? "?", pages = values["full_page_writes"] ?? "?"
+        let durable = fsync == "on" && commit != "off" && pages == "on"
+        let shown = "fsync=\(fsync), synchronous_commit=\(commit), full_page_writes=\(pages)"
+        return StoreDurability(
+            name: health.name, durable: durable,
+            detail: durable
+                ? "\(shown): every commit is on disk before a 201/202"
+                : "\(shown): PostgreSQL acknowledges commits before they are on disk, so a crash of the database loses the last ones (accepted runs included) — that is PostgreSQL's contract; set fsync=on, synchronous_commit=on and full_page_writes=on for a 201/202 to survive it")
     }
 
     // MARK: Queries

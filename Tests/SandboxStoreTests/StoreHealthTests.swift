@@ -1,0 +1,80 @@
+import Foundation
+import Synchronization
+import Testing
+import SandboxCore
+import SandboxLinux
+@testable import SandboxStore
+
+/// The guard around every store call: a deadline that holds even when the call ignores
+/// cancellation, and SQLite's full disk as an outage the store recovers from by itself.
+@Suite("Store health")
+struct StoreHealthTests {
+    @Test("a call that ignores cancellation still ends at its deadline: the caller gets Passed while the call runs on")
+    func deadlineHolds() async throws {
+        let finished = Mutex(false)
+        await #expect(throws: Deadline.Passed.self) {
+            try await Deadline.run(.milliseconds(100)) {
+                // A blocking wait that no cancellation reaches (a query on a hung connection).
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 3) { c.resume() }
+                }
+                finished.withLock { $0 = true }
+            }
+        }
+        #expect(finished.withLock { $0 } == false, "the caller waited for the call")
+    }
+
+    @Test("a call within its deadline returns its value, and its error as is")
+    func deadlinePassesThrough() async throws {
+        #expect(try await Deadline.run(.seconds(5)) { 42 } == 42)
+        await #expect(throws: SandboxError(.notFound, "x")) {
+            _ = try await Deadline.run(.seconds(5)) { () async throws -> Int in throw SandboxError(.notFound, "x") }
+        }
+    }
+
+    @Test("SQLite on a full disk: writes answer insufficient_storage, the store is down, and it comes back once there is room",
+          .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+    func sqliteDiskFull() async throws {
+        let root = NSTemporaryDirectory() + "sbx-full-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        #expect(await Self.sh("mount -t tmpfs -o size=4m sbx-full \(root)") == 0)
+        let store = try SQLiteStore(directory: root + "/data")
+        do { try await fillAndFree(store, root) } catch {
+            try? store.close()
+            _ = await Self.sh("umount -l \(root)")
+            throw error
+        }
+        try? store.close()
+        _ = await Self.sh("umount -l \(root)")
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    func fillAndFree(_ store: SQLiteStore, _ root: String) async throws {
+        let tenant = try await store.ensureTenant(name: "acme")
+        // Fill the filesystem to the last block.
+        _ = await Self.sh("dd if=/dev/zero of=\(root)/filler bs=64k 2>/dev/null")
+        var refused: SandboxError?
+        for i in 0..<200 where refused == nil {
+            let run = RunRecord(id: "run-full-\(i)", tenantId: tenant.id,
+                                spec: RunSpec(profile: .default, argv: ["/bin/true"], code: Array(repeating: 65, count: 32 << 10)))
+            do { _ = try await store.submitRun(run, maxQueued: 1000) } catch let e as SandboxError { refused = e }
+        }
+        let e = try #require(refused, "the full disk never refused a write")
+        #expect(e.code == .insufficientStorage, "\(e)")
+        #expect(e.message.contains("full"))
+        #expect(await store.health.check() != nil, "the readiness probe still says ready on a full disk")
+        // Reads still answer.
+        #expect(try await store.tenant(id: tenant.id)?.name == "acme")
+
+        try FileManager.default.removeItem(atPath: root + "/filler")
+        #expect(await store.health.waitUntilUp(atMost: .seconds(30)))
+        let run = RunRecord(id: "run-after", tenantId: tenant.id, spec: RunSpec(profile: .default, argv: ["/bin/true"]))
+        _ = try await store.submitRun(run, maxQueued: 1000)
+        #expect(try await store.run(id: "run-after") != nil)
+    }
+
+    static func sh(_ command: String) async -> Int32 {
+        guard let (status, _, _) = try? await ChildProcess.run(["/bin/sh", "-c", command]), case .exited(let code) = status else { return -1 }
+        return code
+    }
+}
