@@ -31,7 +31,19 @@ struct StoreOutagePostgresTests {
         await store.close(); await other.close(); await pg.stop()
     }
 
+    @Test("durability: the suite's fast server (fsync and synchronous_commit off) is reported as losing commits on a crash")
+    func durabilityReported() async throws {
+        try await withPostgres { store, _ in
+            let d = try await store.durability()
+            #expect(!d.durable)
+            #expect(d.detail.contains("synchronous_commit=off"))
+            #expect(d.detail.contains("PostgreSQL's contract"))
+        }
+    }
+
     func crashAndReturn(_ pg: PrivatePostgres, _ store: PostgresStore, _ other: PostgresStore) async throws {
+        // fsync and synchronous_commit on: a 201/202 survives the crash below.
+        #expect(try await store.durability().durable)
         let (key, record) = try await store.createAPIKey(tenantName: "acme")
         #expect(try await store.authenticate(key: key) == record)
         let accepted = RunStoreContract.newRun(record.tenantId)

@@ -32,6 +32,15 @@ struct StoreHealthTests {
         }
     }
 
+    @Test("SQLite fsyncs every commit: its durability says so")
+    func sqliteDurable() async throws {
+        try await withStore { store, _ in
+            let d = try await store.durability()
+            #expect(d.durable)
+            #expect(d.detail.contains("synchronous=FULL"))
+        }
+    }
+
     @Test("SQLite on a full disk: writes answer insufficient_storage, the store is down, and it comes back once there is room",
           .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
     func sqliteDiskFull() async throws {
