@@ -82,6 +82,25 @@ struct StoreHealthTests {
         #expect(try await store.run(id: "run-after") != nil)
     }
 
+    @Test("SQLite on a read-only data directory: the store does not open, and says which directory to fix",
+          .enabled(if: getuid() == 0, "needs root to bind-mount the directory read-only"))
+    func sqliteReadOnly() async throws {
+        // (A directory that turns read-only under a running server cannot be made here: a file
+        // open for writing keeps the kernel from remounting read-only. SQLITE_READONLY then maps
+        // to store_unavailable like any outage.)
+        let temp = TempData()
+        defer { temp.cleanup() }
+        let first = try temp.open()
+        _ = try await first.ensureTenant(name: "acme")
+        try first.close()
+        // Root ignores permission bits: a read-only bind mount is what makes it read-only.
+        #expect(await Self.sh("mount --bind \(temp.dir) \(temp.dir) && mount -o remount,bind,ro \(temp.dir)") == 0)
+        let e = #expect(throws: SandboxError.self) { _ = try temp.open() }
+        #expect(e?.message.contains(temp.dir) == true)
+        #expect(e?.message.contains("not writable") == true)
+        _ = await Self.sh("umount -l \(temp.dir)")
+    }
+
     static func sh(_ command: String) async -> Int32 {
         guard let (status, _, _) = try? await ChildProcess.run(["/bin/sh", "-c", command]), case .exited(let code) = status else { return -1 }
         return code

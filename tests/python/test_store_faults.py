@@ -109,7 +109,7 @@ class Execs:
 
 def submit(url, key, idem, i):
     return timed("POST", f"{url}/v1/runs", headers={**auth(key), "Idempotency-Key": idem},
-                 json={"cmd": ["sh", "-c", f"sleep 1; echo run{i}"]})
+                 json={"cmd": ["sh", "-c", f"sleep {3 if i >= 100 else 1}; echo run{i}"]})
 
 
 def wait_ready(url, limit=60):
@@ -160,6 +160,14 @@ def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet_
     # processes stay healthy and the live sandbox keeps answering.
     for node in (a, b):
         wait_ready(node.url)
+    # Runs in flight when the database goes away: they finish and are recorded once it is back.
+    submit_batch(100, 4, a)
+    long_ids = [rid for rid, i in accepted.values() if i >= 100]
+    deadline = time.time() + 60
+    while not any(httpx.get(f"{a.url}/v1/runs/{rid}", headers=auth(k), timeout=30).json()["state"] == "running"
+                  for rid in long_ids):
+        assert time.time() < deadline, "none of the runs started"
+        time.sleep(0.05)
     pg("down", pgdir)
     stopped_at = time.time()
     seen_unready = set()
