@@ -169,7 +169,10 @@ let package = Package(
             "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
-        .testTarget(name: "SandboxManagerTests", dependencies: ["SandboxManager", "SandboxStore", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport"]),
+        .testTarget(name: "SandboxManagerTests", dependencies: [
+            "SandboxManager", "SandboxStore", "SandboxStorePostgres", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "ServerTests", dependencies: [
             "SandboxServer", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxCommands", "SandboxTestSupport",
             .product(name: "Yams", package: "Yams"),

@@ -12,6 +12,24 @@ extension SandboxManager {
         trail.record(event)
     }
 
+    /// Appends an API route's entry to the tenant's audit log through the ordered background
+    /// recorder: the request never waits on the store (during an outage the entry is spooled).
+    public nonisolated func recordRouteAudit(_ entry: AuditEntry) {
+        recorder.enqueue(.audit(entry))
+    }
+
+    /// Waits until everything recorded so far is handed to the store (or, during an outage, to
+    /// the local spool): readers of the tenant audit log call it first.
+    public func flushRecorder() async {
+        if drainTask != nil { await recorder.flush() }  // before start() nothing drains
+    }
+
+    /// The tenant's latest `limit` route audit entries, newest first (the recorder flushed first).
+    public func audit(tenantId: String, limit: Int) async throws -> [AuditEntry] {
+        await flushRecorder()
+        return try await store.audit(tenantId: tenantId, limit: limit)
+    }
+
     /// The sandbox's audit trail after entry `after`, oldest first, at most `limit` entries. Entries
     /// this process queued before the call are included; another tenant's sandbox is `not_found`.
     public func auditTrail(tenantId: String, id: String, after: Int64 = 0, limit: Int = 1000) async throws -> [AuditEvent] {

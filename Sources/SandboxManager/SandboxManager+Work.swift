@@ -39,10 +39,11 @@ extension SandboxManager {
         record.exitCode = result.exitCode
         record.usage = result.usage
         record.reason = result.reason
-        recorder.enqueue(.exec(record, insert: false))
+        // The output before the record's end: the end closes the recorder's log offsets of the exec.
         let cap = configuration.logCapBytes
-        if !result.stdoutBytes.isEmpty { recorder.enqueue(.log(execId: execId, stream: .stdout, data: Array(result.stdoutBytes.prefix(cap)), cap: cap)) }
-        if !result.stderrBytes.isEmpty { recorder.enqueue(.log(execId: execId, stream: .stderr, data: Array(result.stderrBytes.prefix(cap)), cap: cap)) }
+        if !result.stdoutBytes.isEmpty { recorder.enqueue(.log(execId: execId, sandboxId: id, stream: .stdout, data: Array(result.stdoutBytes.prefix(cap)), cap: cap)) }
+        if !result.stderrBytes.isEmpty { recorder.enqueue(.log(execId: execId, sandboxId: id, stream: .stderr, data: Array(result.stderrBytes.prefix(cap)), cap: cap)) }
+        recorder.enqueue(.exec(record, insert: false))
         if var l = live[id] {
             l.record.execCount += 1
             l.record.cpuMs += result.usage.cpuMs

@@ -40,6 +40,8 @@ public actor SandboxManager {
         public var node: String
         /// The store is shared by a fleet (PostgreSQL): only this node's sandboxes are reconciled here.
         public var sharedStore = false
+        /// Where the recorder spools writes while the store is unreachable (nil: `<data>/spool`).
+        public var spoolDirectory: String?
         /// The egress proxy for sandboxes that reach the network (nil: such profiles are refused).
         public var egress: (any EgressProvider)?
         /// Where the parts made before the manager (egress proxy, WASM tool calls) send audit
@@ -99,7 +101,7 @@ public actor SandboxManager {
     let logger: Logger
     let backends: [IsolationLevel: any LiveSandboxBackend]
     let hub = EventHub()
-    let recorder: Recorder
+    nonisolated let recorder: Recorder
     /// Every sandbox's audit trail (``eventSink``).
     public nonisolated let trail: AuditTrail
     let rates = ExecRateLimiter()
@@ -120,7 +122,7 @@ public actor SandboxManager {
         self.backends = backends
         self.configuration = configuration
         self.logger = logger
-        self.recorder = Recorder(store: store, logger: logger)
+        self.recorder = Recorder(store: store, logger: logger, spoolDirectory: configuration.spoolDirectory ?? configuration.dataDirectory + "/spool")
         self.trail = AuditTrail(recorder: recorder)
         configuration.auditRelay.set(trail)
     }

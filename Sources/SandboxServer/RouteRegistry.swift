@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import SandboxManager
 import SandboxStore
 
 /// One served route: method and path in openapi.yaml's form.
@@ -15,26 +16,26 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Registers routes on the router, records them (the test compares them with openapi.yaml), and
-/// wraps mutating routes with the audit log: who (key id), what (action), target, status.
+/// wraps mutating routes with the audit log: who (key id), what (action), target, status. Audit
+/// entries go through the manager's background recorder, so no request waits on the store.
 final class RouteRegistry: @unchecked Sendable {
     let router: Router<APIRequestContext>
-    let store: any SandboxStore
+    let manager: SandboxManager
     let logger: Logger
     private(set) var served: [RouteKey] = []
 
     typealias Handler = @Sendable (Request, APIRequestContext) async throws -> Response
 
-    init(router: Router<APIRequestContext>, store: any SandboxStore, logger: Logger) {
+    init(router: Router<APIRequestContext>, manager: SandboxManager, logger: Logger) {
         self.router = router
-        self.store = store
+        self.manager = manager
         self.logger = logger
     }
 
     /// Adds a route; `action` (e.g. `sandbox.create`) makes it audited.
     func add(_ method: HTTPRequest.Method, _ path: String, action: String? = nil, _ handler: @escaping Handler) {
         served.append(RouteKey(method: method.rawValue, path: path))
-        let store = self.store
-        let logger = self.logger
+        let manager = self.manager
         guard let action else {
             router.on(RouterPath(path), method: method) { request, context in try await handler(request, context) }
             return
@@ -46,25 +47,21 @@ final class RouteRegistry: @unchecked Sendable {
                 response = try await handler(request, context)
                 status = Int(response.status.code)
             } catch {
-                await Self.audit(store, logger, context, request, action, status: Problem(error).status)
+                Self.audit(manager, context, request, action, status: Problem(error).status)
                 throw error
             }
-            await Self.audit(store, logger, context, request, action, status: status)
+            Self.audit(manager, context, request, action, status: status)
             return response
         }
     }
 
-    static func audit(_ store: any SandboxStore, _ logger: Logger, _ context: APIRequestContext, _ request: Request,
-                      _ action: String, status: Int) async {
+    /// Queues the route's audit entry (the manager's recorder writes it in order; never blocks).
+    static func audit(_ manager: SandboxManager, _ context: APIRequestContext, _ request: Request, _ action: String, status: Int) {
         guard let caller = context.caller else { return }
         var target = context.auditTarget.target ?? context.parameters.get("id") ?? ""
         if let pid = context.parameters.get("pid") { target += "/processes/\(pid)" }
         if let path = request.uri.queryParameters.get("path") { target += ":" + path }
-        do {
-            try await store.appendAudit(AuditEntry(
-                tenantId: caller.tenantId, actor: caller.keyId, action: action, target: target, result: String(status)))
-        } catch {
-            logger.error("audit append failed", metadata: ["action": "\(action)", "error": "\(error)"])
-        }
+        manager.recordRouteAudit(AuditEntry(
+            tenantId: caller.tenantId, actor: caller.keyId, action: action, target: target, result: String(status)))
     }
 }

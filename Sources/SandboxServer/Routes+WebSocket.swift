@@ -46,7 +46,7 @@ extension SandboxServer {
                 let initialStdin = exec.stdin
                 exec.stdin = .none
                 process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
-                await RouteRegistry.audit(store, logger, context, ws.request, "sandbox.exec.ws", status: 200)
+                RouteRegistry.audit(manager, context, ws.request, "sandbox.exec.ws", status: 200)
                 try await outbound.writeTextMessage("{\"type\":\"started\",\"pid\":\(process.pid)}")
                 if case let .bytes(b) = initialStdin {
                     try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: process.pid, data: b)

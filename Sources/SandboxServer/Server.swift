@@ -121,7 +121,7 @@ public struct SandboxServer: Sendable {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ProblemMiddleware())
         router.add(middleware: AuthMiddleware(store: store))
-        let registry = RouteRegistry(router: router, store: store, logger: logger)
+        let registry = RouteRegistry(router: router, manager: manager, logger: logger)
         addHealthRoutes(registry)
         addSandboxRoutes(registry)
         addNetworkRoutes(registry)

@@ -6,10 +6,23 @@ extension SQLiteStore {
     /// One write transaction: each sandbox's next numbers follow its highest stored `seq` (SQLite
     /// serializes writers, also across processes, so two appenders never see the same maximum).
     public func appendEvents(_ events: [AuditEvent]) async throws {
+        try await append(events, batch: nil)
+    }
+
+    /// The same transaction, which first looks for the batch key and stores nothing when it is there.
+    public func appendEvents(_ events: [AuditEvent], batch: String) async throws {
+        try await append(events, batch: batch)
+    }
+
+    private func append(_ events: [AuditEvent], batch: String?) async throws(SandboxError) {
         guard !events.isEmpty else { return }
         let rows = try events.map { (e) throws(SandboxError) in (e, try JSONColumn.encode(e.detail)) }
         try await write("appending \(events.count) audit trail entries") { db in
+            if let batch, try Bool.fetchOne(db, sql: "SELECT 1 FROM sandbox_events WHERE batch = ?", arguments: [batch]) == true {
+                return
+            }
             var next: [String: Int64] = [:]
+            var key = batch
             for (e, detail) in rows {
                 let seq: Int64
                 if let n = next[e.sandboxId] {
@@ -20,8 +33,9 @@ extension SQLiteStore {
                 }
                 next[e.sandboxId] = seq + 1
                 try db.execute(
-                    sql: "INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [e.sandboxId, seq, e.at.column, e.kind, e.actor, e.correlation, detail])
+                    sql: "INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [e.sandboxId, seq, e.at.column, e.kind, e.actor, e.correlation, detail, key])
+                key = nil
             }
         }
     }

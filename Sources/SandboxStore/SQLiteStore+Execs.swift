@@ -45,6 +45,15 @@ extension SQLiteStore {
     /// Appends as much of `data` as fits under `cap` (bytes of this exec and stream so far); the
     /// rest is dropped. Once a log is full, appends return without touching the database.
     public func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int) async throws {
+        try await appendLog(execId, stream, data, cap, offset: nil)
+    }
+
+    /// Skips the part of `data` the log already holds (its end is past `offset`).
+    public func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int, at offset: Int) async throws {
+        try await appendLog(execId, stream, data, cap, offset: offset)
+    }
+
+    private func appendLog(_ execId: String, _ stream: StdStream, _ data: [UInt8], _ cap: Int, offset: Int?) async throws(SandboxError) {
         let key = "\(stream.rawValue):\(execId)"
         guard !data.isEmpty, cap > 0, !fullLogs.withLock({ $0.contains(key) }) else { return }
         let full = try await write("appending output of exec \(execId)") { db in
@@ -55,7 +64,9 @@ extension SQLiteStore {
             let end: Int = try last?.decode(forColumn: "end_offset") ?? 0
             let room = cap - end
             guard room > 0 else { return true }
-            let chunk = Data(data.prefix(room))
+            let held = offset.map { min(max(end - $0, 0), data.count) } ?? 0
+            guard held < data.count else { return false }
+            let chunk = Data(data.dropFirst(held).prefix(room))
             try db.execute(
                 sql: "INSERT INTO exec_logs (exec_id, stream, seq, end_offset, data) VALUES (?, ?, ?, ?, ?)",
                 arguments: [execId, stream.rawValue, seq + 1, end + chunk.count, chunk])

@@ -38,6 +38,10 @@ public protocol SandboxStore: Sendable {
     func execs(sandboxId: String, limit: Int) async throws -> [ExecRecord]
     /// Appends output of an exec, keeping at most `cap` bytes per exec and stream (the head is kept).
     func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int) async throws
+    /// ``appendLog(execId:stream:data:cap:)`` of bytes that start at `offset` of the exec's
+    /// stream, idempotent: the part the store already holds (its log reaches past `offset`) is
+    /// skipped, so appending the same chunk again (a replay after an ambiguous failure) stores it once.
+    func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int, at offset: Int) async throws
     func log(execId: String, stream: StdStream) async throws -> [UInt8]
     func appendAudit(_ entry: AuditEntry) async throws
     func audit(tenantId: String, limit: Int) async throws -> [AuditEntry]
@@ -47,6 +51,10 @@ public protocol SandboxStore: Sendable {
     /// events carry is ignored). All or nothing; concurrent appenders, also on other nodes, never
     /// get the same number or leave a gap.
     func appendEvents(_ events: [AuditEvent]) async throws
+    /// ``appendEvents(_:)`` under a batch key (kept on the batch's first row): when a batch with
+    /// this key is already stored, nothing is done and the call succeeds, so a batch replayed after
+    /// an ambiguous failure is stored once.
+    func appendEvents(_ events: [AuditEvent], batch: String) async throws
     /// The sandbox's entries with `seq` greater than `after`, ascending, at most `limit` (1…10 000).
     func events(sandboxId: String, after seq: Int64, limit: Int) async throws -> [AuditEvent]
 }

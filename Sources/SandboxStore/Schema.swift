@@ -171,6 +171,14 @@ enum Schema {
         m.registerMigration("v6-store-probe") { db in
             try db.execute(sql: "CREATE TABLE store_probe (at REAL NOT NULL)")
         }
+        // The key of a batch of trail entries, on its first row: a replayed batch (the recorder's
+        // spool after an outage) is stored once.
+        m.registerMigration("v7-event-batches") { db in
+            try db.execute(sql: """
+                ALTER TABLE sandbox_events ADD COLUMN batch TEXT;
+                CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch);
+                """)
+        }
         return m
     }
 }

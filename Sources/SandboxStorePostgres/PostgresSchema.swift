@@ -85,6 +85,11 @@ enum PostgresSchema {
             "ALTER TABLE secrets DROP CONSTRAINT secrets_pkey",
             "ALTER TABLE secrets ADD PRIMARY KEY (scope, name)",
         ]),
+        // The key of a batch of trail entries, on its first row: a replayed batch is stored once.
+        ("v7-event-batches", [
+            "ALTER TABLE sandbox_events ADD COLUMN batch TEXT",
+            "CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch) WHERE batch IS NOT NULL",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and

@@ -8,10 +8,26 @@ extension PostgresStore {
     /// deadlock) serializes its appenders across the fleet; each sandbox's numbers then follow its
     /// highest stored `seq`.
     public func appendEvents(_ events: [AuditEvent]) async throws {
+        try await append(events, batch: nil)
+    }
+
+    /// The same transaction, under an advisory lock on the batch key: when the key is stored
+    /// already, nothing is done.
+    public func appendEvents(_ events: [AuditEvent], batch: String) async throws {
+        try await append(events, batch: batch)
+    }
+
+    private func append(_ events: [AuditEvent], batch: String?) async throws(SandboxError) {
         guard !events.isEmpty else { return }
         let rows = try events.map { (e) throws(SandboxError) in (e, try JSONColumn.encode(e.detail)) }
         let logger = self.logger
         try await transaction("appending \(events.count) audit trail entries") { connection in
+            if let batch {
+                try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.eventBatch), hashtext(\(batch)))", logger: logger)
+                let seen = try await connection.rows("SELECT 1 AS one FROM sandbox_events WHERE batch = \(batch)", logger)
+                if !seen.isEmpty { return }
+            }
+            var key = batch
             var next: [String: Int64] = [:]
             for id in Set(events.map(\.sandboxId)).sorted() {
                 try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.sandboxEvents), hashtext(\(id)))", logger: logger)
@@ -24,9 +40,10 @@ extension PostgresStore {
                 next[e.sandboxId] = seq + 1
                 try await connection.query(
                     """
-                    INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail)
-                    VALUES (\(e.sandboxId), \(seq), \(e.at.column), \(e.kind), \(e.actor), \(e.correlation), \(detail))
+                    INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch)
+                    VALUES (\(e.sandboxId), \(seq), \(e.at.column), \(e.kind), \(e.actor), \(e.correlation), \(detail), \(key))
                     """, logger: logger)
+                key = nil
             }
         }
     }

@@ -39,24 +39,39 @@ extension PostgresStore {
     /// rest is dropped. Appends to one log are serialized by an advisory lock on it; once a log is
     /// full, appends return without touching the database.
     public func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int) async throws {
+        try await appendLog(execId, stream, data, cap, offset: nil)
+    }
+
+    /// Skips the part of `data` the log already holds (its end is past `offset`).
+    public func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int, at offset: Int) async throws {
+        try await appendLog(execId, stream, data, cap, offset: offset)
+    }
+
+    private func appendLog(_ execId: String, _ stream: StdStream, _ data: [UInt8], _ cap: Int, offset: Int?) async throws(SandboxError) {
         let key = "\(stream.rawValue):\(execId)"
         guard !data.isEmpty, cap > 0, !fullLogs.withLock({ $0.contains(key) }) else { return }
         let logger = self.logger
         let bytes = Data(data)
         let full = try await transaction("appending output of exec \(execId)") { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.execLog), hashtext(\(key)))", logger: logger)
-            // One statement: the next chunk is what still fits under the cap, or nothing.
-            let written = try await connection.rows(
+            let log = try await connection.rows(
                 """
-                WITH log AS (SELECT coalesce(max(seq), -1) AS seq, coalesce(max(end_offset), 0) AS used
-                             FROM exec_logs WHERE exec_id = \(execId) AND stream = \(stream.rawValue))
-                INSERT INTO exec_logs (exec_id, stream, seq, end_offset, data)
-                SELECT \(execId), \(stream.rawValue), log.seq + 1, log.used + least(length(\(bytes)), (\(cap) - log.used)::int),
-                       substring(\(bytes) FROM 1 FOR (\(cap) - log.used)::int)
-                FROM log WHERE log.used < \(cap)
-                RETURNING end_offset
+                SELECT coalesce(max(seq), -1)::bigint AS seq, coalesce(max(end_offset), 0)::bigint AS used
+                FROM exec_logs WHERE exec_id = \(execId) AND stream = \(stream.rawValue)
                 """, logger)
-            return try written.first.map { try $0.get("end_offset", as: Int.self) >= cap } ?? true
+            let seq = try log.first?.get("seq", as: Int64.self) ?? -1
+            let used = Int(try log.first?.get("used", as: Int64.self) ?? 0)
+            guard used < cap else { return true }
+            // The part a replay finds stored already is skipped.
+            let held = offset.map { min(max(used - $0, 0), bytes.count) } ?? 0
+            guard held < bytes.count else { return false }
+            let chunk = bytes.dropFirst(held).prefix(cap - used)
+            try await connection.query(
+                """
+                INSERT INTO exec_logs (exec_id, stream, seq, end_offset, data)
+                VALUES (\(execId), \(stream.rawValue), \(seq + 1), \(used + chunk.count), \(Data(chunk)))
+                """, logger: logger)
+            return used + chunk.count >= cap
         }
         if full {
             fullLogs.withLock { set in
@@ -105,4 +120,5 @@ enum LockSpace {
     static let claim: Int32 = 3
     static let runLog: Int32 = 4
     static let sandboxEvents: Int32 = 5
+    static let eventBatch: Int32 = 6
 }

@@ -79,7 +79,7 @@ import Testing
             #expect(after.status == 404 || after.status == 409, "\(after.body.text)")
 
             // Every mutating call is audited with the key id.
-            let audit = try await app.store.audit(tenantId: keyRecord.tenantId, limit: 100)
+            let audit = try await app.manager.audit(tenantId: keyRecord.tenantId, limit: 100)  // the recorder flushed first
             #expect(audit.contains { $0.action == "sandbox.create" && $0.actor == keyRecord.id && $0.target == sandbox.id && $0.result == "201" })
             #expect(audit.contains { $0.action == "sandbox.delete" && $0.result == "200" })
             #expect(audit.contains { $0.action == "file.write" && $0.target.hasSuffix(":/workspace/data.csv") })

@@ -106,7 +106,7 @@ import Testing
             #expect(out.hasPrefix("HTTP/1.1 303"))
             #expect(try await Self.raw(app.port, "GET", "/monitor", headers: ["Cookie": cookie]).contains("name=\"key\""))
 
-            let audit = try await app.store.audit(tenantId: try #require(try await app.store.authenticate(key: key)).tenantId, limit: 10)
+            let audit = try await app.manager.audit(tenantId: try #require(try await app.store.authenticate(key: key)).tenantId, limit: 10)
             #expect(audit.contains { $0.action == "monitor.login" })
         }
     }

@@ -74,13 +74,9 @@ struct MonitorFeed: Sendable {
             let problem = Problem(error)
             (reply, status) = (.notice("\(action.rawValue) \(runId): \(problem.detail)"), problem.status)
         }
-        do {
-            try await store.appendAudit(AuditEntry(
-                tenantId: caller.tenantId, actor: caller.keyId, action: action.auditName, target: runId, result: String(status),
-                detail: "monitor"))
-        } catch {
-            logger.error("audit append failed", metadata: ["action": "\(action.auditName)", "error": "\(error)"])
-        }
+        manager.recordRouteAudit(AuditEntry(
+            tenantId: caller.tenantId, actor: caller.keyId, action: action.auditName, target: runId, result: String(status),
+            detail: "monitor"))
         return reply
     }
 

@@ -13,7 +13,7 @@ extension SandboxServer {
     func addMonitorRoutes(_ routes: RouteRegistry) {
         let sessions = monitorSessions
         let store = self.store
-        let logger = self.logger
+        let manager = self.manager
         let throttle = loginThrottle
 
         routes.add(.get, "/monitor") { request, _ in
@@ -41,11 +41,7 @@ extension SandboxServer {
             }
             let caller = Caller(tenantId: record.tenantId, keyId: record.id)
             let id = await sessions.open(caller: caller, key: key)
-            do {
-                try await store.appendAudit(AuditEntry(tenantId: caller.tenantId, actor: caller.keyId, action: "monitor.login", target: "", result: "303"))
-            } catch {
-                logger.error("audit append failed", metadata: ["action": "monitor.login", "error": "\(error)"])
-            }
+            manager.recordRouteAudit(AuditEntry(tenantId: caller.tenantId, actor: caller.keyId, action: "monitor.login", target: "", result: "303"))
             var response = MonitorPage.redirect()
             response.setCookie(Self.sessionCookie(id, request: request))
             return response

@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import SandboxCore
+import SandboxLinux
+import SandboxStore
+import SandboxStorePostgres
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The engines the spool tests make unreachable.
+enum OutageEngine: String, Sendable, CustomTestStringConvertible {
+    /// A private PostgreSQL server (initdb in a temp dir), stopped `-m immediate` and started again.
+    case postgres
+    /// SQLite on a small tmpfs, filled up with a filler file and freed again.
+    case sqlite
+    var testDescription: String { rawValue }
+}
+
+/// A real store that a test makes unreachable (``breakStore()``) and brings back (``repair()``).
+final class BreakableStore: @unchecked Sendable {
+    let store: any SandboxStore
+    private let breakAction: () async throws -> Void
+    private let repairAction: () async throws -> Void
+    private let cleanupAction: () async -> Void
+
+    private init(store: any SandboxStore, breakStore: @escaping () async throws -> Void, repair: @escaping () async throws -> Void,
+                 cleanup: @escaping () async -> Void) {
+        self.store = store
+        breakAction = breakStore
+        repairAction = repair
+        cleanupAction = cleanup
+    }
+
+    func breakStore() async throws { try await breakAction() }
+    func repair() async throws { try await repairAction() }
+    func cleanup() async { await cleanupAction() }
+
+    /// A fresh store of `engine`, or nil (with the reason printed) when this host cannot run it.
+    static func make(_ engine: OutageEngine) async throws -> BreakableStore? {
+        switch engine {
+        case .postgres: return try await postgres()
+        case .sqlite: return try await sqlite()
+        }
+    }
+
+    static func postgres() async throws -> BreakableStore? {
+        guard let env = ProcessInfo.processInfo.environment["SANDBOXER_TEST_PG_URL"], !env.isEmpty else {
+            print("SKIP: SANDBOXER_TEST_PG_URL is unset: the PostgreSQL outage tests run with the PostgreSQL tests (scripts/pg-test-server.sh; make test does)")
+            return nil
+        }
+        guard let server = try await PrivatePostgres.start() else { return nil }
+        do {
+            let store = try await PostgresStore.open(url: server.url, logger: Logger(label: "test.store"))
+            return BreakableStore(
+                store: store, breakStore: { try await server.stop() }, repair: { try await server.resume() },
+                cleanup: {
+                    await store.close()
+                    await server.destroy()
+                })
+        } catch {
+            await server.destroy()
+            throw error
+        }
+    }
+
+    static func sqlite() async throws -> BreakableStore? {
+        guard geteuid() == 0 else {
+            print("SKIP: requires root (the SQLite outage test mounts a small tmpfs and fills it)")
+            return nil
+        }
+        let dir = TempDir.make("sbx-spool-fs")
+        try await Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", dir])
+        let store: SQLiteStore
+        do { store = try SQLiteStore(directory: dir + "/data") } catch {
+            _ = try? await Shell.run("/bin/umount", [dir])
+            rmdir(dir)
+            throw error
+        }
+        let filler = dir + "/filler"
+        return BreakableStore(
+            store: store,
+            breakStore: {
+                // Fill the file system to its last block, then let the store find out.
+                let fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+                guard fd >= 0 else { throw SandboxError(.system, "create \(filler): errno \(errno)") }
+                let block = [UInt8](repeating: 0x55, count: 64 << 10)
+                var size = block.count
+                while size > 0 {
+                    let n = block.withUnsafeBytes { write(fd, $0.baseAddress, size) }
+                    if n < 0 { size /= 2 }
+                }
+                close(fd)
+                _ = await store.health.check()
+            },
+            repair: { unlink(filler) },
+            cleanup: {
+                try? store.close()
+                _ = try? await Shell.run("/bin/umount", [dir])
+                rmdir(dir)
+            })
+    }
+}
+
+/// A PostgreSQL server of its own for one test: initdb in a short temp dir, a unix socket there,
+/// no TCP port (as `scripts/pg-test-server.sh` runs one), run as `postgres` when the test is root.
+final class PrivatePostgres: Sendable {
+    let dir: String
+    let bin: String
+    var url: String { "postgres:///sandboxer_test?host=\(dir)&user=postgres" }
+
+    private init(dir: String, bin: String) {
+        self.dir = dir
+        self.bin = bin
+    }
+
+    /// Initializes and starts a server, or nil (reason printed) when PostgreSQL is not installed.
+    static func start() async throws -> PrivatePostgres? {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        guard let version = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last,
+              FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/pg_ctl")
+        else {
+            print("SKIP: PostgreSQL is not installed (apt-get install postgresql)")
+            return nil
+        }
+        let server = PrivatePostgres(dir: TempDir.make("pgs"), bin: "/usr/lib/postgresql/\(version)/bin")
+        do {
+            if geteuid() == 0, let pw = getpwnam("postgres") { chown(server.dir, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            try await server.run("initdb", ["-D", server.dir + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            try await server.resume()
+            try await server.run("createdb", ["-h", server.dir, "-p", "5432", "-U", "postgres", "sandboxer_test"])
+        } catch {
+            await server.destroy()
+            throw error
+        }
+        return server
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections. Commits are synchronous
+    /// (an immediate stop loses no acknowledged commit; fsync is off: the OS keeps running).
+    func resume() async throws {
+        try await run("pg_ctl", ["-D", dir + "/data", "-l", dir + "/server.log", "-w", "-t", "60", "-o",
+                           "-c listen_addresses='' -k \(dir) -p 5432 -c fsync=off", "start"])
+    }
+
+    /// Stops the server at once (`-m immediate`: connections are cut, as in a crash).
+    func stop() async throws {
+        try await run("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
+    }
+
+    func destroy() async {
+        _ = try? await run("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private func run(_ tool: String, _ arguments: [String]) async throws {
+        if geteuid() == 0 {
+            try await Shell.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/" + tool] + arguments)
+        } else {
+            try await Shell.run(bin + "/" + tool, arguments)
+        }
+    }
+}
+
+/// Runs a tool and waits (posix_spawn; no Foundation `Process`); a non-zero exit throws with its output.
+enum Shell {
+    @discardableResult
+    static func run(_ path: String, _ arguments: [String]) async throws -> String {
+        let (termination, out, err) = try await ChildProcess.run([path] + arguments)
+        guard termination == .exited(0) else {
+            throw SandboxError(.system, "\(path) \(arguments.joined(separator: " ")) ended \(termination): \(out)\(err)")
+        }
+        return out
+    }
+}
+
+/// Short-lived temp directories (`/tmp/<prefix>-XXXXXX`, short enough for a unix socket path).
+enum TempDir {
+    static func make(_ prefix: String) -> String {
+        var t = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+        _ = t.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        return String(cString: t)
+    }
+}
