@@ -32,7 +32,9 @@ public final class SQLiteStore: SandboxStore {
         self.logger = logger
         let path = try StoreFiles.prepare(directory: directory, logger: logger)
         self.path = path
-        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, logger: logger)
+        // Writers queue on the local disk (and on other processes' locks): a long wait is load, not
+        // an outage, so the deadline is the busy timeout's; a full or read-only disk fails at once.
+        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, deadline: .seconds(max(busyTimeout, 2)), logger: logger)
         var config = Configuration()
         config.label = "sandboxer.store"
         config.busyMode = .timeout(busyTimeout)

@@ -5,12 +5,14 @@ import Synchronization
 
 /// Whether this process's store answers, and the guard every store call goes through.
 ///
-/// Every call runs under a deadline (``deadline``, 1.5 s): one that does not finish in time, or
-/// that fails because the store cannot be reached (PostgreSQL down, SQLite's disk full or its
-/// directory read-only), marks the store *down* and answers `store_unavailable` (503) or
-/// `insufficient_storage` (507). While it is down, a prober asks the engine every 250 ms; the first
-/// answer marks it *up* again and wakes everyone in ``waitUntilUp()`` (the run workers, the
-/// recorder's spool). An engine that ``failsFast`` (PostgreSQL) refuses calls at once while it is
+/// Every call runs under a deadline (``deadline``: 1.5 s on PostgreSQL, 10 s on SQLite, whose
+/// writers queue on the local disk). A call that fails because the store cannot be reached
+/// (PostgreSQL down, SQLite's disk full or its directory read-only) marks the store *down* and
+/// answers `store_unavailable` (503) or `insufficient_storage` (507). A call that does not finish
+/// in time answers `store_unavailable` too, and makes the health ask the engine at once: only if
+/// that question fails is the store down (a busy store is not a gone one). While it is down, a
+/// prober asks every 250 ms; the first answer marks it *up* again and wakes everyone in
+/// ``waitUntilUp()`` (the run workers, the recorder's spool). An engine that ``failsFast`` (PostgreSQL) refuses calls at once while it is
 /// down, so no request waits on a database that is gone; SQLite, on the local disk, tries each one.
 public final class StoreHealth: Sendable {
     /// The engine and where it is, without a password: `PostgreSQL at postgres://u@host/db`.
@@ -33,6 +35,8 @@ public final class StoreHealth: Sendable {
         var outage: Outage?
         var probe: (@Sendable () async throws -> Void)?
         var prober: Task<Void, Never>?
+        /// A one-off question after a call ran out of time (nil when none is running).
+        var checker: Task<Void, Never>?
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
         var closed = false
@@ -55,13 +59,14 @@ public final class StoreHealth: Sendable {
 
     /// Stops the prober and releases every waiter; later outages are not probed.
     public func close() {
-        let (prober, waiters) = state.withLock { s in
+        let (prober, checker, waiters) = state.withLock { s in
             s.closed = true
             s.probe = nil
-            defer { s.prober = nil; s.waiters = [:] }
-            return (s.prober, Array(s.waiters.values))
+            defer { s.prober = nil; s.checker = nil; s.waiters = [:] }
+            return (s.prober, s.checker, Array(s.waiters.values))
         }
         prober?.cancel()
+        checker?.cancel()
         for w in waiters { w.resume() }
     }
 
@@ -132,7 +137,7 @@ public final class StoreHealth: Sendable {
             throw e
         } catch is Deadline.Passed {
             let reason = "no answer within \(deadline)"
-            markDown(reason)
+            suspect(reason)
             throw unavailable(what, Outage(since: Date(), reason: reason))
         } catch is CancellationError {
             throw SandboxError(.system, "\(what): cancelled before the store answered; retry")
@@ -169,6 +174,31 @@ public final class StoreHealth: Sendable {
             return true
         }
         if started { logger.warning("the store does not answer; calls get store_unavailable until it does", metadata: ["store": "\(name)", "reason": "\(reason)"]) }
+    }
+
+    /// A call ran out of time: asks the engine once, now (unless an outage or a question is
+    /// already under way); the store is down only if that fails too.
+    func suspect(_ reason: String) {
+        let start = state.withLock { s -> Bool in
+            guard !s.closed, s.outage == nil, s.checker == nil, s.probe != nil else { return false }
+            return true
+        }
+        guard start else { return }
+        let checker = Task { [weak self] in
+            guard let self, let probe = self.state.withLock({ $0.probe }) else { return }
+            let answered: Bool
+            do {
+                try await Deadline.run(self.deadline) { try await probe() }
+                answered = true
+            } catch {
+                answered = false
+            }
+            self.state.withLock { $0.checker = nil }
+            if !answered { self.markDown(reason) }
+        }
+        state.withLock { s in
+            if s.checker == nil && !s.closed { s.checker = checker } else { checker.cancel() }
+        }
     }
 
     /// Ends the outage and wakes the waiters.

@@ -41,8 +41,19 @@ public final class PostgresStore: ServerStore {
         listener = RunChangeListener(url: url, channel: Self.channel, health: health, logger: logger)
         let client = self.client
         poolTask = Mutex(Task { await client.run() })
+        // The probe opens a connection of its own: a pool whose connections are all busy is not
+        // an unreachable server.
         health.attach { [url, logger] in
-            do { _ = try await client.query("SELECT 1", logger: logger).collect() } catch {
+            do {
+                var config = try url.connectionConfiguration()
+                config.options.connectTimeout = .seconds(1)
+                let connection = try await PostgresConnection.connect(configuration: config, id: 2, logger: logger)
+                do { _ = try await connection.query("SELECT 1", logger: logger).collect() } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
                 throw PostgresError.map(error, doing: "probing the store", url: url.display)
             }
         }
