@@ -60,8 +60,8 @@ class Node(Server):
         return left
 
 
-@pytest.fixture
-def fleet(database):
+def fleet_on(store):
+    """A generator for fixtures: yields `start(name)`, which starts a node on `store`; stops them all after."""
     require_root()
     root = tempfile.mkdtemp(prefix="sbx-fleet-")
     # The sandboxes' user namespace must traverse the host state below it (mkdtemp makes 0700).
@@ -69,7 +69,7 @@ def fleet(database):
     nodes = []
 
     def start(name):
-        node = Node(root, name, database)
+        node = Node(root, name, store)
         nodes.append(node)
         return node
 
@@ -77,6 +77,11 @@ def fleet(database):
     for n in nodes:
         n.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet(database):
+    yield from fleet_on(database)
 
 
 def key(node):

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from conftest import Server, auth, require_root
-from test_fleet import Node
+from test_fleet import fleet_on
 
 BIN = os.environ.get("SANDBOXER_BIN", "")
 PG_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "pg-test-server.sh")
@@ -48,20 +48,8 @@ def durable_pg():
 
 
 @pytest.fixture
-def fleet_on(durable_pg):
-    root = tempfile.mkdtemp(prefix="sbx-faults-")
-    os.chmod(root, 0o755)
-    nodes = []
-
-    def start(name):
-        node = Node(root, name, durable_pg[1])
-        nodes.append(node)
-        return node
-
-    yield start
-    for n in nodes:
-        n.stop()
-    shutil.rmtree(root, ignore_errors=True)
+def fleet(durable_pg):
+    yield from fleet_on(durable_pg[1])
 
 
 def timed(method, url, **kw):
@@ -124,9 +112,9 @@ def wait_ready(url, limit=60):
     raise AssertionError(f"{url} not ready again after {limit} s")
 
 
-def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet_on):
+def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet):
     pgdir, _ = durable_pg
-    a, b = fleet_on("a"), fleet_on("b")
+    a, b = fleet("a"), fleet("b")
     k = subprocess.run([BIN, "key", "create", "--tenant", "faults", "--store", a.store, "--data", a.data],
                        check=True, capture_output=True, text=True).stdout.strip()
     r = httpx.post(f"{a.url}/v1/sandboxes", headers=auth(k), json={}, timeout=60)
