@@ -139,10 +139,15 @@ extension SandboxManager {
     }
 
     /// Counts for `/metrics`: live sandboxes by state, and ready sandboxes in the warm pool.
-    public func gauges() -> (byState: [SandboxState: Int], poolSize: Int) {
+    public func gauges() -> (byState: [SandboxState: Int], poolSize: Int, spooled: Int) {
         var counts: [SandboxState: Int] = [:]
         for l in live.values { counts[l.record.state, default: 0] += 1 }
-        return (counts, pool.values.reduce(0) { $0 + $1.count })
+        return (counts, pool.values.reduce(0) { $0 + $1.count }, recorder.spooled)
+    }
+
+    /// The tenant `id` (its quota and name), cached for seconds and kept through a store outage.
+    public func tenantRecord(_ id: String) async throws -> Tenant {
+        try await tenant(id)
     }
 
     // MARK: - Internals

@@ -31,11 +31,13 @@ extension SandboxServer {
         let readers = configuration.metricsTenants
         routes.add(.get, "/metrics") { _, context in
             let caller = try context.requireCaller()
-            guard let tenant = try await store.tenant(id: caller.tenantId), readers.contains(tenant.name) else {
+            // The manager's tenant (kept through a store outage: the metrics matter most then).
+            let tenant = try await manager.tenantRecord(caller.tenantId)
+            guard readers.contains(tenant.name) else {
                 throw SandboxError(.forbidden, "/metrics shows the whole server's counts, which are the operator's: only keys of the tenants the server names with serve --metrics-tenant NAME may read them")
             }
             let gauges = await manager.gauges()
-            metrics.recordGauges(byState: gauges.byState, poolSize: gauges.poolSize)
+            metrics.recordGauges(byState: gauges.byState, poolSize: gauges.poolSize, storeUp: store.health.isUp, spooled: gauges.spooled)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))

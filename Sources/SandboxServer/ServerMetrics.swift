@@ -31,11 +31,15 @@ public struct ServerMetrics: Sendable {
     }
 
     /// Sets the gauges from the manager's counts.
-    public func recordGauges(byState: [SandboxState: Int], poolSize: Int) {
+    /// `sandboxer_store_up` is 1 while the store answers; `sandboxer_recorder_spooled` counts the
+    /// records waiting on local disk for it.
+    public func recordGauges(byState: [SandboxState: Int], poolSize: Int, storeUp: Bool, spooled: Int) {
         for state in SandboxState.allCases {
             Gauge(label: "sandboxer_sandboxes", dimensions: [("state", state.rawValue)], factory: factory).record(byState[state] ?? 0)
         }
         Gauge(label: "sandboxer_pool_size", dimensions: [], factory: factory).record(poolSize)
+        Gauge(label: "sandboxer_store_up", dimensions: [], factory: factory).record(storeUp ? 1 : 0)
+        Gauge(label: "sandboxer_recorder_spooled", dimensions: [], factory: factory).record(spooled)
     }
 
     /// The Prometheus text exposition of everything recorded.

@@ -10,6 +10,7 @@ is back, every accepted run finishes exactly once and the sandbox's trail has ev
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -238,7 +239,7 @@ def test_sqlite_on_a_full_disk_answers_507_and_recovers_without_a_restart(small_
     root, data = small_disk
     k = subprocess.run([BIN, "key", "create", "--tenant", "full", "--data", data],
                        check=True, capture_output=True, text=True).stdout.strip()
-    server = Server(data, args=["--workers", "2"])
+    server = Server(data, args=["--workers", "2", "--metrics-tenant", "full"])
     server.start()
     try:
         c = httpx.Client(base_url=server.url, headers=auth(k), timeout=30)
@@ -262,6 +263,9 @@ def test_sqlite_on_a_full_disk_answers_507_and_recovers_without_a_restart(small_
         assert "full" in refused.json()["detail"]
         r, took = timed("GET", f"{server.url}/readyz")
         assert r.status_code == 503 and took < BOUND, r.text
+        # The operator sees it in the metrics, which do not need the store.
+        r = c.get("/metrics")
+        assert r.status_code == 200 and re.search(r"^sandboxer_store_up 0(\.0)?$", r.text, re.M), r.text[-500:]
         # The live sandbox does not care.
         r = c.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": ["echo", "still here"]})
         assert r.status_code == 200 and r.json()["stdout"] == "still here\n", r.text
@@ -275,6 +279,7 @@ def test_sqlite_on_a_full_disk_answers_507_and_recovers_without_a_restart(small_
         assert run["state"] == "succeeded" and run["result"]["stdout"] == "done\n", run
         r = c.post("/v1/runs", json={"cmd": ["echo", "after"]})
         assert r.status_code == 202, r.text
+        assert re.search(r"^sandboxer_store_up 1(\.0)?$", c.get("/metrics").text, re.M)
         assert c.delete(f"/v1/sandboxes/{sid}").status_code in (200, 204)
     finally:
         server.stop()
