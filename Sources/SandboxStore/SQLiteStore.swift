@@ -33,8 +33,9 @@ public final class SQLiteStore: SandboxStore {
         let path = try StoreFiles.prepare(directory: directory, logger: logger)
         self.path = path
         // Writers queue on the local disk (and on other processes' locks): a long wait is load, not
-        // an outage, so the deadline is the busy timeout's; a full or read-only disk fails at once.
-        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, deadline: .seconds(max(busyTimeout, 2)), logger: logger)
+        // an outage, so the probe (a write) may take the busy timeout; a full or read-only disk
+        // fails at once.
+        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, probeDeadline: .seconds(max(busyTimeout, 2)), logger: logger)
         var config = Configuration()
         config.label = "sandboxer.store"
         config.busyMode = .timeout(busyTimeout)

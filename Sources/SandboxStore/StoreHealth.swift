@@ -5,22 +5,29 @@ import Synchronization
 
 /// Whether this process's store answers, and the guard every store call goes through.
 ///
-/// Every call runs under a deadline (``deadline``: 1.5 s on PostgreSQL, 10 s on SQLite, whose
-/// writers queue on the local disk). A call that fails because the store cannot be reached
-/// (PostgreSQL down, SQLite's disk full or its directory read-only) marks the store *down* and
-/// answers `store_unavailable` (503) or `insufficient_storage` (507). A call that does not finish
-/// in time answers `store_unavailable` too, and makes the health ask the engine at once: only if
-/// that question fails is the store down (a busy store is not a gone one). While it is down, a
-/// prober asks every 250 ms; the first answer marks it *up* again and wakes everyone in
-/// ``waitUntilUp()`` (the run workers, the recorder's spool). An engine that ``failsFast`` (PostgreSQL) refuses calls at once while it is
-/// down, so no request waits on a database that is gone; SQLite, on the local disk, tries each one.
+/// A call that fails because the store cannot be reached (PostgreSQL down, SQLite's disk full or
+/// its directory read-only) marks the store *down* and answers `store_unavailable` (503) or
+/// `insufficient_storage` (507). A call still waiting after ``slowAfter`` (0.6 s) makes the health
+/// ask the engine at once (``suspect(_:)``; PostgreSQL: a connection of its own and `SELECT 1`
+/// within ``probeDeadline``); only if that fails is the store down — a busy store is waited for, a
+/// gone one is not. Going down ends every call in flight of a fail-fast engine (PostgreSQL, whose
+/// pool would hold them) with `store_unavailable`, and refuses new ones at once; SQLite, on the
+/// local disk, tries each call. ``deadline`` (30 s) only guards against a call that never ends.
+/// While the store is down a prober asks every 250 ms; the first answer marks it *up* again and
+/// wakes everyone in ``waitUntilUp()`` (the run workers, the recorder's spool).
 public final class StoreHealth: Sendable {
     /// The engine and where it is, without a password: `PostgreSQL at postgres://u@host/db`.
     public let name: String
     /// Whether calls are refused at once while the store is down.
     public let failsFast: Bool
-    /// How long one store call may take before it counts as no answer.
+    /// How long one store call may take at most (a hang guard: a slow store that still answers
+    /// its probe is waited for).
     public let deadline: Duration
+    /// After how long a call in flight makes the health ask the engine (``suspect(_:)``): if that
+    /// question fails, the store is down and (fail-fast) every call in flight ends at once.
+    public let slowAfter: Duration
+    /// How long the engine's probe may take before it counts as no answer.
+    public let probeDeadline: Duration
     /// How often a down store is asked again.
     public let probeInterval: Duration
     let logger: Logger
@@ -38,16 +45,21 @@ public final class StoreHealth: Sendable {
         /// A one-off question after a call ran out of time (nil when none is running).
         var checker: Task<Void, Never>?
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Calls in flight, each with its abort (a fail-fast store declared down ends them at once).
+        var calls: [UInt64: @Sendable (any Error) -> Void] = [:]
+        var nextCall: UInt64 = 0
         var nextWaiter: UInt64 = 0
         var closed = false
     }
     private let state = Mutex(State())
 
-    public init(name: String, failsFast: Bool, deadline: Duration = .milliseconds(1500),
-                probeInterval: Duration = .milliseconds(250), logger: Logger) {
+    public init(name: String, failsFast: Bool, deadline: Duration = .seconds(30), slowAfter: Duration = .milliseconds(600),
+                probeDeadline: Duration = .milliseconds(1200), probeInterval: Duration = .milliseconds(250), logger: Logger) {
         self.name = name
         self.failsFast = failsFast
         self.deadline = deadline
+        self.slowAfter = slowAfter
+        self.probeDeadline = probeDeadline
         self.probeInterval = probeInterval
         self.logger = logger
     }
@@ -110,7 +122,7 @@ public final class StoreHealth: Sendable {
     public func check() async -> Outage? {
         guard let probe = state.withLock({ $0.probe }) else { return outage }
         do {
-            try await Deadline.run(deadline) { try await probe() }
+            try await Deadline.run(probeDeadline) { try await probe() }
             markUp()
             return nil
         } catch {
@@ -119,15 +131,24 @@ public final class StoreHealth: Sendable {
         }
     }
 
-    /// Runs one store call under the guard: refused at once while a fail-fast store is down; an
-    /// outage error or no answer within ``deadline`` marks the store down and throws a
+    /// Runs one store call under the guard: refused at once while a fail-fast store is down, ended
+    /// at once when it goes down meanwhile; an outage error marks it down and throws a
     /// `store_unavailable` (or the engine's `insufficient_storage`) naming `what`.
     public func run<T: Sendable>(_ what: String, _ call: @escaping @Sendable () async throws(SandboxError) -> T) async throws(SandboxError) -> T {
         if failsFast, let outage {
             throw unavailable(what, outage)
         }
+        let guarded = Deadline.Call<T>()
+        let id = state.withLock { s -> UInt64 in
+            s.nextCall += 1
+            s.calls[s.nextCall] = { error in guarded.abort(error) }
+            return s.nextCall
+        }
+        defer { _ = state.withLock { $0.calls.removeValue(forKey: id) } }
         do {
-            return try await Deadline.run(deadline) { () async throws -> T in try await call() }
+            return try await guarded.run(limit: deadline, slowAfter: slowAfter, onSlow: { [weak self] in
+                self?.suspect("a call took longer than \(self?.slowAfter ?? .zero)")
+            }) { () async throws -> T in try await call() }
         } catch let e as SandboxError {
             if Self.isOutage(e) {
                 markDown(e.message)
@@ -135,6 +156,8 @@ public final class StoreHealth: Sendable {
                 throw SandboxError(.storeUnavailable, e.message, retryAfterSeconds: 2)
             }
             throw e
+        } catch let down as Down {
+            throw unavailable(what, down.outage)
         } catch is Deadline.Passed {
             let reason = "no answer within \(deadline)"
             suspect(reason)
@@ -144,6 +167,11 @@ public final class StoreHealth: Sendable {
         } catch {
             throw SandboxError(.system, "\(what): \(error)")
         }
+    }
+
+    /// What a call waiting on a fail-fast store gets when the store is declared down.
+    struct Down: Error {
+        let outage: Outage
     }
 
     /// Whether `error` says the store cannot be reached or written (rather than refusing this call).
@@ -167,12 +195,14 @@ public final class StoreHealth: Sendable {
 
     /// Records an outage (the first reason is kept) and starts the prober.
     public func markDown(_ reason: String) {
-        let started = state.withLock { s -> Bool in
-            guard !s.closed else { return false }
-            if s.outage == nil { s.outage = Outage(since: Date(), reason: reason) } else if s.prober != nil { return false }
+        let (started, aborts, outage) = state.withLock { s -> (Bool, [@Sendable (any Error) -> Void], Outage?) in
+            guard !s.closed else { return (false, [], nil) }
+            if s.outage == nil { s.outage = Outage(since: Date(), reason: reason) } else if s.prober != nil { return (false, [], nil) }
             s.prober = Task { [weak self] in await self?.probeUntilUp() }
-            return true
+            return (true, failsFast ? Array(s.calls.values) : [], s.outage)
         }
+        // Calls waiting on a store that is gone end now (PostgreSQL's pool would hold them).
+        if let outage { for abort in aborts { abort(Down(outage: outage)) } }
         if started { logger.warning("the store does not answer; calls get store_unavailable until it does", metadata: ["store": "\(name)", "reason": "\(reason)"]) }
     }
 
@@ -188,7 +218,7 @@ public final class StoreHealth: Sendable {
             guard let self, let probe = self.state.withLock({ $0.probe }) else { return }
             let answered: Bool
             do {
-                try await Deadline.run(self.deadline) { try await probe() }
+                try await Deadline.run(self.probeDeadline) { try await probe() }
                 answered = true
             } catch {
                 answered = false
@@ -219,7 +249,7 @@ public final class StoreHealth: Sendable {
             try? await Task.sleep(for: probeInterval)
             guard let probe = state.withLock({ $0.probe }) else { break }
             do {
-                try await Deadline.run(deadline) { try await probe() }
+                try await Deadline.run(probeDeadline) { try await probe() }
                 state.withLock { $0.prober = nil }
                 markUp()
                 return
