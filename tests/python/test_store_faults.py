@@ -60,7 +60,11 @@ def timed(method, url, **kw):
     return r, time.monotonic() - started
 
 
+REFUSALS = []  # seconds each store_unavailable answer took (printed by the fleet test)
+
+
 def assert_store_unavailable(r, elapsed, what):
+    REFUSALS.append(elapsed)
     assert elapsed < BOUND, f"{what} took {elapsed:.2f} s while the store was gone"
     assert r.status_code == 503, f"{what}: {r.status_code} {r.text}"
     assert r.headers["content-type"].startswith("application/problem+json"), r.headers
@@ -121,6 +125,14 @@ def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet)
     r = httpx.post(f"{a.url}/v1/sandboxes", headers=auth(k), json={}, timeout=60)
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
+    try:
+        ride_out(pgdir, a, b, k, sid)
+    finally:
+        # Sandboxes outlive a node's stop by design: a failing test must not leave one running.
+        httpx.delete(f"{a.url}/v1/sandboxes/{sid}", headers=auth(k), timeout=60)
+
+
+def ride_out(pgdir, a, b, k, sid):
     execs = Execs(a.url, k, sid)
     accepted = {}   # idempotency key -> run id
     refused = []    # (idempotency key, i) answered 503
@@ -185,7 +197,8 @@ def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet)
     failed = [x for x in results if x[1] != 200]
     assert not failed, f"execs failed during the outage: {failed[:5]}"
     assert all(x[3]["stdout"] == f"exec{x[0]}\n" for x in results), results[:3]
-    print(f"{len(results)} execs, slowest {max(x[2] for x in results):.2f} s")
+    print(f"{len(results)} execs through the outages, slowest {max(x[2] for x in results):.2f} s; "
+          f"{len(REFUSALS)} store_unavailable answers, slowest {max(REFUSALS):.2f} s, median {sorted(REFUSALS)[len(REFUSALS) // 2]:.3f} s")
 
     # What was refused is submitted again (same key); every accepted run ends once, succeeded.
     for idem, i in refused:
@@ -218,7 +231,6 @@ def test_a_fleet_rides_out_a_crashed_and_a_stopped_postgresql(durable_pg, fleet)
     assert len(starts) == len(results), f"{len(starts)} exec.start entries for {len(results)} execs"
     seqs = [e["seq"] for e in events]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
-    assert httpx.delete(f"{a.url}/v1/sandboxes/{sid}", headers=auth(k), timeout=60).status_code in (200, 204)
 
 
 @pytest.fixture
@@ -241,8 +253,9 @@ def test_sqlite_on_a_full_disk_answers_507_and_recovers_without_a_restart(small_
                        check=True, capture_output=True, text=True).stdout.strip()
     server = Server(data, args=["--workers", "2", "--metrics-tenant", "full"])
     server.start()
+    c = httpx.Client(base_url=server.url, headers=auth(k), timeout=30)
+    sid = None
     try:
-        c = httpx.Client(base_url=server.url, headers=auth(k), timeout=30)
         sid = c.post("/v1/sandboxes", json={}).json()["id"]
         r = c.post("/v1/runs", json={"cmd": ["sh", "-c", "sleep 3; echo done"]})
         assert r.status_code == 202, r.text
@@ -280,7 +293,10 @@ def test_sqlite_on_a_full_disk_answers_507_and_recovers_without_a_restart(small_
         r = c.post("/v1/runs", json={"cmd": ["echo", "after"]})
         assert r.status_code == 202, r.text
         assert re.search(r"^sandboxer_store_up 1(\.0)?$", c.get("/metrics").text, re.M)
-        assert c.delete(f"/v1/sandboxes/{sid}").status_code in (200, 204)
     finally:
+        if sid and os.path.exists(f"{data}/filler"):
+            os.remove(f"{data}/filler")
+        if sid:
+            c.delete(f"/v1/sandboxes/{sid}")
         server.stop()
         server.log.close()
