@@ -27,7 +27,8 @@ extension SandboxManager {
         profile.env.merge(request.env) { $1 }
         let backend = try backend(for: profile.isolation)
         let ttl = try lifetime(request.ttl ?? profile.ttl)
-        try await checkQuota(tenantId: tenantId, adding: profile)
+        let hold = try await checkQuota(tenantId: tenantId, adding: profile)
+        defer { quotaHolds[hold] = nil }
 
         let now = Date()
         var record = SandboxRecord(
@@ -54,6 +55,7 @@ extension SandboxManager {
             try await store.insertSandbox(record)
             handle.spec.expiresAt = agentDeadline(record)
             live[record.id] = Live(record: record, handle: handle)
+            quotaHolds[hold] = nil  // counted as live from here
             await renewDeadline(handle, backend: backend)
             trail.record(AuditEvents.create(record, actor: actor, fromPool: true, envNames: Array(request.env.keys)))
             publish(.sandboxCreated, record)
@@ -63,6 +65,7 @@ extension SandboxManager {
 
         try await store.insertSandbox(record)
         live[record.id] = Live(record: record, handle: nil)
+        quotaHolds[hold] = nil  // counted as live from here
         let handle: SandboxHandle
         do {
             handle = try await backend.create(spec)
@@ -224,20 +227,28 @@ extension SandboxManager {
     }
 
     /// Refuses a create that would take the tenant over its sandbox-count or memory quota.
-    func checkQuota(tenantId: String, adding profile: Profile) async throws {
+    /// Checks the tenant's quota with `profile` added and holds its share (the returned token) until
+    /// the create puts the sandbox in ``live`` or fails: the count and the hold happen with no
+    /// suspension between them, so concurrent creates see each other.
+    func checkQuota(tenantId: String, adding profile: Profile) async throws -> UUID {
         let quota = try await tenant(tenantId).quota
         let mine = live.values.filter { $0.record.tenantId == tenantId }
-        if mine.count >= quota.maxSandboxes {
-            throw SandboxError(.quotaExceeded, "this tenant has \(mine.count) live sandboxes, its quota (max_sandboxes); delete one first",
+        let held = quotaHolds.values.filter { $0.tenantId == tenantId }
+        if mine.count + held.count >= quota.maxSandboxes {
+            throw SandboxError(.quotaExceeded, "this tenant has \(mine.count + held.count) live sandboxes (or being created), its quota (max_sandboxes); delete one first",
                                retryAfterSeconds: 10)
         }
-        let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes } + profile.limits.memoryBytes
+        let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes }
+            + held.reduce(Int64(0)) { $0 + $1.memoryBytes } + profile.limits.memoryBytes
         // The quota as stored, never above the operator's ceiling (derived from the host's RAM).
         let allowed = min(quota.maxMemoryBytes, configuration.ceilings.tenantMemoryBytes)
         if memory > allowed {
             throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(allowed)) (max_memory_bytes, at most the server's tenant_memory ceiling); delete one or ask for less memory",
                                retryAfterSeconds: 10)
         }
+        let token = UUID()
+        quotaHolds[token] = (tenantId, profile.limits.memoryBytes)
+        return token
     }
 
     /// The tenant, cached for a few seconds (a changed quota applies within that time); while the

@@ -109,6 +109,9 @@ public actor SandboxManager {
     var live: [String: Live] = [:]
     var pool: [String: [SandboxHandle]] = [:]
     var tenants: [String: (Tenant, Date)] = [:]
+    /// Creates past their quota check but not yet in ``live`` (secrets, the store insert): they
+    /// count against the tenant's quota, so concurrent creates cannot all pass it.
+    var quotaHolds: [UUID: (tenantId: String, memoryBytes: Int64)] = [:]
     var started = false
     var background: [Task<Void, Never>] = []
     var poolFiller: Task<Void, Never>?

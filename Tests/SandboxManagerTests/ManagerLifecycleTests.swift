@@ -108,6 +108,33 @@ import Glibc
         }
     }
 
+    @Test("50 concurrent creates at max_sandboxes = 5 make exactly 5 sandboxes (the quota is held before the first await)")
+    func concurrentCreatesStayWithinTheQuota() async throws {
+        guard TestSandbox.available else { return }
+        try await ManagerFixture.with { f in
+            try await f.store.setQuota(tenantId: f.tenant.id, TenantQuota(maxSandboxes: 5))
+            try await f.manager.start()
+            let outcomes = await withTaskGroup(of: Result<SandboxRecord, any Error>.self) { group in
+                for _ in 0..<50 {
+                    group.addTask {
+                        do { return .success(try await f.manager.create(tenantId: f.tenant.id, Self.req(), actor: "test")) } catch {
+                            return .failure(error)
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            let created = outcomes.compactMap { try? $0.get() }
+            let refused = outcomes.compactMap { r -> SandboxError? in if case .failure(let e) = r { return e as? SandboxError }; return nil }
+            #expect(created.count == 5)
+            #expect(refused.count == 45 && refused.allSatisfy { $0.code == .quotaExceeded })
+            for r in created { try await f.manager.destroy(tenantId: f.tenant.id, id: r.id, actor: "test") }
+            // Holds are released: the quota is whole again.
+            let again = try await f.manager.create(tenantId: f.tenant.id, Self.req(), actor: "test")
+            try await f.manager.destroy(tenantId: f.tenant.id, id: again.id, actor: "test")
+        }
+    }
+
     @Test func unknownProfileNamesTheKnownOnes() async throws {
         guard TestSandbox.available else { return }
         try await ManagerFixture.with { f in
