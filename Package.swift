@@ -166,7 +166,7 @@ let package = Package(
         .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
         .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxStorePostgresTests", dependencies: [
-            "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract",
+            "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", "SandboxTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "SandboxManagerTests", dependencies: [

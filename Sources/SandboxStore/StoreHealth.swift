@@ -120,14 +120,34 @@ public final class StoreHealth: Sendable {
 
     /// Asks the store now (the readiness probe) and returns the outage, nil when it answered.
     public func check() async -> Outage? {
-        guard let probe = state.withLock({ $0.probe }) else { return outage }
-        do {
-            try await Deadline.run(probeDeadline) { try await probe() }
+        switch await ask() {
+        case .answered:
             markUp()
             return nil
-        } catch {
+        case .failed(let error):
             markDown(Self.reason(error))
             return outage
+        case .closed:
+            return outage
+        }
+    }
+
+    /// What one question to the engine got.
+    private enum Answer {
+        case answered
+        case failed(any Error)
+        /// The health is closed: nobody to ask.
+        case closed
+    }
+
+    /// Asks the engine once (its probe), within ``probeDeadline``.
+    private func ask() async -> Answer {
+        guard let probe = state.withLock({ $0.probe }) else { return .closed }
+        do {
+            try await Deadline.run(probeDeadline) { try await probe() }
+            return .answered
+        } catch {
+            return .failed(error)
         }
     }
 
@@ -215,16 +235,10 @@ public final class StoreHealth: Sendable {
         }
         guard start else { return }
         let checker = Task { [weak self] in
-            guard let self, let probe = self.state.withLock({ $0.probe }) else { return }
-            let answered: Bool
-            do {
-                try await Deadline.run(self.probeDeadline) { try await probe() }
-                answered = true
-            } catch {
-                answered = false
-            }
+            guard let self else { return }
+            let answer = await self.ask()
             self.state.withLock { $0.checker = nil }
-            if !answered { self.markDown(reason) }
+            if case .failed = answer { self.markDown(reason) }
         }
         state.withLock { s in
             if s.checker == nil && !s.closed { s.checker = checker } else { checker.cancel() }
@@ -247,15 +261,14 @@ public final class StoreHealth: Sendable {
     private func probeUntilUp() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: probeInterval)
-            guard let probe = state.withLock({ $0.probe }) else { break }
-            do {
-                try await Deadline.run(probeDeadline) { try await probe() }
+            let answer = await ask()
+            if case .failed = answer { continue }
+            if case .answered = answer {
                 state.withLock { $0.prober = nil }
                 markUp()
                 return
-            } catch {
-                continue
             }
+            break  // closed
         }
         state.withLock { $0.prober = nil }
     }

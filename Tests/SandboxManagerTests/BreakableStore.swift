@@ -4,6 +4,7 @@ import SandboxCore
 import SandboxLinux
 import SandboxStore
 import SandboxStorePostgres
+import SandboxTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -51,17 +52,17 @@ final class BreakableStore: @unchecked Sendable {
             print("SKIP: SANDBOXER_TEST_PG_URL is unset: the PostgreSQL outage tests run with the PostgreSQL tests (scripts/pg-test-server.sh; make test does)")
             return nil
         }
-        guard let server = try await PrivatePostgres.start() else { return nil }
+        let server = try await PrivatePostgres.start()
         do {
             let store = try await PostgresStore.open(url: server.url, logger: Logger(label: "test.store"))
             return BreakableStore(
-                store: store, breakStore: { try await server.stop() }, repair: { try await server.resume() },
+                store: store, breakStore: { try await server.down() }, repair: { try await server.up() },
                 cleanup: {
                     await store.close()
-                    await server.destroy()
+                    await server.stop()
                 })
         } catch {
-            await server.destroy()
+            await server.stop()
             throw error
         }
     }
@@ -101,66 +102,6 @@ final class BreakableStore: @unchecked Sendable {
                 _ = try? await Shell.run("/bin/umount", [dir])
                 rmdir(dir)
             })
-    }
-}
-
-/// A PostgreSQL server of its own for one test: initdb in a short temp dir, a unix socket there,
-/// no TCP port (as `scripts/pg-test-server.sh` runs one), run as `postgres` when the test is root.
-final class PrivatePostgres: Sendable {
-    let dir: String
-    let bin: String
-    var url: String { "postgres:///sandboxer_test?host=\(dir)&user=postgres" }
-
-    private init(dir: String, bin: String) {
-        self.dir = dir
-        self.bin = bin
-    }
-
-    /// Initializes and starts a server, or nil (reason printed) when PostgreSQL is not installed.
-    static func start() async throws -> PrivatePostgres? {
-        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
-        guard let version = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last,
-              FileManager.default.isExecutableFile(atPath: "/usr/lib/postgresql/\(version)/bin/pg_ctl")
-        else {
-            print("SKIP: PostgreSQL is not installed (apt-get install postgresql)")
-            return nil
-        }
-        let server = PrivatePostgres(dir: TempDir.make("pgs"), bin: "/usr/lib/postgresql/\(version)/bin")
-        do {
-            if geteuid() == 0, let pw = getpwnam("postgres") { chown(server.dir, pw.pointee.pw_uid, pw.pointee.pw_gid) }
-            try await server.run("initdb", ["-D", server.dir + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            try await server.resume()
-            try await server.run("createdb", ["-h", server.dir, "-p", "5432", "-U", "postgres", "sandboxer_test"])
-        } catch {
-            await server.destroy()
-            throw error
-        }
-        return server
-    }
-
-    /// Starts the (stopped) server and waits until it accepts connections. Commits are synchronous
-    /// (an immediate stop loses no acknowledged commit; fsync is off: the OS keeps running).
-    func resume() async throws {
-        try await run("pg_ctl", ["-D", dir + "/data", "-l", dir + "/server.log", "-w", "-t", "60", "-o",
-                           "-c listen_addresses='' -k \(dir) -p 5432 -c fsync=off", "start"])
-    }
-
-    /// Stops the server at once (`-m immediate`: connections are cut, as in a crash).
-    func stop() async throws {
-        try await run("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
-    }
-
-    func destroy() async {
-        _ = try? await run("pg_ctl", ["-D", dir + "/data", "-m", "immediate", "-w", "stop"])
-        try? FileManager.default.removeItem(atPath: dir)
-    }
-
-    private func run(_ tool: String, _ arguments: [String]) async throws {
-        if geteuid() == 0 {
-            try await Shell.run("/usr/sbin/runuser", ["-u", "postgres", "--", bin + "/" + tool] + arguments)
-        } else {
-            try await Shell.run(bin + "/" + tool, arguments)
-        }
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import RunStoreContract
 import SandboxCore
 import SandboxStore
+import SandboxTestSupport
 import Synchronization
 import Testing
 @testable import SandboxStorePostgres

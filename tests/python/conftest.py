@@ -217,9 +217,10 @@ class Server:
                 self.proc.wait()
 
 
-def own_server(prefix, tenant, args=()):
+def own_server(prefix, tenant, args=(), preexec_fn=None):
     """A started `Server` of a test's own on a fresh data directory, and an API key of `tenant`
-    there; `drop_server` stops it and removes its directories."""
+    there; `drop_server` stops it and removes its directories. `preexec_fn` runs in the server
+    process before exec."""
     require_root()
     if not BIN or not os.path.exists(BIN):
         pytest.skip("SANDBOXER_BIN is not set")
@@ -233,7 +234,7 @@ def own_server(prefix, tenant, args=()):
     server = Server(data, args=args)
     server.tmp = tmp
     server.key = key
-    server.start()
+    server.start(preexec_fn=preexec_fn)
     return server, key
 
 

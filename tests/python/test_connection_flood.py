@@ -4,30 +4,24 @@ The server runs with RLIMIT_NOFILE 256 (soft and hard, so it cannot raise it). T
 half-sent requests from one address must neither take its descriptors nor make its health
 checks declare a tenant's live sandbox lost: another client still creates, execs and reads.
 """
-import os
 import resource
 import shutil
 import socket
-import subprocess
-import tempfile
 import time
 
 import httpx
 import pytest
 
-from conftest import Server, auth, require_root
+from conftest import auth, own_server
 
-BIN = os.environ.get("SANDBOXER_BIN", "")
 NOFILE = 256
 # The sandboxes' own descriptor limit must fit under the server's hard limit.
 SANDBOX = {"ttl": "10m", "profile": {"resources": {"open_files": 128}}}
 
 
-def start_limited(server):
-    """Server.start with RLIMIT_NOFILE lowered (soft = hard) in the server process only."""
-    def limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-    server.start(preexec_fn=limit)
+def limit_nofile():
+    """Lowers RLIMIT_NOFILE (soft = hard) in the server process only (a preexec_fn)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
 def flood(port, count):
@@ -49,17 +43,7 @@ def flood(port, count):
 
 @pytest.fixture
 def limited():
-    require_root()
-    if not BIN or not os.path.exists(BIN):
-        pytest.skip("SANDBOXER_BIN is not set")
-    tmp = tempfile.mkdtemp(prefix="sandboxer-flood-")
-    os.chmod(tmp, 0o755)
-    data = os.path.join(tmp, "data")
-    os.makedirs(data, mode=0o755)
-    key = subprocess.run([BIN, "key", "create", "--tenant", "t", "--data", data], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    server = Server(data)
-    start_limited(server)
+    server, key = own_server("sandboxer-flood-", "t", preexec_fn=limit_nofile)
     # The other client: its own loopback address, so the flood's per-client cap is not its.
     client = httpx.Client(base_url=server.url, headers=auth(key), timeout=60,
                           transport=httpx.HTTPTransport(local_address="127.0.0.2"))
@@ -75,7 +59,7 @@ def limited():
         client.close()
         server.stop()
         server.log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(server.tmp, ignore_errors=True)
         shutil.rmtree(server.state_root, ignore_errors=True)
 
 

@@ -3,13 +3,15 @@ import SandboxCore
 import SandboxLinux
 
 /// A PostgreSQL server of one test's own (`scripts/pg-test-server.sh` with `PG_DURABLE=1`: fsync and
-/// synchronous_commit on), which the test may crash (`down`: an immediate stop) and start again (`up`).
-struct PrivatePostgres {
-    let directory: String
+/// synchronous_commit on, so an immediate stop loses no acknowledged commit), which the test may
+/// crash (`down`: an immediate stop) and start again (`up`). The store-outage tests of the store
+/// and the manager both use it.
+public struct PrivatePostgres: Sendable {
+    public let directory: String
     /// Its store URL, with a password the server does not need (trust) so a test can check that
     /// no message shows it.
-    let url: String
-    static let password = "pw-never-shown"
+    public let url: String
+    public static let password = "pw-never-shown"
 
     static var script: String {
         var dir = (#filePath as NSString).deletingLastPathComponent
@@ -19,15 +21,15 @@ struct PrivatePostgres {
         return dir + "/scripts/pg-test-server.sh"
     }
 
-    static func start() async throws -> PrivatePostgres {
+    public static func start() async throws -> PrivatePostgres {
         let dir = "/tmp/sbx-pg-" + UUID().uuidString.prefix(8).lowercased()
         let plain = try await run("start", dir, durable: true).trimmingCharacters(in: .whitespacesAndNewlines)
         return PrivatePostgres(directory: dir, url: plain.replacingOccurrences(of: "user=postgres", with: "user=postgres&password=\(password)"))
     }
 
-    func down() async throws { try await Self.run("down", directory) }
-    func up() async throws { try await Self.run("up", directory) }
-    func stop() async { _ = try? await Self.run("stop", directory) }
+    public func down() async throws { try await Self.run("down", directory) }
+    public func up() async throws { try await Self.run("up", directory) }
+    public func stop() async { _ = try? await Self.run("stop", directory) }
 
     /// Runs the script (through SandboxLinux's `ChildProcess`: Foundation's `Process` can miss the
     /// exit of a child in this test binary).
