@@ -49,7 +49,7 @@ struct APIBench {
         // The default quota (100 sandboxes, 6000 execs/min, 64 GiB of memory limits) must not
         // shape the numbers: the idle part holds hundreds of sandboxes, throughput far more execs.
         try await store.setQuota(tenantId: record.tenantId,
-                                 TenantQuota(maxSandboxes: 100_000, execsPerMinute: 1_000_000_000, maxMemoryBytes: 1 << 52))
+                                 QuotaOverrides(maxSandboxes: 100_000, execsPerMinute: 1_000_000_000, maxMemoryBytes: 1 << 52))
         let leftovers = Leftovers(stateDirectory: stateDirectory)
         let before = leftovers.snapshot()
         print(Self.hostLine(iterations: iterations))

@@ -84,8 +84,7 @@ struct QueueBench {
         profile.limits.timeout = .seconds(60)
         let services = (0..<workers).map { i in
             RunService(store: store, lanes: Lanes(options: .init(stateDirectory: state)), configuration: .init(
-                node: "bench-\(i)-\(UUID().uuidString.prefix(4))", concurrency: concurrency, tenantCap: concurrency * workers,
-                maxQueuedPerTenant: 1_000_000))
+                node: "bench-\(i)-\(UUID().uuidString.prefix(4))", concurrency: concurrency, tenantCap: concurrency * workers))
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for s in services { group.addTask { await s.run() } }

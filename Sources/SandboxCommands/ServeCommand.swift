@@ -45,8 +45,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Runs one tenant may have running at once, across the fleet.")
     var tenantRuns: Int = 8
 
-    @Option(name: .long, help: "Queued runs one tenant may have waiting (more are refused with 429).")
+    @Option(name: .long, help: "Queued runs one tenant may have waiting (more are refused with 429), unless `sandboxer tenant quota` sets the tenant's own.")
     var maxQueued: Int = 10_000
+
+    @Option(name: .long, help: "Live sandboxes one tenant may have, unless `sandboxer tenant quota` sets the tenant's own.")
+    var maxSandboxes: Int = 100
+
+    @Option(name: .long, help: "Memory the live sandboxes of one tenant may hold together (e.g. 64G; at most the tenant_memory ceiling), unless `sandboxer tenant quota` sets the tenant's own.")
+    var maxMemory: String = "64G"
+
+    @Option(name: .long, help: "Execs one tenant may start per minute, unless `sandboxer tenant quota` sets the tenant's own.")
+    var execsPerMinute: Int = 6000
+
+    @Option(name: .long, help: "A tenant (by name) whose keys are operator keys: they list tenants and set their quotas over the API (/v1/tenants; repeatable; default: none).")
+    var operatorTenant: [String] = []
 
     @Option(name: .long, help: "How long a worker's claim on a run lasts without a heartbeat (e.g. 15s).")
     var lease: String = "15s"
@@ -110,6 +122,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.sharedStore = !(store is SQLiteStore)
         configuration.isolationPolicy = try Self.isolationPolicy(floor: isolationFloor, trusted: trustedTenant)
         configuration.ceilings = try Self.ceilings(ceiling)
+        configuration.defaultQuota = try Self.defaultQuota(maxSandboxes: maxSandboxes, maxMemory: maxMemory,
+                                                           execsPerMinute: execsPerMinute, maxQueued: maxQueued)
         let hub = try egress.makeHub(dataDirectory: dataDirectory)
         hub.setSink(configuration.auditRelay)
         configuration.egress = hub
@@ -125,11 +139,10 @@ struct ServeCommand: AsyncParsableCommand {
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let runs = try RunService(
             store: store, lanes: ServerSetup.runLanes(configuration),
-            configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns,
-                                                        maxQueued: maxQueued, lease: lease),
+            configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
-            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections, metricsTenants: Set(metricsTenant)), metrics: metrics, logger: logger)
+            manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections, metricsTenants: Set(metricsTenant), operatorTenants: Set(operatorTenant)), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [server.makeApplication()], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do { try await group.run() } catch {
@@ -146,6 +159,18 @@ struct ServeCommand: AsyncParsableCommand {
             throw SandboxError(.invalidRequest, "SANDBOXER_PORT '\(text)' is not a port number")
         }
         return p
+    }
+
+    /// Every tenant's quotas unless the operator sets the tenant's own, from serve's flags (the
+    /// same checks as `sandboxer tenant quota`).
+    static func defaultQuota(maxSandboxes: Int, maxMemory: String, execsPerMinute: Int, maxQueued: Int) throws -> TenantQuota {
+        let memory = try ByteSize.parse(maxMemory, field: "--max-memory")
+        for (flag, value) in [("--max-sandboxes", maxSandboxes), ("--execs-per-minute", execsPerMinute), ("--max-queued", maxQueued)]
+        where value < 1 {
+            throw SandboxError(.invalidRequest, "\(flag) \(value): at least 1")
+        }
+        guard memory >= 1 << 20 else { throw SandboxError(.invalidRequest, "--max-memory \(maxMemory): at least 1M") }
+        return TenantQuota(maxSandboxes: maxSandboxes, execsPerMinute: execsPerMinute, maxMemoryBytes: memory, maxQueued: maxQueued)
     }
 
     /// The host's ceilings with `--ceiling NAME=VALUE` applied.
@@ -237,16 +262,15 @@ public enum ServerSetup {
     }
 
     /// The run service's settings from `serve`'s flags.
-    public static func runConfiguration(node: String, workers: Int?, tenantRuns: Int, maxQueued: Int, lease: String) throws -> RunService.Configuration {
+    public static func runConfiguration(node: String, workers: Int?, tenantRuns: Int, lease: String) throws -> RunService.Configuration {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let workers = workers ?? max(2, 2 * cores)
         guard workers >= 1, workers <= 1000 else { throw SandboxError(.invalidRequest, "--workers \(workers): 1 to 1000") }
         guard tenantRuns >= 1 else { throw SandboxError(.invalidRequest, "--tenant-runs \(tenantRuns): at least 1") }
-        guard maxQueued >= 1 else { throw SandboxError(.invalidRequest, "--max-queued \(maxQueued): at least 1") }
         let leaseDuration = try DurationText.parse(lease, field: "--lease")
         guard leaseDuration >= .seconds(1) else { throw SandboxError(.invalidRequest, "--lease \(lease): at least 1s") }
         return RunService.Configuration(
-            node: node, concurrency: workers, tenantCap: tenantRuns, maxQueuedPerTenant: maxQueued, lease: leaseDuration,
+            node: node, concurrency: workers, tenantCap: tenantRuns, lease: leaseDuration,
             heartbeat: leaseDuration / 5)
     }
 

@@ -231,7 +231,7 @@ extension SandboxManager {
     /// the create puts the sandbox in ``live`` or fails: the count and the hold happen with no
     /// suspension between them, so concurrent creates see each other.
     func checkQuota(tenantId: String, adding profile: Profile) async throws -> UUID {
-        let quota = try await tenant(tenantId).quota
+        let quota = try await quota(tenantId)
         let mine = live.values.filter { $0.record.tenantId == tenantId }
         let held = quotaHolds.values.filter { $0.tenantId == tenantId }
         if mine.count + held.count >= quota.maxSandboxes {
@@ -240,8 +240,7 @@ extension SandboxManager {
         }
         let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes }
             + held.reduce(Int64(0)) { $0 + $1.memoryBytes } + profile.limits.memoryBytes
-        // The quota as stored, never above the operator's ceiling (derived from the host's RAM).
-        let allowed = min(quota.maxMemoryBytes, configuration.ceilings.tenantMemoryBytes)
+        let allowed = quota.maxMemoryBytes
         if memory > allowed {
             throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(allowed)) (max_memory_bytes, at most the server's tenant_memory ceiling); delete one or ask for less memory",
                                retryAfterSeconds: 10)

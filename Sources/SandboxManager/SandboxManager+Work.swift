@@ -8,7 +8,7 @@ extension SandboxManager {
     public func exec(tenantId: String, id: String, _ request: ExecRequest, actor: String, output: OutputHandler?) async throws -> ExecResult {
         try EnvironmentCheck.validate(request.env, field: "env")
         let (handle, backend) = try await target(tenantId, id)
-        try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
+        try rates.admit(tenantId: tenantId, perMinute: try await quota(tenantId).execsPerMinute)
         let execId = SandboxSpec.newID(prefix: "exec-")
         var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
         recorder.enqueue(.exec(record, insert: true))
@@ -157,7 +157,7 @@ extension SandboxManager {
 
     public func startProcess(tenantId: String, id: String, _ request: ExecRequest, options: ProcessOptions, actor: String) async throws -> SandboxProcess {
         try EnvironmentCheck.validate(request.env, field: "env")
-        try rates.admit(tenantId: tenantId, perMinute: try await tenant(tenantId).quota.execsPerMinute)
+        try rates.admit(tenantId: tenantId, perMinute: try await quota(tenantId).execsPerMinute)
         let process = try await work(tenantId, id) { try await $1.startProcess($0, request, options: options) }
         var start = AuditEvents.execStart(id, request, correlation: "process-\(process.pid)", actor: actor)
         start.detail["process"] = .bool(true)

@@ -58,6 +58,8 @@ public actor SandboxManager {
         public var isolationPolicy = IsolationPolicy()
         /// The most a tenant's inline profile may ask for, and the cap of every tenant's memory quota (`serve --ceiling`).
         public var ceilings = LimitCeilings.host
+        /// Every tenant's quotas unless the operator set the tenant's own (`serve --max-sandboxes …`, the config file).
+        public var defaultQuota = TenantQuota()
 
         public init(
             dataDirectory: String, stateDirectory: String? = nil, defaultTTL: Duration = .seconds(600),

@@ -21,8 +21,6 @@ public actor RunService {
         public var concurrency: Int
         /// Runs of one tenant running at once across the fleet.
         public var tenantCap: Int
-        /// Queued runs a tenant may have (more → 429).
-        public var maxQueuedPerTenant: Int
         /// How long a claim holds without a heartbeat.
         public var lease: Duration
         /// How often leases are renewed and expired leases taken back.
@@ -32,13 +30,12 @@ public actor RunService {
         public var logCapBytes: Int
         public var webhooks: WebhookSender.Configuration
 
-        public init(node: String, concurrency: Int = 4, tenantCap: Int = 4, maxQueuedPerTenant: Int = 10_000,
+        public init(node: String, concurrency: Int = 4, tenantCap: Int = 4,
                     lease: Duration = .seconds(15), heartbeat: Duration = .seconds(3), retry: RetryPolicy = RetryPolicy(),
                     logCapBytes: Int = 1 << 20, webhooks: WebhookSender.Configuration = .init()) {
             self.node = node
             self.concurrency = max(1, concurrency)
             self.tenantCap = max(1, tenantCap)
-            self.maxQueuedPerTenant = maxQueuedPerTenant
             self.lease = lease
             self.heartbeat = heartbeat
             self.retry = retry

@@ -12,7 +12,6 @@ extension SandboxServer {
         let keys = self.store
         let manager = self.manager
         let maxJSON = configuration.maxJSONBytes
-        let maxQueued = service.configuration.maxQueuedPerTenant
 
         routes.add(.post, "/v1/runs", action: "run.submit") { request, context in
             let caller = try context.requireCaller()
@@ -21,7 +20,7 @@ extension SandboxServer {
             let inline = body.hasObject("profile"), isolationField = body.has("isolation") ? "isolation" : "profile.isolation"
             let run = try RunBody.read(&body, tenantId: caller.tenantId, idempotencyKey: key, profiles: await manager.configuration.profiles)
             try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: run.spec.profile, inline: inline, isolationField: isolationField)
-            let (stored, created) = try await store.submitRun(run, maxQueued: maxQueued)
+            let (stored, created) = try await store.submitRun(run, maxQueued: try await manager.quota(caller.tenantId).maxQueued)
             context.auditTarget.target = stored.id
             return try Self.runResponse(RunView(stored, showSecret: created), status: created ? .accepted : .ok)
         }
@@ -63,7 +62,8 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/runs/{id}/retry", action: "run.retry") { _, context in
             let caller = try context.requireCaller()
-            let run = try await store.retryRun(tenantId: caller.tenantId, id: try context.parameters.require("id"), maxQueued: maxQueued)
+            let run = try await store.retryRun(tenantId: caller.tenantId, id: try context.parameters.require("id"),
+                                                maxQueued: try await manager.quota(caller.tenantId).maxQueued)
             return try Self.runResponse(RunView(run))
         }
 

@@ -28,11 +28,14 @@ public struct SandboxServer: Sendable {
         /// Tenants (by name) whose keys may read `/metrics`: the server-wide counts are the
         /// operator's, not every tenant's (`serve --metrics-tenant NAME`).
         public var metricsTenants: Set<String>
+        /// Tenants (by name) whose keys are operator keys: they list tenants and set their quotas
+        /// (`/v1/tenants`, `serve --operator-tenant NAME`).
+        public var operatorTenants: Set<String>
 
         public init(host: String = "127.0.0.1", port: Int = 7070, maxUploadBytes: Int64 = 256 << 20,
                     maxJSONBytes: Int64 = 8 << 20, maxWebSocketMessageBytes: Int = 4 << 20,
                     connections: ConnectionLimits = .derived(descriptors: DescriptorBudget.currentLimit),
-                    metricsTenants: Set<String> = []) {
+                    metricsTenants: Set<String> = [], operatorTenants: Set<String> = []) {
             self.host = host
             self.port = port
             self.maxUploadBytes = maxUploadBytes
@@ -40,6 +43,7 @@ public struct SandboxServer: Sendable {
             self.maxWebSocketMessageBytes = maxWebSocketMessageBytes
             self.connections = connections
             self.metricsTenants = metricsTenants
+            self.operatorTenants = operatorTenants
         }
     }
 
@@ -129,6 +133,7 @@ public struct SandboxServer: Sendable {
         addProcessRoutes(registry)
         addFileRoutes(registry)
         addAuditRoutes(registry)
+        addTenantRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)

@@ -55,7 +55,8 @@ public enum APIKeyText {
         (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "f"))
     }
 
-    private static func randomBytes(_ n: Int, using rng: inout SystemRandomNumberGenerator) -> [UInt8] {
+    /// `n` bytes from the system's CSPRNG.
+    public static func randomBytes(_ n: Int, using rng: inout SystemRandomNumberGenerator) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(n + 8)
         while out.count < n {
@@ -86,9 +87,8 @@ public struct NewAPIKey: Sendable {
     public let hash: Data
 
     public init(tenantName: String) throws(SandboxError) {
-        try SQLiteStore.checkTenantName(tenantName)
-        tenant = Tenant(id: "tnt_" + APIKeyText.hex(SQLiteStore.randomBytes(8)), name: tenantName)
-        quota = try JSONColumn.encode(tenant.quota)
+        tenant = try TenantRules.fresh(name: tenantName)
+        quota = try JSONColumn.encode(tenant.overrides)
         (id, key) = APIKeyText.generate()
         hash = APIKeyText.hash(key)
     }

@@ -6,28 +6,13 @@ public struct Tenant: Sendable, Equatable, Codable {
     public var id: String
     public var name: String
     public var createdAt: Date
-    public var quota: TenantQuota
-    public init(id: String, name: String, createdAt: Date = Date(), quota: TenantQuota = TenantQuota()) {
+    /// The quotas the operator set for this tenant; the server's defaults fill the rest.
+    public var overrides: QuotaOverrides
+    public init(id: String, name: String, createdAt: Date = Date(), overrides: QuotaOverrides = QuotaOverrides()) {
         self.id = id
         self.name = name
         self.createdAt = createdAt
-        self.quota = quota
-    }
-}
-
-/// Per-tenant limits the server enforces (429 with `Retry-After` when one is used up).
-public struct TenantQuota: Sendable, Equatable, Codable {
-    public var maxSandboxes: Int
-    public var execsPerMinute: Int
-    /// Sum of the memory limits of the tenant's live sandboxes.
-    public var maxMemoryBytes: Int64
-    public init(maxSandboxes: Int = 100, execsPerMinute: Int = 6000, maxMemoryBytes: Int64 = 64 << 30) {
-        self.maxSandboxes = maxSandboxes
-        self.execsPerMinute = execsPerMinute
-        self.maxMemoryBytes = maxMemoryBytes
-    }
-    enum CodingKeys: String, CodingKey {
-        case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxMemoryBytes = "max_memory_bytes"
+        self.overrides = overrides
     }
 }
 

@@ -105,9 +105,8 @@ public final class SQLiteStore: SandboxStore {
     // MARK: Tenants and keys
 
     public func ensureTenant(name: String) async throws -> Tenant {
-        try Self.checkTenantName(name)
-        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(Self.randomBytes(8)), name: name)
-        let quota = try JSONColumn.encode(fresh.quota)
+        let fresh = try TenantRules.fresh(name: name)
+        let quota = try JSONColumn.encode(fresh.overrides)
         return try await write("creating tenant \(name)") { db in
             try Self.ensureTenant(db, fresh, quota: quota)
         }
@@ -119,8 +118,20 @@ public final class SQLiteStore: SandboxStore {
         }
     }
 
-    public func setQuota(tenantId: String, _ quota: TenantQuota) async throws {
-        let text = try JSONColumn.encode(quota)
+    public func tenant(name: String) async throws -> Tenant? {
+        try await read("reading tenant \(name)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM tenants WHERE name = ?", arguments: [name]).map(Self.tenant(from:))
+        }
+    }
+
+    public func tenants() async throws -> [Tenant] {
+        try await read("listing tenants") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM tenants ORDER BY name").map(Self.tenant(from:))
+        }
+    }
+
+    public func setQuota(tenantId: String, _ overrides: QuotaOverrides) async throws {
+        let text = try JSONColumn.encode(overrides)
         let changed = try await write("setting the quota of tenant \(tenantId)") { db in
             try db.execute(sql: "UPDATE tenants SET quota = ? WHERE id = ?", arguments: [text, tenantId])
             return db.changesCount
@@ -129,9 +140,8 @@ public final class SQLiteStore: SandboxStore {
     }
 
     public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
-        try Self.checkTenantName(tenantName)
-        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(Self.randomBytes(8)), name: tenantName)
-        let quota = try JSONColumn.encode(fresh.quota)
+        let fresh = try TenantRules.fresh(name: tenantName)
+        let quota = try JSONColumn.encode(fresh.overrides)
         let (id, key) = APIKeyText.generate()
         let hash = APIKeyText.hash(key)
         let record = try await write("creating an API key for tenant \(tenantName)") { db in
@@ -197,31 +207,16 @@ public final class SQLiteStore: SandboxStore {
         return try tenant(from: row)
     }
 
-    /// Refuses a tenant name no engine stores (empty, over 128 bytes, spaces or control characters).
-    public static func checkTenantName(_ name: String) throws(SandboxError) {
-        guard !name.isEmpty, name.utf8.count <= 128,
-              name.unicodeScalars.allSatisfy({ !CharacterSet.controlCharacters.contains($0) && !CharacterSet.whitespaces.contains($0) })
-        else {
-            throw SandboxError(.invalidRequest, "tenant name '\(name)' is not valid; use 1 to 128 characters without spaces or control characters, e.g. acme")
-        }
-    }
-
     static func tenant(from row: Row) throws -> Tenant {
         Tenant(
             id: try row.decode(forColumn: "id"), name: try row.decode(forColumn: "name"),
             createdAt: try JSONColumn.date(row, "created_at"),
-            quota: try JSONColumn.decode(TenantQuota.self, row, "quota"))
+            overrides: try JSONColumn.decode(QuotaOverrides.self, row, "quota"))
     }
 
     static func apiKey(from row: Row) throws -> APIKeyRecord {
         APIKeyRecord(
             id: try row.decode(forColumn: "id"), tenantId: try row.decode(forColumn: "tenant_id"),
             createdAt: try JSONColumn.date(row, "created_at"), revoked: try row.decode(Bool.self, forColumn: "revoked"))
-    }
-
-    /// `n` bytes from the system's CSPRNG (ids of tenants).
-    public static func randomBytes(_ n: Int) -> [UInt8] {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<n).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
     }
 }

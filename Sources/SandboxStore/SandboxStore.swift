@@ -14,8 +14,11 @@ public protocol SandboxStore: Sendable {
     /// Returns the tenant with this name, creating it when missing.
     func ensureTenant(name: String) async throws -> Tenant
     func tenant(id: String) async throws -> Tenant?
-    /// Replaces a tenant's quota (takes effect for the server within seconds).
-    func setQuota(tenantId: String, _ quota: TenantQuota) async throws
+    func tenant(name: String) async throws -> Tenant?
+    /// Every tenant, by name.
+    func tenants() async throws -> [Tenant]
+    /// Replaces a tenant's quota overrides (takes effect for every server within seconds).
+    func setQuota(tenantId: String, _ overrides: QuotaOverrides) async throws
     /// Creates a new key for a tenant (created when missing) and returns the secret — the only
     /// time it exists outside the caller: the store keeps a SHA-256 hash.
     func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord)

@@ -179,6 +179,11 @@ enum Schema {
                 CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch);
                 """)
         }
+        // A tenant's quota column holds only what the operator set; the old defaults, stored in
+        // full for every tenant, become "none set" (the server's defaults apply).
+        m.registerMigration("v10-quota-overrides") { db in
+            try db.execute(sql: "UPDATE tenants SET quota = '{}' WHERE quota = ?", arguments: [TenantRules.legacyDefaultQuota])
+        }
         return m
     }
 }

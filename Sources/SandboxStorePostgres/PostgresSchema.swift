@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SandboxStore
 import PostgresNIO
 import SandboxCore
 
@@ -89,6 +90,10 @@ enum PostgresSchema {
         ("v7-event-batches", [
             "ALTER TABLE sandbox_events ADD COLUMN batch TEXT",
             "CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch) WHERE batch IS NOT NULL",
+        ]),
+        // A tenant's quota holds only what the operator set (the old defaults become "none set").
+        ("v10-quota-overrides", [
+            "UPDATE tenants SET quota = '{}' WHERE quota = '\(TenantRules.legacyDefaultQuota)'",
         ]),
     ]
 

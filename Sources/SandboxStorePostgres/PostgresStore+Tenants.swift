@@ -5,9 +5,8 @@ import SandboxStore
 
 extension PostgresStore {
     public func ensureTenant(name: String) async throws -> Tenant {
-        try SQLiteStore.checkTenantName(name)
-        let fresh = Tenant(id: "tnt_" + APIKeyText.hex(SQLiteStore.randomBytes(8)), name: name)
-        let quota = try JSONColumn.encode(fresh.quota)
+        let fresh = try TenantRules.fresh(name: name)
+        let quota = try JSONColumn.encode(fresh.overrides)
         let logger = self.logger
         return try await transaction("creating tenant \(name)") { connection in
             try await Self.ensureTenant(connection, fresh, quota: quota, logger)
@@ -18,8 +17,16 @@ extension PostgresStore {
         try await fetch("reading tenant \(id)", "SELECT * FROM tenants WHERE id = \(id)", Self.tenant(from:)).first
     }
 
-    public func setQuota(tenantId: String, _ quota: TenantQuota) async throws {
-        let text = try JSONColumn.encode(quota)
+    public func tenant(name: String) async throws -> Tenant? {
+        try await fetch("reading tenant \(name)", "SELECT * FROM tenants WHERE name = \(name)", Self.tenant(from:)).first
+    }
+
+    public func tenants() async throws -> [Tenant] {
+        try await fetch("listing tenants", "SELECT * FROM tenants ORDER BY name", Self.tenant(from:))
+    }
+
+    public func setQuota(tenantId: String, _ overrides: QuotaOverrides) async throws {
+        let text = try JSONColumn.encode(overrides)
         let changed = try await rows("setting the quota of tenant \(tenantId)", "UPDATE tenants SET quota = \(text) WHERE id = \(tenantId) RETURNING id")
         if changed.isEmpty { throw SandboxError(.notFound, "no tenant \(tenantId)") }
     }
@@ -93,7 +100,7 @@ extension PostgresStore {
     static func tenant(from row: PostgresRandomAccessRow) throws -> Tenant {
         Tenant(
             id: try row.get("id"), name: try row.get("name"), createdAt: try row.date("created_at"),
-            quota: try JSONColumn.decode(TenantQuota.self, text: try row.get("quota"), what: "a tenant's quota"))
+            overrides: try JSONColumn.decode(QuotaOverrides.self, text: try row.get("quota"), what: "a tenant's quota"))
     }
 
     static func apiKey(from row: PostgresRandomAccessRow) throws -> APIKeyRecord {

@@ -89,7 +89,7 @@ import Glibc
     @Test func quotasRefuseWithRetryAfter() async throws {
         guard TestSandbox.available else { return }
         try await ManagerFixture.with { f in
-            try await f.store.setQuota(tenantId: f.tenant.id, TenantQuota(maxSandboxes: 1, execsPerMinute: 2))
+            try await f.store.setQuota(tenantId: f.tenant.id, QuotaOverrides(maxSandboxes: 1, execsPerMinute: 2))
             try await f.manager.start()
             let one = try await f.manager.create(tenantId: f.tenant.id, Self.req(), actor: "test")
             do {
@@ -112,7 +112,7 @@ import Glibc
     func concurrentCreatesStayWithinTheQuota() async throws {
         guard TestSandbox.available else { return }
         try await ManagerFixture.with { f in
-            try await f.store.setQuota(tenantId: f.tenant.id, TenantQuota(maxSandboxes: 5))
+            try await f.store.setQuota(tenantId: f.tenant.id, QuotaOverrides(maxSandboxes: 5))
             try await f.manager.start()
             let outcomes = await withTaskGroup(of: Result<SandboxRecord, any Error>.self) { group in
                 for _ in 0..<50 {

@@ -46,12 +46,17 @@ struct PostgresStoreTests {
             #expect(try await store.ensureTenant(name: "acme") == a)
             #expect(try await store.tenant(id: a.id) == a)
             #expect(try await store.tenant(id: "tnt_none") == nil)
-            let quota = TenantQuota(maxSandboxes: 3, execsPerMinute: 10, maxMemoryBytes: 1 << 30)
+            let quota = QuotaOverrides(maxSandboxes: 3, execsPerMinute: 10, maxMemoryBytes: 1 << 30)
             try await store.setQuota(tenantId: a.id, quota)
-            #expect(try await store.tenant(id: a.id)?.quota == quota)
+            #expect(try await store.tenant(id: a.id)?.overrides == quota)
             await #expect { try await store.setQuota(tenantId: "tnt_none", quota) } throws: { ($0 as? SandboxError)?.code == .notFound }
             await #expect { try await store.ensureTenant(name: "with space") } throws: { ($0 as? SandboxError)?.code == .invalidRequest }
         }
+    }
+
+    @Test("quotas: a tenant has none of its own until the operator sets them; set, keep and clear one by one")
+    func quotaOverrides() async throws {
+        try await withPostgres { store, _ in try await TenantStoreContract.quotaOverrides(store: store) }
     }
 
     @Test("sandboxes: exact round trip, duplicate and missing ids, filters, and paging 130 records with tied times")

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import RunStoreContract
 import Testing
 import SandboxCore
@@ -103,7 +104,7 @@ struct KeyTests {
             #expect(try await store.ensureTenant(name: "acme") == first)
             #expect(try await store.tenant(id: first.id) == first)
             #expect(try await store.tenant(id: "tnt_missing") == nil)
-            #expect(first.quota == TenantQuota())
+            #expect(first.overrides == QuotaOverrides())
             let ids = try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<20 { group.addTask { try await store.ensureTenant(name: "race").id } }
                 return try await group.reduce(into: Set<String>()) { $0.insert($1) }
@@ -113,6 +114,39 @@ struct KeyTests {
             #expect(ids.contains(key.tenantId), "createAPIKey reuses the tenant")
             #expect(try await store.ensureTenant(name: "other").id != first.id)
         }
+    }
+
+    @Test("quotas: a tenant has none of its own until the operator sets them; set, keep and clear one by one")
+    func quotaOverrides() async throws {
+        try await withStore { store, _ in try await TenantStoreContract.quotaOverrides(store: store) }
+    }
+
+    @Test("migration v10: a tenant that stored the old defaults in full has no quota of its own afterwards")
+    func legacyQuotaBecomesDefault() async throws {
+        let temp = TempData()
+        defer { temp.cleanup() }
+        let path = temp.dir + "/sandboxer.db"
+        do {
+            let store = try temp.open()
+            _ = try await store.ensureTenant(name: "old")
+            _ = try await store.changeQuota(tenantName: "old", { var c = QuotaChanges(); c.maxSandboxes = .set(7); return c }())
+            try store.close()
+        }
+        // As a store before v10 left them: one tenant with the old defaults written out, one with its own.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "INSERT INTO tenants (id, name, created_at, quota) VALUES ('tnt_legacy', 'legacy', 0, ?)",
+                           arguments: [TenantRules.legacyDefaultQuota])
+            try db.execute(sql: "UPDATE tenants SET quota = ? WHERE name = 'old'",
+                           arguments: [#"{"execs_per_minute":6000,"max_memory_bytes":68719476736,"max_sandboxes":7}"#])
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v10-quota-overrides'")
+        }
+        try queue.close()
+        let store = try temp.open()
+        defer { try? store.close() }
+        #expect(try await store.tenant(name: "legacy")?.overrides == QuotaOverrides())
+        #expect(try await store.tenant(name: "old")?.overrides == QuotaOverrides(maxSandboxes: 7, execsPerMinute: 6000, maxMemoryBytes: 64 << 30),
+                "a tenant whose quota differs from the old defaults keeps it as its own")
     }
 
     @Test("tenant names must be short, without spaces or control characters")

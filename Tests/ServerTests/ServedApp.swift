@@ -33,7 +33,7 @@ struct ServedApp: Sendable {
     /// Runs `body` against a served app, then shuts it down gracefully.
     static func with<T: Sendable>(
         configuration: SandboxServer.Configuration = .init(port: 0),
-        isolationPolicy: IsolationPolicy = IsolationPolicy(), ceilings: LimitCeilings? = nil,
+        isolationPolicy: IsolationPolicy = IsolationPolicy(), ceilings: LimitCeilings? = nil, defaultQuota: TenantQuota? = nil,
         _ body: @Sendable (ServedApp) async throws -> T
     ) async throws -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
@@ -48,6 +48,7 @@ struct ServedApp: Sendable {
         var managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir))
         managerConfiguration.isolationPolicy = isolationPolicy
         if let ceilings { managerConfiguration.ceilings = ceilings }
+        if let defaultQuota { managerConfiguration.defaultQuota = defaultQuota }
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration

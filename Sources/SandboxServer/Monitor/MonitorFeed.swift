@@ -12,7 +12,6 @@ import SandboxStore
 struct MonitorFeed: Sendable {
     let runs: (any RunStore)?
     /// The node's per-tenant queue quota (a retry counts as a submit).
-    var maxQueued: Int = 10_000
     let manager: SandboxManager
     let logger: Logger
     /// How far back the counters look.
@@ -67,7 +66,7 @@ struct MonitorFeed: Sendable {
         do {
             let run = switch action {
             case .cancel: try await runs.cancelRun(tenantId: caller.tenantId, id: runId)
-            case .retry: try await runs.retryRun(tenantId: caller.tenantId, id: runId, maxQueued: maxQueued)
+            case .retry: try await runs.retryRun(tenantId: caller.tenantId, id: runId, maxQueued: try await manager.quota(caller.tenantId).maxQueued)
             }
             (reply, status) = (.row(MonitorRow(run: run)), 200)
         } catch {

@@ -69,8 +69,7 @@ extension SandboxServer {
     /// (no cross-site WebSocket hijacking), else one `error` message and a close with code 1008.
     func addMonitorWebSocket(_ router: Router<APIRequestContext>) {
         let sessions = monitorSessions
-        var feed = MonitorFeed(runs: runs?.store, manager: manager, logger: logger)
-        feed.maxQueued = runs?.configuration.maxQueuedPerTenant ?? feed.maxQueued
+        let feed = MonitorFeed(runs: runs?.store, manager: manager, logger: logger)
         let maxMessage = configuration.maxWebSocketMessageBytes
         router.ws("/monitor/ws") { inbound, outbound, ws in
             let sessionId = ws.request.cookies[Self.monitorCookie]?.value

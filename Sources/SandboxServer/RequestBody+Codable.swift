@@ -1,0 +1,68 @@
+import Foundation
+import Hummingbird
+import SandboxCore
+
+extension BodyReader {
+    /// Collects and decodes a JSON object body as `T` (an empty body is `{}`): a missing or mistyped
+    /// field is a 400 naming it; `T` refuses unknown fields with ``StrictFields``.
+    static func decode<T: Decodable>(_: T.Type, _ request: Request, limit: Int64) async throws -> T {
+        let bytes = try await collect(request, limit: limit, name: "max_json_body_bytes")
+        let blank = bytes.allSatisfy { $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }
+        do {
+            return try JSONDecoder().decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
+        } catch let error as DecodingError {
+            throw Self.problem(error)
+        }
+    }
+
+    /// A decoding error as the API says it: the field's dotted path and what was wrong.
+    static func problem(_ error: DecodingError) -> Problem {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let field = path(context.codingPath + [key])
+            return Problem.invalid(field, "\(field) is required")
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            let field = path(context.codingPath)
+            return Problem.invalid(field, "\(field.isEmpty ? "the request body" : field): expected \(Self.describe(type))")
+        case .dataCorrupted(let context):
+            let field = path(context.codingPath)
+            return field.isEmpty
+                ? Problem.invalid("", "the request body is not valid JSON; send a JSON object")
+                : Problem.invalid(field, "\(field): \(context.debugDescription)")
+        @unknown default:
+            return Problem.invalid("", "the request body cannot be read: \(error)")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Double.Type: "a number"
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        default: type is [String: Any].Type ? "a JSON object" : "\(type)"
+        }
+    }
+}
+
+/// Refuses fields a request type does not know (a typo is an error, not ignored), as every
+/// ``JSONFields`` body does.
+enum StrictFields {
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Throws a 400 naming the first field of the object being decoded that is not in `known`.
+    static func check(_ decoder: any Decoder, known: Set<String>) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw Problem.invalid(unknown, "unknown field '\(unknown)'; known fields: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+}

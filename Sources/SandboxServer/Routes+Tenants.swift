@@ -1,0 +1,104 @@
+import Foundation
+import Hummingbird
+import SandboxCore
+import SandboxManager
+import SandboxStore
+
+extension SandboxServer {
+    /// The operator's tenant routes (keys of `serve --operator-tenant` tenants only): list tenants
+    /// with their quotas in force, read one, change its quotas. `GET /v1/quota` is every tenant's
+    /// own view of its quotas.
+    func addTenantRoutes(_ routes: RouteRegistry) {
+        let manager = self.manager
+        let operators = configuration.operatorTenants
+        let maxJSON = configuration.maxJSONBytes
+
+        @Sendable func requireOperator(_ context: APIRequestContext) async throws {
+            let caller = try context.requireCaller()
+            guard operators.contains(try await manager.tenantRecord(caller.tenantId).name) else {
+                throw SandboxError(.forbidden, "tenants and their quotas are the operator's: only keys of the tenants the server names with serve --operator-tenant NAME may read or change them")
+            }
+        }
+
+        routes.add(.get, "/v1/quota") { _, context in
+            let caller = try context.requireCaller()
+            let tenant = try await manager.tenantRecord(caller.tenantId)
+            return try APIJSON.response(TenantView(tenant, quota: try await manager.quota(caller.tenantId)))
+        }
+
+        routes.add(.get, "/v1/tenants") { _, context in
+            try await requireOperator(context)
+            return try APIJSON.response(TenantList(tenants: try await manager.tenantQuotas().map { TenantView($0.tenant, quota: $0.quota) }))
+        }
+
+        routes.add(.get, "/v1/tenants/{name}") { _, context in
+            try await requireOperator(context)
+            let found = try await manager.tenantQuotas(name: try context.parameters.require("name"))
+            return try APIJSON.response(TenantView(found.tenant, quota: found.quota))
+        }
+
+        routes.add(.patch, "/v1/tenants/{name}/quota", action: "tenant.quota") { request, context in
+            try await requireOperator(context)
+            let name = try context.parameters.require("name")
+            context.auditTarget.target = name
+            let changes = try await BodyReader.decode(QuotaChangeBody.self, request, limit: maxJSON).changes
+            let changed = try await manager.changeQuota(name: name, changes)
+            return try APIJSON.response(TenantView(changed.tenant, quota: changed.quota))
+        }
+    }
+}
+
+/// A tenant as the API shows it: the quotas in force and the ones the operator set.
+struct TenantView: Encodable {
+    var id: String
+    var name: String
+    var createdAt: Date
+    var quota: TenantQuota
+    var overrides: QuotaOverrides
+
+    init(_ tenant: Tenant, quota: TenantQuota) {
+        (id, name, createdAt, self.quota, overrides) = (tenant.id, tenant.name, tenant.createdAt, quota, tenant.overrides)
+    }
+    enum CodingKeys: String, CodingKey { case id, name, createdAt = "created_at", quota, overrides }
+}
+
+/// `GET /v1/tenants`.
+struct TenantList: Encodable {
+    var tenants: [TenantView]
+}
+
+/// `PATCH /v1/tenants/{name}/quota`: each field given is set, `null` clears it (the server's
+/// default applies), a missing one is kept. Memory as `max_memory` (a size, `16G`) or
+/// `max_memory_bytes`.
+struct QuotaChangeBody: Decodable {
+    var changes = QuotaChanges()
+
+    enum Keys: String, CodingKey, CaseIterable {
+        case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxQueued = "max_queued"
+        case maxMemory = "max_memory", maxMemoryBytes = "max_memory_bytes"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try StrictFields.check(decoder, known: Set(Keys.allCases.map(\.rawValue)))
+        let c = try decoder.container(keyedBy: Keys.self)
+        func change<T: Decodable & Sendable & Equatable>(_ key: Keys, _: T.Type) throws -> QuotaChanges.Change<T> {
+            guard c.contains(key) else { return .keep }
+            if try c.decodeNil(forKey: key) { return .clear }
+            return .set(try c.decode(T.self, forKey: key))
+        }
+        changes.maxSandboxes = try change(.maxSandboxes, Int.self)
+        changes.execsPerMinute = try change(.execsPerMinute, Int.self)
+        changes.maxQueued = try change(.maxQueued, Int.self)
+        if c.contains(.maxMemory) && c.contains(.maxMemoryBytes) {
+            throw Problem.invalid("max_memory", "give max_memory (a size, e.g. 16G) or max_memory_bytes, not both")
+        }
+        switch try change(.maxMemory, String.self) {
+        case .keep: changes.maxMemoryBytes = try change(.maxMemoryBytes, Int64.self)
+        case .clear: changes.maxMemoryBytes = .clear
+        case .set(let text):
+            do { changes.maxMemoryBytes = .set(try ByteSize.parse(text, field: "max_memory")) } catch {
+                throw Problem.invalid("max_memory", error.message)
+            }
+        }
+    }
+}

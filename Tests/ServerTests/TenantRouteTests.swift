@@ -1,0 +1,100 @@
+import Foundation
+import SandboxCore
+import SandboxStore
+import SandboxTestSupport
+import Testing
+
+/// The operator's tenant routes (issue 18, item 2): keys of `--operator-tenant` tenants list tenants
+/// and set their quotas; every tenant reads its own quotas in force; the server's defaults apply
+/// where the operator set nothing, and a change applies at once.
+@Suite("Tenants and quotas over the API")
+struct TenantRouteTests {
+    struct View: Decodable {
+        var name: String
+        var quota: TenantQuota
+        var overrides: QuotaOverrides
+    }
+    struct List: Decodable { var tenants: [View] }
+
+    static let defaults = TenantQuota(maxSandboxes: 20, execsPerMinute: 600, maxMemoryBytes: 8 << 30, maxQueued: 40)
+
+    @Test("only operator keys list tenants and change quotas; each tenant reads its own quotas in force")
+    func operatorRoutes() async throws {
+        try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"]), defaultQuota: Self.defaults) { app in
+            let acme = try app.client(try await app.key("acme"))
+            let ops = try app.client(try await app.key("ops"))
+            for (method, path) in [("GET", "/v1/tenants"), ("GET", "/v1/tenants/acme"), ("PATCH", "/v1/tenants/acme/quota")] {
+                let refused = try await acme.send(method, path, body: method == "PATCH" ? try jsonBytes(["max_sandboxes": 1000]) : nil)
+                let p = try ProblemBody.of(refused, status: 403, code: "forbidden")
+                #expect(p.detail.contains("--operator-tenant"))
+            }
+            let own = try JSONDecoder().decode(View.self, from: Data(try await acme.send("GET", "/v1/quota").body))
+            #expect(own.quota == Self.defaults && own.overrides == QuotaOverrides(), "the server's defaults apply where nothing is set")
+
+            let listed = try JSONDecoder().decode(List.self, from: Data(try await ops.send("GET", "/v1/tenants").body))
+            #expect(listed.tenants.map(\.name) == ["acme", "ops"])
+
+            let patched = try await ops.send("PATCH", "/v1/tenants/acme/quota", body: try jsonBytes(["max_sandboxes": 2, "max_memory": "1G", "max_queued": 0]))
+            #expect(patched.status == 200, "\(patched.body.text)")
+            let view = try JSONDecoder().decode(View.self, from: Data(patched.body))
+            #expect(view.overrides == QuotaOverrides(maxSandboxes: 2, maxMemoryBytes: 1 << 30, maxQueued: 0))
+            #expect(view.quota == TenantQuota(maxSandboxes: 2, execsPerMinute: 600, maxMemoryBytes: 1 << 30, maxQueued: 0))
+            let now = try JSONDecoder().decode(View.self, from: Data(try await acme.send("GET", "/v1/quota").body))
+            #expect(now.quota == view.quota, "this server applies a change at once")
+
+            // max_queued 0: the tenant's runs are refused at once, another tenant's are not.
+            let run = try jsonBytes(["cmd": ["true"]])
+            _ = try ProblemBody.of(try await acme.send("POST", "/v1/runs", body: run), status: 429, code: "quota_exceeded")
+            #expect(try await ops.send("POST", "/v1/runs", body: run).status == 202)
+
+            // null clears a quota: the default is back.
+            let cleared = try await ops.send("PATCH", "/v1/tenants/acme/quota", body: Array(#"{"max_queued": null, "max_memory": null}"#.utf8))
+            let back = try JSONDecoder().decode(View.self, from: Data(cleared.body))
+            #expect(back.overrides == QuotaOverrides(maxSandboxes: 2) && back.quota.maxQueued == 40 && back.quota.maxMemoryBytes == 8 << 30)
+        }
+    }
+
+    @Test("a bad quota change is a 400 naming the field and changes nothing; an unknown tenant is a 404")
+    func badChanges() async throws {
+        try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"])) { app in
+            _ = try await app.key("acme")
+            let ops = try app.client(try await app.key("ops"))
+            let cases: [(String, String)] = [
+                (#"{"max_sandbox": 3}"#, "max_sandbox"),
+                (#"{"max_sandboxes": "many"}"#, "max_sandboxes"),
+                (#"{"max_memory": "lots"}"#, "max_memory"),
+                (#"{"max_memory": "1G", "max_memory_bytes": 1073741824}"#, "max_memory"),
+            ]
+            for (body, field) in cases {
+                let p = try ProblemBody.of(try await ops.send("PATCH", "/v1/tenants/acme/quota", body: Array(body.utf8)), status: 400, code: "invalid_request")
+                #expect(p.field == field, "\(body): \(p.detail)")
+            }
+            let negative = try ProblemBody.of(try await ops.send("PATCH", "/v1/tenants/acme/quota", body: try jsonBytes(["max_sandboxes": -1])),
+                                              status: 400, code: "invalid_request")
+            #expect(negative.detail.contains("max_sandboxes"))
+            #expect(try await app.store.tenant(name: "acme")?.overrides == QuotaOverrides())
+            _ = try ProblemBody.of(try await ops.send("PATCH", "/v1/tenants/nobody/quota", body: try jsonBytes(["max_sandboxes": 1])), status: 404, code: "not_found")
+        }
+    }
+
+    @Test("a lowered max_sandboxes refuses the next create at once (429), and raising it lets it through",
+          .enabled(if: TestSandbox.available))
+    func loweredQuotaApplies() async throws {
+        try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"])) { app in
+            let acme = try app.client(try await app.key("acme"))
+            let ops = try app.client(try await app.key("ops"))
+            let first = try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:]))
+            #expect(first.status == 201, "\(first.body.text)")
+            #expect(try await ops.send("PATCH", "/v1/tenants/acme/quota", body: try jsonBytes(["max_sandboxes": 1])).status == 200)
+            let p = try ProblemBody.of(try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:])), status: 429, code: "quota_exceeded")
+            #expect(p.detail.contains("max_sandboxes"))
+            #expect(try await ops.send("PATCH", "/v1/tenants/acme/quota", body: try jsonBytes(["max_sandboxes": 2])).status == 200)
+            let second = try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:]))
+            #expect(second.status == 201, "\(second.body.text)")
+            for reply in [first, second] {
+                let id = try #require(try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any])["id"] as! String
+                _ = try await acme.send("DELETE", "/v1/sandboxes/\(id)")
+            }
+        }
+    }
+}
