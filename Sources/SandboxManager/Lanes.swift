@@ -59,8 +59,10 @@ public struct Lanes: Sendable {
     /// `setup`: a command run first in the same sandbox under the profile's `setup` phase policy;
     /// the policy then switches to the `run` phase and `request` runs (container lanes only).
     /// The profile's `secrets` are looked up in ``Options/secrets`` (placeholders in the sandbox).
+    /// `sandboxId`: the id the sandbox gets (a queued run records it before the sandbox starts).
     public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,
-                    setup: ExecRequest? = nil, tenantId: String? = nil, output: OutputHandler?) async throws -> ExecResult {
+                    setup: ExecRequest? = nil, tenantId: String? = nil, sandboxId: String = SandboxSpec.newID(),
+                    output: OutputHandler?) async throws -> ExecResult {
         var secrets: [EgressSecret] = []
         if !profile.secrets.isEmpty {
             guard let resolver = options.secrets else {
@@ -74,7 +76,7 @@ public struct Lanes: Sendable {
             }
         }
         if let setup {
-            var spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            var spec = SandboxSpec(id: sandboxId, profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
             spec.secrets = secrets
             spec.phase = .setup
             let backend = try containerBackend()
@@ -83,16 +85,16 @@ public struct Lanes: Sendable {
         }
         switch profile.isolation {
         case .wasm:
-            let spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            let spec = SandboxSpec(id: sandboxId, profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
             return try await WasmBackend(configuration: .init(mode: options.wasmMode)).run(spec, request, output: output)
         case .wasmContainer:
             let backend = try containerBackend()
             await Self.collectLeftovers(backend)
-            return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, output: output)
+            return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, id: sandboxId, output: output)
         case .microvm:
             throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
         case .container, .gvisor:
-            var spec = SandboxSpec(profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
+            var spec = SandboxSpec(id: sandboxId, profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
             spec.secrets = secrets
             let backend = try containerBackend()
             await Self.collectLeftovers(backend)

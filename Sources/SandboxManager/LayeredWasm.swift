@@ -28,7 +28,8 @@ public struct LayeredWasm: Sendable {
 
     /// Runs JavaScript (`request.code`) or a WASI module (`request.argv[0]`, a host `.wasm`) in a worker
     /// inside a container sandbox with the profile's limits.
-    public func run(profile: Profile, request: ExecRequest, workspace: String?, output: OutputHandler?) async throws -> ExecResult {
+    public func run(profile: Profile, request: ExecRequest, workspace: String?, id: String = SandboxSpec.newID(),
+                    output: OutputHandler?) async throws -> ExecResult {
         let l = profile.limits
         let exe = Self.executable
         var binds = [BindMount(source: (exe as NSString).deletingLastPathComponent, destination: LayerMountPoints.binary)]
@@ -62,7 +63,7 @@ public struct LayeredWasm: Sendable {
         containerProfile.isolation = .container
         containerProfile.limits.timeout = l.timeout + .seconds(2)  // the worker reports its own timeout first
         containerProfile.env = [:]
-        let spec = SandboxSpec(profile: containerProfile, workspaceDirectory: workspace, readOnlyBinds: binds)
+        let spec = SandboxSpec(id: id, profile: containerProfile, workspaceDirectory: workspace, readOnlyBinds: binds)
         var r = try await backend.run(spec, ExecRequest(argv: argv, code: code, codeFileName: "main.js", stdin: request.stdin, env: env, cwd: "/workspace"), output: output)
         if r.outcome == .exitNonzero, let code = r.exitCode {
             switch code {

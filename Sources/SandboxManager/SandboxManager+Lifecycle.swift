@@ -50,11 +50,11 @@ extension SandboxManager {
 
         if let poolName, var handle = takeFromPool(poolName) {
             record.id = handle.id
-            record.state = .running
+            try move(&record, to: .running)
             handle.spec.profile = profile
             try await store.insertSandbox(record)
             handle.spec.expiresAt = agentDeadline(record)
-            live[record.id] = Live(record: record, handle: handle)
+            live[record.id] = Live(record: record, stage: .up(handle))
             quotaHolds[hold] = nil  // counted as live from here
             await renewDeadline(handle, backend: backend)
             trail.record(AuditEvents.create(record, actor: actor, fromPool: true, envNames: Array(request.env.keys)))
@@ -64,17 +64,15 @@ extension SandboxManager {
         }
 
         try await store.insertSandbox(record)
-        live[record.id] = Live(record: record, handle: nil)
+        live[record.id] = Live(record: record, stage: .creating)
         quotaHolds[hold] = nil  // counted as live from here
         let handle: SandboxHandle
         do {
             handle = try await backend.create(spec)
         } catch {
-            record.state = .stopping
+            try move(&record, to: .stopping)
             try? await store.updateSandbox(record)
-            record.state = .destroyed
-            record.reason = "creation failed: \((error as? SandboxError)?.message ?? "\(error)")"
-            record.updatedAt = Date()
+            try move(&record, to: .destroyed, reason: "creation failed: \((error as? SandboxError)?.message ?? "\(error)")")
             recordEnd(record, actor: actor, deleted: false)
             await recorder.flush()
             try? await store.updateSandbox(record)
@@ -86,9 +84,8 @@ extension SandboxManager {
             try? await backend.destroy(handle)
             throw SandboxError(.invalidState, "sandbox \(record.id) was deleted while it was being created")
         }
-        l.handle = handle
-        l.record.state = .running
-        l.record.updatedAt = Date()
+        l.stage = .up(handle)
+        try move(&l.record, to: .running)
         live[record.id] = l
         trail.record(AuditEvents.create(l.record, actor: actor, fromPool: false, envNames: Array(request.env.keys)))
         try await persistNow(l.record)
@@ -160,12 +157,11 @@ extension SandboxManager {
     func stop(_ id: String, reason: String, actor: String = "server", deleted: Bool = false) async throws -> SandboxRecord {
         guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
         if l.record.state == .stopping { throw SandboxError(.invalidState, "sandbox \(id) is already being destroyed") }
-        l.record.state = .stopping
-        l.record.updatedAt = Date()
+        try move(&l.record, to: .stopping)
         live[id] = l
         try await persistNow(l.record)
         let backend = backends[l.record.profile.isolation]
-        if let handle = l.handle, let backend {
+        if case .up(let handle) = l.stage, let backend {
             do { try await backend.destroy(handle) } catch {
                 logger.warning("destroy failed; collecting what is left", metadata: ["id": "\(id)", "error": "\(error)"])
                 await backend.collect(id: id)
@@ -174,9 +170,7 @@ extension SandboxManager {
             await backend?.collect(id: id)
         }
         l = live.removeValue(forKey: id) ?? l
-        l.record.state = .destroyed
-        l.record.reason = reason
-        l.record.updatedAt = Date()
+        try move(&l.record, to: .destroyed, reason: reason)
         recordEnd(l.record, actor: actor, deleted: deleted)
         try await persistNow(l.record)
         publish(.sandboxDestroyed, l.record)
@@ -186,15 +180,23 @@ extension SandboxManager {
 
     /// Any live state → lost: the sandbox stopped answering. Its leftovers are collected.
     func markLost(_ id: String, reason: String) async {
-        guard var l = live.removeValue(forKey: id) else { return }
-        l.record.state = .lost
-        l.record.reason = reason
-        l.record.updatedAt = Date()
+        guard var l = live[id], (try? move(&l.record, to: .lost, reason: reason)) != nil else { return }
+        live[id] = nil
         recordEnd(l.record, actor: "server", deleted: false)
         try? await persistNow(l.record)
         publish(.sandboxLost, l.record)
         logger.warning("sandbox lost", metadata: ["id": "\(id)", "reason": "\(reason)"])
         await backends[l.record.profile.isolation]?.collect(id: id)
+    }
+
+    /// The one way a sandbox changes state: ``SandboxRecord/move(to:reason:at:)``, with an impossible
+    /// transition logged as the internal error it is (and thrown: nothing is written).
+    func move(_ record: inout SandboxRecord, to next: SandboxState, reason: String? = nil) throws(SandboxError) {
+        do { try record.move(to: next, reason: reason) } catch {
+            logger.error("internal error: impossible sandbox state transition refused", metadata: [
+                "id": "\(record.id)", "from": "\(error.from)", "to": "\(error.to)"])
+            throw SandboxError(.system, "internal error: \(error); nothing was changed")
+        }
     }
 
     /// Writes a record through the ordered queue and waits until it is on disk.

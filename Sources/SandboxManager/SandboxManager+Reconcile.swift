@@ -68,8 +68,7 @@ extension SandboxManager {
         for var record in try await store.activeSandboxes() where !configuration.sharedStore || record.node == configuration.node {
             try await closeInterruptedExecs(of: record.id)
             guard let backend = backends[record.profile.isolation] else {
-                record.state = .lost
-                record.reason = "this server has no '\(record.profile.isolation.rawValue)' lane any more"
+                try move(&record, to: .lost, reason: "this server has no '\(record.profile.isolation.rawValue)' lane any more")
                 recordEnd(record, actor: "server", deleted: false)
                 try await persistNow(record)
                 report.lost.append(record.id)
@@ -77,21 +76,18 @@ extension SandboxManager {
             }
             let spec = SandboxSpec(id: record.id, profile: record.profile)
             if record.state == .running, let handle = try? await backend.adopt(spec) {
-                live[record.id] = Live(record: record, handle: handle)
+                live[record.id] = Live(record: record, stage: .up(handle))
                 report.adopted.append(record.id)
                 continue
             }
             await backend.collect(id: record.id)
             let was = record.state
-            record.updatedAt = Date()
             if was == .stopping {
-                record.state = .destroyed
-                record.reason = (record.reason ?? "destroyed") + " (finished after a server restart)"
+                try move(&record, to: .destroyed, reason: (record.reason ?? "destroyed") + " (finished after a server restart)")
             } else {
-                record.state = .lost
-                record.reason = was == .creating
+                try move(&record, to: .lost, reason: was == .creating
                     ? "the server stopped while the sandbox was being created"
-                    : "the sandbox did not answer when the server restarted (its agent or processes are gone); everything left of it was removed"
+                    : "the sandbox did not answer when the server restarted (its agent or processes are gone); everything left of it was removed")
                 report.lost.append(record.id)
                 publish(.sandboxLost, record)
             }
@@ -156,7 +152,7 @@ extension SandboxManager {
     /// have moved, plus the grace; see `SandboxManager+Deadlines`).
     func checkHealth() async {
         for (id, l) in live where l.record.state == .running {
-            guard let backend = backends[l.record.profile.isolation], let handle = l.handle else { continue }
+            guard let backend = backends[l.record.profile.isolation], case .up(let handle) = l.stage else { continue }
             var spec = handle.spec
             spec.expiresAt = agentDeadline(l.record)
             do {

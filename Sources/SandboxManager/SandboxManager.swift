@@ -94,8 +94,13 @@ public actor SandboxManager {
     /// A sandbox this process drives: its record as of now and the backend's handle.
     struct Live: Sendable {
         var record: SandboxRecord
-        /// nil while `creating`.
-        var handle: SandboxHandle?
+        var stage: Stage
+
+        /// Whether the lane has handed the sandbox over: one being created has no handle yet.
+        enum Stage: Sendable {
+            case creating
+            case up(SandboxHandle)
+        }
     }
 
     public nonisolated let configuration: Configuration
@@ -153,7 +158,7 @@ public actor SandboxManager {
     /// A running sandbox's handle and backend, for exec and file calls; marks it active.
     func running(_ tenantId: String, _ id: String) throws(SandboxError) -> (SandboxHandle, any LiveSandboxBackend) {
         let l = try liveSandbox(tenantId, id)
-        guard l.record.state == .running, let handle = l.handle else {
+        guard l.record.state == .running, case .up(let handle) = l.stage else {
             throw SandboxError(.invalidState, "sandbox \(id) is \(l.record.state.rawValue), not running")
         }
         live[id]?.record.lastActivityAt = Date()

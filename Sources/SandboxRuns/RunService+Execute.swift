@@ -13,11 +13,16 @@ extension RunService {
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
         let lanes = self.lanes
         let spec = run.spec
+        // The attempt's sandbox is on record before it starts (a crash mid-run still names it).
+        let sandboxId = SandboxSpec.newID()
+        do { try await store.setAttemptSandbox(runId: run.id, worker: workerId, sandboxId: sandboxId) } catch {
+            logger.notice("the attempt's sandbox id is recorded with its end instead", metadata: ["run": "\(run.id)", "error": "\(error)"])
+        }
         let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
                 do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
                                                           setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
-                                                          tenantId: run.tenantId, output: buffer.handler)) }
+                                                          tenantId: run.tenantId, sandboxId: sandboxId, output: buffer.handler)) }
                 catch { return .failure(error) }
             }
             group.addTask {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SandboxCore
 
 /// A customer of the server: every sandbox, exec and key belongs to exactly one.
@@ -51,11 +52,31 @@ public enum SandboxState: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// A state change the sandbox state machine does not allow: a bug of the caller, never written.
+public struct ImpossibleTransition: Error, CustomStringConvertible, Sendable {
+    public var what: String
+    public var id: String
+    public var from: String
+    public var to: String
+    public var description: String { "\(what) \(id) cannot go from \(from) to \(to)" }
+    public init(what: String, id: String, from: String, to: String) {
+        (self.what, self.id, self.from, self.to) = (what, id, from, to)
+    }
+
+    /// The error a store call answers with when its change was refused (logged: it is a bug).
+    public func refused(doing what: String) -> SandboxError {
+        Logger(label: "sandboxer.store").error("internal error: impossible state transition refused", metadata: [
+            "what": "\(self.what)", "id": "\(id)", "from": "\(from)", "to": "\(to)", "doing": "\(what)"])
+        return SandboxError(.system, "\(what): internal error: \(description); nothing was written")
+    }
+}
+
 /// One long-lived sandbox as the store keeps it.
 public struct SandboxRecord: Sendable, Equatable, Codable {
     public var id: String
     public var tenantId: String
-    public var state: SandboxState
+    /// Changed only through ``move(to:reason:at:)``, which holds to ``SandboxState/canMove(to:)``.
+    public internal(set) var state: SandboxState
     /// Profile as resolved at creation (name + every setting), so the sandbox can be adopted after a restart.
     public var profile: Profile
     public var createdAt: Date
@@ -174,5 +195,18 @@ public struct Page<Item: Sendable>: Sendable {
     public init(items: [Item], nextCursor: String?) {
         self.items = items
         self.nextCursor = nextCursor
+    }
+}
+
+extension SandboxRecord {
+    /// Moves the sandbox to `next` (stamping `updatedAt`, and `reason` when given) when the state
+    /// machine allows it; otherwise changes nothing and throws.
+    public mutating func move(to next: SandboxState, reason: String? = nil, at now: Date = Date()) throws(ImpossibleTransition) {
+        guard state.canMove(to: next) else {
+            throw ImpossibleTransition(what: "sandbox", id: id, from: state.rawValue, to: next.rawValue)
+        }
+        state = next
+        updatedAt = now
+        if let reason { self.reason = reason }
     }
 }

@@ -11,6 +11,19 @@ public enum RunState: String, Sendable, Codable, CaseIterable {
     case cancelled, dead
 
     public var isFinal: Bool { self != .queued && self != .running }
+
+    /// Whether the run state machine allows going from `self` to `next`: queued → running (a
+    /// claim) or cancelled; running → queued (a retry after a failed attempt) or any final state;
+    /// a final state → queued (`retry`).
+    public func canMove(to next: RunState) -> Bool {
+        switch (self, next) {
+        case (.queued, .running), (.queued, .cancelled): true
+        case (.running, .queued): true
+        case (.running, let n) where n.isFinal: true
+        case (let s, .queued) where s.isFinal: true
+        default: false
+        }
+    }
 }
 
 /// How one attempt of a run ended. The first five are results of the program (final, never
@@ -228,7 +241,8 @@ public struct RunLease: Sendable, Equatable, Codable {
 public struct RunRecord: Sendable, Equatable, Codable {
     public var id: String
     public var tenantId: String
-    public var state: RunState
+    /// Changed only by ``RunRules``, through ``move(to:)``.
+    public internal(set) var state: RunState
     public var spec: RunSpec
     /// Higher runs first within a tenant.
     public var priority: Int
@@ -287,5 +301,13 @@ public struct RunRecord: Sendable, Equatable, Codable {
         case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at"
         case startedAt = "started_at", endedAt = "ended_at", notBefore = "not_before", attempts, result, reason, lease
         case cancelRequested = "cancel_requested", webhook
+    }
+}
+
+extension RunRecord {
+    /// Moves the run to `next` when the state machine allows it; otherwise changes nothing and throws.
+    mutating func move(to next: RunState) throws(ImpossibleTransition) {
+        guard state.canMove(to: next) else { throw ImpossibleTransition(what: "run", id: id, from: state.rawValue, to: next.rawValue) }
+        state = next
     }
 }

@@ -136,7 +136,7 @@ public struct RetryPolicy: Sendable, Equatable {
 public enum RunRules {
     /// Applies `end` to `run` (whose current attempt is the last one) at `now`: closes the attempt,
     /// then moves the run to its final state, or back to `queued` with a backoff, or `dead`.
-    public static func finish(_ run: inout RunRecord, _ end: AttemptEnd, policy: RetryPolicy, now: Date = Date()) {
+    public static func finish(_ run: inout RunRecord, _ end: AttemptEnd, policy: RetryPolicy, now: Date = Date()) throws(ImpossibleTransition) {
         if var last = run.attempts.last, last.outcome == nil {
             last.endedAt = now
             last.outcome = end.outcome
@@ -148,24 +148,24 @@ public enum RunRules {
         run.updatedAt = now
         if let result = end.result { run.result = result }
         if let final = end.outcome.finalState {
-            run.state = final
+            try run.move(to: final)
             run.endedAt = now
             run.reason = end.reason
         } else if run.cancelRequested {
-            run.state = .cancelled
+            try run.move(to: .cancelled)
             run.endedAt = now
             run.reason = "cancelled while its attempt failed: \(end.reason ?? end.outcome.rawValue)"
         } else if end.outcome == .workerLost, processDeaths(run) >= quarantineAfter {
-            run.state = .dead
+            try run.move(to: .dead)
             run.endedAt = now
             run.reason = "quarantined: \(processDeaths(run)) of its attempts ended with their worker process dying mid-run (this run may be what kills it), so it is not retried; inspect it, then POST /v1/runs/\(run.id)/retry to run it once more"
         } else if run.attempts.count >= run.maxAttempts {
-            run.state = .dead
+            try run.move(to: .dead)
             run.endedAt = now
             let reasons = run.attempts.map { "#\($0.number) \($0.outcome?.rawValue ?? "?"): \($0.reason ?? "")" }
             run.reason = "all \(run.maxAttempts) attempts failed: " + reasons.joined(separator: "; ")
         } else {
-            run.state = .queued
+            try run.move(to: .queued)
             run.notBefore = now.addingTimeInterval(policy.delay(after: run.attempts.count))
             run.reason = "attempt \(run.attempts.count) \(end.outcome.rawValue): \(end.reason ?? ""); retrying"
         }
@@ -177,8 +177,8 @@ public enum RunRules {
     }
 
     /// Starts a new attempt of `run` for `worker` with a lease until `now + lease`.
-    public static func claim(_ run: inout RunRecord, worker: String, lease: Duration, now: Date = Date()) {
-        run.state = .running
+    public static func claim(_ run: inout RunRecord, worker: String, lease: Duration, now: Date = Date()) throws(ImpossibleTransition) {
+        try run.move(to: .running)
         run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(lease.seconds))
         run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now))
         if run.startedAt == nil { run.startedAt = now }
@@ -186,8 +186,8 @@ public enum RunRules {
     }
 
     /// `retry` of a final run: one more attempt allowed, result and end cleared.
-    public static func retry(_ run: inout RunRecord, now: Date = Date()) {
-        run.state = .queued
+    public static func retry(_ run: inout RunRecord, now: Date = Date()) throws(ImpossibleTransition) {
+        try run.move(to: .queued)
         run.maxAttempts = Swift.max(run.maxAttempts, run.attempts.count + 1)
         run.result = nil
         run.endedAt = nil
@@ -203,8 +203,9 @@ public enum RunRules {
     }
 
     /// `cancel` of a queued run.
-    public static func cancelQueued(_ run: inout RunRecord, now: Date = Date()) {
-        run.state = .cancelled
+    public static func cancelQueued(_ run: inout RunRecord, now: Date = Date()) throws(ImpossibleTransition) {
+        guard run.state == .queued else { throw ImpossibleTransition(what: "run", id: run.id, from: run.state.rawValue, to: "cancelled (as a queued run)") }
+        try run.move(to: .cancelled)
         run.endedAt = now
         run.updatedAt = now
         run.reason = "cancelled before it started"

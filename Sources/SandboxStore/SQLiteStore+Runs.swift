@@ -96,7 +96,7 @@ extension SQLiteStore: RunStore {
                     continue
                 }
                 var run = try Self.run(from: row)
-                RunRules.claim(&run, worker: worker, lease: lease, now: now)
+                try RunRules.claim(&run, worker: worker, lease: lease, now: now)
                 try Self.update(db, run)
                 running[pick, default: 0] += 1
                 claimed.append(run)
@@ -130,7 +130,7 @@ extension SQLiteStore: RunStore {
     public func finishAttempt(runId: String, worker: String, _ end: AttemptEnd, policy: RetryPolicy) async throws -> RunRecord? {
         let run = try await write("ending the attempt of run \(runId)") { db -> RunRecord? in
             guard var run = try Self.held(db, runId, worker) else { return nil }
-            RunRules.finish(&run, end, policy: policy)
+            try RunRules.finish(&run, end, policy: policy)
             try Self.update(db, run)
             return run
         }
@@ -150,7 +150,7 @@ extension SQLiteStore: RunStore {
         let run = try await write("cancelling run \(id)") { db -> RunRecord in
             var run = try Self.owned(db, tenantId, id)
             switch run.state {
-            case .queued: RunRules.cancelQueued(&run)
+            case .queued: try RunRules.cancelQueued(&run)
             case .running: run.cancelRequested = true
             default: throw RunRules.alreadyEnded(run)
             }
@@ -167,7 +167,7 @@ extension SQLiteStore: RunStore {
             guard run.state.isFinal else { throw RunRules.notEnded(run) }
             let queued = try Int.fetchOne(db, sql: "SELECT count(*) FROM runs WHERE state = 'queued' AND tenant_id = ?", arguments: [tenantId]) ?? 0
             if queued >= maxQueued { throw RunRules.queueFull(queued: queued, max: maxQueued) }
-            RunRules.retry(&run)
+            try RunRules.retry(&run)
             try Self.update(db, run)
             return run
         }
@@ -185,7 +185,7 @@ extension SQLiteStore: RunStore {
                     """, arguments: [now.column, heldByPrefix])
             return try rows.map { row in
                 var run = try Self.run(from: row)
-                RunRules.finish(&run, RunRules.workerLost(run, restarted: heldByPrefix.map { run.lease?.worker.hasPrefix($0) ?? false } ?? false),
+                try RunRules.finish(&run, RunRules.workerLost(run, restarted: heldByPrefix.map { run.lease?.worker.hasPrefix($0) ?? false } ?? false),
                                 policy: policy, now: now)
                 try Self.update(db, run)
                 return run

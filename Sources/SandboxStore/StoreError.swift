@@ -6,6 +6,7 @@ import SandboxCore
 enum StoreError {
     static func map(_ error: any Error, doing what: String, path: String) -> SandboxError {
         if let e = error as? SandboxError { return e }
+        if let e = error as? ImpossibleTransition { return e.refused(doing: what) }
         if error is CancellationError {
             return SandboxError(.system, "\(what): cancelled before the database answered; retry")
         }

@@ -1,12 +1,14 @@
 import Foundation
 import PostgresNIO
 import SandboxCore
+import SandboxStore
 
 /// Turns what postgres-nio threw into a ``SandboxError`` that says what to do, naming the server
 /// by its URL without the password.
 enum PostgresError {
     static func map(_ error: any Error, doing what: String, url: String) -> SandboxError {
         if let e = error as? SandboxError { return e }
+        if let e = error as? ImpossibleTransition { return e.refused(doing: what) }
         if error is CancellationError {
             return SandboxError(.system, "\(what): cancelled before PostgreSQL answered; retry")
         }

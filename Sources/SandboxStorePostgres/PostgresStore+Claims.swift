@@ -43,7 +43,7 @@ extension PostgresStore {
                     continue
                 }
                 var run = try Self.run(from: row)
-                RunRules.claim(&run, worker: worker, lease: lease, now: now)
+                try RunRules.claim(&run, worker: worker, lease: lease, now: now)
                 try await Self.update(run, on: connection, logger)
                 try await Self.notify(RunRules.change(run), on: connection, logger: logger)
                 running[pick, default: 0] += 1
@@ -95,7 +95,7 @@ extension PostgresStore {
         let logger = self.logger
         return try await transaction("ending the attempt of run \(runId)") { connection in
             guard var run = try await Self.held(connection, runId, worker, logger) else { return nil }
-            RunRules.finish(&run, end, policy: policy)
+            try RunRules.finish(&run, end, policy: policy)
             try await Self.update(run, on: connection, logger)
             try await Self.notify(RunRules.change(run), on: connection, logger: logger)
             return run
@@ -126,7 +126,7 @@ extension PostgresStore {
             for row in rows {
                 var run = try Self.run(from: row)
                 let restarted = heldByPrefix.map { run.lease?.worker.hasPrefix($0) ?? false } ?? false
-                RunRules.finish(&run, RunRules.workerLost(run, restarted: restarted), policy: policy, now: now)
+                try RunRules.finish(&run, RunRules.workerLost(run, restarted: restarted), policy: policy, now: now)
                 try await Self.update(run, on: connection, logger)
                 try await Self.notify(RunRules.change(run), on: connection, logger: logger)
                 changed.append(run)

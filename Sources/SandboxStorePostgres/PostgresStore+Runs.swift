@@ -66,7 +66,7 @@ extension PostgresStore {
             else { throw RunRules.notFound(id) }
             var run = try Self.run(from: row)
             switch run.state {
-            case .queued: RunRules.cancelQueued(&run)
+            case .queued: try RunRules.cancelQueued(&run)
             case .running: run.cancelRequested = true
             default: throw RunRules.alreadyEnded(run)
             }
@@ -90,7 +90,7 @@ extension PostgresStore {
                 "SELECT count(*) AS n FROM runs WHERE state = 'queued' AND tenant_id = \(tenantId)", logger
             ).first?.get("n", as: Int.self) ?? 0
             if queued >= maxQueued { throw RunRules.queueFull(queued: queued, max: maxQueued) }
-            RunRules.retry(&run)
+            try RunRules.retry(&run)
             try await Self.update(run, on: connection, logger)
             try await Self.notify(RunRules.change(run), on: connection, logger: logger)
             return run

@@ -96,6 +96,19 @@ struct RunServiceTests {
         }
     }
 
+    @Test("a running attempt names its sandbox before it ends: the id on record is the live sandbox's")
+    func attemptSandboxIsRecordedAtStart() async throws {
+        try await RunFixture.with { f in
+            let run = try await f.submit(["sleep", "986713"])
+            let running = try await f.wait(run.id) { $0.state == .running && !HostHealth.processes(matching: "986713").isEmpty }
+            let id = try #require(running.attempts.last?.sandboxId, "the attempt's sandbox is on record while it runs")
+            #expect(!HostHealth.leftovers(of: id, stateDirectory: f.root + "/state").isEmpty, "it is the sandbox running now")
+            _ = try await f.store.cancelRun(tenantId: "tnt_a", id: run.id)
+            let done = try await f.wait(run.id)
+            #expect(done.attempts.last?.sandboxId == id)
+        }
+    }
+
     @Test("a setup failure is retried with backoff, then the run is dead with every attempt's reason")
     func infrastructureFailuresRetryThenDead() async throws {
         // A broken host: the lane's state directory cannot be made (a file is in the way).

@@ -65,9 +65,9 @@ struct PostgresStoreTests {
             var box = sampleSandbox(id: "sbx-1", metadata: ["team": "ml", "odd key/\"x\"": "välue"])
             try await store.insertSandbox(box)
             #expect(try await store.sandbox(id: "sbx-1") == box)
-            box.state = .destroyed
+            try box.move(to: .stopping)
+            try box.move(to: .destroyed, reason: "deleted")
             box.expiresAt = nil
-            box.reason = "deleted"
             try await store.updateSandbox(box)
             #expect(try await store.sandbox(id: "sbx-1") == box)
             await #expect { try await store.insertSandbox(box) } throws: { ($0 as? SandboxError)?.code == .invalidState }
