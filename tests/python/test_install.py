@@ -65,6 +65,10 @@ def test_install_start_the_unit_create_a_sandbox_uninstall():
         # The unit's command line, from the installed unit file.
         argv = exec_start(os.path.join(prefix, "lib", "systemd", "system", "sandboxer.service"))
         assert argv == [os.path.join(prefix, "bin", "sandboxer"), "serve"], argv
+        if shutil.which("systemd-analyze"):
+            v = subprocess.run(["systemd-analyze", "verify", os.path.join(prefix, "lib", "systemd", "system", "sandboxer.service")],
+                               capture_output=True, text=True)
+            assert v.returncode == 0 and not v.stderr.strip(), v.stderr
 
         # A configuration file sets the port and a data directory; --data on the command line wins.
         port = free_port()
@@ -76,7 +80,8 @@ def test_install_start_the_unit_create_a_sandbox_uninstall():
             f.write(f"port: {port}\nhost: 127.0.0.1\ndata: {config_data}\nwarm-pool: {{}}\nallow-open-network: false\n")
         state = os.path.join(tmp, "state")
         os.makedirs(state, mode=0o755)
-        env = {k: v for k, v in os.environ.items() if k not in ("SANDBOXER_AGENT", "SANDBOXER_QJS_WASM", "SANDBOXER_DATA", "SANDBOXER_PORT")}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("SANDBOXER_AGENT", "SANDBOXER_QJS_WASM", "SANDBOXER_DATA", "SANDBOXER_PORT", "SANDBOXER_STORE")}
         env.update(SANDBOXER_CONFIG=config, SANDBOXER_STATE_DIR=state)
         installed = os.path.join(prefix, "bin", "sandboxer")
         key = subprocess.run([installed, "key", "create", "--tenant", "install-test", "--data", flag_data], env=env,
