@@ -43,8 +43,9 @@ die() { echo "install.sh: $*" >&2; exit 1; }
 # NAME.debug beside it, linked from the stripped binary by .gnu_debuglink (symbols stay, so
 # Swift's crash backtraces keep their names).
 install_binary() {
-    local src=$1 name=$2 tmp
+    local src=$1 name=$2
     tmp=$(mktemp "$LIBEXEC/.$name.XXXXXX")
+    trap 'rm -f "$tmp"' EXIT
     cp "$src" "$tmp"
     if [ "$STRIP" = 1 ]; then
         command -v objcopy >/dev/null || die "objcopy is missing (apt-get install binutils), or set STRIP=0"
@@ -55,6 +56,7 @@ install_binary() {
     fi
     chmod 0755 "$tmp"
     mv -f "$tmp" "$LIBEXEC/$name"
+    trap - EXIT
 }
 
 do_install() {
@@ -78,8 +80,16 @@ do_install() {
 }
 
 do_uninstall() {
-    local f d
-    for f in "${FILES[@]}"; do rm -f "$f"; done
+    local f d link="$ROOT/bin/sandboxer"
+    # bin/sandboxer only when it is ours (a link into libexec/sandboxer), not another install's.
+    if [ -L "$link" ] && [ "$(readlink "$link")" != ../libexec/sandboxer/sandboxer ]; then
+        echo "install.sh: leaving $link (it points to $(readlink "$link"), not to this installation)" >&2
+        link=""
+    fi
+    for f in "${FILES[@]}"; do
+        [ "$f" = "$ROOT/bin/sandboxer" ] && [ -z "$link" ] && continue
+        rm -f "$f"
+    done
     for d in "${OWN_DIRS[@]}"; do rmdir "$d" 2>/dev/null || true; done
     echo "removed sandboxer from $ROOT (the data in /var/lib/sandboxer and /etc/sandboxer stay)"
 }
