@@ -5,14 +5,15 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
-APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl binutils
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
 # postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh);
-# chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py.
-TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip openssl
+# chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py; gcc compiles
+# the ABI attack in IsolationTests (its /usr is visible inside a sandbox).
+TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip openssl gcc
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
 
-.PHONY: all deps build build-debug prepare wasm run test bench clean gc
+.PHONY: all deps build build-debug prepare wasm run test bench clean gc install uninstall
 
 all: build
 
@@ -61,6 +62,9 @@ run: prepare wasm
 	@echo "== done: see README.md for more"
 
 # The test target's `deps` also installs TEST_PACKAGES (a target-specific variable reaches prerequisites).
+# SANDBOXER_REQUIRE_FIXTURES=1: what this target sets up itself (root, crun/runc, qjs.wasm and the
+# other .build-wasm modules, the agent, PostgreSQL, gcc) must be there — a test missing it fails
+# instead of skipping (Tests/SandboxTestSupport/Requirement.swift, tests/python/conftest.py).
 test: EXTRA_PACKAGES := $(TEST_PACKAGES)
 test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
@@ -68,10 +72,23 @@ test: deps build-debug wasm
 	@# tests, stopped and removed on the way out whatever the tests did.
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
 	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
-	  export SANDBOXER_TEST_PG_URL="$$pgurl"; SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
+	  export SANDBOXER_TEST_PG_URL="$$pgurl" SANDBOXER_REQUIRE_FIXTURES=1; SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
 	  echo "== the HTTP API from outside: pytest (tests/python) and schemathesis against a live server"; \
 	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
 	  $(DEBUG_BIN) gc >/dev/null; exit $$status
+
+## Installs under PREFIX (default /usr/local; DESTDIR stages it): the programs in
+## libexec/sandboxer (stripped, debug info beside them), bin/sandboxer, the systemd unit in
+## lib/systemd/system. BUILD=debug installs the debug build. See scripts/install.sh.
+PREFIX ?= /usr/local
+BUILD ?= release
+install: $(if $(filter debug,$(BUILD)),build-debug,build)
+	@bash wasm/quickjs/build.sh
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh install .build/$(BUILD)
+
+## Removes what `make install` put under PREFIX (the data and /etc/sandboxer stay).
+uninstall:
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh uninstall
 
 # The queue lane's PostgreSQL cases run on a private server (as the tests do).
 bench: EXTRA_PACKAGES := postgresql

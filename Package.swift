@@ -158,13 +158,13 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore"]),
+        .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore", "SandboxTestSupport"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
-        .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux"]),
+        .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["AgentProtocol", "BackendOCI", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         /// The run-queue contract every store engine's tests run.
         .target(name: "RunStoreContract", dependencies: ["SandboxStore", "SandboxCore"], path: "Tests/RunStoreContract"),
-        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SandboxStoreTests", dependencies: ["SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", "SandboxTestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SandboxStorePostgresTests", dependencies: [
             "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", "SandboxTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),

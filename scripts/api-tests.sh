@@ -15,6 +15,8 @@ export SANDBOXER_STATE_DIR=$DATA.state
 mkdir -m 755 "$SANDBOXER_STATE_DIR"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SANDBOXER_URL=http://127.0.0.1:$PORT SANDBOXER_BIN=$PWD/$BIN SANDBOXER_DATA=$DATA
+# No configuration file of the machine's (/etc/sandboxer/config.yaml) reaches the test servers.
+export SANDBOXER_CONFIG=
 server=""
 # Sandboxes outlive a server stop by design: delete every one the tests left, then stop the server.
 delete_all() {

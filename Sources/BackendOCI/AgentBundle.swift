@@ -18,10 +18,10 @@ public enum AgentBundle {
     public static let environmentVariable = "SANDBOXER_AGENT"
 
     /// The agent binary: `$SANDBOXER_AGENT`, else beside the running executable (`sandboxer`, or a
-    /// test binary in the same build directory).
+    /// test binary in the same build directory), else in `../libexec/sandboxer/` of it (``SelfExecutable``).
     public static func locate(
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        executable: String? = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        executable: String? = SelfExecutable.path
     ) throws(SandboxError) -> String {
         if let path = environment[environmentVariable], !path.isEmpty {
             guard path.hasPrefix("/"), isExecutableFile(path) else {
@@ -29,11 +29,11 @@ public enum AgentBundle {
             }
             return path
         }
-        let candidate = executable.map { ($0 as NSString).deletingLastPathComponent + "/" + fileName }
-        if let candidate, isExecutableFile(candidate) { return candidate }
+        let candidates = SelfExecutable.companionCandidates(fileName, executable: executable)
+        if let found = candidates.first(where: isExecutableFile) { return found }
         throw SandboxError(
             .hostUnsupported,
-            "the sandbox agent (\(fileName)) is not beside the running executable (looked at \(candidate ?? "nothing: /proc/self/exe is unreadable")): build it with `swift build --product \(fileName)`, install it beside sandboxer, or set \(environmentVariable) to its absolute path")
+            "the sandbox agent (\(fileName)) is not beside the running executable (looked at \(candidates.isEmpty ? "nothing: /proc/self/exe is unreadable" : candidates.joined(separator: ", "))): build it with `swift build --product \(fileName)`, install it beside sandboxer, or set \(environmentVariable) to its absolute path")
     }
 
     private static func isExecutableFile(_ path: String) -> Bool {

@@ -10,7 +10,7 @@ import Glibc
 /// Only two places count, so nothing planted in a working directory (or any of its parents) is
 /// ever executed: the path in `$SANDBOXER_QJS_WASM` (absolute; for development and tests), else
 /// the installation beside the running executable — `<dir of /proc/self/exe>/qjs.wasm`, then
-/// `<that dir>/../share/sandboxer/qjs.wasm`. `make wasm` (`wasm/quickjs/build.sh`) builds the
+/// `<that dir>/../libexec/sandboxer/qjs.wasm` (``SelfExecutable``), then `<that dir>/../share/sandboxer/qjs.wasm`. `make wasm` (`wasm/quickjs/build.sh`) builds the
 /// module into `.build-wasm/` and copies it beside the `.build/debug` and `.build/release` binaries.
 public enum QuickJS {
     /// Environment variable naming the module explicitly (an absolute path).
@@ -21,18 +21,14 @@ public enum QuickJS {
     /// The module's path, from ``environmentVariable`` or beside the running executable.
     /// - Throws: `host_unsupported` saying where it was looked for and how to build it.
     public static func locate() throws(SandboxError) -> String {
-        try locate(environment: ProcessInfo.processInfo.environment, executable: executablePath)
-    }
-
-    /// The running executable, symlinks resolved (`/proc/self/exe`).
-    static var executablePath: String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        try locate(environment: ProcessInfo.processInfo.environment, executable: SelfExecutable.path)
     }
 
     /// Where an installation beside `executable` keeps the module, in lookup order.
     static func installedCandidates(executable: String) -> [String] {
         let dir = (executable as NSString).deletingLastPathComponent
-        return [dir + "/" + fileName, ((dir + "/../share/sandboxer/" + fileName) as NSString).standardizingPath]
+        return SelfExecutable.companionCandidates(fileName, executable: executable)
+            + [((dir + "/../share/sandboxer/" + fileName) as NSString).standardizingPath]
     }
 
     /// ``locate()`` with its inputs given (testable without touching the process).

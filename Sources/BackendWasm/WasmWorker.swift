@@ -57,7 +57,7 @@ public enum WasmWorker {
         if arguments.first == "--bench" {
             // `sandboxer wasm-worker --bench [N]`: prints ``WasmBench`` results (worker mode uses this binary).
             let n = arguments.count > 1 ? Int(arguments[1]) ?? 20 : 20
-            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+            let exe = SelfExecutable.pathForRespawn
             let table = await WasmBench.run(iterations: n, workerExecutable: exe)
             writeOut(table + "\n")
             return 0

@@ -208,7 +208,7 @@ struct StartupBench {
         }
         var bwrap: [Double]?
         if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try ChildProcess.runSilently(args) } }
-        let self_ = SysFile.read("/proc/self/exe") == nil ? CommandLine.arguments[0] : (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let self_ = SelfExecutable.pathForRespawn
         let cli = try await measure { _ in _ = try ChildProcess.runSilently([self_, "run", "--", "/bin/true"]) }
         // The CLI's own process start alone, for the breakdown of CLI vs in-process.
         let processStart = try await measure { _ in _ = try ChildProcess.runSilently([self_, "--help"]) }

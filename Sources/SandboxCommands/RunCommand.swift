@@ -106,7 +106,7 @@ struct RunCommand: AsyncParsableCommand {
         let stream: OutputHandler? = json ? nil : { @Sendable in signals.writeLive($0, $1) }
         let profile = prof
         let workspace = try workspaceDirectory()
-        let reaper = [Self.executablePath, "reap"]
+        let reaper = [SelfExecutable.pathForRespawn, "reap"]
         let runtime = self.runtime
         // Secrets come from the server's store under --data; their hosts are intercepted with its CA.
         let secretData = profile.secrets.isEmpty ? nil : (data ?? StoreFiles.defaultDirectory())
@@ -153,10 +153,6 @@ struct RunCommand: AsyncParsableCommand {
         if !lines.isEmpty { FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8)) }
     }
 
-    /// This executable, for helper processes (the reaper).
-    static var executablePath: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
 
     /// The WASM lanes take JavaScript (`--lang js`, arguments after -- become `scriptArgs`) or a WASI
     /// module (`--wasm FILE`, arguments after --).

@@ -14,7 +14,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
             ServeCommand.self, CreateCommand.self, ExecCommand.self, CopyCommand.self, ListCommand.self, ProcessesCommand.self,
             KillCommand.self, RemoveCommand.self,
             SubmitCommand.self, RunsCommand.self, LogsCommand.self, CancelCommand.self, RetryCommand.self, NetworkCommand.self,
-            AuditCommand.self,
+            AuditCommand.self, VersionCommand.self,
         ]
     )
     public init() {}
@@ -28,7 +28,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
             return h
         }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(ServeConfig.expand(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

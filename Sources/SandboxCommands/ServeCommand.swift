@@ -21,8 +21,12 @@ struct ServeCommand: AsyncParsableCommand {
             (several 'serve' processes on one database are one fleet); the live sandboxes' host state under \
             $SANDBOXER_STATE_DIR (else /run/sandboxer)/servers/<hash of --data>. SIGTERM or SIGINT shut down gracefully: \
             requests in flight finish, the manager stops; live sandboxes keep running and are adopted by \
-            the next 'sandboxer serve' on the same --data. Create API keys with 'sandboxer key create --tenant NAME'.
+            the next 'sandboxer serve' on the same --data. Create API keys with 'sandboxer key create --tenant NAME'. \
+            Every flag below can also be set in the configuration file (--config), by its name without the dashes.
             """)
+
+    @Option(name: .long, help: "A YAML file setting any of these flags by name, e.g. `port: 7070`, `warm-pool: {default: 2}` (default: $SANDBOXER_CONFIG, else /etc/sandboxer/config.yaml when it exists; \"\" reads none). Flags given here win over it.")
+    var config: String?
 
     @Option(name: .long, help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -255,7 +259,7 @@ public enum ServerSetup {
     /// The lanes of queued runs: one-shot sandboxes under the server's state directory, reaped by
     /// `sandboxer reap` if the server dies mid-run; WASM in supervised workers.
     public static func runLanes(_ configuration: SandboxManager.Configuration) -> Lanes {
-        var options = Lanes.Options(stateDirectory: configuration.stateDirectory, reaper: [RunCommand.executablePath, "reap"],
+        var options = Lanes.Options(stateDirectory: configuration.stateDirectory, reaper: [SelfExecutable.pathForRespawn, "reap"],
                                     wasmMode: .worker(executable: LayeredWasm.executable), egress: configuration.egress)
         options.secrets = configuration.secrets
         return Lanes(options: options)

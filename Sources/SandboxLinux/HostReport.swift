@@ -130,7 +130,8 @@ public struct HostReport: Sendable, Codable {
         return Check(name: "user namespaces", ok: true, detail: note)
     }
 
-    static func firstLine(of argv: [String]) -> String {
+    /// The first line a command prints on stdout (stdin /dev/null, stderr dropped); "" when it cannot run.
+    public static func firstLine(of argv: [String]) -> String {
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devnull) }
         guard let p = try? Pipe2() else { return "" }

@@ -12,9 +12,7 @@ public struct LayeredWasm: Sendable {
     public init(backend: OCIBackend) { self.backend = backend }
 
     /// The running executable, which is also the worker.
-    public static var executable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
+    public static var executable: String { SelfExecutable.pathForRespawn }
 
     /// Directory of the Swift runtime this process loaded, when it is not linked statically.
     static var swiftLibraryDirectory: String? {

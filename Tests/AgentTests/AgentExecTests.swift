@@ -4,7 +4,7 @@ import SandboxCore
 import SandboxTestSupport
 import Testing
 
-@Suite("Agent: exec in a live sandbox", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: exec in a live sandbox", .realSandboxes)
 struct AgentExecTests {
     @Test("true, echo, stdin, env, cwd and exit codes")
     func basics() async throws {

@@ -5,7 +5,7 @@ import SandboxCore
 import SandboxTestSupport
 import Testing
 
-@Suite("Agent: files of a live sandbox", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: files of a live sandbox", .realSandboxes)
 struct AgentFileTests {
     @Test("write, read, list, stat, mkdir, move, remove")
     func operations() async throws {

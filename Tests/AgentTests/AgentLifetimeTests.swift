@@ -9,7 +9,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Agent: adopt, gc, agent death, collect", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: adopt, gc, agent death, collect", .realSandboxes)
 struct AgentLifetimeTests {
     @Test("another backend adopts a sandbox after its creator's client is gone; gc leaves it alone")
     func adopt() async throws {

@@ -4,7 +4,7 @@ import SandboxCore
 import SandboxTestSupport
 import Testing
 
-@Suite("Agent: background processes and PTYs", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: background processes and PTYs", .realSandboxes)
 struct AgentProcessTests {
     @Test("background: list, connect with replay, send input, close stdin")
     func background() async throws {

@@ -49,7 +49,7 @@ struct RawAgentSocket {
     func close() { Glibc.close(fd) }
 }
 
-@Suite("Agent: malformed input", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: malformed input", .realSandboxes)
 struct AgentRobustnessTests {
     static func hello() -> [UInt8] {
         var h = AgentRequest(op: .hello)

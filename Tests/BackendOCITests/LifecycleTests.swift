@@ -5,7 +5,7 @@ import Testing
 @testable import SandboxCore
 @testable import SandboxLinux
 
-@Suite("Long-lived sandboxes: create, many execs, destroy", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Long-lived sandboxes: create, many execs, destroy", .realSandboxes)
 struct LifecycleTests {
     @Test("state persists across execs in one sandbox, and destroy leaves nothing")
     func manyExecs() async throws {

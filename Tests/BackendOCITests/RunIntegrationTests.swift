@@ -5,7 +5,7 @@ import Testing
 @testable import SandboxCore
 @testable import SandboxLinux
 
-@Suite("Real runs in the container lane", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Real runs in the container lane", .realSandboxes)
 struct RunIntegrationTests {
     @Test("a shell command's stdout, stderr and exit code come back, and nothing is left behind")
     func shell() async throws {
@@ -127,7 +127,7 @@ struct RunIntegrationTests {
         #expect(r.timings.startMs > 0 && r.timings.runMs > 0 && r.timings.teardownMs > 0 && r.timings.createMs > 0 && r.timings.bundleMs > 0)
     }
 
-    @Test("runc runs the same bundle", .enabled(if: OCIRuntime.locate("runc") != nil, "requires runc"))
+    @Test("runc runs the same bundle", .requires("requires runc") { OCIRuntime.locate("runc") == nil ? "runc is not installed (make deps installs it)" : nil })
     func runc() async throws {
         let r = try await TestSandbox.sh("id -u; cat /proc/self/status | grep NoNewPrivs", runtime: "runc")
         #expect(r.outcome == .ok, "\(r.stderr) \(r.reason ?? "")")

@@ -2,6 +2,7 @@ import BackendWasm
 import Foundation
 import SandboxCore
 import Synchronization
+import SandboxTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -22,6 +23,8 @@ enum Fixtures {
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [repoRoot + "/wasm/quickjs/build.sh"]
         p.currentDirectoryURL = URL(fileURLWithPath: repoRoot)
+        // Into this checkout's .build-wasm, whatever SANDBOXER_WASM_OUT the caller's shell has.
+        p.environment = ProcessInfo.processInfo.environment.merging(["SANDBOXER_WASM_OUT": repoRoot + "/.build-wasm"]) { $1 }
         do {
             try p.run()
             p.waitUntilExit()
@@ -29,13 +32,25 @@ enum Fixtures {
             print("BackendWasmTests: cannot run wasm/quickjs/build.sh: \(error)")
         }
         guard FileManager.default.fileExists(atPath: qjs), FileManager.default.fileExists(atPath: hello) else {
-            print("BackendWasmTests: qjs.wasm could not be built (wasm/quickjs/build.sh failed); wasm tests skip")
             return nil
         }
         return (qjs, hello)
     }()
 
-    static var haveModules: Bool { modules != nil }
+    /// Why the wasm tests needing `modules` (`.build-wasm/` files, and with `sandboxer` the built
+    /// executable) cannot run, or nil.
+    static func missing(_ modules: [String], sandboxer: Bool = false) -> String? {
+        guard Self.modules != nil else {
+            return "wasm/quickjs/build.sh did not build .build-wasm/qjs.wasm and hello.wasm (its output is above; `make wasm`)"
+        }
+        for name in modules {
+            if let missing = Requirement.file(repoRoot + "/.build-wasm/" + name, name, buildWith: "wasm/quickjs/build.sh builds it (make wasm)") {
+                return missing
+            }
+        }
+        if sandboxer && sandboxerExecutable == nil { return "the sandboxer executable is not built beside the test bundle (swift build --product sandboxer)" }
+        return nil
+    }
 
     /// `wasm/testdata/fsattack.c`, built by the same script.
     static var fsattack: String? {
@@ -164,4 +179,14 @@ final class ToolCallLog: Sendable {
     let records = Mutex<[ToolCallRecord]>([])
     var handler: ToolCallHandler { { _, r in self.records.withLock { $0.append(r) } } }
     var all: [ToolCallRecord] { records.withLock { $0 } }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// The `.build-wasm/` modules a test needs (qjs.wasm and hello.wasm always), and with
+    /// `sandboxer` the built executable: skipped where missing, a failure under `make test`.
+    static func wasmModules(_ names: String..., sandboxer: Bool = false) -> Self {
+        .requires("requires \((["qjs.wasm", "hello.wasm"] + names).joined(separator: ", ")) from wasm/quickjs/build.sh") {
+            Fixtures.missing(names, sandboxer: sandboxer)
+        }
+    }
 }

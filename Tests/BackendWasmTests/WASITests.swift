@@ -74,7 +74,7 @@ struct WASITests {
         #expect(r.stdout == "hi from wat\n")
     }
 
-    @Test(.enabled(if: Fixtures.haveModules, "hello.wasm cannot be built"))
+    @Test(.wasmModules())
     func helloWasmArgsStdinAndExit() async throws {
         let hello = Fixtures.modules!.hello
         let r = try await Fixtures.backend().run(Fixtures.spec(), ExecRequest(argv: [hello, "cat"], stdin: .bytes(Array("piped".utf8))), output: nil)
@@ -125,7 +125,7 @@ struct WASITests {
     }
 }
 
-@Suite("WASM lane: worker process", .serialized, .enabled(if: Fixtures.haveModules && Fixtures.sandboxerExecutable != nil, "needs qjs.wasm and the sandboxer executable"))
+@Suite("WASM lane: worker process", .serialized, .wasmModules(sandboxer: true))
 struct WorkerTests {
     var backend: WasmBackend { Fixtures.backend(mode: .worker(executable: Fixtures.sandboxerExecutable!)) }
 

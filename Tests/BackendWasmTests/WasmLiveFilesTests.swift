@@ -10,7 +10,7 @@ import Glibc
 /// The files API of long-lived WASM sandboxes: round trips, limits, and paths that try to leave
 /// the workspace (`..`, NUL, over-long, links a guest planted).
 @Suite("WASM lane: files of long-lived sandboxes", .serialized,
-       .enabled(if: Fixtures.haveModules && Fixtures.fsops != nil, "qjs.wasm/fsops.wasm cannot be built"))
+       .wasmModules("fsops.wasm"))
 struct WasmLiveFilesTests {
     @Test func roundTrips() async throws {
         let live = try LiveFixture()

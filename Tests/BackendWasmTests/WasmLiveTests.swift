@@ -9,7 +9,7 @@ import Glibc
 
 /// Long-lived WASM sandboxes (``WasmLiveBackend``): state across execs, restart, removal.
 @Suite("WASM lane: long-lived sandboxes", .serialized,
-       .enabled(if: Fixtures.haveModules && Fixtures.fsops != nil, "qjs.wasm/fsops.wasm cannot be built"))
+       .wasmModules("fsops.wasm"))
 struct WasmLiveTests {
     static let kvSet = #"tools.call("kv.set", {key: "k", value: {n: 42, s: "é"}}); console.log("set")"#
     static let kvGet = #"console.log(JSON.stringify(tools.call("kv.get", {key: "k"}).value))"#

@@ -44,7 +44,7 @@ struct WorkspaceQuotaTests {
 }
 
 /// The limits as a WASI guest meets them (`wasm/testdata/fsattack.c`), in both execution modes.
-@Suite("WASM lane: workspace limits", .serialized, .enabled(if: Fixtures.fsattack != nil, "fsattack.wasm cannot be built"))
+@Suite("WASM lane: workspace limits", .serialized, .wasmModules("fsattack.wasm"))
 struct WorkspaceLimitTests {
     static func spec(workspace: String, bytes: Int64 = 1 << 20, fileSize: Int64 = 256 << 20, files: Int = 20_000) -> SandboxSpec {
         SandboxSpec(profile: Profile(

@@ -7,7 +7,7 @@ import Testing
 
 /// Attacks from user code on the agent (pid 1 of a live sandbox): it must survive, keep its
 /// secrets and keep answering.
-@Suite("Attacks: the in-sandbox agent", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: the in-sandbox agent", .realSandboxes)
 struct AgentAttackTests {
     static func live(_ edit: (inout Profile) -> Void = { _ in }, _ body: (OCIBackend, SandboxHandle) async throws -> Void) async throws {
         let backend = try TestSandbox.backend()

@@ -11,7 +11,7 @@ import Glibc
 
 /// A sandboxer whose reaper is gone too (both killed with SIGKILL mid-run) leaves its sandbox
 /// behind; `sandboxer gc` removes it.
-@Suite("Crash recovery", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Crash recovery", .serialized, .realSandboxes)
 struct CrashRecoveryTests {
     /// The `sandboxer` executable built next to the test bundle.
     static var binary: String? {

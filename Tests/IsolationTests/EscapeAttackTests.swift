@@ -9,7 +9,7 @@ import Glibc
 #endif
 
 /// Attempts to read, write or signal the host from inside.
-@Suite("Attacks: reaching the host", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: reaching the host", .realSandboxes)
 struct EscapeAttackTests {
     @Test("the host's /etc/shadow cannot be read")
     func hostShadow() async throws {
@@ -255,7 +255,7 @@ final class LoopbackListener: @unchecked Sendable {
     func close() { Glibc.close(fd) }
 }
 
-@Suite("Attacks: identity", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: identity", .realSandboxes)
 struct IdentityAttackTests {
     @Test("the sandbox's uid is not a host uid: inside 1000, outside a private id above 100000", .enabled(if: UserNamespaces.available))
     func userNamespaceMapping() async throws {

@@ -5,7 +5,7 @@ import Testing
 @testable import SandboxCore
 
 /// Path traversal and symlinks against the file paths the host handles (code file, workspace sync).
-@Suite("Attacks: paths and symlinks through host file handling", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: paths and symlinks through host file handling", .realSandboxes)
 struct FileAttackTests {
     @Test("a code file name with a path is refused", arguments: ["../../../tmp/evil", "/etc/passwd", "..", "a/b"])
     func codeFileTraversal(name: String) async throws {

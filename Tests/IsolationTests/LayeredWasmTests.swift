@@ -5,7 +5,7 @@ import Testing
 @testable import SandboxLinux
 
 /// `--isolation wasm+container`: the WASM engine runs inside a container sandbox (through the CLI).
-@Suite("WASM inside the container lane", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("WASM inside the container lane", .serialized, .realSandboxes)
 struct LayeredWasmTests {
     /// `.build-wasm/` of this checkout (found from this file, not from the working directory).
     static let modules: String = {
@@ -16,12 +16,9 @@ struct LayeredWasmTests {
         return dir + "/.build-wasm"
     }()
 
-    static var qjsBuilt: Bool {
-        if !FileManager.default.fileExists(atPath: modules + "/qjs.wasm") {
-            print("SKIP: .build-wasm/qjs.wasm missing; `make wasm` builds it")
-            return false
-        }
-        return true
+    /// Why the layered JavaScript tests cannot run (no `.build-wasm/qjs.wasm`), or nil.
+    @Sendable static func qjsMissing() -> String? {
+        Requirement.file(modules + "/qjs.wasm", "qjs.wasm", buildWith: "`make wasm` builds it")
     }
 
     func cli(_ args: [String]) async throws -> ExecResult {
@@ -33,7 +30,7 @@ struct LayeredWasmTests {
         return try JSONDecoder().decode(ExecResult.self, from: Data(out.utf8), sourceLocation: .__here(), err)
     }
 
-    @Test("JavaScript runs under QuickJS inside the container, as uid 1000 in a jail", .enabled(if: qjsBuilt))
+    @Test("JavaScript runs under QuickJS inside the container, as uid 1000 in a jail", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
     func javascript() async throws {
         let r = try await cli(["--isolation", "wasm+container", "--lang", "js", "-c", "console.log([3,1,2].sort().join(','))"])
         #expect(r.outcome == .ok, "\(r.stderr)")
@@ -41,7 +38,7 @@ struct LayeredWasmTests {
         #expect(HostHealth.leftovers(of: r.sandboxId) == [])
     }
 
-    @Test("an infinite loop in the layered lane ends as a timeout and leaves nothing", .enabled(if: qjsBuilt))
+    @Test("an infinite loop in the layered lane ends as a timeout and leaves nothing", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
     func timeout() async throws {
         let r = try await cli(["--isolation", "wasm+container", "--timeout", "2s", "--lang", "js", "-c", "for(;;){}"])
         #expect(r.outcome == .timeout)
@@ -49,7 +46,7 @@ struct LayeredWasmTests {
         #expect(HostHealth.hostWorks())
     }
 
-    @Test("a WASI module in the layered lane cannot open host files", .enabled(if: qjsBuilt))
+    @Test("a WASI module in the layered lane cannot open host files", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
     func wasiContained() async throws {
         let r = try await cli(["--isolation", "wasm+container", "--wasm", Self.modules + "/hello.wasm", "--", "escape"])
         #expect(r.stdout.contains("blocked") && !r.stdout.contains("OPENED"), "\(r.stdout) \(r.stderr)")

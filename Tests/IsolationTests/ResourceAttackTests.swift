@@ -4,7 +4,7 @@ import Testing
 @testable import SandboxCore
 
 /// Attacks on the host's resources: each must end in its typed outcome with the host unharmed.
-@Suite("Attacks: resource exhaustion", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: resource exhaustion", .realSandboxes)
 struct ResourceAttackTests {
     @Test("a fork bomb hits the pids limit and is contained")
     func forkBomb() async throws {

@@ -11,7 +11,7 @@ import Glibc
 
 /// A run never outlives the process that owns it: signals, a closed pipe, SIGKILL and a cancelled
 /// task all end in the sandbox killed and removed.
-@Suite("Attacks: runs that outlive their owner", .serialized, .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: runs that outlive their owner", .serialized, .realSandboxes)
 struct RunLifetimeTests {
     /// Starts `sandboxer run` with a marker process inside; returns the CLI and the sandbox id once it runs.
     static func startCLI(marker: Int, state: String, extra: [String] = [], stdout: Int32? = nil) async throws -> (ChildProcess, String) {
@@ -100,7 +100,7 @@ struct RunLifetimeTests {
 
 /// A sandbox's code, input, workspace and logs are not readable by other local users, and its
 /// id is not listable.
-@Suite("Attacks: tenant data on the host", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: tenant data on the host", .realSandboxes)
 struct TenantDataTests {
     /// Runs `argv` as user nobody; returns its exit status and output.
     static func asNobody(_ argv: [String]) async throws -> (Termination, String) {
@@ -134,7 +134,7 @@ struct TenantDataTests {
 }
 
 /// What the CLI hands the sandbox as stdin is never a descriptor of the host's.
-@Suite("Attacks: stdin descriptors", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: stdin descriptors", .realSandboxes)
 struct StdinAttackTests {
     @Test("a writable --stdin file is neither handed to the sandbox nor given to its user")
     func stdinFileIsNotHandedIn() async throws {

@@ -5,7 +5,7 @@ import Testing
 
 /// Kernel interfaces an escape would need, called directly (no libc wrapper to hide the result):
 /// every one must fail with EPERM from the seccomp filter or the missing capabilities.
-@Suite("Attacks: forbidden system calls", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: forbidden system calls", .realSandboxes)
 struct SyscallAttackTests {
     @Test("mount(2) of a tmpfs is refused, and the setuid mount binary does not help")
     func mount() async throws {
@@ -96,14 +96,11 @@ struct SyscallAttackTests {
     static let refusedFamilies = ["AF_VSOCK", "AF_PACKET", "AF_INET-raw", "AF_INET6-raw"]
     static let allowedFamilies = ["AF_INET", "AF_UNIX", "AF_NETLINK-route"]
     static let abis = ["x86_64", "i386-socketcall", "i386-socket", "x32"]
-    static var gccPresent: Bool {
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/gcc") { return true }
-        print("SKIP: no /usr/bin/gcc on the host to compile the ABI attack")
-        return false
-    }
 
     @Test("every socket family the 64-bit profile refuses is refused through the i386 (int 0x80) and x32 ABIs too, which are denied outright",
-          .enabled(if: gccPresent, "requires gcc on the host (its /usr is visible inside)"))
+          .requires("requires gcc on the host (its /usr is visible inside)") {
+              Requirement.file("/usr/bin/gcc", "gcc", buildWith: "make test installs it (TEST_PACKAGES)")
+          })
     func compatABIs() async throws {
         let r = try await Attack.sh("cat > /tmp/abi.c <<'EOF'\n\(Self.abiProgram)\nEOF\ngcc -O1 -o /tmp/abi /tmp/abi.c && /tmp/abi")
         var opened: [String: [String: Bool]] = [:]

@@ -1,6 +1,7 @@
 import BackendWasm
 import Foundation
 import Synchronization
+import SandboxTestSupport
 import Testing
 @testable import SandboxCore
 
@@ -10,7 +11,9 @@ import Glibc
 
 /// Attacks on the WASM lane's host interface: the `http.get` tool, the WASI file system and its
 /// limits, blocking host calls, and where `qjs.wasm` comes from. Every packet goes to loopback.
-@Suite("Attacks: the WASM lane's host calls", .serialized, .enabled(if: WasmAttackModules.built != nil, "wasm modules cannot be built"))
+@Suite("Attacks: the WASM lane's host calls", .serialized, .requires("requires the wasm modules wasm/quickjs/build.sh builds") {
+    WasmAttackModules.built == nil ? "wasm/quickjs/build.sh did not build .build-wasm/qjs.wasm and fsattack.wasm (make wasm)" : nil
+})
 struct WasmAttackTests {
     static func backend(mode: WasmBackend.ExecutionMode = .inProcess) -> WasmBackend {
         WasmBackend(configuration: .init(quickJSModule: WasmAttackModules.built?.qjs, mode: mode))
@@ -154,7 +157,7 @@ struct WasmAttackTests {
     func plantedQuickJSModule() throws {
         let exe = try #require(Self.sandboxer, "the sandboxer executable is not built")
         // Install the real module beside the executable, as `make wasm` does for .build/{debug,release}.
-        try WasmAttackModules.runBuildScript(environment: ["QJS_INSTALL_DIRS": (exe as NSString).deletingLastPathComponent])
+        try WasmAttackModules.runBuildScript(environment: ["SANDBOXER_QJS_INSTALL_DIRS": (exe as NSString).deletingLastPathComponent])
         let cwd = NSTemporaryDirectory() + "sbx-planted-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: cwd + "/.build-wasm", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: cwd) }
@@ -191,7 +194,9 @@ enum WasmAttackModules {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [repoRoot + "/wasm/quickjs/build.sh"]
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Into this checkout's .build-wasm, whatever SANDBOXER_WASM_OUT the caller's shell has.
+        p.environment = ProcessInfo.processInfo.environment.merging(["SANDBOXER_WASM_OUT": repoRoot + "/.build-wasm"]) { $1 }
+            .merging(environment) { $1 }
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()

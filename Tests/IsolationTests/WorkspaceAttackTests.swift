@@ -11,7 +11,7 @@ import Glibc
 
 /// Attacks on the host side of `--workspace`: the copy in and back must never follow a swapped-in
 /// link, inflate sparse files, exceed the workspace limits, or overwrite what the host changed.
-@Suite("Attacks: workspace transfer", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Attacks: workspace transfer", .realSandboxes)
 struct WorkspaceAttackTests {
     static func tempDir(_ tag: String) throws -> String {
         let dir = NSTemporaryDirectory() + "sbx-\(tag)-\(UUID().uuidString)"

@@ -76,9 +76,8 @@ struct EgressSandboxTests {
         return result
     }
 
-    @Test("an allowlisted name is reached through the proxy; the decision, bytes and duration are recorded")
+    @Test("an allowlisted name is reached through the proxy; the decision, bytes and duration are recorded", .realSandboxes)
     func allowed() async throws {
-        guard TestSandbox.available else { return }
         let upstream = try LoopbackUpstream()
         defer { upstream.stop() }
         let sink = CollectingSink()
@@ -92,9 +91,8 @@ struct EgressSandboxTests {
         if case .int(let n) = allow.detail["bytes_in"] { #expect(n >= 5) } else { Issue.record("no bytes_in") }
     }
 
-    @Test("a denied host gets 403 with the reason and is never contacted")
+    @Test("a denied host gets 403 with the reason and is never contacted", .realSandboxes)
     func denied() async throws {
-        guard TestSandbox.available else { return }
         let upstream = try LoopbackUpstream()
         defer { upstream.stop() }
         let sink = CollectingSink()
@@ -105,9 +103,8 @@ struct EgressSandboxTests {
         #expect(sink.events.map(\.kind) == ["egress.deny"])
     }
 
-    @Test("a profile that reaches the network is refused where no egress proxy runs")
+    @Test("a profile that reaches the network is refused where no egress proxy runs", .realSandboxes)
     func noProxy() async throws {
-        guard TestSandbox.available else { return }
         let backend = try OCIBackend(configuration: .init())
         let profile = TestSandbox.profile { $0.network = NetworkPolicy(mode: .allowlist, allow: ["pypi.test"]) }
         await #expect(throws: SandboxError.self) {

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxTestSupport
 import Testing
 @testable import SandboxCore
 @testable import SandboxLinux
@@ -56,7 +57,7 @@ struct CgroupHostTests {
         #expect(HostPreparation().plan(h).isEmpty)
     }
 
-    @Test("this host is usable by crun after preparation", .enabled(if: geteuid() == 0, "requires root"))
+    @Test("this host is usable by crun after preparation", .requires("requires root") { geteuid() == 0 ? nil : "requires root (cgroups)" })
     func thisHostPrepared() throws {
         try HostPreparation().fix()
         try HostPreparation().fix()  // idempotent
@@ -121,7 +122,7 @@ struct CgroupV2Tests {
     }
 }
 
-@Suite("Sandbox cgroup on this host", .serialized, .enabled(if: geteuid() == 0, "requires root"))
+@Suite("Sandbox cgroup on this host", .serialized, .requires("requires root") { geteuid() == 0 ? nil : "requires root (cgroups)" })
 struct CgroupHostLiveTests {
     @Test("create writes the limits this host's mode uses, remove leaves nothing")
     func createAndRemove() throws {

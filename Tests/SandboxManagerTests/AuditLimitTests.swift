@@ -66,8 +66,7 @@ import Testing
     }
 
     /// The manager's own sink over a real store: a flood leaves a bounded trail, read in full.
-    @Test func theManagersTrailStaysBoundedUnderAFlood() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func theManagersTrailStaysBoundedUnderAFlood() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let sbx = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "key_a")

@@ -18,6 +18,20 @@ enum OutageEngine: String, Sendable, CustomTestStringConvertible {
     /// SQLite on a small tmpfs, filled up with a filler file and freed again.
     case sqlite
     var testDescription: String { rawValue }
+
+    /// Why this host cannot break a store of this engine, or nil.
+    var missing: String? {
+        switch self {
+        case .postgres: return Requirement.postgres()
+        case .sqlite: return geteuid() == 0 ? nil : "requires root (the SQLite outage test mounts a small tmpfs and fills it)"
+        }
+    }
+
+    /// The engines this host can run the outage tests on (the others skipped with the reason
+    /// printed); under `make test` all of them, so a missing one fails.
+    static var runnable: [OutageEngine] {
+        [.postgres, .sqlite].filter { engine in (try? Requirement.check { engine.missing }) != false }
+    }
 }
 
 /// A real store that a test makes unreachable (``breakStore()``) and brings back (``repair()``).
@@ -39,19 +53,16 @@ final class BreakableStore: @unchecked Sendable {
     func repair() async throws { try await repairAction() }
     func cleanup() async { await cleanupAction() }
 
-    /// A fresh store of `engine`, or nil (with the reason printed) when this host cannot run it.
-    static func make(_ engine: OutageEngine) async throws -> BreakableStore? {
+    /// A fresh store of `engine`; throws (a failure) when this host cannot run it.
+    static func make(_ engine: OutageEngine) async throws -> BreakableStore {
+        if let missing = engine.missing { throw Requirement.Missing(description: missing) }
         switch engine {
         case .postgres: return try await postgres()
         case .sqlite: return try await sqlite()
         }
     }
 
-    static func postgres() async throws -> BreakableStore? {
-        guard let env = ProcessInfo.processInfo.environment["SANDBOXER_TEST_PG_URL"], !env.isEmpty else {
-            print("SKIP: SANDBOXER_TEST_PG_URL is unset: the PostgreSQL outage tests run with the PostgreSQL tests (scripts/pg-test-server.sh; make test does)")
-            return nil
-        }
+    static func postgres() async throws -> BreakableStore {
         let server = try await PrivatePostgres.start()
         do {
             let store = try await PostgresStore.open(url: server.url, logger: Logger(label: "test.store"))
@@ -67,11 +78,7 @@ final class BreakableStore: @unchecked Sendable {
         }
     }
 
-    static func sqlite() async throws -> BreakableStore? {
-        guard geteuid() == 0 else {
-            print("SKIP: requires root (the SQLite outage test mounts a small tmpfs and fills it)")
-            return nil
-        }
+    static func sqlite() async throws -> BreakableStore {
         let dir = TempDir.make("sbx-spool-fs")
         try await Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", dir])
         let store: SQLiteStore

@@ -7,8 +7,7 @@ import Testing
 
 /// A sandbox's audit trail as the manager records it, on real container sandboxes.
 @Suite(.serialized) struct ManagerAuditTests {
-    @Test func execsAndFileOperationsAreRecordedInOrderAndEnvValuesNever() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func execsAndFileOperationsAreRecordedInOrderAndEnvValuesNever() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let sbx = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "key_a")
@@ -48,8 +47,7 @@ import Testing
         }
     }
 
-    @Test func followingStreamsNewEntriesAndEndsWithTheSandbox() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func followingStreamsNewEntriesAndEndsWithTheSandbox() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let sbx = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "key_a")

@@ -13,8 +13,7 @@ import Glibc
 
 /// The manager's state machine, records, tenants, TTL and quotas, on real container sandboxes.
 @Suite(.serialized) struct ManagerLifecycleTests {
-    @Test func createExecDestroyIsRecordedAtEachStep() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func createExecDestroyIsRecordedAtEachStep() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let created = try await f.manager.create(tenantId: f.tenant.id, Self.req(), actor: "test")
@@ -40,8 +39,7 @@ import Glibc
         }
     }
 
-    @Test func anotherTenantGetsNotFoundForEverything() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func anotherTenantGetsNotFoundForEverything() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let other = try await f.store.ensureTenant(name: "other")
@@ -60,8 +58,7 @@ import Glibc
         }
     }
 
-    @Test func ttlAndIdleTimeoutDestroyWithAReason() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func ttlAndIdleTimeoutDestroyWithAReason() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             var shortTTL = Self.req()
@@ -86,8 +83,7 @@ import Glibc
         }
     }
 
-    @Test func quotasRefuseWithRetryAfter() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func quotasRefuseWithRetryAfter() async throws {
         try await ManagerFixture.with { f in
             try await f.store.setQuota(tenantId: f.tenant.id, QuotaOverrides(maxSandboxes: 1, execsPerMinute: 2))
             try await f.manager.start()
@@ -108,9 +104,8 @@ import Glibc
         }
     }
 
-    @Test("50 concurrent creates at max_sandboxes = 5 make exactly 5 sandboxes (the quota is held before the first await)")
+    @Test("50 concurrent creates at max_sandboxes = 5 make exactly 5 sandboxes (the quota is held before the first await)", .realSandboxes)
     func concurrentCreatesStayWithinTheQuota() async throws {
-        guard TestSandbox.available else { return }
         try await ManagerFixture.with { f in
             try await f.store.setQuota(tenantId: f.tenant.id, QuotaOverrides(maxSandboxes: 5))
             try await f.manager.start()
@@ -135,8 +130,7 @@ import Glibc
         }
     }
 
-    @Test func unknownProfileNamesTheKnownOnes() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func unknownProfileNamesTheKnownOnes() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             do {

@@ -15,8 +15,7 @@ import Glibc
 /// call that merely fails to reach the agent — as when the server is out of descriptors under a
 /// connection flood — fails that call with a retryable `unavailable` and keeps the sandbox.
 @Suite(.serialized) struct ManagerLostEvidenceTests {
-    @Test func anAgentThatCannotBeReachedButLivesIsNotLost() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func anAgentThatCannotBeReachedButLivesIsNotLost() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")

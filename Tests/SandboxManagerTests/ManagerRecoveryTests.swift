@@ -13,8 +13,7 @@ import Glibc
 
 /// Restart, lost agents, cancellation, the warm pool and events, on real container sandboxes.
 @Suite(.serialized) struct ManagerRecoveryTests {
-    @Test func restartAdoptsWhatAnswersAndCollectsTheRest() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func restartAdoptsWhatAnswersAndCollectsTheRest() async throws {
         let f1 = try await ManagerFixture.make()
         try await f1.manager.start()
         let kept = try await f1.manager.create(tenantId: f1.tenant.id, ManagerFixture.request, actor: "test")
@@ -46,8 +45,7 @@ import Glibc
         await f2.finish()
     }
 
-    @Test func aDeadAgentMakesTheSandboxLostAndCallsFailAtOnce() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func aDeadAgentMakesTheSandboxLostAndCallsFailAtOnce() async throws {
         try await ManagerFixture.with(healthInterval: .milliseconds(200)) { f in
             try await f.manager.start()
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
@@ -70,8 +68,7 @@ import Glibc
         }
     }
 
-    @Test func cancellingAnExecKillsItsProcess() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func cancellingAnExecKillsItsProcess() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
@@ -87,8 +84,7 @@ import Glibc
         }
     }
 
-    @Test func theWarmPoolHandsOutReadySandboxesAndRefills() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func theWarmPoolHandsOutReadySandboxesAndRefills() async throws {
         try await ManagerFixture.with(warmPool: ["default": 2]) { f in
             try await f.manager.start()
             try await ManagerLifecycleTests.waitUntil { await f.manager.poolSizes["default"] == 2 }
@@ -103,8 +99,7 @@ import Glibc
         }
     }
 
-    @Test func eventsFollowCreateExecAndDestroy() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func eventsFollowCreateExecAndDestroy() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let events = f.manager.events(tenantId: f.tenant.id)

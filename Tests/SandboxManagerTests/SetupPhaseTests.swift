@@ -21,8 +21,7 @@ import Testing
         return request
     }
 
-    @Test func aProcessTheSetupCommandLeftRunningIsEndedBeforeTheRunPhase() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func aProcessTheSetupCommandLeftRunningIsEndedBeforeTheRunPhase() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let sbx = try await f.manager.create(tenantId: f.tenant.id, request(keep: false), actor: "key_a")
@@ -34,8 +33,7 @@ import Testing
         }
     }
 
-    @Test func theProfileMayKeepThem() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func theProfileMayKeepThem() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let sbx = try await f.manager.create(tenantId: f.tenant.id, request(keep: true), actor: "key_a")
@@ -44,8 +42,7 @@ import Testing
         }
     }
 
-    @Test func aOneShotRunWithSetupEndsWhatSetupLeftRunning() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func aOneShotRunWithSetupEndsWhatSetupLeftRunning() async throws {
         for keep in [false, true] {
             let profile = TestSandbox.profile { $0.phases.keepSetupProcesses = keep }
             let run = PhasedRun(backend: try TestSandbox.backend(), egress: nil)

@@ -56,7 +56,7 @@ struct RunFixture {
     }
 }
 
-@Suite("Run service: queued runs in real sandboxes", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Run service: queued runs in real sandboxes", .realSandboxes)
 struct RunServiceTests {
     @Test("a run is executed once: output stored, result and attempt recorded")
     func succeeds() async throws {

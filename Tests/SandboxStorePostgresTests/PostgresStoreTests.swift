@@ -2,11 +2,12 @@ import Foundation
 import RunStoreContract
 import SandboxCore
 import SandboxStore
+import SandboxTestSupport
 import Testing
 @testable import SandboxStorePostgres
 
 /// The SandboxStore side of the PostgreSQL engine: the same semantics and errors as SQLite.
-@Suite("PostgresStore: tenants, keys, sandboxes, execs, logs, audit", .enabled(if: TestPostgres.available, TestPostgres.skipReason))
+@Suite("PostgresStore: tenants, keys, sandboxes, execs, logs, audit", .postgres)
 struct PostgresStoreTests {
     @Test("keys: created per tenant, authenticated by the whole key only, revoked by id; only a SHA-256 is stored")
     func keys() async throws {

@@ -2,12 +2,13 @@ import Foundation
 import RunStoreContract
 import SandboxCore
 import SandboxStore
+import SandboxTestSupport
 import Testing
 @testable import SandboxStorePostgres
 
 /// The run-queue contract on PostgreSQL: every case on a fresh database; the "second node" is a
 /// second store on the same database (its own pool and LISTEN connection).
-@Suite("Run queue on PostgreSQL", .enabled(if: TestPostgres.available, TestPostgres.skipReason))
+@Suite("Run queue on PostgreSQL", .postgres)
 struct RunQueuePostgresTests {
     @Test(arguments: RunStoreContract.names)
     func contract(_ name: String) async throws {

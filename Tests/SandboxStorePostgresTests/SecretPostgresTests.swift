@@ -2,12 +2,13 @@ import Foundation
 import RunStoreContract
 import SandboxCore
 import SandboxStore
+import SandboxTestSupport
 import Testing
 @testable import SandboxStorePostgres
 
 /// Secrets on PostgreSQL: the same contract as SQLite; the key file stays in the local data
 /// directory, so a second node with a copy of it reveals what the first one set.
-@Suite("PostgresStore: secrets", .enabled(if: TestPostgres.available, TestPostgres.skipReason))
+@Suite("PostgresStore: secrets", .postgres)
 struct SecretPostgresTests {
     @Test("set, reveal, list without values, replace, remove; unknown names are refused naming them")
     func roundTrip() async throws {

@@ -12,7 +12,7 @@ import Testing
 /// started again: calls are refused with `store_unavailable` (never the password) instead of
 /// waiting, keys checked before the outage still authenticate, and once the server is back the
 /// store answers, the LISTEN connection listens again and nothing committed is lost.
-@Suite("Store outages on PostgreSQL", .enabled(if: TestPostgres.available, TestPostgres.skipReason), .serialized)
+@Suite("Store outages on PostgreSQL", .postgres, .serialized)
 struct StoreOutagePostgresTests {
     @Test("a crashed server: every call is refused with store_unavailable; back: calls, LISTEN and committed runs are all there")
     func crashAndReturn() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SandboxTestSupport
 import Testing
 import SandboxCore
 import SandboxLinux
@@ -42,7 +43,7 @@ struct StoreHealthTests {
     }
 
     @Test("SQLite on a full disk: writes answer insufficient_storage, the store is down, and it comes back once there is room",
-          .enabled(if: getuid() == 0, "needs root to mount a small tmpfs"))
+          .requires("needs root to mount a small tmpfs") { getuid() == 0 ? nil : "needs root to mount a small tmpfs" })
     func sqliteDiskFull() async throws {
         let root = NSTemporaryDirectory() + "sbx-full-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -83,7 +84,7 @@ struct StoreHealthTests {
     }
 
     @Test("SQLite on a read-only data directory: the store does not open, and says which directory to fix",
-          .enabled(if: getuid() == 0, "needs root to bind-mount the directory read-only"))
+          .requires("needs root to bind-mount the directory read-only") { getuid() == 0 ? nil : "needs root to bind-mount the directory read-only" })
     func sqliteReadOnly() async throws {
         // (A directory that turns read-only under a running server cannot be made here: a file
         // open for writing keeps the kernel from remounting read-only. SQLITE_READONLY then maps

@@ -7,8 +7,7 @@ import Testing
 /// `sandboxer audit` against a served app: the whole trail, and nothing a sandbox wrote can forge
 /// a line or reach the terminal.
 @Suite(.serialized) struct AuditCLITests {
-    @Test func theWholeTrailIsPrintedAndControlCharactersAreEscaped() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func theWholeTrailIsPrintedAndControlCharactersAreEscaped() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             let created = try await CLIClientTests.run(app, key, ["create", "--ttl", "10m"])

@@ -57,8 +57,7 @@ import Testing
         }
     }
 
-    @Test func createExecCopyListKillRemove() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func createExecCopyListKillRemove() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             let created = try await Self.run(app, key, ["create", "--ttl", "10m", "--metadata", "team=ml", "--env", "GREETING=hi"])

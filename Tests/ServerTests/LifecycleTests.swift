@@ -15,8 +15,7 @@ import Testing
         return try d.decode(T.self, from: Data(reply.body))
     }
 
-    @Test func createExecFilesDelete() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func createExecFilesDelete() async throws {
         try await ServedApp.with { app in
             let (key, keyRecord) = try await app.store.createAPIKey(tenantName: "acme")
             let client = try app.client(key)
@@ -86,8 +85,7 @@ import Testing
         }
     }
 
-    @Test func uploadOverTheWorkspaceLimitIs413() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func uploadOverTheWorkspaceLimitIs413() async throws {
         try await ServedApp.with { app in
             let client = try app.client(try await app.key("acme"))
             let created = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes([
@@ -102,8 +100,7 @@ import Testing
         }
     }
 
-    @Test func tenantsNeverSeeEachOther() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func tenantsNeverSeeEachOther() async throws {
         try await ServedApp.with { app in
             let acme = try app.client(try await app.key("acme"))
             let other = try app.client(try await app.key("globex"))

@@ -35,8 +35,7 @@ import Testing
         }
     }
 
-    @Test func theInteractiveExecSocketOfARevokedKeyIsClosedAndItsProcessEnds() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func theInteractiveExecSocketOfARevokedKeyIsClosedAndItsProcessEnds() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             let id = try await Self.record(app.store, key: key).id
@@ -66,8 +65,7 @@ import Testing
         }
     }
 
-    @Test func anExecStreamOfARevokedKeyEnds() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func anExecStreamOfARevokedKeyEnds() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             let id = try await Self.record(app.store, key: key).id

@@ -16,8 +16,7 @@ import Testing
         _ = try await client.checked("DELETE", "/v1/sandboxes/\(id)")
     }
 
-    @Test func sseExecStreamsChunksThenResult() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func sseExecStreamsChunksThenResult() async throws {
         try await ServedApp.with { app in
             try await Self.withSandbox(app, key: try await app.key("acme")) { client, id in
                 var parser = SSEParser()
@@ -36,8 +35,7 @@ import Testing
         }
     }
 
-    @Test func webSocketExecTakesStdin() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func webSocketExecTakesStdin() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             try await Self.withSandbox(app, key: key) { _, id in
@@ -93,8 +91,7 @@ import Testing
         }
     }
 
-    @Test func eventsSocketSeesTheTenantsSandboxes() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func eventsSocketSeesTheTenantsSandboxes() async throws {
         try await ServedApp.with { app in
             let key = try await app.key("acme")
             try await TestWebSocket.with(port: app.port, path: "/v1/events", key: key) { ws, status, head in
@@ -110,8 +107,7 @@ import Testing
         }
     }
 
-    @Test func backgroundProcessSignalAndOutput() async throws {
-        guard TestSandbox.available else { return }
+    @Test(.realSandboxes) func backgroundProcessSignalAndOutput() async throws {
         try await ServedApp.with { app in
             try await Self.withSandbox(app, key: try await app.key("acme")) { client, id in
                 let base = "/v1/sandboxes/\(id)/processes"

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Builds QuickJS (quickjs-ng, from its PyPI sdist) plus driver.c into a WASI
-# preview1 command module ${OUT}/qjs.wasm, and each wasm/testdata/NAME.c into
-# ${OUT}/NAME.wasm (test programs).  Idempotent: installs only missing Debian packages,
-# downloads the sdist once (sha256-checked every run), and skips a module that
-# is newer than all of its inputs unless FORCE=1.
+# preview1 command module $SANDBOXER_WASM_OUT/qjs.wasm, and each wasm/testdata/NAME.c into
+# $SANDBOXER_WASM_OUT/NAME.wasm (test programs).  Idempotent: installs only missing Debian
+# packages, downloads the sdist once (sha256-checked every run), and skips a module that
+# is newer than all of its inputs unless SANDBOXER_WASM_FORCE=1.
 #
-# Environment:
-#   OUT          output dir (default .build-wasm; relative = to the repo root)
-#   CACHE_DIR    download/extract cache (default ${OUT}/cache)
-#   FORCE=1      rebuild even when outputs are up to date
-#   CLANG        clang to use (default /opt/swift/usr/bin/clang)
-#   PYTHON       python for `pip download` (default python3)
-#   WASM_STACK_SIZE  shadow (C) stack in linear memory, bytes (default 2 MiB)
-#   QJS_INSTALL_DIRS colon-separated directories that get a copy of qjs.wasm
+# Environment (namespaced, so a generic OUT or CLANG in the caller's shell changes nothing):
+#   SANDBOXER_WASM_OUT     output dir (default .build-wasm; relative = to the repo root)
+#   SANDBOXER_WASM_CACHE   download/extract cache (default ${SANDBOXER_WASM_OUT}/cache)
+#   SANDBOXER_WASM_FORCE=1 rebuild even when outputs are up to date
+#   SANDBOXER_WASM_CLANG   clang to use (default /opt/swift/usr/bin/clang)
+#   SANDBOXER_WASM_PYTHON  python for `pip download` (default python3)
+#   SANDBOXER_WASM_STACK_SIZE  shadow (C) stack in linear memory, bytes (default 2 MiB)
+#   SANDBOXER_QJS_INSTALL_DIRS colon-separated directories that get a copy of qjs.wasm
 #                (default: those of .build/debug and .build/release that exist).
 #                The WASM lane looks for qjs.wasm only beside the running
 #                executable (or in $SANDBOXER_QJS_WASM), never under the cwd.
@@ -30,14 +30,14 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
 SCRIPT_PATH="${SCRIPT_DIR}/$(basename "${BASH_SOURCE[0]}")"
 
-OUT="${OUT:-.build-wasm}"
+OUT="${SANDBOXER_WASM_OUT:-.build-wasm}"
 case "${OUT}" in /*) ;; *) OUT="${REPO_ROOT}/${OUT}" ;; esac
-CACHE_DIR="${CACHE_DIR:-${OUT}/cache}"
+CACHE_DIR="${SANDBOXER_WASM_CACHE:-${OUT}/cache}"
 case "${CACHE_DIR}" in /*) ;; *) CACHE_DIR="${REPO_ROOT}/${CACHE_DIR}" ;; esac
-FORCE="${FORCE:-0}"
-CLANG="${CLANG:-/opt/swift/usr/bin/clang}"
-PYTHON="${PYTHON:-python3}"
-WASM_STACK_SIZE="${WASM_STACK_SIZE:-2097152}"
+FORCE="${SANDBOXER_WASM_FORCE:-0}"
+CLANG="${SANDBOXER_WASM_CLANG:-/opt/swift/usr/bin/clang}"
+PYTHON="${SANDBOXER_WASM_PYTHON:-python3}"
+WASM_STACK_SIZE="${SANDBOXER_WASM_STACK_SIZE:-2097152}"
 
 DRIVER="${SCRIPT_DIR}/driver.c"
 HELLO_SRC="${REPO_ROOT}/wasm/testdata/hello.c"
@@ -187,8 +187,8 @@ build_testdata() {
 # (only when missing or different, atomically), where QuickJS.locate() finds it.
 install_beside_binaries() {
     local dirs dir
-    if [ -n "${QJS_INSTALL_DIRS:-}" ]; then
-        IFS=: read -r -a dirs <<< "${QJS_INSTALL_DIRS}"
+    if [ -n "${SANDBOXER_QJS_INSTALL_DIRS:-}" ]; then
+        IFS=: read -r -a dirs <<< "${SANDBOXER_QJS_INSTALL_DIRS}"
     else
         dirs=("${REPO_ROOT}/.build/debug" "${REPO_ROOT}/.build/release")
     fi
@@ -202,7 +202,7 @@ install_beside_binaries() {
 }
 
 main() {
-    [ -x "${CLANG}" ] || die "clang not found at ${CLANG} (set CLANG=...)"
+    [ -x "${CLANG}" ] || die "clang not found at ${CLANG} (set SANDBOXER_WASM_CLANG=...)"
     [ -f "${DRIVER}" ] || die "missing ${DRIVER}"
     [ -f "${HELLO_SRC}" ] || die "missing ${HELLO_SRC}"
     ensure_packages
