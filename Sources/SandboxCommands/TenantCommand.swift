@@ -37,20 +37,20 @@ struct TenantQuotaItem: Codable {
 }
 
 /// Where the `tenant` commands take the server's defaults from (the quotas of a tenant the operator
-/// set nothing for): serve's flags of the same names.
+/// set nothing for): serve's configuration file, as `serve` reads it.
 struct QuotaDefaultsOption: ParsableArguments {
-    @Option(name: .customLong("default-max-sandboxes"), help: "The server's --max-sandboxes, to show the quotas in force (default: 100).")
-    var maxSandboxes: Int = 100
-    @Option(name: .customLong("default-max-memory"), help: "The server's --max-memory (default: 64G).")
-    var maxMemory: String = "64G"
-    @Option(name: .customLong("default-execs-per-minute"), help: "The server's --execs-per-minute (default: 6000).")
-    var execsPerMinute: Int = 6000
-    @Option(name: .customLong("default-max-queued"), help: "The server's --max-queued (default: 10000).")
-    var maxQueued: Int = 10_000
+    @Option(name: .customLong("config"), help: "serve's configuration file: its max-sandboxes, max-memory, execs-per-minute and max-queued are the defaults shown (default: $SANDBOXER_CONFIG, else /etc/sandboxer/config.yaml when it exists; else serve's built-in defaults).")
+    var config: String?
 
+    /// The defaults a `serve` started with this configuration file (and no quota flags) applies.
     func quota() throws -> TenantQuota {
-        TenantQuota(maxSandboxes: maxSandboxes, execsPerMinute: execsPerMinute,
-                    maxMemoryBytes: try ByteSize.parse(maxMemory, field: "--default-max-memory"), maxQueued: maxQueued)
+        let expanded = try ServeConfig.expand(["serve"] + (config.map { ["--config", $0] } ?? []))
+        let serve: ServeCommand
+        do { serve = try ServeCommand.parse(Array(expanded.dropFirst())) } catch {
+            throw SandboxError(.invalidRequest, "serve's configuration: \(ServeCommand.message(for: error))")
+        }
+        return try ServeCommand.defaultQuota(maxSandboxes: serve.maxSandboxes, maxMemory: serve.maxMemory,
+                                             execsPerMinute: serve.execsPerMinute, maxQueued: serve.maxQueued)
     }
 }
 

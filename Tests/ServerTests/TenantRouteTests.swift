@@ -78,7 +78,7 @@ struct TenantRouteTests {
     }
 
     @Test("a lowered max_sandboxes refuses the next create at once (429), and raising it lets it through",
-          .enabled(if: TestSandbox.available))
+          .realSandboxes)
     func loweredQuotaApplies() async throws {
         try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"])) { app in
             let acme = try app.client(try await app.key("acme"))
