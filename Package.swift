@@ -105,15 +105,21 @@ let package = Package(
         ]),
         /// The one layer every surface calls: lane routing, sandbox records and their state machine,
         /// TTL/idle reaper, warm pool, start-up reconciliation.
+        /// One-shot runs (`sandboxer run`, the run queue's attempts): lane routing, `wasm+container`
+        /// layering, the setup phase; backends built once.
+        .target(name: "OneShot", dependencies: [
+            "SandboxCore", "SandboxLinux", "BackendOCI", "BackendWasm", "Templates",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "SandboxManager", dependencies: [
-            "SandboxCore", "SandboxLinux", "BackendOCI", "BackendWasm", "SandboxStore", "Templates",
+            "SandboxCore", "SandboxLinux", "BackendOCI", "BackendWasm", "SandboxStore", "Templates", "OneShot",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
         ]),
         /// The execution service: workers that claim queued runs, run them in one-shot sandboxes,
         /// keep their leases alive, take back runs of dead workers, deliver webhooks.
         .target(name: "SandboxRuns", dependencies: [
-            "SandboxCore", "SandboxLinux", "SandboxManager", "SandboxStore",
+            "SandboxCore", "SandboxLinux", "SandboxManager", "SandboxStore", "OneShot",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,7 +143,7 @@ let package = Package(
         /// The CLI commands, as a library so tests can drive them in-process.
         .target(name: "SandboxCommands", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "BackendOCI", "BackendWasm",
-            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns", "SandboxEgress",
+            "SandboxStore", "SandboxStorePostgres", "SandboxManager", "SandboxServer", "SandboxRuns", "SandboxEgress", "OneShot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -169,7 +175,7 @@ let package = Package(
             "SandboxStorePostgres", "SandboxStore", "SandboxCore", "SandboxLinux", "RunStoreContract", "SandboxTestSupport",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
-        .testTarget(name: "SandboxManagerTests", dependencies: [
+        .testTarget(name: "SandboxManagerTests", dependencies: ["OneShot", 
             "SandboxManager", "SandboxStore", "SandboxStorePostgres", "SandboxCore", "SandboxLinux", "BackendOCI", "SandboxTestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -181,7 +187,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "SandboxRunsTests", dependencies: [
+        .testTarget(name: "SandboxRunsTests", dependencies: ["OneShot", 
             "SandboxRuns", "SandboxManager", "SandboxStore", "SandboxCore", "SandboxTestSupport", "RunStoreContract",
         ]),
         .testTarget(name: "EgressTLSTests", dependencies: [
@@ -192,6 +198,6 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
         ]),
-        .testTarget(name: "IsolationTests", dependencies: ["BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
+        .testTarget(name: "IsolationTests", dependencies: ["OneShot", "BackendOCI", "BackendWasm", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
     ]
 )

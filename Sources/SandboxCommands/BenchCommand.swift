@@ -2,6 +2,7 @@ import ArgumentParser
 import BackendOCI
 import BackendWasm
 import Foundation
+import OneShot
 import SandboxCore
 import SandboxLinux
 import SandboxManager

@@ -1,5 +1,6 @@
 import BackendOCI
 import Foundation
+import OneShot
 import SandboxCore
 import SandboxLinux
 import SandboxManager
@@ -83,7 +84,7 @@ struct QueueBench {
         var profile = Profile.default
         profile.limits.timeout = .seconds(60)
         let services = (0..<workers).map { i in
-            RunService(store: store, lanes: Lanes(options: .init(stateDirectory: state)), configuration: .init(
+            RunService(store: store, runner: OneShotRunner(options: .init(stateDirectory: state)), configuration: .init(
                 node: "bench-\(i)-\(UUID().uuidString.prefix(4))", concurrency: concurrency, tenantCap: concurrency * workers))
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in

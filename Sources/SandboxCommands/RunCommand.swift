@@ -2,6 +2,7 @@ import ArgumentParser
 import BackendOCI
 import BackendWasm
 import Foundation
+import OneShot
 import Logging
 import SandboxCore
 import SandboxLinux
@@ -112,13 +113,13 @@ struct RunCommand: AsyncParsableCommand {
         let secretData = profile.secrets.isEmpty ? nil : (data ?? StoreFiles.defaultDirectory())
         let hub = profile.needsEgress || secretData != nil ? try egress.makeHub(dataDirectory: secretData) : nil
         let setupRequest = setup.map { ExecRequest(argv: ["/bin/sh", "-c", $0], timeout: profile.limits.timeout) }
-        var options = Lanes.Options(runtime: runtime, reaper: reaper, egress: hub)
+        var options = OneShotRunner.Options(runtime: runtime, reaper: reaper, egress: hub)
         if let secretData { options.secrets = try SecretVault.open(store: try SQLiteStore(directory: secretData), dataDirectory: secretData) }
-        let lanes = Lanes(options: options)
+        let runner = OneShotRunner(options: options)
         let result: ExecResult
         do {
             result = try await signals.run {
-                try await lanes.run(profile: profile, request: request, workspace: workspace, sync: sync, setup: setupRequest, output: stream)
+                try await runner.run(profile: profile, request: request, workspace: workspace, sync: sync, setup: setupRequest, output: stream)
             }
         } catch {
             await hub?.shutdown()

@@ -2,6 +2,7 @@ import ArgumentParser
 import BackendOCI
 import BackendWasm
 import Foundation
+import OneShot
 import Logging
 import Metrics
 import SandboxCore
@@ -142,7 +143,7 @@ struct ServeCommand: AsyncParsableCommand {
         let manager = SandboxManager(
             store: store, backends: try ServerSetup.makeBackends(configuration, logger: logger), configuration: configuration, logger: managerLogger)
         let runs = try RunService(
-            store: store, lanes: ServerSetup.runLanes(configuration),
+            store: store, runner: ServerSetup.oneShotRunner(configuration),
             configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns, lease: lease),
             logger: managerLogger)
         let server = SandboxServer(
@@ -256,13 +257,13 @@ public enum ServerSetup {
         return text
     }
 
-    /// The lanes of queued runs: one-shot sandboxes under the server's state directory, reaped by
+    /// The one-shot runner of queued runs: sandboxes under the server's state directory, reaped by
     /// `sandboxer reap` if the server dies mid-run; WASM in supervised workers.
-    public static func runLanes(_ configuration: SandboxManager.Configuration) -> Lanes {
-        var options = Lanes.Options(stateDirectory: configuration.stateDirectory, reaper: [SelfExecutable.pathForRespawn, "reap"],
+    public static func oneShotRunner(_ configuration: SandboxManager.Configuration) -> OneShotRunner {
+        var options = OneShotRunner.Options(stateDirectory: configuration.stateDirectory, reaper: [SelfExecutable.pathForRespawn, "reap"],
                                     wasmMode: .worker(executable: LayeredWasm.executable), egress: configuration.egress)
         options.secrets = configuration.secrets
-        return Lanes(options: options)
+        return OneShotRunner(options: options)
     }
 
     /// The run service's settings from `serve`'s flags.

@@ -1,6 +1,7 @@
 import BackendOCI
 import BackendWasm
 import Foundation
+import OneShot
 import SandboxCore
 
 extension SandboxManager {

@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import SandboxCore
 
 extension SandboxManager {

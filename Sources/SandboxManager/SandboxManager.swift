@@ -5,7 +5,7 @@ import SandboxCore
 import SandboxStore
 
 /// The one layer between every surface (CLI, HTTP, later the queue and MCP) and the isolation
-/// backends: lane routing and layering (``Lanes``), persisted sandbox records with their state
+/// backends: persisted sandbox records with their state
 /// machine (``SandboxState``), TTL and idle reaper, the warm pool, quotas, and start-up
 /// reconciliation (adopt what still answers, collect the rest).
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import Logging
 import SandboxCore
 import SandboxManager
@@ -11,7 +12,7 @@ extension RunService {
     func execute(_ run: RunRecord, cancel: WakeSignal) async {
         let attempt = run.attempts.count
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
-        let lanes = self.lanes
+        let runner = self.runner
         let spec = run.spec
         // The attempt's sandbox is on record before it starts (a crash mid-run still names it).
         let sandboxId = SandboxSpec.newID()
@@ -20,7 +21,7 @@ extension RunService {
         }
         let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
-                do { return .success(try await lanes.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
+                do { return .success(try await runner.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
                                                           setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
                                                           tenantId: run.tenantId, sandboxId: sandboxId, output: buffer.handler)) }
                 catch { return .failure(error) }

@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import Logging
 import Metrics
 import SandboxCore
@@ -48,7 +49,7 @@ public actor RunService {
     public nonisolated let store: any RunStore
     /// This process's worker id (`node#pid.random`).
     public nonisolated let workerId: String
-    let lanes: Lanes
+    let runner: OneShotRunner
     let logger: Logger
     let wake = WakeSignal()
     let webhooks: WebhookSender
@@ -62,9 +63,9 @@ public actor RunService {
     /// taken back (every node's heartbeats failed alike; each gets a heartbeat to renew first).
     var lastOutage: ContinuousClock.Instant?
 
-    public init(store: any RunStore, lanes: Lanes, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
+    public init(store: any RunStore, runner: OneShotRunner, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
         self.store = store
-        self.lanes = lanes
+        self.runner = runner
         self.configuration = configuration
         self.logger = logger
         self.workerId = "\(configuration.node)#\(getpid()).\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"

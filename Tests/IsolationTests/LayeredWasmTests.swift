@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import SandboxTestSupport
 import Testing
 @testable import SandboxCore

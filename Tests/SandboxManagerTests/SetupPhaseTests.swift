@@ -1,4 +1,5 @@
 import Foundation
+@testable import OneShot
 import SandboxCore
 @testable import SandboxManager
 import SandboxTestSupport

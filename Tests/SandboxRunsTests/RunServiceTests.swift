@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import RunStoreContract
 import SandboxCore
 import SandboxManager
@@ -25,8 +26,8 @@ struct RunFixture {
         let store = try SQLiteStore(directory: root + "/data")
         defer { try? store.close() }
         if !stateUnder.isEmpty { FileManager.default.createFile(atPath: root + "/" + stateUnder, contents: Data()) }
-        let lanes = Lanes(options: .init(stateDirectory: root + "/" + (stateUnder.isEmpty ? "" : stateUnder + "/") + "state"))
-        let service = RunService(store: store, lanes: lanes, configuration: .init(
+        let runner = OneShotRunner(options: .init(stateDirectory: root + "/" + (stateUnder.isEmpty ? "" : stateUnder + "/") + "state"))
+        let service = RunService(store: store, runner: runner, configuration: .init(
             node: "test-node", concurrency: concurrency, tenantCap: concurrency, lease: lease, heartbeat: .milliseconds(200), retry: retry))
         let task = Task { await service.run() }
         defer { task.cancel() }
@@ -142,12 +143,12 @@ struct RunServiceTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let store = try SQLiteStore(directory: root + "/data")
         defer { try? store.close() }
-        let lanes = Lanes(options: .init(stateDirectory: root + "/state"))
+        let runner = OneShotRunner(options: .init(stateDirectory: root + "/state"))
         let config = RunService.Configuration(node: "n1", concurrency: 1, lease: .seconds(120), heartbeat: .milliseconds(200),
                                               retry: RetryPolicy(base: .milliseconds(10), max: .milliseconds(20)))
         let run = RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: "t", spec: RunSpec(profile: TestSandbox.profile(), argv: ["sh", "-c", "sleep 1.5; echo finished"]))
         _ = try await store.submitRun(run, maxQueued: 10)
-        let first = RunService(store: store, lanes: lanes, configuration: config)
+        let first = RunService(store: store, runner: runner, configuration: config)
         let t1 = Task { await first.run() }
         let fixture = RunFixture(store: store, service: first, root: root)
         _ = try await fixture.wait(run.id) { $0.state == .running }
@@ -156,7 +157,7 @@ struct RunServiceTests {
         await t1.value
         let handedBack = try #require(try await store.run(id: run.id))
         #expect(handedBack.state == .queued && handedBack.attempts.first?.outcome == .workerLost, "\(handedBack)")
-        let second = RunService(store: store, lanes: lanes, configuration: config)
+        let second = RunService(store: store, runner: runner, configuration: config)
         let t2 = Task { await second.run() }
         defer { t2.cancel() }
         let done = try await fixture.wait(run.id)

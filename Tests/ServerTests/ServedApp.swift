@@ -1,4 +1,5 @@
 import Foundation
+import OneShot
 import Logging
 import SandboxCommands
 import SandboxCore
@@ -53,7 +54,7 @@ struct ServedApp: Sendable {
             store: store, backends: try ServerSetup.makeBackends(managerConfiguration, logger: logger), configuration: managerConfiguration, logger: logger)
         var config = configuration
         config.host = "127.0.0.1"
-        let runs = RunService(store: store, lanes: ServerSetup.runLanes(managerConfiguration), configuration: .init(
+        let runs = RunService(store: store, runner: ServerSetup.oneShotRunner(managerConfiguration), configuration: .init(
             node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), logger: logger)
         let server = SandboxServer(manager: manager, runs: runs, configuration: config, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()

@@ -5,10 +5,11 @@ import Logging
 import SandboxCore
 import SandboxLinux
 
-/// Lane routing: which backend runs a profile's isolation level, and how layered lanes
-/// (`wasm+container`) are composed. The one place that knows the mapping; the CLI's `run` and the
-/// ``SandboxManager`` both go through it.
-public struct Lanes: Sendable {
+/// One-shot runs: a fresh sandbox of the profile's lane runs one request and is removed. Knows
+/// which backend runs an isolation level and how layered lanes (`wasm+container`) are composed;
+/// its backends are built once (cgroup detection, the seccomp profile) and shared by every run.
+/// `sandboxer run` and the run queue's workers both go through it.
+public final class OneShotRunner: Sendable {
     /// Host settings of the lanes.
     public struct Options: Sendable {
         /// Container lane state (`/run/sandboxer`, or the server's `<data>/state`).
@@ -35,16 +36,23 @@ public struct Lanes: Sendable {
 
     public let options: Options
     let logger: Logger
+    /// The container lane's backend, built once (or why it cannot be: no runtime, not root).
+    private let container: Result<OCIBackend, SandboxError>
+    private let wasm: WasmBackend
 
-    public init(options: Options = Options(), logger: Logger = Logger(label: "sandboxer.lanes")) {
+    public init(options: Options = Options(), logger: Logger = Logger(label: "sandboxer.oneshot")) {
         self.options = options
         self.logger = logger
+        container = Result { () throws(SandboxError) in
+            try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper,
+                                                egress: options.egress))
+        }
+        wasm = WasmBackend(configuration: .init(mode: options.wasmMode))
     }
 
-    /// The container lane's backend (crun/runc/runsc) with these options.
+    /// The container lane's backend (crun/runc/runsc) with these options, the same for every run.
     public func containerBackend() throws(SandboxError) -> OCIBackend {
-        try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper,
-                                            egress: options.egress))
+        try container.get()
     }
 
     /// The quick leftover check before a one-shot run (it may spawn the runtime and wait on
@@ -86,7 +94,7 @@ public struct Lanes: Sendable {
         switch profile.isolation {
         case .wasm:
             let spec = SandboxSpec(id: sandboxId, profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
-            return try await WasmBackend(configuration: .init(mode: options.wasmMode)).run(spec, request, output: output)
+            return try await wasm.run(spec, request, output: output)
         case .wasmContainer:
             let backend = try containerBackend()
             await Self.collectLeftovers(backend)
