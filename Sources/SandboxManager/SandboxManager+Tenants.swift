@@ -43,4 +43,16 @@ extension SandboxManager {
         q.maxMemoryBytes = min(q.maxMemoryBytes, configuration.ceilings.tenantMemoryBytes)
         return q
     }
+
+    /// Holds one sandbox of `profile` against the tenant's quotas (`max_sandboxes`, memory) as a
+    /// live sandbox would, until ``releaseQuota(_:)``: a queued run's attempt counts like a live
+    /// sandbox. `quota_exceeded` (with `retryAfterSeconds`) when the tenant is at its quota.
+    public func holdQuota(tenantId: String, profile: Profile) async throws -> UUID {
+        try await checkQuota(tenantId: tenantId, adding: profile)
+    }
+
+    /// Gives back a hold of ``holdQuota(tenantId:profile:)``.
+    public func releaseQuota(_ hold: UUID) {
+        quotaHolds[hold] = nil
+    }
 }

@@ -10,6 +10,10 @@ enum RunMetrics {
         Metrics.Timer(label: "sandboxer_run_queue_wait_seconds").recordNanoseconds(Int64(max(0, waited) * 1e9))
     }
 
+    static func handedBack(_ run: RunRecord) {
+        Counter(label: "sandboxer_runs_handed_back_total").increment()
+    }
+
     static func finished(_ run: RunRecord, attempt: AttemptOutcome) {
         Counter(label: "sandboxer_run_attempts_total", dimensions: [("outcome", attempt.rawValue)]).increment()
         if run.state.isFinal {

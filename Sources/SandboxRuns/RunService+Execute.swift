@@ -10,6 +10,7 @@ extension RunService {
     /// batches; a cancel (asked, lease lost, service stopping) kills the sandbox. Then the attempt's
     /// end goes to the store, fenced on this worker's lease.
     func execute(_ run: RunRecord, cancel: WakeSignal) async {
+        guard let hold = await admit(run) else { return }
         let attempt = run.attempts.count
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
         let runner = self.runner
@@ -47,6 +48,8 @@ extension RunService {
             }
             return result ?? .failure(CancellationError())
         }
+        // The sandbox is gone: its share of the tenant's quota is free again.
+        if let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
         let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
         markFinishing(run.id)
@@ -87,6 +90,30 @@ extension RunService {
             logger.warning("run attempt ended after this worker lost its lease; the result is dropped", metadata: ["run": "\(run.id)"])
         }
         self.finished(run.id)
+    }
+
+    /// Holds the tenant's quota for the attempt: `.some(hold)` to go on (`.some(nil)` when nothing
+    /// is counted), nil when the run went back to the queue (the tenant is at its quota: due again
+    /// when the quota says to retry) or could not be handed back (its lease expires instead).
+    func admit(_ run: RunRecord) async -> UUID?? {
+        guard let admission else { return .some(nil) }
+        do {
+            return .some(try await admission.holdQuota(tenantId: run.tenantId, profile: run.spec.profile))
+        } catch {
+            let e = error as? SandboxError
+            guard e?.code == .quotaExceeded else { return .some(nil) }  // the lane reports anything else
+            let wait = Double(e?.retryAfterSeconds ?? 5)
+            let reason = "waiting for the tenant's quota: \(e?.message ?? "")"
+            do {
+                _ = try await store.handBack(runId: run.id, worker: workerId, until: Date().addingTimeInterval(min(wait, 5)), reason: reason)
+                RunMetrics.handedBack(run)
+                logger.info("run handed back: its tenant is at its quota", metadata: ["run": "\(run.id)", "tenant": "\(run.tenantId)"])
+            } catch {
+                logger.warning("could not hand a run back (its lease will expire)", metadata: ["run": "\(run.id)", "error": "\(error)"])
+            }
+            finished(run.id)
+            return nil
+        }
     }
 
     /// How long a finished attempt waits for an unreachable store to record its output and end.

@@ -63,8 +63,13 @@ public actor RunService {
     /// taken back (every node's heartbeats failed alike; each gets a heartbeat to renew first).
     var lastOutage: ContinuousClock.Instant?
 
-    public init(store: any RunStore, runner: OneShotRunner, configuration: Configuration, logger: Logger = Logger(label: "sandboxer.runs")) {
+    /// The tenants' quotas, which attempts count against (nil: runs are limited by `tenantCap` only).
+    let admission: (any RunAdmission)?
+
+    public init(store: any RunStore, runner: OneShotRunner, configuration: Configuration, admission: (any RunAdmission)? = nil,
+                logger: Logger = Logger(label: "sandboxer.runs")) {
         self.store = store
+        self.admission = admission
         self.runner = runner
         self.configuration = configuration
         self.logger = logger

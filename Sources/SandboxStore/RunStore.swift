@@ -42,6 +42,10 @@ public protocol RunStore: Sendable {
     func finishAttempt(runId: String, worker: String, _ end: AttemptEnd, policy: RetryPolicy) async throws -> RunRecord?
     /// Records the sandbox an attempt runs in, while it runs (for the monitor and the logs).
     func setAttemptSandbox(runId: String, worker: String, sandboxId: String) async throws
+    /// Hands a run `worker` claimed but did not start back to the queue (``RunRules/handBack``):
+    /// its attempt is removed, not counted, and it is due again at `until`. Returns nil (and
+    /// changes nothing) when the worker no longer holds the run.
+    func handBack(runId: String, worker: String, until: Date, reason: String) async throws -> RunRecord?
 
     /// A queued run is `cancelled` at once; a running one gets `cancelRequested` (its worker kills
     /// it); a final one is refused with `invalid_state`. Another tenant's run is `not_found`.
@@ -182,6 +186,18 @@ public enum RunRules {
         run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(lease.seconds))
         run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now))
         if run.startedAt == nil { run.startedAt = now }
+        run.updatedAt = now
+    }
+
+    /// A claimed run whose attempt did not start (the tenant is at its quota): back to `queued`,
+    /// due at `until`, the attempt the claim added removed (it does not count against `max_attempts`).
+    public static func handBack(_ run: inout RunRecord, until: Date, reason: String, now: Date = Date()) throws(ImpossibleTransition) {
+        try run.move(to: .queued)
+        if let last = run.attempts.last, last.outcome == nil { run.attempts.removeLast() }
+        if run.attempts.isEmpty { run.startedAt = nil }
+        run.lease = nil
+        run.notBefore = until
+        run.reason = reason
         run.updatedAt = now
     }
 

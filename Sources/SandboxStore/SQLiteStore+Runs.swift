@@ -138,6 +138,17 @@ extension SQLiteStore: RunStore {
         return run
     }
 
+    public func handBack(runId: String, worker: String, until: Date, reason: String) async throws -> RunRecord? {
+        let run = try await write("handing run \(runId) back to the queue") { db -> RunRecord? in
+            guard var run = try Self.held(db, runId, worker) else { return nil }
+            try RunRules.handBack(&run, until: until, reason: reason)
+            try Self.update(db, run)
+            return run
+        }
+        if let run { changes.publish(RunRules.change(run)) }
+        return run
+    }
+
     public func setAttemptSandbox(runId: String, worker: String, sandboxId: String) async throws {
         try await write("recording the sandbox of run \(runId)") { db in
             guard var run = try Self.held(db, runId, worker), !run.attempts.isEmpty else { return }

@@ -102,6 +102,17 @@ extension PostgresStore {
         }
     }
 
+    public func handBack(runId: String, worker: String, until: Date, reason: String) async throws -> RunRecord? {
+        let logger = self.logger
+        return try await transaction("handing run \(runId) back to the queue") { connection in
+            guard var run = try await Self.held(connection, runId, worker, logger) else { return nil }
+            try RunRules.handBack(&run, until: until, reason: reason)
+            try await Self.update(run, on: connection, logger)
+            try await Self.notify(RunRules.change(run), on: connection, logger: logger)
+            return run
+        }
+    }
+
     public func setAttemptSandbox(runId: String, worker: String, sandboxId: String) async throws {
         let logger = self.logger
         try await transaction("recording the sandbox of run \(runId)") { connection in

@@ -33,6 +33,7 @@ public enum RunStoreContract {
         "an expired lease requeues the run as worker_lost and fences the old worker out": leaseExpiry,
         "cancel: queued at once, running through the worker, finished refused, other tenant not found": cancel,
         "retry of a finished run queues one more attempt": retry,
+        "a claimed run handed back is queued again, due later, its unstarted attempt not counted": handBack,
         "logs keep their order and the head up to the cap": logs,
         "webhooks: pending when the run ends, claimed once, delivered or failed": webhooks,
         "webhook claims hold a tenant to its cap and skip a full tenant's backlog": webhookTenantCap,
@@ -212,6 +213,23 @@ public enum RunStoreContract {
         let taken = try await s.expireLeases(policy: fast, heldByPrefix: "node-1#")
         #expect(taken.map(\.id) == [run.id] && taken.first?.attempts.last?.outcome == .workerLost)
         #expect(taken.first?.attempts.last?.reason?.contains("restarted") == true)
+    }
+
+    static func handBack(_ f: RunStoreFixture) async throws {
+        let s = f.store
+        let run = try await submit(s, newRun(maxAttempts: 1))
+        #expect(try await s.claimRuns(worker: "w", limit: 1, tenantCap: 100, lease: .seconds(30)).map(\.id) == [run.id])
+        #expect(try await s.handBack(runId: run.id, worker: "other", until: Date(), reason: "x") == nil, "only the holder hands back")
+        let until = Date().addingTimeInterval(0.3)
+        let back = try #require(try await s.handBack(runId: run.id, worker: "w", until: until, reason: "waiting for the tenant's quota"))
+        #expect(back.state == .queued && back.attempts.isEmpty && back.lease == nil && back.reason == "waiting for the tenant's quota")
+        #expect(try await s.run(id: run.id) == back)
+        #expect(try await s.claimRuns(worker: "w", limit: 1, tenantCap: 100, lease: .seconds(30)).isEmpty, "not due before `until`")
+        #expect(try await s.renewLeases(worker: "w", runIds: [run.id], lease: .seconds(30)).held.isEmpty)
+        try await Task.sleep(for: .milliseconds(400))
+        let again = try await s.claimRuns(worker: "w", limit: 1, tenantCap: 100, lease: .seconds(30))
+        #expect(again.map(\.id) == [run.id] && again.first?.attempts.count == 1, "max_attempts 1 still allows its one real attempt")
+        #expect(try await s.handBack(runId: run.id, worker: "w", until: Date(), reason: "again")?.state == .queued)
     }
 
     static func cancel(_ f: RunStoreFixture) async throws {

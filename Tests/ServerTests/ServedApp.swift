@@ -55,7 +55,7 @@ struct ServedApp: Sendable {
         var config = configuration
         config.host = "127.0.0.1"
         let runs = RunService(store: store, runner: ServerSetup.oneShotRunner(managerConfiguration), configuration: .init(
-            node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), logger: logger)
+            node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), admission: manager, logger: logger)
         let server = SandboxServer(manager: manager, runs: runs, configuration: config, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = server.makeApplication { port in portContinuation.yield(port) }

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxCommands
 import SandboxCore
 import SandboxStore
 import SandboxTestSupport
@@ -95,6 +96,62 @@ struct TenantRouteTests {
                 let id = try #require(try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any])["id"] as! String
                 _ = try await acme.send("DELETE", "/v1/sandboxes/\(id)")
             }
+        }
+    }
+}
+
+/// Queued runs count against the tenant's quotas like live sandboxes (issue 18, item 6): a run
+/// whose tenant is at `max_sandboxes` waits in the queue (handed back, no attempt used) and starts
+/// when a sandbox is deleted; a running attempt holds a share a create cannot take.
+@Suite("Queued runs and the tenant's quotas")
+struct RunQuotaTests {
+    static func json(_ reply: APIClient.Reply) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any], "\(reply.body.text)")
+    }
+
+    @Test("a run waits while live sandboxes fill max_sandboxes, then runs; a running attempt counts like a sandbox",
+          .realSandboxes)
+    func runsCountAgainstTheQuota() async throws {
+        try await ServedApp.with { app in
+            let key = try await app.key("acme")
+            let tenant = try #require(try await app.store.tenant(name: "acme"))
+            try await app.store.setQuota(tenantId: tenant.id, QuotaOverrides(maxSandboxes: 1))
+            let acme = try app.client(key)
+            let sandbox = try Self.json(try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:])))
+            let sandboxId = try #require(sandbox["id"] as? String)
+
+            let submitted = try Self.json(try await acme.send("POST", "/v1/runs", body: try jsonBytes(["cmd": ["echo", "ran"], "max_attempts": 1])))
+            let runId = try #require(submitted["id"] as? String)
+            var run: [String: Any] = [:]
+            for _ in 0..<100 {  // handed back at least once: the reason says why it waits
+                run = try Self.json(try await acme.send("GET", "/v1/runs/\(runId)"))
+                if (run["reason"] as? String)?.contains("quota") == true { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(run["state"] as? String == "queued" && (run["reason"] as? String)?.contains("max_sandboxes") == true, "\(run)")
+            #expect((run["attempts"] as? [Any])?.isEmpty ?? true, "waiting uses no attempt")
+
+            _ = try await acme.send("DELETE", "/v1/sandboxes/\(sandboxId)")
+            for _ in 0..<200 {
+                run = try Self.json(try await acme.send("GET", "/v1/runs/\(runId)"))
+                if run["state"] as? String == "succeeded" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(run["state"] as? String == "succeeded", "\(run)")
+
+            // While an attempt runs, it holds the tenant's one sandbox: a create is refused.
+            let long = try Self.json(try await acme.send("POST", "/v1/runs", body: try jsonBytes(["cmd": ["sleep", "986714"]])))
+            let longId = try #require(long["id"] as? String)
+            for _ in 0..<200 where HostHealth.processes(matching: "986714").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            _ = try ProblemBody.of(try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:])), status: 429, code: "quota_exceeded")
+            _ = try await acme.send("POST", "/v1/runs/\(longId)/cancel")
+            for _ in 0..<200 {
+                if (try Self.json(try await acme.send("GET", "/v1/runs/\(longId)")))["state"] as? String == "cancelled" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let after = try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:]))
+            #expect(after.status == 201, "the attempt's share is free once it ended: \(after.body.text)")
+            if let id = try Self.json(after)["id"] as? String { _ = try await acme.send("DELETE", "/v1/sandboxes/\(id)") }
         }
     }
 }
