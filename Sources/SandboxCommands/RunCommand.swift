@@ -180,7 +180,9 @@ struct RunCommand: AsyncParsableCommand {
         } else {
             throw SandboxError(.invalidRequest, "--lang js needs --code or --code-file")
         }
-        return ExecRequest(argv: args, code: bytes, codeFileName: "main.js", stdin: stdinSource, env: env)
+        var request = try ExecRequest.make(cmd: nil, code: bytes, lang: lang, args: args, isolation: .wasm)
+        (request.stdin, request.env) = (stdinSource, env)
+        return request
     }
 
     func makeRequest() throws -> ExecRequest {
@@ -191,7 +193,6 @@ struct RunCommand: AsyncParsableCommand {
         if code != nil && codeFile != nil { throw SandboxError(.invalidRequest, "give either --code or --code-file, not both") }
         if code != nil || codeFile != nil {
             guard let lang else { throw SandboxError(.invalidRequest, "--code/--code-file need --lang (python, js, sh, bash)") }
-            let language = try Language(name: lang)
             var bytes: [UInt8]
             if let codeFile {
                 guard let d = FileManager.default.contents(atPath: codeFile) else {
@@ -201,14 +202,17 @@ struct RunCommand: AsyncParsableCommand {
             } else {
                 bytes = Array(code!.utf8)
             }
-            return ExecRequest(argv: language.argv(arguments: cmd), code: bytes, codeFileName: language.fileName,
-                               stdin: stdinSource, env: env)
+            var request = try ExecRequest.make(cmd: nil, code: bytes, lang: lang, args: cmd, isolation: .container)
+            (request.stdin, request.env) = (stdinSource, env)
+            return request
         }
         if lang != nil { throw SandboxError(.invalidRequest, "--lang needs --code or --code-file") }
         guard !cmd.isEmpty else {
             throw SandboxError(.invalidRequest, "nothing to run: give a command after --, or --lang with --code/--code-file")
         }
-        return ExecRequest(argv: cmd, stdin: stdinSource, env: env)
+        var request = try ExecRequest.make(cmd: cmd, code: nil, lang: nil, isolation: .container)
+        (request.stdin, request.env) = (stdinSource, env)
+        return request
     }
 
     /// `--env NAME=value` options as a dictionary.

@@ -34,3 +34,29 @@ public enum Language: String, Sendable, CaseIterable {
         }
     }
 }
+
+extension ExecRequest {
+    /// The one factory of exec requests from what a user gave, shared by the CLI (`run`, `exec`) and
+    /// the API (exec, processes, runs): a command (`cmd`, an argv) or `code` in `lang` with `args`.
+    /// The WASM lanes take JavaScript only. Errors name the field (`cmd`, `lang`, `args`).
+    public static func make(cmd: [String]?, code: [UInt8]?, lang: String?, args: [String] = [],
+                            isolation: IsolationLevel) throws(SandboxError) -> ExecRequest {
+        if let code {
+            guard cmd == nil else { throw SandboxError(.invalidRequest, "give either cmd or code + lang, not both", field: "cmd") }
+            guard let lang else { throw SandboxError(.invalidRequest, "code needs lang (python, js, sh, bash)", field: "lang") }
+            let language: Language
+            do { language = try Language(name: lang) } catch { throw SandboxError(.invalidRequest, "lang: \(error.message)", field: "lang") }
+            if isolation == .wasm || isolation == .wasmContainer {
+                guard language == .js else { throw SandboxError(.invalidRequest, "lang: the WASM lanes run JavaScript only (lang js)", field: "lang") }
+                return ExecRequest(argv: args, code: code, codeFileName: "main.js")
+            }
+            return ExecRequest(argv: language.argv(arguments: args), code: code, codeFileName: language.fileName)
+        }
+        guard lang == nil else { throw SandboxError(.invalidRequest, "lang needs code", field: "lang") }
+        guard let cmd, !cmd.isEmpty else {
+            throw SandboxError(.invalidRequest, "nothing to run: give cmd (an argv array) or code + lang", field: "cmd")
+        }
+        guard args.isEmpty else { throw SandboxError(.invalidRequest, "args go with code + lang; put them in cmd", field: "args") }
+        return ExecRequest(argv: cmd)
+    }
+}

@@ -40,25 +40,8 @@ enum ExecBody {
         guard cwd.hasPrefix("/") else { throw Problem.invalid("cwd", "cwd: must be an absolute path") }
 
         var request: ExecRequest
-        if let code {
-            guard cmd == nil else { throw Problem.invalid("cmd", "give either cmd or code + lang, not both") }
-            guard let lang else { throw Problem.invalid("lang", "code needs lang (python, js, sh, bash)") }
-            let language: Language
-            do { language = try Language(name: lang) } catch { throw Problem.invalid("lang", "lang: \(error.message)") }
-            let wasmLane = isolation == .wasm || isolation == .wasmContainer
-            if wasmLane {
-                guard language == .js else { throw Problem.invalid("lang", "lang: the WASM lanes run JavaScript only (lang js)") }
-                request = ExecRequest(argv: args, code: Array(code.utf8), codeFileName: "main.js")
-            } else {
-                request = ExecRequest(argv: language.argv(arguments: args), code: Array(code.utf8), codeFileName: language.fileName)
-            }
-        } else {
-            guard lang == nil else { throw Problem.invalid("lang", "lang needs code") }
-            guard let cmd, !cmd.isEmpty else {
-                throw Problem.invalid("cmd", "nothing to run: give cmd (an argv array) or code + lang")
-            }
-            guard args.isEmpty else { throw Problem.invalid("args", "args go with code + lang; put them in cmd") }
-            request = ExecRequest(argv: cmd)
+        do { request = try ExecRequest.make(cmd: cmd, code: code.map { Array($0.utf8) }, lang: lang, args: args, isolation: isolation) } catch {
+            throw Problem.invalid(error.field ?? "", error.message)
         }
         request.env = env
         request.cwd = cwd

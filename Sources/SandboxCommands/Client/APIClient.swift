@@ -104,23 +104,35 @@ public struct APIClient: Sendable {
                 head.headers.add(name: "Content-Length", value: String(body.count))
                 if let contentType { head.headers.add(name: "Content-Type", value: contentType) }
             }
-            try await outbound.write(.head(head))
-            if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-            try await outbound.write(.end(nil))
-            var status = 0
-            for try await part in inbound {
-                switch part {
-                case let .head(h):
-                    status = Int(h.status.code)
-                    var headers: [String: String] = [:]
-                    for (name, value) in h.headers { headers[name.lowercased()] = value }
-                    try await onHead(status, headers)
-                case let .body(buffer):
-                    try await onBody(Array(buffer.readableBytesView))
-                case .end:
-                    return status
-                }
+            // A server may answer and close before it has read the whole request (a 401 or 413 does):
+            // a failed write is reported only when no answer came.
+            var writeError: (any Error)?
+            do {
+                try await outbound.write(.head(head))
+                if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+            } catch {
+                writeError = error
             }
+            var status = 0
+            do {
+                for try await part in inbound {
+                    switch part {
+                    case let .head(h):
+                        status = Int(h.status.code)
+                        var headers: [String: String] = [:]
+                        for (name, value) in h.headers { headers[name.lowercased()] = value }
+                        try await onHead(status, headers)
+                    case let .body(buffer):
+                        try await onBody(Array(buffer.readableBytesView))
+                    case .end:
+                        return status
+                    }
+                }
+            } catch {
+                throw status == 0 ? (writeError ?? error) : error
+            }
+            if status == 0, let writeError { throw writeError }
             return status
         }
     }
