@@ -41,7 +41,9 @@ public struct AgentClient: Sendable {
     /// Checks the agent answers (throws `sandbox_lost` otherwise), connecting if needed; with
     /// `expiresAt`, moves the sandbox's own end there.
     public func hello(expiresAt: Date? = nil) async throws(SandboxError) {
-        _ = try await call(.ping(expiresAt: expiresAt?.timeIntervalSince1970))
+        // A wedged agent is noticed as quickly as a new connection's hello would notice it.
+        let (ev, _) = try await mux().call(.ping(expiresAt: expiresAt?.timeIntervalSince1970), timeoutSeconds: AgentPool.helloTimeoutSeconds)
+        if case .error(let f) = ev { throw Self.error(f) }
     }
 
     /// One request, one answer (for `read`, the file's bytes with it). An `error` answer becomes a

@@ -26,9 +26,12 @@ final class AgentMux: @unchecked Sendable {
         case stream(Stream)
     }
 
-    /// A request answered by one event (for `read`: `content`, `file` frames, then `ok`).
-    final class Call {
+    /// A request answered by one event (for `read`: `content`, `file` frames, then `ok`). Its
+    /// state is guarded by the mux's lock.
+    final class Call: @unchecked Sendable {
         var continuation: CheckedContinuation<Result<(AgentEvent, [UInt8]), SandboxError>, Never>?
+        /// The result, when it came before anyone waited for it.
+        var result: Result<(AgentEvent, [UInt8]), SandboxError>?
         var content: (size: Int64, data: [UInt8])?
         /// Most file bytes accepted (a `read`'s limit; 0 for other requests).
         let maxData: Int64
@@ -37,7 +40,7 @@ final class AgentMux: @unchecked Sendable {
     }
 
     /// A `start`/`connect` stream: events and output, up to the credit granted.
-    final class Stream {
+    final class Stream: @unchecked Sendable {
         let continuation: AsyncStream<StreamItem>.Continuation
         /// A background start's stream ends at `started`.
         let endsAtStart: Bool
@@ -102,9 +105,13 @@ final class AgentMux: @unchecked Sendable {
     private func finish(_ w: Waiter, _ result: Result<(AgentEvent, [UInt8]), SandboxError>) {
         switch w {
         case .call(let c):
-            c.timer?.cancel()
-            c.continuation?.resume(returning: result)
-            c.continuation = nil
+            let (cont, timer) = locked { () -> (CheckedContinuation<Result<(AgentEvent, [UInt8]), SandboxError>, Never>?, Scheduled<Void>?) in
+                defer { c.continuation = nil }
+                if c.continuation == nil { c.result = result }
+                return (c.continuation, c.timer)
+            }
+            timer?.cancel()
+            cont?.resume(returning: result)
         case .stream(let s):
             if case .failure(let e) = result { s.continuation.yield(.failed(e)) }
             s.continuation.finish()
@@ -139,60 +146,66 @@ final class AgentMux: @unchecked Sendable {
         }
     }
 
-    /// Sends `request` (and `payload` as data frames of `payloadKind`) and waits for its answer.
-    /// An `error` answer is returned as the event; a closed connection, a timeout or a protocol
-    /// error is `sandbox_lost`. `id` 0 is the connection's `hello`.
+    /// Sends `request` (and `payload` as data frames of `payloadKind`, each written before the
+    /// next is queued, so an upload is never copied whole into the channel) and waits for its
+    /// answer. An `error` answer is returned as the event; a closed connection, a timeout or a
+    /// protocol error is `sandbox_lost`. `hello`: the connection's first request, id 0.
     func call(_ request: AgentRequest, payload: [UInt8]? = nil, payloadKind: FrameKind = .file, maxData: Int64 = 0,
               timeoutSeconds: Int64, hello: Bool = false) async throws(SandboxError) -> (AgentEvent, [UInt8]) {
-        let frame: Frame
         let call = Call(maxData: maxData)
-        let id: UInt32
-        let channel: Channel
-        if hello {
-            frame = try Self.encode(request, id: 0)
-            (id, channel) = try locked { () throws(SandboxError) -> (UInt32, Channel) in
+        let (id, channel) = try hello
+            ? locked { () throws(SandboxError) -> (UInt32, Channel) in
                 guard let channel = self.channel else { throw Self.lost(sandboxID, "is not connected") }
                 waiters[0] = .call(call)
                 return (0, channel)
             }
-        } else {
-            (id, channel) = try register { _ in .call(call) }
-            do { frame = try Self.encode(request, id: id) } catch {
-                _ = remove(id)
-                throw error
-            }
+            : register { _ in .call(call) }
+        let frame: Frame
+        do { frame = try Self.encode(request, id: id) } catch {
+            _ = remove(id)
+            throw error
         }
+        let timer = channel.eventLoop.scheduleTask(in: .seconds(timeoutSeconds)) { [weak self] in
+            guard let self, let w = self.remove(id) else { return }
+            self.finish(w, .failure(Self.lost(self.sandboxID, "stopped answering (no reply within \(timeoutSeconds) s)")))
+        }
+        let settled = locked { () -> Bool in
+            call.timer = timer
+            return call.result != nil
+        }
+        if settled { timer.cancel() }
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (cont: CheckedContinuation<Result<(AgentEvent, [UInt8]), SandboxError>, Never>) in
-                let live = locked { () -> Bool in
-                    guard waiters[id] != nil else { return false }
-                    call.continuation = cont
-                    return true
+            async let answer = answer(call)
+            do {
+                try await write(frame, on: channel).get()
+                var off = 0
+                while let payload, off < payload.count {
+                    let n = min(payload.count - off, Frame.chunk)
+                    try await write(Frame(kind: payloadKind, id: id, payload: Array(payload[off..<off + n])), on: channel).get()
+                    off += n
                 }
-                guard live else {
-                    return cont.resume(returning: .failure(locked { closedReason } ?? SandboxError(.unavailable, "the call was cancelled")))
-                }
-                call.timer = channel.eventLoop.scheduleTask(in: .seconds(timeoutSeconds)) { [weak self] in
-                    guard let self, let w = self.remove(id) else { return }
-                    self.finish(w, .failure(Self.lost(self.sandboxID, "stopped answering (no reply within \(timeoutSeconds) s)")))
-                }
-                write(frame, on: channel).whenFailure { [weak self] error in
-                    guard let self, let w = self.remove(id) else { return }
-                    self.finish(w, .failure(Self.lost(self.sandboxID, "closed the connection while being written to (\(error))")))
-                }
-                if let payload {
-                    var off = 0
-                    while off < payload.count {
-                        let n = min(payload.count - off, Frame.chunk)
-                        write(Frame(kind: payloadKind, id: id, payload: Array(payload[off..<off + n])), on: channel).whenFailure { _ in }
-                        off += n
-                    }
-                }
+            } catch {
+                // The connection broke while being written to: the agent's answer, if it sent one
+                // (a refusal before the upload was through), says more than the broken pipe.
+                close(Self.lost(sandboxID, "closed the connection while being written to (\(error))"))
             }
+            return await answer
         } onCancel: {
             if let w = remove(id) { finish(w, .failure(SandboxError(.unavailable, "the call was cancelled"))) }
         }
         return try result.get()
+    }
+
+    /// Waits for a call's result (it may have come already).
+    private func answer(_ call: Call) async -> Result<(AgentEvent, [UInt8]), SandboxError> {
+        await withCheckedContinuation { (cont: CheckedContinuation<Result<(AgentEvent, [UInt8]), SandboxError>, Never>) in
+            let ready = locked { () -> Result<(AgentEvent, [UInt8]), SandboxError>? in
+                if let r = call.result { return r }
+                call.continuation = cont
+                return nil
+            }
+            if let ready { cont.resume(returning: ready) }
+        }
     }
 
     /// Starts a `start`/`connect` stream; its items arrive on the returned sequence.
