@@ -146,7 +146,8 @@ public struct AgentClient: Sendable {
 
 /// Relays a caller's descriptor (the CLI's own stdin, `--stdin` inherited) into a process's
 /// stdin, on its own thread: a blocking read of a descriptor the caller owns, for the one exec
-/// that inherits it (the server never does this).
+/// that inherits it (the server never does this). Each chunk waits for the agent's answer, so the
+/// relay reads no faster than the process does.
 enum StdinPump {
     static func start(from fd: Int32, to mux: AgentMux, pid: Int32) {
         try? DedicatedThread.start(stackSize: 256 << 10, name: "sbx-stdin") {
@@ -155,7 +156,7 @@ enum StdinPump {
                 let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, 65536) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                mux.sendInputNoWait(pid: pid, Array(buf[0..<n]))
+                if !mux.sendInputBlocking(pid: pid, Array(buf[0..<n])) { return }
             }
             mux.sendNoWait(.closeStdin(pid: pid))
         }

@@ -32,6 +32,8 @@ final class AgentMux: @unchecked Sendable {
         var continuation: CheckedContinuation<Result<(AgentEvent, [UInt8]), SandboxError>, Never>?
         /// The result, when it came before anyone waited for it.
         var result: Result<(AgentEvent, [UInt8]), SandboxError>?
+        /// Called with the result (a caller on a thread of its own, not awaiting).
+        var onDone: (@Sendable (Result<(AgentEvent, [UInt8]), SandboxError>) -> Void)?
         var content: (size: Int64, data: [UInt8])?
         /// Most file bytes accepted (a `read`'s limit; 0 for other requests).
         let maxData: Int64
@@ -112,6 +114,7 @@ final class AgentMux: @unchecked Sendable {
             }
             timer?.cancel()
             cont?.resume(returning: result)
+            c.onDone?(result)
         case .stream(let s):
             if case .failure(let e) = result { s.continuation.yield(.failed(e)) }
             s.continuation.finish()
@@ -244,10 +247,20 @@ final class AgentMux: @unchecked Sendable {
         write(frame, on: channel).whenFailure { _ in }
     }
 
-    /// Sends an `input` request without waiting for its answer (a relay that cannot wait).
-    func sendInputNoWait(pid: Int32, _ data: [UInt8]) {
-        guard let id = sendNoWait(.input(pid: pid, size: Int64(data.count))), let channel = locked({ self.channel }) else { return }
+    /// Sends an `input` request from a thread that may block (a relay of a descriptor): returns
+    /// once the agent queued the bytes and the process's backlog is under its limit (so the relay
+    /// reads no faster than the process), false when the connection closed or the input was refused.
+    func sendInputBlocking(pid: Int32, _ data: [UInt8]) -> Bool {
+        let answered = DispatchSemaphore(value: 0)
+        let call = Call(maxData: 0)
+        call.onDone = { _ in answered.signal() }
+        guard let (id, channel) = try? register({ _ in .call(call) }),
+              let frame = try? AgentCoding.frame(.input(pid: pid, size: Int64(data.count)), id: id) else { return false }
+        write(frame, on: channel).whenFailure { _ in }
         write(Frame(kind: .stdin, id: id, payload: data), on: channel).whenFailure { _ in }
+        answered.wait()
+        guard case .success((.ok, _))? = locked({ call.result }) else { return false }
+        return true
     }
 
     /// Sends a request whose answer nobody waits for (dropped when it comes); its id, if sent.

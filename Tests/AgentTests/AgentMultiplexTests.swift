@@ -4,6 +4,10 @@ import SandboxCore
 import SandboxTestSupport
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite("Agent: one connection per live sandbox", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
 struct AgentMultiplexTests {
     @Test("32 concurrent execs share the sandbox's one connection and each gets its own output, exit code and stdin")
@@ -36,6 +40,29 @@ struct AgentMultiplexTests {
             let r = try await big
             #expect(r.stdoutBytes.count == 6_000_000 && !r.stdoutTruncated, "\(r.stdoutBytes.count) bytes")
             #expect(chunks.get(.stdout).count == 6_000_000 && chunks.get(.stdout).allSatisfy { $0 == UInt8(ascii: "a") })
+        }
+    }
+
+    @Test("an inherited descriptor is relayed to stdin whole, at the pace the process reads it (20 MiB, over the agent's input queue limit)")
+    func inheritedStdin() async throws {
+        try await Live.with({ $0.limits.outputBytes = 32 << 20 }) { backend, box in
+            var fds: [Int32] = [-1, -1]
+            try #require(pipe(&fds) == 0)
+            let (readEnd, writeEnd) = (fds[0], fds[1])
+            let data = (0..<(20 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            Thread {
+                var off = 0
+                while off < data.count {
+                    let n = data.withUnsafeBytes { write(writeEnd, $0.baseAddress! + off, data.count - off) }
+                    if n <= 0 { break }
+                    off += n
+                }
+                close(writeEnd)
+            }.start()
+            defer { close(readEnd) }
+            // The process starts reading late: the relay waits for it (the agent queues at most 8 MiB).
+            let r = try await backend.exec(box, ExecRequest(argv: ["sh", "-c", "sleep 0.3; cat"], stdin: .inherit(readEnd)), output: nil)
+            #expect(r.exitCode == 0 && r.stdoutBytes == data, "\(r.stdoutBytes.count) of \(data.count) bytes")
         }
     }
 
