@@ -100,7 +100,13 @@ struct Agent {
             var i = 0
             while i < p.followers.count {
                 var f = p.followers[i]
-                guard let c = conns[f.key.conn], !c.closing else { p.followers.remove(at: i); continue }
+                // (A closing connection's followers are ended by ``drop(_:)``, which kills a foreground
+                // process nobody follows any more.)
+                guard let c = conns[f.key.conn] else { p.followers.remove(at: i); continue }
+                if c.closing {
+                    i += 1
+                    continue
+                }
                 while f.credit > 0 && c.pendingOutputBytes < Self.connectionBacklog {
                     let outLeft = p.stdout.kept.count - f.sentOut
                     let errLeft = p.stderr.kept.count - f.sentErr

@@ -88,4 +88,34 @@ struct AgentRobustnessTests {
             #expect(r.stdout == "still\n")
         }
     }
+
+    @Test("a connection that breaks the protocol while following a foreground process takes the process with it")
+    func brokenConnectionKillsItsProcess() async throws {
+        try await Live.with { backend, box in
+            let layout = RunLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
+            let raw = try RawAgentSocket(path: layout.agentDirectory + "/agent.sock")
+            defer { raw.close() }
+            raw.send(Self.hello() + (try AgentCoding.frame(.start(ProcessStart(argv: ["sleep", "300"])), id: 1)).encoded())
+            var decoder = FrameDecoder()
+            var pid: Int32?
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while pid == nil {
+                let n = buf.withUnsafeMutableBytes { recv(raw.fd, $0.baseAddress, 4096, 0) }
+                try #require(n > 0, "the agent closed before the process started")
+                decoder.feed(buf[0..<n])
+                while let f = try decoder.next() { if case .started(let p)? = try? AgentCoding.event(f) { pid = p } }
+            }
+            let started = try #require(pid)
+            #expect(try await backend.processes(box).contains { $0.pid == started && $0.running })
+            raw.send([0, 0, 0, 5, 99, 0, 0, 0, 2])  // an unknown frame kind: the agent drops this connection
+            _ = await BlockingThread.run { raw.eventsUntilClosed() }
+            // Killed at once; gone from the list once reaped.
+            var running = true
+            for _ in 0..<500 where running {
+                running = try await backend.processes(box).contains { $0.pid == started && $0.running }
+                if running { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(!running, "the foreground process outlived the connection that started it")
+        }
+    }
 }
