@@ -58,6 +58,9 @@ let package = Package(
         .target(name: "BackendOCI", dependencies: [
             "SandboxCore", "SandboxLinux", "Templates", "AgentProtocol",
             .product(name: "Logging", package: "swift-log"),
+            // One multiplexed connection per sandbox's agent, on NIO's event loops (no thread per call).
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         /// The WASM lane: WASI modules and QuickJS under WasmKit.
         .target(name: "BackendWasm", dependencies: [

@@ -1,22 +1,27 @@
-/// The framing host and agent speak over the agent's unix socket.
+/// The framing host and agent speak over the agent's unix socket: one connection per sandbox,
+/// many requests in flight on it at once.
 ///
-/// Every frame is `[length: UInt32 big-endian][kind: UInt8][payload]`, where `length` counts the
-/// kind byte and the payload. Control frames carry one JSON object (``AgentRequest`` from the
-/// host, ``AgentEvent`` from the agent); data frames carry raw bytes prefixed with the pid they
-/// belong to (`[pid: Int32 big-endian][bytes]`, pid 0 = the process started on this connection).
+/// Every frame is `[length: UInt32 big-endian][kind: UInt8][id: UInt32 big-endian][payload]`,
+/// where `length` counts the kind byte, the id and the payload. The id is the request's: the host
+/// numbers each request (1, 2, 3, …; 0 is the connection's `hello`), and every answer, event and
+/// data frame of that request carries it, so the answers of concurrent requests and the output of
+/// concurrent processes stay apart. Control frames carry one JSON value (``AgentRequest`` from the
+/// host, ``AgentEvent`` from the agent); data frames carry raw bytes.
 public enum AgentProtocolVersion {
-    /// Bumped on every incompatible change; both sides say theirs in the first frame (`hello`).
-    public static let current = 1
+    /// Bumped on every incompatible change; the host says its own in `hello`, the first request
+    /// of a connection, and the agent refuses any other.
+    /// 2: typed requests/events, request ids, one multiplexed connection, stream credit.
+    public static let current = 2
 }
 
 /// What a frame carries.
 public enum FrameKind: UInt8, Sendable {
     /// A JSON control message.
     case control = 0
-    /// Output of a process (agent → host).
+    /// Output of a process (agent → host), for the stream whose request id the frame carries.
     case stdout = 1
     case stderr = 2
-    /// Input for a process (host → agent).
+    /// Input for a process (host → agent), following an `input` request with the same id.
     case stdin = 3
     /// File content (either way: `write` payload, `read` answer).
     case file = 4
@@ -25,31 +30,39 @@ public enum FrameKind: UInt8, Sendable {
 /// One decoded frame.
 public struct Frame: Sendable, Equatable {
     public var kind: FrameKind
-    /// For data frames: the pid the bytes belong to (0 for control frames).
-    public var pid: Int32
+    /// The request this frame belongs to.
+    public var id: UInt32
     public var payload: [UInt8]
 
-    public init(kind: FrameKind, pid: Int32 = 0, payload: [UInt8]) {
+    public init(kind: FrameKind, id: UInt32, payload: [UInt8]) {
         self.kind = kind
-        self.pid = pid
+        self.id = id
         self.payload = payload
     }
 
-    /// Largest payload a frame may carry; bigger data goes in several frames.
+    /// Largest payload a frame may carry; bigger data goes in several frames. A peer announcing
+    /// more is a protocol error (the connection is dropped), so no side buffers more than this
+    /// for one frame.
     public static let maxPayload = 1 << 20
-    /// Header bytes before the payload (length, kind, and for data frames the pid).
-    public static let headerSize = 5
+    /// Header bytes before the payload (length, kind, id).
+    public static let headerSize = 9
+    /// Largest data chunk senders put in one frame (leaves room under ``maxPayload``).
+    public static let chunk = maxPayload - 64
 
     /// The bytes of this frame on the wire.
     public func encoded() -> [UInt8] {
         var out = [UInt8]()
-        let body = payload.count + 1 + (kind == .control ? 0 : 4)
-        out.reserveCapacity(4 + body)
-        Frame.appendBE(UInt32(body), to: &out)
-        out.append(kind.rawValue)
-        if kind != .control { Frame.appendBE(UInt32(bitPattern: pid), to: &out) }
-        out.append(contentsOf: payload)
+        out.reserveCapacity(Frame.headerSize + payload.count)
+        encode(into: &out)
         return out
+    }
+
+    /// Appends this frame's bytes to `out` (an output queue).
+    public func encode(into out: inout [UInt8]) {
+        Frame.appendBE(UInt32(payload.count + 5), to: &out)
+        out.append(kind.rawValue)
+        Frame.appendBE(id, to: &out)
+        out.append(contentsOf: payload)
     }
 
     static func appendBE(_ v: UInt32, to out: inout [UInt8]) {
@@ -75,13 +88,13 @@ public enum FrameError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .tooLarge(let n): return "frame of \(n) bytes is over the limit of \(Frame.maxPayload + 5)"
         case .unknownKind(let k): return "unknown frame kind \(k)"
-        case .tooShort(let n): return "frame of \(n) bytes is too short for its kind"
+        case .tooShort(let n): return "frame of \(n) bytes is too short for a kind and a request id"
         }
     }
 }
 
-/// Turns a byte stream into frames as bytes arrive (the agent's poll loop and the host's reader
-/// both feed it whatever `read` returned).
+/// Turns a byte stream into frames as bytes arrive (the agent's poll loop and the host's channel
+/// handler both feed it whatever `read` returned).
 public struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
@@ -96,24 +109,19 @@ public struct FrameDecoder: Sendable {
     }
 
     /// The next whole frame, nil when more bytes are needed; throws on a malformed frame (the
-    /// stream cannot be resynchronised after that: close the connection).
+    /// stream cannot be resynchronised after that: close the connection). The length is checked
+    /// as soon as it arrives, so an oversized frame is refused before its bytes are buffered.
     public mutating func next() throws(FrameError) -> Frame? {
         guard buffer.count - start >= 4 else { compact(); return nil }
         let length = Int(Frame.readBE(buffer[start..<start + 4]))
         guard length <= Frame.maxPayload + 5 else { throw .tooLarge(length) }
-        guard length >= 1 else { throw .tooShort(length) }
+        guard length >= 5 else { throw .tooShort(length) }
+        if buffer.count - start >= 5, FrameKind(rawValue: buffer[start + 4]) == nil { throw .unknownKind(buffer[start + 4]) }
         guard buffer.count - start >= 4 + length else { compact(); return nil }
-        let kindByte = buffer[start + 4]
-        guard let kind = FrameKind(rawValue: kindByte) else { throw .unknownKind(kindByte) }
-        var bodyStart = start + 5
-        var pid: Int32 = 0
-        if kind != .control {
-            guard length >= 5 else { throw .tooShort(length) }
-            pid = Int32(bitPattern: Frame.readBE(buffer[bodyStart..<bodyStart + 4]))
-            bodyStart += 4
-        }
+        let kind = FrameKind(rawValue: buffer[start + 4])!
+        let id = Frame.readBE(buffer[start + 5..<start + 9])
         let end = start + 4 + length
-        let frame = Frame(kind: kind, pid: pid, payload: Array(buffer[bodyStart..<end]))
+        let frame = Frame(kind: kind, id: id, payload: Array(buffer[start + 9..<end]))
         start = end
         return frame
     }

@@ -1,73 +1,99 @@
 import FoundationEssentials
 
-/// A request from the host to the agent (one JSON control frame). One struct for every operation:
-/// `op` says which, and only the fields that operation uses are set.
-public struct AgentRequest: Codable, Sendable, Equatable {
-    /// The operations the agent serves.
-    public enum Op: String, Codable, Sendable {
-        /// First frame of every connection: the host's protocol version.
-        case hello
-        /// Starts a process; the connection then streams its events until it exits.
-        case start
-        /// Follows an existing process: replay from its start (capped), then live, until it exits.
-        case connect
-        /// Lists processes (running, and finished background ones not yet connected to).
-        case list
-        /// Closes a process's stdin (input itself goes in `stdin` data frames).
-        case closeStdin = "close_stdin"
-        case signal
-        /// Resizes a PTY process's terminal.
-        case resize
-        case stat
-        case listDir = "list_dir"
-        case makeDir = "make_dir"
-        case move
-        case remove
-        case read
-        /// Writes a file; its content follows in `file` data frames totalling `size` bytes.
-        case write
-    }
-
-    public var op: Op
-    public var version: Int?
-    /// On `hello`: when the sandbox ends if no server says otherwise (Unix seconds, wall clock).
-    /// Each server that serves the sandbox moves it on (its TTL plus a grace); an agent whose
-    /// deadline passes ends the sandbox — a server that is gone for good leaves nothing running.
-    public var expiresAt: Double?
-    // start
-    public var argv: [String]?
+/// What a `start` request runs.
+public struct ProcessStart: Codable, Sendable, Equatable {
+    public var argv: [String]
     /// `KEY=value` strings: the whole environment (the agent adds nothing of its own).
-    public var env: [String]?
-    public var cwd: String?
-    /// Keep stdin open for `stdin` data frames (else it is /dev/null unless `stdin` frames follow
-    /// and `close_stdin` ends them).
-    public var openStdin: Bool?
+    public var env: [String]
+    public var cwd: String
+    /// Keep stdin open for `input` requests (else it is /dev/null).
+    public var openStdin: Bool
     public var timeoutMs: Int64?
     /// Bytes kept per stream (beyond: drained, dropped, reported truncated).
     public var outputCap: Int64?
-    public var background: Bool?
-    public var ptyCols: UInt16?
-    public var ptyRows: UInt16?
+    /// Outlives the request: the stream answers `started` and ends; `connect` follows it later.
+    public var background: Bool
+    /// A terminal of this size instead of pipes.
+    public var pty: TerminalSize?
     public var tag: String?
-    // process operations
-    public var pid: Int32?
-    public var signal: Int32?
-    // files
-    public var path: String?
-    public var to: String?
-    public var parents: Bool?
-    public var recursive: Bool?
-    public var mode: UInt32?
-    public var limit: Int64?
-    public var size: Int64?
 
-    public init(op: Op) { self.op = op }
-
-    enum CodingKeys: String, CodingKey {
-        case op, version, expiresAt = "expires_at", argv, env, cwd, openStdin = "open_stdin", timeoutMs = "timeout_ms", outputCap = "output_cap",
-            background, ptyCols = "pty_cols", ptyRows = "pty_rows", tag, pid, signal, path, to, parents, recursive,
-            mode, limit, size
+    public init(argv: [String], env: [String] = [], cwd: String = "/", openStdin: Bool = false, timeoutMs: Int64? = nil,
+                outputCap: Int64? = nil, background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.openStdin = openStdin
+        self.timeoutMs = timeoutMs
+        self.outputCap = outputCap
+        self.background = background
+        self.pty = pty
+        self.tag = tag
     }
+
+    /// A PTY's size.
+    public struct TerminalSize: Codable, Sendable, Equatable {
+        public var cols: UInt16
+        public var rows: UInt16
+        public init(cols: UInt16, rows: UInt16) {
+            self.cols = cols
+            self.rows = rows
+        }
+    }
+}
+
+/// A request from the host to the agent (one JSON control frame): one case per operation, each
+/// with exactly the fields it needs. A JSON value naming no case, or missing a field, does not
+/// decode: the agent answers `bad_request` and drops the connection.
+public enum AgentRequest: Codable, Sendable, Equatable {
+    /// First request of every connection (id 0): the host's protocol version; with `expiresAt`,
+    /// when the sandbox ends if no server says otherwise (Unix seconds, wall clock).
+    case hello(version: Int, expiresAt: Double?)
+    /// Liveness check on an open connection (answered `ok`); with `expiresAt`, moves the sandbox's
+    /// end there. Each server that serves the sandbox moves it on (its TTL plus a grace); an agent
+    /// whose deadline passes ends the sandbox — a server that is gone for good leaves nothing running.
+    case ping(expiresAt: Double?)
+    /// Starts a process; the request's stream carries `started`, its output and `exited`
+    /// (a background start: `started` only).
+    case start(ProcessStart)
+    /// Follows an existing process: replay of its kept output (at most the process's output cap
+    /// per stream), then live, until it exits.
+    case connect(pid: Int32)
+    /// Lists processes (running, and finished background ones not yet forgotten).
+    case list
+    /// Queues `size` bytes for a process's stdin; they follow in `stdin` frames with this
+    /// request's id. Answered `ok` once queued and the process's backlog is under the agent's
+    /// limit (so a writer waits for a slow reader instead of growing the agent's memory).
+    case input(pid: Int32, size: Int64)
+    /// Closes a process's stdin once what is queued is written.
+    case closeStdin(pid: Int32)
+    case signal(pid: Int32, signal: Int32)
+    /// Resizes a PTY process's terminal.
+    case resize(pid: Int32, size: ProcessStart.TerminalSize)
+    case stat(path: String)
+    case listDir(path: String)
+    case makeDir(path: String, parents: Bool, mode: UInt32?)
+    case move(from: String, to: String)
+    case remove(path: String, recursive: Bool)
+    /// Reads a file (at most `limit` bytes): `content` with its size, `file` frames, then `ok`.
+    case read(path: String, limit: Int64?)
+    /// Writes a file; its content follows in `file` frames (this request's id) totalling `size` bytes.
+    case write(path: String, size: Int64, mode: UInt32?)
+    /// Stream control, on the id of a `start`/`connect` stream (no answer): the host consumed
+    /// output and the agent may send `bytes` more (see ``AgentFlow``).
+    case credit(bytes: Int64)
+    /// Stream control (no answer): the host stopped following this stream. A foreground process
+    /// nobody follows any more is killed, as when its connection closes.
+    case cancel
+}
+
+/// Per-stream flow control: the agent sends a stream's output only while the host has granted
+/// room for it; the host grants more as it hands output on. One chatty process waits for its own
+/// reader and cannot starve the other streams of the connection or grow either side's memory.
+public enum AgentFlow {
+    /// Output bytes a new stream may send before its first `credit`.
+    public static let initialWindow: Int64 = 1 << 20
+    /// The host grants credit once this much output has been handed on.
+    public static let creditBatch: Int64 = 256 << 10
 }
 
 /// Typed errors the agent answers with (`error` events).
@@ -142,77 +168,118 @@ public struct AgentProcessInfo: Codable, Sendable, Equatable {
     }
 }
 
-/// Something the agent tells the host (one JSON control frame).
-public struct AgentEvent: Codable, Sendable, Equatable {
-    public enum Kind: String, Codable, Sendable {
-        /// Answer to `hello`: the agent's version and pid.
-        case hello
-        /// A process started (its pid).
-        case started
-        /// A process ended: code or signal, and whether it timed out or lost output to the cap.
-        case exited
-        /// The operation succeeded (no other data).
-        case ok
-        case error
-        case processes
-        case entry
-        case entries
-        /// `read`: the file's size; its bytes follow in `file` frames, then `ok`.
-        case content
-    }
-
-    public var type: Kind
-    public var version: Int?
-    public var pid: Int32?
+/// How a process ended.
+public struct ProcessExit: Codable, Sendable, Equatable {
+    public var pid: Int32
     public var exitCode: Int32?
     public var signal: Int32?
-    public var timedOut: Bool?
-    public var stdoutTruncated: Bool?
-    public var stderrTruncated: Bool?
-    public var code: AgentErrorCode?
-    public var message: String?
-    public var errno: Int32?
-    public var processes: [AgentProcessInfo]?
-    public var entry: AgentEntry?
-    public var entries: [AgentEntry]?
-    public var size: Int64?
+    public var timedOut: Bool
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
 
-    public init(type: Kind) { self.type = type }
-
-    /// An `error` event.
-    public static func error(_ code: AgentErrorCode, _ message: String, errno: Int32? = nil) -> AgentEvent {
-        var e = AgentEvent(type: .error)
-        e.code = code
-        e.message = message
-        e.errno = errno
-        return e
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case type, version, pid, exitCode = "exit_code", signal, timedOut = "timed_out",
-            stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", code, message, errno,
-            processes, entry, entries, size
+    public init(pid: Int32, exitCode: Int32?, signal: Int32?, timedOut: Bool = false, stdoutTruncated: Bool = false,
+                stderrTruncated: Bool = false) {
+        self.pid = pid
+        self.exitCode = exitCode
+        self.signal = signal
+        self.timedOut = timedOut
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
     }
 }
 
-/// JSON coding of control frames (FoundationEssentials only, so the agent stays small).
+/// A refused request: a typed code, a message that says what happened, and the errno if any.
+public struct AgentFailure: Codable, Sendable, Equatable, Error {
+    public var code: AgentErrorCode
+    public var message: String
+    public var errno: Int32?
+
+    public init(_ code: AgentErrorCode, _ message: String, errno: Int32? = nil) {
+        self.code = code
+        self.message = message
+        self.errno = errno
+    }
+}
+
+/// Something the agent tells the host (one JSON control frame, with the id of the request it
+/// answers): one case per kind of answer, each with exactly its fields.
+public enum AgentEvent: Codable, Sendable, Equatable {
+    /// Answer to `hello`: the agent's version and pid.
+    case hello(version: Int, pid: Int32)
+    /// A process started (its pid).
+    case started(pid: Int32)
+    /// A process ended: code or signal, and whether it timed out or lost output to the cap.
+    case exited(ProcessExit)
+    /// The operation succeeded (no other data).
+    case ok
+    case error(AgentFailure)
+    case processes([AgentProcessInfo])
+    case entry(AgentEntry)
+    case entries([AgentEntry])
+    /// `read`: the file's size; its bytes follow in `file` frames, then `ok`.
+    case content(size: Int64)
+
+    /// An `error` event.
+    public static func error(_ code: AgentErrorCode, _ message: String, errno: Int32? = nil) -> AgentEvent {
+        .error(AgentFailure(code, message, errno: errno))
+    }
+
+    /// The case's name, for messages.
+    public var name: String {
+        switch self {
+        case .hello: return "hello"
+        case .started: return "started"
+        case .exited: return "exited"
+        case .ok: return "ok"
+        case .error: return "error"
+        case .processes: return "processes"
+        case .entry: return "entry"
+        case .entries: return "entries"
+        case .content: return "content"
+        }
+    }
+}
+
+/// Why a message could not be encoded or decoded.
+public struct AgentCodingError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+}
+
+/// JSON coding of control frames (FoundationEssentials only, so the agent stays small). Encoding
+/// failures are errors for the caller: no side ever sends an empty or partial frame.
 public enum AgentCoding {
-    public static func frame(_ request: AgentRequest) -> Frame {
-        Frame(kind: .control, payload: (try? Array(JSONEncoder().encode(request))) ?? [])
+    public static func frame(_ request: AgentRequest, id: UInt32) throws(AgentCodingError) -> Frame {
+        Frame(kind: .control, id: id, payload: try encode(request))
     }
 
-    public static func frame(_ event: AgentEvent) -> Frame {
-        Frame(kind: .control, payload: (try? Array(JSONEncoder().encode(event))) ?? [])
+    public static func frame(_ event: AgentEvent, id: UInt32) throws(AgentCodingError) -> Frame {
+        Frame(kind: .control, id: id, payload: try encode(event))
     }
 
-    public static func request(_ frame: Frame) -> AgentRequest? {
-        guard frame.kind == .control else { return nil }
-        return try? JSONDecoder().decode(AgentRequest.self, from: Data(frame.payload))
+    static func encode(_ value: some Encodable) throws(AgentCodingError) -> [UInt8] {
+        let bytes: [UInt8]
+        do { bytes = Array(try JSONEncoder().encode(value)) } catch {
+            throw AgentCodingError(description: "cannot encode \(type(of: value)): \(error)")
+        }
+        guard bytes.count <= Frame.maxPayload else {
+            throw AgentCodingError(description: "\(type(of: value)) is \(bytes.count) bytes encoded, over the frame limit of \(Frame.maxPayload)")
+        }
+        return bytes
     }
 
-    public static func event(_ frame: Frame) -> AgentEvent? {
-        guard frame.kind == .control else { return nil }
-        return try? JSONDecoder().decode(AgentEvent.self, from: Data(frame.payload))
+    public static func request(_ frame: Frame) throws(AgentCodingError) -> AgentRequest {
+        try decode(AgentRequest.self, frame)
+    }
+
+    public static func event(_ frame: Frame) throws(AgentCodingError) -> AgentEvent {
+        try decode(AgentEvent.self, frame)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ frame: Frame) throws(AgentCodingError) -> T {
+        guard frame.kind == .control else { throw AgentCodingError(description: "expected a control frame, got \(frame.kind)") }
+        do { return try JSONDecoder().decode(T.self, from: Data(frame.payload)) } catch {
+            throw AgentCodingError(description: "not a valid \(T.self): \(error)")
+        }
     }
 }
 

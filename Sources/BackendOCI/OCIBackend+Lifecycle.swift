@@ -16,7 +16,7 @@ extension OCIBackend {
 
     /// The client of a sandbox's agent.
     public func agent(_ id: String) -> AgentClient {
-        AgentClient(socketDirectory: RunLayout(stateDirectory: configuration.stateDirectory, id: id).agentDirectory, sandboxID: id)
+        AgentClient(socketDirectory: RunLayout(stateDirectory: configuration.stateDirectory, id: id).agentDirectory, sandboxID: id, pool: agents)
     }
 
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
@@ -106,13 +106,9 @@ extension OCIBackend {
         case .file(let path): stdinBytes = try ProcessSupervisor.readInput(path, limit: limits.inputBytes)
         case .inherit(let fd): stdinFD = fd
         }
-        var start = AgentRequest(op: .start)
-        start.argv = request.argv
-        start.env = processEnvironment(sandbox, request.env)
-        start.cwd = request.cwd
-        start.timeoutMs = Int64(DurationText.milliseconds(timeout))
-        start.outputCap = limits.outputBytes
-        start.openStdin = request.stdin != .none
+        let start = AgentRequest.start(ProcessStart(
+            argv: request.argv, env: processEnvironment(sandbox, request.env), cwd: request.cwd, openStdin: request.stdin != .none,
+            timeoutMs: Int64(DurationText.milliseconds(timeout)), outputCap: limits.outputBytes))
 
         let cgroup = SandboxCgroup(id: sandbox.id, host: host)
         let before = AgentStats.read(cgroup)
@@ -162,6 +158,7 @@ extension OCIBackend {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: sandbox.id)
         guard SysFile.exists(layout.directory) else { throw SandboxError(.notFound, "no live sandbox \(sandbox.id)") }
         let held = holds.take(sandbox.id)
+        agents.close(sandbox.id)
         let runtime = try? runtime(for: sandbox.spec.profile)
         let cgroup = SandboxCgroup(id: sandbox.id, host: host)
         let runtimes = knownRuntimes()

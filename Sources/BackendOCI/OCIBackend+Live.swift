@@ -56,6 +56,7 @@ extension OCIBackend: LiveSandboxBackend {
     public func collect(id: String) async {
         let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
         let held = holds.take(id)
+        agents.close(id)
         let cgroup = SandboxCgroup(id: id, host: host)
         let runtimes = knownRuntimes()
         await detachEgress(id)
@@ -66,11 +67,10 @@ extension OCIBackend: LiveSandboxBackend {
         logger.info("sandbox collected", metadata: ["id": "\(id)"])
     }
 
-    func fileRequest(_ op: AgentRequest.Op, _ path: String) throws(SandboxError) -> AgentRequest {
+    /// Checks a path before it goes to the agent (which checks again).
+    func checked(_ path: String) throws(SandboxError) -> String {
         if let problem = AgentPath.problem(path) { throw SandboxError(.invalidRequest, problem) }
-        var r = AgentRequest(op: op)
-        r.path = path
-        return r
+        return path
     }
 
     static func entry(_ e: AgentEntry) -> FileEntry {
@@ -79,48 +79,38 @@ extension OCIBackend: LiveSandboxBackend {
     }
 
     public func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8] {
-        var r = try fileRequest(.read, path)
-        r.limit = limit
-        return try await agent(sandbox.id).call(r).1
+        try await agent(sandbox.id).call(.read(path: try checked(path), limit: limit)).1
     }
 
     public func writeFile(_ sandbox: SandboxHandle, path: String, data: [UInt8], mode: UInt32) async throws {
-        var r = try fileRequest(.write, path)
-        r.size = Int64(data.count)
-        r.mode = mode
+        let r = AgentRequest.write(path: try checked(path), size: Int64(data.count), mode: mode)
         let fileLimit = sandbox.spec.profile.limits.fileSizeBytes
         if Int64(data.count) > fileLimit { throw SandboxError.over("file_size", limit: fileLimit, actual: Int64(data.count)) }
         _ = try await agent(sandbox.id).call(r, payload: data)
     }
 
     public func removeFile(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws {
-        var r = try fileRequest(.remove, path)
-        r.recursive = recursive
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.remove(path: try checked(path), recursive: recursive))
     }
 
     public func listDirectory(_ sandbox: SandboxHandle, path: String) async throws -> [FileEntry] {
-        let ev = try await agent(sandbox.id).call(try fileRequest(.listDir, path)).0
-        return (ev.entries ?? []).map(Self.entry)
+        let ev = try await agent(sandbox.id).call(.listDir(path: try checked(path))).0
+        guard case .entries(let entries) = ev else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered list_dir with \(ev.name)") }
+        return entries.map(Self.entry)
     }
 
     public func stat(_ sandbox: SandboxHandle, path: String) async throws -> FileEntry {
-        let ev = try await agent(sandbox.id).call(try fileRequest(.stat, path)).0
-        guard let e = ev.entry else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered stat without an entry") }
+        let ev = try await agent(sandbox.id).call(.stat(path: try checked(path))).0
+        guard case .entry(let e) = ev else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered stat without an entry") }
         return Self.entry(e)
     }
 
     public func makeDirectory(_ sandbox: SandboxHandle, path: String, parents: Bool) async throws {
-        var r = try fileRequest(.makeDir, path)
-        r.parents = parents
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.makeDir(path: try checked(path), parents: parents, mode: nil))
     }
 
     public func move(_ sandbox: SandboxHandle, from: String, to: String) async throws {
-        var r = try fileRequest(.move, from)
-        if let problem = AgentPath.problem(to) { throw SandboxError(.invalidRequest, problem) }
-        r.to = to
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.move(from: try checked(from), to: try checked(to)))
     }
 
     /// Background processes get the request's timeout when it sets one (never above the profile's),
@@ -129,17 +119,10 @@ extension OCIBackend: LiveSandboxBackend {
         let limits = sandbox.spec.profile.limits
         try Self.checkRequest(request, limits: limits)
         _ = try liveLayout(sandbox.id)
-        var r = AgentRequest(op: .start)
-        r.argv = request.argv
-        r.env = processEnvironment(sandbox, request.env)
-        r.cwd = request.cwd
-        r.timeoutMs = request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }
-        r.outputCap = limits.outputBytes
-        r.openStdin = true
-        r.background = true
-        r.tag = options.tag
-        r.ptyCols = options.pty?.cols
-        r.ptyRows = options.pty?.rows
+        let r = AgentRequest.start(ProcessStart(
+            argv: request.argv, env: processEnvironment(sandbox, request.env), cwd: request.cwd, openStdin: true,
+            timeoutMs: request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }, outputCap: limits.outputBytes,
+            background: true, pty: options.pty.map { ProcessStart.TerminalSize(cols: $0.cols, rows: $0.rows) }, tag: options.tag))
         let client = agent(sandbox.id)
         let end = try await client.stream(r, startedOnly: true, onOutput: nil)
         if let e = end.spawnError { throw SandboxError(.invalidRequest, "cannot start \(request.argv[0]): \(e)") }
@@ -158,18 +141,17 @@ extension OCIBackend: LiveSandboxBackend {
     }
 
     public func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess] {
-        let ev = try await agent(sandbox.id).call(AgentRequest(op: .list)).0
-        return (ev.processes ?? []).map {
+        let ev = try await agent(sandbox.id).call(.list).0
+        guard case .processes(let list) = ev else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered list with \(ev.name)") }
+        return list.map {
             SandboxProcess(pid: $0.pid, argv: $0.argv, cwd: $0.cwd, tag: $0.tag, pty: $0.pty, background: $0.background,
                            running: $0.running, exitCode: $0.exitCode, signal: $0.signal, startedAt: $0.startedAt)
         }
     }
 
     public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
-        var r = AgentRequest(op: .connect)
-        r.pid = pid
         let captured = CapturedStreams()
-        let end = try await agent(sandbox.id).stream(r) { stream, bytes in
+        let end = try await agent(sandbox.id).stream(.connect(pid: pid)) { stream, bytes in
             captured.append(stream, bytes)
             output?(stream, bytes)
         }
@@ -181,23 +163,14 @@ extension OCIBackend: LiveSandboxBackend {
     }
 
     public func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws {
-        var r = AgentRequest(op: .closeStdin)
-        r.pid = pid
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.closeStdin(pid: pid))
     }
 
     public func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws {
-        var r = AgentRequest(op: .signal)
-        r.pid = pid
-        r.signal = signal
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.signal(pid: pid, signal: signal))
     }
 
     public func resize(_ sandbox: SandboxHandle, pid: Int32, size: TerminalSize) async throws {
-        var r = AgentRequest(op: .resize)
-        r.pid = pid
-        r.ptyCols = size.cols
-        r.ptyRows = size.rows
-        _ = try await agent(sandbox.id).call(r)
+        _ = try await agent(sandbox.id).call(.resize(pid: pid, size: ProcessStart.TerminalSize(cols: size.cols, rows: size.rows)))
     }
 }

@@ -43,6 +43,8 @@ public struct OCIBackend: IsolationBackend {
     let logger: Logger
     /// Host workspaces of long-lived sandboxes this process created (see ``WorkspaceHolds``).
     let holds = WorkspaceHolds()
+    /// One open connection per live sandbox's agent (see ``AgentPool``).
+    public let agents = AgentPool()
 
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sandboxer.oci")) throws(SandboxError) {
         guard geteuid() == 0 else {

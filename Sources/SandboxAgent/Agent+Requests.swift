@@ -6,32 +6,55 @@ import Glibc
 #endif
 
 extension Agent {
-    /// Most input queued for a process that has not read it yet.
+    /// Most input queued for a process that has not read it yet before an `input` waits.
     static let maxPendingInput = 8 << 20
+    /// Most input queued at all (waiting writers included): beyond, `input` is refused.
+    static let hardPendingInput = maxPendingInput + 4 * Frame.maxPayload
 
     mutating func handle(_ frame: Frame, on c: Connection) {
-        switch c.state {
-        case .new:
-            guard let r = AgentCoding.request(frame), r.op == .hello else {
-                return c.fail(.badRequest, "the first frame must be hello")
+        guard c.greeted else { return greet(frame, on: c) }
+        switch frame.kind {
+        case .control:
+            let r: AgentRequest
+            do { r = try AgentCoding.request(frame) } catch {
+                return c.fail(.badRequest, "a control frame is not a valid request (\(error))", id: frame.id)
             }
-            guard r.version == AgentProtocolVersion.current else {
-                return c.fail(.badRequest, "protocol version \(r.version ?? -1) is not this agent's (\(AgentProtocolVersion.current)); update the host or the agent")
+            request(r, id: frame.id, on: c)
+        case .file, .stdin:
+            guard let upload = c.uploads[frame.id] else {
+                return c.fail(.badRequest, "\(frame.kind) frame for request \(frame.id), which expects none", id: frame.id)
             }
-            if let e = r.expiresAt, e.isFinite { expiresAt = e }
-            var ev = AgentEvent(type: .hello)
-            ev.version = AgentProtocolVersion.current
-            ev.pid = getpid()
-            c.send(ev)
-            c.state = .idle
+            receive(frame, into: upload, on: c)
+        case .stdout, .stderr:
+            c.fail(.badRequest, "unexpected \(frame.kind) frame", id: frame.id)
+        }
+    }
+
+    mutating func greet(_ frame: Frame, on c: Connection) {
+        guard frame.kind == .control, case .hello(let version, let expires)? = try? AgentCoding.request(frame) else {
+            return c.fail(.badRequest, "the first frame must be hello", id: frame.id)
+        }
+        guard version == AgentProtocolVersion.current else {
+            return c.fail(.badRequest, "protocol version \(version) is not this agent's (\(AgentProtocolVersion.current)); update the host or the agent", id: frame.id)
+        }
+        if let e = expires, e.isFinite { expiresAt = e }
+        c.send(.hello(version: AgentProtocolVersion.current, pid: getpid()), id: frame.id)
+        c.greeted = true
+    }
+
+    /// A data frame of a `write` or an `input`.
+    mutating func receive(_ frame: Frame, into upload: Connection.Upload, on c: Connection) {
+        let id = frame.id
+        let count = Int64(frame.payload.count)
+        switch upload {
         case .writing(let fd, let remaining, let mode):
-            guard frame.kind == .file, Int64(frame.payload.count) <= remaining else {
+            guard frame.kind == .file, count <= remaining else {
                 close(fd)
-                c.state = .idle
-                return c.fail(.badRequest, "a write expects exactly its size in file frames")
+                c.uploads[id] = nil
+                return c.fail(.badRequest, "a write expects exactly its size in file frames", id: id)
             }
             var off = 0
-            let left = remaining - Int64(frame.payload.count)
+            let left = remaining - count
             while off < frame.payload.count {
                 let n = frame.payload.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
                 if n < 0 {
@@ -40,153 +63,139 @@ extension Agent {
                     // What was written of this upload is given back (a full disk stays usable).
                     _ = ftruncate(fd, 0)
                     close(fd)
-                    return discard(left, then: .error(Files.errorCode(e), "write: \(String(cString: strerror(e)))", errno: e), on: c)
+                    return discard(left, then: .error(Files.errorCode(e), "write: \(String(cString: strerror(e)))", errno: e), id: id, on: c)
                 }
                 off += n
             }
-            if left == 0 { finishWrite(fd, mode: mode, on: c) } else { c.state = .writing(fd: fd, remaining: left, mode: mode) }
+            if left == 0 { finishWrite(fd, mode: mode, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: left, mode: mode) }
+        case .input(let pid, let remaining):
+            guard frame.kind == .stdin, count <= remaining else {
+                c.uploads[id] = nil
+                return c.fail(.badRequest, "an input expects exactly its size in stdin frames", id: id)
+            }
+            let left = remaining - count
+            guard let p = procs[pid], p.running, p.inFd >= 0 else {
+                return discard(left, then: .error(.noSuchProcess, "process \(pid) has no open stdin"), id: id, on: c)
+            }
+            guard p.pendingInput.count + frame.payload.count <= Self.hardPendingInput else {
+                return discard(left, then: .error(.tooLarge, "process \(pid) is not reading its stdin; over \(Self.maxPendingInput) bytes queued"), id: id, on: c)
+            }
+            p.pendingInput += frame.payload
+            feedInput(p)
+            guard left == 0 else { c.uploads[id] = .input(pid: pid, remaining: left); return }
+            c.uploads[id] = nil
+            if p.pendingInput.count <= Self.maxPendingInput { c.send(.ok, id: id) } else { p.inputWaiters.append(.init(conn: c.fd, id: id)) }
         case .discarding(let remaining, let error):
-            guard frame.kind == .file, Int64(frame.payload.count) <= remaining else {
-                c.state = .idle
-                return c.fail(.badRequest, "a write expects exactly its size in file frames")
+            guard count <= remaining else {
+                c.uploads[id] = nil
+                return c.fail(.badRequest, "a request expects exactly its size in data frames", id: id)
             }
-            discard(remaining - Int64(frame.payload.count), then: error, on: c)
-        case .idle, .attached:
-            switch frame.kind {
-            case .control:
-                guard let r = AgentCoding.request(frame) else { return c.fail(.badRequest, "a control frame is not a valid request") }
-                request(r, on: c)
-            case .stdin:
-                var pid = frame.pid
-                if pid == 0, case .attached(let a) = c.state { pid = a }
-                guard let p = procs[pid], p.running, p.inFd >= 0, !p.closeInputWhenDrained else {
-                    return reply(.error(.noSuchProcess, "process \(pid) has no open stdin"), on: c)
-                }
-                guard p.pendingInput.count + frame.payload.count <= Self.maxPendingInput else {
-                    return reply(.error(.tooLarge, "process \(pid) is not reading its stdin; over \(Self.maxPendingInput) bytes queued"), on: c)
-                }
-                p.pendingInput += frame.payload
-                feedInput(p)
-                reply(AgentEvent(type: .ok), on: c)
-            default:
-                c.fail(.badRequest, "unexpected \(frame.kind) frame")
-            }
+            discard(remaining - count, then: error, id: id, on: c)
         }
     }
 
-    /// Answers on idle connections only: an attached connection carries its process's events.
-    func reply(_ ev: AgentEvent, on c: Connection) {
-        if case .attached = c.state { return }
-        c.send(ev)
-    }
-
-    /// Reads and drops the `remaining` bytes of a failed write's `file` frames, then answers `error`.
-    func discard(_ remaining: Int64, then error: AgentEvent, on c: Connection) {
+    /// Reads and drops the `remaining` bytes of a failed upload's data frames, then answers `error`.
+    func discard(_ remaining: Int64, then error: AgentEvent, id: UInt32, on c: Connection) {
         if remaining > 0 {
-            c.state = .discarding(remaining: remaining, error: error)
+            c.uploads[id] = .discarding(remaining: remaining, error: error)
         } else {
-            c.state = .idle
-            c.send(error)
+            c.uploads[id] = nil
+            c.send(error, id: id)
         }
     }
 
-    func finishWrite(_ fd: Int32, mode: UInt32, on c: Connection) {
+    func finishWrite(_ fd: Int32, mode: UInt32, id: UInt32, on c: Connection) {
         fchmod(fd, mode_t(mode))
         close(fd)
-        c.state = .idle
-        c.send(AgentEvent(type: .ok))
+        c.uploads[id] = nil
+        c.send(.ok, id: id)
     }
 
-    /// The process a request names (its `pid`, or the one this connection follows).
-    func target(_ r: AgentRequest, _ c: Connection) -> ManagedProcess? {
-        var pid = r.pid ?? 0
-        if pid == 0, case .attached(let a) = c.state { pid = a }
-        return procs[pid]
-    }
-
-    mutating func request(_ r: AgentRequest, on c: Connection) {
+    mutating func request(_ r: AgentRequest, id: UInt32, on c: Connection) {
         let user = self.user
-        switch r.op {
-        case .hello:
-            var ev = AgentEvent(type: .hello)
-            ev.version = AgentProtocolVersion.current
-            reply(ev, on: c)
-        case .start:
-            if case .attached = c.state { return c.fail(.badRequest, "this connection already follows a process") }
-            switch Spawner.spawn(r, user: user, defaultCap: Self.defaultCap) {
-            case .failure(let f): c.send(.error(f.code, f.message))
+        if c.uploads[id] != nil { return c.fail(.badRequest, "request id \(id) is still receiving data", id: id) }
+        switch r {
+        case .hello(let version, _):
+            guard version == AgentProtocolVersion.current else { return c.fail(.badRequest, "protocol version \(version) changed mid-connection", id: id) }
+            c.send(.hello(version: AgentProtocolVersion.current, pid: getpid()), id: id)
+        case .ping(let expires):
+            if let e = expires, e.isFinite { expiresAt = e }
+            c.send(.ok, id: id)
+        case .start(let spec):
+            switch Spawner.spawn(spec, user: user, defaultCap: Self.defaultCap) {
+            case .failure(let f): c.send(.error(f.code, f.message), id: id)
             case .success(let p):
                 if let old = procs[p.pid] { old.closeAll(); finished.removeAll { $0 == p.pid } }
                 procs[p.pid] = p
-                var ev = AgentEvent(type: .started)
-                ev.pid = p.pid
-                c.send(ev)
-                p.followers = [c.fd]
-                c.state = .attached(p.pid)
+                c.send(.started(pid: p.pid), id: id)
+                // A background start's stream ends here; `connect` follows the process later.
+                if !p.background { p.followers = [Follower(key: .init(conn: c.fd, id: id), credit: AgentFlow.initialWindow)] }
             }
-        case .connect:
-            if case .attached = c.state { return c.fail(.badRequest, "this connection already follows a process") }
-            guard let pid = r.pid, let p = procs[pid] else { return c.send(.error(.noSuchProcess, "no process \(r.pid ?? 0)")) }
-            var ev = AgentEvent(type: .started)
-            ev.pid = p.pid
-            c.send(ev)
-            let replayCap = Int(r.outputCap ?? Int64(Self.defaultCap))
-            for (kind, kept) in [(FrameKind.stdout, p.stdout.kept), (.stderr, p.stderr.kept)] {
-                var off = 0
-                let end = min(kept.count, replayCap)
-                while off < end {
-                    let n = min(end - off, Frame.maxPayload - 16)
-                    c.send(Frame(kind: kind, pid: p.pid, payload: Array(kept[off..<off + n])))
-                    off += n
+        case .connect(let pid):
+            guard let p = procs[pid], p.background || p.running else { return c.send(.error(.noSuchProcess, "no process \(pid)"), id: id) }
+            c.send(.started(pid: p.pid), id: id)
+            // Its kept output is replayed from the start, then live output follows (``sendOutput``).
+            p.followers.append(Follower(key: .init(conn: c.fd, id: id), credit: AgentFlow.initialWindow))
+        case .credit(let bytes):
+            guard bytes > 0 else { return c.fail(.badRequest, "credit must be positive", id: id) }
+            let key = Follower.Key(conn: c.fd, id: id)
+            for p in procs.values {
+                if let i = p.followers.firstIndex(where: { $0.key == key }) {
+                    let (sum, overflow) = p.followers[i].credit.addingReportingOverflow(bytes)
+                    p.followers[i].credit = overflow ? Int64.max : sum
                 }
             }
-            if p.running {
-                p.followers.append(c.fd)
-                c.state = .attached(p.pid)
-            } else {
-                c.send(p.exitedEvent)
-            }
+        case .cancel:
+            unfollow(Follower.Key(conn: c.fd, id: id))
         case .list:
-            var ev = AgentEvent(type: .processes)
-            ev.processes = procs.values.map(\.info).sorted { $0.pid < $1.pid }
-            reply(ev, on: c)
-        case .closeStdin:
-            guard let p = target(r, c), p.running else { return reply(.error(.noSuchProcess, "no running process \(r.pid ?? 0)"), on: c) }
+            c.send(.processes(procs.values.filter { $0.background || $0.running }.map(\.info).sorted { $0.pid < $1.pid }), id: id)
+        case .input(let pid, let size):
+            guard size >= 0 else { return c.fail(.badRequest, "input needs a size of 0 or more", id: id) }
+            guard let p = procs[pid], p.running, p.inFd >= 0, !p.closeInputWhenDrained else {
+                return discard(size, then: .error(.noSuchProcess, "process \(pid) has no open stdin"), id: id, on: c)
+            }
+            if size == 0 { return c.send(.ok, id: id) }
+            c.uploads[id] = .input(pid: pid, remaining: size)
+        case .closeStdin(let pid):
+            guard let p = procs[pid], p.running else { return c.send(.error(.noSuchProcess, "no running process \(pid)"), id: id) }
             p.closeInputWhenDrained = true
             feedInput(p)
-            reply(AgentEvent(type: .ok), on: c)
-        case .signal:
-            guard let p = target(r, c) else { return reply(.error(.noSuchProcess, "no process \(r.pid ?? 0)"), on: c) }
-            let sig = r.signal ?? SIGKILL
-            guard sig > 0 && sig < 65 else { return reply(.error(.badRequest, "signal \(sig) is out of range"), on: c) }
+            c.send(.ok, id: id)
+        case .signal(let pid, let sig):
+            guard let p = procs[pid] else { return c.send(.error(.noSuchProcess, "no process \(pid)"), id: id) }
+            guard sig > 0 && sig < 65 else { return c.send(.error(.badRequest, "signal \(sig) is out of range"), id: id) }
             // The whole process group: what the process started goes too. After the leader ended,
             // its group lives on while members remain (the kernel reuses no pid that is a live pgid).
             if kill(-p.pid, sig) != 0 && (!p.running || kill(p.pid, sig) != 0) {
-                return reply(.error(.noSuchProcess, "process \(p.pid) and its group have ended"), on: c)
+                return c.send(.error(.noSuchProcess, "process \(p.pid) and its group have ended"), id: id)
             }
-            reply(AgentEvent(type: .ok), on: c)
-        case .resize:
-            guard let p = target(r, c), p.running, p.pty, p.outFd >= 0, let cols = r.ptyCols, let rows = r.ptyRows else {
-                return reply(.error(.noSuchProcess, "no running PTY process \(r.pid ?? 0) (resize needs pid, pty_cols, pty_rows)"), on: c)
+            c.send(.ok, id: id)
+        case .resize(let pid, let size):
+            guard let p = procs[pid], p.running, p.pty, p.outFd >= 0 else {
+                return c.send(.error(.noSuchProcess, "no running PTY process \(pid)"), id: id)
             }
-            _ = sbx_agent_set_winsize(p.outFd, cols, rows)
+            _ = sbx_agent_set_winsize(p.outFd, size.cols, size.rows)
             kill(-p.pid, SIGWINCH)
-            reply(AgentEvent(type: .ok), on: c)
-        case .stat: reply(user.asUser { Files.statEntry(r) }, on: c)
-        case .listDir: reply(user.asUser { Files.listDir(r) }, on: c)
-        case .makeDir: reply(user.asUser { Files.makeDir(r) }, on: c)
-        case .move: reply(user.asUser { Files.move(r) }, on: c)
-        case .remove: reply(user.asUser { Files.remove(r) }, on: c)
-        case .read:
-            if case .attached = c.state { return }
-            for f in user.asUser({ Files.read(r) }) { c.send(f) }
-        case .write:
-            if case .attached = c.state { return c.fail(.badRequest, "write on a connection that follows a process") }
-            switch user.asUser({ Files.openForWrite(r) }) {
-            case .failure(let e): discard(max(0, r.size ?? 0), then: e.event, on: c)
+            c.send(.ok, id: id)
+        case .stat(let path): c.send(user.asUser { Files.statEntry(path) }, id: id)
+        case .listDir(let path): c.send(user.asUser { Files.listDir(path) }, id: id)
+        case .makeDir(let path, let parents, let mode): c.send(user.asUser { Files.makeDir(path, parents: parents, mode: mode) }, id: id)
+        case .move(let from, let to): c.send(user.asUser { Files.move(from, to) }, id: id)
+        case .remove(let path, let recursive): c.send(user.asUser { Files.remove(path, recursive: recursive) }, id: id)
+        case .read(let path, let limit):
+            switch user.asUser({ Files.read(path, limit: limit) }) {
+            case .failure(let e): c.send(e.event, id: id)
+            case .success(let chunks):
+                c.send(.content(size: chunks.reduce(0) { $0 + Int64($1.count) }), id: id)
+                for chunk in chunks { c.send(Frame(kind: .file, id: id, payload: chunk)) }
+                c.send(.ok, id: id)
+            }
+        case .write(let path, let size, let mode):
+            let mode = mode ?? 0o644
+            switch user.asUser({ Files.openForWrite(path, size: size, mode: mode) }) {
+            case .failure(let e): discard(max(0, size), then: e.event, id: id, on: c)
             case .success(let fd):
-                let mode = r.mode ?? 0o644
-                if r.size == 0 { finishWrite(fd, mode: mode, on: c) } else { c.state = .writing(fd: fd, remaining: r.size!, mode: mode) }
+                if size == 0 { finishWrite(fd, mode: mode, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: size, mode: mode) }
             }
         }
     }

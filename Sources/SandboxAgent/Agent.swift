@@ -21,8 +21,13 @@ struct Agent {
     static let defaultCap = 1 << 20
     static let maxConnections = 512
     static let maxFinished = 64
-    /// A follower this far behind stops the agent reading that process's output (back-pressure).
-    static let followerBacklog = 8 << 20
+    /// A follower this far behind (output kept but not yet sent to it, for want of credit) stops
+    /// the agent reading that process's pipe: the process waits for its slowest reader.
+    static let followerLag = 256 << 10
+    /// Output queued on one connection beyond which no more stream output is queued on it.
+    static let connectionBacklog = 2 << 20
+    /// Bytes of one stream sent in one go before the next stream's turn.
+    static let sendSlice = 64 << 10
 
     init(listener: Int32, signals: Int32, user: SandboxUser) {
         self.listener = listener
@@ -47,10 +52,13 @@ struct Agent {
             var timeout: Int32 = -1
             let now = Clock.monotonicMs()
             for p in procs.values {
-                let behind = p.followers.contains { conns[$0].map { $0.pendingOutputBytes > Self.followerBacklog } ?? false }
-                if !behind {
-                    if p.outFd >= 0 { fds.append(pollfd(fd: p.outFd, events: Int16(POLLIN), revents: 0)); roles.append(.out(p.pid)) }
-                    if p.errFd >= 0 { fds.append(pollfd(fd: p.errFd, events: Int16(POLLIN), revents: 0)); roles.append(.err(p.pid)) }
+                if p.outFd >= 0 && !p.lagging(stderr: false, by: Self.followerLag) {
+                    fds.append(pollfd(fd: p.outFd, events: Int16(POLLIN), revents: 0))
+                    roles.append(.out(p.pid))
+                }
+                if p.errFd >= 0 && !p.lagging(stderr: true, by: Self.followerLag) {
+                    fds.append(pollfd(fd: p.errFd, events: Int16(POLLIN), revents: 0))
+                    roles.append(.err(p.pid))
                 }
                 if p.inFd >= 0 && !p.pendingInput.isEmpty {
                     fds.append(pollfd(fd: p.inFd, events: Int16(POLLOUT), revents: 0))
@@ -79,7 +87,47 @@ struct Agent {
                 case .input(let pid): if let p = procs[pid] { feedInput(p) }
                 }
             }
+            sendOutput()
+            for c in conns.values where c.hasPendingOutput && !c.closing { if !c.flush() { drop(c) } }
             for c in conns.values where c.closing && !c.hasPendingOutput { drop(c) }
+        }
+    }
+
+    /// Sends every follower the output it has credit and room for, `exited` once it has all of
+    /// an ended process's output, and forgets ended foreground processes nobody follows any more.
+    mutating func sendOutput() {
+        for p in procs.values {
+            var i = 0
+            while i < p.followers.count {
+                var f = p.followers[i]
+                // (A closing connection's followers are ended by ``drop(_:)``, which kills a foreground
+                // process nobody follows any more.)
+                guard let c = conns[f.key.conn] else { p.followers.remove(at: i); continue }
+                if c.closing {
+                    i += 1
+                    continue
+                }
+                while f.credit > 0 && c.pendingOutputBytes < Self.connectionBacklog {
+                    let outLeft = p.stdout.kept.count - f.sentOut
+                    let errLeft = p.stderr.kept.count - f.sentErr
+                    if outLeft == 0 && errLeft == 0 { break }
+                    let useErr = outLeft == 0 || (errLeft > 0 && f.sentErr < f.sentOut)
+                    let start = useErr ? f.sentErr : f.sentOut
+                    let n = min(useErr ? errLeft : outLeft, Int(min(f.credit, Int64(Self.sendSlice))))
+                    let kept = useErr ? p.stderr.kept : p.stdout.kept
+                    c.send(Frame(kind: useErr ? .stderr : .stdout, id: f.key.id, payload: Array(kept[start..<start + n])))
+                    if useErr { f.sentErr += n } else { f.sentOut += n }
+                    f.credit -= Int64(n)
+                }
+                if p.drained && f.sentOut == p.stdout.kept.count && f.sentErr == p.stderr.kept.count {
+                    c.send(p.exitedEvent, id: f.key.id)
+                    p.followers.remove(at: i)
+                    continue
+                }
+                p.followers[i] = f
+                i += 1
+            }
+            if p.drained && p.followers.isEmpty && !p.background { procs.removeValue(forKey: p.pid) }
         }
     }
 
@@ -152,30 +200,27 @@ struct Agent {
                 }
                 return
             }
-            let part = stderr ? p.stderr.append(buf[0..<n]) : p.stdout.append(buf[0..<n])
-            if !part.isEmpty {
-                let frame = Frame(kind: stderr ? .stderr : .stdout, pid: p.pid, payload: Array(part))
-                for f in p.followers { conns[f]?.send(frame) }
-            }
+            // Kept (up to the cap) for followers, sent as their credit allows (``sendOutput``).
+            if stderr { _ = p.stderr.append(buf[0..<n]) } else { _ = p.stdout.append(buf[0..<n]) }
         }
     }
 
+    /// A reaped process: its pipes are closed (what was in them is kept), waiting writers are
+    /// answered; followers get `exited` once they have its output (``sendOutput``).
     mutating func finish(_ p: ManagedProcess) {
         p.closeAll()
-        let ev = p.exitedEvent
-        for f in p.followers {
-            guard let c = conns[f] else { continue }
-            c.send(ev)
-            c.state = .idle
-            _ = c.flush()
-        }
-        p.followers = []
+        p.pendingInput = []
+        releaseInputWaiters(p)
         if p.background {
             finished.append(p.pid)
             if finished.count > Self.maxFinished { procs.removeValue(forKey: finished.removeFirst()) }
-        } else {
-            procs.removeValue(forKey: p.pid)
         }
+    }
+
+    /// Answers the `input` requests that waited for the process's queue to shrink.
+    func releaseInputWaiters(_ p: ManagedProcess) {
+        for w in p.inputWaiters { conns[w.conn]?.send(.ok, id: w.id) }
+        p.inputWaiters = []
     }
 
     mutating func feedInput(_ p: ManagedProcess) {
@@ -190,6 +235,7 @@ struct Agent {
             p.pendingInput.removeFirst(n)
         }
         if p.pendingInput.isEmpty && p.closeInputWhenDrained { closeInput(p) }
+        if !p.inputWaiters.isEmpty && (p.pendingInput.count <= Self.maxPendingInput || p.inFd < 0) { releaseInputWaiters(p) }
     }
 
     func closeInput(_ p: ManagedProcess) {
@@ -221,12 +267,24 @@ struct Agent {
     mutating func drop(_ c: Connection) {
         conns.removeValue(forKey: c.fd)
         close(c.fd)
-        if case .writing(let fd, _, _) = c.state { close(fd) }
-        for p in procs.values where p.followers.contains(c.fd) {
-            p.followers.removeAll { $0 == c.fd }
-            // A foreground process dies with the request that started it (the caller gave up).
-            if p.followers.isEmpty && !p.background && p.running { p.killTree() }
+        for case .writing(let fd, _, _) in c.uploads.values { close(fd) }
+        for p in procs.values {
+            p.inputWaiters.removeAll { $0.conn == c.fd }
+            if p.followers.contains(where: { $0.key.conn == c.fd }) { unfollow(p) { $0.key.conn == c.fd } }
         }
+    }
+
+    /// Ends one stream (the host cancelled it).
+    mutating func unfollow(_ key: Follower.Key) {
+        for p in procs.values where p.followers.contains(where: { $0.key == key }) { unfollow(p) { $0.key == key } }
+    }
+
+    /// Removes followers; a foreground process dies with the last request following it (the
+    /// caller gave up), and is forgotten once ended.
+    mutating func unfollow(_ p: ManagedProcess, where match: (Follower) -> Bool) {
+        p.followers.removeAll(where: match)
+        guard p.followers.isEmpty && !p.background else { return }
+        if p.running { p.killTree() } else if p.drained { procs.removeValue(forKey: p.pid) }
     }
 
     mutating func serve(_ fd: Int32, revents: Int16) {
@@ -237,7 +295,7 @@ struct Agent {
             while !c.closing {
                 let frame: Frame?
                 do { frame = try c.decoder.next() } catch {
-                    c.fail(.badRequest, "malformed frame: \(error)")
+                    c.fail(.badRequest, "malformed frame: \(error)", id: 0)
                     break
                 }
                 guard let frame else { break }

@@ -4,19 +4,19 @@ import AgentProtocol
 import Glibc
 #endif
 
-/// One host connection: its decoder, what it waits to send, and what it is doing.
+/// One host connection: its decoder, what it waits to send, and the requests whose data frames
+/// are still arriving (by request id). Many requests are in flight on one connection; process
+/// streams live in each process's ``Follower`` list, keyed by this connection's fd and the id.
 final class Connection {
-    enum State {
-        /// Before `hello`.
-        case new
-        case idle
-        /// Streaming a process's events until it exits.
-        case attached(Int32)
-        /// Receiving `file` frames for a `write`.
+    /// A request receiving data frames.
+    enum Upload {
+        /// `write`: `file` frames go to the file.
         case writing(fd: Int32, remaining: Int64, mode: UInt32)
-        /// A `write` failed (disk full, a directory at the path, …): its remaining `file` frames are
-        /// read and dropped, then `error` is answered and the connection stays usable — the host is
-        /// still sending, and a closed connection would look like a dead agent.
+        /// `input`: `stdin` frames go to the process's queue.
+        case input(pid: Int32, remaining: Int64)
+        /// The request failed (disk full, a directory at the path, the process ended, …): its
+        /// remaining data frames are read and dropped, then `error` is answered and the connection
+        /// stays usable — the host is still sending, and a closed connection would look like a dead agent.
         case discarding(remaining: Int64, error: AgentEvent)
     }
 
@@ -24,10 +24,11 @@ final class Connection {
     var decoder = FrameDecoder()
     var out: [UInt8] = []
     var outStart = 0
-    var state = State.new
+    /// Whether `hello` was answered.
+    var greeted = false
+    var uploads: [UInt32: Upload] = [:]
     /// Close once everything queued is sent (after an error frame for a malformed request).
     var closing = false
-    var dead = false
 
     init(fd: Int32) { self.fd = fd }
 
@@ -35,14 +36,21 @@ final class Connection {
     var pendingOutputBytes: Int { out.count - outStart }
 
     func send(_ frame: Frame) {
-        out.append(contentsOf: frame.encoded())
+        frame.encode(into: &out)
     }
 
-    func send(_ event: AgentEvent) { send(AgentCoding.frame(event)) }
+    /// Sends an event; one that cannot be encoded (e.g. a listing over the frame limit) is
+    /// answered as an error instead, never as an empty frame.
+    func send(_ event: AgentEvent, id: UInt32) {
+        do { send(try AgentCoding.frame(event, id: id)) } catch {
+            let fallback = AgentEvent.error(.tooLarge, "the answer could not be sent: \(error)")
+            if let f = try? AgentCoding.frame(fallback, id: id) { send(f) } else { closing = true }
+        }
+    }
 
     /// Sends an error and closes after it is flushed.
-    func fail(_ code: AgentErrorCode, _ message: String) {
-        send(.error(code, message))
+    func fail(_ code: AgentErrorCode, _ message: String, id: UInt32 = 0) {
+        send(.error(code, message), id: id)
         closing = true
     }
 

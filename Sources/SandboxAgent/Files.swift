@@ -67,22 +67,19 @@ enum Files {
         p == "/" ? "/" : String(p.split(separator: "/").last ?? "")
     }
 
-    static func statEntry(_ r: AgentRequest) -> AgentEvent {
-        switch path(r.path) {
+    static func statEntry(_ path: String) -> AgentEvent {
+        switch Files.path(path) {
         case .failure(let e): return e.event
         case .success(let p):
             switch entry(p, name: baseName(p)) {
             case .failure(let e): return e.event
-            case .success(let en):
-                var ev = AgentEvent(type: .entry)
-                ev.entry = en
-                return ev
+            case .success(let en): return .entry(en)
             }
         }
     }
 
-    static func listDir(_ r: AgentRequest) -> AgentEvent {
-        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
+    static func listDir(_ path: String) -> AgentEvent {
+        guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
         guard let dir = opendir(p) else { return failure("open directory", p) }
         defer { closedir(dir) }
         if onKernelFilesystem(dirfd(dir)) { return kernelFilesystemRefusal(p) }
@@ -93,9 +90,7 @@ enum Files {
             if entries.count >= 100_000 { break }
             if case .success(let e) = entry(p == "/" ? "/" + name : p + "/" + name, name: name) { entries.append(e) }
         }
-        var ev = AgentEvent(type: .entries)
-        ev.entries = entries.sorted { $0.name < $1.name }
-        return ev
+        return .entries(entries.sorted { $0.name < $1.name })
     }
 
     static func makeDirectories(_ p: String, mode: mode_t, parents: Bool) -> Int32 {
@@ -118,16 +113,16 @@ enum Files {
         return e
     }
 
-    static func makeDir(_ r: AgentRequest) -> AgentEvent {
-        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
-        let e = makeDirectories(p, mode: mode_t(r.mode ?? 0o755), parents: r.parents ?? false)
-        return e == 0 ? AgentEvent(type: .ok) : failure("mkdir", p, e)
+    static func makeDir(_ path: String, parents: Bool, mode: UInt32?) -> AgentEvent {
+        guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
+        let e = makeDirectories(p, mode: mode_t(mode ?? 0o755), parents: parents)
+        return e == 0 ? .ok : failure("mkdir", p, e)
     }
 
-    static func move(_ r: AgentRequest) -> AgentEvent {
-        guard case .success(let from) = path(r.path) else { return path(r.path).refusal }
-        guard case .success(let to) = path(r.to, "to") else { return path(r.to, "to").refusal }
-        return rename(from, to) == 0 ? AgentEvent(type: .ok) : failure("move \(from) to", to)
+    static func move(_ source: String, _ destination: String) -> AgentEvent {
+        guard case .success(let from) = path(source) else { return path(source).refusal }
+        guard case .success(let to) = path(destination, "to") else { return path(destination, "to").refusal }
+        return rename(from, to) == 0 ? .ok : failure("move \(from) to", to)
     }
 
     static func removeTree(_ p: String) -> Int32 {
@@ -148,63 +143,61 @@ enum Files {
         return rmdir(p) == 0 ? 0 : errno
     }
 
-    static func remove(_ r: AgentRequest) -> AgentEvent {
-        guard case .success(let p) = path(r.path) else { return path(r.path).refusal }
+    static func remove(_ path: String, recursive: Bool) -> AgentEvent {
+        guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
         if p == "/" { return .error(.permissionDenied, "refusing to remove /") }
-        if r.recursive == true {
+        if recursive {
             let e = removeTree(p)
-            return e == 0 ? AgentEvent(type: .ok) : failure("remove", p, e)
+            return e == 0 ? .ok : failure("remove", p, e)
         }
         var st = Glibc.stat()
         guard lstat(p, &st) == 0 else { return failure("remove", p) }
         let rc = (st.st_mode & S_IFMT) == S_IFDIR ? rmdir(p) : unlink(p)
-        return rc == 0 ? AgentEvent(type: .ok) : failure("remove", p)
+        return rc == 0 ? .ok : failure("remove", p)
     }
 
-    /// `read`: the `content` event, the bytes in `file` frames, then `ok`; or one error event.
-    static func read(_ r: AgentRequest) -> [Frame] {
-        guard case .success(let p) = path(r.path) else { return [AgentCoding.frame(path(r.path).refusal)] }
+    /// `read`: the file's bytes in chunks (sent as `content`, `file` frames, `ok`), or the error event.
+    static func read(_ path: String, limit: Int64?) -> Result<[[UInt8]], Refusal> {
+        guard case .success(let p) = Files.path(path) else { return .failure(Refusal(Files.path(path).refusal)) }
         // O_NONBLOCK: a FIFO planted by the user must not block the agent.
         let fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        guard fd >= 0 else { return [AgentCoding.frame(failure("open", p))] }
+        guard fd >= 0 else { return .failure(Refusal(failure("open", p))) }
         defer { close(fd) }
-        if onKernelFilesystem(fd) { return [AgentCoding.frame(kernelFilesystemRefusal(p))] }
+        if onKernelFilesystem(fd) { return .failure(Refusal(kernelFilesystemRefusal(p))) }
         var st = Glibc.stat()
-        guard fstat(fd, &st) == 0 else { return [AgentCoding.frame(failure("stat", p))] }
-        if (st.st_mode & S_IFMT) == S_IFDIR { return [AgentCoding.frame(failure("read", p, EISDIR))] }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { return [AgentCoding.frame(.error(.badRequest, "\(p) is not a regular file"))] }
-        let limit = r.limit ?? Int64.max
+        guard fstat(fd, &st) == 0 else { return .failure(Refusal(failure("stat", p))) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(Refusal(failure("read", p, EISDIR))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Refusal(.error(.badRequest, "\(p) is not a regular file"))) }
+        let limit = limit ?? Int64.max
         if Int64(st.st_size) > limit {
-            return [AgentCoding.frame(.error(.tooLarge, "\(p) is \(st.st_size) bytes, over the read limit of \(limit) bytes"))]
+            return .failure(Refusal(.error(.tooLarge, "\(p) is \(st.st_size) bytes, over the read limit of \(limit) bytes")))
         }
-        var frames: [Frame] = []
+        var chunks: [[UInt8]] = []
         var total: Int64 = 0
-        var buf = [UInt8](repeating: 0, count: Frame.maxPayload - 8)
+        var buf = [UInt8](repeating: 0, count: Frame.chunk)
         while true {
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
-                return [AgentCoding.frame(failure("read", p))]
+                return .failure(Refusal(failure("read", p)))
             }
             if n == 0 { break }
             total += Int64(n)
-            if total > limit { return [AgentCoding.frame(.error(.tooLarge, "\(p) grew over the read limit of \(limit) bytes"))] }
-            frames.append(Frame(kind: .file, payload: Array(buf[0..<n])))
+            if total > limit { return .failure(Refusal(.error(.tooLarge, "\(p) grew over the read limit of \(limit) bytes"))) }
+            chunks.append(Array(buf[0..<n]))
         }
-        var head = AgentEvent(type: .content)
-        head.size = total
-        return [AgentCoding.frame(head)] + frames + [AgentCoding.frame(AgentEvent(type: .ok))]
+        return .success(chunks)
     }
 
     /// `write`: opens (creating parents), returns the fd to feed `file` frames to, or the error.
-    static func openForWrite(_ r: AgentRequest) -> Result<Int32, Refusal> {
-        guard case .success(let p) = path(r.path) else { return .failure(Refusal(path(r.path).refusal)) }
-        guard let size = r.size, size >= 0 else { return .failure(Refusal(.error(.badRequest, "write needs a size"))) }
+    static func openForWrite(_ path: String, size: Int64, mode: UInt32) -> Result<Int32, Refusal> {
+        guard case .success(let p) = Files.path(path) else { return .failure(Refusal(Files.path(path).refusal)) }
+        guard size >= 0 else { return .failure(Refusal(.error(.badRequest, "write needs a size of 0 or more"))) }
         if let slash = p.lastIndex(of: "/"), slash != p.startIndex {
             let e = makeDirectories(String(p[..<slash]), mode: 0o755, parents: true)
             if e != 0 { return .failure(Refusal(failure("create parent directories of", p, e))) }
         }
-        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode_t(r.mode ?? 0o644))
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, mode_t(mode))
         guard fd >= 0 else { return .failure(Refusal(failure("create", p))) }
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {

@@ -43,8 +43,10 @@ final class ManagedProcess {
     var timedOut = false
     /// Set once reaped.
     var status: Int32?
-    /// Connections following this process (by fd).
-    var followers: [Int32] = []
+    /// The streams following this process.
+    var followers: [Follower] = []
+    /// `input` requests answered once the queue is back under the agent's limit.
+    var inputWaiters: [Follower.Key] = []
 
     init(pid: Int32, argv: [String], cwd: String, tag: String?, background: Bool, pty: Bool,
          outFd: Int32, errFd: Int32, inFd: Int32, cap: Int, deadline: Int64?) {
@@ -74,15 +76,20 @@ final class ManagedProcess {
     }
 
     var exitedEvent: AgentEvent {
-        var e = AgentEvent(type: .exited)
-        e.pid = pid
-        e.exitCode = exitCode
-        e.signal = signal
-        e.timedOut = timedOut
-        e.stdoutTruncated = stdout.truncated
-        e.stderrTruncated = stderr.truncated
-        return e
+        .exited(ProcessExit(pid: pid, exitCode: exitCode, signal: signal, timedOut: timedOut,
+                            stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated))
     }
+
+    /// Whether a follower has `lag` bytes or more of this stream kept but not sent (while the kept
+    /// buffer has room: at the cap, reading drains and drops, as it must to let the process go on).
+    func lagging(stderr: Bool, by lag: Int) -> Bool {
+        let s = stderr ? self.stderr : self.stdout
+        guard s.kept.count < s.cap else { return false }
+        return followers.contains { s.kept.count - (stderr ? $0.sentErr : $0.sentOut) >= lag }
+    }
+
+    /// Ended, and every byte of output read from its pipes.
+    var drained: Bool { status != nil && outFd < 0 && errFd < 0 }
 
     /// SIGKILLs the process group and every descendant found in /proc (a child that called setsid
     /// left the group), twice to catch forks racing the first pass. A process that already left the
@@ -133,6 +140,20 @@ final class ManagedProcess {
     }
 }
 
+/// One stream following a process: the connection and request id its frames go to, how much
+/// output the host has room for, and how far into each kept stream it has been sent.
+struct Follower {
+    /// A stream's address: connection fd and request id.
+    struct Key: Hashable {
+        var conn: Int32
+        var id: UInt32
+    }
+    var key: Key
+    var credit: Int64
+    var sentOut = 0
+    var sentErr = 0
+}
+
 /// Starts processes: pipes or a PTY, the explicit environment, the sandbox user.
 enum Spawner {
     struct Failure: Error {
@@ -146,21 +167,21 @@ enum Spawner {
         return (fds[0], fds[1])
     }
 
-    static func spawn(_ r: AgentRequest, user: SandboxUser, defaultCap: Int) -> Result<ManagedProcess, Failure> {
-        guard let argv = r.argv, !argv.isEmpty else { return .failure(Failure(code: .badRequest, message: "start needs a non-empty argv")) }
-        let cwd = r.cwd ?? "/"
+    static func spawn(_ r: ProcessStart, user: SandboxUser, defaultCap: Int) -> Result<ManagedProcess, Failure> {
+        let argv = r.argv
+        guard !argv.isEmpty else { return .failure(Failure(code: .badRequest, message: "start needs a non-empty argv")) }
+        let cwd = r.cwd
         if let p = AgentPath.problem(cwd) { return .failure(Failure(code: .invalidPath, message: "cwd: " + p)) }
-        for a in argv + (r.env ?? []) where a.utf8.contains(0) {
+        for a in argv + r.env where a.utf8.contains(0) {
             return .failure(Failure(code: .badRequest, message: "argv and env must not contain NUL bytes"))
         }
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
         var outFd: Int32 = -1, errFd: Int32 = -1, inFd: Int32 = -1
         var childIn: Int32 = -1, childOut: Int32 = -1, childErr: Int32 = -1, slave: Int32 = -1
-        let isPty = r.ptyCols != nil && r.ptyRows != nil
-        if isPty {
+        if let size = r.pty {
             var m: Int32 = -1, s: Int32 = -1
-            guard sbx_agent_openpty(&m, &s, r.ptyCols!, r.ptyRows!) == 0 else {
+            guard sbx_agent_openpty(&m, &s, size.cols, size.rows) == 0 else {
                 return .failure(Failure(code: .spawnFailed, message: "openpty: \(String(cString: strerror(errno)))"))
             }
             outFd = m
@@ -175,7 +196,7 @@ enum Spawner {
             outFd = o.0; childOut = o.1
             errFd = e.0; childErr = e.1
             toClose += [o.1, e.1]
-            if r.openStdin == true {
+            if r.openStdin {
                 guard let i = nonblockingPipe() else {
                     close(o.0); close(e.0)
                     return .failure(Failure(code: .spawnFailed, message: "pipe: \(String(cString: strerror(errno)))"))
@@ -190,7 +211,7 @@ enum Spawner {
         }
         for fd in [outFd, errFd, inFd] where fd >= 0 { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         let cArgv = argv.map { strdup($0) } + [nil]
-        let cEnv = (r.env ?? []).map { strdup($0) } + [nil]
+        let cEnv = r.env.map { strdup($0) } + [nil]
         let cCwd = strdup(cwd)
         defer {
             cArgv.forEach { free($0) }
@@ -214,7 +235,7 @@ enum Spawner {
         let cap = Int(r.outputCap ?? Int64(defaultCap))
         let deadline = r.timeoutMs.map { Clock.monotonicMs() + $0 }
         return .success(ManagedProcess(
-            pid: pid, argv: argv, cwd: cwd, tag: r.tag, background: r.background ?? false, pty: isPty,
+            pid: pid, argv: argv, cwd: cwd, tag: r.tag, background: r.background, pty: r.pty != nil,
             outFd: outFd, errFd: errFd, inFd: inFd, cap: max(0, cap), deadline: deadline))
     }
 }

@@ -99,7 +99,8 @@ extension APIBench {
     }
 
     /// Part 3: the exec round trip over HTTP, the same call in-process (manager → agent), the
-    /// agent's `hello` alone, and raw `crun exec` into the same sandbox.
+    /// agent's round trip alone (`ping` on the sandbox's open connection), and raw `crun exec` into
+    /// the same sandbox.
     func execRoundTrip(_ s: Served) async throws {
         try await BenchConnection.with(port: s.port, apiKey: s.key) { c in
             let id = try await c.createSandbox()
@@ -125,8 +126,8 @@ extension APIBench {
             print(benchRow(["`SandboxManager.exec` in-process (no HTTP)", ms(inProcess.p50), ms(inProcess.p90), ms(inProcess.p99), ratio(inProcess.p50 / crunExec.p50)]))
             print(benchRow(["`GET /v1/sandboxes/{id}` over HTTP (auth, no exec, no audit)", ms(get.p50), ms(get.p90), ms(get.p99), ratio(get.p50 / crunExec.p50)]))
             print(benchRow(["`store.appendAudit` alone (the recorder writes each mutating route's entry in the background)", ms(audit.p50), ms(audit.p90), ms(audit.p99), ratio(audit.p50 / crunExec.p50)]))
-            print(benchRow(["agent `hello` alone (socket round trip, no process)", ms(hello.p50), ms(hello.p90), ms(hello.p99), ratio(hello.p50 / crunExec.p50)]))
-            print("\nHTTP layer ≈ \(ms(http.p50 - inProcess.p50)) ms; spawning and reaping /bin/true in the agent + records ≈ \(ms(inProcess.p50 - hello.p50)) ms; agent socket ≈ \(ms(hello.p50)) ms (p50 differences)")
+            print(benchRow(["agent round trip alone (`ping` on the open multiplexed connection, no process)", ms(hello.p50), ms(hello.p90), ms(hello.p99), ratio(hello.p50 / crunExec.p50)]))
+            print("\nHTTP layer ≈ \(ms(http.p50 - inProcess.p50)) ms; spawning and reaping /bin/true in the agent + records ≈ \(ms(inProcess.p50 - hello.p50)) ms; agent round trip ≈ \(ms(hello.p50)) ms (p50 differences)")
             print("target exec ≤ 3 ms p50: \(http.p50 <= 3 ? "met" : String(format: "missed by %.2f ms", http.p50 - 3))")
         }
     }

@@ -70,11 +70,8 @@ struct AgentFileTests {
                 }
             }
             // The agent checks too, whatever the client does.
-            var r = AgentRequest(op: .read)
-            r.path = "/workspace/../etc/passwd"
-            r.limit = 10
             do {
-                _ = try await backend.agent(box.id).call(r)
+                _ = try await backend.agent(box.id).call(.read(path: "/workspace/../etc/passwd", limit: 10))
                 Issue.record("the agent accepted a '..' path")
             } catch let e as SandboxError {
                 #expect(e.code == .invalidRequest, "\(e)")

@@ -23,6 +23,8 @@ import Glibc
             let socket = layout.agentDirectory + "/agent.sock", away = layout.agentDirectory + "/agent.sock.away"
             // Every connection to the agent now fails (as open() does under EMFILE); its process lives.
             #expect(rename(socket, away) == 0)
+            // The open connection goes too (as when the agent's socket drops): calls must connect anew.
+            f.backend.agents.close(s.id)
             await f.manager.checkHealth()
             #expect(try await f.manager.get(tenantId: f.tenant.id, id: s.id).state == .running)
             do {
