@@ -91,7 +91,7 @@ final class EgressFlow: Sendable {
         guard let (out, inn, id) = snapshot else { return }
         if let id { session.unregister(id) }
         let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
-        session.record("egress.allow", correlation: correlation, [
+        session.record(.egressAllow, correlation: correlation, [
             "host": .string(host), "port": .int(Int64(port)), "address": .string(address.description), "rule": .string(rule),
             "via": .string(via), "bytes_out": .int(out), "bytes_in": .int(inn), "duration_ms": .int(ms),
         ])

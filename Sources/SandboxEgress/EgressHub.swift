@@ -122,7 +122,7 @@ public final class EgressHub: EgressProvider {
         guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return false }
         do {
             let closed = try session.update(network: network, phase: phase)
-            session.record(phase == nil ? "network.change" : "phase.change", actor: "server", [
+            session.record(phase == nil ? .networkChange : .phaseChange, actor: "server", [
                 "mode": .string(network.mode.rawValue), "allow": .string(network.allow.joined(separator: ",")),
                 "phase": .string(phase?.rawValue ?? ""), "closed_connections": .int(Int64(closed)),
             ])

@@ -160,13 +160,13 @@ final class EgressSession: Sendable {
 
     // MARK: audit
 
-    func record(_ kind: String, actor: String = "sandbox", correlation: String? = nil, _ detail: [String: EventValue]) {
+    func record(_ kind: AuditKind, actor: String = "sandbox", correlation: String? = nil, _ detail: [String: EventValue]) {
         sink?.record(AuditEvent(sandboxId: sandboxId, kind: kind, actor: actor, correlation: correlation, detail: detail))
     }
 
     func recordDenied(host: String, port: UInt16, via: String, reason: String) {
         logger.debug("egress denied", metadata: ["sandbox": "\(sandboxId)", "host": "\(host)", "port": "\(port)"])
-        record("egress.deny", ["host": .string(host), "port": .int(Int64(port)), "via": .string(via), "reason": .string(reason),
+        record(.egressDeny, ["host": .string(host), "port": .int(Int64(port)), "via": .string(via), "reason": .string(reason),
                                "profile": .string(profileName)])
     }
 }

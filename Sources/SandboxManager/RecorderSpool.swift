@@ -17,8 +17,8 @@ enum SpoolEntry: Codable, Sendable, Equatable {
     /// `data` starts at byte `offset` of the exec's stream (what the recorder handed over before it).
     case log(execId: String, sandboxId: String, stream: StdStream, data: Data, cap: Int, offset: Int)
     case sandbox(SandboxRecord)
-    /// A route's audit entry (the tenant's audit log).
-    case audit(AuditEntry)
+    /// Entries of tenants' trails under their batch key.
+    case tenant([TenantEvent], batch: String)
     /// A batch of trail entries under its key.
     case events([AuditEvent], batch: String)
 
@@ -28,7 +28,7 @@ enum SpoolEntry: Codable, Sendable, Equatable {
         case .exec(let r, _): return [r.sandboxId: 1]
         case .log(_, let sandboxId, _, _, _, _): return [sandboxId: 1]
         case .sandbox(let r): return [r.id: 1]
-        case .audit: return [:]
+        case .tenant: return [:]
         case .events(let events, _): return events.reduce(into: [:]) { $0[$1.sandboxId, default: 0] += 1 }
         }
     }

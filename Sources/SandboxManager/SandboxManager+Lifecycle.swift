@@ -131,7 +131,7 @@ extension SandboxManager {
         l.record.expiresAt = Date().addingTimeInterval(t.seconds)
         l.record.updatedAt = Date()
         live[id] = l
-        trail.record(AuditEvent(sandboxId: id, kind: "sandbox.timeout", actor: actor, detail: ["ttl_s": .int(Int64(t.seconds.rounded()))]))
+        trail.record(AuditEvent(sandboxId: id, kind: .sandboxTimeout, actor: actor, detail: ["ttl_s": .int(Int64(t.seconds.rounded()))]))
         try await persistNow(l.record)
         return l.record
     }

@@ -141,7 +141,7 @@ extension SandboxManager {
             guard let reason else { continue }
             do {
                 let r = try await stop(id, reason: reason)
-                recorder.enqueue(.audit(AuditEntry(tenantId: r.tenantId, actor: "server", action: "sandbox.delete", target: id, result: "ok", detail: reason)))
+                recordTenantEvent(TenantEvent(tenantId: r.tenantId, sandboxId: id, kind: .sandboxDelete, actor: "server", detail: ["reason": .string(reason)]))
             } catch {
                 logger.warning("reaper could not destroy a sandbox", metadata: ["id": "\(id)", "error": "\(error)"])
             }

@@ -179,6 +179,31 @@ enum Schema {
                 CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch);
                 """)
         }
+        // One audit system: the tenant's trail, numbered per tenant like a sandbox's. The route
+        // audit log it replaces moves in as `api.request` entries (action, target, result, detail).
+        m.registerMigration("v8-tenant-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenant_events (
+                    tenant_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    sandbox_id TEXT,
+                    correlation TEXT,
+                    detail TEXT NOT NULL,
+                    batch TEXT,
+                    PRIMARY KEY (tenant_id, seq)
+                );
+                CREATE UNIQUE INDEX tenant_events_batch ON tenant_events(batch);
+                INSERT INTO tenant_events (tenant_id, seq, at, kind, actor, detail)
+                    SELECT tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id), at, 'api.request', actor,
+                        CASE WHEN detail IS NULL THEN json_object('action', action, 'target', target, 'result', result)
+                             ELSE json_object('action', action, 'target', target, 'result', result, 'detail', detail) END
+                    FROM audit;
+                DROP TABLE audit;
+                """)
+        }
         return m
     }
 }

@@ -90,6 +90,22 @@ enum PostgresSchema {
             "ALTER TABLE sandbox_events ADD COLUMN batch TEXT",
             "CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch) WHERE batch IS NOT NULL",
         ]),
+        // One audit system: the tenant's trail; the route audit log moves in as `api.request` entries.
+        ("v8-tenant-audit", [
+            """
+            CREATE TABLE tenant_events (tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL, actor TEXT NOT NULL, sandbox_id TEXT, correlation TEXT, detail TEXT NOT NULL, batch TEXT,
+                PRIMARY KEY (tenant_id, seq))
+            """,
+            "CREATE UNIQUE INDEX tenant_events_batch ON tenant_events(batch) WHERE batch IS NOT NULL",
+            """
+            INSERT INTO tenant_events (tenant_id, seq, at, kind, actor, detail)
+                SELECT tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id), at, 'api.request', actor,
+                    jsonb_strip_nulls(jsonb_build_object('action', action, 'target', target, 'result', result, 'detail', detail))::text
+                FROM audit
+            """,
+            "DROP TABLE audit",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and
