@@ -170,6 +170,11 @@ public final class EgressHub: EgressProvider {
         sessions.withLockedValue { $0[sandboxId]?.0 }?.network
     }
 
+    public func traffic(sandboxId: String) -> EgressTraffic? {
+        guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return nil }
+        return EgressTraffic(bytesIn: session.bytesIn.load(ordering: .relaxed), bytesOut: session.bytesOut.load(ordering: .relaxed))
+    }
+
     public func detach(sandboxId: String) async {
         guard let (session, ns) = sessions.withLockedValue({ $0.removeValue(forKey: sandboxId) }) else { return }
         session.close()

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import SandboxCore
+import Synchronization
 
 /// One sandbox's proxy state: the policy in force (replaced by phase switches and PATCH), its
 /// secrets, its listeners and every open upstream connection (closed when a new policy no longer
@@ -40,6 +41,9 @@ final class EgressSession: Sendable {
     let environment: [String: String]
     let logger: Logger
     private let state: NIOLockedValueBox<State>
+    /// Bytes of every allowed connection so far, each way (metering reads them as they grow).
+    let bytesIn = Atomic<Int64>(0)
+    let bytesOut = Atomic<Int64>(0)
 
     init(request: EgressRequest, policy: EgressPolicy, resolver: HostResolver, sink: (any AuditSink)?,
          interception: (any InterceptionTLS)?, environment: [String: String], logger: Logger) {

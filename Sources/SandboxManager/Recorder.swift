@@ -21,6 +21,8 @@ final class Recorder: Sendable {
         case sandbox(SandboxRecord)
         /// An entry of its tenant's trail.
         case tenant(TenantEvent)
+        /// The meter's usage samples.
+        case usage([UsageSample])
         /// The trail's queued entries, appended as one batch.
         case events(AuditTrail)
         case flush(CheckedContinuation<Void, Never>)
@@ -139,6 +141,7 @@ final class Recorder: Sendable {
             return .log(execId: execId, sandboxId: sandboxId, stream: s, data: Data(data), cap: cap, offset: offset)
         case .sandbox(let r): return .sandbox(r)
         case .tenant(let e): return .tenant([e], batch: UUID().uuidString)
+        case .usage(let samples): return samples.isEmpty ? nil : .usage(samples)
         case .events(let trail):
             let events = trail.take()
             state.withLock { $0.trail = trail }
@@ -257,6 +260,8 @@ final class Recorder: Sendable {
                 try await store.updateSandbox(r)
             case .tenant(let events, let batch):
                 try await store.appendTenantEvents(events, batch: batch)
+            case .usage(let samples):
+                try await store.appendUsage(samples)
             case .events(let events, let batch):
                 try await store.appendEvents(events, batch: batch)
                 state.withLock { $0.trail }?.stored(events)

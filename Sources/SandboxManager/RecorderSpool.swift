@@ -19,6 +19,8 @@ enum SpoolEntry: Codable, Sendable, Equatable {
     case sandbox(SandboxRecord)
     /// Entries of tenants' trails under their batch key.
     case tenant([TenantEvent], batch: String)
+    /// The meter's samples (each keyed by its id).
+    case usage([UsageSample])
     /// A batch of trail entries under its key.
     case events([AuditEvent], batch: String)
 
@@ -28,7 +30,7 @@ enum SpoolEntry: Codable, Sendable, Equatable {
         case .exec(let r, _): return [r.sandboxId: 1]
         case .log(_, let sandboxId, _, _, _, _): return [sandboxId: 1]
         case .sandbox(let r): return [r.id: 1]
-        case .tenant: return [:]
+        case .tenant, .usage: return [:]
         case .events(let events, _): return events.reduce(into: [:]) { $0[$1.sandboxId, default: 0] += 1 }
         }
     }

@@ -164,6 +164,7 @@ extension SandboxManager {
         l.record.updatedAt = Date()
         live[id] = l
         try await persistNow(l.record)
+        sampleEnd(id)
         let backend = backends[l.record.profile.isolation]
         if let handle = l.handle, let backend {
             do { try await backend.destroy(handle) } catch {
@@ -186,6 +187,7 @@ extension SandboxManager {
 
     /// Any live state → lost: the sandbox stopped answering. Its leftovers are collected.
     func markLost(_ id: String, reason: String) async {
+        sampleEnd(id)
         guard var l = live.removeValue(forKey: id) else { return }
         l.record.state = .lost
         l.record.reason = reason

@@ -21,6 +21,7 @@ extension SandboxManager {
                 "adopted": "\(report.adopted)", "lost": "\(report.lost)", "orphans": "\(report.orphans)"])
         }
         started = true
+        startMetering()
         background.append(Task { [weak self, interval = configuration.reaperInterval] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)

@@ -129,6 +129,7 @@ public struct SandboxServer: Sendable {
         addProcessRoutes(registry)
         addFileRoutes(registry)
         addAuditRoutes(registry)
+        addUsageRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)

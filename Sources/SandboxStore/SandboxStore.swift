@@ -63,4 +63,12 @@ public protocol SandboxStore: Sendable {
     func appendTenantEvents(_ events: [TenantEvent], batch: String) async throws
     /// The tenant's entries with `seq` greater than `after`, ascending, at most `limit` (1…10 000).
     func tenantEvents(tenantId: String, after seq: Int64, limit: Int) async throws -> [TenantEvent]
+
+    // Metering
+    /// Stores usage samples; one whose id is stored already is skipped (a replay counts once).
+    func appendUsage(_ samples: [UsageSample]) async throws
+    /// The tenant's usage in the query's window, grouped: live sandboxes' samples (by their `at`)
+    /// and finished runs (by their end: their result's CPU and wall time, and a count per final
+    /// state), groups sorted by key.
+    func usage(_ query: UsageQuery) async throws -> [UsageGroup]
 }

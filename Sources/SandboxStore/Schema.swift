@@ -204,6 +204,25 @@ enum Schema {
                 DROP TABLE audit;
                 """)
         }
+        // Metering: what live sandboxes used between the meter's samples (deltas; runs are summed
+        // from their records). The id makes a replayed sample count once.
+        m.registerMigration("v9-usage") { db in
+            try db.execute(sql: """
+                CREATE TABLE usage_samples (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    sandbox_id TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    sandbox_seconds REAL NOT NULL,
+                    cpu_seconds REAL NOT NULL,
+                    memory_gib_seconds REAL NOT NULL,
+                    egress_bytes_in INTEGER NOT NULL,
+                    egress_bytes_out INTEGER NOT NULL,
+                    execs INTEGER NOT NULL
+                );
+                CREATE INDEX usage_samples_tenant_at ON usage_samples(tenant_id, at);
+                """)
+        }
         return m
     }
 }

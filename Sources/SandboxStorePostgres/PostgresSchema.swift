@@ -106,6 +106,16 @@ enum PostgresSchema {
             """,
             "DROP TABLE audit",
         ]),
+        // Metering: live sandboxes' usage between the meter's samples (deltas); the id makes a replay count once.
+        ("v9-usage", [
+            """
+            CREATE TABLE usage_samples (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sandbox_id TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL, sandbox_seconds DOUBLE PRECISION NOT NULL, cpu_seconds DOUBLE PRECISION NOT NULL,
+                memory_gib_seconds DOUBLE PRECISION NOT NULL, egress_bytes_in BIGINT NOT NULL, egress_bytes_out BIGINT NOT NULL,
+                execs BIGINT NOT NULL)
+            """,
+            "CREATE INDEX usage_samples_tenant_at ON usage_samples(tenant_id, at)",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and
