@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SandboxCore
 import SandboxStore
 import Synchronization
@@ -231,6 +232,14 @@ final class Recorder: Sendable {
         return out
     }
 
+    /// `sandboxer_store_write_seconds`: how long the store takes for the recorder's writes (exec
+    /// records, logs, sandbox records, trail batches, usage samples), outages included.
+    static var storeLatency: Metrics.Timer { Metrics.Timer(label: "sandboxer_store_write_seconds") }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+    }
+
     /// How one write went.
     enum Written: Equatable {
         case done
@@ -244,6 +253,8 @@ final class Recorder: Sendable {
 
     /// Writes one entry, idempotently, so a replay of a write that failed ambiguously (no answer in time, connection lost) stores it once.
     func write(_ entry: SpoolEntry) async -> Written {
+        let started = ContinuousClock.now
+        defer { Self.storeLatency.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started)) }
         do {
             switch entry {
             case .exec(let r, let insert):

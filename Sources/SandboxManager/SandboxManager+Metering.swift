@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 import SandboxCore
 import SandboxStore
 
@@ -56,4 +57,10 @@ extension SandboxManager {
         let query = UsageQuery(tenantId: tenantId, since: since ?? end.addingTimeInterval(-defaultWindow), until: end, groupBy: groupBy)
         return (query, try await store.usage(query))
     }
+}
+
+extension SandboxManager {
+    /// `sandboxer_agent_call_seconds`: one file or process operation on a live sandbox through its
+    /// lane (the agent's round trip and its work; an exec is `sandboxer_exec_duration_seconds`).
+    static var agentCalls: Metrics.Timer { Metrics.Timer(label: "sandboxer_agent_call_seconds") }
 }

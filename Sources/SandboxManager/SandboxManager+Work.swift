@@ -60,6 +60,8 @@ extension SandboxManager {
     func work<T: Sendable>(_ tenantId: String, _ id: String,
                            _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
         let (handle, backend) = try await target(tenantId, id)
+        let started = ContinuousClock.now
+        defer { Self.agentCalls.recordNanoseconds(Recorder.nanoseconds(ContinuousClock.now - started)) }
         do {
             return try await body(handle, backend)
         } catch let e as SandboxError where e.code == .sandboxLost {
