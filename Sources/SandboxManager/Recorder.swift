@@ -273,6 +273,9 @@ final class Recorder: Sendable {
                 try await store.appendTenantEvents(events, batch: batch)
             case .usage(let samples):
                 try await store.appendUsage(samples)
+            case .audit(let legacy):
+                // Keyed by its content: a replay of the same old entry is stored once.
+                try await store.appendTenantEvents([legacy.event], batch: "legacy-\(legacy.tenantId)-\(legacy.at.timeIntervalSinceReferenceDate)-\(legacy.action)-\(legacy.target)")
             case .events(let events, let batch):
                 try await store.appendEvents(events, batch: batch)
                 state.withLock { $0.trail }?.stored(events)

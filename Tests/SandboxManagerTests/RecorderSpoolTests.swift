@@ -182,6 +182,17 @@ import Glibc
             #expect(await r.write(chunk) == .done)
         }
         #expect(String(decoding: try await store.log(execId: exec.id, stream: .stdout), as: UTF8.self) == "abcdefgh")
+
+        // A route audit entry as a server from before the tenant trail spooled it: replayed (twice)
+        // as one api.request entry of the tenant's trail.
+        let oldTenant = "tnt_" + UUID().uuidString.prefix(8).lowercased()
+        let line = #"{"audit":{"_0":{"at":10,"tenantId":"\#(oldTenant)","actor":"key_old","action":"sandbox.exec","target":"sbx-1","result":"200"}}}"#
+        let legacy = try JSONDecoder().decode(SpoolEntry.self, from: Data(line.utf8))
+        #expect(await r.write(legacy) == .done)
+        #expect(await r.write(legacy) == .done)
+        let trail = try await store.tenantEvents(tenantId: oldTenant, after: 0, limit: 10)
+        #expect(trail.map(\.kind) == [.apiRequest] && trail.first?.actor == "key_old")
+        #expect(trail.first?.detail == ["action": "sandbox.exec", "target": "sbx-1", "result": "200"])
     }
 
     // MARK: Helpers
