@@ -64,6 +64,7 @@ public struct SandboxServer: Sendable {
         self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
+        metrics.observeStoreCalls()
         self.monitorSessions = monitorSessions
         self.loginThrottle = loginThrottle
         self.logger = logger

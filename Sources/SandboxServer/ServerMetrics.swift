@@ -28,6 +28,7 @@ public struct ServerMetrics: Sendable {
         ]
         factory.durationHistogramBuckets["sandboxer_store_write_seconds"] = fast
         factory.durationHistogramBuckets["sandboxer_agent_call_seconds"] = fast
+        factory.durationHistogramBuckets["sandboxer_store_call_seconds"] = fast
         self.factory = factory
     }
 
@@ -48,6 +49,15 @@ public struct ServerMetrics: Sendable {
         Gauge(label: "sandboxer_pool_size", dimensions: [], factory: factory).record(poolSize)
         Gauge(label: "sandboxer_store_up", dimensions: [], factory: factory).record(storeUp ? 1 : 0)
         Gauge(label: "sandboxer_recorder_spooled", dimensions: [], factory: factory).record(spooled)
+    }
+
+    /// Records every store call's duration as `sandboxer_store_call_seconds` (the process's store
+    /// latency, whichever engine; ``StoreHealth/callObserver``).
+    public func observeStoreCalls() {
+        let timer = Metrics.Timer(label: "sandboxer_store_call_seconds", dimensions: [], factory: factory)
+        StoreHealth.callObserver.withLock { $0 = { d in
+            timer.recordNanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+        } }
     }
 
     /// The Prometheus text exposition of everything recorded.
