@@ -68,7 +68,10 @@ struct KeyCreateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await data.withStore { store in
-            let (key, _) = try await store.createAPIKey(tenantName: tenant)
+            let (key, record) = try await store.createAPIKey(tenantName: tenant)
+            try await CLIAudit.record(store, TenantEvent(
+                tenantId: record.tenantId, kind: .keyCreate, actor: CLIAudit.actor, correlation: record.id,
+                detail: ["key_id": .string(record.id)]))
             print(key)
         }
     }
@@ -131,6 +134,11 @@ struct KeyRevokeCommand: AsyncParsableCommand {
     func run() async throws {
         try await data.withStore { store in
             try await store.revokeAPIKey(id: keyID)
+            let id = APIKeyText.keyID(of: keyID) ?? keyID  // the key itself names its id
+            if let tenantId = try await store.apiKeys(tenantName: nil).first(where: { $0.record.id == id })?.record.tenantId {
+                try await CLIAudit.record(store, TenantEvent(
+                    tenantId: tenantId, kind: .keyRevoke, actor: CLIAudit.actor, correlation: id, detail: ["key_id": .string(id)]))
+            }
             print("revoked \(keyID)")
         }
     }

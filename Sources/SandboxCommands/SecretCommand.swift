@@ -59,7 +59,12 @@ struct SecretSetCommand: AsyncParsableCommand {
         }
         let value = Self.stripOneNewline([UInt8](FileHandle.standardInput.readDataToEndOfFile()))
         try await data.withVault { vault, store in
-            let info = try await vault.set(name, value: value, hosts: hostList, header: header, scope: try await owner.scope(store))
+            let scope = try await owner.scope(store)
+            let info = try await vault.set(name, value: value, hosts: hostList, header: header, scope: scope)
+            var detail: [String: EventValue] = ["name": .string(info.name), "hosts": .string(info.hosts.joined(separator: ","))]
+            if let header = info.header { detail["header"] = .string(header) }
+            try await CLIAudit.record(store, TenantEvent(
+                tenantId: CLIAudit.trail(of: scope), kind: .secretSet, actor: CLIAudit.actor, detail: detail))
             print("set \(info.name) (\(owner.tenant.map { "tenant \($0)" } ?? "shared")) for \(info.hosts.joined(separator: ","))")
         }
     }
@@ -109,7 +114,10 @@ struct SecretRemoveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await data.withVault { vault, store in
-            try await vault.remove(name, scope: try await owner.scope(store))
+            let scope = try await owner.scope(store)
+            try await vault.remove(name, scope: scope)
+            try await CLIAudit.record(store, TenantEvent(
+                tenantId: CLIAudit.trail(of: scope), kind: .secretRemove, actor: CLIAudit.actor, detail: ["name": .string(name)]))
             print("removed \(name)")
         }
     }

@@ -103,6 +103,7 @@ struct TenantQuotaCommand: AsyncParsableCommand {
             changes.maxQueued = try Self.change(maxQueued, "--max-queued") { Int($0) }
             changes.maxMemoryBytes = try Self.change(memory, "--memory") { try? ByteSize.parse($0, field: "--memory") }
             let stored = try await store.changeQuota(tenantName: tenant, changes)
+            try await CLIAudit.record(store, .quotaSet(stored, actor: CLIAudit.actor))
             let item = TenantQuotaItem(stored, defaults: defaults)
             if json {
                 let enc = JSONEncoder()

@@ -9,10 +9,8 @@ public struct AuditEvent: Sendable, Equatable, Codable {
     public var seq: Int64?
     public var at: Date
     public var sandboxId: String
-    /// What happened, dotted: `sandbox.create`, `exec.start`, `exec.end`, `file.write`, `file.read`,
-    /// `file.remove`, `file.mkdir`, `file.move`, `egress.allow`, `egress.deny`, `secret.substitute`,
-    /// `limit.breach`, `sandbox.kill`, `network.change`, `phase.change`, `sandbox.delete`.
-    public var kind: String
+    /// What happened (`sandbox.create`, `exec.start`, `egress.deny`, …: ``AuditKind``).
+    public var kind: AuditKind
     /// Who caused it: an API key id, `server` (reaper, recovery), `sandbox` (egress from inside).
     public var actor: String
     /// Ties related entries together: an exec id, an egress connection id.
@@ -20,7 +18,7 @@ public struct AuditEvent: Sendable, Equatable, Codable {
     /// Kind-specific fields (host, port, bytes_out, outcome, path, …); never a secret's value.
     public var detail: [String: EventValue]
 
-    public init(at: Date = Date(), sandboxId: String, kind: String, actor: String, correlation: String? = nil,
+    public init(at: Date = Date(), sandboxId: String, kind: AuditKind, actor: String, correlation: String? = nil,
                 detail: [String: EventValue] = [:]) {
         self.seq = nil
         self.at = at
@@ -113,6 +111,6 @@ public struct EgressNote: Sendable, Equatable, Codable {
         } else {
             detail["reason"] = .string(rule)
         }
-        return AuditEvent(sandboxId: sandboxId, kind: allowed ? "egress.allow" : "egress.deny", actor: "sandbox", detail: detail)
+        return AuditEvent(sandboxId: sandboxId, kind: allowed ? .egressAllow : .egressDeny, actor: "sandbox", detail: detail)
     }
 }

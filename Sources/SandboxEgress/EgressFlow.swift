@@ -40,8 +40,14 @@ final class EgressFlow: Sendable {
         correlation = "egress-" + String(Self.sequence.withLockedValue { $0 += 1; return $0 })
     }
 
-    func sent(_ n: Int) { counters.withLockedValue { $0.out += Int64(n) } }
-    func received(_ n: Int) { counters.withLockedValue { $0.in += Int64(n) } }
+    func sent(_ n: Int) {
+        counters.withLockedValue { $0.out += Int64(n) }
+        session.bytesOut.add(Int64(n), ordering: .relaxed)
+    }
+    func received(_ n: Int) {
+        counters.withLockedValue { $0.in += Int64(n) }
+        session.bytesIn.add(Int64(n), ordering: .relaxed)
+    }
 
     /// Opens the upstream connection to the approved address (never a new lookup). `tls`: the
     /// upstream speaks TLS and is verified for `host`.
@@ -91,7 +97,7 @@ final class EgressFlow: Sendable {
         guard let (out, inn, id) = snapshot else { return }
         if let id { session.unregister(id) }
         let ms = (NIODeadline.now() - started).nanoseconds / 1_000_000
-        session.record("egress.allow", correlation: correlation, [
+        session.record(.egressAllow, correlation: correlation, [
             "host": .string(host), "port": .int(Int64(port)), "address": .string(address.description), "rule": .string(rule),
             "via": .string(via), "bytes_out": .int(out), "bytes_in": .int(inn), "duration_ms": .int(ms),
         ])

@@ -122,7 +122,7 @@ public final class EgressHub: EgressProvider {
         guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return false }
         do {
             let closed = try session.update(network: network, phase: phase)
-            session.record(phase == nil ? "network.change" : "phase.change", actor: "server", [
+            session.record(phase == nil ? .networkChange : .phaseChange, actor: "server", [
                 "mode": .string(network.mode.rawValue), "allow": .string(network.allow.joined(separator: ",")),
                 "phase": .string(phase?.rawValue ?? ""), "closed_connections": .int(Int64(closed)),
             ])
@@ -168,6 +168,11 @@ public final class EgressHub: EgressProvider {
 
     public func policy(sandboxId: String) async -> NetworkPolicy? {
         sessions.withLockedValue { $0[sandboxId]?.0 }?.network
+    }
+
+    public func traffic(sandboxId: String) -> EgressTraffic? {
+        guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return nil }
+        return EgressTraffic(bytesIn: session.bytesIn.load(ordering: .relaxed), bytesOut: session.bytesOut.load(ordering: .relaxed))
     }
 
     public func detach(sandboxId: String) async {

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import SandboxCore
+import Synchronization
 
 /// One sandbox's proxy state: the policy in force (replaced by phase switches and PATCH), its
 /// secrets, its listeners and every open upstream connection (closed when a new policy no longer
@@ -40,6 +41,9 @@ final class EgressSession: Sendable {
     let environment: [String: String]
     let logger: Logger
     private let state: NIOLockedValueBox<State>
+    /// Bytes of every allowed connection so far, each way (metering reads them as they grow).
+    let bytesIn = Atomic<Int64>(0)
+    let bytesOut = Atomic<Int64>(0)
 
     init(request: EgressRequest, policy: EgressPolicy, resolver: HostResolver, sink: (any AuditSink)?,
          interception: (any InterceptionTLS)?, environment: [String: String], logger: Logger) {
@@ -160,13 +164,13 @@ final class EgressSession: Sendable {
 
     // MARK: audit
 
-    func record(_ kind: String, actor: String = "sandbox", correlation: String? = nil, _ detail: [String: EventValue]) {
+    func record(_ kind: AuditKind, actor: String = "sandbox", correlation: String? = nil, _ detail: [String: EventValue]) {
         sink?.record(AuditEvent(sandboxId: sandboxId, kind: kind, actor: actor, correlation: correlation, detail: detail))
     }
 
     func recordDenied(host: String, port: UInt16, via: String, reason: String) {
         logger.debug("egress denied", metadata: ["sandbox": "\(sandboxId)", "host": "\(host)", "port": "\(port)"])
-        record("egress.deny", ["host": .string(host), "port": .int(Int64(port)), "via": .string(via), "reason": .string(reason),
+        record(.egressDeny, ["host": .string(host), "port": .int(Int64(port)), "via": .string(via), "reason": .string(reason),
                                "profile": .string(profileName)])
     }
 }

@@ -47,10 +47,10 @@ enum SecretRewriter {
     /// substituted nothing.
     static func record(_ report: Report, host: String, session: EgressSession, correlation: String) {
         for name in report.substituted {
-            session.record("secret.substitute", correlation: correlation, ["secret": .string(name), "host": .string(host)])
+            session.record(.secretSubstitute, correlation: correlation, ["secret": .string(name), "host": .string(host)])
         }
         for name in report.foreign {
-            session.record("secret.placeholder_sent", correlation: correlation, [
+            session.record(.secretPlaceholderSent, correlation: correlation, [
                 "secret": .string(name), "host": .string(host),
                 "note": "the placeholder went out unchanged: the host is not one of the secret's hosts",
             ])

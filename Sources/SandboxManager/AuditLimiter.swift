@@ -22,7 +22,7 @@ struct AuditLimiter {
     }
 
     struct Key: Hashable {
-        var kind: String
+        var kind: AuditKind
         var host: String
         var port: String
         var via: String
@@ -64,7 +64,7 @@ struct AuditLimiter {
         var out = due(&t, event.sandboxId, now: now)
         if event.actor == "sandbox" {
             let key = Key(event)
-            let coalesces = event.kind != "egress.allow"
+            let coalesces = event.kind != .egressAllow
             if coalesces, var held = t.recent[key], now < held.until {
                 held.count += 1
                 t.recent[key] = held
@@ -76,7 +76,7 @@ struct AuditLimiter {
                     t.recent[key] = Held(first: event, until: until)
                 }
             } else {
-                t.dropped[event.kind, default: 0] += 1
+                t.dropped[event.kind.rawValue, default: 0] += 1
             }
         } else {
             out.append(event)
@@ -128,7 +128,7 @@ struct AuditLimiter {
     private func summary(_ sandboxId: String, _ t: inout Trail) -> AuditEvent {
         defer { t.dropped = [:] }
         let kinds = t.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        return AuditEvent(sandboxId: sandboxId, kind: "audit.rate_limited", actor: "server", detail: [
+        return AuditEvent(sandboxId: sandboxId, kind: .auditRateLimited, actor: "server", detail: [
             "dropped": .int(Int64(t.dropped.values.reduce(0, +))), "kinds": .string(kinds),
             "reason": .string("the sandbox caused more than \(settings.burst) entries at once or \(Int(settings.perSecond)) a second; these were counted, not written"),
         ])
@@ -150,16 +150,16 @@ struct AuditLimiter {
         var out: [AuditEvent] = []
         for e in events {
             if t.truncated {
-                if e.kind == "sandbox.delete" || e.kind == "sandbox.kill" { out.append(e) }
+                if e.kind == .sandboxDelete || e.kind == .sandboxKill { out.append(e) }
                 continue
             }
             if t.written + 1 >= settings.maxEntries {
                 t.truncated = true
-                out.append(AuditEvent(sandboxId: e.sandboxId, kind: "audit.truncated", actor: "server", detail: [
+                out.append(AuditEvent(sandboxId: e.sandboxId, kind: .auditTruncated, actor: "server", detail: [
                     "limit": .int(Int64(settings.maxEntries)),
                     "reason": .string("this sandbox's trail reached \(settings.maxEntries) entries; later entries are not written, except its end"),
                 ]))
-                if e.kind == "sandbox.delete" || e.kind == "sandbox.kill" { out.append(e) }
+                if e.kind == .sandboxDelete || e.kind == .sandboxKill { out.append(e) }
                 continue
             }
             t.written += 1

@@ -21,7 +21,7 @@ public final class AuditTrail: AuditSink {
     /// coalesced, counted or cut, see ``AuditLimiter``); never blocks. Entries recorded while a
     /// batch waits for the recorder join that batch, in their order.
     public func record(_ event: AuditEvent) {
-        let end = event.kind == "sandbox.delete" || event.kind == "sandbox.kill"
+        let end = event.kind.endsTrail
         // Admitted and queued under the limiter's lock: the trail keeps the order of decisions.
         let first = limiter.withLock { l in append(end ? l.finish(event) : l.admit(event)) }
         if first { recorder.enqueue(.events(self)) }

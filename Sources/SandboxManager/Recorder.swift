@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import SandboxCore
 import SandboxStore
 import Synchronization
@@ -13,13 +14,16 @@ import Synchronization
 /// replayer writes them once the store answers again, each exactly once (the writes are made
 /// idempotent: a batch key, a log offset, an exec insert that finds itself stored), then writing
 /// is direct again. A full spool counts what it could not hold per sandbox and, after the spool
-/// is written, appends one `audit.gap` trail entry per sandbox (and tenant audit entry per tenant).
+/// is written, appends one `audit.gap` trail entry per sandbox (and one in the trail of each tenant that lost entries).
 final class Recorder: Sendable {
     enum Item: Sendable {
         case exec(ExecRecord, insert: Bool)
         case log(execId: String, sandboxId: String, stream: StdStream, data: [UInt8], cap: Int)
         case sandbox(SandboxRecord)
-        case audit(AuditEntry)
+        /// An entry of its tenant's trail.
+        case tenant(TenantEvent)
+        /// The meter's usage samples.
+        case usage([UsageSample])
         /// The trail's queued entries, appended as one batch.
         case events(AuditTrail)
         case flush(CheckedContinuation<Void, Never>)
@@ -137,7 +141,8 @@ final class Recorder: Sendable {
             }
             return .log(execId: execId, sandboxId: sandboxId, stream: s, data: Data(data), cap: cap, offset: offset)
         case .sandbox(let r): return .sandbox(r)
-        case .audit(let a): return .audit(a)
+        case .tenant(let e): return .tenant([e], batch: UUID().uuidString)
+        case .usage(let samples): return samples.isEmpty ? nil : .usage(samples)
         case .events(let trail):
             let events = trail.take()
             state.withLock { $0.trail = trail }
@@ -160,7 +165,7 @@ final class Recorder: Sendable {
             if first { s.drops.from = now }
             s.drops.to = now
             for (id, n) in entry.sandboxCounts { s.drops.bySandbox[id, default: 0] += n }
-            if case .audit(let a) = entry { s.drops.byTenant[a.tenantId, default: 0] += 1 }
+            if case .tenant(let events, _) = entry { for e in events { s.drops.byTenant[e.tenantId, default: 0] += 1 } }
             return first
         }
         if first {
@@ -202,7 +207,7 @@ final class Recorder: Sendable {
     }
 
     /// The entries reporting what a full spool dropped (and forgets it): one `audit.gap` per
-    /// sandbox (one trail batch) and one tenant audit entry per tenant of dropped route audit.
+    /// sandbox (one trail batch) and one per tenant that lost entries of its trail (another batch).
     private func takeGap() -> [SpoolEntry] {
         let drops = state.withLock { s -> Drops in
             defer { s.drops = Drops() }
@@ -213,17 +218,26 @@ final class Recorder: Sendable {
         let (fromText, toText) = (from.formatted(.iso8601), to.formatted(.iso8601))
         var out: [SpoolEntry] = []
         let events = drops.bySandbox.sorted { $0.key < $1.key }.map { id, n in
-            AuditEvent(sandboxId: id, kind: "audit.gap", actor: "server", detail: [
+            AuditEvent(sandboxId: id, kind: .auditGap, actor: "server", detail: [
                 "dropped": .int(Int64(n)), "reason": .string(reason), "from": .string(fromText), "to": .string(toText)])
         }
         if !events.isEmpty { out.append(.events(events, batch: UUID().uuidString)) }
-        for (tenant, n) in drops.byTenant.sorted(by: { $0.key < $1.key }) {
-            out.append(.audit(AuditEntry(tenantId: tenant, actor: "server", action: "audit.gap", target: "", result: "dropped",
-                                         detail: "\(n) audit entries dropped from \(fromText) to \(toText): \(reason)")))
+        let tenantGaps = drops.byTenant.sorted { $0.key < $1.key }.map { tenant, n in
+            TenantEvent(tenantId: tenant, kind: .auditGap, actor: "server", detail: [
+                "dropped": .int(Int64(n)), "reason": .string(reason), "from": .string(fromText), "to": .string(toText)])
         }
+        if !tenantGaps.isEmpty { out.append(.tenant(tenantGaps, batch: UUID().uuidString)) }
         logger.warning("records were dropped while the store was unreachable; audit.gap entries appended",
                        metadata: ["sandboxes": "\(drops.bySandbox)", "tenants": "\(drops.byTenant)"])
         return out
+    }
+
+    /// `sandboxer_store_write_seconds`: how long the store takes for the recorder's writes (exec
+    /// records, logs, sandbox records, trail batches, usage samples), outages included.
+    static var storeLatency: Metrics.Timer { Metrics.Timer(label: "sandboxer_store_write_seconds") }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
     }
 
     /// How one write went.
@@ -237,9 +251,10 @@ final class Recorder: Sendable {
         case cancelled
     }
 
-    /// Writes one entry; idempotent for everything but route audit entries, so a replay of a
-    /// write that failed ambiguously (no answer in time, connection lost) stores it once.
+    /// Writes one entry, idempotently, so a replay of a write that failed ambiguously (no answer in time, connection lost) stores it once.
     func write(_ entry: SpoolEntry) async -> Written {
+        let started = ContinuousClock.now
+        defer { Self.storeLatency.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started)) }
         do {
             switch entry {
             case .exec(let r, let insert):
@@ -254,10 +269,13 @@ final class Recorder: Sendable {
                 try await store.appendLog(execId: id, stream: s, data: [UInt8](d), cap: cap, at: offset)
             case .sandbox(let r):
                 try await store.updateSandbox(r)
-            case .audit(let a):
-                // Not idempotent: a route audit entry whose write got no answer but committed is
-                // stored twice by its replay (the tenant audit log has no key to tell).
-                try await store.appendAudit(a)
+            case .tenant(let events, let batch):
+                try await store.appendTenantEvents(events, batch: batch)
+            case .usage(let samples):
+                try await store.appendUsage(samples)
+            case .audit(let legacy):
+                // Keyed by its content: a replay of the same old entry is stored once.
+                try await store.appendTenantEvents([legacy.event], batch: "legacy-\(legacy.tenantId)-\(legacy.at.timeIntervalSinceReferenceDate)-\(legacy.action)-\(legacy.target)")
             case .events(let events, let batch):
                 try await store.appendEvents(events, batch: batch)
                 state.withLock { $0.trail }?.stored(events)

@@ -17,8 +17,13 @@ enum SpoolEntry: Codable, Sendable, Equatable {
     /// `data` starts at byte `offset` of the exec's stream (what the recorder handed over before it).
     case log(execId: String, sandboxId: String, stream: StdStream, data: Data, cap: Int, offset: Int)
     case sandbox(SandboxRecord)
-    /// A route's audit entry (the tenant's audit log).
-    case audit(AuditEntry)
+    /// Entries of tenants' trails under their batch key.
+    case tenant([TenantEvent], batch: String)
+    /// The meter's samples (each keyed by its id).
+    case usage([UsageSample])
+    /// A route audit entry spooled by a server from before the tenant trail (read, never written):
+    /// replayed as an `api.request` entry of the tenant's trail, as schema v8 moved the stored ones.
+    case audit(LegacyRouteAudit)
     /// A batch of trail entries under its key.
     case events([AuditEvent], batch: String)
 
@@ -28,9 +33,27 @@ enum SpoolEntry: Codable, Sendable, Equatable {
         case .exec(let r, _): return [r.sandboxId: 1]
         case .log(_, let sandboxId, _, _, _, _): return [sandboxId: 1]
         case .sandbox(let r): return [r.id: 1]
-        case .audit: return [:]
+        case .tenant, .usage, .audit: return [:]
         case .events(let events, _): return events.reduce(into: [:]) { $0[$1.sandboxId, default: 0] += 1 }
         }
+    }
+}
+
+/// The route audit entry of servers from before the tenant trail, as their spool holds it.
+struct LegacyRouteAudit: Codable, Sendable, Equatable {
+    var at: Date
+    var tenantId: String
+    var actor: String
+    var action: String
+    var target: String
+    var result: String
+    var detail: String?
+
+    /// The entry as the tenant trail holds old route audit entries.
+    var event: TenantEvent {
+        var d: [String: EventValue] = ["action": .string(action), "target": .string(target), "result": .string(result)]
+        if let detail { d["detail"] = .string(detail) }
+        return TenantEvent(at: at, tenantId: tenantId, kind: .apiRequest, actor: actor, detail: d)
     }
 }
 

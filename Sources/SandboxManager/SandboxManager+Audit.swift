@@ -7,15 +7,10 @@ extension SandboxManager {
     /// audit trail; ordered per caller, never blocking.
     public nonisolated var eventSink: any AuditSink { trail }
 
-    /// Appends one entry to its sandbox's audit trail (through ``eventSink``).
-    public nonisolated func recordEvent(_ event: AuditEvent) {
-        trail.record(event)
-    }
-
-    /// Appends an API route's entry to the tenant's audit log through the ordered background
-    /// recorder: the request never waits on the store (during an outage the entry is spooled).
-    public nonisolated func recordRouteAudit(_ entry: AuditEntry) {
-        recorder.enqueue(.audit(entry))
+    /// Appends an entry to its tenant's audit trail through the ordered background recorder: the
+    /// caller never waits on the store (during an outage the entry is spooled).
+    public nonisolated func recordTenantEvent(_ event: TenantEvent) {
+        recorder.enqueue(.tenant(event))
     }
 
     /// Waits until everything recorded so far is handed to the store (or, during an outage, to
@@ -24,10 +19,11 @@ extension SandboxManager {
         if drainTask != nil { await recorder.flush() }  // before start() nothing drains
     }
 
-    /// The tenant's latest `limit` route audit entries, newest first (the recorder flushed first).
-    public func audit(tenantId: String, limit: Int) async throws -> [AuditEntry] {
+    /// The tenant's audit trail after entry `after`, oldest first, at most `limit` entries;
+    /// entries this process queued before the call are included (the recorder is flushed first).
+    public func tenantAudit(tenantId: String, after: Int64 = 0, limit: Int = 1000) async throws -> [TenantEvent] {
         await flushRecorder()
-        return try await store.audit(tenantId: tenantId, limit: limit)
+        return try await store.tenantEvents(tenantId: tenantId, after: after, limit: limit)
     }
 
     /// The sandbox's audit trail after entry `after`, oldest first, at most `limit` entries. Entries
@@ -91,7 +87,7 @@ extension SandboxManager {
     /// (TTL, idle, lost, failed creation) with the reason and the state it ended in.
     func recordEnd(_ r: SandboxRecord, actor: String, deleted: Bool) {
         trail.record(AuditEvent(
-            sandboxId: r.id, kind: deleted ? "sandbox.delete" : "sandbox.kill", actor: actor,
+            sandboxId: r.id, kind: deleted ? .sandboxDelete : .sandboxKill, actor: actor,
             detail: ["reason": .string(r.reason ?? "-"), "state": .string(r.state.rawValue)]))
     }
 }
@@ -108,7 +104,7 @@ enum AuditEvents {
         ]
         if let exp = r.expiresAt { detail["ttl_s"] = .int(Int64(exp.timeIntervalSince(r.createdAt).rounded())) }
         if !envNames.isEmpty { detail["env_names"] = .string(envNames.sorted().joined(separator: ",")) }
-        return AuditEvent(sandboxId: r.id, kind: "sandbox.create", actor: actor, detail: detail)
+        return AuditEvent(sandboxId: r.id, kind: .sandboxCreate, actor: actor, detail: detail)
     }
 
     /// `exec.start`: the command (argv joined, cut at 1 KiB), cwd, and the names of extra env variables.
@@ -117,7 +113,7 @@ enum AuditEvents {
         if !request.env.isEmpty { detail["env_names"] = .string(request.env.keys.sorted().joined(separator: ",")) }
         if let t = request.timeout { detail["timeout_ms"] = .int(Int64(t.seconds * 1000)) }
         if let code = request.code { detail["code_bytes"] = .int(Int64(code.count)) }
-        return AuditEvent(sandboxId: sandboxId, kind: "exec.start", actor: actor, correlation: correlation, detail: detail)
+        return AuditEvent(sandboxId: sandboxId, kind: .execStart, actor: actor, correlation: correlation, detail: detail)
     }
 
     /// `exec.end`, and `limit.breach` when the outcome is a limit.
@@ -128,18 +124,18 @@ enum AuditEvents {
         if result.usage.cpuMs > 0 { detail["cpu_ms"] = .int(Int64(result.usage.cpuMs.rounded())) }
         if result.usage.peakMemoryBytes > 0 { detail["peak_memory_bytes"] = .int(result.usage.peakMemoryBytes) }
         if let reason = result.reason { detail["reason"] = .string(reason) }
-        var events = [AuditEvent(sandboxId: sandboxId, kind: "exec.end", actor: actor, correlation: correlation, detail: detail)]
+        var events = [AuditEvent(sandboxId: sandboxId, kind: .execEnd, actor: actor, correlation: correlation, detail: detail)]
         if let limit = limitName(result.outcome) {
             var breach: [String: EventValue] = ["limit": .string(limit), "outcome": .string(result.outcome.rawValue)]
             if let reason = result.reason { breach["reason"] = .string(reason) }
-            events.append(AuditEvent(sandboxId: sandboxId, kind: "limit.breach", actor: actor, correlation: correlation, detail: breach))
+            events.append(AuditEvent(sandboxId: sandboxId, kind: .limitBreach, actor: actor, correlation: correlation, detail: breach))
         }
         return events
     }
 
     /// `exec.end` of an exec that failed before it had a result.
     static func execFailed(_ sandboxId: String, _ error: any Error, correlation: String, actor: String, durationMs: Int64) -> AuditEvent {
-        AuditEvent(sandboxId: sandboxId, kind: "exec.end", actor: actor, correlation: correlation, detail: [
+        AuditEvent(sandboxId: sandboxId, kind: .execEnd, actor: actor, correlation: correlation, detail: [
             "outcome": "error", "duration_ms": .int(durationMs), "reason": .string((error as? SandboxError)?.message ?? "\(error)"),
         ])
     }

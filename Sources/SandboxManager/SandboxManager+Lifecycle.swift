@@ -128,7 +128,7 @@ extension SandboxManager {
         l.record.expiresAt = Date().addingTimeInterval(t.seconds)
         l.record.updatedAt = Date()
         live[id] = l
-        trail.record(AuditEvent(sandboxId: id, kind: "sandbox.timeout", actor: actor, detail: ["ttl_s": .int(Int64(t.seconds.rounded()))]))
+        trail.record(AuditEvent(sandboxId: id, kind: .sandboxTimeout, actor: actor, detail: ["ttl_s": .int(Int64(t.seconds.rounded()))]))
         try await persistNow(l.record)
         return l.record
     }
@@ -160,6 +160,7 @@ extension SandboxManager {
         try move(&l.record, to: .stopping)
         live[id] = l
         try await persistNow(l.record)
+        sampleEnd(id)
         let backend = backends[l.record.profile.isolation]
         if case .up(let handle) = l.stage, let backend {
             do { try await backend.destroy(handle) } catch {
@@ -180,6 +181,7 @@ extension SandboxManager {
 
     /// Any live state → lost: the sandbox stopped answering. Its leftovers are collected.
     func markLost(_ id: String, reason: String) async {
+        sampleEnd(id)
         guard var l = live[id], (try? move(&l.record, to: .lost, reason: reason)) != nil else { return }
         live[id] = nil
         recordEnd(l.record, actor: "server", deleted: false)

@@ -28,7 +28,7 @@ extension SandboxManager {
             throw SandboxError(.setupCommandFailed, "\(failure); the sandbox was removed")
         }
         if !profile.phases.keepSetupProcesses {
-            trail.record(AuditEvent(sandboxId: id, kind: "setup.processes_ended", actor: "server", detail: ["reason": "the setup phase ended"]))
+            trail.record(AuditEvent(sandboxId: id, kind: .setupProcessesEnded, actor: "server", detail: ["reason": "the setup phase ended"]))
         }
         await configuration.egress?.enterRunPhase(sandboxId: id, profile: profile)
     }

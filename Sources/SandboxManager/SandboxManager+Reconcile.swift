@@ -21,6 +21,7 @@ extension SandboxManager {
                 "adopted": "\(report.adopted)", "lost": "\(report.lost)", "orphans": "\(report.orphans)"])
         }
         started = true
+        startMetering()
         background.append(Task { [weak self, interval = configuration.reaperInterval] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
@@ -137,7 +138,7 @@ extension SandboxManager {
             guard let reason else { continue }
             do {
                 let r = try await stop(id, reason: reason)
-                recorder.enqueue(.audit(AuditEntry(tenantId: r.tenantId, actor: "server", action: "sandbox.delete", target: id, result: "ok", detail: reason)))
+                recordTenantEvent(TenantEvent(tenantId: r.tenantId, sandboxId: id, kind: .sandboxDelete, actor: "server", detail: ["reason": .string(reason)]))
             } catch {
                 logger.warning("reaper could not destroy a sandbox", metadata: ["id": "\(id)", "error": "\(error)"])
             }

@@ -25,9 +25,10 @@ extension SandboxManager {
     }
 
     /// Changes a tenant's quota overrides; this server applies them at once (others within seconds).
-    public func changeQuota(name: String, _ changes: QuotaChanges) async throws -> TenantQuotas {
+    public func changeQuota(name: String, _ changes: QuotaChanges, actor: String) async throws -> TenantQuotas {
         let t = try await store.changeQuota(tenantName: name, changes)
         tenants[t.id] = (t, Date())
+        recordTenantEvent(.quotaSet(t, actor: actor))
         return TenantQuotas(tenant: t, quota: inForce(t.overrides))
     }
 

@@ -60,6 +60,8 @@ extension SandboxManager {
     func work<T: Sendable>(_ tenantId: String, _ id: String,
                            _ body: @Sendable (SandboxHandle, any LiveSandboxBackend) async throws -> T) async throws -> T {
         let (handle, backend) = try await target(tenantId, id)
+        let started = ContinuousClock.now
+        defer { Self.agentCalls.recordNanoseconds(Recorder.nanoseconds(ContinuousClock.now - started)) }
         do {
             return try await body(handle, backend)
         } catch let e as SandboxError where e.code == .sandboxLost {
@@ -111,7 +113,7 @@ extension SandboxManager {
     /// A file's bytes, up to the sandbox's workspace size (`file.read` in the trail).
     public func readFile(tenantId: String, id: String, path: String, actor: String = "server") async throws -> [UInt8] {
         let bytes = try await work(tenantId, id) { try await $1.readFile($0, path: path, limit: $0.spec.profile.limits.workspaceBytes) }
-        fileEvent("file.read", id, actor, ["path": .string(path), "bytes": .int(Int64(bytes.count))])
+        fileEvent(.fileRead, id, actor, ["path": .string(path), "bytes": .int(Int64(bytes.count))])
         return bytes
     }
 
@@ -122,12 +124,12 @@ extension SandboxManager {
             if Int64(data.count) > limit { throw SandboxError.over("workspace", limit: limit, actual: Int64(data.count)) }
             try await backend.writeFile(handle, path: path, data: data, mode: mode)
         }
-        fileEvent("file.write", id, actor, ["path": .string(path), "bytes": .int(Int64(data.count)), "mode": .string(String(mode, radix: 8))])
+        fileEvent(.fileWrite, id, actor, ["path": .string(path), "bytes": .int(Int64(data.count)), "mode": .string(String(mode, radix: 8))])
     }
 
     public func removeFile(tenantId: String, id: String, path: String, recursive: Bool, actor: String) async throws {
         try await work(tenantId, id) { try await $1.removeFile($0, path: path, recursive: recursive) }
-        fileEvent("file.remove", id, actor, ["path": .string(path), "recursive": .bool(recursive)])
+        fileEvent(.fileRemove, id, actor, ["path": .string(path), "recursive": .bool(recursive)])
     }
 
     public func listDirectory(tenantId: String, id: String, path: String) async throws -> [FileEntry] {
@@ -140,16 +142,16 @@ extension SandboxManager {
 
     public func makeDirectory(tenantId: String, id: String, path: String, parents: Bool, actor: String) async throws {
         try await work(tenantId, id) { try await $1.makeDirectory($0, path: path, parents: parents) }
-        fileEvent("file.mkdir", id, actor, ["path": .string(path), "parents": .bool(parents)])
+        fileEvent(.fileMkdir, id, actor, ["path": .string(path), "parents": .bool(parents)])
     }
 
     public func move(tenantId: String, id: String, from: String, to: String, actor: String) async throws {
         try await work(tenantId, id) { try await $1.move($0, from: from, to: to) }
-        fileEvent("file.move", id, actor, ["from": .string(from), "to": .string(to)])
+        fileEvent(.fileMove, id, actor, ["from": .string(from), "to": .string(to)])
     }
 
     /// Records a file operation that succeeded through the API.
-    func fileEvent(_ kind: String, _ id: String, _ actor: String, _ detail: [String: EventValue]) {
+    func fileEvent(_ kind: AuditKind, _ id: String, _ actor: String, _ detail: [String: EventValue]) {
         trail.record(AuditEvent(sandboxId: id, kind: kind, actor: actor, detail: detail))
     }
 

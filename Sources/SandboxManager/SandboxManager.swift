@@ -121,6 +121,8 @@ public actor SandboxManager {
     var quotaHolds: [UUID: (tenantId: String, memoryBytes: Int64)] = [:]
     var started = false
     var background: [Task<Void, Never>] = []
+    /// Usage of live sandboxes between samples (``startMetering()``).
+    nonisolated let meter = UsageMeter()
     var poolFiller: Task<Void, Never>?
     /// Writes what the ``Recorder`` queues; from ``start()`` to ``shutdown()``.
     var drainTask: Task<Void, Never>?

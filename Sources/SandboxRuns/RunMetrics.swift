@@ -1,5 +1,7 @@
 import Foundation
 import Metrics
+import SandboxCore
+import SandboxManager
 import SandboxStore
 
 /// The queue's Prometheus series: claims, ends by state, and how long runs waited to start.
@@ -18,6 +20,7 @@ enum RunMetrics {
         Counter(label: "sandboxer_run_attempts_total", dimensions: [("outcome", attempt.rawValue)]).increment()
         if run.state.isFinal {
             Counter(label: "sandboxer_runs_finished_total", dimensions: [("state", run.state.rawValue)]).increment()
+            TenantMetrics.countRun(tenantId: run.tenantId, state: run.state.rawValue, usage: run.result?.usage)
         }
     }
 }

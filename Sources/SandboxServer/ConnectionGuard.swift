@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdCore
 import Logging
+import Metrics
 import NIOCore
 import Synchronization
 
@@ -75,9 +76,11 @@ final class ConnectionCounter: Sendable {
         }
     }
 
-    /// Every accepted connection, admitted or not (counted by the listener's ``TotalConnections``).
-    func opened() { state.withLock { $0.total += 1 } }
-    func closed() { state.withLock { $0.total -= 1 } }
+    /// Every accepted connection, admitted or not (counted by the listener's ``TotalConnections``);
+    /// the count is the `sandboxer_http_connections` gauge.
+    func opened() { connections.record(state.withLock { $0.total += 1; return $0.total }) }
+    func closed() { connections.record(state.withLock { $0.total -= 1; return $0.total }) }
+    private var connections: Gauge { Gauge(label: "sandboxer_http_connections") }
 
     var total: Int { state.withLock { $0.total } }
 }

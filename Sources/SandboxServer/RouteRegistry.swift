@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import SandboxCore
 import SandboxManager
 import SandboxStore
 
@@ -16,8 +17,10 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Registers routes on the router, records them (the test compares them with openapi.yaml), and
-/// wraps mutating routes with the audit log: who (key id), what (action), target, status. Audit
-/// entries go through the manager's background recorder, so no request waits on the store.
+/// wraps the routes that change a tenant's things (sandboxes created, deleted, re-networked;
+/// runs) with an entry in the tenant's audit trail: who (key id), what (kind), which sandbox or
+/// run, the status. Entries go through the manager's background recorder, so no request waits on
+/// the store. Work inside a sandbox (exec, files, processes) is in the sandbox's own trail.
 final class RouteRegistry: @unchecked Sendable {
     let router: Router<APIRequestContext>
     let manager: SandboxManager
@@ -32,8 +35,8 @@ final class RouteRegistry: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Adds a route; `action` (e.g. `sandbox.create`) makes it audited.
-    func add(_ method: HTTPRequest.Method, _ path: String, action: String? = nil, _ handler: @escaping Handler) {
+    /// Adds a route; `action` (e.g. ``AuditKind/sandboxCreate``) puts each call in the tenant's trail.
+    func add(_ method: HTTPRequest.Method, _ path: String, action: AuditKind? = nil, _ handler: @escaping Handler) {
         served.append(RouteKey(method: method.rawValue, path: path))
         let manager = self.manager
         guard let action else {
@@ -55,13 +58,14 @@ final class RouteRegistry: @unchecked Sendable {
         }
     }
 
-    /// Queues the route's audit entry (the manager's recorder writes it in order; never blocks).
-    static func audit(_ manager: SandboxManager, _ context: APIRequestContext, _ request: Request, _ action: String, status: Int) {
+    /// Queues the route's entry in the tenant's trail (the manager's recorder writes it in order;
+    /// never blocks): the sandbox it is about, or the run as its correlation, and the status.
+    static func audit(_ manager: SandboxManager, _ context: APIRequestContext, _ request: Request, _ action: AuditKind, status: Int) {
         guard let caller = context.caller else { return }
-        var target = context.auditTarget.target ?? context.parameters.get("id") ?? ""
-        if let pid = context.parameters.get("pid") { target += "/processes/\(pid)" }
-        if let path = request.uri.queryParameters.get("path") { target += ":" + path }
-        manager.recordRouteAudit(AuditEntry(
-            tenantId: caller.tenantId, actor: caller.keyId, action: action, target: target, result: String(status)))
+        let target = context.auditTarget.target ?? context.parameters.get("id")
+        let isRun = action == .runSubmit || action == .runCancel || action == .runRetry
+        manager.recordTenantEvent(TenantEvent(
+            tenantId: caller.tenantId, sandboxId: isRun ? nil : target, kind: action, actor: caller.keyId,
+            correlation: isRun ? target : nil, detail: ["status": .int(Int64(status))]))
     }
 }

@@ -12,7 +12,7 @@ extension SandboxServer {
         let metrics = self.metrics
         let maxJSON = configuration.maxJSONBytes
 
-        routes.add(.post, "/v1/sandboxes/{id}/exec", action: "sandbox.exec") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/exec") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
             var body = try await BodyReader.json(request, limit: maxJSON)

@@ -19,7 +19,7 @@ extension SandboxServer {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
 
-        routes.add(.put, "/v1/sandboxes/{id}/files", action: "file.write") { request, context in
+        routes.add(.put, "/v1/sandboxes/{id}/files") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
             let path = try Self.path(request)
@@ -40,7 +40,7 @@ extension SandboxServer {
             return try APIJSON.response(entry, status: .created)
         }
 
-        routes.add(.delete, "/v1/sandboxes/{id}/files", action: "file.delete") { request, context in
+        routes.add(.delete, "/v1/sandboxes/{id}/files") { request, context in
             let caller = try context.requireCaller()
             let recursive = request.uri.queryParameters.get("recursive").map { $0 == "true" || $0 == "1" } ?? false
             try await manager.removeFile(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: try Self.path(request),
@@ -56,7 +56,7 @@ extension SandboxServer {
             return try APIJSON.response(FileList(path: path, items: items))
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/files/mkdir", action: "file.mkdir") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/files/mkdir") { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             guard let path = try body.string("path"), path.hasPrefix("/") else {
@@ -69,7 +69,7 @@ extension SandboxServer {
             return try APIJSON.response(try await manager.stat(tenantId: caller.tenantId, id: id, path: path), status: .created)
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/files/move", action: "file.move") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/files/move") { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             guard let from = try body.string("from"), from.hasPrefix("/") else { throw Problem.invalid("from", "from: an absolute path is required") }

@@ -16,7 +16,7 @@ extension SandboxServer {
             return try APIJSON.response(NetworkView(sandboxId: id, network: network))
         }
 
-        routes.add(.patch, "/v1/sandboxes/{id}/network", action: "sandbox.network") { request, context in
+        routes.add(.patch, "/v1/sandboxes/{id}/network", action: .networkChange) { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
             var body = try await BodyReader.json(request, limit: maxJSON)

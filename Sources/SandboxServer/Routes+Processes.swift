@@ -10,14 +10,13 @@ extension SandboxServer {
         let store = self.store
         let maxJSON = configuration.maxJSONBytes
 
-        routes.add(.post, "/v1/sandboxes/{id}/processes", action: "process.start") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/processes") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
             var body = try await BodyReader.json(request, limit: maxJSON)
             let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
             let (exec, options) = try ExecBody.read(&body, sandbox: sandbox, process: true)
             let process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
-            context.auditTarget.target = "\(id)/processes/\(process.pid)"
             return try APIJSON.response(process, status: .created)
         }
 
@@ -41,7 +40,7 @@ extension SandboxServer {
             }
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/input", action: "process.input") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/input") { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             var data: [UInt8] = []
@@ -55,14 +54,14 @@ extension SandboxServer {
             return APIJSON.noContent
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/close-stdin", action: "process.close_stdin") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/close-stdin") { request, context in
             let caller = try context.requireCaller()
             try (try await BodyReader.json(request, limit: maxJSON)).finish()
             try await manager.closeInput(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context))
             return APIJSON.noContent
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/signal", action: "process.signal") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/signal") { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             let signal: Int32
@@ -83,7 +82,7 @@ extension SandboxServer {
             return APIJSON.noContent
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/resize", action: "process.resize") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/resize") { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             guard let cols = try body.int("cols", min: 1, max: 1000), let rows = try body.int("rows", min: 1, max: 1000) else {

@@ -13,7 +13,7 @@ extension SandboxServer {
         let manager = self.manager
         let maxJSON = configuration.maxJSONBytes
 
-        routes.add(.post, "/v1/runs", action: "run.submit") { request, context in
+        routes.add(.post, "/v1/runs", action: .runSubmit) { request, context in
             let caller = try context.requireCaller()
             let key = try RunBody.idempotencyKey(request.headers[HTTPFields.Element.Name("Idempotency-Key")!])
             var body = try await BodyReader.json(request, limit: maxJSON)
@@ -51,16 +51,16 @@ extension SandboxServer {
             }
             var headers = HTTPFields()
             headers[.contentType] = "application/x-ndjson"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: AuditLine.buffer(events)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: AuditLine.buffer(events.map(AuditLine.init))))
         }
 
-        routes.add(.post, "/v1/runs/{id}/cancel", action: "run.cancel") { _, context in
+        routes.add(.post, "/v1/runs/{id}/cancel", action: .runCancel) { _, context in
             let caller = try context.requireCaller()
             let run = try await store.cancelRun(tenantId: caller.tenantId, id: try context.parameters.require("id"))
             return try Self.runResponse(RunView(run))
         }
 
-        routes.add(.post, "/v1/runs/{id}/retry", action: "run.retry") { _, context in
+        routes.add(.post, "/v1/runs/{id}/retry", action: .runRetry) { _, context in
             let caller = try context.requireCaller()
             let run = try await store.retryRun(tenantId: caller.tenantId, id: try context.parameters.require("id"),
                                                 maxQueued: try await manager.quota(caller.tenantId).maxQueued)

@@ -10,7 +10,7 @@ extension SandboxServer {
         let manager = self.manager
         let maxJSON = configuration.maxJSONBytes
 
-        routes.add(.post, "/v1/sandboxes", action: "sandbox.create") { request, context in
+        routes.add(.post, "/v1/sandboxes", action: .sandboxCreate) { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             let create = try Self.createRequest(&body, profiles: await manager.configuration.profiles)
@@ -32,13 +32,13 @@ extension SandboxServer {
             return try APIJSON.response(SandboxView(record))
         }
 
-        routes.add(.delete, "/v1/sandboxes/{id}", action: "sandbox.delete") { _, context in
+        routes.add(.delete, "/v1/sandboxes/{id}", action: .sandboxDelete) { _, context in
             let caller = try context.requireCaller()
             let record = try await manager.destroy(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
             return try APIJSON.response(SandboxView(record))
         }
 
-        routes.add(.post, "/v1/sandboxes/{id}/timeout", action: "sandbox.timeout") { request, context in
+        routes.add(.post, "/v1/sandboxes/{id}/timeout", action: .sandboxTimeout) { request, context in
             let caller = try context.requireCaller()
             var body = try await BodyReader.json(request, limit: maxJSON)
             guard let ttl = try body.duration("ttl") else { throw Problem.invalid("ttl", "ttl is required, e.g. {\"ttl\":\"5m\"}") }

@@ -37,12 +37,12 @@ extension SandboxServer {
             return try APIJSON.response(TenantView(found.tenant, quota: found.quota))
         }
 
-        routes.add(.patch, "/v1/tenants/{name}/quota", action: "tenant.quota") { request, context in
+        // The change is in the changed tenant's trail (quota.set, actor: the operator's key).
+        routes.add(.patch, "/v1/tenants/{name}/quota") { request, context in
             try await requireOperator(context)
             let name = try context.parameters.require("name")
-            context.auditTarget.target = name
             let changes = try await BodyReader.decode(QuotaChangeBody.self, request, limit: maxJSON).changes
-            let changed = try await manager.changeQuota(name: name, changes)
+            let changed = try await manager.changeQuota(name: name, changes, actor: try context.requireCaller().keyId)
             return try APIJSON.response(TenantView(changed.tenant, quota: changed.quota))
         }
     }

@@ -46,7 +46,6 @@ extension SandboxServer {
                 let initialStdin = exec.stdin
                 exec.stdin = .none
                 process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
-                RouteRegistry.audit(manager, context, ws.request, "sandbox.exec.ws", status: 200)
                 try await outbound.writeTextMessage("{\"type\":\"started\",\"pid\":\(process.pid)}")
                 if case let .bytes(b) = initialStdin {
                     try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: process.pid, data: b)

@@ -68,6 +68,7 @@ public struct SandboxServer: Sendable {
         self.runs = runs
         self.configuration = configuration
         self.metrics = metrics
+        metrics.observeStoreCalls()
         self.monitorSessions = monitorSessions
         self.loginThrottle = loginThrottle
         self.logger = logger
@@ -134,6 +135,7 @@ public struct SandboxServer: Sendable {
         addFileRoutes(registry)
         addAuditRoutes(registry)
         addTenantRoutes(registry)
+        addUsageRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)

@@ -5,7 +5,9 @@ import SandboxCore
 import SandboxStore
 
 /// The server's Prometheus registry and what it records through swift-metrics: execs by outcome,
-/// exec latency, and (at each scrape) sandboxes by state and the warm pool's size.
+/// exec latency, and (at each scrape) sandboxes by state and the warm pool's size. Through the
+/// global factory also: per-tenant usage (`sandboxer_tenant_*_total`, ``TenantMetrics``), open
+/// HTTP connections, the store's write latency and the time of calls on live sandboxes.
 ///
 /// `sandboxer serve` also bootstraps the global `MetricsSystem` with ``factory`` so the manager's own
 /// metrics land in the same registry.
@@ -20,6 +22,13 @@ public struct ServerMetrics: Sendable {
             .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
             .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
         ]
+        let fast: [Duration] = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+        ]
+        factory.durationHistogramBuckets["sandboxer_store_write_seconds"] = fast
+        factory.durationHistogramBuckets["sandboxer_agent_call_seconds"] = fast
+        factory.durationHistogramBuckets["sandboxer_store_call_seconds"] = fast
         self.factory = factory
     }
 
@@ -40,6 +49,15 @@ public struct ServerMetrics: Sendable {
         Gauge(label: "sandboxer_pool_size", dimensions: [], factory: factory).record(poolSize)
         Gauge(label: "sandboxer_store_up", dimensions: [], factory: factory).record(storeUp ? 1 : 0)
         Gauge(label: "sandboxer_recorder_spooled", dimensions: [], factory: factory).record(spooled)
+    }
+
+    /// Records every store call's duration as `sandboxer_store_call_seconds` (the process's store
+    /// latency, whichever engine; ``StoreHealth/callObserver``).
+    public func observeStoreCalls() {
+        let timer = Metrics.Timer(label: "sandboxer_store_call_seconds", dimensions: [], factory: factory)
+        StoreHealth.callObserver.withLock { $0 = { d in
+            timer.recordNanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
+        } }
     }
 
     /// The Prometheus text exposition of everything recorded.

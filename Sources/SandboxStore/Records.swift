@@ -144,32 +144,6 @@ public struct ExecRecord: Sendable, Equatable, Codable {
     }
 }
 
-/// One mutating API call: who did what to which thing, and how it ended.
-public struct AuditEntry: Sendable, Equatable, Codable {
-    public var id: Int64?
-    public var at: Date
-    public var tenantId: String
-    /// The API key id (never the key), or `cli`/`server` for the server's own actions (TTL reaper).
-    public var actor: String
-    /// e.g. `sandbox.create`, `sandbox.exec`, `file.write`, `sandbox.delete`.
-    public var action: String
-    public var target: String
-    /// HTTP status or `ok`/error code.
-    public var result: String
-    public var detail: String?
-    public init(id: Int64? = nil, at: Date = Date(), tenantId: String, actor: String, action: String, target: String,
-                result: String, detail: String? = nil) {
-        self.id = id
-        self.at = at
-        self.tenantId = tenantId
-        self.actor = actor
-        self.action = action
-        self.target = target
-        self.result = result
-        self.detail = detail
-    }
-}
-
 /// Filter and page of a sandbox listing.
 public struct SandboxQuery: Sendable, Equatable {
     public var tenantId: String

@@ -34,7 +34,7 @@ extension SQLiteStore {
                 next[e.sandboxId] = seq + 1
                 try db.execute(
                     sql: "INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [e.sandboxId, seq, e.at.column, e.kind, e.actor, e.correlation, detail, key])
+                    arguments: [e.sandboxId, seq, e.at.column, e.kind.rawValue, e.actor, e.correlation, detail, key])
                 key = nil
             }
         }
@@ -49,7 +49,7 @@ extension SQLiteStore {
             ).map { row in
                 var e = AuditEvent(
                     at: try JSONColumn.date(row, "at"), sandboxId: try row.decode(forColumn: "sandbox_id"),
-                    kind: try row.decode(forColumn: "kind"), actor: try row.decode(forColumn: "actor"),
+                    kind: try AuditKind(stored: try row.decode(forColumn: "kind")), actor: try row.decode(forColumn: "actor"),
                     correlation: try row.decode(forColumn: "correlation"),
                     detail: try JSONColumn.decode([String: EventValue].self, row, "detail"))
                 e.seq = try row.decode(forColumn: "seq")

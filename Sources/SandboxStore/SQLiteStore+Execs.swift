@@ -90,29 +90,6 @@ extension SQLiteStore {
         }
     }
 
-    public func appendAudit(_ entry: AuditEntry) async throws {
-        try await write("writing an audit entry") { db in
-            try db.execute(
-                sql: "INSERT INTO audit (at, tenant_id, actor, action, target, result, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [entry.at.column, entry.tenantId, entry.actor, entry.action, entry.target, entry.result, entry.detail])
-        }
-    }
-
-    /// The tenant's latest `limit` audit entries, newest first, with their ids.
-    public func audit(tenantId: String, limit: Int) async throws -> [AuditEntry] {
-        let limit = min(max(limit, 1), 10_000)
-        return try await read("reading the audit log of tenant \(tenantId)") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE tenant_id = ? ORDER BY id DESC LIMIT ?", arguments: [tenantId, limit])
-                .map { row in
-                    AuditEntry(
-                        id: try row.decode(forColumn: "id"), at: try JSONColumn.date(row, "at"),
-                        tenantId: try row.decode(forColumn: "tenant_id"), actor: try row.decode(forColumn: "actor"),
-                        action: try row.decode(forColumn: "action"), target: try row.decode(forColumn: "target"),
-                        result: try row.decode(forColumn: "result"), detail: try row.decode(forColumn: "detail"))
-                }
-        }
-    }
-
     static func arguments(_ r: ExecRecord) throws(SandboxError) -> StatementArguments {
         let argv = try JSONColumn.encode(r.argv)
         let usage = try r.usage.map { (u) throws(SandboxError) in try JSONColumn.encode(u) }

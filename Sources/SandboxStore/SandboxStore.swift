@@ -35,7 +35,7 @@ public protocol SandboxStore: Sendable {
     /// Every sandbox of every tenant in a non-final state (start-up reconciliation, reapers).
     func activeSandboxes() async throws -> [SandboxRecord]
 
-    // Execs, logs, audit
+    // Execs and logs
     func insertExec(_ record: ExecRecord) async throws
     func updateExec(_ record: ExecRecord) async throws
     func execs(sandboxId: String, limit: Int) async throws -> [ExecRecord]
@@ -46,8 +46,6 @@ public protocol SandboxStore: Sendable {
     /// skipped, so appending the same chunk again (a replay after an ambiguous failure) stores it once.
     func appendLog(execId: String, stream: StdStream, data: [UInt8], cap: Int, at offset: Int) async throws
     func log(execId: String, stream: StdStream) async throws -> [UInt8]
-    func appendAudit(_ entry: AuditEntry) async throws
-    func audit(tenantId: String, limit: Int) async throws -> [AuditEntry]
 
     // A sandbox's audit trail (append-only: no update or delete, sandbox records are never purged)
     /// Stores `events` in their order, numbering each sandbox's entries 1, 2, … (any `seq` the
@@ -60,4 +58,20 @@ public protocol SandboxStore: Sendable {
     func appendEvents(_ events: [AuditEvent], batch: String) async throws
     /// The sandbox's entries with `seq` greater than `after`, ascending, at most `limit` (1…10 000).
     func events(sandboxId: String, after seq: Int64, limit: Int) async throws -> [AuditEvent]
+
+    // A tenant's audit trail (append-only, as a sandbox's)
+    /// Stores `events` in their order under a batch key, numbering each tenant's entries 1, 2, …
+    /// (any `seq` they carry is ignored); all or nothing, and nothing when the key is stored
+    /// already (a replayed batch is stored once). Concurrent appenders never share a number.
+    func appendTenantEvents(_ events: [TenantEvent], batch: String) async throws
+    /// The tenant's entries with `seq` greater than `after`, ascending, at most `limit` (1…10 000).
+    func tenantEvents(tenantId: String, after seq: Int64, limit: Int) async throws -> [TenantEvent]
+
+    // Metering
+    /// Stores usage samples; one whose id is stored already is skipped (a replay counts once).
+    func appendUsage(_ samples: [UsageSample]) async throws
+    /// The tenant's usage in the query's window, grouped: live sandboxes' samples (by their `at`)
+    /// and finished runs (by their end: their result's CPU and wall time, and a count per final
+    /// state), groups sorted by key.
+    func usage(_ query: UsageQuery) async throws -> [UsageGroup]
 }

@@ -179,6 +179,50 @@ enum Schema {
                 CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch);
                 """)
         }
+        // One audit system: the tenant's trail, numbered per tenant like a sandbox's. The route
+        // audit log it replaces moves in as `api.request` entries (action, target, result, detail).
+        m.registerMigration("v8-tenant-audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenant_events (
+                    tenant_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    sandbox_id TEXT,
+                    correlation TEXT,
+                    detail TEXT NOT NULL,
+                    batch TEXT,
+                    PRIMARY KEY (tenant_id, seq)
+                );
+                CREATE UNIQUE INDEX tenant_events_batch ON tenant_events(batch);
+                INSERT INTO tenant_events (tenant_id, seq, at, kind, actor, detail)
+                    SELECT tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id), at, 'api.request', actor,
+                        CASE WHEN detail IS NULL THEN json_object('action', action, 'target', target, 'result', result)
+                             ELSE json_object('action', action, 'target', target, 'result', result, 'detail', detail) END
+                    FROM audit;
+                DROP TABLE audit;
+                """)
+        }
+        // Metering: what live sandboxes used between the meter's samples (deltas; runs are summed
+        // from their records). The id makes a replayed sample count once.
+        m.registerMigration("v9-usage") { db in
+            try db.execute(sql: """
+                CREATE TABLE usage_samples (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    sandbox_id TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    sandbox_seconds REAL NOT NULL,
+                    cpu_seconds REAL NOT NULL,
+                    memory_gib_seconds REAL NOT NULL,
+                    egress_bytes_in INTEGER NOT NULL,
+                    egress_bytes_out INTEGER NOT NULL,
+                    execs INTEGER NOT NULL
+                );
+                CREATE INDEX usage_samples_tenant_at ON usage_samples(tenant_id, at);
+                """)
+        }
         // A tenant's quota column holds only what the operator set; the old defaults, stored in
         // full for every tenant, become "none set" (the server's defaults apply).
         m.registerMigration("v10-quota-overrides") { db in

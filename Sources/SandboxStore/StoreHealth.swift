@@ -53,6 +53,10 @@ public final class StoreHealth: Sendable {
     }
     private let state = Mutex(State())
 
+    /// Told how long each store call took, answered or not (the server's store latency
+    /// histogram, set when it starts); nil: nobody listens.
+    public static let callObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+
     public init(name: String, failsFast: Bool, deadline: Duration = .seconds(30), slowAfter: Duration = .milliseconds(600),
                 probeDeadline: Duration = .milliseconds(1200), probeInterval: Duration = .milliseconds(250), logger: Logger) {
         self.name = name
@@ -158,6 +162,8 @@ public final class StoreHealth: Sendable {
         if failsFast, let outage {
             throw unavailable(what, outage)
         }
+        let started = ContinuousClock.now
+        defer { if let observe = Self.callObserver.withLock({ $0 }) { observe(ContinuousClock.now - started) } }
         let guarded = Deadline.Call<T>()
         let id = state.withLock { s -> UInt64 in
             s.nextCall += 1

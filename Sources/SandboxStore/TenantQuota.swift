@@ -111,6 +111,20 @@ extension SandboxStore {
     }
 }
 
+extension TenantEvent {
+    /// The entry a quota change leaves in the changed tenant's trail: the quotas it now has of its
+    /// own (the rest are the server's defaults).
+    public static func quotaSet(_ tenant: Tenant, actor: String) -> TenantEvent {
+        var detail: [String: EventValue] = [:]
+        let o = tenant.overrides
+        for (name, value) in [("max_sandboxes", o.maxSandboxes.map(Int64.init)), ("execs_per_minute", o.execsPerMinute.map(Int64.init)),
+                              ("max_memory_bytes", o.maxMemoryBytes), ("max_queued", o.maxQueued.map(Int64.init))] {
+            if let value { detail[name] = .int(value) }
+        }
+        return TenantEvent(tenantId: tenant.id, kind: .quotaSet, actor: actor, detail: detail)
+    }
+}
+
 /// What every engine needs to make a tenant: its name's rules and a fresh id.
 public enum TenantRules {
     /// Refuses a tenant name no engine stores (empty, over 128 bytes, spaces or control characters).

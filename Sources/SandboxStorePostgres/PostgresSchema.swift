@@ -91,6 +91,32 @@ enum PostgresSchema {
             "ALTER TABLE sandbox_events ADD COLUMN batch TEXT",
             "CREATE UNIQUE INDEX sandbox_events_batch ON sandbox_events(batch) WHERE batch IS NOT NULL",
         ]),
+        // One audit system: the tenant's trail; the route audit log moves in as `api.request` entries.
+        ("v8-tenant-audit", [
+            """
+            CREATE TABLE tenant_events (tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL,
+                kind TEXT NOT NULL, actor TEXT NOT NULL, sandbox_id TEXT, correlation TEXT, detail TEXT NOT NULL, batch TEXT,
+                PRIMARY KEY (tenant_id, seq))
+            """,
+            "CREATE UNIQUE INDEX tenant_events_batch ON tenant_events(batch) WHERE batch IS NOT NULL",
+            """
+            INSERT INTO tenant_events (tenant_id, seq, at, kind, actor, detail)
+                SELECT tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY id), at, 'api.request', actor,
+                    jsonb_strip_nulls(jsonb_build_object('action', action, 'target', target, 'result', result, 'detail', detail))::text
+                FROM audit
+            """,
+            "DROP TABLE audit",
+        ]),
+        // Metering: live sandboxes' usage between the meter's samples (deltas); the id makes a replay count once.
+        ("v9-usage", [
+            """
+            CREATE TABLE usage_samples (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, sandbox_id TEXT NOT NULL,
+                at DOUBLE PRECISION NOT NULL, sandbox_seconds DOUBLE PRECISION NOT NULL, cpu_seconds DOUBLE PRECISION NOT NULL,
+                memory_gib_seconds DOUBLE PRECISION NOT NULL, egress_bytes_in BIGINT NOT NULL, egress_bytes_out BIGINT NOT NULL,
+                execs BIGINT NOT NULL)
+            """,
+            "CREATE INDEX usage_samples_tenant_at ON usage_samples(tenant_id, at)",
+        ]),
         // A tenant's quota holds only what the operator set (the old defaults become "none set").
         ("v10-quota-overrides", [
             "UPDATE tenants SET quota = '{}' WHERE quota = '\(TenantRules.legacyDefaultQuota)'",

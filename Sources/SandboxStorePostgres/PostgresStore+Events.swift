@@ -41,7 +41,7 @@ extension PostgresStore {
                 try await connection.query(
                     """
                     INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch)
-                    VALUES (\(e.sandboxId), \(seq), \(e.at.column), \(e.kind), \(e.actor), \(e.correlation), \(detail), \(key))
+                    VALUES (\(e.sandboxId), \(seq), \(e.at.column), \(e.kind.rawValue), \(e.actor), \(e.correlation), \(detail), \(key))
                     """, logger: logger)
                 key = nil
             }
@@ -55,7 +55,7 @@ extension PostgresStore {
             "SELECT * FROM sandbox_events WHERE sandbox_id = \(sandboxId) AND seq > \(seq) ORDER BY seq LIMIT \(limit)"
         ) { row in
             var e = AuditEvent(
-                at: try row.date("at"), sandboxId: try row.get("sandbox_id"), kind: try row.get("kind"), actor: try row.get("actor"),
+                at: try row.date("at"), sandboxId: try row.get("sandbox_id"), kind: try AuditKind(stored: try row.get("kind")), actor: try row.get("actor"),
                 correlation: try row.get("correlation"),
                 detail: try JSONColumn.decode([String: EventValue].self, text: try row.get("detail"), what: "an audit trail entry"))
             e.seq = try row.get("seq", as: Int64.self)

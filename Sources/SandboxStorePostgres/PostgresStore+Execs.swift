@@ -88,28 +88,6 @@ extension PostgresStore {
         ) { row in try row.get("data", as: Data.self) }
         return chunks.reduce(into: []) { $0.append(contentsOf: $1) }
     }
-
-    public func appendAudit(_ entry: AuditEntry) async throws {
-        try await rows(
-            "writing an audit entry",
-            """
-            INSERT INTO audit (at, tenant_id, actor, action, target, result, detail)
-            VALUES (\(entry.at.column), \(entry.tenantId), \(entry.actor), \(entry.action), \(entry.target), \(entry.result), \(entry.detail))
-            """)
-    }
-
-    /// The tenant's latest `limit` audit entries, newest first, with their ids.
-    public func audit(tenantId: String, limit: Int) async throws -> [AuditEntry] {
-        let limit = min(max(limit, 1), 10_000)
-        return try await fetch(
-            "reading the audit log of tenant \(tenantId)", "SELECT * FROM audit WHERE tenant_id = \(tenantId) ORDER BY id DESC LIMIT \(limit)"
-        ) { row in
-            AuditEntry(
-                id: try row.get("id", as: Int64.self), at: try row.date("at"), tenantId: try row.get("tenant_id"),
-                actor: try row.get("actor"), action: try row.get("action"), target: try row.get("target"),
-                result: try row.get("result"), detail: try row.get("detail"))
-        }
-    }
 }
 
 /// The first key of the two-key advisory locks, one space per purpose (migrations use the
@@ -121,4 +99,5 @@ enum LockSpace {
     static let runLog: Int32 = 4
     static let sandboxEvents: Int32 = 5
     static let eventBatch: Int32 = 6
+    static let tenantEvents: Int32 = 7
 }

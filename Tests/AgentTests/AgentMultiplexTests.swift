@@ -8,7 +8,7 @@ import Testing
 import Glibc
 #endif
 
-@Suite("Agent: one connection per live sandbox", .enabled(if: TestSandbox.available, "requires root, crun/runc and a prepared host"))
+@Suite("Agent: one connection per live sandbox", .realSandboxes)
 struct AgentMultiplexTests {
     @Test("32 concurrent execs share the sandbox's one connection and each gets its own output, exit code and stdin")
     func concurrentExecs() async throws {

@@ -21,31 +21,31 @@ public enum EventTrailContract {
 
     public static var names: [String] { cases.keys.sorted() }
 
-    static func event(_ sandbox: String, _ kind: String, _ n: Int64 = 0, actor: String = "key_test") -> AuditEvent {
+    static func event(_ sandbox: String, _ kind: AuditKind, _ n: Int64 = 0, actor: String = "key_test") -> AuditEvent {
         AuditEvent(sandboxId: sandbox, kind: kind, actor: actor, correlation: "c-\(n)", detail: ["n": .int(n)])
     }
 
     static func numbering(_ f: EventStoreFixture) async throws {
         let a = "sbx-" + UUID().uuidString.prefix(8), b = "sbx-" + UUID().uuidString.prefix(8)
-        try await f.store.appendEvents([event(a, "sandbox.create"), event(b, "sandbox.create"), event(a, "exec.start", 1)])
-        try await f.store.appendEvents([event(a, "exec.end", 1), event(b, "file.write")])
-        var stale = event(a, "sandbox.delete")
+        try await f.store.appendEvents([event(a, .sandboxCreate), event(b, .sandboxCreate), event(a, .execStart, 1)])
+        try await f.store.appendEvents([event(a, .execEnd, 1), event(b, .fileWrite)])
+        var stale = event(a, .sandboxDelete)
         stale.seq = 99  // a seq the caller sets is ignored: the store numbers
         try await f.store.appendEvents([stale])
         try await f.store.appendEvents([])
 
         let trailA = try await f.store.events(sandboxId: a, after: 0, limit: 100)
         #expect(trailA.map(\.seq) == [1, 2, 3, 4])
-        #expect(trailA.map(\.kind) == ["sandbox.create", "exec.start", "exec.end", "sandbox.delete"])
+        #expect(trailA.map(\.kind) == [.sandboxCreate, .execStart, .execEnd, .sandboxDelete])
         let trailB = try await f.store.events(sandboxId: b, after: 0, limit: 100)
         #expect(trailB.map(\.seq) == [1, 2])
-        #expect(trailB.map(\.kind) == ["sandbox.create", "file.write"])
+        #expect(trailB.map(\.kind) == [.sandboxCreate, .fileWrite])
         #expect(try await f.store.events(sandboxId: "sbx-none", after: 0, limit: 100).isEmpty)
     }
 
     static func paging(_ f: EventStoreFixture) async throws {
         let id = "sbx-" + UUID().uuidString.prefix(8)
-        try await f.store.appendEvents((1...25).map { event(id, "exec.start", $0) })
+        try await f.store.appendEvents((1...25).map { event(id, .execStart, $0) })
         let first = try await f.store.events(sandboxId: id, after: 0, limit: 10)
         #expect(first.map(\.seq) == Array(1...10))
         let next = try await f.store.events(sandboxId: id, after: 10, limit: 10)
@@ -60,9 +60,9 @@ public enum EventTrailContract {
         let id = "sbx-" + UUID().uuidString.prefix(8)
         let at = Date(timeIntervalSinceReferenceDate: 760_000_000.125)
         let full = AuditEvent(
-            at: at, sandboxId: id, kind: "egress.deny", actor: "sandbox", correlation: "conn-7",
+            at: at, sandboxId: id, kind: .egressDeny, actor: "sandbox", correlation: "conn-7",
             detail: ["host": "evil.example", "port": 443, "tls": true, "note": "ünïcode \"quoted\"\n", "big": .int(Int64.max)])
-        let bare = AuditEvent(at: at, sandboxId: id, kind: "phase.change", actor: "server")
+        let bare = AuditEvent(at: at, sandboxId: id, kind: .phaseChange, actor: "server")
         try await f.store.appendEvents([full, bare])
         let got = try await f.store.events(sandboxId: id, after: 0, limit: 10)
         var want = [full, bare]
@@ -80,7 +80,7 @@ public enum EventTrailContract {
                 let store = w % 2 == 0 ? f.store : other
                 group.addTask {
                     for b in 0..<batches {
-                        let events = (0..<perBatch).map { i in event(id, "exec.start", Int64(b * perBatch + i), actor: "w\(w)") }
+                        let events = (0..<perBatch).map { i in event(id, .execStart, Int64(b * perBatch + i), actor: "w\(w)") }
                         try await store.appendEvents(events)
                     }
                 }
@@ -106,15 +106,15 @@ public enum EventTrailContract {
 
     static func appendOnly(_ f: EventStoreFixture) async throws {
         let id = "sbx-" + UUID().uuidString.prefix(8)
-        try await f.store.appendEvents([event(id, "sandbox.create"), event(id, "exec.start", 1)])
+        try await f.store.appendEvents([event(id, .sandboxCreate), event(id, .execStart, 1)])
         let before = try await f.store.events(sandboxId: id, after: 0, limit: 10)
         // The same entries appended again are new entries, not replacements.
         try await f.store.appendEvents(before)
         let other = try await f.second()
-        try await other.appendEvents([event(id, "sandbox.delete")])
+        try await other.appendEvents([event(id, .sandboxDelete)])
         let after = try await f.store.events(sandboxId: id, after: 0, limit: 10)
         #expect(Array(after.prefix(2)) == before)
         #expect(after.map(\.seq) == [1, 2, 3, 4, 5])
-        #expect(after.map(\.kind) == ["sandbox.create", "exec.start", "sandbox.create", "exec.start", "sandbox.delete"])
+        #expect(after.map(\.kind) == [.sandboxCreate, .execStart, .sandboxCreate, .execStart, .sandboxDelete])
     }
 }

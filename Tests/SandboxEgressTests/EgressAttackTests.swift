@@ -36,7 +36,7 @@ struct EgressAttackTests {
             #expect(reply.contains("--resolve-for-cidr-rules"), "the reason names the operator's opt-in: \(reply)")
         }
         #expect(sni.isEmpty, "a denied SNI name is closed: \(sni)")
-        let denied = sink.events.filter { $0.kind == "egress.deny" }.compactMap { e -> String? in
+        let denied = sink.events.filter { $0.kind == .egressDeny }.compactMap { e -> String? in
             if case .string(let h) = e.detail["host"] { return h } else { return nil }
         }
         #expect(Set(denied.map { $0.lowercased() }) == Set(["MQ", "Mg", "Mw", "NA", "NQ"].map { "c2VjcmV0\($0).attacker.example".lowercased() }))
@@ -142,8 +142,8 @@ struct EgressAttackTests {
         let open = try await loop.submit { up.isActive }.get()
         #expect(!open, "the refused upstream connection is closed")
         try? await up.close()
-        #expect(sink.events.contains { $0.kind == "egress.deny" && $0.detail["reason"] == .string(flow.refusal) })
-        #expect(!sink.events.contains { $0.kind == "egress.allow" })
+        #expect(sink.events.contains { $0.kind == .egressDeny && $0.detail["reason"] == .string(flow.refusal) })
+        #expect(!sink.events.contains { $0.kind == .egressAllow })
     }
 }
 

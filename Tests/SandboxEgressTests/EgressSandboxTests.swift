@@ -84,7 +84,7 @@ struct EgressSandboxTests {
         let r = try await run("curl -sS -m 10 http://pypi.test:\(upstream.port)/x", allow: ["pypi.test"], upstream: upstream, sink: sink)
         #expect(r.stdout == "hello", "\(r.stderr)")
         #expect(upstream.connections == 1)
-        let allow = try #require(sink.events.first { $0.kind == "egress.allow" })
+        let allow = try #require(sink.events.first { $0.kind == .egressAllow })
         #expect(allow.detail["host"] == "pypi.test")
         #expect(allow.detail["rule"] == "pypi.test")
         #expect(allow.detail["via"] == "proxy")
@@ -100,7 +100,7 @@ struct EgressSandboxTests {
         #expect(r.stdout.hasSuffix(" 403"))
         #expect(r.stdout.contains("denied.test:\(upstream.port) denied: no rule of profile 'default' allows it"))
         #expect(upstream.connections == 0)
-        #expect(sink.events.map(\.kind) == ["egress.deny"])
+        #expect(sink.events.map(\.kind) == [.egressDeny])
     }
 
     @Test("a profile that reaches the network is refused where no egress proxy runs", .realSandboxes)

@@ -64,7 +64,7 @@ struct DNSResponderTests {
         var reply = try #require(r.respond(to: query("evil.test")))
         _ = reply.readInteger(as: UInt16.self)
         #expect(reply.readInteger(as: UInt16.self)! & 0x000F == 3)
-        #expect(sink.events.map(\.kind) == ["egress.deny"])
+        #expect(sink.events.map(\.kind) == [.egressDeny])
         #expect(sink.events.first?.detail["host"] == "evil.test")
         #expect(sink.events.first?.detail["via"] == "dns")
     }
@@ -106,7 +106,7 @@ struct SecretRewriterTests {
         var elsewhere = HTTPHeaders([("Authorization", "Bearer sbx_secret_abc")])
         apply(&elsewhere, host: "other.test", session: session, correlation: "c2")
         #expect(elsewhere.first(name: "authorization") == "Bearer sbx_secret_abc")
-        #expect(sink.events.map(\.kind) == ["secret.substitute", "secret.placeholder_sent"])
+        #expect(sink.events.map(\.kind) == [.secretSubstitute, .secretPlaceholderSent])
         // https on 443 only, as the secret's hosts entry says by default: plain HTTP and other ports keep the placeholder.
         for (port, tls) in [(UInt16(80), false), (443, false), (8443, true)] {
             var h = HTTPHeaders([("Authorization", "Bearer sbx_secret_abc")])

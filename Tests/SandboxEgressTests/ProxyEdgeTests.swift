@@ -33,7 +33,7 @@ struct ProxyEdgeTests {
         let reply = proxy.viaProxy(request)
         await proxy.stop()
         #expect(reply.hasSuffix("hello"), "\(reply)")
-        let allow = try #require(sink.events.first { $0.kind == "egress.allow" })
+        let allow = try #require(sink.events.first { $0.kind == .egressAllow })
         guard case .int(let out) = allow.detail["bytes_out"] else { Issue.record("no bytes_out"); return }
         // "GET /x HTTP/1.1", Host and the proxy's own `connection: close`.
         #expect(out >= Int64("GET /x HTTP/1.1\r\nHost: up.test:\(upstream.port)\r\n\r\n".utf8.count), "\(out)")
@@ -49,7 +49,7 @@ struct ProxyEdgeTests {
         let reply = proxy.viaProxy(request)
         await proxy.stop()
         #expect(reply.hasPrefix("HTTP/1.1 400"), "\(reply)")
-        #expect(sink.events.contains { $0.kind == "egress.deny" && $0.detail["host"] == "(malformed request)" }, "\(sink.events)")
+        #expect(sink.events.contains { $0.kind == .egressDeny && $0.detail["host"] == "(malformed request)" }, "\(sink.events)")
         #expect(upstream.connections == 0)
     }
 }

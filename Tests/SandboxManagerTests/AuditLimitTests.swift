@@ -12,7 +12,7 @@ import Testing
 
     /// What the sandbox's resolver records for one denied query.
     static func dnsDenial(_ name: String, sandboxId: String = id) -> AuditEvent {
-        AuditEvent(sandboxId: sandboxId, kind: "egress.deny", actor: "sandbox", detail: [
+        AuditEvent(sandboxId: sandboxId, kind: .egressDeny, actor: "sandbox", detail: [
             "host": .string(name), "port": 53, "via": "dns", "reason": .string("\(name) denied: no rule allows this name"), "profile": "p",
         ])
     }
@@ -28,20 +28,20 @@ import Testing
             let name = i % 2 == 0 ? "same.attacker.example" : "x\(i).attacker.example"
             written += limiter.admit(Self.dnsDenial(name), now: now)
         }
-        written += limiter.finish(AuditEvent(sandboxId: Self.id, kind: "sandbox.kill", actor: "server"))
+        written += limiter.finish(AuditEvent(sandboxId: Self.id, kind: .sandboxKill, actor: "server"))
         let s = limiter.settings
         let bound = s.burst + Int(12 * s.perSecond) + 11
         #expect(written.count <= bound, "\(written.count) entries for \(total) denials")
         let repeated = written.filter { $0.detail["host"] == "same.attacker.example" }
         #expect(repeated.count >= 2, "the first denial, then one entry per window that counts the rest")
         let counted = repeated.compactMap { e -> Int64? in if case .int(let n) = e.detail["count"] { return n } else { return nil } }
-        let summaries = written.filter { $0.kind == "audit.rate_limited" }
+        let summaries = written.filter { $0.kind == .auditRateLimited }
         let dropped = summaries.compactMap { e -> Int64? in if case .int(let n) = e.detail["dropped"] { return n } else { return nil } }
         // Every denial is either an entry of its own, counted in a coalesced entry, or counted as dropped.
-        let ownEntries = written.filter { $0.kind == "egress.deny" && $0.detail["count"] == nil }.count
+        let ownEntries = written.filter { $0.kind == .egressDeny && $0.detail["count"] == nil }.count
         #expect(Int64(ownEntries) + counted.reduce(0, +) + dropped.reduce(0, +) == Int64(total))
         #expect(!summaries.isEmpty)
-        #expect(written.last?.kind == "sandbox.kill")
+        #expect(written.last?.kind == .sandboxKill)
     }
 
     @Test func aTrailIsCappedWithAnAuditTruncatedEntryAndStillRecordsItsEnd() {
@@ -50,11 +50,11 @@ import Testing
         var limiter = AuditLimiter(settings: settings)
         var written: [AuditEvent] = []
         for i in 0..<500 {
-            written += limiter.admit(AuditEvent(sandboxId: Self.id, kind: "file.read", actor: "key_a", detail: ["path": .string("/workspace/\(i)")]))
+            written += limiter.admit(AuditEvent(sandboxId: Self.id, kind: .fileRead, actor: "key_a", detail: ["path": .string("/workspace/\(i)")]))
         }
-        written += limiter.admit(AuditEvent(sandboxId: Self.id, kind: "sandbox.delete", actor: "key_a"))
+        written += limiter.admit(AuditEvent(sandboxId: Self.id, kind: .sandboxDelete, actor: "key_a"))
         #expect(written.count == 51)
-        #expect(written[48].kind == "file.read" && written[49].kind == "audit.truncated" && written[50].kind == "sandbox.delete")
+        #expect(written[48].kind == .fileRead && written[49].kind == .auditTruncated && written[50].kind == .sandboxDelete)
         #expect(written[49].detail["limit"] == 50)
     }
 
@@ -74,8 +74,8 @@ import Testing
             _ = try await f.manager.destroy(tenantId: f.tenant.id, id: sbx.id, actor: "key_a")
             let trail = try await f.manager.auditTrail(tenantId: f.tenant.id, id: sbx.id, limit: 10_000)
             #expect(trail.count < 1_000, "\(trail.count) entries")
-            #expect(trail.first?.kind == "sandbox.create" && trail.last?.kind == "sandbox.delete")
-            #expect(trail.contains { $0.kind == "audit.rate_limited" })
+            #expect(trail.first?.kind == .sandboxCreate && trail.last?.kind == .sandboxDelete)
+            #expect(trail.contains { $0.kind == .auditRateLimited })
         }
     }
 }

@@ -26,8 +26,8 @@ import Testing
             let trail = try await f.manager.auditTrail(tenantId: f.tenant.id, id: sbx.id)
             #expect(trail.map(\.seq) == (1...Int64(trail.count)).map { $0 })
             #expect(trail.map(\.kind) == [
-                "sandbox.create", "exec.start", "exec.end", "file.write", "file.read", "exec.start", "exec.end", "limit.breach",
-                "sandbox.delete",
+                .sandboxCreate, .execStart, .execEnd, .fileWrite, .fileRead, .execStart, .execEnd, .limitBreach,
+                .sandboxDelete,
             ])
             #expect(trail.allSatisfy { $0.actor == "key_a" && $0.sandboxId == sbx.id })
             let (start, end) = (trail[1], trail[2])
@@ -57,14 +57,14 @@ import Testing
                 seen.finish()
             }
             defer { follower.cancel() }
-            try await ManagerLifecycleTests.waitUntil { seen.kinds == ["sandbox.create"] }
+            try await ManagerLifecycleTests.waitUntil { seen.kinds == [.sandboxCreate] }
             _ = try await f.manager.exec(tenantId: f.tenant.id, id: sbx.id, ExecRequest(argv: ["true"]), actor: "key_a", output: nil)
             try await ManagerLifecycleTests.waitUntil { seen.kinds.count == 3 }
-            #expect(seen.kinds == ["sandbox.create", "exec.start", "exec.end"])
+            #expect(seen.kinds == [.sandboxCreate, .execStart, .execEnd])
             _ = try await f.manager.destroy(tenantId: f.tenant.id, id: sbx.id, actor: "key_a")
             // The stream ends by itself once the sandbox is final and its trail drained.
             try await ManagerLifecycleTests.waitUntil { seen.finished }
-            #expect(seen.kinds == ["sandbox.create", "exec.start", "exec.end", "sandbox.delete"])
+            #expect(seen.kinds == [.sandboxCreate, .execStart, .execEnd, .sandboxDelete])
         }
     }
 }
@@ -72,10 +72,10 @@ import Testing
 /// Kinds a follower saw, and whether its stream ended.
 final class Seen: @unchecked Sendable {
     private let lock = NSLock()
-    private var list: [String] = []
+    private var list: [AuditKind] = []
     private var ended = false
-    func add(_ k: String) { lock.withLock { list.append(k) } }
+    func add(_ k: AuditKind) { lock.withLock { list.append(k) } }
     func finish() { lock.withLock { ended = true } }
-    var kinds: [String] { lock.withLock { list } }
+    var kinds: [AuditKind] { lock.withLock { list } }
     var finished: Bool { lock.withLock { ended } }
 }

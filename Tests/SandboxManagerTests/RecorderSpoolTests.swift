@@ -40,7 +40,7 @@ import Glibc
         r.recorder.enqueue(.exec(exec, insert: false))
         record.execCount = 1
         r.recorder.enqueue(.sandbox(record))
-        r.recorder.enqueue(.audit(AuditEntry(tenantId: Self.tenant, actor: "key_t", action: "sandbox.exec", target: sbx, result: "200")))
+        r.recorder.enqueue(.tenant(TenantEvent(tenantId: Self.tenant, sandboxId: sbx, kind: .sandboxCreate, actor: "key_t")))
         for n in 3...5 { r.trail.record(Self.note(sbx, n)) }
         #expect(clock.now - start < .milliseconds(200), "recording waited on the store")
         await r.recorder.flush()
@@ -59,7 +59,7 @@ import Glibc
         let execs = try await store.execs(sandboxId: sbx, limit: 10)
         #expect(execs.count == 1 && execs.first?.exitCode == 0 && execs.first?.endedAt != nil)
         #expect(try await store.sandbox(id: sbx)?.execCount == 1)
-        #expect(try await store.audit(tenantId: Self.tenant, limit: 10).map(\.action) == ["sandbox.exec"])
+        #expect(try await store.tenantEvents(tenantId: Self.tenant, after: 0, limit: 10).map(\.kind) == [.sandboxCreate])
 
         // Direct again.
         r.trail.record(Self.note(sbx, 6))
@@ -87,7 +87,7 @@ import Glibc
             r.trail.record(Self.note(b, n))
             await r.recorder.flush()
         }
-        r.recorder.enqueue(.audit(AuditEntry(tenantId: Self.tenant, actor: "key_t", action: "file.write", target: a, result: "200")))
+        r.recorder.enqueue(.tenant(TenantEvent(tenantId: Self.tenant, sandboxId: a, kind: .sandboxDelete, actor: "key_t")))
         await r.recorder.flush()
         #expect(r.recorder.spooled == 3)
 
@@ -95,16 +95,16 @@ import Glibc
         #expect(try await Self.eventually { try await store.events(sandboxId: b, after: 0, limit: 10).count == 1 })
         #expect(try await Self.eventually { r.recorder.spooled == 0 })
         let trailA = try await store.events(sandboxId: a, after: 0, limit: 10)
-        #expect(trailA.map(\.kind) == ["egress.allow", "egress.allow", "egress.allow", "audit.gap"])
+        #expect(trailA.map(\.kind) == [.egressAllow, .egressAllow, .egressAllow, .auditGap])
         #expect(trailA.prefix(3).map { $0.detail["n"] } == [1, 2, 3])
         let gapA = try #require(trailA.last)
         #expect(gapA.actor == "server" && gapA.detail["dropped"] == 1)
         #expect(gapA.detail["from"] != nil && gapA.detail["to"] != nil)
         #expect(gapA.detail["reason"]?.description.contains("spool") == true)
         let trailB = try await store.events(sandboxId: b, after: 0, limit: 10)
-        #expect(trailB.map(\.kind) == ["audit.gap"] && trailB.first?.detail["dropped"] == 3)
-        let audit = try await store.audit(tenantId: Self.tenant, limit: 10)
-        #expect(audit.map(\.action) == ["audit.gap"] && audit.first?.actor == "server")
+        #expect(trailB.map(\.kind) == [.auditGap] && trailB.first?.detail["dropped"] == 3)
+        let audit = try await store.tenantEvents(tenantId: Self.tenant, after: 0, limit: 10)
+        #expect(audit.map(\.kind) == [.auditGap] && audit.first?.actor == "server" && audit.first?.detail["dropped"] == 1)
         await r.stop()
         await broken.cleanup()
         try? FileManager.default.removeItem(atPath: (spool as NSString).deletingLastPathComponent)
@@ -185,6 +185,17 @@ import Glibc
             #expect(await r.write(chunk) == .done)
         }
         #expect(String(decoding: try await store.log(execId: exec.id, stream: .stdout), as: UTF8.self) == "abcdefgh")
+
+        // A route audit entry as a server from before the tenant trail spooled it: replayed (twice)
+        // as one api.request entry of the tenant's trail.
+        let oldTenant = "tnt_" + UUID().uuidString.prefix(8).lowercased()
+        let line = #"{"audit":{"_0":{"at":10,"tenantId":"\#(oldTenant)","actor":"key_old","action":"sandbox.exec","target":"sbx-1","result":"200"}}}"#
+        let legacy = try JSONDecoder().decode(SpoolEntry.self, from: Data(line.utf8))
+        #expect(await r.write(legacy) == .done)
+        #expect(await r.write(legacy) == .done)
+        let trail = try await store.tenantEvents(tenantId: oldTenant, after: 0, limit: 10)
+        #expect(trail.map(\.kind) == [.apiRequest] && trail.first?.actor == "key_old")
+        #expect(trail.first?.detail == ["action": "sandbox.exec", "target": "sbx-1", "result": "200"])
     }
 
     // MARK: Helpers
@@ -193,7 +204,7 @@ import Glibc
 
     /// A trail entry that the audit limiter never coalesces, numbered `n`.
     static func note(_ sandboxId: String, _ n: Int) -> AuditEvent {
-        AuditEvent(sandboxId: sandboxId, kind: "egress.allow", actor: "test", detail: ["n": .int(Int64(n)), "host": .string("h\(n)")])
+        AuditEvent(sandboxId: sandboxId, kind: .egressAllow, actor: "test", detail: ["n": .int(Int64(n)), "host": .string("h\(n)")])
     }
 
     /// A stored sandbox record; its id.

@@ -30,7 +30,7 @@ import Testing
             #expect(ps.outcome == .ok)
             #expect(!ps.stdout.contains("sleep 3600"), "\(ps.stdout)")
             let trail = try await f.manager.auditTrail(tenantId: f.tenant.id, id: sbx.id)
-            #expect(trail.contains { $0.kind == "setup.processes_ended" })
+            #expect(trail.contains { $0.kind == .setupProcessesEnded })
         }
     }
 

@@ -16,4 +16,11 @@ struct EventTrailPostgresTests {
             try await EventTrailContract.cases[name]!(EventStoreFixture(store: store, second: second))
         }
     }
+
+    @Test(arguments: TenantTrailContract.names)
+    func tenantContract(_ name: String) async throws {
+        try await withPostgresNodes { store, second in
+            try await TenantTrailContract.cases[name]!(EventStoreFixture(store: store, second: second))
+        }
+    }
 }

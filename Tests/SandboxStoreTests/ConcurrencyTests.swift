@@ -17,7 +17,8 @@ struct ConcurrencyTests {
                         try await store.insertSandbox(r)
                         r.state = .stopping
                         try await store.updateSandbox(r)
-                        try await store.appendAudit(AuditEntry(tenantId: "tnt_a", actor: "t\(i)", action: "sandbox.create", target: r.id, result: "ok"))
+                        try await store.appendTenantEvents([TenantEvent(tenantId: "tnt_a", sandboxId: r.id, kind: .sandboxCreate, actor: "t\(i)")],
+                                                            batch: UUID().uuidString)
                         _ = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 5))
                     }
                 }
@@ -26,7 +27,7 @@ struct ConcurrencyTests {
             let page = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 1000))
             #expect(page.items.count == 200)
             #expect(page.items.allSatisfy { $0.state == .stopping })
-            #expect(try await store.audit(tenantId: "tnt_a", limit: 1000).count == 200)
+            #expect(try await store.tenantEvents(tenantId: "tnt_a", after: 0, limit: 1000).map(\.seq) == (1...200).map(Int64.init))
         }
     }
 

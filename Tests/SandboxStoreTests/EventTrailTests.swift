@@ -16,14 +16,22 @@ struct EventTrailTests {
         }
     }
 
+    @Test(arguments: TenantTrailContract.names)
+    func tenantContract(_ name: String) async throws {
+        try await withStore { store, temp in
+            let dir = temp.dir
+            try await TenantTrailContract.cases[name]!(EventStoreFixture(store: store, second: { try SQLiteStore(directory: dir) }))
+        }
+    }
+
     @Test("a trail survives closing and reopening the store")
     func durable() async throws {
         try await withStore { store, temp in
-            try await store.appendEvents([AuditEvent(sandboxId: "sbx-1", kind: "sandbox.create", actor: "key_a")])
+            try await store.appendEvents([AuditEvent(sandboxId: "sbx-1", kind: .sandboxCreate, actor: "key_a")])
             try store.close()
             let again = try temp.open()
             defer { try? again.close() }
-            #expect(try await again.events(sandboxId: "sbx-1", after: 0, limit: 10).map(\.kind) == ["sandbox.create"])
+            #expect(try await again.events(sandboxId: "sbx-1", after: 0, limit: 10).map(\.kind) == [.sandboxCreate])
         }
     }
 }

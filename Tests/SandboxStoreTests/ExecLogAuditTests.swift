@@ -81,24 +81,4 @@ struct ExecLogAuditTests {
             }
         }
     }
-
-    @Test("audit entries append and list newest first per tenant, with ids")
-    func audit() async throws {
-        try await withStore { store, _ in
-            let t = Date()
-            for i in 0..<5 {
-                try await store.appendAudit(AuditEntry(
-                    at: t + Double(i), tenantId: "tnt_a", actor: "key_1", action: "sandbox.exec", target: "sbx-\(i)",
-                    result: "200", detail: i == 0 ? "first" : nil))
-            }
-            try await store.appendAudit(AuditEntry(at: t, tenantId: "tnt_b", actor: "server", action: "sandbox.delete", target: "sbx-b", result: "ok"))
-            let latest = try await store.audit(tenantId: "tnt_a", limit: 3)
-            #expect(latest.map(\.target) == ["sbx-4", "sbx-3", "sbx-2"])
-            #expect(latest.allSatisfy { $0.id != nil && $0.tenantId == "tnt_a" })
-            let all = try await store.audit(tenantId: "tnt_a", limit: 100)
-            #expect(all.count == 5)
-            #expect(all.last == AuditEntry(id: all.last?.id, at: t, tenantId: "tnt_a", actor: "key_1", action: "sandbox.exec", target: "sbx-0", result: "200", detail: "first"))
-            #expect(try await store.audit(tenantId: "tnt_b", limit: 10).map(\.actor) == ["server"])
-        }
-    }
 }

@@ -24,8 +24,8 @@ struct FilesTests {
              try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations"),
              try String.fetchOne(db, sql: "PRAGMA journal_mode"))
         }
-        for t in ["tenants", "api_keys", "sandboxes", "execs", "exec_logs", "audit", "runs", "run_logs", "webhook_deliveries", "sandbox_events"] { #expect(tables.contains(t), "\(t)") }
-        #expect(migrations == ["v1", "v2-runs", "v3-sandbox-events", "v4-secrets", "v5-secret-scopes", "v6-store-probe", "v7-event-batches", "v10-quota-overrides"])
+        for t in ["tenants", "api_keys", "sandboxes", "execs", "exec_logs", "tenant_events", "runs", "run_logs", "webhook_deliveries", "sandbox_events"] { #expect(tables.contains(t), "\(t)") }
+        #expect(migrations == ["v1", "v2-runs", "v3-sandbox-events", "v4-secrets", "v5-secret-scopes", "v6-store-probe", "v7-event-batches", "v8-tenant-audit", "v9-usage", "v10-quota-overrides"])
         #expect(journal == "wal")
         let indexes = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'") }
         #expect(indexes.contains("sandboxes_tenant_created") && indexes.contains("sandboxes_state"))
@@ -91,7 +91,8 @@ struct FilesTests {
         try await first.insertSandbox(box)
         try await first.insertExec(ExecRecord(id: "exec-1", sandboxId: "sbx-1", tenantId: keyRecord.tenantId, argv: ["ls"]))
         try await first.appendLog(execId: "exec-1", stream: .stdout, data: Array("hello".utf8), cap: 100)
-        try await first.appendAudit(AuditEntry(tenantId: keyRecord.tenantId, actor: keyRecord.id, action: "sandbox.create", target: "sbx-1", result: "201"))
+        try await first.appendTenantEvents([TenantEvent(tenantId: keyRecord.tenantId, sandboxId: "sbx-1", kind: .sandboxCreate, actor: keyRecord.id)],
+                                           batch: UUID().uuidString)
         try first.close()
         await #expect(throws: SandboxError.self) { try await first.sandbox(id: "sbx-1") }
 
@@ -101,7 +102,7 @@ struct FilesTests {
         #expect(try await second.sandbox(id: "sbx-1") == box)
         #expect(try await second.execs(sandboxId: "sbx-1", limit: 10).map(\.id) == ["exec-1"])
         #expect(try await second.log(execId: "exec-1", stream: .stdout) == Array("hello".utf8))
-        #expect(try await second.audit(tenantId: keyRecord.tenantId, limit: 10).map(\.action) == ["sandbox.create"])
+        #expect(try await second.tenantEvents(tenantId: keyRecord.tenantId, after: 0, limit: 10).map(\.kind) == [.sandboxCreate])
         #expect(try await second.ensureTenant(name: "acme").id == keyRecord.tenantId)
     }
 

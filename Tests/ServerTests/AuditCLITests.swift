@@ -14,11 +14,11 @@ import Testing
             let id = created.out.trimmingCharacters(in: .whitespacesAndNewlines)
             // More entries than one page (1,000): a flood must not hide what follows it.
             for i in 0..<2_500 {
-                app.manager.eventSink.record(AuditEvent(sandboxId: id, kind: "file.read", actor: "key_x", detail: ["path": .string("/workspace/\(i)")]))
+                app.manager.eventSink.record(AuditEvent(sandboxId: id, kind: .fileRead, actor: "key_x", detail: ["path": .string("/workspace/\(i)")]))
             }
             // A DNS name chosen by sandbox code: a newline, a forged entry, a terminal escape.
             let forged = "a\n2099-01-01T00:00:00.000Z  #1  sandbox.delete  key_admin\u{1B}[2J\u{9B}31m.example"
-            app.manager.eventSink.record(AuditEvent(sandboxId: id, kind: "egress.deny", actor: "sandbox", detail: ["host": .string(forged), "via": "dns"]))
+            app.manager.eventSink.record(AuditEvent(sandboxId: id, kind: .egressDeny, actor: "sandbox", detail: ["host": .string(forged), "via": "dns"]))
             _ = try await CLIClientTests.run(app, key, ["rm", id])
 
             let audit = try await CLIClientTests.run(app, key, ["audit", id])

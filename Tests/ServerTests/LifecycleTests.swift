@@ -77,11 +77,13 @@ import Testing
             let after = try await client.send("POST", base + "/exec", body: try jsonBytes(["cmd": ["true"]]))
             #expect(after.status == 404 || after.status == 409, "\(after.body.text)")
 
-            // Every mutating call is audited with the key id.
-            let audit = try await app.manager.audit(tenantId: keyRecord.tenantId, limit: 100)  // the recorder flushed first
-            #expect(audit.contains { $0.action == "sandbox.create" && $0.actor == keyRecord.id && $0.target == sandbox.id && $0.result == "201" })
-            #expect(audit.contains { $0.action == "sandbox.delete" && $0.result == "200" })
-            #expect(audit.contains { $0.action == "file.write" && $0.target.hasSuffix(":/workspace/data.csv") })
+            // The tenant's trail has the create and the delete with the key id; the file write is in the sandbox's own trail.
+            let audit = try await app.manager.tenantAudit(tenantId: keyRecord.tenantId)  // the recorder flushed first
+            #expect(audit.contains { $0.kind == .sandboxCreate && $0.actor == keyRecord.id && $0.sandboxId == sandbox.id && $0.detail["status"] == 201 })
+            #expect(audit.contains { $0.kind == .sandboxDelete && $0.sandboxId == sandbox.id && $0.detail["status"] == 200 })
+            #expect(!audit.contains { $0.kind == .fileWrite })
+            let trail = try await app.manager.auditTrail(tenantId: keyRecord.tenantId, id: sandbox.id)
+            #expect(trail.contains { $0.kind == .fileWrite && $0.detail["path"] == "/workspace/data.csv" })
         }
     }
 

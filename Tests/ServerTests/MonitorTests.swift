@@ -106,8 +106,8 @@ import Testing
             #expect(out.hasPrefix("HTTP/1.1 303"))
             #expect(try await Self.raw(app.port, "GET", "/monitor", headers: ["Cookie": cookie]).contains("name=\"key\""))
 
-            let audit = try await app.manager.audit(tenantId: try #require(try await app.store.authenticate(key: key)).tenantId, limit: 10)
-            #expect(audit.contains { $0.action == "monitor.login" })
+            let audit = try await app.manager.tenantAudit(tenantId: try #require(try await app.store.authenticate(key: key)).tenantId)
+            #expect(audit.contains { $0.kind == .monitorLogin })
         }
     }
 

@@ -31,17 +31,21 @@ struct ServedApp: Sendable {
         try SQLiteStore(directory: dataDirectory)
     }
 
-    /// Runs `body` against a served app, then shuts it down gracefully.
+    /// Runs `body` against a served app, then shuts it down gracefully. A given `dataDirectory`
+    /// (a restart: the caller's, which it removes) is used as is; else a fresh one, removed after.
     static func with<T: Sendable>(
         configuration: SandboxServer.Configuration = .init(port: 0),
         isolationPolicy: IsolationPolicy = IsolationPolicy(), ceilings: LimitCeilings? = nil, defaultQuota: TenantQuota? = nil,
+        dataDirectory: String? = nil,
         _ body: @Sendable (ServedApp) async throws -> T
     ) async throws -> T {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
+        let dir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer {
-            try? FileManager.default.removeItem(atPath: dir)
-            try? FileManager.default.removeItem(atPath: SandboxManager.Configuration.stateDirectory(forData: dir))
+            if dataDirectory == nil {
+                try? FileManager.default.removeItem(atPath: dir)
+                try? FileManager.default.removeItem(atPath: SandboxManager.Configuration.stateDirectory(forData: dir))
+            }
         }
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning

@@ -74,6 +74,19 @@ public protocol EgressProvider: Sendable {
     func environment(sandboxId: String) -> [String: String]
     /// Stops serving the sandbox and closes its connections.
     func detach(sandboxId: String) async
+    /// Bytes the sandbox's allowed connections carried since it was attached, counted as they
+    /// pass (open connections included); nil for a sandbox this proxy does not serve.
+    func traffic(sandboxId: String) -> EgressTraffic?
+}
+
+/// Bytes through a sandbox's egress proxy: `bytesOut` sent upstream, `bytesIn` received from it.
+public struct EgressTraffic: Sendable, Equatable {
+    public var bytesIn: Int64
+    public var bytesOut: Int64
+    public init(bytesIn: Int64 = 0, bytesOut: Int64 = 0) {
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+    }
 }
 
 extension EgressProvider {

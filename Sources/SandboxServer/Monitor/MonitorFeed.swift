@@ -73,9 +73,9 @@ struct MonitorFeed: Sendable {
             let problem = Problem(error)
             (reply, status) = (.notice("\(action.rawValue) \(runId): \(problem.detail)"), problem.status)
         }
-        manager.recordRouteAudit(AuditEntry(
-            tenantId: caller.tenantId, actor: caller.keyId, action: action.auditName, target: runId, result: String(status),
-            detail: "monitor"))
+        manager.recordTenantEvent(TenantEvent(
+            tenantId: caller.tenantId, kind: action.auditKind, actor: caller.keyId, correlation: runId,
+            detail: ["status": .int(Int64(status)), "via": "monitor"]))
         return reply
     }
 
@@ -124,5 +124,10 @@ struct LogPosition: Sendable, Equatable {
 /// The run actions the monitor offers.
 enum MonitorAction: String, Sendable {
     case cancel, retry
-    var auditName: String { "run.\(rawValue)" }
+    var auditKind: AuditKind {
+        switch self {
+        case .cancel: return .runCancel
+        case .retry: return .runRetry
+        }
+    }
 }

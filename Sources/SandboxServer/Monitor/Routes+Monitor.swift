@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import SandboxCore
 import HummingbirdWebSocket
 import SandboxStore
 
@@ -41,7 +42,7 @@ extension SandboxServer {
             }
             let caller = Caller(tenantId: record.tenantId, keyId: record.id)
             let id = await sessions.open(caller: caller, key: key)
-            manager.recordRouteAudit(AuditEntry(tenantId: caller.tenantId, actor: caller.keyId, action: "monitor.login", target: "", result: "303"))
+            manager.recordTenantEvent(TenantEvent(tenantId: caller.tenantId, kind: .monitorLogin, actor: caller.keyId, detail: ["status": 303]))
             var response = MonitorPage.redirect()
             response.setCookie(Self.sessionCookie(id, request: request))
             return response
