@@ -145,7 +145,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runs = try RunService(
             store: store, runner: ServerSetup.oneShotRunner(configuration),
             configuration: ServerSetup.runConfiguration(node: configuration.node, workers: workers, tenantRuns: tenantRuns, lease: lease),
-            admission: manager, logger: managerLogger)
+            admission: manager, pool: manager, logger: managerLogger)
         let server = SandboxServer(
             manager: manager, runs: runs, configuration: .init(host: host, port: port, connections: connections, metricsTenants: Set(metricsTenant), operatorTenants: Set(operatorTenant)), metrics: metrics, logger: logger)
         let group = ServiceGroup(configuration: .init(

@@ -55,4 +55,7 @@ extension SandboxManager {
 
     /// Ready sandboxes per profile name (for tests and `/metrics`).
     public var poolSizes: [String: Int] { pool.mapValues(\.count) }
+
+    /// The ids of the ready sandboxes per profile name (for tests).
+    public var poolSandboxIds: [String: [String]] { pool.mapValues { $0.map(\.id) } }
 }

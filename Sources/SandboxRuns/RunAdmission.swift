@@ -12,3 +12,14 @@ public protocol RunAdmission: Sendable {
 }
 
 extension SandboxManager: RunAdmission {}
+
+/// Where an attempt may find a sandbox that is already up: the warm pool of the server's live
+/// sandboxes (``SandboxManager``). A pooled sandbox runs the attempt's one exec and is destroyed.
+public protocol RunPool: Sendable {
+    /// A ready sandbox for one attempt of `profile`, or nil (the attempt gets a one-shot sandbox).
+    func takePooled(for profile: Profile) async -> SandboxHandle?
+    /// Runs `request` in `handle` and destroys it, whatever happens.
+    func runPooled(_ handle: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult
+}
+
+extension SandboxManager: RunPool {}

@@ -12,6 +12,10 @@ enum RunMetrics {
         Metrics.Timer(label: "sandboxer_run_queue_wait_seconds").recordNanoseconds(Int64(max(0, waited) * 1e9))
     }
 
+    static func pooled() {
+        Counter(label: "sandboxer_runs_pooled_total").increment()
+    }
+
     static func handedBack(_ run: RunRecord) {
         Counter(label: "sandboxer_runs_handed_back_total").increment()
     }

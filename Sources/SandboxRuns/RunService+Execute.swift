@@ -15,13 +15,21 @@ extension RunService {
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
         let runner = self.runner
         let spec = run.spec
-        // The attempt's sandbox is on record before it starts (a crash mid-run still names it).
-        let sandboxId = SandboxSpec.newID()
+        // A ready sandbox of the warm pool when the profile has one (no setup command: that needs
+        // its own phases), else a one-shot sandbox. Its id is on record before it runs (a crash
+        // mid-run still names it).
+        let pool = self.pool
+        let pooled = spec.setup == nil ? await pool?.takePooled(for: spec.profile) : nil
+        if pooled != nil { RunMetrics.pooled() }
+        let sandboxId = pooled?.id ?? SandboxSpec.newID()
         do { try await store.setAttemptSandbox(runId: run.id, worker: workerId, sandboxId: sandboxId) } catch {
             logger.notice("the attempt's sandbox id is recorded with its end instead", metadata: ["run": "\(run.id)", "error": "\(error)"])
         }
         let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
+                if let pooled, let pool {
+                    do { return .success(try await pool.runPooled(pooled, spec.execRequest, output: buffer.handler)) } catch { return .failure(error) }
+                }
                 do { return .success(try await runner.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
                                                           setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
                                                           tenantId: run.tenantId, sandboxId: sandboxId, output: buffer.handler)) }

@@ -65,11 +65,14 @@ public actor RunService {
 
     /// The tenants' quotas, which attempts count against (nil: runs are limited by `tenantCap` only).
     let admission: (any RunAdmission)?
+    /// Ready sandboxes an attempt may use instead of starting one (nil: always one-shot).
+    let pool: (any RunPool)?
 
     public init(store: any RunStore, runner: OneShotRunner, configuration: Configuration, admission: (any RunAdmission)? = nil,
-                logger: Logger = Logger(label: "sandboxer.runs")) {
+                pool: (any RunPool)? = nil, logger: Logger = Logger(label: "sandboxer.runs")) {
         self.store = store
         self.admission = admission
+        self.pool = pool
         self.runner = runner
         self.configuration = configuration
         self.logger = logger

@@ -36,7 +36,7 @@ struct ServedApp: Sendable {
     static func with<T: Sendable>(
         configuration: SandboxServer.Configuration = .init(port: 0),
         isolationPolicy: IsolationPolicy = IsolationPolicy(), ceilings: LimitCeilings? = nil, defaultQuota: TenantQuota? = nil,
-        dataDirectory: String? = nil,
+        dataDirectory: String? = nil, warmPool: [String: Int] = [:],
         _ body: @Sendable (ServedApp) async throws -> T
     ) async throws -> T {
         let dir = dataDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("sbx-server-\(UUID().uuidString.prefix(8))").path
@@ -50,7 +50,8 @@ struct ServedApp: Sendable {
         var logger = Logger(label: "sandboxer.test")
         logger.logLevel = .warning
         let store = try makeStore(dataDirectory: dir)
-        var managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir))
+        var managerConfiguration = SandboxManager.Configuration(dataDirectory: dir, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: dir),
+                                                                warmPool: warmPool)
         managerConfiguration.isolationPolicy = isolationPolicy
         if let ceilings { managerConfiguration.ceilings = ceilings }
         if let defaultQuota { managerConfiguration.defaultQuota = defaultQuota }
@@ -59,7 +60,7 @@ struct ServedApp: Sendable {
         var config = configuration
         config.host = "127.0.0.1"
         let runs = RunService(store: store, runner: ServerSetup.oneShotRunner(managerConfiguration), configuration: .init(
-            node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), admission: manager, logger: logger)
+            node: managerConfiguration.node, concurrency: 2, heartbeat: .milliseconds(500)), admission: manager, pool: manager, logger: logger)
         let server = SandboxServer(manager: manager, runs: runs, configuration: config, logger: logger)
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
         let app = server.makeApplication { port in portContinuation.yield(port) }

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCommands
 import SandboxCore
+import SandboxManager
 import SandboxStore
 import SandboxTestSupport
 import Testing
@@ -152,6 +153,51 @@ struct RunQuotaTests {
             let after = try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:]))
             #expect(after.status == 201, "the attempt's share is free once it ended: \(after.body.text)")
             if let id = try Self.json(after)["id"] as? String { _ = try await acme.send("DELETE", "/v1/sandboxes/\(id)") }
+        }
+    }
+}
+
+/// Queued runs from the warm pool (issue 18, numbers): an attempt whose profile is a pooled one,
+/// exactly as configured, runs in a ready sandbox, which is destroyed after; any other profile
+/// gets a one-shot sandbox.
+@Suite("Queued runs from the warm pool")
+struct PooledRunTests {
+    @Test("a run of a pooled profile takes a ready sandbox and leaves nothing of it; an inline profile does not", .realSandboxes)
+    func pooledAttempts() async throws {
+        try await ServedApp.with(warmPool: ["default": 2]) { app in
+            try await app.manager.start()
+            var ready: [String] = []
+            for _ in 0..<200 {
+                ready = await app.manager.poolSandboxIds["default"] ?? []
+                if ready.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(ready.count == 2, "the pool fills")
+            let acme = try app.client(try await app.key("acme"))
+            func finished(_ body: [String: Any]) async throws -> [String: Any] {
+                let id = try #require(try RunQuotaTests.json(try await acme.send("POST", "/v1/runs", body: try jsonBytes(body)))["id"] as? String)
+                var run: [String: Any] = [:]
+                for _ in 0..<400 {
+                    run = try RunQuotaTests.json(try await acme.send("GET", "/v1/runs/\(id)"))
+                    if ["succeeded", "failed", "dead", "timed_out", "cancelled"].contains(run["state"] as? String ?? "") { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return run
+            }
+            let run = try await finished(["profile": "default", "cmd": ["sh", "-c", "echo pooled; cat /proc/self/cgroup >/dev/null"]])
+            #expect(run["state"] as? String == "succeeded", "\(run)")
+            #expect((run["result"] as? [String: Any])?["stdout"] as? String == "pooled\n")
+            let attempt = try #require((run["attempts"] as? [[String: Any]])?.last)
+            let sandboxId = try #require(attempt["sandbox_id"] as? String)
+            #expect(ready.contains(sandboxId), "the attempt ran in a pooled sandbox")
+            #expect(HostHealth.leftovers(of: sandboxId, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)).isEmpty,
+                    "the pooled sandbox is destroyed after its one exec")
+
+            let pooledNow = Set(await app.manager.poolSandboxIds["default"] ?? [])
+            let inline = try await finished(["profile": ["isolation": "container"], "cmd": ["echo", "fresh"]])
+            #expect(inline["state"] as? String == "succeeded", "\(inline)")
+            let inlineId = try #require((inline["attempts"] as? [[String: Any]])?.last?["sandbox_id"] as? String)
+            #expect(!pooledNow.contains(inlineId) && !ready.contains(inlineId), "an inline profile gets a one-shot sandbox")
         }
     }
 }
