@@ -67,7 +67,8 @@ struct BenchCommand: AsyncParsableCommand {
         }
         guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api, queue or egress") }
         let backend = try OCIBackend()
-        GarbageCollector(configuration: backend.configuration).collectQuietly()
+        let configuration = backend.configuration
+        await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))
         let report = try await bench.runAll()
         if json {

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Metrics
 import SandboxCore
+import SandboxLinux
 import SandboxManager
 import SandboxRuns
 import SandboxServer
@@ -76,6 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Open API connections of one client address (default: a quarter of --max-connections, 8 to 256).")
     var maxConnectionsPerClient: Int?
 
+    @Option(name: .long, help: "Threads of the pool for short blocking host work: cgroup writes, mounts, crun delete, kill loops, workspace copies (default: 4 × CPU cores, 16 to 256; 1 to 1024). Calls beyond it wait in its queue (sandboxer_blocking_pool_queued in /metrics).")
+    var blockingThreads: Int?
+
     @Option(name: .long, help: "The weakest lane tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
     var isolationFloor: String?
 
@@ -106,6 +110,12 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("connection limits", metadata: [
             "max_connections": "\(connections.maxConnections)", "per_client": "\(connections.maxConnectionsPerClient)",
             "descriptors": "\(DescriptorBudget.currentLimit)"])
+        let blocking = blockingThreads ?? BlockingPool.defaultThreads
+        guard (1...1024).contains(blocking) else {
+            throw SandboxError(.invalidRequest, "--blocking-threads \(blocking): between 1 and 1024 (default \(BlockingPool.defaultThreads))")
+        }
+        try BlockingPool.configure(threads: blocking)
+        logger.info("blocking pool", metadata: ["threads": "\(BlockingPool.shared.snapshot().threads)"])
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
 

@@ -18,6 +18,7 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 /// Registers routes on the router, records them (the test compares them with openapi.yaml), and
 /// wraps mutating routes with the audit log: who (key id), what (action), target, status. Audit
 /// entries go through the manager's background recorder, so no request waits on the store.
+// @unchecked: Hummingbird's Router is not Sendable; routes are added (and `served` written) only while the server is set up, before it serves.
 final class RouteRegistry: @unchecked Sendable {
     let router: Router<APIRequestContext>
     let manager: SandboxManager
