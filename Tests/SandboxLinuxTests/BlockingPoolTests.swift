@@ -16,6 +16,15 @@ struct BlockingPoolTests {
         func open(_ n: Int) { for _ in 0..<n { semaphore.signal() } }
     }
 
+    /// Calls running now, the most at once, and how many ever started.
+    final class Counts: Sendable {
+        private let state = Mutex<(now: Int, most: Int, entered: Int)>((0, 0, 0))
+        func enter() { state.withLock { $0.now += 1; $0.most = max($0.most, $0.now); $0.entered += 1 } }
+        func leave() { state.withLock { $0.now -= 1 } }
+        var mostAtOnce: Int { state.withLock { $0.most } }
+        var entered: Int { state.withLock { $0.entered } }
+    }
+
     /// Waits until the pool reaches `predicate` (bounded; the bound is not a speed requirement).
     static func until(_ pool: BlockingPool, _ predicate: (BlockingPool.Snapshot) -> Bool) async throws -> BlockingPool.Snapshot {
         for _ in 0..<3000 {
@@ -55,16 +64,14 @@ struct BlockingPoolTests {
         let pool = try BlockingPool(threads: 2, name: "t-queue")
         defer { pool.shutdown() }
         let gate = Gate()
-        let running = Mutex(0)
-        let maxRunning = Mutex(0)
+        let counts = Counts()
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<6 {
                 group.addTask {
                     await pool.run {
-                        let now = running.withLock { $0 += 1; return $0 }
-                        maxRunning.withLock { $0 = max($0, now) }
+                        counts.enter()
                         gate.wait()
-                        running.withLock { $0 -= 1 }
+                        counts.leave()
                         return i
                     }
                 }
@@ -77,7 +84,7 @@ struct BlockingPoolTests {
             for try await r in group { results.append(r) }
             #expect(results.sorted() == Array(0..<6))
         }
-        #expect(maxRunning.withLock { $0 } == 2)
+        #expect(counts.mostAtOnce == 2)
         let idle = try await Self.until(pool) { $0.active == 0 }
         #expect(idle == .init(threads: 2, active: 0, queued: 0, calls: 6))
     }
@@ -87,16 +94,16 @@ struct BlockingPoolTests {
         let pool = try BlockingPool(threads: 1, name: "t-cancel")
         defer { pool.shutdown() }
         let gate = Gate()
-        let ran = Mutex(false)
+        let ran = Counts()
         async let blocker: Void = pool.run { gate.wait() }
         _ = try await Self.until(pool) { $0.active == 1 }
-        let caller = Task { await pool.run { ran.withLock { $0 = true }; return "done" } }
+        let caller = Task { await pool.run { ran.enter(); return "done" } }
         _ = try await Self.until(pool) { $0.queued == 1 }
         caller.cancel()
         gate.open(1)
         await blocker
         #expect(await caller.value == "done")
-        #expect(ran.withLock { $0 })
+        #expect(ran.entered == 1)
     }
 
     @Test("process-lifetime waits get dedicated threads, counted while they run")
