@@ -110,11 +110,7 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("connection limits", metadata: [
             "max_connections": "\(connections.maxConnections)", "per_client": "\(connections.maxConnectionsPerClient)",
             "descriptors": "\(DescriptorBudget.currentLimit)"])
-        let blocking = blockingThreads ?? BlockingPool.defaultThreads
-        guard (1...1024).contains(blocking) else {
-            throw SandboxError(.invalidRequest, "--blocking-threads \(blocking): between 1 and 1024 (default \(BlockingPool.defaultThreads))")
-        }
-        try BlockingPool.configure(threads: blocking)
+        try BlockingPool.configure(threads: try Self.blockingThreads(blockingThreads))
         logger.info("blocking pool", metadata: ["threads": "\(BlockingPool.shared.snapshot().threads)"])
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
@@ -298,5 +294,16 @@ public enum ServerSetup {
             logger.warning("no container lane here (it needs root and crun or runc); only WASM sandboxes can be created")
         }
         return backends
+    }
+}
+
+extension ServeCommand {
+    /// `--blocking-threads`: the blocking pool's size (default ``BlockingPool/defaultThreads``), 1 to 1024.
+    static func blockingThreads(_ asked: Int?) throws(SandboxError) -> Int {
+        let n = asked ?? BlockingPool.defaultThreads
+        guard (1...1024).contains(n) else {
+            throw SandboxError(.invalidRequest, "--blocking-threads \(n): between 1 and 1024 (default here: \(BlockingPool.defaultThreads), 4 × cores, 16 to 256)")
+        }
+        return n
     }
 }
