@@ -92,7 +92,7 @@ public struct OCIBackend: IsolationBackend {
         var timings = PhaseTimings()
 
         // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
-        // run on their own threads, not on the cooperative pool.
+        // run on the blocking pool (BlockingPool), not on the cooperative pool.
         let (state, host) = (configuration.stateDirectory, self.host)
         let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
             Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }

@@ -144,7 +144,7 @@ public struct WasmLiveBackend: LiveSandboxBackend {
         return SandboxHandle(id: spec.id, spec: spec)
     }
 
-    /// Runs blocking file work on its own thread.
+    /// Runs blocking file work on the blocking pool (``BlockingPool``), never on the cooperative pool.
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(SandboxError) -> T) async throws(SandboxError) -> T {
         let result = await BlockingPool.shared.run { Result<T, SandboxError>(catching: body) }
         return try result.get()
