@@ -2,6 +2,7 @@ import AgentProtocol
 import Foundation
 import SandboxCore
 import SandboxLinux
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,7 +25,7 @@ extension OCIBackend {
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
         let (state, host) = (configuration.stateDirectory, self.host)
-        let res = try await BlockingThread.run { () -> Result<SandboxResources, SandboxError> in
+        let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
             Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }
         }.get()
         do {
@@ -55,7 +56,7 @@ extension OCIBackend {
             try res.layout.markManaged()
         } catch {
             await detachEgress(spec.id)
-            _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
+            _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
         if res.hostWorkspace != nil { holds.add(res) }
@@ -164,7 +165,7 @@ extension OCIBackend {
         let runtimes = knownRuntimes()
         // Kill loops, cgroup removal, `crun delete` and the workspace copy block: not on the cooperative pool.
         await detachEgress(sandbox.id)
-        let report = await BlockingThread.run { () -> WorkspaceReport? in
+        let report = await BlockingPool.shared.run { () -> WorkspaceReport? in
             if let held { return held.tearDown(runtime: runtime, syncWorkspace: true) }
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
             return nil
@@ -185,16 +186,14 @@ extension OCIBackend {
 }
 
 /// Output of one process as it streams in (kept up to the agent's cap, which it already applied).
-final class CapturedStreams: @unchecked Sendable {
-    private let lock = NSLock()
-    private var out: [UInt8] = []
-    private var err: [UInt8] = []
+final class CapturedStreams: Sendable {
+    private let streams = Mutex<(out: [UInt8], err: [UInt8])>(([], []))
 
     func append(_ stream: StdStream, _ bytes: [UInt8]) {
-        lock.withLock {
-            if stream == .stdout { out += bytes } else { err += bytes }
+        streams.withLock {
+            if stream == .stdout { $0.out += bytes } else { $0.err += bytes }
         }
     }
 
-    func snapshot() -> ([UInt8], [UInt8]) { lock.withLock { (out, err) } }
+    func snapshot() -> ([UInt8], [UInt8]) { streams.withLock { ($0.out, $0.err) } }
 }

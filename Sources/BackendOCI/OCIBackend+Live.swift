@@ -60,7 +60,7 @@ extension OCIBackend: LiveSandboxBackend {
         let cgroup = SandboxCgroup(id: id, host: host)
         let runtimes = knownRuntimes()
         await detachEgress(id)
-        await BlockingThread.run {
+        await BlockingPool.shared.run {
             _ = held?.tearDown(runtime: nil, syncWorkspace: false)
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
         }

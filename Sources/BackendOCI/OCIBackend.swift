@@ -94,9 +94,9 @@ public struct OCIBackend: IsolationBackend {
         var timings = PhaseTimings()
 
         // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
-        // run on their own threads, not on the cooperative pool.
+        // run on the blocking pool (BlockingPool), not on the cooperative pool.
         let (state, host) = (configuration.stateDirectory, self.host)
-        let res = try await BlockingThread.run { () -> Result<SandboxResources, SandboxError> in
+        let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
             Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }
         }.get()
         var guardian: OwnerDeathGuard?
@@ -104,7 +104,7 @@ public struct OCIBackend: IsolationBackend {
             do {
                 guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--owner-pid", String(getpid())])
             } catch {
-                _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
+                _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
                 throw error
             }
         }
@@ -128,7 +128,7 @@ public struct OCIBackend: IsolationBackend {
             let cgroup = res.cgroup
             let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile)
             let supervised = try await ProcessSupervisor(limits: limits, output: output)
-                .run(argv: argv, stdin: stdin.fd, kill: { cgroup.killAll() })
+                .run(argv: argv, stdin: stdin.fd, kill: { await BlockingPool.shared.run { cgroup.killAll() } })
             let started = Self.fileMtimeWallMs(res.layout.pidFile)
             if let started {
                 timings.startMs = max(0, started - supervised.spawnWallMs)
@@ -143,12 +143,12 @@ public struct OCIBackend: IsolationBackend {
             if res.workspaceIsFull() { Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result) }
         } catch {
             await detachEgress(spec.id)
-            _ = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
+            _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
             throw error
         }
         await detachEgress(spec.id)
         let t3 = HostClock.nowMs()
-        result.workspace = await BlockingThread.run { res.tearDown(runtime: runtime, syncWorkspace: true) }
+        result.workspace = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: true) }
         if let stop = result.workspace?.limitReached { Self.apply(.workspaceLimit, "copying the workspace back stopped: \(stop)", to: &result) }
         let t4 = HostClock.nowMs()
         timings.teardownMs = t4 - t3

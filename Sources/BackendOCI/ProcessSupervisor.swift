@@ -70,7 +70,7 @@ struct ProcessSupervisor: Sendable {
         }
     }
 
-    func run(argv: [String], stdin: Int32, kill: @escaping @Sendable () -> Void) async throws(SandboxError) -> Outcome {
+    func run(argv: [String], stdin: Int32, kill: @escaping @Sendable () async -> Void) async throws(SandboxError) -> Outcome {
         let out = try Pipe2()
         let err = try Pipe2()
         let spawnWall = HostClock.wallMs()
@@ -105,10 +105,10 @@ struct ProcessSupervisor: Sendable {
                 switch event {
                 case .deadline:
                     timedOut = true
-                    kill()
+                    await kill()
                 case .cancelled:
                     cancelled = true
-                    kill()
+                    await kill()
                 case .exited(let t):
                     termination = t
                     group.cancelAll()

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -120,25 +121,26 @@ enum HTTPGet {
     /// lookup then ends by the resolver's own timeout, holding nothing of the run).
     static func resolve(_ host: String, deadline: ContinuousClock.Instant) throws(Failure) -> [IPAddress] {
         if let literal = IPAddress(host) { return [literal] }
-        final class Box: @unchecked Sendable {
+        final class Box: Sendable {
             let done = DispatchSemaphore(value: 0)
-            var result: Result<[IPAddress], Failure> = .failure(Failure("DNS lookup did not run"))
+            let result = Mutex<Result<[IPAddress], Failure>>(.failure(Failure("DNS lookup did not run")))
         }
         let box = Box()
-        do {
+        do throws(SandboxError) {
             try DedicatedThread.start(stackSize: 256 << 10, name: "sbx-dns") {
-                do throws(Failure) { box.result = .success(try resolve(host)) } catch { box.result = .failure(error) }
+                let found = Result { () throws(Failure) in try resolve(host) }
+                box.result.withLock { $0 = found }
                 box.done.signal()
             }
         } catch {
-            return try resolve(host)
+            throw Failure("no thread for the DNS lookup of \(host) (\(error.message)); retry")
         }
         let left = deadline - ContinuousClock.now
         let ms = max(0, Int(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
         guard box.done.wait(timeout: .now() + .milliseconds(ms)) == .success else {
             throw Failure("the DNS lookup of \(host) did not finish before the run's deadline")
         }
-        return try box.result.get()
+        return try box.result.withLock { $0 }.get()
     }
 
     /// Resolves `host` once: an IP literal as is, a name through `getaddrinfo` (blocking).

@@ -76,6 +76,7 @@ final class ToolBridge: Sendable {
     private let state: Mutex<UnsafeState>
 
     /// `Any` in the kv store is only touched under the lock.
+    /// @unchecked: the kv store holds `Any`; only touched under the Mutex.
     struct UnsafeState: @unchecked Sendable {
         var value: State
         init(_ value: State) { self.value = value }

@@ -18,6 +18,7 @@ typealias WASIHostImplementation = @Sendable (Memory, [Value]) throws -> [Value]
 /// - every pointer argument is bounds-checked first (`EFAULT`; see `WASIGuard+Pointers.swift`).
 ///
 /// Everything runs on the run's thread; the scratch memory of ``probe`` is not shared.
+// @unchecked: holds WASIProbe (WasmKit host functions, not Sendable); used only on the run's thread.
 final class WASIGuard: @unchecked Sendable {
     let quota: WorkspaceQuota?
     let probe: WASIProbe

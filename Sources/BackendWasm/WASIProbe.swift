@@ -4,6 +4,7 @@ import WasmKit
 /// A small host-owned memory the WASI host functions can be called with, so the host can ask the
 /// bridge about a guest descriptor or path (size, type, offset) without touching guest memory.
 /// Used only on the run's thread.
+// @unchecked: mutable scratch bytes behind WasmKit's GuestMemory protocol; used only on the run's thread.
 final class ScratchMemory: GuestMemory, @unchecked Sendable {
     /// Results go at 0 (64 bytes is the largest, a filestat); paths are copied to ``pathOffset``.
     static let pathOffset = 128
@@ -26,6 +27,7 @@ final class ScratchMemory: GuestMemory, @unchecked Sendable {
 
 /// Questions the WASI guard asks the bridge about the guest's descriptors and paths, answered
 /// through the bridge's own host functions instantiated over a ``ScratchMemory``.
+// @unchecked: WASIHostFunction (WasmKit) is not Sendable; a probe is used only on the run's thread.
 struct WASIProbe: @unchecked Sendable {
     let functions: [String: WASIHostFunction<ScratchMemory>]
     let scratch = ScratchMemory()

@@ -7,7 +7,7 @@ import WasmKitWASI
 
 /// Caps linear-memory growth of one store at a per-run number of bytes and remembers a denial
 /// (the run's outcome becomes `oom`).
-final class MemoryLimiter: ResourceLimiter, @unchecked Sendable {
+final class MemoryLimiter: ResourceLimiter, Sendable {
     struct State {
         var maxBytes = Int.max
         var denied = false
@@ -31,6 +31,7 @@ final class MemoryLimiter: ResourceLimiter, @unchecked Sendable {
 }
 
 /// What host functions of an instance dispatch to; swapped for every run of a reused instance.
+// @unchecked: WasmKit host implementations are not Sendable; a context is used only on the run's thread.
 final class HostContext: @unchecked Sendable {
     var wasi: [String: WASIHostImplementation] = [:]
     var tools: ToolBridge?
@@ -40,6 +41,7 @@ final class HostContext: @unchecked Sendable {
 /// (`__stack_pointer`, as `qjs.wasm` does) the instance keeps a copy of its pristine linear memory
 /// and is *reused*: ``reset()`` puts memory and the stack pointer back, so the next run starts
 /// from exactly the state a fresh instance has, without re-translating any function.
+// @unchecked: WasmKit's Store, Instance and Memory are not Sendable; an instance is used by one run at a time (handed over through the pool's Mutex).
 final class LoadedInstance: @unchecked Sendable {
     let modulePath: String
     let store: Store

@@ -82,7 +82,7 @@ public struct WasmLiveBackend: LiveSandboxBackend {
     public func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle {
         try WasmSandboxLayout.check(id: spec.id)
         let layout = self.layout
-        guard await BlockingThread.run({ layout.isIntact(spec.id) }) else {
+        guard await BlockingPool.shared.run({ layout.isIntact(spec.id) }) else {
             if FileManager.default.fileExists(atPath: layout.directory(spec.id)) {
                 throw SandboxError(.sandboxLost, "WASM sandbox \(spec.id) cannot be adopted: \(layout.directory(spec.id)) lacks its workspace directory (a removal was cut short?); collect it")
             }
@@ -122,7 +122,7 @@ public struct WasmLiveBackend: LiveSandboxBackend {
     /// The ids of the sandbox directories under the root.
     public func list() async -> [String] {
         let layout = self.layout
-        return await BlockingThread.run { layout.ids() }
+        return await BlockingPool.shared.run { layout.ids() }
     }
 
     /// Removes whatever is left of a sandbox (its directory); failures are logged.
@@ -144,9 +144,9 @@ public struct WasmLiveBackend: LiveSandboxBackend {
         return SandboxHandle(id: spec.id, spec: spec)
     }
 
-    /// Runs blocking file work on its own thread.
+    /// Runs blocking file work on the blocking pool (``BlockingPool``), never on the cooperative pool.
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(SandboxError) -> T) async throws(SandboxError) -> T {
-        let result = await BlockingThread.run { Result<T, SandboxError>(catching: body) }
+        let result = await BlockingPool.shared.run { Result<T, SandboxError>(catching: body) }
         return try result.get()
     }
 }

@@ -65,6 +65,7 @@ struct WasmRunReport: Sendable {
 
 /// The process-wide WasmKit engine: one `Engine` (fuel-metered, 64 MiB interpreter stack), a cache
 /// of parsed modules keyed by path, size and mtime, and a small pool of reusable instances.
+// @unchecked: WasmKit's `Engine` is not Sendable; it is only read after init (modules and instances sit in Mutexes).
 final class WasmRuntime: @unchecked Sendable {
     static let shared = WasmRuntime()
 
@@ -79,6 +80,7 @@ final class WasmRuntime: @unchecked Sendable {
     private let modules = Mutex<[String: UnsafeBox<CachedModule>]>([:])
     private let pool = Mutex<[String: [LoadedInstance]]>([:])
 
+    /// @unchecked: carries WasmKit values (not Sendable) into a Mutex or across one thread hop; never shared unlocked.
     struct UnsafeBox<T>: @unchecked Sendable { var value: T }
 
     /// Parses (once) and returns the module at `path`.
@@ -133,7 +135,7 @@ final class WasmRuntime: @unchecked Sendable {
         var store = KVStore()
         if let path = invocation.kvStorePath {
             // Up to 4 MiB of JSON: read and parsed off the cooperative pool.
-            let loaded = await BlockingThread.run { UnsafeBox(value: Result { () throws(SandboxError) in try KVStore.load(path: path) }) }
+            let loaded = await BlockingPool.shared.run { UnsafeBox(value: Result { () throws(SandboxError) in try KVStore.load(path: path) }) }
             switch loaded.value {
             case .success(let s): store = s
             case .failure(let error): return WasmRunReport(exit: .setupFailed(error.message))
@@ -172,7 +174,7 @@ final class WasmRuntime: @unchecked Sendable {
         report.toolCalls = tools.calls
         if let path = invocation.kvStorePath, tools.store.changed {
             let store = UnsafeBox(value: tools.store)
-            let saved = await BlockingThread.run { Result { () throws(SandboxError) in try store.value.save(path: path) } }
+            let saved = await BlockingPool.shared.run { Result { () throws(SandboxError) in try store.value.save(path: path) } }
             if case .failure(let error) = saved {
                 logger.error("kv store not saved", metadata: ["sandbox": "\(invocation.sandboxId)", "error": "\(error)"])
                 report.kvStoreError = error.message
@@ -252,7 +254,7 @@ final class WasmRuntime: @unchecked Sendable {
 }
 
 /// Shared between a run's thread and its watchdog: which store to drain, and whether it was.
-final class RunControl: @unchecked Sendable {
+final class RunControl: Sendable {
     private struct State {
         var store: Store?
         var interrupted = false

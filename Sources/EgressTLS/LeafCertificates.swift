@@ -42,9 +42,19 @@ extension EgressCA {
     static let leafLifetime: TimeInterval = 7 * 86_400
     static let leafBackdate: TimeInterval = 3600
 
+    /// The cached server context for `host`, if one is and is not due for renewal (never issues:
+    /// cheap enough for an event loop).
+    public func cachedServerContext(for host: String) -> NIOSSLContext? {
+        guard let name = try? Self.leafName(host) else { return nil }
+        let now = Date()
+        return leaves.withLock { $0.get(name, now: now) }
+    }
+
     /// A TLS server context presenting a certificate for `host` (a DNS name, or an IP literal)
     /// issued by this CA, ALPN `http/1.1` only, TLS 1.2 or later. Issued on first use and cached
     /// (bounded, least recently used dropped; renewed a day before the certificate ends).
+    /// Issuing generates a key and signs: it blocks for a while, so never call it on an event
+    /// loop (the egress proxy goes through `InterceptionTLS.serverContext(for:on:)`).
     public func serverContext(for host: String) throws(SandboxError) -> NIOSSLContext {
         let name = try Self.leafName(host)
         let now = Date()

@@ -59,7 +59,7 @@ public final class OneShotRunner: Sendable {
     /// cgroups): on a thread of its own, never on the cooperative pool that heartbeats share.
     static func collectLeftovers(_ backend: OCIBackend) async {
         let configuration = backend.configuration
-        await BlockingThread.run { GarbageCollector(configuration: configuration).collectQuietly() }
+        await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
     }
 
     /// One-shot: a fresh sandbox of the profile's lane runs `request` and is removed.

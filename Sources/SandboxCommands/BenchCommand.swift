@@ -26,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) or egress (the egress proxy vs direct connections; root).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root) or blocking (a call on the blocking pool vs a thread per call).")
     var lane: String = "container"
 
     @Option(name: .long, help: "api lane: idle sandboxes held at once for the memory part.")
@@ -57,6 +57,10 @@ struct BenchCommand: AsyncParsableCommand {
                                  postgres: ServerSetup.postgresURL(store, environment: [:])).run()
             return
         }
+        if lane == "blocking" {
+            await BlockingBench(iterations: max(1, iterations)).run()
+            return
+        }
         if lane == "egress" {
             try await EgressBench(iterations: max(5, iterations)).run()
             return
@@ -66,9 +70,10 @@ struct BenchCommand: AsyncParsableCommand {
             try await benchNodeInContainer()
             return
         }
-        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api, queue or egress") }
+        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api, queue, egress or blocking") }
         let backend = try OCIBackend()
-        GarbageCollector(configuration: backend.configuration).collectQuietly()
+        let configuration = backend.configuration
+        await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
         let bench = try StartupBench(backend: backend, iterations: max(3, iterations))
         let report = try await bench.runAll()
         if json {

@@ -68,7 +68,8 @@ struct EgressBench {
     /// attach + detach alone.
     func createOverhead(hub: EgressHub, profile: Profile) async throws {
         let backend = try OCIBackend(configuration: .init(egress: hub))
-        GarbageCollector(configuration: backend.configuration).collectQuietly()
+        let configuration = backend.configuration
+        await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
         var deny: [Double] = []
         var allow: [Double] = []
         var attach: [Double] = []
@@ -96,7 +97,7 @@ struct EgressBench {
 /// Blocking HTTP/1.1 client calls for the egress bench (one request per connection).
 enum BenchHTTP {
     static func timed(_ body: @escaping @Sendable () throws -> Void) async throws -> Double {
-        try await BlockingThread.run { () -> Result<Double, Error> in
+        try await DedicatedThread.run(name: "sbx-bench") { () -> Result<Double, Error> in
             let t0 = HostClock.nowMs()
             do { try body() } catch { return .failure(error) }
             return .success(HostClock.nowMs() - t0)
@@ -136,7 +137,7 @@ enum BenchHTTP {
 }
 
 /// A loopback HTTP upstream for the bench: `/small` (32 bytes) and `/big` (`bigBytes`), a thread per connection.
-final class BenchUpstream: @unchecked Sendable {
+final class BenchUpstream: Sendable {
     let fd: Int32
     let port: UInt16
 

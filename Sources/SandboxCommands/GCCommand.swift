@@ -2,6 +2,7 @@ import ArgumentParser
 import BackendOCI
 import Foundation
 import SandboxCore
+import SandboxLinux
 
 /// `sandboxer gc`: removes leftovers of crashed runs.
 struct GCCommand: AsyncParsableCommand {
@@ -11,7 +12,8 @@ struct GCCommand: AsyncParsableCommand {
 
     func run() async throws {
         let backend = try OCIBackend()
-        let r = GarbageCollector(configuration: backend.configuration).collect()
+        let configuration = backend.configuration
+        let r = await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collect() }
         if r.isEmpty {
             print("nothing to remove")
             return

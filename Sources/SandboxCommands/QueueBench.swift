@@ -162,7 +162,7 @@ struct QueueBench {
                     var xs: [Double] = []
                     for i in stride(from: w, to: total, by: concurrency) {
                         let t = HostClock.nowMs()
-                        _ = try await BlockingThread.run {
+                        _ = try await DedicatedThread.run(name: "sbx-bench") {
                             try? ChildProcess.runSilently(bench.crun.runArgs(bundle: bundle, id: "raw-queue-\(i)", pidFile: bundle + "/pid-\(i)", logFile: nil))
                         }
                         xs.append(HostClock.nowMs() - t)

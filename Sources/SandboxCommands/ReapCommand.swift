@@ -2,6 +2,7 @@ import ArgumentParser
 import BackendOCI
 import Foundation
 import SandboxCore
+import SandboxLinux
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,8 @@ struct ReapCommand: AsyncParsableCommand {
         // owners, so wait (at most 10 s) until it is gone or a zombie.
         let owner = RunLayout.Owner(pid: ownerPid, startTime: RunLayout.Owner.startTime(of: ownerPid) ?? 0)
         for _ in 0..<1000 where owner.isAlive { usleep(10_000) }
-        let report = GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect()
+        let stateDir = self.stateDir
+        let report = await BlockingPool.shared.run { GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect() }
         if !report.isEmpty {
             FileHandle.standardError.write(Data("sandboxer reap: the owner died; removed \(report.sandboxes)\n".utf8))
         }

@@ -1,5 +1,6 @@
 import SandboxLinux
 import Foundation
+import Synchronization
 import SandboxCore
 
 #if canImport(Glibc)
@@ -12,13 +13,15 @@ nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 /// Turns the ways a CLI run can be interrupted — SIGINT, SIGTERM, SIGHUP, and a closed output pipe
 /// (`| head`) — into cancelling the run's task, which kills the sandbox and tears it down before
 /// the CLI exits with the status shells expect (128 + the signal: 130, 143, 129, 141).
-final class RunSignals: @unchecked Sendable {
-    private let lock = NSLock()
-    private var cancel: (@Sendable () -> Void)?
-    private var signalNumber: Int32?
+final class RunSignals: Sendable {
+    private struct State {
+        var cancel: (@Sendable () -> Void)?
+        var signalNumber: Int32?
+    }
+    private let state = Mutex(State())
 
     /// The signal that interrupted the run (SIGPIPE for a closed output pipe), if any.
-    var received: Int32? { lock.withLock { signalNumber } }
+    var received: Int32? { state.withLock { $0.signalNumber } }
 
     /// Starts catching the signals; `SIGPIPE` is ignored so a closed pipe shows up as `EPIPE`.
     ///
@@ -53,9 +56,9 @@ final class RunSignals: @unchecked Sendable {
     /// Runs `body` as a task the signals cancel, and returns its value.
     func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let task = Task { try await body() }
-        let pending = lock.withLock { () -> Bool in
-            cancel = { task.cancel() }
-            return signalNumber != nil
+        let pending = state.withLock { (s: inout State) -> Bool in
+            s.cancel = { task.cancel() }
+            return s.signalNumber != nil
         }
         if pending { task.cancel() }
         return try await task.value
@@ -63,9 +66,9 @@ final class RunSignals: @unchecked Sendable {
 
     /// Records the first interruption and cancels the run.
     func interrupt(_ s: Int32) {
-        let c = lock.withLock { () -> (@Sendable () -> Void)? in
-            if signalNumber == nil { signalNumber = s }
-            return cancel
+        let c = state.withLock { (state: inout State) -> (@Sendable () -> Void)? in
+            if state.signalNumber == nil { state.signalNumber = s }
+            return state.cancel
         }
         c?()
     }

@@ -6,6 +6,7 @@ import OneShot
 import Logging
 import Metrics
 import SandboxCore
+import SandboxLinux
 import SandboxManager
 import SandboxRuns
 import SandboxServer
@@ -77,6 +78,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Open API connections of one client address (default: a quarter of --max-connections, 8 to 256).")
     var maxConnectionsPerClient: Int?
 
+    @Option(name: .long, help: "Threads of the pool for short blocking host work: cgroup writes, mounts, crun delete, kill loops, workspace copies (default: 4 × CPU cores, 16 to 256; 1 to 1024). Calls beyond it wait in its queue (sandboxer_blocking_pool_queued in /metrics).")
+    var blockingThreads: Int?
+
     @Option(name: .long, help: "The weakest lane tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
     var isolationFloor: String?
 
@@ -107,6 +111,8 @@ struct ServeCommand: AsyncParsableCommand {
         logger.info("connection limits", metadata: [
             "max_connections": "\(connections.maxConnections)", "per_client": "\(connections.maxConnectionsPerClient)",
             "descriptors": "\(DescriptorBudget.currentLimit)"])
+        try BlockingPool.configure(threads: try Self.blockingThreads(blockingThreads))
+        logger.info("blocking pool", metadata: ["threads": "\(BlockingPool.shared.snapshot().threads)"])
         let dataDirectory = data ?? env["SANDBOXER_DATA"].flatMap { $0.isEmpty ? nil : $0 } ?? "/var/lib/sandboxer"
         let pool = try Self.warmPool(warmPool)
 
@@ -289,5 +295,16 @@ public enum ServerSetup {
             logger.warning("no container lane here (it needs root and crun or runc); only WASM sandboxes can be created")
         }
         return backends
+    }
+}
+
+extension ServeCommand {
+    /// `--blocking-threads`: the blocking pool's size (default ``BlockingPool/defaultThreads``), 1 to 1024.
+    static func blockingThreads(_ asked: Int?) throws(SandboxError) -> Int {
+        let n = asked ?? BlockingPool.defaultThreads
+        guard (1...1024).contains(n) else {
+            throw SandboxError(.invalidRequest, "--blocking-threads \(n): between 1 and 1024 (default here: \(BlockingPool.defaultThreads), 4 × cores, 16 to 256)")
+        }
+        return n
     }
 }

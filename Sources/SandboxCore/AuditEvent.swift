@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// One entry of a sandbox's audit trail: exec start/end, file operations through the API, egress
 /// decisions, secret substitutions (name and host, never the value), limit breaches, kill reasons,
@@ -75,12 +76,11 @@ public protocol AuditSink: Sendable {
 /// An ``AuditSink`` whose destination is set later (the parts made before the manager — the egress
 /// proxy, the WASM lane's tool calls — write through it once the manager's trail exists).
 /// Entries recorded before a destination is set are dropped.
-public final class AuditRelay: AuditSink, @unchecked Sendable {
-    private let lock = NSLock()
-    private var target: (any AuditSink)?
+public final class AuditRelay: AuditSink, Sendable {
+    private let target = Mutex<(any AuditSink)?>(nil)
     public init() {}
-    public func set(_ sink: any AuditSink) { lock.withLock { target = sink } }
-    public func record(_ event: AuditEvent) { lock.withLock { target }?.record(event) }
+    public func set(_ sink: any AuditSink) { target.withLock { $0 = sink } }
+    public func record(_ event: AuditEvent) { target.withLock { $0 }?.record(event) }
 }
 
 /// What the egress policy did with one connection, as tools outside the proxy (the WASM lane's

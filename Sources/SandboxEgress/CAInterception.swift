@@ -17,4 +17,6 @@ public struct CAInterception: InterceptionTLS {
     public var caCertificatePEM: String { ca.caCertificatePEM }
 
     public func serverContext(for host: String) throws -> NIOSSLContext { try ca.serverContext(for: host) }
+
+    public func cachedServerContext(for host: String) -> NIOSSLContext? { ca.cachedServerContext(for: host) }
 }

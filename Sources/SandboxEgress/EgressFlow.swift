@@ -1,19 +1,36 @@
 import Foundation
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import NIOSSL
 import NIOPosix
 import SandboxCore
+import SandboxLinux
 
 /// The TLS side of interception: the server's CA, a certificate per intercepted host, and the
 /// client context that verifies upstreams (host trust store plus an operator-given CA).
 public protocol InterceptionTLS: Sendable {
     /// The CA certificate (PEM) sandboxes trust.
     var caCertificatePEM: String { get }
-    /// A TLS server context presenting a certificate for `host`, signed by the CA.
+    /// A TLS server context presenting a certificate for `host`, signed by the CA. May generate a
+    /// key and sign (blocking): the proxy calls it through ``serverContext(for:on:)``.
     func serverContext(for host: String) throws -> NIOSSLContext
+    /// The context for `host` when it is ready without blocking (cached), else nil.
+    func cachedServerContext(for host: String) -> NIOSSLContext?
     /// The context for connections to upstreams (full verification).
     var upstreamContext: NIOSSLContext { get }
+}
+
+extension InterceptionTLS {
+    public func cachedServerContext(for host: String) -> NIOSSLContext? { nil }
+
+    /// The server context for `host`, completed on `loop`: from the cache at once, or issued on
+    /// the blocking pool (key generation and signing never run on an event loop).
+    func serverContext(for host: String, on loop: any EventLoop) -> EventLoopFuture<NIOSSLContext> {
+        if let cached = cachedServerContext(for: host) { return loop.makeSucceededFuture(cached) }
+        let promise = loop.makePromise(of: NIOSSLContext.self)
+        BlockingPool.shared.submit { promise.completeWith(Result { try self.serverContext(for: host) }) }
+        return promise.futureResult
+    }
 }
 
 /// One allowed connection to an upstream: counts bytes each way and, when it ends, writes one
@@ -27,8 +44,8 @@ final class EgressFlow: Sendable {
     let via: String
     let correlation: String
     private let started = NIODeadline.now()
-    private let counters = NIOLockedValueBox((out: Int64(0), in: Int64(0), id: Int?.none, done: false))
-    private static let sequence = NIOLockedValueBox(0)
+    private let counters = Mutex((out: Int64(0), in: Int64(0), id: Int?.none, done: false))
+    private static let sequence = Mutex(0)
 
     init(session: EgressSession, host: String, port: UInt16, address: IPAddress, rule: String, via: String) {
         self.session = session
@@ -37,15 +54,15 @@ final class EgressFlow: Sendable {
         self.address = address
         self.rule = rule
         self.via = via
-        correlation = "egress-" + String(Self.sequence.withLockedValue { $0 += 1; return $0 })
+        correlation = "egress-" + String(Self.sequence.withLock { $0 += 1; return $0 })
     }
 
     func sent(_ n: Int) {
-        counters.withLockedValue { $0.out += Int64(n) }
+        counters.withLock { $0.out += Int64(n) }
         session.bytesOut.add(Int64(n), ordering: .relaxed)
     }
     func received(_ n: Int) {
-        counters.withLockedValue { $0.in += Int64(n) }
+        counters.withLock { $0.in += Int64(n) }
         session.bytesIn.add(Int64(n), ordering: .relaxed)
     }
 
@@ -77,19 +94,19 @@ final class EgressFlow: Sendable {
     func track(client: Channel, upstream: Channel) -> Bool {
         let id = session.register(host: host, port: port, address: address, channels: [client, upstream])
         guard let id else {
-            counters.withLockedValue { $0.done = true }
+            counters.withLock { $0.done = true }
             session.recordDenied(host: host, port: port, via: via, reason: refusal)
             upstream.close(promise: nil)
             return false
         }
-        counters.withLockedValue { $0.id = id }
+        counters.withLock { $0.id = id }
         upstream.closeFuture.whenComplete { _ in self.finish() }
         client.closeFuture.whenComplete { _ in upstream.close(promise: nil) }
         return true
     }
 
     func finish() {
-        let snapshot = counters.withLockedValue { c -> (Int64, Int64, Int?)? in
+        let snapshot = counters.withLock { (c: inout (out: Int64, in: Int64, id: Int?, done: Bool)) -> (Int64, Int64, Int?)? in
             guard !c.done else { return nil }
             c.done = true
             return (c.out, c.in, c.id)

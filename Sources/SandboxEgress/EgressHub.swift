@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import NIOPosix
 import SandboxCore
@@ -50,8 +50,8 @@ public final class EgressHub: EgressProvider {
     /// Every sandbox's DNS lookups together (each sandbox also has its own, smaller limit).
     let lookupThreads: LookupSlots
     let logger: Logger
-    private let sinkBox = NIOLockedValueBox<(any AuditSink)?>(nil)
-    private let sessions = NIOLockedValueBox<[String: (EgressSession, NetworkNamespace?)]>([:])
+    private let sinkBox = Mutex<(any AuditSink)?>(nil)
+    private let sessions = Mutex<[String: (EgressSession, NetworkNamespace?)]>([:])
     /// The host's roots plus the interception CA, read once: what sandboxes holding secrets trust.
     private let trustBundle: [UInt8]?
 
@@ -68,11 +68,11 @@ public final class EgressHub: EgressProvider {
     }
 
     /// Where decisions go (the manager's audit recorder); set once the manager exists.
-    public func setSink(_ sink: any AuditSink) { sinkBox.withLockedValue { $0 = sink } }
+    public func setSink(_ sink: any AuditSink) { sinkBox.withLock { $0 = sink } }
 
     /// Stops every session and the event loops.
     public func shutdown() async {
-        let all = sessions.withLockedValue { s -> [(EgressSession, NetworkNamespace?)] in defer { s = [:] }; return Array(s.values) }
+        let all = sessions.withLock { (s: inout [String: (EgressSession, NetworkNamespace?)]) -> [(EgressSession, NetworkNamespace?)] in defer { s = [:] }; return Array(s.values) }
         for (session, ns) in all {
             session.close()
             ns?.close()
@@ -84,7 +84,7 @@ public final class EgressHub: EgressProvider {
     static let readAllocator = AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 16384, maximum: 256 << 10)
 
     /// Sandboxes served now.
-    public var count: Int { sessions.withLockedValue { $0.count } }
+    public var count: Int { sessions.withLock { $0.count } }
 
     // MARK: EgressProvider
 
@@ -119,7 +119,7 @@ public final class EgressHub: EgressProvider {
 
     @discardableResult
     public func update(sandboxId: String, network: NetworkPolicy, phase: Phase?) async -> Bool {
-        guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return false }
+        guard let session = sessions.withLock({ $0[sandboxId]?.0 }) else { return false }
         do {
             let closed = try session.update(network: network, phase: phase)
             session.record(phase == nil ? .networkChange : .phaseChange, actor: "server", [
@@ -163,20 +163,20 @@ public final class EgressHub: EgressProvider {
     }
 
     public func environment(sandboxId: String) -> [String: String] {
-        sessions.withLockedValue { $0[sandboxId]?.0 }?.environment ?? [:]
+        sessions.withLock { $0[sandboxId]?.0 }?.environment ?? [:]
     }
 
     public func policy(sandboxId: String) async -> NetworkPolicy? {
-        sessions.withLockedValue { $0[sandboxId]?.0 }?.network
+        sessions.withLock { $0[sandboxId]?.0 }?.network
     }
 
     public func traffic(sandboxId: String) -> EgressTraffic? {
-        guard let session = sessions.withLockedValue({ $0[sandboxId]?.0 }) else { return nil }
+        guard let session = sessions.withLock({ $0[sandboxId]?.0 }) else { return nil }
         return EgressTraffic(bytesIn: session.bytesIn.load(ordering: .relaxed), bytesOut: session.bytesOut.load(ordering: .relaxed))
     }
 
     public func detach(sandboxId: String) async {
-        guard let (session, ns) = sessions.withLockedValue({ $0.removeValue(forKey: sandboxId) }) else { return }
+        guard let (session, ns) = sessions.withLock({ $0.removeValue(forKey: sandboxId) }) else { return }
         session.close()
         ns?.close()
     }
@@ -199,7 +199,7 @@ public final class EgressHub: EgressProvider {
             + ports.sorted().map { NetworkNamespace.Listener(address: transparent, port: $0) }
         let resolver = HostResolver(operatorMap: configuration.operatorMap, timeout: configuration.resolveTimeout,
                                     sandboxSlots: LookupSlots(limit: configuration.lookupsPerSandbox), hostSlots: lookupThreads)
-        let session = EgressSession(request: request, policy: policy, resolver: resolver, sink: sinkBox.withLockedValue { $0 },
+        let session = EgressSession(request: request, policy: policy, resolver: resolver, sink: sinkBox.withLock { $0 },
                                     interception: configuration.interception, environment: environment(request), logger: logger)
         return (session, listeners)
     }
@@ -247,7 +247,7 @@ public final class EgressHub: EgressProvider {
     }
 
     private func register(_ session: EgressSession, _ ns: NetworkNamespace?) {
-        let old = sessions.withLockedValue { s in
+        let old = sessions.withLock { (s: inout [String: (EgressSession, NetworkNamespace?)]) -> (EgressSession, NetworkNamespace?)? in
             defer { s[session.sandboxId] = (session, ns) }
             return s[session.sandboxId]
         }

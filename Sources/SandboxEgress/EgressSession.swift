@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import SandboxCore
 import Synchronization
@@ -40,7 +40,7 @@ final class EgressSession: Sendable {
     /// What every process in the sandbox gets (proxy variables, placeholders, CA paths).
     let environment: [String: String]
     let logger: Logger
-    private let state: NIOLockedValueBox<State>
+    private let state: Mutex<State>
     /// Bytes of every allowed connection so far, each way (metering reads them as they grow).
     let bytesIn = Atomic<Int64>(0)
     let bytesOut = Atomic<Int64>(0)
@@ -56,11 +56,11 @@ final class EgressSession: Sendable {
         self.sink = sink
         self.interception = interception
         self.logger = logger
-        state = NIOLockedValueBox(State(policy: policy, network: request.profile.network(for: request.phase), phase: request.phase))
+        state = Mutex(State(policy: policy, network: request.profile.network(for: request.phase), phase: request.phase))
     }
 
-    var policy: EgressPolicy { state.withLockedValue { $0.policy } }
-    var network: NetworkPolicy { state.withLockedValue { $0.network } }
+    var policy: EgressPolicy { state.withLock { $0.policy } }
+    var network: NetworkPolicy { state.withLock { $0.network } }
 
     /// Decides a connection to `host` on `port`, looking the name up only where the policy may
     /// allow it (``EgressPolicy/mayLookUp(_:port:)``): any other name is denied without a lookup.
@@ -92,7 +92,7 @@ final class EgressSession: Sendable {
     /// PATCH or phase switch that came while its lookup or connect was pending (and so found
     /// nothing to close) is applied here. nil: closed or no longer allowed (the caller closes it).
     func register(host: String, port: UInt16, address: IPAddress, channels: [Channel]) -> Int? {
-        state.withLockedValue { s in
+        state.withLock { (s: inout State) in
             guard !s.closed, s.policy.decide(host: host, port: port, resolved: [address]).isAllowed else { return nil }
             let id = s.nextId
             s.nextId += 1
@@ -101,11 +101,11 @@ final class EgressSession: Sendable {
         }
     }
 
-    func unregister(_ id: Int) { _ = state.withLockedValue { $0.connections.removeValue(forKey: id) } }
+    func unregister(_ id: Int) { _ = state.withLock { $0.connections.removeValue(forKey: id) } }
 
     /// Notes where the session's listeners live and which transparent ports they cover.
     func served(namespacePath: String, transparentPorts: Set<UInt16>) {
-        state.withLockedValue { s in
+        state.withLock { (s: inout State) in
             s.namespacePath = namespacePath
             s.transparentPorts.formUnion(transparentPorts)
         }
@@ -114,7 +114,7 @@ final class EgressSession: Sendable {
     /// The ports among `ports` with no transparent listener yet, now claimed (a rule added at
     /// runtime names them), with the namespace to bind them in; nil when none or not served.
     func claimTransparentPorts(_ ports: Set<UInt16>) -> (namespacePath: String, ports: [UInt16])? {
-        state.withLockedValue { s in
+        state.withLock { (s: inout State) in
             guard !s.closed, let path = s.namespacePath else { return nil }
             let new = ports.subtracting(s.transparentPorts)
             guard !new.isEmpty else { return nil }
@@ -125,11 +125,11 @@ final class EgressSession: Sendable {
 
     /// Gives back ports whose listeners could not be bound (a later change tries again).
     func unclaimTransparentPorts(_ ports: [UInt16]) {
-        state.withLockedValue { $0.transparentPorts.subtract(ports) }
+        state.withLock { $0.transparentPorts.subtract(ports) }
     }
 
     func addListeners(_ channels: [Channel]) {
-        let closed = state.withLockedValue { s in
+        let closed = state.withLock { (s: inout State) in
             s.listeners += channels
             return s.closed
         }
@@ -140,8 +140,8 @@ final class EgressSession: Sendable {
     @discardableResult
     func update(network: NetworkPolicy, phase: Phase?) throws(SandboxError) -> Int {
         let newPolicy = try EgressPolicy(network: network, profile: profileName, operatorMap: resolver.operatorMap,
-                                         resolveForAddressRules: state.withLockedValue { $0.policy.resolveForAddressRules })
-        let doomed: [Connection] = state.withLockedValue { s in
+                                         resolveForAddressRules: state.withLock { $0.policy.resolveForAddressRules })
+        let doomed: [Connection] = state.withLock { (s: inout State) in
             s.policy = newPolicy
             s.network = network
             if let phase { s.phase = phase }
@@ -153,7 +153,7 @@ final class EgressSession: Sendable {
     }
 
     func close() {
-        let (listeners, connections) = state.withLockedValue { s -> ([Channel], [Connection]) in
+        let (listeners, connections) = state.withLock { (s: inout State) -> ([Channel], [Connection]) in
             s.closed = true
             defer { s.listeners = []; s.connections = [:] }
             return (s.listeners, Array(s.connections.values))

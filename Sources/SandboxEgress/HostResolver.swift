@@ -1,5 +1,5 @@
 import Foundation
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 import SandboxCore
 import SandboxLinux
@@ -82,23 +82,23 @@ struct HostResolver: Sendable {
 /// A counting limit on lookups in flight (one per sandbox, one for the process).
 final class LookupSlots: Sendable {
     let limit: Int
-    private let used = NIOLockedValueBox(0)
+    private let used = Mutex(0)
 
     init(limit: Int) { self.limit = limit }
 
     /// Takes a slot; false when all `limit` are taken.
     func acquire() -> Bool {
-        used.withLockedValue { n in
+        used.withLock { (n: inout Int) -> Bool in
             guard n < limit else { return false }
             n += 1
             return true
         }
     }
 
-    func release() { used.withLockedValue { $0 -= 1 } }
+    func release() { used.withLock { $0 -= 1 } }
 
     /// Slots taken now.
-    var inUse: Int { used.withLockedValue { $0 } }
+    var inUse: Int { used.withLock { $0 } }
 }
 
 extension IPAddress {

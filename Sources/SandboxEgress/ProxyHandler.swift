@@ -161,16 +161,21 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                               via: session.intercepts(host, port: port) ? "connect+intercept" : "connect")
         if session.intercepts(host, port: port), let tls = session.interception {
             // Terminate TLS here: each request inside is forwarded (secrets swapped) over verified TLS.
-            let server: NIOSSLContext
-            do { server = try tls.serverContext(for: host) } catch {
-                return respond(context: context, status: .badGateway, "sandboxer egress: no certificate for \(host): \(error)\n")
-            }
-            // On the next tick: the decision may have come back inside the read of the CONNECT
-            // head, before the decoder handed over its end (only raw bytes may follow the switch).
-            context.eventLoop.assumeIsolated().execute {
-                self.switchToRaw(context: context) { pipeline in
-                    try pipeline.addHandler(NIOSSLServerHandler(context: server))
-                    try ProxyHandler.install(on: pipeline, mode: .intercepted(host: host, port: port), session: self.session)
+            // The host's certificate comes from the cache or the blocking pool (never issued here).
+            tls.serverContext(for: host, on: context.eventLoop).assumeIsolated().whenComplete { result in
+                let server: NIOSSLContext
+                switch result {
+                case .success(let s): server = s
+                case .failure(let error):
+                    return self.respond(context: context, status: .badGateway, "sandboxer egress: no certificate for \(host): \(error)\n")
+                }
+                // On the next tick: the decision may have come back inside the read of the CONNECT
+                // head, before the decoder handed over its end (only raw bytes may follow the switch).
+                context.eventLoop.assumeIsolated().execute {
+                    self.switchToRaw(context: context) { pipeline in
+                        try pipeline.addHandler(NIOSSLServerHandler(context: server))
+                        try ProxyHandler.install(on: pipeline, mode: .intercepted(host: host, port: port), session: self.session)
+                    }
                 }
             }
             return

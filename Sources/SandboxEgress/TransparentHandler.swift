@@ -57,8 +57,8 @@ final class TransparentSniffer: ChannelInboundHandler, RemovableChannelHandler {
             }
             let pipeline = client.pipeline
             if session.intercepts(host, port: port), let tls = session.interception {
-                return loop.makeCompletedFuture {
-                    try pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: try tls.serverContext(for: host)))
+                return tls.serverContext(for: host, on: loop).flatMapThrowing { server in
+                    try pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: server))
                     try ProxyHandler.install(on: pipeline.syncOperations, mode: .intercepted(host: host, port: port), session: session)
                 }
             }

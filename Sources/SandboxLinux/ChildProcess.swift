@@ -1,6 +1,7 @@
 import CSandboxLinux
 import Foundation
 import SandboxCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -70,10 +71,11 @@ public struct ChildProcess: Sendable {
         return Termination(status: status)
     }
 
-    /// Waits for the process on a dedicated thread (never blocking the cooperative pool).
+    /// Waits for the process on a dedicated thread (never blocking the cooperative pool, and never
+    /// holding a slot of the bounded blocking pool for the process's lifetime).
     public func wait() async -> Termination {
         let me = self
-        return await BlockingThread.run { me.waitBlocking() }
+        return await DedicatedThread.run(name: "sbx-waitpid", stackSize: 64 << 10) { me.waitBlocking() }
     }
 
     /// Runs a short helper command to completion with its stdio on /dev/null, blocking the calling
@@ -113,22 +115,26 @@ public struct ChildProcess: Sendable {
 }
 
 /// A CLOEXEC pipe.
-public final class Pipe2: @unchecked Sendable {
-    public private(set) var readEnd: Int32
-    public private(set) var writeEnd: Int32
+public final class Pipe2: Sendable {
+    private let ends: Mutex<(read: Int32, write: Int32)>
+    /// The read end, or -1 once closed.
+    public var readEnd: Int32 { ends.withLock { $0.read } }
+    /// The write end, or -1 once closed.
+    public var writeEnd: Int32 { ends.withLock { $0.write } }
 
     public init() throws(SandboxError) {
         var fds: [Int32] = [-1, -1]
         try Syscall.call("pipe2") { sbx_pipe_cloexec(&fds) }
-        readEnd = fds[0]
-        writeEnd = fds[1]
+        ends = Mutex((fds[0], fds[1]))
     }
 
     public func closeWrite() {
-        if writeEnd >= 0 { close(writeEnd); writeEnd = -1 }
+        let fd = ends.withLock { e in defer { e.write = -1 }; return e.write }
+        if fd >= 0 { close(fd) }
     }
     public func closeRead() {
-        if readEnd >= 0 { close(readEnd); readEnd = -1 }
+        let fd = ends.withLock { e in defer { e.read = -1 }; return e.read }
+        if fd >= 0 { close(fd) }
     }
     public func closeBoth() {
         closeRead()

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -9,11 +10,12 @@ import Glibc
 /// (`openat`, `fstatat`, `mkdirat`, …) and never follows a symlink, so a path component swapped
 /// for a link while sandboxer works cannot redirect it outside the tree. Names are raw bytes: a
 /// file name need not be valid UTF-8.
-public final class DirectoryFD: @unchecked Sendable {
+public final class DirectoryFD: Sendable {
+    private let descriptor: Mutex<Int32>
     /// The descriptor, or -1 once closed.
-    public private(set) var fd: Int32
+    public var fd: Int32 { descriptor.withLock { $0 } }
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32) { descriptor = Mutex(fd) }
     deinit { close() }
 
     /// Opens a directory by path. Only here may a path be resolved (it is the caller's own choice,
@@ -36,8 +38,8 @@ public final class DirectoryFD: @unchecked Sendable {
 
     /// Closes the descriptor (and so releases a lock taken on it). Idempotent.
     public func close() {
+        let fd = descriptor.withLock { d in defer { d = -1 }; return d }
         if fd >= 0 { _ = Glibc.close(fd) }
-        fd = -1
     }
 
     /// Takes an exclusive `flock` on the directory without waiting; false when another holder

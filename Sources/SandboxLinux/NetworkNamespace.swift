@@ -34,7 +34,7 @@ public final class NetworkNamespace: Sendable {
     /// and one descriptor per listener (the caller owns them). Runs on a thread of its own: the
     /// namespace switch must not touch the threads of the concurrency pool.
     public static func create(listeners: [Listener]) async throws(SandboxError) -> (NetworkNamespace, [Int32]) {
-        let result = await BlockingThread.run { () -> Result<(Int32, [Int32]), SandboxError> in
+        let result = try await DedicatedThread.runAlone(name: "sbx-netns") { () -> Result<(Int32, [Int32]), SandboxError> in
             withSpecs(listeners) { specs, fds in
                 var nsfd: Int32 = -1
                 let rc = sbx_netns_create(specs, Int32(listeners.count), fds, &nsfd)
@@ -49,7 +49,7 @@ public final class NetworkNamespace: Sendable {
     /// Binds `listeners` inside the namespace at `path` (a live sandbox's `/proc/PID/ns/net`, when
     /// a restarted server takes it back). Returns the descriptors.
     public static func bind(inNamespaceAt path: String, listeners: [Listener]) async throws(SandboxError) -> [Int32] {
-        let result = await BlockingThread.run { () -> Result<[Int32], SandboxError> in
+        let result = try await DedicatedThread.runAlone(name: "sbx-netns") { () -> Result<[Int32], SandboxError> in
             let target = open(path, O_RDONLY | O_CLOEXEC)
             guard target >= 0 else { return .failure(failure("open \(path)", -errno, listeners)) }
             defer { _ = Glibc.close(target) }
@@ -65,7 +65,7 @@ public final class NetworkNamespace: Sendable {
     /// A TCP socket created inside the namespace at `path` (for clients that must speak from
     /// inside a sandbox's network: benchmarks, tests). Runs on a thread of its own.
     public static func tcpSocket(inNamespaceAt path: String) async throws(SandboxError) -> Int32 {
-        let rc = await BlockingThread.run { () -> Int32 in
+        let rc = try await DedicatedThread.runAlone(name: "sbx-netns") { () -> Int32 in
             let target = open(path, O_RDONLY | O_CLOEXEC)
             guard target >= 0 else { return -errno }
             defer { _ = Glibc.close(target) }

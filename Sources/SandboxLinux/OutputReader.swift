@@ -40,10 +40,11 @@ public struct OutputReader: Sendable {
         self.onTruncate = onTruncate
     }
 
-    /// Reads until EOF, then closes the descriptor.
+    /// Reads until EOF, then closes the descriptor; on a dedicated thread, as EOF comes when the
+    /// writing process ends.
     public func readAll() async -> CapturedOutput {
         let me = self
-        return await BlockingThread.run { me.drain() }
+        return await DedicatedThread.run(name: "sbx-output") { me.drain() }
     }
 
     func drain() -> CapturedOutput {

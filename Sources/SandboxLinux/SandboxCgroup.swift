@@ -1,5 +1,6 @@
 import CSandboxLinux
 import Foundation
+import Synchronization
 import Logging
 import SandboxCore
 
@@ -8,14 +9,13 @@ import Glibc
 #endif
 
 /// A thread-safe running total (the v1 OOM eventfd is drained on every read).
-final class OOMCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total: Int64 = 0
+final class OOMCounter: Sendable {
+    private let total = Mutex<Int64>(0)
     func add(_ n: Int64) -> Int64 {
-        lock.lock()
-        defer { lock.unlock() }
-        total += n
-        return total
+        total.withLock {
+            $0 += n
+            return $0
+        }
     }
 }
 
@@ -207,7 +207,10 @@ public struct SandboxCgroup: Sendable {
     }
 
     /// Kills every process of the sandbox: v2 `cgroup.kill`; v1 freeze, SIGKILL all, thaw, until empty.
+    /// Blocks for up to ~1.8 s (a sleep loop): call it on the ``BlockingPool`` or a dedicated
+    /// thread, never from a Swift task (``BlockingCheck`` counts such a call).
     public func killAll() {
+        BlockingCheck.check("SandboxCgroup.killAll \(id)")
         if host.mode == .v2, let d = directories["unified"], SysFile.exists(d + "/cgroup.kill") {
             try? SysFile.write(d + "/cgroup.kill", "1")
         }
@@ -224,8 +227,10 @@ public struct SandboxCgroup: Sendable {
 
     /// Removes the cgroup (children first) in every hierarchy, including the ones the OCI runtime
     /// created itself as parents of its own cgroup (cpuset, devices, …); kills what is left first.
+    /// Blocks (a retry loop with sleeps): call it on the ``BlockingPool``, like ``killAll()``.
     @discardableResult
     public func remove() -> Bool {
+        BlockingCheck.check("SandboxCgroup.remove \(id)")
         if oomEventFD >= 0 { close(oomEventFD) }
         var ok = true
         var dirs = Set(directories.values)

@@ -8,7 +8,7 @@ import Glibc
 /// Feeds a descriptor the caller owns (a terminal, a pipe, a file) to a sandboxed process through
 /// a fresh pipe, so the process never holds the caller's descriptor itself: it cannot write to the
 /// operator's terminal past the output cap, nor reopen a host file through `/proc/self/fd/0`.
-public final class StdinRelay: @unchecked Sendable {
+public final class StdinRelay: Sendable {
     /// The pipe's read end, for the child's stdin (the caller closes it after spawning).
     public let readEnd: Int32
     private let stopWrite: Int32

@@ -29,7 +29,7 @@ public enum WebhookTarget {
         let mapped = operatorMap[bare]
         let addresses: [IPAddress]
         if let mapped { addresses = [mapped] } else if let literal = IPAddress(bare) { addresses = [literal] } else {
-            addresses = await BlockingThread.run { (try? IPAddress.lookup(bare).get()) ?? [] }
+            addresses = await BlockingPool.shared.run { (try? IPAddress.lookup(bare).get()) ?? [] }
         }
         guard let first = addresses.first else { return .failure(Refusal(reason: "the webhook host \(bare) did not resolve")) }
         if mapped == nil, let blocked = addresses.lazy.compactMap({ a in AddressPolicy.blockedRange(a).map { (a, $0) } }).first {

@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 
 /// Who is calling: the tenant and the API key (its public id, never the secret).
@@ -41,9 +41,18 @@ public struct APIRequestContext: RequestContext, WebSocketRequestContext {
 
 /// A shared box the handler writes and the audit wrapper reads after it.
 final class AuditTarget: Sendable {
-    private let value = NIOLockedValueBox<String?>(nil)
+    private let value = Mutex<String?>(nil)
     var target: String? {
-        get { value.withLockedValue { $0 } }
-        set { value.withLockedValue { $0 = newValue } }
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
+}
+
+/// A value several tasks share, behind a `Mutex` (a class, so closures and child tasks can hold it;
+/// a `Mutex` itself cannot be copied into them).
+final class SharedValue<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }

@@ -21,6 +21,7 @@ public struct RouteKey: Hashable, Sendable, CustomStringConvertible {
 /// runs) with an entry in the tenant's audit trail: who (key id), what (kind), which sandbox or
 /// run, the status. Entries go through the manager's background recorder, so no request waits on
 /// the store. Work inside a sandbox (exec, files, processes) is in the sandbox's own trail.
+// @unchecked: Hummingbird's Router is not Sendable; routes are added (and `served` written) only while the server is set up, before it serves.
 final class RouteRegistry: @unchecked Sendable {
     let router: Router<APIRequestContext>
     let manager: SandboxManager

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SandboxCore
+import SandboxLinux
 
 extension SandboxServer {
     /// `/healthz` (the process is up, whatever the store does), `/readyz` (started and the store answers), `/metrics` (Prometheus text).
@@ -38,6 +39,7 @@ extension SandboxServer {
             }
             let gauges = await manager.gauges()
             metrics.recordGauges(byState: gauges.byState, poolSize: gauges.poolSize, storeUp: store.health.isUp, spooled: gauges.spooled)
+            metrics.recordBlocking(BlockingPool.shared.snapshot(), dedicatedThreads: DedicatedThread.live, misplaced: BlockingCheck.misplaced)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))

@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
-import NIOConcurrencyHelpers
 import NIOCore
 import SandboxCore
 import SandboxManager
@@ -57,13 +56,13 @@ extension SandboxServer {
             let pid = process.pid
             let key = KeyWatch.key(of: ws.request)
             let (events, continuation) = AsyncStream<StreamEvent>.makeStream()
-            let finished = NIOLockedValueBox(false)
+            let finished = SharedValue(false)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     await Streaming.produce({ output in
                         let result = try await manager.connect(tenantId: caller.tenantId, id: id, pid: pid, output: output)
                         metrics.recordExec(outcome: result.outcome.rawValue, duration: ContinuousClock.now - start)
-                        finished.withLockedValue { $0 = true }
+                        finished.withLock { $0 = true }
                         return result
                     }, into: continuation)
                 }
@@ -88,7 +87,7 @@ extension SandboxServer {
                     }
                 }
                 // The client went away before the result: the process goes with it.
-                if !finished.withLockedValue({ $0 }) {
+                if !finished.withLock({ $0 }) {
                     try? await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: SIGKILL)
                 }
                 group.cancelAll()

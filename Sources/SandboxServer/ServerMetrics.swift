@@ -2,7 +2,9 @@ import Foundation
 import Metrics
 import Prometheus
 import SandboxCore
+import SandboxLinux
 import SandboxStore
+import Synchronization
 
 /// The server's Prometheus registry and what it records through swift-metrics: execs by outcome,
 /// exec latency, and (at each scrape) sandboxes by state and the warm pool's size. Through the
@@ -14,6 +16,7 @@ import SandboxStore
 public struct ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: PrometheusMetricsFactory
+    private let blockingCounts = CountsSeen()
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -30,6 +33,9 @@ public struct ServerMetrics: Sendable {
         factory.durationHistogramBuckets["sandboxer_agent_call_seconds"] = fast
         factory.durationHistogramBuckets["sandboxer_store_call_seconds"] = fast
         self.factory = factory
+        // Created now, so a scrape shows them (at 0) before the first call.
+        Counter(label: "sandboxer_blocking_pool_calls_total", dimensions: [], factory: factory).increment(by: 0)
+        Counter(label: "sandboxer_blocking_misplaced_total", dimensions: [], factory: factory).increment(by: 0)
     }
 
     /// Counts one finished exec and its wall time.
@@ -60,6 +66,34 @@ public struct ServerMetrics: Sendable {
         } }
     }
 
+    /// Sets the blocking pool's gauges (threads, calls running, calls waiting for a thread), its
+    /// call count, the live dedicated threads (process-lifetime waits) and the blocking calls
+    /// found inside a Swift task (0 unless there is a bug).
+    public func recordBlocking(_ pool: BlockingPool.Snapshot, dedicatedThreads: Int, misplaced: UInt64) {
+        Gauge(label: "sandboxer_blocking_pool_threads", dimensions: [], factory: factory).record(pool.threads)
+        Gauge(label: "sandboxer_blocking_pool_active", dimensions: [], factory: factory).record(pool.active)
+        Gauge(label: "sandboxer_blocking_pool_queued", dimensions: [], factory: factory).record(pool.queued)
+        Gauge(label: "sandboxer_dedicated_threads", dimensions: [], factory: factory).record(dedicatedThreads)
+        blockingCounts.advance(calls: pool.calls, misplaced: misplaced) { calls, misplaced in
+            if calls > 0 { Counter(label: "sandboxer_blocking_pool_calls_total", dimensions: [], factory: factory).increment(by: Int64(calls)) }
+            if misplaced > 0 { Counter(label: "sandboxer_blocking_misplaced_total", dimensions: [], factory: factory).increment(by: Int64(misplaced)) }
+        }
+    }
+
     /// The Prometheus text exposition of everything recorded.
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// The process-wide counts already added to the Prometheus counters (the pool keeps totals; a
+/// scrape adds what is new, under one lock so concurrent scrapes never add a call twice).
+private final class CountsSeen: Sendable {
+    private let seen = Mutex<(calls: UInt64, misplaced: UInt64)>((0, 0))
+
+    func advance(calls: UInt64, misplaced: UInt64, _ add: (UInt64, UInt64) -> Void) {
+        seen.withLock {
+            add(calls > $0.calls ? calls - $0.calls : 0, misplaced > $0.misplaced ? misplaced - $0.misplaced : 0)
+            $0.calls = max($0.calls, calls)
+            $0.misplaced = max($0.misplaced, misplaced)
+        }
+    }
 }

@@ -172,7 +172,8 @@ struct CgroupHostLiveTests {
         let deadline = ContinuousClock.now + .seconds(30)
         while cg.pids().count < 3, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(cg.pids().count >= 3)
-        cg.killAll()
+        let target = cg
+        await BlockingPool.shared.run { target.killAll() }
         #expect(await child.wait() == .signaled(SIGKILL))
         #expect(cg.pids().isEmpty)
     }

@@ -48,7 +48,8 @@ import Glibc
             #expect(r.stdout == "still here\n")
 
             // Positive evidence: its processes are gone. Now the health check makes it lost.
-            SandboxCgroup(id: s.id, host: CgroupHost.detect()).killAll()
+            let sid = s.id
+            await BlockingPool.shared.run { SandboxCgroup(id: sid, host: CgroupHost.detect()).killAll() }
             try await ManagerLifecycleTests.waitUntil { await f.backend.isGone(id: s.id) }
             await f.manager.checkHealth()
             let lost = try await f.manager.get(tenantId: f.tenant.id, id: s.id)

@@ -21,7 +21,8 @@ import Glibc
         _ = try await f1.manager.writeFile(tenantId: f1.tenant.id, id: kept.id, path: "/workspace/note", data: Array("kept".utf8), actor: "test")
         await f1.manager.shutdown()   // the sandboxes stay up, as after a crash
         // While no server runs: one sandbox's processes die; an unrecorded one appears.
-        SandboxCgroup(id: killed.id, host: CgroupHost.detect()).killAll()
+        let killedId = killed.id
+        await BlockingPool.shared.run { SandboxCgroup(id: killedId, host: CgroupHost.detect()).killAll() }
         let orphan = try await f1.backend.create(SandboxSpec(profile: TestSandbox.profile()))
 
         let f2 = try await ManagerFixture.make(directory: f1.directory)
@@ -51,7 +52,8 @@ import Glibc
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
             let exec = Task { try await f.manager.exec(tenantId: f.tenant.id, id: s.id, ExecRequest(argv: ["sleep", "30"]), actor: "t", output: nil) }
             try await Task.sleep(for: .milliseconds(300))
-            SandboxCgroup(id: s.id, host: CgroupHost.detect()).killAll()
+            let sid = s.id
+            await BlockingPool.shared.run { SandboxCgroup(id: sid, host: CgroupHost.detect()).killAll() }
             let started = Date()
             do {
                 let r = try await exec.value

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCommands
 import SandboxStore
+import SandboxLinux
 import Testing
 
 /// Bearer auth on /v1 and /metrics; probes open.
@@ -45,6 +46,23 @@ import Testing
             #expect(reply.headers["content-type"]?.hasPrefix("text/plain") == true)
             #expect(reply.body.text.contains("sandboxer_sandboxes{state=\"running\"}"))
             #expect(reply.body.text.contains("sandboxer_pool_size"))
+        }
+    }
+
+    /// Issue 18, item 5: the blocking pool is sized and observable.
+    @Test func metricsShowTheBlockingPool() async throws {
+        try await ServedApp.with(configuration: .init(port: 0, metricsTenants: ["acme"])) { app in
+            let pool = BlockingPool.shared
+            _ = await pool.run { 1 }
+            let text = try await app.client(try await app.key("acme")).send("GET", "/metrics").body.text
+            let threads = pool.snapshot().threads
+            #expect(text.contains("sandboxer_blocking_pool_threads \(threads)"), "\(text)")
+            #expect(text.contains("sandboxer_blocking_pool_active "))
+            #expect(text.contains("sandboxer_blocking_pool_queued "))
+            #expect(text.contains("sandboxer_dedicated_threads "))
+            #expect(text.contains("sandboxer_blocking_misplaced_total "))
+            let calls = text.split(separator: "\n").first { $0.hasPrefix("sandboxer_blocking_pool_calls_total ") }
+            #expect((calls?.split(separator: " ").last).flatMap { Double($0) }.map { $0 >= 1 } == true, "\(calls ?? "no calls line")")
         }
     }
 

@@ -1,7 +1,6 @@
 import Foundation
 import HummingbirdWebSocket
 import Logging
-import NIOConcurrencyHelpers
 import SandboxStore
 
 /// One monitor WebSocket of a logged-in session: a snapshot, then rows as runs and sandboxes
@@ -24,7 +23,7 @@ struct MonitorSocket: Sendable {
     func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         // One writer: every task sends through this stream.
         let (out, send) = AsyncStream<MonitorMessage>.makeStream(bufferingPolicy: .bufferingNewest(4096))
-        let followed = NIOLockedValueBox<String?>(nil)
+        let followed = SharedValue<String?>(nil)
         send.yield(try await feed.snapshot(caller))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -48,7 +47,7 @@ struct MonitorSocket: Sendable {
         }
     }
 
-    private func handle(_ message: WebSocketMessage, followed: NIOLockedValueBox<String?>,
+    private func handle(_ message: WebSocketMessage, followed: SharedValue<String?>,
                         send: AsyncStream<MonitorMessage>.Continuation) async {
         do {
             var body = try JSONFields(body: WebSocketExec.bytes(message))
@@ -57,7 +56,7 @@ struct MonitorSocket: Sendable {
             try body.finish()
             switch type {
             case "follow":
-                followed.withLockedValue { $0 = run }
+                followed.withLock { $0 = run }
             case "cancel", "retry":
                 guard let run, let action = MonitorAction(rawValue: type) else { throw Problem.invalid("run", "run: the run's id") }
                 send.yield(await feed.act(action, caller: caller, runId: run))
@@ -111,12 +110,12 @@ struct MonitorSocket: Sendable {
     }
 
     /// Polls the followed run: its detail when it changed, its new output.
-    private func follow(_ followed: NIOLockedValueBox<String?>, _ send: AsyncStream<MonitorMessage>.Continuation) async throws {
+    private func follow(_ followed: SharedValue<String?>, _ send: AsyncStream<MonitorMessage>.Continuation) async throws {
         var current: String?
         var position = LogPosition.start
         var seen: Date?
         while true {
-            let wanted = followed.withLockedValue { $0 }
+            let wanted = followed.withLock { $0 }
             if wanted != current {
                 (current, position, seen) = (wanted, .start, nil)
             }
@@ -132,7 +131,7 @@ struct MonitorSocket: Sendable {
                         position = next
                     } else {
                         send.yield(.notice("no run \(id) of yours"))
-                        followed.withLockedValue { if $0 == id { $0 = nil } }
+                        followed.withLock { if $0 == id { $0 = nil } }
                     }
                 } catch {
                     feed.logger.warning("monitor: follow failed", metadata: ["run": "\(id)", "error": "\(error)"])
