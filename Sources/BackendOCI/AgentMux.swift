@@ -1,5 +1,6 @@
 import AgentProtocol
 import Foundation
+import Synchronization
 import NIOCore
 import SandboxCore
 
@@ -12,9 +13,10 @@ import SandboxCore
 /// stream was granted is a protocol error that closes the connection. When the connection
 /// closes — for that reason, or because the agent died — every call in flight fails at once with
 /// `sandbox_lost`, and the next call opens a new connection (``AgentPool``).
+// @unchecked: its state lives beside the Mutex (see `lock`), touched only inside `locked`.
 final class AgentMux: @unchecked Sendable {
     let sandboxID: String
-    private let lock = NSLock()
+    private let lock = Mutex<Void>(())
     private var channel: Channel?
     private var nextID: UInt32 = 1
     private var waiters: [UInt32: Waiter] = [:]
@@ -64,9 +66,7 @@ final class AgentMux: @unchecked Sendable {
     init(sandboxID: String) { self.sandboxID = sandboxID }
 
     private func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body()
+        try lock.withLock { (_: inout Void) throws(E) -> T in try body() }
     }
 
     static func lost(_ id: String, _ what: String) -> SandboxError {

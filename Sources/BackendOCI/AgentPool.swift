@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import SandboxCore
 import SandboxLinux
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +13,11 @@ import Glibc
 /// The open agent connections of this process: one ``AgentMux`` per sandbox, opened (with its
 /// `hello`) on first use and again after it closed (the agent restarted, the socket dropped, a
 /// protocol error). Calls in flight on a connection that closes fail; the next call reconnects.
+// @unchecked: its state lives beside the Mutex (see `lock`), touched only inside `locked`.
 public final class AgentPool: @unchecked Sendable {
-    private let lock = NSLock()
+    /// Guards `muxes` and `opened` (a Mutex around state kept beside it: the entries hold
+    /// continuations, which a Mutex's value cannot hand out).
+    private let lock = Mutex<Void>(())
     private var muxes: [String: Entry] = [:]
     private var opened = 0
     let group: EventLoopGroup
@@ -26,7 +30,11 @@ public final class AgentPool: @unchecked Sendable {
     }
 
     /// Connections this pool opened so far (one per sandbox, plus one per reconnect).
-    public var connectionsOpened: Int { lock.withLock { opened } }
+    public var connectionsOpened: Int { locked { opened } }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.withLock { (_: inout Void) -> T in body() }
+    }
 
     public init(group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.group = group
@@ -39,7 +47,7 @@ public final class AgentPool: @unchecked Sendable {
     func mux(socketDirectory: String, sandboxID: String) async throws(SandboxError) -> AgentMux {
         enum Step { case use(AgentMux), wait, connect }
         while true {
-            let step = lock.withLock { () -> Step in
+            let step = locked { () -> Step in
                 switch muxes[sandboxID] {
                 case .ready(let m) where m.isOpen: return .use(m)
                 case .connecting: return .wait
@@ -52,7 +60,7 @@ public final class AgentPool: @unchecked Sendable {
             case .use(let m): return m
             case .wait:
                 let r = await withCheckedContinuation { (cont: CheckedContinuation<Result<AgentMux, SandboxError>?, Never>) in
-                    let queued = lock.withLock { () -> Bool in
+                    let queued = locked { () -> Bool in
                         guard case .connecting(var waiting) = muxes[sandboxID] else { return false }
                         waiting.append(cont)
                         muxes[sandboxID] = .connecting(waiting)
@@ -68,7 +76,7 @@ public final class AgentPool: @unchecked Sendable {
                 } catch {
                     r = .failure(error)
                 }
-                let waiting = lock.withLock { () -> [CheckedContinuation<Result<AgentMux, SandboxError>?, Never>]? in
+                let waiting = locked { () -> [CheckedContinuation<Result<AgentMux, SandboxError>?, Never>]? in
                     guard case .connecting(let waiting) = muxes[sandboxID] else { return nil }
                     if case .success(let m) = r {
                         muxes[sandboxID] = .ready(m)
@@ -92,7 +100,7 @@ public final class AgentPool: @unchecked Sendable {
 
     /// Closes and forgets sandbox `id`'s connection (the sandbox is being destroyed or collected).
     public func close(_ sandboxID: String) {
-        guard case .ready(let m)? = lock.withLock({ muxes.removeValue(forKey: sandboxID) }) else { return }
+        guard case .ready(let m)? = locked({ muxes.removeValue(forKey: sandboxID) }) else { return }
         m.close(SandboxError(.sandboxLost, "sandbox \(sandboxID) is being destroyed"))
     }
 

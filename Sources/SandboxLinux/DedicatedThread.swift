@@ -90,14 +90,3 @@ extension DedicatedThread {
         return try result.get()
     }
 }
-
-/// The former thread-per-call API, kept for the agent client until its rewrite: each call gets
-/// a dedicated thread (its calls include waits for an exec's whole run, which must not hold a
-/// slot of the bounded ``BlockingPool``). New code uses ``BlockingPool/run(_:)`` for short calls
-/// and ``DedicatedThread/run(name:stackSize:_:)`` for process-lifetime waits.
-public enum BlockingThread {
-    /// Runs `body` on a dedicated 1 MiB-stack thread (on the blocking pool if none can start).
-    public static func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await DedicatedThread.run(name: "sbx-blocking", body)
-    }
-}

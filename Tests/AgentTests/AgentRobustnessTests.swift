@@ -78,7 +78,7 @@ struct AgentRobustnessTests {
             let raw = try RawAgentSocket(path: layout.agentDirectory + "/agent.sock")
             defer { raw.close() }
             raw.send(bytes)
-            let events = await BlockingThread.run { raw.eventsUntilClosed() }
+            let events = await DedicatedThread.run(name: "test-agent-reader") { raw.eventsUntilClosed() }
             guard case .error(let failure)? = events.last else {
                 Issue.record("\(name): no error before the close: \(events)")
                 return
@@ -108,7 +108,7 @@ struct AgentRobustnessTests {
             let started = try #require(pid)
             #expect(try await backend.processes(box).contains { $0.pid == started && $0.running })
             raw.send([0, 0, 0, 5, 99, 0, 0, 0, 2])  // an unknown frame kind: the agent drops this connection
-            _ = await BlockingThread.run { raw.eventsUntilClosed() }
+            _ = await DedicatedThread.run(name: "test-agent-reader") { raw.eventsUntilClosed() }
             // Killed at once; gone from the list once reaped.
             var running = true
             for _ in 0..<500 where running {

@@ -8,9 +8,9 @@ import Testing
 struct DedicatedThreadTests {
     @Test("blocking work runs off the cooperative pool and its result comes back")
     func blockingWorkReturns() async {
-        let onOwnThread = await BlockingThread.run { pthread_self() }
+        let onOwnThread = await DedicatedThread.run(name: "test-own") { pthread_self() }
         #expect(onOwnThread != pthread_self())
-        #expect(await BlockingThread.run { 6 * 7 } == 42)
+        #expect(await DedicatedThread.run(name: "test-own") { 6 * 7 } == 42)
     }
 
     @Test("a thread that cannot be started is an error, not a closure that silently never runs")
