@@ -11,7 +11,7 @@ import Glibc
 public enum AgentBundle {
     /// Inside the sandbox: the directory holding the agent binary (read-only bind).
     public static let binaryDirectory = "/.sandboxer/bin"
-    /// Inside the sandbox: the agent's socket directory (a bind of ``RunLayout/agentDirectory``).
+    /// Inside the sandbox: the agent's socket directory (a bind of ``ContainerLayout/agentDirectory``).
     public static let socketDirectory = "/.sandboxer/agent"
     public static let fileName = "sandboxer-agent"
     /// Absolute path of the agent binary, overriding the lookup beside the running executable.

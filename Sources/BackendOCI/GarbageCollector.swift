@@ -9,7 +9,7 @@ import Glibc
 
 /// Removes what crashed runs left behind: runtime state, cgroups, workspace mounts and sandbox
 /// directories whose owning sandboxer process is gone. Sandboxes of live owners are never touched,
-/// nor are long-lived sandboxes marked managed (``RunLayout/isManaged``): their manager adopts them
+/// nor are long-lived sandboxes marked managed (``ContainerLayout/isManaged``): their manager adopts them
 /// or collects them (``OCIBackend/collect(id:)``).
 public struct GarbageCollector: Sendable {
     public let configuration: OCIBackend.Configuration
@@ -34,9 +34,9 @@ public struct GarbageCollector: Sendable {
     /// leaves the directory behind: when none is dead, there is nothing else to look for.
     public func hasLeftovers() -> Bool {
         let state = configuration.stateDirectory
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: RunLayout.sandboxesDirectory(state))) ?? []
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: ContainerLayout.sandboxesDirectory(state))) ?? []
         return entries.contains { name in
-            name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !RunLayout(stateDirectory: state, id: name).isKept)
+            name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !ContainerLayout(stateDirectory: state, id: name).isKept)
         }
     }
 
@@ -55,15 +55,15 @@ public struct GarbageCollector: Sendable {
         var report = Report()
         let state = configuration.stateDirectory
         let host = CgroupHost.detect()
-        let dir = RunLayout.sandboxesDirectory(state)
+        let dir = ContainerLayout.sandboxesDirectory(state)
         var dead = Set<String>()
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         for id in entries where id.hasPrefix(SandboxSpec.resourcePrefix) {
-            if !RunLayout(stateDirectory: state, id: id).isKept { dead.insert(id) }
+            if !ContainerLayout(stateDirectory: state, id: id).isKept { dead.insert(id) }
         }
         // Liveness is decided again right before each removal: a sandbox created while this
         // collection runs has a live owner by the time its cgroup or runtime state exists.
-        func live(_ id: String) -> Bool { RunLayout(stateDirectory: state, id: id).isKept }
+        func live(_ id: String) -> Bool { ContainerLayout(stateDirectory: state, id: id).isKept }
         // Staging directories of creations that crashed before the rename (older than a minute).
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
             if SysFile.isOlder("\(dir)/\(name)", thanSeconds: 60) { SysFile.removeTree("\(dir)/\(name)") }
@@ -90,7 +90,7 @@ public struct GarbageCollector: Sendable {
         }
         // Mounts and directories.
         for id in dead where !live(id) {
-            let layout = RunLayout(stateDirectory: state, id: id)
+            let layout = ContainerLayout(stateDirectory: state, id: id)
             for m in Mounts.mountPoints(under: layout.directory) {
                 Mounts.unmount(m)
                 report.mounts.append(m)

@@ -12,7 +12,7 @@ public struct EgressWiring: Sendable {
 extension OCIBackend {
     /// Wires a sandbox whose profile reaches the network (in any phase) or holds secrets to the
     /// process's egress proxy; nil for a sandbox that stays on loopback.
-    func attachEgress(_ spec: SandboxSpec, layout: RunLayout) async throws(SandboxError) -> EgressWiring? {
+    func attachEgress(_ spec: SandboxSpec, layout: ContainerLayout) async throws(SandboxError) -> EgressWiring? {
         guard spec.profile.needsEgress || !spec.secrets.isEmpty else { return nil }
         guard let egress = configuration.egress else {
             throw SandboxError(.hostUnsupported, "profile '\(spec.profile.name)' reaches the network (network mode \(spec.profile.network(for: spec.phase).mode.rawValue)); only `sandboxer serve` and `sandboxer run` carry the egress proxy it needs")

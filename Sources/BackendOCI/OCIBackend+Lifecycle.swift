@@ -10,14 +10,14 @@ import Glibc
 
 /// Long-lived sandboxes: the container's init is the in-sandbox agent (``AgentBundle``), and every
 /// exec, file and process operation is a request to it (``AgentClient``). The backend keeps no
-/// table of sandboxes: all it needs derives from the id (``RunLayout``) and the spec passed in.
+/// table of sandboxes: all it needs derives from the id (``ContainerLayout``) and the spec passed in.
 extension OCIBackend {
     /// How long `create` waits for a new agent's `hello`.
     static let agentStartTimeout: Duration = .seconds(10)
 
     /// The client of a sandbox's agent.
     public func agent(_ id: String) -> AgentClient {
-        AgentClient(socketDirectory: RunLayout(stateDirectory: configuration.stateDirectory, id: id).agentDirectory, sandboxID: id, pool: agents)
+        AgentClient(socketDirectory: ContainerLayout(stateDirectory: configuration.stateDirectory, id: id).agentDirectory, sandboxID: id, pool: agents)
     }
 
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
@@ -84,8 +84,8 @@ extension OCIBackend {
     }
 
     /// The layout of a live sandbox, or `not_found`.
-    func liveLayout(_ id: String) throws(SandboxError) -> RunLayout {
-        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+    func liveLayout(_ id: String) throws(SandboxError) -> ContainerLayout {
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
         guard SysFile.exists(layout.agentDirectory) else {
             throw SandboxError(.notFound, "no live sandbox \(id); create one first")
         }
@@ -156,7 +156,7 @@ extension OCIBackend {
     }
 
     public func destroy(_ sandbox: SandboxHandle) async throws {
-        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: sandbox.id)
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: sandbox.id)
         guard SysFile.exists(layout.directory) else { throw SandboxError(.notFound, "no live sandbox \(sandbox.id)") }
         let held = holds.take(sandbox.id)
         agents.close(sandbox.id)

@@ -11,13 +11,13 @@ import Glibc
 /// sandbox's own mount namespace and permissions are the sandbox user's, never the host's.
 extension OCIBackend: LiveSandboxBackend {
     public func list() async -> [String] {
-        let dir = RunLayout.sandboxesDirectory(configuration.stateDirectory)
+        let dir = ContainerLayout.sandboxesDirectory(configuration.stateDirectory)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) && RunLayout(stateDirectory: configuration.stateDirectory, id: $0).isManaged }.sorted()
+        return names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) && ContainerLayout(stateDirectory: configuration.stateDirectory, id: $0).isManaged }.sorted()
     }
 
     public func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle {
-        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: spec.id)
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: spec.id)
         guard layout.isManaged else {
             throw SandboxError(.sandboxLost, "sandbox \(spec.id) is not a managed long-lived sandbox on this host (no \(layout.ownerFile) saying managed); collect it")
         }
@@ -40,7 +40,7 @@ extension OCIBackend: LiveSandboxBackend {
     /// pid 1 inside) no longer exists or is a zombie. `kill(pid, 0)` and `lstat` need no
     /// descriptor, so a server out of descriptors does not take a live sandbox for a dead one.
     public func isGone(id: String) async -> Bool {
-        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
         if SysFile.isMissing(layout.directory) { return true }
         guard let text = SysFile.read(layout.pidFile), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
             return false  // unreadable now (e.g. EMFILE) or not written yet: no evidence
@@ -54,7 +54,7 @@ extension OCIBackend: LiveSandboxBackend {
     }
 
     public func collect(id: String) async {
-        let layout = RunLayout(stateDirectory: configuration.stateDirectory, id: id)
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
         let held = holds.take(id)
         agents.close(id)
         let cgroup = SandboxCgroup(id: id, host: host)

@@ -12,7 +12,7 @@ import Glibc
 /// tmpfs) with a set-up that undoes itself on failure and a tear-down that leaves nothing behind.
 struct SandboxResources: Sendable {
     let spec: SandboxSpec
-    let layout: RunLayout
+    let layout: ContainerLayout
     let cgroup: SandboxCgroup
     let template: PreparedTemplate
     /// The host workspace directory, held open and locked for the sandbox's whole life.
@@ -24,7 +24,7 @@ struct SandboxResources: Sendable {
     static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost) throws(SandboxError) -> SandboxResources {
         let p = spec.profile
         let template = try TemplateRegistry.named(p.template).prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
-        let layout = RunLayout(stateDirectory: stateDirectory, id: spec.id)
+        let layout = ContainerLayout(stateDirectory: stateDirectory, id: spec.id)
         try layout.create()
         var cgroup = SandboxCgroup(id: spec.id, host: host)
         do {
@@ -60,7 +60,7 @@ struct SandboxResources: Sendable {
         try Self.writeCode(code, fileName: fileName, layout: layout)
     }
 
-    static func writeCode(_ code: [UInt8], fileName: String, layout: RunLayout) throws(SandboxError) -> String {
+    static func writeCode(_ code: [UInt8], fileName: String, layout: ContainerLayout) throws(SandboxError) -> String {
         try SysFile.makeDirectory(layout.codeDirectory, mode: 0o755)
         guard !fileName.contains("/"), !fileName.isEmpty, fileName != "..", fileName != "." else {
             throw SandboxError(.invalidRequest, "code file name '\(fileName)' must be a plain file name")
@@ -86,7 +86,7 @@ struct SandboxResources: Sendable {
     /// Whether the workspace tmpfs is full (bytes or entries): the sandbox ran into its limit.
     func workspaceIsFull() -> Bool { Self.workspaceIsFull(layout) }
 
-    static func workspaceIsFull(_ layout: RunLayout) -> Bool {
+    static func workspaceIsFull(_ layout: ContainerLayout) -> Bool {
         var vfs = statvfs()
         guard statvfs(layout.workspace, &vfs) == 0 else { return false }
         return vfs.f_bavail == 0 || vfs.f_favail == 0
@@ -107,7 +107,7 @@ struct SandboxResources: Sendable {
     /// then `beforeUnmount` (the workspace copy-back), mounts and the directory.
     @discardableResult
     static func tearDown(
-        layout: RunLayout, cgroup: SandboxCgroup, runtimes: [OCIRuntime], beforeUnmount: () -> WorkspaceReport? = { nil }
+        layout: ContainerLayout, cgroup: SandboxCgroup, runtimes: [OCIRuntime], beforeUnmount: () -> WorkspaceReport? = { nil }
     ) -> WorkspaceReport? {
         cgroup.killAll()
         for runtime in runtimes where runtime.hasState(id: layout.id) {

@@ -112,7 +112,7 @@ struct Leftovers {
     /// One line per thing left behind (empty: clean).
     func check(against before: Snapshot) -> [String] {
         var problems: [String] = []
-        let sandboxes = ((try? FileManager.default.contentsOfDirectory(atPath: RunLayout.sandboxesDirectory(stateDirectory))) ?? [])
+        let sandboxes = ((try? FileManager.default.contentsOfDirectory(atPath: ContainerLayout.sandboxesDirectory(stateDirectory))) ?? [])
             .filter { !$0.hasPrefix(".") || $0.hasPrefix("." + SandboxSpec.resourcePrefix) }
         if !sandboxes.isEmpty { problems.append("sandbox directories under \(stateDirectory)/sandboxes: \(sandboxes.sorted().joined(separator: " "))") }
         for runtime in ["crun", "runc"] {

@@ -135,7 +135,7 @@ extension APIBench {
     /// `crun exec` of `/bin/true` into sandbox `id` with the sandbox user's process spec (the
     /// container's process with argv, cwd, user and no capabilities replaced), as a child process.
     func rawCrunExec(_ oci: OCIBackend, id: String) async throws -> [Double] {
-        let layout = RunLayout(stateDirectory: oci.configuration.stateDirectory, id: id)
+        let layout = ContainerLayout(stateDirectory: oci.configuration.stateDirectory, id: id)
         guard let text = SysFile.read(layout.configFile),
               let config = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
               var process = config["process"] as? [String: Any]

@@ -26,7 +26,7 @@ struct ReapCommand: AsyncParsableCommand {
         for s in [SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT] { signal(s, SIG_IGN) }
         // The socket closes while the owner is still exiting; gc removes only sandboxes of dead
         // owners, so wait (at most 10 s) until it is gone or a zombie.
-        let owner = RunLayout.Owner(pid: ownerPid, startTime: RunLayout.Owner.startTime(of: ownerPid) ?? 0)
+        let owner = ContainerLayout.Owner(pid: ownerPid, startTime: ContainerLayout.Owner.startTime(of: ownerPid) ?? 0)
         for _ in 0..<1000 where owner.isAlive { usleep(10_000) }
         let stateDir = self.stateDir
         let report = await BlockingPool.shared.run { GarbageCollector(configuration: .init(stateDirectory: stateDir)).collect() }

@@ -59,7 +59,7 @@ struct AgentLifetimeTests {
     func agentDeath() async throws {
         let backend = try TestSandbox.backend()
         let box = try await backend.create(SandboxSpec(profile: TestSandbox.profile()))
-        let layout = RunLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
+        let layout = ContainerLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
         let pidText = try #require(SysFile.read(layout.pidFile))
         let agentPid = try #require(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)))
         let waiting = Task { try await Live.sh(backend, box, "sleep 986651") }

@@ -74,7 +74,7 @@ struct AgentRobustnessTests {
           arguments: Self.cases)
     func malformed(name: String, bytes: [UInt8]) async throws {
         try await Live.with { backend, box in
-            let layout = RunLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
+            let layout = ContainerLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
             let raw = try RawAgentSocket(path: layout.agentDirectory + "/agent.sock")
             defer { raw.close() }
             raw.send(bytes)
@@ -92,7 +92,7 @@ struct AgentRobustnessTests {
     @Test("a connection that breaks the protocol while following a foreground process takes the process with it")
     func brokenConnectionKillsItsProcess() async throws {
         try await Live.with { backend, box in
-            let layout = RunLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
+            let layout = ContainerLayout(stateDirectory: backend.configuration.stateDirectory, id: box.id)
             let raw = try RawAgentSocket(path: layout.agentDirectory + "/agent.sock")
             defer { raw.close() }
             raw.send(Self.hello() + (try AgentCoding.frame(.start(ProcessStart(argv: ["sleep", "300"])), id: 1)).encoded())

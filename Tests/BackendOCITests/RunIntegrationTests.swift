@@ -80,7 +80,7 @@ struct RunIntegrationTests {
         } throws: { e in
             (e as? SandboxError)?.limit?.name == "code_bytes"
         }
-        #expect(!FileManager.default.fileExists(atPath: RunLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: spec.id).directory))
+        #expect(!FileManager.default.fileExists(atPath: ContainerLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: spec.id).directory))
         #expect(HostHealth.leftovers(of: spec.id).isEmpty)
     }
 

@@ -24,10 +24,10 @@ struct CrashRecoveryTests {
     }
 
     static func sandboxes(ownedBy pid: pid_t, stateDirectory: String) -> [String] {
-        let dir = RunLayout.sandboxesDirectory(stateDirectory)
+        let dir = ContainerLayout.sandboxesDirectory(stateDirectory)
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { id in
-            SysFile.read(RunLayout(stateDirectory: stateDirectory, id: id).ownerFile)
-                .flatMap(RunLayout.Owner.parse)?.pid == pid
+            SysFile.read(ContainerLayout(stateDirectory: stateDirectory, id: id).ownerFile)
+                .flatMap(ContainerLayout.Owner.parse)?.pid == pid
         }
     }
 

@@ -111,7 +111,7 @@ struct TenantDataTests {
     @Test("another local user can neither list sandbox ids nor read a sandbox's code, input or workspace")
     func otherUsersSeeNothing() async throws {
         let spec = SandboxSpec(profile: TestSandbox.profile())
-        let layout = RunLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: spec.id)
+        let layout = ContainerLayout(stateDirectory: OCIBackend.defaultStateDirectory, id: spec.id)
         let req = ExecRequest(
             argv: ["/bin/sh", "-c", "echo secret-output > /workspace/made.txt; sleep 3"], code: Array("SECRET_CODE = 1\n".utf8),
             codeFileName: "main.py", stdin: .bytes(Array("secret input".utf8)))
@@ -126,7 +126,7 @@ struct TenantDataTests {
             let (t, out) = try await Self.asNobody(["/bin/ls", "\(root)/\(CgroupHost.groupName)"])
             #expect(t != .exited(0) && !out.contains(spec.id), "nobody listed sandbox ids in \(root): \(out)")
         }
-        let (t, out) = try await Self.asNobody(["/bin/ls", RunLayout.sandboxesDirectory(OCIBackend.defaultStateDirectory)])
+        let (t, out) = try await Self.asNobody(["/bin/ls", ContainerLayout.sandboxesDirectory(OCIBackend.defaultStateDirectory)])
         #expect(t != .exited(0) && !out.contains(spec.id))
         let r = try await run
         #expect(r.outcome == .ok, "\(r.stderr)")

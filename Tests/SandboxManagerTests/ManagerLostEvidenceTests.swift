@@ -19,7 +19,7 @@ import Glibc
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let s = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
-            let layout = RunLayout(stateDirectory: f.manager.configuration.stateDirectory, id: s.id)
+            let layout = ContainerLayout(stateDirectory: f.manager.configuration.stateDirectory, id: s.id)
             let socket = layout.agentDirectory + "/agent.sock", away = layout.agentDirectory + "/agent.sock.away"
             // Every connection to the agent now fails (as open() does under EMFILE); its process lives.
             #expect(rename(socket, away) == 0)

@@ -67,7 +67,7 @@ public enum HostHealth {
         var problems: [String] = []
         let host = CgroupHost.detect()
         if SandboxCgroup.existingIDs(host: host).contains(id) { problems.append("cgroup sandboxer/\(id) still exists") }
-        if SysFile.exists(RunLayout(stateDirectory: stateDirectory, id: id).directory) { problems.append("sandbox directory of \(id) still exists") }
+        if SysFile.exists(ContainerLayout(stateDirectory: stateDirectory, id: id).directory) { problems.append("sandbox directory of \(id) still exists") }
         for rt in OCIRuntime.supported where SysFile.exists("\(stateDirectory)/runtime/\(rt)/\(id)") {
             problems.append("\(rt) state of \(id) still exists")
         }

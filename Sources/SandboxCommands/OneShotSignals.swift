@@ -13,7 +13,7 @@ nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
 /// Turns the ways a CLI run can be interrupted — SIGINT, SIGTERM, SIGHUP, and a closed output pipe
 /// (`| head`) — into cancelling the run's task, which kills the sandbox and tears it down before
 /// the CLI exits with the status shells expect (128 + the signal: 130, 143, 129, 141).
-final class RunSignals: Sendable {
+final class OneShotSignals: Sendable {
     private struct State {
         var cancel: (@Sendable () -> Void)?
         var signalNumber: Int32?

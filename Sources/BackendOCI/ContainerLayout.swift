@@ -6,11 +6,12 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// Where one sandbox keeps its host-side files: `<state>/sandboxes/<id>/`.
+/// Where one container-lane sandbox (one-shot or long-lived) keeps its host-side files:
+/// `<state>/sandboxes/<id>/` (the WASM lane's is ``WasmSandboxLayout``).
 ///
 /// `owner` records the pid and start time of the sandboxer process that owns the sandbox, so garbage
 /// collection can tell a crashed owner from a live one.
-public struct RunLayout: Sendable {
+public struct ContainerLayout: Sendable {
     public let stateDirectory: String
     public let id: String
 

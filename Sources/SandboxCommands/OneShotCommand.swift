@@ -10,7 +10,7 @@ import SandboxManager
 import SandboxStore
 
 /// `sandboxer run`: one-shot execution in a fresh sandbox.
-struct RunCommand: AsyncParsableCommand {
+struct OneShotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a command or a piece of code in a fresh sandbox and remove it afterwards.",
@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
         guard let sync = WorkspaceSync(rawValue: workspaceSync) else {
             throw SandboxError(.invalidRequest, "unknown --workspace-sync '\(workspaceSync)'; one of: \(WorkspaceSync.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let signals = RunSignals()
+        let signals = OneShotSignals()
         let stream: OutputHandler? = json ? nil : { @Sendable in signals.writeLive($0, $1) }
         let profile = prof
         let workspace = try workspaceDirectory()
