@@ -49,6 +49,7 @@ struct QueueBench {
         var cases: [Case] = []
         let sqlite = try SQLiteStore(directory: root + "/sqlite")
         cases.append(try await measure("SQLite, 1 worker", store: sqlite, workers: 1, state: state))
+        cases.append(try await measurePooled(store: sqlite, state: state))
         try sqlite.close()
         if let postgres {
             let pg = try await PostgresStore.open(url: postgres)
@@ -78,14 +79,40 @@ struct QueueBench {
         print("\nclean-up checked: no sandbox directories, runtime state or mounts left")
     }
 
+    /// Pool size of the warm-pool case: one batch's worth of runs at once per worker, four times over.
+    var poolSize: Int { 4 * concurrency }
+
+    /// The SQLite case with a server's warm pool of the `default` profile (`serve --warm-pool
+    /// default=N`): attempts of that profile take a ready sandbox (one exec, destroyed after) while
+    /// there is one, else a one-shot sandbox; the filler keeps topping the pool up meanwhile.
+    func measurePooled(store: SQLiteStore, state: String) async throws -> Case {
+        var configuration = SandboxManager.Configuration(dataDirectory: state + "/pool-data", stateDirectory: state,
+                                                         warmPool: ["default": poolSize])
+        configuration.poolLease = .seconds(600)
+        let manager = SandboxManager(store: store, backends: try ServerSetup.makeBackends(configuration), configuration: configuration)
+        _ = try await manager.start()
+        for _ in 0..<600 where (await manager.poolSizes["default"] ?? 0) < poolSize { try await Task.sleep(for: .milliseconds(50)) }
+        do {
+            let c = try await measure("SQLite, 1 worker, warm pool default=\(poolSize)", store: store, workers: 1, state: state,
+                                      profile: try configuration.profiles.load("default"), pool: manager)
+            await manager.shutdown()
+            return c
+        } catch {
+            await manager.shutdown()
+            throw error
+        }
+    }
+
     /// One case: services on `store`, idle latency, then a batch.
-    func measure(_ name: String, store: any ServerStore, workers: Int, state: String) async throws -> Case {
+    func measure(_ name: String, store: any ServerStore, workers: Int, state: String, profile given: Profile? = nil,
+                 pool: (any RunPool)? = nil) async throws -> Case {
         let tenant = "tnt_bench_\(UUID().uuidString.prefix(6))"
         var profile = Profile.default
         profile.limits.timeout = .seconds(60)
+        if let given { profile = given }
         let services = (0..<workers).map { i in
             RunService(store: store, runner: OneShotRunner(options: .init(stateDirectory: state)), configuration: .init(
-                node: "bench-\(i)-\(UUID().uuidString.prefix(4))", concurrency: concurrency, tenantCap: concurrency * workers))
+                node: "bench-\(i)-\(UUID().uuidString.prefix(4))", concurrency: concurrency, tenantCap: concurrency * workers), pool: pool)
         }
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for s in services { group.addTask { await s.run() } }
@@ -120,6 +147,11 @@ struct QueueBench {
                               loadedWait: Percentiles(waits), timings: timings, attemptMs: attempts.reduce(0, +) / Double(max(1, attempts.count)))
             print(String(format: "%@: idle enqueue→start p50 %.2f ms p99 %.2f ms; %d runs in %.1f s = %.0f runs/min", name,
                          result.latency.p50, result.latency.p99, done.count, last.timeIntervalSince(first), result.runsPerMinute))
+            if pool != nil {
+                // An attempt in a pooled sandbox has no create or start phase of its own.
+                let pooled = done.filter { ($0.result?.timings.createMs ?? 1) == 0 }.count
+                print("  \(pooled) of \(done.count) attempts of the batch ran in a warm-pool sandbox (the rest in one-shot sandboxes while the pool refilled)")
+            }
             return result
         }
     }
