@@ -48,7 +48,7 @@ public struct OCIBackend: IsolationBackend {
 
     public init(configuration: Configuration = Configuration(), logger: Logger = Logger(label: "sandboxer.oci")) throws(SandboxError) {
         guard geteuid() == 0 else {
-            throw SandboxError(.hostUnsupported, "the container lane needs root (cgroups, mounts, namespaces); run with sudo")
+            throw SandboxError(.hostUnsupported, "isolation container needs root (cgroups, mounts, namespaces); run with sudo")
         }
         self.configuration = configuration
         self.host = CgroupHost.detect()
@@ -59,7 +59,7 @@ public struct OCIBackend: IsolationBackend {
     /// Refuses what this lane cannot honour yet, rather than silently running with less.
     static func checkProfile(_ profile: Profile) throws(SandboxError) {
         guard profile.isolation == .container || profile.isolation == .gvisor else {
-            throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for isolation '\(profile.isolation.rawValue)'; the container lane runs 'container' and 'gvisor'")
+            throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for isolation '\(profile.isolation.rawValue)'; the container backend runs 'container' and 'gvisor'")
         }
     }
 

@@ -46,7 +46,7 @@ public enum QuickJS {
         if let found = candidates.first(where: isRegularReadableFile) { return found }
         throw SandboxError(
             .hostUnsupported,
-            "QuickJS for the wasm lane (\(fileName)) is not installed beside the sandboxer executable (looked at \(candidates.isEmpty ? "nothing: /proc/self/exe is unreadable" : candidates.joined(separator: ", "))): run `make wasm` after building (it copies .build-wasm/\(fileName) beside the .build/debug and .build/release binaries), install it there, or set \(environmentVariable) to its absolute path")
+            "QuickJS for isolation wasm (\(fileName)) is not installed beside the sandboxer executable (looked at \(candidates.isEmpty ? "nothing: /proc/self/exe is unreadable" : candidates.joined(separator: ", "))): run `make wasm` after building (it copies .build-wasm/\(fileName) beside the .build/debug and .build/release binaries), install it there, or set \(environmentVariable) to its absolute path")
     }
 
     private static func isRegularReadableFile(_ path: String) -> Bool {

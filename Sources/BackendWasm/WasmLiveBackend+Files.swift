@@ -56,7 +56,7 @@ extension WasmLiveBackend {
 
     /// The WASM lane runs nothing but the exec in flight.
     static func noProcesses(_ what: String) -> SandboxError {
-        SandboxError(.invalidRequest, "the WASM lane has no background processes (\(what)): each exec runs to its end; for background processes, PTYs and signals use a sandbox of the container lane (isolation container or gvisor)")
+        SandboxError(.invalidRequest, "isolation wasm has no background processes (\(what)): each exec runs to its end; for background processes, PTYs and signals use a sandbox of isolation container or gvisor")
     }
 
     public func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess {

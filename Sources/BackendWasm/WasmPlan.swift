@@ -17,7 +17,7 @@ struct WasmPlan: Sendable {
         if let code = request.code {
             try limits.checkRequest(codeBytes: Int64(code.count), inputBytes: nil)
             guard name.hasSuffix(".js") || name.hasSuffix(".mjs") else {
-                throw SandboxError(.invalidRequest, "the wasm lane runs JavaScript code (a code file name ending in .js or .mjs, got \(request.codeFileName)) or a WASI module (argv[0] = a .wasm file)")
+                throw SandboxError(.invalidRequest, "isolation wasm runs JavaScript code (a code file name ending in .js or .mjs, got \(request.codeFileName)) or a WASI module (argv[0] = a .wasm file)")
             }
             guard !code.contains(0) else { throw SandboxError(.invalidRequest, "JavaScript code must not contain NUL bytes") }
             modulePath = try quickJS()
@@ -26,7 +26,7 @@ struct WasmPlan: Sendable {
             isJavaScript = true
         } else {
             guard let first = request.argv.first, first.hasSuffix(".wasm") else {
-                throw SandboxError(.invalidRequest, "the wasm lane runs JavaScript (code with a .js file name) or a WASI module: argv[0] must be a host path to a .wasm file")
+                throw SandboxError(.invalidRequest, "isolation wasm runs JavaScript (code with a .js file name) or a WASI module: argv[0] must be a host path to a .wasm file")
             }
             guard FileManager.default.isReadableFile(atPath: first) else {
                 throw SandboxError(.notFound, "WASI module \(first) does not exist or is not readable")

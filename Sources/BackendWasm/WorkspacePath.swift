@@ -30,7 +30,7 @@ struct WorkspacePath: Sendable, Equatable {
         }
         let rootBytes = Array(Self.root.utf8)
         guard bytes.starts(with: rootBytes), bytes.count == rootBytes.count || bytes[rootBytes.count] == 0x2F else {
-            throw SandboxError(.invalidRequest, "\(Self.quoted(path)) is not below /workspace: the WASM lane only has /workspace (give an absolute path like /workspace/data.txt)")
+            throw SandboxError(.invalidRequest, "\(Self.quoted(path)) is not below /workspace: isolation wasm has only /workspace (give an absolute path like /workspace/data.txt)")
         }
         var names: [[UInt8]] = []
         for part in bytes.dropFirst(rootBytes.count).split(separator: 0x2F, omittingEmptySubsequences: true) {

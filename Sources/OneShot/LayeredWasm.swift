@@ -50,7 +50,7 @@ public struct LayeredWasm: Sendable {
             module = "\(LayerMountPoints.module)/\((host as NSString).lastPathComponent)"
             program = .module(arguments: [module] + request.argv.dropFirst())
         } else {
-            throw SandboxError(.invalidRequest, "the wasm+container lane runs JavaScript (--lang js) or a WASI module (--wasm FILE)")
+            throw SandboxError(.invalidRequest, "isolation wasm+container runs JavaScript (--lang js) or a WASI module (--wasm FILE)")
         }
         let argv = ["\(LayerMountPoints.binary)/\((exe as NSString).lastPathComponent)", "wasm-worker"]
             + WasmWorker.arguments(

@@ -80,7 +80,7 @@ public final class OneShotRunner: Sendable {
         }
         if setup != nil || !secrets.isEmpty {
             guard profile.isolation == .container || profile.isolation == .gvisor else {
-                throw SandboxError(.invalidRequest, "a setup command and secrets need the container lane (isolation container or gvisor); profile '\(profile.name)' uses \(profile.isolation.rawValue)")
+                throw SandboxError(.invalidRequest, "a setup command and secrets need isolation container or gvisor; profile '\(profile.name)' uses \(profile.isolation.rawValue)")
             }
         }
         if let setup {
@@ -100,7 +100,7 @@ public final class OneShotRunner: Sendable {
             await Self.collectLeftovers(backend)
             return try await LayeredWasm(backend: backend).run(profile: profile, request: request, workspace: workspace, id: sandboxId, output: output)
         case .microvm:
-            throw SandboxError(.hostUnsupported, "the microvm lane is not built yet; use container, gvisor, wasm or wasm+container")
+            throw SandboxError(.hostUnsupported, "isolation microvm is not built yet; use container, gvisor, wasm or wasm+container")
         case .container, .gvisor:
             var spec = SandboxSpec(id: sandboxId, profile: profile, workspaceDirectory: workspace, workspaceSync: sync)
             spec.secrets = secrets

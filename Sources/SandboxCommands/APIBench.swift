@@ -108,7 +108,7 @@ struct APIBench {
         configuration.ceilings.tenantMemoryBytes = 1 << 52
         let backends = try ServerSetup.makeBackends(configuration, logger: logger)
         guard let oci = backends[.container] as? OCIBackend else {
-            throw SandboxError(.hostUnsupported, "bench --lane api needs the container lane (crun or runc)")
+            throw SandboxError(.hostUnsupported, "bench --lane api needs isolation container (crun or runc)")
         }
         let manager = SandboxManager(store: store, backends: backends, configuration: configuration, logger: logger)
         let server = SandboxServer(manager: manager, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)

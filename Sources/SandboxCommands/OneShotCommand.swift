@@ -67,7 +67,7 @@ struct OneShotCommand: AsyncParsableCommand {
     @Option(name: .long, help: "OCI runtime: crun, runc or runsc (default: crun, else runc).")
     var runtime: String?
 
-    @Option(name: .long, help: "Isolation lane: container, wasm, wasm+container, gvisor (default: the profile's).")
+    @Option(name: .long, help: "Isolation: container, wasm, wasm+container, gvisor (default: the profile's).")
     var isolation: String?
 
     @Option(name: .long, help: "A WASI preview1 module to run (arguments after --); implies --isolation wasm.")
@@ -169,7 +169,7 @@ struct OneShotCommand: AsyncParsableCommand {
             return ExecRequest(argv: [abs] + args, stdin: stdinSource, env: env)
         }
         guard let lang, (try Language(name: lang)) == .js else {
-            throw SandboxError(.invalidRequest, "the WASM lanes run JavaScript (--lang js with --code/--code-file) or a WASI module (--wasm FILE)")
+            throw SandboxError(.invalidRequest, "isolation wasm and wasm+container run JavaScript (--lang js with --code/--code-file) or a WASI module (--wasm FILE)")
         }
         var bytes: [UInt8]
         if let codeFile {

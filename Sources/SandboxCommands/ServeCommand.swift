@@ -81,10 +81,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Threads of the pool for short blocking host work: cgroup writes, mounts, crun delete, kill loops, workspace copies (default: 4 × CPU cores, 16 to 256; 1 to 1024). Calls beyond it wait in its queue (sandboxer_blocking_pool_queued in /metrics).")
     var blockingThreads: Int?
 
-    @Option(name: .long, help: "The weakest lane tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
+    @Option(name: .long, help: "The weakest isolation tenants may ask for: wasm, container, wasm+container, gvisor or microvm (default: any).")
     var isolationFloor: String?
 
-    @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, a lane below --isolation-floor (repeatable).")
+    @Option(name: .long, help: "A tenant (by name) allowed to weaken isolation in its inline profiles: user.namespace false, user.gid 0, runtime, an isolation below --isolation-floor (repeatable).")
     var trustedTenant: [String] = []
 
     @Option(name: .long, help: "A tenant (by name) whose keys may read /metrics, the whole server's counts (repeatable; default: none).")
@@ -292,7 +292,7 @@ public enum ServerSetup {
                                     logger: Logger = Logger(label: "sandboxer.serve")) throws -> [IsolationLevel: any LiveSandboxBackend] {
         let backends = SandboxManager.standardBackends(configuration)
         if backends[.container] == nil {
-            logger.warning("no container lane here (it needs root and crun or runc); only WASM sandboxes can be created")
+            logger.warning("no container isolation here (it needs root and crun or runc); only WASM sandboxes can be created")
         }
         return backends
     }

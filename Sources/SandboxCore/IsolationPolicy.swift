@@ -31,7 +31,7 @@ public struct IsolationPolicy: Sendable, Equatable {
     public func check(_ profile: Profile, inline: Bool, tenantName: String, isolationField: String = "isolation") throws(SandboxError) {
         if trustedTenants.contains(tenantName) { return }
         if let floor, Self.rank(profile.isolation) < Self.rank(floor) {
-            throw Self.forbidden(isolationField, "lane '\(profile.isolation.rawValue)' is below this server's isolation floor ('\(floor.rawValue)'); ask for '\(floor.rawValue)' or a stronger lane")
+            throw Self.forbidden(isolationField, "isolation '\(profile.isolation.rawValue)' is below this server's isolation floor ('\(floor.rawValue)'); ask for '\(floor.rawValue)' or a stronger one")
         }
         guard inline else { return }
         if !profile.userNamespace {

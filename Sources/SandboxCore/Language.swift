@@ -47,7 +47,7 @@ extension ExecRequest {
             let language: Language
             do { language = try Language(name: lang) } catch { throw SandboxError(.invalidRequest, "lang: \(error.message)", field: "lang") }
             if isolation == .wasm || isolation == .wasmContainer {
-                guard language == .js else { throw SandboxError(.invalidRequest, "lang: the WASM lanes run JavaScript only (lang js)", field: "lang") }
+                guard language == .js else { throw SandboxError(.invalidRequest, "lang: isolation wasm and wasm+container run JavaScript only (lang js)", field: "lang") }
                 return ExecRequest(argv: args, code: code, codeFileName: "main.js")
             }
             return ExecRequest(argv: language.argv(arguments: args), code: code, codeFileName: language.fileName)

@@ -25,7 +25,7 @@ public struct HostReport: Sendable, Codable {
     /// Runs every check. `runtimes` maps runtime names to their binary path (nil = missing).
     public static func collect(runtimes: [String: String?]) -> HostReport {
         var c: [Check] = []
-        c.append(Check(name: "root", ok: geteuid() == 0, detail: geteuid() == 0 ? "running as root" : "not root: the container lane needs root"))
+        c.append(Check(name: "root", ok: geteuid() == 0, detail: geteuid() == 0 ? "running as root" : "not root: isolation container needs root"))
         let host = CgroupHost.detect()
         let prep = HostPreparation().plan(host)
         let cgDetail: String
@@ -59,9 +59,9 @@ public struct HostReport: Sendable, Codable {
     /// only a /dev/kvm that opens.
     static func kvm(_ probe: KVMProbe) -> Check {
         switch probe.verdict {
-        case .ran: return Check(name: "kvm", ok: true, detail: "microvm lane possible (\(probe.message); booting a guest kernel is not tried)")
-        case .vcpuFailed: return Check(name: "kvm", ok: false, detail: "microvm lane impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs (\(probe.message))")
-        case .unavailable: return Check(name: "kvm", ok: false, detail: "microvm lane impossible: \(probe.message)")
+        case .ran: return Check(name: "kvm", ok: true, detail: "isolation microvm possible (\(probe.message); booting a guest kernel is not tried)")
+        case .vcpuFailed: return Check(name: "kvm", ok: false, detail: "isolation microvm impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs (\(probe.message))")
+        case .unavailable: return Check(name: "kvm", ok: false, detail: "isolation microvm impossible: \(probe.message)")
         }
     }
 

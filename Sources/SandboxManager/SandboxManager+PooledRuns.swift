@@ -21,7 +21,7 @@ extension SandboxManager {
     /// also when the exec fails or the caller is cancelled (the exec is killed with the sandbox).
     public nonisolated func runPooled(_ handle: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
         guard let backend = backends[handle.spec.profile.isolation] else {
-            throw SandboxError(.hostUnsupported, "no '\(handle.spec.profile.isolation.rawValue)' lane on this server")
+            throw SandboxError(.hostUnsupported, "no isolation '\(handle.spec.profile.isolation.rawValue)' on this server")
         }
         let logger = self.logger
         // Destroyed whatever happens, in a task of its own: a cancelled caller must not skip it.

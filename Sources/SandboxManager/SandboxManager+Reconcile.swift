@@ -69,7 +69,7 @@ extension SandboxManager {
         for var record in try await store.activeSandboxes() where !configuration.sharedStore || record.node == configuration.node {
             try await closeInterruptedExecs(of: record.id)
             guard let backend = backends[record.profile.isolation] else {
-                try move(&record, to: .lost, reason: "this server has no '\(record.profile.isolation.rawValue)' lane any more")
+                try move(&record, to: .lost, reason: "this server has no isolation '\(record.profile.isolation.rawValue)' any more")
                 recordEnd(record, actor: "server", deleted: false)
                 try await persistNow(record)
                 report.lost.append(record.id)

@@ -146,7 +146,7 @@ public actor SandboxManager {
     func backend(for level: IsolationLevel) throws(SandboxError) -> any LiveSandboxBackend {
         if let b = backends[level] { return b }
         let have = backends.keys.map(\.rawValue).sorted().joined(separator: ", ")
-        throw SandboxError(.invalidRequest, "this server has no long-lived '\(level.rawValue)' sandboxes; lanes here: \(have.isEmpty ? "none" : have)")
+        throw SandboxError(.invalidRequest, "this server has no long-lived '\(level.rawValue)' sandboxes; isolations here: \(have.isEmpty ? "none" : have)")
     }
 
     /// The live sandbox `id` of `tenantId` (another tenant's is `not_found`).

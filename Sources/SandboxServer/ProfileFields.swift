@@ -27,7 +27,7 @@ extension JSONFields {
     mutating func isolation() throws -> IsolationLevel? {
         guard let isolation = try string("isolation") else { return nil }
         guard let level = IsolationLevel(rawValue: isolation) else {
-            throw Problem.invalid("isolation", "isolation: unknown lane '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw Problem.invalid("isolation", "isolation: unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return level
     }

@@ -98,7 +98,7 @@ struct WasmLiveFilesTests {
             await expectSandboxError(.invalidRequest) { try await b.move(s, from: "/workspace/x", to: path) }
         }
         let outside = await expectSandboxError(.invalidRequest) { try await b.stat(s, path: "/tmp") }
-        #expect(outside?.message.contains("the WASM lane only has /workspace") == true)
+        #expect(outside?.message.contains("isolation wasm has only /workspace") == true)
         #expect(try await b.listDirectory(s, path: "/workspace").isEmpty)
         #expect(!FileManager.default.fileExists(atPath: live.root + "/" + s.id + "/x"))
     }

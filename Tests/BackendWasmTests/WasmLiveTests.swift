@@ -182,7 +182,7 @@ struct WasmLiveTests {
         let refused = await expectSandboxError(.invalidRequest) {
             try await live.backend.startProcess(sandbox, ExecRequest(argv: ["sleep", "1"]), options: ProcessOptions(background: true))
         }
-        #expect(refused?.message.contains("container lane") == true)
+        #expect(refused?.message.contains("isolation container or gvisor") == true)
         #expect(try await live.backend.processes(sandbox).isEmpty)
         await expectSandboxError(.invalidRequest) { try await live.backend.connect(sandbox, pid: 1, output: nil) }
         await expectSandboxError(.invalidRequest) { try await live.backend.signal(sandbox, pid: 1, signal: 9) }

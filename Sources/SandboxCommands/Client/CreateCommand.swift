@@ -13,7 +13,7 @@ struct CreateCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Profile name (default, bounty, …).")
     var profile: String = "default"
 
-    @Option(name: .long, help: "Isolation lane: container, gvisor, wasm, wasm+container (default: the profile's).")
+    @Option(name: .long, help: "Isolation: container, gvisor, wasm, wasm+container (default: the profile's).")
     var isolation: String?
 
     @Option(name: .long, help: "Lifetime, e.g. 10m, 1h (default: the server's).")

@@ -20,7 +20,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Profile name.")
     var profile: String?
 
-    @Option(name: .long, help: "Isolation lane: container, wasm, wasm+container, gvisor.")
+    @Option(name: .long, help: "Isolation: container, wasm, wasm+container, gvisor.")
     var isolation: String?
 
     @Option(name: .long, help: "Language of --code/--code-file: python, js, sh, bash.")
