@@ -20,10 +20,12 @@ extension RunService {
         // mid-run still names it).
         let pool = self.pool
         let pooled = spec.setup == nil ? await pool?.takePooled(for: spec.profile) : nil
-        if pooled != nil { RunMetrics.pooled() }
-        let sandboxId = pooled?.id ?? SandboxSpec.newID()
-        do { try await store.setAttemptSandbox(runId: run.id, worker: workerId, sandboxId: sandboxId) } catch {
-            logger.notice("the attempt's sandbox id is recorded with its end instead", metadata: ["run": "\(run.id)", "error": "\(error)"])
+        let sandboxId = pooled?.id ?? run.attempts.last?.sandboxId ?? SandboxSpec.newID()
+        if let pooled {
+            RunMetrics.pooled()
+            do { try await store.setAttemptSandbox(runId: run.id, worker: workerId, sandboxId: pooled.id) } catch {
+                logger.notice("the attempt's sandbox id is recorded with its end instead", metadata: ["run": "\(run.id)", "error": "\(error)"])
+            }
         }
         let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {

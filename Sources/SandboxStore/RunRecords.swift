@@ -69,7 +69,8 @@ public struct RunAttempt: Sendable, Equatable, Codable {
     /// nil while the attempt runs.
     public var outcome: AttemptOutcome?
     public var reason: String?
-    /// The one-shot sandbox the attempt ran in (once known).
+    /// The sandbox the attempt runs in: named by the claim (the id its one-shot sandbox gets), or
+    /// the warm-pool sandbox it took (``RunStore/setAttemptSandbox(runId:worker:sandboxId:)``).
     public var sandboxId: String?
 
     public init(number: Int, worker: String, startedAt: Date = Date(), endedAt: Date? = nil, outcome: AttemptOutcome? = nil,

@@ -184,7 +184,8 @@ public enum RunRules {
     public static func claim(_ run: inout RunRecord, worker: String, lease: Duration, now: Date = Date()) throws(ImpossibleTransition) {
         try run.move(to: .running)
         run.lease = RunLease(worker: worker, expiresAt: now.addingTimeInterval(lease.seconds))
-        run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now))
+        // The attempt's sandbox is named now, so a crash mid-run still names it (no write of its own).
+        run.attempts.append(RunAttempt(number: run.attempts.count + 1, worker: worker, startedAt: now, sandboxId: SandboxSpec.newID()))
         if run.startedAt == nil { run.startedAt = now }
         run.updatedAt = now
     }
