@@ -38,9 +38,9 @@ struct KVMProbeTests {
         let line = HostReport.kvm(probe)
         switch probe.verdict {
         case .ran:
-            #expect(line.ok && line.detail.hasPrefix("microvm lane possible (a 64-bit long-mode guest ran and took an INT3"), "\(line.detail)")
+            #expect(line.ok && line.detail.hasPrefix("isolation microvm possible (a 64-bit long-mode guest ran and took an INT3"), "\(line.detail)")
         case .vcpuFailed:
-            #expect(!line.ok && line.detail.hasPrefix("microvm lane impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs ("), "\(line.detail)")
+            #expect(!line.ok && line.detail.hasPrefix("isolation microvm impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs ("), "\(line.detail)")
             #expect(["stage 1 (real mode) failed", "stage 2 (64-bit long mode) failed", "stage 3 (INT3"].contains { probe.message.contains($0) }, "\(probe.message)")
         case .unavailable:
             #expect(!line.ok && line.detail.contains("/dev/kvm"), "\(line.detail)")
@@ -128,9 +128,9 @@ struct KVMProbeTests {
     @Test("doctor's line for each answer")
     func doctorLines() {
         let ran = HostReport.kvm(.init(verdict: .ran, message: "a 64-bit long-mode guest ran and took an INT3 through its own IDT, after a real-mode one"))
-        #expect(ran.ok && ran.detail == "microvm lane possible (a 64-bit long-mode guest ran and took an INT3 through its own IDT, after a real-mode one; booting a guest kernel is not tried)")
+        #expect(ran.ok && ran.detail == "isolation microvm possible (a 64-bit long-mode guest ran and took an INT3 through its own IDT, after a real-mode one; booting a guest kernel is not tried)")
         let failed = HostReport.kvm(.init(verdict: .vcpuFailed, message: "a real-mode test guest ran, but stage 2 (64-bit long mode) failed: the first exit was FAIL_ENTRY"))
-        #expect(!failed.ok && failed.detail == "microvm lane impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs (a real-mode test guest ran, but stage 2 (64-bit long mode) failed: the first exit was FAIL_ENTRY)")
+        #expect(!failed.ok && failed.detail == "isolation microvm impossible: KVM opens but a vCPU does not run what a 64-bit guest kernel needs (a real-mode test guest ran, but stage 2 (64-bit long mode) failed: the first exit was FAIL_ENTRY)")
         #expect(!HostReport.kvm(.init(verdict: .unavailable, message: "/dev/kvm cannot be opened: ENOENT")).ok)
     }
 }
