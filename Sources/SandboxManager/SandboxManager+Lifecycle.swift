@@ -163,10 +163,7 @@ extension SandboxManager {
         sampleEnd(id)
         let backend = backends[l.record.profile.isolation]
         if case .up(let handle) = l.stage, let backend {
-            do { try await backend.destroy(handle) } catch {
-                logger.warning("destroy failed; collecting what is left", metadata: ["id": "\(id)", "error": "\(error)"])
-                await backend.collect(id: id)
-            }
+            await destroyOrCollect(handle, backend)
         } else {
             await backend?.collect(id: id)
         }
@@ -177,6 +174,14 @@ extension SandboxManager {
         publish(.sandboxDestroyed, l.record)
         logger.info("sandbox destroyed", metadata: ["id": "\(id)", "reason": "\(reason)"])
         return l.record
+    }
+
+    /// Destroys a sandbox; when that fails, collects what is left of it (logged).
+    nonisolated func destroyOrCollect(_ handle: SandboxHandle, _ backend: any LiveSandboxBackend) async {
+        do { try await backend.destroy(handle) } catch {
+            logger.warning("destroy failed; collecting what is left", metadata: ["id": "\(handle.id)", "error": "\(error)"])
+            await backend.collect(id: handle.id)
+        }
     }
 
     /// Any live state → lost: the sandbox stopped answering. Its leftovers are collected.

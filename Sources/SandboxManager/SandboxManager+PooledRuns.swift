@@ -23,15 +23,9 @@ extension SandboxManager {
         guard let backend = backends[handle.spec.profile.isolation] else {
             throw SandboxError(.hostUnsupported, "no isolation '\(handle.spec.profile.isolation.rawValue)' on this server")
         }
-        let logger = self.logger
         // Destroyed whatever happens, in a task of its own: a cancelled caller must not skip it.
         func destroy() async {
-            await Task {
-                do { try await backend.destroy(handle) } catch {
-                    logger.warning("a pooled run's sandbox could not be destroyed; collecting it", metadata: ["id": "\(handle.id)", "error": "\(error)"])
-                    await backend.collect(id: handle.id)
-                }
-            }.value
+            await Task { await self.destroyOrCollect(handle, backend) }.value
         }
         do {
             var result = try await backend.exec(handle, request, output: output)

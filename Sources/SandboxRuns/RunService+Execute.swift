@@ -10,17 +10,17 @@ extension RunService {
     /// batches; a cancel (asked, lease lost, service stopping) kills the sandbox. Then the attempt's
     /// end goes to the store, fenced on this worker's lease.
     func execute(_ run: RunRecord, cancel: WakeSignal) async {
-        guard let hold = await admit(run) else { return }
+        guard case .admitted(let hold) = await admit(run) else { return }
         let attempt = run.attempts.count
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
         let runner = self.runner
         let spec = run.spec
         // A ready sandbox of the warm pool when the profile has one (no setup command: that needs
-        // its own phases), else a one-shot sandbox. Its id is on record before it runs (a crash
-        // mid-run still names it).
+        // its own phases), else a one-shot sandbox with the id the claim gave the attempt (on
+        // record before it runs: a crash mid-run still names it). A pooled one's id is recorded here.
         let pool = self.pool
         let pooled = spec.setup == nil ? await pool?.takePooled(for: spec.profile) : nil
-        let sandboxId = pooled?.id ?? run.attempts.last?.sandboxId ?? SandboxSpec.newID()
+        let sandboxId = run.attempts.last?.sandboxId ?? SandboxSpec.newID()
         if let pooled {
             RunMetrics.pooled()
             do { try await store.setAttemptSandbox(runId: run.id, worker: workerId, sandboxId: pooled.id) } catch {
@@ -102,16 +102,23 @@ extension RunService {
         self.finished(run.id)
     }
 
-    /// Holds the tenant's quota for the attempt: `.some(hold)` to go on (`.some(nil)` when nothing
-    /// is counted), nil when the run went back to the queue (the tenant is at its quota: due again
-    /// when the quota says to retry) or could not be handed back (its lease expires instead).
-    func admit(_ run: RunRecord) async -> UUID?? {
-        guard let admission else { return .some(nil) }
+    /// Whether a claimed run starts here now.
+    enum Admission {
+        /// Go on, holding this share of the tenant's quota (nil: nothing is counted).
+        case admitted(UUID?)
+        /// The run went back to the queue (the tenant is at its quota: due again when the quota
+        /// says to retry), or could not be handed back (its lease expires instead).
+        case handedBack
+    }
+
+    /// Holds the tenant's quota for the attempt, or hands the run back to the queue.
+    func admit(_ run: RunRecord) async -> Admission {
+        guard let admission else { return .admitted(nil) }
         do {
-            return .some(try await admission.holdQuota(tenantId: run.tenantId, profile: run.spec.profile))
+            return .admitted(try await admission.holdQuota(tenantId: run.tenantId, profile: run.spec.profile))
         } catch {
             let e = error as? SandboxError
-            guard e?.code == .quotaExceeded else { return .some(nil) }  // the lane reports anything else
+            guard e?.code == .quotaExceeded else { return .admitted(nil) }  // the lane reports anything else
             let wait = Double(e?.retryAfterSeconds ?? 5)
             let reason = "waiting for the tenant's quota: \(e?.message ?? "")"
             do {
@@ -122,7 +129,7 @@ extension RunService {
                 logger.warning("could not hand a run back (its lease will expire)", metadata: ["run": "\(run.id)", "error": "\(error)"])
             }
             finished(run.id)
-            return nil
+            return .handedBack
         }
     }
 

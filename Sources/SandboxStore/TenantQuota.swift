@@ -69,10 +69,8 @@ public struct QuotaOverrides: Sendable, Equatable, Codable {
         }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxMemoryBytes = "max_memory_bytes"
-        case maxQueued = "max_queued"
-    }
+    /// The same names as ``TenantQuota``'s.
+    typealias CodingKeys = TenantQuota.CodingKeys
 }
 
 /// What an operator changes of one tenant's quotas: each field is kept, set, or cleared (back to
