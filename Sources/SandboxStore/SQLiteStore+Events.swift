@@ -15,26 +15,29 @@ extension SQLiteStore {
     }
 
     private func append(_ events: [AuditEvent], batch: String?) async throws(SandboxError) {
-        guard !events.isEmpty else { return }
-        let rows = try events.map { (e) throws(SandboxError) in (e, try JSONColumn.encode(e.detail)) }
-        try await write("appending \(events.count) audit trail entries") { db in
-            if let batch, try Bool.fetchOne(db, sql: "SELECT 1 FROM sandbox_events WHERE batch = ?", arguments: [batch]) == true {
+        let rows = try events.map { (e) throws(SandboxError) in try e.trailRow() }
+        try await appendTrail(rows, to: .sandbox, batch: batch, what: "appending \(events.count) audit trail entries")
+    }
+
+    /// Appends `rows` to `table` in one write transaction: nothing when `batch` is stored already;
+    /// each owner's numbers follow its highest stored `seq` (SQLite serializes writers, also across
+    /// processes, so two appenders never see the same maximum); the first row carries the batch key.
+    func appendTrail(_ rows: [TrailRow], to table: TrailTable, batch: String?, what: String) async throws(SandboxError) {
+        guard !rows.isEmpty else { return }
+        let insert = table.insert { _ in "?" }
+        try await write(what) { db in
+            if let batch, try Bool.fetchOne(db, sql: "SELECT 1 FROM \(table.name) WHERE batch = ?", arguments: [batch]) == true {
                 return
             }
             var next: [String: Int64] = [:]
             var key = batch
-            for (e, detail) in rows {
-                let seq: Int64
-                if let n = next[e.sandboxId] {
-                    seq = n
-                } else {
-                    seq = try Int64.fetchOne(
-                        db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM sandbox_events WHERE sandbox_id = ?", arguments: [e.sandboxId]) ?? 1
-                }
-                next[e.sandboxId] = seq + 1
-                try db.execute(
-                    sql: "INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [e.sandboxId, seq, e.at.column, e.kind.rawValue, e.actor, e.correlation, detail, key])
+            for row in rows {
+                let seq = try next[row.owner]
+                    ?? Int64.fetchOne(
+                        db, sql: "SELECT coalesce(max(seq), 0) + 1 FROM \(table.name) WHERE \(table.owner) = ?", arguments: [row.owner]) ?? 1
+                next[row.owner] = seq + 1
+                let values: [(any DatabaseValueConvertible)?] = [row.owner, seq, row.at] + row.texts + [key]
+                try db.execute(sql: insert, arguments: StatementArguments(values))
                 key = nil
             }
         }

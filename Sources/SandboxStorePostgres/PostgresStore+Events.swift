@@ -18,31 +18,43 @@ extension PostgresStore {
     }
 
     private func append(_ events: [AuditEvent], batch: String?) async throws(SandboxError) {
-        guard !events.isEmpty else { return }
-        let rows = try events.map { (e) throws(SandboxError) in (e, try JSONColumn.encode(e.detail)) }
+        let rows = try events.map { (e) throws(SandboxError) in try e.trailRow() }
+        try await appendTrail(
+            rows, to: .sandbox, ownerLocks: LockSpace.sandboxEvents, batch: batch, what: "appending \(events.count) audit trail entries")
+    }
+
+    /// Appends `rows` to `table` in one transaction: under an advisory lock on the batch key, nothing
+    /// when it is stored already; then an advisory lock per owner (taken in id order, so two appenders
+    /// never deadlock) serializes that owner's appenders across the fleet, and its numbers follow its
+    /// highest stored `seq`; the first row carries the batch key.
+    func appendTrail(_ rows: [TrailRow], to table: TrailTable, ownerLocks: Int32, batch: String?, what: String) async throws(SandboxError) {
+        guard !rows.isEmpty else { return }
         let logger = self.logger
-        try await transaction("appending \(events.count) audit trail entries") { connection in
+        let insert = table.insert { "$\($0)" }
+        try await transaction(what) { connection in
             if let batch {
                 try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.eventBatch), hashtext(\(batch)))", logger: logger)
-                let seen = try await connection.rows("SELECT 1 AS one FROM sandbox_events WHERE batch = \(batch)", logger)
+                let seen = try await connection.rows("SELECT 1 AS one FROM \(unescaped: table.name) WHERE batch = \(batch)", logger)
                 if !seen.isEmpty { return }
             }
-            var key = batch
             var next: [String: Int64] = [:]
-            for id in Set(events.map(\.sandboxId)).sorted() {
-                try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.sandboxEvents), hashtext(\(id)))", logger: logger)
+            for id in Set(rows.map(\.owner)).sorted() {
+                try await connection.query("SELECT pg_advisory_xact_lock(\(ownerLocks), hashtext(\(id)))", logger: logger)
                 let top = try await connection.rows(
-                    "SELECT coalesce(max(seq), 0)::bigint AS top FROM sandbox_events WHERE sandbox_id = \(id)", logger)
+                    "SELECT coalesce(max(seq), 0)::bigint AS top FROM \(unescaped: table.name) WHERE \(unescaped: table.owner) = \(id)", logger)
                 next[id] = (try top.first?.get("top", as: Int64.self) ?? 0) + 1
             }
-            for (e, detail) in rows {
-                let seq = next[e.sandboxId] ?? 1
-                next[e.sandboxId] = seq + 1
-                try await connection.query(
-                    """
-                    INSERT INTO sandbox_events (sandbox_id, seq, at, kind, actor, correlation, detail, batch)
-                    VALUES (\(e.sandboxId), \(seq), \(e.at.column), \(e.kind.rawValue), \(e.actor), \(e.correlation), \(detail), \(key))
-                    """, logger: logger)
+            var key = batch
+            for row in rows {
+                let seq = next[row.owner] ?? 1
+                next[row.owner] = seq + 1
+                var binds = PostgresBindings()
+                binds.append(row.owner)
+                binds.append(seq)
+                binds.append(row.at)
+                for text in row.texts { binds.append(text) }
+                binds.append(key)
+                try await connection.query(PostgresQuery(unsafeSQL: insert, binds: binds), logger: logger)
                 key = nil
             }
         }

@@ -4,34 +4,12 @@ import SandboxCore
 import SandboxStore
 
 extension PostgresStore {
-    /// One transaction under an advisory lock on the batch key (a stored key: nothing is done),
-    /// then one per tenant (taken in id order) that serializes its appenders across the fleet.
+    /// One transaction (``appendTrail(_:to:ownerLocks:batch:what:)``) under an advisory lock on the
+    /// batch key (a stored key: nothing is done), then one per tenant.
     public func appendTenantEvents(_ events: [TenantEvent], batch: String) async throws {
-        guard !events.isEmpty else { return }
-        let rows = try events.map { (e) throws(SandboxError) in (e, try JSONColumn.encode(e.detail)) }
-        let logger = self.logger
-        try await transaction("appending \(events.count) tenant audit entries") { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.eventBatch), hashtext(\(batch)))", logger: logger)
-            if !(try await connection.rows("SELECT 1 AS one FROM tenant_events WHERE batch = \(batch)", logger)).isEmpty { return }
-            var next: [String: Int64] = [:]
-            for id in Set(events.map(\.tenantId)).sorted() {
-                try await connection.query("SELECT pg_advisory_xact_lock(\(LockSpace.tenantEvents), hashtext(\(id)))", logger: logger)
-                let top = try await connection.rows(
-                    "SELECT coalesce(max(seq), 0)::bigint AS top FROM tenant_events WHERE tenant_id = \(id)", logger)
-                next[id] = (try top.first?.get("top", as: Int64.self) ?? 0) + 1
-            }
-            var key: String? = batch
-            for (e, detail) in rows {
-                let seq = next[e.tenantId] ?? 1
-                next[e.tenantId] = seq + 1
-                try await connection.query(
-                    """
-                    INSERT INTO tenant_events (tenant_id, seq, at, kind, actor, sandbox_id, correlation, detail, batch)
-                    VALUES (\(e.tenantId), \(seq), \(e.at.column), \(e.kind.rawValue), \(e.actor), \(e.sandboxId), \(e.correlation), \(detail), \(key))
-                    """, logger: logger)
-                key = nil
-            }
-        }
+        let rows = try events.map { (e) throws(SandboxError) in try e.trailRow() }
+        try await appendTrail(
+            rows, to: .tenant, ownerLocks: LockSpace.tenantEvents, batch: batch, what: "appending \(events.count) tenant audit entries")
     }
 
     public func tenantEvents(tenantId: String, after seq: Int64, limit: Int) async throws -> [TenantEvent] {
