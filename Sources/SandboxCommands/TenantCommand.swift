@@ -17,9 +17,18 @@ struct TenantQuotaItem: Codable {
     var id: String
     var quota: TenantQuota
     var overrides: QuotaOverrides
+    /// The server's tenant_memory ceiling when it lowers the memory quota in force below the one set or defaulted.
+    var memoryCeiling: Int64?
 
-    init(_ tenant: Tenant, defaults: TenantQuota) {
-        (name, id, quota, overrides) = (tenant.name, tenant.id, defaults.applying(tenant.overrides), tenant.overrides)
+    init(_ tenant: Tenant, server: QuotaDefaults) {
+        (name, id, overrides) = (tenant.name, tenant.id, tenant.overrides)
+        quota = server.quota.inForce(tenant.overrides, memoryCeiling: server.memoryCeiling)
+        let asked = server.quota.applying(tenant.overrides).maxMemoryBytes
+        memoryCeiling = asked > quota.maxMemoryBytes ? server.memoryCeiling : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, id, quota, overrides, memoryCeiling = "memory_ceiling"
     }
 
     /// `max_sandboxes 5 (set)` lines: the value in force and whether it is the tenant's own or the server's default.
@@ -29,28 +38,36 @@ struct TenantQuotaItem: Codable {
         }
         return [
             line("max_sandboxes", "\(quota.maxSandboxes)", overrides.maxSandboxes != nil),
-            line("max_memory", ByteSize.compact(quota.maxMemoryBytes), overrides.maxMemoryBytes != nil),
+            line("max_memory", ByteSize.compact(quota.maxMemoryBytes), overrides.maxMemoryBytes != nil)
+                + (memoryCeiling == nil ? "" : ", capped by the server's tenant_memory ceiling"),
             line("execs_per_minute", "\(quota.execsPerMinute)", overrides.execsPerMinute != nil),
             line("max_queued", "\(quota.maxQueued)", overrides.maxQueued != nil),
         ]
     }
 }
 
+/// What a server applies to a tenant that set nothing: its default quotas and its tenant_memory ceiling.
+struct QuotaDefaults {
+    var quota: TenantQuota
+    var memoryCeiling: Int64
+}
+
 /// Where the `tenant` commands take the server's defaults from (the quotas of a tenant the operator
-/// set nothing for): serve's configuration file, as `serve` reads it.
+/// set nothing for, and the ceiling on memory): serve's configuration file, as `serve` reads it.
 struct QuotaDefaultsOption: ParsableArguments {
-    @Option(name: .customLong("config"), help: "serve's configuration file: its max-sandboxes, max-memory, execs-per-minute and max-queued are the defaults shown (default: $SANDBOXER_CONFIG, else /etc/sandboxer/config.yaml when it exists; else serve's built-in defaults).")
+    @Option(name: .customLong("config"), help: "serve's configuration file: its max-sandboxes, max-memory, execs-per-minute, max-queued and tenant_memory ceiling are the defaults shown (default: $SANDBOXER_CONFIG, else /etc/sandboxer/config.yaml when it exists; else serve's built-in defaults).")
     var config: String?
 
-    /// The defaults a `serve` started with this configuration file (and no quota flags) applies.
-    func quota() throws -> TenantQuota {
+    /// The defaults and ceiling a `serve` started with this configuration file (and no quota flags) applies.
+    func server() throws -> QuotaDefaults {
         let expanded = try ServeConfig.expand(["serve"] + (config.map { ["--config", $0] } ?? []))
         let serve: ServeCommand
         do { serve = try ServeCommand.parse(Array(expanded.dropFirst())) } catch {
             throw SandboxError(.invalidRequest, "serve's configuration: \(ServeCommand.message(for: error))")
         }
-        return try ServeCommand.defaultQuota(maxSandboxes: serve.maxSandboxes, maxMemory: serve.maxMemory,
-                                             execsPerMinute: serve.execsPerMinute, maxQueued: serve.maxQueued)
+        let quota = try ServeCommand.defaultQuota(maxSandboxes: serve.maxSandboxes, maxMemory: serve.maxMemory,
+                                                  execsPerMinute: serve.execsPerMinute, maxQueued: serve.maxQueued)
+        return QuotaDefaults(quota: quota, memoryCeiling: try ServeCommand.ceilings(serve.ceiling).tenantMemoryBytes)
     }
 }
 
@@ -65,8 +82,8 @@ struct TenantListCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await data.withStore { store in
-            let defaults = try self.defaults.quota()
-            let items = try await store.tenants().map { TenantQuotaItem($0, defaults: defaults) }
+            let server = try self.defaults.server()
+            let items = try await store.tenants().map { TenantQuotaItem($0, server: server) }
             try ListOutput.print(items, json: json, header: "NAME\tID\tMAX_SANDBOXES\tMAX_MEMORY\tEXECS_PER_MINUTE\tMAX_QUEUED") { i, _ in
                 func mark<T>(_ value: String, _ set: T?) -> String { set == nil ? value : value + "*" }
                 return [i.name, i.id, mark("\(i.quota.maxSandboxes)", i.overrides.maxSandboxes),
@@ -96,7 +113,7 @@ struct TenantQuotaCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await data.withStore { store in
-            let defaults = try self.defaults.quota()
+            let server = try self.defaults.server()
             var changes = QuotaChanges()
             changes.maxSandboxes = try Self.change(maxSandboxes, "--max-sandboxes") { Int($0) }
             changes.execsPerMinute = try Self.change(execsPerMinute, "--execs-per-minute") { Int($0) }
@@ -104,7 +121,7 @@ struct TenantQuotaCommand: AsyncParsableCommand {
             changes.maxMemoryBytes = try Self.change(memory, "--memory") { try? ByteSize.parse($0, field: "--memory") }
             let stored = try await store.changeQuota(tenantName: tenant, changes)
             try await CLIAudit.record(store, .quotaSet(stored, actor: CLIAudit.actor))
-            let item = TenantQuotaItem(stored, defaults: defaults)
+            let item = TenantQuotaItem(stored, server: server)
             if json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]

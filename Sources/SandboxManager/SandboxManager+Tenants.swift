@@ -40,9 +40,7 @@ extension SandboxManager {
     /// The server's defaults with `overrides`, memory never above the operator's ceiling (derived
     /// from the host's RAM: a stored quota cannot promise more than the host has).
     func inForce(_ overrides: QuotaOverrides) -> TenantQuota {
-        var q = configuration.defaultQuota.applying(overrides)
-        q.maxMemoryBytes = min(q.maxMemoryBytes, configuration.ceilings.tenantMemoryBytes)
-        return q
+        configuration.defaultQuota.inForce(overrides, memoryCeiling: configuration.ceilings.tenantMemoryBytes)
     }
 
     /// Holds one sandbox of `profile` against the tenant's quotas (`max_sandboxes`, memory) as a

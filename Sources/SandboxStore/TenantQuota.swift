@@ -28,6 +28,15 @@ public struct TenantQuota: Sendable, Equatable, Codable {
                     maxQueued: overrides.maxQueued ?? maxQueued)
     }
 
+    /// The quotas in force for a tenant with `overrides` on a server whose defaults are these and
+    /// whose tenant_memory ceiling is `memoryCeiling`: memory never above the ceiling (a stored quota
+    /// cannot promise more than the host has). The server and `sandboxer tenant` both show this.
+    public func inForce(_ overrides: QuotaOverrides, memoryCeiling: Int64) -> TenantQuota {
+        var q = applying(overrides)
+        q.maxMemoryBytes = min(q.maxMemoryBytes, memoryCeiling)
+        return q
+    }
+
     enum CodingKeys: String, CodingKey {
         case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxMemoryBytes = "max_memory_bytes"
         case maxQueued = "max_queued"

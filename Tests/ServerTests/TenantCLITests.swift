@@ -22,7 +22,7 @@ struct TenantCLITests {
         // The server's defaults come from serve's configuration file.
         let config = data + ".yaml"
         defer { try? FileManager.default.removeItem(atPath: config) }
-        try "max-queued: 50\nexecs-per-minute: 120\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "max-queued: 50\nexecs-per-minute: 120\nceiling: [tenant_memory=100G]\n".write(toFile: config, atomically: true, encoding: .utf8)
         let cleared = try SecretCLITests.run(["tenant", "quota", "acme", "--memory", "default", "--data", data, "--config", config])
         #expect(cleared.status == 0, "\(cleared.err)")
         let after = cleared.out.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
@@ -31,6 +31,14 @@ struct TenantCLITests {
 
         let listed = try SecretCLITests.run(["tenant", "ls", "--data", data, "--config", config])
         #expect(listed.status == 0 && listed.out.contains("acme\t") && listed.out.contains("\t5*\t64G\t120\t50"), "\(listed.out)")
+
+        // The server caps every tenant's memory at its tenant_memory ceiling; the CLI shows that cap.
+        try "ceiling: [tenant_memory=16G]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let capped = try SecretCLITests.run(["tenant", "quota", "acme", "--memory", "32G", "--data", data, "--config", config])
+        #expect(capped.status == 0, "\(capped.err)")
+        #expect(capped.out.contains("16G") && capped.out.contains("set, capped by the server's tenant_memory ceiling"), "\(capped.out)")
+        let cappedJSON = try SecretCLITests.run(["tenant", "ls", "--json", "--data", data, "--config", config])
+        #expect(cappedJSON.out.contains("\"memory_ceiling\"") && cappedJSON.out.contains("\(Int64(16) << 30)"), "\(cappedJSON.out)")
 
         let unknown = try SecretCLITests.run(["tenant", "quota", "nobody", "--max-sandboxes", "1", "--data", data, "--config", ""])
         #expect(unknown.status == 2 && unknown.err.contains("sandboxer tenant ls"))
