@@ -232,8 +232,10 @@ public final class StoreHealth: Sendable {
         if started { logger.warning("the store does not answer; calls get store_unavailable until it does", metadata: ["store": "\(name)", "reason": "\(reason)"]) }
     }
 
-    /// A call ran out of time: asks the engine once, now (unless an outage or a question is
-    /// already under way); the store is down only if that fails too.
+    /// A call ran out of time: asks the engine now (unless an outage or a question is already
+    /// under way); the store is down only if that question and a second one a probe interval
+    /// later fail too. A host loaded to its last core can be slow to open one connection; a
+    /// server that is gone refuses both at once.
     func suspect(_ reason: String) {
         let start = state.withLock { s -> Bool in
             guard !s.closed, s.outage == nil, s.checker == nil, s.probe != nil else { return false }
@@ -242,7 +244,8 @@ public final class StoreHealth: Sendable {
         guard start else { return }
         let checker = Task { [weak self] in
             guard let self else { return }
-            let answer = await self.ask()
+            var answer = await self.ask()
+            if case .failed = answer, (try? await Task.sleep(for: self.probeInterval)) != nil { answer = await self.ask() }
             self.state.withLock { $0.checker = nil }
             if case .failed = answer { self.markDown(reason) }
         }

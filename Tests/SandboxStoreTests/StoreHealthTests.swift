@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import SandboxTestSupport
 import Testing
@@ -31,6 +32,52 @@ struct StoreHealthTests {
         await #expect(throws: SandboxError(.notFound, "x")) {
             _ = try await Deadline.run(.seconds(5)) { () async throws -> Int in throw SandboxError(.notFound, "x") }
         }
+    }
+
+    /// How many questions a probe was asked.
+    final class Questions: Sendable {
+        let asked = Mutex(0)
+        var count: Int { asked.withLock { $0 } }
+    }
+
+    /// A health whose slow calls are suspected quickly and whose probe fails its first `failures` questions.
+    static func suspicious(failures: Int, questions: Questions) -> StoreHealth {
+        let health = StoreHealth(name: "test", failsFast: true, slowAfter: .milliseconds(20), probeDeadline: .seconds(2),
+                                 probeInterval: .milliseconds(50), logger: Logger(label: "test"))
+        health.attach {
+            let n = questions.asked.withLock { $0 += 1; return $0 }
+            if n <= failures { throw SandboxError(.storeUnavailable, "no connection in time (question \(n))") }
+        }
+        return health
+    }
+
+    @Test("a slow call on a loaded host is not an outage when the second question answers")
+    func slowCallOneFailedQuestion() async throws {
+        let questions = Questions()
+        let health = Self.suspicious(failures: 1, questions: questions)
+        defer { health.close() }
+        #expect(try await health.run("a slow call") { () async throws(SandboxError) -> Int in
+            try? await Task.sleep(for: .milliseconds(300))
+            return 1
+        } == 1)
+        for _ in 0..<100 where questions.count < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(questions.count == 2, "the engine was asked twice")
+        #expect(health.isUp, "one failed question on a busy host declared the store down")
+    }
+
+    @Test("a slow call whose two questions both fail marks the store down")
+    func slowCallTwoFailedQuestions() async throws {
+        let questions = Questions()
+        let health = Self.suspicious(failures: 100, questions: questions)
+        defer { health.close() }
+        _ = try? await health.run("a slow call") { () async throws(SandboxError) -> Int in
+            try? await Task.sleep(for: .milliseconds(300))
+            return 1
+        }
+        for _ in 0..<250 where health.isUp { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!health.isUp)
+        #expect(health.outage?.reason.contains("longer than") == true, "\(String(describing: health.outage))")
     }
 
     @Test("SQLite fsyncs every commit: its durability says so")
