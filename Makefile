@@ -5,12 +5,15 @@ SHELL := /bin/bash
 SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
-APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl binutils
+# skopeo moves images in and out of the template store (template import/export); zstd and gzip
+# decompress image layers.
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl binutils skopeo zstd gzip
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
 # postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh);
 # chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py; gcc compiles
-# the ABI attack in IsolationTests (its /usr is visible inside a sandbox).
-TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip openssl gcc
+# the ABI attack in IsolationTests (its /usr is visible inside a sandbox); podman loads an exported
+# template in TemplateStoreTests.
+TEST_PACKAGES := gdb postgresql chromium chromium-driver python3-pip openssl gcc podman
 DEMO_PY := import os; print("uid", os.getuid(), "sees", sorted(os.listdir("/")))
 
 .PHONY: all deps build build-debug prepare wasm run test bench clean gc install uninstall

@@ -43,8 +43,12 @@ let package = Package(
             "SandboxCore", "CSandboxLinux",
             .product(name: "Logging", package: "swift-log"),
         ], resources: [.embedInCode("Resources/seccomp.json")]),
-        /// Root filesystem templates (`host`).
-        .target(name: "Templates", dependencies: ["SandboxCore", "SandboxLinux"]),
+        /// Root filesystem templates: `host`, and OCI images in the data directory's image store.
+        .target(name: "Templates", dependencies: [
+            "SandboxCore", "SandboxLinux",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         /// The versioned frames the host and the in-sandbox agent exchange (no Foundation, no NIO).
         .target(name: "AgentProtocol"),
         /// The few libc calls the agent makes that Swift cannot (fork/exec with uid switch, PTYs).
@@ -167,6 +171,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),
         .testTarget(name: "SandboxLinuxTests", dependencies: ["SandboxLinux", "SandboxCore", "SandboxTestSupport"]),
         .testTarget(name: "BackendOCITests", dependencies: ["BackendOCI", "SandboxCore", "SandboxLinux", "Templates", "SandboxTestSupport"]),
         .testTarget(name: "BackendWasmTests", dependencies: ["BackendWasm", "SandboxCore", "SandboxLinux", "SandboxTestSupport"]),

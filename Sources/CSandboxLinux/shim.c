@@ -31,3 +31,7 @@ long long sbx_eventfd_take(int fd) {
 }
 
 int sbx_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
+#include <sys/xattr.h>
+int sbx_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) { return fsetxattr(fd, name, value, size, flags); }
+long sbx_fgetxattr(int fd, const char *name, void *value, size_t size) { return (long)fgetxattr(fd, name, value, size); }

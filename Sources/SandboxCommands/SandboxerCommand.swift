@@ -9,7 +9,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
         commandName: "sandboxer",
         abstract: "Run untrusted, AI-generated code in a sandbox and get back output, files and a full record.",
         subcommands: [
-            OneShotCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, SecretCommand.self, TenantCommand.self,
+            OneShotCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, SecretCommand.self, TenantCommand.self, TemplateCommand.self,
             WasmWorkerCommand.self, ReapCommand.self,
             ServeCommand.self, CreateCommand.self, ExecCommand.self, CopyCommand.self, ListCommand.self, ProcessesCommand.self,
             KillCommand.self, RemoveCommand.self,

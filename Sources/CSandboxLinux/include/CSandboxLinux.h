@@ -63,4 +63,7 @@ int sbx_kvm_probe(char *msg, size_t msglen);
 /// exit must still be an 8-bit OUT of 0x42 to port 0x10. `mode` is SBX_KVM_REAL_MODE or
 /// SBX_KVM_LONG_MODE.
 int sbx_kvm_run_guest(int mode, const unsigned char *code, size_t len, unsigned timeout_ms, char *msg, size_t msglen);
+/// fsetxattr(2) and fgetxattr(2), which Swift's Glibc module does not bring.
+int sbx_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
+long sbx_fgetxattr(int fd, const char *name, void *value, size_t size);
 #endif

@@ -1,0 +1,124 @@
+import Crypto
+import Foundation
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes images into an OCI image layout directory: layers from directories in overlayfs's format
+/// (``TarWriter``, uncompressed, so a layer's digest is its diff id), the configuration, the
+/// manifest, and the name in `index.json`. A template build step, a snapshot and the tests make
+/// images this way; blobs are content-addressed, so writing one twice costs nothing more.
+public struct ImageWriter {
+    public let layout: String
+
+    public init(layout: String) {
+        self.layout = layout
+    }
+
+    /// Writes the tree under `directory` as a layer blob; returns its descriptor (its digest is also its diff id).
+    public func addLayer(from directory: String, time: Int64? = 0) throws(SandboxError) -> OCIDescriptor {
+        try prepare()
+        let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Syscall.error("creating \(temporary)", errno: errno) }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        do throws(SandboxError) {
+            defer { close(fd) }
+            try TarWriter(time: time) { (bytes) throws(SandboxError) in
+                hasher.update(data: bytes)
+                size += Int64(bytes.count)
+                try LayerUnpacker.writeAll(fd, bytes, member: temporary)
+            }.write(directory: directory)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        let digest = try ImageDigest("sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        try place(temporary, digest)
+        return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
+    }
+
+    /// Writes `bytes` as a blob of `mediaType`.
+    public func addBlob(_ bytes: [UInt8], mediaType: String) throws(SandboxError) -> OCIDescriptor {
+        try prepare()
+        let digest = try ImageDigest("sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+        let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
+        do { try Data(bytes).write(to: URL(fileURLWithPath: temporary)) } catch {
+            throw SandboxError(.system, "writing \(temporary): \(error)")
+        }
+        try place(temporary, digest)
+        return OCIDescriptor(mediaType: mediaType, digest: digest, size: Int64(bytes.count))
+    }
+
+    /// Writes the configuration and manifest for `layers` (bottom first) and names the manifest
+    /// `name` in `index.json` (replacing an earlier manifest of that name); returns the manifest's descriptor.
+    @discardableResult
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) throws(SandboxError) -> OCIDescriptor {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let configBlob: OCIDescriptor
+        let manifestBlob: OCIDescriptor
+        do {
+            configBlob = try addBlob(Array(try enc.encode(config)), mediaType: OCIMedia.config)
+            manifestBlob = try addBlob(Array(try enc.encode(OCIManifest(config: configBlob, layers: layers))), mediaType: OCIMedia.manifest)
+        } catch let e as SandboxError { throw e } catch {
+            throw SandboxError(.system, "encoding the image of \(name): \(error)")
+        }
+        return try self.name(manifestBlob, name)
+    }
+
+    /// Names `manifest` `name` in `index.json`, replacing an earlier manifest of that name.
+    @discardableResult
+    func name(_ manifest: OCIDescriptor, _ name: String) throws(SandboxError) -> OCIDescriptor {
+        var index = try readIndex()
+        index.manifests.removeAll { $0.refName == name }
+        var named = manifest
+        named.annotations = [OCIMedia.refNameAnnotation: name]
+        index.manifests.append(named)
+        try writeIndex(index)
+        return named
+    }
+
+    func writeIndex(_ index: OCIIndex) throws(SandboxError) {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { try enc.encode(index).write(to: URL(fileURLWithPath: layout + "/index.json"), options: .atomic) } catch {
+            throw SandboxError(.system, "writing \(layout)/index.json: \(error)")
+        }
+    }
+
+    func readIndex() throws(SandboxError) -> OCIIndex {
+        guard let data = FileManager.default.contents(atPath: layout + "/index.json") else { return OCIIndex() }
+        do { return try JSONDecoder().decode(OCIIndex.self, from: data) } catch {
+            throw SandboxError(.invalidRequest, "\(layout)/index.json is not an OCI index: \(error)")
+        }
+    }
+
+    func prepare() throws(SandboxError) {
+        do {
+            try FileManager.default.createDirectory(atPath: layout + "/blobs/sha256", withIntermediateDirectories: true)
+            if !FileManager.default.fileExists(atPath: layout + "/oci-layout") {
+                try Data(#"{"imageLayoutVersion":"1.0.0"}"#.utf8).write(to: URL(fileURLWithPath: layout + "/oci-layout"))
+            }
+            if !FileManager.default.fileExists(atPath: layout + "/index.json") {
+                try Data(#"{"manifests":[],"mediaType":"application/vnd.oci.image.index.v1+json","schemaVersion":2}"#.utf8)
+                    .write(to: URL(fileURLWithPath: layout + "/index.json"))
+            }
+        } catch {
+            throw SandboxError(.system, "preparing the image layout \(layout): \(error)")
+        }
+    }
+
+    private func place(_ temporary: String, _ digest: ImageDigest) throws(SandboxError) {
+        let target = "\(layout)/blobs/sha256/\(digest.hex)"
+        guard rename(temporary, target) == 0 else {
+            let e = errno
+            unlink(temporary)
+            throw Syscall.error("storing blob \(digest.short)", errno: e)
+        }
+    }
+}

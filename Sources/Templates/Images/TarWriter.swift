@@ -1,0 +1,153 @@
+import Foundation
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a directory in overlayfs's format (an unpacked layer, a sandbox's upper directory) as an
+/// OCI layer tar: names sorted (the same tree gives the same bytes), owners and modes kept, hard
+/// links as links, overlayfs whiteouts (character device 0/0) as `.wh.NAME` and an opaque directory
+/// as `DIR/.wh..wh..opq`, long names in pax headers. Symlinks are written, never followed; sockets
+/// and other devices are left out. `time`, when given, replaces every modification time (a
+/// reproducible layer); `sink` receives every byte.
+public struct TarWriter {
+    public var time: Int64?
+    private let sink: ([UInt8]) throws(SandboxError) -> Void
+
+    public init(time: Int64? = nil, sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
+        self.time = time
+        self.sink = sink
+    }
+
+    /// Writes the tree under `directory` and the archive's end.
+    public func write(directory: String) throws(SandboxError) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Syscall.error("opening \(directory)", errno: errno) }
+        defer { close(fd) }
+        var links: [String: String] = [:]
+        try walk(fd, prefix: "", links: &links)
+        try sink([UInt8](repeating: 0, count: 1024))
+    }
+
+    private func walk(_ dir: Int32, prefix: String, links: inout [String: String]) throws(SandboxError) {
+        for name in try Self.names(dir) {
+            var st = stat()
+            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Syscall.error("stat \(prefix)\(name)", errno: errno) }
+            let path = prefix + name
+            let type = st.st_mode & S_IFMT
+            if type == S_IFCHR && st.st_rdev == 0 {
+                try header(prefix + ".wh." + name, type: "0", st: st, size: 0, mode: 0o644)
+                continue
+            }
+            switch type {
+            case S_IFDIR:
+                try header(path + "/", type: "5", st: st, size: 0)
+                let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard sub >= 0 else { throw Syscall.error("opening \(path)", errno: errno) }
+                defer { close(sub) }
+                if ExtendedAttributes.get(fd: sub, name: "trusted.overlay.opaque") == Array("y".utf8) {
+                    try header(path + "/.wh..wh..opq", type: "0", st: st, size: 0, mode: 0o644)
+                }
+                try walk(sub, prefix: path + "/", links: &links)
+            case S_IFREG:
+                let key = "\(st.st_dev):\(st.st_ino)"
+                if st.st_nlink > 1, let first = links[key] {
+                    try header(path, type: "1", st: st, size: 0, link: first)
+                    continue
+                }
+                if st.st_nlink > 1 { links[key] = path }
+                try header(path, type: "0", st: st, size: Int64(st.st_size))
+                try content(dir, name, size: Int64(st.st_size), path: path)
+            case S_IFLNK:
+                var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+                let n = readlinkat(dir, name, &target, target.count - 1)
+                guard n >= 0 else { throw Syscall.error("readlink \(path)", errno: errno) }
+                try header(path, type: "2", st: st, size: 0, link: String(decoding: target[0..<n], as: UTF8.self))
+            case S_IFIFO:
+                try header(path, type: "6", st: st, size: 0)
+            default:
+                continue  // sockets and device nodes are not image content
+            }
+        }
+    }
+
+    private func content(_ dir: Int32, _ name: String, size: Int64, path: String) throws(SandboxError) {
+        let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Syscall.error("opening \(path)", errno: errno) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var left = size
+        while left > 0 {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, Int(left))) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SandboxError(.system, "\(path) changed while it was written to a layer (it shrank)") }
+            try sink(Array(buffer[0..<n]))
+            left -= Int64(n)
+        }
+        let pad = Int((512 - size % 512) % 512)
+        if pad > 0 { try sink([UInt8](repeating: 0, count: pad)) }
+    }
+
+    private func header(_ path: String, type: Character, st: stat, size: Int64, link: String = "", mode: UInt32? = nil) throws(SandboxError) {
+        var pax: [(String, String)] = []
+        if path.utf8.count > 100 { pax.append(("path", path)) }
+        if link.utf8.count > 100 { pax.append(("linkpath", link)) }
+        if !pax.isEmpty {
+            var body: [UInt8] = []
+            for (k, v) in pax {
+                let record = " \(k)=\(v)\n"
+                var length = record.utf8.count + 1
+                while "\(length)".utf8.count + record.utf8.count != length { length += 1 }
+                body += Array("\(length)\(record)".utf8)
+            }
+            try sink(Self.block(name: "PaxHeader", type: "x", mode: 0o644, uid: 0, gid: 0, size: Int64(body.count), mtime: 0, link: ""))
+            try sink(body + [UInt8](repeating: 0, count: (512 - body.count % 512) % 512))
+        }
+        try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: st.st_uid, gid: st.st_gid, size: size,
+                            mtime: time ?? Int64(st.st_mtim.tv_sec), link: link))
+    }
+
+    /// One ustar header block (names longer than the field are cut; the pax header before it has them whole).
+    static func block(name: String, type: Character, mode: UInt32, uid: UInt32, gid: UInt32, size: Int64, mtime: Int64, link: String) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: 512)
+        func put(_ bytes: [UInt8], _ at: Int, _ width: Int) {
+            for (i, x) in bytes.prefix(width).enumerated() { b[at + i] = x }
+        }
+        func octal(_ v: Int64, _ at: Int, _ width: Int) {
+            let text = String(v, radix: 8)
+            put(Array((String(repeating: "0", count: max(0, width - 1 - text.count)) + text).utf8), at, width - 1)
+        }
+        put(Array(name.utf8), 0, 100)
+        octal(Int64(mode), 100, 8)
+        octal(Int64(uid), 108, 8)
+        octal(Int64(gid), 116, 8)
+        octal(size, 124, 12)
+        octal(max(0, mtime), 136, 12)
+        b[156] = type.asciiValue ?? UInt8(ascii: "0")
+        put(Array(link.utf8), 157, 100)
+        put(Array("ustar\0".utf8), 257, 6)
+        put(Array("00".utf8), 263, 2)
+        put(Array(repeating: UInt8(ascii: " "), count: 8), 148, 8)
+        let sum = b.reduce(0) { $0 + Int64($1) }
+        octal(sum, 148, 7)
+        b[154] = 0
+        b[155] = UInt8(ascii: " ")
+        return b
+    }
+
+    /// The names in `dir`, sorted by their bytes.
+    static func names(_ dir: Int32) throws(SandboxError) -> [String] {
+        let copy = dup(dir)
+        guard copy >= 0, let stream = fdopendir(copy) else { throw Syscall.error("listing a directory", errno: errno) }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        var out: [String] = []
+        while let e = readdir(stream) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import SandboxLinux
+import SandboxTestSupport
+import Testing
+
+/// `sandboxer template` as an operator runs it: import, ls, inspect, export, rm on a `--data` directory.
+@Suite("sandboxer template: the CLI", .requires("requires root and skopeo") {
+    getuid() != 0 ? "requires root" : (FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo") ? nil : "requires skopeo (make test installs it)")
+})
+struct TemplateCLITests {
+    @Test("import a hand-made OCI layout, list it, inspect it, export it, remove it")
+    func lifecycle() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let dir = NSTemporaryDirectory() + "sandboxer-template-cli-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A one-layer OCI layout made by hand (tar, sha256sum, printf), as any other tool would make it.
+        try FileManager.default.createDirectory(atPath: dir + "/rootfs/etc", withIntermediateDirectories: true)
+        try "ID=cli\n".write(toFile: dir + "/rootfs/etc/os-release", atomically: true, encoding: .utf8)
+        let (tarred, _, terr) = try await ChildProcess.run(["/bin/tar", "-C", dir + "/rootfs", "-cf", dir + "/layer.tar", "."])
+        try #require(tarred == .exited(0), "\(terr)")
+        let (imported, _, ierr) = try await ChildProcess.run(["/bin/sh", "-c", """
+            set -e; cd '\(dir)'; mkdir -p src/blobs/sha256
+            l=$(sha256sum layer.tar | cut -d' ' -f1); ls=$(stat -c %s layer.tar); cp layer.tar src/blobs/sha256/$l
+            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $l > config.json
+            c=$(sha256sum config.json | cut -d' ' -f1); cs=$(stat -c %s config.json); cp config.json src/blobs/sha256/$c
+            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' $c $cs $l $ls > manifest.json
+            m=$(sha256sum manifest.json | cut -d' ' -f1); ms=$(stat -c %s manifest.json); cp manifest.json src/blobs/sha256/$m
+            printf '{"imageLayoutVersion":"1.0.0"}' > src/oci-layout
+            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' $m $ms > src/index.json
+            """])
+        try #require(imported == .exited(0), "\(ierr)")
+
+        let data = ["--data", dir + "/data"]
+        let imp = try SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only"] + data)
+        #expect(imp.status == 0 && imp.out.contains("template etc-only sha256:") && imp.out.contains("1 layers"), "\(imp.out) \(imp.err)")
+        let ls = try SecretCLITests.run(["template", "ls"] + data)
+        #expect(ls.status == 0 && ls.out.contains("host\t") && ls.out.contains("etc-only\t"), "\(ls.out)")
+        let inspect = try SecretCLITests.run(["template", "inspect", "etc-only"] + data)
+        #expect(inspect.status == 0 && inspect.out.contains("\"diff_ids\"") && inspect.out.contains("\"layers\""), "\(inspect.out)")
+        let export = try SecretCLITests.run(["template", "export", "etc-only", "oci-archive:\(dir)/out.tar"] + data)
+        #expect(export.status == 0 && FileManager.default.fileExists(atPath: dir + "/out.tar"), "\(export.err)")
+        let bad = try SecretCLITests.run(["template", "export", "etc-only", "\(dir)/out.tar"] + data)
+        #expect(bad.status == 2 && bad.err.contains("oci-archive:FILE"))
+        let rm = try SecretCLITests.run(["template", "rm", "etc-only"] + data)
+        #expect(rm.status == 0)
+        let missing = try SecretCLITests.run(["template", "inspect", "etc-only"] + data)
+        #expect(missing.status == 2 && missing.err.contains("no template 'etc-only'") && missing.err.contains("host"))
+    }
+}
