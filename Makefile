@@ -6,8 +6,8 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/sandboxer
 DEBUG_BIN := .build/debug/sandboxer
 # skopeo moves images in and out of the template store (template import/export); zstd and gzip
-# decompress image layers.
-APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl binutils skopeo zstd gzip
+# decompress image layers; mmdebstrap builds the built-in debian template.
+APT_PACKAGES := crun runc bubblewrap iproute2 python3 nodejs procps curl binutils skopeo zstd gzip mmdebstrap
 # Only for `make test`: gdb lets the test watchdog print the stacks of a hung test process;
 # postgresql runs a private server for the PostgreSQL store's tests (scripts/pg-test-server.sh);
 # chromium and chromium-driver drive the monitor page in tests/python/test_monitor.py; gcc compiles

@@ -14,7 +14,7 @@ struct TemplateCommand: AsyncParsableCommand {
             host's own /usr, read-only, nothing to import.
             """,
         subcommands: [TemplateListCommand.self, TemplateInspectCommand.self, TemplateImportCommand.self,
-                      TemplateExportCommand.self, TemplateRemoveCommand.self])
+                      TemplateExportCommand.self, TemplateRemoveCommand.self, TemplateBaseCommand.self])
 }
 
 /// Where the template commands find the image store.
@@ -107,5 +107,19 @@ struct TemplateRemoveCommand: AsyncParsableCommand {
     func run() async throws {
         try await data.store.remove(name)
         print("template \(name) removed")
+    }
+}
+
+/// `sandboxer template base`: builds the built-in `debian` template now.
+struct TemplateBaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "base", abstract: "Build (or rebuild) the built-in 'debian' template with mmdebstrap now.",
+        discussion: "Debian bookworm, minimal, with python3, nodejs, ca-certificates, curl, coreutils and the user 'user' (uid 1000). Otherwise it is built the first time something needs it.")
+    @Option(help: "A Debian mirror URL (default: the host's apt sources).") var mirror: String?
+    @OptionGroup var data: TemplateStoreOption
+
+    func run() async throws {
+        let info = try await DebianBase.build(in: data.store, mirror: mirror)
+        print("template \(info.name) \(info.digest) (\(ByteSize.compact(info.sizeBytes)))")
     }
 }

@@ -142,21 +142,7 @@ public struct ImageStore: Sendable {
             try writer.prepare()
             try await Skopeo.copy(from: source, to: "oci:\(layout):\(staging)", what: "importing \(source) as template \(name)")
         }
-        do { _ = try await lowerDirectories(staging) } catch {
-            try? await remove(staging)
-            throw error
-        }
-        let info = try await locked { () throws(SandboxError) -> TemplateInfo in
-            guard let manifest = try readIndex().manifests.last(where: { $0.refName == staging }) else {
-                throw SandboxError(.system, "importing \(source): the staged image vanished (removed meanwhile?); import it again")
-            }
-            try writer.name(manifest, name)
-            var index = try readIndex()
-            index.manifests.removeAll { $0.refName == staging }
-            try writer.writeIndex(index)
-            try collectGarbage()
-            return try image(name).info
-        }
+        let info = try await promote(staging, to: name)
         logger.info("template imported", metadata: ["template": "\(name)", "digest": "\(info.digest)", "source": "\(source)"])
         return info
     }
@@ -174,6 +160,37 @@ public struct ImageStore: Sendable {
         let target = destination.split(separator: ":").count == 2 ? "\(destination):\(name)" : destination
         try await locked { () throws(SandboxError) in
             try await Skopeo.copy(from: "oci:\(layout):\(name)", to: target, what: "exporting template \(name)")
+        }
+    }
+
+    /// Names an image written into this store's layout (``ImageWriter``) `name`, unpacks its
+    /// layers, and collects what the template it replaces no longer needs.
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) async throws(SandboxError) -> TemplateInfo {
+        let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
+        try await locked { () throws(SandboxError) in
+            try writer.commit(layers: layers, config: config, name: staging)
+        }
+        return try await promote(staging, to: name)
+    }
+
+    /// Unpacks the staged image's layers, then names it `name` (replacing a template of that name)
+    /// and collects what the replaced one alone used. A failed unpack removes the staged image:
+    /// nothing half-made stays, and an earlier template of that name stays as it was.
+    func promote(_ staging: String, to name: String) async throws(SandboxError) -> TemplateInfo {
+        do { _ = try await lowerDirectories(staging) } catch {
+            try? await remove(staging)
+            throw error
+        }
+        return try await locked { () throws(SandboxError) -> TemplateInfo in
+            guard let manifest = try readIndex().manifests.last(where: { $0.refName == staging }) else {
+                throw SandboxError(.system, "the staged image \(staging) vanished (removed meanwhile?); try again")
+            }
+            try writer.name(manifest, name)
+            var index = try readIndex()
+            index.manifests.removeAll { $0.refName == staging }
+            try writer.writeIndex(index)
+            try collectGarbage()
+            return try image(name).info
         }
     }
 

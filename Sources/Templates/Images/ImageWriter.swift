@@ -42,6 +42,34 @@ public struct ImageWriter {
         return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
     }
 
+    /// Moves the (uncompressed) layer tar at `tarFile` in as a blob, digest computed on the way.
+    public func addLayer(tarFile: String) throws(SandboxError) -> OCIDescriptor {
+        try prepare()
+        let fd = open(tarFile, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw Syscall.error("opening \(tarFile)", errno: errno) }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw Syscall.error("reading \(tarFile)", errno: errno) }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            size += Int64(n)
+        }
+        let digest = try ImageDigest("sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
+        if rename(tarFile, temporary) != 0 {
+            do { try FileManager.default.copyItem(atPath: tarFile, toPath: temporary) } catch {
+                throw SandboxError(.system, "copying \(tarFile) into the image store: \(error)")
+            }
+        }
+        try place(temporary, digest)
+        return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
+    }
+
     /// Writes `bytes` as a blob of `mediaType`.
     public func addBlob(_ bytes: [UInt8], mediaType: String) throws(SandboxError) -> OCIDescriptor {
         try prepare()
