@@ -92,7 +92,7 @@ public struct BundleBuilder: Sendable {
                 ],
                 noNewPrivileges: true,
                 oomScoreAdj: 1000),
-            root: .init(path: template.rootfs, readonly: true),
+            root: .init(path: template.rootfs, readonly: !template.writable),
             hostname: "sandbox",
             mounts: mounts,
             linux: .init(

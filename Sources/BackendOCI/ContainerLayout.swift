@@ -26,6 +26,11 @@ public struct ContainerLayout: Sendable {
     public var bundle: String { directory }
     public var configFile: String { directory + "/config.json" }
     public var workspace: String { directory + "/workspace" }
+    /// Where an image template's root is assembled (its layers, upper directory and overlay): outside
+    /// ``directory`` (root only, 0700) because the runtime reaches the root as the sandbox's own root
+    /// user, which must be able to walk the path. Removed with the sandbox.
+    public var imageRoot: String { Self.imageRootsDirectory(stateDirectory) + "/" + id }
+    public static func imageRootsDirectory(_ state: String) -> String { state + "/roots" }
     public var codeDirectory: String { directory + "/code" }
     public var pidFile: String { directory + "/init.pid" }
     public var logFile: String { directory + "/runtime.log" }

@@ -22,12 +22,15 @@ public struct OCIBackend: IsolationBackend {
         public var reaper: [String]?
         /// The egress proxy sandboxes that reach the network are wired to (nil: such profiles are refused).
         public var egress: (any EgressProvider)?
+        /// Where image templates come from (nil: only the built-in `host`).
+        public var images: ImageStore?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
-                    egress: (any EgressProvider)? = nil) {
+                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
             self.egress = egress
+            self.images = images
         }
     }
 
@@ -95,9 +98,9 @@ public struct OCIBackend: IsolationBackend {
 
         // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
         // run on the blocking pool (BlockingPool), not on the cooperative pool.
-        let (state, host) = (configuration.stateDirectory, self.host)
+        let (state, host, images) = (configuration.stateDirectory, self.host, configuration.images)
         let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
-            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host) }
+            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
         }.get()
         var guardian: OwnerDeathGuard?
         if let reaper = configuration.reaper {

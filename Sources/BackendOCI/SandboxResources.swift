@@ -21,9 +21,16 @@ struct SandboxResources: Sendable {
     var manifest = WorkspaceManifest()
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
-    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost) throws(SandboxError) -> SandboxResources {
+    /// `images` resolves a template that is not built in (nil: only `host`).
+    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil) throws(SandboxError) -> SandboxResources {
         let p = spec.profile
-        let template = try TemplateRegistry.named(p.template).prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
+        let builtIn = TemplateRegistry.all.first { $0.name == p.template }
+        var lowers: [String] = []
+        if builtIn == nil {
+            guard let images else { _ = try TemplateRegistry.named(p.template); throw SandboxError(.notFound, "unknown template '\(p.template)'") }
+            lowers = try images.unpackedLowerDirectories(p.template)
+        }
+        let shared = try builtIn?.prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
         let layout = ContainerLayout(stateDirectory: stateDirectory, id: spec.id)
         try layout.create()
         var cgroup = SandboxCgroup(id: spec.id, host: host)
@@ -33,9 +40,21 @@ struct SandboxResources: Sendable {
             SysFile.removeTree(layout.directory)
             throw error
         }
+        let ids = IDMapping(spec: spec)
+        var template = shared ?? PreparedTemplate(name: p.template, rootfs: "", mounts: [])
+        if shared == nil {
+            do {
+                try SysFile.makeDirectory(ContainerLayout.imageRootsDirectory(stateDirectory), mode: 0o711)
+                try SysFile.makeDirectory(layout.imageRoot, mode: 0o711)
+                template = try ImageRoot.mount(template: p.template, lowers: lowers, directory: layout.imageRoot, hostBase: ids.hostBase,
+                                               upperBytes: p.limits.workspaceBytes)
+            } catch {
+                tearDown(layout: layout, cgroup: cgroup, runtimes: [])
+                throw error
+            }
+        }
         var r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
         do throws(SandboxError) {
-            let ids = IDMapping(spec: spec)
             if let dir = spec.workspaceDirectory {
                 r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)
             }
@@ -118,6 +137,9 @@ struct SandboxResources: Sendable {
         let report = beforeUnmount()
         for m in Mounts.mountPoints(under: layout.directory) { Mounts.unmount(m) }
         SysFile.removeTree(layout.directory)
+        // An image template's root: the overlay first (its path is the deepest), then its layers and upper tmpfs.
+        for m in Mounts.mountPoints(under: layout.imageRoot) { Mounts.unmount(m) }
+        SysFile.removeTree(layout.imageRoot)
         return report
     }
 }

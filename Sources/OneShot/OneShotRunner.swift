@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import SandboxCore
 import SandboxLinux
+import Templates
 
 /// One-shot runs: a fresh sandbox of the profile's lane runs one request and is removed. Knows
 /// which backend runs an isolation level and how layered lanes (`wasm+container`) are composed;
@@ -24,6 +25,8 @@ public final class OneShotRunner: Sendable {
         public var egress: (any EgressProvider)?
         /// Where a profile's `secrets` are looked up (nil: such profiles are refused).
         public var secrets: (any SecretResolver)?
+        /// Where image templates come from (nil: only the built-in `host`).
+        public var images: ImageStore?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
                     wasmMode: WasmBackend.ExecutionMode = .inProcess, egress: (any EgressProvider)? = nil) {
             self.stateDirectory = stateDirectory
@@ -45,7 +48,7 @@ public final class OneShotRunner: Sendable {
         self.logger = logger
         container = Result { () throws(SandboxError) in
             try OCIBackend(configuration: .init(stateDirectory: options.stateDirectory, runtime: options.runtime, reaper: options.reaper,
-                                                egress: options.egress))
+                                                egress: options.egress, images: options.images))
         }
         wasm = WasmBackend(configuration: .init(mode: options.wasmMode))
     }

@@ -5,6 +5,7 @@ import Foundation
 import OneShot
 import Logging
 import SandboxCore
+import Templates
 import SandboxLinux
 import SandboxManager
 import SandboxStore
@@ -70,6 +71,9 @@ struct OneShotCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Isolation: container, wasm, wasm+container, gvisor (default: the profile's).")
     var isolation: String?
 
+    @Option(name: .long, help: "Template (root filesystem): host, or one from `sandboxer template ls` under --data (default: the profile's).")
+    var template: String?
+
     @Option(name: .long, help: "A WASI preview1 module to run (arguments after --); implies --isolation wasm.")
     var wasm: String?
 
@@ -90,6 +94,7 @@ struct OneShotCommand: AsyncParsableCommand {
     func run() async throws {
         var prof = try ProfileLoader().load(profile)
         try applyOverrides(&prof.limits)
+        if let template { prof.template = template }
         if let isolation {
             guard let level = IsolationLevel(rawValue: isolation) else {
                 throw SandboxError(.invalidRequest, "unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -114,6 +119,8 @@ struct OneShotCommand: AsyncParsableCommand {
         let hub = profile.needsEgress || secretData != nil ? try egress.makeHub(dataDirectory: secretData) : nil
         let setupRequest = setup.map { ExecRequest(argv: ["/bin/sh", "-c", $0], timeout: profile.limits.timeout) }
         var options = OneShotRunner.Options(runtime: runtime, reaper: reaper, egress: hub)
+        // A template other than the built-in host comes from the image store under --data.
+        if profile.template != "host" { options.images = ImageStore(dataDirectory: data ?? StoreFiles.defaultDirectory()) }
         if let secretData { options.secrets = try SecretVault.open(store: try SQLiteStore(directory: secretData), dataDirectory: secretData) }
         let runner = OneShotRunner(options: options)
         let result: ExecResult

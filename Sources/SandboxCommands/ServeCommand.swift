@@ -11,6 +11,7 @@ import SandboxManager
 import SandboxRuns
 import SandboxServer
 import SandboxStore
+import Templates
 import SandboxStorePostgres
 import ServiceLifecycle
 
@@ -269,6 +270,7 @@ public enum ServerSetup {
         var options = OneShotRunner.Options(stateDirectory: configuration.stateDirectory, reaper: [SelfExecutable.pathForRespawn, "reap"],
                                     wasmMode: .worker(executable: LayeredWasm.executable), egress: configuration.egress)
         options.secrets = configuration.secrets
+        options.images = ImageStore(dataDirectory: configuration.dataDirectory)
         return OneShotRunner(options: options)
     }
 

@@ -3,6 +3,7 @@ import BackendWasm
 import Foundation
 import OneShot
 import SandboxCore
+import Templates
 
 extension SandboxManager {
     /// The lanes whose sandboxes live between requests, as `sandboxer serve` runs them: the
@@ -15,7 +16,8 @@ extension SandboxManager {
     ) -> [IsolationLevel: any LiveSandboxBackend] {
         var backends: [IsolationLevel: any LiveSandboxBackend] = [:]
         if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime,
-                                                          egress: configuration.egress)) {
+                                                          egress: configuration.egress,
+                                                          images: ImageStore(dataDirectory: configuration.dataDirectory))) {
             backends[.container] = oci
             // gVisor only where runsc exists: elsewhere a create asks for a lane this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }

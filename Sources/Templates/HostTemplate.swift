@@ -15,6 +15,12 @@ public struct PreparedTemplate: Sendable, Equatable {
     /// The (read-only) root directory, with every mount point already present.
     public var rootfs: String
     public var mounts: [TemplateMount]
+    /// Whether the sandbox may write to its root (an image template's overlay; `host` never).
+    public var writable: Bool = false
+
+    public init(name: String, rootfs: String, mounts: [TemplateMount], writable: Bool = false) {
+        (self.name, self.rootfs, self.mounts, self.writable) = (name, rootfs, mounts, writable)
+    }
 }
 
 /// A source of root filesystems.

@@ -139,26 +139,3 @@ struct ImageStoreTests {
     }
 }
 
-/// The built-in base: Debian bookworm made by mmdebstrap from Debian's archive, kept as template `debian`.
-@Suite("Template debian (mmdebstrap)", .requires("requires root and mmdebstrap") {
-    ImageRequirement.root() ?? (FileManager.default.isExecutableFile(atPath: "/usr/bin/mmdebstrap") ? nil : "requires mmdebstrap (make test installs it)")
-})
-struct DebianBaseTests {
-    @Test("built once with python3, nodejs, curl and the user 'user'; asked again, the same template")
-    func buildsOnce() async throws {
-        let scratch = try Scratch()
-        let store = ImageStore(dataDirectory: scratch.path + "/data")
-        let built = try await DebianBase.ensure(in: store)
-        #expect(built.name == "debian" && built.layers == 1)
-        let again = try await DebianBase.ensure(in: store)
-        #expect(again.digest == built.digest)
-        let root = try #require(try await store.lowerDirectories("debian").first)
-        for tool in ["usr/bin/python3", "usr/bin/node", "usr/bin/curl", "usr/bin/ls", "etc/ssl/certs/ca-certificates.crt"] {
-            #expect(FileManager.default.fileExists(atPath: root + "/" + tool), "\(tool)")
-        }
-        let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
-        #expect(passwd.contains("user:x:1000:1000::/home/user:/bin/bash"), "\(passwd)")
-        let image = try store.image("debian")
-        #expect(image.config.config?.User == "user" && image.config.config?.WorkingDir == "/home/user")
-    }
-}

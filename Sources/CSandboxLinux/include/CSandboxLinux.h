@@ -66,4 +66,10 @@ int sbx_kvm_run_guest(int mode, const unsigned char *code, size_t len, unsigned 
 /// fsetxattr(2) and fgetxattr(2), which Swift's Glibc module does not bring.
 int sbx_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
 long sbx_fgetxattr(int fd, const char *name, void *value, size_t size);
+/// A user namespace whose ids 0..size-1 are host ids host_base.. (uid and gid alike), as an open
+/// /proc/PID/ns/user descriptor (the short-lived child that made it is reaped); -1 with errno.
+int sbx_userns_fd(unsigned host_base, unsigned size);
+/// Mounts a read-only, nosuid, nodev clone of `source` at `target` whose ids are shifted by the
+/// user namespace `userns_fd` (an idmapped mount: a file of uid 0 shows as the namespace's 0).
+int sbx_mount_idmapped(const char *source, const char *target, int userns_fd);
 #endif

@@ -12,20 +12,22 @@ extension ImageStore {
     /// unpacking those not unpacked yet. Each is read-only content shared by every sandbox of
     /// every template that has the layer.
     public func lowerDirectories(_ name: String) async throws(SandboxError) -> [String] {
-        let image = try image(name)
         let store = self
         let result = await DedicatedThread.run(name: "sbx-unpack") { () -> Result<[String], SandboxError> in
-            do throws(SandboxError) {
-                var below: [String] = []
-                for (layer, diffID) in zip(image.manifest.layers, image.config.rootfs.diff_ids) {
-                    below.insert(try store.unpack(layer, diffID: diffID, lowers: below, template: name), at: 0)
-                }
-                return .success(below)
-            } catch {
-                return .failure(error)
-            }
+            Result { () throws(SandboxError) in try store.unpackedLowerDirectories(name) }
         }
         return try result.get()
+    }
+
+    /// The same as ``lowerDirectories(_:)``, blocking the calling thread (a sandbox's set-up, on
+    /// the blocking pool; the layers are normally unpacked already, at import).
+    public func unpackedLowerDirectories(_ name: String) throws(SandboxError) -> [String] {
+        let image = try image(name)
+        var below: [String] = []
+        for (layer, diffID) in zip(image.manifest.layers, image.config.rootfs.diff_ids) {
+            below.insert(try unpack(layer, diffID: diffID, lowers: below, template: name), at: 0)
+        }
+        return below
     }
 
     /// Unpacks one layer blob into `<layers>/<diff id>` (once: an existing directory is reused),

@@ -1,0 +1,55 @@
+import Foundation
+import SandboxCore
+import SandboxLinux
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The root filesystem of one sandbox made from an image template: the image's unpacked layers as
+/// overlayfs lower directories (idmapped into the sandbox's id range, read-only), and a writable
+/// upper directory on a tmpfs of its own whose size caps what the sandbox can write to its root.
+/// Everything is mounted below the sandbox's directory, so its tear-down (which unmounts whatever
+/// is mounted there, deepest path first) removes it; the paths are chosen so the overlay goes
+/// before its layers.
+public enum ImageRoot {
+    /// Mounts the root for a sandbox whose directory is `directory`; returns the template to bundle.
+    /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
+    public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
+                             upperBytes: Int64) throws(SandboxError) -> PreparedTemplate {
+        let rw = directory + "/rw", merged = directory + "/rootfs-overlay"
+        let root = hostBase ?? 0
+        try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
+        try SysFile.makeDirectory(rw + "/upper")
+        try SysFile.makeDirectory(rw + "/work")
+        chown(rw + "/upper", root, root)
+        chown(rw + "/work", root, root)
+        var mapped = lowers
+        if let hostBase {
+            let userns = try IDMappedMount.userNamespace(hostBase: hostBase, size: 65536)
+            defer { close(userns) }
+            mapped = []
+            for (i, lower) in lowers.enumerated() {
+                let target = "\(directory)/lower/\(i)"
+                try SysFile.makeDirectory(target)
+                try IDMappedMount.mount(lower, at: target, userNamespace: userns)
+                mapped.append(target)
+            }
+        }
+        try SysFile.makeDirectory(merged)
+        let options = "lowerdir=\(mapped.joined(separator: ":")),upperdir=\(rw)/upper,workdir=\(rw)/work"
+        guard Glibc.mount("overlay", merged, "overlay", UInt(MS_NOSUID | MS_NODEV), options) == 0 else {
+            throw SandboxError(.setupFailed, "mounting the overlay root of template \(name): \(String(cString: strerror(errno)))")
+        }
+        // The mount points every sandbox uses, made in the upper directory when the image lacks them.
+        for point in HostTemplate.mountPoints where !FileManager.default.fileExists(atPath: merged + "/" + point) {
+            try SysFile.makeDirectory(merged + "/" + point)
+        }
+        for file in ["etc/resolv.conf", "etc/hosts", "etc/hostname"] where !FileManager.default.fileExists(atPath: merged + "/" + file) {
+            try SysFile.create(merged + "/" + file, [])
+        }
+        chmod(merged + "/tmp", 0o1777)
+        chmod(merged + "/var/tmp", 0o1777)
+        return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: true)
+    }
+}

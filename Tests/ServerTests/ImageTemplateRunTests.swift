@@ -1,0 +1,43 @@
+import Foundation
+import SandboxLinux
+import SandboxTestSupport
+import Testing
+
+/// A sandbox whose root is an image template: the built-in `debian` (mmdebstrap), its layers
+/// stacked by overlayfs and idmapped into the sandbox's id range, writable where the image lets
+/// the sandbox user write, and nothing left mounted afterwards.
+@Suite("Sandboxes on image templates", .realSandboxes, .requires("requires mmdebstrap and skopeo (make test installs them)") {
+    ["/usr/bin/mmdebstrap", "/usr/bin/skopeo"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } ? nil : "mmdebstrap or skopeo is missing"
+})
+struct ImageTemplateRunTests {
+    @Test("template debian: Debian's python3 and node, the user 'user', root-owned system files, a writable home, and the host's programs out of sight")
+    func debianSandbox() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let data = NSTemporaryDirectory() + "sandboxer-debian-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let base = try SecretCLITests.run(["template", "base", "--data", data])
+        try #require(base.status == 0, "\(base.err)")
+        #expect(base.out.hasPrefix("template debian sha256:"))
+        let again = try SecretCLITests.run(["template", "ls", "--data", data])
+        #expect(again.out.contains("debian\t"))
+
+        let script = """
+            head -1 /etc/os-release; id -un; python3 -c 'print(40+2)'; node -e 'console.log(6*7)'
+            stat -c '%u %U' /usr/bin/python3; echo note > /home/user/note && cat /home/user/note
+            (echo x > /etc/x) 2>/dev/null || echo etc-refused
+            command -v crun swift psql || echo no-host-programs
+            """
+        let run = try SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", script])
+        #expect(run.status == 0, "\(run.err)")
+        let lines = run.out.split(separator: "\n").map(String.init)
+        #expect(lines == ["PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"", "user", "42", "42", "0 root", "note", "etc-refused", "no-host-programs"], "\(run.out) \(run.err)")
+
+        // Each sandbox starts from the image: what the last one wrote is gone.
+        let fresh = try SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", "cat /home/user/note 2>/dev/null || echo clean"])
+        #expect(fresh.out == "clean\n", "\(fresh.out) \(fresh.err)")
+        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/sbx-"), "an image root was left mounted")
+
+        let unknown = try SecretCLITests.run(["run", "--data", data, "--template", "nope", "--", "true"])
+        #expect(unknown.status != 0 && unknown.err.contains("no template 'nope'"), "\(unknown.err)")
+    }
+}
