@@ -4,16 +4,34 @@ import SandboxStore
 
 /// The exec fields of an exec, a process start and a run submit: `cmd` (argv) or `code` + `lang`
 /// (+ `args`), `env`, `cwd`, `stdin` or `stdin_base64`, `timeout`. The request is made once the
-/// isolation is known (a run has no sandbox yet).
-struct ExecFields {
-    var cmd: [String]?
-    var code: String?
-    var lang: String?
-    var args: [String]
-    var env: [String: String]
-    var cwd: String
-    var timeout: Duration?
-    var stdin = ExecRequest.StdinSource.none
+/// isolation is known (a run has no sandbox yet). The CLI encodes the same type it sends.
+public struct ExecFields: Sendable {
+    public var cmd: [String]?
+    public var code: String?
+    public var lang: String?
+    public var args: [String]
+    public var env: [String: String]
+    public var cwd: String
+    public var timeout: Duration?
+    public var stdin = ExecRequest.StdinSource.none
+
+    public init(cmd: [String]? = nil, code: String? = nil, lang: String? = nil, args: [String] = [], env: [String: String] = [:],
+                cwd: String = "/workspace", timeout: Duration? = nil, stdin: ExecRequest.StdinSource = .none) {
+        (self.cmd, self.code, self.lang, self.args, self.env, self.cwd, self.timeout, self.stdin) = (cmd, code, lang, args, env, cwd, timeout, stdin)
+    }
+
+    /// Writes the fields that differ from the defaults, in the names ``init(_:)`` reads (stdin as
+    /// `stdin_base64`; a file or descriptor source is not sent).
+    func encode(into c: inout KeyedEncodingContainer<BodyKey>) throws {
+        try c.encodeIfPresent(cmd, forKey: BodyKey("cmd"))
+        try c.encodeIfPresent(code, forKey: BodyKey("code"))
+        try c.encodeIfPresent(lang, forKey: BodyKey("lang"))
+        if !args.isEmpty { try c.encode(args, forKey: BodyKey("args")) }
+        if !env.isEmpty { try c.encode(env, forKey: BodyKey("env")) }
+        if cwd != "/workspace" { try c.encode(cwd, forKey: BodyKey("cwd")) }
+        try c.encodeIfPresent(timeout.map(DurationText.format), forKey: BodyKey("timeout"))
+        if case .bytes(let b) = stdin { try c.encode(Data(b).base64EncodedString(), forKey: BodyKey("stdin_base64")) }
+    }
 
     init(_ body: inout BodyFields) throws {
         cmd = try body.strings("cmd")
@@ -46,11 +64,18 @@ struct ExecFields {
     }
 }
 
-/// `POST /v1/sandboxes/{id}/exec`: the exec fields, nothing else.
-struct ExecBody: Decodable {
-    var exec: ExecFields
+/// `POST /v1/sandboxes/{id}/exec`: the exec fields, nothing else (what `sandboxer exec` sends).
+public struct ExecBody: Codable, Sendable {
+    public var exec: ExecFields
 
-    init(from decoder: any Decoder) throws {
+    public init(_ exec: ExecFields) { self.exec = exec }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        try exec.encode(into: &c)
+    }
+
+    public init(from decoder: any Decoder) throws {
         var body = try BodyFields(decoder)
         exec = try ExecFields(&body)
         try body.finish()

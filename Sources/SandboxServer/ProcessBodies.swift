@@ -30,11 +30,26 @@ struct EmptyBody: Decodable {
     init(from decoder: any Decoder) throws { try BodyFields(decoder).finish() }
 }
 
-/// `POST …/processes/{pid}/signal`: `signal`, a name (`"TERM"`, `"SIGKILL"`) or a number 1…64; TERM when left out.
-struct SignalBody: Decodable {
-    var signal: Int32 = SIGTERM
+/// `POST …/processes/{pid}/signal`: `signal`, a name (`"TERM"`, `"SIGKILL"`) or a number 1…64;
+/// TERM when left out. `sandboxer kill` sends the same type (the name as given, or the number).
+public struct SignalBody: Codable, Sendable {
+    /// What is sent: a name (`KILL`) or a number.
+    public enum Given: Sendable, Equatable { case name(String), number(Int32) }
+    public var signal: Int32 = SIGTERM
+    var given: Given?
 
-    init(from decoder: any Decoder) throws {
+    /// `text` as `sandboxer kill --signal` takes it: a number, or a name the server reads.
+    public init(_ text: String) { given = Int32(text).map(Given.number) ?? .name(text) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        switch given ?? .number(signal) {
+        case .name(let name): try c.encode(name, forKey: BodyKey("signal"))
+        case .number(let n): try c.encode(n, forKey: BodyKey("signal"))
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
         var body = try BodyFields(decoder)
         if body.given("signal") {
             if let n = body.number("signal") {

@@ -22,12 +22,12 @@ enum BodyReader {
 }
 
 /// The key of any field of a JSON object, so a body type can see the fields it does not know.
-struct BodyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
+public struct BodyKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
     init(_ name: String) { stringValue = name }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
 }
 
 /// One JSON object of a request body, read field by field inside a type's `init(from:)`: each

@@ -29,13 +29,26 @@ extension SandboxServer {
 
 /// `PATCH /v1/sandboxes/{id}/network`: `mode` and/or `allow` (the whole list), or `add`/`remove`
 /// (entries added to or removed from the current list). Every entry is checked (an error names it).
-struct NetworkChangeBody: Decodable {
-    var mode: NetworkPolicy.Mode?
-    var allow: [String]?
-    var add: [String]
-    var remove: [String]
+/// `sandboxer network allow|deny` sends the same type.
+public struct NetworkChangeBody: Codable, Sendable {
+    public var mode: NetworkPolicy.Mode?
+    public var allow: [String]?
+    public var add: [String]
+    public var remove: [String]
 
-    init(from decoder: any Decoder) throws {
+    public init(mode: NetworkPolicy.Mode? = nil, allow: [String]? = nil, add: [String] = [], remove: [String] = []) {
+        (self.mode, self.allow, self.add, self.remove) = (mode, allow, add, remove)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        try c.encodeIfPresent(mode, forKey: BodyKey("mode"))
+        try c.encodeIfPresent(allow, forKey: BodyKey("allow"))
+        if !add.isEmpty { try c.encode(add, forKey: BodyKey("add")) }
+        if !remove.isEmpty { try c.encode(remove, forKey: BodyKey("remove")) }
+    }
+
+    public init(from decoder: any Decoder) throws {
         var body = try BodyFields(decoder)
         if let mode = try body.string("mode") {
             guard let m = NetworkPolicy.Mode(rawValue: mode) else {

@@ -187,4 +187,19 @@ import Testing
         let bad = try Self.decode(NetworkChangeBody.self, #"{"mode": "allowlist", "allow": ["ok.org", "bad host"]}"#)
         #expect(throws: Problem.self) { try bad.applied(to: .deny) }
     }
+
+    @Test("the bodies the CLI sends are the same types, and decode back to what was encoded")
+    func cliBodiesRoundTrip() throws {
+        let exec = ExecFields(cmd: ["sh", "-c", "cat"], env: ["A": "1"], cwd: "/tmp", timeout: .milliseconds(1500), stdin: .bytes([0, 1, 255]))
+        let sent = try JSONEncoder().encode(ExecBody(exec))
+        let read = try BodyReader.decode(ExecBody.self, bytes: Array(sent)).exec
+        #expect(read.cmd == exec.cmd && read.env == exec.env && read.cwd == "/tmp" && read.timeout == .milliseconds(1500) && read.stdin == exec.stdin)
+        #expect(String(decoding: try JSONEncoder().encode(ExecBody(ExecFields(cmd: ["true"]))), as: UTF8.self) == #"{"cmd":["true"]}"#)
+
+        let change = try BodyReader.decode(NetworkChangeBody.self, bytes: Array(try JSONEncoder().encode(NetworkChangeBody(remove: ["a.org"]))))
+        #expect(change.remove == ["a.org"] && change.add.isEmpty && change.mode == nil && change.allow == nil)
+
+        #expect(try BodyReader.decode(SignalBody.self, bytes: Array(try JSONEncoder().encode(SignalBody("KILL")))).signal == SIGKILL)
+        #expect(try BodyReader.decode(SignalBody.self, bytes: Array(try JSONEncoder().encode(SignalBody("2")))).signal == 2)
+    }
 }
