@@ -91,10 +91,7 @@ struct OneShotCommand: AsyncParsableCommand {
         var prof = try ProfileLoader().load(profile)
         try applyOverrides(&prof.limits)
         if let isolation {
-            guard let level = IsolationLevel(rawValue: isolation) else {
-                throw SandboxError(.invalidRequest, "unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            prof.isolation = level
+            prof.isolation = try IsolationLevel.named(isolation)
         } else if wasm != nil {
             prof.isolation = .wasm
         }

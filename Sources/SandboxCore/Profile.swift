@@ -12,6 +12,17 @@ public enum IsolationLevel: String, Sendable, Codable, CaseIterable {
     case microvm
 }
 
+extension IsolationLevel {
+    /// The isolation `text` names (`wasm+container`, …), or an `invalid_request` naming `field` and
+    /// listing every isolation: one rule for `sandboxer run --isolation`, the CLI's bodies and the API.
+    public static func named(_ text: String, field: String = "isolation") throws(SandboxError) -> IsolationLevel {
+        guard let level = IsolationLevel(rawValue: text) else {
+            throw SandboxError(.invalidRequest, "unknown isolation '\(text)'; one of: \(allCases.map(\.rawValue).joined(separator: ", "))", field: field)
+        }
+        return level
+    }
+}
+
 /// Network policy of a sandbox. Default: deny (a fresh network namespace with only loopback).
 public struct NetworkPolicy: Sendable, Equatable {
     public enum Mode: String, Sendable, Codable, CaseIterable {

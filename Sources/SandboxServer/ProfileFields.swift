@@ -35,10 +35,7 @@ extension BodyFields {
     /// `isolation`: an isolation's name; nil when absent.
     mutating func isolation() throws -> IsolationLevel? {
         guard let isolation = try string("isolation") else { return nil }
-        guard let level = IsolationLevel(rawValue: isolation) else {
-            throw Problem.invalid("isolation", "isolation: unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return level
+        do { return try IsolationLevel.named(isolation) } catch { throw Problem.invalid("isolation", "isolation: \(error.message)") }
     }
 
     /// `setup`: a shell command (string, run with `/bin/sh -c`) or an argv array; nil when absent.

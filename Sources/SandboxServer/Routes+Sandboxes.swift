@@ -76,11 +76,29 @@ extension SandboxServer {
 }
 
 /// `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout,
-/// metadata, secrets, setup.
-struct CreateSandboxBody: Decodable {
-    var request = CreateSandboxRequest()
+/// metadata, secrets, setup. `sandboxer create` sends the same type.
+public struct CreateSandboxBody: Codable, Sendable {
+    public var request = CreateSandboxRequest()
 
-    init(from decoder: any Decoder) throws {
+    public init(_ request: CreateSandboxRequest) { self.request = request }
+
+    /// The fields that differ from an empty create, in the names ``init(from:)`` reads.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        switch request.profile {
+        case .named(let name): try c.encode(name, forKey: BodyKey("profile"))
+        case .inline(let profile): try c.encode(profile, forKey: BodyKey("profile"))
+        }
+        try c.encodeIfPresent(request.isolation, forKey: BodyKey("isolation"))
+        if !request.env.isEmpty { try c.encode(request.env, forKey: BodyKey("env")) }
+        try c.encodeIfPresent(request.ttl.map(DurationText.format), forKey: BodyKey("ttl"))
+        try c.encodeIfPresent(request.idleTimeout.map(DurationText.format), forKey: BodyKey("idle_timeout"))
+        if !request.metadata.isEmpty { try c.encode(request.metadata, forKey: BodyKey("metadata")) }
+        if !request.secrets.isEmpty { try c.encode(request.secrets, forKey: BodyKey("secrets")) }
+        try c.encodeIfPresent(request.setup?.argv, forKey: BodyKey("setup"))
+    }
+
+    public init(from decoder: any Decoder) throws {
         var body = try BodyFields(decoder)
         if let ref = try body.profileRef() { request.profile = ref }
         request.isolation = try body.isolation()

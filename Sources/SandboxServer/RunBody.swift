@@ -7,18 +7,30 @@ import SandboxStore
 /// `POST /v1/runs`: the run's own fields (profile, isolation, secrets, setup, priority,
 /// max_attempts, labels, webhook), then the exec fields (`cmd` or `code` + `lang`, `args`, `env`,
 /// `cwd`, `stdin`/`stdin_base64`, `timeout`). Everything is checked before anything is queued.
-struct RunSubmitBody: Decodable {
-    var profile: CreateSandboxRequest.ProfileRef?
-    var isolation: IsolationLevel?
-    var secrets: [String] = []
-    var setup: [String]?
-    var priority: Int
-    var maxAttempts: Int
-    var labels: [String: String]
-    var webhook: RunWebhook?
-    var exec: ExecFields
+/// `sandboxer submit` sends the same type.
+public struct RunSubmitBody: Codable, Sendable {
+    /// `webhook`: where the run's end is posted, and the key that signs it (made when not given).
+    public struct Webhook: Sendable, Equatable {
+        public var url: String
+        public var secret: String?
+        public init(url: String, secret: String? = nil) { (self.url, self.secret) = (url, secret) }
+    }
 
-    init(from decoder: any Decoder) throws {
+    public var profile: CreateSandboxRequest.ProfileRef?
+    public var isolation: IsolationLevel?
+    public var secrets: [String] = []
+    public var setup: [String]?
+    public var priority = 0
+    public var maxAttempts = 3
+    public var labels: [String: String] = [:]
+    public var webhook: Webhook?
+    public var exec: ExecFields
+
+    public init(exec: ExecFields, profile: CreateSandboxRequest.ProfileRef? = nil, isolation: IsolationLevel? = nil) {
+        (self.exec, self.profile, self.isolation) = (exec, profile, isolation)
+    }
+
+    public init(from decoder: any Decoder) throws {
         var body = try BodyFields(decoder)
         profile = try body.profileRef()
         isolation = try body.isolation()
@@ -33,6 +45,32 @@ struct RunSubmitBody: Decodable {
         webhook = try Self.webhook(&body)
         exec = try ExecFields(&body)
         try body.finish()
+    }
+
+    /// The fields that differ from the defaults, in the names ``init(from:)`` reads.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        switch profile {
+        case .named(let name): try c.encode(name, forKey: BodyKey("profile"))
+        case .inline(let profile): try c.encode(profile, forKey: BodyKey("profile"))
+        case nil: break
+        }
+        try c.encodeIfPresent(isolation, forKey: BodyKey("isolation"))
+        if !secrets.isEmpty { try c.encode(secrets, forKey: BodyKey("secrets")) }
+        try c.encodeIfPresent(setup, forKey: BodyKey("setup"))
+        if priority != 0 { try c.encode(priority, forKey: BodyKey("priority")) }
+        if maxAttempts != 3 { try c.encode(maxAttempts, forKey: BodyKey("max_attempts")) }
+        if !labels.isEmpty { try c.encode(labels, forKey: BodyKey("labels")) }
+        if let webhook {
+            if let secret = webhook.secret {
+                var w = c.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("webhook"))
+                try w.encode(webhook.url, forKey: BodyKey("url"))
+                try w.encode(secret, forKey: BodyKey("secret"))
+            } else {
+                try c.encode(webhook.url, forKey: BodyKey("webhook"))
+            }
+        }
+        try exec.encode(into: &c)
     }
 
     /// Whether the profile is an inline object (a tenant may be refused weaker isolation in one).
@@ -64,12 +102,14 @@ struct RunSubmitBody: Decodable {
                            lang: request.code == nil ? nil : RunBody.language(of: request.codeFileName), stdin: stdin, env: request.env,
                            cwd: request.cwd == "/workspace" ? nil : request.cwd)
         spec.setup = setup
-        return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority,
-                         maxAttempts: maxAttempts, labels: labels, idempotencyKey: idempotencyKey, webhook: webhook)
+        let made = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority, maxAttempts: maxAttempts,
+                         labels: labels, idempotencyKey: idempotencyKey, webhook: webhook.map { RunWebhook(url: $0.url, secret: $0.secret ?? "whsec_" + made) })
     }
 
-    /// `webhook`: `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made (shown once).
-    static func webhook(_ body: inout BodyFields) throws -> RunWebhook? {
+    /// `webhook`: `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made when the
+    /// run is queued (and shown once).
+    static func webhook(_ body: inout BodyFields) throws -> Webhook? {
         var url: String
         var secret: String?
         if var fields = try? body.object("webhook") {
@@ -92,8 +132,7 @@ struct RunSubmitBody: Decodable {
         if let s = secret, s.utf8.count < 16 || s.utf8.count > 256 {
             throw Problem.invalid("webhook.secret", "webhook.secret: 16 to 256 bytes (or leave it out and use the one the reply shows)")
         }
-        let made = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        return RunWebhook(url: url, secret: secret ?? "whsec_" + made)
+        return Webhook(url: url, secret: secret)
     }
 }
 

@@ -147,7 +147,10 @@ import Testing
         let run = try Self.decode(RunSubmitBody.self, #"{"cmd": ["true"], "priority": 3.0, "max_attempts": 1e1, "webhook": "https://h.example/x"}"#)
         #expect(run.priority == 3 && run.maxAttempts == 10 && run.webhook?.url == "https://h.example/x")
         let object = try Self.decode(RunSubmitBody.self, #"{"cmd": ["true"], "webhook": {"url": "http://h.example", "secret": "0123456789abcdef"}}"#)
-        #expect(object.webhook == RunWebhook(url: "http://h.example", secret: "0123456789abcdef"))
+        #expect(object.webhook == .init(url: "http://h.example", secret: "0123456789abcdef"))
+        // Without a secret one is made when the run is queued: whsec_ and 32 hex digits.
+        let made = try run.record(tenantId: "t", idempotencyKey: nil, profiles: ProfileLoader(searchPaths: [])).webhook
+        #expect(made?.url == "https://h.example/x" && made?.secret.hasPrefix("whsec_") == true && made?.secret.count == 38)
     }
 
     @Test("process bodies: pty, signal (name or number), resize, input")
@@ -201,5 +204,17 @@ import Testing
 
         #expect(try BodyReader.decode(SignalBody.self, bytes: Array(try JSONEncoder().encode(SignalBody("KILL")))).signal == SIGKILL)
         #expect(try BodyReader.decode(SignalBody.self, bytes: Array(try JSONEncoder().encode(SignalBody("2")))).signal == 2)
+
+        let create = CreateSandboxRequest(profile: .named("bounty"), isolation: .wasm, env: ["A": "1"], ttl: .seconds(600),
+                                          idleTimeout: .seconds(90), metadata: ["team": "ml"])
+        let created = try BodyReader.decode(CreateSandboxBody.self, bytes: Array(try JSONEncoder().encode(CreateSandboxBody(create))),
+                                            profiles: ProfileLoader(searchPaths: [])).request
+        #expect(created == create)
+
+        var run = RunSubmitBody(exec: ExecFields(code: "print(1)", lang: "python", args: ["x"]), profile: .named("default"), isolation: .container)
+        (run.priority, run.maxAttempts, run.labels, run.webhook) = (7, 2, ["k": "v"], .init(url: "https://h.example", secret: "0123456789abcdef"))
+        let queued = try BodyReader.decode(RunSubmitBody.self, bytes: Array(try JSONEncoder().encode(run)), profiles: ProfileLoader(searchPaths: []))
+        #expect(queued.profile == run.profile && queued.isolation == .container && queued.priority == 7 && queued.maxAttempts == 2)
+        #expect(queued.labels == run.labels && queued.webhook == run.webhook && queued.exec.code == "print(1)" && queued.exec.args == ["x"])
     }
 }
