@@ -4,7 +4,7 @@ import SandboxCore
 
 extension BodyReader {
     /// Collects and decodes a JSON object body as `T` (an empty body is `{}`): a missing or mistyped
-    /// field is a 400 naming it; `T` refuses unknown fields (``StrictFields``, ``BodyFields/finish()``).
+    /// field is a 400 naming it; `T` refuses unknown fields (``BodyFields/finish()``).
     /// `profiles` is the loader that a body with a `profile` field resolves names and inline objects with.
     static func decode<T: Decodable>(_: T.Type, _ request: Request, limit: Int64, profiles: ProfileLoader? = nil) async throws -> T {
         try decode(T.self, bytes: try await collect(request, limit: limit, name: "max_json_body_bytes"), profiles: profiles)
@@ -51,25 +51,6 @@ extension BodyReader {
         case is String.Type: "a string"
         case is Bool.Type: "true or false"
         default: type is [String: Any].Type ? "a JSON object" : "\(type)"
-        }
-    }
-}
-
-/// Refuses fields a request type does not know (a typo is an error, not ignored), as every
-/// ``BodyFields`` body does.
-enum StrictFields {
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    /// Throws a 400 naming the first field of the object being decoded that is not in `known`.
-    static func check(_ decoder: any Decoder, known: Set<String>) throws {
-        let container = try decoder.container(keyedBy: AnyKey.self)
-        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw Problem.invalid(unknown, "unknown field '\(unknown)'; known fields: \(known.sorted().joined(separator: ", "))")
         }
     }
 }

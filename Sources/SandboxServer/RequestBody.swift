@@ -49,6 +49,9 @@ struct BodyFields {
         self.prefix = prefix
     }
 
+    /// Whether `key` is in the object at all (`null` included).
+    func contains(_ key: String) -> Bool { container.contains(BodyKey(key)) }
+
     /// Whether `key` is given and not `null`.
     func has(_ key: String) -> Bool {
         container.contains(BodyKey(key)) && !((try? container.decodeNil(forKey: BodyKey(key))) ?? true)

@@ -217,4 +217,14 @@ import Testing
         #expect(queued.profile == run.profile && queued.isolation == .container && queued.priority == 7 && queued.maxAttempts == 2)
         #expect(queued.labels == run.labels && queued.webhook == run.webhook && queued.exec.code == "print(1)" && queued.exec.args == ["x"])
     }
+
+    @Test("a quota change: a missing field is kept, null clears it, a value sets it; the same field rules as every body")
+    func quotaChange() throws {
+        let change = try Self.decode(QuotaChangeBody.self, #"{"max_sandboxes": null, "max_memory": "2G", "max_queued": 5.0}"#).changes
+        #expect(change.maxSandboxes == .clear && change.execsPerMinute == .keep && change.maxQueued == .set(5) && change.maxMemoryBytes == .set(2 << 30))
+        #expect(try Self.decode(QuotaChangeBody.self, #"{"max_memory_bytes": 1024}"#).changes.maxMemoryBytes == .set(1024))
+        #expect(Self.problem(QuotaChangeBody.self, #"{"max_sandboxes": true}"#)?.detail == "max_sandboxes: must be an integer")
+        #expect(Self.problem(QuotaChangeBody.self, #"{"max_memory": null, "max_memory_bytes": 1}"#)?.field == "max_memory")
+        #expect(Self.problem(QuotaChangeBody.self, #"{"max_sandbox": 1}"#)?.detail.hasPrefix("unknown field 'max_sandbox'") == true)
+    }
 }
