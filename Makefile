@@ -29,7 +29,7 @@ deps:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-## Builds the QuickJS wasm32-wasi module used by the WASM lane (cached, idempotent) and puts it
+## Builds the QuickJS wasm32-wasi module used by the WASM backend (cached, idempotent) and puts it
 ## beside the built binaries (the only place sandboxer looks for it, besides $SANDBOXER_QJS_WASM).
 wasm:
 	@bash wasm/quickjs/build.sh
@@ -57,7 +57,7 @@ run: prepare wasm
 	@printf 'import sys, json\nprint(json.dumps({"echo": sys.stdin.read()}))\n' > /tmp/sandboxer-demo.py
 	@printf '{"task": 1}' > /tmp/sandboxer-demo.json
 	$(RELEASE_BIN) run --lang python --code-file /tmp/sandboxer-demo.py --stdin /tmp/sandboxer-demo.json --profile bounty
-	@echo "== JavaScript in the WASM lane (QuickJS under WasmKit), then the same inside a container"
+	@echo "== JavaScript in the WASM backend (QuickJS under WasmKit), then the same inside a container"
 	$(RELEASE_BIN) run --isolation wasm --lang js -c 'console.log([3,1,2].sort().join(","))'
 	$(RELEASE_BIN) run --isolation wasm+container --lang js -c 'console.log([3,1,2].sort().join(","))'
 	@echo "== the server: long-lived sandboxes over HTTP"
@@ -93,16 +93,16 @@ install: $(if $(filter debug,$(BUILD)),build-debug,build)
 uninstall:
 	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh uninstall
 
-# The queue lane's PostgreSQL cases run on a private server (as the tests do).
+# The queue suite's PostgreSQL cases run on a private server (as the tests do).
 bench: EXTRA_PACKAGES := postgresql
 bench: prepare wasm
 	$(RELEASE_BIN) bench -i 30
-	$(RELEASE_BIN) bench --lane wasm -i 10
-	$(RELEASE_BIN) bench --lane api -i 100
-	$(RELEASE_BIN) bench --lane egress -i 200
+	$(RELEASE_BIN) bench --suite wasm -i 10
+	$(RELEASE_BIN) bench --suite api -i 100
+	$(RELEASE_BIN) bench --suite egress -i 200
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
 	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
-	  $(RELEASE_BIN) bench --lane queue -i 100 --runs 600 --store "$$pgurl"
+	  $(RELEASE_BIN) bench --suite queue -i 100 --runs 600 --store "$$pgurl"
 
 gc:
 	$(RELEASE_BIN) gc

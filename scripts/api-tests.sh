@@ -3,7 +3,7 @@
 # `sandboxer serve` on a free loopback port with a throw-away data directory, creates API keys for
 # two tenants, runs the pytest suite in tests/python (httpx), then schemathesis against
 # openapi.yaml and the live server (no 5xx, every response matches the schema), and stops the
-# server. Needs root (the container lane). Installs httpx, pytest, websockets, selenium and schemathesis from PyPI (the monitor test drives Debian's chromium).
+# server. Needs root (the container backend). Installs httpx, pytest, websockets, selenium and schemathesis from PyPI (the monitor test drives Debian's chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/debug/sandboxer}

@@ -6,8 +6,8 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// Where one container-lane sandbox (one-shot or long-lived) keeps its host-side files:
-/// `<state>/sandboxes/<id>/` (the WASM lane's is ``WasmSandboxLayout``).
+/// Where one container sandbox (one-shot or long-lived) keeps its host-side files:
+/// `<state>/sandboxes/<id>/` (the WASM backend's is ``WasmSandboxLayout``).
 ///
 /// `owner` records the pid and start time of the sandboxer process that owns the sandbox, so garbage
 /// collection can tell a crashed owner from a live one.

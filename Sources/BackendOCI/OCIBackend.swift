@@ -8,7 +8,7 @@ import Templates
 import Glibc
 #endif
 
-/// The container lane: an OCI bundle per sandbox, run by crun (default), runc or runsc, inside a
+/// The container backend: an OCI bundle per sandbox, run by crun (default), runc or runsc, inside a
 /// sandbox cgroup that enforces the profile's limits.
 public struct OCIBackend: IsolationBackend {
     /// Settings that are the host's, not the profile's.
@@ -59,7 +59,7 @@ public struct OCIBackend: IsolationBackend {
         self.logger = logger
     }
 
-    /// Refuses what this lane cannot honour yet, rather than silently running with less.
+    /// Refuses what this backend cannot honour yet, rather than silently running with less.
     static func checkProfile(_ profile: Profile) throws(SandboxError) {
         guard profile.isolation == .container || profile.isolation == .gvisor else {
             throw SandboxError(.invalidRequest, "profile '\(profile.name)' asks for isolation '\(profile.isolation.rawValue)'; the container backend runs 'container' and 'gvisor'")

@@ -5,7 +5,7 @@ import SandboxCore
 import Glibc
 #endif
 
-/// Finds the QuickJS module (`qjs.wasm`) the WASM lane runs JavaScript with.
+/// Finds the QuickJS module (`qjs.wasm`) the WASM backend runs JavaScript with.
 ///
 /// Only two places count, so nothing planted in a working directory (or any of its parents) is
 /// ever executed: the path in `$SANDBOXER_QJS_WASM` (absolute; for development and tests), else

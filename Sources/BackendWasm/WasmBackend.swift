@@ -3,7 +3,7 @@ import Logging
 import SandboxCore
 import SandboxLinux
 
-/// The WASM lane: JavaScript under QuickJS (`qjs.wasm`) and any WASI preview1 command module,
+/// The WASM backend: JavaScript under QuickJS (`qjs.wasm`) and any WASI preview1 command module,
 /// run by WasmKit with hard limits and the approved-tools bridge.
 ///
 /// A request is JavaScript when it carries `code` and its `codeFileName` ends in `.js`/`.mjs`
@@ -86,7 +86,7 @@ public struct WasmBackend: IsolationBackend {
         }
     }
 
-    /// Runs one request and returns the same ``ExecResult`` the container lane does, plus the
+    /// Runs one request and returns the same ``ExecResult`` the container backend does, plus the
     /// tool-call log of the run (also delivered to ``Configuration/onToolCall``).
     public func runWithToolCalls(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws
         -> (result: ExecResult, toolCalls: [ToolCallRecord])
@@ -109,7 +109,7 @@ public struct WasmBackend: IsolationBackend {
         let limits = spec.profile.limits
         let plan = try WasmPlan(request: request, profile: spec.profile, quickJS: { try self.quickJSPath() })
         let stdin = try StdinLoader.load(request.stdin, limit: limits.inputBytes)
-        // One run per host workspace directory, as in the container lane.
+        // One run per host workspace directory, as in the container backend.
         var hostLock: DirectoryFD?
         if let dir = spec.workspaceDirectory {
             do {

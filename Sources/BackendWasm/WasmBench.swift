@@ -1,7 +1,7 @@
 import Foundation
 import SandboxCore
 
-/// The WASM lane's benchmark (`sandboxer bench` calls it): QuickJS hello-world, fib(25) and sorting
+/// The WASM backend's benchmark (`sandboxer bench` calls it): QuickJS hello-world, fib(25) and sorting
 /// 100k numbers, each in-process cold (module parsed and instance built per run), in-process
 /// cached (parsed module, fresh instance), in-process warm (reused reset instance, the default)
 /// and in a worker process. Prints a Markdown table of medians.

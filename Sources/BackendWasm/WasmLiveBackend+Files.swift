@@ -2,7 +2,7 @@ import SandboxCore
 import SandboxLinux
 
 /// The files API of live WASM sandboxes (on the sandbox's workspace only, see ``WorkspaceFiles``),
-/// and the process calls, which the WASM lane does not have.
+/// and the process calls, which the WASM backend does not have.
 extension WasmLiveBackend {
     /// Runs `body` on the sandbox's workspace, off the cooperative pool.
     func withFiles<T: Sendable>(
@@ -54,7 +54,7 @@ extension WasmLiveBackend {
 
     // MARK: processes
 
-    /// The WASM lane runs nothing but the exec in flight.
+    /// The WASM backend runs nothing but the exec in flight.
     static func noProcesses(_ what: String) -> SandboxError {
         SandboxError(.invalidRequest, "isolation wasm has no background processes (\(what)): each exec runs to its end; for background processes, PTYs and signals use a sandbox of isolation container or gvisor")
     }

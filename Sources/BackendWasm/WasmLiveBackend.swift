@@ -3,7 +3,7 @@ import Logging
 import SandboxCore
 import SandboxLinux
 
-/// Long-lived sandboxes of the WASM lane: a stateless driver keyed by sandbox id.
+/// Long-lived sandboxes of the WASM backend: a stateless driver keyed by sandbox id.
 ///
 /// Each sandbox is a directory `<root>/<id>/` (see ``WasmSandboxLayout``) holding `workspace/` —
 /// the guest's `/workspace`, which lives on from exec to exec — and the kv tools' store, which

@@ -5,7 +5,7 @@ import SandboxCore
 import Glibc
 #endif
 
-/// What a request means in the WASM lane: which module, with which guest argv.
+/// What a request means in the WASM backend: which module, with which guest argv.
 struct WasmPlan: Sendable {
     var modulePath: String
     var arguments: [String]
@@ -98,7 +98,7 @@ struct Workspace: Sendable {
     }
 }
 
-/// Turns an engine report into the lane-independent ``ExecResult``.
+/// Turns an engine report into the backend-independent ``ExecResult``.
 enum ResultMapper {
     /// QuickJS driver's exit code for out-of-memory.
     static let quickJSOutOfMemory: Int32 = 3

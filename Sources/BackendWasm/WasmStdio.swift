@@ -4,7 +4,7 @@ import Synchronization
 @_spi(WASIPlatform) import WASI
 
 /// Keeps the first `cap` bytes written to one guest stream, forwards them live to the run's
-/// ``OutputHandler`` and counts (but drops) the rest, like the container lane's `OutputReader`.
+/// ``OutputHandler`` and counts (but drops) the rest, like the container backend's `OutputReader`.
 final class OutputSink: Sendable {
     let cap: Int64
     let stream: StdStream

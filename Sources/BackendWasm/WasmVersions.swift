@@ -1,4 +1,4 @@
-/// The versions of the WASM lane's engines, for `sandboxer version`. A test compares them with
+/// The versions of the WASM backend's engines, for `sandboxer version`. A test compares them with
 /// `Package.resolved` (WasmKit) and `wasm/quickjs/build.sh` (QuickJS), so they cannot drift.
 public enum WasmVersions {
     /// The WasmKit release this binary is built against (Package.resolved).

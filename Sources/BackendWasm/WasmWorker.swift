@@ -8,7 +8,7 @@ import Glibc
 
 /// The body of the hidden `sandboxer wasm-worker` command: runs one WASI module (or JavaScript
 /// under QuickJS) with the in-process engine and exits with the guest's status. Self-contained, so
-/// the container lane can run it inside its jail (`wasm+container`).
+/// the container backend can run it inside its jail (`wasm+container`).
 ///
 /// ```
 /// sandboxer wasm-worker [--module PATH] [--js FILE] [--workspace DIR] [--timeout-ms N]

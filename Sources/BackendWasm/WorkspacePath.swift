@@ -8,7 +8,7 @@ import Glibc
 
 /// A path of the files API in a WASM sandbox, checked and split into names below `/workspace`.
 ///
-/// The WASM lane's guest sees only `/workspace`, so only `/workspace` and what is below it are
+/// The WASM backend's guest sees only `/workspace`, so only `/workspace` and what is below it are
 /// paths here. A path is refused (`invalid_request`) when it is outside `/workspace`, contains a
 /// NUL byte or a `..` component, is longer than `PATH_MAX`, or has a name longer than `NAME_MAX`.
 /// Empty and `.` components are dropped. Nothing is resolved here: ``WorkspaceFiles`` walks the

@@ -5,8 +5,8 @@ import SandboxCore
 import SandboxLinux
 import Templates
 
-/// The `wasm+container` lane: the WASM engine itself (`sandboxer wasm-worker`) runs inside the
-/// container lane's sandbox, so a WasmKit bug still lands in namespaces, seccomp and a cgroup.
+/// The `wasm+container` isolation: the WASM engine itself (`sandboxer wasm-worker`) runs inside the
+/// container backend's sandbox, so a WasmKit bug still lands in namespaces, seccomp and a cgroup.
 public struct LayeredWasm: Sendable {
     public let backend: OCIBackend
     public init(backend: OCIBackend) { self.backend = backend }

@@ -6,20 +6,20 @@ import SandboxCore
 import SandboxLinux
 import Templates
 
-/// One-shot runs: a fresh sandbox of the profile's lane runs one request and is removed. Knows
-/// which backend runs an isolation level and how layered lanes (`wasm+container`) are composed;
+/// One-shot runs: a fresh sandbox of the profile's isolation runs one request and is removed. Knows
+/// which backend runs an isolation level and how layered isolations (`wasm+container`) are composed;
 /// its backends are built once (cgroup detection, the seccomp profile) and shared by every run.
 /// `sandboxer run` and the run queue's workers both go through it.
 public final class OneShotRunner: Sendable {
-    /// Host settings of the lanes.
+    /// Host settings of the backends.
     public struct Options: Sendable {
-        /// Container lane state (`/run/sandboxer`, or the server's `<data>/state`).
+        /// Container backend state (`/run/sandboxer`, or the server's `<data>/state`).
         public var stateDirectory: String
         /// Forces an OCI runtime (crun, runc, runsc).
         public var runtime: String?
         /// Reaper command for one-shot runs (see ``OCIBackend/Configuration/reaper``).
         public var reaper: [String]?
-        /// How the WASM lane runs code: in this process, or in a supervised worker process.
+        /// How the WASM backend runs code: in this process, or in a supervised worker process.
         public var wasmMode: WasmBackend.ExecutionMode
         /// The egress proxy for profiles that reach the network (nil: they are refused).
         public var egress: (any EgressProvider)?
@@ -39,7 +39,7 @@ public final class OneShotRunner: Sendable {
 
     public let options: Options
     let logger: Logger
-    /// The container lane's backend, built once (or why it cannot be: no runtime, not root).
+    /// The container backend, built once (or why it cannot be: no runtime, not root).
     private let container: Result<OCIBackend, SandboxError>
     private let wasm: WasmBackend
 
@@ -53,7 +53,7 @@ public final class OneShotRunner: Sendable {
         wasm = WasmBackend(configuration: .init(mode: options.wasmMode))
     }
 
-    /// The container lane's backend (crun/runc/runsc) with these options, the same for every run.
+    /// The container backend (crun/runc/runsc) with these options, the same for every run.
     public func containerBackend() throws(SandboxError) -> OCIBackend {
         try container.get()
     }
@@ -65,10 +65,10 @@ public final class OneShotRunner: Sendable {
         await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
     }
 
-    /// One-shot: a fresh sandbox of the profile's lane runs `request` and is removed.
+    /// One-shot: a fresh sandbox of the profile's isolation runs `request` and is removed.
     /// Cancelling the calling task kills the run (outcome `cancelled`).
     /// `setup`: a command run first in the same sandbox under the profile's `setup` phase policy;
-    /// the policy then switches to the `run` phase and `request` runs (container lanes only).
+    /// the policy then switches to the `run` phase and `request` runs (container isolations only).
     /// The profile's `secrets` are looked up in ``Options/secrets`` (placeholders in the sandbox).
     /// `sandboxId`: the id the sandbox gets (a queued run records it before the sandbox starts).
     public func run(profile: Profile, request: ExecRequest, workspace: String?, sync: WorkspaceSync = .merge,

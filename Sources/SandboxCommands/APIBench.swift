@@ -12,7 +12,7 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-/// `sandboxer bench --lane api`: the HTTP API of `sandboxer serve`, started in-process on a free
+/// `sandboxer bench --suite api`: the HTTP API of `sandboxer serve`, started in-process on a free
 /// loopback port over a temporary data directory, driven over real TCP with keep-alive
 /// connections (``BenchConnection``), against raw `crun run` / `crun exec` in the same run.
 ///
@@ -39,7 +39,7 @@ struct APIBench {
     }
 
     func run() async throws {
-        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --lane api needs root (container sandboxes)") }
+        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --suite api needs root (container sandboxes)") }
         var template = Array("/tmp/sandboxer-bench-api-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw SandboxError(.system, "cannot make a temporary data directory") }
         let data = String(cString: made)
@@ -82,7 +82,7 @@ struct APIBench {
         }
         if let failure { throw failure }
         guard problems.isEmpty else {
-            throw SandboxError(.system, "bench --lane api left things behind:\n  " + problems.joined(separator: "\n  "))
+            throw SandboxError(.system, "bench --suite api left things behind:\n  " + problems.joined(separator: "\n  "))
         }
         print("\nclean-up checked: no sandbox directories, runtime state, mounts, sbx- cgroups or agent processes left")
     }
@@ -108,7 +108,7 @@ struct APIBench {
         configuration.ceilings.tenantMemoryBytes = 1 << 52
         let backends = try ServerSetup.makeBackends(configuration, logger: logger)
         guard let oci = backends[.container] as? OCIBackend else {
-            throw SandboxError(.hostUnsupported, "bench --lane api needs isolation container (crun or runc)")
+            throw SandboxError(.hostUnsupported, "bench --suite api needs isolation container (crun or runc)")
         }
         let manager = SandboxManager(store: store, backends: backends, configuration: configuration, logger: logger)
         let server = SandboxServer(manager: manager, configuration: .init(host: "127.0.0.1", port: 0), logger: logger)

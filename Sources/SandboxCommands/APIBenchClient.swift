@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import SandboxCore
 
-/// A keep-alive HTTP/1.1 connection for `sandboxer bench --lane api`: one TCP connection carries
+/// A keep-alive HTTP/1.1 connection for `sandboxer bench --suite api`: one TCP connection carries
 /// every request of a ``with(host:port:apiKey:_:)`` block, one request at a time. The CLI's
 /// ``APIClient`` opens a connection per request (`Connection: close`), which would add a TCP
 /// handshake and a server-side channel set-up to every measured call; agents' SDKs keep

@@ -8,7 +8,7 @@ import SandboxManager
 import Glibc
 #endif
 
-/// Part 5 of `bench --lane api`: what an idle sandbox costs the host.
+/// Part 5 of `bench --suite api`: what an idle sandbox costs the host.
 extension APIBench {
     /// Creates `idle` sandboxes over HTTP, lets them settle, reads per sandbox the agent's VmRSS
     /// and the sandbox cgroup's memory usage, and the host's `MemAvailable` drop; deletes them all.

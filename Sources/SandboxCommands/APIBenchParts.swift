@@ -9,7 +9,7 @@ import SandboxStore
 import Glibc
 #endif
 
-/// The latency parts of `bench --lane api`: create (cold, warm), exec round trip, throughput.
+/// The latency parts of `bench --suite api`: create (cold, warm), exec round trip, throughput.
 extension APIBench {
     /// Times `body` N times after 3 warm-ups, in ms.
     func sample(_ n: Int, warmUp: Int = 3, _ body: (Int) async throws -> Void) async rethrows -> [Double] {
@@ -24,7 +24,7 @@ extension APIBench {
         return xs
     }
 
-    /// Raw `crun run` of `/bin/true` in a bundle equivalent to a sandbox's (the container lane's
+    /// Raw `crun run` of `/bin/true` in a bundle equivalent to a sandbox's (the container backend's
     /// baseline, ``StartupBench/rawBundle()``), N times.
     func rawCrunRun(_ oci: OCIBackend) async throws -> Percentiles {
         let bench = try StartupBench(backend: oci, iterations: iterations)

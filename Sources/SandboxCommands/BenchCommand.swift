@@ -12,8 +12,8 @@ import Templates
 import Glibc
 #endif
 
-/// `sandboxer bench`: start-up latency of the container lane against the raw tools, the WASM lane
-/// against wasmtime's numbers, or the HTTP API against raw `crun` (`--lane api`), each in one run.
+/// `sandboxer bench`: start-up latency of the container backend against the raw tools, the WASM backend
+/// against wasmtime's numbers, or the HTTP API against raw `crun` (`--suite api`), each in one run.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -26,51 +26,59 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container lane's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root) or blocking (a call on the blocking pool vs a thread per call).")
-    var lane: String = "container"
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root) or blocking (a call on the blocking pool vs a thread per call).")
+    var suite: String = "container"
 
-    @Option(name: .long, help: "api lane: idle sandboxes held at once for the memory part.")
+    /// `--lane`, the option's old name, so commands written before the rename still work.
+    @Option(name: .customLong("lane"), help: .hidden)
+    var suiteAlias: String?
+
+    /// The suite to run: `--suite`, or the old option's value when that was given.
+    var chosenSuite: String { suiteAlias ?? suite }
+
+    @Option(name: .long, help: "api suite: idle sandboxes held at once for the memory part.")
     var idle: Int = 50
 
-    @Option(name: .long, help: "api lane: warm-pool size (and samples) of the warm-create part.")
+    @Option(name: .long, help: "api suite: warm-pool size (and samples) of the warm-create part.")
     var pool: Int = 20
 
-    @Option(name: .long, help: "api lane: seconds per throughput case.")
+    @Option(name: .long, help: "api suite: seconds per throughput case.")
     var seconds: Double = 3
 
-    @Option(name: .long, help: "queue lane: runs of the throughput batch.")
+    @Option(name: .long, help: "queue suite: runs of the throughput batch.")
     var runs: Int = 300
 
-    @Option(name: .long, help: "queue lane: runs at once per worker.")
+    @Option(name: .long, help: "queue suite: runs at once per worker.")
     var concurrency: Int = 4
 
-    @Option(name: .long, help: "queue lane: an empty PostgreSQL database (postgres://…) for the PostgreSQL cases.")
+    @Option(name: .long, help: "queue suite: an empty PostgreSQL database (postgres://…) for the PostgreSQL cases.")
     var store: String?
 
     func run() async throws {
-        if lane == "api" {
+        let suite = chosenSuite
+        if suite == "api" {
             try await APIBench(iterations: max(3, iterations), idle: max(0, idle), poolSize: max(1, pool), seconds: max(0.5, seconds)).run()
             return
         }
-        if lane == "queue" {
+        if suite == "queue" {
             try await QueueBench(runs: max(10, runs), samples: max(5, iterations), concurrency: max(1, concurrency),
                                  postgres: ServerSetup.postgresURL(store, environment: [:])).run()
             return
         }
-        if lane == "blocking" {
+        if suite == "blocking" {
             await BlockingBench(iterations: max(1, iterations)).run()
             return
         }
-        if lane == "egress" {
+        if suite == "egress" {
             try await EgressBench(iterations: max(5, iterations)).run()
             return
         }
-        if lane == "wasm" {
+        if suite == "wasm" {
             print(await WasmBench.run(iterations: iterations, workerExecutable: LayeredWasm.executable))
             try await benchNodeInContainer()
             return
         }
-        guard lane == "container" else { throw SandboxError(.invalidRequest, "--lane is container, wasm, api, queue, egress or blocking") }
+        guard suite == "container" else { throw SandboxError(.invalidRequest, "--suite is container, wasm, api, queue, egress or blocking, not '\(suite)'") }
         let backend = try OCIBackend()
         let configuration = backend.configuration
         await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }
@@ -87,12 +95,12 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 extension BenchCommand {
-    /// The same workloads as the WASM bench, as `node -e` in the container lane (in-process API).
+    /// The same workloads as the WASM bench, as `node -e` in the container backend (in-process API).
     func benchNodeInContainer() async throws {
         let backend = try OCIBackend()
         var p = Profile.default
         p.limits.timeout = .seconds(120)
-        print("\n| container lane, `node -e` (in-process API) | p50 ms | p90 ms |\n|---|---:|---:|")
+        print("\n| container backend, `node -e` (in-process API) | p50 ms | p90 ms |\n|---|---:|---:|")
         for (name, js) in WasmBench.workloads {
             var xs: [Double] = []
             for i in 0..<(iterations + 2) {

@@ -2,7 +2,7 @@ import Foundation
 import SandboxCore
 import SandboxLinux
 
-/// `sandboxer bench --lane blocking`: what a call on the shared blocking pool costs against the
+/// `sandboxer bench --suite blocking`: what a call on the shared blocking pool costs against the
 /// former model (a new thread per call), one at a time and in a burst of concurrent calls.
 struct BlockingBench {
     let iterations: Int

@@ -13,7 +13,7 @@ struct DoctorCommand: AsyncParsableCommand {
         abstract: "Report what this host supports: runtimes, cgroup mode, user namespaces, seccomp, landlock, KVM.",
         discussion: """
             --fix prepares the host idempotently (on hybrid cgroup hosts: binds stray cgroup2 controllers to v1 hierarchies so crun runs).
-            The KVM line runs three tiny guests on a vCPU (real mode; 64-bit long mode; an INT3 through the guest's IDT, as a kernel does at boot; at most 2 s in all): /dev/kvm opening is not enough for the microvm lane.
+            The KVM line runs three tiny guests on a vCPU (real mode; 64-bit long mode; an INT3 through the guest's IDT, as a kernel does at boot; at most 2 s in all): /dev/kvm opening is not enough for the microvm isolation.
             """)
 
     @Flag(name: .long, help: "Prepare the host where needed (idempotent).")

@@ -8,7 +8,7 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// `sandboxer bench --lane egress`: the egress proxy against a direct connection to the same
+/// `sandboxer bench --suite egress`: the egress proxy against a direct connection to the same
 /// loopback upstream, in one run — added latency per request (a client inside a sandbox's network
 /// namespace through the proxy vs a client on the host straight to the upstream, both one
 /// connection per request), throughput of a 100 MB download both ways (best of 5), and the extra create time
@@ -18,7 +18,7 @@ struct EgressBench {
     let downloadBytes = 100 << 20
 
     func run() async throws {
-        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --lane egress needs root (network namespaces, sandboxes)") }
+        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --suite egress needs root (network namespaces, sandboxes)") }
         let upstream = try BenchUpstream(bigBytes: downloadBytes)
         defer { upstream.stop() }
         let name = "upstream.bench"

@@ -26,7 +26,7 @@ struct EgressOptions: ParsableArguments {
     /// to are intercepted with the server's CA kept there (made on first use).
     func makeHub(dataDirectory: String? = nil) throws(SandboxError) -> EgressHub {
         let map = try operatorMap()
-        // The WASM lane's workers (child processes) read the same map for `http.get`: one policy.
+        // The WASM backend's workers (child processes) read the same map for `http.get`: one policy.
         setenv("SANDBOXER_RESOLVE", map.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ","), 1)
         setenv(EgressPolicy.resolveForAddressRulesVariable, resolveForCidrRules ? "1" : "0", 1)
         let interception = try dataDirectory.map { (d) throws(SandboxError) in try CAInterception(directory: d, upstreamCA: upstreamCA) }

@@ -96,15 +96,12 @@ struct OneShotCommand: AsyncParsableCommand {
         try applyOverrides(&prof.limits)
         if let template { prof.template = template }
         if let isolation {
-            guard let level = IsolationLevel(rawValue: isolation) else {
-                throw SandboxError(.invalidRequest, "unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            prof.isolation = level
+            prof.isolation = try IsolationLevel.named(isolation)
         } else if wasm != nil {
             prof.isolation = .wasm
         }
-        let wasmLane = prof.isolation == .wasm || prof.isolation == .wasmContainer
-        let request = wasmLane ? try makeWasmRequest() : try makeRequest()
+        let wasmIsolation = prof.isolation == .wasm || prof.isolation == .wasmContainer
+        let request = wasmIsolation ? try makeWasmRequest() : try makeRequest()
         guard let sync = WorkspaceSync(rawValue: workspaceSync) else {
             throw SandboxError(.invalidRequest, "unknown --workspace-sync '\(workspaceSync)'; one of: \(WorkspaceSync.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -162,7 +159,7 @@ struct OneShotCommand: AsyncParsableCommand {
     }
 
 
-    /// The WASM lanes take JavaScript (`--lang js`, arguments after -- become `scriptArgs`) or a WASI
+    /// The WASM isolations take JavaScript (`--lang js`, arguments after -- become `scriptArgs`) or a WASI
     /// module (`--wasm FILE`, arguments after --).
     func makeWasmRequest() throws -> ExecRequest {
         var args = command

@@ -8,7 +8,7 @@ import SandboxRuns
 import SandboxStore
 import SandboxStorePostgres
 
-/// `sandboxer bench --lane queue`: the durable run queue with real one-shot sandboxes of
+/// `sandboxer bench --suite queue`: the durable run queue with real one-shot sandboxes of
 /// `/bin/true`, on SQLite and (with `--store postgres://…`) on PostgreSQL with 1 and 2 worker
 /// processes' worth of services, against raw `crun run` at the same concurrency, in one run.
 ///
@@ -34,7 +34,7 @@ struct QueueBench {
     }
 
     func run() async throws {
-        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --lane queue needs root (container sandboxes)") }
+        guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --suite queue needs root (container sandboxes)") }
         var template = Array("/tmp/sandboxer-bench-queue-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw SandboxError(.system, "cannot make a temporary directory") }
         let root = String(cString: made)
@@ -75,7 +75,7 @@ struct QueueBench {
         }
         let problems = Leftovers(stateDirectory: state).check(against: .init(cgroups: [], agents: []))
             .filter { !$0.hasPrefix("agent") && !$0.contains("cgroups") }
-        guard problems.isEmpty else { throw SandboxError(.system, "bench --lane queue left things behind:\n  " + problems.joined(separator: "\n  ")) }
+        guard problems.isEmpty else { throw SandboxError(.system, "bench --suite queue left things behind:\n  " + problems.joined(separator: "\n  ")) }
         print("\nclean-up checked: no sandbox directories, runtime state or mounts left")
     }
 

@@ -235,7 +235,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// What `serve` (and the server tests) run on: the store engine and the live-sandbox lanes (their
+/// What `serve` (and the server tests) run on: the store engine and the live-sandbox backends (their
 /// host state under the manager's default state directory, one per data directory).
 public enum ServerSetup {
     /// The SQLite store under the data directory.
@@ -287,8 +287,8 @@ public enum ServerSetup {
             heartbeat: leaseDuration / 5)
     }
 
-    /// The lanes whose sandboxes live between requests: the container lane (and gVisor on the same
-    /// driver) when this process is root, the WASM lane always. Bundles, agent sockets and WASM
+    /// The backends whose sandboxes live between requests: the container backend (and gVisor on the same
+    /// driver) when this process is root, the WASM backend always. Bundles, agent sockets and WASM
     /// sandbox directories live under the manager's state directory.
     public static func makeBackends(_ configuration: SandboxManager.Configuration,
                                     logger: Logger = Logger(label: "sandboxer.serve")) throws -> [IsolationLevel: any LiveSandboxBackend] {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import BackendWasm
 
-/// `sandboxer wasm-worker` (hidden): the supervised worker process of the WASM lane. Its options,
+/// `sandboxer wasm-worker` (hidden): the supervised worker process of the WASM backend. Its options,
 /// stdin/stdout contract and exit statuses are documented on ``WasmWorker``.
 struct WasmWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "wasm-worker", abstract: "Internal: the worker process of isolation wasm.", shouldDisplay: false)

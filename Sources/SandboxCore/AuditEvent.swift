@@ -74,7 +74,7 @@ public protocol AuditSink: Sendable {
 }
 
 /// An ``AuditSink`` whose destination is set later (the parts made before the manager — the egress
-/// proxy, the WASM lane's tool calls — write through it once the manager's trail exists).
+/// proxy, the WASM backend's tool calls — write through it once the manager's trail exists).
 /// Entries recorded before a destination is set are dropped.
 public final class AuditRelay: AuditSink, Sendable {
     private let target = Mutex<(any AuditSink)?>(nil)
@@ -83,7 +83,7 @@ public final class AuditRelay: AuditSink, Sendable {
     public func record(_ event: AuditEvent) { target.withLock { $0 }?.record(event) }
 }
 
-/// What the egress policy did with one connection, as tools outside the proxy (the WASM lane's
+/// What the egress policy did with one connection, as tools outside the proxy (the WASM backend's
 /// `http.get`) report it for the audit trail.
 public struct EgressNote: Sendable, Equatable, Codable {
     public var host: String

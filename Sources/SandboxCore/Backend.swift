@@ -11,7 +11,7 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     /// How `/workspace` goes back to `workspaceDirectory` (deletions reported, or also applied).
     public var workspaceSync: WorkspaceSync
     /// Extra read-only binds of host directories (for layering: the sandboxer binary and its WASM
-    /// modules inside the container lane). Destinations must be mount points the template provides.
+    /// modules inside the container backend). Destinations must be mount points the template provides.
     public var readOnlyBinds: [BindMount]
     /// The phase the sandbox starts in (`setup` when a setup command runs before the user's code).
     public var phase: Phase = .run
@@ -88,12 +88,12 @@ public struct SandboxHandle: Sendable, Equatable {
     }
 }
 
-/// One isolation lane (container, gvisor, wasm, …). A backend knows nothing of HTTP, queues or
+/// One isolation (container, gvisor, wasm, …). A backend knows nothing of HTTP, queues or
 /// stores: it turns a ``SandboxSpec`` and ``ExecRequest``s into ``ExecResult``s and leaves nothing behind.
 ///
 /// Errors thrown are always ``SandboxError``; breaches of limits are outcomes, not errors.
 public protocol IsolationBackend: Sendable {
-    /// Which lane this is.
+    /// Which isolation this backend provides.
     var level: IsolationLevel { get }
 
     /// One-shot: create a sandbox, run `request` as its first process, tear everything down.

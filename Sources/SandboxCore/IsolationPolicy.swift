@@ -1,10 +1,10 @@
 /// Which isolation-weakening profile settings tenants may use: they are the operator's (issue 17,
 /// item 6). A tenant's inline profile may not switch off the user namespace, run as group 0, pick
-/// an OCI runtime other than gVisor's, or ask for a lane below the operator's floor — unless the
+/// an OCI runtime other than gVisor's, or ask for an isolation below the operator's floor — unless the
 /// operator trusts that tenant (`serve --trusted-tenant NAME`). Open network has its own server-wide
 /// switch (`serve --allow-open-network`). Refusals are `forbidden` (403) naming the field.
 public struct IsolationPolicy: Sendable, Equatable {
-    /// The weakest lane tenants may ask for (nil: any lane this server has).
+    /// The weakest isolation tenants may ask for (nil: any isolation this server has).
     public var floor: IsolationLevel?
     /// Names of tenants allowed to set the operator's fields.
     public var trustedTenants: Set<String>
@@ -14,7 +14,7 @@ public struct IsolationPolicy: Sendable, Equatable {
         self.trustedTenants = trustedTenants
     }
 
-    /// How strongly a lane isolates: the WASM engine alone (in the server's own worker) is the
+    /// How strong an isolation is: the WASM engine alone (in the server's own worker) is the
     /// weakest, a container next, WASM inside a container and gVisor above it, a microVM strongest.
     public static func rank(_ level: IsolationLevel) -> Int {
         switch level {
@@ -27,7 +27,7 @@ public struct IsolationPolicy: Sendable, Equatable {
 
     /// Refuses a tenant's profile that weakens isolation. `inline`: the tenant wrote the profile
     /// (an object in the request) rather than naming one of the operator's; `isolationField` is the
-    /// request field that chose the lane (`isolation` or `profile.isolation`).
+    /// request field that chose the isolation (`isolation` or `profile.isolation`).
     public func check(_ profile: Profile, inline: Bool, tenantName: String, isolationField: String = "isolation") throws(SandboxError) {
         if trustedTenants.contains(tenantName) { return }
         if let floor, Self.rank(profile.isolation) < Self.rank(floor) {

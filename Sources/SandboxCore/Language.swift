@@ -1,4 +1,4 @@
-/// Languages `--lang` understands in the container lane, and how each is started.
+/// Languages `--lang` understands in the container backend, and how each is started.
 public enum Language: String, Sendable, CaseIterable {
     case python, js, sh, bash
 
@@ -38,7 +38,7 @@ public enum Language: String, Sendable, CaseIterable {
 extension ExecRequest {
     /// The one factory of exec requests from what a user gave, shared by the CLI (`run`, `exec`) and
     /// the API (exec, processes, runs): a command (`cmd`, an argv) or `code` in `lang` with `args`.
-    /// The WASM lanes take JavaScript only. Errors name the field (`cmd`, `lang`, `args`).
+    /// The WASM isolations take JavaScript only. Errors name the field (`cmd`, `lang`, `args`).
     public static func make(cmd: [String]?, code: [UInt8]?, lang: String?, args: [String] = [],
                             isolation: IsolationLevel) throws(SandboxError) -> ExecRequest {
         if let code {

@@ -1,4 +1,4 @@
-/// Every resource bound of one sandbox, as data. Each lane enforces all of them in one place and
+/// Every resource bound of one sandbox, as data. Each backend enforces all of them in one place and
 /// reports each breach as a typed ``Outcome``.
 public struct Limits: Sendable, Equatable {
     /// Wall-clock limit of one execution; the whole process tree is killed at the deadline.

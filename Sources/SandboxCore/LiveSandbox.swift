@@ -88,8 +88,8 @@ public struct SandboxProcess: Sendable, Equatable, Codable {
     }
 }
 
-/// A lane whose sandboxes live on between requests and can be worked on from inside: files and
-/// processes go through the sandbox's own agent (container lane) or its own directory (WASM lane),
+/// A backend whose sandboxes live on between requests and can be worked on from inside: files and
+/// processes go through the sandbox's own agent (container backend) or its own directory (WASM backend),
 /// so paths resolve in the sandbox, never on the host.
 ///
 /// A backend is a stateless driver keyed by sandbox id: everything it needs to find a sandbox again
@@ -126,7 +126,7 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws
     func resize(_ sandbox: SandboxHandle, pid: Int32, size: TerminalSize) async throws
     /// Moves the sandbox's own end on to `until`: past it with no further renewal (its server is
-    /// gone), the sandbox ends itself. A lane whose sandboxes run nothing between calls (WASM)
+    /// gone), the sandbox ends itself. A backend whose sandboxes run nothing between calls (WASM)
     /// has nothing to end.
     func renew(_ sandbox: SandboxHandle, until: Date) async throws
 }

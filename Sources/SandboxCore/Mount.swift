@@ -1,6 +1,6 @@
 /// One mount of a sandbox, in the OCI runtime spec's shape (`config.json`'s `mounts[]`): the one
 /// mount type of the project — templates contribute them, specs ask for read-only binds with
-/// them, and the container lane writes them into bundles as they are.
+/// them, and the container backend writes them into bundles as they are.
 public struct Mount: Sendable, Equatable, Codable {
     /// Where it appears inside the sandbox.
     public var destination: String

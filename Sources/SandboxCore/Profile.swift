@@ -1,4 +1,4 @@
-/// Which isolation lane runs a sandbox.
+/// Which isolation runs a sandbox.
 public enum IsolationLevel: String, Sendable, Codable, CaseIterable {
     /// An OCI bundle under crun/runc: namespaces, cgroups, seccomp, no capabilities.
     case container
@@ -6,10 +6,21 @@ public enum IsolationLevel: String, Sendable, Codable, CaseIterable {
     case gvisor
     /// WasmKit in-process (QuickJS for JavaScript, WASI modules).
     case wasm
-    /// The WASM engine itself inside the container lane.
+    /// The WASM engine itself inside the container backend.
     case wasmContainer = "wasm+container"
     /// A QEMU microVM (planned).
     case microvm
+}
+
+extension IsolationLevel {
+    /// The isolation `text` names (`wasm+container`, …), or an `invalid_request` naming `field` and
+    /// listing every isolation: one rule for `sandboxer run --isolation`, the CLI's bodies and the API.
+    public static func named(_ text: String, field: String = "isolation") throws(SandboxError) -> IsolationLevel {
+        guard let level = IsolationLevel(rawValue: text) else {
+            throw SandboxError(.invalidRequest, "unknown isolation '\(text)'; one of: \(allCases.map(\.rawValue).joined(separator: ", "))", field: field)
+        }
+        return level
+    }
 }
 
 /// Network policy of a sandbox. Default: deny (a fresh network namespace with only loopback).
@@ -81,14 +92,14 @@ public struct Profile: Sendable, Equatable {
     public var name: String
     public var description: String
     public var isolation: IsolationLevel
-    /// OCI runtime binary name for container lanes (`crun`, `runc`, `runsc`); nil = auto.
+    /// OCI runtime binary name for container isolations (`crun`, `runc`, `runsc`); nil = auto.
     public var runtime: String?
     public var limits: Limits
     public var network: NetworkPolicy
     public var persistence: Persistence
     /// Lifetime of a long-lived sandbox; nil = until killed.
     public var ttl: Duration?
-    /// Host tools the sandboxed code may call (WASM lane's tool bridge).
+    /// Host tools the sandboxed code may call (WASM backend's tool bridge).
     public var tools: [String]
     /// Extra environment variables; nothing of the host's environment is passed.
     public var env: [String: String]

@@ -22,8 +22,7 @@ extension Profile: Codable {
     /// Decodes a profile object as `ProfileLoader` would parse it from a file (`extends` names a
     /// built-in). A missing `name` becomes `custom`.
     public init(from decoder: any Decoder) throws {
-        let map = try WireValue.mapping(from: decoder, what: "a profile")
-        self = try ProfileDecoder(source: "profile").decode(map, defaultName: "custom", builtins: Profile.builtins)
+        self = try ProfileLoader(searchPaths: []).decode(from: decoder, defaultName: "custom")
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -51,6 +50,16 @@ extension Profile: Codable {
             try ph.encodeIfPresent(setup.map { PhaseWire(network: $0, keepProcesses: phases.keepSetupProcesses ? true : nil) }, forKey: .setup)
             try ph.encodeIfPresent(phases.run.map { PhaseWire(network: $0) }, forKey: .run)
         }
+    }
+}
+
+extension ProfileLoader {
+    /// Decodes a profile object straight from `decoder` (an inline profile in a JSON request body):
+    /// no text in between, and the same walk, rules and messages as ``parse(_:defaultName:source:)``
+    /// gives a file, so one bad profile is refused with the same words either way.
+    public func decode(from decoder: any Decoder, defaultName: String, source: String = "profile") throws -> Profile {
+        let map = try WireValue.mapping(from: decoder, what: "\(source): a profile")
+        return try ProfileDecoder(source: source).decode(map, defaultName: defaultName, builtins: builtins)
     }
 }
 

@@ -1,4 +1,4 @@
-/// What a live sandbox's processes use now, as its lane can read it (the cgroup of a container
+/// What a live sandbox's processes use now, as its backend can read it (the cgroup of a container
 /// sandbox): the meter turns successive readings into usage samples.
 public struct ResourceReading: Sendable, Equatable {
     /// CPU time of every process of the sandbox since it was made (a running counter).
@@ -11,7 +11,7 @@ public struct ResourceReading: Sendable, Equatable {
     }
 }
 
-/// A lane whose live sandboxes can be metered (``ResourceReading``); a lane that is not one
+/// A backend whose live sandboxes can be metered (``ResourceReading``); a backend that is not one
 /// (WASM: no cgroup of its own) is metered by wall time only.
 public protocol ResourceMetered: Sendable {
     /// The sandbox's reading now; nil when there is nothing to read (it is gone).

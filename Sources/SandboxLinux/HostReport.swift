@@ -55,7 +55,7 @@ public struct HostReport: Sendable, Codable {
         return HostReport(checks: c)
     }
 
-    /// The `kvm` line: the microvm lane needs a vCPU that runs what a 64-bit guest kernel needs, not
+    /// The `kvm` line: the microvm isolation needs a vCPU that runs what a 64-bit guest kernel needs, not
     /// only a /dev/kvm that opens.
     static func kvm(_ probe: KVMProbe) -> Check {
         switch probe.verdict {

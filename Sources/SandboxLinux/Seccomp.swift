@@ -1,7 +1,7 @@
 import Foundation
 import SandboxCore
 
-/// The seccomp filter every container-lane sandbox runs under, kept as data in
+/// The seccomp filter every container sandbox runs under, kept as data in
 /// `Sources/SandboxLinux/Resources/seccomp.json` (OCI `linux.seccomp` format).
 ///
 /// An allowlist that starts from what Docker's default permits to a container without capabilities

@@ -10,7 +10,7 @@ public struct CreateSandboxRequest: Sendable, Equatable {
         case inline(Profile)
     }
     public var profile: ProfileRef
-    /// Overrides the profile's isolation lane (`container`, `wasm`, …).
+    /// Overrides the profile's isolation (`container`, `wasm`, …).
     public var isolation: IsolationLevel?
     /// Extra environment for every process of the sandbox.
     public var env: [String: String]

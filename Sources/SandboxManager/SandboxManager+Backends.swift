@@ -6,10 +6,10 @@ import SandboxCore
 import Templates
 
 extension SandboxManager {
-    /// The lanes whose sandboxes live between requests, as `sandboxer serve` runs them: the
-    /// container lane (crun/runc; `gvisor` through the same driver with runsc) under
-    /// `<state>`, and the WASM lane under `<state>/wasm` in supervised worker processes (a
-    /// WasmKit crash cannot take the server down). A lane the host cannot run is left out and
+    /// The backends whose sandboxes live between requests, as `sandboxer serve` runs them: the
+    /// container backend (crun/runc; `gvisor` through the same driver with runsc) under
+    /// `<state>`, and the WASM backend under `<state>/wasm` in supervised worker processes (a
+    /// WasmKit crash cannot take the server down). A backend the host cannot run is left out and
     /// logged; creating a sandbox of it is then a clear `invalid_request`.
     public static func standardBackends(
         _ configuration: Configuration, runtime: String? = nil, workerExecutable: String = LayeredWasm.executable
@@ -19,7 +19,7 @@ extension SandboxManager {
                                                           egress: configuration.egress,
                                                           images: ImageStore(dataDirectory: configuration.dataDirectory))) {
             backends[.container] = oci
-            // gVisor only where runsc exists: elsewhere a create asks for a lane this server lacks (400).
+            // gVisor only where runsc exists: elsewhere a create asks for an isolation this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }
         }
         // `http.get` decisions go to the sandbox's audit trail, as the egress proxy's do.

@@ -90,7 +90,7 @@ extension SandboxManager {
         trail.record(AuditEvents.create(l.record, actor: actor, fromPool: false, envNames: Array(request.env.keys)))
         try await persistNow(l.record)
         publish(.sandboxCreated, l.record)
-        logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "lane": "\(profile.isolation.rawValue)"])
+        logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "isolation": "\(profile.isolation.rawValue)"])
         if let setup = request.setup {
             try await runSetup(tenantId: tenantId, id: record.id, setup, profile: profile, actor: actor)
         }

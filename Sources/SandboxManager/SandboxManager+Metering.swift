@@ -35,7 +35,7 @@ extension SandboxManager {
         if let s = meter.sample(reading(id, l), final: true) { recorder.enqueue(.usage([s])) }
     }
 
-    /// What the meter reads of a live sandbox: its lane's cgroup reading, its egress bytes, its exec count.
+    /// What the meter reads of a live sandbox: its backend's cgroup reading, its egress bytes, its exec count.
     private func reading(_ id: String, _ l: Live) -> UsageMeter.Reading {
         var resources: ResourceReading?
         if case .up(let handle) = l.stage, let metered = backends[l.record.profile.isolation] as? any ResourceMetered {
@@ -61,6 +61,6 @@ extension SandboxManager {
 
 extension SandboxManager {
     /// `sandboxer_agent_call_seconds`: one file or process operation on a live sandbox through its
-    /// lane (the agent's round trip and its work; an exec is `sandboxer_exec_duration_seconds`).
+    /// backend (the agent's round trip and its work; an exec is `sandboxer_exec_duration_seconds`).
     static var agentCalls: Metrics.Timer { Metrics.Timer(label: "sandboxer_agent_call_seconds") }
 }

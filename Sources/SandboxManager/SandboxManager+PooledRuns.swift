@@ -7,7 +7,7 @@ import SandboxCore
 /// reused across attempts).
 extension SandboxManager {
     /// A ready pooled sandbox for one attempt of `profile`, or nil: the profile must be a pooled
-    /// profile exactly as configured (an inline or changed one is not), in the container lanes,
+    /// profile exactly as configured (an inline or changed one is not), in the container isolations,
     /// with no network and no secrets (pooled sandboxes have no proxy and no placeholders).
     public func takePooled(for profile: Profile) -> SandboxHandle? {
         guard profile.isolation == .container || profile.isolation == .gvisor, !profile.needsEgress, profile.secrets.isEmpty,

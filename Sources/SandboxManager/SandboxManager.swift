@@ -17,7 +17,7 @@ public actor SandboxManager {
     public struct Configuration: Sendable {
         /// Where the store and logs live (`/var/lib/sandboxer`, `--data`).
         public var dataDirectory: String
-        /// Host-side state of the lanes (bundles, runtime state, agent sockets, WASM workspaces):
+        /// Host-side state of the backends (bundles, runtime state, agent sockets, WASM workspaces):
         /// by default `/run/sandboxer/servers/<hash of the data directory>`, so servers on
         /// different data directories never take each other's sandboxes for orphans, and the path
         /// stays traversable for the sandbox's user namespace (a data directory is 0700).
@@ -96,7 +96,7 @@ public actor SandboxManager {
         var record: SandboxRecord
         var stage: Stage
 
-        /// Whether the lane has handed the sandbox over: one being created has no handle yet.
+        /// Whether the backend has handed the sandbox over: one being created has no handle yet.
         enum Stage: Sendable {
             case creating
             case up(SandboxHandle)
@@ -127,7 +127,7 @@ public actor SandboxManager {
     /// Writes what the ``Recorder`` queues; from ``start()`` to ``shutdown()``.
     var drainTask: Task<Void, Never>?
 
-    /// A manager over the given lane backends (`container`, `wasm`, …; see ``standardBackends(configuration:lanes:)``).
+    /// A manager over the given backends (`container`, `wasm`, …; see ``standardBackends(_:runtime:workerExecutable:)``).
     public init(store: any SandboxStore, backends: [IsolationLevel: any LiveSandboxBackend], configuration: Configuration,
                 logger: Logger = Logger(label: "sandboxer.manager")) {
         self.store = store
@@ -142,7 +142,7 @@ public actor SandboxManager {
     /// Whether ``start()`` has finished (reconciliation done): `/readyz`.
     public var isReady: Bool { started }
 
-    /// The backend of a lane, or a typed error naming the lanes this server has.
+    /// The backend of an isolation, or a typed error naming the isolations this server has.
     func backend(for level: IsolationLevel) throws(SandboxError) -> any LiveSandboxBackend {
         if let b = backends[level] { return b }
         let have = backends.keys.map(\.rawValue).sorted().joined(separator: ", ")

@@ -22,7 +22,7 @@ final class RunLogBuffer: Sendable {
         self.logger = logger
     }
 
-    /// The output handler to give the lane.
+    /// The output handler to give the backend.
     var handler: OutputHandler {
         { [self] stream, bytes in
             pending.withLock { p in

@@ -6,7 +6,7 @@ import SandboxManager
 import SandboxStore
 
 extension RunService {
-    /// One attempt: the lane runs the spec in a fresh sandbox while its output goes to the store in
+    /// One attempt: the backend runs the spec in a fresh sandbox while its output goes to the store in
     /// batches; a cancel (asked, lease lost, service stopping) kills the sandbox. Then the attempt's
     /// end goes to the store, fenced on this worker's lease.
     func execute(_ run: RunRecord, cancel: WakeSignal) async {
@@ -27,7 +27,7 @@ extension RunService {
                 logger.notice("the attempt's sandbox id is recorded with its end instead", metadata: ["run": "\(run.id)", "error": "\(error)"])
             }
         }
-        let laneResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
+        let attemptResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
                 if let pooled, let pool {
                     do { return .success(try await pool.runPooled(pooled, spec.execRequest, output: buffer.handler)) } catch { return .failure(error) }
@@ -53,7 +53,7 @@ extension RunService {
                 if let next {
                     result = next
                 }
-                // The lane ended (stop the others), or a cancel came (stop the lane: it kills the sandbox).
+                // The backend ended (stop the others), or a cancel came (stop the backend: it kills the sandbox).
                 group.cancelAll()
             }
             return result ?? .failure(CancellationError())
@@ -61,7 +61,7 @@ extension RunService {
         // The sandbox is gone: its share of the tenant's quota is free again.
         if let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
-        let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
+        let end = attemptEnd(attemptResult, asked: wasCancelAsked(run.id), stopping: stopping)
         markFinishing(run.id)
         let store = self.store
         let worker = workerId
@@ -118,7 +118,7 @@ extension RunService {
             return .admitted(try await admission.holdQuota(tenantId: run.tenantId, profile: run.spec.profile))
         } catch {
             let e = error as? SandboxError
-            guard e?.code == .quotaExceeded else { return .admitted(nil) }  // the lane reports anything else
+            guard e?.code == .quotaExceeded else { return .admitted(nil) }  // the backend reports anything else
             let wait = Double(e?.retryAfterSeconds ?? 5)
             let reason = "waiting for the tenant's quota: \(e?.message ?? "")"
             do {
@@ -136,7 +136,7 @@ extension RunService {
     /// How long a finished attempt waits for an unreachable store to record its output and end.
     static let recordPatience: Duration = .seconds(600)
 
-    /// How the attempt ended, from the lane's result or error.
+    /// How the attempt ended, from the backend's result or error.
     nonisolated func attemptEnd(_ result: Result<ExecResult, any Error>, asked: Bool, stopping: Bool) -> AttemptEnd {
         let stoppedHere = "this worker stopped mid-run (\(stopping ? "the server is shutting down" : "its lease was taken back"))"
         switch result {

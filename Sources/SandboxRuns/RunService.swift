@@ -7,7 +7,7 @@ import SandboxManager
 import SandboxStore
 
 /// The execution service of one node: claims runs from the store's queue, runs each in a fresh
-/// one-shot sandbox of its lane, keeps its lease alive by heartbeat, and records how each attempt
+/// one-shot sandbox of its isolation, keeps its lease alive by heartbeat, and records how each attempt
 /// ended; takes back runs whose worker died; delivers webhooks.
 ///
 /// Wake-ups come from ``RunStore/runChanges()`` (in-process for SQLite, LISTEN/NOTIFY for

@@ -4,12 +4,19 @@ import SandboxCore
 
 extension BodyReader {
     /// Collects and decodes a JSON object body as `T` (an empty body is `{}`): a missing or mistyped
-    /// field is a 400 naming it; `T` refuses unknown fields with ``StrictFields``.
-    static func decode<T: Decodable>(_: T.Type, _ request: Request, limit: Int64) async throws -> T {
-        let bytes = try await collect(request, limit: limit, name: "max_json_body_bytes")
+    /// field is a 400 naming it; `T` refuses unknown fields (``BodyFields/finish()``).
+    /// `profiles` is the loader that a body with a `profile` field resolves names and inline objects with.
+    static func decode<T: Decodable>(_: T.Type, _ request: Request, limit: Int64, profiles: ProfileLoader? = nil) async throws -> T {
+        try decode(T.self, bytes: try await collect(request, limit: limit, name: "max_json_body_bytes"), profiles: profiles)
+    }
+
+    /// Decodes collected bytes (a request body, a WebSocket message) the same way.
+    static func decode<T: Decodable>(_: T.Type, bytes: [UInt8], profiles: ProfileLoader? = nil) throws -> T {
         let blank = bytes.allSatisfy { $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }
+        let decoder = JSONDecoder()
+        if let profiles { decoder.userInfo[ProfileField.loaderKey] = profiles }
         do {
-            return try JSONDecoder().decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
+            return try decoder.decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
         } catch let error as DecodingError {
             throw Self.problem(error)
         }
@@ -44,25 +51,6 @@ extension BodyReader {
         case is String.Type: "a string"
         case is Bool.Type: "true or false"
         default: type is [String: Any].Type ? "a JSON object" : "\(type)"
-        }
-    }
-}
-
-/// Refuses fields a request type does not know (a typo is an error, not ignored), as every
-/// ``JSONFields`` body does.
-enum StrictFields {
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    /// Throws a 400 naming the first field of the object being decoded that is not in `known`.
-    static func check(_ decoder: any Decoder, known: Set<String>) throws {
-        let container = try decoder.container(keyedBy: AnyKey.self)
-        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-            throw Problem.invalid(unknown, "unknown field '\(unknown)'; known fields: \(known.sorted().joined(separator: ", "))")
         }
     }
 }

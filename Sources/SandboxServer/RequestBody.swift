@@ -19,128 +19,127 @@ enum BodyReader {
         }
         return bytes
     }
-
-    /// Collects and parses a JSON object body (an empty body is `{}`).
-    static func json(_ request: Request, limit: Int64) async throws -> JSONFields {
-        let bytes = try await collect(request, limit: limit, name: "max_json_body_bytes")
-        return try JSONFields(body: bytes)
-    }
 }
 
-/// A JSON object read field by field: each accessor checks the type and names the field when it is
-/// wrong; ``finish()`` rejects every field nobody read (unknown fields are errors, not ignored).
-struct JSONFields {
-    private let object: [String: Any]
+/// The key of any field of a JSON object, so a body type can see the fields it does not know.
+public struct BodyKey: CodingKey, Sendable {
+    public var stringValue: String
+    public var intValue: Int? { nil }
+    init(_ name: String) { stringValue = name }
+    public init(stringValue: String) { self.stringValue = stringValue }
+    public init?(intValue: Int) { nil }
+}
+
+/// One JSON object of a request body, read field by field inside a type's `init(from:)`: each
+/// accessor checks the type and names the field (with its dotted path) when it is wrong;
+/// ``finish()`` rejects every field nobody read (unknown fields are errors, not ignored).
+struct BodyFields {
+    private let container: KeyedDecodingContainer<BodyKey>
     private var used: Set<String> = []
     /// Dotted path of this object in the body (`""` at the top, `pty.` inside `pty`).
     let prefix: String
 
-    init(body: [UInt8]) throws {
-        if body.allSatisfy({ $0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09 }) {
-            self.init(object: [:], prefix: "")
-            return
+    /// The object `decoder` holds; anything else is a 400 (the whole body, or the field `prefix` names).
+    init(_ decoder: any Decoder, prefix: String = "") throws {
+        do { container = try decoder.container(keyedBy: BodyKey.self) } catch {
+            guard !prefix.isEmpty else { throw Problem.invalid("", "the request body must be a JSON object") }
+            let field = String(prefix.dropLast())
+            throw Problem.invalid(field, "\(field): must be an object")
         }
-        let value: Any
-        do {
-            value = try JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])
-        } catch {
-            throw Problem.invalid("", "the request body is not valid JSON (\(Self.reason(error))); send a JSON object")
-        }
-        guard let object = value as? [String: Any] else {
-            throw Problem.invalid("", "the request body must be a JSON object")
-        }
-        self.init(object: object, prefix: "")
-    }
-
-    init(object: [String: Any], prefix: String) {
-        self.object = object
         self.prefix = prefix
     }
 
-    /// Whether a parsed JSON value was `true`/`false` (on Linux the numbers 0 and 1 also pass `is Bool`).
-    static func isBoolean(_ n: NSNumber) -> Bool { String(cString: n.objCType) == "c" }
+    /// Whether `key` is in the object at all (`null` included).
+    func contains(_ key: String) -> Bool { container.contains(BodyKey(key)) }
 
-    static func reason(_ error: any Error) -> String {
-        let ns = error as NSError
-        return (ns.userInfo[NSDebugDescriptionErrorKey] as? String) ?? ns.localizedDescription
+    /// Whether `key` is given and not `null`.
+    func has(_ key: String) -> Bool {
+        container.contains(BodyKey(key)) && !((try? container.decodeNil(forKey: BodyKey(key))) ?? true)
     }
+    /// Whether `key` holds an object (an inline `profile`, not a profile name).
+    func hasObject(_ key: String) -> Bool {
+        (try? container.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey(key))) != nil
+    }
+    /// Whether `key` holds an array.
+    func hasArray(_ key: String) -> Bool { (try? container.nestedUnkeyedContainer(forKey: BodyKey(key))) != nil }
 
-    var isEmpty: Bool { object.isEmpty }
-    func has(_ key: String) -> Bool { object[key] != nil && !(object[key] is NSNull) }
-    /// Whether `key` holds an object (e.g. an inline `profile`, not a profile name).
-    func hasObject(_ key: String) -> Bool { object[key] is [String: Any] }
+    /// Marks `key` read; whether it is given and not `null` (for a field of more than one shape).
+    mutating func given(_ key: String) -> Bool { take(key) != nil }
 
-    private mutating func take(_ key: String) -> Any? {
+    /// Marks `key` read; its key when it is given and not `null`.
+    private mutating func take(_ key: String) -> BodyKey? {
         used.insert(key)
-        guard let v = object[key], !(v is NSNull) else { return nil }
-        return v
+        return has(key) ? BodyKey(key) : nil
     }
 
     func bad(_ key: String, _ what: String) -> Problem {
         Problem.invalid(prefix + key, "\(prefix + key): \(what)")
     }
 
-    mutating func raw(_ key: String) -> Any? { take(key) }
-
-    mutating func string(_ key: String) throws -> String? {
-        guard let v = take(key) else { return nil }
-        guard let s = v as? String else { throw bad(key, "must be a string") }
-        return s
+    /// `key` decoded as `T` (the type's own errors, such as a profile's, pass through); a value of
+    /// the wrong JSON type is a 400 saying it `what`.
+    mutating func value<T: Decodable>(_ key: String, _: T.Type, _ what: String) throws -> T? {
+        guard let k = take(key) else { return nil }
+        do { return try container.decode(T.self, forKey: k) } catch is DecodingError { throw bad(key, what) }
     }
 
-    mutating func bool(_ key: String) throws -> Bool? {
-        guard let v = take(key) else { return nil }
-        guard let b = v as? Bool else { throw bad(key, "must be true or false") }
-        return b
-    }
+    mutating func string(_ key: String) throws -> String? { try value(key, String.self, "must be a string") }
 
+    mutating func bool(_ key: String) throws -> Bool? { try value(key, Bool.self, "must be true or false") }
+
+    /// A whole number (`3` or `3.0`, never `true` or `"3"`) inside `min...max`.
     mutating func int(_ key: String, min: Int = Int.min, max: Int = Int.max) throws -> Int? {
-        guard let v = take(key) else { return nil }
-        guard !(v is String), let n = v as? NSNumber, !Self.isBoolean(n), let i = Int(exactly: n.doubleValue) else {
+        guard let k = take(key) else { return nil }
+        guard let i = (try? container.decode(Int.self, forKey: k)) ?? (try? container.decode(Double.self, forKey: k)).flatMap({ Int(exactly: $0) }) else {
             throw bad(key, min == Int.min && max == Int.max ? "must be an integer" : "must be an integer from \(min) to \(max)")
         }
         guard i >= min && i <= max else { throw bad(key, "must be between \(min) and \(max)") }
         return i
     }
 
-    mutating func strings(_ key: String) throws -> [String]? {
-        guard let v = take(key) else { return nil }
-        guard let a = v as? [Any], let s = a as? [String] else { throw bad(key, "must be an array of strings") }
-        return s
+    /// A number, whole or not (a signal may be `15` or `15.0`).
+    mutating func number(_ key: String) -> Double? {
+        guard let k = take(key) else { return nil }
+        return try? container.decode(Double.self, forKey: k)
     }
 
+    mutating func strings(_ key: String) throws -> [String]? { try value(key, [String].self, "must be an array of strings") }
+
     mutating func stringMap(_ key: String) throws -> [String: String]? {
-        guard let v = take(key) else { return nil }
-        guard let m = v as? [String: Any] else { throw bad(key, "must be an object of string values") }
+        guard let k = take(key) else { return nil }
+        guard let object = try? container.nestedContainer(keyedBy: BodyKey.self, forKey: k) else {
+            throw bad(key, "must be an object of string values")
+        }
         var out: [String: String] = [:]
-        for (k, value) in m {
-            guard let s = value as? String else { throw bad("\(key).\(k)", "must be a string") }
-            out[k] = s
+        for name in object.allKeys {
+            guard let s = try? object.decode(String.self, forKey: name) else { throw bad("\(key).\(name.stringValue)", "must be a string") }
+            out[name.stringValue] = s
         }
         return out
     }
 
     /// A duration as text (`"10m"`, `"500ms"`) or a number of seconds.
     mutating func duration(_ key: String) throws -> Duration? {
-        guard let v = take(key) else { return nil }
-        if let s = v as? String {
+        guard let k = take(key) else { return nil }
+        if let s = try? container.decode(String.self, forKey: k) {
             do { return try DurationText.parse(s, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
         }
-        if let n = v as? NSNumber, !Self.isBoolean(n) {
-            do { return try DurationText.seconds(n.doubleValue, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
+        if let n = try? container.decode(Double.self, forKey: k) {
+            do { return try DurationText.seconds(n, field: prefix + key) } catch { throw Problem.invalid(prefix + key, error.message) }
         }
         throw bad(key, "must be a duration such as \"30s\", \"10m\" or a number of seconds")
     }
 
-    mutating func object(_ key: String) throws -> JSONFields? {
-        guard let v = take(key) else { return nil }
-        guard let m = v as? [String: Any] else { throw bad(key, "must be an object") }
-        return JSONFields(object: m, prefix: prefix + key + ".")
+    /// The object at `key`, read with the same rules under the path `key.`.
+    mutating func object(_ key: String) throws -> BodyFields? {
+        guard let k = take(key) else { return nil }
+        guard hasObject(key) else { throw bad(key, "must be an object") }
+        return try BodyFields(try container.superDecoder(forKey: k), prefix: prefix + key + ".")
     }
 
     /// Rejects any field no accessor read.
     func finish() throws {
-        if let unknown = object.keys.sorted().first(where: { !used.contains($0) }) {
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !used.contains($0) }) {
             throw Problem.invalid(prefix + unknown, "unknown field '\(prefix + unknown)'; allowed: \(used.sorted().map { prefix + $0 }.joined(separator: ", "))")
         }
     }

@@ -15,9 +15,8 @@ extension SandboxServer {
         routes.add(.post, "/v1/sandboxes/{id}/exec") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
-            let (exec, _) = try ExecBody.read(&body, sandbox: sandbox, process: false)
+            let body = try await BodyReader.decode(ExecBody.self, request, limit: maxJSON)
+            let exec = try body.request(try await manager.get(tenantId: caller.tenantId, id: id))
             let run: @Sendable (OutputHandler?) async throws -> ExecResult = { output in
                 let start = ContinuousClock.now
                 let result = try await manager.exec(tenantId: caller.tenantId, id: id, exec, actor: caller.keyId, output: output)

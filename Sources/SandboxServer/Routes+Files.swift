@@ -58,12 +58,7 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/sandboxes/{id}/files/mkdir") { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            guard let path = try body.string("path"), path.hasPrefix("/") else {
-                throw Problem.invalid("path", "path: an absolute path is required")
-            }
-            let parents = try body.bool("parents") ?? false
-            try body.finish()
+            let (path, parents) = try await BodyReader.decode(MakeDirectoryBody.self, request, limit: maxJSON).fields
             let id = try context.parameters.require("id")
             try await manager.makeDirectory(tenantId: caller.tenantId, id: id, path: path, parents: parents, actor: caller.keyId)
             return try APIJSON.response(try await manager.stat(tenantId: caller.tenantId, id: id, path: path), status: .created)
@@ -71,10 +66,7 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/sandboxes/{id}/files/move") { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            guard let from = try body.string("from"), from.hasPrefix("/") else { throw Problem.invalid("from", "from: an absolute path is required") }
-            guard let to = try body.string("to"), to.hasPrefix("/") else { throw Problem.invalid("to", "to: an absolute path is required") }
-            try body.finish()
+            let (from, to) = try await BodyReader.decode(MoveBody.self, request, limit: maxJSON).fields
             let id = try context.parameters.require("id")
             try await manager.move(tenantId: caller.tenantId, id: id, from: from, to: to, actor: caller.keyId)
             return try APIJSON.response(try await manager.stat(tenantId: caller.tenantId, id: id, path: to))
@@ -91,3 +83,30 @@ extension SandboxServer {
     }
 }
 
+
+/// `POST /v1/sandboxes/{id}/files/mkdir`: `path` (absolute, required), `parents`.
+struct MakeDirectoryBody: Decodable {
+    var fields: (path: String, parents: Bool)
+
+    init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        guard let path = try body.string("path"), path.hasPrefix("/") else {
+            throw Problem.invalid("path", "path: an absolute path is required")
+        }
+        fields = (path, try body.bool("parents") ?? false)
+        try body.finish()
+    }
+}
+
+/// `POST /v1/sandboxes/{id}/files/move`: `from` and `to`, absolute paths, both required.
+struct MoveBody: Decodable {
+    var fields: (from: String, to: String)
+
+    init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        guard let from = try body.string("from"), from.hasPrefix("/") else { throw Problem.invalid("from", "from: an absolute path is required") }
+        guard let to = try body.string("to"), to.hasPrefix("/") else { throw Problem.invalid("to", "to: an absolute path is required") }
+        try body.finish()
+        fields = (from, to)
+    }
+}

@@ -19,33 +19,58 @@ extension SandboxServer {
         routes.add(.patch, "/v1/sandboxes/{id}/network", action: .networkChange) { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            var network = try await manager.network(tenantId: caller.tenantId, id: id)
-            network = try Self.networkChange(&body, current: network)
+            let change = try await BodyReader.decode(NetworkChangeBody.self, request, limit: maxJSON)
+            let network = try change.applied(to: try await manager.network(tenantId: caller.tenantId, id: id))
             let updated = try await manager.setNetwork(tenantId: caller.tenantId, id: id, network, actor: caller.keyId)
             return try APIJSON.response(NetworkView(sandboxId: id, network: updated))
         }
     }
+}
 
-    /// Reads a network change: `mode` and/or `allow` (the whole list), or `add`/`remove` (entries
-    /// added to or removed from the current list). Every entry is checked (an error names it).
-    static func networkChange(_ body: inout JSONFields, current: NetworkPolicy) throws -> NetworkPolicy {
-        var network = current
-        let modeGiven = body.has("mode")
+/// `PATCH /v1/sandboxes/{id}/network`: `mode` and/or `allow` (the whole list), or `add`/`remove`
+/// (entries added to or removed from the current list). Every entry is checked (an error names it).
+/// `sandboxer network allow|deny` sends the same type.
+public struct NetworkChangeBody: Codable, Sendable {
+    public var mode: NetworkPolicy.Mode?
+    public var allow: [String]?
+    public var add: [String]
+    public var remove: [String]
+
+    public init(mode: NetworkPolicy.Mode? = nil, allow: [String]? = nil, add: [String] = [], remove: [String] = []) {
+        (self.mode, self.allow, self.add, self.remove) = (mode, allow, add, remove)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        try c.encodeIfPresent(mode, forKey: BodyKey("mode"))
+        try c.encodeIfPresent(allow, forKey: BodyKey("allow"))
+        if !add.isEmpty { try c.encode(add, forKey: BodyKey("add")) }
+        if !remove.isEmpty { try c.encode(remove, forKey: BodyKey("remove")) }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
         if let mode = try body.string("mode") {
             guard let m = NetworkPolicy.Mode(rawValue: mode) else {
                 throw Problem.invalid("mode", "mode: one of \(NetworkPolicy.Mode.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            network.mode = m
+            self.mode = m
         }
-        if let allow = try body.strings("allow") { network.allow = allow }
-        let added = try body.strings("add") ?? []
-        for entry in added where !network.allow.contains(entry) { network.allow.append(entry) }
-        // Allowing a host in a sandbox that is offline now makes it an allowlist.
-        if !added.isEmpty && !modeGiven && network.mode == .deny { network.mode = .allowlist }
-        let removed = try body.strings("remove") ?? []
-        network.allow.removeAll { removed.contains($0) }
+        allow = try body.strings("allow")
+        add = try body.strings("add") ?? []
+        remove = try body.strings("remove") ?? []
         try body.finish()
+    }
+
+    /// `current` with this change made.
+    func applied(to current: NetworkPolicy) throws -> NetworkPolicy {
+        var network = current
+        if let mode { network.mode = mode }
+        if let allow { network.allow = allow }
+        for entry in add where !network.allow.contains(entry) { network.allow.append(entry) }
+        // Allowing a host in a sandbox that is offline now makes it an allowlist.
+        if !add.isEmpty && mode == nil && network.mode == .deny { network.mode = .allowlist }
+        network.allow.removeAll { remove.contains($0) }
         for (i, entry) in network.allow.enumerated() {
             do { _ = try AllowRule(entry) } catch { throw Problem.invalid("allow[\(i)]", error.message) }
         }

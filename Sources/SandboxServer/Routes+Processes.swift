@@ -13,10 +13,9 @@ extension SandboxServer {
         routes.add(.post, "/v1/sandboxes/{id}/processes") { request, context in
             let caller = try context.requireCaller()
             let id = try context.parameters.require("id")
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
-            let (exec, options) = try ExecBody.read(&body, sandbox: sandbox, process: true)
-            let process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: options, actor: caller.keyId)
+            let body = try await BodyReader.decode(ProcessStartBody.self, request, limit: maxJSON)
+            let exec = try body.request(try await manager.get(tenantId: caller.tenantId, id: id))
+            let process = try await manager.startProcess(tenantId: caller.tenantId, id: id, exec, options: body.options, actor: caller.keyId)
             return try APIJSON.response(process, status: .created)
         }
 
@@ -42,55 +41,29 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/input") { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            var data: [UInt8] = []
-            if let text = try body.string("data") { data = Array(text.utf8) }
-            if let b64 = try body.string("data_base64") {
-                guard let d = Data(base64Encoded: b64) else { throw Problem.invalid("data_base64", "data_base64: not valid base64") }
-                data += Array(d)
-            }
-            try body.finish()
+            let data = try await BodyReader.decode(ProcessInputBody.self, request, limit: maxJSON).data
             try await manager.sendInput(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context), data: data)
             return APIJSON.noContent
         }
 
         routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/close-stdin") { request, context in
             let caller = try context.requireCaller()
-            try (try await BodyReader.json(request, limit: maxJSON)).finish()
+            _ = try await BodyReader.decode(EmptyBody.self, request, limit: maxJSON)
             try await manager.closeInput(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context))
             return APIJSON.noContent
         }
 
         routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/signal") { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            let signal: Int32
-            switch body.raw("signal") {
-            case nil: signal = SIGTERM
-            case let n as NSNumber where !(n is Bool):
-                guard let v = Int32(exactly: n.doubleValue), (1...64).contains(v) else { throw Problem.invalid("signal", "signal: must be 1…64") }
-                signal = v
-            case let name as String:
-                guard let v = Signals.number(name) else {
-                    throw Problem.invalid("signal", "signal: unknown signal '\(name)'; one of: \(Signals.names.keys.sorted().joined(separator: ", ")) or a number")
-                }
-                signal = v
-            default: throw Problem.invalid("signal", "signal: a name such as \"TERM\" or a number")
-            }
-            try body.finish()
+            let signal = try await BodyReader.decode(SignalBody.self, request, limit: maxJSON).signal
             try await manager.signal(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context), signal: signal)
             return APIJSON.noContent
         }
 
         routes.add(.post, "/v1/sandboxes/{id}/processes/{pid}/resize") { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            guard let cols = try body.int("cols", min: 1, max: 1000), let rows = try body.int("rows", min: 1, max: 1000) else {
-                throw Problem.invalid(body.has("cols") ? "rows" : "cols", "cols and rows are required")
-            }
-            try body.finish()
-            try await manager.resize(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context),
-                                     size: TerminalSize(cols: UInt16(cols), rows: UInt16(rows)))
+            let size = try await BodyReader.decode(ResizeBody.self, request, limit: maxJSON).size
+            try await manager.resize(tenantId: caller.tenantId, id: try context.parameters.require("id"), pid: try Self.pid(context), size: size)
             return APIJSON.noContent
         }
     }

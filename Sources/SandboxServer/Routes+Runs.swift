@@ -16,10 +16,11 @@ extension SandboxServer {
         routes.add(.post, "/v1/runs", action: .runSubmit) { request, context in
             let caller = try context.requireCaller()
             let key = try RunBody.idempotencyKey(request.headers[HTTPFields.Element.Name("Idempotency-Key")!])
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            let inline = body.hasObject("profile"), isolationField = body.has("isolation") ? "isolation" : "profile.isolation"
-            let run = try RunBody.read(&body, tenantId: caller.tenantId, idempotencyKey: key, profiles: await manager.configuration.profiles)
-            try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: run.spec.profile, inline: inline, isolationField: isolationField)
+            let profiles = await manager.configuration.profiles
+            let body = try await BodyReader.decode(RunSubmitBody.self, request, limit: maxJSON, profiles: profiles)
+            let run = try body.record(tenantId: caller.tenantId, idempotencyKey: key, profiles: profiles)
+            try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: run.spec.profile, inline: body.inlineProfile,
+                                                 isolationField: body.isolation != nil ? "isolation" : "profile.isolation")
             let (stored, created) = try await store.submitRun(run, maxQueued: try await manager.quota(caller.tenantId).maxQueued)
             context.auditTarget.target = stored.id
             return try Self.runResponse(RunView(stored, showSecret: created), status: created ? .accepted : .ok)

@@ -12,8 +12,7 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/sandboxes", action: .sandboxCreate) { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            let create = try Self.createRequest(&body, profiles: await manager.configuration.profiles)
+            let create = try await BodyReader.decode(CreateSandboxBody.self, request, limit: maxJSON, profiles: await manager.configuration.profiles).request
             let record = try await manager.create(tenantId: caller.tenantId, create, actor: caller.keyId)
             context.auditTarget.target = record.id
             return try APIJSON.response(SandboxView(record), status: .created)
@@ -40,31 +39,11 @@ extension SandboxServer {
 
         routes.add(.post, "/v1/sandboxes/{id}/timeout", action: .sandboxTimeout) { request, context in
             let caller = try context.requireCaller()
-            var body = try await BodyReader.json(request, limit: maxJSON)
-            guard let ttl = try body.duration("ttl") else { throw Problem.invalid("ttl", "ttl is required, e.g. {\"ttl\":\"5m\"}") }
-            try body.finish()
+            let ttl = try await BodyReader.decode(TimeoutBody.self, request, limit: maxJSON).ttl
             let record = try await manager.setTimeout(
                 tenantId: caller.tenantId, id: try context.parameters.require("id"), ttl: ttl, actor: caller.keyId)
             return try APIJSON.response(SandboxView(record))
         }
-    }
-
-    /// Reads `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout,
-    /// metadata, secrets, setup.
-    static func createRequest(_ body: inout JSONFields, profiles: ProfileLoader) throws -> CreateSandboxRequest {
-        var request = CreateSandboxRequest()
-        if let ref = try body.profileRef(profiles: profiles) { request.profile = ref }
-        request.isolation = try body.isolation()
-        request.env = try body.stringMap("env") ?? [:]
-        request.ttl = try body.duration("ttl")
-        request.idleTimeout = try body.duration("idle_timeout")
-        request.metadata = try body.stringMap("metadata") ?? [:]
-        var extra = Profile(name: "secrets")
-        try body.secretNames(into: &extra)
-        request.secrets = extra.secrets
-        request.setup = try body.setupCommand().map { ExecRequest(argv: $0) }
-        try body.finish()
-        return request
     }
 
     /// Reads the list filters: `state` (comma-separated), `metadata.KEY=VALUE`, `cursor`, `limit`.
@@ -93,5 +72,54 @@ extension SandboxServer {
             }
         }
         return query
+    }
+}
+
+/// `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout,
+/// metadata, secrets, setup. `sandboxer create` sends the same type.
+public struct CreateSandboxBody: Codable, Sendable {
+    public var request = CreateSandboxRequest()
+
+    public init(_ request: CreateSandboxRequest) { self.request = request }
+
+    /// The fields that differ from an empty create, in the names ``init(from:)`` reads.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        switch request.profile {
+        case .named(let name): try c.encode(name, forKey: BodyKey("profile"))
+        case .inline(let profile): try c.encode(profile, forKey: BodyKey("profile"))
+        }
+        try c.encodeIfPresent(request.isolation, forKey: BodyKey("isolation"))
+        if !request.env.isEmpty { try c.encode(request.env, forKey: BodyKey("env")) }
+        try c.encodeIfPresent(request.ttl.map(DurationText.format), forKey: BodyKey("ttl"))
+        try c.encodeIfPresent(request.idleTimeout.map(DurationText.format), forKey: BodyKey("idle_timeout"))
+        if !request.metadata.isEmpty { try c.encode(request.metadata, forKey: BodyKey("metadata")) }
+        if !request.secrets.isEmpty { try c.encode(request.secrets, forKey: BodyKey("secrets")) }
+        try c.encodeIfPresent(request.setup?.argv, forKey: BodyKey("setup"))
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        if let ref = try body.profileRef() { request.profile = ref }
+        request.isolation = try body.isolation()
+        request.env = try body.stringMap("env") ?? [:]
+        request.ttl = try body.duration("ttl")
+        request.idleTimeout = try body.duration("idle_timeout")
+        request.metadata = try body.stringMap("metadata") ?? [:]
+        try body.secretNames(into: &request.secrets)
+        request.setup = try body.setupCommand().map { ExecRequest(argv: $0) }
+        try body.finish()
+    }
+}
+
+/// `POST /v1/sandboxes/{id}/timeout`: `ttl`, required.
+struct TimeoutBody: Decodable {
+    var ttl: Duration
+
+    init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        guard let ttl = try body.duration("ttl") else { throw Problem.invalid("ttl", "ttl is required, e.g. {\"ttl\":\"5m\"}") }
+        try body.finish()
+        self.ttl = ttl
     }
 }

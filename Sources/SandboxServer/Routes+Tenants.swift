@@ -73,32 +73,28 @@ struct TenantList: Encodable {
 struct QuotaChangeBody: Decodable {
     var changes = QuotaChanges()
 
-    enum Keys: String, CodingKey, CaseIterable {
-        case maxSandboxes = "max_sandboxes", execsPerMinute = "execs_per_minute", maxQueued = "max_queued"
-        case maxMemory = "max_memory", maxMemoryBytes = "max_memory_bytes"
-    }
-
     init(from decoder: any Decoder) throws {
-        try StrictFields.check(decoder, known: Set(Keys.allCases.map(\.rawValue)))
-        let c = try decoder.container(keyedBy: Keys.self)
-        func change<T: Decodable & Sendable & Equatable>(_ key: Keys, _: T.Type) throws -> QuotaChanges.Change<T> {
-            guard c.contains(key) else { return .keep }
-            if try c.decodeNil(forKey: key) { return .clear }
-            return .set(try c.decode(T.self, forKey: key))
-        }
-        changes.maxSandboxes = try change(.maxSandboxes, Int.self)
-        changes.execsPerMinute = try change(.execsPerMinute, Int.self)
-        changes.maxQueued = try change(.maxQueued, Int.self)
-        if c.contains(.maxMemory) && c.contains(.maxMemoryBytes) {
+        var body = try BodyFields(decoder)
+        changes.maxSandboxes = try Self.change(&body, "max_sandboxes") { try $0.int("max_sandboxes") }
+        changes.execsPerMinute = try Self.change(&body, "execs_per_minute") { try $0.int("execs_per_minute") }
+        changes.maxQueued = try Self.change(&body, "max_queued") { try $0.int("max_queued") }
+        if body.contains("max_memory") && body.contains("max_memory_bytes") {
             throw Problem.invalid("max_memory", "give max_memory (a size, e.g. 16G) or max_memory_bytes, not both")
         }
-        switch try change(.maxMemory, String.self) {
-        case .keep: changes.maxMemoryBytes = try change(.maxMemoryBytes, Int64.self)
+        switch try Self.change(&body, "max_memory", { try $0.string("max_memory") }) {
+        case .keep: changes.maxMemoryBytes = try Self.change(&body, "max_memory_bytes") { try $0.int("max_memory_bytes").map(Int64.init) }
         case .clear: changes.maxMemoryBytes = .clear
         case .set(let text):
             do { changes.maxMemoryBytes = .set(try ByteSize.parse(text, field: "max_memory")) } catch {
                 throw Problem.invalid("max_memory", error.message)
             }
         }
+        try body.finish()
+    }
+
+    /// A missing field keeps the value, `null` clears it, anything else is read by `read`.
+    private static func change<T>(_ body: inout BodyFields, _ key: String, _ read: (inout BodyFields) throws -> T?) throws -> QuotaChanges.Change<T> {
+        guard body.contains(key) else { return .keep }
+        return try read(&body).map { .set($0) } ?? .clear
     }
 }

@@ -38,9 +38,9 @@ extension SandboxServer {
             let start = ContinuousClock.now
             do {
                 guard let first = try await messages.next() else { return }
-                var body = try JSONFields(body: WebSocketExec.bytes(first))
-                let sandbox = try await manager.get(tenantId: caller.tenantId, id: id)
-                var (exec, options) = try ExecBody.read(&body, sandbox: sandbox, process: true)
+                let body = try BodyReader.decode(ProcessStartBody.self, bytes: WebSocketExec.bytes(first))
+                var exec = try body.request(try await manager.get(tenantId: caller.tenantId, id: id))
+                var options = body.options
                 options.background = false
                 let initialStdin = exec.stdin
                 exec.stdin = .none
@@ -157,37 +157,11 @@ enum WebSocketExec {
             try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: pid, data: Array(buffer.readableBytesView))
             return
         }
-        var body = try JSONFields(body: bytes(message))
-        let type = try body.string("type") ?? ""
-        switch type {
-        case "stdin":
-            var data: [UInt8] = []
-            if let text = try body.string("data") { data = Array(text.utf8) }
-            if let b64 = try body.string("data_base64") {
-                guard let d = Data(base64Encoded: b64) else { throw Problem.invalid("data_base64", "data_base64: not valid base64") }
-                data += Array(d)
-            }
-            try body.finish()
-            try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: pid, data: data)
-            return
-        case "close_stdin":
-            try body.finish()
-            try await manager.closeInput(tenantId: caller.tenantId, id: id, pid: pid)
-            return
-        case "signal":
-            let name = try body.string("signal") ?? "TERM"
-            try body.finish()
-            guard let signal = Signals.number(name) else { throw Problem.invalid("signal", "signal: unknown signal '\(name)'") }
-            try await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: signal)
-            return
-        case "resize":
-            let cols = try body.int("cols", min: 1, max: 1000) ?? 80
-            let rows = try body.int("rows", min: 1, max: 1000) ?? 24
-            try body.finish()
-            try await manager.resize(tenantId: caller.tenantId, id: id, pid: pid, size: TerminalSize(cols: UInt16(cols), rows: UInt16(rows)))
-            return
-        default:
-            throw Problem.invalid("type", "type: one of stdin, close_stdin, signal, resize")
+        switch try BodyReader.decode(WebSocketControl.self, bytes: bytes(message)) {
+        case .stdin(let data): try await manager.sendInput(tenantId: caller.tenantId, id: id, pid: pid, data: data)
+        case .closeStdin: try await manager.closeInput(tenantId: caller.tenantId, id: id, pid: pid)
+        case .signal(let signal): try await manager.signal(tenantId: caller.tenantId, id: id, pid: pid, signal: signal)
+        case .resize(let size): try await manager.resize(tenantId: caller.tenantId, id: id, pid: pid, size: size)
         }
     }
 }

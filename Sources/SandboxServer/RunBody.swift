@@ -1,29 +1,92 @@
 import Foundation
 import SandboxCore
+import SandboxManager
 import SandboxRuns
 import SandboxStore
 
-/// Reads `POST /v1/runs`: the run's own fields (profile, isolation, timeout, priority,
+/// `POST /v1/runs`: the run's own fields (profile, isolation, secrets, setup, priority,
 /// max_attempts, labels, webhook), then the exec fields (`cmd` or `code` + `lang`, `args`, `env`,
-/// `cwd`, `stdin`/`stdin_base64`). Everything is checked here, before anything is queued.
-enum RunBody {
-    static func read(_ body: inout JSONFields, tenantId: String, idempotencyKey: String?, profiles: ProfileLoader) throws -> RunRecord {
-        var profile: Profile
-        switch try body.profileRef(profiles: profiles) ?? .named("default") {
-        case .named(let name): profile = try profiles.load(name)
-        case .inline(let inline): profile = inline
-        }
-        if let level = try body.isolation() { profile.isolation = level }
-        try body.secretNames(into: &profile)
-        let setup = try body.setupCommand()
-        let priority = try body.int("priority", min: -1000, max: 1000) ?? 0
-        let maxAttempts = try body.int("max_attempts", min: 1, max: 20) ?? 3
-        let labels = try body.stringMap("labels") ?? [:]
+/// `cwd`, `stdin`/`stdin_base64`, `timeout`). Everything is checked before anything is queued.
+/// `sandboxer submit` sends the same type.
+public struct RunSubmitBody: Codable, Sendable {
+    /// `webhook`: where the run's end is posted, and the key that signs it (made when not given).
+    public struct Webhook: Sendable, Equatable {
+        public var url: String
+        public var secret: String?
+        public init(url: String, secret: String? = nil) { (self.url, self.secret) = (url, secret) }
+    }
+
+    public var profile: CreateSandboxRequest.ProfileRef?
+    public var isolation: IsolationLevel?
+    public var secrets: [String] = []
+    public var setup: [String]?
+    public var priority = 0
+    public var maxAttempts = 3
+    public var labels: [String: String] = [:]
+    public var webhook: Webhook?
+    public var exec: ExecFields
+
+    public init(exec: ExecFields, profile: CreateSandboxRequest.ProfileRef? = nil, isolation: IsolationLevel? = nil) {
+        (self.exec, self.profile, self.isolation) = (exec, profile, isolation)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        profile = try body.profileRef()
+        isolation = try body.isolation()
+        try body.secretNames(into: &secrets)
+        setup = try body.setupCommand()
+        priority = try body.int("priority", min: -1000, max: 1000) ?? 0
+        maxAttempts = try body.int("max_attempts", min: 1, max: 20) ?? 3
+        labels = try body.stringMap("labels") ?? [:]
         guard labels.count <= 32, labels.allSatisfy({ !$0.key.isEmpty && $0.key.utf8.count <= 64 && $0.value.utf8.count <= 256 }) else {
             throw Problem.invalid("labels", "labels: at most 32, keys of 1 to 64 bytes, values up to 256 bytes")
         }
-        let webhook = try webhookField(&body)
-        let (request, _) = try ExecBody.read(&body, isolation: profile.isolation, process: false)
+        webhook = try Self.webhook(&body)
+        exec = try ExecFields(&body)
+        try body.finish()
+    }
+
+    /// The fields that differ from the defaults, in the names ``init(from:)`` reads.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: BodyKey.self)
+        switch profile {
+        case .named(let name): try c.encode(name, forKey: BodyKey("profile"))
+        case .inline(let profile): try c.encode(profile, forKey: BodyKey("profile"))
+        case nil: break
+        }
+        try c.encodeIfPresent(isolation, forKey: BodyKey("isolation"))
+        if !secrets.isEmpty { try c.encode(secrets, forKey: BodyKey("secrets")) }
+        try c.encodeIfPresent(setup, forKey: BodyKey("setup"))
+        if priority != 0 { try c.encode(priority, forKey: BodyKey("priority")) }
+        if maxAttempts != 3 { try c.encode(maxAttempts, forKey: BodyKey("max_attempts")) }
+        if !labels.isEmpty { try c.encode(labels, forKey: BodyKey("labels")) }
+        if let webhook {
+            if let secret = webhook.secret {
+                var w = c.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("webhook"))
+                try w.encode(webhook.url, forKey: BodyKey("url"))
+                try w.encode(secret, forKey: BodyKey("secret"))
+            } else {
+                try c.encode(webhook.url, forKey: BodyKey("webhook"))
+            }
+        }
+        try exec.encode(into: &c)
+    }
+
+    /// Whether the profile is an inline object (a tenant may be refused weaker isolation in one).
+    var inlineProfile: Bool { if case .inline = profile { true } else { false } }
+
+    /// The run to queue: the profile resolved (`default` when none is named) with the body's
+    /// isolation, secrets and timeout applied, and the code and input checked against its limits.
+    func record(tenantId: String, idempotencyKey: String?, profiles: ProfileLoader) throws -> RunRecord {
+        var profile: Profile
+        switch self.profile ?? .named("default") {
+        case .named(let name): profile = try profiles.load(name)
+        case .inline(let inline): profile = inline
+        }
+        if let isolation { profile.isolation = isolation }
+        for name in secrets where !profile.secrets.contains(name) { profile.secrets.append(name) }
+        let request = try exec.request(isolation: profile.isolation)
         if let timeout = request.timeout {
             guard timeout <= profile.limits.timeout else {
                 throw SandboxError(.limitExceeded, "timeout \(timeout) is more than the profile's timeout (\(profile.limits.timeout)); ask for less or use another profile",
@@ -36,32 +99,30 @@ enum RunBody {
         try profile.limits.checkRequest(codeBytes: request.code.map { Int64($0.count) }, inputBytes: stdin.map { Int64($0.count) })
         try EnvironmentCheck.validate(request.env, field: "env")
         var spec = RunSpec(profile: profile, argv: request.argv, code: request.code, codeFileName: request.code == nil ? nil : request.codeFileName,
-                           lang: request.code == nil ? nil : language(of: request.codeFileName), stdin: stdin, env: request.env,
+                           lang: request.code == nil ? nil : RunBody.language(of: request.codeFileName), stdin: stdin, env: request.env,
                            cwd: request.cwd == "/workspace" ? nil : request.cwd)
         spec.setup = setup
-        return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority,
-                         maxAttempts: maxAttempts, labels: labels, idempotencyKey: idempotencyKey, webhook: webhook)
+        let made = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        return RunRecord(id: SandboxSpec.newID(prefix: "run-"), tenantId: tenantId, spec: spec, priority: priority, maxAttempts: maxAttempts,
+                         labels: labels, idempotencyKey: idempotencyKey, webhook: webhook.map { RunWebhook(url: $0.url, secret: $0.secret ?? "whsec_" + made) })
     }
 
-    static func language(of fileName: String) -> String? {
-        Language.allCases.first { $0.fileName == fileName }?.rawValue
-    }
-
-    /// `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made (shown once).
-    static func webhookField(_ body: inout JSONFields) throws -> RunWebhook? {
+    /// `webhook`: `"https://…"` or `{"url": …, "secret": …}`; without a secret one is made when the
+    /// run is queued (and shown once).
+    static func webhook(_ body: inout BodyFields) throws -> Webhook? {
         var url: String
         var secret: String?
-        switch body.raw("webhook") {
-        case nil: return nil
-        case let text as String: url = text
-        case let object as [String: Any]:
-            var fields = JSONFields(object: object, prefix: "webhook.")
+        if var fields = try? body.object("webhook") {
             guard let u = try fields.string("url") else { throw Problem.invalid("webhook.url", "webhook.url is required") }
             url = u
             secret = try fields.string("secret")
             try fields.finish()
-        default:
+        } else if let text = try? body.string("webhook") {
+            url = text
+        } else if body.has("webhook") {
             throw Problem.invalid("webhook", "webhook: an http(s) URL or {\"url\": …, \"secret\": …}")
+        } else {
+            return nil
         }
         guard url.utf8.count <= 2048, let parsed = URLComponents(string: url), let scheme = parsed.scheme?.lowercased(),
               scheme == "http" || scheme == "https", let host = parsed.host, !host.isEmpty
@@ -71,8 +132,14 @@ enum RunBody {
         if let s = secret, s.utf8.count < 16 || s.utf8.count > 256 {
             throw Problem.invalid("webhook.secret", "webhook.secret: 16 to 256 bytes (or leave it out and use the one the reply shows)")
         }
-        let made = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        return RunWebhook(url: url, secret: secret ?? "whsec_" + made)
+        return Webhook(url: url, secret: secret)
+    }
+}
+
+/// The run queue's query and header rules.
+enum RunBody {
+    static func language(of fileName: String) -> String? {
+        Language.allCases.first { $0.fileName == fileName }?.rawValue
     }
 
     /// `Idempotency-Key`: 1 to 200 visible ASCII characters.

@@ -157,7 +157,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
         return Array(data)
     }
 
-    /// The request a worker hands the lane.
+    /// The request a worker hands the backend.
     public var execRequest: ExecRequest {
         ExecRequest(argv: argv, code: code, codeFileName: codeFileName ?? "main", stdin: stdin.map { .bytes($0) } ?? .none, env: env,
                     cwd: cwd ?? "/workspace")

@@ -233,7 +233,7 @@ public enum RunRules {
         }
     }
 
-    /// The attempt outcome of a finished lane result.
+    /// The attempt outcome of a finished backend result.
     public static func outcome(of result: ExecResult) -> AttemptOutcome {
         switch result.outcome {
         case .ok: return .succeeded

@@ -131,7 +131,7 @@ public struct HostTemplate: RootfsTemplate {
     }
 }
 
-/// Mount points every template provides for layering sandboxer inside its own container lane.
+/// Mount points every template provides for layering sandboxer inside its own container backend.
 public enum LayerMountPoints {
     /// The directory holding the `sandboxer` executable.
     public static let binary = "/opt/sandboxer/bin"

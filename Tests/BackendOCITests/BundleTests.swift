@@ -154,7 +154,7 @@ struct UserNamespaceTests {
     }
 }
 
-@Suite("Profile requests the container lane cannot honour")
+@Suite("Profile requests the container backend cannot honour")
 struct UnsupportedProfileTests {
     @Test("a sandbox joins the egress proxy's namespace, gets its variables and its files bound read-only")
     func egressWiring() throws {
@@ -173,8 +173,8 @@ struct UnsupportedProfileTests {
         #expect(c.mounts.contains { $0.destination == "/etc/resolv.conf" && $0.options.contains("ro") })
     }
 
-    @Test("a non-container isolation level is refused by the container lane", arguments: [IsolationLevel.wasm, .microvm, .wasmContainer])
-    func wrongLane(level: IsolationLevel) {
+    @Test("a non-container isolation level is refused by the container backend", arguments: [IsolationLevel.wasm, .microvm, .wasmContainer])
+    func wrongIsolation(level: IsolationLevel) {
         var p = Profile.default
         p.isolation = level
         #expect(throws: SandboxError.self) { try OCIBackend.checkProfile(p) }

@@ -5,7 +5,7 @@ import Testing
 @testable import SandboxCore
 @testable import SandboxLinux
 
-@Suite("Real runs in the container lane", .realSandboxes)
+@Suite("Real runs in the container backend", .realSandboxes)
 struct RunIntegrationTests {
     @Test("a shell command's stdout, stderr and exit code come back, and nothing is left behind")
     func shell() async throws {

@@ -4,7 +4,7 @@ import Testing
 @testable import BackendWasm
 
 /// Host calls that could block: sleeps (`poll_oneoff`) end at the deadline, FIFOs are not opened.
-@Suite("WASM lane: blocking host calls", .serialized, .wasmModules("fsattack.wasm"))
+@Suite("WASM backend: blocking host calls", .serialized, .wasmModules("fsattack.wasm"))
 struct BlockingCallTests {
     static func run(_ ops: [String], timeout: Duration, workspace: String? = nil, id: String = SandboxSpec.newID()) async throws -> ExecResult {
         let module = try #require(Fixtures.fsattack)

@@ -5,7 +5,7 @@ import SandboxCore
 
 /// `http.get` below the tools bridge: URL checks, the exact-address connect and the deadline.
 /// Connections go to loopback only; the loopback policy exception exists only in these tests.
-@Suite("WASM lane: http.get request handling", .serialized)
+@Suite("WASM backend: http.get request handling", .serialized)
 struct HTTPGetTests {
     /// The production policy, except that loopback may be reached (for a local test server).
     /// The profile's allowlist; `mapped`: the operator mapped each name to 127.0.0.1 (the only way to loopback).

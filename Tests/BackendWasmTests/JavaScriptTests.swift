@@ -4,7 +4,7 @@ import SandboxCore
 import Synchronization
 import Testing
 
-@Suite("WASM lane: JavaScript under QuickJS", .serialized, .wasmModules())
+@Suite("WASM backend: JavaScript under QuickJS", .serialized, .wasmModules())
 struct JavaScriptTests {
     @Test func sortsAndPrints() async throws {
         let r = try await Fixtures.backend().run(Fixtures.spec(), Fixtures.js(#"console.log([3,1,2].sort().join(","))"#), output: nil)

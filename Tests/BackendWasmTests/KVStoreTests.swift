@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// The kv tools' store on its own: size accounting, the file round trip, refusing files it did not write.
-@Suite("WASM lane: kv store")
+@Suite("WASM backend: kv store")
 struct KVStoreTests {
     @Test func sizesAreWhatTheFileTakesAndReplacingAKeyDoesNotGrowTheStore() {
         var store = KVStore()

@@ -4,7 +4,7 @@ import Testing
 @testable import BackendWasm
 
 /// Where `qjs.wasm` is looked for: `$SANDBOXER_QJS_WASM` or beside the executable, never the cwd.
-@Suite("WASM lane: locating qjs.wasm")
+@Suite("WASM backend: locating qjs.wasm")
 struct QuickJSLocateTests {
     /// A fake installation: `<root>/bin/sandboxer` (never run) and whatever `files` says.
     static func layout(_ files: [String]) throws -> String {

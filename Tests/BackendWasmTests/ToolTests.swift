@@ -3,7 +3,7 @@ import Foundation
 import SandboxCore
 import Testing
 
-@Suite("WASM lane: approved tools", .serialized, .wasmModules())
+@Suite("WASM backend: approved tools", .serialized, .wasmModules())
 struct ToolTests {
     @Test func unapprovedToolIsRefusedInsideTheScript() async throws {
         let log = ToolCallLog()

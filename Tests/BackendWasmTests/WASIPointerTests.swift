@@ -5,7 +5,7 @@ import Testing
 
 /// Out-of-bounds pointers handed to WASI functions get `EFAULT` (21) instead of failing a
 /// precondition in WasmKit, which would kill the host process running the guest in-process.
-@Suite("WASM lane: WASI pointer checks", .serialized, .wasmModules())
+@Suite("WASM backend: WASI pointer checks", .serialized, .wasmModules())
 struct WASIPointerTests {
     /// (function, its parameter types, set-up code, arguments): each passes a pointer past the
     /// single 64 KiB page of memory.

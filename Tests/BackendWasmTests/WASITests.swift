@@ -63,7 +63,7 @@ enum WAT {
     """
 }
 
-@Suite("WASM lane: WASI modules")
+@Suite("WASM backend: WASI modules")
 struct WASITests {
     let dir = Fixtures.fixtureDirectory
 
@@ -125,7 +125,7 @@ struct WASITests {
     }
 }
 
-@Suite("WASM lane: worker process", .serialized, .wasmModules(sandboxer: true))
+@Suite("WASM backend: worker process", .serialized, .wasmModules(sandboxer: true))
 struct WorkerTests {
     var backend: WasmBackend { Fixtures.backend(mode: .worker(executable: Fixtures.sandboxerExecutable!)) }
 

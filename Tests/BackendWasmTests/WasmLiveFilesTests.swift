@@ -9,7 +9,7 @@ import Glibc
 
 /// The files API of long-lived WASM sandboxes: round trips, limits, and paths that try to leave
 /// the workspace (`..`, NUL, over-long, links a guest planted).
-@Suite("WASM lane: files of long-lived sandboxes", .serialized,
+@Suite("WASM backend: files of long-lived sandboxes", .serialized,
        .wasmModules("fsops.wasm"))
 struct WasmLiveFilesTests {
     @Test func roundTrips() async throws {

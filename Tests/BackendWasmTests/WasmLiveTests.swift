@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// Long-lived WASM sandboxes (``WasmLiveBackend``): state across execs, restart, removal.
-@Suite("WASM lane: long-lived sandboxes", .serialized,
+@Suite("WASM backend: long-lived sandboxes", .serialized,
        .wasmModules("fsops.wasm"))
 struct WasmLiveTests {
     static let kvSet = #"tools.call("kv.set", {key: "k", value: {n: 42, s: "é"}}); console.log("set")"#
@@ -175,7 +175,7 @@ struct WasmLiveTests {
         #expect(lstat(live.root + "/" + spec.id, &st) == 0 && st.st_mode & 0o777 == 0o700)
     }
 
-    @Test func backgroundProcessesNeedTheContainerLane() async throws {
+    @Test func backgroundProcessesNeedTheContainerBackend() async throws {
         let live = try LiveFixture()
         defer { live.cleanUp() }
         let sandbox = try await live.backend.create(LiveFixture.spec())

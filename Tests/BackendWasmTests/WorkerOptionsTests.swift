@@ -43,7 +43,7 @@ struct WorkerOptionsTests {
         #expect(back.modulePath == "/opt/m.wasm")
     }
 
-    @Test("the layered lane's command line (no report, the profile's input limit) parses back to the same limits")
+    @Test("the layered isolation's command line (no report, the profile's input limit) parses back to the same limits")
     func layeredArguments() throws {
         var limits = Limits.default
         limits.workspaceFiles = 55

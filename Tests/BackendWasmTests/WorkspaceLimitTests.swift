@@ -4,7 +4,7 @@ import Testing
 @testable import BackendWasm
 
 /// ``WorkspaceQuota`` on its own: the arithmetic of growth, entries and the starting scan.
-@Suite("WASM lane: workspace quota")
+@Suite("WASM backend: workspace quota")
 struct WorkspaceQuotaTests {
     static let limits = WorkspaceQuota.Limits(workspaceBytes: 1000, fileSizeBytes: 600, workspaceFiles: 3)
 
@@ -44,7 +44,7 @@ struct WorkspaceQuotaTests {
 }
 
 /// The limits as a WASI guest meets them (`wasm/testdata/fsattack.c`), in both execution modes.
-@Suite("WASM lane: workspace limits", .serialized, .wasmModules("fsattack.wasm"))
+@Suite("WASM backend: workspace limits", .serialized, .wasmModules("fsattack.wasm"))
 struct WorkspaceLimitTests {
     static func spec(workspace: String, bytes: Int64 = 1 << 20, fileSize: Int64 = 256 << 20, files: Int = 20_000) -> SandboxSpec {
         SandboxSpec(profile: Profile(

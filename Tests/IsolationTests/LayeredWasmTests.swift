@@ -6,7 +6,7 @@ import Testing
 @testable import SandboxLinux
 
 /// `--isolation wasm+container`: the WASM engine runs inside a container sandbox (through the CLI).
-@Suite("WASM inside the container lane", .serialized, .realSandboxes)
+@Suite("WASM inside the container backend", .serialized, .realSandboxes)
 struct LayeredWasmTests {
     /// `.build-wasm/` of this checkout (found from this file, not from the working directory).
     static let modules: String = {
@@ -39,7 +39,7 @@ struct LayeredWasmTests {
         #expect(HostHealth.leftovers(of: r.sandboxId) == [])
     }
 
-    @Test("an infinite loop in the layered lane ends as a timeout and leaves nothing", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
+    @Test("an infinite loop in the layered isolation ends as a timeout and leaves nothing", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
     func timeout() async throws {
         let r = try await cli(["--isolation", "wasm+container", "--timeout", "2s", "--lang", "js", "-c", "for(;;){}"])
         #expect(r.outcome == .timeout)
@@ -47,7 +47,7 @@ struct LayeredWasmTests {
         #expect(HostHealth.hostWorks())
     }
 
-    @Test("a WASI module in the layered lane cannot open host files", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
+    @Test("a WASI module in the layered isolation cannot open host files", .requires("requires .build-wasm/qjs.wasm", qjsMissing))
     func wasiContained() async throws {
         let r = try await cli(["--isolation", "wasm+container", "--wasm", Self.modules + "/hello.wasm", "--", "escape"])
         #expect(r.stdout.contains("blocked") && !r.stdout.contains("OPENED"), "\(r.stdout) \(r.stderr)")

@@ -9,9 +9,9 @@ import Testing
 import Glibc
 #endif
 
-/// Attacks on the WASM lane's host interface: the `http.get` tool, the WASI file system and its
+/// Attacks on the WASM backend's host interface: the `http.get` tool, the WASI file system and its
 /// limits, blocking host calls, and where `qjs.wasm` comes from. Every packet goes to loopback.
-@Suite("Attacks: the WASM lane's host calls", .serialized, .requires("requires the wasm modules wasm/quickjs/build.sh builds") {
+@Suite("Attacks: the WASM backend's host calls", .serialized, .requires("requires the wasm modules wasm/quickjs/build.sh builds") {
     WasmAttackModules.built == nil ? "wasm/quickjs/build.sh did not build .build-wasm/qjs.wasm and fsattack.wasm (make wasm)" : nil
 })
 struct WasmAttackTests {

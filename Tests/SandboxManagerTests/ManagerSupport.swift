@@ -10,7 +10,7 @@ import SandboxTestSupport
 import Glibc
 #endif
 
-/// A manager over a fresh store and state directory, with the real container lane.
+/// A manager over a fresh store and state directory, with the real container backend.
 struct ManagerFixture {
     let directory: String
     let store: SQLiteStore

@@ -112,7 +112,7 @@ struct RunServiceTests {
 
     @Test("a setup failure is retried with backoff, then the run is dead with every attempt's reason")
     func infrastructureFailuresRetryThenDead() async throws {
-        // A broken host: the lane's state directory cannot be made (a file is in the way).
+        // A broken host: the backend's state directory cannot be made (a file is in the way).
         try await RunFixture.with(stateUnder: "a-file") { f in
             let run = try await f.submit(["true"], maxAttempts: 3)
             let done = try await f.wait(run.id)
@@ -125,7 +125,7 @@ struct RunServiceTests {
         }
     }
 
-    @Test("a request the lane refuses is failed at once (rejected), not retried")
+    @Test("a request the backend refuses is failed at once (rejected), not retried")
     func rejectedIsFinal() async throws {
         try await RunFixture.with { f in
             var profile = TestSandbox.profile()

@@ -11,7 +11,7 @@ import Glibc
 public enum TestSandbox {
     /// Why real sandboxes cannot run here, or nil when they can. Printed by skipped tests.
     public static let unavailableReason: String? = {
-        if geteuid() != 0 { return "requires root (the container lane needs cgroups and mounts)" }
+        if geteuid() != 0 { return "requires root (the container backend needs cgroups and mounts)" }
         if OCIRuntime.locate("crun") == nil && OCIRuntime.locate("runc") == nil {
             return "requires crun or runc (`make deps` installs them)"
         }

@@ -5,7 +5,7 @@ import Testing
 
 /// Settings that weaken isolation are the operator's (issue 17, item 6): a tenant's inline profile
 /// that switches off the user namespace (the agent would run as host root with KILL/SETUID/SETGID,
-/// the code as a real host account), runs as group 0, picks the OCI runtime or a lane below the
+/// the code as a real host account), runs as group 0, picks the OCI runtime or an isolation below the
 /// operator's floor is refused with 403 naming the field — on sandbox creates and queued runs —
 /// unless the operator trusts that tenant.
 @Suite struct IsolationPolicyTests {
@@ -29,7 +29,7 @@ import Testing
                     #expect(problem.field == field, "\(path) \(profile): \(problem.detail)")
                 }
             }
-            // A lane below the operator's floor, by the request's field or the profile's.
+            // An isolation below the operator's floor, by the request's field or the profile's.
             for (field, body) in [("isolation", ["isolation": "wasm"] as [String: Any]), ("profile.isolation", ["profile": ["isolation": "wasm"]])] {
                 let reply = try await client.send("POST", "/v1/sandboxes", body: try jsonBytes(body))
                 #expect(try ProblemBody.of(reply, status: 403, code: "forbidden").field == field)
@@ -49,7 +49,7 @@ import Testing
 
     @Test func theOperatorCanTrustATenant() async throws {
         try await ServedApp.with(isolationPolicy: IsolationPolicy(floor: .container, trustedTenants: ["ops"])) { app in
-            // A lane below the floor is refused to others, allowed to the trusted tenant.
+            // An isolation below the floor is refused to others, allowed to the trusted tenant.
             let others = try app.client(try await app.key("acme"))
             let refused = try await others.send("POST", "/v1/sandboxes", body: try jsonBytes(["isolation": "wasm"]))
             _ = try ProblemBody.of(refused, status: 403, code: "forbidden")

@@ -7,7 +7,7 @@ import SandboxStore
 import SandboxTestSupport
 import Testing
 
-/// A sandbox's whole life over HTTP against the real manager and container lane (root + crun).
+/// A sandbox's whole life over HTTP against the real manager and container backend (root + crun).
 @Suite(.serialized) struct LifecycleTests {
     static func decode<T: Decodable>(_ type: T.Type, _ reply: APIClient.Reply) throws -> T {
         let d = JSONDecoder()

@@ -44,10 +44,10 @@ import Testing
     }
 
     /// Parses `object` with `parse`; a refusal must be a 400 naming `field` and a range.
-    static func check(_ field: String, _ value: Any, _ object: [String: Any], parse: (inout JSONFields) throws -> Void) throws {
-        var body = try JSONFields(body: Array(JSONSerialization.data(withJSONObject: object)))
+    static func check(_ field: String, _ value: Any, _ object: [String: Any], parse: ([UInt8]) throws -> Void) throws {
+        let body = Array(try JSONSerialization.data(withJSONObject: object))
         do {
-            try parse(&body)
+            try parse(body)
         } catch {
             let problem = Problem(error)
             if problem.code == "limit_exceeded" {
@@ -65,7 +65,7 @@ import Testing
     func inlineProfileFields(_ field: String) throws {
         for value in Self.values(seed: 17, count: 200) {
             try Self.check("profile." + field, value, ["profile": Self.nested(field, value)]) { body in
-                let request = try SandboxServer.createRequest(&body, profiles: ProfileLoader())
+                let request = try BodyReader.decode(CreateSandboxBody.self, bytes: body, profiles: ProfileLoader()).request
                 guard case .inline(let p) = request.profile else { return }
                 // Accepted: inside the documented ranges.
                 #expect(Profile.uidRange.contains(p.uid) && Profile.gidRange.contains(p.gid))
@@ -78,11 +78,12 @@ import Testing
     @Test func createAndRunFields() throws {
         for value in Self.values(seed: 5, count: 200) {
             for field in Self.createFields {
-                try Self.check(field, value, [field: value]) { body in _ = try SandboxServer.createRequest(&body, profiles: ProfileLoader()) }
+                try Self.check(field, value, [field: value]) { body in _ = try BodyReader.decode(CreateSandboxBody.self, bytes: body, profiles: ProfileLoader()) }
             }
             for field in Self.runFields {
                 try Self.check(field, value, [field: value, "cmd": ["true"]]) { body in
-                    _ = try RunBody.read(&body, tenantId: "t", idempotencyKey: nil, profiles: ProfileLoader())
+                    _ = try BodyReader.decode(RunSubmitBody.self, bytes: body, profiles: ProfileLoader())
+                        .record(tenantId: "t", idempotencyKey: nil, profiles: ProfileLoader())
                 }
             }
         }

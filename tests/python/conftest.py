@@ -26,9 +26,9 @@ def require_root():
     (SANDBOXER_REQUIRE_FIXTURES=1), which runs as root, fails it instead."""
     if os.geteuid() != 0:
         if os.environ.get("SANDBOXER_REQUIRE_FIXTURES") == "1":
-            pytest.fail("needs root (the container lane); under make test a missing requirement is a failure")
-        print("skipping: the container lane needs root")
-        pytest.skip("needs root (the container lane)")
+            pytest.fail("needs root (the container backend); under make test a missing requirement is a failure")
+        print("skipping: the container backend needs root")
+        pytest.skip("needs root (the container backend)")
 
 
 def auth(key):

@@ -256,7 +256,7 @@ def test_a_queued_runs_egress_is_in_its_audit_trail(env):
     assert events[0]["detail"]["host"] == "pypi.test" and events[1]["detail"]["host"] == "denied.test"
 
 
-def test_the_wasm_lanes_http_get_obeys_the_same_policy_and_is_audited(env):
+def test_the_wasm_backends_http_get_obeys_the_same_policy_and_is_audited(env):
     c = env["client"]
     a = env["a"].port
     prof = {"name": "wasm-web", "isolation": "wasm", "tools": ["http.get"], "network": {"mode": "allowlist", "allow": [f"pypi.test:{a}"]}}

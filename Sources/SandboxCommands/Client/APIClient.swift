@@ -66,9 +66,9 @@ public struct APIClient: Sendable {
         return reply
     }
 
-    /// Sends a JSON body and decodes a JSON reply.
-    public func json<T: Decodable>(_ method: String, _ path: String, _ body: [String: Any]? = nil, as: T.Type) async throws -> T {
-        let bytes = try body.map { Array(try JSONSerialization.data(withJSONObject: $0)) }
+    /// Sends a request (a body as the route's own Encodable type) and decodes a JSON reply.
+    public func json<T: Decodable>(_ method: String, _ path: String, _ body: (any Encodable)? = nil, as: T.Type) async throws -> T {
+        let bytes = try body.map { Array(try JSONEncoder().encode($0)) }
         let reply = try await checked(method, path, body: bytes)
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandboxCore
+import SandboxManager
 import SandboxServer
 
 /// `sandboxer create`: a long-lived sandbox on the server; prints its id.
@@ -29,15 +30,13 @@ struct CreateCommand: AsyncParsableCommand {
     var metadata: [String] = []
 
     func run() async throws {
-        var body: [String: Any] = ["profile": profile]
-        if let isolation { body["isolation"] = isolation }
-        if let ttl { body["ttl"] = ttl }
-        if let idleTimeout { body["idle_timeout"] = idleTimeout }
-        let envs = try ClientText.pairs(env, flag: "--env")
-        if !envs.isEmpty { body["env"] = envs }
-        let meta = try ClientText.pairs(metadata, flag: "--metadata")
-        if !meta.isEmpty { body["metadata"] = meta }
-        let reply = try await client.client().checked("POST", "/v1/sandboxes", body: Array(try JSONSerialization.data(withJSONObject: body)))
+        var create = CreateSandboxRequest(profile: .named(profile))
+        create.isolation = try isolation.map { try IsolationLevel.named($0) }
+        create.ttl = try ttl.map { try DurationText.parse($0, field: "ttl") }
+        create.idleTimeout = try idleTimeout.map { try DurationText.parse($0, field: "idle_timeout") }
+        create.env = try ClientText.pairs(env, flag: "--env")
+        create.metadata = try ClientText.pairs(metadata, flag: "--metadata")
+        let reply = try await client.client().checked("POST", "/v1/sandboxes", body: Array(try JSONEncoder().encode(CreateSandboxBody(create))))
         if client.json {
             ClientConsole.current.out(reply.body + [10])
         } else {

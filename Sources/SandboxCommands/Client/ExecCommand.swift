@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandboxCore
+import SandboxServer
 
 /// `sandboxer exec SBX -- cmd args…`: runs a command in a server sandbox, output streamed live.
 struct ExecCommand: AsyncParsableCommand {
@@ -35,18 +36,15 @@ struct ExecCommand: AsyncParsableCommand {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
         guard !argv.isEmpty else { throw SandboxError(.invalidRequest, "nothing to run: give a command after --") }
-        var body: [String: Any] = ["cmd": argv]
-        if let timeout { body["timeout"] = timeout }
-        if let cwd { body["cwd"] = cwd }
-        let envs = try ClientText.pairs(env, flag: "--env")
-        if !envs.isEmpty { body["env"] = envs }
+        var fields = ExecFields(cmd: argv, env: try ClientText.pairs(env, flag: "--env"), cwd: cwd ?? "/workspace")
+        fields.timeout = try timeout.map { try DurationText.parse($0, field: "timeout") }
         if let stdin {
             guard let data = FileManager.default.contents(atPath: stdin) else { throw SandboxError(.invalidRequest, "cannot read --stdin \(stdin)") }
-            body["stdin_base64"] = data.base64EncodedString()
+            fields.stdin = .bytes(Array(data))
         }
         let api = try client.client()
         let path = "/v1/sandboxes/\(ClientText.query(sandbox))/exec"
-        let payload = Array(try JSONSerialization.data(withJSONObject: body))
+        let payload = Array(try JSONEncoder().encode(ExecBody(fields)))
         let decoder = JSONDecoder()
         if client.json {
             let reply = try await api.checked("POST", path, body: payload)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SandboxCore
+import SandboxServer
 
 /// `sandboxer network allow|deny|show SBX [HOST…]`: a live sandbox's egress allowlist
 /// (`PATCH /v1/sandboxes/{id}/network`); connections to a removed host are closed.
@@ -10,11 +11,11 @@ struct NetworkCommand: AsyncParsableCommand {
         subcommands: [NetworkAllowCommand.self, NetworkDenyCommand.self, NetworkShowCommand.self])
 
     /// Sends one change and prints the policy the sandbox has afterwards.
-    static func change(_ client: ClientOptions, _ sandbox: String, _ body: [String: Any]) async throws {
+    static func change(_ client: ClientOptions, _ sandbox: String, _ body: NetworkChangeBody) async throws {
         let api = try client.client()
         do {
             let reply = try await api.checked("PATCH", "/v1/sandboxes/\(ClientText.query(sandbox))/network",
-                                              body: Array(try JSONSerialization.data(withJSONObject: body)))
+                                              body: Array(try JSONEncoder().encode(body)))
             show(client, reply.body)
         } catch let problem as APIProblem {
             ClientConsole.printError("sandboxer: \(problem.code): \(problem.detail)")
@@ -37,7 +38,7 @@ struct NetworkAllowCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "Sandbox id.") var sandbox: String
     @Argument(help: "Allowlist entries.") var hosts: [String]
-    func run() async throws { try await NetworkCommand.change(client, sandbox, ["add": hosts]) }
+    func run() async throws { try await NetworkCommand.change(client, sandbox, NetworkChangeBody(add: hosts)) }
 }
 
 struct NetworkDenyCommand: AsyncParsableCommand {
@@ -47,7 +48,7 @@ struct NetworkDenyCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @Argument(help: "Sandbox id.") var sandbox: String
     @Argument(help: "Allowlist entries, as they were added.") var hosts: [String]
-    func run() async throws { try await NetworkCommand.change(client, sandbox, ["remove": hosts]) }
+    func run() async throws { try await NetworkCommand.change(client, sandbox, NetworkChangeBody(remove: hosts)) }
 }
 
 struct NetworkShowCommand: AsyncParsableCommand {

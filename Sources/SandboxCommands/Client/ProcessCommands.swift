@@ -44,8 +44,7 @@ struct KillCommand: AsyncParsableCommand {
     var signal: String = "TERM"
 
     func run() async throws {
-        let value: Any = Int(signal) ?? signal
-        let body = Array(try JSONSerialization.data(withJSONObject: ["signal": value]))
+        let body = Array(try JSONEncoder().encode(SignalBody(signal)))
         _ = try await client.client().checked("POST", "/v1/sandboxes/\(ClientText.query(sandbox))/processes/\(pid)/signal", body: body)
     }
 }

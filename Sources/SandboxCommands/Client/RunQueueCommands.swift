@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SandboxCore
 import SandboxRuns
+import SandboxServer
 import SandboxStore
 
 /// `sandboxer submit -- cmd…`: queues a run on the server and prints its id; `--wait` follows its
@@ -67,7 +68,7 @@ struct SubmitCommand: AsyncParsableCommand {
         let body = try requestBody()
         var headers: [String: String] = [:]
         if let idempotencyKey { headers["Idempotency-Key"] = idempotencyKey }
-        let reply = try await api.send("POST", "/v1/runs", body: Array(try JSONSerialization.data(withJSONObject: body)), headers: headers)
+        let reply = try await api.send("POST", "/v1/runs", body: Array(try JSONEncoder().encode(body)), headers: headers)
         guard reply.status < 400 else { throw APIProblem(status: reply.status, body: reply.body) }
         let run = try RunView.decoder.decode(RunView.self, from: Data(reply.body))
         if client.json && !wait {
@@ -81,39 +82,37 @@ struct SubmitCommand: AsyncParsableCommand {
         throw ExitCode(RunFollow.exitStatus(final))
     }
 
-    func requestBody() throws -> [String: Any] {
-        var body: [String: Any] = [:]
+    /// The submit as `POST /v1/runs` reads it: the server's own body type.
+    func requestBody() throws -> RunSubmitBody {
         var argv = command
         if argv.first == "--" { argv.removeFirst() }
+        var exec = ExecFields()
         if let codeFile {
             guard code == nil else { throw SandboxError(.invalidRequest, "give either --code or --code-file, not both") }
             guard let data = FileManager.default.contents(atPath: codeFile) else { throw SandboxError(.invalidRequest, "cannot read --code-file \(codeFile)") }
-            body["code"] = String(decoding: data, as: UTF8.self)
+            exec.code = String(decoding: data, as: UTF8.self)
         } else if let code {
-            body["code"] = code
+            exec.code = code
         }
-        if body["code"] != nil {
+        if exec.code != nil {
             guard let lang else { throw SandboxError(.invalidRequest, "--code needs --lang (python, js, sh, bash)") }
-            body["lang"] = lang
-            if !argv.isEmpty { body["args"] = argv }
+            exec.lang = lang
+            exec.args = argv
         } else {
             guard !argv.isEmpty else { throw SandboxError(.invalidRequest, "nothing to run: give a command after --, or --lang with --code/--code-file") }
-            body["cmd"] = argv
+            exec.cmd = argv
         }
-        if let profile { body["profile"] = profile }
-        if let isolation { body["isolation"] = isolation }
         if let stdin {
             guard let data = FileManager.default.contents(atPath: stdin) else { throw SandboxError(.invalidRequest, "cannot read --stdin \(stdin)") }
-            body["stdin_base64"] = data.base64EncodedString()
+            exec.stdin = .bytes(Array(data))
         }
-        let envs = try ClientText.pairs(env, flag: "--env")
-        if !envs.isEmpty { body["env"] = envs }
-        let labels = try ClientText.pairs(label, flag: "--label")
-        if !labels.isEmpty { body["labels"] = labels }
-        if let timeout { body["timeout"] = timeout }
-        if let priority { body["priority"] = priority }
-        if let maxAttempts { body["max_attempts"] = maxAttempts }
-        if let webhook { body["webhook"] = webhook }
+        exec.env = try ClientText.pairs(env, flag: "--env")
+        exec.timeout = try timeout.map { try DurationText.parse($0, field: "timeout") }
+        var body = RunSubmitBody(exec: exec, profile: profile.map { .named($0) }, isolation: try isolation.map { try IsolationLevel.named($0) })
+        body.labels = try ClientText.pairs(label, flag: "--label")
+        if let priority { body.priority = priority }
+        if let maxAttempts { body.maxAttempts = maxAttempts }
+        body.webhook = webhook.map { .init(url: $0) }
         return body
     }
 }

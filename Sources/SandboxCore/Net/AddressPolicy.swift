@@ -104,7 +104,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Which addresses sandboxer never connects to for a sandbox (the WASM lane's `http.get`, the egress
+/// Which addresses sandboxer never connects to for a sandbox (the WASM backend's `http.get`, the egress
 /// proxy), whatever the allowlist says — unless the operator mapped a name there on purpose: the host
 /// itself (loopback and every address of its interfaces, public ones too), private and shared networks, link-local (cloud metadata), multicast and reserved space.
 /// IPv6 forms that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by that address.

@@ -18,7 +18,7 @@ public struct EgressSecret: Sendable, Equatable {
     }
 }
 
-/// What a lane asks of the egress proxy for one sandbox.
+/// What a backend asks of the egress proxy for one sandbox.
 public struct EgressRequest: Sendable {
     public var sandboxId: String
     public var profile: Profile
@@ -57,7 +57,7 @@ public struct EgressAttachment: Sendable {
     }
 }
 
-/// The egress proxy as the lanes and the manager see it (one per process).
+/// The egress proxy as the backends and the manager see it (one per process).
 public protocol EgressProvider: Sendable {
     /// Makes the sandbox's network namespace with the proxy and the resolver inside it.
     func attach(_ request: EgressRequest) async throws(SandboxError) -> EgressAttachment

@@ -119,7 +119,7 @@ public enum EgressDecision: Sendable, Equatable {
     public var isAllowed: Bool { if case .allow = self { return true } else { return false } }
 }
 
-/// The one egress decision function (proxy, DNS answers, the WASM lane's `http.get`): a profile's
+/// The one egress decision function (proxy, DNS answers, the WASM backend's `http.get`): a profile's
 /// allowlist, the always-blocked ranges, and the operator's own name → address map (`serve
 /// --resolve name=ADDR`), which is the only way to reach a blocked range on purpose.
 public struct EgressPolicy: Sendable, Equatable {
@@ -147,7 +147,7 @@ public struct EgressPolicy: Sendable, Equatable {
     }
 
     /// The variable `serve`/`run` set from `--resolve-for-cidr-rules` for their child processes
-    /// (the WASM lane's `http.get` reads it): `1` when on.
+    /// (the WASM backend's `http.get` reads it): `1` when on.
     public static let resolveForAddressRulesVariable = "SANDBOXER_RESOLVE_FOR_CIDR_RULES"
 
     /// Whether `$SANDBOXER_RESOLVE_FOR_CIDR_RULES` turns ``resolveForAddressRules`` on.

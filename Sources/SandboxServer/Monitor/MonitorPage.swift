@@ -69,7 +69,7 @@ enum MonitorPage {
             <p id="notice" class="notice" hidden></p>
             <main class="split">
               <div class="rows-wrap"><table id="rows">
-                <thead><tr><th>id</th><th>state</th><th>lane</th><th>profile</th><th class="cmd">command</th><th>duration</th><th>cpu</th><th>peak mem</th><th>outcome</th><th></th></tr></thead>
+                <thead><tr><th>id</th><th>state</th><th>isolation</th><th>profile</th><th class="cmd">command</th><th>duration</th><th>cpu</th><th>peak mem</th><th>outcome</th><th></th></tr></thead>
                 <tbody></tbody>
               </table></div>
               <aside id="detail" hidden>

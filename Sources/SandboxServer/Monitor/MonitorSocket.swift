@@ -50,10 +50,7 @@ struct MonitorSocket: Sendable {
     private func handle(_ message: WebSocketMessage, followed: SharedValue<String?>,
                         send: AsyncStream<MonitorMessage>.Continuation) async {
         do {
-            var body = try JSONFields(body: WebSocketExec.bytes(message))
-            let type = try body.string("type") ?? ""
-            let run = try body.string("run")
-            try body.finish()
+            let (type, run) = try BodyReader.decode(MonitorCommand.self, bytes: WebSocketExec.bytes(message)).fields
             switch type {
             case "follow":
                 followed.withLock { $0 = run }
@@ -139,5 +136,16 @@ struct MonitorSocket: Sendable {
             }
             try await Task.sleep(for: followInterval)
         }
+    }
+}
+
+/// A message from the monitor page: `type` (`follow`, `cancel`, `retry`) and the `run` it is about.
+struct MonitorCommand: Decodable {
+    var fields: (type: String, run: String?)
+
+    init(from decoder: any Decoder) throws {
+        var body = try BodyFields(decoder)
+        fields = (try body.string("type") ?? "", try body.string("run"))
+        try body.finish()
     }
 }

@@ -5,13 +5,13 @@ import SandboxStore
 
 /// One row of the monitor's table: a run or a sandbox, in the few columns the page shows.
 ///
-/// `kind` is `run` or `sandbox`; `lane` is the isolation level; durations are computed by the page
+/// `kind` is `run` or `sandbox`; `isolation` is the profile's isolation; durations are computed by the page
 /// from `started_at`/`ended_at` (so running rows tick without messages).
 struct MonitorRow: Sendable, Equatable, Codable {
     var kind: String
     var id: String
     var state: String
-    var lane: String
+    var isolation: String
     var profile: String
     /// What runs: the command line (shortened) or the language of submitted code.
     var command: String?
@@ -30,7 +30,7 @@ struct MonitorRow: Sendable, Equatable, Codable {
     var canRetry: Bool
 
     enum CodingKeys: String, CodingKey {
-        case kind, id, state, lane, profile, command, createdAt = "created_at", startedAt = "started_at", endedAt = "ended_at",
+        case kind, id, state, isolation, profile, command, createdAt = "created_at", startedAt = "started_at", endedAt = "ended_at",
             cpuMs = "cpu_ms", peakMemoryBytes = "peak_memory_bytes", outcome, exitCode = "exit_code", attempts, reason,
             cancelRequested = "cancel_requested", canCancel = "can_cancel", canRetry = "can_retry"
     }
@@ -39,7 +39,7 @@ struct MonitorRow: Sendable, Equatable, Codable {
         kind = "run"
         id = r.id
         state = r.state.rawValue
-        lane = r.spec.profile.isolation.rawValue
+        isolation = r.spec.profile.isolation.rawValue
         profile = r.spec.profile.name
         command = Self.command(r.spec)
         createdAt = r.createdAt
@@ -60,7 +60,7 @@ struct MonitorRow: Sendable, Equatable, Codable {
         kind = "sandbox"
         id = r.id
         state = r.state.rawValue
-        lane = r.profile.isolation.rawValue
+        isolation = r.profile.isolation.rawValue
         profile = r.profile.name
         command = r.execCount == 1 ? "1 exec" : "\(r.execCount) execs"
         createdAt = r.createdAt

@@ -81,7 +81,7 @@
     const action = el("td");
     const b = actionButton(r); if (b) action.append(b);
     const cmd = el("td", "cmd mono", r.command || ""); cmd.title = r.command || "";
-    tr.append(idCell, stateCell, el("td", "", r.lane), el("td", "", r.profile), cmd,
+    tr.append(idCell, stateCell, el("td", "", r.isolation), el("td", "", r.profile), cmd,
       el("td", "dur", duration(r)), el("td", "", fmtCpu(r.cpu_ms)), el("td", "", fmtBytes(r.peak_memory_bytes)),
       el("td", "outcome", outcome(r)), action);
   }
@@ -173,7 +173,7 @@
   function showDetail(r, attempts) {
     $("d-title").textContent = r.id;
     const dl = $("d-fields");
-    const fields = [["state", r.state], ["lane", r.lane], ["profile", r.profile], ["command", r.command || "—"],
+    const fields = [["state", r.state], ["isolation", r.isolation], ["profile", r.profile], ["command", r.command || "—"],
       ["created", time(r.created_at)], ["started", time(r.started_at)], ["ended", time(r.ended_at)],
       ["duration", duration(r)], ["cpu", fmtCpu(r.cpu_ms)], ["peak memory", fmtBytes(r.peak_memory_bytes)],
       ["outcome", outcome(r)], ["reason", r.reason || "—"]];
