@@ -27,7 +27,7 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static const char *stage_names[] = {"fork", "setsid", "controlling tty", "dup2", "setgroups", "setresgid",
+static const char *stage_names[] = {"clone", "setsid", "controlling tty", "dup2", "setgroups", "setresgid",
                                     "setresuid", "chdir", "execve", "capset"};
 
 /* --- spawn: clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn ---------------------------------
@@ -62,6 +62,12 @@ static size_t c_len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 static int c_has_slash(const char *s) { for (; *s; s++) if (*s == '/') return 1; return 0; }
 static const char *c_colon_or_end(const char *s) { while (*s && *s != ':') s++; return s; }
 static void c_copy(char *d, const char *s, size_t n) { for (size_t i = 0; i < n; i++) d[i] = s[i]; }
+
+/* dup2 as dup3 (the one every architecture has; arm64 has no dup2): the same fd stays as it is. */
+static long c_dup2(int from, int to) {
+    if (from == to) return syscall(SYS_fcntl, from, F_GETFD) < 0 ? -1 : to;
+    return syscall(SYS_dup3, from, to, 0);
+}
 
 /* execve, and on ENOEXEC the file as a /bin/sh script (execvp's fallback). Returns errno. */
 static int child_execve(struct child_ctx *c, const char *path) {
@@ -127,11 +133,11 @@ static int child_main(void *arg) {
     if (a->pty_slave >= 0) {
         if (syscall(SYS_ioctl, a->pty_slave, TIOCSCTTY, 0) != 0) child_fail(c, 2, errno);
         for (int fd = 0; fd < 3; fd++)
-            if (syscall(SYS_dup2, a->pty_slave, fd) < 0) child_fail(c, 3, errno);
+            if (c_dup2(a->pty_slave, fd) < 0) child_fail(c, 3, errno);
     } else {
         int from[3] = {a->stdin_fd, a->stdout_fd, a->stderr_fd};
         for (int fd = 0; fd < 3; fd++)
-            if (syscall(SYS_dup2, from[fd], fd) < 0) child_fail(c, 3, errno);
+            if (c_dup2(from[fd], fd) < 0) child_fail(c, 3, errno);
     }
     long oom = syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
     if (oom >= 0) {
