@@ -3,14 +3,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <pthread.h>
 #include <pty.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/fsuid.h>
 #include <linux/capability.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
@@ -22,87 +27,190 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-extern char **environ;
-
-static void child_fail(int pipe_fd, int stage) {
-    int msg[2] = {stage, errno};
-    ssize_t w = write(pipe_fd, msg, sizeof msg);
-    (void)w;
-    _exit(127);
-}
-
-static const char *stage_names[] = {"fork", "setsid", "controlling tty", "dup2", "setgroups", "setresgid",
+static const char *stage_names[] = {"clone", "setsid", "controlling tty", "dup2", "setgroups", "setresgid",
                                     "setresuid", "chdir", "execve", "capset"};
 
+/* --- spawn: clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn ---------------------------------
+   The agent is a multi-threaded Swift process: fork() would copy its page tables and then take
+   copy-on-write faults on every page either side touches before the exec. A CLONE_VM|CLONE_VFORK
+   child runs in the agent's memory on a stack of its own while the calling thread waits (until the
+   child's execve or _exit), so it must not allocate, lock or touch shared state: it makes raw
+   system calls only (glibc's setgroups/setresuid would broadcast to "all threads" of the agent),
+   and reports a failure (stage + errno) in `struct child_report`, which the parent reads once the
+   vfork returns. Every other signal is blocked around the clone, so no agent handler can run on the
+   child's stack before the child has reset the dispositions. */
+
+struct child_ctx {
+    const struct sbx_spawn_args *a;
+    const char *path_env;        /* the request's PATH value (NULL: unset) */
+    char **script_argv;          /* {"/bin/sh", <slot>, argv[1..], NULL} for ENOEXEC, like execvp */
+    long max_fd;                 /* the close-on-exec fallback's bound, read by the parent */
+    volatile int stage;          /* -1: exec'd; else the failing stage (stage_names) */
+    volatile int err;
+};
+
+static _Noreturn void child_fail(struct child_ctx *c, int stage, int err) {
+    c->stage = stage;
+    c->err = err;
+    syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
+}
+
+/* Byte loops instead of libc's string functions: the agent is linked with lazy binding, and a
+   first call through the PLT must not resolve a symbol in the child. */
+static size_t c_len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+static int c_has_slash(const char *s) { for (; *s; s++) if (*s == '/') return 1; return 0; }
+static const char *c_colon_or_end(const char *s) { while (*s && *s != ':') s++; return s; }
+static void c_copy(char *d, const char *s, size_t n) { for (size_t i = 0; i < n; i++) d[i] = s[i]; }
+
+/* dup2 as dup3 (the one every architecture has; arm64 has no dup2): the same fd stays as it is. */
+static long c_dup2(int from, int to) {
+    if (from == to) return syscall(SYS_fcntl, from, F_GETFD) < 0 ? -1 : to;
+    return syscall(SYS_dup3, from, to, 0);
+}
+
+/* execve, and on ENOEXEC the file as a /bin/sh script (execvp's fallback). Returns errno. */
+static int child_execve(struct child_ctx *c, const char *path) {
+    syscall(SYS_execve, path, c->a->argv, c->a->envp);
+    int e = errno;
+    if (e == ENOEXEC && c->script_argv) {
+        c->script_argv[1] = (char *)path;
+        syscall(SYS_execve, "/bin/sh", c->script_argv, c->a->envp);
+        e = errno;
+    }
+    return e;
+}
+
+/* execvp's search: a name with '/' as is, else each element of the request's PATH (default
+   "/bin:/usr/bin", an empty element = the working directory); EACCES is remembered and the search
+   goes on, ENOENT-like errors go on, any other error ends it. Returns the errno to report. */
+static int child_execvp(struct child_ctx *c) {
+    const char *file = c->a->argv[0];
+    if (file == NULL || *file == '\0') return ENOENT;
+    if (c_has_slash(file)) return child_execve(c, file);
+    size_t flen = c_len(file);
+    if (flen > NAME_MAX) return ENAMETOOLONG;
+    const char *p = c->path_env ? c->path_env : "/bin:/usr/bin";
+    char buf[PATH_MAX + NAME_MAX + 2];
+    int got_eacces = 0;
+    for (;;) {
+        const char *end = c_colon_or_end(p);
+        size_t dlen = (size_t)(end - p);
+        if (dlen <= PATH_MAX) {
+            size_t n = 0;
+            if (dlen > 0) {
+                c_copy(buf, p, dlen);
+                n = dlen;
+                buf[n++] = '/';
+            }
+            c_copy(buf + n, file, flen + 1);
+            int e = child_execve(c, buf);
+            switch (e) {
+            case EACCES: got_eacces = 1; break;
+            case ENOENT: case ESTALE: case ENOTDIR: case ENODEV: case ETIMEDOUT: break;
+            default: return e;
+            }
+        }
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    return got_eacces ? EACCES : ENOENT;
+}
+
+static int child_main(void *arg) {
+    struct child_ctx *c = arg;
+    const struct sbx_spawn_args *a = c->a;
+    /* Default dispositions (the kernel's sigaction, not glibc's: no handler of the agent's may run
+       here), then an empty mask. */
+    struct { void *handler; unsigned long flags; void *restorer; unsigned long mask; } dfl = {0};
+    for (int s = 1; s < _NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, s, &dfl, NULL, sizeof dfl.mask);
+    }
+    unsigned long none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+    if (syscall(SYS_setsid) < 0) child_fail(c, 1, errno);
+    if (a->pty_slave >= 0) {
+        if (syscall(SYS_ioctl, a->pty_slave, TIOCSCTTY, 0) != 0) child_fail(c, 2, errno);
+        for (int fd = 0; fd < 3; fd++)
+            if (c_dup2(a->pty_slave, fd) < 0) child_fail(c, 3, errno);
+    } else {
+        int from[3] = {a->stdin_fd, a->stdout_fd, a->stderr_fd};
+        for (int fd = 0; fd < 3; fd++)
+            if (c_dup2(from[fd], fd) < 0) child_fail(c, 3, errno);
+    }
+    long oom = syscall(SYS_openat, AT_FDCWD, "/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom >= 0) {
+        syscall(SYS_write, oom, "1000", 4);
+        syscall(SYS_close, oom);
+    }
+    /* Empty the bounding set while CAP_SETPCAP is still effective (setresuid below clears it):
+       a user process cannot regain any capability, not even through a file capability of a
+       binary it runs. An agent without CAP_SETPCAP (an older bundle) leaves it as it was. */
+    for (int cap = 0; cap < 64; cap++) {
+        if (syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;
+    }
+    gid_t g = a->gid;
+    if (syscall(SYS_setgroups, 1, &g) != 0) child_fail(c, 4, errno);
+    if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) != 0) child_fail(c, 5, errno);
+    if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) != 0) child_fail(c, 6, errno);
+    /* setresuid to a non-zero uid already cleared the capability sets; for a profile whose
+       uid is 0 clear them explicitly, so no user process ever holds the agent's capabilities. */
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct none_caps[2] = {{0, 0, 0}, {0, 0, 0}};
+    if (syscall(SYS_capset, &hdr, none_caps) != 0) child_fail(c, 9, errno);
+    if (syscall(SYS_chdir, a->cwd) != 0) child_fail(c, 7, errno);
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        for (long fd = 3; fd < c->max_fd; fd++) syscall(SYS_fcntl, (int)fd, F_SETFD, FD_CLOEXEC);
+    }
+    child_fail(c, 8, child_execvp(c));
+}
+
+/* The request's PATH=, or NULL when its environment has none. */
+static const char *env_path(char *const *envp) {
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, "PATH=", 5) == 0) return *e + 5;
+    return NULL;
+}
+
 pid_t sbx_agent_spawn(const struct sbx_spawn_args *a, int *child_errno, const char **stage) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) {
+    struct child_ctx c = {.a = a, .path_env = env_path(a->envp), .script_argv = NULL, .max_fd = 65536, .stage = -1, .err = 0};
+    size_t argc = 0;
+    while (a->argv[argc]) argc++;
+    c.script_argv = calloc(argc + 2, sizeof(char *));  /* NULL: no script fallback (out of memory) */
+    if (c.script_argv) {
+        c.script_argv[0] = "/bin/sh";
+        for (size_t i = 1; i < argc; i++) c.script_argv[i + 1] = a->argv[i];
+    }
+    struct rlimit rl;  /* through syscall(): also binds it before the child needs it */
+    if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536) c.max_fd = (long)rl.rlim_cur;
+    const size_t stack_size = 64 * 1024 + PATH_MAX + NAME_MAX;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         *child_errno = errno;
-        *stage = "pipe";
+        *stage = "stack";
+        free(c.script_argv);
         return -1;
     }
-    pid_t pid = fork();
+    sigset_t all, old;
+    sigfillset(&all);
+    errno = 0;  /* binds __errno_location, which the child calls */
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid_t pid = clone(child_main, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
+    free(c.script_argv);
     if (pid < 0) {
-        *child_errno = errno;
+        *child_errno = clone_errno;
         *stage = stage_names[0];
-        close(p[0]);
-        close(p[1]);
         return -1;
     }
-    if (pid == 0) {
-        close(p[0]);
-        sigset_t none;
-        sigemptyset(&none);
-        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (setsid() < 0) child_fail(p[1], 1);
-        if (a->pty_slave >= 0) {
-            if (ioctl(a->pty_slave, TIOCSCTTY, 0) != 0) child_fail(p[1], 2);
-            if (dup2(a->pty_slave, 0) < 0 || dup2(a->pty_slave, 1) < 0 || dup2(a->pty_slave, 2) < 0) child_fail(p[1], 3);
-        } else {
-            if (dup2(a->stdin_fd, 0) < 0 || dup2(a->stdout_fd, 1) < 0 || dup2(a->stderr_fd, 2) < 0) child_fail(p[1], 3);
-        }
-        int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        if (oom >= 0) {
-            ssize_t w = write(oom, "1000", 4);
-            (void)w;
-            close(oom);
-        }
-        /* Empty the bounding set while CAP_SETPCAP is still effective (setresuid below clears it):
-           a user process cannot regain any capability, not even through a file capability of a
-           binary it runs. An agent without CAP_SETPCAP (an older bundle) leaves it as it was. */
-        for (int c = 0; c < 64; c++) {
-            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno == EINVAL) break;
-        }
-        gid_t g = a->gid;
-        if (setgroups(1, &g) != 0) child_fail(p[1], 4);
-        if (setresgid(a->gid, a->gid, a->gid) != 0) child_fail(p[1], 5);
-        if (setresuid(a->uid, a->uid, a->uid) != 0) child_fail(p[1], 6);
-        /* setresuid to a non-zero uid already cleared the capability sets; for a profile whose
-           uid is 0 clear them explicitly, so no user process ever holds the agent's capabilities. */
-        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-        struct __user_cap_data_struct none_caps[2];
-        memset(none_caps, 0, sizeof none_caps);
-        if (syscall(SYS_capset, &hdr, none_caps) != 0) child_fail(p[1], 9);
-        if (chdir(a->cwd) != 0) child_fail(p[1], 7);
-        if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
-            long max = sysconf(_SC_OPEN_MAX);
-            for (int fd = 3; fd < max && fd < 65536; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        }
-        environ = (char **)a->envp;
-        execvp(a->argv[0], a->argv);
-        child_fail(p[1], 8);
-    }
-    close(p[1]);
-    int msg[2];
-    ssize_t n;
-    do { n = read(p[0], msg, sizeof msg); } while (n < 0 && errno == EINTR);
-    close(p[0]);
-    if (n == (ssize_t)sizeof msg) {
+    if (c.stage >= 0) {
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-        *child_errno = msg[1];
-        *stage = (msg[0] >= 0 && msg[0] < 10) ? stage_names[msg[0]] : "child";
+        *child_errno = c.err;
+        *stage = c.stage < 10 ? stage_names[c.stage] : "child";
         return -1;
     }
     return pid;

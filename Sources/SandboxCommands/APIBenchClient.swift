@@ -53,9 +53,12 @@ struct BenchConnection {
             head.headers.add(name: "Content-Type", value: "application/json")
             head.headers.add(name: "Content-Length", value: String(bytes.count))
         }
-        try await outbound.write(.head(head))
-        if let bytes { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
-        try await outbound.write(.end(nil))
+        // Head, body and end in one write (one flush, one segment for a small request), as HTTP
+        // clients send a small request (Python's http.client joins headers and body for this).
+        var parts: [HTTPClientRequestPart] = [.head(head)]
+        if let bytes { parts.append(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
         var reply = Reply(status: 0, body: [])
         while let part = try await inbound.next() {
             switch part {

@@ -110,6 +110,19 @@ extension APIBench {
                 let r = try await s.manager.exec(tenantId: s.tenantId, id: id, request, actor: "bench", output: nil)
                 guard r.exitCode == 0 else { throw SandboxError(.system, "in-process exec: \(r.outcome)") }
             })
+            // The backend alone, in a sandbox of its own (no manager: no records, trail, quota or rate limit).
+            let box = try await s.oci.create(SandboxSpec(profile: .default))
+            let backendOnly: Percentiles
+            do {
+                backendOnly = Percentiles(try await sample(iterations) { _ in
+                    let r = try await s.oci.exec(box, request, output: nil)
+                    guard r.exitCode == 0 else { throw SandboxError(.system, "backend exec: \(r.outcome)") }
+                })
+            } catch {
+                try? await s.oci.destroy(box)
+                throw error
+            }
+            try await s.oci.destroy(box)
             let get = Percentiles(try await sample(iterations) { _ in try await c.expect(200, .GET, "/v1/sandboxes/\(id)") })
             let audit = Percentiles(try await sample(iterations) { _ in
                 try await s.manager.store.appendTenantEvents([TenantEvent(
@@ -124,10 +137,11 @@ extension APIBench {
             print(benchRow(["raw `crun exec` of `/bin/true` (same sandbox)", ms(crunExec.p50), ms(crunExec.p90), ms(crunExec.p99), "1.00×"]))
             print(benchRow(["`POST /v1/sandboxes/{id}/exec` over HTTP", ms(http.p50), ms(http.p90), ms(http.p99), ratio(http.p50 / crunExec.p50)]))
             print(benchRow(["`SandboxManager.exec` in-process (no HTTP)", ms(inProcess.p50), ms(inProcess.p90), ms(inProcess.p99), ratio(inProcess.p50 / crunExec.p50)]))
+            print(benchRow(["`OCIBackend.exec` alone (agent call + cgroup usage reads; no manager records, trail, quota)", ms(backendOnly.p50), ms(backendOnly.p90), ms(backendOnly.p99), ratio(backendOnly.p50 / crunExec.p50)]))
             print(benchRow(["`GET /v1/sandboxes/{id}` over HTTP (auth, no exec, no audit)", ms(get.p50), ms(get.p90), ms(get.p99), ratio(get.p50 / crunExec.p50)]))
             print(benchRow(["`store.appendTenantEvents` alone (the recorder writes the tenant trail's entries in the background)", ms(audit.p50), ms(audit.p90), ms(audit.p99), ratio(audit.p50 / crunExec.p50)]))
             print(benchRow(["agent round trip alone (`ping` on the open multiplexed connection, no process)", ms(hello.p50), ms(hello.p90), ms(hello.p99), ratio(hello.p50 / crunExec.p50)]))
-            print("\nHTTP layer ≈ \(ms(http.p50 - inProcess.p50)) ms; spawning and reaping /bin/true in the agent + records ≈ \(ms(inProcess.p50 - hello.p50)) ms; agent round trip ≈ \(ms(hello.p50)) ms (p50 differences)")
+            print("\nHTTP layer ≈ \(ms(http.p50 - inProcess.p50)) ms; the manager's records, trail, quota and rate limit ≈ \(ms(inProcess.p50 - backendOnly.p50)) ms; spawning and reaping /bin/true in the agent + the backend's cgroup reads ≈ \(ms(backendOnly.p50 - hello.p50)) ms; agent round trip ≈ \(ms(hello.p50)) ms (p50 differences)")
             print("target exec ≤ 3 ms p50: \(http.p50 <= 3 ? "met" : String(format: "missed by %.2f ms", http.p50 - 3))")
         }
     }

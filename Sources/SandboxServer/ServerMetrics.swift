@@ -61,9 +61,9 @@ public struct ServerMetrics: Sendable {
     /// latency, whichever engine; ``StoreHealth/callObserver``).
     public func observeStoreCalls() {
         let timer = Metrics.Timer(label: "sandboxer_store_call_seconds", dimensions: [], factory: factory)
-        StoreHealth.callObserver.withLock { $0 = { d in
+        StoreHealth.callObserver.set { d in
             timer.recordNanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
-        } }
+        }
     }
 
     /// Sets the blocking pool's gauges (threads, calls running, calls waiting for a thread), its

@@ -177,6 +177,7 @@ public final class SQLiteStore: SandboxStore {
             try db.execute(sql: "UPDATE api_keys SET revoked = 1 WHERE id = ?", arguments: [id])
             return db.changesCount
         }
+        knownKeys.forget(keyID: id)
         guard changed > 0 else {
             throw SandboxError(.notFound, "no API key '\(id)'; `sandboxer key list` shows the key ids (key_…)")
         }

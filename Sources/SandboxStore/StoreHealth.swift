@@ -54,8 +54,8 @@ public final class StoreHealth: Sendable {
     private let state = Mutex(State())
 
     /// Told how long each store call took, answered or not (the server's store latency
-    /// histogram, set when it starts); nil: nobody listens.
-    public static let callObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
+    /// histogram, set when it starts); empty: nobody listens.
+    public static let callObserver = StoreCallObserver()
 
     public init(name: String, failsFast: Bool, deadline: Duration = .seconds(30), slowAfter: Duration = .milliseconds(600),
                 probeDeadline: Duration = .milliseconds(1200), probeInterval: Duration = .milliseconds(250), logger: Logger) {
@@ -163,7 +163,7 @@ public final class StoreHealth: Sendable {
             throw unavailable(what, outage)
         }
         let started = ContinuousClock.now
-        defer { if let observe = Self.callObserver.withLock({ $0 }) { observe(ContinuousClock.now - started) } }
+        defer { Self.callObserver.observe(ContinuousClock.now - started) }
         let guarded = Deadline.Call<T>()
         let id = state.withLock { s -> UInt64 in
             s.nextCall += 1
@@ -280,5 +280,30 @@ public final class StoreHealth: Sendable {
             break  // closed
         }
         state.withLock { $0.prober = nil }
+    }
+}
+
+/// One slot for a function told the duration of every store call (``StoreHealth/callObserver``).
+///
+/// The function is kept inside a concrete struct: a closure stored directly as a generic `Mutex`'s
+/// value is re-wrapped in two reabstraction thunks by every `withLock` (the `inout` is converted to
+/// the closure's own abstraction and back), so each store call made the next one walk a longer
+/// chain of thunks — a server slowed down with every call it made, and its stack depth grew without bound.
+public final class StoreCallObserver: Sendable {
+    private struct Slot: Sendable {
+        var observe: (@Sendable (Duration) -> Void)?
+    }
+    private let slot = Mutex(Slot())
+
+    public init() {}
+
+    /// Installs `observe` (nil: nobody listens), replacing the one before.
+    public func set(_ observe: (@Sendable (Duration) -> Void)?) {
+        slot.withLock { $0.observe = observe }
+    }
+
+    /// Tells the installed function, if any, that a call took `duration`.
+    public func observe(_ duration: Duration) {
+        if let observe = slot.withLock({ $0.observe }) { observe(duration) }
     }
 }

@@ -67,6 +67,7 @@ extension PostgresStore {
     public func revokeAPIKey(id given: String) async throws {
         let id = APIKeyText.keyID(of: given) ?? given
         let changed = try await rows("revoking API key \(id)", "UPDATE api_keys SET revoked = true WHERE id = \(id) RETURNING id")
+        knownKeys.forget(keyID: id)
         guard !changed.isEmpty else {
             throw SandboxError(.notFound, "no API key '\(id)'; `sandboxer key list` shows the key ids (key_…)")
         }

@@ -42,6 +42,48 @@ struct AgentExecTests {
         }
     }
 
+    @Test("a process is started as execvp would: the request's PATH, scripts without #!, EACCES remembered, each failing step named")
+    func execvpSemantics() async throws {
+        try await Live.with { backend, box in
+            let setup = try await Live.sh(backend, box, """
+                mkdir -p /workspace/a /workspace/b /workspace/c
+                printf '#!/bin/sh\\necho shebang $1\\n' > /workspace/b/tool; chmod 755 /workspace/b/tool
+                printf 'echo plain "$@"\\n' > /workspace/b/plain; chmod 755 /workspace/b/plain
+                printf 'echo never\\n' > /workspace/a/tool; chmod 644 /workspace/a/tool
+                printf 'echo never\\n' > /workspace/c/locked; chmod 644 /workspace/c/locked
+                """)
+            #expect(setup.outcome == .ok, "\(setup)")
+            let path = ["PATH": "/workspace/a:/workspace/b:/workspace/c"]
+            let tool = try await backend.exec(box, ExecRequest(argv: ["tool", "x"], env: path), output: nil)
+            #expect(tool.stdout == "shebang x\n", "a non-executable match (EACCES) does not end the search: \(tool)")
+            let plain = try await backend.exec(box, ExecRequest(argv: ["plain", "1", "2"], env: path), output: nil)
+            #expect(plain.stdout == "plain 1 2\n", "a file without #! runs under /bin/sh with its arguments: \(plain)")
+            let direct = try await backend.exec(box, ExecRequest(argv: ["/workspace/b/plain", "3"]), output: nil)
+            #expect(direct.stdout == "plain 3\n", "the same for a path with a slash: \(direct)")
+            let notOnPath = try await backend.exec(box, ExecRequest(argv: ["tool"], env: ["PATH": "/workspace/c"]), output: nil)
+            #expect(notOnPath.exitCode == 127 && notOnPath.stderr.contains("execve tool") && notOnPath.stderr.contains("No such file"), "\(notOnPath)")
+            let locked = try await backend.exec(box, ExecRequest(argv: ["locked"], env: path), output: nil)
+            #expect(locked.exitCode == 127 && locked.stderr.contains("Permission denied"), "only EACCES seen: \(locked)")
+            let noDir = try await backend.exec(box, ExecRequest(argv: ["true"], cwd: "/workspace/no-such-dir"), output: nil)
+            #expect(noDir.exitCode == 127 && noDir.stderr.contains("chdir true") && noDir.stderr.contains("No such file"), "\(noDir)")
+            let after = try await backend.exec(box, ExecRequest(argv: ["echo", "alive"]), output: nil)
+            #expect(after.stdout == "alive\n", "a failed start leaves the agent serving")
+        }
+    }
+
+    @Test("a process starts with default signal dispositions, no blocked signal, oom_score_adj 1000, its own session, no agent descriptor")
+    func cleanStart() async throws {
+        try await Live.with { backend, box in
+            let r = try await Live.sh(backend, box, "grep -E '^(SigBlk|SigIgn):' /proc/self/status; cat /proc/self/oom_score_adj; ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; cut -d' ' -f6 /proc/$$/stat; echo $$")
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            try #require(lines.count == 6, "\(r)")
+            #expect(lines[0] == "SigBlk:\t0000000000000000" && lines[1] == "SigIgn:\t0000000000000000", "the agent ignores SIGPIPE and blocks SIGCHLD; a user process must not inherit that: \(r.stdout)")
+            #expect(lines[2] == "1000")
+            #expect(lines[3].split(separator: " ") == ["0", "1", "2", "3"], "only stdio (and ls's own directory fd): \(lines[3])")
+            #expect(lines[4] == lines[5], "the shell leads its own session (setsid)")
+        }
+    }
+
     @Test("a signal death is reported as killed with the signal")
     func signalDeath() async throws {
         try await Live.with { backend, box in

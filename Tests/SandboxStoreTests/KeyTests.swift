@@ -45,6 +45,26 @@ struct KeyTests {
         }
     }
 
+    @Test("a key revoked by another process on the same data directory (sandboxer key revoke, another node) is refused here within KnownKeys.trust; one revoked through this store at once, even while a check of it is remembered")
+    func revokedElsewhere() async throws {
+        try await withStore { server, temp in
+            let cli = try temp.open()
+            defer { try? cli.close() }
+            let (key, record) = try await server.createAPIKey(tenantName: "acme")
+            #expect(try await server.authenticate(key: key) == record)
+            #expect(try await server.authenticate(key: key) == record, "trusted from memory for a moment")
+            try await cli.revokeAPIKey(id: record.id)
+            #expect(try await cli.authenticate(key: key) == nil, "the revoking process refuses it at once")
+            try await Task.sleep(for: KnownKeys.trust + .milliseconds(200))
+            #expect(try await server.authenticate(key: key) == nil, "the other process refuses it once its trust has run out")
+
+            let (second, secondRecord) = try await server.createAPIKey(tenantName: "acme")
+            #expect(try await server.authenticate(key: second) == secondRecord)
+            try await server.revokeAPIKey(id: secondRecord.id)
+            #expect(try await server.authenticate(key: second) == nil, "revoked through this store: not trusted from memory")
+        }
+    }
+
     @Test("revoke takes the whole key too; an unknown id is not_found naming the list command")
     func revoke() async throws {
         try await withStore { store, _ in

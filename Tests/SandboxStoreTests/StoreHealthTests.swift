@@ -26,6 +26,19 @@ struct StoreHealthTests {
         #expect(finished.withLock { $0 } == false, "the caller waited for the call")
     }
 
+    @Test("the store-call observer is told every call, 200,000 in a row without overflowing the stack (a closure kept directly in a generic Mutex grew a chain of reabstraction thunks on every read)")
+    func observerStaysFlat() async throws {
+        let slot = StoreCallObserver()
+        let count = Mutex(0)
+        slot.observe(.zero)  // nobody listens yet: nothing happens
+        slot.set { _ in count.withLock { $0 += 1 } }
+        for _ in 0..<200_000 { slot.observe(.milliseconds(1)) }
+        #expect(count.withLock { $0 } == 200_000)
+        slot.set(nil)
+        slot.observe(.zero)
+        #expect(count.withLock { $0 } == 200_000, "removed: not told any more")
+    }
+
     @Test("a call within its deadline returns its value, and its error as is")
     func deadlinePassesThrough() async throws {
         #expect(try await Deadline.run(.seconds(5)) { 42 } == 42)

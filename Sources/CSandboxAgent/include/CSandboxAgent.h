@@ -3,7 +3,7 @@
 #include <sys/types.h>
 #include <signal.h>
 
-/// Everything a child needs, prepared by the agent before fork (the child only makes system calls).
+/// Everything a child needs, prepared by the agent before the clone (the child only makes system calls).
 struct sbx_spawn_args {
     char *const *argv;       ///< NULL-terminated; argv[0] is looked up in envp's PATH
     char *const *envp;       ///< NULL-terminated KEY=value strings: the whole environment
@@ -16,9 +16,11 @@ struct sbx_spawn_args {
     int pty_slave;           ///< >= 0: becomes the controlling terminal and fds 0/1/2
 };
 
-/// fork + (child) default signals, setsid, controlling tty or dup2, setgroups/setresgid/setresuid to
-/// the sandbox user, oom_score_adj 1000, chdir, close every other fd, execve. Returns the child's
-/// pid, or -1 with `*child_errno` set (and `*stage` naming the step) when fork or any child step
+/// clone(CLONE_VM | CLONE_VFORK) on a stack of its own, as posix_spawn (the child makes raw system
+/// calls only) + (child) default signals, setsid, controlling tty or dup2, setgroups/setresgid/setresuid to
+/// the sandbox user, oom_score_adj 1000, bounding set emptied, capabilities cleared, chdir, close every other fd,
+/// execvp (PATH from envp, ENOEXEC → /bin/sh). Returns the child's
+/// pid, or -1 with `*child_errno` set (and `*stage` naming the step) when the clone or any child step
 /// failed (the child then already exited with 127).
 pid_t sbx_agent_spawn(const struct sbx_spawn_args *args, int *child_errno, const char **stage);
 
