@@ -58,8 +58,10 @@ extension RunService {
             }
             return result ?? .failure(CancellationError())
         }
-        // The sandbox is gone: its share of the tenant's quota is free again.
-        if let admission, let hold { await admission.releaseQuota(hold) }
+        // A one-shot sandbox is gone: its share of the tenant's quota is free again. A pooled one
+        // whose exec ended is still up: it is destroyed once the end is recorded (below).
+        let pooledLeft = laneResult.isSuccess ? pooled : nil
+        if pooledLeft == nil, let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
         let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
         markFinishing(run.id)
@@ -92,6 +94,13 @@ extension RunService {
                 _ = await health.waitUntilUp(atMost: giveUp - ContinuousClock.now)
             }
         }.value
+        // Record first, destroy after: the end is on record without waiting for the teardown, and
+        // the teardown still ends within this attempt (awaited, in a task of its own so a stopping
+        // service does not skip it; the quota share is released only once the sandbox is gone).
+        if let pooledLeft, let pool {
+            await Task { await pool.destroyPooled(pooledLeft) }.value
+            if let admission, let hold { await admission.releaseQuota(hold) }
+        }
         if let finished {
             RunMetrics.finished(finished, attempt: end.outcome)
             logger.info("run attempt ended", metadata: [
@@ -170,5 +179,12 @@ extension RunService {
         case .exitNonzero: return "exit \(r.exitCode.map(String.init) ?? "?")" + (r.signal.map { " (signal \($0))" } ?? "")
         default: return r.outcome.rawValue
         }
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
     }
 }
