@@ -97,6 +97,11 @@ extension OneShotCommand {
         let result: ExecResult
         do {
             result = try await signals.run { try await remote.run(output: stream) }
+        } catch let e as SandboxError where e.code == .setupCommandFailed && signals.received == nil {
+            // As locally, a failed --setup ends with the setup command's own status; the server
+            // reports it (and the tail of its output) in the problem, printed here.
+            FileHandle.standardError.write(Data("sandboxer: \(e.code.rawValue): \(e.message)\n".utf8))
+            throw ExitCode(RemoteRun.setupStatus(e.message) ?? ExitStatus.setupFailed)
         } catch {
             // Interrupted: the remote process is killed and its sandbox deleted; exit as shells expect.
             if let s = signals.received { throw ExitCode(128 + s) }

@@ -81,14 +81,19 @@ struct RunOnServerTests {
         }
     }
 
-    @Test("--json prints the server's ExecResult; local-only options and unknown profiles are refused with status 2")
+    @Test("--json prints the server's ExecResult; a failed --setup exits with its status as locally; local-only options and unknown profiles are refused with status 2")
     func jsonAndRefusals() async throws {
+        defer { try? FileManager.default.removeItem(atPath: Self.localState) }
         try await ServedApp.with(warmPool: ["default": 1]) { app in
             let server = (app.url, try await app.key("acme"))
             let json = try await Self.cli(["--json", "--", "sh", "-c", "echo 42; exit 3"], server: server)
             #expect(json.status == .exited(3))
             let result = try JSONDecoder().decode(ExecResult.self, from: Data(json.out.utf8))
             #expect(result.stdout == "42\n" && result.exitCode == 3 && result.outcome == .exitNonzero)
+            let setupLocal = try await Self.cli(["--setup", "echo preparing; exit 3", "--", "true"])
+            let setupRemote = try await Self.cli(["--setup", "echo preparing; exit 3", "--", "true"], server: server)
+            #expect(setupLocal.status == .exited(3), "\(setupLocal)")
+            #expect(setupRemote.status == .exited(3) && setupRemote.err.contains("setup_command_failed"), "\(setupRemote)")
             let memory = try await Self.cli(["--memory", "64M", "--", "true"], server: server)
             #expect(memory.status == .exited(ExitStatus.refused))
             #expect(memory.err.contains("--memory cannot be used with --server"), "\(memory)")

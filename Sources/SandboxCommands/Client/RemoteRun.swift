@@ -94,6 +94,17 @@ struct RemoteRun: Sendable {
         return result
     }
 
+    /// The exit status a local run gives a failed setup command, from the server's
+    /// `setup_command_failed` detail ("the setup command failed (OUTCOME[, exit N]); …"), or nil.
+    static func setupStatus(_ detail: String) -> Int32? {
+        guard let open = detail.range(of: "the setup command failed ("),
+              let close = detail[open.upperBound...].firstIndex(of: ")") else { return nil }
+        let parts = detail[open.upperBound..<close].components(separatedBy: ", exit ")
+        guard let outcome = Outcome(rawValue: parts[0]) else { return nil }
+        let code = parts.count > 1 ? Int32(parts[1]) : nil
+        return ExecResult(sandboxId: "", outcome: outcome, exitCode: code, signal: nil).cliExitStatus
+    }
+
     /// A server problem as the error a local run would have thrown (same code, so the same exit
     /// status: 2 refused, 125 setup failed); an unknown code counts as refused for 4xx, else setup failed.
     static func error(_ p: APIProblem) -> SandboxError {
