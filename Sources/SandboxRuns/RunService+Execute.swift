@@ -59,9 +59,11 @@ extension RunService {
             return result ?? .failure(CancellationError())
         }
         // A one-shot sandbox is gone: its share of the tenant's quota is free again. A pooled one
-        // whose exec ended is still up: it is destroyed once the end is recorded (below).
-        let pooledLeft = laneResult.isSuccess ? pooled : nil
-        if pooledLeft == nil, let admission, let hold { await admission.releaseQuota(hold) }
+        // whose exec ended is still up: its teardown starts now, beside the recording of the end,
+        // which does not wait for it (nor does a sandbox outlive a store outage's wait); the
+        // attempt awaits it below (a task of its own: a stopping service does not skip it).
+        let teardown: Task<Void, Never>? = laneResult.isSuccess ? pooled.flatMap { h in pool.map { p in Task { await p.destroyPooled(h) } } } : nil
+        if teardown == nil, let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
         let end = attemptEnd(laneResult, asked: wasCancelAsked(run.id), stopping: stopping)
         markFinishing(run.id)
@@ -94,11 +96,10 @@ extension RunService {
                 _ = await health.waitUntilUp(atMost: giveUp - ContinuousClock.now)
             }
         }.value
-        // Record first, destroy after: the end is on record without waiting for the teardown, and
-        // the teardown still ends within this attempt (awaited, in a task of its own so a stopping
-        // service does not skip it; the quota share is released only once the sandbox is gone).
-        if let pooledLeft, let pool {
-            await Task { await pool.destroyPooled(pooledLeft) }.value
+        // The pooled sandbox's teardown ends within this attempt; its quota share is released
+        // only once it is gone.
+        if let teardown {
+            await teardown.value
             if let admission, let hold { await admission.releaseQuota(hold) }
         }
         if let finished {

@@ -191,7 +191,7 @@ struct PooledRunTests {
             let attempt = try #require((run["attempts"] as? [[String: Any]])?.last)
             let sandboxId = try #require(attempt["sandbox_id"] as? String)
             #expect(ready.contains(sandboxId), "the attempt ran in a pooled sandbox")
-            // The end is recorded first, the sandbox destroyed right after (within the attempt).
+            // The end is recorded without waiting for the teardown, which ends within the attempt.
             let state = SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)
             for _ in 0..<200 where !HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty || !HostHealth.processes(matching: "986741").isEmpty {
                 try await Task.sleep(for: .milliseconds(50))
