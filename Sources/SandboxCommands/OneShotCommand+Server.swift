@@ -69,7 +69,11 @@ extension OneShotCommand {
         if let isolation, IsolationLevel(rawValue: isolation) == nil {
             throw SandboxError(.invalidRequest, "unknown isolation '\(isolation)'; one of: \(IsolationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        return RemoteRun.Request(profile: profile, isolation: isolation, exec: exec, ttl: ttl, setup: setup)
+        // A profile file is this host's: it is read here and sent whole (the server checks it as
+        // any inline profile); a name is the server's to resolve.
+        let loader = ProfileLoader()
+        let profileValue: JSONValue = loader.isPath(profile) ? .profile(try loader.loadFile(profile)) : .string(profile)
+        return RemoteRun.Request(profile: profileValue, isolation: isolation, exec: exec, ttl: ttl, setup: setup)
     }
 
     static func whyLocalOnly(_ flag: String) -> String {

@@ -21,7 +21,8 @@ struct OneShotCommand: AsyncParsableCommand {
             or its output pipe closed (the sandbox is removed first); \
             2 when the request was refused (limit exceeded, unknown profile, bad flag). \
             With --server URL the server runs it (a sandbox from its warm pool when it keeps one of the profile, \
-            deleted afterwards, also on an interruption): the same output, --json and exit statuses; the server's \
+            deleted afterwards, also on an interruption; a --profile file is sent inline): the same output, --json and \
+            exit statuses; the server's \
             profile sets the limits, so --memory, --pids, --cpus, --output-limit, --workspace, --wasm, --runtime, \
             --data and the egress flags are refused there; -i reads this command's stdin to its end before the run.
             """)

@@ -94,6 +94,14 @@ struct RunOnServerTests {
             let setupRemote = try await Self.cli(["--setup", "echo preparing; exit 3", "--", "true"], server: server)
             #expect(setupLocal.status == .exited(3), "\(setupLocal)")
             #expect(setupRemote.status == .exited(3) && setupRemote.err.contains("setup_command_failed"), "\(setupRemote)")
+            // A profile file is read by the CLI and sent inline: its limits apply on the server too.
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("runsrv-\(UUID().uuidString.prefix(6)).yaml").path
+            try "name: short\nextends: default\nresources:\n  timeout: 1s\n".write(toFile: file, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let fileLocal = try await Self.cli(["--profile", file, "--", "sh", "-c", "echo from-file; sleep 30"])
+            let fileRemote = try await Self.cli(["--profile", file, "--", "sh", "-c", "echo from-file; sleep 30"], server: server)
+            #expect(fileLocal.status == .exited(ExitStatus.timeout) && fileLocal.out == "from-file\n", "\(fileLocal)")
+            #expect(fileRemote == fileLocal, "--server gave \(fileRemote), locally \(fileLocal)")
             let memory = try await Self.cli(["--memory", "64M", "--", "true"], server: server)
             #expect(memory.status == .exited(ExitStatus.refused))
             #expect(memory.err.contains("--memory cannot be used with --server"), "\(memory)")

@@ -7,7 +7,9 @@ import SandboxCore
 struct RemoteRun: Sendable {
     /// What the server is asked to run.
     struct Request: Sendable {
-        var profile: String
+        /// A profile name the server knows, or a profile read from a local file (sent inline: no
+        /// warm pool, and the server's policy on inline profiles applies).
+        var profile: JSONValue
         var isolation: String?
         /// The exec body: `cmd`, or `code` + `lang` (+ `args`); `env`, `stdin_base64`, `timeout`.
         var exec: [String: JSONValue]
@@ -42,7 +44,7 @@ struct RemoteRun: Sendable {
     /// Creates the sandbox; not cut short by an interruption (the id is needed to delete it), which
     /// then throws `CancellationError` once the sandbox is gone.
     func create() async throws -> String {
-        var body: [String: JSONValue] = ["profile": .string(request.profile)]
+        var body: [String: JSONValue] = ["profile": request.profile]
         if let isolation = request.isolation { body["isolation"] = .string(isolation) }
         if let ttl = request.ttl { body["ttl"] = .string(ttl) }
         if let setup = request.setup { body["setup"] = .string(setup) }
@@ -118,6 +120,7 @@ enum JSONValue: Sendable, Encodable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
+    case profile(Profile)
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
@@ -125,6 +128,7 @@ enum JSONValue: Sendable, Encodable {
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
+        case .profile(let p): try c.encode(p)
         }
     }
 
