@@ -131,7 +131,7 @@ public struct OCIBackend: IsolationBackend {
             let cgroup = res.cgroup
             let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile)
             let supervised = try await ProcessSupervisor(limits: limits, output: output)
-                .run(argv: argv, stdin: stdin.fd, kill: { await BlockingPool.shared.run { cgroup.killAll() } })
+                .run(argv: argv, stdin: stdin.fd, kill: { _ = await BlockingPool.shared.run { cgroup.killAll() } })
             let started = Self.fileMtimeWallMs(res.layout.pidFile)
             if let started {
                 timings.startMs = max(0, started - supervised.spawnWallMs)

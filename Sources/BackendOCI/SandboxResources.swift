@@ -128,9 +128,11 @@ struct SandboxResources: Sendable {
     static func tearDown(
         layout: ContainerLayout, cgroup: SandboxCgroup, runtimes: [OCIRuntime], beforeUnmount: () -> WorkspaceReport? = { nil }
     ) -> WorkspaceReport? {
-        cgroup.killAll()
+        let nothingLeft = cgroup.killAll()
         for runtime in runtimes where runtime.hasState(id: layout.id) {
-            // The runtime normally deletes its state itself; this is the crash/detached path.
+            // The runtime normally deletes its state itself; this is the crash/detached path (a
+            // live sandbox). With every process gone crun's state is only files: no `crun delete`.
+            if nothingLeft && runtime.forgetStopped(id: layout.id) { continue }
             _ = try? ChildProcess.runSilently(runtime.deleteArgs(id: layout.id))
         }
         cgroup.remove()

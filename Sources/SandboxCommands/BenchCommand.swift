@@ -224,6 +224,7 @@ struct StartupBench {
         if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try ChildProcess.runSilently(args) } }
         let self_ = SelfExecutable.pathForRespawn
         let cli = try await measure { _ in _ = try ChildProcess.runSilently([self_, "run", "--", "/bin/true"]) }
+        let viaServer = try await serverCLI()
         // The CLI's own process start alone, for the breakdown of CLI vs in-process.
         let processStart = try await measure { _ in _ = try ChildProcess.runSilently([self_, "--help"]) }
         var phases: [String: Double] = [:]
@@ -253,6 +254,7 @@ struct StartupBench {
         add("raw crun run (equivalent bundle)", raw, "the baseline")
         add("sandboxer run (in-process API)", api, "what the server pays")
         add("sandboxer run -- /bin/true (CLI)", cli, "includes sandboxer's own process start")
+        add("sandboxer run --server (CLI)", viaServer, "a local server's warm pool (\(Self.serverPool)), over HTTP")
         add("sandboxer --help (start only)", processStart, "the CLI's fixed cost, no sandbox")
         var uts = utsname()
         uname(&uts)

@@ -20,7 +20,12 @@ struct OneShotCommand: AsyncParsableCommand {
             123 when the memory limit was hit (oom); 121/122 for the workspace/file-size limit; \
             125 when the sandbox could not be set up; 130/143/129/141 when this command got SIGINT/SIGTERM/SIGHUP \
             or its output pipe closed (the sandbox is removed first); \
-            2 when the request was refused (limit exceeded, unknown profile, bad flag).
+            2 when the request was refused (limit exceeded, unknown profile, bad flag). \
+            With --server URL the server runs it (a sandbox from its warm pool when it keeps one of the profile, \
+            deleted afterwards, also on an interruption; a --profile file is sent inline): the same output, --json and \
+            exit statuses; the server's \
+            profile sets the limits, so --memory, --pids, --cpus, --output-limit, --workspace, --wasm, --runtime, \
+            --data and the egress flags are refused there; -i reads this command's stdin to its end before the run.
             """)
 
     @Option(name: .long, help: "Profile name (default, bounty, …) or a YAML/JSON profile file.")
@@ -91,7 +96,14 @@ struct OneShotCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments (after --).")
     var command: [String] = []
 
+    @Option(name: .long, help: "Run it on this sandboxer server (http://HOST:PORT), in a sandbox from its warm pool when it keeps one of the profile; the sandbox is deleted afterwards.")
+    var server: String?
+
+    @Option(name: .long, help: "API key for --server (default: $SANDBOXER_API_KEY).")
+    var apiKey: String?
+
     func run() async throws {
+        if let server { return try await runOnServer(server) }
         var prof = try ProfileLoader().load(profile)
         try applyOverrides(&prof.limits)
         if let template { prof.template = template }
@@ -130,6 +142,12 @@ struct OneShotCommand: AsyncParsableCommand {
             throw error
         }
         await hub?.shutdown()
+        try finish(result, signals: signals)
+    }
+
+    /// Prints what the run's output did not (the JSON result, or a limit's reason and the workspace
+    /// report on stderr) and exits with the run's status.
+    func finish(_ result: ExecResult, signals: OneShotSignals) throws {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

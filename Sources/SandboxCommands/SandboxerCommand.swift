@@ -47,11 +47,12 @@ public struct SandboxerCommand: AsyncParsableCommand {
 }
 
 extension SandboxError {
-    /// CLI exit status for a refused request (2: a limit, a bad request, something missing or busy)
+    /// CLI exit status for a refused request (2: a limit, a bad request, something missing or busy,
+    /// a server's refusal of `run --server`: a bad key, a forbidden setting, a used-up quota)
     /// or a host/setup problem (125).
     public var cliExitStatus: Int32 {
         switch code {
-        case .limitExceeded, .invalidRequest, .notFound, .invalidState: return ExitStatus.refused
+        case .limitExceeded, .invalidRequest, .notFound, .invalidState, .unauthorized, .forbidden, .quotaExceeded: return ExitStatus.refused
         default: return ExitStatus.setupFailed
         }
     }

@@ -208,8 +208,10 @@ public struct SandboxCgroup: Sendable {
 
     /// Kills every process of the sandbox: v2 `cgroup.kill`; v1 freeze, SIGKILL all, thaw, until empty.
     /// Blocks for up to ~1.8 s (a sleep loop): call it on the ``BlockingPool`` or a dedicated
-    /// thread, never from a Swift task (``BlockingCheck`` counts such a call).
-    public func killAll() {
+    /// thread, never from a Swift task (``BlockingCheck`` counts such a call). True when no
+    /// process is left.
+    @discardableResult
+    public func killAll() -> Bool {
         BlockingCheck.check("SandboxCgroup.killAll \(id)")
         if host.mode == .v2, let d = directories["unified"], SysFile.exists(d + "/cgroup.kill") {
             try? SysFile.write(d + "/cgroup.kill", "1")
@@ -217,12 +219,13 @@ public struct SandboxCgroup: Sendable {
         let freezer = dir("freezer")
         for attempt in 0..<200 {
             let procs = pids()
-            if procs.isEmpty { return }
+            if procs.isEmpty { return true }
             if host.mode != .v2, let f = freezer { try? SysFile.write(f + "/freezer.state", "FROZEN") }
             for p in procs where p > 1 { kill(p, SIGKILL) }
             if host.mode != .v2, let f = freezer { try? SysFile.write(f + "/freezer.state", "THAWED") }
             usleep(attempt < 20 ? 1000 : 10_000)
         }
+        return pids().isEmpty
     }
 
     /// Removes the cgroup (children first) in every hierarchy, including the ones the OCI runtime

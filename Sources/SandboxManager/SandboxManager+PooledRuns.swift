@@ -17,24 +17,31 @@ extension SandboxManager {
         return takeFromPool(profile.name)
     }
 
-    /// Runs `request` in the pooled sandbox `handle` (from ``takePooled(for:)``) and destroys it,
-    /// also when the exec fails or the caller is cancelled (the exec is killed with the sandbox).
+    /// Runs `request` in the pooled sandbox `handle` (from ``takePooled(for:)``). When the exec
+    /// fails or the caller is cancelled the sandbox is destroyed here (which kills the exec); when
+    /// it ends, the caller records the end first and then calls ``destroyPooled(_:)``.
     public nonisolated func runPooled(_ handle: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
         guard let backend = backends[handle.spec.profile.isolation] else {
+            await destroyPooled(handle)
             throw SandboxError(.hostUnsupported, "no isolation '\(handle.spec.profile.isolation.rawValue)' on this server")
-        }
-        // Destroyed whatever happens, in a task of its own: a cancelled caller must not skip it.
-        func destroy() async {
-            await Task { await self.destroyOrCollect(handle, backend) }.value
         }
         do {
             var result = try await backend.exec(handle, request, output: output)
             result.sandboxId = handle.id
-            await destroy()
             return result
         } catch {
-            await destroy()
+            await destroyPooled(handle)
             throw error
         }
+    }
+
+    /// Destroys a pooled attempt's sandbox (its processes killed, host resources removed), in a
+    /// task of its own that this call awaits: a cancelled caller does not skip it.
+    public nonisolated func destroyPooled(_ handle: SandboxHandle) async {
+        guard let backend = backends[handle.spec.profile.isolation] else {
+            logger.error("a pooled sandbox's isolation has no backend; it is left to the start-up collection", metadata: ["id": "\(handle.id)"])
+            return
+        }
+        await Task { await self.destroyOrCollect(handle, backend) }.value
     }
 }

@@ -14,12 +14,15 @@ public protocol RunAdmission: Sendable {
 extension SandboxManager: RunAdmission {}
 
 /// Where an attempt may find a sandbox that is already up: the warm pool of the server's live
-/// sandboxes (``SandboxManager``). A pooled sandbox runs the attempt's one exec and is destroyed.
+/// sandboxes (``SandboxManager``). A pooled sandbox runs the attempt's one exec and is destroyed
+/// once the attempt's end is recorded.
 public protocol RunPool: Sendable {
     /// A ready sandbox for one attempt of `profile`, or nil (the attempt gets a one-shot sandbox).
     func takePooled(for profile: Profile) async -> SandboxHandle?
-    /// Runs `request` in `handle` and destroys it, whatever happens.
+    /// Runs `request` in `handle`; destroys it when the exec fails or is cancelled (which kills it).
     func runPooled(_ handle: SandboxHandle, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult
+    /// Destroys `handle` after its exec ended and the attempt's end is on record.
+    func destroyPooled(_ handle: SandboxHandle) async
 }
 
 extension SandboxManager: RunPool {}

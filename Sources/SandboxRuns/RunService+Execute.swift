@@ -58,8 +58,12 @@ extension RunService {
             }
             return result ?? .failure(CancellationError())
         }
-        // The sandbox is gone: its share of the tenant's quota is free again.
-        if let admission, let hold { await admission.releaseQuota(hold) }
+        // A one-shot sandbox is gone: its share of the tenant's quota is free again. A pooled one
+        // whose exec ended is still up: its teardown starts now, beside the recording of the end,
+        // which does not wait for it (nor does a sandbox outlive a store outage's wait); the
+        // attempt awaits it below (a task of its own: a stopping service does not skip it).
+        let teardown: Task<Void, Never>? = laneResult.isSuccess ? pooled.flatMap { h in pool.map { p in Task { await p.destroyPooled(h) } } } : nil
+        if teardown == nil, let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
         let end = attemptEnd(attemptResult, asked: wasCancelAsked(run.id), stopping: stopping)
         markFinishing(run.id)
@@ -92,6 +96,12 @@ extension RunService {
                 _ = await health.waitUntilUp(atMost: giveUp - ContinuousClock.now)
             }
         }.value
+        // The pooled sandbox's teardown ends within this attempt; its quota share is released
+        // only once it is gone.
+        if let teardown {
+            await teardown.value
+            if let admission, let hold { await admission.releaseQuota(hold) }
+        }
         if let finished {
             RunMetrics.finished(finished, attempt: end.outcome)
             logger.info("run attempt ended", metadata: [
@@ -170,5 +180,12 @@ extension RunService {
         case .exitNonzero: return "exit \(r.exitCode.map(String.init) ?? "?")" + (r.signal.map { " (signal \($0))" } ?? "")
         default: return r.outcome.rawValue
         }
+    }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
     }
 }

@@ -184,14 +184,20 @@ struct PooledRunTests {
                 }
                 return run
             }
-            let run = try await finished(["profile": "default", "cmd": ["sh", "-c", "echo pooled; cat /proc/self/cgroup >/dev/null"]])
+            // A process left running in the background dies with the sandbox.
+            let run = try await finished(["profile": "default", "cmd": ["sh", "-c", "echo pooled; sleep 986741 >/dev/null 2>&1 & cat /proc/self/cgroup >/dev/null"]])
             #expect(run["state"] as? String == "succeeded", "\(run)")
             #expect((run["result"] as? [String: Any])?["stdout"] as? String == "pooled\n")
             let attempt = try #require((run["attempts"] as? [[String: Any]])?.last)
             let sandboxId = try #require(attempt["sandbox_id"] as? String)
             #expect(ready.contains(sandboxId), "the attempt ran in a pooled sandbox")
-            #expect(HostHealth.leftovers(of: sandboxId, stateDirectory: SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)).isEmpty,
-                    "the pooled sandbox is destroyed after its one exec")
+            // The end is recorded without waiting for the teardown, which ends within the attempt.
+            let state = SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)
+            for _ in 0..<200 where !HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty || !HostHealth.processes(matching: "986741").isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty, "the pooled sandbox is destroyed after its one exec")
+            #expect(HostHealth.processes(matching: "986741").isEmpty, "its background process is killed with it")
 
             let pooledNow = Set(await app.manager.poolSandboxIds["default"] ?? [])
             let inline = try await finished(["profile": ["isolation": "container"], "cmd": ["echo", "fresh"]])
