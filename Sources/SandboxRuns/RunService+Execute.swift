@@ -62,7 +62,7 @@ extension RunService {
         // whose exec ended is still up: its teardown starts now, beside the recording of the end,
         // which does not wait for it (nor does a sandbox outlive a store outage's wait); the
         // attempt awaits it below (a task of its own: a stopping service does not skip it).
-        let teardown: Task<Void, Never>? = laneResult.isSuccess ? pooled.flatMap { h in pool.map { p in Task { await p.destroyPooled(h) } } } : nil
+        let teardown: Task<Void, Never>? = attemptResult.isSuccess ? pooled.flatMap { h in pool.map { p in Task { await p.destroyPooled(h) } } } : nil
         if teardown == nil, let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
         let end = attemptEnd(attemptResult, asked: wasCancelAsked(run.id), stopping: stopping)
