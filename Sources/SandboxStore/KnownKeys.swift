@@ -5,10 +5,10 @@ import Synchronization
 /// The API keys this process authenticated lately, remembered by their SHA-256:
 ///
 /// - **Trusted for ``trust`` (1 s) after a store check**, so a client's requests do not each read
-///   the store (every request authenticates). A revocation through this store (this server's API,
-///   `DELETE /v1/keys/…`) applies at once here (``forget(keyID:)``, and a check that was under way
-///   when it happened is not remembered); one made elsewhere — another node of a fleet, or
-///   `sandboxer key revoke` on the data directory — applies here within ``trust``.
+///   the store (every request authenticates). A revocation through this same store object applies
+///   at once here (``forget(keyID:)``, and a check that was under way when it happened is not
+///   remembered); one made elsewhere — `sandboxer key revoke` on the data directory (the HTTP API
+///   has no revoke route), another node of a fleet — applies here within ``trust``.
 /// - **Accepted during an outage** for ``freshness`` after their last successful check, so callers
 ///   whose key was good minutes ago keep working while the store is unreachable (their live
 ///   sandboxes must not stop answering because the database restarts); a revocation made elsewhere
