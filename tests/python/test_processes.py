@@ -85,7 +85,7 @@ def test_input_and_close_stdin(client, shared_sandbox):
     assert r.status_code == 204, r.text
     r = client.post(f"{procs(sid)}/{pid}/input", json={"data_base64": "dHdvCg=="})  # "two\n"
     assert r.status_code == 204, r.text
-    out, _, _ = follow(client, sid, pid, until="echo:two")
+    out, _, _ = follow(client, sid, pid, until="echo:two\n")  # print writes the text and its newline separately
     assert out == "echo:one\necho:two\n", out
     r = client.post(f"{procs(sid)}/{pid}/close-stdin")
     assert r.status_code == 204, r.text
