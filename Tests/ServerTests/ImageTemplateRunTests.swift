@@ -10,8 +10,8 @@ import Testing
     ["/usr/bin/mmdebstrap", "/usr/bin/skopeo"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } ? nil : "mmdebstrap or skopeo is missing"
 })
 struct ImageTemplateRunTests {
-    @Test("template debian: Debian's python3 and node, the user 'user', root-owned system files, a writable home, and the host's programs out of sight")
-    func debianSandbox() throws {
+    @Test("template debian: Debian's python3 and node, the user 'user', root-owned system files, a writable home, the host's programs out of sight; over HTTP a live sandbox and a queued run use it too")
+    func debianSandbox() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let data = NSTemporaryDirectory() + "sandboxer-debian-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: data) }
@@ -39,5 +39,28 @@ struct ImageTemplateRunTests {
 
         let unknown = try SecretCLITests.run(["run", "--data", data, "--template", "nope", "--", "true"])
         #expect(unknown.status != 0 && unknown.err.contains("no template 'nope'"), "\(unknown.err)")
+
+        // A server on the same data directory: a live sandbox (the agent as pid 1 on the image's
+        // root) and a queued run, both named by an inline profile's template.
+        try await ServedApp.with(dataDirectory: data) { app in
+            let client = try app.client(try await app.key("acme"))
+            let created = try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["template": "debian"]]))
+            let id = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let exec = try await client.checked("POST", "/v1/sandboxes/\(id)/exec", body: try jsonBytes(
+                ["cmd": ["sh", "-c", "id -un; python3 -c 'print(6*7)'; echo kept > /home/user/f; cat /home/user/f"]]))
+            #expect(exec.body.text.contains("\"stdout\":\"user\\n42\\nkept\\n\""), "\(exec.body.text)")
+            _ = try await client.checked("DELETE", "/v1/sandboxes/\(id)")
+            let submitted = try await client.checked("POST", "/v1/runs", body: try jsonBytes(
+                ["profile": ["template": "debian"], "cmd": ["python3", "-c", "import platform; print(platform.freedesktop_os_release()['ID'])"]]))
+            let run = try #require((try JSONSerialization.jsonObject(with: Data(submitted.body)) as? [String: Any])?["id"] as? String)
+            var record = ""
+            for _ in 0..<300 {
+                record = try await client.checked("GET", "/v1/runs/\(run)").body.text
+                if record.contains("\"state\":\"succeeded\"") || record.contains("\"state\":\"failed\"") { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(record.contains("\"state\":\"succeeded\"") && record.contains("debian\\n"), "\(record)")
+        }
+        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/sbx-"), "an image root was left mounted")
     }
 }
