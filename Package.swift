@@ -136,7 +136,7 @@ let package = Package(
         ]),
         /// The HTTP API (openapi.yaml) on Hummingbird: auth, problem+json, SSE/WebSocket, metrics, the execution monitor page.
         .target(name: "SandboxServer", dependencies: [
-            "SandboxCore", "SandboxManager", "SandboxStore", "SandboxRuns",
+            "SandboxCore", "SandboxManager", "SandboxStore", "SandboxRuns", "Templates", "SandboxLinux",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
             .product(name: "MultipartKit", package: "multipart-kit"),

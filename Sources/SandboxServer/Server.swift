@@ -135,6 +135,7 @@ public struct SandboxServer: Sendable {
         addFileRoutes(registry)
         addAuditRoutes(registry)
         addTenantRoutes(registry)
+        addTemplateRoutes(registry)
         addUsageRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxCommands
 import SandboxLinux
 import SandboxTestSupport
 import Testing
@@ -13,22 +14,7 @@ struct TemplateCLITests {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let dir = NSTemporaryDirectory() + "sandboxer-template-cli-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        // A one-layer OCI layout made by hand (tar, sha256sum, printf), as any other tool would make it.
-        try FileManager.default.createDirectory(atPath: dir + "/rootfs/etc", withIntermediateDirectories: true)
-        try "ID=cli\n".write(toFile: dir + "/rootfs/etc/os-release", atomically: true, encoding: .utf8)
-        let (tarred, _, terr) = try await ChildProcess.run(["/bin/tar", "-C", dir + "/rootfs", "-cf", dir + "/layer.tar", "."])
-        try #require(tarred == .exited(0), "\(terr)")
-        let (imported, _, ierr) = try await ChildProcess.run(["/bin/sh", "-c", """
-            set -e; cd '\(dir)'; mkdir -p src/blobs/sha256
-            l=$(sha256sum layer.tar | cut -d' ' -f1); ls=$(stat -c %s layer.tar); cp layer.tar src/blobs/sha256/$l
-            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $l > config.json
-            c=$(sha256sum config.json | cut -d' ' -f1); cs=$(stat -c %s config.json); cp config.json src/blobs/sha256/$c
-            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' $c $cs $l $ls > manifest.json
-            m=$(sha256sum manifest.json | cut -d' ' -f1); ms=$(stat -c %s manifest.json); cp manifest.json src/blobs/sha256/$m
-            printf '{"imageLayoutVersion":"1.0.0"}' > src/oci-layout
-            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' $m $ms > src/index.json
-            """])
-        try #require(imported == .exited(0), "\(ierr)")
+        try await Self.makeLayout(dir)
 
         let data = ["--data", dir + "/data"]
         let imp = try SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only"] + data)
@@ -45,5 +31,70 @@ struct TemplateCLITests {
         #expect(rm.status == 0)
         let missing = try SecretCLITests.run(["template", "inspect", "etc-only"] + data)
         #expect(missing.status == 2 && missing.err.contains("no template 'etc-only'") && missing.err.contains("host"))
+    }
+
+    /// Writes a one-layer OCI layout (`/etc/os-release`) at `dir/src`, tag v1: made by hand (tar,
+    /// sha256sum, printf), as any other tool would make it.
+    static func makeLayout(_ dir: String) async throws {
+        try FileManager.default.createDirectory(atPath: dir + "/rootfs/etc", withIntermediateDirectories: true)
+        try "ID=cli\n".write(toFile: dir + "/rootfs/etc/os-release", atomically: true, encoding: .utf8)
+        let (tarred, _, terr) = try await ChildProcess.run(["/bin/tar", "-C", dir + "/rootfs", "-cf", dir + "/layer.tar", "."])
+        try #require(tarred == .exited(0), "\(terr)")
+        let (imported, _, ierr) = try await ChildProcess.run(["/bin/sh", "-c", """
+            set -e; cd '\(dir)'; mkdir -p src/blobs/sha256
+            l=$(sha256sum layer.tar | cut -d' ' -f1); ls=$(stat -c %s layer.tar); cp layer.tar src/blobs/sha256/$l
+            printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' $l > config.json
+            c=$(sha256sum config.json | cut -d' ' -f1); cs=$(stat -c %s config.json); cp config.json src/blobs/sha256/$c
+            printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' $c $cs $l $ls > manifest.json
+            m=$(sha256sum manifest.json | cut -d' ' -f1); ms=$(stat -c %s manifest.json); cp manifest.json src/blobs/sha256/$m
+            printf '{"imageLayoutVersion":"1.0.0"}' > src/oci-layout
+            printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' $m $ms > src/index.json
+            """])
+        try #require(imported == .exited(0), "\(ierr)")
+
+    }
+}
+
+/// `/v1/templates` on a server whose data directory has a template `sandboxer template import` added.
+@Suite("Templates over the API", .requires("requires root and skopeo") {
+    getuid() != 0 ? "requires root" : (FileManager.default.isExecutableFile(atPath: "/usr/bin/skopeo") ? nil : "requires skopeo (make test installs it)")
+})
+struct TemplateRouteTests {
+    static func object(_ reply: APIClient.Reply) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any])
+    }
+
+    @Test("every tenant lists and reads templates (host first, built in); only an operator removes one, never host; the removal is in the trail")
+    func listReadRemove() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let dir = NSTemporaryDirectory() + "sandboxer-template-api-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await TemplateCLITests.makeLayout(dir)
+        try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+        let imported = try SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only", "--data", dir + "/data"])
+        try #require(imported.status == 0, "\(imported.err)")
+
+        try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"]), dataDirectory: dir + "/data") { app in
+            let tenant = try app.client(try await app.key("acme"))
+            let ops = try app.client(try await app.key("ops"))
+            let list = try Self.object(try await tenant.checked("GET", "/v1/templates"))["templates"] as? [[String: Any]] ?? []
+            #expect(list.map { $0["name"] as? String } == ["host", "etc-only"])
+            #expect(list.first?["builtin"] as? Bool == true && list.first?["digest"] == nil)
+            let digest = try #require(list.last?["digest"] as? String)
+            #expect(digest.hasPrefix("sha256:") && list.last?["layers"] as? Int == 1)
+
+            let one = try Self.object(try await tenant.checked("GET", "/v1/templates/etc-only"))
+            #expect(one["digest"] as? String == digest && (one["layer_digests"] as? [String])?.count == 1)
+            #expect(try await tenant.send("GET", "/v1/templates/nope").status == 404)
+
+            #expect(try await tenant.send("DELETE", "/v1/templates/etc-only").status == 403)
+            #expect(try await ops.send("DELETE", "/v1/templates/host").status == 400)
+            #expect(try await ops.send("DELETE", "/v1/templates/etc-only").status == 204)
+            #expect(try await tenant.send("GET", "/v1/templates/etc-only").status == 404)
+
+            await app.manager.flushRecorder()
+            let trail = try await ops.checked("GET", "/v1/audit").body.text
+            #expect(trail.contains("\"template.remove\"") && trail.contains(digest), "\(trail)")
+        }
     }
 }
