@@ -33,8 +33,13 @@ int sbx_userns_fd(unsigned host_base, unsigned size) {
     pid_t pid = fork();
     if (pid < 0) { int e = errno; close(ready[0]); close(ready[1]); close(done[0]); close(done[1]); errno = e; return -1; }
     if (pid == 0) {
-        close(ready[0]);
-        close(done[1]);
+        /* Drop every inherited descriptor but the two ends used here, first thing: a copy of another
+           thread's descriptor would keep its open file (and any flock on it) alive while this
+           child lives. */
+        int lo = ready[1] < done[0] ? ready[1] : done[0], hi = ready[1] < done[0] ? done[0] : ready[1];
+        if (lo > 0) syscall(SYS_close_range, 0U, (unsigned)lo - 1, 0);
+        if (hi > lo + 1) syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0);
+        syscall(SYS_close_range, (unsigned)hi + 1, ~0U, 0);
         char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
         ssize_t w = write(ready[1], &c, 1);
         (void)w;
