@@ -78,6 +78,12 @@ public final class DirectoryFD: Sendable {
     /// The names in the directory, without `.` and `..` (read through a fresh descriptor, so the
     /// listing never depends on another reader's offset).
     public func entries() throws(SandboxError) -> [[UInt8]] {
+        try Self.entries(of: fd)
+    }
+
+    /// The names in the directory open at `fd` (any descriptor, also one this type does not own),
+    /// without `.` and `..`, read through a fresh descriptor.
+    public static func entries(of fd: Int32) throws(SandboxError) -> [[UInt8]] {
         let dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd < 0 { throw Syscall.error("open directory for listing", errno: errno) }
         guard let dir = fdopendir(dfd) else {

@@ -24,6 +24,16 @@ public enum Syscall {
         }
     }
 
+    /// Writes all of `bytes` to `fd` (short writes continued, EINTR retried); `what` names the file.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ what: @autoclosure () -> String) throws(SandboxError) {
+        var off = 0
+        while off < bytes.count {
+            let n = try call("write \(what())") { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) } }
+            if n == 0 { throw error("write \(what())", errno: EIO) }  // no progress: never loop on it
+            off += n
+        }
+    }
+
     /// A ``SandboxError`` for a failed call.
     public static func error(_ what: String, errno e: Int32) -> SandboxError {
         SandboxError(.system, "\(what): \(String(cString: strerror(e))) (errno \(e))")
@@ -70,15 +80,7 @@ public enum SysFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
         if fd < 0 { throw Syscall.error("create \(path)", errno: errno) }
         defer { close(fd) }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Syscall.error("write \(path)", errno: errno)
-            }
-            off += n
-        }
+        try Syscall.writeAll(fd, bytes, path)
         fchmod(fd, mode)
     }
 

@@ -146,7 +146,7 @@ final class RecorderSpool: Sendable {
             if !force, s.count >= limits.maxItems || s.bytes + line.count > limits.maxBytes { return .full }
             do {
                 if s.fd < 0 { try create(&s, lines: []) }
-                try Self.writeAll(s.fd, line, path: dataPath)
+                try Syscall.writeAll(s.fd, line, dataPath)
                 try Self.sync(s.fd, path: dataPath)
             } catch {
                 _ = ftruncate(s.fd, off_t(s.size))  // no torn line stays behind
@@ -203,7 +203,7 @@ final class RecorderSpool: Sendable {
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw Syscall.error("create \(temp)", errno: errno) }
         do {
-            try Self.writeAll(fd, header + lines.flatMap { $0 }, path: temp)
+            try Syscall.writeAll(fd, header + lines.flatMap { $0 }, temp)
             try Self.sync(fd, path: temp)
             try Syscall.call("rename \(temp) to \(dataPath)") { rename(temp, dataPath) }
         } catch {
@@ -272,14 +272,6 @@ final class RecorderSpool: Sendable {
         logger.notice("the recorder's spool holds writes from before the restart; they are written once the store answers",
                       metadata: ["path": "\(dataPath)", "items": "\(s.count)"])
         state.withLock { $0 = s }
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SandboxError) {
-        var off = 0
-        while off < bytes.count {
-            let n = try Syscall.call("write \(path)") { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) } }
-            off += n
-        }
     }
 
     private static func sync(_ fd: Int32, path: String) throws(SandboxError) {

@@ -56,8 +56,8 @@ extension ImageStore {
                 throw error
             }
             try stream.finish()
-            let digest = "sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            guard digest == diffID.text else {
+            let digest = ImageDigest(sha256: hasher.finalize())
+            guard digest == diffID else {
                 throw SandboxError(.invalidRequest, "\(what): its content has digest \(digest), not the \(diffID) its image's configuration names; the image is damaged — import it again")
             }
             if rename(temporary, target) != 0 {

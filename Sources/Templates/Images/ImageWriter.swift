@@ -31,13 +31,13 @@ public struct ImageWriter {
             try TarWriter(time: time) { (bytes) throws(SandboxError) in
                 hasher.update(data: bytes)
                 size += Int64(bytes.count)
-                try LayerUnpacker.writeAll(fd, bytes, member: temporary)
+                try Syscall.writeAll(fd, bytes, temporary)
             }.write(directory: directory)
         } catch {
             unlink(temporary)
             throw error
         }
-        let digest = try ImageDigest("sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        let digest = ImageDigest(sha256: hasher.finalize())
         try place(temporary, digest)
         return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
     }
@@ -59,7 +59,7 @@ public struct ImageWriter {
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             size += Int64(n)
         }
-        let digest = try ImageDigest("sha256:" + hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        let digest = ImageDigest(sha256: hasher.finalize())
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
         if rename(tarFile, temporary) != 0 {
             do { try FileManager.default.copyItem(atPath: tarFile, toPath: temporary) } catch {
@@ -73,7 +73,7 @@ public struct ImageWriter {
     /// Writes `bytes` as a blob of `mediaType`.
     public func addBlob(_ bytes: [UInt8], mediaType: String) throws(SandboxError) -> OCIDescriptor {
         try prepare()
-        let digest = try ImageDigest("sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+        let digest = ImageDigest(sha256: SHA256.hash(data: bytes))
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
         do { try Data(bytes).write(to: URL(fileURLWithPath: temporary)) } catch {
             throw SandboxError(.system, "writing \(temporary): \(error)")

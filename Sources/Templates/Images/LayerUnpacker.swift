@@ -72,7 +72,7 @@ public struct LayerUnpacker {
                     guard summary.bytes <= limit else {
                         throw SandboxError(.invalidRequest, "layer \(name) unpacks to more than \(ByteSize.format(limit)) (the layer size cap); use a smaller layer or raise the cap")
                     }
-                    try Self.writeAll(fd, chunk, member: entry.path)
+                    try Syscall.writeAll(fd, chunk, entry.path)
                 }
                 try setOwnerAndMode(fd: fd, entry)
                 var times = [timespec(tv_sec: Int(entry.mtime), tv_nsec: 0), timespec(tv_sec: Int(entry.mtime), tv_nsec: 0)]
@@ -203,7 +203,7 @@ public struct LayerUnpacker {
                 if n < 0 && errno == EINTR { continue }
                 guard n >= 0 else { throw fail("reading the hard link's target for", entry.path) }
                 if n == 0 { break }
-                try Self.writeAll(copy, Array(buffer[0..<n]), member: entry.path)
+                try Syscall.writeAll(copy, Array(buffer[0..<n]), entry.path)
             }
             _ = fchown(copy, st.st_uid, st.st_gid)
             _ = fchmod(copy, st.st_mode & 0o7777)
@@ -228,17 +228,8 @@ public struct LayerUnpacker {
 
     /// Removes everything in the directory `dir` (and closes it).
     static func emptyDirectory(_ dir: Int32, member: String) throws(SandboxError) {
-        guard let stream = fdopendir(dir) else {
-            close(dir)
-            throw Syscall.error("listing a directory replaced by \(member)", errno: errno)
-        }
-        defer { closedir(stream) }
-        var names: [String] = []
-        while let e = readdir(stream) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        for name in names {
+        defer { close(dir) }
+        for name in try DirectoryFD.entries(of: dir).map({ String(decoding: $0, as: UTF8.self) }) {
             var st = stat()
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             if (st.st_mode & S_IFMT) == S_IFDIR {
@@ -260,16 +251,6 @@ public struct LayerUnpacker {
     private func setOwnerAndMode(_ parent: Int32, _ leaf: String, _ entry: TarEntry) throws(SandboxError) {
         guard fchownat(parent, leaf, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW) == 0, fchmodat(parent, leaf, entry.mode, 0) == 0 else {
             throw fail("setting the owner and mode of", entry.path)
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], member: String) throws(SandboxError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw Syscall.error("writing \(member)", errno: errno) }
-            done += n
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SandboxCore
 
@@ -11,6 +12,11 @@ public struct ImageDigest: Sendable, Hashable, Codable, CustomStringConvertible,
             throw SandboxError(.invalidRequest, "'\(text)' is not a sha256 digest (sha256: and 64 lowercase hex digits)")
         }
         self.text = text
+    }
+
+    /// The digest of a finished SHA-256 (of a blob, or of a layer's uncompressed stream).
+    public init(sha256 digest: SHA256.Digest) {
+        text = "sha256:" + digest.map { String(format: "%02x", $0) }.joined()
     }
 
     /// The 64 hex digits (file names under `blobs/sha256/` and the layer cache).

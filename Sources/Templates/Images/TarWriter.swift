@@ -139,15 +139,6 @@ public struct TarWriter {
 
     /// The names in `dir`, sorted by their bytes.
     static func names(_ dir: Int32) throws(SandboxError) -> [String] {
-        let copy = dup(dir)
-        guard copy >= 0, let stream = fdopendir(copy) else { throw Syscall.error("listing a directory", errno: errno) }
-        defer { closedir(stream) }
-        rewinddir(stream)
-        var out: [String] = []
-        while let e = readdir(stream) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        try DirectoryFD.entries(of: dir).sorted { $0.lexicographicallyPrecedes($1) }.map { String(decoding: $0, as: UTF8.self) }
     }
 }
