@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCore
 import SandboxLinux
+import Templates
 
 #if canImport(Glibc)
 import Glibc
@@ -31,6 +32,9 @@ public struct ContainerLayout: Sendable {
     /// user, which must be able to walk the path. Removed with the sandbox.
     public var imageRoot: String { Self.imageRootsDirectory(stateDirectory) + "/" + id }
     public static func imageRootsDirectory(_ state: String) -> String { state + "/roots" }
+    /// An image template's writable upper directory (what the sandbox changed in its root; overlay
+    /// format: whiteouts are 0/0 character devices, opaque directories carry `trusted.overlay.opaque`).
+    public var upperDirectory: String { ImageRoot.upperDirectory(in: imageRoot) }
     public var codeDirectory: String { directory + "/code" }
     public var pidFile: String { directory + "/init.pid" }
     public var logFile: String { directory + "/runtime.log" }

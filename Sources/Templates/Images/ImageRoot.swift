@@ -13,11 +13,16 @@ import Glibc
 /// is mounted there, deepest path first) removes it; the paths are chosen so the overlay goes
 /// before its layers.
 public enum ImageRoot {
+    /// The sandbox's writable upper directory (what it changed in its root), below its root directory.
+    public static func upperDirectory(in directory: String) -> String { directory + "/rw/upper" }
+    /// The merged root the sandbox sees, below its root directory.
+    public static func mergedDirectory(in directory: String) -> String { directory + "/rootfs-overlay" }
+
     /// Mounts the root for a sandbox whose directory is `directory`; returns the template to bundle.
     /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
                              upperBytes: Int64) throws(SandboxError) -> PreparedTemplate {
-        let rw = directory + "/rw", merged = directory + "/rootfs-overlay"
+        let rw = directory + "/rw", merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
         try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
         try SysFile.makeDirectory(rw + "/upper")
