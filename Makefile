@@ -49,6 +49,8 @@ prepare: build
 
 run: prepare wasm
 	@echo "== sandboxer doctor"; $(RELEASE_BIN) doctor || true
+	@echo "== the default template, debian (built once per machine with mmdebstrap, ~30 s; then cached)"
+	$(RELEASE_BIN) template base
 	@echo "== a python sandbox"
 	$(RELEASE_BIN) run -- python3 -c '$(DEMO_PY)'
 	@echo "== limits: a CPU spin stopped by a 2 s timeout (exit 124 expected)"
@@ -71,6 +73,8 @@ run: prepare wasm
 test: EXTRA_PACKAGES := $(TEST_PACKAGES)
 test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
+	@# The default profile's template: built once per machine (mmdebstrap, ~30 s), then cached.
+	$(DEBUG_BIN) template base
 	@# A private PostgreSQL (own data directory, a unix socket in it) for the PostgreSQL store's
 	@# tests, stopped and removed on the way out whatever the tests did.
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \

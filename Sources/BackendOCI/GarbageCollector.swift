@@ -35,9 +35,11 @@ public struct GarbageCollector: Sendable {
     public func hasLeftovers() -> Bool {
         let state = configuration.stateDirectory
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: ContainerLayout.sandboxesDirectory(state))) ?? []
-        return entries.contains { name in
+        let dead = entries.contains { name in
             name.hasPrefix(".") || (name.hasPrefix(SandboxSpec.resourcePrefix) && !ContainerLayout(stateDirectory: state, id: name).isKept)
         }
+        let roots = (try? FileManager.default.contentsOfDirectory(atPath: ContainerLayout.imageRootsDirectory(state))) ?? []
+        return dead || roots.contains { !entries.contains($0) }
     }
 
     /// Runs a collection when ``hasLeftovers()`` says there is something to collect, and logs
@@ -98,9 +100,21 @@ public struct GarbageCollector: Sendable {
             SysFile.removeTree(layout.directory)
             report.sandboxes.append(id)
         }
+        // Image roots (overlay, idmapped layers, upper tmpfs) of dead sandboxes, and of sandboxes whose
+        // directory is gone (a tear-down that crashed after removing it: the root is made after the
+        // directory and removed after it, so a root without a directory is always an orphan).
+        let roots = ContainerLayout.imageRootsDirectory(state)
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: roots)) ?? [] where id.hasPrefix(SandboxSpec.resourcePrefix) {
+            let layout = ContainerLayout(stateDirectory: state, id: id)
+            guard dead.contains(id) || !SysFile.exists(layout.directory) else { continue }
+            for m in Mounts.mountPoints(under: layout.imageRoot) {
+                Mounts.unmount(m)
+                report.mounts.append(m)
+            }
+            SysFile.removeTree(layout.imageRoot)
+        }
         // The shared `sandboxer` group directories go once no sandbox uses them (rmdir of a busy one fails).
-        let roots = host.allMounts
-        for r in roots { rmdir("\(r)/\(CgroupHost.groupName)") }
+        for r in host.allMounts { rmdir("\(r)/\(CgroupHost.groupName)") }
         return report
     }
 }

@@ -24,10 +24,7 @@ extension OCIBackend {
         let runtime = try runtime(for: spec.profile)
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
-        let (state, host, images) = (configuration.stateDirectory, self.host, configuration.images)
-        let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
-            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
-        }.get()
+        let res = try await setUpResources(spec)
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)
             // The socket directory belongs to the agent (container root): user code cannot enter it.

@@ -89,6 +89,19 @@ public struct OCIBackend: IsolationBackend {
         guard !request.argv.isEmpty else { throw SandboxError(.invalidRequest, "no command given") }
     }
 
+    /// Sets up a sandbox's host resources (on the blocking pool), making a built-in base template
+    /// available first: its first use on the machine builds it. Without a configured image store a
+    /// template other than `host` comes from the machine cache (the built-in bases).
+    func setUpResources(_ spec: SandboxSpec) async throws(SandboxError) -> SandboxResources {
+        let template = spec.profile.template
+        let images = configuration.images ?? (template == "host" ? nil : ImageStore.machineCache)
+        if let images { try await images.ensureBuiltIn(template) }
+        let (state, host) = (configuration.stateDirectory, self.host)
+        return try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
+            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
+        }.get()
+    }
+
     public func run(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?) async throws -> ExecResult {
         let t0 = HostClock.nowMs()
         let limits = spec.profile.limits
@@ -98,10 +111,7 @@ public struct OCIBackend: IsolationBackend {
 
         // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
         // run on the blocking pool (BlockingPool), not on the cooperative pool.
-        let (state, host, images) = (configuration.stateDirectory, self.host, configuration.images)
-        let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
-            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
-        }.get()
+        let res = try await setUpResources(spec)
         var guardian: OwnerDeathGuard?
         if let reaper = configuration.reaper {
             do {

@@ -110,16 +110,22 @@ struct TemplateRemoveCommand: AsyncParsableCommand {
     }
 }
 
-/// `sandboxer template base`: builds the built-in `debian` template now.
+/// `sandboxer template base`: makes the built-in `debian` template ready now (or rebuilds it).
 struct TemplateBaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "base", abstract: "Build (or rebuild) the built-in 'debian' template with mmdebstrap now.",
-        discussion: "Debian bookworm, minimal, with python3, nodejs, ca-certificates, curl, coreutils and the user 'user' (uid 1000). Otherwise it is built the first time something needs it.")
+        commandName: "base", abstract: "Make the built-in 'debian' template ready now (built once per machine with mmdebstrap).",
+        discussion: """
+            Debian bookworm, minimal, with \(DebianBase.packages.joined(separator: ", ")) and the user 'user' (uid 1000). \
+            It is built into the machine cache (\(ImageStore.machineCacheDirectory), $SANDBOXER_CACHE) the first time something \
+            needs it and copied into each data directory from there; this command does that now. --rebuild builds it again.
+            """)
     @Option(help: "A Debian mirror URL (default: the host's apt sources).") var mirror: String?
+    @Flag(help: "Build it again even when the cached one is current.") var rebuild = false
     @OptionGroup var data: TemplateStoreOption
 
     func run() async throws {
-        let info = try await DebianBase.build(in: data.store, mirror: mirror)
+        let store = data.store
+        let info = rebuild ? try await DebianBase.rebuild(in: store, mirror: mirror) : try await DebianBase.ensure(in: store, mirror: mirror)
         print("template \(info.name) \(info.digest) (\(ByteSize.compact(info.sizeBytes)))")
     }
 }

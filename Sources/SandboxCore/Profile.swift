@@ -145,7 +145,7 @@ public struct Profile: Sendable, Equatable {
 extension Profile {
     /// General-purpose profile: seed defaults (30 s, 512 KiB code, 1 MiB input, network denied).
     public static let `default` = Profile(
-        name: "default", description: "general purpose: 30s, 512M memory, 256 pids, 1 cpu, network denied")
+        name: "default", description: "general purpose: 30s, 512M memory, 256 pids, 1 cpu, network denied", template: "debian")
 
     /// The bounty marketplace's profile for uploaded agents: seed limits, tighter resources, no tools.
     public static let bounty = Profile(
@@ -154,7 +154,8 @@ extension Profile {
         limits: Limits(
             timeout: .seconds(30), memoryBytes: 256 << 20, pids: 64, cpus: 1.0, outputBytes: 1 << 20,
             workspaceBytes: 64 << 20, tmpBytes: 32 << 20, codeBytes: 512 << 10, inputBytes: 1 << 20,
-            openFiles: 256, fileSizeBytes: 64 << 20))
+            openFiles: 256, fileSizeBytes: 64 << 20),
+        template: "debian")
 
     /// Profiles that exist without any file.
     public static let builtins: [Profile] = [.default, .bounty]

@@ -18,9 +18,10 @@ struct RunIntegrationTests {
         #expect(HostHealth.leftovers(of: r.sandboxId).isEmpty)
     }
 
-    @Test("python3 code runs as uid 1000 in /workspace with a minimal root")
+    @Test("python3 code runs as uid 1000 in /workspace; the host template's root is minimal")
     func python() async throws {
-        let r = try await TestSandbox.python("import os; print(os.getuid(), os.getgid(), os.getcwd()); print(sorted(os.listdir('/'))); print(os.listdir('/opt'))")
+        let r = try await TestSandbox.python("import os; print(os.getuid(), os.getgid(), os.getcwd()); print(sorted(os.listdir('/'))); print(os.listdir('/opt'))",
+                                             profile: TestSandbox.profile { $0.template = "host" })
         #expect(r.outcome == .ok, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.first == "1000 1000 /workspace")

@@ -3,6 +3,7 @@ import SandboxTestSupport
 import Testing
 @testable import SandboxCore
 import BackendOCI
+import SandboxLinux
 
 #if canImport(Glibc)
 import Glibc
@@ -196,13 +197,19 @@ struct EscapeAttackTests {
         Attack.expectBlocked(r, count: 2)
     }
 
-    @Test("host directories outside the template are not there")
-    func hostFiles() async throws {
+    @Test("host directories outside the template are not there, on the host template and on the default (debian) one",
+          arguments: ["host", "debian"])
+    func hostFiles(template: String) async throws {
+        // Markers only the host has: an image's own /root or /var/lib must not be the host's.
+        let marker = "sbx-host-marker-\(UUID().uuidString.prefix(8))"
+        let planted = ["/root/\(marker)", "/var/lib/\(marker)", "/home/\(marker)", "/etc/\(marker)"]
+        for path in planted { try SysFile.create(path, Array("host only".utf8)) }
+        defer { planted.forEach { unlink($0) } }
         let r = try await Attack.python("""
-            for path in ['/root', '/home/x', '/opt/swift', '/work', '/run/sandboxer', '/var/lib']:
+            for path in ['/opt/swift', '/work', '/run/sandboxer'] + \(planted.map { "'\($0)'" }):
                 verdict(not os.path.exists(path) or os.listdir(path) == [], path)
-            """)
-        Attack.expectBlocked(r, count: 6)
+            """, profile: TestSandbox.profile { $0.template = template })
+        Attack.expectBlocked(r, count: 3 + planted.count)
     }
 }
 

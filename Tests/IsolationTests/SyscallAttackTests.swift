@@ -102,7 +102,9 @@ struct SyscallAttackTests {
               Requirement.file("/usr/bin/gcc", "gcc", buildWith: "make test installs it (TEST_PACKAGES)")
           })
     func compatABIs() async throws {
-        let r = try await Attack.sh("cat > /tmp/abi.c <<'EOF'\n\(Self.abiProgram)\nEOF\ngcc -O1 -o /tmp/abi /tmp/abi.c && /tmp/abi")
+        // The host template: its /usr (with gcc) is the host's.
+        let r = try await Attack.sh("cat > /tmp/abi.c <<'EOF'\n\(Self.abiProgram)\nEOF\ngcc -O1 -o /tmp/abi /tmp/abi.c && /tmp/abi",
+                                    profile: TestSandbox.profile { $0.template = "host" })
         var opened: [String: [String: Bool]] = [:]
         for line in r.stdout.split(separator: "\n") {
             let f = line.split(separator: " ")

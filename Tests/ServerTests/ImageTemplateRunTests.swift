@@ -35,7 +35,9 @@ struct ImageTemplateRunTests {
         // Each sandbox starts from the image: what the last one wrote is gone.
         let fresh = try SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", "cat /home/user/note 2>/dev/null || echo clean"])
         #expect(fresh.out == "clean\n", "\(fresh.out) \(fresh.err)")
-        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/sbx-"), "an image root was left mounted")
+        let ranJSON = try SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
+        let ranIn = try #require((try JSONSerialization.jsonObject(with: Data(ranJSON.out.utf8)) as? [String: Any])?["sandbox_id"] as? String, "\(ranJSON.out) \(ranJSON.err)")
+        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/\(ranIn)"), "an image root was left mounted")
 
         let unknown = try SecretCLITests.run(["run", "--data", data, "--template", "nope", "--", "true"])
         #expect(unknown.status != 0 && unknown.err.contains("no template 'nope'"), "\(unknown.err)")
@@ -61,6 +63,8 @@ struct ImageTemplateRunTests {
             }
             #expect(record.contains("\"state\":\"succeeded\"") && record.contains("debian\\n"), "\(record)")
         }
-        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/sbx-"), "an image root was left mounted")
+        let afterServe = try SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
+        let afterServeId = try #require((try JSONSerialization.jsonObject(with: Data(afterServe.out.utf8)) as? [String: Any])?["sandbox_id"] as? String, "\(afterServe.out) \(afterServe.err)")
+        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/\(afterServeId)"), "an image root was left mounted")
     }
 }

@@ -8,18 +8,48 @@ import SandboxLinux
 public enum DebianBase {
     public static let name = "debian"
     public static let suite = "bookworm"
-    public static let packages = ["python3", "nodejs", "ca-certificates", "curl", "coreutils"]
+    public static let packages = ["python3", "nodejs", "ca-certificates", "curl", "coreutils", "procps"]
+    /// What the base is made from, stored as a label of the image: a cached base whose recipe is
+    /// not this one (an older sandboxer's) is built again on first use.
+    public static let recipe = "mmdebstrap/minbase/\(suite)/\(packages.joined(separator: ","))/user-1000/v2"
+    static let recipeLabel = "org.sandboxer.base.recipe"
+
+    /// Whether `store`'s `debian` is current: built from ``recipe``, or not ours at all (an image
+    /// an operator imported under that name is theirs to keep).
+    static func isCurrent(in store: ImageStore) -> Bool {
+        guard store.has(name), let image = try? store.image(name) else { return false }
+        guard let label = image.config.config?.Labels?[recipeLabel] else { return true }
+        return label == recipe
+    }
 
     static let executables = ["/usr/bin/mmdebstrap"]
 
-    /// Template `debian`, building it when the store does not have it yet.
+    /// Template `debian` of `store`: when it has none yet, the machine cache's (built there the first
+    /// time, under the cache's `base.lock` so concurrent first uses build once) is copied in.
     public static func ensure(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
-        if let existing = try store.list().first(where: { $0.name == name }) { return existing }
-        return try await build(in: store, mirror: mirror)
+        if isCurrent(in: store) { return try store.image(name).info }
+        let cache = ImageStore.machineCache
+        if !isCurrent(in: cache) {
+            try await ImageStore.locked(ImageStore.machineCacheDirectory + "/base.lock") { () throws(SandboxError) in
+                if !isCurrent(in: cache) { _ = try await build(in: cache, mirror: mirror) }
+            }
+        }
+        if store.isMachineCache { return try store.image(name).info }
+        return try await store.adopt(name, from: cache)
+    }
+
+    /// Rebuilds `debian` in the machine cache and gives `store` the new one.
+    public static func rebuild(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
+        let cache = ImageStore.machineCache
+        try await ImageStore.locked(ImageStore.machineCacheDirectory + "/base.lock") { () throws(SandboxError) in
+            _ = try await build(in: cache, mirror: mirror)
+        }
+        if store.isMachineCache { return try store.image(name).info }
+        return try await store.adopt(name, from: cache)
     }
 
     /// Builds (or rebuilds) template `debian`: one layer, the root mmdebstrap makes.
-    public static func build(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
+    static func build(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
         guard let mmdebstrap = executables.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw SandboxError(.unavailable, "building the debian base needs mmdebstrap (apt-get install mmdebstrap; make installs it)")
         }
@@ -48,6 +78,7 @@ public enum DebianBase {
         run.Cmd = ["/bin/bash"]
         run.User = "user"
         run.WorkingDir = "/home/user"
+        run.Labels = [recipeLabel: recipe]
         let config = OCIImageConfig(created: ISO8601DateFormatter().string(from: Date()), config: run, rootfs: .init(diff_ids: [layer.digest]),
                                     history: [.init(created_by: "mmdebstrap --variant=minbase --include=\(packages.joined(separator: ",")) \(suite)")])
         return try await store.commit(layers: [layer], config: config, name: name)

@@ -50,9 +50,14 @@ public enum ImageRoot {
         for point in HostTemplate.mountPoints where !FileManager.default.fileExists(atPath: merged + "/" + point) {
             try SysFile.makeDirectory(merged + "/" + point)
         }
-        for file in ["etc/resolv.conf", "etc/hosts", "etc/hostname"] where !FileManager.default.fileExists(atPath: merged + "/" + file) {
+        for file in ["etc/hosts", "etc/hostname"] where !FileManager.default.fileExists(atPath: merged + "/" + file) {
             try SysFile.create(merged + "/" + file, [])
         }
+        // Empty whatever the image says (mmdebstrap leaves the build host's): only a sandbox with a
+        // network gets a resolver, the egress proxy's, bound over this file.
+        unlink(merged + "/etc/resolv.conf")
+        try SysFile.create(merged + "/etc/resolv.conf", [], mode: 0o644)
+        chown(merged + "/etc/resolv.conf", root, root)
         chmod(merged + "/tmp", 0o1777)
         chmod(merged + "/var/tmp", 0o1777)
         return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: true)

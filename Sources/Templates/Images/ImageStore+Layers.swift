@@ -35,6 +35,7 @@ extension ImageStore {
     func unpack(_ layer: OCIDescriptor, diffID: ImageDigest, lowers: [String], template: String) throws(SandboxError) -> String {
         let target = layers + "/" + diffID.hex
         if FileManager.default.fileExists(atPath: target) { return target }
+        if let shared = sharedLayers.map({ $0 + "/" + diffID.hex }), FileManager.default.fileExists(atPath: shared) { return shared }
         let what = "layer \(layer.digest.short) of template \(template)"
         do { try FileManager.default.createDirectory(atPath: layers, withIntermediateDirectories: true) } catch {
             throw SandboxError(.system, "making \(layers): \(error)")

@@ -42,6 +42,10 @@ public struct ImageStore: Sendable {
     public let layout: String
     public let layers: String
     let lockPath: String
+    /// A second directory of unpacked layers, read (never written or collected) before unpacking
+    /// one here: the machine cache's, where the built-in bases' layers are unpacked once for every
+    /// data directory (nil for the machine cache itself).
+    public let sharedLayers: String?
     /// The most a layer may unpack to.
     public var layerLimit: Int64
     let logger: Logger
@@ -53,6 +57,8 @@ public struct ImageStore: Sendable {
         layout = dataDirectory + "/images"
         layers = dataDirectory + "/layers"
         lockPath = dataDirectory + "/images.lock"
+        let cache = Self.machineCacheDirectory
+        sharedLayers = dataDirectory == cache ? nil : cache + "/layers"
         self.layerLimit = layerLimit
         self.logger = logger
     }
@@ -230,6 +236,12 @@ public struct ImageStore: Sendable {
 
     /// Runs `body` holding the data directory's image lock (other processes wait).
     func locked<T: Sendable>(_ body: () async throws(SandboxError) -> T) async throws(SandboxError) -> T {
+        try await Self.locked(lockPath, body)
+    }
+
+    /// Runs `body` holding an exclusive flock on `lockPath` (other processes and tasks wait; one
+    /// open file description per call, so two tasks of one process exclude each other too).
+    static func locked<T: Sendable>(_ lockPath: String, _ body: () async throws(SandboxError) -> T) async throws(SandboxError) -> T {
         do { try FileManager.default.createDirectory(atPath: (lockPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true) } catch {
             throw SandboxError(.system, "making the data directory for \(lockPath): \(error)")
         }
