@@ -126,8 +126,8 @@ extension OCIBackend {
         timings.runMs = t2 - t1
         result.timings = timings
         result.usage.wallMs = HostClock.nowMs() - t0
-        if result.outcome != .cancelled, SandboxResources.workspaceIsFull(layout) {
-            Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result)
+        if result.outcome != .cancelled, let (outcome, reason) = SandboxResources.limitReached(layout, limits) {
+            Self.apply(outcome, reason, to: &result)
         }
         return result
     }

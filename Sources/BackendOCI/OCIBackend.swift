@@ -153,7 +153,7 @@ public struct OCIBackend: IsolationBackend {
             result = Self.result(
                 id: spec.id, supervised: supervised, stats: stats, containerStarted: started != nil,
                 runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
-            if res.workspaceIsFull() { Self.apply(.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox", to: &result) }
+            if let (outcome, reason) = res.limitReached() { Self.apply(outcome, reason, to: &result) }
         } catch {
             await detachEgress(spec.id)
             _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }

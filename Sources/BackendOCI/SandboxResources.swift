@@ -46,8 +46,11 @@ struct SandboxResources: Sendable {
             do {
                 try SysFile.makeDirectory(ContainerLayout.imageRootsDirectory(stateDirectory), mode: 0o711)
                 try SysFile.makeDirectory(layout.imageRoot, mode: 0o711)
+                // The disk's entries: the workspace's own cap plus room for a package manager's files.
+                let files = p.limits.workspaceFiles + Int(min(p.limits.diskBytes / 2048, 1 << 24))
                 template = try ImageRoot.mount(template: p.template, lowers: lowers, directory: layout.imageRoot, hostBase: ids.hostBase,
-                                               upperBytes: p.limits.workspaceBytes)
+                                               writable: p.rootIsWritable, diskBytes: p.limits.diskBytes, diskFiles: files,
+                                               workspaceOwner: (ids.host(p.uid), ids.host(p.gid)))
             } catch {
                 tearDown(layout: layout, cgroup: cgroup, runtimes: [])
                 throw error
@@ -58,9 +61,13 @@ struct SandboxResources: Sendable {
             if let dir = spec.workspaceDirectory {
                 r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)
             }
-            try Mounts.mountTmpfs(
-                at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
-                uid: ids.host(p.uid), gid: ids.host(p.gid))
+            if r.sharesDisk {
+                try Mounts.bind(ImageRoot.workspaceDirectory(in: layout.imageRoot), at: layout.workspace)
+            } else {
+                try Mounts.mountTmpfs(
+                    at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
+                    uid: ids.host(p.uid), gid: ids.host(p.gid))
+            }
             if let host = r.hostWorkspace {
                 let workspace = try DirectoryFD.open(path: layout.workspace)
                 r.manifest = try WorkspaceTransfer.copyIn(
@@ -102,13 +109,21 @@ struct SandboxResources: Sendable {
             limits: .workspace(spec.profile.limits, withDeadline: true))
     }
 
-    /// Whether the workspace tmpfs is full (bytes or entries): the sandbox ran into its limit.
-    func workspaceIsFull() -> Bool { Self.workspaceIsFull(layout) }
+    /// Whether the workspace lives on the writable root's disk (one size for both: `disk`).
+    /// (Only an image template's root is ever writable.)
+    var sharesDisk: Bool { template.writable }
 
-    static func workspaceIsFull(_ layout: ContainerLayout) -> Bool {
+    /// The limit the sandbox ran into when its workspace (or, with a writable root, its disk) is
+    /// full, bytes or entries: the outcome and its reason; nil when there is room.
+    func limitReached() -> (Outcome, String)? { Self.limitReached(layout, spec.profile.limits) }
+
+    static func limitReached(_ layout: ContainerLayout, _ limits: Limits) -> (Outcome, String)? {
         var vfs = statvfs()
-        guard statvfs(layout.workspace, &vfs) == 0 else { return false }
-        return vfs.f_bavail == 0 || vfs.f_favail == 0
+        guard statvfs(layout.workspace, &vfs) == 0, vfs.f_bavail == 0 || vfs.f_favail == 0 else { return nil }
+        if SysFile.exists(ImageRoot.workspaceDirectory(in: layout.imageRoot)) {
+            return (.diskLimit, "the disk limit (\(ByteSize.format(limits.diskBytes)): the root's changes and the workspace together) was reached inside the sandbox")
+        }
+        return (.workspaceLimit, "the workspace limit (\(ByteSize.format(limits.workspaceBytes)), \(limits.workspaceFiles) files) was reached inside the sandbox")
     }
 
     /// Kills everything, copies the workspace back (when asked), removes runtime state, cgroups,

@@ -40,7 +40,7 @@ public struct ExecRequest: Sendable, Equatable {
 }
 
 /// How a run ended, as data. Precedence when several apply:
-/// `setup_failed` > `cancelled` > `timeout` > `oom` > `pids_limit` > `workspace_limit` > `file_size_limit` > `killed` >
+/// `setup_failed` > `cancelled` > `timeout` > `oom` > `pids_limit` > `workspace_limit` / `disk_limit` > `file_size_limit` > `killed` >
 /// `output_truncated` > `exit_nonzero` > `ok`.
 public enum Outcome: String, Sendable, Codable, CaseIterable {
     case ok
@@ -51,6 +51,8 @@ public enum Outcome: String, Sendable, Codable, CaseIterable {
     /// The workspace limit (bytes or file count) was reached: by the sandbox, or while copying the
     /// workspace back to the host (the copy stopped there; `workspace` in the result says what was copied).
     case workspaceLimit = "workspace_limit"
+    /// A writable root's disk (its changes and the workspace together, `resources.disk`) is full.
+    case diskLimit = "disk_limit"
     /// A write or truncate past the profile's `file_size` was refused (`EFBIG`).
     case fileSizeLimit = "file_size_limit"
     case outputTruncated = "output_truncated"
@@ -214,6 +216,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         case .timeout: return ExitStatus.timeout
         case .oom: return ExitStatus.outOfMemory
         case .workspaceLimit: return ExitStatus.workspaceLimit
+        case .diskLimit: return ExitStatus.diskLimit
         case .fileSizeLimit: return ExitStatus.fileSizeLimit
         case .setupFailed: return ExitStatus.setupFailed
         case .cancelled: return ExitStatus.cancelled

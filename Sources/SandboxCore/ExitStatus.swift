@@ -4,6 +4,8 @@ public enum ExitStatus {
     /// The request was refused before anything started (a limit, a bad flag, an unknown profile, a
     /// busy workspace).
     public static let refused: Int32 = 2
+    /// A writable root's disk (`resources.disk`: its changes and the workspace) is full.
+    public static let diskLimit: Int32 = 120
     /// The workspace's byte or file-count limit was reached.
     public static let workspaceLimit: Int32 = 121
     /// A write or truncate past the file-size limit was refused.

@@ -19,6 +19,8 @@ public struct LimitCeilings: Sendable, Equatable {
     public var inputBytes: Int64
     public var openFiles: Int
     public var fileSizeBytes: Int64
+    /// What a writable root and its workspace may hold together.
+    public var diskBytes: Int64
     /// The most memory one tenant's live sandboxes may hold together (caps its quota).
     public var tenantMemoryBytes: Int64
 
@@ -30,7 +32,7 @@ public struct LimitCeilings: Sendable, Equatable {
         return LimitCeilings(
             timeout: .seconds(86_400), memoryBytes: ram / 2, pids: 16_384, cpus: Double(max(1, cores)), outputBytes: 64 << 20,
             workspaceBytes: ram / 2, workspaceFiles: 1_000_000, tmpBytes: ram / 4, codeBytes: 16 << 20, inputBytes: 64 << 20,
-            openFiles: 65_536, fileSizeBytes: ram / 2, tenantMemoryBytes: ram)
+            openFiles: 65_536, fileSizeBytes: ram / 2, tenantMemoryBytes: ram, diskBytes: ram / 2)
     }
 
     /// Ceilings of this host (RAM from /proc/meminfo, cores online).
@@ -49,7 +51,8 @@ public struct LimitCeilings: Sendable, Equatable {
 
     public init(timeout: Duration, memoryBytes: Int64, pids: Int, cpus: Double, outputBytes: Int64, workspaceBytes: Int64,
                 workspaceFiles: Int, tmpBytes: Int64, codeBytes: Int64, inputBytes: Int64, openFiles: Int, fileSizeBytes: Int64,
-                tenantMemoryBytes: Int64) {
+                tenantMemoryBytes: Int64, diskBytes: Int64? = nil) {
+        self.diskBytes = diskBytes ?? workspaceBytes
         self.timeout = timeout
         self.memoryBytes = memoryBytes
         self.pids = pids
@@ -67,7 +70,7 @@ public struct LimitCeilings: Sendable, Equatable {
 
     /// The names `--ceiling NAME=VALUE` takes (the profile's `resources` names, plus `tenant_memory`).
     public static let names = ["timeout", "memory", "pids", "cpus", "output", "workspace", "workspace_files", "tmp", "code", "input",
-                               "open_files", "file_size", "tenant_memory"]
+                               "open_files", "file_size", "disk", "tenant_memory"]
 
     /// Sets one ceiling from `--ceiling NAME=VALUE` text (sizes as in profiles, e.g. 8G).
     public mutating func set(_ name: String, _ text: String) throws(SandboxError) {
@@ -91,6 +94,7 @@ public struct LimitCeilings: Sendable, Equatable {
         case "input": inputBytes = try ByteSize.parse(text, field: field)
         case "open_files": openFiles = try whole()
         case "file_size": fileSizeBytes = try ByteSize.parse(text, field: field)
+        case "disk": diskBytes = try ByteSize.parse(text, field: field)
         case "tenant_memory": tenantMemoryBytes = try ByteSize.parse(text, field: field)
         default:
             throw SandboxError(.invalidRequest, "--ceiling \(name): unknown limit; one of \(Self.names.joined(separator: ", "))")
@@ -124,5 +128,6 @@ public struct LimitCeilings: Sendable, Equatable {
         if l.inputBytes > inputBytes { throw over("input", l.inputBytes, inputBytes, bytes: true) }
         if l.openFiles > openFiles { throw over("open_files", Int64(l.openFiles), Int64(openFiles), bytes: false) }
         if l.fileSizeBytes > fileSizeBytes { throw over("file_size", l.fileSizeBytes, fileSizeBytes, bytes: true) }
+        if l.diskBytes > diskBytes { throw over("disk", l.diskBytes, diskBytes, bytes: true) }
     }
 }

@@ -25,12 +25,16 @@ public struct Limits: Sendable, Equatable {
     public var openFiles: Int
     /// RLIMIT_FSIZE inside the sandbox: the largest file a process may write.
     public var fileSizeBytes: Int64
+    /// What a sandbox with a writable root (an image template) may write: its root's upper
+    /// directory and its `/workspace` together, one tmpfs of this size. Breach → `disk_limit`.
+    /// (On a read-only root only the workspace is writable, within ``workspaceBytes``.)
+    public var diskBytes: Int64
 
     public init(
         timeout: Duration = .seconds(30), memoryBytes: Int64 = 512 << 20, pids: Int = 256, cpus: Double = 1.0,
         outputBytes: Int64 = 1 << 20, workspaceBytes: Int64 = 256 << 20, tmpBytes: Int64 = 64 << 20,
         codeBytes: Int64 = 512 << 10, inputBytes: Int64 = 1 << 20, openFiles: Int = 1024,
-        fileSizeBytes: Int64 = 256 << 20, workspaceFiles: Int = 20_000
+        fileSizeBytes: Int64 = 256 << 20, workspaceFiles: Int = 20_000, diskBytes: Int64 = 1 << 30
     ) {
         self.timeout = timeout
         self.memoryBytes = memoryBytes
@@ -44,6 +48,7 @@ public struct Limits: Sendable, Equatable {
         self.openFiles = openFiles
         self.fileSizeBytes = fileSizeBytes
         self.workspaceFiles = workspaceFiles
+        self.diskBytes = diskBytes
     }
 
     /// The seed defaults: 30 s, 512 KiB code, 1 MiB input.
@@ -97,5 +102,6 @@ public struct Limits: Sendable, Equatable {
         try bytes("input", inputBytes, min: 1)
         try whole("open_files", openFiles, Self.openFilesRange)
         try bytes("file_size", fileSizeBytes, min: 1)
+        try bytes("disk", diskBytes, min: 1 << 20)
     }
 }

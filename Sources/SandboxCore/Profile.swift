@@ -81,6 +81,15 @@ public enum Phase: String, Sendable, Codable {
     case setup, run
 }
 
+/// Whether a sandbox may write to its root filesystem (`root:` in a profile).
+public enum RootMode: String, Sendable, Codable, CaseIterable {
+    /// The template as it is; only `/workspace`, `/tmp` and `/dev/shm` are writable.
+    case readonly
+    /// An overlay's upper directory on the template: `apt-get install`, `pip install` into the
+    /// system Python work; what is written counts against `resources.disk` with the workspace.
+    case writable
+}
+
 /// What happens to a sandbox's state when it ends.
 public enum Persistence: String, Sendable, Codable, CaseIterable {
     case ephemeral, persistent, checkpoint
@@ -114,6 +123,8 @@ public struct Profile: Sendable, Equatable {
     public var userNamespace: Bool
     /// Template (root filesystem) name.
     public var template: String
+    /// `root:` as the profile says it; nil = the template's default (see ``rootIsWritable``).
+    public var root: RootMode?
     /// Names of server-held secrets the sandbox gets as placeholders (`secrets: [OPENAI_API_KEY]`).
     public var secrets: [String] = []
     /// Network policy per phase: `setup` (before the user's code) and `run`; nil keeps `network`.
@@ -154,9 +165,15 @@ extension Profile {
         limits: Limits(
             timeout: .seconds(30), memoryBytes: 256 << 20, pids: 64, cpus: 1.0, outputBytes: 1 << 20,
             workspaceBytes: 64 << 20, tmpBytes: 32 << 20, codeBytes: 512 << 10, inputBytes: 1 << 20,
-            openFiles: 256, fileSizeBytes: 64 << 20),
+            openFiles: 256, fileSizeBytes: 64 << 20, diskBytes: 256 << 20),
         template: "debian")
 
     /// Profiles that exist without any file.
     public static let builtins: [Profile] = [.default, .bounty]
+}
+
+extension Profile {
+    /// Whether the sandbox's root is writable: as `root:` says, else writable for every template
+    /// but `host` (the host's own `/usr`, never writable).
+    public var rootIsWritable: Bool { template != "host" && (root ?? .writable) == .writable }
 }

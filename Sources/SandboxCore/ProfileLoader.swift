@@ -147,7 +147,7 @@ struct ProfileDecoder {
             map, at: "",
             allowed: [
                 "name", "description", "extends", "isolation", "runtime", "resources", "network", "persistence", "ttl",
-                "tools", "env", "user", "template", "secrets", "phases",
+                "tools", "env", "user", "template", "root", "secrets", "phases",
             ])
         var p = Profile.default
         if let base = top["extends"] {
@@ -170,6 +170,10 @@ struct ProfileDecoder {
         if let n = top["persistence"] { p.persistence = try choice(n, "persistence", Persistence.self) }
         if let n = top["ttl"] { p.ttl = try duration(n, "ttl") }
         if let n = top["template"] { p.template = try string(n, "template") }
+        if let n = top["root"] { p.root = try choice(n, "root", RootMode.self) }
+        if p.root == .writable && p.template == "host" {
+            throw fail("root", "a writable root needs an image template (template 'host' is the host's own /usr, always read-only); use template: debian or another image")
+        }
         if let n = top["tools"] {
             guard let seq = n.sequence else { throw fail("tools", "must be a list of tool names") }
             var tools: [String] = []
@@ -256,7 +260,7 @@ struct ProfileDecoder {
             m, at: "resources",
             allowed: [
                 "timeout", "memory", "pids", "cpus", "output", "workspace", "tmp", "code", "input", "open_files",
-                "file_size", "workspace_files",
+                "file_size", "workspace_files", "disk",
             ])
         if let n = f["timeout"] { l.timeout = try duration(n, "resources.timeout") }
         if let n = f["memory"] { l.memoryBytes = try size(n, "resources.memory") }
@@ -275,5 +279,6 @@ struct ProfileDecoder {
         if let n = f["open_files"] { l.openFiles = try int(n, "resources.open_files", Limits.openFilesRange) }
         if let n = f["file_size"] { l.fileSizeBytes = try size(n, "resources.file_size") }
         if let n = f["workspace_files"] { l.workspaceFiles = try int(n, "resources.workspace_files", Limits.workspaceFilesRange) }
+        if let n = f["disk"] { l.diskBytes = try size(n, "resources.disk") }
     }
 }

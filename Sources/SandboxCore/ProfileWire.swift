@@ -8,7 +8,7 @@ import Yams
 
 extension Profile: Codable {
     enum WireKey: String, CodingKey {
-        case name, description, isolation, runtime, resources, network, persistence, ttl, tools, env, user, template
+        case name, description, isolation, runtime, resources, network, persistence, ttl, tools, env, user, template, root
         case secrets, phases
     }
     enum PhaseKey: String, CodingKey { case setup, run }
@@ -42,6 +42,7 @@ extension Profile: Codable {
         try u.encode(gid, forKey: .gid)
         try u.encode(userNamespace, forKey: .namespace)
         try c.encode(template, forKey: .template)
+        try c.encodeIfPresent(root, forKey: .root)
         if !secrets.isEmpty { try c.encode(secrets, forKey: .secrets) }
         if !phases.isEmpty {
             var ph = c.nestedContainer(keyedBy: PhaseKey.self, forKey: .phases)
@@ -66,6 +67,7 @@ extension ProfileLoader {
 extension Limits: Codable {
     enum WireKey: String, CodingKey {
         case timeout, memory, pids, cpus, output, workspace, tmp, code, input
+        case disk
         case openFiles = "open_files", fileSize = "file_size", workspaceFiles = "workspace_files"
     }
 
@@ -92,6 +94,7 @@ extension Limits: Codable {
         try c.encode(openFiles, forKey: .openFiles)
         try c.encode(ByteSize.compact(fileSizeBytes), forKey: .fileSize)
         try c.encode(workspaceFiles, forKey: .workspaceFiles)
+        try c.encode(ByteSize.compact(diskBytes), forKey: .disk)
     }
 }
 

@@ -21,6 +21,15 @@ public enum Mounts {
         }
     }
 
+    /// Binds the directory `source` at `path` (`nosuid,nodev`; made when missing).
+    public static func bind(_ source: String, at path: String) throws(SandboxError) {
+        try SysFile.makeDirectory(path)
+        guard mount(source, path, nil, UInt(MS_BIND), nil) == 0 else {
+            throw SandboxError(.setupFailed, "binding \(source) at \(path): \(String(cString: strerror(errno)))")
+        }
+        _ = mount(nil, path, nil, UInt(MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV), nil)
+    }
+
     /// Lazily unmounts `path` (MNT_DETACH), ignoring "not mounted".
     public static func unmount(_ path: String) {
         _ = umount2(path, Int32(MNT_DETACH))

@@ -103,6 +103,8 @@ enum AuditEvents {
             "network": .string(r.profile.network.mode.rawValue), "warm_pool": .bool(fromPool),
         ]
         if let exp = r.expiresAt { detail["ttl_s"] = .int(Int64(exp.timeIntervalSince(r.createdAt).rounded())) }
+        if r.profile.isolation != .wasm { detail["template"] = .string(r.profile.template) }
+        if let digest = r.templateDigest { detail["template_digest"] = .string(digest) }
         if !envNames.isEmpty { detail["env_names"] = .string(envNames.sorted().joined(separator: ",")) }
         return AuditEvent(sandboxId: r.id, kind: .sandboxCreate, actor: actor, detail: detail)
     }
@@ -147,6 +149,7 @@ enum AuditEvents {
         case .timeout: return "timeout"
         case .pidsLimit: return "pids"
         case .workspaceLimit: return "workspace"
+        case .diskLimit: return "disk"
         case .fileSizeLimit: return "file_size"
         case .outputTruncated: return "output"
         case .ok, .exitNonzero, .killed, .setupFailed, .cancelled: return nil

@@ -32,3 +32,15 @@ extension SandboxManager {
         return backends
     }
 }
+
+extension SandboxManager {
+    /// The manifest digest of the image template a new sandbox of `profile` is made from (a
+    /// built-in base's first use builds it): nil for `host` and for WASM, which have no image.
+    /// An unknown template is a `not_found` naming the templates there are, before anything is made.
+    func templateDigest(_ profile: Profile) async throws -> String? {
+        guard profile.isolation != .wasm, profile.template != "host" else { return nil }
+        let images = ImageStore(dataDirectory: configuration.dataDirectory)
+        try await images.ensureBuiltIn(profile.template)
+        return try images.image(profile.template).info.digest.description
+    }
+}

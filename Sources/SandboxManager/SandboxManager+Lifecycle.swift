@@ -30,11 +30,12 @@ extension SandboxManager {
         let hold = try await checkQuota(tenantId: tenantId, adding: profile)
         defer { quotaHolds[hold] = nil }
 
+        let digest = try await templateDigest(profile)
         let now = Date()
         var record = SandboxRecord(
             id: SandboxSpec.newID(), tenantId: tenantId, state: .creating, profile: profile, createdAt: now, updatedAt: now,
             expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: request.idleTimeout.map(\.seconds),
-            lastActivityAt: now, metadata: request.metadata, node: configuration.node)
+            lastActivityAt: now, metadata: request.metadata, node: configuration.node, templateDigest: digest)
 
         for name in request.secrets where !profile.secrets.contains(name) {
             if let problem = EnvironmentCheck.problem(name: name) { throw SandboxError(.invalidRequest, "secrets: \(problem)") }

@@ -18,6 +18,11 @@ public struct SandboxView: Sendable, Equatable, Codable {
     public var reason: String?
     public var usage: SandboxUsage
     public var limits: LimitsView
+    /// The template the root was made from, its manifest digest (nil for `host`) and whether the
+    /// sandbox may write to its root.
+    public var template: String
+    public var templateDigest: String?
+    public var root: RootMode
 
     /// What a sandbox used so far.
     public struct SandboxUsage: Sendable, Equatable, Codable {
@@ -35,9 +40,10 @@ public struct SandboxView: Sendable, Equatable, Codable {
         public var outputBytes: Int64
         public var workspaceBytes: Int64
         public var fileSizeBytes: Int64
+        public var diskBytes: Int64
         enum CodingKeys: String, CodingKey {
             case timeoutMs = "timeout_ms", memoryBytes = "memory_bytes", pids, cpus, outputBytes = "output_bytes",
-                workspaceBytes = "workspace_bytes", fileSizeBytes = "file_size_bytes"
+                workspaceBytes = "workspace_bytes", fileSizeBytes = "file_size_bytes", diskBytes = "disk_bytes"
         }
     }
 
@@ -57,12 +63,16 @@ public struct SandboxView: Sendable, Equatable, Codable {
         let l = r.profile.limits
         limits = LimitsView(
             timeoutMs: DurationText.milliseconds(l.timeout), memoryBytes: l.memoryBytes, pids: l.pids, cpus: l.cpus,
-            outputBytes: l.outputBytes, workspaceBytes: l.workspaceBytes, fileSizeBytes: l.fileSizeBytes)
+            outputBytes: l.outputBytes, workspaceBytes: l.workspaceBytes, fileSizeBytes: l.fileSizeBytes, diskBytes: l.diskBytes)
+        template = r.profile.template
+        templateDigest = r.templateDigest
+        root = r.profile.rootIsWritable ? .writable : .readonly
     }
 
     enum CodingKeys: String, CodingKey {
         case id, state, profile, isolation, createdAt = "created_at", updatedAt = "updated_at", expiresAt = "expires_at",
             idleTimeout = "idle_timeout", lastActivityAt = "last_activity_at", metadata, reason, usage, limits
+        case template, templateDigest = "template_digest", root
     }
 }
 

@@ -93,12 +93,17 @@ public struct SandboxRecord: Sendable, Equatable, Codable {
     public var node: String
     public var execCount: Int
     public var cpuMs: Double
+    /// The manifest digest of the image template the sandbox's root was made from, resolved when
+    /// it was created (nil: the built-in `host` template, or an isolation without a root).
+    public var templateDigest: String?
 
     public init(
         id: String, tenantId: String, state: SandboxState, profile: Profile, createdAt: Date = Date(),
         updatedAt: Date = Date(), expiresAt: Date? = nil, idleTimeoutSeconds: Double? = nil, lastActivityAt: Date = Date(),
-        metadata: [String: String] = [:], reason: String? = nil, node: String = "", execCount: Int = 0, cpuMs: Double = 0
+        metadata: [String: String] = [:], reason: String? = nil, node: String = "", execCount: Int = 0, cpuMs: Double = 0,
+        templateDigest: String? = nil
     ) {
+        self.templateDigest = templateDigest
         self.id = id
         self.tenantId = tenantId
         self.state = state

@@ -241,7 +241,7 @@ public enum RunRules {
         case .cancelled: return .cancelled
         case .setupFailed: return .setupFailed
         case .outputTruncated: return result.exitCode == 0 ? .succeeded : .failed
-        case .exitNonzero, .oom, .pidsLimit, .workspaceLimit, .fileSizeLimit, .killed: return .failed
+        case .exitNonzero, .oom, .pidsLimit, .workspaceLimit, .diskLimit, .fileSizeLimit, .killed: return .failed
         }
     }
 }

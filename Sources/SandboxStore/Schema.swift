@@ -228,6 +228,10 @@ enum Schema {
         m.registerMigration("v10-quota-overrides") { db in
             try db.execute(sql: "UPDATE tenants SET quota = '{}' WHERE quota = ?", arguments: [TenantRules.legacyDefaultQuota])
         }
+        // The image a sandbox's root was made from (issue 19): its manifest digest.
+        m.registerMigration("v11-sandbox-template-digest") { db in
+            try db.execute(sql: "ALTER TABLE sandboxes ADD COLUMN template_digest TEXT")
+        }
         return m
     }
 }

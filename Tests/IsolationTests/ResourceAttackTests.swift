@@ -38,13 +38,15 @@ struct ResourceAttackTests {
         for marker in ["987651", "987652", "987653"] { #expect(HostHealth.processes(matching: marker).isEmpty) }
     }
 
-    @Test("filling /workspace stops at its size cap")
-    func fillWorkspace() async throws {
-        let p = TestSandbox.profile { $0.limits.workspaceBytes = 16 << 20 }
+    @Test("filling /workspace stops at its size cap: the workspace's own on a read-only root, the disk's on a writable one",
+          arguments: [RootMode.readonly, .writable])
+    func fillWorkspace(root: RootMode) async throws {
+        let p = TestSandbox.profile { $0.limits.workspaceBytes = 16 << 20; $0.limits.diskBytes = 24 << 20; $0.root = root }
         let r = try await Attack.sh("dd if=/dev/zero of=/workspace/big bs=1M count=200 2>&1; echo size=$(stat -c %s /workspace/big)", profile: p)
         #expect(r.stdout.contains("No space left on device"))
         let size = Int64(r.stdout.split(separator: "=").last!.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
-        #expect(size <= 16 << 20)
+        #expect(size <= (root == .readonly ? 16 << 20 : 24 << 20), "\(size)")
+        #expect(r.outcome == (root == .readonly ? .workspaceLimit : .diskLimit), "\(r.outcome)")
     }
 
     @Test("filling /tmp and /dev/shm stops at their size cap")

@@ -90,11 +90,11 @@ struct WorkspaceAttackTests {
         #expect((r.workspace?.copiedBytes ?? .max) < 1 << 20)
     }
 
-    @Test("a file-count bomb stops at the profile's workspace_files with a workspace_limit outcome")
+    @Test("a file-count bomb stops at the profile's workspace_files with a workspace_limit outcome (a read-only root: the workspace is its own tmpfs)")
     func fileCountBomb() async throws {
         let dir = try Self.tempDir("ws")
         defer { SysFile.removeTree(dir) }
-        let profile = TestSandbox.profile { $0.limits.workspaceFiles = 100 }
+        let profile = TestSandbox.profile { $0.limits.workspaceFiles = 100; $0.root = .readonly }
         let r = try await Self.run("i=0; while [ $i -lt 500 ]; do : > f$i 2>/dev/null || break; i=$((i+1)); done; echo made $i", workspace: dir, profile: profile)
         #expect(r.outcome == .workspaceLimit, "\(r.outcome) \(r.stdout)")
         #expect(r.reason?.contains("workspace") == true)

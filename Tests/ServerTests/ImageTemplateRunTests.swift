@@ -47,7 +47,13 @@ struct ImageTemplateRunTests {
         try await ServedApp.with(dataDirectory: data) { app in
             let client = try app.client(try await app.key("acme"))
             let created = try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["template": "debian"]]))
-            let id = try #require((try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])?["id"] as? String)
+            let view = try #require(try JSONSerialization.jsonObject(with: Data(created.body)) as? [String: Any])
+            let id = try #require(view["id"] as? String)
+            // The digest is the template's identity: in the sandbox's record and its sandbox.create entry.
+            let digest = String(base.out.split(separator: " ")[2])
+            #expect(view["template"] as? String == "debian" && view["template_digest"] as? String == digest && view["root"] as? String == "writable", "\(view)")
+            let trail = try await client.checked("GET", "/v1/sandboxes/\(id)/audit").body.text
+            #expect(trail.contains("\"kind\":\"sandbox.create\"") && trail.contains("\"template_digest\":\"\(digest)\""), "\(trail)")
             let exec = try await client.checked("POST", "/v1/sandboxes/\(id)/exec", body: try jsonBytes(
                 ["cmd": ["sh", "-c", "id -un; python3 -c 'print(6*7)'; echo kept > /home/user/f; cat /home/user/f"]]))
             #expect(exec.body.text.contains("\"stdout\":\"user\\n42\\nkept\\n\""), "\(exec.body.text)")

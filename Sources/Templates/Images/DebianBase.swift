@@ -8,10 +8,10 @@ import SandboxLinux
 public enum DebianBase {
     public static let name = "debian"
     public static let suite = "bookworm"
-    public static let packages = ["python3", "nodejs", "ca-certificates", "curl", "coreutils", "procps"]
+    public static let packages = ["python3", "python3-pip", "python3-venv", "nodejs", "ca-certificates", "curl", "coreutils", "procps"]
     /// What the base is made from, stored as a label of the image: a cached base whose recipe is
     /// not this one (an older sandboxer's) is built again on first use.
-    public static let recipe = "mmdebstrap/minbase/\(suite)/\(packages.joined(separator: ","))/user-1000/v2"
+    public static let recipe = "mmdebstrap/minbase/\(suite)/\(packages.joined(separator: ","))/user-1000/pip-system/v3"
     static let recipeLabel = "org.sandboxer.base.recipe"
 
     /// Whether `store`'s `debian` is current: built from ``recipe``, or not ours at all (an image
@@ -19,7 +19,8 @@ public enum DebianBase {
     static func isCurrent(in store: ImageStore) -> Bool {
         guard store.has(name), let image = try? store.image(name) else { return false }
         guard let label = image.config.config?.Labels?[recipeLabel] else { return true }
-        return label == recipe
+        // A data directory's copy may link to the cache's blobs: gone when the cache was rebuilt.
+        return label == recipe && image.manifest.layers.allSatisfy { FileManager.default.fileExists(atPath: store.blobPath($0.digest)) }
     }
 
     static let executables = ["/usr/bin/mmdebstrap"]
@@ -63,6 +64,8 @@ public enum DebianBase {
                     "--include=" + packages.joined(separator: ","),
                     "--customize-hook=chroot \"$1\" useradd --create-home --uid 1000 --user-group --shell /bin/bash user",
                     "--customize-hook=rm -rf \"$1\"/var/cache/apt/archives/*.deb \"$1\"/var/lib/apt/lists/*",
+                    // `pip install` into the system Python, as in the images users compare us with (PEP 668's marker off).
+                    "--customize-hook=rm -f \"$1\"/usr/lib/python3*/EXTERNALLY-MANAGED",
                     suite, tar]
         if let mirror { argv.append(mirror) }
         let (status, _, err) = try await ChildProcess.run(argv, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SOURCE_DATE_EPOCH=0"])

@@ -7,24 +7,38 @@ import Glibc
 #endif
 
 /// The root filesystem of one sandbox made from an image template: the image's unpacked layers as
-/// overlayfs lower directories (idmapped into the sandbox's id range, read-only), and a writable
-/// upper directory on a tmpfs of its own whose size caps what the sandbox can write to its root.
+/// overlayfs lower directories (idmapped into the sandbox's id range, read-only), and an upper
+/// directory on a tmpfs of its own, the sandbox's disk: with a writable root it also holds the
+/// workspace (``workspaceDirectory(in:)``, bound at `/workspace`), so the root's changes and the
+/// workspace share one size limit (`resources.disk`).
 /// Everything is mounted below the sandbox's directory, so its tear-down (which unmounts whatever
 /// is mounted there, deepest path first) removes it; the paths are chosen so the overlay goes
 /// before its layers.
 public enum ImageRoot {
     /// The sandbox's writable upper directory (what it changed in its root), below its root directory.
     public static func upperDirectory(in directory: String) -> String { directory + "/rw/upper" }
+    /// The workspace's directory on a writable root's disk, below its root directory.
+    public static func workspaceDirectory(in directory: String) -> String { directory + "/rw/workspace" }
+    /// The tmpfs holding the upper directory (and, with a writable root, the workspace).
+    public static func diskDirectory(in directory: String) -> String { directory + "/rw" }
     /// The merged root the sandbox sees, below its root directory.
     public static func mergedDirectory(in directory: String) -> String { directory + "/rootfs-overlay" }
 
     /// Mounts the root for a sandbox whose directory is `directory`; returns the template to bundle.
     /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
+    /// A writable root's disk is `diskBytes` with room for `diskFiles` entries and holds the
+    /// workspace directory (owned by `workspaceOwner`); a read-only root's upper directory only
+    /// gets the mount points the runtime needs.
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
-                             upperBytes: Int64) throws(SandboxError) -> PreparedTemplate {
-        let rw = directory + "/rw", merged = mergedDirectory(in: directory)
+                             writable: Bool, diskBytes: Int64, diskFiles: Int, workspaceOwner: (uid: UInt32, gid: UInt32)) throws(SandboxError) -> PreparedTemplate {
+        let rw = diskDirectory(in: directory), merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
-        try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
+        try Mounts.mountTmpfs(at: rw, sizeBytes: writable ? diskBytes : 1 << 20, maxEntries: writable ? diskFiles : 1024, uid: root, gid: root)
+        if writable {
+            let workspace = workspaceDirectory(in: directory)
+            try SysFile.makeDirectory(workspace)
+            chown(workspace, workspaceOwner.uid, workspaceOwner.gid)
+        }
         try SysFile.makeDirectory(rw + "/upper")
         try SysFile.makeDirectory(rw + "/work")
         chown(rw + "/upper", root, root)
@@ -60,6 +74,6 @@ public enum ImageRoot {
         chown(merged + "/etc/resolv.conf", root, root)
         chmod(merged + "/tmp", 0o1777)
         chmod(merged + "/var/tmp", 0o1777)
-        return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: true)
+        return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: writable)
     }
 }

@@ -35,8 +35,9 @@ extension ImageStore {
     }
 
     /// Copies template `name` of `other` into this store under the same name: its blobs are hard
-    /// linked where both stores share a filesystem (copied otherwise). The layers are not unpacked
-    /// again when this store reads them from `other`'s layer directory (the machine cache).
+    /// linked where both stores share a filesystem, else symbolic links to `other`'s (a data
+    /// directory on a small filesystem of its own does not hold a second copy of a base). The
+    /// layers are not unpacked again: this store reads them from the machine cache's.
     func adopt(_ name: String, from other: ImageStore) async throws(SandboxError) -> TemplateInfo {
         let image = try other.image(name)
         let blobs = [image.info.digest, image.manifest.config.digest] + image.manifest.layers.map(\.digest)
@@ -46,10 +47,8 @@ extension ImageStore {
                 let target = blobPath(digest)
                 if FileManager.default.fileExists(atPath: target) { continue }
                 let temporary = "\(layout)/blobs/sha256/.adopt-\(digest.short)-\(UUID().uuidString.prefix(8))"
-                if link(other.blobPath(digest), temporary) != 0 {
-                    do { try FileManager.default.copyItem(atPath: other.blobPath(digest), toPath: temporary) } catch {
-                        throw SandboxError(.system, "copying blob \(digest.short) of template \(name) from \(other.layout): \(error)")
-                    }
+                if link(other.blobPath(digest), temporary) != 0 && symlink(other.blobPath(digest), temporary) != 0 {
+                    throw Syscall.error("linking blob \(digest.short) of template \(name) from \(other.layout)", errno: errno)
                 }
                 guard rename(temporary, target) == 0 else {
                     let e = errno
