@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCore
 import SandboxLinux
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -101,16 +102,37 @@ struct ProcessSupervisor: Sendable {
                 do { try await Task.sleep(for: timeout) } catch { return .cancelled }
                 return .deadline
             }
+            // One kill is not enough when it comes while the runtime is still starting the
+            // container (a Ctrl-C during set-up): the cgroup is empty then and the container's
+            // processes appear after it. So the sandbox is killed again until the runtime exits.
+            // (The group's tasks are cancelled with the caller, so this loop neither checks
+            // cancellation nor sleeps with Task.sleep: it ends when the runtime has exited.)
+            let exited = Flag()
+            func keepKilling() {
+                group.addTask {
+                    var round = 0
+                    while !exited.isSet {
+                        if round % 10 == 0 { await kill() }  // every 100 ms, looking every 10 ms
+                        round += 1
+                        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(10)) { c.resume() }
+                        }
+                    }
+                    return .cancelled
+                }
+            }
+            var killing = false
             while let event = await group.next() {
                 switch event {
                 case .deadline:
                     timedOut = true
-                    await kill()
+                    if !killing { killing = true; keepKilling() }
                 case .cancelled:
-                    cancelled = true
-                    await kill()
+                    if !timedOut { cancelled = true }
+                    if !killing { killing = true; keepKilling() }
                 case .exited(let t):
                     termination = t
+                    exited.set()
                     group.cancelAll()
                     return
                 }
@@ -123,4 +145,11 @@ struct ProcessSupervisor: Sendable {
             termination: termination, stdout: o, stderr: e, timedOut: timedOut, cancelled: cancelled,
             spawnWallMs: spawnWall, exitedAtMs: exitedAt)
     }
+}
+
+/// A flag one task sets and another polls.
+private final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

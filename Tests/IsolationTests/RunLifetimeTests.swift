@@ -71,6 +71,34 @@ struct RunLifetimeTests {
         try await Self.expectGone(id, marker: marker, state: state)
     }
 
+    @Test("SIGINT while the sandbox is still being made or started (the runtime starting the container) ends the run too: the container is killed until the runtime exits")
+    func signalDuringStart() async throws {
+        let bin = try #require(CrashRecoveryTests.binary, "the sandboxer executable is not built")
+        let state = "/run/sandboxer-life-\(getpid())-early"
+        defer { SysFile.removeTree(state) }
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        for round in 0..<5 {
+            let cli = try ChildProcess.spawn(
+                [bin, "run", "--timeout", "60s", "--", "sh", "-c", "while :; do sleep 0.05; done"],
+                environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SANDBOXER_STATE_DIR=\(state)"], stdin: devnull, stdout: devnull, stderr: devnull)
+            // The moment its directory appears the sandbox is being set up; later rounds wait a little longer.
+            var id: String?
+            for _ in 0..<20_000 where id == nil {
+                id = CrashRecoveryTests.sandboxes(ownedBy: cli.pid, stateDirectory: state).first
+                if id == nil { usleep(500) }
+            }
+            let sandbox = try #require(id, "round \(round): no sandbox appeared")
+            usleep(UInt32(round) * 15_000)
+            kill(cli.pid, SIGINT)
+            let watchdog = Task { try await Task.sleep(for: .seconds(30)); kill(cli.pid, SIGKILL) }
+            let t = await cli.wait()
+            watchdog.cancel()
+            #expect(t == .exited(130), "round \(round): \(t)")
+            try await Self.expectGone(sandbox, marker: 999_999_999, state: state)
+        }
+    }
+
     @Test("SIGKILL of the CLI: the sandbox dies with it, without any gc")
     func sigkill() async throws {
         let state = "/run/sandboxer-life-\(getpid())-kill"
