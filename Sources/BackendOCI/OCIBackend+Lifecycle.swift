@@ -21,12 +21,19 @@ extension OCIBackend {
     }
 
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
+        try await create(spec, restoring: nil)
+    }
+
+    /// Creates the sandbox; `restoring` names a hibernated sandbox's kept filesystem to start it on.
+    func create(_ spec: SandboxSpec, restoring: String?) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
         let (state, host, images) = (configuration.stateDirectory, self.host, configuration.images)
         let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
-            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
+            Result { () throws(SandboxError) in
+                try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images, restoring: restoring)
+            }
         }.get()
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)

@@ -24,13 +24,17 @@ public struct OCIBackend: IsolationBackend {
         public var egress: (any EgressProvider)?
         /// Where image templates come from (nil: only the built-in `host`).
         public var images: ImageStore?
+        /// Where hibernated sandboxes keep their filesystems (on disk: `<data>/hibernated` under
+        /// `serve`; nil: `<state>/hibernated`).
+        public var hibernateDirectory: String?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
-                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil) {
+                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil, hibernateDirectory: String? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
             self.egress = egress
             self.images = images
+            self.hibernateDirectory = hibernateDirectory
         }
     }
 

@@ -22,7 +22,9 @@ struct SandboxResources: Sendable {
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
     /// `images` resolves a template that is not built in (nil: only `host`).
-    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil) throws(SandboxError) -> SandboxResources {
+    /// `restoring`: a hibernated sandbox's kept filesystem (`upper/`, `workspace/`), copied back in.
+    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil,
+                      restoring: String? = nil) throws(SandboxError) -> SandboxResources {
         let p = spec.profile
         let builtIn = TemplateRegistry.all.first { $0.name == p.template }
         var lowers: [String] = []
@@ -47,7 +49,8 @@ struct SandboxResources: Sendable {
                 try SysFile.makeDirectory(ContainerLayout.imageRootsDirectory(stateDirectory), mode: 0o711)
                 try SysFile.makeDirectory(layout.imageRoot, mode: 0o711)
                 template = try ImageRoot.mount(template: p.template, lowers: lowers, directory: layout.imageRoot, hostBase: ids.hostBase,
-                                               upperBytes: p.limits.workspaceBytes)
+                                               upperBytes: p.limits.workspaceBytes,
+                                               seedUpper: restoring.map { HibernatedFiles(directory: $0).upper })
             } catch {
                 tearDown(layout: layout, cgroup: cgroup, runtimes: [])
                 throw error
@@ -61,6 +64,7 @@ struct SandboxResources: Sendable {
             try Mounts.mountTmpfs(
                 at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                 uid: ids.host(p.uid), gid: ids.host(p.gid))
+            if let restoring { try HibernatedFiles.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
             if let host = r.hostWorkspace {
                 let workspace = try DirectoryFD.open(path: layout.workspace)
                 r.manifest = try WorkspaceTransfer.copyIn(

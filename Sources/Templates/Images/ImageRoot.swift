@@ -21,7 +21,7 @@ public enum ImageRoot {
     /// Mounts the root for a sandbox whose directory is `directory`; returns the template to bundle.
     /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
-                             upperBytes: Int64) throws(SandboxError) -> PreparedTemplate {
+                             upperBytes: Int64, seedUpper: String? = nil) throws(SandboxError) -> PreparedTemplate {
         let rw = directory + "/rw", merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
         try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
@@ -29,6 +29,8 @@ public enum ImageRoot {
         try SysFile.makeDirectory(rw + "/work")
         chown(rw + "/upper", root, root)
         chown(rw + "/work", root, root)
+        // A hibernated sandbox's upper directory, back in place before the overlay is mounted on it.
+        if let seedUpper, SysFile.exists(seedUpper) { try copyTree(seedUpper, into: rw + "/upper") }
         var mapped = lowers
         if let hostBase {
             let userns = try IDMappedMount.userNamespace(hostBase: hostBase, size: 65536)
@@ -56,5 +58,17 @@ public enum ImageRoot {
         chmod(merged + "/tmp", 0o1777)
         chmod(merged + "/var/tmp", 0o1777)
         return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: true)
+    }
+
+    /// Copies a directory tree's contents into `target` (which takes the source's owner and mode)
+    /// with everything overlayfs relies on: owners, modes, times, hard links, sparse files, xattrs
+    /// (`trusted.overlay.*`) and device nodes (whiteouts). `cp -a` as root does exactly this.
+    public static func copyTree(_ source: String, into target: String) throws(SandboxError) {
+        BlockingCheck.check("ImageRoot.copyTree")
+        try SysFile.makeDirectory(target)
+        let t = try ChildProcess.runSilently(["/bin/cp", "-a", "--sparse=always", source + "/.", target + "/"])
+        guard t == .exited(0) else {
+            throw SandboxError(.system, "copying \(source) to \(target) failed (cp \(t)); is the disk full?")
+        }
     }
 }
