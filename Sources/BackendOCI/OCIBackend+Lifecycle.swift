@@ -30,9 +30,10 @@ extension OCIBackend {
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
         let (state, host, images) = (configuration.stateDirectory, self.host, configuration.images)
+        let disk = spec.profile.persistence == .persistent ? persistentDisk(spec.id) : nil
         let res = try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
             Result { () throws(SandboxError) in
-                try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images, restoring: restoring)
+                try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images, restoring: restoring, persistent: disk)
             }
         }.get()
         do {

@@ -15,6 +15,11 @@ extension OCIBackend {
 
     func hibernated(_ id: String) -> HibernatedFiles { HibernatedFiles(directory: hibernatedRoot + "/" + id) }
 
+    /// Where persistent sandboxes' disk images are.
+    var persistentRoot: String { configuration.persistentDirectory ?? configuration.stateDirectory + "/persistent" }
+
+    func persistentDisk(_ id: String) -> PersistentDisk { PersistentDisk(directory: persistentRoot + "/" + id) }
+
     public func pause(_ sandbox: SandboxHandle) async throws {
         _ = try liveLayout(sandbox.id)
         let cgroup = SandboxCgroup(id: sandbox.id, host: host)
@@ -35,10 +40,12 @@ extension OCIBackend {
         }
         let cgroup = SandboxCgroup(id: id, host: host)
         let kept = hibernated(id)
+        // A persistent sandbox's files are on its disk already: nothing to copy.
+        let copy = sandbox.spec.profile.persistence != .persistent
         // Frozen, nothing changes the files while they are copied; a failed copy thaws it again.
         try await BlockingPool.shared.run { Result { () throws(SandboxError) in
             try cgroup.freeze()
-            do throws(SandboxError) { try HibernatedFiles.save(layout: layout, to: kept.directory) } catch {
+            do throws(SandboxError) { if copy { try HibernatedFiles.save(layout: layout, to: kept.directory) } } catch {
                 cgroup.thaw()
                 throw error
             }
@@ -51,6 +58,12 @@ extension OCIBackend {
     }
 
     public func wake(_ spec: SandboxSpec) async throws -> SandboxHandle {
+        if spec.profile.persistence == .persistent {
+            guard persistentDisk(spec.id).exists else {
+                throw SandboxError(.sandboxLost, "the disk of persistent sandbox \(spec.id) is gone from \(persistentDisk(spec.id).directory); create a new one")
+            }
+            return try await create(spec, restoring: nil)
+        }
         let kept = hibernated(spec.id)
         guard SysFile.exists(kept.directory) else {
             throw SandboxError(.sandboxLost, "the kept files of hibernated sandbox \(spec.id) are gone from \(kept.directory); create a new one")
@@ -61,14 +74,32 @@ extension OCIBackend {
     }
 
     public func isHibernated(id: String) async -> Bool {
-        SysFile.exists(hibernated(id).directory)
+        SysFile.exists(hibernated(id).directory) || persistentDisk(id).exists
+    }
+
+    /// A persistent sandbox whose processes are gone (a host reboot, a crash): everything but its
+    /// disk is removed, and it can wake on that.
+    public func keepFiles(id: String) async -> Bool {
+        guard persistentDisk(id).exists else { return false }
+        let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
+        let cgroup = SandboxCgroup(id: id, host: host)
+        let runtimes = knownRuntimes()
+        agents.close(id)
+        await detachEgress(id)
+        await BlockingPool.shared.run { SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes) }
+        return true
     }
 
     public func diskBytes(id: String) async -> Int64? {
-        let kept = hibernated(id)
+        let kept = hibernated(id), disk = persistentDisk(id)
         let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
         return await BlockingPool.shared.run { () -> Int64? in
             if SysFile.exists(kept.directory) { return HibernatedFiles.allocatedBytes(kept.directory) }
+            if disk.exists {
+                // Mounted: what the sandbox wrote; not: what its images take on disk.
+                guard SysFile.exists(layout.directory) else { return disk.allocatedBytes }
+                return HibernatedFiles.allocatedBytes(layout.workspace) + HibernatedFiles.allocatedBytes(layout.upperDirectory)
+            }
             let workspace = HibernatedFiles.usedBytes(mountedAt: layout.workspace)
             let upper = HibernatedFiles.usedBytes(mountedAt: layout.imageRoot + "/rw")
             if workspace == nil && upper == nil { return nil }
@@ -78,12 +109,17 @@ extension OCIBackend {
 
     /// Removes a hibernated sandbox's kept files (its end, or an orphan's).
     func discardHibernated(_ id: String) async {
-        let kept = hibernated(id)
-        await BlockingPool.shared.run { SysFile.removeTree(kept.directory) }
+        let kept = hibernated(id), disk = persistentDisk(id)
+        await BlockingPool.shared.run {
+            SysFile.removeTree(kept.directory)
+            SysFile.removeTree(disk.directory)
+        }
     }
 
-    /// Ids whose kept files are on disk.
+    /// Ids whose kept files (hibernated or persistent) are on disk.
     func hibernatedIds() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: hibernatedRoot)) ?? []).filter { $0.hasPrefix(SandboxSpec.resourcePrefix) }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: hibernatedRoot)) ?? [])
+            + ((try? FileManager.default.contentsOfDirectory(atPath: persistentRoot)) ?? [])
+        return names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) }
     }
 }

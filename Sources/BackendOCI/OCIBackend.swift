@@ -27,14 +27,19 @@ public struct OCIBackend: IsolationBackend {
         /// Where hibernated sandboxes keep their filesystems (on disk: `<data>/hibernated` under
         /// `serve`; nil: `<state>/hibernated`).
         public var hibernateDirectory: String?
+        /// Where `persistence: persistent` sandboxes keep their filesystems (``PersistentDisk``;
+        /// `<data>/persistent` under `serve`; nil: `<state>/persistent`).
+        public var persistentDirectory: String?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
-                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil, hibernateDirectory: String? = nil) {
+                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil, hibernateDirectory: String? = nil,
+                    persistentDirectory: String? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
             self.egress = egress
             self.images = images
             self.hibernateDirectory = hibernateDirectory
+            self.persistentDirectory = persistentDirectory
         }
     }
 

@@ -8,6 +8,7 @@ extension LiveSandboxBackend {
     public func hibernate(_ sandbox: SandboxHandle) async throws { throw Self.noStateChanges(level, "hibernated") }
     public func wake(_ spec: SandboxSpec) async throws -> SandboxHandle { throw Self.noStateChanges(level, "resumed") }
     public func isHibernated(id: String) async -> Bool { false }
+    public func keepFiles(id: String) async -> Bool { false }
     public func diskBytes(id: String) async -> Int64? { nil }
 
     static func noStateChanges(_ level: IsolationLevel, _ what: String) -> SandboxError {

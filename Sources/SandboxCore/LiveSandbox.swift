@@ -139,8 +139,11 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func hibernate(_ sandbox: SandboxHandle) async throws
     /// Starts a hibernated sandbox again (fresh processes) on its kept filesystem.
     func wake(_ spec: SandboxSpec) async throws -> SandboxHandle
-    /// Whether the kept filesystem of a hibernated sandbox is on the host.
+    /// Whether the kept filesystem of a hibernated (or persistent) sandbox is on the host.
     func isHibernated(id: String) async -> Bool
+    /// For a `persistent` sandbox whose processes are gone (host reboot): removes what is left of
+    /// it but its filesystem, so it can wake on that; false (nothing done) when it has none.
+    func keepFiles(id: String) async -> Bool
     /// What the sandbox's filesystem holds (written root + workspace), live or hibernated; nil when unknown.
     func diskBytes(id: String) async -> Int64?
 }

@@ -18,7 +18,8 @@ extension SandboxManager {
         if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime,
                                                           egress: configuration.egress,
                                                           images: ImageStore(dataDirectory: configuration.dataDirectory),
-                                                          hibernateDirectory: configuration.dataDirectory + "/hibernated")) {
+                                                          hibernateDirectory: configuration.dataDirectory + "/hibernated",
+                                                          persistentDirectory: configuration.dataDirectory + "/persistent")) {
             backends[.container] = oci
             // gVisor only where runsc exists: elsewhere a create asks for an isolation this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }

@@ -92,6 +92,16 @@ extension SandboxManager {
                 report.adopted.append(record.id)
                 continue
             }
+            if record.profile.persistence == .persistent, record.state == .running || record.state == .paused || record.state == .hibernated,
+               await backend.keepFiles(id: record.id) {
+                // Its processes are gone (a host reboot) but its filesystem is on disk: hibernated, a call wakes it.
+                if record.state != .hibernated { try move(&record, to: .hibernated, reason: "its processes ended with the host or server; its files are kept") }
+                trail.record(AuditEvent(sandboxId: record.id, kind: .sandboxHibernate, actor: "server", detail: ["reason": .string("restart")]))
+                try await persistNow(record)
+                live[record.id] = Live(record: record, stage: .hibernated(spec))
+                report.adopted.append(record.id)
+                continue
+            }
             await backend.collect(id: record.id)
             let was = record.state
             if was == .stopping {

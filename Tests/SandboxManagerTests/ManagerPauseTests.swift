@@ -159,3 +159,62 @@ import Testing
         }
     }
 }
+
+/// `persistence: persistent` (issue 19): the filesystem lives on a disk image and outlives the
+/// sandbox's processes, a server crash and a host reboot.
+@Suite(.serialized) struct ManagerPersistenceTests {
+    static var persistent: CreateSandboxRequest {
+        var p = Profile.default
+        p.limits.timeout = .seconds(20)
+        p.limits.workspaceBytes = 16 << 20
+        p.persistence = .persistent
+        return CreateSandboxRequest(profile: .inline(p))
+    }
+
+    @Test("a persistent sandbox's workspace is an ext4 disk of the workspace size; after a crash and a reboot (its processes and mounts gone) the next start lists it hibernated and a call wakes it with its files; delete removes the disk", .realSandboxes)
+    func survivesACrashAndAReboot() async throws {
+        let f = try await ManagerFixture.make()
+        try await f.manager.start()
+        let t = f.tenant.id
+        let r = try await f.manager.create(tenantId: t, Self.persistent, actor: "test")
+        let layout = ContainerLayout(stateDirectory: f.manager.configuration.stateDirectory, id: r.id)
+        let mounts = SysFile.read("/proc/self/mountinfo") ?? ""
+        #expect(mounts.split(separator: "\n").contains { $0.contains(" \(layout.workspace) ") && $0.contains(" - ext4 ") }, "the workspace is on the disk image")
+        let wrote = try await f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/sh", "-c", "echo kept > /workspace/p.txt && chmod 600 /workspace/p.txt && head -c 12M /dev/zero > /workspace/fits"]), actor: "test", output: nil)
+        #expect(wrote.outcome == .ok, "\(wrote.stderr)")
+        let over = try await f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/sh", "-c", "head -c 8M /dev/zero > /workspace/over"]), actor: "test", output: nil)
+        #expect(over.outcome != .ok, "the disk holds the workspace limit: \(over.stdout) \(over.stderr)")
+        _ = try await f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/rm", "-f", "/workspace/over", "/workspace/fits"]), actor: "test", output: nil)
+        await f.manager.shutdown()  // the sandbox stays up, as after a crash
+
+        // The reboot: every process of the sandbox and every mount (the loop mount) are gone.
+        let (id, host, dir) = (r.id, f.backend.host, layout.directory)
+        await BlockingPool.shared.run {
+            _ = SandboxCgroup(id: id, host: host).killAll()
+            for m in Mounts.mountPoints(under: dir) { Mounts.unmount(m) }
+        }
+
+        let again = try await ManagerFixture.make(directory: f.directory)
+        do {
+        let report = try await again.manager.start()
+        #expect(report.adopted.contains(r.id) && !report.lost.contains(r.id), "\(report)")
+        #expect(try await again.manager.get(tenantId: t, id: r.id).state == .hibernated)
+        let read = try await again.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/sh", "-c", "cat /workspace/p.txt; stat -c %a /workspace/p.txt"]), actor: "test", output: nil)
+        #expect(read.stdout == "kept\n600\n", "\(read.stdout) \(read.stderr)")
+        #expect(try await again.manager.get(tenantId: t, id: r.id).state == .running)
+        let trail = try await again.manager.auditTrail(tenantId: t, id: r.id)
+        #expect(trail.contains { $0.kind == .sandboxResume && $0.detail["reason"] == "auto" })
+
+        _ = try await again.manager.hibernate(tenantId: t, id: r.id, actor: "test")
+        #expect(!SysFile.exists(f.directory + "/hibernated/\(r.id)"), "a persistent sandbox hibernates on its disk: nothing is copied")
+        _ = try await again.manager.destroy(tenantId: t, id: r.id, actor: "test")
+        #expect(!SysFile.exists(f.directory + "/persistent/\(r.id)"), "delete removes the disk")
+        #expect(HostHealth.leftovers(of: r.id, stateDirectory: f.manager.configuration.stateDirectory) == [])
+        #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains(r.id))
+        } catch {
+            await again.finish()
+            throw error
+        }
+        await again.finish()
+    }
+}

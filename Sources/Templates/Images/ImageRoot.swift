@@ -21,10 +21,18 @@ public enum ImageRoot {
     /// Mounts the root for a sandbox whose directory is `directory`; returns the template to bundle.
     /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
-                             upperBytes: Int64, seedUpper: String? = nil) throws(SandboxError) -> PreparedTemplate {
+                             upperBytes: Int64, seedUpper: String? = nil,
+                             mountUpper: (@Sendable (String) throws -> Void)? = nil) throws(SandboxError) -> PreparedTemplate {
         let rw = directory + "/rw", merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
-        try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
+        // `mountUpper`: something other than a tmpfs holds the upper directory (a persistent sandbox's disk).
+        if let mountUpper {
+            do { try mountUpper(rw) } catch {
+                throw (error as? SandboxError) ?? SandboxError(.setupFailed, "mounting the upper directory of template \(name): \(error)")
+            }
+        } else {
+            try Mounts.mountTmpfs(at: rw, sizeBytes: upperBytes, uid: root, gid: root)
+        }
         try SysFile.makeDirectory(rw + "/upper")
         try SysFile.makeDirectory(rw + "/work")
         chown(rw + "/upper", root, root)
