@@ -191,17 +191,18 @@ extension SandboxManager {
     /// The same `hello` moves the sandbox's own deadline on (its TTL, which a timeout change may
     /// have moved, plus the grace; see `SandboxManager+Deadlines`).
     func checkHealth() async {
-        for (id, l) in live where l.record.state == .running {
+        // A sandbox changing state (a hibernation tears it down while it is still `running`) is left alone.
+        for (id, l) in live where l.record.state == .running && stateChanges[id] == nil {
             guard let backend = backends[l.record.profile.isolation], case .up(let handle) = l.stage else { continue }
             var spec = handle.spec
             spec.expiresAt = agentDeadline(l.record)
             do {
                 _ = try await backend.adopt(spec)
             } catch {
-                guard live[id]?.record.state == .running else { continue }
+                guard live[id]?.record.state == .running, stateChanges[id] == nil else { continue }
                 let message = (error as? SandboxError)?.message ?? "\(error)"
                 if await Self.isGone(id, backend) {
-                    guard live[id]?.record.state == .running else { continue }
+                    guard live[id]?.record.state == .running, stateChanges[id] == nil else { continue }
                     await markLost(id, reason: "the sandbox stopped answering: \(message)")
                 } else {
                     logger.warning("health check failed, but the sandbox's processes are there; keeping it", metadata: ["id": "\(id)", "error": "\(message)"])

@@ -50,10 +50,15 @@ extension SandboxManager {
         return await backend.diskBytes(id: id)
     }
 
-    /// Resumes the sandbox when a call finds it paused or hibernated (``target(_:_:)``).
+    /// Resumes the sandbox when a call finds it paused or hibernated (``target(_:_:)``); a call that
+    /// comes while it is changing state (a hibernation tearing it down) waits for that first.
     func resumeForCall(_ id: String) async throws {
-        guard let state = live[id]?.record.state, state == .paused || state == .hibernated else { return }
-        _ = try await changingState(id) { try await self.resumeNow(id, actor: "server", reason: .auto) }
+        guard let state = live[id]?.record.state else { return }
+        guard stateChanges[id] != nil || state == .paused || state == .hibernated else { return }
+        _ = try await changingState(id) { () async throws -> SandboxRecord? in
+            guard let now = self.live[id]?.record.state, now == .paused || now == .hibernated else { return nil }
+            return try await self.resumeNow(id, actor: "server", reason: .auto)
+        }
     }
 
     // MARK: - One change at a time

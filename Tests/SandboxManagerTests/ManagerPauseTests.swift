@@ -130,6 +130,30 @@ import Testing
         }
     }
 
+    @Test("calls racing on a hibernated sandbox wake it once; a call that comes during a hibernation waits for it and wakes the sandbox after", .realSandboxes)
+    func racingCallsWakeOnce() async throws {
+        try await ManagerFixture.with { f in
+            try await f.manager.start()
+            let t = f.tenant.id
+            let r = try await f.manager.create(tenantId: t, ManagerFixture.request, actor: "test")
+            _ = try await f.manager.hibernate(tenantId: t, id: r.id, actor: "test")
+            async let a = f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/echo", "a"]), actor: "test", output: nil)
+            async let b = f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/echo", "b"]), actor: "test", output: nil)
+            let (ra, rb) = try await (a, b)
+            #expect(ra.stdout == "a\n" && rb.stdout == "b\n")
+            var trail = try await f.manager.auditTrail(tenantId: t, id: r.id)
+            #expect(trail.filter { $0.kind == .sandboxResume }.count == 1, "\(trail.map(\.kind))")
+
+            async let hibernating = f.manager.hibernate(tenantId: t, id: r.id, actor: "test")
+            try await Task.sleep(for: .milliseconds(5))
+            let during = try await f.manager.exec(tenantId: t, id: r.id, ExecRequest(argv: ["/bin/echo", "c"]), actor: "test", output: nil)
+            #expect(during.stdout == "c\n")
+            #expect(try await hibernating.state == .hibernated)
+            trail = try await f.manager.auditTrail(tenantId: t, id: r.id)
+            #expect(!trail.contains { $0.kind == .sandboxKill }, "the sandbox was never taken for lost")
+        }
+    }
+
     @Test("on_idle pause, hibernate and delete each fire after idle_timeout; the next call wakes a hibernated one (reason auto)", .realSandboxes)
     func onIdle() async throws {
         try await ManagerFixture.with { f in
