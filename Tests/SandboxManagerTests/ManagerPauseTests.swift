@@ -195,6 +195,36 @@ import Testing
         return CreateSandboxRequest(profile: .inline(p))
     }
 
+    @Test("a restart keeps a paused sandbox paused (frozen, same process) and an ephemeral hibernated one hibernated; calls wake both", .realSandboxes)
+    func restartKeepsPausedAndHibernated() async throws {
+        let f = try await ManagerFixture.make()
+        try await f.manager.start()
+        let t = f.tenant.id
+        let paused = try await f.manager.create(tenantId: t, ManagerFixture.request, actor: "test")
+        let p = try await f.manager.startProcess(tenantId: t, id: paused.id, ExecRequest(argv: ["/bin/sleep", "1000"]), options: ProcessOptions(background: true), actor: "test")
+        _ = try await f.manager.pause(tenantId: t, id: paused.id, actor: "test")
+        let hib = try await f.manager.create(tenantId: t, ManagerFixture.request, actor: "test")
+        try await f.manager.writeFile(tenantId: t, id: hib.id, path: "/workspace/h.txt", data: Array("h".utf8), actor: "test")
+        _ = try await f.manager.hibernate(tenantId: t, id: hib.id, actor: "test")
+        await f.manager.shutdown()
+
+        let again = try await ManagerFixture.make(directory: f.directory)
+        do {
+            let report = try await again.manager.start()
+            #expect(Set(report.adopted) == [paused.id, hib.id] && report.lost.isEmpty, "\(report)")
+            #expect(try await again.manager.get(tenantId: t, id: paused.id).state == .paused)
+            #expect(SandboxCgroup(id: paused.id, host: again.backend.host).isFrozen)
+            #expect(try await again.manager.get(tenantId: t, id: hib.id).state == .hibernated)
+            let processes = try await again.manager.processes(tenantId: t, id: paused.id)
+            #expect(processes.contains { $0.pid == p.pid && $0.running }, "\(processes)")
+            #expect(try await again.manager.readFile(tenantId: t, id: hib.id, path: "/workspace/h.txt") == Array("h".utf8))
+        } catch {
+            await again.finish()
+            throw error
+        }
+        await again.finish()
+    }
+
     @Test("a persistent sandbox's workspace is an ext4 disk of the workspace size; after a crash and a reboot (its processes and mounts gone) the next start lists it hibernated and a call wakes it with its files; delete removes the disk", .realSandboxes)
     func survivesACrashAndAReboot() async throws {
         let f = try await ManagerFixture.make()
