@@ -178,6 +178,8 @@ extension OCIBackend {
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
             return nil
         }
+        // Its end: a persistent sandbox's disk (or a hibernated one's kept files) goes too.
+        await discardHibernated(sandbox.id)
         if let report, report.limitReached != nil || !report.conflicts.isEmpty {
             logger.warning("workspace copy-back incomplete", metadata: [
                 "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])

@@ -64,4 +64,29 @@ import Testing
             #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains(created.id))
         }
     }
+
+    @Test("a persistent sandbox on an image template keeps its root's changes and workspace on its own disks (ext4, loop-mounted) through hibernate + resume; delete removes the disks", .realSandboxes)
+    func persistentImageRoot() async throws {
+        let data = NSTemporaryDirectory() + "sbx-imghib-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        try await Self.makeMiniTemplate(data: data)
+        try await ServedApp.with(dataDirectory: data) { app in
+            let client = try app.client(try await app.key("acme"))
+            let created = try LifecycleTests.decode(SandboxView.self, try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(
+                ["profile": ["template": "mini", "persistence": "persistent", "resources": ["workspace": "32M"]]])))
+            let base = "/v1/sandboxes/\(created.id)"
+            let mounts = (SysFile.read("/proc/self/mountinfo") ?? "").split(separator: "\n").filter { $0.contains(created.id) && $0.contains(" - ext4 /dev/loop") }
+            #expect(mounts.count == 2, "the upper directory and the workspace are on ext4 disks: \(mounts)")
+            _ = try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["/bin/sh", "-c", "rm /data/doomed && echo p > /workspace/p"]]))
+            #expect(try LifecycleTests.decode(SandboxView.self, try await client.checked("POST", base + "/hibernate")).state == .hibernated)
+            #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains(created.id))
+            let check = try LifecycleTests.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(
+                ["cmd": ["/bin/sh", "-c", "ls /data; cat /workspace/p; ls /workspace"]])))
+            #expect(check.stdout == "kept\np\np\n", "\(check.stdout) \(check.stderr)")
+            _ = try await client.checked("DELETE", base)
+            #expect(!SysFile.exists(app.dataDirectory + "/persistent/\(created.id)"))
+            #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains(created.id))
+        }
+    }
 }
