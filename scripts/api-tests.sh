@@ -28,7 +28,7 @@ url, key = sys.argv[1], sys.argv[2]
 h = {"Authorization": f"Bearer {key}"}
 cursor = None
 while True:
-    r = httpx.get(f"{url}/v1/sandboxes", headers=h, params={"state": "running", **({"cursor": cursor} if cursor else {})}, timeout=30)
+    r = httpx.get(f"{url}/v1/sandboxes", headers=h, params={"state": "running,paused,hibernated", **({"cursor": cursor} if cursor else {})}, timeout=30)
     if r.status_code != 200: break
     body = r.json()
     for sb in body.get("items", []): httpx.delete(f"{url}/v1/sandboxes/{sb['id']}", headers=h, timeout=60)

@@ -21,10 +21,16 @@ extension OCIBackend {
     }
 
     public func create(_ spec: SandboxSpec) async throws -> SandboxHandle {
+        try await create(spec, restoring: nil)
+    }
+
+    /// Creates the sandbox; `restoring` names a hibernated sandbox's kept filesystem to start it on.
+    func create(_ spec: SandboxSpec, restoring: String?) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
-        let res = try await setUpResources(spec)
+        let disk = spec.profile.persistence == .persistent ? persistentDisk(spec.id) : nil
+        let res = try await setUpResources(spec, restoring: restoring, persistent: disk)
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)
             // The socket directory belongs to the agent (container root): user code cannot enter it.
@@ -167,6 +173,8 @@ extension OCIBackend {
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
             return nil
         }
+        // Its end: a persistent sandbox's disk (or a hibernated one's kept files) goes too.
+        await discardHibernated(sandbox.id)
         if let report, report.limitReached != nil || !report.conflicts.isEmpty {
             logger.warning("workspace copy-back incomplete", metadata: [
                 "id": "\(sandbox.id)", "limit": "\(report.limitReached ?? "")", "conflicts": "\(report.conflicts)"])

@@ -13,7 +13,8 @@ extension OCIBackend: LiveSandboxBackend {
     public func list() async -> [String] {
         let dir = ContainerLayout.sandboxesDirectory(configuration.stateDirectory)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) && ContainerLayout(stateDirectory: configuration.stateDirectory, id: $0).isManaged }.sorted()
+        let live = names.filter { $0.hasPrefix(SandboxSpec.resourcePrefix) && ContainerLayout(stateDirectory: configuration.stateDirectory, id: $0).isManaged }
+        return Array(Set(live + hibernatedIds())).sorted()
     }
 
     public func adopt(_ spec: SandboxSpec) async throws -> SandboxHandle {
@@ -64,6 +65,7 @@ extension OCIBackend: LiveSandboxBackend {
             _ = held?.tearDown(runtime: nil, syncWorkspace: false)
             SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes)
         }
+        await discardHibernated(id)
         logger.info("sandbox collected", metadata: ["id": "\(id)"])
     }
 

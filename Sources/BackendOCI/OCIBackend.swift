@@ -24,13 +24,22 @@ public struct OCIBackend: IsolationBackend {
         public var egress: (any EgressProvider)?
         /// Where image templates come from (nil: only the built-in `host`).
         public var images: ImageStore?
+        /// Where hibernated sandboxes keep their filesystems (on disk: `<data>/hibernated` under
+        /// `serve`; nil: `<state>/hibernated`).
+        public var hibernateDirectory: String?
+        /// Where `persistence: persistent` sandboxes keep their filesystems (``PersistentDisk``;
+        /// `<data>/persistent` under `serve`; nil: `<state>/persistent`).
+        public var persistentDirectory: String?
         public init(stateDirectory: String = OCIBackend.defaultStateDirectory, runtime: String? = nil, reaper: [String]? = nil,
-                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil) {
+                    egress: (any EgressProvider)? = nil, images: ImageStore? = nil, hibernateDirectory: String? = nil,
+                    persistentDirectory: String? = nil) {
             self.stateDirectory = stateDirectory
             self.runtime = runtime
             self.reaper = reaper
             self.egress = egress
             self.images = images
+            self.hibernateDirectory = hibernateDirectory
+            self.persistentDirectory = persistentDirectory
         }
     }
 
@@ -92,13 +101,15 @@ public struct OCIBackend: IsolationBackend {
     /// Sets up a sandbox's host resources (on the blocking pool), making a built-in base template
     /// available first: its first use on the machine builds it. Without a configured image store a
     /// template other than `host` comes from the machine cache (the built-in bases).
-    func setUpResources(_ spec: SandboxSpec) async throws(SandboxError) -> SandboxResources {
+    func setUpResources(_ spec: SandboxSpec, restoring: String? = nil, persistent: PersistentDisk? = nil) async throws(SandboxError) -> SandboxResources {
         let template = spec.profile.template
         let images = configuration.images ?? (template == "host" ? nil : ImageStore.machineCache)
         if let images { try await images.ensureBuiltIn(template) }
         let (state, host) = (configuration.stateDirectory, self.host)
         return try await BlockingPool.shared.run { () -> Result<SandboxResources, SandboxError> in
-            Result { () throws(SandboxError) in try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images) }
+            Result { () throws(SandboxError) in
+                try SandboxResources.setUp(spec: spec, stateDirectory: state, host: host, images: images, restoring: restoring, persistent: persistent)
+            }
         }.get()
     }
 

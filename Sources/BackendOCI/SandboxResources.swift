@@ -22,7 +22,10 @@ struct SandboxResources: Sendable {
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
     /// `images` resolves a template that is not built in (nil: only `host`).
-    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil) throws(SandboxError) -> SandboxResources {
+    /// `restoring`: a hibernated sandbox's kept filesystem (`upper/`, `workspace/`), copied back in.
+    /// `persistent`: where a persistent sandbox's disk images are (made on its first start).
+    static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil,
+                      restoring: String? = nil, persistent: PersistentDisk? = nil) throws(SandboxError) -> SandboxResources {
         let p = spec.profile
         let builtIn = TemplateRegistry.all.first { $0.name == p.template }
         var lowers: [String] = []
@@ -50,7 +53,9 @@ struct SandboxResources: Sendable {
                 let files = p.limits.workspaceFiles + Int(min(p.limits.diskBytes / 2048, 1 << 24))
                 template = try ImageRoot.mount(template: p.template, lowers: lowers, directory: layout.imageRoot, hostBase: ids.hostBase,
                                                writable: p.rootIsWritable, diskBytes: p.limits.diskBytes, diskFiles: files,
-                                               workspaceOwner: (ids.host(p.uid), ids.host(p.gid)))
+                                               workspaceOwner: (ids.host(p.uid), ids.host(p.gid)),
+                                               seedUpper: restoring.map { HibernatedFiles(directory: $0).upper },
+                                               mountUpper: persistent.map { $0.upperMounter(bytes: p.limits.diskBytes, owner: ids.hostBase ?? 0) })
             } catch {
                 tearDown(layout: layout, cgroup: cgroup, runtimes: [])
                 throw error
@@ -61,13 +66,17 @@ struct SandboxResources: Sendable {
             if let dir = spec.workspaceDirectory {
                 r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)
             }
-            if r.sharesDisk {
+            if let persistent {
+                try PersistentDisk.mount(image: persistent.workspaceImage, at: layout.workspace, bytes: p.limits.workspaceBytes,
+                                         files: p.limits.workspaceFiles, uid: ids.host(p.uid), gid: ids.host(p.gid))
+            } else if r.sharesDisk {
                 try Mounts.bind(ImageRoot.workspaceDirectory(in: layout.imageRoot), at: layout.workspace)
             } else {
                 try Mounts.mountTmpfs(
                     at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
+            if let restoring { try HibernatedFiles.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
             if let host = r.hostWorkspace {
                 let workspace = try DirectoryFD.open(path: layout.workspace)
                 r.manifest = try WorkspaceTransfer.copyIn(

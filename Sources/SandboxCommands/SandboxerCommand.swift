@@ -12,7 +12,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
             OneShotCommand.self, DoctorCommand.self, GCCommand.self, ProfilesCommand.self, BenchCommand.self, KeyCommand.self, SecretCommand.self, TenantCommand.self, TemplateCommand.self,
             WasmWorkerCommand.self, ReapCommand.self,
             ServeCommand.self, CreateCommand.self, ExecCommand.self, CopyCommand.self, ListCommand.self, ProcessesCommand.self,
-            KillCommand.self, RemoveCommand.self,
+            KillCommand.self, RemoveCommand.self, PauseCommand.self, ResumeCommand.self, HibernateCommand.self,
             SubmitCommand.self, RunsCommand.self, LogsCommand.self, CancelCommand.self, RetryCommand.self, NetworkCommand.self,
             AuditCommand.self, VersionCommand.self,
         ]

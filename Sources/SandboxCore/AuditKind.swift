@@ -9,6 +9,12 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case sandboxDelete = "sandbox.delete"
     case sandboxKill = "sandbox.kill"
     case sandboxTimeout = "sandbox.timeout"
+    /// Frozen (`reason`: `api` or `idle`).
+    case sandboxPause = "sandbox.pause"
+    /// Running again after a pause or hibernation (`reason`: `api`, `auto` — a call on it woke it — or `idle`).
+    case sandboxResume = "sandbox.resume"
+    /// Processes ended, filesystem kept on disk (`reason`: `api` or `idle`).
+    case sandboxHibernate = "sandbox.hibernate"
     // Work in a sandbox (its trail)
     case execStart = "exec.start"
     case execEnd = "exec.end"

@@ -129,6 +129,23 @@ public protocol LiveSandboxBackend: IsolationBackend {
     /// gone), the sandbox ends itself. A backend whose sandboxes run nothing between calls (WASM)
     /// has nothing to end.
     func renew(_ sandbox: SandboxHandle, until: Date) async throws
+
+    /// Stops every process of the sandbox where it stands: memory kept, no CPU used (idempotent).
+    func pause(_ sandbox: SandboxHandle) async throws
+    /// Lets a paused sandbox's processes run on (idempotent).
+    func unpause(_ sandbox: SandboxHandle) async throws
+    /// Ends every process and frees the sandbox's memory, keeping its filesystem (what it wrote to
+    /// its root and workspace) on disk for ``wake(_:)``. Fails without changing the sandbox.
+    func hibernate(_ sandbox: SandboxHandle) async throws
+    /// Starts a hibernated sandbox again (fresh processes) on its kept filesystem.
+    func wake(_ spec: SandboxSpec) async throws -> SandboxHandle
+    /// Whether the kept filesystem of a hibernated (or persistent) sandbox is on the host.
+    func isHibernated(id: String) async -> Bool
+    /// For a `persistent` sandbox whose processes are gone (host reboot): removes what is left of
+    /// it but its filesystem, so it can wake on that; false (nothing done) when it has none.
+    func keepFiles(id: String) async -> Bool
+    /// What the sandbox's filesystem holds (written root + workspace), live or hibernated; nil when unknown.
+    func diskBytes(id: String) async -> Int64?
 }
 
 extension LiveSandboxBackend {

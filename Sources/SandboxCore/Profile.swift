@@ -95,6 +95,14 @@ public enum Persistence: String, Sendable, Codable, CaseIterable {
     case ephemeral, persistent, checkpoint
 }
 
+/// What happens to a sandbox left idle for its `idle_timeout` (no exec, file, process or API call
+/// on it and no foreground exec running): `delete` (the default) destroys it, `pause` freezes it,
+/// `hibernate` ends its processes and keeps its filesystem on disk. The next call resumes a paused
+/// or hibernated one.
+public enum IdleAction: String, Sendable, Codable, CaseIterable {
+    case pause, hibernate, delete
+}
+
 /// A named set of isolation, resource, network and lifetime settings; the unit users pick with
 /// `--profile`. Its Codable form is the profile file format (see `ProfileWire.swift`).
 public struct Profile: Sendable, Equatable {
@@ -129,6 +137,11 @@ public struct Profile: Sendable, Equatable {
     public var secrets: [String] = []
     /// Network policy per phase: `setup` (before the user's code) and `run`; nil keeps `network`.
     public var phases: Phases = Phases()
+    /// How long a long-lived sandbox may sit idle before ``onIdle`` (nil: never; a create's
+    /// `idle_timeout` overrides it).
+    public var idleTimeout: Duration?
+    /// What idleness does to it.
+    public var onIdle: IdleAction = .delete
 
     public init(
         name: String, description: String = "", isolation: IsolationLevel = .container, runtime: String? = nil,

@@ -147,7 +147,7 @@ struct ProfileDecoder {
             map, at: "",
             allowed: [
                 "name", "description", "extends", "isolation", "runtime", "resources", "network", "persistence", "ttl",
-                "tools", "env", "user", "template", "root", "secrets", "phases",
+                "tools", "env", "user", "template", "root", "secrets", "phases", "on_idle", "idle_timeout",
             ])
         var p = Profile.default
         if let base = top["extends"] {
@@ -169,6 +169,17 @@ struct ProfileDecoder {
         }
         if let n = top["persistence"] { p.persistence = try choice(n, "persistence", Persistence.self) }
         if let n = top["ttl"] { p.ttl = try duration(n, "ttl") }
+        if let n = top["idle_timeout"] {
+            let d = try duration(n, "idle_timeout")
+            guard d > .zero else { throw fail("idle_timeout", "must be longer than 0s, e.g. 10m") }
+            p.idleTimeout = d
+        }
+        if let n = top["on_idle"] {
+            p.onIdle = try choice(n, "on_idle", IdleAction.self)
+            if p.idleTimeout == nil && p.onIdle != .delete {
+                throw fail("on_idle", "'\(p.onIdle.rawValue)' needs idle_timeout (how long idle before it), e.g. idle_timeout: 10m")
+            }
+        }
         if let n = top["template"] { p.template = try string(n, "template") }
         if let n = top["root"] { p.root = try choice(n, "root", RootMode.self) }
         if p.root == .writable && p.template == "host" {

@@ -17,7 +17,9 @@ extension SandboxManager {
         var backends: [IsolationLevel: any LiveSandboxBackend] = [:]
         if let oci = try? OCIBackend(configuration: .init(stateDirectory: configuration.stateDirectory, runtime: runtime,
                                                           egress: configuration.egress,
-                                                          images: ImageStore(dataDirectory: configuration.dataDirectory))) {
+                                                          images: ImageStore(dataDirectory: configuration.dataDirectory),
+                                                          hibernateDirectory: configuration.dataDirectory + "/hibernated",
+                                                          persistentDirectory: configuration.dataDirectory + "/persistent")) {
             backends[.container] = oci
             // gVisor only where runsc exists: elsewhere a create asks for an isolation this server lacks (400).
             if OCIRuntime.locate("runsc") != nil { backends[.gvisor] = oci }

@@ -34,7 +34,7 @@ extension SandboxManager {
         let now = Date()
         var record = SandboxRecord(
             id: SandboxSpec.newID(), tenantId: tenantId, state: .creating, profile: profile, createdAt: now, updatedAt: now,
-            expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: request.idleTimeout.map(\.seconds),
+            expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: (request.idleTimeout ?? profile.idleTimeout).map(\.seconds),
             lastActivityAt: now, metadata: request.metadata, node: configuration.node, templateDigest: digest)
 
         for name in request.secrets where !profile.secrets.contains(name) {
@@ -155,7 +155,12 @@ extension SandboxManager {
 
     /// running/creating → stopping → destroyed: kills and removes everything, records why (in the
     /// record and the audit trail: `sandbox.delete` when a caller asked, else `sandbox.kill`).
+    /// Waits for a pause, resume or hibernation of the sandbox under way to finish first.
     func stop(_ id: String, reason: String, actor: String = "server", deleted: Bool = false) async throws -> SandboxRecord {
+        try await changingState(id) { try await self.stopNow(id, reason: reason, actor: actor, deleted: deleted) }
+    }
+
+    private func stopNow(_ id: String, reason: String, actor: String, deleted: Bool) async throws -> SandboxRecord {
         guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
         if l.record.state == .stopping { throw SandboxError(.invalidState, "sandbox \(id) is already being destroyed") }
         try move(&l.record, to: .stopping)

@@ -76,8 +76,29 @@ extension SandboxManager {
                 continue
             }
             let spec = SandboxSpec(id: record.id, profile: record.profile)
-            if record.state == .running, let handle = try? await backend.adopt(spec) {
+            if record.state == .hibernated, await backend.isHibernated(id: record.id) {
+                // Its files are on disk: it stays hibernated, and the next call wakes it.
+                live[record.id] = Live(record: record, stage: .hibernated(spec))
+                report.adopted.append(record.id)
+                continue
+            }
+            if record.state == .paused {
+                // A frozen agent cannot answer: thawed to be adopted, then frozen again.
+                try? await backend.unpause(SandboxHandle(id: record.id, spec: spec))
+            }
+            if record.state == .running || record.state == .paused, let handle = try? await backend.adopt(spec) {
+                if record.state == .paused, (try? await backend.pause(handle)) == nil { try move(&record, to: .running) }
                 live[record.id] = Live(record: record, stage: .up(handle))
+                report.adopted.append(record.id)
+                continue
+            }
+            if record.profile.persistence == .persistent, record.state == .running || record.state == .paused || record.state == .hibernated,
+               await backend.keepFiles(id: record.id) {
+                // Its processes are gone (a host reboot) but its filesystem is on disk: hibernated, a call wakes it.
+                if record.state != .hibernated { try move(&record, to: .hibernated, reason: "its processes ended with the host or server; its files are kept") }
+                trail.record(AuditEvent(sandboxId: record.id, kind: .sandboxHibernate, actor: "server", detail: ["reason": .string("restart")]))
+                try await persistNow(record)
+                live[record.id] = Live(record: record, stage: .hibernated(spec))
                 report.adopted.append(record.id)
                 continue
             }
@@ -126,13 +147,31 @@ extension SandboxManager {
         return out
     }
 
-    /// Destroys sandboxes whose TTL ended or that sat idle too long.
+    /// Destroys sandboxes whose TTL ended (running or paused: a hibernated sandbox's TTL stands
+    /// still), and applies the profile's `on_idle` (delete, pause, hibernate) to running ones that
+    /// sat idle too long with no foreground call running.
     func reapExpired() async {
         let now = Date()
-        for (id, l) in live where l.record.state == .running {
+        for (id, l) in live where l.record.state == .running || l.record.state == .paused {
             var reason: String?
             if let exp = l.record.expiresAt, exp <= now { reason = "ttl expired" }
-            if let idle = l.record.idleTimeoutSeconds, now.timeIntervalSince(l.record.lastActivityAt) >= idle {
+            if reason == nil, l.record.state == .running, foregroundCalls[id] == nil, stateChanges[id] == nil,
+               let idle = l.record.idleTimeoutSeconds, now.timeIntervalSince(l.record.lastActivityAt) >= idle {
+                let action = l.record.profile.onIdle
+                if action != .delete {
+                    do {
+                        _ = try await changingState(id) {
+                            // A call may have come in meanwhile: still idle?
+                            guard let r = self.live[id]?.record, r.state == .running, self.foregroundCalls[id] == nil,
+                                  Date().timeIntervalSince(r.lastActivityAt) >= idle else { return self.live[id]?.record }
+                            return action == .pause ? try await self.pauseNow(id, actor: "server", reason: .idle)
+                                : try await self.hibernateNow(id, actor: "server", reason: .idle)
+                        }
+                    } catch {
+                        logger.warning("on_idle \(action.rawValue) failed; the sandbox keeps running", metadata: ["id": "\(id)", "error": "\(error)"])
+                    }
+                    continue
+                }
                 reason = "idle for \(Int(idle)) s"
             }
             guard let reason else { continue }
@@ -152,17 +191,18 @@ extension SandboxManager {
     /// The same `hello` moves the sandbox's own deadline on (its TTL, which a timeout change may
     /// have moved, plus the grace; see `SandboxManager+Deadlines`).
     func checkHealth() async {
-        for (id, l) in live where l.record.state == .running {
+        // A sandbox changing state (a hibernation tears it down while it is still `running`) is left alone.
+        for (id, l) in live where l.record.state == .running && stateChanges[id] == nil {
             guard let backend = backends[l.record.profile.isolation], case .up(let handle) = l.stage else { continue }
             var spec = handle.spec
             spec.expiresAt = agentDeadline(l.record)
             do {
                 _ = try await backend.adopt(spec)
             } catch {
-                guard live[id]?.record.state == .running else { continue }
+                guard live[id]?.record.state == .running, stateChanges[id] == nil else { continue }
                 let message = (error as? SandboxError)?.message ?? "\(error)"
                 if await Self.isGone(id, backend) {
-                    guard live[id]?.record.state == .running else { continue }
+                    guard live[id]?.record.state == .running, stateChanges[id] == nil else { continue }
                     await markLost(id, reason: "the sandbox stopped answering: \(message)")
                 } else {
                     logger.warning("health check failed, but the sandbox's processes are there; keeping it", metadata: ["id": "\(id)", "error": "\(message)"])

@@ -9,6 +9,8 @@ extension SandboxManager {
         try EnvironmentCheck.validate(request.env, field: "env")
         let (handle, backend) = try await target(tenantId, id)
         try rates.admit(tenantId: tenantId, perMinute: try await quota(tenantId).execsPerMinute)
+        foregroundCalls[id, default: 0] += 1
+        defer { foregroundDone(id) }
         let execId = SandboxSpec.newID(prefix: "exec-")
         var record = ExecRecord(id: execId, sandboxId: id, tenantId: tenantId, argv: request.argv)
         recorder.enqueue(.exec(record, insert: true))
@@ -97,8 +99,12 @@ extension SandboxManager {
     /// A running sandbox's handle (its spec carries the profile, limits included) and backend; for
     /// one that is gone, the error says how it ended: `sandbox_lost` (410) with the reason,
     /// `invalid_state` (409) when destroyed.
+    /// A paused or hibernated sandbox is resumed first (``resumeForCall(_:)``).
     func target(_ tenantId: String, _ id: String) async throws -> (SandboxHandle, any LiveSandboxBackend) {
-        if live[id]?.record.tenantId == tenantId { return try running(tenantId, id) }
+        if live[id]?.record.tenantId == tenantId {
+            try await resumeForCall(id)
+            return try running(tenantId, id)
+        }
         guard let r = try await store.sandbox(id: id), r.tenantId == tenantId else {
             throw SandboxError(.notFound, "no live sandbox \(id); list yours with GET /v1/sandboxes")
         }
@@ -173,7 +179,16 @@ extension SandboxManager {
 
     /// Replays a process's output from its start, then follows it until it ends.
     public func connect(tenantId: String, id: String, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
-        try await work(tenantId, id) { try await $1.connect($0, pid: pid, output: output) }
+        foregroundCalls[id, default: 0] += 1
+        defer { foregroundDone(id) }
+        return try await work(tenantId, id) { try await $1.connect($0, pid: pid, output: output) }
+    }
+
+    /// A foreground call ended: the sandbox's idle time counts from now.
+    func foregroundDone(_ id: String) {
+        let n = (foregroundCalls[id] ?? 1) - 1
+        foregroundCalls[id] = n > 0 ? n : nil
+        live[id]?.record.lastActivityAt = Date()
     }
 
     public func sendInput(tenantId: String, id: String, pid: Int32, data: [UInt8]) async throws {

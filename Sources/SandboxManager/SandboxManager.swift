@@ -96,10 +96,12 @@ public actor SandboxManager {
         var record: SandboxRecord
         var stage: Stage
 
-        /// Whether the backend has handed the sandbox over: one being created has no handle yet.
+        /// Whether the backend has handed the sandbox over: one being created has no handle yet; a
+        /// hibernated one has none either, only the spec it wakes with.
         enum Stage: Sendable {
             case creating
             case up(SandboxHandle)
+            case hibernated(SandboxSpec)
         }
     }
 
@@ -126,6 +128,11 @@ public actor SandboxManager {
     var poolFiller: Task<Void, Never>?
     /// Writes what the ``Recorder`` queues; from ``start()`` to ``shutdown()``.
     var drainTask: Task<Void, Never>?
+    /// Sandboxes whose state is being changed (pause, resume, hibernate, destroy) and who waits
+    /// for that (``changingState(_:_:)``): one change of a sandbox at a time.
+    var stateChanges: [String: [CheckedContinuation<Void, Never>]] = [:]
+    /// Foreground calls (execs, followed processes) running per sandbox: it is not idle meanwhile.
+    var foregroundCalls: [String: Int] = [:]
 
     /// A manager over the given backends (`container`, `wasm`, …; see ``standardBackends(_:runtime:workerExecutable:)``).
     public init(store: any SandboxStore, backends: [IsolationLevel: any LiveSandboxBackend], configuration: Configuration,

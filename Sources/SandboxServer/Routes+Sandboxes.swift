@@ -22,13 +22,35 @@ extension SandboxServer {
             let caller = try context.requireCaller()
             let query = try Self.listQuery(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, tenantId: caller.tenantId)
             let page = try await manager.list(query)
-            return try APIJSON.response(SandboxList(items: page.items.map(SandboxView.init), nextCursor: page.nextCursor))
+            var items: [SandboxView] = []
+            for r in page.items { items.append(await Self.view(r, manager)) }
+            return try APIJSON.response(SandboxList(items: items, nextCursor: page.nextCursor))
         }
 
         routes.add(.get, "/v1/sandboxes/{id}") { _, context in
             let caller = try context.requireCaller()
             let record = try await manager.get(tenantId: caller.tenantId, id: try context.parameters.require("id"))
-            return try APIJSON.response(SandboxView(record))
+            return try APIJSON.response(await Self.view(record, manager))
+        }
+
+        // Pause, resume, hibernate (issue 19): each answers the sandbox in its new state; asking
+        // for the state it is already in is a 200 with it.
+        routes.add(.post, "/v1/sandboxes/{id}/pause") { _, context in
+            let caller = try context.requireCaller()
+            let record = try await manager.pause(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
+            return try APIJSON.response(await Self.view(record, manager))
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/resume") { _, context in
+            let caller = try context.requireCaller()
+            let record = try await manager.resume(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
+            return try APIJSON.response(await Self.view(record, manager))
+        }
+
+        routes.add(.post, "/v1/sandboxes/{id}/hibernate") { _, context in
+            let caller = try context.requireCaller()
+            let record = try await manager.hibernate(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
+            return try APIJSON.response(await Self.view(record, manager))
         }
 
         routes.add(.delete, "/v1/sandboxes/{id}", action: .sandboxDelete) { _, context in
@@ -44,6 +66,13 @@ extension SandboxServer {
                 tenantId: caller.tenantId, id: try context.parameters.require("id"), ttl: ttl, actor: caller.keyId)
             return try APIJSON.response(SandboxView(record))
         }
+    }
+
+    /// A sandbox as shown, with its disk usage when it is live.
+    static func view(_ record: SandboxRecord, _ manager: SandboxManager) async -> SandboxView {
+        var v = SandboxView(record)
+        if !record.state.isFinal { v.diskBytes = await manager.diskBytes(tenantId: record.tenantId, id: record.id) }
+        return v
     }
 
     /// Reads the list filters: `state` (comma-separated), `metadata.KEY=VALUE`, `cursor`, `limit`.

@@ -23,6 +23,9 @@ public struct SandboxView: Sendable, Equatable, Codable {
     public var template: String
     public var templateDigest: String?
     public var root: RootMode
+    /// Bytes the sandbox's filesystem holds: what it wrote to its root plus its workspace (in
+    /// memory while it runs, on disk while it is hibernated); absent once it ended.
+    public var diskBytes: Int64?
 
     /// What a sandbox used so far.
     public struct SandboxUsage: Sendable, Equatable, Codable {
@@ -71,7 +74,8 @@ public struct SandboxView: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case id, state, profile, isolation, createdAt = "created_at", updatedAt = "updated_at", expiresAt = "expires_at",
-            idleTimeout = "idle_timeout", lastActivityAt = "last_activity_at", metadata, reason, usage, limits
+            idleTimeout = "idle_timeout", lastActivityAt = "last_activity_at", metadata, reason, usage, limits,
+            diskBytes = "disk_bytes"
         case template, templateDigest = "template_digest", root
     }
 }

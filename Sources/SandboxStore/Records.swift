@@ -36,8 +36,11 @@ public struct APIKeyRecord: Sendable, Equatable {
 ///
 /// `creating → running → stopping → destroyed`; any non-final state `→ lost` when the sandbox
 /// stops answering (agent died, host resources gone after a restart), with a reason.
+/// `running ⇄ paused` (processes frozen, memory kept); `running/paused → hibernated → running`
+/// (processes ended, filesystem kept on disk, started again on it); paused and hibernated
+/// sandboxes can be destroyed (`→ stopping`) or lost like running ones.
 public enum SandboxState: String, Sendable, Codable, CaseIterable {
-    case creating, running, stopping, destroyed, lost
+    case creating, running, paused, hibernated, stopping, destroyed, lost
 
     public var isFinal: Bool { self == .destroyed || self == .lost }
 
@@ -45,7 +48,9 @@ public enum SandboxState: String, Sendable, Codable, CaseIterable {
     public func canMove(to next: SandboxState) -> Bool {
         switch (self, next) {
         case (.creating, .running), (.creating, .stopping), (.creating, .lost): return true
-        case (.running, .stopping), (.running, .lost): return true
+        case (.running, .stopping), (.running, .lost), (.running, .paused), (.running, .hibernated): return true
+        case (.paused, .running), (.paused, .hibernated), (.paused, .stopping), (.paused, .lost): return true
+        case (.hibernated, .running), (.hibernated, .stopping), (.hibernated, .lost): return true
         case (.stopping, .destroyed), (.stopping, .lost): return true
         default: return false
         }

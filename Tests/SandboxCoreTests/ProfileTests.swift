@@ -127,11 +127,23 @@ struct ProfileTests {
         }
     }
 
+    @Test("on_idle and idle_timeout: what idleness does, after how long (default delete)")
+    func onIdle() throws {
+        let p = try loader.parse("on_idle: hibernate\nidle_timeout: 15m\n", defaultName: "x")
+        #expect(p.onIdle == .hibernate && p.idleTimeout == .seconds(900))
+        let d = try loader.parse("idle_timeout: 30s\n", defaultName: "x")
+        #expect(d.onIdle == .delete && d.idleTimeout == .seconds(30))
+        #expect(Profile.default.onIdle == .delete && Profile.default.idleTimeout == nil)
+    }
+
     @Test("an unknown value is named with the allowed ones", arguments: [
         ("isolation: vm", "isolation", "container"),
         ("persistence: forever", "persistence", "ephemeral"),
         ("network: {mode: wide}", "network.mode", "allowlist"),
         ("runtime: docker", "runtime", "crun"),
+        ("{on_idle: sleep, idle_timeout: 5m}", "on_idle", "hibernate"),
+        ("on_idle: pause", "on_idle", "needs idle_timeout"),
+        ("idle_timeout: 0s", "idle_timeout", "longer than 0s"),
     ])
     func unknownValue(yaml: String, path: String, hint: String) {
         #expect {

@@ -19,7 +19,16 @@ struct ProfileWireTests {
         env: ["MODE": "test", "EMPTY": "", "NUMBERISH": "123", "BOOLISH": "true"], uid: 2000, gid: 3000,
         userNamespace: false, template: "python")
 
-    static let all: [Profile] = Profile.builtins + [custom]
+    /// ``custom`` that hibernates after 15 minutes idle.
+    static let idle: Profile = {
+        var p = custom
+        p.name = "custom-idle"
+        p.idleTimeout = .seconds(900)
+        p.onIdle = .hibernate
+        return p
+    }()
+
+    static let all: [Profile] = Profile.builtins + [custom, idle]
 
     func json(_ p: Profile) throws -> String {
         let enc = JSONEncoder()

@@ -30,7 +30,7 @@ struct ManagerFixture {
         let store = try SQLiteStore(directory: dir)
         let config = SandboxManager.Configuration(
             dataDirectory: dir, reaperInterval: reaperInterval, healthInterval: healthInterval, warmPool: warmPool)
-        let backend = try OCIBackend(configuration: .init(stateDirectory: config.stateDirectory))
+        let backend = try OCIBackend(configuration: .init(stateDirectory: config.stateDirectory, hibernateDirectory: dir + "/hibernated"))
         let manager = SandboxManager(store: store, backends: [.container: backend], configuration: config)
         let tenant = try await store.ensureTenant(name: "acme")
         return ManagerFixture(directory: dir, store: store, manager: manager, backend: backend, tenant: tenant)
@@ -57,7 +57,7 @@ struct ManagerFixture {
 
     /// Destroys what is left, stops the manager and removes the directory (only when empty of mounts).
     func finish() async {
-        let page = try? await manager.list(SandboxQuery(tenantId: tenant.id, states: [.running, .creating]))
+        let page = try? await manager.list(SandboxQuery(tenantId: tenant.id, states: [.running, .creating, .paused, .hibernated]))
         for r in page?.items ?? [] { _ = try? await manager.destroy(tenantId: tenant.id, id: r.id, actor: "test") }
         await manager.shutdown()
         for id in await backend.list() { await backend.collect(id: id) }

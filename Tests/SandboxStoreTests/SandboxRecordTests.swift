@@ -136,7 +136,8 @@ struct SandboxRecordTests {
                 try await store.insertSandbox(sampleSandbox(id: "b-\(state)", tenant: "tnt_b", state: state, createdAt: t + Double(i) + 0.5))
             }
             let active = try await store.activeSandboxes()
-            #expect(Set(active.map(\.id)) == ["a-creating", "b-creating", "a-running", "b-running", "a-stopping", "b-stopping"])
+            #expect(Set(active.map(\.id)) == ["a-creating", "b-creating", "a-running", "b-running", "a-paused", "b-paused",
+                                           "a-hibernated", "b-hibernated", "a-stopping", "b-stopping"])
             #expect(active.allSatisfy { !$0.state.isFinal })
         }
     }

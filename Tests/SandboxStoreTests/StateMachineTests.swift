@@ -12,9 +12,11 @@ struct StateMachineTests {
         SandboxRecord(id: "sbx-1", tenantId: "tnt_a", state: state, profile: .default, updatedAt: Date(timeIntervalSince1970: 0), node: "n")
     }
 
-    @Test("a sandbox goes creating → running → stopping → destroyed, or to lost from any live state; nothing leaves a final state")
+    @Test("a sandbox goes creating → running → stopping → destroyed, running ⇄ paused, running/paused → hibernated → running, or to lost from any live state; nothing leaves a final state")
     func sandboxTransitions() throws {
         let allowed: Set<String> = ["creating>running", "creating>stopping", "creating>lost", "running>stopping", "running>lost",
+                                    "running>paused", "running>hibernated", "paused>running", "paused>hibernated", "paused>stopping",
+                                    "paused>lost", "hibernated>running", "hibernated>stopping", "hibernated>lost",
                                     "stopping>destroyed", "stopping>lost"]
         for from in SandboxState.allCases {
             for to in SandboxState.allCases {

@@ -55,7 +55,7 @@ struct AuditCommand: AsyncParsableCommand {
     func isLive(_ api: APIClient) async throws -> Bool {
         let reply = try await api.checked("GET", "/v1/sandboxes/\(ClientText.query(sandbox))")
         let state = ((try? JSONSerialization.jsonObject(with: Data(reply.body))) as? [String: Any])?["state"] as? String
-        return state == "running" || state == "creating"
+        return ["running", "creating", "paused", "hibernated"].contains(state ?? "")
     }
 
     static func seq(_ line: [UInt8]) -> Int64? {

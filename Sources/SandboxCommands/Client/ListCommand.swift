@@ -13,7 +13,7 @@ struct ListCommand: AsyncParsableCommand {
     @Argument(help: "SBX:/dir to list files (default: list sandboxes).")
     var target: String?
 
-    @Option(name: .long, help: "Only sandboxes in this state (creating, running, stopping, destroyed, lost; comma-separated).")
+    @Option(name: .long, help: "Only sandboxes in this state (creating, running, paused, hibernated, stopping, destroyed, lost; comma-separated).")
     var state: String?
 
     @Flag(name: [.customShort("a"), .long], help: "Also ended sandboxes (destroyed, lost); by default only live ones, as docker ps.")
@@ -43,7 +43,7 @@ struct ListCommand: AsyncParsableCommand {
         if let state {
             query.append("state=\(ClientText.query(state))")
         } else if !all {
-            query.append("state=creating,running,stopping")
+            query.append("state=creating,running,paused,hibernated,stopping")
         }
         for (k, v) in try ClientText.pairs(filter, flag: "--filter").sorted(by: { $0.key < $1.key }) {
             query.append("metadata.\(ClientText.query(k))=\(ClientText.query(v))")

@@ -28,7 +28,7 @@ struct MonitorFeed: Sendable {
         var message = MonitorMessage(type: "snapshot")
         message.tenant = try await store.tenant(id: caller.tenantId)?.name ?? caller.tenantId
         message.runsEnabled = runs != nil
-        let live: [SandboxState] = [.creating, .running, .stopping]
+        let live: [SandboxState] = [.creating, .running, .paused, .hibernated, .stopping]
         var rows = try await manager.list(SandboxQuery(tenantId: caller.tenantId, states: live, limit: Self.snapshotLimit))
             .items.map { MonitorRow(sandbox: $0) }
         if let runs {

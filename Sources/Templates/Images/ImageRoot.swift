@@ -30,19 +30,31 @@ public enum ImageRoot {
     /// workspace directory (owned by `workspaceOwner`); a read-only root's upper directory only
     /// gets the mount points the runtime needs.
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
-                             writable: Bool, diskBytes: Int64, diskFiles: Int, workspaceOwner: (uid: UInt32, gid: UInt32)) throws(SandboxError) -> PreparedTemplate {
+                             writable: Bool, diskBytes: Int64, diskFiles: Int, workspaceOwner: (uid: UInt32, gid: UInt32),
+                             seedUpper: String? = nil,
+                             mountUpper: (@Sendable (String) throws -> Void)? = nil) throws(SandboxError) -> PreparedTemplate {
         let rw = diskDirectory(in: directory), merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
-        try Mounts.mountTmpfs(at: rw, sizeBytes: writable ? diskBytes : 1 << 20, maxEntries: writable ? diskFiles : 1024, uid: root, gid: root)
-        if writable {
-            let workspace = workspaceDirectory(in: directory)
-            try SysFile.makeDirectory(workspace)
-            chown(workspace, workspaceOwner.uid, workspaceOwner.gid)
+        // `mountUpper`: something other than a tmpfs holds the upper directory (a persistent
+        // sandbox's disk image; its workspace has a disk of its own).
+        if let mountUpper {
+            do { try mountUpper(rw) } catch {
+                throw (error as? SandboxError) ?? SandboxError(.setupFailed, "mounting the upper directory of template \(name): \(error)")
+            }
+        } else {
+            try Mounts.mountTmpfs(at: rw, sizeBytes: writable ? diskBytes : 1 << 20, maxEntries: writable ? diskFiles : 1024, uid: root, gid: root)
+            if writable {
+                let workspace = workspaceDirectory(in: directory)
+                try SysFile.makeDirectory(workspace)
+                chown(workspace, workspaceOwner.uid, workspaceOwner.gid)
+            }
         }
         try SysFile.makeDirectory(rw + "/upper")
         try SysFile.makeDirectory(rw + "/work")
         chown(rw + "/upper", root, root)
         chown(rw + "/work", root, root)
+        // A hibernated sandbox's upper directory, back in place before the overlay is mounted on it.
+        if let seedUpper, SysFile.exists(seedUpper) { try copyTree(seedUpper, into: rw + "/upper") }
         var mapped = lowers
         if let hostBase {
             let userns = try IDMappedMount.userNamespace(hostBase: hostBase, size: 65536)
@@ -75,5 +87,17 @@ public enum ImageRoot {
         chmod(merged + "/tmp", 0o1777)
         chmod(merged + "/var/tmp", 0o1777)
         return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: writable)
+    }
+
+    /// Copies a directory tree's contents into `target` (which takes the source's owner and mode)
+    /// with everything overlayfs relies on: owners, modes, times, hard links, sparse files, xattrs
+    /// (`trusted.overlay.*`) and device nodes (whiteouts). `cp -a` as root does exactly this.
+    public static func copyTree(_ source: String, into target: String) throws(SandboxError) {
+        BlockingCheck.check("ImageRoot.copyTree")
+        try SysFile.makeDirectory(target)
+        let t = try ChildProcess.runSilently(["/bin/cp", "-a", "--sparse=always", source + "/.", target + "/"])
+        guard t == .exited(0) else {
+            throw SandboxError(.system, "copying \(source) to \(target) failed (cp \(t)); is the disk full?")
+        }
     }
 }
