@@ -61,6 +61,12 @@ struct SandboxResources: Sendable {
             try Mounts.mountTmpfs(
                 at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                 uid: ids.host(p.uid), gid: ids.host(p.gid))
+            if let snapshot = spec.snapshot {
+                guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
+                if let top = try images.unpackedLowerDirectories(snapshot).first {
+                    try SnapshotLayer.restoreWorkspace(layer: top, into: layout.workspace, idBase: ids.hostBase)
+                }
+            }
             if let host = r.hostWorkspace {
                 let workspace = try DirectoryFD.open(path: layout.workspace)
                 r.manifest = try WorkspaceTransfer.copyIn(

@@ -18,6 +18,11 @@ public struct TemplateInfo: Sendable, Codable, Equatable {
     public var sizeBytes: Int64
     public var layers: Int
     public var architecture: String
+    /// The index entry's annotations (a snapshot's tenant and sandbox; not encoded).
+    public var annotations: [String: String] = [:]
+
+    /// `snapshot` for a sandbox's snapshot (``ImageStore/snapshotPrefix``), else `template`.
+    public var kind: String { annotations[ImageStore.SnapshotAnnotation.tenant] != nil ? "snapshot" : "template" }
 
     enum CodingKeys: String, CodingKey {
         case name, digest, created, layers, architecture
@@ -86,8 +91,9 @@ public struct ImageStore: Sendable {
             throw SandboxError(.invalidRequest, "template \(name): its manifest has \(manifest.layers.count) layers but its configuration \(config.rootfs.diff_ids.count)")
         }
         let size = manifest.layers.reduce(manifest.config.size) { $0 + $1.size }
-        let info = TemplateInfo(name: name, digest: d.digest, created: config.created ?? d.annotations?[OCIMedia.createdAnnotation],
+        var info = TemplateInfo(name: name, digest: d.digest, created: config.created ?? d.annotations?[OCIMedia.createdAnnotation],
                                 sizeBytes: size, layers: manifest.layers.count, architecture: config.architecture)
+        info.annotations = d.annotations ?? [:]
         return TemplateImage(info: info, manifest: manifest, config: config)
     }
 
@@ -121,6 +127,9 @@ public struct ImageStore: Sendable {
         }
         guard !reservedNames.contains(name) else {
             throw SandboxError(.invalidRequest, "template name '\(name)' is reserved (\(reservedNames.sorted().joined(separator: ", ")) are built in)")
+        }
+        guard !name.hasPrefix(snapshotPrefix) else {
+            throw SandboxError(.invalidRequest, "template name '\(name)': names starting with \(snapshotPrefix) are sandbox snapshots'; choose another")
         }
     }
 
@@ -165,10 +174,11 @@ public struct ImageStore: Sendable {
 
     /// Names an image written into this store's layout (``ImageWriter``) `name`, unpacks its
     /// layers, and collects what the template it replaces no longer needs.
-    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) async throws(SandboxError) -> TemplateInfo {
+    /// `annotations` go on its `index.json` entry (a snapshot's tenant and sandbox).
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:]) async throws(SandboxError) -> TemplateInfo {
         let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
         try await locked { () throws(SandboxError) in
-            try writer.commit(layers: layers, config: config, name: staging)
+            try writer.commit(layers: layers, config: config, name: staging, annotations: annotations)
         }
         return try await promote(staging, to: name)
     }
