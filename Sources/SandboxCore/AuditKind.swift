@@ -9,6 +9,10 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case sandboxDelete = "sandbox.delete"
     case sandboxKill = "sandbox.kill"
     case sandboxTimeout = "sandbox.timeout"
+    /// A snapshot of the sandbox's filesystem (`POST …/snapshots`; both trails).
+    case sandboxSnapshot = "sandbox.snapshot"
+    /// Sandboxes made from one snapshot of the sandbox (`POST …/fork`; both trails).
+    case sandboxFork = "sandbox.fork"
     // Work in a sandbox (its trail)
     case execStart = "exec.start"
     case execEnd = "exec.end"
@@ -33,6 +37,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case secretRemove = "secret.remove"
     case templateCreate = "template.create"
     case templateRemove = "template.remove"
+    case snapshotRemove = "snapshot.remove"
     case quotaSet = "quota.set"
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"

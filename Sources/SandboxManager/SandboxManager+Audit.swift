@@ -97,13 +97,14 @@ enum AuditEvents {
     /// Longest `command` kept in `exec.start` (bytes of the joined argv).
     static let commandLimit = 1024
 
-    static func create(_ r: SandboxRecord, actor: String, fromPool: Bool, envNames: [String]) -> AuditEvent {
+    static func create(_ r: SandboxRecord, actor: String, fromPool: Bool, envNames: [String], snapshot: String? = nil) -> AuditEvent {
         var detail: [String: EventValue] = [
             "profile": .string(r.profile.name), "isolation": .string(r.profile.isolation.rawValue),
             "network": .string(r.profile.network.mode.rawValue), "warm_pool": .bool(fromPool),
         ]
         if let exp = r.expiresAt { detail["ttl_s"] = .int(Int64(exp.timeIntervalSince(r.createdAt).rounded())) }
         if !envNames.isEmpty { detail["env_names"] = .string(envNames.sorted().joined(separator: ",")) }
+        if let snapshot { detail["snapshot"] = .string(snapshot) }
         return AuditEvent(sandboxId: r.id, kind: .sandboxCreate, actor: actor, detail: detail)
     }
 
