@@ -81,8 +81,7 @@ public struct TarWriter {
                     continue
                 }
                 if st.st_nlink > 1 { links[key] = path }
-                try header(path, type: "0", st: st, size: Int64(st.st_size))
-                try content(dir, name, size: Int64(st.st_size), path: path)
+                try file(dir, name, st: st, path: path)
             case S_IFLNK:
                 var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = readlinkat(dir, name, &target, target.count - 1)
@@ -96,26 +95,49 @@ public struct TarWriter {
         }
     }
 
-    private func content(_ dir: Int32, _ name: String, size: Int64, path: String) throws(SandboxError) {
+    /// A regular file: whole, or (when it has holes) as a pax sparse 1.0 member whose content is
+    /// the map of its data ranges and their bytes only, so holes are neither read nor stored.
+    private func file(_ dir: Int32, _ name: String, st: stat, path: String) throws(SandboxError) {
         let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Syscall.error("opening \(path)", errno: errno) }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var left = size
-        while left > 0 {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, Int(left))) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SandboxError(.system, "\(path) changed while it was written to a layer (it shrank)") }
-            try sink(Array(buffer[0..<n]))
-            left -= Int64(n)
+        let size = Int64(st.st_size)
+        guard Int64(st.st_blocks) * 512 < size, let map = TarSparseMap.of(fd: fd, size: size) else {
+            try header(path, type: "0", st: st, size: size)
+            try content(fd, [(0, size)], path: path, total: size)
+            return
         }
-        let pad = Int((512 - size % 512) % 512)
+        let mapBytes = map.encoded()
+        let dataBytes = map.ranges.reduce(Int64(0)) { $0 + $1.length }
+        let sparseName = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("GNUSparseFile.0/" + name)
+        try header(sparseName, type: "0", st: st, size: Int64(mapBytes.count) + dataBytes, extra: [
+            ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", path), ("GNU.sparse.realsize", String(size)),
+        ])
+        try sink(mapBytes)
+        try content(fd, map.ranges.map { ($0.offset, $0.length) }, path: path, total: dataBytes)
+    }
+
+    /// Writes the bytes of `ranges` of `fd` and pads the member (`total` bytes) to 512.
+    private func content(_ fd: Int32, _ ranges: [(Int64, Int64)], path: String, total: Int64) throws(SandboxError) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        for (offset, length) in ranges {
+            var done: Int64 = 0
+            while done < length {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(min(Int64($0.count), length - done)), off_t(offset + done)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SandboxError(.system, "\(path) changed while it was written to a layer (it shrank)") }
+                try sink(Array(buffer[0..<n]))
+                done += Int64(n)
+            }
+        }
+        let pad = Int((512 - total % 512) % 512)
         if pad > 0 { try sink([UInt8](repeating: 0, count: pad)) }
     }
 
-    private func header(_ path: String, type: Character, st: stat, size: Int64, link: String = "", mode: UInt32? = nil) throws(SandboxError) {
-        var pax: [(String, String)] = []
-        if path.utf8.count > 100 { pax.append(("path", path)) }
+    private func header(_ path: String, type: Character, st: stat, size: Int64, link: String = "", mode: UInt32? = nil,
+                        extra: [(String, String)] = []) throws(SandboxError) {
+        var pax: [(String, String)] = extra
+        if path.utf8.count > 100 && !extra.contains(where: { $0.0 == "GNU.sparse.name" }) { pax.append(("path", path)) }
         if link.utf8.count > 100 { pax.append(("linkpath", link)) }
         if !pax.isEmpty {
             var body: [UInt8] = []
