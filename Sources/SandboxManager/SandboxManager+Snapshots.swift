@@ -31,7 +31,7 @@ extension SandboxManager {
     /// workspace) as a snapshot; the sandbox is frozen meanwhile and runs on unchanged.
     public func snapshot(tenantId: String, id: String, memory: Bool = false, actor: String) async throws -> SnapshotResult {
         if memory { try await refuseMemory() }
-        let (handle, backend) = try snapshotSource(tenantId, id)
+        let (handle, backend) = try await snapshotSource(tenantId, id)
         let snapshotID = SandboxSpec.newID(prefix: ImageStore.snapshotPrefix)
         let result = try await backend.snapshot(handle, id: snapshotID, tenantId: tenantId)
         trail.record(AuditEvent(sandboxId: id, kind: .sandboxSnapshot, actor: actor, detail: [
@@ -42,8 +42,11 @@ extension SandboxManager {
     }
 
     /// A running container sandbox of the tenant and its backend, or the error that says why not.
-    func snapshotSource(_ tenantId: String, _ id: String) throws(SandboxError) -> (SandboxHandle, any SnapshotBackend) {
-        let l = try liveSandbox(tenantId, id)
+    func snapshotSource(_ tenantId: String, _ id: String) async throws -> (SandboxHandle, any SnapshotBackend) {
+        guard let l = live[id], l.record.tenantId == tenantId else {
+            let ended = try await get(tenantId: tenantId, id: id)  // another tenant's or none: not_found
+            throw SandboxError(.invalidState, "sandbox \(id) is \(ended.state.rawValue), not running: only a running sandbox can be snapshotted")
+        }
         guard l.record.profile.isolation == .container || l.record.profile.isolation == .gvisor else {
             throw SandboxError(.invalidRequest, "sandbox \(id) is a \(l.record.profile.isolation.rawValue) sandbox: snapshots are for container sandboxes")
         }
@@ -64,8 +67,8 @@ extension SandboxManager {
             throw SandboxError(.invalidRequest, "count: must be from 1 to \(Self.maxFork) (got \(count))", field: "count")
         }
         if memory { try await refuseMemory() }
+        _ = try await snapshotSource(tenantId, id)
         let source = try liveSandbox(tenantId, id)
-        _ = try snapshotSource(tenantId, id)
         let quota = try await quota(tenantId)
         let have = live.values.filter { $0.record.tenantId == tenantId }.count + quotaHolds.values.filter { $0.tenantId == tenantId }.count
         if have + count > quota.maxSandboxes {
