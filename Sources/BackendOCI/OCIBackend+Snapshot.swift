@@ -3,6 +3,10 @@ import SandboxCore
 import SandboxLinux
 import Templates
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Snapshots of live container sandboxes: the cgroup freezer stops every process where it stands
 /// while the upper directory and the workspace are written as one layer (``SnapshotLayer``), then
 /// the sandbox runs on; the image (the template's layers + that layer) is committed after the thaw.
@@ -19,19 +23,25 @@ extension OCIBackend: SnapshotBackend {
         }
         let cgroup = SandboxCgroup(id: sandbox.id, host: host)
         let idBase = IDMapping(spec: sandbox.spec).hostBase
-        let writer = ImageWriter(layout: images.layout)
+        let file = try images.snapshotStagingFile()
         let (layer, pausedMs) = try await BlockingPool.shared.run { () -> Result<(OCIDescriptor, Double), SandboxError> in
             Result { () throws(SandboxError) -> (OCIDescriptor, Double) in
                 let start = ContinuousClock.now
                 try cgroup.freeze()
                 defer { cgroup.thaw() }
-                let layer = try SnapshotLayer.write(upper: upper, workspace: layout.workspace, idBase: idBase, into: writer)
+                let layer = try SnapshotLayer.write(upper: upper, workspace: layout.workspace, idBase: idBase, to: file)
                 cgroup.thaw()
                 let paused = ContinuousClock.now - start
                 return (layer, Double(paused.components.attoseconds) / 1e15 + Double(paused.components.seconds) * 1000)
             }
         }.get()
-        let info = try await images.commitSnapshot(id: id, base: template, layer: layer, tenantId: tenantId, sandboxId: sandbox.id)
+        let info: SnapshotInfo
+        do {
+            info = try await images.commitSnapshot(id: id, base: template, layerFile: file, layer: layer, tenantId: tenantId, sandboxId: sandbox.id)
+        } catch {
+            unlink(file)
+            throw error
+        }
         logger.info("sandbox snapshot", metadata: ["id": "\(sandbox.id)", "snapshot": "\(id)", "digest": "\(info.digest)",
                                                    "layer_bytes": "\(layer.size)", "paused_ms": "\(pausedMs)"])
         return SnapshotResult(id: id, digest: info.digest.text, sizeBytes: layer.size, pausedMs: pausedMs)

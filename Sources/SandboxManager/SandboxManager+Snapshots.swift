@@ -32,6 +32,10 @@ extension SandboxManager {
     public func snapshot(tenantId: String, id: String, memory: Bool = false, actor: String) async throws -> SnapshotResult {
         if memory { try await refuseMemory() }
         let (handle, backend) = try await snapshotSource(tenantId, id)
+        guard snapshotting.insert(id).inserted else {
+            throw SandboxError(.invalidState, "a snapshot of sandbox \(id) is being taken; try again when it is done", retryAfterSeconds: 1)
+        }
+        defer { snapshotting.remove(id) }
         let snapshotID = SandboxSpec.newID(prefix: ImageStore.snapshotPrefix)
         let result = try await backend.snapshot(handle, id: snapshotID, tenantId: tenantId)
         trail.record(AuditEvent(sandboxId: id, kind: .sandboxSnapshot, actor: actor, detail: [

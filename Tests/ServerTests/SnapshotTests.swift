@@ -160,5 +160,6 @@ struct SnapshotTests {
         let index = SysFile.read(data + "/images/index.json") ?? ""
         #expect(!index.contains("snap-") && !index.contains("sandboxer-building-"), "\(index)")
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: data + "/images/blobs/sha256")).contains { $0.hasPrefix(".writing-") })
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: data + "/images.staging"))?.isEmpty ?? true, "no snapshot layer left in staging")
     }
 }

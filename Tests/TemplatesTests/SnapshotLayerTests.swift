@@ -44,10 +44,10 @@ struct SnapshotLayerTests {
     func layer() throws {
         let scratch = try Scratch()
         let (upper, ws) = try Self.sandboxState(scratch)
-        let layer = try SnapshotLayer.write(upper: upper, workspace: ws, idBase: Self.base, into: ImageWriter(layout: scratch.path + "/oci"))
+        let layer = try SnapshotLayer.write(upper: upper, workspace: ws, idBase: Self.base, to: scratch.path + "/layer.tar")
         #expect(layer.size < 64 << 10, "holes are not stored: \(layer.size) bytes")
 
-        let fd = open(scratch.path + "/oci/blobs/sha256/" + layer.digest.hex, O_RDONLY)
+        let fd = open(scratch.path + "/layer.tar", O_RDONLY)
         defer { close(fd) }
         let reader = TarReader(fd: fd, source: "snapshot")
         var entries: [String: TarEntry] = [:]
@@ -66,8 +66,10 @@ struct SnapshotLayerTests {
         let scratch = try Scratch()
         let (upper, ws) = try Self.sandboxState(scratch)
         let store = ImageStore(dataDirectory: scratch.path + "/data")
-        let layer = try SnapshotLayer.write(upper: upper, workspace: ws, idBase: Self.base, into: ImageWriter(layout: store.layout))
-        let info = try await store.commitSnapshot(id: "snap-test", base: "host", layer: layer, tenantId: "t1", sandboxId: "sbx-1")
+        let file = try store.snapshotStagingFile()
+        let layer = try SnapshotLayer.write(upper: upper, workspace: ws, idBase: Self.base, to: file)
+        let info = try await store.commitSnapshot(id: "snap-test", base: "host", layerFile: file, layer: layer, tenantId: "t1", sandboxId: "sbx-1")
+        #expect(!FileManager.default.fileExists(atPath: file), "the layer file moved into the store")
         #expect(info.template == "host" && info.tenantId == "t1" && info.sizeBytes == layer.size)
         #expect(try store.snapshots(tenantId: "t1").map(\.id) == ["snap-test"])
         #expect(try store.snapshots(tenantId: "t2").isEmpty)

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import SandboxLinux
 
 /// A sandbox's snapshot as listings show it: an image of the store named by its id (`snap-…`),
 /// whose last layer is the sandbox's state (``SnapshotLayer``) over the layers of the template the
@@ -28,9 +29,20 @@ extension ImageStore {
         public static let layerSize = "dev.sandboxer.snapshot.layer_size"
     }
 
-    /// Commits `layer` (written by ``SnapshotLayer/write(upper:workspace:idBase:into:)``) over the
-    /// layers of template `base` (none for `host`) as image `id`, and unpacks it.
-    public func commitSnapshot(id: String, base: String, layer: OCIDescriptor, tenantId: String, sandboxId: String) async throws(SandboxError) -> SnapshotInfo {
+    /// Where a snapshot's layer is written before its commit moves it into the layout (the same
+    /// filesystem; garbage collection of the layout never looks there).
+    public var snapshotStaging: String { (layout as NSString).deletingLastPathComponent + "/images.staging" }
+
+    /// A fresh file name in ``snapshotStaging`` (the directory made).
+    public func snapshotStagingFile() throws(SandboxError) -> String {
+        try SysFile.makeDirectory(snapshotStaging, mode: 0o700)
+        return snapshotStaging + "/layer-" + UUID().uuidString.prefix(12).lowercased() + ".tar"
+    }
+
+    /// Commits the layer file `layerFile` (written by ``SnapshotLayer/write(upper:workspace:idBase:to:)``,
+    /// described by `layer`) over the layers of template `base` (none for `host`) as image `id`, and unpacks it.
+    public func commitSnapshot(id: String, base: String, layerFile: String, layer: OCIDescriptor, tenantId: String,
+                               sandboxId: String) async throws(SandboxError) -> SnapshotInfo {
         let now = ISO8601DateFormatter().string(from: Date())
         var layers: [OCIDescriptor] = []
         var config = OCIImageConfig(rootfs: .init(diff_ids: []))
@@ -45,7 +57,7 @@ extension ImageStore {
         config.history = (config.history ?? []) + [.init(created: now, created_by: "sandboxer snapshot of \(sandboxId)")]
         let annotations = [SnapshotAnnotation.tenant: tenantId, SnapshotAnnotation.sandbox: sandboxId, SnapshotAnnotation.template: base,
                            SnapshotAnnotation.layerSize: String(layer.size), OCIMedia.createdAnnotation: now]
-        let info = try await commit(layers: layers, config: config, name: id, annotations: annotations)
+        let info = try await commit(layers: layers, config: config, name: id, annotations: annotations, placing: [(layerFile, layer)])
         guard let snapshot = Self.snapshot(info) else { throw SandboxError(.system, "snapshot \(id) was stored without its annotations") }
         return snapshot
     }

@@ -175,9 +175,14 @@ public struct ImageStore: Sendable {
     /// Names an image written into this store's layout (``ImageWriter``) `name`, unpacks its
     /// layers, and collects what the template it replaces no longer needs.
     /// `annotations` go on its `index.json` entry (a snapshot's tenant and sandbox).
-    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:]) async throws(SandboxError) -> TemplateInfo {
+    /// `placing` are layer files written outside the layout (``ImageWriter/writeLayer(to:_:time:idBase:)``),
+    /// moved in under the same lock as the commit, so no concurrent garbage collection sees them unnamed.
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:],
+                       placing: [(file: String, layer: OCIDescriptor)] = []) async throws(SandboxError) -> TemplateInfo {
         let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
         try await locked { () throws(SandboxError) in
+            try writer.prepare()
+            for p in placing { try writer.place(p.file, p.layer.digest) }
             try writer.commit(layers: layers, config: config, name: staging, annotations: annotations)
         }
         return try await promote(staging, to: name)
@@ -235,6 +240,13 @@ public struct ImageStore: Sendable {
         }
         for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) {
             try? fm.removeItem(atPath: layers + "/" + layer)
+        }
+        // Snapshot layers a crashed process left before their commit (a live snapshot's is minutes old at most).
+        for file in (try? fm.contentsOfDirectory(atPath: snapshotStaging)) ?? [] {
+            let path = snapshotStaging + "/" + file
+            if let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified.timeIntervalSinceNow < -3600 {
+                try? fm.removeItem(atPath: path)
+            }
         }
     }
 

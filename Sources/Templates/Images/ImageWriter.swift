@@ -28,8 +28,17 @@ public struct ImageWriter: Sendable {
     public func addLayer(_ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil, idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
         try prepare()
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Syscall.error("creating \(temporary)", errno: errno) }
+        let layer = try Self.writeLayer(to: temporary, body, time: time, idBase: idBase)
+        try place(temporary, layer.digest)
+        return layer
+    }
+
+    /// Writes a layer tar to the new file `path` (outside any layout: a snapshot's, placed into
+    /// the store later by ``ImageStore/commit(layers:config:name:annotations:placing:)``).
+    public static func writeLayer(to path: String, _ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil,
+                                  idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Syscall.error("creating \(path)", errno: errno) }
         var hasher = SHA256()
         var size: Int64 = 0
         do throws(SandboxError) {
@@ -37,15 +46,13 @@ public struct ImageWriter: Sendable {
             try body(TarWriter(time: time, idBase: idBase) { (bytes) throws(SandboxError) in
                 hasher.update(data: bytes)
                 size += Int64(bytes.count)
-                try Syscall.writeAll(fd, bytes, temporary)
+                try Syscall.writeAll(fd, bytes, path)
             })
         } catch {
-            unlink(temporary)
+            unlink(path)
             throw error
         }
-        let digest = ImageDigest(sha256: hasher.finalize())
-        try place(temporary, digest)
-        return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
+        return OCIDescriptor(mediaType: OCIMedia.layer, digest: ImageDigest(sha256: hasher.finalize()), size: size)
     }
 
     /// Moves the (uncompressed) layer tar at `tarFile` in as a blob, digest computed on the way.
@@ -150,7 +157,7 @@ public struct ImageWriter: Sendable {
         }
     }
 
-    private func place(_ temporary: String, _ digest: ImageDigest) throws(SandboxError) {
+    func place(_ temporary: String, _ digest: ImageDigest) throws(SandboxError) {
         let target = "\(layout)/blobs/sha256/\(digest.hex)"
         guard rename(temporary, target) == 0 else {
             let e = errno

@@ -16,10 +16,11 @@ public enum SnapshotLayer {
     /// Where the workspace is stored in a snapshot's layer.
     public static let workspaceDirectory = "workspace"
 
-    /// Writes the layer into `writer`'s layout; returns its descriptor (digest = diff id). Blocks
-    /// (reads every file): run it on the blocking pool, with the sandbox frozen.
-    public static func write(upper: String?, workspace: String, idBase: UInt32?, into writer: ImageWriter) throws(SandboxError) -> OCIDescriptor {
-        try writer.addLayer({ (tar) throws(SandboxError) in
+    /// Writes the layer to the new file `file` (``ImageStore/snapshotStagingFile()``); returns its
+    /// descriptor (digest = diff id). Blocks (reads every file): run it on the blocking pool, with
+    /// the sandbox frozen.
+    public static func write(upper: String?, workspace: String, idBase: UInt32?, to file: String) throws(SandboxError) -> OCIDescriptor {
+        try ImageWriter.writeLayer(to: file, { (tar) throws(SandboxError) in
             var links: [String: String] = [:]
             // The upper directory's own `workspace` is only the mount point the tmpfs covers.
             if let upper { try tar.append(directory: upper, skipping: [workspaceDirectory], links: &links) }
