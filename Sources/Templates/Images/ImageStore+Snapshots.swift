@@ -43,7 +43,9 @@ extension ImageStore {
     /// described by `layer`) over the layers of template `base` (none for `host`) as image `id`, and unpacks it.
     public func commitSnapshot(id: String, base: String, layerFile: String, layer: OCIDescriptor, tenantId: String,
                                sandboxId: String) async throws(SandboxError) -> SnapshotInfo {
-        let now = ISO8601DateFormatter().string(from: Date())
+        let clock = ISO8601DateFormatter()
+        clock.formatOptions = [.withInternetDateTime, .withFractionalSeconds]  // snapshots of one second still list in order
+        let now = clock.string(from: Date())
         var layers: [OCIDescriptor] = []
         var config = OCIImageConfig(rootfs: .init(diff_ids: []))
         if base != "host" {
