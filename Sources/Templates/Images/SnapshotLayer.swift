@@ -41,7 +41,8 @@ public enum SnapshotLayer {
         let dst = open(workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard dst >= 0 else { throw Syscall.error("opening \(workspace)", errno: errno) }
         defer { close(dst) }
-        try copyTree(src, dst, path: "workspace", idBase: idBase)
+        var links: [UInt64: String] = [:]
+        try copyTree(src, dst, root: dst, path: "", idBase: idBase, links: &links)
         var st = stat()
         guard fstat(src, &st) == 0 else { throw Syscall.error("stat \(source)", errno: errno) }
         fchown(dst, shifted(st.st_uid, idBase), shifted(st.st_gid, idBase))
@@ -50,10 +51,13 @@ public enum SnapshotLayer {
 
     static func shifted(_ id: UInt32, _ base: UInt32?) -> UInt32 { base.map { $0 + min(id, 65535) } ?? id }
 
-    private static func copyTree(_ src: Int32, _ dst: Int32, path: String, idBase: UInt32?) throws(SandboxError) {
+    /// Copies the tree of `src` into `dst` (`path` below the workspace `root`); `links` maps an
+    /// inode with more than one link to the first copy's path, so hard links stay links.
+    private static func copyTree(_ src: Int32, _ dst: Int32, root: Int32, path: String, idBase: UInt32?,
+                                 links: inout [UInt64: String]) throws(SandboxError) {
         for raw in try DirectoryFD.entries(of: src) {
             let name = String(decoding: raw, as: UTF8.self)
-            let here = path + "/" + name
+            let here = path.isEmpty ? name : path + "/" + name
             var st = stat()
             guard fstatat(src, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Syscall.error("stat \(here)", errno: errno) }
             let (uid, gid) = (shifted(st.st_uid, idBase), shifted(st.st_gid, idBase))
@@ -68,11 +72,16 @@ public enum SnapshotLayer {
                 let d = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard d >= 0 else { throw Syscall.error("opening the copy of \(here)", errno: errno) }
                 defer { close(d) }
-                try copyTree(s, d, path: here, idBase: idBase)
+                try copyTree(s, d, root: root, path: here, idBase: idBase, links: &links)
                 fchown(d, uid, gid)
                 fchmod(d, mode)
                 futimens(d, &times)
             case S_IFREG:
+                if st.st_nlink > 1, let first = links[UInt64(st.st_ino)] {
+                    guard linkat(root, first, dst, name, 0) == 0 else { throw Syscall.error("linking \(here) to \(first)", errno: errno) }
+                    continue
+                }
+                if st.st_nlink > 1 { links[UInt64(st.st_ino)] = here }
                 let s = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
                 guard s >= 0 else { throw Syscall.error("opening \(here)", errno: errno) }
                 defer { close(s) }
