@@ -40,7 +40,9 @@ extension ImageStore {
     }
 
     /// Commits the layer file `layerFile` (written by ``SnapshotLayer/write(upper:workspace:idBase:to:)``,
-    /// described by `layer`) over the layers of template `base` (none for `host`) as image `id`, and unpacks it.
+    /// described by `layer`) over the layers of template `base` (none for `host`) as image `id`. The
+    /// new layer is unpacked when a restore first needs it (``unpackedLowerDirectories(_:)``), so
+    /// the snapshot call does not wait for it.
     public func commitSnapshot(id: String, base: String, layerFile: String, layer: OCIDescriptor, tenantId: String,
                                sandboxId: String) async throws(SandboxError) -> SnapshotInfo {
         let clock = ISO8601DateFormatter()
@@ -59,7 +61,8 @@ extension ImageStore {
         config.history = (config.history ?? []) + [.init(created: now, created_by: "sandboxer snapshot of \(sandboxId)")]
         let annotations = [SnapshotAnnotation.tenant: tenantId, SnapshotAnnotation.sandbox: sandboxId, SnapshotAnnotation.template: base,
                            SnapshotAnnotation.layerSize: String(layer.size), OCIMedia.createdAnnotation: now]
-        let info = try await commit(layers: layers, config: config, name: id, annotations: annotations, placing: [(layerFile, layer)])
+        let info = try await commit(layers: layers, config: config, name: id, annotations: annotations, placing: [(layerFile, layer)],
+                                    unpack: false)  // unpacked by the first restore
         guard let snapshot = Self.snapshot(info) else { throw SandboxError(.system, "snapshot \(id) was stored without its annotations") }
         return snapshot
     }

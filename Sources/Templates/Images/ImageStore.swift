@@ -177,24 +177,28 @@ public struct ImageStore: Sendable {
     /// `annotations` go on its `index.json` entry (a snapshot's tenant and sandbox).
     /// `placing` are layer files written outside the layout (``ImageWriter/writeLayer(to:_:time:idBase:)``),
     /// moved in under the same lock as the commit, so no concurrent garbage collection sees them unnamed.
+    /// `unpack: false` leaves the layers to be unpacked when a sandbox first needs them (a snapshot:
+    /// its own layer was just written by sandboxer, and the snapshot call should not wait for it).
     public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:],
-                       placing: [(file: String, layer: OCIDescriptor)] = []) async throws(SandboxError) -> TemplateInfo {
+                       placing: [(file: String, layer: OCIDescriptor)] = [], unpack: Bool = true) async throws(SandboxError) -> TemplateInfo {
         let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
         try await locked { () throws(SandboxError) in
             try writer.prepare()
             for p in placing { try writer.place(p.file, p.layer.digest) }
             try writer.commit(layers: layers, config: config, name: staging, annotations: annotations)
         }
-        return try await promote(staging, to: name)
+        return try await promote(staging, to: name, unpack: unpack)
     }
 
     /// Unpacks the staged image's layers, then names it `name` (replacing a template of that name)
     /// and collects what the replaced one alone used. A failed unpack removes the staged image:
     /// nothing half-made stays, and an earlier template of that name stays as it was.
-    func promote(_ staging: String, to name: String) async throws(SandboxError) -> TemplateInfo {
-        do { _ = try await lowerDirectories(staging) } catch {
-            try? await remove(staging)
-            throw error
+    func promote(_ staging: String, to name: String, unpack: Bool = true) async throws(SandboxError) -> TemplateInfo {
+        if unpack {
+            do { _ = try await lowerDirectories(staging) } catch {
+                try? await remove(staging)
+                throw error
+            }
         }
         return try await locked { () throws(SandboxError) -> TemplateInfo in
             guard let manifest = try readIndex().manifests.last(where: { $0.refName == staging }) else {
