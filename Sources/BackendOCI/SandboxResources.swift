@@ -77,6 +77,12 @@ struct SandboxResources: Sendable {
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
             if let restoring { try HibernatedFiles.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
+            if let snapshot = spec.snapshot, restoring == nil {
+                guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
+                if let top = try images.unpackedLowerDirectories(snapshot).first {
+                    try SnapshotLayer.restoreWorkspace(layer: top, into: layout.workspace, idBase: ids.hostBase)
+                }
+            }
             if let host = r.hostWorkspace {
                 let workspace = try DirectoryFD.open(path: layout.workspace)
                 r.manifest = try WorkspaceTransfer.copyIn(

@@ -26,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root) or blocking (a call on the blocking pool vs a thread per call).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root), state (snapshot/restore/fork vs tar and cold create; root) or blocking (a call on the blocking pool vs a thread per call).")
     var suite: String = "container"
 
     /// `--lane`, the option's old name, so commands written before the rename still work.
@@ -65,6 +65,10 @@ struct BenchCommand: AsyncParsableCommand {
                                  postgres: ServerSetup.postgresURL(store, environment: [:])).run()
             return
         }
+        if suite == "state" {
+            try await StateBench(iterations: max(3, iterations)).run()
+            return
+        }
         if suite == "blocking" {
             await BlockingBench(iterations: max(1, iterations)).run()
             return
@@ -78,7 +82,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await benchNodeInContainer()
             return
         }
-        guard suite == "container" else { throw SandboxError(.invalidRequest, "--suite is container, wasm, api, queue, egress or blocking, not '\(suite)'") }
+        guard suite == "container" else { throw SandboxError(.invalidRequest, "--suite is container, wasm, api, queue, egress, state or blocking, not '\(suite)'") }
         let backend = try OCIBackend()
         let configuration = backend.configuration
         await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }

@@ -39,6 +39,9 @@ struct DoctorCommand: AsyncParsableCommand {
         for r in OCIRuntime.supported { runtimes[r] = OCIRuntime.locate(r) }
         var report = HostReport.collect(runtimes: runtimes)
         if let check = await storeCheck() { report.checks.append(check) }
+        let memory = await MemorySnapshots.unavailableReason()
+        report.checks.append(HostReport.Check(name: "memory snapshots", ok: memory == nil,
+                                              detail: memory ?? "available (criu check passes)"))
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

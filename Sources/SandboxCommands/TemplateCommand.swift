@@ -37,10 +37,12 @@ struct TemplateListCommand: AsyncParsableCommand {
             try ListOutput.print(items, json: true, header: "") { _, _ in "" }
             return
         }
-        print("NAME\tDIGEST\tSIZE\tLAYERS\tCREATED")
-        print("host\t-\t-\t-\tbuilt in (the host's /usr, read-only)")
+        print("NAME\tDIGEST\tSIZE\tLAYERS\tCREATED\tKIND")
+        print("host\t-\t-\t-\tbuilt in (the host's /usr, read-only)\ttemplate")
         for t in items {
-            print([t.name, t.digest.short, ByteSize.compact(t.sizeBytes), "\(t.layers)", t.created ?? "-"].joined(separator: "\t"))
+            // A snapshot (kind snapshot) names the sandbox it was taken of; rm and export work on it as on a template.
+            let kind = t.kind == "snapshot" ? "snapshot of \(t.annotations[ImageStore.SnapshotAnnotation.sandbox] ?? "?")" : t.kind
+            print([t.name, t.digest.short, ByteSize.compact(t.sizeBytes), "\(t.layers)", t.created ?? "-", kind].joined(separator: "\t"))
         }
     }
 }

@@ -15,6 +15,10 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case sandboxResume = "sandbox.resume"
     /// Processes ended, filesystem kept on disk (`reason`: `api` or `idle`).
     case sandboxHibernate = "sandbox.hibernate"
+    /// A snapshot of the sandbox's filesystem (`POST …/snapshots`; both trails).
+    case sandboxSnapshot = "sandbox.snapshot"
+    /// Sandboxes made from one snapshot of the sandbox (`POST …/fork`; both trails).
+    case sandboxFork = "sandbox.fork"
     // Work in a sandbox (its trail)
     case execStart = "exec.start"
     case execEnd = "exec.end"
@@ -39,6 +43,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case secretRemove = "secret.remove"
     case templateCreate = "template.create"
     case templateRemove = "template.remove"
+    case snapshotRemove = "snapshot.remove"
     case quotaSet = "quota.set"
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"

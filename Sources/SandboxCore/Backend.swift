@@ -23,6 +23,10 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     /// When a long-lived sandbox ends itself unless its server renews it (its TTL plus a grace);
     /// nil: no end of its own. Not encoded: every server start renews it.
     public var expiresAt: Date?
+    /// The snapshot (``SnapshotBackend``) this sandbox is restored from: its workspace seeds
+    /// `/workspace` (the profile's template is the snapshot's image, or `host` for a snapshot of a
+    /// `host` sandbox). Only used at create; not encoded.
+    public var snapshot: String?
 
     public init(
         id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,

@@ -24,6 +24,9 @@ public struct CreateSandboxRequest: Sendable, Equatable {
     /// A command run once before the sandbox is handed over, under the profile's `setup` phase
     /// network policy; the sandbox then switches to the `run` phase.
     public var setup: ExecRequest?
+    /// Restore: the sandbox starts with exactly this snapshot's filesystem (its image as the root,
+    /// its workspace in `/workspace`); the profile's other settings apply as on any create.
+    public var snapshot: String?
 
     public init(profile: ProfileRef = .named("default"), isolation: IsolationLevel? = nil, env: [String: String] = [:],
                 ttl: Duration? = nil, idleTimeout: Duration? = nil, metadata: [String: String] = [:]) {

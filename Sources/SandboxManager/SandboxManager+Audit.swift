@@ -97,7 +97,7 @@ enum AuditEvents {
     /// Longest `command` kept in `exec.start` (bytes of the joined argv).
     static let commandLimit = 1024
 
-    static func create(_ r: SandboxRecord, actor: String, fromPool: Bool, envNames: [String]) -> AuditEvent {
+    static func create(_ r: SandboxRecord, actor: String, fromPool: Bool, envNames: [String], snapshot: String? = nil) -> AuditEvent {
         var detail: [String: EventValue] = [
             "profile": .string(r.profile.name), "isolation": .string(r.profile.isolation.rawValue),
             "network": .string(r.profile.network.mode.rawValue), "warm_pool": .bool(fromPool),
@@ -106,6 +106,7 @@ enum AuditEvents {
         if r.profile.isolation != .wasm { detail["template"] = .string(r.profile.template) }
         if let digest = r.templateDigest { detail["template_digest"] = .string(digest) }
         if !envNames.isEmpty { detail["env_names"] = .string(envNames.sorted().joined(separator: ",")) }
+        if let snapshot { detail["snapshot"] = .string(snapshot) }
         return AuditEvent(sandboxId: r.id, kind: .sandboxCreate, actor: actor, detail: detail)
     }
 

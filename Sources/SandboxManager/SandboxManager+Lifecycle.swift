@@ -1,28 +1,43 @@
 import Foundation
 import SandboxCore
 import SandboxStore
+import Templates
 
 extension SandboxManager {
     /// Creates a long-lived sandbox for a tenant (from the warm pool when one is ready) and
     /// returns its record in state `running`.
     public func create(tenantId: String, _ request: CreateSandboxRequest, actor: String) async throws -> SandboxRecord {
+        try await create(tenantId: tenantId, request, actor: actor, checkedProfile: nil)
+    }
+
+    /// ``create(tenantId:_:actor:)``; `checkedProfile` (a fork: its source's profile, checked when
+    /// the source was created) replaces the request's profile and its checks.
+    func create(tenantId: String, _ request: CreateSandboxRequest, actor: String, checkedProfile: Profile?) async throws -> SandboxRecord {
         var profile: Profile
         var poolName: String?
-        switch request.profile {
-        case .named(let name):
-            profile = try configuration.profiles.load(name)
-            poolName = name
-        case .inline(let p):
-            profile = p
+        if let checkedProfile {
+            profile = checkedProfile
+        } else {
+            switch request.profile {
+            case .named(let name):
+                profile = try configuration.profiles.load(name)
+                poolName = name
+            case .inline(let p):
+                profile = p
+            }
+            if let level = request.isolation, level != profile.isolation {
+                profile.isolation = level
+                poolName = nil
+            }
+            var inline = false
+            if case .inline = request.profile { inline = true }
+            try await checkTenantProfile(tenantId: tenantId, profile: profile, inline: inline,
+                                         isolationField: request.isolation != nil ? "isolation" : "profile.isolation")
         }
-        if let level = request.isolation, level != profile.isolation {
-            profile.isolation = level
+        if let snapshot = request.snapshot {
+            profile.template = try await restoredTemplate(tenantId: tenantId, snapshot: snapshot, isolation: profile.isolation)
             poolName = nil
         }
-        var inline = false
-        if case .inline = request.profile { inline = true }
-        try await checkTenantProfile(tenantId: tenantId, profile: profile, inline: inline,
-                                     isolationField: request.isolation != nil ? "isolation" : "profile.isolation")
         try EnvironmentCheck.validate(request.env, field: "env")
         profile.env.merge(request.env) { $1 }
         let backend = try backend(for: profile.isolation)
@@ -46,6 +61,7 @@ extension SandboxManager {
         spec.secrets = try await resolveSecrets(profile, tenantId: tenantId)
         spec.secretPlaceholders = Dictionary(uniqueKeysWithValues: spec.secrets.map { ($0.name, $0.placeholder) })
         if request.setup != nil { spec.phase = .setup }
+        spec.snapshot = request.snapshot
         // Pool sandboxes have no proxy, secrets or setup: those are made fresh.
         if profile.needsEgress || !spec.secrets.isEmpty || request.setup != nil { poolName = nil }
 
@@ -88,7 +104,7 @@ extension SandboxManager {
         l.stage = .up(handle)
         try move(&l.record, to: .running)
         live[record.id] = l
-        trail.record(AuditEvents.create(l.record, actor: actor, fromPool: false, envNames: Array(request.env.keys)))
+        trail.record(AuditEvents.create(l.record, actor: actor, fromPool: false, envNames: Array(request.env.keys), snapshot: request.snapshot))
         try await persistNow(l.record)
         publish(.sandboxCreated, l.record)
         logger.info("sandbox created", metadata: ["id": "\(record.id)", "tenant": "\(tenantId)", "isolation": "\(profile.isolation.rawValue)"])
@@ -237,6 +253,10 @@ extension SandboxManager {
     /// ceilings (``LimitCeilings``: `limit_exceeded`, 422); both name the field.
     public func checkTenantProfile(tenantId: String, profile: Profile, inline: Bool, isolationField: String) async throws {
         let name = try await tenant(tenantId).name
+        if profile.template.hasPrefix(ImageStore.snapshotPrefix) {
+            throw SandboxError(.invalidRequest, "profile.template '\(profile.template)' is a snapshot, not a template: restore it with POST /v1/sandboxes {\"snapshot\": \"\(profile.template)\"}",
+                               field: "profile.template")
+        }
         try configuration.isolationPolicy.check(profile, inline: inline, tenantName: name, isolationField: isolationField)
         if inline { try configuration.ceilings.check(profile.limits) }
     }

@@ -116,6 +116,8 @@ public actor SandboxManager {
     let rates = ExecRateLimiter()
 
     var live: [String: Live] = [:]
+    /// Sandboxes whose snapshot is being taken (one at a time: each freezes and thaws the sandbox).
+    var snapshotting: Set<String> = []
     var pool: [String: [SandboxHandle]] = [:]
     var tenants: [String: (Tenant, Date)] = [:]
     /// Creates past their quota check but not yet in ``live`` (secrets, the store insert): they

@@ -105,7 +105,7 @@ extension SandboxServer {
 }
 
 /// `POST /v1/sandboxes`: profile (name or inline object), isolation, env, ttl, idle_timeout,
-/// metadata, secrets, setup. `sandboxer create` sends the same type.
+/// metadata, secrets, setup, snapshot (restore). `sandboxer create` sends the same type.
 public struct CreateSandboxBody: Codable, Sendable {
     public var request = CreateSandboxRequest()
 
@@ -125,6 +125,7 @@ public struct CreateSandboxBody: Codable, Sendable {
         if !request.metadata.isEmpty { try c.encode(request.metadata, forKey: BodyKey("metadata")) }
         if !request.secrets.isEmpty { try c.encode(request.secrets, forKey: BodyKey("secrets")) }
         try c.encodeIfPresent(request.setup?.argv, forKey: BodyKey("setup"))
+        try c.encodeIfPresent(request.snapshot, forKey: BodyKey("snapshot"))
     }
 
     public init(from decoder: any Decoder) throws {
@@ -137,6 +138,7 @@ public struct CreateSandboxBody: Codable, Sendable {
         request.metadata = try body.stringMap("metadata") ?? [:]
         try body.secretNames(into: &request.secrets)
         request.setup = try body.setupCommand().map { ExecRequest(argv: $0) }
+        request.snapshot = try body.string("snapshot")
         try body.finish()
     }
 }

@@ -16,7 +16,8 @@ extension SandboxServer {
         routes.add(.get, "/v1/templates") { _, context in
             _ = try context.requireCaller()
             let stored = try await BlockingPool.shared.run { () -> Result<[TemplateInfo], SandboxError> in Result { () throws(SandboxError) in try images.list() } }.get()
-            return try APIJSON.response(TemplateList(templates: [TemplateView.host] + stored.map(TemplateView.init)))
+            // Snapshots are their tenants' (GET /v1/snapshots), not templates every tenant sees.
+            return try APIJSON.response(TemplateList(templates: [TemplateView.host] + stored.filter { $0.kind == "template" }.map(TemplateView.init)))
         }
 
         routes.add(.get, "/v1/templates/{name}") { _, context in
@@ -24,6 +25,7 @@ extension SandboxServer {
             let name = try context.parameters.require("name")
             if name == TemplateView.host.name { return try APIJSON.response(TemplateView.host) }
             let image = try await BlockingPool.shared.run { () -> Result<TemplateImage, SandboxError> in Result { () throws(SandboxError) in try images.image(name) } }.get()
+            guard image.info.kind == "template" else { throw SandboxError(.notFound, "no template '\(name)' (a snapshot is read with GET /v1/snapshots/\(name))") }
             var view = TemplateView(image.info)
             view.config = image.config.config
             view.layerDigests = image.manifest.layers.map(\.digest.text)

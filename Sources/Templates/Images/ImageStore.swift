@@ -18,6 +18,11 @@ public struct TemplateInfo: Sendable, Codable, Equatable {
     public var sizeBytes: Int64
     public var layers: Int
     public var architecture: String
+    /// The index entry's annotations (a snapshot's tenant and sandbox; not encoded).
+    public var annotations: [String: String] = [:]
+
+    /// `snapshot` for a sandbox's snapshot (``ImageStore/snapshotPrefix``), else `template`.
+    public var kind: String { annotations[ImageStore.SnapshotAnnotation.tenant] != nil ? "snapshot" : "template" }
 
     enum CodingKeys: String, CodingKey {
         case name, digest, created, layers, architecture
@@ -92,8 +97,9 @@ public struct ImageStore: Sendable {
             throw SandboxError(.invalidRequest, "template \(name): its manifest has \(manifest.layers.count) layers but its configuration \(config.rootfs.diff_ids.count)")
         }
         let size = manifest.layers.reduce(manifest.config.size) { $0 + $1.size }
-        let info = TemplateInfo(name: name, digest: d.digest, created: config.created ?? d.annotations?[OCIMedia.createdAnnotation],
+        var info = TemplateInfo(name: name, digest: d.digest, created: config.created ?? d.annotations?[OCIMedia.createdAnnotation],
                                 sizeBytes: size, layers: manifest.layers.count, architecture: config.architecture)
+        info.annotations = d.annotations ?? [:]
         return TemplateImage(info: info, manifest: manifest, config: config)
     }
 
@@ -127,6 +133,9 @@ public struct ImageStore: Sendable {
         }
         guard !reservedNames.contains(name) else {
             throw SandboxError(.invalidRequest, "template name '\(name)' is reserved (\(reservedNames.sorted().joined(separator: ", ")) are built in)")
+        }
+        guard !name.hasPrefix(snapshotPrefix) else {
+            throw SandboxError(.invalidRequest, "template name '\(name)': names starting with \(snapshotPrefix) are sandbox snapshots'; choose another")
         }
     }
 
@@ -171,21 +180,31 @@ public struct ImageStore: Sendable {
 
     /// Names an image written into this store's layout (``ImageWriter``) `name`, unpacks its
     /// layers, and collects what the template it replaces no longer needs.
-    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) async throws(SandboxError) -> TemplateInfo {
+    /// `annotations` go on its `index.json` entry (a snapshot's tenant and sandbox).
+    /// `placing` are layer files written outside the layout (``ImageWriter/writeLayer(to:_:time:idBase:)``),
+    /// moved in under the same lock as the commit, so no concurrent garbage collection sees them unnamed.
+    /// `unpack: false` leaves the layers to be unpacked when a sandbox first needs them (a snapshot:
+    /// its own layer was just written by sandboxer, and the snapshot call should not wait for it).
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:],
+                       placing: [(file: String, layer: OCIDescriptor)] = [], unpack: Bool = true) async throws(SandboxError) -> TemplateInfo {
         let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
         try await locked { () throws(SandboxError) in
-            try writer.commit(layers: layers, config: config, name: staging)
+            try writer.prepare()
+            for p in placing { try writer.place(p.file, p.layer.digest) }
+            try writer.commit(layers: layers, config: config, name: staging, annotations: annotations)
         }
-        return try await promote(staging, to: name)
+        return try await promote(staging, to: name, unpack: unpack)
     }
 
     /// Unpacks the staged image's layers, then names it `name` (replacing a template of that name)
     /// and collects what the replaced one alone used. A failed unpack removes the staged image:
     /// nothing half-made stays, and an earlier template of that name stays as it was.
-    func promote(_ staging: String, to name: String) async throws(SandboxError) -> TemplateInfo {
-        do { _ = try await lowerDirectories(staging) } catch {
-            try? await remove(staging)
-            throw error
+    func promote(_ staging: String, to name: String, unpack: Bool = true) async throws(SandboxError) -> TemplateInfo {
+        if unpack {
+            do { _ = try await lowerDirectories(staging) } catch {
+                try? await remove(staging)
+                throw error
+            }
         }
         return try await locked { () throws(SandboxError) -> TemplateInfo in
             guard let manifest = try readIndex().manifests.last(where: { $0.refName == staging }) else {
@@ -231,6 +250,13 @@ public struct ImageStore: Sendable {
         }
         for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) {
             try? fm.removeItem(atPath: layers + "/" + layer)
+        }
+        // Snapshot layers a crashed process left before their commit (a live snapshot's is minutes old at most).
+        for file in (try? fm.contentsOfDirectory(atPath: snapshotStaging)) ?? [] {
+            let path = snapshotStaging + "/" + file
+            if let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date, modified.timeIntervalSinceNow < -3600 {
+                try? fm.removeItem(atPath: path)
+            }
         }
     }
 

@@ -11,7 +11,7 @@ import Glibc
 /// (``TarWriter``, uncompressed, so a layer's digest is its diff id), the configuration, the
 /// manifest, and the name in `index.json`. A template build step, a snapshot and the tests make
 /// images this way; blobs are content-addressed, so writing one twice costs nothing more.
-public struct ImageWriter {
+public struct ImageWriter: Sendable {
     public let layout: String
 
     public init(layout: String) {
@@ -20,26 +20,39 @@ public struct ImageWriter {
 
     /// Writes the tree under `directory` as a layer blob; returns its descriptor (its digest is also its diff id).
     public func addLayer(from directory: String, time: Int64? = 0) throws(SandboxError) -> OCIDescriptor {
+        try addLayer({ (tar) throws(SandboxError) in try tar.write(directory: directory) }, time: time)
+    }
+
+    /// Writes a layer blob whose members `body` writes (it must end the archive with
+    /// ``TarWriter/finish()``); returns its descriptor (its digest is also its diff id).
+    public func addLayer(_ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil, idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
         try prepare()
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Syscall.error("creating \(temporary)", errno: errno) }
+        let layer = try Self.writeLayer(to: temporary, body, time: time, idBase: idBase)
+        try place(temporary, layer.digest)
+        return layer
+    }
+
+    /// Writes a layer tar to the new file `path` (outside any layout: a snapshot's, placed into
+    /// the store later by ``ImageStore/commit(layers:config:name:annotations:placing:)``).
+    public static func writeLayer(to path: String, _ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil,
+                                  idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Syscall.error("creating \(path)", errno: errno) }
         var hasher = SHA256()
         var size: Int64 = 0
         do throws(SandboxError) {
             defer { close(fd) }
-            try TarWriter(time: time) { (bytes) throws(SandboxError) in
+            try body(TarWriter(time: time, idBase: idBase) { (bytes) throws(SandboxError) in
                 hasher.update(data: bytes)
                 size += Int64(bytes.count)
-                try Syscall.writeAll(fd, bytes, temporary)
-            }.write(directory: directory)
+                try Syscall.writeAll(fd, bytes, path)
+            })
         } catch {
-            unlink(temporary)
+            unlink(path)
             throw error
         }
-        let digest = ImageDigest(sha256: hasher.finalize())
-        try place(temporary, digest)
-        return OCIDescriptor(mediaType: OCIMedia.layer, digest: digest, size: size)
+        return OCIDescriptor(mediaType: OCIMedia.layer, digest: ImageDigest(sha256: hasher.finalize()), size: size)
     }
 
     /// Moves the (uncompressed) layer tar at `tarFile` in as a blob, digest computed on the way.
@@ -85,7 +98,7 @@ public struct ImageWriter {
     /// Writes the configuration and manifest for `layers` (bottom first) and names the manifest
     /// `name` in `index.json` (replacing an earlier manifest of that name); returns the manifest's descriptor.
     @discardableResult
-    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) throws(SandboxError) -> OCIDescriptor {
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:]) throws(SandboxError) -> OCIDescriptor {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let configBlob: OCIDescriptor
@@ -96,16 +109,19 @@ public struct ImageWriter {
         } catch let e as SandboxError { throw e } catch {
             throw SandboxError(.system, "encoding the image of \(name): \(error)")
         }
-        return try self.name(manifestBlob, name)
+        var annotated = manifestBlob
+        if !annotations.isEmpty { annotated.annotations = annotations }
+        return try self.name(annotated, name)
     }
 
-    /// Names `manifest` `name` in `index.json`, replacing an earlier manifest of that name.
+    /// Names `manifest` `name` in `index.json`, replacing an earlier manifest of that name (its
+    /// other annotations are kept).
     @discardableResult
     func name(_ manifest: OCIDescriptor, _ name: String) throws(SandboxError) -> OCIDescriptor {
         var index = try readIndex()
         index.manifests.removeAll { $0.refName == name }
         var named = manifest
-        named.annotations = [OCIMedia.refNameAnnotation: name]
+        named.annotations = (manifest.annotations ?? [:]).merging([OCIMedia.refNameAnnotation: name]) { $1 }
         index.manifests.append(named)
         try writeIndex(index)
         return named
@@ -141,7 +157,7 @@ public struct ImageWriter {
         }
     }
 
-    private func place(_ temporary: String, _ digest: ImageDigest) throws(SandboxError) {
+    func place(_ temporary: String, _ digest: ImageDigest) throws(SandboxError) {
         let target = "\(layout)/blobs/sha256/\(digest.hex)"
         guard rename(temporary, target) == 0 else {
             let e = errno

@@ -65,14 +65,15 @@ public struct LayerUnpacker {
                 let fd = openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw fail("creating", entry.path) }
                 defer { close(fd) }
-                while true {
-                    try tar.read(into: &chunk)
-                    if chunk.isEmpty { break }
-                    summary.bytes += Int64(chunk.count)
-                    guard summary.bytes <= limit else {
-                        throw SandboxError(.invalidRequest, "layer \(name) unpacks to more than \(ByteSize.format(limit)) (the layer size cap); use a smaller layer or raise the cap")
+                if let real = entry.sparseSize {
+                    try sparseContent(tar, fd: fd, realSize: real, entry: entry, summary: &summary)
+                } else {
+                    while true {
+                        try tar.read(into: &chunk)
+                        if chunk.isEmpty { break }
+                        try charge(Int64(chunk.count), &summary)
+                        try Syscall.writeAll(fd, chunk, entry.path)
                     }
-                    try Syscall.writeAll(fd, chunk, entry.path)
                 }
                 try setOwnerAndMode(fd: fd, entry)
                 var times = [timespec(tv_sec: Int(entry.mtime), tv_nsec: 0), timespec(tv_sec: Int(entry.mtime), tv_nsec: 0)]
@@ -98,6 +99,33 @@ public struct LayerUnpacker {
             }
         }
         return summary
+    }
+
+    /// Counts unpacked bytes against the layer size cap.
+    private func charge(_ bytes: Int64, _ summary: inout Summary) throws(SandboxError) {
+        summary.bytes += bytes
+        guard summary.bytes <= limit else {
+            throw SandboxError(.invalidRequest, "layer \(name) unpacks to more than \(ByteSize.format(limit)) (the layer size cap); use a smaller layer or raise the cap")
+        }
+    }
+
+    /// A pax sparse member: its data ranges written where the map puts them, holes left as holes,
+    /// the file then cut to its real size.
+    private func sparseContent(_ tar: TarReader, fd: Int32, realSize: Int64, entry: TarEntry, summary: inout Summary) throws(SandboxError) {
+        let map = try TarSparseMap.read(from: tar, realSize: realSize, member: entry.path)
+        var chunk: [UInt8] = []
+        for range in map.ranges {
+            guard lseek(fd, off_t(range.offset), SEEK_SET) >= 0 else { throw fail("seeking in", entry.path) }
+            var left = range.length
+            while left > 0 {
+                try tar.read(into: &chunk, count: Int(min(left, 1 << 16)))
+                guard !chunk.isEmpty else { throw SandboxError(.invalidRequest, "layer \(name): sparse member \(entry.path) holds less data than its map says") }
+                try charge(Int64(chunk.count), &summary)
+                try Syscall.writeAll(fd, chunk, entry.path)
+                left -= Int64(chunk.count)
+            }
+        }
+        guard ftruncate(fd, off_t(realSize)) == 0 else { throw fail("sizing", entry.path) }
     }
 
     // MARK: - Paths

@@ -26,6 +26,9 @@ public struct TarEntry: Sendable, Equatable {
     public var linkTarget: String
     public var deviceMajor: UInt32
     public var deviceMinor: UInt32
+    /// A sparse file (pax `GNU.sparse.major` 1): its real size. Its content is then the sparse
+    /// map (``TarSparseMap``) followed by the data of the map's ranges; ``size`` is that content's.
+    public var sparseSize: Int64? = nil
 }
 
 /// Reads a tar stream from a file descriptor, one member at a time, blocking the calling thread
@@ -93,6 +96,15 @@ public final class TarReader {
             if let u = pax["uid"], let n = UInt32(u) { entry.uid = n }
             if let g = pax["gid"], let n = UInt32(g) { entry.gid = n }
             if let m = pax["mtime"], let n = Double(m) { entry.mtime = Int64(n) }
+            if pax["GNU.sparse.major"] == "1", pax["GNU.sparse.minor"] == "0" {
+                guard let name = pax["GNU.sparse.name"], let real = pax["GNU.sparse.realsize"].flatMap({ Int64($0) }), real >= 0 else {
+                    throw bad("the sparse member \(entry.path) lacks GNU.sparse.name or GNU.sparse.realsize")
+                }
+                entry.path = name
+                entry.sparseSize = real
+            } else if pax["GNU.sparse.major"] != nil || pax["GNU.sparse.map"] != nil {
+                throw bad("member \(entry.path) is a sparse file in an old GNU format (only pax sparse 1.0 is read); re-create the layer")
+            }
             // Regular files (and unknown types, to skip them) carry content; links, directories,
             // devices and FIFOs never do, whatever their size field says.
             switch entry.kind {

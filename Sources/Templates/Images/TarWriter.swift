@@ -11,28 +11,51 @@ import Glibc
 /// links as links, overlayfs whiteouts (character device 0/0) as `.wh.NAME` and an opaque directory
 /// as `DIR/.wh..wh..opq`, long names in pax headers. Symlinks are written, never followed; sockets
 /// and other devices are left out. `time`, when given, replaces every modification time (a
-/// reproducible layer); `sink` receives every byte.
+/// reproducible layer); `idBase`, when given, is the host id of a user namespace's id 0: owners
+/// are written as the namespace sees them (a sandbox's upper directory as image ids; an id outside
+/// the 65536-id range as 65534, the overflow id the sandbox saw); `sink` receives every byte.
 public struct TarWriter {
     public var time: Int64?
+    public var idBase: UInt32?
     private let sink: ([UInt8]) throws(SandboxError) -> Void
 
-    public init(time: Int64? = nil, sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
+    public init(time: Int64? = nil, idBase: UInt32? = nil, sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
         self.time = time
+        self.idBase = idBase
         self.sink = sink
     }
 
     /// Writes the tree under `directory` and the archive's end.
     public func write(directory: String) throws(SandboxError) {
+        var links: [String: String] = [:]
+        try append(directory: directory, links: &links)
+        try finish()
+    }
+
+    /// Writes the tree under `directory` as members below `prefix` (`""`: at the archive's root;
+    /// `"workspace"`: the directory itself as `workspace/`, its content below), leaving out the
+    /// top-level names in `skipping`. `links` carries hard links across calls. ``finish()`` ends the archive.
+    public func append(directory: String, under prefix: String = "", skipping: Set<String> = [], links: inout [String: String]) throws(SandboxError) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Syscall.error("opening \(directory)", errno: errno) }
         defer { close(fd) }
-        var links: [String: String] = [:]
-        try walk(fd, prefix: "", links: &links)
+        var path = ""
+        if !prefix.isEmpty {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw Syscall.error("stat \(directory)", errno: errno) }
+            path = prefix + "/"
+            try header(path, type: "5", st: st, size: 0)
+        }
+        try walk(fd, prefix: path, skipping: skipping, links: &links)
+    }
+
+    /// The archive's end (two zero blocks).
+    public func finish() throws(SandboxError) {
         try sink([UInt8](repeating: 0, count: 1024))
     }
 
-    private func walk(_ dir: Int32, prefix: String, links: inout [String: String]) throws(SandboxError) {
-        for name in try Self.names(dir) {
+    private func walk(_ dir: Int32, prefix: String, skipping: Set<String> = [], links: inout [String: String]) throws(SandboxError) {
+        for name in try Self.names(dir) where !skipping.contains(name) {
             var st = stat()
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Syscall.error("stat \(prefix)\(name)", errno: errno) }
             let path = prefix + name
@@ -58,8 +81,7 @@ public struct TarWriter {
                     continue
                 }
                 if st.st_nlink > 1 { links[key] = path }
-                try header(path, type: "0", st: st, size: Int64(st.st_size))
-                try content(dir, name, size: Int64(st.st_size), path: path)
+                try file(dir, name, st: st, path: path)
             case S_IFLNK:
                 var target = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = readlinkat(dir, name, &target, target.count - 1)
@@ -73,26 +95,49 @@ public struct TarWriter {
         }
     }
 
-    private func content(_ dir: Int32, _ name: String, size: Int64, path: String) throws(SandboxError) {
+    /// A regular file: whole, or (when it has holes) as a pax sparse 1.0 member whose content is
+    /// the map of its data ranges and their bytes only, so holes are neither read nor stored.
+    private func file(_ dir: Int32, _ name: String, st: stat, path: String) throws(SandboxError) {
         let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Syscall.error("opening \(path)", errno: errno) }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var left = size
-        while left > 0 {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, Int(left))) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SandboxError(.system, "\(path) changed while it was written to a layer (it shrank)") }
-            try sink(Array(buffer[0..<n]))
-            left -= Int64(n)
+        let size = Int64(st.st_size)
+        guard Int64(st.st_blocks) * 512 < size, let map = TarSparseMap.of(fd: fd, size: size) else {
+            try header(path, type: "0", st: st, size: size)
+            try content(fd, [(0, size)], path: path, total: size)
+            return
         }
-        let pad = Int((512 - size % 512) % 512)
+        let mapBytes = map.encoded()
+        let dataBytes = map.ranges.reduce(Int64(0)) { $0 + $1.length }
+        let sparseName = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("GNUSparseFile.0/" + name)
+        try header(sparseName, type: "0", st: st, size: Int64(mapBytes.count) + dataBytes, extra: [
+            ("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0"), ("GNU.sparse.name", path), ("GNU.sparse.realsize", String(size)),
+        ])
+        try sink(mapBytes)
+        try content(fd, map.ranges.map { ($0.offset, $0.length) }, path: path, total: dataBytes)
+    }
+
+    /// Writes the bytes of `ranges` of `fd` and pads the member (`total` bytes) to 512.
+    private func content(_ fd: Int32, _ ranges: [(Int64, Int64)], path: String, total: Int64) throws(SandboxError) {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        for (offset, length) in ranges {
+            var done: Int64 = 0
+            while done < length {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(min(Int64($0.count), length - done)), off_t(offset + done)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SandboxError(.system, "\(path) changed while it was written to a layer (it shrank)") }
+                try sink(Array(buffer[0..<n]))
+                done += Int64(n)
+            }
+        }
+        let pad = Int((512 - total % 512) % 512)
         if pad > 0 { try sink([UInt8](repeating: 0, count: pad)) }
     }
 
-    private func header(_ path: String, type: Character, st: stat, size: Int64, link: String = "", mode: UInt32? = nil) throws(SandboxError) {
-        var pax: [(String, String)] = []
-        if path.utf8.count > 100 { pax.append(("path", path)) }
+    private func header(_ path: String, type: Character, st: stat, size: Int64, link: String = "", mode: UInt32? = nil,
+                        extra: [(String, String)] = []) throws(SandboxError) {
+        var pax: [(String, String)] = extra
+        if path.utf8.count > 100 && !extra.contains(where: { $0.0 == "GNU.sparse.name" }) { pax.append(("path", path)) }
         if link.utf8.count > 100 { pax.append(("linkpath", link)) }
         if !pax.isEmpty {
             var body: [UInt8] = []
@@ -105,8 +150,14 @@ public struct TarWriter {
             try sink(Self.block(name: "PaxHeader", type: "x", mode: 0o644, uid: 0, gid: 0, size: Int64(body.count), mtime: 0, link: ""))
             try sink(body + [UInt8](repeating: 0, count: (512 - body.count % 512) % 512))
         }
-        try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: st.st_uid, gid: st.st_gid, size: size,
+        try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: mapped(st.st_uid), gid: mapped(st.st_gid), size: size,
                             mtime: time ?? Int64(st.st_mtim.tv_sec), link: link))
+    }
+
+    /// An owner as written: as stored, or as the user namespace starting at ``idBase`` sees it.
+    func mapped(_ id: UInt32) -> UInt32 {
+        guard let base = idBase else { return id }
+        return id >= base && id - base < 65536 ? id - base : 65534
     }
 
     /// One ustar header block (names longer than the field are cut; the pax header before it has them whole).
