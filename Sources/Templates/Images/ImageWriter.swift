@@ -11,7 +11,7 @@ import Glibc
 /// (``TarWriter``, uncompressed, so a layer's digest is its diff id), the configuration, the
 /// manifest, and the name in `index.json`. A template build step, a snapshot and the tests make
 /// images this way; blobs are content-addressed, so writing one twice costs nothing more.
-public struct ImageWriter {
+public struct ImageWriter: Sendable {
     public let layout: String
 
     public init(layout: String) {
@@ -19,7 +19,8 @@ public struct ImageWriter {
     }
 
     /// Writes the tree under `directory` as a layer blob; returns its descriptor (its digest is also its diff id).
-    public func addLayer(from directory: String, time: Int64? = 0) throws(SandboxError) -> OCIDescriptor {
+    /// `hostBase` and `omit` are ``TarWriter``'s (a sandbox's upper directory as a layer).
+    public func addLayer(from directory: String, time: Int64? = 0, hostBase: UInt32? = nil, omit: [String: TarWriter.Omittable] = [:]) throws(SandboxError) -> OCIDescriptor {
         try prepare()
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -28,7 +29,7 @@ public struct ImageWriter {
         var size: Int64 = 0
         do throws(SandboxError) {
             defer { close(fd) }
-            try TarWriter(time: time) { (bytes) throws(SandboxError) in
+            try TarWriter(time: time, hostBase: hostBase, omit: omit) { (bytes) throws(SandboxError) in
                 hasher.update(data: bytes)
                 size += Int64(bytes.count)
                 try Syscall.writeAll(fd, bytes, temporary)

@@ -11,14 +11,39 @@ import Glibc
 /// links as links, overlayfs whiteouts (character device 0/0) as `.wh.NAME` and an opaque directory
 /// as `DIR/.wh..wh..opq`, long names in pax headers. Symlinks are written, never followed; sockets
 /// and other devices are left out. `time`, when given, replaces every modification time (a
-/// reproducible layer); `sink` receives every byte.
+/// reproducible layer); `sink` receives every byte. `hostBase`, when given, shifts owners back from
+/// a sandbox's host id range (its upper directory) to the image's ids: host id `hostBase + n` is
+/// written as `n`, an id outside the range as 0. `omitEmpty` names paths (relative, no leading
+/// slash) left out when they carry nothing of their own (the mount points a sandbox's root gets,
+/// which are not a build step's work): see ``Omittable``.
 public struct TarWriter {
+    /// When a path of ``omit`` is left out: an empty file, or a directory everything in which is
+    /// left out too — and, when the image below has it (`image` is its mode, uid and gid), only
+    /// while it still has that mode and owner.
+    public struct Omittable: Sendable, Equatable {
+        public var image: (mode: UInt32, uid: UInt32, gid: UInt32)?
+        public init(image: (mode: UInt32, uid: UInt32, gid: UInt32)?) { self.image = image }
+        public static func == (a: Omittable, b: Omittable) -> Bool {
+            a.image?.mode == b.image?.mode && a.image?.uid == b.image?.uid && a.image?.gid == b.image?.gid
+        }
+    }
+
     public var time: Int64?
+    public var hostBase: UInt32?
+    public var omit: [String: Omittable] = [:]
     private let sink: ([UInt8]) throws(SandboxError) -> Void
 
-    public init(time: Int64? = nil, sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
+    public init(time: Int64? = nil, hostBase: UInt32? = nil, omit: [String: Omittable] = [:], sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
         self.time = time
+        self.hostBase = hostBase
+        self.omit = omit
         self.sink = sink
+    }
+
+    /// An owner as the layer records it (see ``hostBase``).
+    func imageID(_ id: UInt32) -> UInt32 {
+        guard let base = hostBase else { return id }
+        return id >= base && id - base < 65536 ? id - base : 0
     }
 
     /// Writes the tree under `directory` and the archive's end.
@@ -37,6 +62,7 @@ public struct TarWriter {
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Syscall.error("stat \(prefix)\(name)", errno: errno) }
             let path = prefix + name
             let type = st.st_mode & S_IFMT
+            if omittable(dir, name, path, st) { continue }
             if type == S_IFCHR && st.st_rdev == 0 {
                 try header(prefix + ".wh." + name, type: "0", st: st, size: 0, mode: 0o644)
                 continue
@@ -73,6 +99,29 @@ public struct TarWriter {
         }
     }
 
+    /// Whether `path` (entry `name` of `dir`) is left out (see ``Omittable``).
+    private func omittable(_ dir: Int32, _ name: String, _ path: String, _ st: stat) -> Bool {
+        guard let rule = omit[path] else { return false }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            return rule.image == nil && st.st_size == 0
+        case S_IFDIR:
+            if let image = rule.image {
+                guard UInt32(st.st_mode) & 0o7777 == image.mode, imageID(st.st_uid) == image.uid, imageID(st.st_gid) == image.gid else { return false }
+            }
+            let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard sub >= 0 else { return false }
+            defer { close(sub) }
+            guard ExtendedAttributes.get(fd: sub, name: "trusted.overlay.opaque") == nil, let names = try? Self.names(sub) else { return false }
+            return names.allSatisfy { child in
+                var cst = stat()
+                return fstatat(sub, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 && omittable(sub, child, path + "/" + child, cst)
+            }
+        default:
+            return false
+        }
+    }
+
     private func content(_ dir: Int32, _ name: String, size: Int64, path: String) throws(SandboxError) {
         let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Syscall.error("opening \(path)", errno: errno) }
@@ -105,7 +154,7 @@ public struct TarWriter {
             try sink(Self.block(name: "PaxHeader", type: "x", mode: 0o644, uid: 0, gid: 0, size: Int64(body.count), mtime: 0, link: ""))
             try sink(body + [UInt8](repeating: 0, count: (512 - body.count % 512) % 512))
         }
-        try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: st.st_uid, gid: st.st_gid, size: size,
+        try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: imageID(st.st_uid), gid: imageID(st.st_gid), size: size,
                             mtime: time ?? Int64(st.st_mtim.tv_sec), link: link))
     }
 
