@@ -26,7 +26,7 @@ public struct BuildSandbox: BuildStepRunner {
     }
 
     public func run(_ request: BuildRunRequest, output: @escaping @Sendable ([UInt8]) -> Void,
-                    capture: @escaping @Sendable (String, UInt32?) throws(SandboxError) -> OCIDescriptor) async throws -> BuildRunResult {
+                    capture: @escaping @Sendable (String, UInt32?) async throws(SandboxError) -> OCIDescriptor) async throws -> BuildRunResult {
         let network = request.allow.isEmpty ? NetworkPolicy.deny : NetworkPolicy(mode: .allowlist, allow: request.allow)
         let profile = Profile(name: "template-build", description: "a template build's RUN step", limits: limits, network: network,
                               uid: request.uid, gid: request.gid, template: request.template)
@@ -52,9 +52,7 @@ public struct BuildSandbox: BuildStepRunner {
             }
             let upper = ContainerLayout(stateDirectory: backend.configuration.stateDirectory, id: spec.id).upperDirectory
             let hostBase = IDMapping(spec: spec).hostBase
-            let layer = try await BlockingPool.shared.run { () -> Result<OCIDescriptor, SandboxError> in
-                Result { () throws(SandboxError) in try capture(upper, hostBase) }
-            }.get()
+            let layer = try await capture(upper, hostBase)
             try await backend.destroy(handle)
             return BuildRunResult(layer: layer, failure: nil)
         } catch {

@@ -42,5 +42,5 @@ public struct BuildRunResult: Sendable {
 /// Nothing of a step ever runs on the host.
 public protocol BuildStepRunner: Sendable {
     func run(_ request: BuildRunRequest, output: @escaping @Sendable ([UInt8]) -> Void,
-             capture: @escaping @Sendable (_ upperDirectory: String, _ hostBase: UInt32?) throws(SandboxError) -> OCIDescriptor) async throws -> BuildRunResult
+             capture: @escaping @Sendable (_ upperDirectory: String, _ hostBase: UInt32?) async throws(SandboxError) -> OCIDescriptor) async throws -> BuildRunResult
 }

@@ -118,7 +118,7 @@ public struct TemplateBuilder: Sendable {
             run.WorkingDir = dir
             let tree = ImageTree(lowers: state.lowers)
             if !tree.exists(dir) {
-                layer = try await makeLayer(line: line) { (directory) throws(SandboxError) in
+                layer = try await makeLayer(state, working: working) { (directory) throws(SandboxError) in
                     var path = directory
                     for (i, part) in ImageTree.components(dir).enumerated() {
                         path += "/" + part
@@ -135,11 +135,11 @@ public struct TemplateBuilder: Sendable {
             let owner = try chown.map { (c) throws(SandboxError) in let r = try tree.resolveUser(c); return (r.uid, r.gid) } ?? (UInt32(0), UInt32(0))
             let dest = Self.absolute(destination, in: run.WorkingDir) + (destination.hasSuffix("/") ? "/" : "")
             let copy = BuildCopy(context: context, tree: tree, line: line)
-            layer = try await makeLayer(line: line) { (directory) throws(SandboxError) in
+            layer = try await makeLayer(state, working: working) { (directory) throws(SandboxError) in
                 try copy.copy(sources: sources, destination: dest, owner: owner, into: directory)
             }
         case .run(let command):
-            if !noCache, let hit = try await store.cachedLayer(key) {
+            if !noCache, let hit = try await cachedLayer(key, state, working: working) {
                 layer = hit
                 cached = true
             } else {
@@ -161,10 +161,7 @@ public struct TemplateBuilder: Sendable {
             state.key = Self.digest(key + "\n" + layer.digest.text)
             state.layers.append(layer)
             state.config.rootfs.diff_ids.append(layer.digest)
-            // The image so far, named first so the next RUN's sandbox and any garbage collection see it.
-            let (baseLayers, baseConfig, store) = (state.layers, state.config, self.store)
-            _ = try await store.locked { () throws(SandboxError) in try store.writer.commit(layers: baseLayers, config: baseConfig, name: working) }
-            let lowers = state.lowers
+            let (store, lowers) = (self.store, state.lowers)
             let dir = await BlockingPool.shared.run { () -> Result<String, SandboxError> in
                 Result { () throws(SandboxError) in try store.unpack(layer, diffID: layer.digest, lowers: lowers, template: "(build)") }
             }
@@ -195,11 +192,13 @@ public struct TemplateBuilder: Sendable {
                 omit[path] = .init(image: found.map { (UInt32($0.stat.st_mode) & 0o7777, $0.stat.st_uid, $0.stat.st_gid) })
             }
         }
-        let (writer, omitted) = (store.writer, omit)
+        let (omitted, builder) = (omit, self)
         let result: BuildRunResult
         do {
-            result = try await runner.run(request, output: { progress(.log($0)) }) { (upper, hostBase) throws(SandboxError) in
-                try writer.addLayer(from: upper, hostBase: hostBase, omit: omitted)
+            result = try await runner.run(request, output: { progress(.log($0)) }) { (upper, hostBase) async throws(SandboxError) in
+                try await builder.addLayer(state, working: working) { (writer) throws(SandboxError) in
+                    try writer.addLayer(from: upper, hostBase: hostBase, omit: omitted)
+                }
             }
         } catch let e as SandboxError {
             throw SandboxError(e.code, "step \(index)/\(total) (line \(line): \(Self.brief(command))): \(e.message)")
@@ -213,17 +212,46 @@ public struct TemplateBuilder: Sendable {
     }
 
     /// Makes a layer from what `fill` puts into a fresh directory (removed afterwards).
-    private func makeLayer(line: Int, _ fill: @escaping @Sendable (String) throws(SandboxError) -> Void) async throws(SandboxError) -> OCIDescriptor {
+    private func makeLayer(_ state: State, working: String, _ fill: @escaping @Sendable (String) throws(SandboxError) -> Void) async throws(SandboxError) -> OCIDescriptor {
         let work = store.buildDirectory + "/copy-" + UUID().uuidString.prefix(8).lowercased()
-        let writer = store.writer
-        return try await BlockingPool.shared.run { () -> Result<OCIDescriptor, SandboxError> in
-            Result { () throws(SandboxError) in
-                try SysFile.makeDirectory(work, mode: 0o755)
-                defer { SysFile.removeTree(work) }
-                try fill(work)
-                return try writer.addLayer(from: work)
-            }
-        }.get()
+        return try await addLayer(state, working: working) { (writer) throws(SandboxError) in
+            try SysFile.makeDirectory(work, mode: 0o755)
+            defer { SysFile.removeTree(work) }
+            try fill(work)
+            return try writer.addLayer(from: work)
+        }
+    }
+
+    /// Writes a layer with `write` and names the image so far with it `working`, both under the
+    /// store's lock: no garbage collection (another build's, an import's) can take the new blob
+    /// before an image refers to it.
+    func addLayer(_ state: State, working: String, _ write: @escaping @Sendable (ImageWriter) throws(SandboxError) -> OCIDescriptor) async throws(SandboxError) -> OCIDescriptor {
+        let (store, layers, config) = (self.store, state.layers, state.config)
+        return try await store.locked { () async throws(SandboxError) -> OCIDescriptor in
+            let writer = store.writer
+            let layer = try await BlockingPool.shared.run { () -> Result<OCIDescriptor, SandboxError> in
+                Result { () throws(SandboxError) in try write(writer) }
+            }.get()
+            try Self.nameWorking(writer, layers: layers + [layer], config: config, adding: layer, working: working)
+            return layer
+        }
+    }
+
+    /// The cached layer of `key` when its blob is still there, named into `working` at once (under the lock).
+    func cachedLayer(_ key: String, _ state: State, working: String) async throws(SandboxError) -> OCIDescriptor? {
+        let (store, layers, config) = (self.store, state.layers, state.config)
+        return try await store.locked { () throws(SandboxError) -> OCIDescriptor? in
+            guard let layer = BuildCache.read(store).steps[key], FileManager.default.fileExists(atPath: store.blobPath(layer.digest)) else { return nil }
+            try Self.nameWorking(store.writer, layers: layers + [layer], config: config, adding: layer, working: working)
+            return layer
+        }
+    }
+
+    static func nameWorking(_ writer: ImageWriter, layers: [OCIDescriptor], config: OCIImageConfig, adding layer: OCIDescriptor, working: String) throws(SandboxError) {
+        var config = config
+        config.rootfs.diff_ids.append(layer.digest)
+        config.history = nil
+        try writer.commit(layers: layers, config: config, name: working)
     }
 
     // MARK: - FROM

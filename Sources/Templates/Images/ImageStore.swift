@@ -249,7 +249,8 @@ public struct ImageStore: Sendable {
         for blob in (try? fm.contentsOfDirectory(atPath: layout + "/blobs/sha256")) ?? [] where !keepBlobs.contains(blob) {
             try? fm.removeItem(atPath: layout + "/blobs/sha256/" + blob)
         }
-        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) {
+        // Names starting with '.' are work in progress (an unpack, a base build): their owners remove them.
+        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) && !layer.hasPrefix(".") {
             try? fm.removeItem(atPath: layers + "/" + layer)
         }
         pruneBuildCache()
