@@ -27,7 +27,9 @@ public struct BuildSandbox: BuildStepRunner {
 
     public func run(_ request: BuildRunRequest, output: @escaping @Sendable ([UInt8]) -> Void,
                     capture: @escaping @Sendable (String, UInt32?) async throws(SandboxError) -> OCIDescriptor) async throws -> BuildRunResult {
-        let network = request.allow.isEmpty ? NetworkPolicy.deny : NetworkPolicy(mode: .allowlist, allow: request.allow)
+        // Without an egress proxy (a server started without one) the steps stay offline.
+        let online = !request.allow.isEmpty && backend.configuration.egress != nil
+        let network = online ? NetworkPolicy(mode: .allowlist, allow: request.allow) : NetworkPolicy.deny
         let profile = Profile(name: "template-build", description: "a template build's RUN step", limits: limits, network: network,
                               uid: request.uid, gid: request.gid, template: request.template)
         let spec = SandboxSpec(profile: profile)

@@ -33,6 +33,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case secretRemove = "secret.remove"
     case templateCreate = "template.create"
     case templateRemove = "template.remove"
+    case templateBuild = "template.build"
     case quotaSet = "quota.set"
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"

@@ -136,6 +136,7 @@ public struct SandboxServer: Sendable {
         addAuditRoutes(registry)
         addTenantRoutes(registry)
         addTemplateRoutes(registry)
+        addTemplateBuildRoutes(registry)
         addUsageRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)

@@ -179,4 +179,82 @@ struct TemplateBuildTests {
             try Self.expectNothingLeft(data, name: name)
         }
     }
+
+    static func tar(_ directory: String, _ file: String, _ args: [String] = ["."]) async throws -> [UInt8] {
+        let (status, _, err) = try await ChildProcess.run(["/bin/tar", "-P", "-C", directory, "-cf", file] + args)
+        try #require(status == .exited(0), "\(err)")
+        return Array(try #require(FileManager.default.contents(atPath: file)))
+    }
+
+    @Test("POST /v1/templates: a context tar → a build job (202) whose NDJSON log streams its steps and output to the end; the build and its template are the tenant's own (another tenant: 404, 409), built-in names are refused, a bad tar is a 400 naming the member, and template.build is in the trail")
+    func buildOverHTTP() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let data = try await SharedDebianData.shared.directory()
+        let name = "api-\(UUID().uuidString.prefix(6).lowercased())"
+        let ctx = try Self.context([
+            "app/data.txt": "from the context\n",
+            "Dockerfile": "FROM debian\nCOPY app/data.txt /data.txt\nRUN cat /data.txt > /copied.txt && echo said-\(name)\n",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: ctx) }
+        defer { _ = try? SecretCLITests.run(["template", "rm", name, "--data", data]) }
+        let body = try await Self.tar(ctx, ctx + ".tar")
+        defer { try? FileManager.default.removeItem(atPath: ctx + ".tar") }
+
+        try await ServedApp.with(dataDirectory: data) { app in
+            let acme = try app.client(try await app.key("acme"))
+            let other = try app.client(try await app.key("other"))
+            let started = try await acme.send("POST", "/v1/templates?name=\(name)", body: body, contentType: "application/x-tar")
+            #expect(started.status == 202, "\(started.body.text)")
+            let job = try TemplateRouteTests.object(started)
+            let id = try #require(job["id"] as? String)
+            #expect(id.hasPrefix("bld-") && job["name"] as? String == name && job["state"] as? String == "running")
+
+            // The log from its start to its end: a line per step, the RUN's output, then done.
+            let log = try await acme.checked("GET", "/v1/templates/builds/\(id)/logs")
+            let lines = try log.body.text.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            let steps = lines.filter { $0["type"] as? String == "step" }
+            #expect(steps.map { $0["index"] as? Int } == [1, 2, 3], "\(log.body.text)")
+            #expect(steps.last?["of"] as? Int == 3 && steps.last?["instruction"] as? String == "RUN cat /data.txt > /copied.txt && echo said-\(name)"
+                    && steps.last?["cached"] as? Bool == false, "\(log.body.text)")
+            #expect(lines.contains { $0["type"] as? String == "log" && ($0["data"] as? String ?? "").contains("said-\(name)") }, "\(log.body.text)")
+            let done = try #require(lines.last)
+            #expect(done["type"] as? String == "done" && done["state"] as? String == "succeeded", "\(log.body.text)")
+            let digest = try #require(done["digest"] as? String)
+
+            let view = try TemplateRouteTests.object(try await acme.checked("GET", "/v1/templates/builds/\(id)"))
+            #expect(view["state"] as? String == "succeeded" && view["digest"] as? String == digest)
+            #expect((view["steps"] as? [[String: Any]])?.map { $0["instruction"] as? String } == ["FROM debian", "COPY app/data.txt /data.txt", "RUN cat /data.txt > /copied.txt && echo said-\(name)"])
+            #expect(try await other.send("GET", "/v1/templates/builds/\(id)").status == 404)
+            #expect(try await other.send("GET", "/v1/templates/builds/\(id)/logs").status == 404)
+            let template = try TemplateRouteTests.object(try await other.checked("GET", "/v1/templates/\(name)"))
+            #expect(template["digest"] as? String == digest)
+
+            // Only its builder replaces it; built-in names are nobody's to replace.
+            let taken = try await other.send("POST", "/v1/templates?name=\(name)", body: body, contentType: "application/x-tar")
+            #expect(taken.status == 409 && taken.body.text.contains("not built by this tenant"), "\(taken.body.text)")
+            let builtin = try await acme.send("POST", "/v1/templates?name=debian", body: body, contentType: "application/x-tar")
+            #expect(builtin.status == 409 && builtin.body.text.contains("built in"), "\(builtin.body.text)")
+            let again = try await acme.send("POST", "/v1/templates?name=\(name)", body: body, contentType: "application/x-tar")
+            #expect(again.status == 202, "\(again.body.text)")
+            let againID = try #require(try TemplateRouteTests.object(again)["id"] as? String)
+            let againLog = try await acme.checked("GET", "/v1/templates/builds/\(againID)/logs").body.text
+            #expect(againLog.contains("\"cached\":true") && againLog.contains(digest), "\(againLog)")
+
+            // Bad input: a tar leaving the context, a missing Dockerfile, a bad Dockerfile.
+            let evil = try Self.context(["inside/x": "x\n"])
+            defer { try? FileManager.default.removeItem(atPath: evil) }
+            let escaping = try await Self.tar(evil + "/inside", evil + "/bad.tar", ["../inside/x"])
+            let refused = try await acme.send("POST", "/v1/templates?name=\(name)-bad", body: escaping, contentType: "application/x-tar")
+            #expect(refused.status == 400 && refused.body.text.contains("'..'"), "\(refused.body.text)")
+            let noFile = try await acme.send("POST", "/v1/templates?name=\(name)-bad&dockerfile=nope", body: body, contentType: "application/x-tar")
+            #expect(noFile.status == 400 && noFile.body.text.contains("no Dockerfile at nope"), "\(noFile.body.text)")
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: data + "/build")) ?? []).isEmpty, "a context stayed in the build directory")
+
+            await app.manager.flushRecorder()
+            let trail = try await acme.checked("GET", "/v1/audit").body.text
+            #expect(trail.contains("\"template.build\"") && trail.contains(digest), "\(trail)")
+        }
+        let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/copied.txt"])
+        #expect(run.out == "from the context\n", "\(run.out) \(run.err)")
+    }
 }

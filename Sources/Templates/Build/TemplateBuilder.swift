@@ -56,10 +56,13 @@ public struct TemplateBuilder: Sendable {
         var runUser = "0"
     }
 
-    /// Builds `dockerfile` (its text) with the files of `context` as template `name`.
-    public func build(name: String, dockerfile text: String, context: String, arguments: [String: String] = [:],
+    /// Builds `dockerfile` (its text) with the files of `context` as template `name`. `tenant`: the
+    /// tenant building over the API, recorded on the template; such a build may replace only a
+    /// template the same tenant built (never `debian`, another tenant's or the operator's).
+    public func build(name: String, dockerfile text: String, context: String, arguments: [String: String] = [:], tenant: String? = nil,
                       progress: @escaping @Sendable (BuildEvent) -> Void) async throws(SandboxError) -> TemplateInfo {
         try ImageStore.validate(name: name)
+        if let tenant { try checkOwner(name, tenant: tenant) }
         let file = try Dockerfile(text, arguments: arguments)
         guard let real = realpath(context, nil) else { throw SandboxError(.invalidRequest, "build context \(context) does not exist") }
         let contextPath = String(cString: real)
@@ -76,13 +79,26 @@ public struct TemplateBuilder: Sendable {
             }
             var config = state.config
             config.created = nil
-            let info = try await store.commit(layers: state.layers, config: config, name: name)
+            if let tenant { try checkOwner(name, tenant: tenant) }
+            let info = try await store.commit(layers: state.layers, config: config, name: name,
+                                              annotations: tenant.map { [ImageStore.tenantAnnotation: $0] } ?? [:])
             try? await store.remove(working)
             logger.info("template built", metadata: ["template": "\(name)", "digest": "\(info.digest)"])
             return info
         } catch {
             try? await store.removeIfPresent(working)
             throw error
+        }
+    }
+
+    /// A tenant replaces only its own templates: not the built-in names, not one another tenant or the operator made.
+    public func checkOwner(_ name: String, tenant: String) throws(SandboxError) {
+        if name == DebianBase.name || name == "host" {
+            throw SandboxError(.invalidState, "template \(name) is built in; a tenant builds templates under other names")
+        }
+        guard let annotations = try store.annotations(of: name) else { return }
+        guard annotations[ImageStore.tenantAnnotation] == tenant else {
+            throw SandboxError(.invalidState, "template \(name) exists and was not built by this tenant (\(annotations[ImageStore.tenantAnnotation] == nil ? "the operator added it" : "another tenant built it")); a tenant replaces only templates it built: pick another name")
         }
     }
 

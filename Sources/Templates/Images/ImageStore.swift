@@ -180,18 +180,27 @@ public struct ImageStore: Sendable {
 
     /// Names an image written into this store's layout (``ImageWriter``) `name`, unpacks its
     /// layers, and collects what the template it replaces no longer needs.
-    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String) async throws(SandboxError) -> TemplateInfo {
+    /// `annotations` go on the name's entry in `index.json` (e.g. ``tenantAnnotation``).
+    public func commit(layers: [OCIDescriptor], config: OCIImageConfig, name: String, annotations: [String: String] = [:]) async throws(SandboxError) -> TemplateInfo {
         let staging = "sandboxer-building-" + UUID().uuidString.prefix(8).lowercased()
-        try await locked { () throws(SandboxError) in
+        _ = try await locked { () throws(SandboxError) in
             try writer.commit(layers: layers, config: config, name: staging)
         }
-        return try await promote(staging, to: name)
+        return try await promote(staging, to: name, annotations: annotations)
+    }
+
+    /// The index annotation naming the tenant that built a template over the API.
+    public static let tenantAnnotation = "org.sandboxer.tenant"
+
+    /// The annotations of template `name`'s entry in `index.json` (nil: no such template).
+    public func annotations(of name: String) throws(SandboxError) -> [String: String]? {
+        try readIndex().manifests.last(where: { $0.refName == name }).map { $0.annotations ?? [:] }
     }
 
     /// Unpacks the staged image's layers, then names it `name` (replacing a template of that name)
     /// and collects what the replaced one alone used. A failed unpack removes the staged image:
     /// nothing half-made stays, and an earlier template of that name stays as it was.
-    func promote(_ staging: String, to name: String) async throws(SandboxError) -> TemplateInfo {
+    func promote(_ staging: String, to name: String, annotations: [String: String] = [:]) async throws(SandboxError) -> TemplateInfo {
         do { _ = try await lowerDirectories(staging) } catch {
             try? await remove(staging)
             throw error
@@ -200,7 +209,7 @@ public struct ImageStore: Sendable {
             guard let manifest = try readIndex().manifests.last(where: { $0.refName == staging }) else {
                 throw SandboxError(.system, "the staged image \(staging) vanished (removed meanwhile?); try again")
             }
-            try writer.name(manifest, name)
+            try writer.name(manifest, name, annotations: annotations)
             var index = try readIndex()
             index.manifests.removeAll { $0.refName == staging }
             try writer.writeIndex(index)

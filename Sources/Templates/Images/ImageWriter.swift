@@ -102,11 +102,11 @@ public struct ImageWriter: Sendable {
 
     /// Names `manifest` `name` in `index.json`, replacing an earlier manifest of that name.
     @discardableResult
-    func name(_ manifest: OCIDescriptor, _ name: String) throws(SandboxError) -> OCIDescriptor {
+    func name(_ manifest: OCIDescriptor, _ name: String, annotations: [String: String] = [:]) throws(SandboxError) -> OCIDescriptor {
         var index = try readIndex()
         index.manifests.removeAll { $0.refName == name }
         var named = manifest
-        named.annotations = [OCIMedia.refNameAnnotation: name]
+        named.annotations = annotations.merging([OCIMedia.refNameAnnotation: name]) { $1 }
         index.manifests.append(named)
         try writeIndex(index)
         return named
