@@ -5,8 +5,8 @@ import SandboxLinux
 import Templates
 
 /// The container backend as a template build's ``BuildStepRunner``: each `RUN` step runs in a
-/// fresh sandbox (crun, its own user namespace — uid 0 inside is an unprivileged host id — no
-/// capabilities, seccomp, a cgroup) whose root is the build's image so far with a writable upper
+/// fresh sandbox (crun, its own user namespace — uid 0 inside is an unprivileged host id — seccomp,
+/// a cgroup; a root step keeps the namespace's build-step capabilities, ``SandboxSpec/buildStep``) whose root is the build's image so far with a writable upper
 /// directory; the network is the egress proxy's allowlist of the build's hosts. When the command
 /// succeeds, the processes it left are ended and the upper directory is captured as the step's
 /// layer before the sandbox is removed.
@@ -32,7 +32,8 @@ public struct BuildSandbox: BuildStepRunner {
         let network = online ? NetworkPolicy(mode: .allowlist, allow: request.allow) : NetworkPolicy.deny
         let profile = Profile(name: "template-build", description: "a template build's RUN step", limits: limits, network: network,
                               uid: request.uid, gid: request.gid, template: request.template)
-        let spec = SandboxSpec(profile: profile)
+        var spec = SandboxSpec(profile: profile)
+        spec.buildStep = true
         await OneShotRunner.collectLeftovers(backend)
         let handle = try await backend.create(spec)
         do {

@@ -23,6 +23,10 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     /// When a long-lived sandbox ends itself unless its server renews it (its TTL plus a grace);
     /// nil: no end of its own. Not encoded: every server start renews it.
     public var expiresAt: Date?
+    /// A template build's `RUN` step: processes running as the sandbox's root keep the build step
+    /// capabilities of its user namespace (chown, DAC override, setuid…; package managers need them).
+    /// Only with a user namespace; never encoded (builds are not persisted).
+    public var buildStep = false
 
     public init(
         id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,

@@ -180,6 +180,25 @@ struct TemplateBuildTests {
         }
     }
 
+    @Test("RUN apt-get install works (root of the step's user namespace keeps the build capabilities, the mirrors through the egress proxy) while a host outside the mirrors is refused; the template's sandboxes hold no capability")
+    func packageInstall() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let data = try await SharedDebianData.shared.directory()
+        let name = "apt-\(UUID().uuidString.prefix(6).lowercased())"
+        let ctx = try Self.context(["Dockerfile": """
+            FROM debian
+            RUN grep CapEff /proc/self/status && (curl -sS -o /dev/null https://example.com/ 2>&1 || echo refused-\(name))
+            RUN apt-get update -q && apt-get install -y -q --no-install-recommends jq && rm -rf /var/lib/apt/lists/*
+            """])
+        defer { try? FileManager.default.removeItem(atPath: ctx) }
+        defer { _ = try? SecretCLITests.run(["template", "rm", name, "--data", data]) }
+        let built = try Self.build(name, ctx, data: data)
+        #expect(built.status == 0, "\(built.out) \(built.err)")
+        #expect(built.out.contains("refused-\(name)") && !built.out.contains("CapEff:\t0000000000000000"), "\(built.out)")
+        let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "sh", "-c", "jq -n 6*7; grep CapEff /proc/self/status"])
+        #expect(run.out == "42\nCapEff:\t0000000000000000\n", "\(run.out) \(run.err)")
+    }
+
     static func tar(_ directory: String, _ file: String, _ args: [String] = ["."]) async throws -> [UInt8] {
         let (status, _, err) = try await ChildProcess.run(["/bin/tar", "-P", "-C", directory, "-cf", file] + args)
         try #require(status == .exited(0), "\(err)")
