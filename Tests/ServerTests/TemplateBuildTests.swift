@@ -124,19 +124,19 @@ struct TemplateBuildTests {
         #expect(reread.out == "changed\n", "\(reread.out) \(reread.err)")
     }
 
-    @Test("FROM another template, and FROM oci-archive of an exported one: imported once, the same layers below the new step")
+    @Test("FROM another template (its RUN seeing an ARG given by --build-arg), and FROM oci-archive of an exported one: imported once, the same layers below the new step")
     func fromTemplateAndArchive() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let data = try await SharedDebianData.shared.directory()
         let suffix = UUID().uuidString.prefix(6).lowercased()
         let (parent, child, fromArchive) = ("parent-\(suffix)", "child-\(suffix)", "archived-\(suffix)")
         let ctx = try Self.context([
-            "P": "FROM debian\nRUN echo parent-\(suffix) > /parent.txt\n",
+            "P": "FROM debian\nARG WHO=nobody\nRUN echo $WHO-\(suffix) > /parent.txt\n",
             "C": "FROM \(parent)\nRUN cat /parent.txt > /child.txt\n",
         ])
         defer { try? FileManager.default.removeItem(atPath: ctx) }
         defer { for n in [parent, child, fromArchive] { _ = try? SecretCLITests.run(["template", "rm", n, "--data", data]) } }
-        let p = try Self.build(parent, ctx, data: data, ["-f", ctx + "/P"])
+        let p = try Self.build(parent, ctx, data: data, ["-f", ctx + "/P", "--build-arg", "WHO=parent"])
         try #require(p.status == 0, "\(p.err)")
         let c = try Self.build(child, ctx, data: data, ["-f", ctx + "/C"])
         #expect(c.status == 0, "\(c.err)")

@@ -54,6 +54,8 @@ public struct TemplateBuilder: Sendable {
         /// The user `RUN` steps run as: root (of the sandbox's user namespace) until this
         /// Dockerfile's own `USER` (the base image's user is what its sandboxes run as, not its build's).
         var runUser = "0"
+        /// `NAME=value` of the `ARG`s declared before the step (a `RUN` sees them, and its cache key has them).
+        var arguments: [String] = []
     }
 
     /// Builds `dockerfile` (its text) with the files of `context` as template `name`. `tenant`: the
@@ -75,6 +77,7 @@ public struct TemplateBuilder: Sendable {
             let (baseLayers, baseConfig, store) = (state.layers, state.config, self.store)
             _ = try await store.locked { () throws(SandboxError) in try store.writer.commit(layers: baseLayers, config: baseConfig, name: working) }
             for (i, (line, step)) in file.steps.enumerated() {
+                state.arguments = file.arguments.filter { $0.line < line }.map { "\($0.name)=\($0.value)" }
                 try await apply(step, line: line, index: i + 2, of: total, state: &state, context: contextPath, working: working, progress: progress)
             }
             var config = state.config
@@ -110,7 +113,8 @@ public struct TemplateBuilder: Sendable {
         var run = state.config.config ?? OCIImageConfig.RunConfig()
         var layer: OCIDescriptor?
         var cached = false
-        let key = Self.digest(state.key + "\n" + text)
+        var key = Self.digest(state.key + "\n" + text)
+        if case .run = step, !state.arguments.isEmpty { key = Self.digest(key + "\n" + state.arguments.joined(separator: "\n")) }
         switch step {
         case .env(let pairs):
             var env = run.Env ?? []
@@ -195,6 +199,7 @@ public struct TemplateBuilder: Sendable {
         let tree = ImageTree(lowers: state.lowers)
         let user = try tree.resolveUser(state.runUser)
         var env = run.Env ?? []
+        for a in state.arguments.reversed() where !env.contains(where: { $0.hasPrefix(a.prefix { $0 != "=" } + "=") }) { env.append(a) }
         if !env.contains(where: { $0.hasPrefix("HOME=") }) { env.append("HOME=" + (user.home ?? (user.uid == 0 ? "/root" : "/"))) }
         let request = BuildRunRequest(template: working, argv: command.argv, environment: env, workingDirectory: run.WorkingDir ?? "/",
                                       uid: user.uid, gid: user.gid, allow: mirrors + allow)
