@@ -17,7 +17,7 @@ extension SandboxServer {
     func addTemplateBuildRoutes(_ routes: RouteRegistry) {
         let manager = self.manager
         let images = ImageStore(dataDirectory: manager.configuration.dataDirectory)
-        let builds = TemplateBuilds()
+        let builds = templateBuilds
 
         routes.add(.post, "/v1/templates") { request, context in
             let caller = try context.requireCaller()

@@ -27,12 +27,15 @@ actor TemplateBuilds {
         var tenantId: String
         var view: View
         var lines: [String] = []
+        var logBytes = 0
         var readers: [UUID: AsyncStream<String>.Continuation] = [:]
         var task: Task<Void, Never>?
         var finished: Bool { view.state != "running" }
     }
 
     private var builds: [String: Build] = [:]
+    /// The most RUN output kept per build (later output is dropped, once noted in the log).
+    static let logCap = 16 << 20
     private var finishedOrder: [String] = []
     static let keepFinished = 200
 
@@ -61,6 +64,12 @@ actor TemplateBuilds {
     }
 
     func log(_ id: String, _ bytes: [UInt8]) {
+        guard let before = builds[id]?.logBytes, before <= Self.logCap else { return }
+        builds[id]?.logBytes = before + bytes.count
+        if before + bytes.count > Self.logCap {
+            append(id, Self.line(["type": "log", "data": "[sandboxer: more than \(Self.logCap >> 20) MiB of output; the rest of this build's output is not kept]\n"]))
+            return
+        }
         append(id, Self.line(["type": "log", "data": String(decoding: bytes, as: UTF8.self)]))
     }
 
@@ -98,9 +107,11 @@ actor TemplateBuilds {
 
     private func dropReader(_ id: String, _ key: UUID) { builds[id]?.readers[key] = nil }
 
-    /// Ends every running build (server shutdown).
-    func cancelAll() {
-        for b in builds.values { b.task?.cancel() }
+    /// Ends every running build and waits until each has cleaned up (server shutdown).
+    func cancelAll() async {
+        let tasks = builds.values.compactMap(\.task)
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
     }
 
     private func append(_ id: String, _ line: String) {

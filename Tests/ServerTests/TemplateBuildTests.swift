@@ -276,4 +276,29 @@ struct TemplateBuildTests {
         let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/copied.txt"])
         #expect(run.out == "from the context\n", "\(run.out) \(run.err)")
     }
+
+    @Test("a server's graceful shutdown ends its running builds: the RUN's sandbox, the working image and the context go, the template is not made")
+    func shutdownEndsBuilds() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let data = try await SharedDebianData.shared.directory()
+        let name = "long-\(UUID().uuidString.prefix(6).lowercased())"
+        let ctx = try Self.context(["Dockerfile": "FROM debian\nRUN echo started-\(name) && sleep 600\n"])
+        defer { try? FileManager.default.removeItem(atPath: ctx) }
+        let body = try await Self.tar(ctx, ctx + ".tar")
+        defer { try? FileManager.default.removeItem(atPath: ctx + ".tar") }
+        try await ServedApp.with(dataDirectory: data) { app in
+            let acme = try app.client(try await app.key("acme"))
+            let started = try await acme.checked("POST", "/v1/templates?name=\(name)", body: body, contentType: "application/x-tar")
+            let id = try #require(try TemplateRouteTests.object(started)["id"] as? String)
+            var seen = false
+            for _ in 0..<600 where !seen {
+                // The RUN's own output says its sandbox runs.
+                let view = try await acme.checked("GET", "/v1/templates/builds/\(id)").body.text
+                seen = view.contains("\"index\":2")
+                if !seen { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            try #require(seen, "the RUN step never started")
+        }
+        try Self.expectNothingLeft(data, name: name)
+    }
 }
