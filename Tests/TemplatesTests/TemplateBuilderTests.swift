@@ -58,6 +58,22 @@ struct TemplateBuilderTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: store.buildDirectory)) ?? []).isEmpty)
     }
 
+    @Test("COPY and WORKDIR go through the image's symlinks (/bin → usr/bin) instead of replacing them with directories")
+    func throughSymlinks() async throws {
+        let scratch = try Scratch()
+        try scratch.write("ctx/root/usr/bin/ls", "ls\n", mode: 0o755)
+        symlink("usr/bin", scratch.path + "/ctx/root/bin")
+        try scratch.write("ctx/tool", "tool\n", mode: 0o755)
+        let store = ImageStore(dataDirectory: scratch.path + "/data")
+        _ = try await TemplateBuilder(store: store, runner: nil).build(
+            name: "merged-usr", dockerfile: "FROM scratch\nCOPY root /\nCOPY tool /bin/\nWORKDIR /bin/sub\n", context: scratch.path + "/ctx") { _ in }
+        let lowers = try store.unpackedLowerDirectories("merged-usr")  // topmost first
+        var st = stat()
+        #expect(lstat(lowers[1] + "/usr/bin/tool", &st) == 0 && lstat(lowers[1] + "/bin", &st) != 0, "COPY replaced the /bin symlink")
+        #expect(lstat(lowers[0] + "/usr/bin/sub", &st) == 0 && lstat(lowers[0] + "/bin", &st) != 0, "WORKDIR replaced the /bin symlink")
+        #expect(try store.image("merged-usr").config.config?.WorkingDir == "/bin/sub")
+    }
+
     @Test("a RUN without a sandbox runner fails naming the step; a tenant may not take debian or another's template; the store's own names are reserved")
     func refusals() async throws {
         let scratch = try Scratch()

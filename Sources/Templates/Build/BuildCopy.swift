@@ -40,10 +40,13 @@ struct BuildCopy {
     /// `WORKDIR` already applied), owned by `owner`.
     func copy(sources: [String], destination: String, owner: (uid: UInt32, gid: UInt32), into layer: String) throws(SandboxError) {
         let paths = try sources.map { (s) throws(SandboxError) in try resolve(s) }
-        let destParts = ImageTree.components(destination)
-        if destParts.contains("..") { throw fail("destination \(destination) has a '..' component") }
-        let existing = tree.lookup(destParts)
+        let raw = ImageTree.components(destination)
+        if raw.contains("..") { throw fail("destination \(destination) has a '..' component") }
+        // Through the image's symlinks (/bin → usr/bin): the whole path for a directory, the parent for a file.
+        let resolved = tree.resolve(raw)
+        let existing = tree.lookup(resolved)
         let intoDirectory = destination.hasSuffix("/") || sources.count > 1 || existing.map { ($0.stat.st_mode & S_IFMT) == S_IFDIR } ?? false
+        let destParts = intoDirectory || raw.isEmpty ? resolved : tree.resolve(Array(raw.dropLast())) + [raw.last!]
         for (source, path) in zip(sources, paths) {
             var st = stat()
             guard lstat(path, &st) == 0 else { throw fail("source \(source) cannot be read") }

@@ -51,6 +51,36 @@ struct ImageTree {
 
     func exists(_ path: String) -> Bool { lookup(Self.components(path)) != nil }
 
+    /// `parts` with the image's symlinks resolved (as a process in the image would see the path;
+    /// `..` stops at the root; at most 40 links), so a build writes through `/bin` → `usr/bin`
+    /// instead of replacing the link with a directory.
+    func resolve(_ parts: [String]) -> [String] {
+        var out: [String] = []
+        var queue = parts[...]
+        var hops = 0
+        while let part = queue.first {
+            queue = queue.dropFirst()
+            if part == "." || part.isEmpty { continue }
+            if part == ".." {
+                if !out.isEmpty { out.removeLast() }
+                continue
+            }
+            let candidate = out + [part]
+            if hops < 40, let (layer, st) = lookup(candidate), (st.st_mode & S_IFMT) == S_IFLNK {
+                hops += 1
+                var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+                let n = readlink(layer + "/" + candidate.joined(separator: "/"), &buffer, buffer.count - 1)
+                guard n > 0 else { out.append(part); continue }
+                let target = String(decoding: buffer[0..<n], as: UTF8.self)
+                if target.hasPrefix("/") { out = [] }
+                queue = (target.split(separator: "/").map(String.init) + queue)[...]
+                continue
+            }
+            out.append(part)
+        }
+        return out
+    }
+
     /// The content of the regular file at `path`, or nil.
     func read(_ path: String) -> String? {
         guard let (layer, st) = lookup(Self.components(path)), (st.st_mode & S_IFMT) == S_IFREG, st.st_size < 16 << 20 else { return nil }

@@ -134,9 +134,9 @@ public struct TemplateBuilder: Sendable {
         case .cmd(let c): run.Cmd = c.argv
         case .entrypoint(let c): run.Entrypoint = c.argv
         case .workdir(let w):
-            let dir = Self.absolute(w, in: run.WorkingDir)
-            run.WorkingDir = dir
+            run.WorkingDir = Self.absolute(w, in: run.WorkingDir)
             let tree = ImageTree(lowers: state.lowers)
+            let dir = "/" + tree.resolve(ImageTree.components(run.WorkingDir!)).joined(separator: "/")
             if !tree.exists(dir) {
                 layer = try await makeLayer(state, working: working) { (directory) throws(SandboxError) in
                     var path = directory
