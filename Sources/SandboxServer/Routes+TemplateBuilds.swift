@@ -33,6 +33,7 @@ extension SandboxServer {
             }
             let builder = TemplateBuilder(store: images, runner: manager.templateBuildRunner, allow: allow)
             try builder.checkOwner(name, tenant: caller.tenantId)
+            try await builds.admit(tenantId: caller.tenantId)
             let id = SandboxSpec.newID(prefix: "bld-")
             let work = images.buildDirectory + "/" + id
             let (tarFile, contextDir) = (work + ".tar", work)
@@ -63,37 +64,43 @@ extension SandboxServer {
                 throw error
             }
             let (tenant, actor, buildArguments) = (caller.tenantId, caller.keyId, arguments)
-            let view = await builds.start(id: id, name: name, tenantId: tenant) {
-                var digest: String?
-                var failure: String?
-                // Progress goes through one stream, so readers see steps and output in order.
-                let (events, sink) = AsyncStream<BuildEvent>.makeStream()
-                async let forwarded: Void = {
-                    for await event in events {
-                        switch event {
-                        case .step(let index, let of, let instruction, let cached):
-                            await builds.step(id, index: index, of: of, instruction: instruction, cached: cached)
-                        case .log(let bytes):
-                            await builds.log(id, bytes)
+            let view: TemplateBuilds.View
+            do {
+                view = try await builds.start(id: id, name: name, tenantId: tenant) { () async in
+                    var digest: String?
+                    var failure: String?
+                    // Progress goes through one stream, so readers see steps and output in order.
+                    let (events, sink) = AsyncStream<BuildEvent>.makeStream()
+                    async let forwarded: Void = {
+                        for await event in events {
+                            switch event {
+                            case .step(let index, let of, let instruction, let cached):
+                                await builds.step(id, index: index, of: of, instruction: instruction, cached: cached)
+                            case .log(let bytes):
+                                await builds.log(id, bytes)
+                            }
                         }
+                    }()
+                    do {
+                        let info = try await builder.build(name: name, dockerfile: text, context: contextDir, arguments: buildArguments, tenant: tenant) {
+                            sink.yield($0)
+                        }
+                        digest = info.digest.text
+                    } catch {
+                        failure = (error as? SandboxError)?.message ?? "\(error)"
                     }
-                }()
-                do {
-                    let info = try await builder.build(name: name, dockerfile: text, context: contextDir, arguments: buildArguments, tenant: tenant) {
-                        sink.yield($0)
-                    }
-                    digest = info.digest.text
-                } catch {
-                    failure = (error as? SandboxError)?.message ?? "\(error)"
+                    sink.finish()
+                    await forwarded
+                    SysFile.removeTree(contextDir)
+                    var detail: [String: EventValue] = ["name": .string(name), "build": .string(id), "state": .string(failure == nil ? "succeeded" : "failed")]
+                    if let digest { detail["digest"] = .string(digest) }
+                    if let failure { detail["error"] = .string(failure) }
+                    manager.recordTenantEvent(TenantEvent(tenantId: tenant, kind: .templateBuild, actor: actor, detail: detail))
+                    await builds.finish(id, digest: digest, error: failure)
                 }
-                sink.finish()
-                await forwarded
+            } catch {
                 SysFile.removeTree(contextDir)
-                var detail: [String: EventValue] = ["name": .string(name), "build": .string(id), "state": .string(failure == nil ? "succeeded" : "failed")]
-                if let digest { detail["digest"] = .string(digest) }
-                if let failure { detail["error"] = .string(failure) }
-                manager.recordTenantEvent(TenantEvent(tenantId: tenant, kind: .templateBuild, actor: actor, detail: detail))
-                await builds.finish(id, digest: digest, error: failure)
+                throw error
             }
             return try APIJSON.response(view, status: .accepted)
         }

@@ -39,8 +39,29 @@ actor TemplateBuilds {
     private var finishedOrder: [String] = []
     static let keepFinished = 200
 
-    /// Registers a running build and starts `work` for it (owned here: ``cancelAll()`` ends it).
-    func start(id: String, name: String, tenantId: String, work: @escaping @Sendable () async -> Void) -> View {
+    /// Running builds a tenant may have, and the server: each RUN step is a sandbox of up to 4 GiB.
+    static let perTenant = 2
+    static let perServer = 4
+
+    /// Refuses a build over the limits (`quota_exceeded`, 429 with Retry-After).
+    func admit(tenantId: String) throws(SandboxError) {
+        let running = builds.values.filter { !$0.finished }
+        if running.filter({ $0.tenantId == tenantId }).count >= Self.perTenant {
+            var e = SandboxError(.quotaExceeded, "this tenant already runs \(Self.perTenant) template builds; wait until one ends (GET /v1/templates/builds/{id})")
+            e.retryAfterSeconds = 30
+            throw e
+        }
+        if running.count >= Self.perServer {
+            var e = SandboxError(.quotaExceeded, "this server already runs \(Self.perServer) template builds; try again later")
+            e.retryAfterSeconds = 30
+            throw e
+        }
+    }
+
+    /// Registers a running build and starts `work` for it (owned here: ``cancelAll()`` ends it),
+    /// within the limits of ``admit(tenantId:)``.
+    func start(id: String, name: String, tenantId: String, work: @escaping @Sendable () async -> Void) throws(SandboxError) -> View {
+        try admit(tenantId: tenantId)
         let view = View(id: id, name: name, state: "running", steps: [])
         builds[id] = Build(tenantId: tenantId, view: view)
         builds[id]?.task = Task { await work() }

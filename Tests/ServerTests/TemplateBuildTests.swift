@@ -277,7 +277,7 @@ struct TemplateBuildTests {
         #expect(run.out == "from the context\n", "\(run.out) \(run.err)")
     }
 
-    @Test("a server's graceful shutdown ends its running builds: the RUN's sandbox, the working image and the context go, the template is not made")
+    @Test("a tenant runs at most two builds at a time (429); a server's graceful shutdown ends its running builds: the RUN's sandbox, the working image and the context go, the template is not made")
     func shutdownEndsBuilds() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let data = try await SharedDebianData.shared.directory()
@@ -298,7 +298,12 @@ struct TemplateBuildTests {
                 if !seen { try await Task.sleep(for: .milliseconds(50)) }
             }
             try #require(seen, "the RUN step never started")
+            let second = try await acme.send("POST", "/v1/templates?name=\(name)-2", body: body, contentType: "application/x-tar")
+            #expect(second.status == 202, "\(second.body.text)")
+            let third = try await acme.send("POST", "/v1/templates?name=\(name)-3", body: body, contentType: "application/x-tar")
+            #expect(third.status == 429 && third.body.text.contains("already runs 2 template builds"), "\(third.body.text)")
         }
         try Self.expectNothingLeft(data, name: name)
+        try Self.expectNothingLeft(data, name: name + "-2")
     }
 }
