@@ -74,6 +74,23 @@ struct TemplateBuilderTests {
         #expect(try store.image("merged-usr").config.config?.WorkingDir == "/bin/sub")
     }
 
+    @Test("the working image of a build whose process died is dropped by the next build; a live process's stays")
+    func abandonedBuilds() async throws {
+        let scratch = try Scratch()
+        try scratch.write("ctx/f", "x\n")
+        let store = ImageStore(dataDirectory: scratch.path + "/data")
+        let (status, out, _) = try await ChildProcess.run(["/bin/sh", "-c", "echo $$"])
+        try #require(status == .exited(0))
+        let dead = try #require(Int32(out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        try store.writer.prepare()
+        let config = OCIImageConfig(rootfs: .init(diff_ids: []))
+        try store.writer.commit(layers: [], config: config, name: "sandboxer-build-\(dead)-crashed")
+        try store.writer.commit(layers: [], config: config, name: "sandboxer-build-\(getpid())-running")
+        _ = try await TemplateBuilder(store: store, runner: nil).build(name: "next", dockerfile: "FROM scratch\nCOPY f /f\n", context: scratch.path + "/ctx") { _ in }
+        let names = try store.readIndex().manifests.compactMap(\.refName)
+        #expect(!names.contains("sandboxer-build-\(dead)-crashed") && names.contains("sandboxer-build-\(getpid())-running") && names.contains("next"), "\(names)")
+    }
+
     @Test("a RUN without a sandbox runner fails naming the step; a tenant may not take debian or another's template; the store's own names are reserved")
     func refusals() async throws {
         let scratch = try Scratch()

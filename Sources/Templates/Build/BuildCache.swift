@@ -1,6 +1,10 @@
 import Foundation
 import SandboxCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The layer cache of template builds: a `RUN` step's key (the digest of its parent's key, its
 /// instruction and the build state it runs in) → the layer it made. Kept beside `index.json` in
 /// the image layout (`sandboxer-build-cache.json`), read and written under the store's lock; an
@@ -40,6 +44,23 @@ extension ImageStore {
             var cache = BuildCache.read(self)
             cache.steps[key] = layer
             try cache.write(self)
+        }
+    }
+
+    /// Removes the working images of builds whose process is gone (`sandboxer-build-<pid>-…`; a
+    /// crashed CLI or server), with what only they used.
+    func removeAbandonedBuilds() async throws(SandboxError) {
+        try await locked { () throws(SandboxError) in
+            var index = try readIndex()
+            let before = index.manifests.count
+            index.manifests.removeAll { d in
+                guard let name = d.refName, name.hasPrefix(TemplateBuilder.workingPrefix),
+                      let pid = Int32(name.dropFirst(TemplateBuilder.workingPrefix.count).prefix { $0 != "-" }) else { return false }
+                return kill(pid, 0) != 0 && errno == ESRCH
+            }
+            guard index.manifests.count != before else { return }
+            try writer.writeIndex(index)
+            try collectGarbage()
         }
     }
 

@@ -70,7 +70,10 @@ public struct TemplateBuilder: Sendable {
         let contextPath = String(cString: real)
         free(real)
         let total = file.steps.count + 1
-        let working = Self.workingPrefix + UUID().uuidString.prefix(8).lowercased()
+        // The working image's name carries this process's pid: a build that died with its process is
+        // recognised (and its image dropped) by the next build on the data directory.
+        let working = Self.workingPrefix + "\(getpid())-" + UUID().uuidString.prefix(8).lowercased()
+        try await store.removeAbandonedBuilds()
         progress(.step(index: 1, of: total, instruction: "FROM " + file.from, cached: false))
         var state = try await base(file.from)
         do {
