@@ -75,16 +75,31 @@ public enum AgentBundle {
         "CAP_SETPCAP",  // empty each child's bounding set before it becomes the sandbox user
     ]
 
+    /// What a template build's `RUN` steps keep when they run as root of their user namespace
+    /// (``SandboxSpec/buildStep``): Docker's default set less `MKNOD`, `NET_RAW` and `SETFCAP`,
+    /// so package managers can chown, switch users and write what root owns. Namespaced: they
+    /// act only on what the sandbox's id range owns. Bit n is capability n.
+    public static let buildStepCapabilities: [(name: String, bit: Int)] = [
+        ("CAP_CHOWN", 0), ("CAP_DAC_OVERRIDE", 1), ("CAP_FOWNER", 3), ("CAP_FSETID", 4), ("CAP_KILL", 5), ("CAP_SETGID", 6),
+        ("CAP_SETUID", 7), ("CAP_NET_BIND_SERVICE", 10), ("CAP_SYS_CHROOT", 18), ("CAP_AUDIT_WRITE", 29),
+    ]
+
     /// Turns the config of a sandbox into one whose init is the agent: uid 0 with ``capabilities``,
     /// the agent's binary and socket directories bound, `/dev/pts` for PTY processes.
+    /// `buildStep`: the agent also holds ``buildStepCapabilities`` and lets root processes keep them.
     static func configure(_ config: inout OCIConfig, profile: Profile, installDirectory: String, socketDirectory hostSocketDirectory: String,
-                          expiresAt: Date? = nil) {
+                          expiresAt: Date? = nil, buildStep: Bool = false) {
         config.process.user = .init(uid: 0, gid: 0, additionalGids: nil)
         config.process.args = [
             binaryDirectory + "/" + fileName, "--socket", socketDirectory + "/agent.sock",
             "--uid", String(profile.uid), "--gid", String(profile.gid),
         ]
         if let expiresAt { config.process.args += ["--expires-at", String(Int64(expiresAt.timeIntervalSince1970.rounded(.up)))] }
+        var capabilities = Self.capabilities
+        if buildStep {
+            config.process.args += ["--keep-caps", String(buildStepCapabilities.reduce(UInt64(0)) { $0 | (1 << UInt64($1.bit)) })]
+            capabilities += buildStepCapabilities.map(\.name).filter { !capabilities.contains($0) }
+        }
         config.process.env = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
         config.process.cwd = "/"
         config.process.capabilities = .init(

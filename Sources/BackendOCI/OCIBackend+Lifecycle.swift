@@ -43,8 +43,11 @@ extension OCIBackend {
                 spec: spec, argv: ["/bin/false"], env: [:], cwd: "/", template: res.template,
                 cgroupsPath: res.cgroup.runtimeCgroupsPath, paths: .init(workspace: res.layout.workspace, code: res.layout.codeDirectory),
                 egress: egress)
+            if spec.buildStep && IDMapping(spec: spec).hostBase == nil {
+                throw SandboxError(.hostUnsupported, "a template build's RUN steps need user namespaces (their root's capabilities must be a namespace's, never the host's); enable them (sandboxer doctor)")
+            }
             AgentBundle.configure(&config, profile: spec.profile, installDirectory: installed, socketDirectory: res.layout.agentDirectory,
-                                  expiresAt: spec.expiresAt)
+                                  expiresAt: spec.expiresAt, buildStep: spec.buildStep)
             try SysFile.create(res.layout.configFile, try BundleBuilder.encode(config), mode: 0o600)
             let argv = runtime.runArgs(bundle: res.layout.bundle, id: spec.id, pidFile: res.layout.pidFile, logFile: res.layout.logFile, detach: true)
             // The agent must not hold our pipes: its stdio is /dev/null, errors go to the runtime log.

@@ -148,6 +148,7 @@ static int child_main(void *arg) {
        a user process cannot regain any capability, not even through a file capability of a
        binary it runs. An agent without CAP_SETPCAP (an older bundle) leaves it as it was. */
     for (int cap = 0; cap < 64; cap++) {
+        if (a->uid == 0 && (a->keep_caps >> cap) & 1) continue;  /* a template build's RUN step as root */
         if (syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno == EINVAL) break;
     }
     gid_t g = a->gid;
@@ -158,6 +159,13 @@ static int child_main(void *arg) {
        uid is 0 clear them explicitly, so no user process ever holds the agent's capabilities. */
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct none_caps[2] = {{0, 0, 0}, {0, 0, 0}};
+    if (a->uid == 0 && a->keep_caps) {
+        /* Only a template build's root steps: the kept capabilities (of the sandbox's user
+           namespace) stay effective and permitted; execve keeps them (no_new_privs: never more). */
+        unsigned int lo = (unsigned int)(a->keep_caps & 0xffffffffu), hi = (unsigned int)(a->keep_caps >> 32);
+        none_caps[0].effective = none_caps[0].permitted = lo;
+        none_caps[1].effective = none_caps[1].permitted = hi;
+    }
     if (syscall(SYS_capset, &hdr, none_caps) != 0) child_fail(c, 9, errno);
     if (syscall(SYS_chdir, a->cwd) != 0) child_fail(c, 7, errno);
     if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {

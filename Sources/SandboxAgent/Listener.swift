@@ -33,6 +33,8 @@ enum Listener {
 struct SandboxUser {
     var uid: UInt32
     var gid: UInt32
+    /// Capabilities (bit n = capability n) a uid-0 process keeps: only a template build's sandbox sets them.
+    var keepCapabilities: UInt64 = 0
 
     /// Runs `body` with this user's filesystem ids (permission checks are the user's), then back to the agent's.
     func asUser<T>(_ body: () -> T) -> T {

@@ -22,6 +22,7 @@ var socketPath: String?
 var uid: UInt32?
 var gid: UInt32?
 var expiresAt: Double?
+var keepCapabilities: UInt64 = 0
 var args = CommandLine.arguments.dropFirst().makeIterator()
 while let a = args.next() {
     switch a {
@@ -29,6 +30,7 @@ while let a = args.next() {
     case "--uid": uid = args.next().flatMap { UInt32($0) }
     case "--gid": gid = args.next().flatMap { UInt32($0) }
     case "--expires-at": expiresAt = args.next().flatMap { Double($0) }.flatMap { $0.isFinite ? $0 : nil }
+    case "--keep-caps": keepCapabilities = args.next().flatMap { UInt64($0) } ?? 0
     default: die("unknown argument '\(a)'; usage: sandboxer-agent --socket PATH --uid N --gid N [--expires-at UNIX_SECONDS]")
     }
 }
@@ -39,6 +41,6 @@ _ = setgroups(0, nil)
 let signals = sbx_agent_signalfd()
 guard signals >= 0 else { die("signalfd: \(String(cString: strerror(errno)))") }
 let listener = Listener.open(path: socketPath)
-var agent = Agent(listener: listener, signals: signals, user: SandboxUser(uid: uid, gid: gid))
+var agent = Agent(listener: listener, signals: signals, user: SandboxUser(uid: uid, gid: gid, keepCapabilities: keepCapabilities))
 agent.expiresAt = expiresAt
 agent.run()

@@ -7,14 +7,14 @@ import Templates
 /// `sandboxer template`: the data directory's templates (OCI images), with or without a server.
 struct TemplateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "template", abstract: "List, inspect, import, export and remove templates (OCI images).",
+        commandName: "template", abstract: "List, inspect, build, import, export and remove templates (OCI images).",
         discussion: """
             Templates live in the data directory (--data, $SANDBOXER_DATA) as one OCI image layout \
             (<data>/images), their layers unpacked once under <data>/layers. 'host' is built in: the \
             host's own /usr, read-only, nothing to import.
             """,
         subcommands: [TemplateListCommand.self, TemplateInspectCommand.self, TemplateImportCommand.self,
-                      TemplateExportCommand.self, TemplateRemoveCommand.self, TemplateBaseCommand.self])
+                      TemplateExportCommand.self, TemplateRemoveCommand.self, TemplateBaseCommand.self, TemplateBuildCommand.self])
 }
 
 /// Where the template commands find the image store.

@@ -44,6 +44,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case templateCreate = "template.create"
     case templateRemove = "template.remove"
     case snapshotRemove = "snapshot.remove"
+    case templateBuild = "template.build"
     case quotaSet = "quota.set"
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"

@@ -27,6 +27,10 @@ public struct SandboxSpec: Sendable, Equatable, Codable {
     /// `/workspace` (the profile's template is the snapshot's image, or `host` for a snapshot of a
     /// `host` sandbox). Only used at create; not encoded.
     public var snapshot: String?
+    /// A template build's `RUN` step: processes running as the sandbox's root keep the build step
+    /// capabilities of its user namespace (chown, DAC override, setuid…; package managers need them).
+    /// Only with a user namespace; never encoded (builds are not persisted).
+    public var buildStep = false
 
     public init(
         id: String = SandboxSpec.newID(), profile: Profile, workspaceDirectory: String? = nil,

@@ -56,6 +56,8 @@ public struct SandboxServer: Sendable {
     public let monitorSessions: MonitorSessions
     /// Login attempts per client address at `/monitor/login`.
     public let loginThrottle: LoginThrottle
+    /// The template builds of `POST /v1/templates`, ended on graceful shutdown.
+    let templateBuilds = TemplateBuilds()
     let logger: Logger
 
     public var store: any SandboxStore { manager.store }
@@ -106,7 +108,7 @@ public struct SandboxServer: Sendable {
             server: serverBuilder,
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer",
                                                     availableConnectionsDelegate: TotalConnections(counter: counter)),
-            services: [ManagerService(manager: manager)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
+            services: [ManagerService(manager: manager), TemplateBuildService(builds: templateBuilds)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.notice("sandboxer API listening on http://\(host):\(port)")
@@ -137,6 +139,7 @@ public struct SandboxServer: Sendable {
         addTenantRoutes(registry)
         addTemplateRoutes(registry)
         addSnapshotRoutes(registry)
+        addTemplateBuildRoutes(registry)
         addUsageRoutes(registry)
         addRunRoutes(registry)
         addWebSocketFallbacks(registry)
@@ -159,6 +162,16 @@ struct RunQueueService: Service {
         await cancelWhenGracefulShutdown {
             await service.run()
         }
+    }
+}
+
+/// Ends the running template builds on graceful shutdown (each fails `cancelled`, its sandbox and
+/// working image removed) before the manager stops.
+struct TemplateBuildService: Service {
+    let builds: TemplateBuilds
+    func run() async throws {
+        try? await gracefulShutdown()
+        await builds.cancelAll()
     }
 }
 

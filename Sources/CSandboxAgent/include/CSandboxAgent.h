@@ -14,6 +14,7 @@ struct sbx_spawn_args {
     int stdout_fd;
     int stderr_fd;
     int pty_slave;           ///< >= 0: becomes the controlling terminal and fds 0/1/2
+    unsigned long long keep_caps; ///< capabilities (bit n = capability n) a uid-0 child keeps; 0 for every sandbox but a template build's
 };
 
 /// clone(CLONE_VM | CLONE_VFORK) on a stack of its own, as posix_spawn (the child makes raw system

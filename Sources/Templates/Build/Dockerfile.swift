@@ -63,6 +63,9 @@ public struct Dockerfile: Sendable, Equatable {
     public var from: String
     /// The steps with their line numbers.
     public var steps: [(line: Int, step: Step)]
+    /// `ARG`s after `FROM` with their values (`--build-arg` or the default): `RUN` steps after
+    /// their line see them as environment variables (an `ENV` of the same name wins), as in Docker.
+    public var arguments: [(line: Int, name: String, value: String)] = []
 
     public static func == (a: Dockerfile, b: Dockerfile) -> Bool {
         a.from == b.from && a.steps.map(\.line) == b.steps.map(\.line) && a.steps.map(\.step) == b.steps.map(\.step)
@@ -73,6 +76,7 @@ public struct Dockerfile: Sendable, Equatable {
         var vars: [String: String] = [:]  // ARG and ENV values in scope
         var from: String?
         var steps: [(Int, Step)] = []
+        var stepArguments: [(line: Int, name: String, value: String)] = []
         for (line, keyword, rest) in try Self.instructions(text) {
             func fail(_ why: String) -> SandboxError {
                 SandboxError(.invalidRequest, "Dockerfile line \(line): \(keyword) \(why)")
@@ -94,6 +98,7 @@ public struct Dockerfile: Sendable, Equatable {
                 let (name, value) = Self.pair(rest)
                 guard Self.isName(name) else { throw fail("needs a variable name, e.g. ARG VERSION=1") }
                 if let given = arguments[name] { vars[name] = given } else if let value { vars[name] = try expand(value) } else if vars[name] == nil { vars[name] = "" }
+                if from != nil { stepArguments.append((line, name, vars[name] ?? "")) }
             case "RUN":
                 try Self.refuseFlags(rest, keyword, line)
                 steps.append((line, .run(try Self.command(rest, line: line, keyword: keyword))))
@@ -140,6 +145,7 @@ public struct Dockerfile: Sendable, Equatable {
         guard let from else { throw SandboxError(.invalidRequest, "the Dockerfile has no FROM; start it with FROM TEMPLATE, FROM scratch or FROM oci-archive:FILE") }
         self.from = from
         self.steps = steps
+        self.arguments = stepArguments
     }
 
     // MARK: - Lexing

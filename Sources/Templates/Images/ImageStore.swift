@@ -57,6 +57,13 @@ public struct ImageStore: Sendable {
 
     /// Names a template cannot have: built in (`host`) or Dockerfile words (`scratch`).
     public static let reservedNames: Set<String> = ["host", "scratch"]
+    /// The prefix of the store's own images (a build's image so far, an imported `FROM` source,
+    /// staging names): never listed, and no template's name.
+    public static let internalPrefix = "sandboxer-"
+
+    /// Where builds make their temporary directories (never below ``layers``, whose unknown
+    /// entries garbage collection removes).
+    public var buildDirectory: String { (layout as NSString).deletingLastPathComponent + "/build" }
 
     public init(dataDirectory: String, layerLimit: Int64 = 8 << 30, logger: Logger = Logger(label: "sandboxer.images")) {
         layout = dataDirectory + "/images"
@@ -75,7 +82,7 @@ public struct ImageStore: Sendable {
         let index = try readIndex()
         var out: [TemplateInfo] = []
         for d in index.manifests {
-            guard let name = d.refName else { continue }
+            guard let name = d.refName, !name.hasPrefix(Self.internalPrefix) else { continue }
             out.append(try image(name: name, descriptor: d).info)
         }
         return out.sorted { $0.name < $1.name }
@@ -137,6 +144,9 @@ public struct ImageStore: Sendable {
         guard !name.hasPrefix(snapshotPrefix) else {
             throw SandboxError(.invalidRequest, "template name '\(name)': names starting with \(snapshotPrefix) are sandbox snapshots'; choose another")
         }
+        guard !name.hasPrefix(internalPrefix) else {
+            throw SandboxError(.invalidRequest, "template name '\(name)': names starting with \(internalPrefix) are the image store's own")
+        }
     }
 
     /// The sources `import` accepts (skopeo transports that need no daemon).
@@ -146,7 +156,12 @@ public struct ImageStore: Sendable {
     /// `docker-archive:FILE`, `docker://…`) in as template `name` (replacing one of that name) and
     /// unpacks its layers.
     public func importImage(from source: String, as name: String) async throws(SandboxError) -> TemplateInfo {
-        try Self.validate(name: name)
+        try await importImage(from: source, as: name, ownImage: false)
+    }
+
+    /// ``importImage(from:as:)``; `ownImage`: `name` is one of the store's own (``internalPrefix``).
+    func importImage(from source: String, as name: String, ownImage: Bool) async throws(SandboxError) -> TemplateInfo {
+        if !ownImage { try Self.validate(name: name) }
         guard Self.importTransports.contains(where: { source.hasPrefix($0) }) else {
             throw SandboxError(.invalidRequest, "image source '\(source)': give one of \(Self.importTransports.map { $0 + "…" }.joined(separator: ", ")) (e.g. docker-archive:image.tar from docker save)")
         }
@@ -196,6 +211,14 @@ public struct ImageStore: Sendable {
         return try await promote(staging, to: name, unpack: unpack)
     }
 
+    /// The index annotation naming the tenant that built a template over the API.
+    public static let tenantAnnotation = "org.sandboxer.tenant"
+
+    /// The annotations of template `name`'s entry in `index.json` (nil: no such template).
+    public func annotations(of name: String) throws(SandboxError) -> [String: String]? {
+        try readIndex().manifests.last(where: { $0.refName == name }).map { $0.annotations ?? [:] }
+    }
+
     /// Unpacks the staged image's layers, then names it `name` (replacing a template of that name)
     /// and collects what the replaced one alone used. A failed unpack removes the staged image:
     /// nothing half-made stays, and an earlier template of that name stays as it was.
@@ -231,6 +254,17 @@ public struct ImageStore: Sendable {
         logger.info("template removed", metadata: ["template": "\(name)"])
     }
 
+    /// Removes image `name` when the index has it (a build's own images on failure).
+    func removeIfPresent(_ name: String) async throws(SandboxError) {
+        try await locked { () throws(SandboxError) in
+            var index = try readIndex()
+            guard index.manifests.contains(where: { $0.refName == name }) else { return }
+            index.manifests.removeAll { $0.refName == name }
+            try writer.writeIndex(index)
+            try collectGarbage()
+        }
+    }
+
     /// Removes blobs no manifest of the index reaches and unpacked layers no template uses.
     func collectGarbage() throws(SandboxError) {
         var keepBlobs: Set<String> = []
@@ -248,9 +282,11 @@ public struct ImageStore: Sendable {
         for blob in (try? fm.contentsOfDirectory(atPath: layout + "/blobs/sha256")) ?? [] where !keepBlobs.contains(blob) {
             try? fm.removeItem(atPath: layout + "/blobs/sha256/" + blob)
         }
-        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) {
+        // Names starting with '.' are work in progress (an unpack, a base build): their owners remove them.
+        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) && !layer.hasPrefix(".") {
             try? fm.removeItem(atPath: layers + "/" + layer)
         }
+        pruneBuildCache()
         // Snapshot layers a crashed process left before their commit (a live snapshot's is minutes old at most).
         for file in (try? fm.contentsOfDirectory(atPath: snapshotStaging)) ?? [] {
             let path = snapshotStaging + "/" + file

@@ -19,16 +19,19 @@ public struct ImageWriter: Sendable {
     }
 
     /// Writes the tree under `directory` as a layer blob; returns its descriptor (its digest is also its diff id).
-    public func addLayer(from directory: String, time: Int64? = 0) throws(SandboxError) -> OCIDescriptor {
-        try addLayer({ (tar) throws(SandboxError) in try tar.write(directory: directory) }, time: time)
+    /// `idBase` and `omit` are ``TarWriter``'s (a sandbox's upper directory as a layer).
+    public func addLayer(from directory: String, time: Int64? = 0, idBase: UInt32? = nil,
+                         omit: [String: TarWriter.Omittable] = [:]) throws(SandboxError) -> OCIDescriptor {
+        try addLayer({ (tar) throws(SandboxError) in try tar.write(directory: directory) }, time: time, idBase: idBase, omit: omit)
     }
 
     /// Writes a layer blob whose members `body` writes (it must end the archive with
     /// ``TarWriter/finish()``); returns its descriptor (its digest is also its diff id).
-    public func addLayer(_ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil, idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
+    public func addLayer(_ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil, idBase: UInt32? = nil,
+                         omit: [String: TarWriter.Omittable] = [:]) throws(SandboxError) -> OCIDescriptor {
         try prepare()
         let temporary = "\(layout)/blobs/sha256/.writing-\(UUID().uuidString.prefix(8))"
-        let layer = try Self.writeLayer(to: temporary, body, time: time, idBase: idBase)
+        let layer = try Self.writeLayer(to: temporary, body, time: time, idBase: idBase, omit: omit)
         try place(temporary, layer.digest)
         return layer
     }
@@ -36,14 +39,14 @@ public struct ImageWriter: Sendable {
     /// Writes a layer tar to the new file `path` (outside any layout: a snapshot's, placed into
     /// the store later by ``ImageStore/commit(layers:config:name:annotations:placing:)``).
     public static func writeLayer(to path: String, _ body: (TarWriter) throws(SandboxError) -> Void, time: Int64? = nil,
-                                  idBase: UInt32? = nil) throws(SandboxError) -> OCIDescriptor {
+                                  idBase: UInt32? = nil, omit: [String: TarWriter.Omittable] = [:]) throws(SandboxError) -> OCIDescriptor {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Syscall.error("creating \(path)", errno: errno) }
         var hasher = SHA256()
         var size: Int64 = 0
         do throws(SandboxError) {
             defer { close(fd) }
-            try body(TarWriter(time: time, idBase: idBase) { (bytes) throws(SandboxError) in
+            try body(TarWriter(time: time, idBase: idBase, omit: omit) { (bytes) throws(SandboxError) in
                 hasher.update(data: bytes)
                 size += Int64(bytes.count)
                 try Syscall.writeAll(fd, bytes, path)
@@ -117,11 +120,11 @@ public struct ImageWriter: Sendable {
     /// Names `manifest` `name` in `index.json`, replacing an earlier manifest of that name (its
     /// other annotations are kept).
     @discardableResult
-    func name(_ manifest: OCIDescriptor, _ name: String) throws(SandboxError) -> OCIDescriptor {
+    func name(_ manifest: OCIDescriptor, _ name: String, annotations: [String: String] = [:]) throws(SandboxError) -> OCIDescriptor {
         var index = try readIndex()
         index.manifests.removeAll { $0.refName == name }
         var named = manifest
-        named.annotations = (manifest.annotations ?? [:]).merging([OCIMedia.refNameAnnotation: name]) { $1 }
+        named.annotations = (manifest.annotations ?? [:]).merging(annotations) { $1 }.merging([OCIMedia.refNameAnnotation: name]) { $1 }
         index.manifests.append(named)
         try writeIndex(index)
         return named

@@ -15,13 +15,28 @@ import Glibc
 /// are written as the namespace sees them (a sandbox's upper directory as image ids; an id outside
 /// the 65536-id range as 65534, the overflow id the sandbox saw); `sink` receives every byte.
 public struct TarWriter {
+    /// When a path of ``omit`` is left out: an empty file, or a directory everything in which is
+    /// left out too — and, when the image below has it (`image` is its mode, uid and gid), only
+    /// while it still has that mode and owner. (The mount points a sandbox's root gets are not a
+    /// build step's work.)
+    public struct Omittable: Sendable, Equatable {
+        public var image: (mode: UInt32, uid: UInt32, gid: UInt32)?
+        public init(image: (mode: UInt32, uid: UInt32, gid: UInt32)?) { self.image = image }
+        public static func == (a: Omittable, b: Omittable) -> Bool {
+            a.image?.mode == b.image?.mode && a.image?.uid == b.image?.uid && a.image?.gid == b.image?.gid
+        }
+    }
+
     public var time: Int64?
     public var idBase: UInt32?
+    /// Paths (relative, no leading slash) left out when they carry nothing of their own (``Omittable``).
+    public var omit: [String: Omittable] = [:]
     private let sink: ([UInt8]) throws(SandboxError) -> Void
 
-    public init(time: Int64? = nil, idBase: UInt32? = nil, sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
+    public init(time: Int64? = nil, idBase: UInt32? = nil, omit: [String: Omittable] = [:], sink: @escaping ([UInt8]) throws(SandboxError) -> Void) {
         self.time = time
         self.idBase = idBase
+        self.omit = omit
         self.sink = sink
     }
 
@@ -59,6 +74,7 @@ public struct TarWriter {
             var st = stat()
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw Syscall.error("stat \(prefix)\(name)", errno: errno) }
             let path = prefix + name
+            if omittable(dir, name, path, st) { continue }
             let type = st.st_mode & S_IFMT
             if type == S_IFCHR && st.st_rdev == 0 {
                 try header(prefix + ".wh." + name, type: "0", st: st, size: 0, mode: 0o644)
@@ -152,6 +168,29 @@ public struct TarWriter {
         }
         try sink(Self.block(name: path, type: type, mode: mode ?? (UInt32(st.st_mode) & 0o7777), uid: mapped(st.st_uid), gid: mapped(st.st_gid), size: size,
                             mtime: time ?? Int64(st.st_mtim.tv_sec), link: link))
+    }
+
+    /// Whether `path` (entry `name` of `dir`) is left out (see ``Omittable``).
+    private func omittable(_ dir: Int32, _ name: String, _ path: String, _ st: stat) -> Bool {
+        guard let rule = omit[path] else { return false }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            return rule.image == nil && st.st_size == 0
+        case S_IFDIR:
+            if let image = rule.image {
+                guard UInt32(st.st_mode) & 0o7777 == image.mode, mapped(st.st_uid) == image.uid, mapped(st.st_gid) == image.gid else { return false }
+            }
+            let sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard sub >= 0 else { return false }
+            defer { close(sub) }
+            guard ExtendedAttributes.get(fd: sub, name: "trusted.overlay.opaque") == nil, let names = try? Self.names(sub) else { return false }
+            return names.allSatisfy { child in
+                var cst = stat()
+                return fstatat(sub, child, &cst, AT_SYMLINK_NOFOLLOW) == 0 && omittable(sub, child, path + "/" + child, cst)
+            }
+        default:
+            return false
+        }
     }
 
     /// An owner as written: as stored, or as the user namespace starting at ``idBase`` sees it.
