@@ -97,12 +97,7 @@ extension SandboxManager {
         let backend = try backend(for: l.record.profile.isolation)
         try await backend.pause(handle)
         l = try liveRecord(id)
-        try move(&l.record, to: .paused)
-        live[id] = l
-        trail.record(AuditEvent(sandboxId: id, kind: .sandboxPause, actor: actor, detail: ["reason": .string(reason.rawValue)]))
-        try await persistNow(l.record)
-        logger.info("sandbox paused", metadata: ["id": "\(id)", "reason": "\(reason.rawValue)"])
-        return l.record
+        return try await settle(&l, in: .paused, kind: .sandboxPause, actor: actor, reason: reason)
     }
 
     func resumeNow(_ id: String, actor: String, reason: StateChangeReason) async throws -> SandboxRecord {
@@ -138,13 +133,8 @@ extension SandboxManager {
         default:
             throw SandboxError(.invalidState, "sandbox \(id) is \(l.record.state.rawValue); only a paused or hibernated sandbox can be resumed")
         }
-        try move(&l.record, to: .running)
         l.record.lastActivityAt = Date()
-        live[id] = l
-        trail.record(AuditEvent(sandboxId: id, kind: .sandboxResume, actor: actor, detail: ["reason": .string(reason.rawValue)]))
-        try await persistNow(l.record)
-        logger.info("sandbox resumed", metadata: ["id": "\(id)", "reason": "\(reason.rawValue)"])
-        return l.record
+        return try await settle(&l, in: .running, kind: .sandboxResume, actor: actor, reason: reason)
     }
 
     func hibernateNow(_ id: String, actor: String, reason: StateChangeReason) async throws -> SandboxRecord {
@@ -161,11 +151,19 @@ extension SandboxManager {
         try await backend.hibernate(handle)
         l = try liveRecord(id)
         l.stage = .hibernated(handle.spec)
-        try move(&l.record, to: .hibernated)
+        return try await settle(&l, in: .hibernated, kind: .sandboxHibernate, actor: actor, reason: reason)
+    }
+
+    /// The end of a pause, resume or hibernation: the checked state change, the trail entry
+    /// (with why), the record stored at once, a log line.
+    private func settle(_ l: inout Live, in state: SandboxState, kind: AuditKind, actor: String,
+                        reason: StateChangeReason) async throws -> SandboxRecord {
+        let id = l.record.id
+        try move(&l.record, to: state)
         live[id] = l
-        trail.record(AuditEvent(sandboxId: id, kind: .sandboxHibernate, actor: actor, detail: ["reason": .string(reason.rawValue)]))
+        trail.record(AuditEvent(sandboxId: id, kind: kind, actor: actor, detail: ["reason": .string(reason.rawValue)]))
         try await persistNow(l.record)
-        logger.info("sandbox hibernated", metadata: ["id": "\(id)", "reason": "\(reason.rawValue)"])
+        logger.info("sandbox \(state.rawValue)", metadata: ["id": "\(id)", "reason": "\(reason.rawValue)"])
         return l.record
     }
 }
