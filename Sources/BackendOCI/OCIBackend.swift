@@ -165,6 +165,7 @@ public struct OCIBackend: IsolationBackend {
                 id: spec.id, supervised: supervised, stats: stats, containerStarted: started != nil,
                 runtimeLog: SysFile.read(res.layout.logFile), limits: limits)
             if let (outcome, reason) = res.limitReached() { Self.apply(outcome, reason, to: &result) }
+            result.templateDigest = res.templateDigest
         } catch {
             await detachEgress(spec.id)
             _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }

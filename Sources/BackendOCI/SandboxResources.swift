@@ -19,6 +19,8 @@ struct SandboxResources: Sendable {
     var hostWorkspace: DirectoryFD?
     /// What was copied in from it.
     var manifest = WorkspaceManifest()
+    /// The image template's manifest digest (nil: a built-in template).
+    var templateDigest: String?
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
     /// `images` resolves a template that is not built in (nil: only `host`).
@@ -29,8 +31,10 @@ struct SandboxResources: Sendable {
         let p = spec.profile
         let builtIn = TemplateRegistry.all.first { $0.name == p.template }
         var lowers: [String] = []
+        var digest: String?
         if builtIn == nil {
             guard let images else { _ = try TemplateRegistry.named(p.template); throw SandboxError(.notFound, "unknown template '\(p.template)'") }
+            digest = try images.image(p.template).info.digest.description
             lowers = try images.unpackedLowerDirectories(p.template)
         }
         let shared = try builtIn?.prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
@@ -62,6 +66,7 @@ struct SandboxResources: Sendable {
             }
         }
         var r = SandboxResources(spec: spec, layout: layout, cgroup: cgroup, template: template)
+        r.templateDigest = digest
         do throws(SandboxError) {
             if let dir = spec.workspaceDirectory {
                 r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)

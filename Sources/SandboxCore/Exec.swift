@@ -119,6 +119,9 @@ public struct ExecResult: Sendable, Equatable, Codable {
     public var reason: String?
     /// What the copy of `/workspace` back to the host directory did (nil without a host workspace).
     public var workspace: WorkspaceReport?
+    /// The manifest digest of the image template the run's root was made from (nil: `host`, WASM):
+    /// a queued run's record keeps it with the result.
+    public var templateDigest: String?
 
     /// stdout as text (invalid UTF-8 sequences become U+FFFD; ``stdoutBytes`` keeps them).
     public var stdout: String {
@@ -163,7 +166,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         case sandboxId = "sandbox_id", outcome, exitCode = "exit_code", signal, stdout, stderr,
             stdoutBase64 = "stdout_base64", stderrBase64 = "stderr_base64",
             stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", usage, timings, reason,
-            workspace
+            workspace, templateDigest = "template_digest"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -189,6 +192,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         timings = try c.decodeIfPresent(PhaseTimings.self, forKey: .timings) ?? PhaseTimings()
         reason = try c.decodeIfPresent(String.self, forKey: .reason)
         workspace = try c.decodeIfPresent(WorkspaceReport.self, forKey: .workspace)
+        templateDigest = try c.decodeIfPresent(String.self, forKey: .templateDigest)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -207,6 +211,7 @@ public struct ExecResult: Sendable, Equatable, Codable {
         try c.encode(timings, forKey: .timings)
         try c.encodeIfPresent(reason, forKey: .reason)
         try c.encodeIfPresent(workspace, forKey: .workspace)
+        try c.encodeIfPresent(templateDigest, forKey: .templateDigest)
     }
 
     /// The documented CLI exit status for this result (see ``ExitStatus``): the process's own

@@ -68,6 +68,7 @@ struct ImageTemplateRunTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(record.contains("\"state\":\"succeeded\"") && record.contains("debian\\n"), "\(record)")
+            #expect(record.contains("\"template_digest\":\"\(digest)\""), "a queued run keeps the image it ran on: \(record)")
         }
         let afterServe = try SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
         let afterServeId = try #require((try JSONSerialization.jsonObject(with: Data(afterServe.out.utf8)) as? [String: Any])?["sandbox_id"] as? String, "\(afterServe.out) \(afterServe.err)")
