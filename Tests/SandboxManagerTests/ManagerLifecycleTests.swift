@@ -76,9 +76,13 @@ import Glibc
             #expect(try await f.manager.get(tenantId: f.tenant.id, id: b.id).reason?.hasPrefix("idle") == true)
             #expect(HostHealth.leftovers(of: a.id, stateDirectory: f.manager.configuration.stateDirectory).isEmpty)
             // Extending a TTL keeps a sandbox alive past its first deadline.
-            let c = try await f.manager.create(tenantId: f.tenant.id, shortTTL, actor: "test")
+            // (3 s, not 1: a create on a loaded machine can take longer than a second.)
+            var threeSeconds = Self.req()
+            threeSeconds.ttl = .seconds(3)
+            let created = Date()
+            let c = try await f.manager.create(tenantId: f.tenant.id, threeSeconds, actor: "test")
             _ = try await f.manager.setTimeout(tenantId: f.tenant.id, id: c.id, ttl: .seconds(60), actor: "test")
-            try await Task.sleep(for: .milliseconds(1500))
+            try await Task.sleep(for: .seconds(max(0.5, 3.5 - Date().timeIntervalSince(created))))
             #expect(try await f.manager.get(tenantId: f.tenant.id, id: c.id).state == .running)
         }
     }
