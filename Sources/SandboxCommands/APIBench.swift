@@ -58,7 +58,6 @@ struct APIBench {
             let raw = try await Self.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: [:]) { s in
                 let raw = try await rawCrunRun(s.oci)
                 try await coldCreate(s, raw: raw)
-                try await pauseAndHibernate(s, raw: raw)
                 return raw
             }
             // A server whose pool starts filling as it starts: wait until it is full, then measure.

@@ -26,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root), state (snapshot/restore/fork vs tar and cold create; root) or blocking (a call on the blocking pool vs a thread per call).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root), state (template build, debian/host/warm create vs raw crun on the same layers, pause/hibernate, snapshot/restore/fork; root) or blocking (a call on the blocking pool vs a thread per call).")
     var suite: String = "container"
 
     /// `--lane`, the option's old name, so commands written before the rename still work.
@@ -39,7 +39,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "api suite: idle sandboxes held at once for the memory part.")
     var idle: Int = 50
 
-    @Option(name: .long, help: "api suite: warm-pool size (and samples) of the warm-create part.")
+    @Option(name: .long, help: "api and state suites: warm-pool size (and samples) of the warm-create part.")
     var pool: Int = 20
 
     @Option(name: .long, help: "api suite: seconds per throughput case.")
@@ -66,7 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
             return
         }
         if suite == "state" {
-            try await StateBench(iterations: max(3, iterations)).run()
+            try await StateBench(iterations: max(3, iterations), poolSize: max(1, pool)).run()
             return
         }
         if suite == "blocking" {
@@ -181,11 +181,12 @@ struct StartupBench {
 
     /// A hand-made bundle equivalent to what `sandboxer run` generates (same root, mounts,
     /// namespaces, seccomp, rlimits), but with the limits in `linux.resources` for crun to apply
-    /// and /workspace as a crun-made tmpfs: what a user of raw crun would write.
-    func rawBundle() throws -> String {
+    /// and /workspace as a crun-made tmpfs: what a user of raw crun would write. `root`: another
+    /// root filesystem than the host template's (the state suite's overlay of the debian layers).
+    func rawBundle(root: PreparedTemplate? = nil, name: String = "bundle") throws -> String {
         let profile = Profile.default
-        let template = try HostTemplate().prepare(uid: profile.uid, gid: profile.gid, stateDirectory: backend.configuration.stateDirectory)
-        let dir = bench + "/bundle"
+        let template = try root ?? HostTemplate().prepare(uid: profile.uid, gid: profile.gid, stateDirectory: backend.configuration.stateDirectory)
+        let dir = bench + "/" + name
         try SysFile.makeDirectory(dir)
         let builder = BundleBuilder(seccomp: try SeccompProfile.load())
         let config = builder.config(spec: SandboxSpec(id: "bench", profile: profile), argv: ["/bin/true"], env: [:], cwd: "/",

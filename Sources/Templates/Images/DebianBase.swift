@@ -49,8 +49,9 @@ public enum DebianBase {
         return try await store.adopt(name, from: cache)
     }
 
-    /// Builds (or rebuilds) template `debian`: one layer, the root mmdebstrap makes.
-    static func build(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
+    /// Builds (or rebuilds) template `debian` in `store` itself (not the machine cache): one layer,
+    /// the root mmdebstrap makes. `bench --suite state` times it in a data directory of its own.
+    public static func build(in store: ImageStore, mirror: String? = nil) async throws(SandboxError) -> TemplateInfo {
         guard let mmdebstrap = executables.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw SandboxError(.unavailable, "building the debian base needs mmdebstrap (apt-get install mmdebstrap; make installs it)")
         }
