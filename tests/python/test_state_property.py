@@ -11,8 +11,9 @@ sandboxes (the others are deleted) so the model stays single. At the end every f
 (the tree must be empty), then every sandbox and snapshot, and nothing may be left of them: not in
 the list, not in /proc/self/mountinfo, not in the cgroup trees, not in the data or state directory.
 
-Even seeds use the default (ephemeral) profile: a running one is adopted after the kill -9. Odd
-seeds use `persistence: persistent` (its root's changes and workspace on ext4 disks). Either kind
+Even seeds start with the default (ephemeral) profile: a running one is adopted after the kill -9.
+Odd seeds start with `persistence: persistent` (its root's changes and workspace on ext4 disks). A
+restore picks either profile, so the sequence may go on in the other kind. Either kind
 may come back running, paused or hibernated after a restart: the tree must be the same.
 
 SANDBOXER_PROPERTY_SEEDS (comma-separated, default 1,2,3,4) and SANDBOXER_PROPERTY_STEPS (default
@@ -425,12 +426,16 @@ class Run:
             op = self.file_op()
             if op and op["k"] not in ("put", "fdelete", "move"):
                 self.run_file_op(op)
-        restored = self.create(snapshot=shot["id"])
+        # restored with either profile: an ephemeral sandbox's snapshot into a persistent one and back
+        profile = self.rng.choice(["default", {"persistence": "persistent"}])
+        restored = self.create(snapshot=shot["id"], profile=profile)
+        self.note(f"restored as {restored} with profile {profile}")
         self.verify(restored, at_snapshot)
         self.verify(self.sid)
         if self.rng.random() < 0.5:
             self.continue_on(restored, [restored, self.sid])
             self.model = at_snapshot
+            self.profile = profile
         else:
             self.continue_on(self.sid, [self.sid, restored])
         self.verify()
