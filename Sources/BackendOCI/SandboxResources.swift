@@ -71,6 +71,9 @@ struct SandboxResources: Sendable {
             if let dir = spec.workspaceDirectory {
                 r.hostWorkspace = try DirectoryFD.openWorkspace(path: dir)
             }
+            // A persistent sandbox's workspace disk that already exists (a resume after hibernation or a
+            // restart) holds what it restored from its snapshot and changed since: restored only once.
+            let restoredBefore = persistent?.exists ?? false
             if let persistent {
                 try PersistentDisk.mount(image: persistent.workspaceImage, at: layout.workspace, bytes: p.limits.workspaceBytes,
                                          files: p.limits.workspaceFiles, uid: ids.host(p.uid), gid: ids.host(p.gid))
@@ -82,7 +85,7 @@ struct SandboxResources: Sendable {
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
             if let restoring { try HibernatedFiles.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
-            if let snapshot = spec.snapshot, restoring == nil {
+            if let snapshot = spec.snapshot, restoring == nil, !restoredBefore {
                 guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
                 if let top = try images.unpackedLowerDirectories(snapshot).first {
                     try SnapshotLayer.restoreWorkspace(layer: top, into: layout.workspace, idBase: ids.hostBase)

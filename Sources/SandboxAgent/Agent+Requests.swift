@@ -104,10 +104,13 @@ extension Agent {
         }
     }
 
+    /// Ends an upload: the file gets `mode` as the sandbox user (the agent's own fsuid 0 is not the
+    /// file's owner and has no CAP_FOWNER, so its fchmod failed and an existing file kept its old mode).
     func finishWrite(_ fd: Int32, mode: UInt32, id: UInt32, on c: Connection) {
-        fchmod(fd, mode_t(mode))
+        let e = user.asUser { fchmod(fd, mode_t(mode)) == 0 ? 0 : errno }
         close(fd)
         c.uploads[id] = nil
+        if e != 0 { return c.send(.error(Files.errorCode(e), "chmod \(String(mode, radix: 8)): \(String(cString: strerror(e)))", errno: e), id: id) }
         c.send(.ok, id: id)
     }
 

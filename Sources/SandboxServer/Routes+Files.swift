@@ -50,7 +50,7 @@ extension SandboxServer {
 
         routes.add(.get, "/v1/sandboxes/{id}/files/list") { request, context in
             let caller = try context.requireCaller()
-            let path = request.uri.queryParameters.get("path") ?? "/workspace"
+            let path = Self.formValue("path", in: request) ?? "/workspace"
             guard path.hasPrefix("/") else { throw Problem.invalid("path", "path: must be an absolute path inside the sandbox") }
             let items = try await manager.listDirectory(tenantId: caller.tenantId, id: try context.parameters.require("id"), path: path)
             return try APIJSON.response(FileList(path: path, items: items))
@@ -75,11 +75,25 @@ extension SandboxServer {
 
     /// The required `path` query parameter (absolute).
     static func path(_ request: Request) throws -> String {
-        guard let path = request.uri.queryParameters.get("path"), !path.isEmpty else {
+        guard let path = formValue("path", in: request), !path.isEmpty else {
             throw Problem.invalid("path", "the path query parameter is required, e.g. ?path=/workspace/data.csv")
         }
         guard path.hasPrefix("/") else { throw Problem.invalid("path", "path: must be an absolute path inside the sandbox") }
         return path
+    }
+
+    /// The query parameter `name` decoded as HTML forms and HTTP clients encode it (`+` is a space,
+    /// `%2B` a plus: what Python's requests/httpx, URLSearchParams and Go's url.Values send), so a
+    /// file name with a space is not stored with a `+` instead.
+    static func formValue(_ name: String, in request: Request) -> String? {
+        guard let query = request.uri.query else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts[0] == name else { continue }
+            let raw = parts.count > 1 ? String(parts[1]) : ""
+            return raw.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? raw
+        }
+        return nil
     }
 }
 

@@ -15,6 +15,11 @@ struct AgentFileTests {
             #expect(try await backend.readFile(box, path: "/workspace/deep/er/f.bin", limit: 1 << 20) == data)
             let st = try await backend.stat(box, path: "/workspace/deep/er/f.bin")
             #expect(st.type == .file && st.size == Int64(data.count) && st.mode == 0o640 && st.name == "f.bin")
+            // The mode is the one asked for: on a new file whatever the umask, and on an existing file too.
+            _ = try await Live.sh(backend, box, "echo old > /workspace/existing && chmod 755 /workspace/existing")
+            try await backend.writeFile(box, path: "/workspace/existing", data: [1, 2], mode: 0o640)
+            try await backend.writeFile(box, path: "/workspace/shared", data: [3], mode: 0o666)
+            #expect(try await Live.sh(backend, box, "stat -c %a /workspace/existing /workspace/shared").stdout == "640\n666\n")
             let owner = try await Live.sh(backend, box, "stat -c %u:%g /workspace/deep/er/f.bin")
             #expect(owner.stdout == "1000:1000\n", "files are written as the sandbox user")
             try await backend.makeDirectory(box, path: "/workspace/a/b/c", parents: true)

@@ -64,6 +64,12 @@ import Testing
             #expect(listing.items.first { $0.name == "a" }?.type == .directory)
             let viaExec = try Self.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["cat", "/workspace/a/b/n.txt"]])))
             #expect(viaExec.stdout == "from a form")
+            // `?path=` is decoded as clients form-encode it (requests, httpx, URLSearchParams): `+` is a space, `%2B` a plus.
+            _ = try await client.checked("PUT", base + "/files?path=/workspace/a+b%2Bc.txt", body: [7])
+            let spaced = try Self.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["ls", "/workspace/a b+c.txt"]])))
+            #expect(spaced.stdout == "/workspace/a b+c.txt\n", "\(spaced.stdout) \(spaced.stderr)")
+            #expect(try await client.checked("GET", base + "/files?path=/workspace/a%20b%2Bc.txt").body == [7])
+            #expect(try await client.send("DELETE", base + "/files?path=/workspace/a+b%2Bc.txt").status == 204)
             #expect(try await client.send("DELETE", base + "/files?path=/workspace/a&recursive=true").status == 204)
             _ = try ProblemBody.of(try await client.send("GET", base + "/files?path=/workspace/a/b/n.txt"), status: 404, code: "not_found")
             _ = try ProblemBody.of(try await client.send("GET", base + "/files"), status: 400, code: "invalid_request")

@@ -163,4 +163,28 @@ struct SnapshotTests {
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: data + "/images/blobs/sha256")).contains { $0.hasPrefix(".writing-") })
         #expect((try? FileManager.default.contentsOfDirectory(atPath: data + "/images.staging"))?.isEmpty ?? true, "no snapshot layer left in staging")
     }
+
+    @Test("a persistent sandbox restored from a snapshot hibernates and resumes on its own disks: the snapshot's workspace is restored once, not again over what the sandbox has since (a resume failed with 'File exists')")
+    func persistentRestoreHibernateResume() async throws {
+        let data = NSTemporaryDirectory() + "sandboxer-snap-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let base = try SecretCLITests.run(["template", "base", "--data", data])
+        try #require(base.status == 0, "\(base.err)")
+        try await ServedApp.with(dataDirectory: data) { app in
+            let client = try app.client(try await app.key("acme"))
+            let profile: [String: Any] = ["template": "debian", "persistence": "persistent", "resources": ["workspace": "32M", "disk": "256M"]]
+            let source = try await Self.create(client, ["profile": profile])
+            _ = try await Self.stdout(client, source, "mkdir /workspace/t /home/user/t && echo one > /workspace/t/f && echo r > /home/user/t/g")
+            let snap = try #require(try Self.object(try await client.checked("POST", "/v1/sandboxes/\(source)/snapshots"))["id"] as? String)
+            let restored = try await Self.create(client, ["snapshot": snap, "profile": profile])
+            _ = try await Self.stdout(client, restored, "echo two >> /workspace/t/f && rm /home/user/t/g")
+            let hibernated = try Self.object(try await client.checked("POST", "/v1/sandboxes/\(restored)/hibernate"))
+            #expect(hibernated["state"] as? String == "hibernated")
+            let resumed = try await client.send("POST", "/v1/sandboxes/\(restored)/resume")
+            #expect(resumed.status == 200, "\(resumed.body.text)")
+            #expect(try await Self.stdout(client, restored, "cat /workspace/t/f; ls /home/user/t") == "one\ntwo\n")
+            for id in [source, restored] { _ = try await client.checked("DELETE", "/v1/sandboxes/\(id)") }
+            #expect(try await client.send("DELETE", "/v1/snapshots/\(snap)").status == 204)
+        }
+    }
 }
