@@ -16,10 +16,6 @@ struct HibernatedFiles: Sendable {
     var upper: String { directory + "/upper" }
     var workspace: String { directory + "/workspace" }
 
-    static func copyTree(_ source: String, into target: String) throws(SandboxError) {
-        try ImageRoot.copyTree(source, into: target)
-    }
-
     /// Copies a live sandbox's written files (its processes frozen) to `directory`.
     static func save(layout: ContainerLayout, to directory: String) throws(SandboxError) {
         let parent = (directory as NSString).deletingLastPathComponent
@@ -29,8 +25,8 @@ struct HibernatedFiles: Sendable {
         try SysFile.makeDirectory(staging, mode: 0o700)
         let kept = HibernatedFiles(directory: staging)
         do {
-            try copyTree(layout.workspace, into: kept.workspace)
-            if SysFile.exists(layout.upperDirectory) { try copyTree(layout.upperDirectory, into: kept.upper) }
+            try ImageRoot.copyTree(layout.workspace, into: kept.workspace)
+            if SysFile.exists(layout.upperDirectory) { try ImageRoot.copyTree(layout.upperDirectory, into: kept.upper) }
         } catch {
             SysFile.removeTree(staging)
             throw error

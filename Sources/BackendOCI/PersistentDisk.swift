@@ -9,7 +9,7 @@ import Glibc
 /// The on-disk filesystem of a `persistence: persistent` sandbox: `<persistent>/<id>/workspace.img`
 /// and (image templates) `upper.img`, sparse ext4 image files loop-mounted where an ephemeral
 /// sandbox has its tmpfs mounts (the workspace; the overlay's `rw` directory). An image file's size
-/// is the profile's workspace size, so the limit holds as the tmpfs's did (ext4 refuses the write
+/// is the profile's workspace size (the upper directory's: `resources.disk`), so the limit holds as the tmpfs's did (ext4 refuses the write
 /// past it, `workspace_files` caps its inodes); it survives a server restart and a host reboot, and
 /// only the sandbox's end (delete, TTL) removes it. Mounted with `mount -o loop`, so the loop device
 /// goes with the last unmount.

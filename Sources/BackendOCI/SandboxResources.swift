@@ -34,8 +34,9 @@ struct SandboxResources: Sendable {
         var digest: String?
         if builtIn == nil {
             guard let images else { _ = try TemplateRegistry.named(p.template); throw SandboxError(.notFound, "unknown template '\(p.template)'") }
-            digest = try images.image(p.template).info.digest.description
-            lowers = try images.unpackedLowerDirectories(p.template)
+            let image = try images.image(p.template)
+            digest = image.info.digest.description
+            lowers = try images.unpackedLowerDirectories(of: image)
         }
         let shared = try builtIn?.prepare(uid: p.uid, gid: p.gid, stateDirectory: stateDirectory)
         let layout = ContainerLayout(stateDirectory: stateDirectory, id: spec.id)
@@ -84,7 +85,7 @@ struct SandboxResources: Sendable {
                     at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
-            if let restoring { try HibernatedFiles.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
+            if let restoring { try ImageRoot.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
             if let snapshot = spec.snapshot, restoring == nil, !restoredBefore {
                 guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
                 if let top = try images.unpackedLowerDirectories(snapshot).first {

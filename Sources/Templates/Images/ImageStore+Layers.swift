@@ -22,7 +22,13 @@ extension ImageStore {
     /// The same as ``lowerDirectories(_:)``, blocking the calling thread (a sandbox's set-up, on
     /// the blocking pool; the layers are normally unpacked already, at import).
     public func unpackedLowerDirectories(_ name: String) throws(SandboxError) -> [String] {
-        let image = try image(name)
+        try unpackedLowerDirectories(of: try image(name))
+    }
+
+    /// The same for an image already read (its digest and its layers are then of one manifest,
+    /// even when the name is pointed elsewhere meanwhile).
+    public func unpackedLowerDirectories(of image: TemplateImage) throws(SandboxError) -> [String] {
+        let name = image.info.name
         var below: [String] = []
         for (layer, diffID) in zip(image.manifest.layers, image.config.rootfs.diff_ids) {
             below.insert(try unpack(layer, diffID: diffID, lowers: below, template: name), at: 0)
