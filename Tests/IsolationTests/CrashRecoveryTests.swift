@@ -74,7 +74,7 @@ struct CrashRecoveryTests {
         #expect(out.contains(sandboxID))
         #expect(HostHealth.leftovers(of: sandboxID, stateDirectory: state) == [])
         // Killed processes leave their cgroup before they finish exiting: wait for that (bounded).
-        for _ in 0..<100 where !HostHealth.processes(matching: "98653").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        try await HostHealth.waitUntil(tries: 100, every: .milliseconds(100)) { HostHealth.processes(matching: "98653").isEmpty }
         #expect(HostHealth.processes(matching: "98653").isEmpty)
         #expect(HostHealth.hostWorks())
     }

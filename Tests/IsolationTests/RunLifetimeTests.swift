@@ -114,14 +114,12 @@ struct RunLifetimeTests {
     func cancelledTask() async throws {
         let marker = 975_397
         let task = Task { try await TestSandbox.sh("sleep \(marker)") }
-        for _ in 0..<600 where HostHealth.processes(matching: "sleep \(marker)").isEmpty {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await HostHealth.waitUntil(tries: 600, every: .milliseconds(50)) { !HostHealth.processes(matching: "sleep \(marker)").isEmpty }
         task.cancel()
         let r = try await task.value
         #expect(r.outcome == .cancelled, "\(r.outcome)")
         Attack.assertHealthy(r)
-        for _ in 0..<100 where !HostHealth.processes(matching: "sleep \(marker)").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        try await HostHealth.waitUntil(tries: 100, every: .milliseconds(100)) { HostHealth.processes(matching: "sleep \(marker)").isEmpty }
         #expect(HostHealth.processes(matching: "sleep \(marker)").isEmpty)
     }
 }

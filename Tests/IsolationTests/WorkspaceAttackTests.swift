@@ -58,17 +58,12 @@ struct WorkspaceAttackTests {
     func concurrentRunsOnOneWorkspace() async throws {
         let dir = try Self.tempDir("ws")
         defer { SysFile.removeTree(dir) }
-        async let first = Self.run("sleep 3.0123; echo first > owner", workspace: dir)
+        async let first = Self.run("sleep 6.0123; echo first > owner", workspace: dir)
         // The second run starts once the first one runs (and so holds the workspace): on a loaded
         // machine the first one's set-up can take longer than the second's first try.
-        for _ in 0..<600 where HostHealth.processes(matching: "sleep 3.0123").isEmpty {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await HostHealth.waitUntil(tries: 600, every: .milliseconds(50)) { !HostHealth.processes(matching: "sleep 6.0123").isEmpty }
         var refused: SandboxError?
-        for _ in 0..<100 where refused == nil {
-            try await Task.sleep(for: .milliseconds(100))
-            do { _ = try await Self.run("echo second > owner", workspace: dir) } catch let e as SandboxError { refused = e }
-        }
+        do { _ = try await Self.run("echo second > owner", workspace: dir) } catch let e as SandboxError { refused = e }
         let r = try await first
         #expect(r.outcome == .ok)
         let e = try #require(refused, "a second run on the same workspace was not refused")

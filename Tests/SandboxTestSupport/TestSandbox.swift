@@ -86,6 +86,18 @@ public enum HostHealth {
         }
     }
 
+    /// Polls `condition` every `interval` until it holds or `tries` polls have passed (a bound, not
+    /// a speed requirement); stops at the first success (a `for … where` loop would go on evaluating
+    /// an expensive condition, such as a /proc scan, for every remaining try).
+    @discardableResult
+    public static func waitUntil(tries: Int, every interval: Duration, _ condition: () async throws -> Bool) async throws -> Bool {
+        for _ in 0..<tries {
+            if try await condition() { return true }
+            try await Task.sleep(for: interval)
+        }
+        return try await condition()
+    }
+
     /// The host can still fork, exec and write a file.
     public static func hostWorks() -> Bool {
         guard let forked = try? ChildProcess.runSilently(["/bin/true"]) else { return false }

@@ -143,7 +143,7 @@ struct RunQuotaTests {
             // While an attempt runs, it holds the tenant's one sandbox: a create is refused.
             let long = try Self.json(try await acme.send("POST", "/v1/runs", body: try jsonBytes(["cmd": ["sleep", "986714"]])))
             let longId = try #require(long["id"] as? String)
-            for _ in 0..<200 where HostHealth.processes(matching: "986714").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            try await HostHealth.waitUntil(tries: 200, every: .milliseconds(50)) { !HostHealth.processes(matching: "986714").isEmpty }
             _ = try ProblemBody.of(try await acme.send("POST", "/v1/sandboxes", body: try jsonBytes([:])), status: 429, code: "quota_exceeded")
             _ = try await acme.send("POST", "/v1/runs/\(longId)/cancel")
             for _ in 0..<200 {
@@ -193,8 +193,8 @@ struct PooledRunTests {
             #expect(ready.contains(sandboxId), "the attempt ran in a pooled sandbox")
             // The end is recorded without waiting for the teardown, which ends within the attempt.
             let state = SandboxManager.Configuration.stateDirectory(forData: app.dataDirectory)
-            for _ in 0..<200 where !HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty || !HostHealth.processes(matching: "986741").isEmpty {
-                try await Task.sleep(for: .milliseconds(50))
+            try await HostHealth.waitUntil(tries: 200, every: .milliseconds(50)) {
+                HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty && HostHealth.processes(matching: "986741").isEmpty
             }
             #expect(HostHealth.leftovers(of: sandboxId, stateDirectory: state).isEmpty, "the pooled sandbox is destroyed after its one exec")
             #expect(HostHealth.processes(matching: "986741").isEmpty, "its background process is killed with it")
