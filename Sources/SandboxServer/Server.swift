@@ -127,6 +127,8 @@ public struct SandboxServer: Sendable {
     func makeRouters() -> (RouteRegistry, Router<APIRequestContext>) {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: ProblemMiddleware())
+        // A request with `E2b-Sandbox-Id` belongs to E2B's sandbox plane, whatever its path.
+        router.add(middleware: E2BSandboxPlaneMiddleware(access: E2BAccess(manager: manager), services: e2bSandboxServices()))
         router.add(middleware: AuthMiddleware(store: store))
         let registry = RouteRegistry(router: router, manager: manager, logger: logger)
         addHealthRoutes(registry)
@@ -151,6 +153,13 @@ public struct SandboxServer: Sendable {
         addWebSocketRoutes(wsRouter)
         addMonitorWebSocket(wsRouter)
         return (registry, wsRouter)
+    }
+}
+
+extension SandboxServer {
+    /// The services of E2B's sandbox plane (envd's and the code interpreter's), by port.
+    func e2bSandboxServices() -> [any E2BSandboxService] {
+        []
     }
 }
 
