@@ -74,12 +74,18 @@ struct SandboxResources: Sendable {
             }
             // A persistent sandbox's workspace disk that already exists (a resume after hibernation or a
             // restart) holds what it restored from its snapshot and changed since: restored only once.
-            let restoredBefore = persistent?.exists ?? false
+            var restoredBefore = persistent?.exists ?? false
             if let persistent {
                 try PersistentDisk.mount(image: persistent.workspaceImage, at: layout.workspace, bytes: p.limits.workspaceBytes,
                                          files: p.limits.workspaceFiles, uid: ids.host(p.uid), gid: ids.host(p.gid))
             } else if r.sharesDisk {
-                try Mounts.bind(ImageRoot.workspaceDirectory(in: layout.imageRoot), at: layout.workspace)
+                // A snapshot's workspace is restored as an overlay of the snapshot's layer, not copied.
+                if spec.snapshot != nil, restoring == nil, let top = lowers.first,
+                   try ImageRoot.mountRestoredWorkspace(directory: layout.imageRoot, topLower: top, hostBase: ids.hostBase, at: layout.workspace) {
+                    restoredBefore = true
+                } else {
+                    try Mounts.bind(ImageRoot.workspaceDirectory(in: layout.imageRoot), at: layout.workspace)
+                }
             } else {
                 try Mounts.mountTmpfs(
                     at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,

@@ -106,7 +106,10 @@ struct SnapshotTests {
             let forks = try #require((fork["sandboxes"] as? [[String: Any]])?.compactMap { $0["id"] as? String })
             #expect(forks.count == 3 && (fork["sandboxes"] as? [[String: Any]])?.allSatisfy { $0["state"] as? String == "running" } == true)
             made += forks
-            _ = try await Self.stdout(client, forks[0], "echo mine > /workspace/only0; rm /workspace/w.txt")
+            // A restored workspace is an overlay of the snapshot's layer: a fork's writes and deletes
+            // (a file appended to is copied up) never reach the layer the other forks read.
+            _ = try await Self.stdout(client, forks[0], "echo mine > /workspace/only0; echo more >> /workspace/later; rm /workspace/w.txt")
+            #expect(try await Self.stdout(client, forks[0], "cat /workspace/later; ls /workspace/w.txt 2>/dev/null || echo gone") == "later\nmore\ngone\n")
             #expect(try await Self.stdout(client, forks[1], "cat /workspace/w.txt /workspace/later; ls /workspace/only0 2>/dev/null || echo absent") == "hello\nlater\nabsent\n")
             #expect(try await Self.stdout(client, source, "ls /workspace/only0 2>/dev/null || echo absent") == "absent\n")
             let trail = try await client.checked("GET", "/v1/sandboxes/\(source)/audit").body.text

@@ -89,6 +89,30 @@ public enum ImageRoot {
         return PreparedTemplate(name: name, rootfs: merged, mounts: [], writable: writable)
     }
 
+    /// Mounts a restored sandbox's workspace at `target` without copying it: an overlay whose lower
+    /// directory is the `workspace/` of the image's top layer (the snapshot's layer, the one
+    /// ``mount(template:lowers:directory:hostBase:writable:diskBytes:diskFiles:workspaceOwner:seedUpper:mountUpper:)``
+    /// mounted first, idmapped when `hostBase` is set) and whose upper directory is the workspace
+    /// directory on the sandbox's disk: what the sandbox changes is copied up and counts against
+    /// `disk`, what it only reads stays shared with the snapshot. False (nothing mounted) when the
+    /// layer has no workspace.
+    public static func mountRestoredWorkspace(directory: String, topLower: String, hostBase: UInt32?, at target: String) throws(SandboxError) -> Bool {
+        let lower = (hostBase == nil ? topLower : "\(directory)/lower/0") + "/" + SnapshotLayer.workspaceDirectory
+        var st = stat()
+        guard lstat(lower, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return false }
+        let upper = workspaceDirectory(in: directory), work = diskDirectory(in: directory) + "/workspace-work"
+        try SysFile.makeDirectory(work)
+        // The merged root directory takes the upper's owner and mode: the snapshot's, as a copy would.
+        chown(upper, st.st_uid, st.st_gid)
+        chmod(upper, st.st_mode & 0o7777)
+        try SysFile.makeDirectory(target)
+        let options = "lowerdir=\(lower),upperdir=\(upper),workdir=\(work)"
+        guard Glibc.mount("overlay", target, "overlay", UInt(MS_NOSUID | MS_NODEV), options) == 0 else {
+            throw SandboxError(.setupFailed, "mounting the restored workspace at \(target): \(String(cString: strerror(errno)))")
+        }
+        return true
+    }
+
     /// Copies a directory tree's contents into `target` (which takes the source's owner and mode)
     /// with everything overlayfs relies on: owners, modes, times, hard links, sparse files, xattrs
     /// (`trusted.overlay.*`) and device nodes (whiteouts). `cp -a` as root does exactly this.
