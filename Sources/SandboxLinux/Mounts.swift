@@ -47,4 +47,17 @@ public enum Mounts {
         }
         return out.sorted { $0.count > $1.count }
     }
+
+    /// The directories mounted somewhere (a bind's or an idmapped mount's source: the root field of
+    /// /proc/self/mountinfo, a path inside its file system).
+    public static func mountedRoots() -> Set<String> {
+        let info = SysFile.read("/proc/self/mountinfo") ?? ""
+        var out: Set<String> = []
+        for line in info.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count > 4 else { continue }
+            out.insert(String(parts[3]).replacingOccurrences(of: "\\040", with: " "))
+        }
+        return out
+    }
 }

@@ -124,6 +124,11 @@ extension SandboxManager {
         }.get()
     }
 
+    /// The live sandboxes (any tenant's) whose root is template `name` (by name or by `digest`).
+    public func sandboxes(onTemplate name: String, digest: String) -> [String] {
+        live.values.filter { $0.record.profile.template == name || $0.record.templateDigest == digest }.map(\.record.id).sorted()
+    }
+
     /// Removes the tenant's snapshot `id` and what of it no other image uses; refused while a
     /// live sandbox runs on it (its layers are that sandbox's root).
     public func removeSnapshot(tenantId: String, id: String, actor: String) async throws {

@@ -40,6 +40,10 @@ extension SandboxServer {
             let name = try context.parameters.require("name")
             guard name != TemplateView.host.name else { throw SandboxError(.invalidRequest, "template host is built in and cannot be removed") }
             let digest = try images.image(name).info.digest
+            let users = await manager.sandboxes(onTemplate: name, digest: digest.text)
+            guard users.isEmpty else {
+                throw SandboxError(.invalidState, "template \(name) is the root of live sandboxes \(users.joined(separator: ", ")); delete them first")
+            }
             try await images.remove(name)
             manager.recordTenantEvent(TenantEvent(tenantId: caller.tenantId, kind: .templateRemove, actor: caller.keyId,
                                                   detail: ["name": .string(name), "digest": .string(digest.text)]))

@@ -97,4 +97,44 @@ struct TemplateRouteTests {
             #expect(trail.contains("\"template.remove\"") && trail.contains(digest), "\(trail)")
         }
     }
+
+    @Test("a template in use by a live sandbox: the API refuses to remove it (409 naming the sandbox); the CLI removes the name but its layer stays until the sandbox is gone, and the sandbox still reads its root")
+    func removeWhileInUse() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
+        let dir = NSTemporaryDirectory() + "sandboxer-template-inuse-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let data = dir + "/data"
+        try FileManager.default.createDirectory(atPath: dir + "/ctx", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "ID=cli\n".write(toFile: dir + "/ctx/os-release", atomically: true, encoding: .utf8)
+        try "FROM debian\nCOPY os-release /etc/cli-release\n".write(toFile: dir + "/Dockerfile", atomically: true, encoding: .utf8)
+        try #require(try SecretCLITests.run(["template", "base", "--data", data]).status == 0)
+        let layers: @Sendable () -> Set<String> = { Set((try? FileManager.default.contentsOfDirectory(atPath: data + "/layers")) ?? []).filter { !$0.hasPrefix(".") } }
+        let before = layers()
+        let build = { try SecretCLITests.run(["template", "build", "etc-only", "-f", dir + "/Dockerfile", dir + "/ctx", "--data", data]) }
+        let built = try build()
+        try #require(built.status == 0, "\(built.err)")
+        let layer = try #require(layers().subtracting(before).first, "the COPY step's layer")
+
+        try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"]), dataDirectory: data) { app in
+            let client = try app.client(try await app.key("acme"))
+            let ops = try app.client(try await app.key("ops"))
+            let created = try Self.object(try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["template": "etc-only"]])))
+            let id = try #require(created["id"] as? String)
+            let refused = try await ops.send("DELETE", "/v1/templates/etc-only")
+            #expect(refused.status == 409 && refused.body.text.contains(id), "\(refused.body.text)")
+
+            let rm = try SecretCLITests.run(["template", "rm", "etc-only", "--data", data])
+            #expect(rm.status == 0, "\(rm.err)")
+            #expect(layers().contains(layer), "the layer under a live sandbox's root was removed")
+            let read = try await client.checked("GET", "/v1/sandboxes/\(id)/files?path=/etc/cli-release")
+            #expect(read.body.text == "ID=cli\n", "\(read.body.text)")
+            _ = try await client.checked("DELETE", "/v1/sandboxes/\(id)")
+        }
+        // The next collection (any change of the store) takes the layer nothing uses any more.
+        let again = try build()
+        try #require(again.status == 0, "\(again.err)")
+        #expect(try SecretCLITests.run(["template", "rm", "etc-only", "--data", data]).status == 0)
+        #expect(!layers().contains(layer))
+    }
 }

@@ -283,7 +283,11 @@ public struct ImageStore: Sendable {
             try? fm.removeItem(atPath: layout + "/blobs/sha256/" + blob)
         }
         // Names starting with '.' are work in progress (an unpack, a base build): their owners remove them.
-        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) && !layer.hasPrefix(".") {
+        // A layer mounted as a live sandbox's lower directory stays (its template was removed
+        // while the sandbox runs): the next collection after that sandbox's end takes it.
+        let mounted = Mounts.mountedRoots()
+        let inUse = { (layer: String) in mounted.contains { $0.hasSuffix("/layers/" + layer) } }
+        for layer in (try? fm.contentsOfDirectory(atPath: layers)) ?? [] where !keepLayers.contains(layer) && !layer.hasPrefix(".") && !inUse(layer) {
             try? fm.removeItem(atPath: layers + "/" + layer)
         }
         pruneBuildCache()
