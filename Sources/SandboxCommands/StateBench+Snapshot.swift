@@ -80,8 +80,9 @@ extension StateBench {
         print(benchRow(["fork of 10 (one snapshot + 10 creates)", ms(f.p50), "\(ms(out.fork.min() ?? .nan))–\(ms(out.fork.max() ?? .nan))", ratio(f.p50 / (10 * coldP50)) + " of 10 cold creates"]))
     }
 
-    /// The restore's floor besides the create: `cp -a --sparse=always` of the workspace into a
-    /// tmpfs mounted for it (mount, copy, unmount), N times after one warm-up.
+    /// What a restore that copied the workspace would add to the create (restores mount the
+    /// snapshot's workspace as an overlay lower instead): `cp -a --sparse=always` of the workspace
+    /// into a tmpfs mounted for it (mount, copy, unmount), N times after one warm-up.
     func copyBaseline(_ workspace: String, scratch: String) throws -> [Double] {
         var xs: [Double] = []
         for i in 0..<(iterations + 1) {
