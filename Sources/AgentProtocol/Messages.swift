@@ -16,9 +16,12 @@ public struct ProcessStart: Codable, Sendable, Equatable {
     /// A terminal of this size instead of pipes.
     public var pty: TerminalSize?
     public var tag: String?
+    /// Run as the sandbox's root (uid/gid 0 of its user namespace, every capability still
+    /// cleared) instead of the sandbox user; nil or false: the sandbox user.
+    public var asRoot: Bool?
 
     public init(argv: [String], env: [String] = [], cwd: String = "/", openStdin: Bool = false, timeoutMs: Int64? = nil,
-                outputCap: Int64? = nil, background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+                outputCap: Int64? = nil, background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil, asRoot: Bool? = nil) {
         self.argv = argv
         self.env = env
         self.cwd = cwd
@@ -28,6 +31,7 @@ public struct ProcessStart: Codable, Sendable, Equatable {
         self.background = background
         self.pty = pty
         self.tag = tag
+        self.asRoot = asRoot
     }
 
     /// A PTY's size.

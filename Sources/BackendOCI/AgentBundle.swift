@@ -73,6 +73,7 @@ public enum AgentBundle {
         "CAP_SETGID",  // setgroups/setresgid in each child; setfsgid for file operations
         "CAP_KILL",  // signal, time out and reap-kill user processes (another uid than the agent's)
         "CAP_SETPCAP",  // empty each child's bounding set before it becomes the sandbox user
+        "CAP_CHOWN",  // at start only: give a home it had to create (`UserHome`) to the sandbox user
     ]
 
     /// What a template build's `RUN` steps keep when they run as root of their user namespace

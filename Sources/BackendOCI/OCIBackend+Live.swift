@@ -124,7 +124,8 @@ extension OCIBackend: LiveSandboxBackend {
         let r = AgentRequest.start(ProcessStart(
             argv: request.argv, env: processEnvironment(sandbox, request.env), cwd: request.cwd, openStdin: true,
             timeoutMs: request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }, outputCap: limits.outputBytes,
-            background: true, pty: options.pty.map { ProcessStart.TerminalSize(cols: $0.cols, rows: $0.rows) }, tag: options.tag))
+            background: true, pty: options.pty.map { ProcessStart.TerminalSize(cols: $0.cols, rows: $0.rows) }, tag: options.tag,
+            asRoot: options.asRoot ? true : nil))
         let client = agent(sandbox.id)
         let end = try await client.stream(r, startedOnly: true, onOutput: nil)
         if let e = end.spawnError { throw SandboxError(.invalidRequest, "cannot start \(request.argv[0]): \(e)") }

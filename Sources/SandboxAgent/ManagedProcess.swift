@@ -222,7 +222,8 @@ enum Spawner {
         var stage: UnsafePointer<CChar>?
         let pid = cArgv.withUnsafeBufferPointer { av in
             cEnv.withUnsafeBufferPointer { ev in
-                var a = sbx_spawn_args(argv: av.baseAddress, envp: ev.baseAddress, cwd: cCwd, uid: user.uid, gid: user.gid,
+                let root = r.asRoot == true
+                var a = sbx_spawn_args(argv: av.baseAddress, envp: ev.baseAddress, cwd: cCwd, uid: root ? 0 : user.uid, gid: root ? 0 : user.gid,
                                        stdin_fd: childIn, stdout_fd: childOut, stderr_fd: childErr, pty_slave: slave,
                                        keep_caps: user.keepCapabilities)
                 return sbx_agent_spawn(&a, &errNo, &stage)

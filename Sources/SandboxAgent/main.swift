@@ -38,6 +38,8 @@ guard let socketPath, let uid, let gid else { die("usage: sandboxer-agent --sock
 guard sbx_agent_harden() == 0 else { die("prctl: \(String(cString: strerror(errno)))") }
 // No supplementary groups: file operations check only the sandbox user's fsuid/fsgid.
 _ = setgroups(0, nil)
+// The user's home, when the template lacks it (not in a template build's sandbox: its image is the build's output).
+if keepCapabilities == 0 { UserHome.ensure(uid: uid, gid: gid) }
 let signals = sbx_agent_signalfd()
 guard signals >= 0 else { die("signalfd: \(String(cString: strerror(errno)))") }
 let listener = Listener.open(path: socketPath)

@@ -46,10 +46,16 @@ public struct ProcessOptions: Sendable, Equatable, Codable {
     public var pty: TerminalSize?
     /// A caller-chosen label, shown in listings.
     public var tag: String?
-    public init(background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+    /// Run as the sandbox's root (uid 0 of its user namespace, with no capabilities) instead of
+    /// the profile's user: E2B's envd surface offers it (`user: root`); `/v1` never sets it, and
+    /// it is not part of the coded form (no JSON a client sends can set it).
+    public var asRoot: Bool = false
+    enum CodingKeys: String, CodingKey { case background, pty, tag }
+    public init(background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil, asRoot: Bool = false) {
         self.background = background
         self.pty = pty
         self.tag = tag
+        self.asRoot = asRoot
     }
 }
 
