@@ -232,7 +232,8 @@ enum Spawner {
         if pid < 0 {
             for fd in Set([outFd, errFd, inFd]) where fd >= 0 { close(fd) }
             let what = stage.map { String(cString: $0) } ?? "spawn"
-            return .failure(Failure(code: .spawnFailed, message: "\(what) \(argv[0]): \(String(cString: strerror(errNo)))"))
+            let subject = what == "chdir" ? cwd : argv[0]
+            return .failure(Failure(code: .spawnFailed, message: "\(what) \(subject): \(String(cString: strerror(errNo)))"))
         }
         let cap = Int(r.outputCap ?? Int64(defaultCap))
         let deadline = r.timeoutMs.map { Clock.monotonicMs() + $0 }

@@ -183,11 +183,16 @@ enum Connect {
         guard isStreaming(request) else {
             throw ConnectError(.invalidArgument, "a streaming call's Content-Type must be application/connect+json")
         }
+        // The whole body is read (one message, then the client ends it): a connection whose
+        // request was left half read could not carry the client's next call.
+        var message: M?
         for try await envelope in ConnectEnvelopeReader(body: request.body).envelopes() {
             guard envelope.flags & ConnectEnvelope.endStream == 0 else { break }
-            return try decode(type, envelope.payload)
+            guard message == nil else { throw ConnectError(.invalidArgument, "a server-streaming call carries exactly one request message") }
+            message = try decode(type, envelope.payload)
         }
-        throw ConnectError(.invalidArgument, "the streaming call carries no request message")
+        guard let message else { throw ConnectError(.invalidArgument, "the streaming call carries no request message") }
+        return message
     }
 
     /// The messages of a client-streaming call, in order, until the client ends its body (or

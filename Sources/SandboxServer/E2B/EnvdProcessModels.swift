@@ -9,7 +9,7 @@ import Foundation
 enum ProtoJSON {
     /// A `uint32`: a JSON number or a decimal string.
     static func uint32<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> UInt32? {
-        if try c.decodeNil(forKey: key) { return nil }
+        guard c.contains(key), try !c.decodeNil(forKey: key) else { return nil }
         if let n = try? c.decode(UInt32.self, forKey: key) { return n }
         if let s = try? c.decode(String.self, forKey: key), let n = UInt32(s) { return n }
         throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "\(key.stringValue) must be a uint32 (a number or a decimal string)")
