@@ -2,8 +2,11 @@
 `sandbox.pty` (sync and async), plus raw Connect calls for what the SDK never sends (a malformed
 envelope, client-streamed input, tags)."""
 import base64
+import io
 import json
+import os
 import struct
+import tarfile
 
 import httpx
 import pytest
@@ -81,6 +84,35 @@ def test_user_root_runs_as_root_of_the_sandbox_without_capabilities(sandbox):
     lines = result.stdout.splitlines()
     assert lines[:2] == ["root", "/root"]
     assert lines[2].split() == ["CapEff:", "0000000000000000"]
+
+
+def test_a_template_without_the_users_home_gets_it_at_start():
+    """A template whose `user` has no home directory: the sandbox's agent creates /home/user, owned
+    by the user, before anything runs (E2B's commands start there)."""
+    from e2b import Sandbox
+
+    name = f"nohome-{os.getpid()}"
+    dockerfile = b"FROM debian\nRUN userdel -r user && useradd --no-create-home -u 1000 -s /bin/bash user && test ! -e /home/user\n"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    auth = {"Authorization": f"Bearer {KEY_A}"}
+    r = httpx.post(f"{URL}/v1/templates", params={"name": name}, content=context.getvalue(), timeout=300,
+                   headers=auth | {"Content-Type": "application/x-tar"})
+    assert r.status_code == 202, r.text
+    build = r.json()["id"]
+    httpx.get(f"{URL}/v1/templates/builds/{build}/logs", headers=auth, timeout=600)  # ends with the build
+    assert httpx.get(f"{URL}/v1/templates/builds/{build}", headers=auth, timeout=30).json()["state"] == "succeeded"
+    sandbox_id = create_v1(KEY_A, {"profile": {"template": name}})
+    try:
+        sandbox = attach(Sandbox, sandbox_id, KEY_A)
+        result = sandbox.commands.run("pwd; stat -c '%U %G' ~; touch ~/mine && echo writable")
+        assert result.stdout == "/home/user\nuser user\nwritable\n"
+    finally:
+        delete_v1(KEY_A, sandbox_id)
+        httpx.delete(f"{URL}/v1/templates/{name}", headers=auth, timeout=60)
 
 
 def test_cwd_is_where_the_command_runs(sandbox):
