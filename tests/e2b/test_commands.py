@@ -150,6 +150,20 @@ def test_on_stdout_and_on_stderr_callbacks_receive_the_output(sandbox):
     assert "".join(err) == result.stderr == "e1\ne2\ne3\n"
 
 
+def test_commands_land_in_the_audit_trail_as_e2b_calls(sandbox):
+    sandbox.commands.run("echo audited", envs={"MARK": "m1"})
+    # Followed until the entry arrives (the trail is written behind the call).
+    with httpx.stream("GET", f"{URL}/v1/sandboxes/{sandbox.sandbox_id}/audit", params={"follow": "true"},
+                      headers={"Authorization": f"Bearer {KEY_A}"}, timeout=30) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            event = json.loads(line)
+            if event["kind"] == "exec.start" and "echo audited" in json.dumps(event["detail"]):
+                break
+    assert event["actor"] == "e2b"
+    assert event["detail"]["process"] is True
+
+
 # MARK: background, connect, stdin, kill, list
 
 
