@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from conftest import KEY_A, URL, attach, create_v1, delete_v1
 
-from e2b import AsyncSandbox, CommandExitException, NotFoundException, SandboxException
+from e2b import AsyncSandbox, CommandExitException, NotFoundException, SandboxException, TimeoutException
 from e2b.sandbox.commands.command_handle import PtySize
 
 
@@ -227,8 +227,10 @@ def test_connect_to_an_unknown_pid_is_not_found(sandbox):
 def test_killing_the_sandbox_ends_an_open_stream(sandbox):
     handle = sandbox.commands.run("sleep 600", background=True)
     delete_v1(KEY_A, sandbox.sandbox_id)
-    with pytest.raises(SandboxException):
+    # The SDK's reading of a sandbox that is gone (Connect `unavailable`).
+    with pytest.raises(TimeoutException) as e:
         handle.wait()
+    assert "was killed or ended" in str(e.value)
 
 
 # MARK: pty
@@ -360,6 +362,29 @@ def test_start_speaks_proto3_json_and_tags_select_processes(sandbox):
     assert pid not in [p.pid for p in sandbox.commands.list()]
     assert handle.pid in [p.pid for p in sandbox.commands.list()]
     handle.kill()
+
+
+def test_a_quiet_stream_carries_keepalives_at_the_asked_interval(sandbox):
+    start = {"process": {"cmd": "/bin/bash", "args": ["-c", "read x; echo got $x"]}, "stdin": True}
+    headers = plane_headers(sandbox.sandbox_id, "application/connect+json") | {"Keepalive-Ping-Interval": "1"}
+    events = []
+    with httpx.stream("POST", f"{URL}/process.Process/Start", content=envelope(start), headers=headers, timeout=60) as s:
+        pending = b""
+        for chunk in s.iter_bytes():
+            pending += chunk
+            while len(pending) >= 5 and len(pending) >= 5 + struct.unpack(">I", pending[1:5])[0]:
+                length = struct.unpack(">I", pending[1:5])[0]
+                message = json.loads(pending[5:5 + length])
+                pending = pending[5 + length:]
+                event = message.get("event", {})
+                events.append(next(iter(event), "end-of-stream"))
+                if "start" in event:
+                    pid = event["start"]["pid"]
+                if "keepalive" in event and events.count("keepalive") == 1:
+                    sandbox.commands.send_stdin(pid, "late\n")
+    assert events[0] == "start"
+    assert events.index("keepalive") < events.index("data")
+    assert events[-2:] == ["end", "end-of-stream"]
 
 
 def test_stream_input_feeds_stdin_from_a_client_stream(sandbox):
