@@ -117,6 +117,11 @@ struct AgentAttackTests {
                     open('/proc/1/environ', 'rb').read(); verdict(False, '/proc/1/environ read')
                 except OSError as ex:
                     verdict(True, f'/proc/1/environ: {ex}')
+                # Same uid as the agent, so kill(2) is allowed: the kernel drops SIGKILL for the
+                # namespace's init, the agent ignores SIGTERM/SIGINT from inside; `live` checks
+                # that it still answers.
+                for sig in (9, 15, 2):
+                    os.kill(1, sig)
                 """], stdin: .bytes([]))
             let p = try await backend.startProcess(box, start, options: ProcessOptions(background: true, asRoot: true))
             let r = try await backend.connect(box, pid: p.pid, output: nil)
