@@ -60,8 +60,8 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     /// (a background start: `started` only).
     case start(ProcessStart)
     /// Follows an existing process: replay of its kept output (at most the process's output cap
-    /// per stream), then live, until it exits.
-    case connect(pid: Int32)
+    /// per stream), then live, until it exits; with `fromNow`, only the output written from now on.
+    case connect(pid: Int32, fromNow: Bool? = nil)
     /// Lists processes (running, and finished background ones not yet forgotten).
     case list
     /// Queues `size` bytes for a process's stdin; they follow in `stdin` frames with this

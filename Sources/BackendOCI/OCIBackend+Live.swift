@@ -156,9 +156,9 @@ extension OCIBackend: LiveSandboxBackend {
         }
     }
 
-    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, replay: Bool, output: OutputHandler?) async throws -> ExecResult {
         let captured = CapturedStreams()
-        let end = try await agent(sandbox.id).stream(.connect(pid: pid)) { stream, bytes in
+        let end = try await agent(sandbox.id).stream(.connect(pid: pid, fromNow: replay ? nil : true)) { stream, bytes in
             captured.append(stream, bytes)
             output?(stream, bytes)
         }

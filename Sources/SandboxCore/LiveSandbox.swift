@@ -125,8 +125,9 @@ public protocol LiveSandboxBackend: IsolationBackend {
     /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
     func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
     func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess]
-    /// Replays a process's output from its start (up to a cap), then follows it live until it ends.
-    func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult
+    /// Replays a process's output from its start (up to a cap; `replay: false`: none of what it
+    /// wrote before the call), then follows it live until it ends.
+    func connect(_ sandbox: SandboxHandle, pid: Int32, replay: Bool, output: OutputHandler?) async throws -> ExecResult
     func sendInput(_ sandbox: SandboxHandle, pid: Int32, data: [UInt8]) async throws
     func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws
     func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws
@@ -156,4 +157,9 @@ public protocol LiveSandboxBackend: IsolationBackend {
 
 extension LiveSandboxBackend {
     public func renew(_ sandbox: SandboxHandle, until: Date) async throws {}
+
+    /// Replays a process's output from its start, then follows it live until it ends.
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+        try await connect(sandbox, pid: pid, replay: true, output: output)
+    }
 }

@@ -175,6 +175,16 @@ def test_a_background_command_is_reattached_by_pid_and_waited_for(sandbox):
     assert again.wait().stdout == "finished\n"
 
 
+def test_a_reattached_stream_carries_only_what_comes_after_it(sandbox):
+    handle = sandbox.commands.run("echo before; read go; echo after", background=True, stdin=True)
+    first = next(iter(handle))
+    assert first == ("before\n", None, None)
+    handle.disconnect()
+    again = sandbox.commands.connect(handle.pid)
+    sandbox.commands.send_stdin(handle.pid, "x\n")
+    assert again.wait().stdout == "after\n"
+
+
 def test_disconnecting_from_start_leaves_the_command_running(sandbox):
     handle = sandbox.commands.run("read go; echo still here", background=True, stdin=True)
     handle.disconnect()

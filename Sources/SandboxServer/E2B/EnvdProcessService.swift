@@ -52,7 +52,7 @@ struct EnvdProcessService: E2BSandboxService {
         let keepalive = Self.keepaliveInterval(request)
         return Connect.serverStream(EnvdProcessEvent.self) { send in
             let process = try await manager.startProcess(tenantId: target.tenantId, id: target.sandboxId, plan.exec, options: plan.options, actor: target.actor)
-            try await Self.follow(manager, target, pid: process.pid, pty: plan.options.pty != nil, keepalive: keepalive, send: send)
+            try await Self.follow(manager, target, pid: process.pid, pty: plan.options.pty != nil, replay: true, keepalive: keepalive, send: send)
         }
     }
 
@@ -67,7 +67,7 @@ struct EnvdProcessService: E2BSandboxService {
         let manager = self.manager
         let keepalive = Self.keepaliveInterval(request)
         return Connect.serverStream(EnvdProcessEvent.self) { send in
-            try await Self.follow(manager, target, pid: process.pid, pty: process.pty, keepalive: keepalive, send: send)
+            try await Self.follow(manager, target, pid: process.pid, pty: process.pty, replay: false, keepalive: keepalive, send: send)
         }
     }
 
@@ -97,9 +97,11 @@ struct EnvdProcessService: E2BSandboxService {
         return Connect.serverStream(EnvdEmpty.self) { send in try await send(EnvdEmpty()) }
     }
 
-    /// Streams `start`, the process's output (replayed from its start, then live), keepalives and
-    /// `end`. The sandbox going away ends the stream with `unavailable` (the SDK: sandbox gone).
-    static func follow(_ manager: SandboxManager, _ target: E2BTarget, pid: Int32, pty: Bool, keepalive: Duration,
+    /// Streams `start`, the process's output (`replay`: from its start, as a `Start` needs so that
+    /// nothing written before the follow began is lost; else, for a reattach, from now on, as envd),
+    /// keepalives and `end`. The sandbox going away ends the stream with `unavailable` (the SDK:
+    /// sandbox gone).
+    static func follow(_ manager: SandboxManager, _ target: E2BTarget, pid: Int32, pty: Bool, replay: Bool, keepalive: Duration,
                        send: @escaping @Sendable (EnvdProcessEvent) async throws -> Void) async throws {
         try await send(.start(pid: UInt32(pid)))
         let (events, continuation) = AsyncStream<EnvdProcessEvent>.makeStream()
@@ -107,7 +109,7 @@ struct EnvdProcessService: E2BSandboxService {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     defer { continuation.finish() }
-                    let result = try await manager.connect(tenantId: target.tenantId, id: target.sandboxId, pid: pid) { stream, bytes in
+                    let result = try await manager.connect(tenantId: target.tenantId, id: target.sandboxId, pid: pid, replay: replay) { stream, bytes in
                         continuation.yield(pty ? .pty(bytes) : stream == .stdout ? .stdout(bytes) : .stderr(bytes))
                     }
                     continuation.yield(.end(EnvdEndEvent(exitCode: result.exitCode, signal: result.signal)))
