@@ -411,6 +411,21 @@ def test_stream_input_feeds_stdin_from_a_client_stream(sandbox):
     handle.close_stdin()
     assert handle.wait().stdout == "one two"
 
+    # Input reaches the process while the client's stream is still open.
+    reader = sandbox.commands.run("read line; echo got $line", background=True, stdin=True)
+
+    def body():
+        yield envelope({"start": {"process": {"pid": reader.pid}}})
+        yield envelope({"data": {"input": {"stdin": base64.b64encode(b"live\n").decode()}}})
+        for stdout, _, _ in reader:  # blocks until the process answered: the stream is still open
+            if stdout and "got live" in stdout:
+                break
+        yield envelope({"keepalive": {}})
+
+    r = httpx.post(f"{URL}/process.Process/StreamInput", content=body(), timeout=30,
+                   headers=plane_headers(sandbox.sandbox_id, "application/connect+json"))
+    assert read_envelopes(r.content) == [(0, {}), (2, {})]
+
     # Data before start, and a process that is gone.
     r = httpx.post(f"{URL}/process.Process/StreamInput", content=envelope(messages[1]), timeout=30,
                    headers=plane_headers(sandbox.sandbox_id, "application/connect+json"))
