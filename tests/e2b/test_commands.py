@@ -194,6 +194,14 @@ def test_disconnecting_from_start_leaves_the_command_running(sandbox):
     assert again.wait().stdout == "still here\n"
 
 
+def test_a_command_outliving_the_clients_timeout_keeps_running(sandbox):
+    with pytest.raises(TimeoutException):
+        sandbox.commands.run("sleep 600; echo never", timeout=1)
+    running = [p for p in sandbox.commands.list() if p.args == ["-l", "-c", "sleep 600; echo never"]]
+    assert len(running) == 1
+    assert sandbox.commands.kill(running[0].pid) is True
+
+
 def test_send_stdin_then_close_stdin_ends_the_input(sandbox):
     handle = sandbox.commands.run("cat; echo EOF", background=True, stdin=True)
     sandbox.commands.send_stdin(handle.pid, "abc ")
