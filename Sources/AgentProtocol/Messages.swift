@@ -16,9 +16,12 @@ public struct ProcessStart: Codable, Sendable, Equatable {
     /// A terminal of this size instead of pipes.
     public var pty: TerminalSize?
     public var tag: String?
+    /// Run as the sandbox's root (uid/gid 0 of its user namespace, every capability still
+    /// cleared) instead of the sandbox user; nil or false: the sandbox user.
+    public var asRoot: Bool?
 
     public init(argv: [String], env: [String] = [], cwd: String = "/", openStdin: Bool = false, timeoutMs: Int64? = nil,
-                outputCap: Int64? = nil, background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+                outputCap: Int64? = nil, background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil, asRoot: Bool? = nil) {
         self.argv = argv
         self.env = env
         self.cwd = cwd
@@ -28,6 +31,7 @@ public struct ProcessStart: Codable, Sendable, Equatable {
         self.background = background
         self.pty = pty
         self.tag = tag
+        self.asRoot = asRoot
     }
 
     /// A PTY's size.
@@ -56,8 +60,8 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     /// (a background start: `started` only).
     case start(ProcessStart)
     /// Follows an existing process: replay of its kept output (at most the process's output cap
-    /// per stream), then live, until it exits.
-    case connect(pid: Int32)
+    /// per stream), then live, until it exits; with `fromNow`, only the output written from now on.
+    case connect(pid: Int32, fromNow: Bool? = nil)
     /// Lists processes (running, and finished background ones not yet forgotten).
     case list
     /// Queues `size` bytes for a process's stdin; they follow in `stdin` frames with this

@@ -73,6 +73,7 @@ public enum AgentBundle {
         "CAP_SETGID",  // setgroups/setresgid in each child; setfsgid for file operations
         "CAP_KILL",  // signal, time out and reap-kill user processes (another uid than the agent's)
         "CAP_SETPCAP",  // empty each child's bounding set before it becomes the sandbox user
+        "CAP_CHOWN",  // at start only: give a home it had to create (`UserHome`) to the sandbox user
     ]
 
     /// What a template build's `RUN` steps keep when they run as root of their user namespace
@@ -84,6 +85,12 @@ public enum AgentBundle {
         ("CAP_SETUID", 7), ("CAP_NET_BIND_SERVICE", 10), ("CAP_SYS_CHROOT", 18), ("CAP_AUDIT_WRITE", 29),
     ]
 
+    /// The owner of the agent's socket directory and socket inside the sandbox: an id no process
+    /// of the sandbox runs as — neither root (E2B's `user: root` processes are the sandbox's uid
+    /// 0, without capabilities) nor the profile's user — so no user process can enter the
+    /// directory, connect to the socket or put another in its place. The agent binds as it.
+    public static func socketOwner(profile: Profile) -> UInt32 { profile.uid == 65534 ? 65533 : 65534 }
+
     /// Turns the config of a sandbox into one whose init is the agent: uid 0 with ``capabilities``,
     /// the agent's binary and socket directories bound, `/dev/pts` for PTY processes.
     /// `buildStep`: the agent also holds ``buildStepCapabilities`` and lets root processes keep them.
@@ -92,7 +99,7 @@ public enum AgentBundle {
         config.process.user = .init(uid: 0, gid: 0, additionalGids: nil)
         config.process.args = [
             binaryDirectory + "/" + fileName, "--socket", socketDirectory + "/agent.sock",
-            "--uid", String(profile.uid), "--gid", String(profile.gid),
+            "--uid", String(profile.uid), "--gid", String(profile.gid), "--socket-owner", String(socketOwner(profile: profile)),
         ]
         if let expiresAt { config.process.args += ["--expires-at", String(Int64(expiresAt.timeIntervalSince1970.rounded(.up)))] }
         var capabilities = Self.capabilities

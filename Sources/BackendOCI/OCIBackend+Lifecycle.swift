@@ -33,10 +33,11 @@ extension OCIBackend {
         let res = try await setUpResources(spec, restoring: restoring, persistent: disk)
         do {
             try SysFile.makeDirectory(res.layout.codeDirectory, mode: 0o755)
-            // The socket directory belongs to the agent (container root): user code cannot enter it.
-            let agentRoot = IDMapping(spec: spec).host(0)
+            // The socket directory belongs to an id no user process runs as (the agent binds as it):
+            // user code, even the sandbox's root, cannot enter it.
+            let socketOwner = IDMapping(spec: spec).host(AgentBundle.socketOwner(profile: spec.profile))
             try SysFile.makeDirectory(res.layout.agentDirectory, mode: 0o700)
-            try Syscall.call("chown \(res.layout.agentDirectory)") { chown(res.layout.agentDirectory, agentRoot, agentRoot) }
+            try Syscall.call("chown \(res.layout.agentDirectory)") { chown(res.layout.agentDirectory, socketOwner, socketOwner) }
             chmod(res.layout.agentDirectory, 0o700)
             let egress = try await attachEgress(spec, layout: res.layout)
             var config = builder.config(

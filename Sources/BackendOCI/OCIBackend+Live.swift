@@ -121,18 +121,23 @@ extension OCIBackend: LiveSandboxBackend {
         let limits = sandbox.spec.profile.limits
         try Self.checkRequest(request, limits: limits)
         _ = try liveLayout(sandbox.id)
+        // No input at all (`.bytes([])`): stdin is /dev/null from the start, as no later close
+        // could race a process that already ended.
+        let noInput = request.stdin == .bytes([])
         let r = AgentRequest.start(ProcessStart(
-            argv: request.argv, env: processEnvironment(sandbox, request.env), cwd: request.cwd, openStdin: true,
+            argv: request.argv, env: processEnvironment(sandbox, request.env), cwd: request.cwd, openStdin: !noInput,
             timeoutMs: request.timeout.map { Int64(DurationText.milliseconds(min($0, limits.timeout))) }, outputCap: limits.outputBytes,
-            background: true, pty: options.pty.map { ProcessStart.TerminalSize(cols: $0.cols, rows: $0.rows) }, tag: options.tag))
+            background: true, pty: options.pty.map { ProcessStart.TerminalSize(cols: $0.cols, rows: $0.rows) }, tag: options.tag,
+            asRoot: options.asRoot ? true : nil))
         let client = agent(sandbox.id)
         let end = try await client.stream(r, startedOnly: true, onOutput: nil)
         if let e = end.spawnError { throw SandboxError(.invalidRequest, "cannot start \(request.argv[0]): \(e)") }
         guard let pid = end.pid else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) did not say the process started") }
         switch request.stdin {
-        case .bytes(let b):
-            if !b.isEmpty { try await client.sendInput(pid: pid, data: b) }
+        case .bytes(let b) where !b.isEmpty:
+            try await client.sendInput(pid: pid, data: b)
             try await closeInput(sandbox, pid: pid)
+        case .bytes: break
         case .file(let path):
             try await client.sendInput(pid: pid, data: try ProcessSupervisor.readInput(path, limit: limits.inputBytes))
             try await closeInput(sandbox, pid: pid)
@@ -151,9 +156,9 @@ extension OCIBackend: LiveSandboxBackend {
         }
     }
 
-    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, replay: Bool, output: OutputHandler?) async throws -> ExecResult {
         let captured = CapturedStreams()
-        let end = try await agent(sandbox.id).stream(.connect(pid: pid)) { stream, bytes in
+        let end = try await agent(sandbox.id).stream(.connect(pid: pid, fromNow: replay ? nil : true)) { stream, bytes in
             captured.append(stream, bytes)
             output?(stream, bytes)
         }

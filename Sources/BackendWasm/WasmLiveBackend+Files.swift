@@ -66,7 +66,7 @@ extension WasmLiveBackend {
     /// Always empty: between execs a WASM sandbox runs nothing.
     public func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess] { [] }
 
-    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, replay: Bool, output: OutputHandler?) async throws -> ExecResult {
         throw Self.noProcesses("connect to pid \(pid)")
     }
 

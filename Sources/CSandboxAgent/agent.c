@@ -260,10 +260,18 @@ int sbx_agent_signalfd(void) {
 
 int sbx_agent_read_signal(int fd) {
     struct signalfd_siginfo si;
-    ssize_t n = read(fd, &si, sizeof si);
-    if (n == (ssize_t)sizeof si) return (int)si.ssi_signo;
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-    return -1;
+    for (;;) {
+        ssize_t n = read(fd, &si, sizeof si);
+        if (n == (ssize_t)sizeof si) {
+            /* SIGTERM/SIGINT end the sandbox only from outside it (the runtime, the host: no sender
+               pid in this pid namespace). A process inside running as the sandbox's root shares
+               the agent's uid, so kill(2) lets it queue them: ignored. */
+            if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && si.ssi_pid != 0) continue;
+            return (int)si.ssi_signo;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+        return -1;
+    }
 }
 
 int sbx_agent_wifexited(int s) { return WIFEXITED(s); }

@@ -134,11 +134,14 @@ extension Agent {
                 // A background start's stream ends here; `connect` follows the process later.
                 if !p.background { p.followers = [Follower(key: .init(conn: c.fd, id: id), credit: AgentFlow.initialWindow)] }
             }
-        case .connect(let pid):
+        case .connect(let pid, let fromNow):
             guard let p = procs[pid], p.background || p.running else { return c.send(.error(.noSuchProcess, "no process \(pid)"), id: id) }
             c.send(.started(pid: p.pid), id: id)
-            // Its kept output is replayed from the start, then live output follows (``sendOutput``).
-            p.followers.append(Follower(key: .init(conn: c.fd, id: id), credit: AgentFlow.initialWindow))
+            // Its kept output is replayed from the start (or skipped, `fromNow`), then live output
+            // follows (``sendOutput``).
+            let skip = fromNow == true
+            p.followers.append(Follower(key: .init(conn: c.fd, id: id), credit: AgentFlow.initialWindow,
+                                        sentOut: skip ? p.stdout.kept.count : 0, sentErr: skip ? p.stderr.kept.count : 0))
         case .credit(let bytes):
             guard bytes > 0 else { return c.fail(.badRequest, "credit must be positive", id: id) }
             let key = Follower.Key(conn: c.fd, id: id)

@@ -6,8 +6,18 @@ import Glibc
 
 /// The agent's listening unix socket.
 enum Listener {
-    /// Binds and listens (non-blocking, close-on-exec, mode 0600); dies on failure.
-    static func open(path: String) -> Int32 {
+    /// Binds and listens (non-blocking, close-on-exec, mode 0600); dies on failure. With `owner`,
+    /// the socket is made with that filesystem id (the owner of its directory, see
+    /// `AgentBundle.socketOwner`), then the agent's ids are back.
+    static func open(path: String, owner: UInt32?) -> Int32 {
+        if let owner {
+            _ = sbx_agent_setfsgid(owner)
+            _ = sbx_agent_setfsuid(owner)
+        }
+        defer {
+            _ = sbx_agent_setfsuid(0)
+            _ = sbx_agent_setfsgid(0)
+        }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { die("socket: \(String(cString: strerror(errno)))") }

@@ -222,7 +222,8 @@ enum Spawner {
         var stage: UnsafePointer<CChar>?
         let pid = cArgv.withUnsafeBufferPointer { av in
             cEnv.withUnsafeBufferPointer { ev in
-                var a = sbx_spawn_args(argv: av.baseAddress, envp: ev.baseAddress, cwd: cCwd, uid: user.uid, gid: user.gid,
+                let root = r.asRoot == true
+                var a = sbx_spawn_args(argv: av.baseAddress, envp: ev.baseAddress, cwd: cCwd, uid: root ? 0 : user.uid, gid: root ? 0 : user.gid,
                                        stdin_fd: childIn, stdout_fd: childOut, stderr_fd: childErr, pty_slave: slave,
                                        keep_caps: user.keepCapabilities)
                 return sbx_agent_spawn(&a, &errNo, &stage)
@@ -231,7 +232,8 @@ enum Spawner {
         if pid < 0 {
             for fd in Set([outFd, errFd, inFd]) where fd >= 0 { close(fd) }
             let what = stage.map { String(cString: $0) } ?? "spawn"
-            return .failure(Failure(code: .spawnFailed, message: "\(what) \(argv[0]): \(String(cString: strerror(errNo)))"))
+            let subject = what == "chdir" ? cwd : argv[0]
+            return .failure(Failure(code: .spawnFailed, message: "\(what) \(subject): \(String(cString: strerror(errNo)))"))
         }
         let cap = Int(r.outputCap ?? Int64(defaultCap))
         let deadline = r.timeoutMs.map { Clock.monotonicMs() + $0 }

@@ -46,10 +46,16 @@ public struct ProcessOptions: Sendable, Equatable, Codable {
     public var pty: TerminalSize?
     /// A caller-chosen label, shown in listings.
     public var tag: String?
-    public init(background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil) {
+    /// Run as the sandbox's root (uid 0 of its user namespace, with no capabilities) instead of
+    /// the profile's user: E2B's envd surface offers it (`user: root`); `/v1` never sets it, and
+    /// it is not part of the coded form (no JSON a client sends can set it).
+    public var asRoot: Bool = false
+    enum CodingKeys: String, CodingKey { case background, pty, tag }
+    public init(background: Bool = false, pty: TerminalSize? = nil, tag: String? = nil, asRoot: Bool = false) {
         self.background = background
         self.pty = pty
         self.tag = tag
+        self.asRoot = asRoot
     }
 }
 
@@ -119,8 +125,9 @@ public protocol LiveSandboxBackend: IsolationBackend {
     /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
     func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
     func processes(_ sandbox: SandboxHandle) async throws -> [SandboxProcess]
-    /// Replays a process's output from its start (up to a cap), then follows it live until it ends.
-    func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult
+    /// Replays a process's output from its start (up to a cap; `replay: false`: none of what it
+    /// wrote before the call), then follows it live until it ends.
+    func connect(_ sandbox: SandboxHandle, pid: Int32, replay: Bool, output: OutputHandler?) async throws -> ExecResult
     func sendInput(_ sandbox: SandboxHandle, pid: Int32, data: [UInt8]) async throws
     func closeInput(_ sandbox: SandboxHandle, pid: Int32) async throws
     func signal(_ sandbox: SandboxHandle, pid: Int32, signal: Int32) async throws
@@ -150,4 +157,9 @@ public protocol LiveSandboxBackend: IsolationBackend {
 
 extension LiveSandboxBackend {
     public func renew(_ sandbox: SandboxHandle, until: Date) async throws {}
+
+    /// Replays a process's output from its start, then follows it live until it ends.
+    public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+        try await connect(sandbox, pid: pid, replay: true, output: output)
+    }
 }

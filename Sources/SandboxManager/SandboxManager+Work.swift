@@ -177,11 +177,12 @@ extension SandboxManager {
         try await work(tenantId, id) { try await $1.processes($0) }
     }
 
-    /// Replays a process's output from its start, then follows it until it ends.
-    public func connect(tenantId: String, id: String, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
+    /// Replays a process's output from its start (`replay: false`: only what it writes from now
+    /// on), then follows it until it ends.
+    public func connect(tenantId: String, id: String, pid: Int32, replay: Bool = true, output: OutputHandler?) async throws -> ExecResult {
         foregroundCalls[id, default: 0] += 1
         defer { foregroundDone(id) }
-        return try await work(tenantId, id) { try await $1.connect($0, pid: pid, output: output) }
+        return try await work(tenantId, id) { try await $1.connect($0, pid: pid, replay: replay, output: output) }
     }
 
     /// A foreground call ended: the sandbox's idle time counts from now.

@@ -65,7 +65,7 @@ struct AgentExecTests {
             let locked = try await backend.exec(box, ExecRequest(argv: ["locked"], env: path), output: nil)
             #expect(locked.exitCode == 127 && locked.stderr.contains("Permission denied"), "only EACCES seen: \(locked)")
             let noDir = try await backend.exec(box, ExecRequest(argv: ["true"], cwd: "/workspace/no-such-dir"), output: nil)
-            #expect(noDir.exitCode == 127 && noDir.stderr.contains("chdir true") && noDir.stderr.contains("No such file"), "\(noDir)")
+            #expect(noDir.exitCode == 127 && noDir.stderr.contains("chdir /workspace/no-such-dir") && noDir.stderr.contains("No such file"), "\(noDir)")
             let after = try await backend.exec(box, ExecRequest(argv: ["echo", "alive"]), output: nil)
             #expect(after.stdout == "alive\n", "a failed start leaves the agent serving")
         }

@@ -92,6 +92,44 @@ struct AgentAttackTests {
         }
     }
 
+    @Test("a process as the sandbox's root (E2B's user root) holds no capability and cannot reach the agent")
+    func rootProcess() async throws {
+        try await Self.live { backend, box in
+            let start = ExecRequest(argv: ["python3", "-c", Attack.prelude + """
+                verdict(os.getuid() == 0 and os.getgid() == 0, f'runs as uid {os.getuid()} gid {os.getgid()}')
+                caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith(('CapEff', 'CapPrm', 'CapBnd'))]
+                verdict(caps == ['0000000000000000'] * 3, f'capabilities {caps}')
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect('/.sandboxer/agent/agent.sock'); verdict(False, 'connected to the agent socket')
+                except OSError as ex:
+                    verdict(ex.errno in (errno.EACCES, errno.EPERM), f'connect: {ex}')
+                for attempt in (lambda: os.listdir('/.sandboxer/agent'),
+                                lambda: os.rename('/.sandboxer/agent/agent.sock', '/tmp/stolen'),
+                                lambda: os.rename('/.sandboxer/agent', '/tmp/stolen-dir')):
+                    try:
+                        attempt(); verdict(False, 'reached the agent directory')
+                    except OSError as ex:
+                        verdict(ex.errno in (errno.EACCES, errno.EPERM, errno.EBUSY, errno.EXDEV), f'agent dir: {ex}')
+                rc, e = sc(\(NR.ptrace), 16, 1, 0, 0)
+                verdict(rc == -1 and e in (errno.EPERM, errno.EACCES), f'ptrace attach 1 errno={e}')
+                try:
+                    open('/proc/1/environ', 'rb').read(); verdict(False, '/proc/1/environ read')
+                except OSError as ex:
+                    verdict(True, f'/proc/1/environ: {ex}')
+                # Same uid as the agent, so kill(2) is allowed: the kernel drops SIGKILL for the
+                # namespace's init, the agent ignores SIGTERM/SIGINT from inside; `live` checks
+                # that it still answers.
+                for sig in (9, 15, 2):
+                    os.kill(1, sig)
+                """], stdin: .bytes([]))
+            let p = try await backend.startProcess(box, start, options: ProcessOptions(background: true, asRoot: true))
+            let r = try await backend.connect(box, pid: p.pid, output: nil)
+            Attack.expectBlocked(r, count: 8)
+            #expect(!r.stdout.contains("ESCAPED"), "\(r.stdout)")
+        }
+    }
+
     @Test("a child flooding stdout does not stop the agent serving others")
     func flood() async throws {
         try await Self.live { backend, box in

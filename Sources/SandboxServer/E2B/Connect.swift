@@ -183,12 +183,51 @@ enum Connect {
         guard isStreaming(request) else {
             throw ConnectError(.invalidArgument, "a streaming call's Content-Type must be application/connect+json")
         }
+        // The whole body is read (one message, then the client ends it): a connection whose
+        // request was left half read could not carry the client's next call.
+        var message: M?
         for try await envelope in ConnectEnvelopeReader(body: request.body).envelopes() {
             guard envelope.flags & ConnectEnvelope.endStream == 0 else { break }
-            return try decode(type, envelope.payload)
+            guard message == nil else { throw ConnectError(.invalidArgument, "a server-streaming call carries exactly one request message") }
+            message = try decode(type, envelope.payload)
         }
-        throw ConnectError(.invalidArgument, "the streaming call carries no request message")
+        guard let message else { throw ConnectError(.invalidArgument, "the streaming call carries no request message") }
+        return message
     }
+
+    /// The messages of a client-streaming call, in order, until the client ends its body (or
+    /// sends an envelope with the end flag); a malformed envelope or message ends it with
+    /// `invalid_argument`.
+    static func decodeStreamRequests<M: Decodable & Sendable>(_ type: M.Type, from request: Request) throws -> AsyncThrowingStream<M, any Error> {
+        guard isStreaming(request) else {
+            throw ConnectError(.invalidArgument, "a streaming call's Content-Type must be application/connect+json")
+        }
+        let envelopes = ConnectEnvelopeReader(body: request.body).envelopes()
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    for try await envelope in envelopes {
+                        guard envelope.flags & ConnectEnvelope.endStream == 0 else { break }
+                        continuation.yield(try decode(type, envelope.payload))
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// A streaming call that failed before its first message: the end message with the error
+    /// (Connect's streams report errors there, with HTTP 200).
+    static func streamFailure(_ error: any Error) -> Response {
+        let failure = ConnectError(error)
+        return serverStream(EmptyMessage.self) { _ in throw failure }
+    }
+
+    /// The empty message `{}`.
+    struct EmptyMessage: Codable, Sendable {}
 
     /// A unary call's success: the message as JSON.
     static func unary(_ message: some Encodable) throws -> Response {
