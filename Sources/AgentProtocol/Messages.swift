@@ -78,6 +78,8 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case read(path: String, limit: Int64?)
     /// Writes a file; its content follows in `file` frames (this request's id) totalling `size` bytes.
     case write(path: String, size: Int64, mode: UInt32?)
+    /// Sets `user.e2b.<key>` extended attributes of an entry (not following a final symlink).
+    case setMetadata(path: String, metadata: [String: String])
     /// Stream control, on the id of a `start`/`connect` stream (no answer): the host consumed
     /// output and the agent may send `bytes` more (see ``AgentFlow``).
     case credit(bytes: Int64)
@@ -128,8 +130,16 @@ public struct AgentEntry: Codable, Sendable, Equatable {
     public var mode: UInt32
     public var mtime: Double
     public var target: String?
+    /// The owner's uid and gid (absent from older agents).
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// The inode number (tells a rename from a remove and a create).
+    public var inode: UInt64?
+    /// The entry's `user.e2b.*` extended attributes, the prefix stripped (absent when none).
+    public var metadata: [String: String]?
 
-    public init(name: String, path: String, type: String, size: Int64, mode: UInt32, mtime: Double, target: String? = nil) {
+    public init(name: String, path: String, type: String, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, inode: UInt64? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -137,6 +147,10 @@ public struct AgentEntry: Codable, Sendable, Equatable {
         self.mode = mode
         self.mtime = mtime
         self.target = target
+        self.uid = uid
+        self.gid = gid
+        self.inode = inode
+        self.metadata = metadata
     }
 }
 

@@ -77,7 +77,7 @@ extension OCIBackend: LiveSandboxBackend {
 
     static func entry(_ e: AgentEntry) -> FileEntry {
         FileEntry(name: e.name, path: e.path, type: FileEntry.Kind(rawValue: e.type) ?? .other, size: e.size, mode: e.mode,
-                  mtime: e.mtime, target: e.target)
+                  mtime: e.mtime, target: e.target, uid: e.uid, gid: e.gid, inode: e.inode, metadata: e.metadata)
     }
 
     public func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8] {
@@ -113,6 +113,10 @@ extension OCIBackend: LiveSandboxBackend {
 
     public func move(_ sandbox: SandboxHandle, from: String, to: String) async throws {
         _ = try await agent(sandbox.id).call(.move(from: try checked(from), to: try checked(to)))
+    }
+
+    public func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws {
+        _ = try await agent(sandbox.id).call(.setMetadata(path: try checked(path), metadata: metadata))
     }
 
     /// Background processes get the request's timeout when it sets one (never above the profile's),

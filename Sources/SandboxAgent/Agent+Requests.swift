@@ -185,6 +185,7 @@ extension Agent {
         case .makeDir(let path, let parents, let mode): c.send(user.asUser { Files.makeDir(path, parents: parents, mode: mode) }, id: id)
         case .move(let from, let to): c.send(user.asUser { Files.move(from, to) }, id: id)
         case .remove(let path, let recursive): c.send(user.asUser { Files.remove(path, recursive: recursive) }, id: id)
+        case .setMetadata(let path, let metadata): c.send(user.asUser { Files.setMetadata(path, metadata) }, id: id)
         case .read(let path, let limit):
             switch user.asUser({ Files.read(path, limit: limit) }) {
             case .failure(let e): c.send(e.event, id: id)

@@ -16,8 +16,16 @@ public struct FileEntry: Sendable, Equatable, Codable {
     public var mtime: Double
     /// For symlinks: where the link points (never followed by the agent).
     public var target: String?
+    /// The owner's uid and gid, where the backend knows them.
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// The inode number, where the backend knows it.
+    public var inode: UInt64?
+    /// User metadata kept with the file (`user.e2b.*` extended attributes), nil when none.
+    public var metadata: [String: String]?
 
-    public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil) {
+    public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, inode: UInt64? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -25,6 +33,10 @@ public struct FileEntry: Sendable, Equatable, Codable {
         self.mode = mode
         self.mtime = mtime
         self.target = target
+        self.uid = uid
+        self.gid = gid
+        self.inode = inode
+        self.metadata = metadata
     }
 }
 
@@ -115,6 +127,8 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func stat(_ sandbox: SandboxHandle, path: String) async throws -> FileEntry
     func makeDirectory(_ sandbox: SandboxHandle, path: String, parents: Bool) async throws
     func move(_ sandbox: SandboxHandle, from: String, to: String) async throws
+    /// Keeps user metadata with a file (`user.e2b.<key>` extended attributes).
+    func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws
 
     /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
     func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
@@ -150,4 +164,8 @@ public protocol LiveSandboxBackend: IsolationBackend {
 
 extension LiveSandboxBackend {
     public func renew(_ sandbox: SandboxHandle, until: Date) async throws {}
+    /// A backend without extended attributes keeps no metadata.
+    public func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws {
+        throw SandboxError(.hostUnsupported, "\(level) sandboxes keep no file metadata; use a container sandbox (the OCI backend)")
+    }
 }

@@ -40,6 +40,26 @@ struct AgentFileTests {
         }
     }
 
+    @Test("entries carry owner ids, inodes and user.e2b.* metadata; metadata on /proc is refused")
+    func metadataAndOwners() async throws {
+        try await Live.with { backend, box in
+            try await backend.writeFile(box, path: "/tmp/m.txt", data: Array("m".utf8), mode: 0o644)
+            #expect(try await backend.stat(box, path: "/tmp/m.txt").metadata == nil)
+            try await backend.setMetadata(box, path: "/tmp/m.txt", metadata: ["Purpose": "report", "k": ""])
+            let st = try await backend.stat(box, path: "/tmp/m.txt")
+            #expect(st.metadata == ["purpose": "report", "k": ""], "keys are lowercased, the user.e2b. prefix stripped")
+            #expect(st.uid == 1000 && st.gid == 1000)
+            let xattr = try await Live.sh(backend, box, "python3 -c 'import os; print(os.getxattr(\"/tmp/m.txt\", \"user.e2b.purpose\").decode())'")
+            #expect(xattr.stdout == "report\n", "stored as a user.e2b.* xattr: \(xattr.stderr)")
+            let ino = try await Live.sh(backend, box, "stat -c %i /tmp/m.txt")
+            #expect(st.inode.map(String.init) == ino.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(try await backend.listDirectory(box, path: "/tmp").first { $0.name == "m.txt" }?.metadata?["purpose"] == "report")
+            _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
+            await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/tmp/escape/etc/hostname", metadata: ["a": "b"]) }
+            await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/etc/passwd", metadata: ["a": "b"]) }
+        }
+    }
+
     @Test("symlinks to /etc/shadow or /root give the sandbox's view or a refusal, never the host's file")
     func symlinks() async throws {
         let hostShadow = (try? Data(contentsOf: URL(fileURLWithPath: "/etc/shadow"))) ?? Data()
