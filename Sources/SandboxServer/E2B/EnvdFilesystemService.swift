@@ -35,8 +35,7 @@ struct EnvdFilesystemService: E2BSandboxService {
                 return try Connect.unary(EnvdEntryResponse(entry: try await move(target, from, to)))
             case "Remove":
                 let r = try await Connect.decodeUnary(EnvdPathRequest.self, from: request)
-                try await manager.removeFile(tenantId: target.tenantId, id: target.sandboxId, path: try EnvdPath.resolve(r.path, user: user),
-                                             recursive: true, actor: target.actor)
+                try await remove(target, try EnvdPath.resolve(r.path, user: user))
                 return try Connect.unary(EnvdEmpty())
             case "ListDir":
                 let r = try await Connect.decodeUnary(EnvdListDirRequest.self, from: request)
@@ -87,6 +86,15 @@ struct EnvdFilesystemService: E2BSandboxService {
         }
         try await manager.makeDirectory(tenantId: target.tenantId, id: target.sandboxId, path: path, parents: true, actor: target.actor)
         return EnvdEntryInfo(name: EnvdPath.baseName(path), type: .directory, path: path)
+    }
+
+    /// envd's Remove (Go's RemoveAll): a whole tree; a path that is not there is already removed.
+    func remove(_ target: E2BTarget, _ path: String) async throws {
+        do {
+            try await manager.removeFile(tenantId: target.tenantId, id: target.sandboxId, path: path, recursive: true, actor: target.actor)
+        } catch let e as SandboxError where e.code == .notFound && e.message.hasPrefix("remove ") {
+            return
+        }
     }
 
     /// envd's Move: the destination's parents are made, then the rename; answers the moved entry.

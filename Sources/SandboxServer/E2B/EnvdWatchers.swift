@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import SandboxCore
 import SandboxManager
@@ -87,9 +88,12 @@ actor EnvdWatchers {
 }
 
 extension EnvdFilesystemService {
-    /// How often a WatchDir stream looks again, and how many quiet looks pass before a keepalive.
+    /// How often a WatchDir stream looks again, and how many quiet looks pass before a keepalive
+    /// when the client names no interval.
     static let watchInterval: Duration = .milliseconds(250)
     static let keepaliveEvery = 40
+    /// The SDK's `Keepalive-Ping-Interval` (seconds): a keepalive after that long without events.
+    static let keepaliveHeader = HTTPField.Name("Keepalive-Ping-Interval")!
     /// Depth a recursive watch looks down to.
     static let recursiveWatchDepth = 32
 
@@ -131,6 +135,7 @@ extension EnvdFilesystemService {
             let failure = EnvdErrors.connect(error)
             return Connect.serverStream(EnvdWatchDirResponse.self) { _ in throw failure }
         }
+        let quietLimit = request.headers[Self.keepaliveHeader].flatMap { Int($0) }.map { min(max($0, 1), 300) * 4 } ?? Self.keepaliveEvery
         return Connect.serverStream(EnvdWatchDirResponse.self) { send in
             var watch = watch
             try await send(.start)
@@ -141,7 +146,7 @@ extension EnvdFilesystemService {
                 do { events = try await poll(target, &watch) } catch { throw EnvdErrors.connect(error) }
                 for e in events { try await send(.filesystem(e)) }
                 quiet = events.isEmpty ? quiet + 1 : 0
-                if quiet >= Self.keepaliveEvery {
+                if quiet >= quietLimit {
                     quiet = 0
                     try await send(.keepalive)
                 }
