@@ -80,6 +80,13 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case write(path: String, size: Int64, mode: UInt32?)
     /// Sets `user.e2b.<key>` extended attributes of an entry (not following a final symlink).
     case setMetadata(path: String, metadata: [String: String])
+    /// Starts watching a directory (inotify; with `recursive`, its subdirectories too, and new
+    /// ones as they appear): answered `watching` with the watch's id. Events are kept in the
+    /// agent until taken.
+    case watchAdd(path: String, recursive: Bool)
+    /// The events of a watch since the last take (answered `fsEvents` at once, maybe empty).
+    case watchTake(id: Int32)
+    case watchRemove(id: Int32)
     /// Stream control, on the id of a `start`/`connect` stream (no answer): the host consumed
     /// output and the agent may send `bytes` more (see ``AgentFlow``).
     case credit(bytes: Int64)
@@ -151,6 +158,22 @@ public struct AgentEntry: Codable, Sendable, Equatable {
         self.gid = gid
         self.inode = inode
         self.metadata = metadata
+    }
+}
+
+/// One change inotify saw in a watched directory.
+public struct AgentFsEvent: Codable, Sendable, Equatable {
+    /// What happened, as envd names it.
+    public enum Kind: String, Codable, Sendable {
+        case create, write, remove, rename, chmod
+    }
+    /// The path relative to the watched directory (`sub/file.txt` in a recursive watch).
+    public var name: String
+    public var kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
     }
 }
 
@@ -232,6 +255,11 @@ public enum AgentEvent: Codable, Sendable, Equatable {
     case entries([AgentEntry])
     /// `read`: the file's size; its bytes follow in `file` frames, then `ok`.
     case content(size: Int64)
+    /// `watchAdd`: the watch's id.
+    case watching(id: Int32)
+    /// `watchTake`: the events in order; `overflowed` when some were lost (the kernel's queue or
+    /// the agent's buffer overflowed).
+    case fsEvents([AgentFsEvent], overflowed: Bool)
 
     /// An `error` event.
     public static func error(_ code: AgentErrorCode, _ message: String, errno: Int32? = nil) -> AgentEvent {
@@ -250,6 +278,8 @@ public enum AgentEvent: Codable, Sendable, Equatable {
         case .entry: return "entry"
         case .entries: return "entries"
         case .content: return "content"
+        case .watching: return "watching"
+        case .fsEvents: return "fs_events"
         }
     }
 }

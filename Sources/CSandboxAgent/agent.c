@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <sys/inotify.h>
 #include <linux/openat2.h>
 #include <unistd.h>
 
@@ -302,3 +303,6 @@ int sbx_agent_through_magic_link(const char *path, int follow_final) {
     }
     return errno == ELOOP ? 1 : 0;
 }
+
+int sbx_agent_inotify_init(void) { return inotify_init1(IN_NONBLOCK | IN_CLOEXEC); }
+int sbx_agent_inotify_add(int fd, const char *path, unsigned int mask) { return inotify_add_watch(fd, path, mask); }

@@ -1,6 +1,26 @@
 import Foundation
 
 /// One entry of a sandbox's filesystem, as the files API and `sandboxer ls` show it.
+/// The changes a directory watch saw: each a path relative to the watched directory and what
+/// happened; `overflowed` when some were lost.
+public struct FileWatchBatch: Sendable, Equatable {
+    public enum Kind: String, Sendable { case create, write, remove, rename, chmod }
+    public struct Event: Sendable, Equatable {
+        public var name: String
+        public var kind: Kind
+        public init(name: String, kind: Kind) {
+            self.name = name
+            self.kind = kind
+        }
+    }
+    public var events: [Event]
+    public var overflowed: Bool
+    public init(events: [Event], overflowed: Bool) {
+        self.events = events
+        self.overflowed = overflowed
+    }
+}
+
 public struct FileEntry: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable {
         case file, directory, symlink, other
@@ -129,6 +149,11 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func move(_ sandbox: SandboxHandle, from: String, to: String) async throws
     /// Keeps user metadata with a file (`user.e2b.<key>` extended attributes).
     func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws
+    /// Starts watching a directory inside the sandbox; its changes are kept until taken.
+    func addWatch(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws -> Int32
+    /// The changes a watch saw since the last take.
+    func takeWatchEvents(_ sandbox: SandboxHandle, watch: Int32) async throws -> FileWatchBatch
+    func removeWatch(_ sandbox: SandboxHandle, watch: Int32) async throws
 
     /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
     func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
@@ -164,6 +189,13 @@ public protocol LiveSandboxBackend: IsolationBackend {
 
 extension LiveSandboxBackend {
     public func renew(_ sandbox: SandboxHandle, until: Date) async throws {}
+    public func addWatch(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws -> Int32 {
+        throw SandboxError(.hostUnsupported, "\(level) sandboxes cannot watch directories; use a container sandbox (the OCI backend)")
+    }
+    public func takeWatchEvents(_ sandbox: SandboxHandle, watch: Int32) async throws -> FileWatchBatch {
+        throw SandboxError(.notFound, "no watch \(watch)")
+    }
+    public func removeWatch(_ sandbox: SandboxHandle, watch: Int32) async throws {}
     /// A backend without extended attributes keeps no metadata.
     public func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws {
         throw SandboxError(.hostUnsupported, "\(level) sandboxes keep no file metadata; use a container sandbox (the OCI backend)")

@@ -162,6 +162,20 @@ extension SandboxManager {
         fileEvent(.fileWrite, id, actor, ["path": .string(path), "metadata_keys": .int(Int64(metadata.count))])
     }
 
+    /// Starts watching a directory inside the sandbox (inotify through the agent); returns the watch's id.
+    public func addFileWatch(tenantId: String, id: String, path: String, recursive: Bool) async throws -> Int32 {
+        try await work(tenantId, id) { try await $1.addWatch($0, path: path, recursive: recursive) }
+    }
+
+    /// The changes a watch saw since the last call.
+    public func fileWatchEvents(tenantId: String, id: String, watch: Int32) async throws -> FileWatchBatch {
+        try await work(tenantId, id) { try await $1.takeWatchEvents($0, watch: watch) }
+    }
+
+    public func removeFileWatch(tenantId: String, id: String, watch: Int32) async throws {
+        try await work(tenantId, id) { try await $1.removeWatch($0, watch: watch) }
+    }
+
     /// Records a file operation that succeeded through the API.
     func fileEvent(_ kind: AuditKind, _ id: String, _ actor: String, _ detail: [String: EventValue]) {
         trail.record(AuditEvent(sandboxId: id, kind: kind, actor: actor, detail: detail))

@@ -60,6 +60,26 @@ struct AgentFileTests {
         }
     }
 
+    @Test("a watch reports creates, writes, chmods, renames and removes in order, and new subdirectories when recursive")
+    func watches() async throws {
+        try await Live.with { backend, box in
+            _ = try await Live.sh(backend, box, "mkdir -p /tmp/w/old")
+            let flat = try await backend.addWatch(box, path: "/tmp/w", recursive: false)
+            let deep = try await backend.addWatch(box, path: "/tmp/w", recursive: true)
+            _ = try await Live.sh(backend, box, "cd /tmp/w && echo x > f && chmod 600 f && mv f g && rm g && mkdir n && echo y > n/inner && echo z > old/o")
+            let seen = try await backend.takeWatchEvents(box, watch: flat).events.map { "\($0.name) \($0.kind.rawValue)" }
+            #expect(seen == ["f create", "f write", "f chmod", "f rename", "g create", "g remove", "n create"])
+            let all = try await backend.takeWatchEvents(box, watch: deep).events.map { "\($0.name) \($0.kind.rawValue)" }
+            #expect(all.contains("n/inner create") && all.contains("old/o create") && all.contains("old/o write"), "\(all)")
+            #expect(try await backend.takeWatchEvents(box, watch: flat).events.isEmpty, "taken events are gone")
+            try await backend.removeWatch(box, watch: flat)
+            await #expect(throws: SandboxError.self) { try await backend.takeWatchEvents(box, watch: flat) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/root", recursive: false) }
+            _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/tmp/escape/etc", recursive: false) }
+        }
+    }
+
     @Test("symlinks to /etc/shadow or /root give the sandbox's view or a refusal, never the host's file")
     func symlinks() async throws {
         let hostShadow = (try? Data(contentsOf: URL(fileURLWithPath: "/etc/shadow"))) ?? Data()

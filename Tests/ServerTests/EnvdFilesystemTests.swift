@@ -82,22 +82,12 @@ import Testing
         #expect(String(decoding: try Connect.encoder.encode(EnvdWatcherEventsResponse(events: [])), as: UTF8.self) == "{}")
     }
 
-    @Test func aWatchTellsCreatesWritesChmodsRenamesAndRemoves() {
-        func file(_ name: String, size: Int64 = 1, mtime: Double = 1, mode: UInt32 = 0o644, inode: UInt64) -> FileEntry {
-            FileEntry(name: name, path: "/w/" + name, type: .file, size: size, mode: mode, mtime: mtime, inode: inode)
-        }
-        let old = ["kept": file("kept", inode: 1), "edited": file("edited", inode: 2), "chmodded": file("chmodded", inode: 3),
-                   "moved": file("moved", inode: 4), "gone": file("gone", inode: 5)]
-        let new = ["kept": file("kept", inode: 1), "edited": file("edited", size: 9, mtime: 2, inode: 2),
-                   "chmodded": file("chmodded", mode: 0o600, inode: 3), "moved-to": file("moved-to", inode: 4),
-                   "empty": file("empty", size: 0, inode: 6)]
-        let events = EnvdWatch.diff(old, new, includeEntry: false, names: .init()).map { "\($0.name) \($0.type.rawValue)" }
-        #expect(events == [
-            "chmodded EVENT_TYPE_CHMOD", "edited EVENT_TYPE_WRITE", "empty EVENT_TYPE_CREATE", "gone EVENT_TYPE_REMOVE",
-            "moved EVENT_TYPE_RENAME", "moved-to EVENT_TYPE_CREATE", "moved-to EVENT_TYPE_WRITE",
+    @Test func theAgentsWatchEventsAreEnvdsEventTypes() {
+        let batch = FileWatchBatch(events: [.init(name: "a", kind: .create), .init(name: "a", kind: .write), .init(name: "d/b", kind: .chmod),
+                                            .init(name: "c", kind: .rename), .init(name: "c2", kind: .remove)], overflowed: false)
+        #expect(EnvdWatch.events(batch).map { "\($0.name) \($0.type.rawValue)" } == [
+            "a EVENT_TYPE_CREATE", "a EVENT_TYPE_WRITE", "d/b EVENT_TYPE_CHMOD", "c EVENT_TYPE_RENAME", "c2 EVENT_TYPE_REMOVE",
         ])
-        let withEntry = EnvdWatch.diff([:], ["n": file("n", inode: 7)], includeEntry: true, names: .init())
-        #expect(withEntry.allSatisfy { $0.entry?.path == "/w/n" })
     }
 
     @Test func gzipRoundTripsAndRefusesBombsAndCorruption() throws {

@@ -168,6 +168,12 @@ def test_watch_dir_by_polling(sandbox):
         sandbox.files.remove("watched/renamed.txt")
         seen = events_until(handle, lambda ev: any(e.type == FilesystemEventType.REMOVE for e in ev))
         assert [(e.name, e.type) for e in seen] == [("renamed.txt", FilesystemEventType.REMOVE)]
+
+        # inotify, not a comparison of listings: a file that lives between two polls is seen too.
+        exec_v1(sandbox.sandbox_id, ["sh", "-c", "echo a > /home/user/watched/brief && rm /home/user/watched/brief"])
+        seen = events_until(handle, lambda ev: any(e.type == FilesystemEventType.REMOVE for e in ev))
+        assert [(e.name, e.type) for e in seen] == [("brief", FilesystemEventType.CREATE), ("brief", FilesystemEventType.WRITE),
+                                                    ("brief", FilesystemEventType.REMOVE)]
     finally:
         handle.stop()
 
@@ -309,3 +315,16 @@ def test_killing_the_sandbox_ends_an_open_watch_stream():
         asyncio.run(scenario(attach(AsyncSandbox, sandbox_id, KEY_A), sandbox_id))
     finally:
         delete_v1(KEY_A, sandbox_id)
+
+
+def test_stopped_watchers_free_their_watches(sandbox):
+    # More than the agent keeps at once (64) and the API's 16 per sandbox: each stop frees its watch.
+    sandbox.files.make_dir("many-watches")
+    for _ in range(70):
+        sandbox.files.watch_dir("many-watches").stop()
+    handles = [sandbox.files.watch_dir("many-watches") for _ in range(16)]
+    from e2b.exceptions import RateLimitException
+    with pytest.raises(RateLimitException, match="16 watchers"):
+        sandbox.files.watch_dir("many-watches")
+    for h in handles:
+        h.stop()

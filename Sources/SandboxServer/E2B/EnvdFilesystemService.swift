@@ -45,21 +45,27 @@ struct EnvdFilesystemService: E2BSandboxService {
             case "CreateWatcher":
                 let r = try await Connect.decodeUnary(EnvdWatchRequest.self, from: request)
                 let watch = try await startWatch(target, r, user: user)
-                let id = try await watchers.add(watch)
-                return try Connect.unary(EnvdCreateWatcherResponse(watcherId: id))
+                let added: (id: String, expired: [EnvdWatch])
+                do { added = try await watchers.add(watch) } catch {
+                    await stopWatch(watch)
+                    throw error
+                }
+                for old in added.expired { await stopWatch(old) }
+                return try Connect.unary(EnvdCreateWatcherResponse(watcherId: added.id))
             case "GetWatcherEvents":
                 let r = try await Connect.decodeUnary(EnvdWatcherIdRequest.self, from: request)
-                guard var watch = await watchers.get(r.watcherId, sandboxId: target.sandboxId) else {
+                guard let watch = await watchers.get(r.watcherId, sandboxId: target.sandboxId) else {
                     throw ConnectError(.notFound, "no watcher \(r.watcherId) in this sandbox (removed, or never created here)")
                 }
-                let events = try await poll(target, &watch)
-                await watchers.update(r.watcherId, watch)
+                let events = try await take(target, watch)
+                await watchers.touch(r.watcherId)
                 return try Connect.unary(EnvdWatcherEventsResponse(events: events))
             case "RemoveWatcher":
                 let r = try await Connect.decodeUnary(EnvdWatcherIdRequest.self, from: request)
-                guard await watchers.remove(r.watcherId, sandboxId: target.sandboxId) else {
+                guard let watch = await watchers.remove(r.watcherId, sandboxId: target.sandboxId) else {
                     throw ConnectError(.notFound, "no watcher \(r.watcherId) in this sandbox")
                 }
+                await stopWatch(watch)
                 return try Connect.unary(EnvdEmpty())
             default:
                 throw ConnectError(.unimplemented, "filesystem.Filesystem has no method \(method)")

@@ -4,66 +4,52 @@ import Hummingbird
 import SandboxCore
 import SandboxManager
 
-/// One watched directory: what it held when last looked at. Changes are found by comparing
-/// listings through the agent (polling, not inotify): a file created and removed between two
-/// looks goes unseen, and several writes between two looks are one `WRITE`.
+/// One watched directory: an inotify watch the sandbox's agent keeps (`watchAdd`), whose events
+/// are taken by `GetWatcherEvents` or the `WatchDir` stream.
 struct EnvdWatch: Sendable {
     var tenantId: String
     var sandboxId: String
+    var agentWatch: Int32
     var root: String
-    var recursive: Bool
     var includeEntry: Bool
-    var names: EnvdOwnerNames
-    /// Entries by path relative to `root`.
-    var seen: [String: FileEntry]
     var lastUsed = Date()
 
-    /// The events that turn `old` into `new` (both keyed by relative path), sorted by name: a new
-    /// entry is `CREATE` (and `WRITE` for a non-empty file, as a write to a new file is); a
-    /// file whose size or mtime changed `WRITE`; a changed mode `CHMOD`; a gone entry `REMOVE`,
-    /// or `RENAME` when an entry with the same inode appeared under another name.
-    static func diff(_ old: [String: FileEntry], _ new: [String: FileEntry], includeEntry: Bool,
-                     names: EnvdOwnerNames) -> [EnvdFilesystemEvent] {
-        var events: [EnvdFilesystemEvent] = []
-        func entry(_ e: FileEntry) -> EnvdEntryInfo? { includeEntry ? EnvdEntryInfo(e, names: names) : nil }
-        let createdInodes = Set(new.filter { old[$0.key] == nil }.compactMap(\.value.inode))
-        for (name, before) in old.sorted(by: { $0.key < $1.key }) {
-            guard let after = new[name] else {
-                let renamed = before.inode.map(createdInodes.contains) ?? false
-                events.append(EnvdFilesystemEvent(name: name, type: renamed ? .rename : .remove))
-                continue
+    /// The agent's events in envd's terms (`name` relative to the watched directory).
+    static func events(_ batch: FileWatchBatch) -> [EnvdFilesystemEvent] {
+        batch.events.map { e in
+            let type: EnvdEventType = switch e.kind {
+            case .create: .create
+            case .write: .write
+            case .remove: .remove
+            case .rename: .rename
+            case .chmod: .chmod
             }
-            if after.type == .file, after.size != before.size || after.mtime != before.mtime {
-                events.append(EnvdFilesystemEvent(name: name, type: .write, entry: entry(after)))
-            }
-            if after.mode != before.mode { events.append(EnvdFilesystemEvent(name: name, type: .chmod, entry: entry(after))) }
+            return EnvdFilesystemEvent(name: e.name, type: type)
         }
-        for (name, after) in new.sorted(by: { $0.key < $1.key }) where old[name] == nil {
-            events.append(EnvdFilesystemEvent(name: name, type: .create, entry: entry(after)))
-            if after.type == .file, after.size > 0 { events.append(EnvdFilesystemEvent(name: name, type: .write, entry: entry(after))) }
-        }
-        return events.sorted { $0.name < $1.name }
     }
 }
 
 /// The watchers of `CreateWatcher`, polled by `GetWatcherEvents`. At most ``maxPerSandbox`` per
-/// sandbox; one nobody polled for ``idleLimit`` is dropped (as is every watcher of a sandbox that
-/// is gone, the next time anyone adds one).
+/// sandbox; one nobody polled for ``idleLimit`` is dropped the next time anyone adds one (its
+/// sandbox's agent drops an idle watch on its own too).
 actor EnvdWatchers {
     static let maxPerSandbox = 16
     static let idleLimit: TimeInterval = 600
 
     private var watches: [String: EnvdWatch] = [:]
 
-    func add(_ watch: EnvdWatch) throws(ConnectError) -> String {
+    /// Keeps a watch under a new id; answers the watches that were idle too long (for the caller
+    /// to remove from their agents).
+    func add(_ watch: EnvdWatch) throws(ConnectError) -> (id: String, expired: [EnvdWatch]) {
         let now = Date()
-        watches = watches.filter { now.timeIntervalSince($0.value.lastUsed) < Self.idleLimit }
+        let expired = watches.filter { now.timeIntervalSince($0.value.lastUsed) >= Self.idleLimit }
+        for id in expired.keys { watches[id] = nil }
         guard watches.values.filter({ $0.sandboxId == watch.sandboxId }).count < Self.maxPerSandbox else {
             throw ConnectError(.resourceExhausted, "this sandbox has \(Self.maxPerSandbox) watchers; remove one (RemoveWatcher) first")
         }
         let id = UUID().uuidString.lowercased()
         watches[id] = watch
-        return id
+        return (id, Array(expired.values))
     }
 
     func get(_ id: String, sandboxId: String) -> EnvdWatch? {
@@ -71,61 +57,64 @@ actor EnvdWatchers {
         return w
     }
 
-    func update(_ id: String, _ watch: EnvdWatch) {
-        guard watches[id] != nil else { return }
-        var w = watch
-        w.lastUsed = Date()
-        watches[id] = w
+    /// Notes that the watcher was polled (an idle one is dropped).
+    func touch(_ id: String) {
+        watches[id]?.lastUsed = Date()
     }
 
-    func remove(_ id: String, sandboxId: String) -> Bool {
-        guard watches[id]?.sandboxId == sandboxId else { return false }
+    func remove(_ id: String, sandboxId: String) -> EnvdWatch? {
+        guard let w = watches[id], w.sandboxId == sandboxId else { return nil }
         watches[id] = nil
-        return true
+        return w
     }
 
-    func count(sandboxId: String) -> Int { watches.values.filter { $0.sandboxId == sandboxId }.count }
 }
 
 extension EnvdFilesystemService {
-    /// How often a WatchDir stream looks again, and how many quiet looks pass before a keepalive
-    /// when the client names no interval.
-    static let watchInterval: Duration = .milliseconds(250)
-    static let keepaliveEvery = 40
+    /// How often a WatchDir stream takes the agent's events, and how many empty takes pass before
+    /// a keepalive when the client names no interval.
+    static let watchInterval: Duration = .milliseconds(100)
+    static let keepaliveEvery = 100
     /// The SDK's `Keepalive-Ping-Interval` (seconds): a keepalive after that long without events.
     static let keepaliveHeader = HTTPField.Name("Keepalive-Ping-Interval")!
-    /// Depth a recursive watch looks down to.
-    static let recursiveWatchDepth = 32
+    /// Most events of one take that get an entry (`includeEntry` stats each one).
+    static let maxEntriesPerTake = 256
 
-    /// A watch of `r.path` (which must be a directory), with what it holds now.
+    /// A watch of `r.path` (which must be a directory).
     func startWatch(_ target: E2BTarget, _ r: EnvdWatchRequest, user: String) async throws -> EnvdWatch {
         let root = try EnvdPath.resolve(r.path, user: user)
         let entry = try await manager.stat(tenantId: target.tenantId, id: target.sandboxId, path: root)
-        guard entry.type == .directory else { throw ConnectError(.invalidArgument, "path \(root) is not a directory") }
-        var watch = EnvdWatch(tenantId: target.tenantId, sandboxId: target.sandboxId, root: root, recursive: r.recursive,
-                              includeEntry: r.includeEntry, names: ownerNames(target), seen: [:])
-        watch.seen = try await snapshot(target, watch)
-        return watch
+        guard entry.type == .directory || entry.type == .symlink else { throw ConnectError(.invalidArgument, "path \(root) is not a directory") }
+        let id = try await manager.addFileWatch(tenantId: target.tenantId, id: target.sandboxId, path: root, recursive: r.recursive)
+        return EnvdWatch(tenantId: target.tenantId, sandboxId: target.sandboxId, agentWatch: id, root: root, includeEntry: r.includeEntry)
     }
 
-    func snapshot(_ target: E2BTarget, _ watch: EnvdWatch) async throws -> [String: FileEntry] {
-        let entries = try await list(target, watch.root, depth: watch.recursive ? Self.recursiveWatchDepth : 1)
+    /// Removes the agent's watch, also from a task that was cancelled (a stream whose client
+    /// went): the removal runs in a task of its own, awaited here.
+    func stopWatch(_ watch: EnvdWatch) async {
+        let manager = self.manager
+        await Task {
+            try? await manager.removeFileWatch(tenantId: watch.tenantId, id: watch.sandboxId, watch: watch.agentWatch)
+        }.value
+    }
+
+    /// The changes since the last take, with entries when the watch asked for them (not for
+    /// removes and renames: the entry is gone from that path).
+    func take(_ target: E2BTarget, _ watch: EnvdWatch) async throws -> [EnvdFilesystemEvent] {
+        var events = EnvdWatch.events(try await manager.fileWatchEvents(tenantId: watch.tenantId, id: watch.sandboxId, watch: watch.agentWatch))
+        guard watch.includeEntry else { return events }
+        let names = ownerNames(target)
         let prefix = watch.root == "/" ? "/" : watch.root + "/"
-        var byName: [String: FileEntry] = [:]
-        for e in entries where e.path.hasPrefix(prefix) { byName[String(e.path.dropFirst(prefix.count))] = e }
-        return byName
-    }
-
-    /// The changes since the watch last looked; the watch then holds the new view.
-    func poll(_ target: E2BTarget, _ watch: inout EnvdWatch) async throws -> [EnvdFilesystemEvent] {
-        let now = try await snapshot(target, watch)
-        let events = EnvdWatch.diff(watch.seen, now, includeEntry: watch.includeEntry, names: watch.names)
-        watch.seen = now
+        for i in events.indices.prefix(Self.maxEntriesPerTake) where events[i].type != .remove && events[i].type != .rename {
+            if let e = try? await manager.stat(tenantId: watch.tenantId, id: watch.sandboxId, path: prefix + events[i].name) {
+                events[i].entry = EnvdEntryInfo(e, names: names)
+            }
+        }
         return events
     }
 
-    /// WatchDir: a server stream of `start`, then the changes as they are seen, with keepalives;
-    /// it ends when the client goes or the sandbox does.
+    /// WatchDir: a server stream of `start`, then the changes as inotify reports them, with
+    /// keepalives; it ends (and the watch with it) when the client goes or the sandbox does.
     func watchDir(_ request: Request, _ target: E2BTarget) async throws -> Response {
         let watch: EnvdWatch
         do {
@@ -135,22 +124,27 @@ extension EnvdFilesystemService {
             let failure = EnvdErrors.connect(error)
             return Connect.serverStream(EnvdWatchDirResponse.self) { _ in throw failure }
         }
-        let quietLimit = request.headers[Self.keepaliveHeader].flatMap { Int($0) }.map { min(max($0, 1), 300) * 4 } ?? Self.keepaliveEvery
+        let quietLimit = request.headers[Self.keepaliveHeader].flatMap { Int($0) }.map { min(max($0, 1), 300) * 10 } ?? Self.keepaliveEvery
         return Connect.serverStream(EnvdWatchDirResponse.self) { send in
-            var watch = watch
-            try await send(.start)
-            var quiet = 0
-            while !Task.isCancelled {
-                try await Task.sleep(for: Self.watchInterval)
-                let events: [EnvdFilesystemEvent]
-                do { events = try await poll(target, &watch) } catch { throw EnvdErrors.connect(error) }
-                for e in events { try await send(.filesystem(e)) }
-                quiet = events.isEmpty ? quiet + 1 : 0
-                if quiet >= quietLimit {
-                    quiet = 0
-                    try await send(.keepalive)
+            do {
+                try await send(.start)
+                var quiet = 0
+                while !Task.isCancelled {
+                    try await Task.sleep(for: Self.watchInterval)
+                    let events: [EnvdFilesystemEvent]
+                    do { events = try await take(target, watch) } catch { throw EnvdErrors.connect(error) }
+                    for e in events { try await send(.filesystem(e)) }
+                    quiet = events.isEmpty ? quiet + 1 : 0
+                    if quiet >= quietLimit {
+                        quiet = 0
+                        try await send(.keepalive)
+                    }
                 }
+            } catch {
+                await stopWatch(watch)
+                throw error
             }
+            await stopWatch(watch)
         }
     }
 }
