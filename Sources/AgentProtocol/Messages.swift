@@ -140,13 +140,11 @@ public struct AgentEntry: Codable, Sendable, Equatable {
     /// The owner's uid and gid (absent from older agents).
     public var uid: UInt32?
     public var gid: UInt32?
-    /// The inode number (tells a rename from a remove and a create).
-    public var inode: UInt64?
     /// The entry's `user.e2b.*` extended attributes, the prefix stripped (absent when none).
     public var metadata: [String: String]?
 
     public init(name: String, path: String, type: String, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
-                uid: UInt32? = nil, gid: UInt32? = nil, inode: UInt64? = nil, metadata: [String: String]? = nil) {
+                uid: UInt32? = nil, gid: UInt32? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -156,7 +154,6 @@ public struct AgentEntry: Codable, Sendable, Equatable {
         self.target = target
         self.uid = uid
         self.gid = gid
-        self.inode = inode
         self.metadata = metadata
     }
 }

@@ -77,7 +77,7 @@ extension OCIBackend: LiveSandboxBackend {
 
     static func entry(_ e: AgentEntry) -> FileEntry {
         FileEntry(name: e.name, path: e.path, type: FileEntry.Kind(rawValue: e.type) ?? .other, size: e.size, mode: e.mode,
-                  mtime: e.mtime, target: e.target, uid: e.uid, gid: e.gid, inode: e.inode, metadata: e.metadata)
+                  mtime: e.mtime, target: e.target, uid: e.uid, gid: e.gid, metadata: e.metadata)
     }
 
     public func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8] {

@@ -69,7 +69,7 @@ enum Files {
         return .success(AgentEntry(
             name: name, path: path, type: type, size: Int64(st.st_size), mode: UInt32(st.st_mode & 0o7777),
             mtime: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9, target: target,
-            uid: st.st_uid, gid: st.st_gid, inode: UInt64(st.st_ino), metadata: metadata(path)))
+            uid: st.st_uid, gid: st.st_gid, metadata: metadata(path)))
     }
 
     static func baseName(_ p: String) -> String {

@@ -39,13 +39,11 @@ public struct FileEntry: Sendable, Equatable, Codable {
     /// The owner's uid and gid, where the backend knows them.
     public var uid: UInt32?
     public var gid: UInt32?
-    /// The inode number, where the backend knows it.
-    public var inode: UInt64?
     /// User metadata kept with the file (`user.e2b.*` extended attributes), nil when none.
     public var metadata: [String: String]?
 
     public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
-                uid: UInt32? = nil, gid: UInt32? = nil, inode: UInt64? = nil, metadata: [String: String]? = nil) {
+                uid: UInt32? = nil, gid: UInt32? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -55,7 +53,6 @@ public struct FileEntry: Sendable, Equatable, Codable {
         self.target = target
         self.uid = uid
         self.gid = gid
-        self.inode = inode
         self.metadata = metadata
     }
 }
