@@ -260,14 +260,21 @@ def test_raw_envd_http_routes(sandbox):
     envs = httpx.get(f"{URL}/envs", headers=headers)
     assert envs.status_code == 200 and isinstance(envs.json(), dict)
 
-    body = gzip.compress(b"zipped upload")
-    r = httpx.post(f"{URL}/files", params={"path": "/tmp/z.txt"}, content=body,
+    text = b"zipped upload, " * 500
+    r = httpx.post(f"{URL}/files", params={"path": "/tmp/z.txt"}, content=gzip.compress(text),
                    headers={**headers, "Content-Type": "application/octet-stream", "Content-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     assert r.json() == [{"name": "z.txt", "type": "file", "path": "/tmp/z.txt"}]
-    down = httpx.get(f"{URL}/files", params={"path": "/tmp/z.txt"}, headers={**headers, "Accept-Encoding": "gzip"})
-    assert down.headers["content-encoding"] == "gzip"
-    assert down.content == b"zipped upload"
+    with httpx.stream("GET", f"{URL}/files", params={"path": "/tmp/z.txt"}, headers={**headers, "Accept-Encoding": "gzip"}) as down:
+        assert down.headers["content-encoding"] == "gzip"
+        wire = b"".join(down.iter_raw())
+    assert len(wire) < len(text) // 10 and gzip.decompress(wire) == text
+    # Random bytes do not shrink: they go as they are.
+    noise = os.urandom(4096)
+    httpx.post(f"{URL}/files", params={"path": "/tmp/noise"}, content=noise,
+               headers={**headers, "Content-Type": "application/octet-stream"}).raise_for_status()
+    plain = httpx.get(f"{URL}/files", params={"path": "/tmp/noise"}, headers={**headers, "Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers and plain.content == noise
 
     missing = httpx.get(f"{URL}/files", params={"path": "/nope"}, headers=headers)
     assert missing.status_code == 404

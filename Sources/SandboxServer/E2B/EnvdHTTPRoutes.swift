@@ -9,6 +9,8 @@ import SandboxManager
 /// `user.e2b.*` xattrs). Errors are envd's `{"code": <status>, "message": …}`.
 struct EnvdHTTPRoutes: E2BSandboxService {
     static let metadataPrefix = "x-metadata-"
+    /// Largest download compressed for `Accept-Encoding: gzip` (larger ones go as they are).
+    static let maxGzipBytes = 64 << 20
 
     let manager: SandboxManager
     /// The server's cap on one upload body (`max_upload_bytes`).
@@ -50,9 +52,14 @@ struct EnvdHTTPRoutes: E2BSandboxService {
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[.contentDisposition] = "inline; filename=\"\(EnvdPath.baseName(path).replacingOccurrences(of: "\"", with: "%22"))\""
-        if Gzip.accepted(request.headers[.acceptEncoding]) {
-            bytes = Gzip.compress(bytes)
-            headers[.contentEncoding] = "gzip"
+        // Compressed when asked (httpx, so the SDK, always asks) and when it pays: up to
+        // ``maxGzipBytes`` and only if smaller (HTTP lets a server answer uncompressed).
+        if bytes.count <= Self.maxGzipBytes, Gzip.accepted(request.headers[.acceptEncoding]) {
+            let packed = Gzip.compress(bytes)
+            if packed.count < bytes.count {
+                bytes = packed
+                headers[.contentEncoding] = "gzip"
+            }
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
