@@ -4,7 +4,9 @@ import Foundation
 /// The changes a directory watch saw: each a path relative to the watched directory and what
 /// happened; `overflowed` when some were lost.
 public struct FileWatchBatch: Sendable, Equatable {
+    /// What happened (moved in counts as `create`, moved away as `rename`).
     public enum Kind: String, Sendable { case create, write, remove, rename, chmod }
+    /// One change: the path relative to the watched directory, and its kind.
     public struct Event: Sendable, Equatable {
         public var name: String
         public var kind: Kind

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from conftest import KEY_A, URL, attach, create_v1, delete_v1
+from conftest import KEY_A, KEY_B, URL, attach, create_v1, delete_v1
 
 
 def exec_v1(sandbox_id, cmd):
@@ -335,3 +335,33 @@ def test_stopped_watchers_free_their_watches(sandbox):
         sandbox.files.watch_dir("many-watches")
     for h in handles:
         h.stop()
+
+
+def test_file_calls_land_in_the_sandboxs_audit_trail(sandbox):
+    import json
+
+    sandbox.files.write("aud.txt", "a", metadata={"k": "v"})
+    sandbox.files.read("aud.txt")
+    sandbox.files.rename("aud.txt", "aud2.txt")
+    sandbox.files.make_dir("aud-dir")
+    sandbox.files.remove("aud2.txt")
+    r = httpx.get(f"{URL}/v1/sandboxes/{sandbox.sandbox_id}/audit", headers={"Authorization": f"Bearer {KEY_A}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    entries = [json.loads(line) for line in r.text.splitlines() if line]
+    seen = [(e["kind"], e["detail"].get("path") or e["detail"].get("to")) for e in entries if e["kind"].startswith("file.")]
+    for expected in [("file.write", "/home/user/aud.txt"), ("file.read", "/home/user/aud.txt"), ("file.move", "/home/user/aud2.txt"),
+                     ("file.mkdir", "/home/user/aud-dir"), ("file.remove", "/home/user/aud2.txt")]:
+        assert expected in seen, (expected, seen)
+
+
+def test_another_tenants_key_reaches_neither_files_nor_watches(sandbox):
+    sandbox.files.write("/tmp/private.txt", "tenant a only")
+    other = attach(type(sandbox), sandbox.sandbox_id, KEY_B)
+    headers = {"E2b-Sandbox-Id": sandbox.sandbox_id, "E2b-Sandbox-Port": "49983", "X-API-KEY": KEY_B}
+    r = httpx.get(f"{URL}/files", params={"path": "/tmp/private.txt"}, headers=headers)
+    assert r.status_code == 502 and "was not found" in r.text and "tenant a only" not in r.text
+    r = httpx.post(f"{URL}/filesystem.Filesystem/ListDir", json={"path": "/tmp"}, headers=headers)
+    assert r.status_code == 502 and "private" not in r.text
+    from e2b.exceptions import SandboxException
+    with pytest.raises(SandboxException):
+        other.files.watch_dir("/tmp")
