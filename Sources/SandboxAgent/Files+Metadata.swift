@@ -8,7 +8,7 @@ import Glibc
 /// User metadata of files as `user.e2b.<key>` extended attributes (E2B's envd keeps it there).
 extension Files {
     static let metadataPrefix = "user.e2b."
-    /// Most keys and bytes of metadata an entry carries (the kernel caps a value at 64 KiB anyway).
+    /// Most keys, and bytes of keys and values, of metadata an entry carries.
     static let maxMetadataKeys = 64
     static let maxMetadataBytes = 16 << 10
     /// O_PATH (Linux), which Glibc's Swift overlay does not export.
@@ -22,11 +22,14 @@ extension Files {
         guard n > 0 else { return nil }
         var result: [String: String] = [:]
         var value = [UInt8](repeating: 0, count: maxMetadataBytes)
+        var total = 0
         for raw in names[0..<n].split(separator: 0) {
             let name = String(decoding: raw.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard name.hasPrefix(metadataPrefix), result.count < maxMetadataKeys else { continue }
             let size = value.withUnsafeMutableBytes { sbx_agent_lgetxattr(path, name, $0.baseAddress, UInt($0.count)) }
-            guard size >= 0 else { continue }
+            // At most maxMetadataBytes per entry in all: a listing stays within its frame.
+            guard size >= 0, total + size + name.utf8.count <= maxMetadataBytes else { continue }
+            total += size + name.utf8.count
             result[String(name.dropFirst(metadataPrefix.count))] = String(decoding: value[0..<size], as: UTF8.self)
         }
         return result.isEmpty ? nil : result
@@ -39,6 +42,10 @@ extension Files {
         guard metadata.count <= maxMetadataKeys else {
             return .error(.tooLarge, "\(metadata.count) metadata keys are over the limit of \(maxMetadataKeys)")
         }
+        let bytes = metadata.reduce(0) { $0 + metadataPrefix.utf8.count + $1.key.utf8.count + $1.value.utf8.count }
+        guard bytes <= maxMetadataBytes else {
+            return .error(.tooLarge, "the metadata's keys and values take \(bytes) bytes, over the limit of \(maxMetadataBytes)")
+        }
         if let refusal = magicLinkRefusal(p, followFinal: false) { return refusal }
         let fd = open(p, oPath | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return failure("open", p) }
@@ -47,9 +54,6 @@ extension Files {
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             guard !key.isEmpty, !key.utf8.contains(0), !value.utf8.contains(0) else {
                 return .error(.badRequest, "metadata keys must be non-empty and neither key nor value may hold a NUL byte")
-            }
-            guard value.utf8.count <= maxMetadataBytes else {
-                return .error(.tooLarge, "the metadata value of \(key) is over \(maxMetadataBytes) bytes")
             }
             let bytes = Array(value.utf8)
             let rc = bytes.withUnsafeBytes { sbx_agent_lsetxattr(p, metadataPrefix + key.lowercased(), $0.baseAddress, UInt($0.count)) }

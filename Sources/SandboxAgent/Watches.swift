@@ -8,14 +8,18 @@ import Glibc
 /// A directory watched with inotify (`watchAdd`): its events are read as the poll loop sees them
 /// and kept (at most ``maxEvents``) until the host takes them. A recursive watch watches every
 /// subdirectory, and new ones as they appear, as the sandbox user (the directories that user
-/// cannot read are left out).
+/// cannot read are left out); what a new directory already holds when its watch is added is
+/// reported as created (a race with inotify's own event may report it twice).
 final class DirectoryWatch {
     static let maxEvents = 4096
     static let maxDirectories = 8192
+    /// Bytes of event names one take answers (well under a frame's 1 MiB).
+    static let takeBudget = 512 << 10
     /// Kernel mask bits (linux/inotify.h).
     static let modify: UInt32 = 0x2, attrib: UInt32 = 0x4, movedFrom: UInt32 = 0x40, movedTo: UInt32 = 0x80
     static let create: UInt32 = 0x100, delete: UInt32 = 0x200, deleteSelf: UInt32 = 0x400, moveSelf: UInt32 = 0x800
     static let overflow: UInt32 = 0x4000, ignored: UInt32 = 0x8000, isDirectory: UInt32 = 0x4000_0000, onlyDirectory: UInt32 = 0x0100_0000
+    static let dontFollow: UInt32 = 0x0200_0000
     static let mask = modify | attrib | movedFrom | movedTo | create | delete | deleteSelf | moveSelf | onlyDirectory
 
     let id: Int32
@@ -52,7 +56,7 @@ final class DirectoryWatch {
             return .failure(Refusal(Files.failure("watch", p, e)))
         }
         w.directories[wd] = ""
-        if recursive { w.addSubdirectories(of: "") }
+        if recursive { w.addSubdirectories(of: "", announce: false) }
         return .success(w)
     }
 
@@ -61,7 +65,9 @@ final class DirectoryWatch {
     }
 
     /// Watches the subdirectories under `relative` (not following symlinks), as the sandbox user.
-    func addSubdirectories(of relative: String) {
+    /// `announce`: the directory just appeared, so what is already in it (made before its watch
+    /// was added) is reported as created too.
+    func addSubdirectories(of relative: String, announce: Bool) {
         var pending = [relative]
         user.asUser {
             while let dir = pending.popLast(), directories.count < Self.maxDirectories {
@@ -69,11 +75,12 @@ final class DirectoryWatch {
                 defer { closedir(d) }
                 if Files.onKernelFilesystem(dirfd(d)) { continue }
                 while let ent = readdir(d) {
-                    guard ent.pointee.d_type == UInt8(DT_DIR) else { continue }
                     let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
                     if name == "." || name == ".." { continue }
                     let child = dir.isEmpty ? name : dir + "/" + name
-                    let wd = sbx_agent_inotify_add(fd, absolute(child), Self.mask | 0x0200_0000 /* IN_DONT_FOLLOW */)
+                    if announce { record(AgentFsEvent(name: child, kind: .create)) }
+                    guard ent.pointee.d_type == UInt8(DT_DIR) else { continue }
+                    let wd = sbx_agent_inotify_add(fd, absolute(child), Self.mask | Self.dontFollow)
                     if wd >= 0 {
                         directories[wd] = child
                         pending.append(child)
@@ -81,6 +88,11 @@ final class DirectoryWatch {
                 }
             }
         }
+    }
+
+    func record(_ event: AgentFsEvent) {
+        guard events.count < Self.maxEvents else { overflowed = true; return }
+        events.append(event)
     }
 
     /// Reads what the kernel queued.
@@ -111,11 +123,13 @@ final class DirectoryWatch {
         if mask & (Self.create | Self.movedTo) != 0 {
             kind = .create
             if recursive, mask & Self.isDirectory != 0, directories.count < Self.maxDirectories {
-                let wd = user.asUser { sbx_agent_inotify_add(fd, absolute(path), Self.mask | 0x0200_0000) }
+                record(AgentFsEvent(name: path, kind: .create))
+                let wd = user.asUser { sbx_agent_inotify_add(fd, absolute(path), Self.mask | Self.dontFollow) }
                 if wd >= 0 {
                     directories[wd] = path
-                    addSubdirectories(of: path)
+                    addSubdirectories(of: path, announce: true)
                 }
+                return
             }
         } else if mask & Self.modify != 0 {
             kind = .write
@@ -128,18 +142,24 @@ final class DirectoryWatch {
         } else {
             return
         }
-        guard events.count < Self.maxEvents else { overflowed = true; return }
-        events.append(AgentFsEvent(name: path, kind: kind))
+        record(AgentFsEvent(name: path, kind: kind))
     }
 
+    /// The events so far, as many as fit one answer frame (``takeBudget`` bytes of names); the
+    /// rest wait for the next take.
     func take() -> AgentEvent {
         read()
-        defer {
-            events = []
-            overflowed = false
-            lastTaken = Clock.monotonicMs()
-        }
-        return .fsEvents(events, overflowed: overflowed)
+        var budget = Self.takeBudget
+        let count = events.prefix { e in
+            budget -= e.name.utf8.count + 32
+            return budget >= 0
+        }.count
+        let taken = Array(events.prefix(count))
+        events.removeFirst(count)
+        let lost = overflowed
+        overflowed = false
+        lastTaken = Clock.monotonicMs()
+        return .fsEvents(taken, overflowed: lost)
     }
 
     func close() { Glibc.close(fd) }

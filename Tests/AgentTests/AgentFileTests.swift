@@ -55,6 +55,9 @@ struct AgentFileTests {
             _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
             await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/tmp/escape/etc/hostname", metadata: ["a": "b"]) }
             await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/etc/passwd", metadata: ["a": "b"]) }
+            await #expect(throws: SandboxError.self, "over 16 KiB of metadata") {
+                try await backend.setMetadata(box, path: "/tmp/m.txt", metadata: ["big": String(repeating: "x", count: 17 << 10)])
+            }
         }
     }
 
@@ -75,6 +78,14 @@ struct AgentFileTests {
             await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/root", recursive: false) }
             _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
             await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/tmp/escape/etc", recursive: false) }
+            // More events than one answer frame holds: taken in turns, none lost.
+            _ = try await Live.sh(backend, box, "mkdir /tmp/w2")
+            let many = try await backend.addWatch(box, path: "/tmp/w2", recursive: false)
+            _ = try await Live.sh(backend, box, "cd /tmp/w2 && for i in $(seq 3000); do : > $(printf '%0200d' $i); done")
+            let first = try await backend.takeWatchEvents(box, watch: many)
+            let second = try await backend.takeWatchEvents(box, watch: many)
+            #expect(first.events.count < 3000 && !first.overflowed)
+            #expect(Set((first.events + second.events).map(\.name)).count == 3000)
         }
     }
 
