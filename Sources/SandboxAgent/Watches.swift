@@ -46,6 +46,11 @@ final class DirectoryWatch {
     static func open(id: Int32, path: String, recursive: Bool, user: SandboxUser) -> Result<DirectoryWatch, Refusal> {
         guard case .success(let p) = Files.path(path) else { return .failure(Refusal(Files.path(path).refusal)) }
         if let refusal = user.asUser({ Files.magicLinkRefusal(p, followFinal: true) }) { return .failure(Refusal(refusal)) }
+        let dir = user.asUser { Glibc.open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK) }
+        guard dir >= 0 else { return .failure(Refusal(Files.failure("open directory", p))) }
+        let onKernelFS = Files.onKernelFilesystem(dir)
+        Glibc.close(dir)
+        if onKernelFS { return .failure(Refusal(Files.kernelFilesystemRefusal(p))) }
         let fd = sbx_agent_inotify_init()
         guard fd >= 0 else { return .failure(Refusal(Files.failure("inotify_init", p))) }
         let w = DirectoryWatch(id: id, fd: fd, root: p, recursive: recursive, user: user)

@@ -78,6 +78,8 @@ struct AgentFileTests {
             await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/root", recursive: false) }
             _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
             await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/tmp/escape/etc", recursive: false) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/proc", recursive: true) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/sys/fs", recursive: false) }
             // More events than one answer frame holds: taken in turns, none lost.
             _ = try await Live.sh(backend, box, "mkdir /tmp/w2")
             let many = try await backend.addWatch(box, path: "/tmp/w2", recursive: false)
