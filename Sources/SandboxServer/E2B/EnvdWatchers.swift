@@ -43,10 +43,11 @@ actor EnvdWatchers {
     func add(_ watch: EnvdWatch) throws(ConnectError) -> (id: String, expired: [EnvdWatch]) {
         let now = Date()
         let expired = watches.filter { now.timeIntervalSince($0.value.lastUsed) >= Self.idleLimit }
-        for id in expired.keys { watches[id] = nil }
-        guard watches.values.filter({ $0.sandboxId == watch.sandboxId }).count < Self.maxPerSandbox else {
+        let live = watches.values.filter { $0.sandboxId == watch.sandboxId && now.timeIntervalSince($0.lastUsed) < Self.idleLimit }
+        guard live.count < Self.maxPerSandbox else {
             throw ConnectError(.resourceExhausted, "this sandbox has \(Self.maxPerSandbox) watchers; remove one (RemoveWatcher) first")
         }
+        for id in expired.keys { watches[id] = nil }
         let id = UUID().uuidString.lowercased()
         watches[id] = watch
         return (id, Array(expired.values))
@@ -67,7 +68,6 @@ actor EnvdWatchers {
         watches[id] = nil
         return w
     }
-
 }
 
 extension EnvdFilesystemService {
