@@ -195,10 +195,26 @@ def test_async_sdk_files_and_watch_stream():
     from e2b import AsyncSandbox, FilesystemEventType
 
     async def scenario(sbx):
+        from e2b import FileType
+        from e2b.sandbox.filesystem.filesystem import WriteEntry
+
         await sbx.files.write("async/one.txt", "1")
         assert await sbx.files.read("async/one.txt") == "1"
         assert [e.name for e in await sbx.files.list("async")] == ["one.txt"]
         assert await sbx.files.exists("async/one.txt")
+        blob = os.urandom(70_000)
+        infos = await sbx.files.write_files([WriteEntry(path="async/b.bin", data=blob), WriteEntry(path="/tmp/a2.txt", data="x")])
+        assert sorted(i.path for i in infos) == ["/home/user/async/b.bin", "/tmp/a2.txt"]
+        assert bytes(await sbx.files.read("async/b.bin", format="bytes")) == blob
+        chunks = [c async for c in await sbx.files.read("async/b.bin", format="stream")]
+        assert b"".join(chunks) == blob
+        info = await sbx.files.get_info("async/b.bin")
+        assert (info.size, info.type, info.owner) == (70_000, FileType.FILE, "user")
+        assert await sbx.files.make_dir("async/sub") is True
+        moved = await sbx.files.rename("async/b.bin", "async/sub/c.bin")
+        assert moved.path == "/home/user/async/sub/c.bin"
+        assert [e.path for e in await sbx.files.list("async", depth=2)] == [
+            "/home/user/async/one.txt", "/home/user/async/sub", "/home/user/async/sub/c.bin"]
 
         events = []
         got = asyncio.Event()
