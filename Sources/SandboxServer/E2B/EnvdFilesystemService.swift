@@ -8,7 +8,7 @@ import SandboxManager
 /// refused) and lands in the audit trail as `/v1`'s file calls do.
 struct EnvdFilesystemService: E2BSandboxService {
     static let prefix = "/filesystem.Filesystem/"
-    /// Most entries a ListDir answers (or a watcher keeps in view).
+    /// Most entries a ListDir answers.
     static let maxEntries = 10_000
 
     let manager: SandboxManager
