@@ -295,6 +295,8 @@ def test_raw_envd_http_routes(sandbox):
     missing = httpx.get(f"{URL}/files", params={"path": "/nope"}, headers=headers)
     assert missing.status_code == 404
     assert missing.json()["code"] == 404 and "nope" in missing.json()["message"]
+    onto_dir = httpx.post(f"{URL}/files", params={"path": "/tmp"}, content=b"x", headers={**headers, "Content-Type": "application/octet-stream"})
+    assert onto_dir.status_code == 400 and "directory" in onto_dir.json()["message"]
     bad = httpx.post(f"{URL}/files", params={"path": "/tmp/x"}, content=b"x", headers={**headers, "Content-Type": "text/plain"})
     assert bad.status_code == 400
     bomb = httpx.post(f"{URL}/files", params={"path": "/tmp/y"}, content=b"\x1f\x8bnot gzip at all",

@@ -109,9 +109,6 @@ struct EnvdHTTPRoutes: E2BSandboxService {
         }
         var written: [Written] = []
         for file in files {
-            if let existing = try? await manager.stat(tenantId: target.tenantId, id: target.sandboxId, path: file.path), existing.type == .directory {
-                throw ConnectError(.invalidArgument, "path is a directory: \(file.path)")
-            }
             try await manager.writeFile(tenantId: target.tenantId, id: target.sandboxId, path: file.path, data: file.bytes, actor: target.actor)
             if !metadata.isEmpty {
                 try await manager.setFileMetadata(tenantId: target.tenantId, id: target.sandboxId, path: file.path, metadata: metadata, actor: target.actor)
