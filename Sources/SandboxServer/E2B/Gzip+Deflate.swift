@@ -127,12 +127,15 @@ enum Deflater {
     static func fixedBlock(_ bytes: [UInt8], _ w: inout Gzip.BitWriter) {
         w.write(1, 1)
         w.write(1, 2)
-        var table = [Int](repeating: -1, count: 1 << 15)
+        // The hash table grows with the input up to 32 Ki slots (a small file does not pay for a big table).
+        var slots = 256
+        while slots < bytes.count, slots < 1 << 15 { slots <<= 1 }
+        var table = [Int](repeating: -1, count: slots)
         var i = 0
         while i < bytes.count {
             var matched = 0, distance = 0
             if i + 3 <= bytes.count {
-                let h = (Int(bytes[i]) << 10 ^ Int(bytes[i + 1]) << 5 ^ Int(bytes[i + 2])) & 0x7FFF
+                let h = (Int(bytes[i]) << 10 ^ Int(bytes[i + 1]) << 5 ^ Int(bytes[i + 2])) & (slots - 1)
                 let candidate = table[h]
                 table[h] = i
                 if candidate >= 0, i - candidate <= 32768 {
