@@ -82,6 +82,15 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     case read(path: String, limit: Int64?)
     /// Writes a file; its content follows in `file` frames (this request's id) totalling `size` bytes.
     case write(path: String, size: Int64, mode: UInt32?)
+    /// Sets `user.e2b.<key>` extended attributes of an entry (not following a final symlink).
+    case setMetadata(path: String, metadata: [String: String])
+    /// Starts watching a directory (inotify; with `recursive`, its subdirectories too, and new
+    /// ones as they appear): answered `watching` with the watch's id. Events are kept in the
+    /// agent until taken.
+    case watchAdd(path: String, recursive: Bool)
+    /// The events of a watch since the last take (answered `fsEvents` at once, maybe empty).
+    case watchTake(id: Int32)
+    case watchRemove(id: Int32)
     /// Stream control, on the id of a `start`/`connect` stream (no answer): the host consumed
     /// output and the agent may send `bytes` more (see ``AgentFlow``).
     case credit(bytes: Int64)
@@ -132,8 +141,14 @@ public struct AgentEntry: Codable, Sendable, Equatable {
     public var mode: UInt32
     public var mtime: Double
     public var target: String?
+    /// The owner's uid and gid (absent from older agents).
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// The entry's `user.e2b.*` extended attributes, the prefix stripped (absent when none).
+    public var metadata: [String: String]?
 
-    public init(name: String, path: String, type: String, size: Int64, mode: UInt32, mtime: Double, target: String? = nil) {
+    public init(name: String, path: String, type: String, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -141,6 +156,25 @@ public struct AgentEntry: Codable, Sendable, Equatable {
         self.mode = mode
         self.mtime = mtime
         self.target = target
+        self.uid = uid
+        self.gid = gid
+        self.metadata = metadata
+    }
+}
+
+/// One change inotify saw in a watched directory.
+public struct AgentFsEvent: Codable, Sendable, Equatable {
+    /// What happened, as envd names it.
+    public enum Kind: String, Codable, Sendable {
+        case create, write, remove, rename, chmod
+    }
+    /// The path relative to the watched directory (`sub/file.txt` in a recursive watch).
+    public var name: String
+    public var kind: Kind
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
     }
 }
 
@@ -222,6 +256,11 @@ public enum AgentEvent: Codable, Sendable, Equatable {
     case entries([AgentEntry])
     /// `read`: the file's size; its bytes follow in `file` frames, then `ok`.
     case content(size: Int64)
+    /// `watchAdd`: the watch's id.
+    case watching(id: Int32)
+    /// `watchTake`: the events in order; `overflowed` when some were lost (the kernel's queue or
+    /// the agent's buffer overflowed).
+    case fsEvents([AgentFsEvent], overflowed: Bool)
 
     /// An `error` event.
     public static func error(_ code: AgentErrorCode, _ message: String, errno: Int32? = nil) -> AgentEvent {
@@ -240,6 +279,8 @@ public enum AgentEvent: Codable, Sendable, Equatable {
         case .entry: return "entry"
         case .entries: return "entries"
         case .content: return "content"
+        case .watching: return "watching"
+        case .fsEvents: return "fs_events"
         }
     }
 }

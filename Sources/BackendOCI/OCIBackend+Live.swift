@@ -77,7 +77,7 @@ extension OCIBackend: LiveSandboxBackend {
 
     static func entry(_ e: AgentEntry) -> FileEntry {
         FileEntry(name: e.name, path: e.path, type: FileEntry.Kind(rawValue: e.type) ?? .other, size: e.size, mode: e.mode,
-                  mtime: e.mtime, target: e.target)
+                  mtime: e.mtime, target: e.target, uid: e.uid, gid: e.gid, metadata: e.metadata)
     }
 
     public func readFile(_ sandbox: SandboxHandle, path: String, limit: Int64) async throws -> [UInt8] {
@@ -113,6 +113,29 @@ extension OCIBackend: LiveSandboxBackend {
 
     public func move(_ sandbox: SandboxHandle, from: String, to: String) async throws {
         _ = try await agent(sandbox.id).call(.move(from: try checked(from), to: try checked(to)))
+    }
+
+    public func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws {
+        _ = try await agent(sandbox.id).call(.setMetadata(path: try checked(path), metadata: metadata))
+    }
+
+    public func addWatch(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws -> Int32 {
+        let ev = try await agent(sandbox.id).call(.watchAdd(path: try checked(path), recursive: recursive)).0
+        guard case .watching(let id) = ev else { throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered watch_add with \(ev.name)") }
+        return id
+    }
+
+    public func takeWatchEvents(_ sandbox: SandboxHandle, watch: Int32) async throws -> FileWatchBatch {
+        let ev = try await agent(sandbox.id).call(.watchTake(id: watch)).0
+        guard case .fsEvents(let events, let overflowed) = ev else {
+            throw SandboxError(.sandboxLost, "the agent of \(sandbox.id) answered watch_take with \(ev.name)")
+        }
+        return FileWatchBatch(events: events.map { .init(name: $0.name, kind: FileWatchBatch.Kind(rawValue: $0.kind.rawValue) ?? .write) },
+                              overflowed: overflowed)
+    }
+
+    public func removeWatch(_ sandbox: SandboxHandle, watch: Int32) async throws {
+        _ = try await agent(sandbox.id).call(.watchRemove(id: watch))
     }
 
     /// Background processes get the request's timeout when it sets one (never above the profile's),

@@ -21,6 +21,9 @@
 #include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <sys/inotify.h>
+#include <linux/openat2.h>
 #include <unistd.h>
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -287,3 +290,27 @@ int sbx_agent_on_kernel_fs(int fd) {
     if (fstatfs(fd, &s) != 0) return 1;
     return s.f_type == 0x9fa0 /* PROC_SUPER_MAGIC */ || s.f_type == 0x62656572 /* SYSFS_MAGIC */;
 }
+
+long sbx_agent_llistxattr(const char *path, char *list, unsigned long size) { return (long)llistxattr(path, list, size); }
+long sbx_agent_lgetxattr(const char *path, const char *name, void *value, unsigned long size) {
+    return (long)lgetxattr(path, name, value, size);
+}
+int sbx_agent_lsetxattr(const char *path, const char *name, const void *value, unsigned long size) {
+    return lsetxattr(path, name, value, size, 0);
+}
+
+int sbx_agent_through_magic_link(const char *path, int follow_final) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_PATH | O_CLOEXEC | (follow_final ? 0 : O_NOFOLLOW);
+    how.resolve = RESOLVE_NO_MAGICLINKS;
+    long fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0) {
+        close((int)fd);
+        return 0;
+    }
+    return errno == ELOOP ? 1 : 0;
+}
+
+int sbx_agent_inotify_init(void) { return inotify_init1(IN_NONBLOCK | IN_CLOEXEC); }
+int sbx_agent_inotify_add(int fd, const char *path, unsigned int mask) { return inotify_add_watch(fd, path, mask); }

@@ -188,6 +188,27 @@ extension Agent {
         case .makeDir(let path, let parents, let mode): c.send(user.asUser { Files.makeDir(path, parents: parents, mode: mode) }, id: id)
         case .move(let from, let to): c.send(user.asUser { Files.move(from, to) }, id: id)
         case .remove(let path, let recursive): c.send(user.asUser { Files.remove(path, recursive: recursive) }, id: id)
+        case .setMetadata(let path, let metadata): c.send(user.asUser { Files.setMetadata(path, metadata) }, id: id)
+        case .watchAdd(let path, let recursive):
+            let now = Clock.monotonicMs()
+            for w in watches.values where now - w.lastTaken > Self.watchIdleMs { watches.removeValue(forKey: w.id)?.close() }
+            guard watches.count < Self.maxWatches else {
+                return c.send(.error(.tooLarge, "\(Self.maxWatches) directories are watched already; remove a watch first"), id: id)
+            }
+            switch DirectoryWatch.open(id: nextWatchId, path: path, recursive: recursive, user: user) {
+            case .failure(let e): c.send(e.event, id: id)
+            case .success(let w):
+                watches[w.id] = w
+                nextWatchId = nextWatchId == Int32.max ? 1 : nextWatchId + 1
+                c.send(.watching(id: w.id), id: id)
+            }
+        case .watchTake(let wid):
+            guard let w = watches[wid] else { return c.send(.error(.notFound, "no watch \(wid) (removed, or idle too long)"), id: id) }
+            c.send(w.take(), id: id)
+        case .watchRemove(let wid):
+            guard let w = watches.removeValue(forKey: wid) else { return c.send(.error(.notFound, "no watch \(wid)"), id: id) }
+            w.close()
+            c.send(.ok, id: id)
         case .read(let path, let limit):
             switch user.asUser({ Files.read(path, limit: limit) }) {
             case .failure(let e): c.send(e.event, id: id)

@@ -17,6 +17,9 @@ struct Agent {
     /// When the sandbox ends unless a server moves it on (wall clock, Unix seconds; see
     /// `AgentRequest.expiresAt`). Nil: no end of its own.
     var expiresAt: Double?
+    /// Directories watched for the host (`watchAdd`), by id.
+    var watches: [Int32: DirectoryWatch] = [:]
+    var nextWatchId: Int32 = 1
 
     static let defaultCap = 1 << 20
     static let maxConnections = 512
@@ -28,6 +31,9 @@ struct Agent {
     static let connectionBacklog = 2 << 20
     /// Bytes of one stream sent in one go before the next stream's turn.
     static let sendSlice = 64 << 10
+    /// Most watches at once; one whose events nobody took for ``watchIdleMs`` goes at the next `watchAdd`.
+    static let maxWatches = 64
+    static let watchIdleMs: Int64 = 600_000
 
     init(listener: Int32, signals: Int32, user: SandboxUser) {
         self.listener = listener
@@ -35,7 +41,7 @@ struct Agent {
         self.user = user
     }
 
-    enum Role { case signals, listener, conn(Int32), out(Int32), err(Int32), input(Int32) }
+    enum Role { case signals, listener, conn(Int32), out(Int32), err(Int32), input(Int32), watch(Int32) }
 
     mutating func run() -> Never {
         var buf = [UInt8](repeating: 0, count: 65536)
@@ -48,6 +54,10 @@ struct Agent {
                 if c.hasPendingOutput { ev |= Int16(POLLOUT) }
                 fds.append(pollfd(fd: c.fd, events: ev, revents: 0))
                 roles.append(.conn(c.fd))
+            }
+            for w in watches.values {
+                fds.append(pollfd(fd: w.fd, events: Int16(POLLIN), revents: 0))
+                roles.append(.watch(w.id))
             }
             var timeout: Int32 = -1
             let now = Clock.monotonicMs()
@@ -85,6 +95,7 @@ struct Agent {
                 case .out(let pid): if let p = procs[pid] { pump(p, stderr: false, buf: &buf, all: false) }
                 case .err(let pid): if let p = procs[pid] { pump(p, stderr: true, buf: &buf, all: false) }
                 case .input(let pid): if let p = procs[pid] { feedInput(p) }
+                case .watch(let id): watches[id]?.read()
                 }
             }
             sendOutput()

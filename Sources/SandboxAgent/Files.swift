@@ -32,6 +32,14 @@ enum Files {
         .error(.permissionDenied, "\(p) is on /proc or /sys, which the files API does not open (the agent's own process files live there); read it with exec instead")
     }
 
+    /// A refusal when `p` resolves through a /proc magic link (`/proc/1/root/…`, `/proc/self/fd/3`):
+    /// those lead to the agent's own root, working directory and descriptors, not to a file the
+    /// sandbox user named. `followFinal`: the operation follows a symlink in the last component.
+    static func magicLinkRefusal(_ p: String, followFinal: Bool) -> AgentEvent? {
+        guard sbx_agent_through_magic_link(p, followFinal ? 1 : 0) != 0 else { return nil }
+        return .error(.permissionDenied, "\(p) goes through a /proc magic link (/proc/<pid>/root, cwd, exe or fd/<n>), which the files API does not follow; read it with exec instead")
+    }
+
     static func failure(_ what: String, _ path: String, _ e: Int32 = errno) -> AgentEvent {
         .error(errorCode(e), "\(what) \(path): \(String(cString: strerror(e)))", errno: e)
     }
@@ -60,7 +68,8 @@ enum Files {
         }
         return .success(AgentEntry(
             name: name, path: path, type: type, size: Int64(st.st_size), mode: UInt32(st.st_mode & 0o7777),
-            mtime: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9, target: target))
+            mtime: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9, target: target,
+            uid: st.st_uid, gid: st.st_gid, metadata: metadata(path)))
     }
 
     static func baseName(_ p: String) -> String {
@@ -71,6 +80,7 @@ enum Files {
         switch Files.path(path) {
         case .failure(let e): return e.event
         case .success(let p):
+            if let refusal = magicLinkRefusal(p, followFinal: false) { return refusal }
             switch entry(p, name: baseName(p)) {
             case .failure(let e): return e.event
             case .success(let en): return .entry(en)
@@ -80,6 +90,7 @@ enum Files {
 
     static func listDir(_ path: String) -> AgentEvent {
         guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
+        if let refusal = magicLinkRefusal(p, followFinal: true) { return refusal }
         guard let dir = opendir(p) else { return failure("open directory", p) }
         defer { closedir(dir) }
         if onKernelFilesystem(dirfd(dir)) { return kernelFilesystemRefusal(p) }
@@ -115,6 +126,7 @@ enum Files {
 
     static func makeDir(_ path: String, parents: Bool, mode: UInt32?) -> AgentEvent {
         guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
+        if let refusal = magicLinkRefusal(p, followFinal: false) { return refusal }
         let e = makeDirectories(p, mode: mode_t(mode ?? 0o755), parents: parents)
         return e == 0 ? .ok : failure("mkdir", p, e)
     }
@@ -122,6 +134,7 @@ enum Files {
     static func move(_ source: String, _ destination: String) -> AgentEvent {
         guard case .success(let from) = path(source) else { return path(source).refusal }
         guard case .success(let to) = path(destination, "to") else { return path(destination, "to").refusal }
+        if let refusal = magicLinkRefusal(from, followFinal: false) ?? magicLinkRefusal(to, followFinal: false) { return refusal }
         return rename(from, to) == 0 ? .ok : failure("move \(from) to", to)
     }
 
@@ -146,6 +159,7 @@ enum Files {
     static func remove(_ path: String, recursive: Bool) -> AgentEvent {
         guard case .success(let p) = Files.path(path) else { return Files.path(path).refusal }
         if p == "/" { return .error(.permissionDenied, "refusing to remove /") }
+        if let refusal = magicLinkRefusal(p, followFinal: false) { return refusal }
         if recursive {
             let e = removeTree(p)
             return e == 0 ? .ok : failure("remove", p, e)
@@ -159,6 +173,7 @@ enum Files {
     /// `read`: the file's bytes in chunks (sent as `content`, `file` frames, `ok`), or the error event.
     static func read(_ path: String, limit: Int64?) -> Result<[[UInt8]], Refusal> {
         guard case .success(let p) = Files.path(path) else { return .failure(Refusal(Files.path(path).refusal)) }
+        if let refusal = magicLinkRefusal(p, followFinal: true) { return .failure(Refusal(refusal)) }
         // O_NONBLOCK: a FIFO planted by the user must not block the agent.
         let fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { return .failure(Refusal(failure("open", p))) }
@@ -193,6 +208,7 @@ enum Files {
     static func openForWrite(_ path: String, size: Int64, mode: UInt32) -> Result<Int32, Refusal> {
         guard case .success(let p) = Files.path(path) else { return .failure(Refusal(Files.path(path).refusal)) }
         guard size >= 0 else { return .failure(Refusal(.error(.badRequest, "write needs a size of 0 or more"))) }
+        if let refusal = magicLinkRefusal(p, followFinal: false) { return .failure(Refusal(refusal)) }
         if let slash = p.lastIndex(of: "/"), slash != p.startIndex {
             let e = makeDirectories(String(p[..<slash]), mode: 0o755, parents: true)
             if e != 0 { return .failure(Refusal(failure("create parent directories of", p, e))) }

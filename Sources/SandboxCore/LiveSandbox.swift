@@ -1,6 +1,28 @@
 import Foundation
 
 /// One entry of a sandbox's filesystem, as the files API and `sandboxer ls` show it.
+/// The changes a directory watch saw: each a path relative to the watched directory and what
+/// happened; `overflowed` when some were lost.
+public struct FileWatchBatch: Sendable, Equatable {
+    /// What happened (moved in counts as `create`, moved away as `rename`).
+    public enum Kind: String, Sendable { case create, write, remove, rename, chmod }
+    /// One change: the path relative to the watched directory, and its kind.
+    public struct Event: Sendable, Equatable {
+        public var name: String
+        public var kind: Kind
+        public init(name: String, kind: Kind) {
+            self.name = name
+            self.kind = kind
+        }
+    }
+    public var events: [Event]
+    public var overflowed: Bool
+    public init(events: [Event], overflowed: Bool) {
+        self.events = events
+        self.overflowed = overflowed
+    }
+}
+
 public struct FileEntry: Sendable, Equatable, Codable {
     public enum Kind: String, Sendable, Codable {
         case file, directory, symlink, other
@@ -16,8 +38,14 @@ public struct FileEntry: Sendable, Equatable, Codable {
     public var mtime: Double
     /// For symlinks: where the link points (never followed by the agent).
     public var target: String?
+    /// The owner's uid and gid, where the backend knows them.
+    public var uid: UInt32?
+    public var gid: UInt32?
+    /// User metadata kept with the file (`user.e2b.*` extended attributes), nil when none.
+    public var metadata: [String: String]?
 
-    public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil) {
+    public init(name: String, path: String, type: Kind, size: Int64, mode: UInt32, mtime: Double, target: String? = nil,
+                uid: UInt32? = nil, gid: UInt32? = nil, metadata: [String: String]? = nil) {
         self.name = name
         self.path = path
         self.type = type
@@ -25,6 +53,9 @@ public struct FileEntry: Sendable, Equatable, Codable {
         self.mode = mode
         self.mtime = mtime
         self.target = target
+        self.uid = uid
+        self.gid = gid
+        self.metadata = metadata
     }
 }
 
@@ -121,6 +152,13 @@ public protocol LiveSandboxBackend: IsolationBackend {
     func stat(_ sandbox: SandboxHandle, path: String) async throws -> FileEntry
     func makeDirectory(_ sandbox: SandboxHandle, path: String, parents: Bool) async throws
     func move(_ sandbox: SandboxHandle, from: String, to: String) async throws
+    /// Keeps user metadata with a file (`user.e2b.<key>` extended attributes).
+    func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws
+    /// Starts watching a directory inside the sandbox; its changes are kept until taken.
+    func addWatch(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws -> Int32
+    /// The changes a watch saw since the last take.
+    func takeWatchEvents(_ sandbox: SandboxHandle, watch: Int32) async throws -> FileWatchBatch
+    func removeWatch(_ sandbox: SandboxHandle, watch: Int32) async throws
 
     /// Starts a process and returns at once (``ProcessOptions/background`` is implied).
     func startProcess(_ sandbox: SandboxHandle, _ request: ExecRequest, options: ProcessOptions) async throws -> SandboxProcess
@@ -161,5 +199,16 @@ extension LiveSandboxBackend {
     /// Replays a process's output from its start, then follows it live until it ends.
     public func connect(_ sandbox: SandboxHandle, pid: Int32, output: OutputHandler?) async throws -> ExecResult {
         try await connect(sandbox, pid: pid, replay: true, output: output)
+    }
+    public func addWatch(_ sandbox: SandboxHandle, path: String, recursive: Bool) async throws -> Int32 {
+        throw SandboxError(.hostUnsupported, "\(level) sandboxes cannot watch directories; use a container sandbox (the OCI backend)")
+    }
+    public func takeWatchEvents(_ sandbox: SandboxHandle, watch: Int32) async throws -> FileWatchBatch {
+        throw SandboxError(.notFound, "no watch \(watch)")
+    }
+    public func removeWatch(_ sandbox: SandboxHandle, watch: Int32) async throws {}
+    /// A backend without extended attributes keeps no metadata.
+    public func setMetadata(_ sandbox: SandboxHandle, path: String, metadata: [String: String]) async throws {
+        throw SandboxError(.hostUnsupported, "\(level) sandboxes keep no file metadata; use a container sandbox (the OCI backend)")
     }
 }

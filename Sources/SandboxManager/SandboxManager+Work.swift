@@ -156,6 +156,26 @@ extension SandboxManager {
         fileEvent(.fileMove, id, actor, ["from": .string(from), "to": .string(to)])
     }
 
+    /// Keeps user metadata with a file (`user.e2b.<key>` extended attributes), as E2B's uploads do.
+    public func setFileMetadata(tenantId: String, id: String, path: String, metadata: [String: String], actor: String) async throws {
+        try await work(tenantId, id) { try await $1.setMetadata($0, path: path, metadata: metadata) }
+        fileEvent(.fileWrite, id, actor, ["path": .string(path), "metadata_keys": .int(Int64(metadata.count))])
+    }
+
+    /// Starts watching a directory inside the sandbox (inotify through the agent); returns the watch's id.
+    public func addFileWatch(tenantId: String, id: String, path: String, recursive: Bool) async throws -> Int32 {
+        try await work(tenantId, id) { try await $1.addWatch($0, path: path, recursive: recursive) }
+    }
+
+    /// The changes a watch saw since the last call.
+    public func fileWatchEvents(tenantId: String, id: String, watch: Int32) async throws -> FileWatchBatch {
+        try await work(tenantId, id) { try await $1.takeWatchEvents($0, watch: watch) }
+    }
+
+    public func removeFileWatch(tenantId: String, id: String, watch: Int32) async throws {
+        try await work(tenantId, id) { try await $1.removeWatch($0, watch: watch) }
+    }
+
     /// Records a file operation that succeeded through the API.
     func fileEvent(_ kind: AuditKind, _ id: String, _ actor: String, _ detail: [String: EventValue]) {
         trail.record(AuditEvent(sandboxId: id, kind: kind, actor: actor, detail: detail))

@@ -13,6 +13,22 @@ enum Multipart {
 
     /// The first part with a `filename` (else the first part named `file`, else the first part).
     static func firstFile(_ body: [UInt8], contentType: String) throws -> [UInt8] {
+        let parts = try self.parts(body, contentType: contentType)
+        guard let part = parts.first(where: { $0.filename != nil }) ?? parts.first(where: { $0.name == "file" }) ?? parts.first else {
+            throw Problem.invalid("body", "the multipart body has no complete part (it needs a closing --boundary line)")
+        }
+        return part.content
+    }
+
+    /// One part of a form: its `name` and `filename` (from Content-Disposition, case kept) and bytes.
+    struct FormPart {
+        var name: String?
+        var filename: String?
+        var content: [UInt8]
+    }
+
+    /// Every complete part of the body, in order.
+    static func parts(_ body: [UInt8], contentType: String) throws -> [FormPart] {
         let boundary = try self.boundary(contentType)
         let parts = PartCollector()
         let parser = MultipartParser(boundary: boundary)
@@ -23,13 +39,24 @@ enum Multipart {
             throw Problem.invalid("body", "the multipart body is malformed (a part's headers or boundary line); send multipart/form-data as a browser or curl -F does")
         }
         if let problem = parts.problem { throw problem }
-        guard let part = parts.done.first(where: { $0.headers.contains { $0.value.contains("filename=") } })
-            ?? parts.done.first(where: { $0.headers.contains { $0.name == "content-disposition" && $0.value.contains("name=\"file\"") } })
-            ?? parts.done.first
-        else {
-            throw Problem.invalid("body", "the multipart body has no complete part (it needs a closing --boundary line)")
+        return parts.done.map { part in
+            let disposition = part.headers.first { $0.name == "content-disposition" }?.value ?? ""
+            return FormPart(name: parameter("name", of: disposition), filename: parameter("filename", of: disposition), content: part.content)
         }
-        return part.content
+    }
+
+    /// A quoted (or bare) parameter of a Content-Disposition value, e.g. `filename="a b.txt"`.
+    static func parameter(_ key: String, of value: String) -> String? {
+        for item in value.split(separator: ";").dropFirst() {
+            let pair = item.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == key else { continue }
+            var v = pair[1].trimmingCharacters(in: .whitespaces)
+            if v.hasPrefix("\""), v.hasSuffix("\""), v.count >= 2 {
+                v = String(v.dropFirst().dropLast()).replacingOccurrences(of: "\\\"", with: "\"")
+            }
+            return v
+        }
+        return nil
     }
 
     /// The `boundary` parameter of a `multipart/form-data` content type.
@@ -62,7 +89,7 @@ enum Multipart {
                 problem = Problem.invalid("body", "a multipart part has more than \(Multipart.maxHeaders) headers")
                 return
             }
-            current.headers.append((name.lowercased(), value.lowercased()))
+            current.headers.append((name.lowercased(), value))
         }
 
         func body(_ buffer: inout ByteBuffer) {

@@ -159,7 +159,11 @@ public struct SandboxServer: Sendable {
 extension SandboxServer {
     /// The services of E2B's sandbox plane (envd's and the code interpreter's), by port.
     func e2bSandboxServices() -> [any E2BSandboxService] {
-        [EnvdProcessService(manager: manager)]
+        [
+            EnvdProcessService(manager: manager),
+            EnvdFilesystemService(manager: manager, watchers: EnvdWatchers()),
+            EnvdHTTPRoutes(manager: manager, maxUploadBytes: configuration.maxUploadBytes),
+        ]
     }
 }
 

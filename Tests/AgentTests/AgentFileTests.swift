@@ -40,6 +40,57 @@ struct AgentFileTests {
         }
     }
 
+    @Test("entries carry owner ids and user.e2b.* metadata; metadata on /proc is refused")
+    func metadataAndOwners() async throws {
+        try await Live.with { backend, box in
+            try await backend.writeFile(box, path: "/tmp/m.txt", data: Array("m".utf8), mode: 0o644)
+            #expect(try await backend.stat(box, path: "/tmp/m.txt").metadata == nil)
+            try await backend.setMetadata(box, path: "/tmp/m.txt", metadata: ["Purpose": "report", "k": ""])
+            let st = try await backend.stat(box, path: "/tmp/m.txt")
+            #expect(st.metadata == ["purpose": "report", "k": ""], "keys are lowercased, the user.e2b. prefix stripped")
+            #expect(st.uid == 1000 && st.gid == 1000)
+            let xattr = try await Live.sh(backend, box, "python3 -c 'import os; print(os.getxattr(\"/tmp/m.txt\", \"user.e2b.purpose\").decode())'")
+            #expect(xattr.stdout == "report\n", "stored as a user.e2b.* xattr: \(xattr.stderr)")
+            #expect(try await backend.listDirectory(box, path: "/tmp").first { $0.name == "m.txt" }?.metadata?["purpose"] == "report")
+            _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
+            await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/tmp/escape/etc/hostname", metadata: ["a": "b"]) }
+            await #expect(throws: SandboxError.self) { try await backend.setMetadata(box, path: "/etc/passwd", metadata: ["a": "b"]) }
+            await #expect(throws: SandboxError.self, "over 16 KiB of metadata") {
+                try await backend.setMetadata(box, path: "/tmp/m.txt", metadata: ["big": String(repeating: "x", count: 17 << 10)])
+            }
+        }
+    }
+
+    @Test("a watch reports creates, writes, chmods, renames and removes in order, and new subdirectories when recursive")
+    func watches() async throws {
+        try await Live.with { backend, box in
+            _ = try await Live.sh(backend, box, "mkdir -p /tmp/w/old")
+            let flat = try await backend.addWatch(box, path: "/tmp/w", recursive: false)
+            let deep = try await backend.addWatch(box, path: "/tmp/w", recursive: true)
+            _ = try await Live.sh(backend, box, "cd /tmp/w && echo x > f && chmod 600 f && mv f g && rm g && mkdir n && echo y > n/inner && echo z > old/o")
+            let seen = try await backend.takeWatchEvents(box, watch: flat).events.map { "\($0.name) \($0.kind.rawValue)" }
+            #expect(seen == ["f create", "f write", "f chmod", "f rename", "g create", "g remove", "n create"])
+            let all = try await backend.takeWatchEvents(box, watch: deep).events.map { "\($0.name) \($0.kind.rawValue)" }
+            #expect(all.contains("n/inner create") && all.contains("old/o create") && all.contains("old/o write"), "\(all)")
+            #expect(try await backend.takeWatchEvents(box, watch: flat).events.isEmpty, "taken events are gone")
+            try await backend.removeWatch(box, watch: flat)
+            await #expect(throws: SandboxError.self) { try await backend.takeWatchEvents(box, watch: flat) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/root", recursive: false) }
+            _ = try await Live.sh(backend, box, "ln -s /proc/1/root /tmp/escape")
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/tmp/escape/etc", recursive: false) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/proc", recursive: true) }
+            await #expect(throws: SandboxError.self) { try await backend.addWatch(box, path: "/sys/fs", recursive: false) }
+            // More events than one answer frame holds: taken in turns, none lost.
+            _ = try await Live.sh(backend, box, "mkdir /tmp/w2")
+            let many = try await backend.addWatch(box, path: "/tmp/w2", recursive: false)
+            _ = try await Live.sh(backend, box, "cd /tmp/w2 && for i in $(seq 3000); do : > $(printf '%0200d' $i); done")
+            let first = try await backend.takeWatchEvents(box, watch: many)
+            let second = try await backend.takeWatchEvents(box, watch: many)
+            #expect(first.events.count < 3000 && !first.overflowed)
+            #expect(Set((first.events + second.events).map(\.name)).count == 3000)
+        }
+    }
+
     @Test("symlinks to /etc/shadow or /root give the sandbox's view or a refusal, never the host's file")
     func symlinks() async throws {
         let hostShadow = (try? Data(contentsOf: URL(fileURLWithPath: "/etc/shadow"))) ?? Data()

@@ -49,5 +49,16 @@ int sbx_agent_wifsignaled(int status);
 int sbx_agent_wtermsig(int status);
 /// 1 when fd is on procfs or sysfs (or fstatfs fails), else 0.
 int sbx_agent_on_kernel_fs(int fd);
+/// 1 when resolving path (its last component too when follow_final) goes through a /proc magic
+/// link such as /proc/<pid>/root or /proc/<pid>/fd/<n> (openat2 with RESOLVE_NO_MAGICLINKS), else 0.
+int sbx_agent_through_magic_link(const char *path, int follow_final);
+/// inotify_init1(IN_NONBLOCK | IN_CLOEXEC).
+int sbx_agent_inotify_init(void);
+/// inotify_add_watch.
+int sbx_agent_inotify_add(int fd, const char *path, unsigned int mask);
+/// llistxattr / lgetxattr / lsetxattr (flags 0): a final symlink is not followed. -1 (errno) on failure.
+long sbx_agent_llistxattr(const char *path, char *list, unsigned long size);
+long sbx_agent_lgetxattr(const char *path, const char *name, void *value, unsigned long size);
+int sbx_agent_lsetxattr(const char *path, const char *name, const void *value, unsigned long size);
 
 #endif

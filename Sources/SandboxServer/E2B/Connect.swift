@@ -66,7 +66,7 @@ struct ConnectError: Error, Sendable, Codable, CustomStringConvertible {
     var unaryResponse: Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
-        let body = (try? JSONEncoder().encode(self)) ?? Data("{\"code\":\"internal\"}".utf8)
+        let body = (try? Connect.encoder.encode(self)) ?? Data("{\"code\":\"internal\"}".utf8)
         return Response(status: .init(code: code.httpStatus), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

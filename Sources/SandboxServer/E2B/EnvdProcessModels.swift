@@ -237,7 +237,9 @@ struct EnvdUpdateRequest: Decodable, Sendable {
     var pty: EnvdPTY?
 }
 
-/// The empty responses (`SendInputResponse`, `CloseStdinResponse`, …) and `ListRequest`.
+/// An empty message of either envd service: the empty responses (`SendInputResponse`,
+/// `CloseStdinResponse`, `RemoveResponse`, `RemoveWatcherResponse`, …), `ListRequest`, and the
+/// filesystem stream's `StartEvent` and `KeepAlive`.
 struct EnvdEmpty: Codable, Sendable {}
 
 /// `process.ProcessInfo`.
