@@ -159,7 +159,7 @@ public struct SandboxServer: Sendable {
 extension SandboxServer {
     /// The services of E2B's sandbox plane (envd's and the code interpreter's), by port.
     func e2bSandboxServices() -> [any E2BSandboxService] {
-        []
+        [InterpreterService(manager: manager)]
     }
 }
 
