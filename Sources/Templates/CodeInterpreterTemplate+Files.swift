@@ -72,6 +72,33 @@ STATE = os.path.join(os.path.expanduser("~"), ".sandboxer-interpreter")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LANGUAGES = ("python", "javascript")
 START_SECONDS = 60
+# Run silently in each new Python kernel: a pandas DataFrame also comes as `data` (E2B's
+# `e2b/data`: its columns as lists), as in E2B's interpreter.
+KERNEL_STARTUP = """
+def _sandboxer_startup():
+    import sys
+    from IPython import get_ipython
+    from IPython.core.formatters import BaseFormatter
+    from traitlets import ObjectName, Unicode
+
+    class DataFormatter(BaseFormatter):
+        format_type = Unicode("e2b/data")
+        print_method = ObjectName("_repr_e2b_data_")
+        _return_type = (dict, str)
+
+        def __call__(self, obj):
+            pandas = sys.modules.get("pandas")
+            if pandas is None or not isinstance(obj, pandas.DataFrame):
+                return super().__call__(obj)
+            data = obj.to_dict(orient="list")
+            return {k: [v.isoformat() if isinstance(v, pandas.Timestamp) else v for v in vs] for k, vs in data.items()}
+
+    formatter = get_ipython().display_formatter
+    formatter.formatters["e2b/data"] = DataFormatter(parent=formatter)
+
+_sandboxer_startup()
+del _sandboxer_startup
+"""
 
 
 def emit(obj):
@@ -147,12 +174,12 @@ def all_contexts():
     out = []
     if not os.path.isdir(STATE):
         return out
-    for name in sorted(os.listdir(STATE)):
+    for name in os.listdir(STATE):
         try:
             out.append(load(name))
         except Failure:
             continue
-    return out
+    return sorted(out, key=lambda m: (m.get("created", 0), m["id"]))
 
 
 def view(meta):
@@ -179,6 +206,7 @@ def spawn(meta):
         client = kernel_client(meta)
         try:
             client.wait_for_ready(timeout=START_SECONDS)
+            quiet(client, KERNEL_STARTUP)
         except RuntimeError as e:
             raise Failure(500, f"the Python kernel did not start: {e} (see {directory}/kernel.log)")
         finally:
@@ -204,7 +232,7 @@ def create(language, cwd, default=False):
     context_id = str(uuid.uuid4())
     directory = os.path.join(STATE, context_id)
     os.makedirs(directory, mode=0o700)
-    meta = {"id": context_id, "language": language, "cwd": cwd, "default": default}
+    meta = {"id": context_id, "language": language, "cwd": cwd, "default": default, "created": time.time()}
     if language == "python":
         from jupyter_client.connect import write_connection_file
         write_connection_file(os.path.join(directory, "connection.json"), transport="ipc",
@@ -242,19 +270,29 @@ def restart(meta):
     spawn(meta)
 
 
+def ensure_defaults():
+    """The default context of each language, made on the first call (as E2B's interpreter has
+    them from its start): an execution without a context runs in its language's."""
+    for language in LANGUAGES:
+        meta = next((m for m in all_contexts() if m.get("default") and m["language"] == language), None)
+        if meta is None:
+            create(language, None, default=True)
+        elif not alive(meta.get("pid") or 0):
+            restart(meta)
+
+
 def resolve(request):
     """The context an execution runs in: its id, or the default one of its language."""
     context_id, language = request.get("context_id"), request.get("language")
     if context_id and language:
         raise Failure(400, "Only one of context_id or language can be provided")
     with Lock():
+        ensure_defaults()
         if context_id:
             meta = load(context_id)
         else:
             language = normalize_language(language)
-            meta = next((m for m in all_contexts() if m.get("default") and m["language"] == language), None)
-            if meta is None:
-                return create(language, None, default=True)
+            meta = next(m for m in all_contexts() if m.get("default") and m["language"] == language)
         if not alive(meta.get("pid") or 0):
             restart(meta)  # it exited (exit(), a crash): as Jupyter does, a fresh kernel
         return meta
@@ -388,8 +426,11 @@ def main():
             raise Failure(400, "the request must be a JSON object")
         if command == "create":
             with Lock():
+                ensure_defaults()
                 emit({"ok": view(create(request.get("language"), request.get("cwd")))})
         elif command == "list":
+            with Lock():
+                ensure_defaults()
             emit({"ok": [view(m) for m in all_contexts() if alive(m.get("pid") or 0)]})
         elif command == "remove":
             with Lock():
@@ -434,17 +475,16 @@ if __name__ == "__main__":
 // started by interpreter.py in a session of its own, listening on a unix socket (argv[2]).
 // Each connection sends one JSON line {"code", "env_vars"} and receives the execution as JSON
 // lines in the shape of E2B's code interpreter (number_of_executions, stdout, stderr, result,
-// error); the connection closes when the execution ends. Executions run one at a time in one
-// vm context, so declarations, requires and the cwd persist between them. SIGINT interrupts the
-// running code (vm's breakOnSigint) and leaves the context usable.
+// error); the connection closes when the execution ends. Executions run one at a time through
+// Node's REPL evaluator in one context, so declarations, requires and the cwd persist between
+// them, and top-level await works. SIGINT interrupts running code and leaves the context usable.
 'use strict';
 const net = require('net');
+const repl = require('repl');
 const vm = require('vm');
 const util = require('util');
-const path = require('path');
 const { Writable } = require('stream');
 const { Console } = require('console');
-const Module = require('module');
 
 const socketPath = process.argv[2];
 process.on('SIGINT', () => {}); // outside an execution a SIGINT has nothing to interrupt
@@ -460,19 +500,57 @@ const sink = (type) => new Writable({
 });
 const userConsole = new Console({ stdout: sink('stdout'), stderr: sink('stderr'), colorMode: false });
 
-const globals = {
-  console: userConsole, process, Buffer, URL, URLSearchParams, TextEncoder, TextDecoder, AbortController,
-  setTimeout, clearTimeout, setInterval, clearInterval, setImmediate, clearImmediate, queueMicrotask, structuredClone,
-  require: Module.createRequire(path.join(process.cwd(), 'index.js')),
-  module: { exports: {} }, __dirname: process.cwd(), __filename: path.join(process.cwd(), 'index.js'),
-};
-if (typeof fetch === 'function') globals.fetch = fetch;
-const context = vm.createContext(globals);
+// Node's own REPL (its context, and its evaluator for top-level await); nothing reads the REPL's
+// input, executions are handed to `evaluate`.
+const { PassThrough } = require('stream');
+const replServer = repl.start({ input: new PassThrough(), output: new PassThrough(), terminal: false, useGlobal: false,
+  breakEvalOnSigint: true, prompt: '' });
+const context = replServer.context;
+context.console = userConsole;
 
 function text(value) {
   let t = util.inspect(value, { depth: 4, colors: false });
   if (t.length >= 2 && t[0] === t[t.length - 1] && (t[0] === "'" || t[0] === '"')) t = t.slice(1, -1);
   return t;
+}
+
+// Static imports (which no REPL takes) as requires: `import x from 'm'`, `import * as x from 'm'`,
+// `import { a, b as c } from 'm'`, `import 'm'`.
+function rewriteImports(code) {
+  const interop = (m) => `((m) => m && m.__esModule ? m.default : m)(require(${m}))`;
+  return code
+    .replace(/^\s*import\s+\*\s+as\s+([\w$]+)\s+from\s+(['"][^'"]+['"])\s*;?/gm, (_, x, m) => `var ${x} = require(${m});`)
+    .replace(/^\s*import\s+([\w$]+)\s*,\s*\{([^}]*)\}\s*from\s+(['"][^'"]+['"])\s*;?/gm,
+      (_, d, names, m) => `var ${d} = ${interop(m)}; var {${names.replace(/\s+as\s+/g, ': ')}} = require(${m});`)
+    .replace(/^\s*import\s+\{([^}]*)\}\s*from\s+(['"][^'"]+['"])\s*;?/gm,
+      (_, names, m) => `var {${names.replace(/\s+as\s+/g, ': ')}} = require(${m});`)
+    .replace(/^\s*import\s+([\w$]+)\s+from\s+(['"][^'"]+['"])\s*;?/gm, (_, x, m) => `var ${x} = ${interop(m)};`)
+    .replace(/^\s*import\s+(['"][^'"]+['"])\s*;?/gm, (_, m) => `require(${m});`);
+}
+
+// The REPL hands an evaluation's error (thrown, or a rejected top-level await) to its domain,
+// not to the eval's callback: the domain's handler fails the evaluation that is running.
+let failRunning = null;
+if (replServer._domain) {
+  replServer._domain.removeAllListeners('error');
+  replServer._domain.on('error', (error) => { if (failRunning) failRunning(error); });
+}
+
+// Code without `await` runs as a script of its own in the REPL's context (SIGINT interrupts it);
+// code with it goes through the REPL's evaluator, which rewrites top-level await (a SIGINT
+// during that ends the context: the next execution starts a new one).
+function evaluate(code) {
+  if (!code.includes('await')) {
+    try {
+      return Promise.resolve(vm.runInContext(code, context, { filename: `cell-${count}.js`, breakOnSigint: true }));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+  return new Promise((resolve, reject) => {
+    failRunning = reject;
+    replServer.eval(code, context, `cell-${count}.js`, (error, value) => (error ? reject(error) : resolve(value)));
+  }).finally(() => { failRunning = null; });
 }
 
 async function execute(code, envVars) {
@@ -481,7 +559,7 @@ async function execute(code, envVars) {
   const saved = {};
   for (const [k, v] of Object.entries(envVars)) { saved[k] = process.env[k]; process.env[k] = v; }
   try {
-    let value = vm.runInContext(code, context, { filename: `cell-${count}.js`, breakOnSigint: true });
+    let value = await evaluate(rewriteImports(code));
     if (value && typeof value.then === 'function') value = await value;
     if (value !== undefined) send({ type: 'result', text: text(value), is_main_result: true, extra: {} });
   } catch (e) {

@@ -29,6 +29,33 @@ STATE = os.path.join(os.path.expanduser("~"), ".sandboxer-interpreter")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LANGUAGES = ("python", "javascript")
 START_SECONDS = 60
+# Run silently in each new Python kernel: a pandas DataFrame also comes as `data` (E2B's
+# `e2b/data`: its columns as lists), as in E2B's interpreter.
+KERNEL_STARTUP = """
+def _sandboxer_startup():
+    import sys
+    from IPython import get_ipython
+    from IPython.core.formatters import BaseFormatter
+    from traitlets import ObjectName, Unicode
+
+    class DataFormatter(BaseFormatter):
+        format_type = Unicode("e2b/data")
+        print_method = ObjectName("_repr_e2b_data_")
+        _return_type = (dict, str)
+
+        def __call__(self, obj):
+            pandas = sys.modules.get("pandas")
+            if pandas is None or not isinstance(obj, pandas.DataFrame):
+                return super().__call__(obj)
+            data = obj.to_dict(orient="list")
+            return {k: [v.isoformat() if isinstance(v, pandas.Timestamp) else v for v in vs] for k, vs in data.items()}
+
+    formatter = get_ipython().display_formatter
+    formatter.formatters["e2b/data"] = DataFormatter(parent=formatter)
+
+_sandboxer_startup()
+del _sandboxer_startup
+"""
 
 
 def emit(obj):
@@ -104,12 +131,12 @@ def all_contexts():
     out = []
     if not os.path.isdir(STATE):
         return out
-    for name in sorted(os.listdir(STATE)):
+    for name in os.listdir(STATE):
         try:
             out.append(load(name))
         except Failure:
             continue
-    return out
+    return sorted(out, key=lambda m: (m.get("created", 0), m["id"]))
 
 
 def view(meta):
@@ -136,6 +163,7 @@ def spawn(meta):
         client = kernel_client(meta)
         try:
             client.wait_for_ready(timeout=START_SECONDS)
+            quiet(client, KERNEL_STARTUP)
         except RuntimeError as e:
             raise Failure(500, f"the Python kernel did not start: {e} (see {directory}/kernel.log)")
         finally:
@@ -161,7 +189,7 @@ def create(language, cwd, default=False):
     context_id = str(uuid.uuid4())
     directory = os.path.join(STATE, context_id)
     os.makedirs(directory, mode=0o700)
-    meta = {"id": context_id, "language": language, "cwd": cwd, "default": default}
+    meta = {"id": context_id, "language": language, "cwd": cwd, "default": default, "created": time.time()}
     if language == "python":
         from jupyter_client.connect import write_connection_file
         write_connection_file(os.path.join(directory, "connection.json"), transport="ipc",
@@ -199,19 +227,29 @@ def restart(meta):
     spawn(meta)
 
 
+def ensure_defaults():
+    """The default context of each language, made on the first call (as E2B's interpreter has
+    them from its start): an execution without a context runs in its language's."""
+    for language in LANGUAGES:
+        meta = next((m for m in all_contexts() if m.get("default") and m["language"] == language), None)
+        if meta is None:
+            create(language, None, default=True)
+        elif not alive(meta.get("pid") or 0):
+            restart(meta)
+
+
 def resolve(request):
     """The context an execution runs in: its id, or the default one of its language."""
     context_id, language = request.get("context_id"), request.get("language")
     if context_id and language:
         raise Failure(400, "Only one of context_id or language can be provided")
     with Lock():
+        ensure_defaults()
         if context_id:
             meta = load(context_id)
         else:
             language = normalize_language(language)
-            meta = next((m for m in all_contexts() if m.get("default") and m["language"] == language), None)
-            if meta is None:
-                return create(language, None, default=True)
+            meta = next(m for m in all_contexts() if m.get("default") and m["language"] == language)
         if not alive(meta.get("pid") or 0):
             restart(meta)  # it exited (exit(), a crash): as Jupyter does, a fresh kernel
         return meta
@@ -345,8 +383,11 @@ def main():
             raise Failure(400, "the request must be a JSON object")
         if command == "create":
             with Lock():
+                ensure_defaults()
                 emit({"ok": view(create(request.get("language"), request.get("cwd")))})
         elif command == "list":
+            with Lock():
+                ensure_defaults()
             emit({"ok": [view(m) for m in all_contexts() if alive(m.get("pid") or 0)]})
         elif command == "remove":
             with Lock():

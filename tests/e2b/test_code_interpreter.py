@@ -89,6 +89,21 @@ def test_contexts_are_separate_and_can_be_listed_removed_and_restarted(sbx):
         sbx.run_code("1", context=b)
 
 
+def test_the_default_contexts_are_listed_and_a_new_one_comes_last(sbx):
+    first = sbx.list_code_contexts()
+    assert {"python", "javascript"} <= {c.language for c in first}
+    assert all(c.cwd == "/home/user" for c in first)
+    made = sbx.create_code_context(language="python", cwd="/tmp")
+    last = sbx.list_code_contexts()[-1]
+    assert (last.id, last.language, last.cwd) == (made.id, "python", "/tmp")
+
+
+def test_a_dataframe_comes_with_its_columns_as_data(sbx):
+    result = sbx.run_code("import pandas as pd\npd.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']})").results[0]
+    assert result.is_main_result and result.data == {"a": [1, 2, 3], "b": ["x", "y", "z"]}
+    assert "<table" in result.html
+
+
 def test_an_error_has_jupyters_name_value_and_traceback(sbx):
     seen = []
     execution = sbx.run_code("def f():\n    return 1 / 0\nf()", on_error=seen.append)
@@ -143,6 +158,11 @@ def test_a_javascript_context_keeps_its_declarations(sbx):
     execution = sbx.run_code("calls += 1; console.log('calls', calls); answer * 2", context=js)
     assert execution.text == "42" and "".join(execution.logs.stdout) == "calls 1\n"
     assert sbx.run_code("throw new TypeError('nope')", context=js).error.name == "TypeError"
+    # Static imports and top-level await, as in E2B's JavaScript kernel.
+    execution = sbx.run_code("import { readFileSync } from 'fs'\nconsole.log(typeof readFileSync)", context=js)
+    assert execution.logs.stdout == ["function\n"]
+    sbx.run_code("const later = await Promise.resolve('awaited')", context=js)
+    assert sbx.run_code("later", context=js).text == "awaited"
     # language= picks that language's default context.
     assert sbx.run_code("[1, 2, 3].map(x => x * 2).join(',')", language="javascript").text == "2,4,6"
 
