@@ -58,9 +58,13 @@ del _sandboxer_startup
 """
 
 
+# Where output lines go: stdout, or in a bridge the connection of the execution it runs.
+OUT = sys.stdout
+
+
 def emit(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    OUT.write(json.dumps(obj) + "\n")
+    OUT.flush()
 
 
 class Failure(Exception):
@@ -168,6 +172,14 @@ def spawn(meta):
             raise Failure(500, f"the Python kernel did not start: {e} (see {directory}/kernel.log)")
         finally:
             client.stop_channels()
+        # The kernel's bridge: keeps a client (jupyter_client imported once) so that an
+        # execution's driver only relays (the driver falls back to a client of its own without it).
+        log = open(os.path.join(directory, "bridge.log"), "ab")
+        bridge = subprocess.Popen([sys.executable, os.path.abspath(__file__), "bridge", meta["id"]], cwd="/", env=env,
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+        log.close()
+        meta["bridge_pid"] = bridge.pid
+        save(meta)
     else:
         while True:
             try:
@@ -205,6 +217,12 @@ def create(language, cwd, default=False):
 
 
 def stop(meta):
+    bridge = meta.pop("bridge_pid", None)
+    if bridge:
+        try:
+            os.kill(bridge, signal.SIGKILL)
+        except OSError:
+            pass
     pid = meta.get("pid")
     if not pid:
         return
@@ -222,7 +240,7 @@ def restart(meta):
     stop(meta)
     directory = os.path.dirname(meta_path(meta["id"]))
     for name in os.listdir(directory):
-        if name.startswith("k-") or name == "js.sock":
+        if name.startswith("k-") or name in ("js.sock", "py.sock"):
             os.unlink(os.path.join(directory, name))
     spawn(meta)
 
@@ -287,19 +305,62 @@ def timestamp(msg):
 
 
 def run_python(meta, code, env_vars):
+    """Through the context's bridge when it answers, else with a client of this driver's own."""
+    try:
+        relay(os.path.join(os.path.dirname(meta_path(meta["id"])), "py.sock"), code, env_vars)
+        return
+    except (FileNotFoundError, ConnectionRefusedError):
+        pass
     client = kernel_client(meta)
+    try:
+        execute_in(meta, client, code, env_vars)
+    finally:
+        client.stop_channels()
+
+
+def bridge(context_id):
+    """A Python context's bridge: one kernel client, executions taken one at a time from a unix
+    socket (a JSON line each) and streamed back on it; ends when the kernel does."""
+    global OUT
+    meta = load(context_id)
+    path = os.path.join(os.path.dirname(meta_path(context_id)), "py.sock")
+    client = kernel_client(meta)
+    server = socket.socket(socket.AF_UNIX)
+    if os.path.exists(path):
+        os.unlink(path)
+    server.bind(path)
+    server.listen(4)
+    server.settimeout(2)
+    while alive(meta["pid"]):
+        try:
+            connection, _ = server.accept()
+        except socket.timeout:
+            continue
+        with connection:
+            connection.settimeout(None)
+            try:
+                with connection.makefile("r") as lines:
+                    request = json.loads(lines.readline() or "{}")
+                OUT = connection.makefile("w")
+                execute_in(meta, client, request.get("code", ""), request.get("env_vars") or {})
+            except Exception as e:  # the driver went away (its execution is being interrupted), or a bad request
+                print(f"bridge: {e!r}", file=sys.stderr, flush=True)
+            finally:
+                OUT = sys.stdout
+
+
+def execute_in(meta, client, code, env_vars):
     try:
         if env_vars:
             keys = json.dumps(list(env_vars))
             quiet(client, f"import os as _sbx_os\n_sbx_saved = {{k: _sbx_os.environ.get(k) for k in {keys}}}\n"
                           f"_sbx_os.environ.update({json.dumps(env_vars)})")
         stream_python(meta, client, client.execute(code, silent=False, store_history=True, allow_stdin=False, stop_on_error=True))
+    finally:
         if env_vars:
             quiet(client, "for _k, _v in _sbx_saved.items():\n"
                           "    _sbx_os.environ.pop(_k, None) if _v is None else _sbx_os.environ.__setitem__(_k, _v)\n"
                           "del _sbx_saved, _k, _v")
-    finally:
-        client.stop_channels()
 
 
 def quiet(client, code):
@@ -339,7 +400,11 @@ def stream_python(meta, client, msg_id):
 
 
 def run_javascript(meta, code, env_vars):
-    path = os.path.join(os.path.dirname(meta_path(meta["id"])), "js.sock")
+    relay(os.path.join(os.path.dirname(meta_path(meta["id"])), "js.sock"), code, env_vars)
+
+
+def relay(path, code, env_vars):
+    """Sends an execution to a context's socket and copies its lines to stdout."""
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
         s.sendall((json.dumps({"code": code, "env_vars": env_vars or {}}) + "\n").encode())
@@ -404,6 +469,8 @@ def main():
         elif command == "interrupt":
             interrupt(load(request.get("id")))
             emit({"ok": None})
+        elif command == "bridge":
+            bridge(sys.argv[2])
         elif command == "execute":
             code = request.get("code")
             if not isinstance(code, str):
