@@ -93,15 +93,19 @@ final class LineSplitter: Sendable {
     func add(_ bytes: [UInt8]) {
         let complete: [[UInt8]] = state.withLock { s in
             var out: [[UInt8]] = []
-            for b in bytes {
-                if b == UInt8(ascii: "\n") {
-                    if !s.skipping && !s.pending.isEmpty { out.append(s.pending) }
-                    s.pending.removeAll(keepingCapacity: true)
-                    s.skipping = false
-                } else if !s.skipping {
-                    s.pending.append(b)
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                let newline = rest.firstIndex(of: UInt8(ascii: "\n"))
+                let piece = rest[..<(newline ?? rest.endIndex)]
+                if !s.skipping {
+                    s.pending += piece
                     if s.pending.count > limit { s.pending = []; s.skipping = true }
                 }
+                guard let newline else { break }
+                if !s.skipping && !s.pending.isEmpty { out.append(s.pending) }
+                s.pending = []
+                s.skipping = false
+                rest = rest[(newline + 1)...]
             }
             return out
         }
