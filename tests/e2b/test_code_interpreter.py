@@ -151,6 +151,26 @@ def test_a_client_timeout_interrupts_the_execution_and_the_context_goes_on(sbx):
     assert sbx.run_code("count + 1", timeout=30).text == "2"
 
 
+def test_a_client_timeout_interrupts_a_javascript_loop_too(sbx):
+    from e2b import TimeoutException
+
+    js = sbx.create_code_context(language="javascript")
+    sbx.run_code("let kept = 41", context=js)
+    with pytest.raises(TimeoutException):
+        sbx.run_code("while (true) {}", context=js, timeout=2)
+    assert sbx.run_code("kept + 1", context=js, timeout=30).text == "42"
+
+
+def test_a_kernel_that_exits_is_reported_and_the_next_execution_gets_a_fresh_one(sbx):
+    ctx = sbx.create_code_context()
+    sbx.run_code("lost = 1", context=ctx)
+    died = sbx.run_code("import os\nos._exit(3)", context=ctx, timeout=60)
+    assert died.error is not None and died.error.name == "KernelDied"
+    after = sbx.run_code("'lost' in globals()", context=ctx, timeout=60)
+    assert after.text == "False"
+    assert ctx.id in {c.id for c in sbx.list_code_contexts()}
+
+
 def test_a_javascript_context_keeps_its_declarations(sbx):
     js = sbx.create_code_context(language="javascript")
     assert js.language == "javascript"
