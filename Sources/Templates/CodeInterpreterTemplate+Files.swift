@@ -459,24 +459,25 @@ def relay(path, code, env_vars):
 
 def interrupt(meta):
     """SIGINT to the context's process (KeyboardInterrupt in a kernel, a thrown error in node);
-    for a kernel, waits until it is idle again so the next execution is not aborted with this one."""
+    for a kernel, waits until it answers a kernel_info request, which it takes once the
+    interrupted execution is over (at once when it was idle), so the next execution is not
+    aborted with that one."""
     pid = meta.get("pid") or 0
     if not alive(pid):
         return
+    os.kill(pid, signal.SIGINT)
     if meta["language"] != "python":
-        os.kill(pid, signal.SIGINT)
         return
     client = kernel_client(meta)
     try:
-        time.sleep(0.2)  # the iopub subscription settles before the signal
-        os.kill(pid, signal.SIGINT)
+        request = client.kernel_info()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                msg = client.get_iopub_msg(timeout=0.5)
+                reply = client.get_shell_msg(timeout=0.5)
             except queue.Empty:
                 continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            if reply.get("parent_header", {}).get("msg_id") == request:
                 break
     finally:
         client.stop_channels()
