@@ -75,6 +75,8 @@ test: deps build-debug wasm
 	$(DEBUG_BIN) doctor --fix
 	@# The default profile's template: built once per machine (mmdebstrap, ~30 s), then cached.
 	$(DEBUG_BIN) template base
+	@# E2B's code interpreter template (Jupyter from PyPI): built once per machine, then cached.
+	$(DEBUG_BIN) template code-interpreter
 	@# A private PostgreSQL (own data directory, a unix socket in it) for the PostgreSQL store's
 	@# tests, stopped and removed on the way out whatever the tests did.
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \

@@ -13,6 +13,10 @@ DATA=$(mktemp -d /tmp/sandboxer-api-tests.XXXXXX)
 # Host-side state (bundles, agent sockets) of this server only, not the machine's /run/sandboxer.
 export SANDBOXER_STATE_DIR=$DATA.state
 mkdir -m 755 "$SANDBOXER_STATE_DIR"
+# The code interpreter's template (tests/e2b): built once per machine into the machine cache
+# (a minute, PyPI through the build's egress), then only copied into each data directory.
+"$BIN" template code-interpreter --data "$DATA" \
+    || echo "api-tests: the code-interpreter-v1 template could not be made; tests/e2b/test_code_interpreter.py will fail"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export SANDBOXER_URL=http://127.0.0.1:$PORT SANDBOXER_BIN=$PWD/$BIN SANDBOXER_DATA=$DATA
 # No configuration file of the machine's (/etc/sandboxer/config.yaml) reaches the test servers.

@@ -14,7 +14,7 @@ struct TemplateCommand: AsyncParsableCommand {
             host's own /usr, read-only, nothing to import.
             """,
         subcommands: [TemplateListCommand.self, TemplateInspectCommand.self, TemplateImportCommand.self,
-                      TemplateExportCommand.self, TemplateRemoveCommand.self, TemplateBaseCommand.self, TemplateBuildCommand.self])
+                      TemplateExportCommand.self, TemplateRemoveCommand.self, TemplateBaseCommand.self, TemplateCodeInterpreterCommand.self, TemplateBuildCommand.self])
 }
 
 /// Where the template commands find the image store.

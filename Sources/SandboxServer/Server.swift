@@ -163,6 +163,7 @@ extension SandboxServer {
             EnvdProcessService(manager: manager),
             EnvdFilesystemService(manager: manager, watchers: EnvdWatchers()),
             EnvdHTTPRoutes(manager: manager, maxUploadBytes: configuration.maxUploadBytes),
+            InterpreterService(manager: manager),
         ]
     }
 }

@@ -27,9 +27,12 @@ extension ImageStore {
     }
 
     /// Makes a built-in base template (`debian`) exist in this store, building it in the machine
-    /// cache the first time (minutes at most; concurrent callers wait for the one build). Any other
-    /// name is left alone (it exists or the sandbox's set-up says which templates there are).
+    /// cache the first time (minutes at most; concurrent callers wait for the one build); the
+    /// built-in `code-interpreter-v1` is copied from the machine cache when it is current there
+    /// (``CodeInterpreterTemplate/ensure(in:runner:progress:)`` builds it). Any other name is left
+    /// alone (it exists or the sandbox's set-up says which templates there are).
     public func ensureBuiltIn(_ name: String, mirror: String? = nil) async throws(SandboxError) {
+        if name == CodeInterpreterTemplate.name { return try await CodeInterpreterTemplate.adoptFromCache(into: self) }
         guard name == DebianBase.name, !DebianBase.isCurrent(in: self) else { return }
         _ = try await DebianBase.ensure(in: self, mirror: mirror)
     }
