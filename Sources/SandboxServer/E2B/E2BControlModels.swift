@@ -35,9 +35,17 @@ struct E2BAnyJSON: Decodable {
     init(from decoder: any Decoder) throws {}
 }
 
-/// `POST /sandboxes/{id}/timeout` and `POST /sandboxes/{id}/connect`: `{"timeout": seconds}`.
+/// `POST /sandboxes/{id}/timeout`: `{"timeout": seconds}`.
 struct E2BTimeoutBody: Decodable {
     var timeout: Int
+}
+
+/// `POST /sandboxes/{id}/connect` and `/v2/…/connect`: `timeout` (seconds, E2B's default 300) and
+/// (v2) `memory` (false: resume from disk only, which sandboxer cannot do for a paused sandbox).
+struct E2BConnectBody: Decodable {
+    static let defaultTimeout = 300
+    var timeout: Int?
+    var memory: Bool?
 }
 
 /// E2B's `Sandbox`: what create and connect answer.

@@ -180,17 +180,21 @@ struct E2BControl: Sendable {
     /// lengthens its timeout when the one asked for ends later, and hands out a new envd token.
     func connect(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let body = try await Self.decode(E2BTimeoutBody.self, request)
-        guard body.timeout > 0 else { throw E2BAPIError(status: 400, message: "timeout: must be a positive number of seconds") }
+        let body = try await Self.decode(E2BConnectBody.self, request)
+        let timeout = body.timeout ?? E2BConnectBody.defaultTimeout
+        guard timeout > 0 else { throw E2BAPIError(status: 400, message: "timeout: must be a positive number of seconds") }
         var record = try await liveRecord(context)
         var status = HTTPResponse.Status.ok
         if record.state == .paused || record.state == .hibernated {
+            if body.memory == false, record.state == .paused {
+                throw E2BAPIError(status: 400, message: "memory: false (a cold boot from disk) is not supported by sandboxer; leave memory out to resume the paused sandbox as it was")
+            }
             record = try await manager.resume(tenantId: caller.tenantId, id: record.id, actor: caller.keyId)
             status = .created
         }
-        let wanted = Date().addingTimeInterval(Double(body.timeout))
+        let wanted = Date().addingTimeInterval(Double(timeout))
         if let ends = record.expiresAt, ends < wanted {
-            record = try await manager.setTimeout(tenantId: caller.tenantId, id: record.id, ttl: .seconds(body.timeout), actor: caller.keyId)
+            record = try await manager.setTimeout(tenantId: caller.tenantId, id: record.id, ttl: .seconds(timeout), actor: caller.keyId)
         }
         let token = EnvdAccess.newToken()
         record = try await manager.addEnvdToken(tenantId: caller.tenantId, id: record.id, hash: EnvdAccess.hash(token))
