@@ -13,7 +13,8 @@ import Templates
 /// through the manager, so the same quotas, limits and audit trails apply as on `/v1`.
 extension SandboxServer {
     func addE2BControlRoutes(_ routes: RouteRegistry) {
-        let plane = E2BControl(manager: manager, images: ImageStore(dataDirectory: manager.configuration.dataDirectory))
+        let plane = E2BControl(manager: manager, images: ImageStore(dataDirectory: manager.configuration.dataDirectory),
+                               maxBodyBytes: configuration.maxJSONBytes)
 
         for path in ["/sandboxes", "/v2/sandboxes"] {
             routes.add(.post, path, action: .sandboxCreate) { request, context in
@@ -50,10 +51,11 @@ extension SandboxServer {
 struct E2BControl: Sendable {
     let manager: SandboxManager
     let images: ImageStore
+    /// The largest JSON body read (the server's `maxJSONBytes`, as on /v1).
+    let maxBodyBytes: Int64
     let idempotency = E2BIdempotency()
     /// E2B's own default page size of `GET /v2/sandboxes`.
     static let defaultLimit = 100
-    static let maxBodyBytes: Int64 = 1 << 20
 
     /// Runs a handler and answers its failure in E2B's error shape.
     static func answer(_ body: () async throws -> Response) async -> Response {
@@ -62,7 +64,7 @@ struct E2BControl: Sendable {
 
     func create(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let body = try await Self.decode(E2BNewSandbox.self, request)
+        let body = try await decode(E2BNewSandbox.self, request)
         if body.mcp != nil { throw E2BAPIError(status: 400, message: "mcp: MCP gateways are not supported by sandboxer; leave mcp out") }
         if body.volumeMounts != nil { throw E2BAPIError(status: 400, message: "volumeMounts: volumes are not supported by sandboxer; leave volumeMounts out") }
         if body.autoPause == true {
@@ -169,7 +171,7 @@ struct E2BControl: Sendable {
 
     func setTimeout(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let body = try await Self.decode(E2BTimeoutBody.self, request)
+        let body = try await decode(E2BTimeoutBody.self, request)
         guard body.timeout > 0 else { throw E2BAPIError(status: 400, message: "timeout: must be a positive number of seconds") }
         let record = try await liveRecord(context)
         _ = try await manager.setTimeout(tenantId: caller.tenantId, id: record.id, ttl: .seconds(body.timeout), actor: caller.keyId)
@@ -180,7 +182,7 @@ struct E2BControl: Sendable {
     /// lengthens its timeout when the one asked for ends later, and hands out a new envd token.
     func connect(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let body = try await Self.decode(E2BConnectBody.self, request)
+        let body = try await decode(E2BConnectBody.self, request)
         let timeout = body.timeout ?? E2BConnectBody.defaultTimeout
         guard timeout > 0 else { throw E2BAPIError(status: 400, message: "timeout: must be a positive number of seconds") }
         var record = try await liveRecord(context)
@@ -226,7 +228,7 @@ struct E2BControl: Sendable {
         return E2BSandboxCreated(templateID: template, sandboxID: r.id, alias: template, envdAccessToken: token)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
         let bytes = try await BodyReader.collect(request, limit: maxBodyBytes, name: "body")
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
