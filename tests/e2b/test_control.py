@@ -71,7 +71,7 @@ def test_connect_gives_a_working_sandbox_with_its_own_token(sandbox):
     again = Sandbox.connect(sandbox.sandbox_id)
     assert again.sandbox_id == sandbox.sandbox_id
     assert again._envd_access_token and again._envd_access_token != sandbox._envd_access_token
-    assert again.is_running() and sandbox.is_running(), "both tokens work"
+    assert again.commands.run("true").exit_code == 0 and sandbox.commands.run("true").exit_code == 0, "both tokens work"
 
 
 def test_pause_then_connect_resumes(sandbox):
@@ -119,7 +119,7 @@ def test_another_tenant_cannot_see_kill_or_connect(sandbox):
     # Nor through the sandbox plane: another tenant's key finds no such sandbox.
     r = httpx.get(f"{URL}/health", headers=plane_headers(sid, **{"X-API-KEY": KEY_B}))
     assert r.status_code == 502 and "was not found" in r.text
-    assert sandbox.is_running(), "untouched"
+    assert sandbox.commands.run("echo still here").stdout == "still here\n", "untouched"
 
 
 def test_a_wrong_access_token_is_refused_on_envd(sandbox):
@@ -133,6 +133,9 @@ def test_a_wrong_access_token_is_refused_on_envd(sandbox):
                      sandbox_domain=None, connection_config=config)
     with pytest.raises(AuthenticationException):
         forged.is_running()
+    with pytest.raises(AuthenticationException):
+        forged.commands.run("true")
+    assert sandbox.commands.run("true").exit_code == 0, "the real token still works"
 
 
 def test_idempotency_key_returns_the_same_sandbox():
@@ -164,7 +167,8 @@ async def test_async_create_info_list_timeout_connect_kill(async_sandbox):
     await async_sandbox.set_timeout(900)
     assert ((await async_sandbox.get_info()).end_at - now()).total_seconds() > 800
     again = await AsyncSandbox.connect(async_sandbox.sandbox_id)
-    assert again.sandbox_id == async_sandbox.sandbox_id and await again.is_running()
+    assert again.sandbox_id == async_sandbox.sandbox_id
+    assert (await again.commands.run("true")).exit_code == 0 and (await async_sandbox.commands.run("true")).exit_code == 0
 
 
 async def test_async_errors():
