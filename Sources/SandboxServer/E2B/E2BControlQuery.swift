@@ -65,19 +65,20 @@ actor E2BIdempotency {
     private var done: [String: (id: String, at: Date)] = [:]
     private var running: [String: Task<String, any Error>] = [:]
 
-    /// The sandbox of the tenant's key, made by `create` when the key is new (or nil).
-    func sandbox(tenantId: String, key: String?, create: @escaping @Sendable () async throws -> String) async throws -> String {
-        guard let key, !key.isEmpty else { return try await create() }
+    /// The sandbox of the tenant's key, made by `create` when the key is new (or nil); `made` is
+    /// true for the call whose `create` made it.
+    func sandbox(tenantId: String, key: String?, create: @escaping @Sendable () async throws -> String) async throws -> (id: String, made: Bool) {
+        guard let key, !key.isEmpty else { return (try await create(), true) }
         let slot = "\(tenantId)\u{0}\(key)"
         let now = Date()
-        if let hit = done[slot], now.timeIntervalSince(hit.at) < Self.window { return hit.id }
-        if let task = running[slot] { return try await task.value }
+        if let hit = done[slot], now.timeIntervalSince(hit.at) < Self.window { return (hit.id, false) }
+        if let task = running[slot] { return (try await task.value, false) }
         let task = Task { try await create() }
         running[slot] = task
         defer { running[slot] = nil }
         let id = try await task.value
         if done.count >= Self.maxKeys { done = done.filter { now.timeIntervalSince($0.value.at) < Self.window } }
         if done.count < Self.maxKeys { done[slot] = (id, now) }
-        return id
+        return (id, true)
     }
 }

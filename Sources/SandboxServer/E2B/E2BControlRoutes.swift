@@ -71,14 +71,15 @@ struct E2BControl: Sendable {
             throw E2BAPIError(status: 400, message: "autoPause: pausing on timeout is not supported through the E2B API; leave autoPause out (sandboxer's profiles can pause idle sandboxes: on_idle)")
         }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
-        let id = try await idempotency.sandbox(tenantId: caller.tenantId, key: key) {
-            let create = try await self.createRequest(body)
-            let record = try await manager.create(tenantId: caller.tenantId, create, actor: caller.keyId)
-            return record.id
-        }
-        // The create call's token, or (a retry with the same Idempotency-Key) a new one.
         let token = EnvdAccess.newToken()
-        let record = try await manager.addEnvdToken(tenantId: caller.tenantId, id: id, hash: EnvdAccess.hash(token))
+        let (id, made) = try await idempotency.sandbox(tenantId: caller.tenantId, key: key) {
+            var create = try await self.createRequest(body)
+            create.envdAccess?.tokenHashes = [EnvdAccess.hash(token)]
+            return try await manager.create(tenantId: caller.tenantId, create, actor: caller.keyId).id
+        }
+        // A retry with the same Idempotency-Key gets a token of its own for the sandbox made before.
+        let record = made ? try await manager.get(tenantId: caller.tenantId, id: id)
+                          : try await manager.addEnvdToken(tenantId: caller.tenantId, id: id, hash: EnvdAccess.hash(token))
         context.auditTarget.target = record.id
         return try APIJSON.response(Self.created(record, token: token), status: .created)
     }
