@@ -101,7 +101,8 @@ echo "== pytest tests/python"
 # SCHEMATHESIS=0 skips schemathesis then. Both default to everything.
 python3 -m pytest -q ${PYTEST_ARGS:-tests/python} || status=1
 # E2B's unmodified SDKs against the same server, once per pinned SDK pair (scripts/e2b-sdk.sh makes
-# the venvs: e2b 2.45.1 + e2b-code-interpreter 2.9.1, and the newest 2.x of both). E2B=0 skips them.
+# the venvs: e2b 2.45.1 + e2b-code-interpreter 2.9.1, and the newest 2.x of both). E2B=0 skips them;
+# E2B_PYTEST_ARGS narrows them (e.g. "tests/e2b/test_control.py -k paging").
 if [ "${E2B:-1}" != 0 ]; then
     venvs=$(scripts/e2b-sdk.sh) || { echo "api-tests: the E2B SDK venvs could not be made"; status=1; venvs=""; }
     for venv in $venvs; do
