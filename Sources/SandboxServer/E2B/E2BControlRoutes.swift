@@ -53,6 +53,9 @@ struct E2BControl: Sendable {
     let images: ImageStore
     /// The largest JSON body read (the server's `maxJSONBytes`, as on /v1).
     let maxBodyBytes: Int64
+    /// Makes a template a create names ready before it is looked up (a built-in one made on first
+    /// use); the default leaves every name as it is.
+    var prepareTemplate: @Sendable (String) async throws -> Void = { _ in }
     let idempotency = E2BIdempotency()
     /// E2B's own default page size of `GET /v2/sandboxes`.
     static let defaultLimit = 100
@@ -106,6 +109,7 @@ struct E2BControl: Sendable {
     func profile(template name: String) async throws -> Profile {
         var profile = try manager.configuration.profiles.load("default")
         guard name != "base" else { return profile }
+        try await prepareTemplate(name)
         guard try await templateExists(name) else {
             throw E2BAPIError(status: 404, message: "template '\(name)' not found: use base, or one of the names GET /v1/templates lists (sandboxer template build NAME makes one)")
         }
