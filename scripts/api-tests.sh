@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTTP API tested from outside, as an agent framework would use it: starts the built
 # `sandboxer serve` on a free loopback port with a throw-away data directory, creates API keys for
-# two tenants, runs the pytest suite in tests/python (httpx), then schemathesis against
+# two tenants, runs the pytest suite in tests/python (httpx), the E2B SDK suite in tests/e2b (once
+# per SDK venv of scripts/e2b-sdk.sh), then schemathesis against
 # openapi.yaml and the live server (no 5xx, every response matches the schema), and stops the
 # server. Needs root (the container backend). Installs httpx, pytest, websockets, selenium and schemathesis from PyPI (the monitor test drives Debian's chromium).
 set -euo pipefail
@@ -94,13 +95,27 @@ trap cleanup EXIT
 start_server || exit 1
 export SANDBOXER_API_KEY=$("$BIN" key create --tenant api-tests-a --data "$DATA")
 export SANDBOXER_API_KEY_B=$("$BIN" key create --tenant api-tests-b --data "$DATA")
+# E2B-shaped keys of the same two tenants, for E2B's SDKs (tests/e2b).
+E2B_KEY_A=$("$BIN" key create --tenant api-tests-a --e2b --data "$DATA")
+E2B_KEY_B=$("$BIN" key create --tenant api-tests-b --e2b --data "$DATA")
 
 status=0
 echo "== pytest tests/python"
 # PYTEST_ARGS narrows the run while working on one area (e.g. "tests/python/test_runs.py -k webhook");
 # SCHEMATHESIS=0 skips schemathesis then. Both default to everything.
 python3 -m pytest -q ${PYTEST_ARGS:-tests/python} || status=1
-[ "${SCHEMATHESIS:-1}" = 0 ] || { echo "== schemathesis: openapi.yaml against the live server"; schemathesis run openapi.yaml --url "$SANDBOXER_URL" -H "Authorization: Bearer $SANDBOXER_API_KEY" \
+# E2B's unmodified SDKs against the same server, once per pinned SDK pair (scripts/e2b-sdk.sh makes
+# the venvs: e2b 2.45.1 + e2b-code-interpreter 2.9.1, and the newest 2.x of both). E2B=0 skips them;
+# E2B_PYTEST_ARGS narrows them (e.g. "tests/e2b/test_control.py -k paging").
+if [ "${E2B:-1}" != 0 ]; then
+    venvs=$(scripts/e2b-sdk.sh) || { echo "api-tests: the E2B SDK venvs could not be made"; status=1; venvs=""; }
+    for venv in $venvs; do
+        echo "== pytest tests/e2b with $(basename "$venv")"
+        E2B_API_URL=$SANDBOXER_URL E2B_SANDBOX_URL=$SANDBOXER_URL E2B_API_KEY=$E2B_KEY_A E2B_API_KEY_B=$E2B_KEY_B \
+            "$venv/bin/python" -m pytest -q ${E2B_PYTEST_ARGS:-tests/e2b} || status=1
+    done
+fi
+[ "${SCHEMATHESIS:-1}" = 0 ] || { echo "== schemathesis: openapi.yaml against the live server"; schemathesis run openapi.yaml --url "$SANDBOXER_URL" -H "Authorization: Bearer $SANDBOXER_API_KEY" -H "X-API-KEY: $E2B_KEY_A" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-25}" --request-timeout 30 --generation-deterministic || status=1; }
 if [ $status -ne 0 ]; then echo "== server log (last 80 lines)"; tail -80 "$DATA.log"; fi

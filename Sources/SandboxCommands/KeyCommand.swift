@@ -64,11 +64,13 @@ struct KeyCreateCommand: AsyncParsableCommand {
         abstract: "Create an API key for a tenant (created when new); prints the key once — it cannot be shown again.")
 
     @Option(help: "Tenant name, e.g. acme.") var tenant: String
+    @Flag(help: "Make the key in the shape E2B's SDKs check (e2b_<40 hex>) for E2B_API_KEY; it is an ordinary key of the tenant (also for /v1).")
+    var e2b = false
     @OptionGroup var data: DataDirectoryOption
 
     func run() async throws {
         try await data.withStore { store in
-            let (key, record) = try await store.createAPIKey(tenantName: tenant)
+            let (key, record) = try await store.createAPIKey(tenantName: tenant, shape: e2b ? .e2b : .sandboxer)
             try await CLIAudit.record(store, TenantEvent(
                 tenantId: record.tenantId, kind: .keyCreate, actor: CLIAudit.actor, correlation: record.id,
                 detail: ["key_id": .string(record.id)]))

@@ -27,6 +27,9 @@ public struct CreateSandboxRequest: Sendable, Equatable {
     /// Restore: the sandbox starts with exactly this snapshot's filesystem (its image as the root,
     /// its workspace in `/workspace`); the profile's other settings apply as on any create.
     public var snapshot: String?
+    /// Access through E2B's sandbox plane (the create call's envd token hash, `secure`): kept in
+    /// the sandbox's record.
+    public var envdAccess: EnvdAccess?
 
     public init(profile: ProfileRef = .named("default"), isolation: IsolationLevel? = nil, env: [String: String] = [:],
                 ttl: Duration? = nil, idleTimeout: Duration? = nil, metadata: [String: String] = [:]) {

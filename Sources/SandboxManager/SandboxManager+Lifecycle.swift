@@ -50,7 +50,8 @@ extension SandboxManager {
         var record = SandboxRecord(
             id: SandboxSpec.newID(), tenantId: tenantId, state: .creating, profile: profile, createdAt: now, updatedAt: now,
             expiresAt: now.addingTimeInterval(ttl.seconds), idleTimeoutSeconds: (request.idleTimeout ?? profile.idleTimeout).map(\.seconds),
-            lastActivityAt: now, metadata: request.metadata, node: configuration.node, templateDigest: digest)
+            lastActivityAt: now, metadata: request.metadata, node: configuration.node, templateDigest: digest,
+            envdAccess: request.envdAccess)
 
         for name in request.secrets where !profile.secrets.contains(name) {
             if let problem = EnvironmentCheck.problem(name: name) { throw SandboxError(.invalidRequest, "secrets: \(problem)") }

@@ -130,6 +130,7 @@ public struct SandboxServer: Sendable {
         // A request with `E2b-Sandbox-Id` belongs to E2B's sandbox plane, whatever its path.
         router.add(middleware: E2BSandboxPlaneMiddleware(access: E2BAccess(manager: manager), services: e2bSandboxServices()))
         router.add(middleware: AuthMiddleware(store: store))
+        router.add(middleware: E2BControlAuthMiddleware(store: store))
         let registry = RouteRegistry(router: router, manager: manager, logger: logger)
         addHealthRoutes(registry)
         addSandboxRoutes(registry)
@@ -144,6 +145,7 @@ public struct SandboxServer: Sendable {
         addTemplateBuildRoutes(registry)
         addUsageRoutes(registry)
         addRunRoutes(registry)
+        addE2BControlRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)
 

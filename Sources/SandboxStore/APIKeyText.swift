@@ -2,26 +2,59 @@ import Crypto
 import SandboxCore
 import Foundation
 
+/// The shapes a key is made in: sandboxer's own, or the one E2B's SDKs check before they send a
+/// key (`e2b_` and 40 lowercase hex digits). Both are ordinary keys of their tenant.
+public enum APIKeyShape: String, Sendable, CaseIterable {
+    case sandboxer
+    case e2b
+}
+
 /// The text form of API keys, `sbx_key_<16 hex>_<64 hex>`: the public key id (`key_<16 hex>`,
 /// safe to log and to pass to `sandboxer key revoke`) followed by a 32-byte secret from the
 /// system's CSPRNG. The store keeps only the SHA-256 of the whole key. Shared by every store engine.
+///
+/// E2B-shaped keys (`e2b_<40 hex>`, ``APIKeyShape/e2b``) are 20 bytes from the CSPRNG, all of it
+/// secret (160 bits); their id is `key_` and the first 16 hex digits of the key's SHA-256, so it
+/// is found from the key as a `sbx_` key's is, and stored, logged and revoked the same way.
 public enum APIKeyText {
     public static let prefix = "sbx_"
     public static let idHexCount = 16
     public static let secretByteCount = 32
+    public static let e2bPrefix = "e2b_"
+    public static let e2bSecretByteCount = 20
 
     /// A new key and its id.
     public static func generate() -> (id: String, key: String) {
+        generate(.sandboxer)
+    }
+
+    /// A new key of the given shape and its id.
+    public static func generate(_ shape: APIKeyShape) -> (id: String, key: String) {
         var rng = SystemRandomNumberGenerator()
-        let idHex = hex(randomBytes(idHexCount / 2, using: &rng))
-        let secret = hex(randomBytes(secretByteCount, using: &rng))
-        let id = "key_\(idHex)"
-        return (id, "\(prefix)\(id)_\(secret)")
+        switch shape {
+        case .sandboxer:
+            let idHex = hex(randomBytes(idHexCount / 2, using: &rng))
+            let secret = hex(randomBytes(secretByteCount, using: &rng))
+            let id = "key_\(idHex)"
+            return (id, "\(prefix)\(id)_\(secret)")
+        case .e2b:
+            let key = e2bPrefix + hex(randomBytes(e2bSecretByteCount, using: &rng))
+            return (e2bKeyID(key), key)
+        }
+    }
+
+    /// The id of an E2B-shaped key: `key_` and the first 16 hex digits of its SHA-256.
+    static func e2bKeyID(_ key: String) -> String {
+        "key_" + String(hex(Array(hash(key))).prefix(idHexCount))
     }
 
     /// The key id of a well-formed key; nil for anything else (wrong prefix, length, characters).
     public static func keyID(of key: String) -> String? {
         let u = Array(key.utf8)
+        if key.hasPrefix(e2bPrefix) {
+            guard u.count == e2bPrefix.utf8.count + 2 * e2bSecretByteCount, u[e2bPrefix.utf8.count...].allSatisfy(isLowerHex) else { return nil }
+            return e2bKeyID(key)
+        }
         let idStart = prefix.utf8.count
         let idLength = 4 + idHexCount
         guard u.count == idStart + idLength + 1 + 2 * secretByteCount,
@@ -86,10 +119,10 @@ public struct NewAPIKey: Sendable {
     public let key: String
     public let hash: Data
 
-    public init(tenantName: String) throws(SandboxError) {
+    public init(tenantName: String, shape: APIKeyShape = .sandboxer) throws(SandboxError) {
         tenant = try TenantRules.fresh(name: tenantName)
         quota = try JSONColumn.encode(tenant.overrides)
-        (id, key) = APIKeyText.generate()
+        (id, key) = APIKeyText.generate(shape)
         hash = APIKeyText.hash(key)
     }
 }

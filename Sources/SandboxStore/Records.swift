@@ -101,14 +101,18 @@ public struct SandboxRecord: Sendable, Equatable, Codable {
     /// The manifest digest of the image template the sandbox's root was made from, resolved when
     /// it was created (nil: the built-in `host` template, or an isolation without a root).
     public var templateDigest: String?
+    /// Access through E2B's sandbox plane (envd access tokens, `secure`); nil for sandboxes not
+    /// created through the E2B API.
+    public var envdAccess: EnvdAccess?
 
     public init(
         id: String, tenantId: String, state: SandboxState, profile: Profile, createdAt: Date = Date(),
         updatedAt: Date = Date(), expiresAt: Date? = nil, idleTimeoutSeconds: Double? = nil, lastActivityAt: Date = Date(),
         metadata: [String: String] = [:], reason: String? = nil, node: String = "", execCount: Int = 0, cpuMs: Double = 0,
-        templateDigest: String? = nil
+        templateDigest: String? = nil, envdAccess: EnvdAccess? = nil
     ) {
         self.templateDigest = templateDigest
+        self.envdAccess = envdAccess
         self.id = id
         self.tenantId = tenantId
         self.state = state

@@ -13,8 +13,9 @@ extension SQLiteStore {
             try db.execute(
                 sql: """
                     INSERT INTO sandboxes (id, tenant_id, state, profile, created_at, updated_at, expires_at,
-                        idle_timeout_seconds, last_activity_at, metadata, reason, node, exec_count, cpu_ms, template_digest)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        idle_timeout_seconds, last_activity_at, metadata, reason, node, exec_count, cpu_ms, template_digest,
+                        envd_access)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: args)
         }
     }
@@ -26,7 +27,8 @@ extension SQLiteStore {
                 sql: """
                     UPDATE sandboxes SET tenant_id = ?2, state = ?3, profile = ?4, created_at = ?5, updated_at = ?6,
                         expires_at = ?7, idle_timeout_seconds = ?8, last_activity_at = ?9, metadata = ?10, reason = ?11,
-                        node = ?12, exec_count = ?13, cpu_ms = ?14, template_digest = ?15
+                        node = ?12, exec_count = ?13, cpu_ms = ?14, template_digest = ?15,
+                        envd_access = ?16
                     WHERE id = ?1
                     """, arguments: args)
             return db.changesCount
@@ -98,9 +100,14 @@ extension SQLiteStore {
         let values: [(any DatabaseValueConvertible)?] = [
             r.id, r.tenantId, r.state.rawValue, profile, r.createdAt.column, r.updatedAt.column, r.expiresAt?.column,
             r.idleTimeoutSeconds, r.lastActivityAt.column, metadata, r.reason, r.node, r.execCount, r.cpuMs,
-            r.templateDigest,
+            r.templateDigest, try encodeIfPresent(r.envdAccess),
         ]
         return StatementArguments(values)
+    }
+
+    private static func encodeIfPresent(_ access: EnvdAccess?) throws(SandboxError) -> String? {
+        guard let access else { return nil }
+        return try JSONColumn.encode(access)
     }
 
     static func sandbox(from row: Row) throws -> SandboxRecord {
@@ -119,7 +126,8 @@ extension SQLiteStore {
             metadata: try JSONColumn.decode([String: String].self, row, "metadata"),
             reason: try row.decode(forColumn: "reason"), node: try row.decode(forColumn: "node"),
             execCount: try row.decode(forColumn: "exec_count"), cpuMs: try row.decode(forColumn: "cpu_ms"),
-            templateDigest: try row.decode(forColumn: "template_digest"))
+            templateDigest: try row.decode(forColumn: "template_digest"),
+            envdAccess: try JSONColumn.decodeIfPresent(EnvdAccess.self, row, "envd_access"))
     }
 }
 

@@ -139,10 +139,10 @@ public final class SQLiteStore: SandboxStore {
         if changed == 0 { throw SandboxError(.notFound, "no tenant \(tenantId)") }
     }
 
-    public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
+    public func createAPIKey(tenantName: String, shape: APIKeyShape) async throws -> (key: String, record: APIKeyRecord) {
         let fresh = try TenantRules.fresh(name: tenantName)
         let quota = try JSONColumn.encode(fresh.overrides)
-        let (id, key) = APIKeyText.generate()
+        let (id, key) = APIKeyText.generate(shape)
         let hash = APIKeyText.hash(key)
         let record = try await write("creating an API key for tenant \(tenantName)") { db in
             let tenant = try Self.ensureTenant(db, fresh, quota: quota)

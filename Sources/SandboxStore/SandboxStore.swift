@@ -19,9 +19,9 @@ public protocol SandboxStore: Sendable {
     func tenants() async throws -> [Tenant]
     /// Replaces a tenant's quota overrides (takes effect for every server within seconds).
     func setQuota(tenantId: String, _ overrides: QuotaOverrides) async throws
-    /// Creates a new key for a tenant (created when missing) and returns the secret — the only
+    /// Creates a new key of `shape` for a tenant (created when missing) and returns the secret — the only
     /// time it exists outside the caller: the store keeps a SHA-256 hash.
-    func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord)
+    func createAPIKey(tenantName: String, shape: APIKeyShape) async throws -> (key: String, record: APIKeyRecord)
     /// The key's record when the secret matches a stored, unrevoked key.
     func authenticate(key: String) async throws -> APIKeyRecord?
     func revokeAPIKey(id: String) async throws
@@ -74,4 +74,11 @@ public protocol SandboxStore: Sendable {
     /// and finished runs (by their end: their result's CPU and wall time, and a count per final
     /// state), groups sorted by key.
     func usage(_ query: UsageQuery) async throws -> [UsageGroup]
+}
+
+extension SandboxStore {
+    /// ``createAPIKey(tenantName:shape:)`` of a sandboxer-shaped key (`sbx_…`).
+    public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
+        try await createAPIKey(tenantName: tenantName, shape: .sandboxer)
+    }
 }

@@ -232,6 +232,11 @@ enum Schema {
         m.registerMigration("v11-sandbox-template-digest") { db in
             try db.execute(sql: "ALTER TABLE sandboxes ADD COLUMN template_digest TEXT")
         }
+        // Access through E2B's sandbox plane (issue 20): `secure` and the hashes of the envd
+        // access tokens handed out (JSON; NULL for sandboxes created through /v1).
+        m.registerMigration("v12-sandbox-envd-access") { db in
+            try db.execute(sql: "ALTER TABLE sandboxes ADD COLUMN envd_access TEXT")
+        }
         return m
     }
 }

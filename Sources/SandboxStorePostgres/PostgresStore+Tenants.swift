@@ -31,8 +31,8 @@ extension PostgresStore {
         if changed.isEmpty { throw SandboxError(.notFound, "no tenant \(tenantId)") }
     }
 
-    public func createAPIKey(tenantName: String) async throws -> (key: String, record: APIKeyRecord) {
-        let new = try NewAPIKey(tenantName: tenantName)
+    public func createAPIKey(tenantName: String, shape: APIKeyShape) async throws -> (key: String, record: APIKeyRecord) {
+        let new = try NewAPIKey(tenantName: tenantName, shape: shape)
         let logger = self.logger
         let record = try await transaction("creating an API key for tenant \(tenantName)") { connection in
             let tenant = try await Self.ensureTenant(connection, new.tenant, quota: new.quota, logger)

@@ -63,6 +63,16 @@ struct PostgresStoreTests {
         try await withPostgres { store, _ in try await TenantStoreContract.quotaOverrides(store: store) }
     }
 
+    @Test("E2B-shaped keys: e2b_<40 hex>, an ordinary key of the tenant, stored hashed like any key")
+    func e2bKeys() async throws {
+        try await withPostgres { store, _ in try await E2BStoreContract.e2bKeys(store: store) }
+    }
+
+    @Test("a sandbox's envd access (token hashes, secure) round-trips with its record; the token itself is never stored")
+    func envdAccess() async throws {
+        try await withPostgres { store, _ in try await E2BStoreContract.envdAccess(store: store) }
+    }
+
     @Test("sandboxes: exact round trip, duplicate and missing ids, filters, and paging 130 records with tied times")
     func sandboxes() async throws {
         try await withPostgres { store, _ in

@@ -178,4 +178,14 @@ struct KeyTests {
             }
         }
     }
+
+    @Test("E2B-shaped keys: e2b_<40 hex>, an ordinary key of the tenant, stored hashed like any key")
+    func e2bKeys() async throws {
+        try await withStore { store, _ in try await E2BStoreContract.e2bKeys(store: store) }
+    }
+
+    @Test("a sandbox's envd access (token hashes, secure) round-trips with its record; the token itself is never stored")
+    func envdAccess() async throws {
+        try await withStore { store, _ in try await E2BStoreContract.envdAccess(store: store) }
+    }
 }

@@ -79,9 +79,22 @@ struct E2BPlaneFailure: Error, Sendable {
     static func notFound(_ id: String) -> E2BPlaneFailure {
         E2BPlaneFailure(status: 502, message: "The sandbox \(id) was not found", sandboxId: id)
     }
+
+    /// An `X-Access-Token` that is not one of the sandbox's (envd's 401).
+    static func badToken(_ id: String) -> E2BPlaneFailure {
+        E2BPlaneFailure(status: 401, message: "invalid access token: send the envdAccessToken the create or connect call of sandbox \(id) returned", sandboxId: id)
+    }
 }
 
-/// Who may use a sandbox through E2B's sandbox plane.
+/// Who may use a sandbox through E2B's sandbox plane:
+/// - `X-Access-Token` one of the sandbox's envd access tokens (create and connect hand them out;
+///   the record keeps only their SHA-256, compared in constant time): allowed; any other token is
+///   a 401 in envd's shape, whatever else the request carries;
+/// - else `X-API-KEY` a key of the owning tenant: allowed; any other key (unknown, or another
+///   tenant's) answers as for a sandbox that does not exist, so nobody learns it exists;
+/// - else a 401, also for sandboxes created with `secure: false`. E2B lets anyone who knows the id
+///   of a non-secure sandbox use it; sandboxer's ids have 48 random bits, too few to be the only
+///   capability, and the SDKs always send the token create returned, so nothing is lost.
 struct E2BAccess: Sendable {
     static let apiKeyHeader = HTTPField.Name("X-API-KEY")!
     static let accessTokenHeader = HTTPField.Name("X-Access-Token")!
@@ -94,14 +107,14 @@ struct E2BAccess: Sendable {
               let record = try? await manager.get(tenantId: stored.tenantId, id: sandboxId), !record.state.isFinal else {
             throw E2BPlaneFailure.notFound(sandboxId)
         }
-        // A key, when sent, must be the owner's.
-        if let key = request.headers[Self.apiKeyHeader] {
+        if let token = request.headers[Self.accessTokenHeader] {
+            guard record.envdAccess?.accepts(token) == true else { throw E2BPlaneFailure.badToken(sandboxId) }
+        } else if let key = request.headers[Self.apiKeyHeader] {
             guard let k = try await manager.store.authenticate(key: key), k.tenantId == record.tenantId else {
                 throw E2BPlaneFailure.notFound(sandboxId)
             }
         } else {
-            // TODO(e2b control plane): the envd access token issued at create.
-            throw E2BPlaneFailure(status: 401, message: "send X-Access-Token (envdAccessToken of the create call) or X-API-KEY", sandboxId: sandboxId)
+            throw E2BPlaneFailure(status: 401, message: "send X-Access-Token (the envdAccessToken of the create or connect call) or X-API-KEY (a key of the sandbox's tenant)", sandboxId: sandboxId)
         }
         return E2BTarget(record: record, port: port, user: Self.user(of: request))
     }
