@@ -9,45 +9,26 @@ import os
 import httpx
 import pytest
 
-from conftest import KEY_A, KEY_B, URL, attach, create_v1, delete_v1
+from conftest import KEY_A, KEY_B, URL
 
-TEMPLATE = "code-interpreter-v1"
-PROFILE = {"name": "code-interpreter", "template": TEMPLATE}
-
-
-def interpreter_classes():
-    """The SDK's classes, with (until the control plane's create hands out sandboxes of its own)
-    the owner's key on the interpreter's requests: the SDK sends no envd header on port 49999."""
-    from e2b.api.client_async import get_transport as async_transport
-    from e2b.api.client_sync import get_transport as sync_transport
-    from e2b_code_interpreter import AsyncSandbox, Sandbox
-
-    class Attached(Sandbox):
-        @property
-        def _client(self):
-            return httpx.Client(transport=sync_transport(self.connection_config, http2=False), headers={"X-API-KEY": KEY_A})
-
-    class AsyncAttached(AsyncSandbox):
-        @property
-        def _client(self):
-            return httpx.AsyncClient(transport=async_transport(self.connection_config, http2=False), headers={"X-API-KEY": KEY_A})
-
-    return Attached, AsyncAttached
 
 
 @pytest.fixture
-def sandbox_id():
-    """A fresh `code-interpreter-v1` sandbox of tenant A, created through /v1; deleted after the test."""
-    sid = create_v1(KEY_A, {"profile": PROFILE})
+def sbx():
+    """A fresh sandbox of the interpreter SDK's default template (`code-interpreter-v1`) from its
+    own `Sandbox.create()`, unmodified; killed after the test."""
+    from e2b_code_interpreter import Sandbox
+
+    sandbox = Sandbox.create(timeout=300)
     try:
-        yield sid
+        yield sandbox
     finally:
-        delete_v1(KEY_A, sid)
+        Sandbox.kill(sandbox.sandbox_id)
 
 
 @pytest.fixture
-def sbx(sandbox_id):
-    return attach(interpreter_classes()[0], sandbox_id, KEY_A)
+def sandbox_id(sbx):
+    return sbx.sandbox_id
 
 
 def test_variables_and_imports_survive_between_executions(sbx):
@@ -195,35 +176,48 @@ def test_unknown_contexts_and_other_tenants_are_refused(sandbox_id, sbx):
     headers = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49999", "X-API-KEY": KEY_B}
     r = httpx.post(f"{URL}/execute", json={"code": "1"}, headers=headers, timeout=30)
     assert r.status_code == 502 and "was not found" in r.text
+    # The context calls carry only E2B-Traffic-Access-Token (create's trafficAccessToken): a wrong
+    # one, or none, is refused.
+    for token in ({"E2B-Traffic-Access-Token": "0" * 64}, {}):
+        r = httpx.get(f"{URL}/contexts", headers={"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49999", **token}, timeout=30)
+        assert r.status_code == 401, r.text
+    r = httpx.get(f"{URL}/contexts", headers={"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49999",
+                                               "E2B-Traffic-Access-Token": sbx.traffic_access_token}, timeout=30)
+    assert r.status_code == 200, r.text
     both = {"E2b-Sandbox-Id": sandbox_id, "E2b-Sandbox-Port": "49999", "X-API-KEY": KEY_A}
     r = httpx.post(f"{URL}/execute", json={"code": "1", "language": "python", "context_id": "x"}, headers=both, timeout=30)
     assert r.status_code == 400
 
 
 def test_a_sandbox_of_another_template_has_no_interpreter():
-    sid = create_v1(KEY_A)
+    from e2b_code_interpreter import Sandbox
+
+    sbx = Sandbox.create(template="base", timeout=300)
     try:
-        sbx = attach(interpreter_classes()[0], sid, KEY_A)
         with pytest.raises(Exception) as failure:
             sbx.run_code("1")
         assert "code-interpreter-v1" in str(failure.value)
     finally:
-        delete_v1(KEY_A, sid)
+        Sandbox.kill(sbx.sandbox_id)
 
 
 @pytest.mark.asyncio
-async def test_the_async_client(sandbox_id):
+async def test_the_async_client():
     from e2b import TimeoutException
+    from e2b_code_interpreter import AsyncSandbox
 
-    sbx = attach(interpreter_classes()[1], sandbox_id, KEY_A)
-    out = []
-    await sbx.run_code("y = 20")
-    execution = await sbx.run_code("print('async')\ny * 2 + 2", on_stdout=out.append)
-    assert execution.text == "42" and [m.line for m in out] == ["async\n"]
-    assert (await sbx.run_code("[][0]")).error.name == "IndexError"
-    ctx = await sbx.create_code_context(language="javascript")
-    assert (await sbx.run_code("6 * 7", context=ctx)).text == "42"
-    assert ctx.id in {c.id for c in await sbx.list_code_contexts()}
-    with pytest.raises(TimeoutException):
-        await sbx.run_code("import time\nwhile True: time.sleep(0.1)", timeout=2)
-    assert (await sbx.run_code("y", timeout=30)).text == "20"
+    sbx = await AsyncSandbox.create(timeout=300)
+    try:
+        out = []
+        await sbx.run_code("y = 20")
+        execution = await sbx.run_code("print('async')\ny * 2 + 2", on_stdout=out.append)
+        assert execution.text == "42" and [m.line for m in out] == ["async\n"]
+        assert (await sbx.run_code("[][0]")).error.name == "IndexError"
+        ctx = await sbx.create_code_context(language="javascript")
+        assert (await sbx.run_code("6 * 7", context=ctx)).text == "42"
+        assert ctx.id in {c.id for c in await sbx.list_code_contexts()}
+        with pytest.raises(TimeoutException):
+            await sbx.run_code("import time\nwhile True: time.sleep(0.1)", timeout=2)
+        assert (await sbx.run_code("y", timeout=30)).text == "20"
+    finally:
+        await AsyncSandbox.kill(sbx.sandbox_id)

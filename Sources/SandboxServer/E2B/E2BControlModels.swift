@@ -56,10 +56,13 @@ struct E2BSandboxCreated: Encodable {
     var envdVersion = E2BEnvd.version
     var alias: String
     var envdAccessToken: String
+    /// The same token again: the code interpreter SDK sends only this one (`E2B-Traffic-Access-Token`)
+    /// on its context calls, so it is how those calls prove they may use the sandbox.
+    var trafficAccessToken: String { envdAccessToken }
     /// Always null: the sandbox plane is this server's own URL (`E2B_SANDBOX_URL`).
     var domain: String? = nil
 
-    enum CodingKeys: String, CodingKey { case templateID, sandboxID, clientID, envdVersion, alias, envdAccessToken, domain }
+    enum CodingKeys: String, CodingKey { case templateID, sandboxID, clientID, envdVersion, alias, envdAccessToken, trafficAccessToken, domain }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -69,6 +72,7 @@ struct E2BSandboxCreated: Encodable {
         try c.encode(envdVersion, forKey: .envdVersion)
         try c.encode(alias, forKey: .alias)
         try c.encode(envdAccessToken, forKey: .envdAccessToken)
+        try c.encode(trafficAccessToken, forKey: .trafficAccessToken)
         try c.encodeNil(forKey: .domain)
     }
 }

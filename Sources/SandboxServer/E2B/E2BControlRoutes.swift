@@ -13,8 +13,12 @@ import Templates
 /// through the manager, so the same quotas, limits and audit trails apply as on `/v1`.
 extension SandboxServer {
     func addE2BControlRoutes(_ routes: RouteRegistry) {
-        let plane = E2BControl(manager: manager, images: ImageStore(dataDirectory: manager.configuration.dataDirectory),
-                               maxBodyBytes: configuration.maxJSONBytes)
+        // `code-interpreter-v1` (the interpreter SDK's default) is built on its first create.
+        let server = self
+        var control = E2BControl(manager: manager, images: ImageStore(dataDirectory: manager.configuration.dataDirectory),
+                                 maxBodyBytes: configuration.maxJSONBytes)
+        control.prepareTemplate = { try await server.ensureE2BTemplate($0) }
+        let plane = control
 
         for path in ["/sandboxes", "/v2/sandboxes"] {
             routes.add(.post, path, action: .sandboxCreate) { request, context in

@@ -87,9 +87,11 @@ struct E2BPlaneFailure: Error, Sendable {
 }
 
 /// Who may use a sandbox through E2B's sandbox plane:
-/// - `X-Access-Token` one of the sandbox's envd access tokens (create and connect hand them out;
-///   the record keeps only their SHA-256, compared in constant time): allowed; any other token is
-///   a 401 in envd's shape, whatever else the request carries;
+/// - `X-Access-Token` (or `E2B-Traffic-Access-Token`, which the code interpreter SDK sends on its
+///   context calls) one of the sandbox's envd access tokens (create and connect hand them out as
+///   both `envdAccessToken` and `trafficAccessToken`; the record keeps only their SHA-256, compared
+///   in constant time): allowed; any other token is a 401 in envd's shape, whatever else the
+///   request carries;
 /// - else `X-API-KEY` a key of the owning tenant: allowed; any other key (unknown, or another
 ///   tenant's) answers as for a sandbox that does not exist, so nobody learns it exists;
 /// - else a 401, also for sandboxes created with `secure: false`. E2B lets anyone who knows the id
@@ -98,6 +100,9 @@ struct E2BPlaneFailure: Error, Sendable {
 struct E2BAccess: Sendable {
     static let apiKeyHeader = HTTPField.Name("X-API-KEY")!
     static let accessTokenHeader = HTTPField.Name("X-Access-Token")!
+    /// What the code interpreter SDK sends on its context calls (create returns the same token as
+    /// `trafficAccessToken`).
+    static let trafficTokenHeader = HTTPField.Name("E2B-Traffic-Access-Token")!
 
     let manager: SandboxManager
 
@@ -107,14 +112,14 @@ struct E2BAccess: Sendable {
               let record = try? await manager.get(tenantId: stored.tenantId, id: sandboxId), !record.state.isFinal else {
             throw E2BPlaneFailure.notFound(sandboxId)
         }
-        if let token = request.headers[Self.accessTokenHeader] {
+        if let token = request.headers[Self.accessTokenHeader] ?? request.headers[Self.trafficTokenHeader] {
             guard record.envdAccess?.accepts(token) == true else { throw E2BPlaneFailure.badToken(sandboxId) }
         } else if let key = request.headers[Self.apiKeyHeader] {
             guard let k = try await manager.store.authenticate(key: key), k.tenantId == record.tenantId else {
                 throw E2BPlaneFailure.notFound(sandboxId)
             }
         } else {
-            throw E2BPlaneFailure(status: 401, message: "send X-Access-Token (the envdAccessToken of the create or connect call) or X-API-KEY (a key of the sandbox's tenant)", sandboxId: sandboxId)
+            throw E2BPlaneFailure(status: 401, message: "send X-Access-Token (the envdAccessToken of the create or connect call), E2B-Traffic-Access-Token (the same token) or X-API-KEY (a key of the sandbox's tenant)", sandboxId: sandboxId)
         }
         return E2BTarget(record: record, port: port, user: Self.user(of: request))
     }
