@@ -29,24 +29,19 @@ struct E2BBench {
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw SandboxError(.hostUnsupported, "no E2B SDK at \(python): run scripts/e2b-sdk.sh (it makes the venvs), or pass --e2b-python PATH")
         }
-        var template = Array("/tmp/sandboxer-bench-e2b-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SandboxError(.system, "cannot make a temporary data directory") }
-        let data = String(cString: made)
-        defer {
-            SysFile.removeTree(SandboxManager.Configuration.stateDirectory(forData: data))
-            try? FileManager.default.removeItem(atPath: data)
+        try await BenchDataDirectory.with("e2b") { data in
+            let store = try ServerSetup.makeStore(dataDirectory: data)
+            let (key, record) = try await store.createAPIKey(tenantName: "bench", shape: .e2b)
+            print(APIBench.hostLine(iterations: iterations).replacingOccurrences(of: "sandboxer API", with: "E2B SDK vs /v1"))
+            let python = self.python, iterations = self.iterations
+            let samples = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: [:]) { s in
+                let url = "http://127.0.0.1:\(s.port)"
+                let (end, out, err) = try await ChildProcess.run([python, "-c", Self.driver, url, key, String(iterations)])
+                guard end == .exited(0) else { throw SandboxError(.system, "the E2B bench driver ended with \(end): \(err.suffix(2000))") }
+                return try JSONDecoder().decode([String: [Double]].self, from: Data(out.utf8))
+            }
+            print(Self.table(samples))
         }
-        let store = try ServerSetup.makeStore(dataDirectory: data)
-        let (key, record) = try await store.createAPIKey(tenantName: "bench", shape: .e2b)
-        print(APIBench.hostLine(iterations: iterations).replacingOccurrences(of: "sandboxer API", with: "E2B SDK vs /v1"))
-        let python = self.python, iterations = self.iterations
-        let samples = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: [:]) { s in
-            let url = "http://127.0.0.1:\(s.port)"
-            let (end, out, err) = try await ChildProcess.run([python, "-c", Self.driver, url, key, String(iterations)])
-            guard end == .exited(0) else { throw SandboxError(.system, "the E2B bench driver ended with \(end): \(err.suffix(2000))") }
-            return try JSONDecoder().decode([String: [Double]].self, from: Data(out.utf8))
-        }
-        print(Self.table(samples))
     }
 
     /// The rows: each step and the whole, p50/p90 per path, and the SDK's cost over /v1.

@@ -35,35 +35,29 @@ struct StateBench {
 
     func run() async throws {
         guard getuid() == 0 else { throw SandboxError(.hostUnsupported, "bench --suite state needs root (container sandboxes)") }
-        var pattern = Array("/tmp/sandboxer-bench-state-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&pattern) else { throw SandboxError(.system, "cannot make a temporary data directory") }
-        let data = String(cString: made)
-        let stateDirectory = SandboxManager.Configuration.stateDirectory(forData: data)
-        defer {
-            SysFile.removeTree(stateDirectory)
-            try? FileManager.default.removeItem(atPath: data)
+        try await BenchDataDirectory.with("state") { data in
+            let store = try ServerSetup.makeStore(dataDirectory: data)
+            let (key, record) = try await store.createAPIKey(tenantName: "bench")
+            try await store.setQuota(tenantId: record.tenantId, QuotaOverrides(maxSandboxes: 1000, maxMemoryBytes: 1 << 52))
+            print(APIBench.hostLine(iterations: iterations) + ", manager calls in-process")
+            var results = Results()
+            try await measureBuilds(data: data, into: &results)
+            let collected = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: [:]) { s in
+                var r = Results()
+                try await coldCreates(s, into: &r)
+                try await pauseAndHibernate(s, into: &r)
+                try await snapshots(s, coldP50: Percentiles(r.debian).p50, into: &r)
+                return r
+            }
+            let warm = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: ["default": poolSize]) { s in
+                try await warmCreates(s)
+            }
+            (results.raw, results.host, results.debian) = (collected.raw, collected.host, collected.debian)
+            (results.pauseResume, results.hibernateResume) = (collected.pauseResume, collected.hibernateResume)
+            (results.snapshot, results.restore, results.fork, results.copy) = (collected.snapshot, collected.restore, collected.fork, collected.copy)
+            (results.warm, results.poolFill) = warm
+            printGoals(results)
         }
-        let store = try ServerSetup.makeStore(dataDirectory: data)
-        let (key, record) = try await store.createAPIKey(tenantName: "bench")
-        try await store.setQuota(tenantId: record.tenantId, QuotaOverrides(maxSandboxes: 1000, maxMemoryBytes: 1 << 52))
-        print(APIBench.hostLine(iterations: iterations) + ", manager calls in-process")
-        var results = Results()
-        try await measureBuilds(data: data, into: &results)
-        let collected = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: [:]) { s in
-            var r = Results()
-            try await coldCreates(s, into: &r)
-            try await pauseAndHibernate(s, into: &r)
-            try await snapshots(s, coldP50: Percentiles(r.debian).p50, into: &r)
-            return r
-        }
-        let warm = try await APIBench.serve(data: data, store: store, key: key, tenantId: record.tenantId, warmPool: ["default": poolSize]) { s in
-            try await warmCreates(s)
-        }
-        (results.raw, results.host, results.debian) = (collected.raw, collected.host, collected.debian)
-        (results.pauseResume, results.hibernateResume) = (collected.pauseResume, collected.hibernateResume)
-        (results.snapshot, results.restore, results.fork, results.copy) = (collected.snapshot, collected.restore, collected.fork, collected.copy)
-        (results.warm, results.poolFill) = warm
-        printGoals(results)
     }
 
     /// Part 0: the default base (mmdebstrap, once: it takes ~30 s and the network) built into this
