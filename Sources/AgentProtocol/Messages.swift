@@ -91,12 +91,25 @@ public enum AgentRequest: Codable, Sendable, Equatable {
     /// The events of a watch since the last take (answered `fsEvents` at once, maybe empty).
     case watchTake(id: Int32)
     case watchRemove(id: Int32)
+    /// A file operation (``isFileOperation``) done as the sandbox's root (fsuid/fsgid 0) instead of
+    /// the sandbox user: E2B's `root` user. Anything else inside is `bad_request`.
+    indirect case asRoot(AgentRequest)
     /// Stream control, on the id of a `start`/`connect` stream (no answer): the host consumed
     /// output and the agent may send `bytes` more (see ``AgentFlow``).
     case credit(bytes: Int64)
     /// Stream control (no answer): the host stopped following this stream. A foreground process
     /// nobody follows any more is killed, as when its connection closes.
     case cancel
+}
+
+extension AgentRequest {
+    /// Whether the request reads or changes files (what ``asRoot(_:)`` may carry).
+    public var isFileOperation: Bool {
+        switch self {
+        case .stat, .listDir, .makeDir, .move, .remove, .read, .write, .setMetadata: true
+        default: false
+        }
+    }
 }
 
 /// Per-stream flow control: the agent sends a stream's output only while the host has granted

@@ -51,6 +51,8 @@ public struct AgentClient: Sendable {
     public func call(_ request: AgentRequest, payload: [UInt8]? = nil) async throws(SandboxError) -> (AgentEvent, [UInt8]) {
         var maxData: Int64 = 0
         if case .read(_, let limit) = request { maxData = limit ?? Int64(Int32.max) }
+        // E2B's `root` user: the sandbox's file operations act as its root (SandboxFileUser).
+        let request = SandboxFileUser.isRoot && request.isFileOperation ? .asRoot(request) : request
         let (ev, data) = try await mux().call(request, payload: payload, maxData: maxData, timeoutSeconds: requestTimeoutSeconds)
         if case .error(let f) = ev { throw Self.error(f) }
         return (ev, data)

@@ -47,7 +47,7 @@ extension Agent {
         let id = frame.id
         let count = Int64(frame.payload.count)
         switch upload {
-        case .writing(let fd, let remaining, let mode):
+        case .writing(let fd, let remaining, let mode, let user):
             guard frame.kind == .file, count <= remaining else {
                 close(fd)
                 c.uploads[id] = nil
@@ -67,7 +67,7 @@ extension Agent {
                 }
                 off += n
             }
-            if left == 0 { finishWrite(fd, mode: mode, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: left, mode: mode) }
+            if left == 0 { finishWrite(fd, mode: mode, user: user, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: left, mode: mode, user: user) }
         case .input(let pid, let remaining):
             guard frame.kind == .stdin, count <= remaining else {
                 c.uploads[id] = nil
@@ -104,9 +104,10 @@ extension Agent {
         }
     }
 
-    /// Ends an upload: the file gets `mode` as the sandbox user (the agent's own fsuid 0 is not the
-    /// file's owner and has no CAP_FOWNER, so its fchmod failed and an existing file kept its old mode).
-    func finishWrite(_ fd: Int32, mode: UInt32, id: UInt32, on c: Connection) {
+    /// Ends an upload: the file gets `mode` as the user who wrote it (the agent's own fsuid 0 is not
+    /// the sandbox user's file's owner and has no CAP_FOWNER, so its fchmod failed and an existing
+    /// file kept its old mode).
+    func finishWrite(_ fd: Int32, mode: UInt32, user: SandboxUser, id: UInt32, on c: Connection) {
         let e = user.asUser { fchmod(fd, mode_t(mode)) == 0 ? 0 : errno }
         close(fd)
         c.uploads[id] = nil
@@ -114,8 +115,9 @@ extension Agent {
         c.send(.ok, id: id)
     }
 
-    mutating func request(_ r: AgentRequest, id: UInt32, on c: Connection) {
-        let user = self.user
+    /// `user`: whom file operations act as (the sandbox user unless an `asRoot` request says root).
+    mutating func request(_ r: AgentRequest, id: UInt32, on c: Connection, as fileUser: SandboxUser? = nil) {
+        let user = fileUser ?? self.user
         if c.uploads[id] != nil { return c.fail(.badRequest, "request id \(id) is still receiving data", id: id) }
         switch r {
         case .hello(let version, _):
@@ -183,6 +185,9 @@ extension Agent {
             _ = sbx_agent_set_winsize(p.outFd, size.cols, size.rows)
             kill(-p.pid, SIGWINCH)
             c.send(.ok, id: id)
+        case .asRoot(let inner):
+            guard inner.isFileOperation, fileUser == nil else { return c.fail(.badRequest, "asRoot carries one file operation", id: id) }
+            request(inner, id: id, on: c, as: SandboxUser(uid: 0, gid: 0))
         case .stat(let path): c.send(user.asUser { Files.statEntry(path) }, id: id)
         case .listDir(let path): c.send(user.asUser { Files.listDir(path) }, id: id)
         case .makeDir(let path, let parents, let mode): c.send(user.asUser { Files.makeDir(path, parents: parents, mode: mode) }, id: id)
@@ -222,7 +227,7 @@ extension Agent {
             switch user.asUser({ Files.openForWrite(path, size: size, mode: mode) }) {
             case .failure(let e): discard(max(0, size), then: e.event, id: id, on: c)
             case .success(let fd):
-                if size == 0 { finishWrite(fd, mode: mode, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: size, mode: mode) }
+                if size == 0 { finishWrite(fd, mode: mode, user: user, id: id, on: c) } else { c.uploads[id] = .writing(fd: fd, remaining: size, mode: mode, user: user) }
             }
         }
     }

@@ -278,7 +278,7 @@ struct Agent {
     mutating func drop(_ c: Connection) {
         conns.removeValue(forKey: c.fd)
         close(c.fd)
-        for case .writing(let fd, _, _) in c.uploads.values { close(fd) }
+        for case .writing(let fd, _, _, _) in c.uploads.values { close(fd) }
         for p in procs.values {
             p.inputWaiters.removeAll { $0.conn == c.fd }
             if p.followers.contains(where: { $0.key.conn == c.fd }) { unfollow(p) { $0.key.conn == c.fd } }

@@ -11,7 +11,7 @@ final class Connection {
     /// A request receiving data frames.
     enum Upload {
         /// `write`: `file` frames go to the file.
-        case writing(fd: Int32, remaining: Int64, mode: UInt32)
+        case writing(fd: Int32, remaining: Int64, mode: UInt32, user: SandboxUser)
         /// `input`: `stdin` frames go to the process's queue.
         case input(pid: Int32, remaining: Int64)
         /// The request failed (disk full, a directory at the path, the process ended, …): its

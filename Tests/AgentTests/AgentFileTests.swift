@@ -61,6 +61,26 @@ struct AgentFileTests {
         }
     }
 
+    @Test("file operations act as the sandbox's root only inside SandboxFileUser.acting(asRoot: true) (E2B's user root); asRoot carries nothing but a file operation")
+    func fileOperationsAsRoot() async throws {
+        try await Live.with { backend, box in
+            await #expect(throws: SandboxError.self, "the sandbox user cannot write where root owns") {
+                try await backend.writeFile(box, path: "/etc/by-root", data: Array("r".utf8), mode: 0o600)
+            }
+            try await SandboxFileUser.acting(asRoot: true) {
+                try await backend.writeFile(box, path: "/etc/by-root", data: Array("r".utf8), mode: 0o600)
+                let st = try await backend.stat(box, path: "/etc/by-root")
+                #expect(st.uid == 0 && st.gid == 0 && st.mode & 0o777 == 0o600)
+                #expect(try await backend.readFile(box, path: "/etc/by-root", limit: 10) == Array("r".utf8))
+            }
+            await #expect(throws: SandboxError.self, "back to the sandbox user outside the scope") {
+                _ = try await backend.readFile(box, path: "/etc/by-root", limit: 10)
+            }
+            let refused = await #expect(throws: SandboxError.self) { _ = try await backend.agent(box.id).call(.asRoot(.list)) }
+            #expect(refused?.message.contains("asRoot carries one file operation") == true, "\(String(describing: refused))")
+        }
+    }
+
     @Test("a watch reports creates, writes, chmods, renames and removes in order, and new subdirectories when recursive")
     func watches() async throws {
         try await Live.with { backend, box in

@@ -78,6 +78,25 @@ def test_files_written_as_user_are_owned_by_user(sandbox):
     assert out["stdout"].strip() == "1000:1000"
 
 
+def test_files_as_root_act_as_the_sandboxs_root(sandbox):
+    # envd's user root (the SDK's user="root"): relative paths from /root, files owned by uid 0,
+    # root-only files readable and writable; the sandbox user still cannot read them.
+    sandbox.files.write("root-only.txt", "for root", user="root")
+    assert sandbox.files.read("/root/root-only.txt", user="root") == "for root"
+    info = sandbox.files.get_info("/root/root-only.txt", user="root")
+    assert (info.owner, info.group) == ("root", "root")
+    assert "shadow" in [e.name for e in sandbox.files.list("/etc", user="root")]
+    assert sandbox.files.read("/etc/shadow", user="root").startswith("root:")
+    sandbox.files.make_dir("/opt/made-by-root", user="root")
+    out = exec_v1(sandbox.sandbox_id, ["stat", "-c", "%u:%g", "/opt/made-by-root"])
+    assert out["stdout"].split() == ["0:0"]
+    from e2b.exceptions import SandboxException
+    with pytest.raises(SandboxException):
+        sandbox.files.read("/root/root-only.txt")
+    with pytest.raises(SandboxException):
+        sandbox.files.write("/opt/not-yours.txt", "x")
+
+
 def test_get_info_reports_envd_stat_fields(sandbox):
     from e2b import FileType
 

@@ -15,7 +15,12 @@ struct EnvdFilesystemService: E2BSandboxService {
     let watchers: EnvdWatchers
     var port: Int { E2BTarget.envdPort }
 
+    /// As envd: the file operations of a call act as its user (`root` through `Authorization: Basic`).
     func respond(to request: Request, target: E2BTarget, context: APIRequestContext) async throws -> Response? {
+        try await SandboxFileUser.acting(asRoot: target.user == "root") { try await respondAsUser(to: request, target: target) }
+    }
+
+    func respondAsUser(to request: Request, target: E2BTarget) async throws -> Response? {
         let path = request.uri.path
         guard path.hasPrefix(Self.prefix), request.method == .post else { return nil }
         let method = String(path.dropFirst(Self.prefix.count))

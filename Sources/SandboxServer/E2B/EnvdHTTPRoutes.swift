@@ -24,9 +24,13 @@ struct EnvdHTTPRoutes: E2BSandboxService {
         case (.get, "/envs"):
             return try json(target.record.profile.env, status: .ok)
         case (.get, "/files"):
-            do { return try await download(request, target) } catch { return EnvdErrors.http(error).response }
+            do { return try await SandboxFileUser.acting(asRoot: try user(request, target) == "root") { try await download(request, target) } } catch {
+                return EnvdErrors.http(error).response
+            }
         case (.post, "/files"):
-            do { return try await upload(request, target) } catch { return EnvdErrors.http(error).response }
+            do { return try await SandboxFileUser.acting(asRoot: try user(request, target) == "root") { try await upload(request, target) } } catch {
+                return EnvdErrors.http(error).response
+            }
         default:
             return nil
         }
