@@ -142,6 +142,10 @@ public struct Profile: Sendable, Equatable {
     public var idleTimeout: Duration?
     /// What idleness does to it.
     public var onIdle: IdleAction = .delete
+    /// What the end of its TTL does to it (`on_timeout`): delete it (the default), or pause or
+    /// hibernate it (E2B's `autoPause`, with or without memory). A paused or hibernated sandbox is
+    /// not deleted by its TTL; woken (a call, `resume`, E2B's connect), it gets its TTL again.
+    public var onTimeout: IdleAction = .delete
 
     public init(
         name: String, description: String = "", isolation: IsolationLevel = .container, runtime: String? = nil,

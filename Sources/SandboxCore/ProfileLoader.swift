@@ -147,7 +147,7 @@ struct ProfileDecoder {
             map, at: "",
             allowed: [
                 "name", "description", "extends", "isolation", "runtime", "resources", "network", "persistence", "ttl",
-                "tools", "env", "user", "template", "root", "secrets", "phases", "on_idle", "idle_timeout",
+                "tools", "env", "user", "template", "root", "secrets", "phases", "on_idle", "idle_timeout", "on_timeout",
             ])
         var p = Profile.default
         if let base = top["extends"] {
@@ -174,6 +174,7 @@ struct ProfileDecoder {
             guard d > .zero else { throw fail("idle_timeout", "must be longer than 0s, e.g. 10m") }
             p.idleTimeout = d
         }
+        if let n = top["on_timeout"] { p.onTimeout = try choice(n, "on_timeout", IdleAction.self) }
         if let n = top["on_idle"] {
             p.onIdle = try choice(n, "on_idle", IdleAction.self)
             if p.idleTimeout == nil && p.onIdle != .delete {

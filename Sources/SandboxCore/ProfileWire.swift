@@ -9,7 +9,7 @@ import Yams
 extension Profile: Codable {
     enum WireKey: String, CodingKey {
         case name, description, isolation, runtime, resources, network, persistence, ttl, tools, env, user, template, root
-        case secrets, phases, onIdle = "on_idle", idleTimeout = "idle_timeout"
+        case secrets, phases, onIdle = "on_idle", idleTimeout = "idle_timeout", onTimeout = "on_timeout"
     }
     enum PhaseKey: String, CodingKey { case setup, run }
     struct PhaseWire: Encodable {
@@ -46,6 +46,7 @@ extension Profile: Codable {
         if !secrets.isEmpty { try c.encode(secrets, forKey: .secrets) }
         try c.encodeIfPresent(idleTimeout.map(DurationText.format), forKey: .idleTimeout)
         if onIdle != .delete { try c.encode(onIdle, forKey: .onIdle) }
+        if onTimeout != .delete { try c.encode(onTimeout, forKey: .onTimeout) }
         if !phases.isEmpty {
             var ph = c.nestedContainer(keyedBy: PhaseKey.self, forKey: .phases)
             // keep_processes without a setup network: the setup phase's network is the profile's.

@@ -147,14 +147,34 @@ extension SandboxManager {
         return out
     }
 
-    /// Destroys sandboxes whose TTL ended (running or paused: a hibernated sandbox's TTL stands
-    /// still), and applies the profile's `on_idle` (delete, pause, hibernate) to running ones that
-    /// sat idle too long with no foreground call running.
+    /// Applies the profile's `on_timeout` to sandboxes whose TTL ended (running or paused: a
+    /// hibernated sandbox's TTL stands still) — delete, or pause / hibernate (a sandbox paused by
+    /// it stays paused) — and the profile's `on_idle` (delete, pause, hibernate) to running ones
+    /// that sat idle too long with no foreground call running.
     func reapExpired() async {
         let now = Date()
         for (id, l) in live where l.record.state == .running || l.record.state == .paused {
             var reason: String?
-            if let exp = l.record.expiresAt, exp <= now { reason = "ttl expired" }
+            if let exp = l.record.expiresAt, exp <= now {
+                let action = l.record.profile.onTimeout
+                if action == .pause && l.record.state == .paused { continue }
+                if action != .delete {
+                    guard stateChanges[id] == nil else { continue }
+                    do {
+                        _ = try await changingState(id) {
+                            // A timeout change or a resume may have come in meanwhile: still over?
+                            guard let r = self.live[id]?.record, let end = r.expiresAt, end <= Date() else { return self.live[id]?.record }
+                            return action == .pause ? try await self.pauseNow(id, actor: "server", reason: .timeout)
+                                : try await self.hibernateNow(id, actor: "server", reason: .timeout)
+                        }
+                        continue
+                    } catch {
+                        // The TTL still ends it (a sandbox on a host workspace cannot hibernate).
+                        logger.warning("on_timeout \(action.rawValue) failed; the sandbox is deleted", metadata: ["id": "\(id)", "error": "\(error)"])
+                    }
+                }
+                reason = "ttl expired"
+            }
             if reason == nil, l.record.state == .running, foregroundCalls[id] == nil, stateChanges[id] == nil,
                let idle = l.record.idleTimeoutSeconds, now.timeIntervalSince(l.record.lastActivityAt) >= idle {
                 let action = l.record.profile.onIdle

@@ -22,6 +22,8 @@ extension SandboxManager {
         case auto
         /// The profile's `on_idle` after `idle_timeout` without activity.
         case idle
+        /// The profile's `on_timeout` when its TTL ended (E2B's `autoPause`).
+        case timeout
     }
 
     /// Freezes a running sandbox (`paused`); a paused one is returned as it is.
@@ -100,6 +102,14 @@ extension SandboxManager {
         return try await settle(&l, in: .paused, kind: .sandboxPause, actor: actor, reason: reason)
     }
 
+    /// A sandbox woken after its TTL ended (its `on_timeout` paused or hibernated it) gets its TTL
+    /// again from now; any other keeps its end.
+    func renewedExpiry(_ record: SandboxRecord, now: Date) -> Date? {
+        guard let expires = record.expiresAt, expires <= now else { return record.expiresAt }
+        let ttl = (try? lifetime(record.profile.ttl)) ?? configuration.defaultTTL
+        return now.addingTimeInterval(ttl.seconds)
+    }
+
     func resumeNow(_ id: String, actor: String, reason: StateChangeReason) async throws -> SandboxRecord {
         var l = try liveRecord(id)
         let backend = try backend(for: l.record.profile.isolation)
@@ -109,6 +119,7 @@ extension SandboxManager {
         case (.paused, .up(let handle)):
             try await backend.unpause(handle)
             l = try liveRecord(id)
+            l.record.expiresAt = renewedExpiry(l.record, now: now)
             // Its own end moves on at once (a timeout change while it was frozen did not reach it).
             var renewed = handle
             renewed.spec.expiresAt = agentDeadline(l.record)
@@ -116,6 +127,7 @@ extension SandboxManager {
         case (.hibernated, .hibernated(var spec)):
             // The TTL stood still while it was hibernated (since it changed state: `updatedAt`).
             if let expires = l.record.expiresAt { l.record.expiresAt = expires.addingTimeInterval(max(0, now.timeIntervalSince(l.record.updatedAt))) }
+            l.record.expiresAt = renewedExpiry(l.record, now: now)
             spec.expiresAt = agentDeadline(l.record)
             if spec.secrets.isEmpty, !spec.profile.secrets.isEmpty {
                 spec.secrets = try await resolveSecrets(spec.profile, tenantId: l.record.tenantId)

@@ -136,12 +136,21 @@ struct ProfileTests {
         #expect(Profile.default.onIdle == .delete && Profile.default.idleTimeout == nil)
     }
 
+    @Test("on_timeout: what the end of the TTL does (default delete), kept through the wire form")
+    func onTimeout() throws {
+        let p = try loader.parse("on_timeout: pause\nttl: 5m\n", defaultName: "x")
+        #expect(p.onTimeout == .pause && Profile.default.onTimeout == .delete)
+        let again = try JSONDecoder().decode(Profile.self, from: try JSONEncoder().encode(p))
+        #expect(again.onTimeout == .pause)
+    }
+
     @Test("an unknown value is named with the allowed ones", arguments: [
         ("isolation: vm", "isolation", "container"),
         ("persistence: forever", "persistence", "ephemeral"),
         ("network: {mode: wide}", "network.mode", "allowlist"),
         ("runtime: docker", "runtime", "crun"),
         ("{on_idle: sleep, idle_timeout: 5m}", "on_idle", "hibernate"),
+        ("on_timeout: stop", "on_timeout", "hibernate"),
         ("on_idle: pause", "on_idle", "needs idle_timeout"),
         ("idle_timeout: 0s", "idle_timeout", "longer than 0s"),
     ])

@@ -154,6 +154,42 @@ import Testing
         }
     }
 
+    @Test("on_timeout pause and hibernate keep a sandbox whose TTL ended (paused: still frozen after more sweeps; hibernated: files on disk), delete ends it; a wake gives the TTL again", .realSandboxes)
+    func onTimeout() async throws {
+        try await ManagerFixture.with { f in
+            try await f.manager.start()
+            let t = f.tenant.id
+            var ids: [IdleAction: String] = [:]
+            for action in IdleAction.allCases {
+                var p = Profile.default
+                p.limits.timeout = .seconds(20)
+                p.onTimeout = action
+                var request = CreateSandboxRequest(profile: .inline(p))
+                request.ttl = .seconds(1)
+                let id = try await f.manager.create(tenantId: t, request, actor: "test").id
+                try await f.manager.writeFile(tenantId: t, id: id, path: "/workspace/kept.txt", data: Array("kept".utf8), actor: "test")
+                ids[action] = id
+            }
+            let expected: [IdleAction: SandboxState] = [.pause: .paused, .hibernate: .hibernated, .delete: .destroyed]
+            for (action, id) in ids {
+                #expect(try await Self.eventually { try await f.manager.get(tenantId: t, id: id).state == expected[action] }, "\(action)")
+            }
+            // Many more sweeps (every 100 ms): the TTL that ended does not delete what it paused.
+            try await Task.sleep(for: .milliseconds(1500))
+            let paused = try #require(ids[.pause]), hibernated = try #require(ids[.hibernate])
+            #expect(try await f.manager.get(tenantId: t, id: paused).state == .paused)
+            #expect(try await f.manager.get(tenantId: t, id: hibernated).state == .hibernated)
+            let trail = try await f.manager.auditTrail(tenantId: t, id: paused)
+            #expect(trail.contains { $0.kind == .sandboxPause && $0.detail["reason"] == "timeout" && $0.actor == "server" })
+            for id in [paused, hibernated] {
+                let woke = try await f.manager.resume(tenantId: t, id: id, actor: "test")
+                #expect(woke.state == .running && (woke.expiresAt ?? .distantPast) > Date().addingTimeInterval(60), "a fresh TTL: \(String(describing: woke.expiresAt))")
+                #expect(try await f.manager.readFile(tenantId: t, id: id, path: "/workspace/kept.txt") == Array("kept".utf8))
+                _ = try await f.manager.destroy(tenantId: t, id: id, actor: "test")
+            }
+        }
+    }
+
     @Test("on_idle pause, hibernate and delete each fire after idle_timeout; the next call wakes a hibernated one (reason auto)", .realSandboxes)
     func onIdle() async throws {
         try await ManagerFixture.with { f in

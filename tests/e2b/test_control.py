@@ -182,3 +182,27 @@ async def test_async_errors():
     assert not await sbx.is_running()
     with pytest.raises(NotFoundException):
         await AsyncSandbox.get_info(sbx.sandbox_id)
+
+
+@pytest.mark.parametrize("on_timeout", ["pause", {"action": "pause", "keep_memory": False}])
+def test_auto_pause_at_the_timeout_keeps_the_sandbox_and_connect_resumes_it(on_timeout):
+    # autoPause (the SDK's lifecycle on_timeout "pause"): at the timeout the sandbox is paused
+    # (with memory) or, without memory, hibernated — listed as paused either way — never killed;
+    # connect resumes it with its files.
+    import time
+
+    sbx = Sandbox.create(timeout=2, lifecycle={"on_timeout": on_timeout})
+    try:
+        sbx.files.write("/home/user/kept.txt", "kept")
+        deadline = time.monotonic() + 60
+        while sbx.get_info().state != SandboxState.PAUSED:
+            assert time.monotonic() < deadline, "not paused at its timeout"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        assert sbx.get_info().state == SandboxState.PAUSED, "a paused sandbox outlives its ended timeout"
+        again = Sandbox.connect(sbx.sandbox_id, timeout=60)
+        assert again.get_info().state == SandboxState.RUNNING
+        assert again.files.read("/home/user/kept.txt") == "kept"
+        assert again.commands.run("echo hi").stdout == "hi\n"
+    finally:
+        Sandbox.kill(sbx.sandbox_id)

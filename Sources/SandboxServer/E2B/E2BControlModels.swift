@@ -16,7 +16,10 @@ enum E2BEnvd {
 struct E2BNewSandbox: Decodable {
     var templateID: String
     var timeout: Int?
+    /// At the timeout, pause instead of kill: with memory (a frozen sandbox, the default) or, with
+    /// `autoPauseMemory: false`, the filesystem only (hibernated; processes end, a wake cold-starts).
     var autoPause: Bool?
+    var autoPauseMemory: Bool?
     var secure: Bool?
     var allowInternetAccess: Bool?
     var metadata: [String: String]?
@@ -25,7 +28,7 @@ struct E2BNewSandbox: Decodable {
     var volumeMounts: E2BAnyJSON?
 
     enum CodingKeys: String, CodingKey {
-        case templateID, timeout, autoPause, secure, metadata, envVars, mcp, volumeMounts
+        case templateID, timeout, autoPause, autoPauseMemory, secure, metadata, envVars, mcp, volumeMounts
         case allowInternetAccess = "allow_internet_access"
     }
 }

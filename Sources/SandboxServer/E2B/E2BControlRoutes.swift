@@ -74,9 +74,6 @@ struct E2BControl: Sendable {
         let body = try await decode(E2BNewSandbox.self, request)
         if body.mcp != nil { throw E2BAPIError(status: 400, message: "mcp: MCP gateways are not supported by sandboxer; leave mcp out") }
         if body.volumeMounts != nil { throw E2BAPIError(status: 400, message: "volumeMounts: volumes are not supported by sandboxer; leave volumeMounts out") }
-        if body.autoPause == true {
-            throw E2BAPIError(status: 400, message: "autoPause: pausing on timeout is not supported through the E2B API; leave autoPause out (sandboxer's profiles can pause idle sandboxes: on_idle)")
-        }
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         let token = EnvdAccess.newToken()
         let (id, made) = try await idempotency.sandbox(tenantId: caller.tenantId, key: key) {
@@ -99,6 +96,8 @@ struct E2BControl: Sendable {
             profile.phases.setup = nil
             profile.phases.run = nil
         }
+        // autoPause: the profile's on_timeout (a pause keeps memory; without it, a hibernation).
+        if body.autoPause == true { profile.onTimeout = body.autoPauseMemory == false ? .hibernate : .pause }
         var create = CreateSandboxRequest(profile: .inline(profile), env: body.envVars ?? [:], metadata: body.metadata ?? [:])
         if let timeout = body.timeout {
             guard timeout > 0 else { throw E2BAPIError(status: 400, message: "timeout: must be a positive number of seconds") }
