@@ -45,7 +45,8 @@ struct AgentMultiplexTests {
 
     @Test("an inherited descriptor is relayed to stdin whole, at the pace the process reads it (20 MiB, over the agent's input queue limit)")
     func inheritedStdin() async throws {
-        try await Live.with({ $0.limits.outputBytes = 32 << 20 }) { backend, box in
+        // A generous timeout: 20 MiB each way through a debug build on a loaded 2-core machine.
+        try await Live.with({ $0.limits.outputBytes = 32 << 20; $0.limits.timeout = .seconds(180) }) { backend, box in
             var fds: [Int32] = [-1, -1]
             try #require(pipe(&fds) == 0)
             let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -62,7 +63,7 @@ struct AgentMultiplexTests {
             defer { close(readEnd) }
             // The process starts reading late: the relay waits for it (the agent queues at most 8 MiB).
             let r = try await backend.exec(box, ExecRequest(argv: ["sh", "-c", "sleep 0.3; cat"], stdin: .inherit(readEnd)), output: nil)
-            #expect(r.exitCode == 0 && r.stdoutBytes == data, "\(r.stdoutBytes.count) of \(data.count) bytes")
+            #expect(r.exitCode == 0 && r.stdoutBytes == data, "\(r.outcome) \(r.reason ?? ""): \(r.stdoutBytes.count) of \(data.count) bytes")
         }
     }
 
