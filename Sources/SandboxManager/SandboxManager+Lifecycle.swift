@@ -122,6 +122,14 @@ extension SandboxManager {
         throw SandboxError(.notFound, "no sandbox \(id); list yours with GET /v1/sandboxes")
     }
 
+    /// A sandbox's record whoever owns it (live ones as of now, else the store's), nil when there is
+    /// none: for callers that learn the tenant from the sandbox (E2B's sandbox plane) and check
+    /// the caller against it themselves.
+    public func record(id: String) async throws -> SandboxRecord? {
+        if let l = live[id] { return l.record }
+        return try await store.sandbox(id: id)
+    }
+
     /// A page of a tenant's sandboxes (live records carry their latest activity).
     public func list(_ query: SandboxQuery) async throws -> Page<SandboxRecord> {
         await recorder.flush()

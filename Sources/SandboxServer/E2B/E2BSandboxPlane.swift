@@ -108,8 +108,8 @@ struct E2BAccess: Sendable {
 
     /// The sandbox the request may use, or the failure to answer with.
     func target(of request: Request, sandboxId: String, port: Int) async throws -> E2BTarget {
-        guard let stored = try? await manager.store.sandbox(id: sandboxId),
-              let record = try? await manager.get(tenantId: stored.tenantId, id: sandboxId), !record.state.isFinal else {
+        // One lookup: a live sandbox from the manager's memory, the store only for one it has not.
+        guard let record = try? await manager.record(id: sandboxId), !record.state.isFinal else {
             throw E2BPlaneFailure.notFound(sandboxId)
         }
         if let token = request.headers[Self.accessTokenHeader] ?? request.headers[Self.trafficTokenHeader] {
