@@ -154,26 +154,48 @@ import Testing
         }
     }
 
+    /// What each action leaves a sandbox in.
+    static let stateAfter: [IdleAction: SandboxState] = [.pause: .paused, .hibernate: .hibernated, .delete: .destroyed]
+
+    /// The default profile with a 20 s exec timeout, changed by `change`.
+    static func profile(_ change: (inout Profile) -> Void) -> Profile {
+        var p = Profile.default
+        p.limits.timeout = .seconds(20)
+        change(&p)
+        return p
+    }
+
+    /// One sandbox of the fixture's tenant per action, each made by the request `configure` gives.
+    static func onePerAction(_ f: ManagerFixture, _ configure: (inout CreateSandboxRequest, IdleAction) -> Void) async throws -> [IdleAction: String] {
+        var ids: [IdleAction: String] = [:]
+        for action in IdleAction.allCases {
+            var request = CreateSandboxRequest(profile: .inline(Profile.default))
+            configure(&request, action)
+            ids[action] = try await f.manager.create(tenantId: f.tenant.id, request, actor: "test").id
+        }
+        return ids
+    }
+
+    /// Each action's sandbox reaches the state `expected` names (bounded wait).
+    static func expectEach(_ f: ManagerFixture, _ ids: [IdleAction: String], reaches expected: [IdleAction: SandboxState]) async throws {
+        for (action, id) in ids {
+            #expect(try await Self.eventually { try await f.manager.get(tenantId: f.tenant.id, id: id).state == expected[action] }, "\(action)")
+        }
+    }
+
     @Test("on_timeout pause and hibernate keep a sandbox whose TTL ended (paused: still frozen after more sweeps; hibernated: files on disk), delete ends it; a wake gives the TTL again", .realSandboxes)
     func onTimeout() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let t = f.tenant.id
-            var ids: [IdleAction: String] = [:]
-            for action in IdleAction.allCases {
-                var p = Profile.default
-                p.limits.timeout = .seconds(20)
-                p.onTimeout = action
-                var request = CreateSandboxRequest(profile: .inline(p))
+            let ids = try await Self.onePerAction(f) { request, action in
+                request.profile = .inline(Self.profile { $0.onTimeout = action })
                 request.ttl = .seconds(1)
-                let id = try await f.manager.create(tenantId: t, request, actor: "test").id
+            }
+            for id in ids.values {
                 try await f.manager.writeFile(tenantId: t, id: id, path: "/workspace/kept.txt", data: Array("kept".utf8), actor: "test")
-                ids[action] = id
             }
-            let expected: [IdleAction: SandboxState] = [.pause: .paused, .hibernate: .hibernated, .delete: .destroyed]
-            for (action, id) in ids {
-                #expect(try await Self.eventually { try await f.manager.get(tenantId: t, id: id).state == expected[action] }, "\(action)")
-            }
+            try await Self.expectEach(f, ids, reaches: Self.stateAfter)
             // Many more sweeps (every 100 ms): the TTL that ended does not delete what it paused.
             try await Task.sleep(for: .milliseconds(1500))
             let paused = try #require(ids[.pause]), hibernated = try #require(ids[.hibernate])
@@ -195,18 +217,10 @@ import Testing
         try await ManagerFixture.with { f in
             try await f.manager.start()
             let t = f.tenant.id
-            var ids: [IdleAction: String] = [:]
-            for action in IdleAction.allCases {
-                var p = Profile.default
-                p.limits.timeout = .seconds(20)
-                p.idleTimeout = .seconds(1)
-                p.onIdle = action
-                ids[action] = try await f.manager.create(tenantId: t, CreateSandboxRequest(profile: .inline(p)), actor: "test").id
+            let ids = try await Self.onePerAction(f) { request, action in
+                request.profile = .inline(Self.profile { $0.idleTimeout = .seconds(1); $0.onIdle = action })
             }
-            let expected: [IdleAction: SandboxState] = [.pause: .paused, .hibernate: .hibernated, .delete: .destroyed]
-            for (action, id) in ids {
-                #expect(try await Self.eventually { try await f.manager.get(tenantId: t, id: id).state == expected[action] }, "\(action)")
-            }
+            try await Self.expectEach(f, ids, reaches: Self.stateAfter)
             let hib = try #require(ids[.hibernate])
             let trail = try await f.manager.auditTrail(tenantId: t, id: hib)
             #expect(trail.contains { $0.kind == .sandboxHibernate && $0.detail["reason"] == "idle" && $0.actor == "server" })
