@@ -33,13 +33,18 @@ import Testing
         SysFile.removeTree(root)
     }
 
-    @Test("hibernate + resume on an image template: a deleted template file stays deleted, written files keep their modes, a symlink comes back; the image root is unmounted while hibernated", .realSandboxes)
-    func imageRootSurvivesHibernation() async throws {
+    /// A server on a fresh data directory holding template `mini`; the directory goes afterwards.
+    static func withMiniTemplate(_ body: @Sendable (ServedApp) async throws -> Void) async throws {
         let data = NSTemporaryDirectory() + "sbx-imghib-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(atPath: data) }
-        try await Self.makeMiniTemplate(data: data)
-        try await ServedApp.with(dataDirectory: data) { app in
+        try await makeMiniTemplate(data: data)
+        try await ServedApp.with(dataDirectory: data, body)
+    }
+
+    @Test("hibernate + resume on an image template: a deleted template file stays deleted, written files keep their modes, a symlink comes back; the image root is unmounted while hibernated", .realSandboxes)
+    func imageRootSurvivesHibernation() async throws {
+        try await Self.withMiniTemplate { app in
             let client = try app.client(try await app.key("acme"))
             let created = try LifecycleTests.decode(SandboxView.self, try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(["profile": ["template": "mini"]])))
             let base = "/v1/sandboxes/\(created.id)"
@@ -67,11 +72,7 @@ import Testing
 
     @Test("a persistent sandbox on an image template keeps its root's changes and workspace on its own disks (ext4, loop-mounted) through hibernate + resume; delete removes the disks", .realSandboxes)
     func persistentImageRoot() async throws {
-        let data = NSTemporaryDirectory() + "sbx-imghib-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        defer { try? FileManager.default.removeItem(atPath: data) }
-        try await Self.makeMiniTemplate(data: data)
-        try await ServedApp.with(dataDirectory: data) { app in
+        try await Self.withMiniTemplate { app in
             let client = try app.client(try await app.key("acme"))
             let created = try LifecycleTests.decode(SandboxView.self, try await client.checked("POST", "/v1/sandboxes", body: try jsonBytes(
                 ["profile": ["template": "mini", "persistence": "persistent", "resources": ["workspace": "32M"]]])))
