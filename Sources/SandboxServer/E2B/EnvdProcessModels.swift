@@ -29,25 +29,16 @@ enum ProtoJSON {
     static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 }
 
-/// A key of any name, for messages whose keys are a `oneof`'s field names.
-struct ProtoKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ name: String) { stringValue = name }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
 /// `process.ProcessSelector`: a process by pid or by tag.
 enum EnvdProcessSelector: Decodable, Equatable, Sendable, CustomStringConvertible {
     case pid(UInt32)
     case tag(String)
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: ProtoKey.self)
-        if let pid = try ProtoJSON.uint32(c, ProtoKey("pid")) {
+        let c = try decoder.container(keyedBy: BodyKey.self)
+        if let pid = try ProtoJSON.uint32(c, BodyKey("pid")) {
             self = .pid(pid)
-        } else if let tag = try c.decodeIfPresent(String.self, forKey: ProtoKey("tag")) {
+        } else if let tag = try c.decodeIfPresent(String.self, forKey: BodyKey("tag")) {
             self = .tag(tag)
         } else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a process selector needs pid or tag"))
@@ -73,8 +64,8 @@ struct EnvdPTY: Decodable, Equatable, Sendable {
     }
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: ProtoKey.self)
-        let size = try c.decodeIfPresent(Size.self, forKey: ProtoKey("size")) ?? Size(cols: 0, rows: 0)
+        let c = try decoder.container(keyedBy: BodyKey.self)
+        let size = try c.decodeIfPresent(Size.self, forKey: BodyKey("size")) ?? Size(cols: 0, rows: 0)
         cols = size.cols
         rows = size.rows
     }
@@ -87,9 +78,9 @@ struct EnvdPTY: Decodable, Equatable, Sendable {
             self.rows = rows
         }
         init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: ProtoKey.self)
-            cols = try ProtoJSON.uint32(c, ProtoKey("cols")) ?? 0
-            rows = try ProtoJSON.uint32(c, ProtoKey("rows")) ?? 0
+            let c = try decoder.container(keyedBy: BodyKey.self)
+            cols = try ProtoJSON.uint32(c, BodyKey("cols")) ?? 0
+            rows = try ProtoJSON.uint32(c, BodyKey("rows")) ?? 0
         }
     }
 }
@@ -152,11 +143,11 @@ enum EnvdProcessInput: Decodable, Equatable, Sendable {
     }
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: ProtoKey.self)
-        if c.contains(ProtoKey("stdin")), try !c.decodeNil(forKey: ProtoKey("stdin")) {
-            self = .stdin(try ProtoJSON.bytes(c, ProtoKey("stdin")))
-        } else if c.contains(ProtoKey("pty")), try !c.decodeNil(forKey: ProtoKey("pty")) {
-            self = .pty(try ProtoJSON.bytes(c, ProtoKey("pty")))
+        let c = try decoder.container(keyedBy: BodyKey.self)
+        if c.contains(BodyKey("stdin")), try !c.decodeNil(forKey: BodyKey("stdin")) {
+            self = .stdin(try ProtoJSON.bytes(c, BodyKey("stdin")))
+        } else if c.contains(BodyKey("pty")), try !c.decodeNil(forKey: BodyKey("pty")) {
+            self = .pty(try ProtoJSON.bytes(c, BodyKey("pty")))
         } else {
             self = .stdin([])
         }
@@ -177,12 +168,12 @@ enum EnvdStreamInputRequest: Decodable, Equatable, Sendable {
     case keepalive
 
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: ProtoKey.self)
-        if let start = try c.decodeIfPresent(EnvdSelectRequest.self, forKey: ProtoKey("start")) {
+        let c = try decoder.container(keyedBy: BodyKey.self)
+        if let start = try c.decodeIfPresent(EnvdSelectRequest.self, forKey: BodyKey("start")) {
             self = .start(start.process)
-        } else if let data = try c.decodeIfPresent(EnvdSendInputRequest.self, forKey: ProtoKey("data")) {
+        } else if let data = try c.decodeIfPresent(EnvdSendInputRequest.self, forKey: BodyKey("data")) {
             self = .data(data.input)
-        } else if c.contains(ProtoKey("keepalive")) {
+        } else if c.contains(BodyKey("keepalive")) {
             self = .keepalive
         } else {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a StreamInputRequest needs start, data or keepalive"))
@@ -335,29 +326,29 @@ enum EnvdProcessEvent: Encodable, Equatable, Sendable {
     case keepalive
 
     func encode(to encoder: any Encoder) throws {
-        var outer = encoder.container(keyedBy: ProtoKey.self)
-        var event = outer.nestedContainer(keyedBy: ProtoKey.self, forKey: ProtoKey("event"))
+        var outer = encoder.container(keyedBy: BodyKey.self)
+        var event = outer.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("event"))
         switch self {
         case .start(let pid):
-            var start = event.nestedContainer(keyedBy: ProtoKey.self, forKey: ProtoKey("start"))
-            if pid != 0 { try start.encode(pid, forKey: ProtoKey("pid")) }
+            var start = event.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("start"))
+            if pid != 0 { try start.encode(pid, forKey: BodyKey("pid")) }
         case .stdout(let b): try Self.data(&event, "stdout", b)
         case .stderr(let b): try Self.data(&event, "stderr", b)
         case .pty(let b): try Self.data(&event, "pty", b)
         case .end(let e):
-            var end = event.nestedContainer(keyedBy: ProtoKey.self, forKey: ProtoKey("end"))
-            if e.exitCode != 0 { try end.encode(e.exitCode, forKey: ProtoKey("exitCode")) }
-            if e.exited { try end.encode(true, forKey: ProtoKey("exited")) }
-            if !e.status.isEmpty { try end.encode(e.status, forKey: ProtoKey("status")) }
-            try end.encodeIfPresent(e.error, forKey: ProtoKey("error"))
+            var end = event.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("end"))
+            if e.exitCode != 0 { try end.encode(e.exitCode, forKey: BodyKey("exitCode")) }
+            if e.exited { try end.encode(true, forKey: BodyKey("exited")) }
+            if !e.status.isEmpty { try end.encode(e.status, forKey: BodyKey("status")) }
+            try end.encodeIfPresent(e.error, forKey: BodyKey("error"))
         case .keepalive:
-            _ = event.nestedContainer(keyedBy: ProtoKey.self, forKey: ProtoKey("keepalive"))
+            _ = event.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("keepalive"))
         }
     }
 
-    static func data(_ event: inout KeyedEncodingContainer<ProtoKey>, _ name: String, _ bytes: [UInt8]) throws {
-        var data = event.nestedContainer(keyedBy: ProtoKey.self, forKey: ProtoKey("data"))
+    static func data(_ event: inout KeyedEncodingContainer<BodyKey>, _ name: String, _ bytes: [UInt8]) throws {
+        var data = event.nestedContainer(keyedBy: BodyKey.self, forKey: BodyKey("data"))
         // A set oneof member is written even when empty (its presence is the information).
-        try data.encode(ProtoJSON.base64(bytes), forKey: ProtoKey(name))
+        try data.encode(ProtoJSON.base64(bytes), forKey: BodyKey(name))
     }
 }
