@@ -161,12 +161,8 @@ extension SandboxManager {
                 if action != .delete {
                     guard stateChanges[id] == nil else { continue }
                     do {
-                        _ = try await changingState(id) {
-                            // A timeout change or a resume may have come in meanwhile: still over?
-                            guard let r = self.live[id]?.record, let end = r.expiresAt, end <= Date() else { return self.live[id]?.record }
-                            return action == .pause ? try await self.pauseNow(id, actor: "server", reason: .timeout)
-                                : try await self.hibernateNow(id, actor: "server", reason: .timeout)
-                        }
+                        // A timeout change or a resume may have come in meanwhile: still over?
+                        try await park(id, action, reason: .timeout) { r in r.expiresAt.map { $0 <= Date() } ?? false }
                         continue
                     } catch {
                         // The TTL still ends it (a sandbox on a host workspace cannot hibernate).
@@ -180,12 +176,9 @@ extension SandboxManager {
                 let action = l.record.profile.onIdle
                 if action != .delete {
                     do {
-                        _ = try await changingState(id) {
-                            // A call may have come in meanwhile: still idle?
-                            guard let r = self.live[id]?.record, r.state == .running, self.foregroundCalls[id] == nil,
-                                  Date().timeIntervalSince(r.lastActivityAt) >= idle else { return self.live[id]?.record }
-                            return action == .pause ? try await self.pauseNow(id, actor: "server", reason: .idle)
-                                : try await self.hibernateNow(id, actor: "server", reason: .idle)
+                        // A call may have come in meanwhile: still idle?
+                        try await park(id, action, reason: .idle) { r in
+                            r.state == .running && self.foregroundCalls[id] == nil && Date().timeIntervalSince(r.lastActivityAt) >= idle
                         }
                     } catch {
                         logger.warning("on_idle \(action.rawValue) failed; the sandbox keeps running", metadata: ["id": "\(id)", "error": "\(error)"])
@@ -201,6 +194,17 @@ extension SandboxManager {
             } catch {
                 logger.warning("reaper could not destroy a sandbox", metadata: ["id": "\(id)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Pauses or hibernates sandbox `id` (`action`, never `delete`) for the reaper, once no other
+    /// state change runs on it and only if `stillDue` holds for its record by then.
+    private func park(_ id: String, _ action: IdleAction, reason: StateChangeReason,
+                      stillDue: @escaping (SandboxRecord) -> Bool) async throws {
+        _ = try await changingState(id) {
+            guard let r = self.live[id]?.record, stillDue(r) else { return self.live[id]?.record }
+            return action == .pause ? try await self.pauseNow(id, actor: "server", reason: reason)
+                : try await self.hibernateNow(id, actor: "server", reason: reason)
         }
     }
 
