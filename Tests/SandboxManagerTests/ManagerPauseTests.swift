@@ -190,10 +190,11 @@ import Testing
             let t = f.tenant.id
             let ids = try await Self.onePerAction(f) { request, action in
                 request.profile = .inline(Self.profile { $0.onTimeout = action })
-                request.ttl = .seconds(1)
             }
+            // The file first, then a 1 s TTL (a write after the TTL ended would wake the sandbox).
             for id in ids.values {
                 try await f.manager.writeFile(tenantId: t, id: id, path: "/workspace/kept.txt", data: Array("kept".utf8), actor: "test")
+                _ = try await f.manager.setTimeout(tenantId: t, id: id, ttl: .seconds(1), actor: "test")
             }
             try await Self.expectEach(f, ids, reaches: Self.stateAfter)
             // Many more sweeps (every 100 ms): the TTL that ended does not delete what it paused.
