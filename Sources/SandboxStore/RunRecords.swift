@@ -106,6 +106,11 @@ public struct RunSpec: Sendable, Equatable, Codable {
     public var cwd: String?
     /// A command run first in the same sandbox under the profile's `setup` phase network.
     public var setup: [String]?
+    /// Files placed in `/workspace` before the command runs (relative path → content): an agent
+    /// version's bundle (issue 21). nil for ordinary runs.
+    public var files: [String: [UInt8]]?
+    /// The agent version (`sha256:…`) this run executes, for agent runs of a submission.
+    public var agentDigest: String?
 
     public init(profile: Profile, argv: [String], code: [UInt8]? = nil, codeFileName: String? = nil, lang: String? = nil,
                 stdin: [UInt8]? = nil, env: [String: String] = [:], cwd: String? = nil) {
@@ -120,7 +125,7 @@ public struct RunSpec: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd, setup
+        case profile, argv, code, codeFileName = "code_file_name", lang, stdin, env, cwd, setup, files, agentDigest = "agent_digest"
     }
 
     // Code and stdin are base64 text in the stored form (not arrays of numbers).
@@ -135,6 +140,8 @@ public struct RunSpec: Sendable, Equatable, Codable {
         env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
         cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
         setup = try c.decodeIfPresent([String].self, forKey: .setup)
+        files = try c.decodeIfPresent([String: String].self, forKey: .files).map { try $0.mapValues { try Self.bytes($0, .files, c) } }
+        agentDigest = try c.decodeIfPresent(String.self, forKey: .agentDigest)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -148,6 +155,8 @@ public struct RunSpec: Sendable, Equatable, Codable {
         try c.encode(env, forKey: .env)
         try c.encodeIfPresent(cwd, forKey: .cwd)
         try c.encodeIfPresent(setup, forKey: .setup)
+        try c.encodeIfPresent(files.map { $0.mapValues { Data($0).base64EncodedString() } }, forKey: .files)
+        try c.encodeIfPresent(agentDigest, forKey: .agentDigest)
     }
 
     static func bytes(_ text: String, _ key: CodingKeys, _ c: KeyedDecodingContainer<CodingKeys>) throws -> [UInt8] {
