@@ -247,4 +247,4 @@ public enum RunRules {
 }
 
 /// What a server runs on: the sandbox store and the run queue in one engine.
-public typealias ServerStore = SandboxStore & RunStore
+public typealias ServerStore = SandboxStore & RunStore & BountyStore
