@@ -154,6 +154,8 @@ public protocol AgentStore: Sendable {
     /// A version of one of the tenant's agents by digest (the same content pushed to two of its
     /// agents: the one stored first).
     func agentVersion(tenantId: String, digest: String) async throws -> AgentVersionRecord?
+    /// One version of one of the tenant's agents.
+    func agentVersion(tenantId: String, agentId: String, digest: String) async throws -> AgentVersionRecord?
     /// An agent's versions, oldest first.
     func agentVersions(tenantId: String, agentId: String) async throws -> [AgentVersionRecord]
 }

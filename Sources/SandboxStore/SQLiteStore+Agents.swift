@@ -57,6 +57,15 @@ extension SQLiteStore: AgentStore {
         }
     }
 
+    public func agentVersion(tenantId: String, agentId: String, digest: String) async throws(SandboxError) -> AgentVersionRecord? {
+        try await read("reading version \(digest) of agent \(agentId)") { db in
+            try Row.fetchOne(
+                db, sql: "SELECT record FROM agent_versions WHERE tenant_id = ? AND agent_id = ? AND digest = ?",
+                arguments: [tenantId, agentId, digest]
+            ).map { try JSONColumn.decode(AgentVersionRecord.self, $0, "record") }
+        }
+    }
+
     public func agentVersions(tenantId: String, agentId: String) async throws(SandboxError) -> [AgentVersionRecord] {
         try await read("listing the versions of agent \(agentId)") { db in
             try Row.fetchAll(

@@ -59,6 +59,14 @@ extension PostgresStore {
         ).first
     }
 
+    public func agentVersion(tenantId: String, agentId: String, digest: String) async throws(SandboxError) -> AgentVersionRecord? {
+        try await fetch(
+            "reading version \(digest) of agent \(agentId)",
+            "SELECT record FROM agent_versions WHERE tenant_id = \(tenantId) AND agent_id = \(agentId) AND digest = \(digest)",
+            Self.version(from:)
+        ).first
+    }
+
     public func agentVersions(tenantId: String, agentId: String) async throws(SandboxError) -> [AgentVersionRecord] {
         try await fetch(
             "listing the versions of agent \(agentId)",

@@ -109,5 +109,8 @@ public enum AgentStoreContract {
         #expect(got.files["lib/data.bin"] == [0, 255, 10, 13] && got.findings.first?.code == "path_traversal" && got.profile == "bounty")
         #expect(try await f.store.agentVersion(tenantId: u, digest: v.digest) == nil, "another tenant does not reach the version")
         #expect(try await f.store.agentVersion(tenantId: t, digest: "sha256:" + String(repeating: "d", count: 64)) == nil)
+        #expect(try await f.store.agentVersion(tenantId: t, agentId: agent.id, digest: v.digest) == v)
+        #expect(try await f.store.agentVersion(tenantId: u, agentId: agent.id, digest: v.digest) == nil)
+        #expect(try await f.store.agentVersion(tenantId: t, agentId: "agt-000000000000", digest: v.digest) == nil)
     }
 }
