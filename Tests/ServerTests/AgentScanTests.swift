@@ -222,6 +222,13 @@ struct AgentScanTests {
         let otherManifest = try Self.bounty.scan(Self.json(
             ["lib/util.py": "X = 1\n", "main.py": Self.main], manifest: ["entrypoint": "main.py", "lang": "python", "limits": ["timeout": "9s"]]))
         #expect(otherManifest.digest != fromJSON.digest)
+        #expect(try AgentScan(profile: .default).scan(.tar(tarBytes)).digest != fromTar.digest, "another profile: another version")
+        // The same files plus a refused member are another version (blocked), never the accepted one.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/secret", withDestinationPath: "/etc/shadow")
+        var withLink: [UInt8] = []
+        try TarWriter { withLink += $0 }.write(directory: dir)
+        let linked = try Self.bounty.scan(.tar(withLink))
+        #expect(linked.files == fromTar.files && linked.status == .blocked && linked.digest != fromTar.digest)
     }
 
     @Test("a zip's stored and deflated entries are read byte for byte, directories skipped")
