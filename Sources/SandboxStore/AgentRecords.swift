@@ -47,7 +47,7 @@ public struct AgentManifest: Sendable, Equatable, Codable {
 public struct ScanFinding: Sendable, Equatable, Codable {
     /// e.g. `bundle_too_large`, `file_too_large`, `path_traversal`, `absolute_path`, `link`,
     /// `device_file`, `invalid_manifest`, `unknown_lang`, `entrypoint_missing`, `tool_not_allowed`,
-    /// `limit_too_high`.
+    /// `limit_too_high`; every code is a case of the server's `AgentScanCode` (and in docs/API.md).
     public var code: String
     public var message: String
     /// The bundle path it is about, when it is about one.

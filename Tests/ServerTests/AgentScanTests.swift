@@ -244,6 +244,22 @@ struct AgentScanTests {
         #expect(result.manifest == AgentManifest(lang: "js", entrypoint: "src/main.js", isolation: "wasm"))
     }
 
+    @Test("an archive of one directory holding the manifest (zip -r agent.zip agent/) is that directory")
+    func oneTopDirectory() async throws {
+        let nested = try Self.bounty.scan(.zip(try await Self.zip([
+            ("agent/sandboxer.yaml", Self.manifestYAML, "stored"), ("agent/main.py", Self.main, "deflated"), ("agent/lib/x.py", "1", "stored"),
+        ])))
+        let flat = try Self.bounty.scan(.zip(try await Self.zip([
+            ("sandboxer.yaml", Self.manifestYAML, "stored"), ("main.py", Self.main, "deflated"), ("lib/x.py", "1", "stored"),
+        ])))
+        #expect(nested.status == .accepted && nested.files.keys.sorted() == ["lib/x.py", "main.py"] && nested.digest == flat.digest)
+        // Files outside that directory: no manifest at the root, nothing renamed.
+        let mixed = try Self.bounty.scan(.zip(try await Self.zip([
+            ("agent/sandboxer.yaml", Self.manifestYAML, "stored"), ("agent/main.py", Self.main, "stored"), ("other.py", "1", "stored"),
+        ])))
+        #expect(mixed.findings.map(\.code) == ["invalid_manifest"] && mixed.files["agent/main.py"] != nil)
+    }
+
     @Test("a zip bomb (64 MiB of zeros in a few KiB) is stopped at the code limit and blocked as bundle_too_large")
     func zipBomb() async throws {
         let bytes = try await Self.python("""
