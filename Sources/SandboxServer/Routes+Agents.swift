@@ -24,11 +24,11 @@ extension SandboxServer {
 
         routes.add(.get, "/v1/agents") { _, context in
             let caller = try context.requireCaller()
-            var items: [AgentView] = []
-            for agent in try await agents.agents(tenantId: caller.tenantId) {
+            let counts = try await agents.agentVersionCounts(tenantId: caller.tenantId)
+            let items = try await agents.agents(tenantId: caller.tenantId).map { agent in
                 var view = AgentView(agent)
-                view.versionCount = try await agents.agentVersions(tenantId: caller.tenantId, agentId: agent.id).count
-                items.append(view)
+                view.versionCount = counts[agent.id] ?? 0
+                return view
             }
             return try APIJSON.response(AgentList(items: items))
         }
@@ -37,7 +37,7 @@ extension SandboxServer {
             let caller = try context.requireCaller()
             let agent = try await Self.agent(agents, caller, try context.parameters.require("id"))
             var view = AgentView(agent)
-            view.versions = try await agents.agentVersions(tenantId: caller.tenantId, agentId: agent.id).map(AgentVersionSummary.init)
+            view.versions = try await agents.agentVersionInfos(tenantId: caller.tenantId, agentId: agent.id)
             return try APIJSON.response(view)
         }
 

@@ -96,6 +96,9 @@ public enum AgentStoreContract {
                                createdAt: Date(timeIntervalSinceReferenceDate: 2000))
         #expect(try await f.store.putAgentVersion(v2).created)
         #expect(try await f.store.agentVersions(tenantId: t, agentId: agent.id) == [v1, v2])
+        #expect(try await f.second().agentVersionInfos(tenantId: t, agentId: agent.id) == [AgentVersionInfo(v1), AgentVersionInfo(v2)])
+        #expect(try await f.store.agentVersionCounts(tenantId: t) == [agent.id: 2])
+        #expect(try await f.store.agentVersionCounts(tenantId: tenant()).isEmpty)
         #expect(try await f.store.agentVersions(tenantId: tenant(), agentId: agent.id).isEmpty)
     }
 
