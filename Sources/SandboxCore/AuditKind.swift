@@ -49,6 +49,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"
     case runRetry = "run.retry"
+    case runReplay = "run.replay"
     case monitorLogin = "monitor.login"
     /// A route audit entry from before the tenant trail (schema v8 moved them here; `detail`
     /// keeps their action, target, result and detail).
