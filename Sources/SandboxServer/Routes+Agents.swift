@@ -50,7 +50,11 @@ extension SandboxServer {
                 profileName = String(value)
             }
             let loader = await manager.configuration.profiles
-            try loader.requireName(profileName)
+            // A name only (never a file path: a client must not make the server read its files).
+            let known = loader.knownNames()
+            guard known.contains(profileName) else {
+                throw SandboxError(.notFound, "unknown profile '\(profileName.prefix(100))' to scan against; known profiles: \(known.joined(separator: ", "))")
+            }
             let profile = try loader.load(profileName)
             let kind = try Self.uploadKind(request.headers[.contentType])
             let bytes = try await BodyReader.collect(request, limit: AgentScan.bodyLimit(profile), name: "agent_upload_bytes")
@@ -64,7 +68,7 @@ extension SandboxServer {
             manager.recordTenantEvent(TenantEvent(
                 tenantId: caller.tenantId, kind: .agentVersion, actor: caller.keyId, correlation: agent.id,
                 detail: ["digest": .string(version.digest), "status": .string(version.status.rawValue), "created": .bool(created),
-                         "findings": .int(Int64(version.findings.count))]))
+                         "findings": .int(Int64(version.findings.count)), "profile": .string(version.profile)]))
             return try APIJSON.response(AgentUploadView(version), status: created ? .created : .ok)
         }
 
