@@ -3,6 +3,7 @@ import Foundation
 import SandboxCommands
 import SandboxCore
 import SandboxLinux
+import SandboxStore
 import SandboxTestSupport
 import Testing
 
@@ -154,6 +155,32 @@ struct RunReplayTests {
             #expect(refused.detail.contains("only a finished run can be replayed"), "\(refused.detail)")
             _ = try await client.checked("POST", "/v1/runs/\(long)/cancel")
             _ = try await Self.final(client, long)
+        }
+    }
+
+    @Test("a replay counts against the tenant's max_queued like a submit: with the workers busy and the queue at its quota, a replay is a 429 and queues nothing")
+    func replayCountsAgainstTheQueueQuota() async throws {
+        try await ServedApp.with(defaultQuota: TenantQuota(maxQueued: 1)) { app in
+            let client = try app.client(try await app.key("acme"))
+            let done = try await Self.submit(client, ["cmd": ["echo", "done"]])
+            _ = try await Self.final(client, done)
+            // The served app runs two runs at once: two sleeps hold the workers, a third waits queued.
+            var sleeps: [String] = []
+            for _ in 0..<2 {
+                let id = try await Self.submit(client, ["cmd": ["sleep", "30"]])
+                sleeps.append(id)
+                for _ in 0..<600 {
+                    if try Self.object(try await client.checked("GET", "/v1/runs/\(id)").body)["state"] as? String == "running" { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            sleeps.append(try await Self.submit(client, ["cmd": ["sleep", "30"]]))
+            let refused = try ProblemBody.of(try await client.send("POST", "/v1/runs/\(done)/replay"), status: 429, code: "quota_exceeded")
+            #expect(refused.detail.contains("max_queued"), "\(refused.detail)")
+            let listed = try Self.object(try await client.checked("GET", "/v1/runs?label=replay_of%3D\(done)").body)["items"] as? [Any]
+            #expect(listed?.isEmpty == true, "a refused replay queued nothing: \(listed ?? [])")
+            for id in sleeps { _ = try await client.checked("POST", "/v1/runs/\(id)/cancel") }
+            for id in sleeps { _ = try await Self.final(client, id) }
         }
     }
 
