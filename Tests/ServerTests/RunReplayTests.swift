@@ -105,6 +105,15 @@ struct RunReplayTests {
             let (replayRecord, _) = try await Self.record(client, replayId)
             #expect(replayRecord["replay_of"] as? String == id && replayRecord["output_matches"] as? Bool == true)
 
+            // An Idempotency-Key makes a retried POST return the first replay.
+            let once = try await client.send("POST", "/v1/runs/\(id)/replay", headers: ["Idempotency-Key": "replay-once"])
+            let again = try await client.send("POST", "/v1/runs/\(id)/replay", headers: ["Idempotency-Key": "replay-once"])
+            #expect(once.status == 202 && again.status == 200, "\(once.status) \(again.status)")
+            let onceId = try Self.object(once.body)["id"] as? String
+            let againId = try Self.object(again.body)["id"] as? String
+            #expect(onceId != nil && onceId == againId && onceId != replayId)
+            _ = try await Self.final(client, try #require(onceId))
+
             // The CLI: follows a new replay to its end, prints the comparison, exits 0.
             let cli = try await Self.cli([id], app, key: key)
             #expect(cli.status == .exited(0), "\(cli)")
