@@ -231,6 +231,10 @@ struct RunReplayTests {
             #expect(newDigest != oldDigest)
             #expect(changes.count == 1 && changes.first?["field"] as? String == "template_digest", "\(changes)")
             #expect(changes.first?["original"] as? String == oldDigest && changes.first?["replay"] as? String == newDigest, "\(changes)")
+            // The CLI says the same.
+            let cli = try await Self.cli([original], app, key: key)
+            #expect(cli.status == .exited(1) && cli.out.contains("output matches: no"), "\(cli)")
+            #expect(cli.out.contains("changes:\n  template_digest: \(oldDigest) → \(newDigest)"), "\(cli.out)")
         }
     }
 }
