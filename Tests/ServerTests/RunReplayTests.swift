@@ -3,6 +3,7 @@ import Foundation
 import SandboxCommands
 import SandboxCore
 import SandboxLinux
+import SandboxStore
 import SandboxTestSupport
 import Testing
 
@@ -104,6 +105,15 @@ struct RunReplayTests {
             let (replayRecord, _) = try await Self.record(client, replayId)
             #expect(replayRecord["replay_of"] as? String == id && replayRecord["output_matches"] as? Bool == true)
 
+            // An Idempotency-Key makes a retried POST return the first replay.
+            let once = try await client.send("POST", "/v1/runs/\(id)/replay", headers: ["Idempotency-Key": "replay-once"])
+            let again = try await client.send("POST", "/v1/runs/\(id)/replay", headers: ["Idempotency-Key": "replay-once"])
+            #expect(once.status == 202 && again.status == 200, "\(once.status) \(again.status)")
+            let onceId = try Self.object(once.body)["id"] as? String
+            let againId = try Self.object(again.body)["id"] as? String
+            #expect(onceId != nil && onceId == againId && onceId != replayId)
+            _ = try await Self.final(client, try #require(onceId))
+
             // The CLI: follows a new replay to its end, prints the comparison, exits 0.
             let cli = try await Self.cli([id], app, key: key)
             #expect(cli.status == .exited(0), "\(cli)")
@@ -157,6 +167,32 @@ struct RunReplayTests {
         }
     }
 
+    @Test("a replay counts against the tenant's max_queued like a submit: with the workers busy and the queue at its quota, a replay is a 429 and queues nothing")
+    func replayCountsAgainstTheQueueQuota() async throws {
+        try await ServedApp.with(defaultQuota: TenantQuota(maxQueued: 1)) { app in
+            let client = try app.client(try await app.key("acme"))
+            let done = try await Self.submit(client, ["cmd": ["echo", "done"]])
+            _ = try await Self.final(client, done)
+            // The served app runs two runs at once: two sleeps hold the workers, a third waits queued.
+            var sleeps: [String] = []
+            for _ in 0..<2 {
+                let id = try await Self.submit(client, ["cmd": ["sleep", "30"]])
+                sleeps.append(id)
+                for _ in 0..<600 {
+                    if try Self.object(try await client.checked("GET", "/v1/runs/\(id)").body)["state"] as? String == "running" { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            sleeps.append(try await Self.submit(client, ["cmd": ["sleep", "30"]]))
+            let refused = try ProblemBody.of(try await client.send("POST", "/v1/runs/\(done)/replay"), status: 429, code: "quota_exceeded")
+            #expect(refused.detail.contains("max_queued"), "\(refused.detail)")
+            let listed = try Self.object(try await client.checked("GET", "/v1/runs?label=replay_of%3D\(done)").body)["items"] as? [Any]
+            #expect(listed?.isEmpty == true, "a refused replay queued nothing: \(listed ?? [])")
+            for id in sleeps { _ = try await client.checked("POST", "/v1/runs/\(id)/cancel") }
+            for id in sleeps { _ = try await Self.final(client, id) }
+        }
+    }
+
     @Test("a replay of a run whose template was rebuilt with a change since reports the template digest change (and the output that changed with it)", .requires("requires mmdebstrap and skopeo (make test installs them)") {
         ["/usr/bin/mmdebstrap", "/usr/bin/skopeo"].allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } ? nil : "mmdebstrap or skopeo is missing"
     })
@@ -195,6 +231,10 @@ struct RunReplayTests {
             #expect(newDigest != oldDigest)
             #expect(changes.count == 1 && changes.first?["field"] as? String == "template_digest", "\(changes)")
             #expect(changes.first?["original"] as? String == oldDigest && changes.first?["replay"] as? String == newDigest, "\(changes)")
+            // The CLI says the same.
+            let cli = try await Self.cli([original], app, key: key)
+            #expect(cli.status == .exited(1) && cli.out.contains("output matches: no"), "\(cli)")
+            #expect(cli.out.contains("changes:\n  template_digest: \(oldDigest) → \(newDigest)"), "\(cli.out)")
         }
     }
 }
