@@ -131,6 +131,11 @@ struct BountyServerTests {
             #expect(entries.map { $0["rank"] as? Int } == [1, 2, 3] && entries.first?["submission_id"] as? String == ids["right"])
             #expect(entries.first?["digest"] as? String == right.digest && (entries.first?["cpu_ms"] as? Double ?? -1) >= 0)
 
+            // The tenant's trail: both bounties and the four submissions.
+            let trail = try await client.checked("GET", "/v1/audit").body.text.split(separator: "\n")
+            #expect(trail.filter { $0.contains("\"kind\":\"bounty.create\"") }.count == 2, "\(trail)")
+            #expect(trail.filter { $0.contains("\"kind\":\"submission.create\"") }.count == 4 && trail.contains { $0.contains(ids["right"]!) })
+
             // Another tenant: none of it exists.
             for path in ["/v1/bounties/\(bountyId)", "/v1/bounties/\(bountyId)/leaderboard", "/v1/submissions/\(ids["right"]!)"] {
                 _ = try ProblemBody.of(try await stranger.send("GET", path), status: 404, code: "not_found")
