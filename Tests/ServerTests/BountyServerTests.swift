@@ -145,7 +145,11 @@ struct BountyServerTests {
             #expect(!(try await stranger.checked("GET", "/v1/bounties").body.text.contains(bountyId)))
         }
     }
+}
 
+/// The bounty routes' refusals, which need no sandbox.
+@Suite("Bounty route checks")
+struct BountyRouteTests {
     @Test("a bounty is refused with a 400 naming the field: no cases, an unknown profile (listing the known ones), an unknown verifier language; an input over the profile's limit is 413")
     func validation() async throws {
         try await ServedApp.with { app in
@@ -167,6 +171,28 @@ struct BountyServerTests {
             #expect(over.name == "input_bytes" && over.detail.contains("cases[1].input"))
             _ = try ProblemBody.of(try await client.send("GET", "/v1/bounties/bnt-000000000000"), status: 404, code: "not_found")
             _ = try ProblemBody.of(try await client.send("GET", "/v1/submissions/sub-000000000000"), status: 404, code: "not_found")
+        }
+    }
+
+    @Test("the server's isolation floor holds for agent runs: a version asking for wasm under a container floor is refused 403 naming manifest.isolation")
+    func isolationFloor() async throws {
+        try await ServedApp.with(isolationPolicy: IsolationPolicy(floor: .container)) { app in
+            let created = try await app.store.createAPIKey(tenantName: "market")
+            let client = try app.client(created.key)
+            let bounty = try BountyServerTests.object(try await client.checked("POST", "/v1/bounties", body: try jsonBytes([
+                "title": "t", "cases": [["input": "1"]], "verifier": ["lang": "python", "code": "print(1)"],
+            ])).body)
+            let agent = try await app.store.createAgent(AgentRecord(tenantId: created.record.tenantId, name: "wasm"))
+            let digest = "sha256:" + String(repeating: "ab", count: 32)
+            _ = try await app.store.putAgentVersion(AgentVersionRecord(
+                digest: digest, agentId: agent.id, tenantId: created.record.tenantId,
+                manifest: AgentManifest(lang: "js", entrypoint: "main.js", isolation: "wasm"), files: ["main.js": Array("1".utf8)], sizeBytes: 1,
+                status: .accepted, findings: []))
+            let reply = try await client.send("POST", "/v1/bounties/\(try #require(bounty["id"] as? String))/submissions",
+                                              body: try jsonBytes(["agent_version": digest]))
+            #expect(try ProblemBody.of(reply, status: 403, code: "forbidden").field == "manifest.isolation")
+            #expect(try await app.store.submissions(tenantId: created.record.tenantId, bountyId: try #require(bounty["id"] as? String)).isEmpty,
+                    "nothing is stored")
         }
     }
 }
