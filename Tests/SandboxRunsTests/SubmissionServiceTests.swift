@@ -122,4 +122,20 @@ struct SubmissionServiceTests {
             #expect(try await service.cancel(tenantId: "tnt_other", id: f.submission.id) == nil, "another tenant's is not found")
         }
     }
+
+    @Test("a run's change moves its own case on (one read, not one per case); a sweep moves every case")
+    func changeThenSweep() async throws {
+        try await Self.with { f in
+            let service = f.service()
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id)
+            let finished = try await f.work { _ in "out\n" }
+            let case1Id = try #require(finished.first { $0.labels["case"] == "1" }?.id)
+            let case1 = try #require(try await f.store.run(id: case1Id))
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id, changed: case1)
+            #expect(try await f.current().cases.map { $0.verifierRunId != nil } == [false, true, false])
+            await service.sweep()
+            #expect(try await f.current().cases.allSatisfy { $0.verifierRunId != nil })
+            #expect(try await f.runs().count == 6)
+        }
+    }
 }
