@@ -41,17 +41,17 @@ extension SubmissionService {
                 s.cases[i].runId = queued.id
                 continue
             }
-            guard let found = try await lookup(runId, known, complete) else { continue }
-            guard let run = found else { return fail(&s, "the agent run \(runId) is gone") }
-            if run.state != .queued && s.state == .queued { s.state = .running }
-            guard run.state.isFinal else { continue }
-            s.cases[i].cpuMs = run.result?.usage.cpuMs ?? 0
-            if let failure = SubmissionScoring.agentFailure(run) {
-                score(&s.cases[i], 0, reason: failure, message: run.reason)
-                continue
-            }
-            // The verifier run.
+            // The agent run, until its verifier run is queued (then it is final and done with).
             guard let verifierId = s.cases[i].verifierRunId else {
+                guard let found = try await lookup(runId, known, complete) else { continue }
+                guard let run = found else { return fail(&s, "the agent run \(runId) is gone") }
+                if run.state != .queued && s.state == .queued { s.state = .running }
+                guard run.state.isFinal else { continue }
+                s.cases[i].cpuMs = run.result?.usage.cpuMs ?? 0
+                if let failure = SubmissionScoring.agentFailure(run) {
+                    score(&s.cases[i], 0, reason: failure, message: run.reason)
+                    continue
+                }
                 if quotaFull { continue }
                 let output = try await stdout(of: run)
                 let stdin = SubmissionPlan.verifierInput(input: bounty.cases[index].input, output: output, exitCode: run.result?.exitCode,
@@ -69,6 +69,7 @@ extension SubmissionService {
                 s.cases[i].verifierRunId = queued.id
                 continue
             }
+            // The verifier run.
             guard let vfound = try await lookup(verifierId, known, complete) else { continue }
             guard let vrun = vfound else { return fail(&s, "the verifier run \(verifierId) is gone") }
             guard vrun.state.isFinal else { continue }

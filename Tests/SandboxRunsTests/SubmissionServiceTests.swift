@@ -138,4 +138,31 @@ struct SubmissionServiceTests {
             #expect(try await f.runs().count == 6)
         }
     }
+
+    @Test("a running service is woken by its runs' changes: with no sweep due, the submission is scored as its runs end")
+    func wokenByChanges() async throws {
+        try await Self.with { f in
+            // One sweep at start (it queues the agent runs), the next one not due within the test.
+            let service = SubmissionService(store: f.store, sweepInterval: .seconds(3600)) { _ in 100 }
+            let task = Task { await service.run() }
+            defer { task.cancel() }
+            func until(_ done: (SubmissionRecord) -> Bool) async throws -> SubmissionRecord {
+                for _ in 0..<600 {
+                    let s = try await f.current()
+                    if done(s) { return s }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return try await f.current()
+            }
+            _ = try await until { $0.cases.allSatisfy { $0.runId != nil } }
+            _ = try await f.work { _ in "out\n" }
+            let verifying = try await until { $0.cases.allSatisfy { $0.verifierRunId != nil } }
+            #expect(verifying.cases.allSatisfy { $0.verifierRunId != nil }, "verifier runs queued on the agent runs' changes")
+            _ = try await f.work { _ in "{\"score\": 1}" }
+            let scored = try await until { $0.state == .scored }
+            #expect(scored.state == .scored && scored.score == 1)
+            task.cancel()
+            await task.value
+        }
+    }
 }
