@@ -165,4 +165,18 @@ struct SubmissionServiceTests {
             await task.value
         }
     }
+
+    @Test("a tenant's max_queued holds for a submission's runs: what fits is queued, the rest once the queue has room")
+    func maxQueued() async throws {
+        try await Self.with { f in
+            let service = SubmissionService(store: f.store) { _ in 2 }
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id)
+            #expect(try await f.current().cases.map { $0.runId != nil } == [true, true, false])
+            #expect(try await f.runs().count == 2)
+            _ = try await f.store.claimRuns(worker: "w#1", limit: 10, tenantCap: 10, lease: .seconds(60))
+            await service.sweep()
+            #expect(try await f.current().cases.allSatisfy { $0.runId != nil })
+            #expect(try await f.runs().count == 3)
+        }
+    }
 }
