@@ -72,7 +72,8 @@ public actor SubmissionService {
 
     private func sweepForever() async {
         while !Task.isCancelled {
-            await sweep()
+            // While the store is unreachable there is nothing to read (the first sweep after it is back catches up).
+            if store.health.isUp { await sweep() }
             try? await Task.sleep(for: sweepInterval)
         }
     }
