@@ -28,7 +28,7 @@ public enum RunFiles {
                 throw SandboxError(.invalidRequest, "the run's files cannot be placed in /workspace: \(problem)")
             }
         }
-        let dir = NSTemporaryDirectory() + "sandboxer-run-files-\(runId)-\(UUID().uuidString.prefix(8).lowercased())"
+        let dir = NSTemporaryDirectory() + "\(prefix)\(getpid())-\(runId)-\(UUID().uuidString.prefix(8).lowercased())"
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
@@ -46,6 +46,23 @@ public enum RunFiles {
             throw SandboxError(.setupFailed, "could not place the run's files in a workspace directory (\(what)); check that \(NSTemporaryDirectory()) is writable and not full")
         }
         return dir
+    }
+
+    /// Directories are `<tmp>/sandboxer-run-files-<pid>-<run>-<random>`: the pid says whose they are.
+    static let prefix = "sandboxer-run-files-"
+
+    /// Removes the directories of processes that are gone (a worker killed mid-attempt never
+    /// removed its own); those of live processes (this one, another server) stay. Returns how many.
+    @discardableResult
+    public static func removeOrphans(in tmp: String = NSTemporaryDirectory()) -> Int {
+        var removed = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0 else { continue }
+            if kill(pid, 0) == 0 || errno == EPERM { continue }
+            remove((tmp.hasSuffix("/") ? tmp : tmp + "/") + name)
+            removed += 1
+        }
+        return removed
     }
 
     /// Removes a directory ``materialize(_:runId:)`` made (and whatever the sandbox left in it).

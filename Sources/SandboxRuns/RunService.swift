@@ -85,6 +85,8 @@ public actor RunService {
 
     /// Takes back what this node's earlier process held, then claims and runs until cancelled.
     public func run() async {
+        let orphans = RunFiles.removeOrphans()
+        if orphans > 0 { logger.notice("removed run file directories of workers that are gone", metadata: ["count": "\(orphans)"]) }
         do {
             let taken = try await store.expireLeases(policy: configuration.retry, heldByPrefix: configuration.node + "#")
             if !taken.isEmpty {

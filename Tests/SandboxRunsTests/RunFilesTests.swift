@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import SandboxLinux
 @testable import SandboxRuns
 import SandboxStore
 import SandboxTestSupport
@@ -56,5 +57,21 @@ struct RunFilesTests {
             #expect(done.state == .failed && done.attempts.last?.outcome == .rejected, "\(done)")
             #expect(done.reason?.contains("..") == true, "\(String(describing: done.reason))")
         }
+    }
+
+    @Test("a worker killed mid-attempt leaves its files directory: the next service start removes it, a live process's stays")
+    func orphansRemoved() async throws {
+        let tmp = NSTemporaryDirectory() + "run-files-orphans-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        // A pid that is certainly gone: a child that has exited and been reaped.
+        let gone = try await ChildProcess.run(["/bin/sh", "-c", "echo $$"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let dead = tmp + "/sandboxer-run-files-\(gone)-run-000000000001-abcd1234"
+        let live = tmp + "/sandboxer-run-files-\(getpid())-run-000000000002-abcd1234"
+        let other = tmp + "/not-ours-\(gone)"
+        for dir in [dead, live, other] { try FileManager.default.createDirectory(atPath: dir + "/lib", withIntermediateDirectories: true) }
+        #expect(RunFiles.removeOrphans(in: tmp) == 1)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live) && FileManager.default.fileExists(atPath: other))
     }
 }
