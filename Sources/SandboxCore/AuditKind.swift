@@ -50,6 +50,10 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case runCancel = "run.cancel"
     case runRetry = "run.retry"
     case monitorLogin = "monitor.login"
+    /// An agent registered (`correlation`: its id; `name`).
+    case agentCreate = "agent.create"
+    /// A version uploaded to an agent (`correlation`: the agent; `digest`, `status`, `created`).
+    case agentVersion = "agent.version"
     /// A route audit entry from before the tenant trail (schema v8 moved them here; `detail`
     /// keeps their action, target, result and detail).
     case apiRequest = "api.request"

@@ -145,6 +145,7 @@ public struct SandboxServer: Sendable {
         addTemplateBuildRoutes(registry)
         addUsageRoutes(registry)
         addRunRoutes(registry)
+        addAgentRoutes(registry)
         addE2BControlRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)

@@ -79,10 +79,12 @@ public struct AgentVersionRecord: Sendable, Equatable, Codable {
     public var sizeBytes: Int
     public var status: AgentVersionStatus
     public var findings: [ScanFinding]
+    /// The profile the upload was scanned against (`bounty` unless the upload named another).
+    public var profile: String
     public var createdAt: Date
 
     public init(digest: String, agentId: String, tenantId: String, manifest: AgentManifest, files: [String: [UInt8]], sizeBytes: Int,
-                status: AgentVersionStatus, findings: [ScanFinding], createdAt: Date = Date()) {
+                status: AgentVersionStatus, findings: [ScanFinding], profile: String = "bounty", createdAt: Date = Date()) {
         self.digest = digest
         self.agentId = agentId
         self.tenantId = tenantId
@@ -91,11 +93,12 @@ public struct AgentVersionRecord: Sendable, Equatable, Codable {
         self.sizeBytes = sizeBytes
         self.status = status
         self.findings = findings
+        self.profile = profile
         self.createdAt = createdAt
     }
 
     enum CodingKeys: String, CodingKey {
-        case digest, agentId = "agent_id", tenantId = "tenant_id", manifest, files, sizeBytes = "size_bytes", status, findings
+        case digest, agentId = "agent_id", tenantId = "tenant_id", manifest, files, sizeBytes = "size_bytes", status, findings, profile
         case createdAt = "created_at"
     }
 
@@ -117,6 +120,7 @@ public struct AgentVersionRecord: Sendable, Equatable, Codable {
         sizeBytes = try c.decode(Int.self, forKey: .sizeBytes)
         status = try c.decode(AgentVersionStatus.self, forKey: .status)
         findings = try c.decode([ScanFinding].self, forKey: .findings)
+        profile = try c.decodeIfPresent(String.self, forKey: .profile) ?? "bounty"
         createdAt = try c.decode(Date.self, forKey: .createdAt)
     }
 
@@ -130,6 +134,7 @@ public struct AgentVersionRecord: Sendable, Equatable, Codable {
         try c.encode(sizeBytes, forKey: .sizeBytes)
         try c.encode(status, forKey: .status)
         try c.encode(findings, forKey: .findings)
+        try c.encode(profile, forKey: .profile)
         try c.encode(createdAt, forKey: .createdAt)
     }
 }
@@ -146,8 +151,11 @@ public protocol AgentStore: Sendable {
     /// Stores a version, or returns the one already stored under its digest for that agent
     /// (`created` false; nothing changes: versions are immutable).
     func putAgentVersion(_ version: AgentVersionRecord) async throws -> (version: AgentVersionRecord, created: Bool)
-    /// A version of one of the tenant's agents by digest.
+    /// A version of one of the tenant's agents by digest (the same content pushed to two of its
+    /// agents: the one stored first).
     func agentVersion(tenantId: String, digest: String) async throws -> AgentVersionRecord?
+    /// One version of one of the tenant's agents.
+    func agentVersion(tenantId: String, agentId: String, digest: String) async throws -> AgentVersionRecord?
     /// An agent's versions, oldest first.
     func agentVersions(tenantId: String, agentId: String) async throws -> [AgentVersionRecord]
 }

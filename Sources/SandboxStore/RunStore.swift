@@ -246,5 +246,5 @@ public enum RunRules {
     }
 }
 
-/// What a server runs on: the sandbox store and the run queue in one engine.
-public typealias ServerStore = SandboxStore & RunStore
+/// What a server runs on: the sandbox store, the run queue and the agent registry in one engine.
+public typealias ServerStore = SandboxStore & RunStore & AgentStore

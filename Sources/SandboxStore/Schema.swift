@@ -237,6 +237,29 @@ enum Schema {
         m.registerMigration("v12-sandbox-envd-access") { db in
             try db.execute(sql: "ALTER TABLE sandboxes ADD COLUMN envd_access TEXT")
         }
+        // The agent registry (issue 21): names unique per tenant (the index, not a read, refuses a
+        // duplicate); a version is its JSON record, immutable, keyed by agent and digest.
+        m.registerMigration("v13-agents") { db in
+            try db.execute(sql: """
+                CREATE TABLE agents (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    UNIQUE (tenant_id, name)
+                );
+                CREATE INDEX agents_tenant_created ON agents(tenant_id, created_at, id);
+                CREATE TABLE agent_versions (
+                    agent_id TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    record TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (agent_id, digest)
+                );
+                CREATE INDEX agent_versions_tenant_digest ON agent_versions(tenant_id, digest, created_at);
+                """)
+        }
         return m
     }
 }

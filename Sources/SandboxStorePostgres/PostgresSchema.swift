@@ -121,6 +121,20 @@ enum PostgresSchema {
         ("v10-quota-overrides", [
             "UPDATE tenants SET quota = '{}' WHERE quota = '\(TenantRules.legacyDefaultQuota)'",
         ]),
+        // The agent registry (issue 21): names unique per tenant (the constraint, not a read, refuses
+        // a duplicate); a version is its JSON record, immutable, keyed by agent and digest.
+        ("v13-agents", [
+            """
+            CREATE TABLE agents (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, UNIQUE (tenant_id, name))
+            """,
+            "CREATE INDEX agents_tenant_created ON agents(tenant_id, created_at, id)",
+            """
+            CREATE TABLE agent_versions (agent_id TEXT NOT NULL, digest TEXT NOT NULL, tenant_id TEXT NOT NULL,
+                record TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (agent_id, digest))
+            """,
+            "CREATE INDEX agent_versions_tenant_digest ON agent_versions(tenant_id, digest, created_at)",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and

@@ -25,7 +25,7 @@ struct FilesTests {
              try String.fetchOne(db, sql: "PRAGMA journal_mode"))
         }
         for t in ["tenants", "api_keys", "sandboxes", "execs", "exec_logs", "tenant_events", "runs", "run_logs", "webhook_deliveries", "sandbox_events"] { #expect(tables.contains(t), "\(t)") }
-        #expect(migrations == ["v1", "v2-runs", "v3-sandbox-events", "v4-secrets", "v5-secret-scopes", "v6-store-probe", "v7-event-batches", "v8-tenant-audit", "v9-usage", "v10-quota-overrides", "v11-sandbox-template-digest", "v12-sandbox-envd-access"])
+        #expect(migrations == ["v1", "v2-runs", "v3-sandbox-events", "v4-secrets", "v5-secret-scopes", "v6-store-probe", "v7-event-batches", "v8-tenant-audit", "v9-usage", "v10-quota-overrides", "v11-sandbox-template-digest", "v12-sandbox-envd-access", "v13-agents"])
         #expect(journal == "wal")
         let indexes = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'") }
         #expect(indexes.contains("sandboxes_tenant_created") && indexes.contains("sandboxes_state"))

@@ -51,6 +51,14 @@ public final class TarReader {
         (self.fd, self.source, self.observe) = (fd, source, observe)
     }
 
+    /// Reads a tar archive held in memory (an upload): parsing only, nothing is read from or
+    /// written to any file.
+    public init(bytes: [UInt8], source: String) {
+        (fd, self.source, observe) = (-1, source, { _, _, _ in })
+        buffer = bytes
+        (start, end, eof) = (0, bytes.count, true)
+    }
+
     /// The next member's header (its content is read with ``read(into:)`` or skipped by the next
     /// call), or nil at the archive's end.
     public func next() throws(SandboxError) -> TarEntry? {
