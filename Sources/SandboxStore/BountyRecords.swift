@@ -135,6 +135,8 @@ public struct SubmissionRecord: Sendable, Equatable, Codable {
 public protocol BountyStore: Sendable {
     func createBounty(_ bounty: BountyRecord) async throws -> BountyRecord
     func bounty(tenantId: String, id: String) async throws -> BountyRecord?
+    /// The tenant's bounties, oldest first (at most `limit`).
+    func bounties(tenantId: String, limit: Int) async throws -> [BountyRecord]
     func createSubmission(_ submission: SubmissionRecord) async throws -> SubmissionRecord
     func submission(tenantId: String, id: String) async throws -> SubmissionRecord?
     /// Replaces a submission when it still has `expected`'s `updatedAt` (another node may have

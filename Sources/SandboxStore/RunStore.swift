@@ -246,5 +246,5 @@ public enum RunRules {
     }
 }
 
-/// What a server runs on: the sandbox store, the run queue and the agent registry in one engine.
-public typealias ServerStore = SandboxStore & RunStore & AgentStore
+/// What a server runs on: the sandbox store, the run queue, the agent registry and the bounties in one engine.
+public typealias ServerStore = SandboxStore & RunStore & AgentStore & BountyStore

@@ -135,6 +135,20 @@ enum PostgresSchema {
             """,
             "CREATE INDEX agent_versions_tenant_digest ON agent_versions(tenant_id, digest, created_at)",
         ]),
+        // Bounties and their submissions (issue 21): the record as JSON beside the columns queried.
+        ("v14-bounties", [
+            """
+            CREATE TABLE bounties (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+                record TEXT NOT NULL)
+            """,
+            "CREATE INDEX bounties_tenant_created ON bounties(tenant_id, created_at, id)",
+            """
+            CREATE TABLE submissions (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, bounty_id TEXT NOT NULL, state TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, record TEXT NOT NULL)
+            """,
+            "CREATE INDEX submissions_bounty_created ON submissions(tenant_id, bounty_id, created_at, id)",
+            "CREATE INDEX submissions_state ON submissions(state)",
+        ]),
     ]
 
     /// Connects once, outside the pool (a wrong URL fails here with the URL in the message), and
