@@ -52,7 +52,8 @@ struct BountyBench {
             of: "API over loopback HTTP/1.1 keep-alive", with: "bounty scoring vs plain runs, `serve --workers \(workers)`"))
         try await BenchConnection.with(port: server.port, apiKey: server.key) { c in
             // Warm-up: a few plain runs (the first sandboxes of a server pay one-time costs).
-            _ = try await plain(&c, count: workers, label: "warmup")
+            let warm = try await plain(&c, count: workers, label: "warmup")
+            print(String(format: "warm-up: %d plain runs in %.2f s", warm.runs, warm.seconds))
             let bountyId = try await makeBounty(&c)
             let digest = try await makeAgent(&c)
             var parts: [Part] = []
