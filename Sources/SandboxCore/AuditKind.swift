@@ -49,6 +49,7 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case runSubmit = "run.submit"
     case runCancel = "run.cancel"
     case runRetry = "run.retry"
+    case runReplay = "run.replay"
     case monitorLogin = "monitor.login"
     /// An agent registered (`correlation`: its id; `name`).
     case agentCreate = "agent.create"

@@ -28,6 +28,8 @@ extension SandboxManager {
         do {
             var result = try await backend.exec(handle, request, output: output)
             result.sandboxId = handle.id
+            // The image the pooled sandbox was made from (a queued run's replay record names it).
+            if result.templateDigest == nil { result.templateDigest = try? await templateDigest(handle.spec.profile) }
             return result
         } catch {
             await destroyPooled(handle)

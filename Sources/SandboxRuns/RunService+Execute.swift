@@ -13,6 +13,8 @@ extension RunService {
         guard case .admitted(let hold) = await admit(run) else { return }
         let attempt = run.attempts.count
         let buffer = RunLogBuffer(store: store, runId: run.id, attempt: attempt, cap: configuration.logCapBytes, logger: logger)
+        let digests = OutputDigests()
+        let output = digests.wrap(buffer.handler)
         let runner = self.runner
         let spec = run.spec
         // A ready sandbox of the warm pool when the profile has one (no setup command: that needs
@@ -30,11 +32,11 @@ extension RunService {
         let attemptResult = await withTaskGroup(of: Result<ExecResult, any Error>?.self) { group -> Result<ExecResult, any Error> in
             group.addTask {
                 if let pooled, let pool {
-                    do { return .success(try await pool.runPooled(pooled, spec.execRequest, output: buffer.handler)) } catch { return .failure(error) }
+                    do { return .success(try await pool.runPooled(pooled, spec.execRequest, output: output)) } catch { return .failure(error) }
                 }
                 do { return .success(try await runner.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
                                                           setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
-                                                          tenantId: run.tenantId, sandboxId: sandboxId, output: buffer.handler)) }
+                                                          tenantId: run.tenantId, sandboxId: sandboxId, output: output)) }
                 catch { return .failure(error) }
             }
             group.addTask {
@@ -65,7 +67,9 @@ extension RunService {
         let teardown: Task<Void, Never>? = attemptResult.isSuccess ? pooled.flatMap { h in pool.map { p in Task { await p.destroyPooled(h) } } } : nil
         if teardown == nil, let admission, let hold { await admission.releaseQuota(hold) }
         let stopping = Task.isCancelled
-        let end = attemptEnd(attemptResult, asked: wasCancelAsked(run.id), stopping: stopping)
+        var ended = attemptEnd(attemptResult, asked: wasCancelAsked(run.id), stopping: stopping)
+        if case .success(let result) = attemptResult { ended.environment = environment(of: spec, result: result, digests: digests) }
+        let end = ended
         markFinishing(run.id)
         let store = self.store
         let worker = workerId

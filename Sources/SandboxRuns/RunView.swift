@@ -34,6 +34,12 @@ public struct RunView: Sendable, Equatable, Codable {
     public var reason: String?
     public var cancelRequested: Bool
     public var webhook: Webhook?
+    /// A replay's original run (nil: not a replay).
+    public var replayOf: String?
+    /// A finished replay: whether its stdout is the original's byte for byte (nil until it ran).
+    public var outputMatches: Bool?
+    /// A finished replay: what differs in the environment it ran on (empty: nothing).
+    public var changes: [EnvironmentChange]?
 
     public init(_ r: RunRecord, showSecret: Bool = false, now: Date = Date()) {
         id = r.id
@@ -56,12 +62,19 @@ public struct RunView: Sendable, Equatable, Codable {
         reason = r.reason
         cancelRequested = r.cancelRequested
         webhook = r.webhook.map { Webhook(url: $0.url, state: $0.state, deliveries: $0.deliveries, secret: showSecret ? $0.secret : nil) }
+        if let replay = r.replay {
+            replayOf = replay.of
+            let ran = r.state.isFinal ? r.attempts.last?.environment : nil
+            outputMatches = ReplayComparison.outputMatches(replay.original, ran)
+            if let original = replay.original, let ran { changes = ReplayComparison.changes(original, ran) }
+        }
     }
 
     enum CodingKeys: String, CodingKey {
         case id, state, profile, isolation, lang, argv, priority, maxAttempts = "max_attempts", labels
         case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at", startedAt = "started_at"
         case endedAt = "ended_at", notBefore = "not_before", attempts, result, reason, cancelRequested = "cancel_requested", webhook
+        case replayOf = "replay_of", outputMatches = "output_matches", changes
     }
 
     // Absent optionals are written as null (the API's documented form), not left out.
@@ -87,6 +100,12 @@ public struct RunView: Sendable, Equatable, Codable {
         try c.encode(reason, forKey: .reason)
         try c.encode(cancelRequested, forKey: .cancelRequested)
         try c.encode(webhook, forKey: .webhook)
+        // Only a replay has these (its comparison null until it ends).
+        if let replayOf {
+            try c.encode(replayOf, forKey: .replayOf)
+            try c.encode(outputMatches, forKey: .outputMatches)
+            try c.encode(changes, forKey: .changes)
+        }
     }
 
     /// The API's JSON form: sorted keys, ISO 8601 dates with milliseconds (run timings matter).

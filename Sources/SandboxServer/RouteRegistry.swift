@@ -64,7 +64,7 @@ final class RouteRegistry: @unchecked Sendable {
     static func audit(_ manager: SandboxManager, _ context: APIRequestContext, _ request: Request, _ action: AuditKind, status: Int) {
         guard let caller = context.caller else { return }
         let target = context.auditTarget.target ?? context.parameters.get("id")
-        let isRun = action == .runSubmit || action == .runCancel || action == .runRetry
+        let isRun = action == .runSubmit || action == .runCancel || action == .runRetry || action == .runReplay
         manager.recordTenantEvent(TenantEvent(
             tenantId: caller.tenantId, sandboxId: isRun ? nil : target, kind: action, actor: caller.keyId,
             correlation: isRun ? target : nil, detail: ["status": .int(Int64(status))]))

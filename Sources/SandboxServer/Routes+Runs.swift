@@ -93,6 +93,8 @@ extension SandboxServer {
             }
             return try APIJSON.response(RunLogsView(runId: id, attempt: number, state: run.state, stdout: out, stderr: err))
         }
+
+        addRunReplayRoutes(routes, store: store)
     }
 
     static func runResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {

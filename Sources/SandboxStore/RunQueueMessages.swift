@@ -44,11 +44,15 @@ public struct AttemptEnd: Sendable, Equatable {
     public var reason: String?
     public var result: ExecResult?
     public var sandboxId: String?
-    public init(outcome: AttemptOutcome, reason: String? = nil, result: ExecResult? = nil, sandboxId: String? = nil) {
+    /// What the attempt ran on (nil: it ended without running, or the reaper ended it).
+    public var environment: AttemptEnvironment?
+    public init(outcome: AttemptOutcome, reason: String? = nil, result: ExecResult? = nil, sandboxId: String? = nil,
+                environment: AttemptEnvironment? = nil) {
         self.outcome = outcome
         self.reason = reason
         self.result = result
         self.sandboxId = sandboxId
+        self.environment = environment
     }
 }
 

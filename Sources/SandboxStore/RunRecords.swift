@@ -72,6 +72,8 @@ public struct RunAttempt: Sendable, Equatable, Codable {
     /// The sandbox the attempt runs in: named by the claim (the id its one-shot sandbox gets), or
     /// the warm-pool sandbox it took (``RunStore/setAttemptSandbox(runId:worker:sandboxId:)``).
     public var sandboxId: String?
+    /// What the attempt ran on and the digests of its output (set when it ended with a result).
+    public var environment: AttemptEnvironment?
 
     public init(number: Int, worker: String, startedAt: Date = Date(), endedAt: Date? = nil, outcome: AttemptOutcome? = nil,
                 reason: String? = nil, sandboxId: String? = nil) {
@@ -85,7 +87,7 @@ public struct RunAttempt: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case number, worker, startedAt = "started_at", endedAt = "ended_at", outcome, reason, sandboxId = "sandbox_id"
+        case number, worker, startedAt = "started_at", endedAt = "ended_at", outcome, reason, sandboxId = "sandbox_id", environment
     }
 }
 
@@ -278,6 +280,8 @@ public struct RunRecord: Sendable, Equatable, Codable {
     /// A cancel asked while running: the worker kills the sandbox and ends the run `cancelled`.
     public var cancelRequested: Bool
     public var webhook: RunWebhook?
+    /// Set on a replay (`POST /v1/runs/{id}/replay`): the run it replays and what that ran on.
+    public var replay: ReplayLink?
 
     public init(
         id: String, tenantId: String, state: RunState = .queued, spec: RunSpec, priority: Int = 0, maxAttempts: Int = 3,
@@ -310,7 +314,7 @@ public struct RunRecord: Sendable, Equatable, Codable {
         case id, tenantId = "tenant_id", state, spec, priority, maxAttempts = "max_attempts", labels
         case idempotencyKey = "idempotency_key", createdAt = "created_at", updatedAt = "updated_at"
         case startedAt = "started_at", endedAt = "ended_at", notBefore = "not_before", attempts, result, reason, lease
-        case cancelRequested = "cancel_requested", webhook
+        case cancelRequested = "cancel_requested", webhook, replay
     }
 }
 

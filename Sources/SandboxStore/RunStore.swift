@@ -146,6 +146,7 @@ public enum RunRules {
             last.outcome = end.outcome
             last.reason = end.reason
             if let id = end.sandboxId { last.sandboxId = id }
+            if let environment = end.environment { last.environment = environment }
             run.attempts[run.attempts.count - 1] = last
         }
         run.lease = nil
