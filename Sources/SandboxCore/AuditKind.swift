@@ -55,6 +55,12 @@ public enum AuditKind: String, Sendable, Codable, CaseIterable {
     case agentCreate = "agent.create"
     /// A version uploaded to an agent (`correlation`: the agent; `digest`, `status`, `created`).
     case agentVersion = "agent.version"
+    /// A bounty created (`correlation`: its id; `title`, `cases`, `profile`).
+    case bountyCreate = "bounty.create"
+    /// An agent version submitted to a bounty (`correlation`: the submission; `bounty`, `digest`).
+    case submissionCreate = "submission.create"
+    /// A submission cancelled (`correlation`: the submission).
+    case submissionCancel = "submission.cancel"
     /// A route audit entry from before the tenant trail (schema v8 moved them here; `detail`
     /// keeps their action, target, result and detail).
     case apiRequest = "api.request"

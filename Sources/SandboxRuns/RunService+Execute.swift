@@ -21,7 +21,8 @@ extension RunService {
         // its own phases), else a one-shot sandbox with the id the claim gave the attempt (on
         // record before it runs: a crash mid-run still names it). A pooled one's id is recorded here.
         let pool = self.pool
-        let pooled = spec.setup == nil ? await pool?.takePooled(for: spec.profile) : nil
+        // Files (an agent's bundle) need a workspace of their own: never a pooled sandbox.
+        let pooled = spec.setup == nil && spec.files == nil ? await pool?.takePooled(for: spec.profile) : nil
         let sandboxId = run.attempts.last?.sandboxId ?? SandboxSpec.newID()
         if let pooled {
             RunMetrics.pooled()
@@ -34,10 +35,14 @@ extension RunService {
                 if let pooled, let pool {
                     do { return .success(try await pool.runPooled(pooled, spec.execRequest, output: output)) } catch { return .failure(error) }
                 }
-                do { return .success(try await runner.run(profile: spec.profile, request: spec.execRequest, workspace: nil,
-                                                          setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
-                                                          tenantId: run.tenantId, sandboxId: sandboxId, output: output)) }
-                catch { return .failure(error) }
+                // The run's files seed /workspace from a private directory of this attempt, removed after it.
+                do {
+                    let workspace = try spec.files.map { (files) throws(SandboxError) in try RunFiles.materialize(files, runId: run.id) }
+                    defer { workspace.map(RunFiles.remove) }
+                    return .success(try await runner.run(profile: spec.profile, request: spec.execRequest, workspace: workspace,
+                                                         setup: spec.setup.map { ExecRequest(argv: $0, timeout: spec.profile.limits.timeout) },
+                                                         tenantId: run.tenantId, sandboxId: sandboxId, output: output))
+                } catch { return .failure(error) }
             }
             group.addTask {
                 await cancel.wait(timeout: .seconds(366 * 86_400))

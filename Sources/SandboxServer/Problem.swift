@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SandboxCore
+import SandboxStore
 
 /// An RFC 9457 problem: every error the API returns, as `application/problem+json`.
 ///
@@ -19,6 +20,8 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
     public var actual: Int64?
     /// For `quota_exceeded`: seconds after which a retry may succeed (also the `Retry-After` header).
     public var retryAfter: Int?
+    /// For `agent_blocked`: the upload scan's findings that block the version.
+    public var findings: [ScanFinding]?
 
     public init(status: Int, code: String, detail: String, field: String? = nil) {
         self.type = "https://sandboxer.dev/problems/\(code.replacingOccurrences(of: "_", with: "-"))"
@@ -30,7 +33,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, title, status, detail, code, field, name, limit, actual, retryAfter = "retry_after"
+        case type, title, status, detail, code, field, name, limit, actual, retryAfter = "retry_after", findings
     }
 
     public var description: String { "\(code): \(detail)" }
@@ -118,6 +121,7 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         case "store_unavailable": return "Store unavailable"
         case "setup_failed": return "Setup failed"
         case "system_error": return "System error"
+        case "agent_blocked": return "Agent version blocked"
         default: return "Internal error"
         }
     }

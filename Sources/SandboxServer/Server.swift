@@ -50,6 +50,8 @@ public struct SandboxServer: Sendable {
     public let manager: SandboxManager
     /// The run queue's service on this node (nil: no `/v1/runs`).
     public let runs: RunService?
+    /// Advances bounty submissions on this node (nil without a run queue: no `/v1/bounties`).
+    public let submissions: SubmissionService?
     public let configuration: Configuration
     public let metrics: ServerMetrics
     /// The execution monitor's logins (`/monitor`), in memory.
@@ -68,6 +70,9 @@ public struct SandboxServer: Sendable {
                 logger: Logger = Logger(label: "sandboxer.server")) {
         self.manager = manager
         self.runs = runs
+        submissions = (runs?.store as? SubmissionService.Store).map { store in
+            SubmissionService(store: store, logger: logger) { tenantId in try await manager.quota(tenantId).maxQueued }
+        }
         self.configuration = configuration
         self.metrics = metrics
         metrics.observeStoreCalls()
@@ -108,7 +113,8 @@ public struct SandboxServer: Sendable {
             server: serverBuilder,
             configuration: ApplicationConfiguration(address: .hostname(host, port: configuration.port), serverName: "sandboxer",
                                                     availableConnectionsDelegate: TotalConnections(counter: counter)),
-            services: [ManagerService(manager: manager), TemplateBuildService(builds: templateBuilds)] + (runs.map { [RunQueueService(service: $0)] } ?? []),
+            services: [ManagerService(manager: manager), TemplateBuildService(builds: templateBuilds)] + (runs.map { [RunQueueService(service: $0)] } ?? [])
+                + (submissions.map { [SubmissionQueueService(service: $0)] } ?? []),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.notice("sandboxer API listening on http://\(host):\(port)")
@@ -146,6 +152,7 @@ public struct SandboxServer: Sendable {
         addUsageRoutes(registry)
         addRunRoutes(registry)
         addAgentRoutes(registry)
+        addBountyRoutes(registry)
         addE2BControlRoutes(registry)
         addWebSocketFallbacks(registry)
         addMonitorRoutes(registry)
@@ -175,6 +182,16 @@ extension SandboxServer {
 /// handed back to the queue (the next start, or another node, runs them again).
 struct RunQueueService: Service {
     let service: RunService
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await service.run()
+        }
+    }
+}
+
+/// Advances bounty submissions until graceful shutdown (a restart or another node carries on).
+struct SubmissionQueueService: Service {
+    let service: SubmissionService
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await service.run()

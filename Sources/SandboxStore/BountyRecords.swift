@@ -68,22 +68,28 @@ public struct SubmissionCase: Sendable, Equatable, Codable {
     public var verifierRunId: String?
     /// In [0, 1]; nil while not scored.
     public var score: Double?
-    /// Why it scored what it did: the verifier's message, or `timed_out`, `verifier_error`, …
+    /// Why it scored what it did, as a code: `verified` (the verifier scored it; its message is in
+    /// `message`), `verifier_error`, or how the agent run ended (`timed_out`, `oom`, `crashed`, …).
     public var reason: String?
     /// CPU time of the agent run.
     public var cpuMs: Double?
+    /// The detail behind `reason` when it is a code (`verifier_error`: what the verifier printed
+    /// or how it ended; `timed_out`: the run's reason).
+    public var message: String?
 
-    public init(index: Int, runId: String? = nil, verifierRunId: String? = nil, score: Double? = nil, reason: String? = nil, cpuMs: Double? = nil) {
+    public init(index: Int, runId: String? = nil, verifierRunId: String? = nil, score: Double? = nil, reason: String? = nil, cpuMs: Double? = nil,
+                message: String? = nil) {
         self.index = index
         self.runId = runId
         self.verifierRunId = verifierRunId
         self.score = score
         self.reason = reason
         self.cpuMs = cpuMs
+        self.message = message
     }
 
     enum CodingKeys: String, CodingKey {
-        case index, runId = "run_id", verifierRunId = "verifier_run_id", score, reason, cpuMs = "cpu_ms"
+        case index, runId = "run_id", verifierRunId = "verifier_run_id", score, reason, cpuMs = "cpu_ms", message
     }
 }
 
