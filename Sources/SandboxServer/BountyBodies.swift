@@ -32,8 +32,8 @@ struct BountyCreateBody: Decodable {
 
     init(from decoder: any Decoder) throws {
         var f = try BodyFields(decoder)
-        guard let title = try f.string("title"), !title.isEmpty, title.utf8.count <= 200 else {
-            throw Problem.invalid("title", "title is required: 1 to 200 bytes of text")
+        guard let title = try f.string("title"), !title.isEmpty, title.count <= 200 else {
+            throw Problem.invalid("title", "title is required: 1 to 200 characters")
         }
         self.title = title
         profile = try f.string("profile") ?? Profile.bounty.name
