@@ -272,12 +272,12 @@ def test_blocked_versions_cannot_be_submitted(client, world):
     for name, code in (("big", None), ("traversal", "path_traversal")):
         r = client.post(f"/v1/bounties/{world['bounty']['id']}/submissions",
                         json={"agent_version": world["versions"][name]["digest"]})
-        body = assert_problem(r, 422)
-        codes = [f["code"] for f in world["versions"][name]["findings"]]
-        # the problem names the findings
-        assert any(c in r.text for c in codes), (codes, body)
+        body = assert_problem(r, 422, "agent_blocked")
+        # the problem names every finding, in its detail and as a list
+        assert body["findings"] == world["versions"][name]["findings"], body
+        assert all(f["code"] in body["detail"] for f in body["findings"]), body
         if code:
-            assert code in r.text, body
+            assert code in [f["code"] for f in body["findings"]], body
 
 
 def test_cases_are_scored_with_their_reasons(world):
@@ -288,9 +288,11 @@ def test_cases_are_scored_with_their_reasons(world):
         assert [c["index"] for c in s["cases"]] == [0, 1, 2], s
         assert all(c["run_id"] for c in s["cases"]), s
     assert right["score"] == 1, right
-    assert [(c["score"], c["reason"]) for c in right["cases"]] == [(1, "sorted")] * 3, right
+    # a verified case's reason is `verified`, with the verifier's message beside it
+    assert [(c["score"], c["reason"], c["message"]) for c in right["cases"]] == [(1, "verified", "sorted")] * 3, right
     # string order: "3 1 2" comes out right, "10 9 2" and "5 40 300 7" do not
-    assert [(c["score"], c["reason"]) for c in wrong["cases"]] == [(1, "sorted"), (0, "not sorted"), (0, "not sorted")], wrong
+    assert [(c["score"], c["reason"], c["message"]) for c in wrong["cases"]] == [
+        (1, "verified", "sorted"), (0, "verified", "not sorted"), (0, "verified", "not sorted")], wrong
     assert wrong["score"] == pytest.approx(1 / 3), wrong
     assert cheater["score"] == 0, cheater
     assert [(c["score"], c["reason"]) for c in cheater["cases"]] == [(0, "timed_out")] * 3, cheater
