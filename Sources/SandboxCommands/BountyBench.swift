@@ -15,7 +15,7 @@ import Glibc
 /// data directory, so the server is wired exactly as in production).
 ///
 /// Wall time: from the first request of a part to the end of its last run (plain runs: the
-/// latest `ended_at`; the submission: the moment it is seen `scored`, polled every 50 ms).
+/// latest `ended_at`; the submission: the moment it is seen `scored`, polled every 20 ms).
 struct BountyBench {
     /// Cases of the submission (plain parts: 2N and N runs).
     let cases: Int
@@ -116,7 +116,7 @@ struct BountyBench {
                 return Part(name: "1 submission, \(cases) cases (agent + verifier runs)", runs: 2 * cases, seconds: end.timeIntervalSince(start))
             }
             guard Date() < deadline else { throw SandboxError(.system, "submission \(sub) still \(state) after 15 minutes") }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(20))
         }
     }
 
