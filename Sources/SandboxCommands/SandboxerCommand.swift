@@ -14,7 +14,7 @@ public struct SandboxerCommand: AsyncParsableCommand {
             ServeCommand.self, CreateCommand.self, ExecCommand.self, CopyCommand.self, ListCommand.self, ProcessesCommand.self,
             KillCommand.self, RemoveCommand.self, PauseCommand.self, ResumeCommand.self, HibernateCommand.self,
             SubmitCommand.self, RunsCommand.self, LogsCommand.self, CancelCommand.self, RetryCommand.self, ReplayCommand.self, NetworkCommand.self,
-            AuditCommand.self, VersionCommand.self,
+            AuditCommand.self, AgentCommand.self, VersionCommand.self,
         ]
     )
     public init() {}

@@ -7,7 +7,7 @@ struct AgentView: Encodable {
     var name: String
     var createdAt: Date
     var versionCount: Int?
-    var versions: [AgentVersionSummary]?
+    var versions: [AgentVersionInfo]?
 
     init(_ agent: AgentRecord) {
         (id, name, createdAt) = (agent.id, agent.name, agent.createdAt)
@@ -19,21 +19,6 @@ struct AgentView: Encodable {
 /// `GET /v1/agents`.
 struct AgentList: Encodable {
     var items: [AgentView]
-}
-
-/// A version in its agent's view: digest and verdict, no content.
-struct AgentVersionSummary: Encodable {
-    var digest: String
-    var status: AgentVersionStatus
-    var sizeBytes: Int
-    var profile: String
-    var createdAt: Date
-
-    init(_ v: AgentVersionRecord) {
-        (digest, status, sizeBytes, profile, createdAt) = (v.digest, v.status, v.sizeBytes, v.profile, v.createdAt)
-    }
-
-    enum CodingKeys: String, CodingKey { case digest, status, sizeBytes = "size_bytes", profile, createdAt = "created_at" }
 }
 
 /// The answer to an upload: the digest, the verdict and every finding.

@@ -24,11 +24,11 @@ extension SandboxServer {
 
         routes.add(.get, "/v1/agents") { _, context in
             let caller = try context.requireCaller()
-            var items: [AgentView] = []
-            for agent in try await agents.agents(tenantId: caller.tenantId) {
+            let counts = try await agents.agentVersionCounts(tenantId: caller.tenantId)
+            let items = try await agents.agents(tenantId: caller.tenantId).map { agent in
                 var view = AgentView(agent)
-                view.versionCount = try await agents.agentVersions(tenantId: caller.tenantId, agentId: agent.id).count
-                items.append(view)
+                view.versionCount = counts[agent.id] ?? 0
+                return view
             }
             return try APIJSON.response(AgentList(items: items))
         }
@@ -37,7 +37,7 @@ extension SandboxServer {
             let caller = try context.requireCaller()
             let agent = try await Self.agent(agents, caller, try context.parameters.require("id"))
             var view = AgentView(agent)
-            view.versions = try await agents.agentVersions(tenantId: caller.tenantId, agentId: agent.id).map(AgentVersionSummary.init)
+            view.versions = try await agents.agentVersionInfos(tenantId: caller.tenantId, agentId: agent.id)
             return try APIJSON.response(view)
         }
 
@@ -50,7 +50,11 @@ extension SandboxServer {
                 profileName = String(value)
             }
             let loader = await manager.configuration.profiles
-            try loader.requireName(profileName)
+            // A name only (never a file path: a client must not make the server read its files).
+            let known = loader.knownNames()
+            guard known.contains(profileName) else {
+                throw SandboxError(.notFound, "unknown profile '\(profileName.prefix(100))' to scan against; known profiles: \(known.joined(separator: ", "))")
+            }
             let profile = try loader.load(profileName)
             let kind = try Self.uploadKind(request.headers[.contentType])
             let bytes = try await BodyReader.collect(request, limit: AgentScan.bodyLimit(profile), name: "agent_upload_bytes")
@@ -64,7 +68,7 @@ extension SandboxServer {
             manager.recordTenantEvent(TenantEvent(
                 tenantId: caller.tenantId, kind: .agentVersion, actor: caller.keyId, correlation: agent.id,
                 detail: ["digest": .string(version.digest), "status": .string(version.status.rawValue), "created": .bool(created),
-                         "findings": .int(Int64(version.findings.count))]))
+                         "findings": .int(Int64(version.findings.count)), "profile": .string(version.profile)]))
             return try APIJSON.response(AgentUploadView(version), status: created ? .created : .ok)
         }
 

@@ -47,7 +47,7 @@ public struct AgentManifest: Sendable, Equatable, Codable {
 public struct ScanFinding: Sendable, Equatable, Codable {
     /// e.g. `bundle_too_large`, `file_too_large`, `path_traversal`, `absolute_path`, `link`,
     /// `device_file`, `invalid_manifest`, `unknown_lang`, `entrypoint_missing`, `tool_not_allowed`,
-    /// `limit_too_high`.
+    /// `limit_too_high`; every code is a case of the server's `AgentScanCode` (and in docs/API.md).
     public var code: String
     public var message: String
     /// The bundle path it is about, when it is about one.
@@ -139,6 +139,25 @@ public struct AgentVersionRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// What a listing shows of a version: no files, no findings (read without decoding the record's files).
+public struct AgentVersionInfo: Sendable, Equatable, Codable {
+    public var digest: String
+    public var status: AgentVersionStatus
+    public var sizeBytes: Int
+    public var profile: String
+    public var createdAt: Date
+
+    public init(digest: String, status: AgentVersionStatus, sizeBytes: Int, profile: String, createdAt: Date) {
+        (self.digest, self.status, self.sizeBytes, self.profile, self.createdAt) = (digest, status, sizeBytes, profile, createdAt)
+    }
+
+    public init(_ v: AgentVersionRecord) {
+        self.init(digest: v.digest, status: v.status, sizeBytes: v.sizeBytes, profile: v.profile, createdAt: v.createdAt)
+    }
+
+    enum CodingKeys: String, CodingKey { case digest, status, sizeBytes = "size_bytes", profile, createdAt = "created_at" }
+}
+
 /// The agent registry's storage, kept by both engines (SQLite and PostgreSQL). A tenant only
 /// ever reaches its own agents: every lookup takes the tenant.
 public protocol AgentStore: Sendable {
@@ -158,4 +177,8 @@ public protocol AgentStore: Sendable {
     func agentVersion(tenantId: String, agentId: String, digest: String) async throws -> AgentVersionRecord?
     /// An agent's versions, oldest first.
     func agentVersions(tenantId: String, agentId: String) async throws -> [AgentVersionRecord]
+    /// An agent's versions without their content, oldest first.
+    func agentVersionInfos(tenantId: String, agentId: String) async throws -> [AgentVersionInfo]
+    /// How many versions each of the tenant's agents has (agents with none are absent).
+    func agentVersionCounts(tenantId: String) async throws -> [String: Int]
 }

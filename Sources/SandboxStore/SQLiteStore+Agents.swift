@@ -75,6 +75,37 @@ extension SQLiteStore: AgentStore {
         }
     }
 
+    public func agentVersionInfos(tenantId: String, agentId: String) async throws(SandboxError) -> [AgentVersionInfo] {
+        try await read("listing the versions of agent \(agentId)") { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT digest, json_extract(record, '$.status') AS status, json_extract(record, '$.size_bytes') AS size_bytes,
+                        coalesce(json_extract(record, '$.profile'), 'bounty') AS profile, created_at
+                    FROM agent_versions WHERE tenant_id = ? AND agent_id = ? ORDER BY created_at, digest
+                    """, arguments: [tenantId, agentId]
+            ).map { row in
+                let text: String = try row.decode(forColumn: "status")
+                guard let status = AgentVersionStatus(rawValue: text) else {
+                    throw SandboxError(.system, "agent version \(row["digest"] as String? ?? "?") has unknown status '\(text)'; was it written by a newer sandboxer?")
+                }
+                return AgentVersionInfo(digest: try row.decode(forColumn: "digest"), status: status, sizeBytes: try row.decode(forColumn: "size_bytes"),
+                                        profile: try row.decode(forColumn: "profile"), createdAt: try JSONColumn.date(row, "created_at"))
+            }
+        }
+    }
+
+    public func agentVersionCounts(tenantId: String) async throws(SandboxError) -> [String: Int] {
+        try await read("counting the agent versions of tenant \(tenantId)") { db in
+            var counts: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT agent_id, COUNT(*) AS n FROM agent_versions WHERE tenant_id = ? GROUP BY agent_id",
+                                        arguments: [tenantId]) {
+                counts[try row.decode(String.self, forColumn: "agent_id")] = try row.decode(Int.self, forColumn: "n")
+            }
+            return counts
+        }
+    }
+
     static func agent(from row: Row) throws -> AgentRecord {
         AgentRecord(
             id: try row.decode(forColumn: "id"), tenantId: try row.decode(forColumn: "tenant_id"), name: try row.decode(forColumn: "name"),

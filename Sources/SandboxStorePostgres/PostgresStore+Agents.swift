@@ -74,6 +74,32 @@ extension PostgresStore {
             Self.version(from:))
     }
 
+    public func agentVersionInfos(tenantId: String, agentId: String) async throws(SandboxError) -> [AgentVersionInfo] {
+        try await fetch(
+            "listing the versions of agent \(agentId)",
+            """
+            SELECT digest, record::jsonb->>'status' AS status, (record::jsonb->>'size_bytes')::bigint AS size_bytes,
+                coalesce(record::jsonb->>'profile', 'bounty') AS profile, created_at
+            FROM agent_versions WHERE tenant_id = \(tenantId) AND agent_id = \(agentId) ORDER BY created_at, digest COLLATE "C"
+            """
+        ) { row in
+            let text = try row.get("status", as: String.self)
+            guard let status = AgentVersionStatus(rawValue: text) else {
+                throw SandboxError(.system, "an agent version has unknown status '\(text)'; was it written by a newer sandboxer?")
+            }
+            return AgentVersionInfo(digest: try row.get("digest"), status: status, sizeBytes: Int(try row.get("size_bytes", as: Int64.self)),
+                                    profile: try row.get("profile"), createdAt: try row.date("created_at"))
+        }
+    }
+
+    public func agentVersionCounts(tenantId: String) async throws(SandboxError) -> [String: Int] {
+        let rows = try await fetch(
+            "counting the agent versions of tenant \(tenantId)",
+            "SELECT agent_id, COUNT(*) AS n FROM agent_versions WHERE tenant_id = \(tenantId) GROUP BY agent_id"
+        ) { row in (try row.get("agent_id", as: String.self), Int(try row.get("n", as: Int64.self))) }
+        return Dictionary(rows, uniquingKeysWith: { a, _ in a })
+    }
+
     static func agent(from row: PostgresRandomAccessRow) throws -> AgentRecord {
         AgentRecord(id: try row.get("id"), tenantId: try row.get("tenant_id"), name: try row.get("name"), createdAt: try row.date("created_at"))
     }

@@ -17,6 +17,7 @@ public enum AgentStoreContract {
         "of concurrent creates under one name (on two instances) exactly one succeeds": concurrentCreates,
         "a version is stored once: the same digest again returns the stored one unchanged": versions,
         "a version is found by digest only in its tenant, with its files, findings and profile": versionByDigest,
+        "of concurrent puts of one version (on two instances) exactly one creates it": concurrentPuts,
     ]
 
     public static var names: [String] { cases.keys.sorted() }
@@ -96,7 +97,23 @@ public enum AgentStoreContract {
                                createdAt: Date(timeIntervalSinceReferenceDate: 2000))
         #expect(try await f.store.putAgentVersion(v2).created)
         #expect(try await f.store.agentVersions(tenantId: t, agentId: agent.id) == [v1, v2])
+        #expect(try await f.second().agentVersionInfos(tenantId: t, agentId: agent.id) == [AgentVersionInfo(v1), AgentVersionInfo(v2)])
+        #expect(try await f.store.agentVersionCounts(tenantId: t) == [agent.id: 2])
+        #expect(try await f.store.agentVersionCounts(tenantId: tenant()).isEmpty)
         #expect(try await f.store.agentVersions(tenantId: tenant(), agentId: agent.id).isEmpty)
+    }
+
+    static func concurrentPuts(_ f: AgentStoreFixture) async throws {
+        let agent = try await f.store.createAgent(AgentRecord(tenantId: tenant(), name: "sorter"))
+        let other = try await f.second()
+        let version = sampleVersion(agent: agent, digest: "sha256:" + String(repeating: "e", count: 64))
+        let stores: [any AgentStore] = [f.store, other, f.store, other, f.store, other]
+        let created = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for store in stores { group.addTask { try await store.putAgentVersion(version).created } }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(created.filter { $0 }.count == 1 && created.count == stores.count)
+        #expect(try await f.store.agentVersions(tenantId: agent.tenantId, agentId: agent.id) == [version])
     }
 
     static func versionByDigest(_ f: AgentStoreFixture) async throws {

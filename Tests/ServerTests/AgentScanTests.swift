@@ -222,6 +222,13 @@ struct AgentScanTests {
         let otherManifest = try Self.bounty.scan(Self.json(
             ["lib/util.py": "X = 1\n", "main.py": Self.main], manifest: ["entrypoint": "main.py", "lang": "python", "limits": ["timeout": "9s"]]))
         #expect(otherManifest.digest != fromJSON.digest)
+        #expect(try AgentScan(profile: .default).scan(.tar(tarBytes)).digest != fromTar.digest, "another profile: another version")
+        // The same files plus a refused member are another version (blocked), never the accepted one.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/secret", withDestinationPath: "/etc/shadow")
+        var withLink: [UInt8] = []
+        try TarWriter { withLink += $0 }.write(directory: dir)
+        let linked = try Self.bounty.scan(.tar(withLink))
+        #expect(linked.files == fromTar.files && linked.status == .blocked && linked.digest != fromTar.digest)
     }
 
     @Test("a zip's stored and deflated entries are read byte for byte, directories skipped")
@@ -235,6 +242,22 @@ struct AgentScanTests {
         #expect(result.status == .accepted, "\(result.findings)")
         #expect(result.files == ["src/main.js": Array(text.utf8), "README": Array("plain".utf8)])
         #expect(result.manifest == AgentManifest(lang: "js", entrypoint: "src/main.js", isolation: "wasm"))
+    }
+
+    @Test("an archive of one directory holding the manifest (zip -r agent.zip agent/) is that directory")
+    func oneTopDirectory() async throws {
+        let nested = try Self.bounty.scan(.zip(try await Self.zip([
+            ("agent/sandboxer.yaml", Self.manifestYAML, "stored"), ("agent/main.py", Self.main, "deflated"), ("agent/lib/x.py", "1", "stored"),
+        ])))
+        let flat = try Self.bounty.scan(.zip(try await Self.zip([
+            ("sandboxer.yaml", Self.manifestYAML, "stored"), ("main.py", Self.main, "deflated"), ("lib/x.py", "1", "stored"),
+        ])))
+        #expect(nested.status == .accepted && nested.files.keys.sorted() == ["lib/x.py", "main.py"] && nested.digest == flat.digest)
+        // Files outside that directory: no manifest at the root, nothing renamed.
+        let mixed = try Self.bounty.scan(.zip(try await Self.zip([
+            ("agent/sandboxer.yaml", Self.manifestYAML, "stored"), ("agent/main.py", Self.main, "stored"), ("other.py", "1", "stored"),
+        ])))
+        #expect(mixed.findings.map(\.code) == ["invalid_manifest"] && mixed.files["agent/main.py"] != nil)
     }
 
     @Test("a zip bomb (64 MiB of zeros in a few KiB) is stopped at the code limit and blocked as bundle_too_large")

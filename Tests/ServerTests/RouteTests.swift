@@ -38,7 +38,7 @@ import Yams
             let client = try app.client(try await app.key("acme"))
             for route in documented {
                 let path = route.path.replacingOccurrences(of: "{id}", with: "sbx-none").replacingOccurrences(of: "{pid}", with: "7")
-                    .replacingOccurrences(of: "{name}", with: "acme")
+                    .replacingOccurrences(of: "{name}", with: "acme").replacingOccurrences(of: "{digest}", with: "sha256:00")
                 let reply = try await client.send(route.method, path, body: route.method == "GET" || route.method == "DELETE" ? nil : Array("{\"__probe\":true}".utf8))
                 #expect(!reply.body.text.contains("no route"), "\(route): \(reply.status) \(reply.body.text)")
                 #expect(reply.status != 405 && reply.status < 500, "\(route): \(reply.status) \(reply.body.text)")

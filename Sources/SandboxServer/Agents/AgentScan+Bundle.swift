@@ -68,8 +68,15 @@ struct BundleBuilder {
         return refused ? nil : parts.joined(separator: "/")
     }
 
-    /// Removes the manifest file from the files and returns its bytes.
+    /// Removes the manifest file from the files and returns its bytes. An archive whose files are
+    /// all inside one directory holding the manifest (`zip -r agent.zip agent/`) is that directory.
     mutating func takeManifest() -> [UInt8]? {
+        if files[AgentScan.manifestName] == nil, let first = files.keys.first, let slash = first.firstIndex(of: "/") {
+            let top = first[...slash]
+            if files[top + AgentScan.manifestName] != nil, files.keys.allSatisfy({ $0.hasPrefix(top) }) {
+                files = Dictionary(uniqueKeysWithValues: files.map { (String($0.key.dropFirst(top.count)), $0.value) })
+            }
+        }
         guard let bytes = files.removeValue(forKey: AgentScan.manifestName) else { return nil }
         taken -= Int64(bytes.count)
         return bytes

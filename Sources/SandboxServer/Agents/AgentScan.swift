@@ -136,8 +136,10 @@ public struct AgentScan: Sendable {
         bundle.checkSizes()
         let manifest = ManifestCheck(profile: profile).read(manifestValue, files: Set(bundle.files.keys), findings: &bundle.findings)
         let size = bundle.files.values.reduce(0) { $0 + $1.count }
-        return AgentScanResult(files: bundle.files, manifest: manifest, digest: AgentDigest.of(files: bundle.files, manifest: manifest),
-                               sizeBytes: size, findings: bundle.findings.list, profile: profile.name)
+        let findings = bundle.findings.list
+        return AgentScanResult(files: bundle.files, manifest: manifest,
+                               digest: AgentDigest.of(files: bundle.files, manifest: manifest, profile: profile.name, findings: findings),
+                               sizeBytes: size, findings: findings, profile: profile.name)
     }
 }
 
