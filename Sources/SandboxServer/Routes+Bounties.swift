@@ -18,7 +18,9 @@ extension SandboxServer {
             let body = try await BodyReader.decode(BountyCreateBody.self, bytes: try await BodyReader.collect(request, limit: BountyCreateBody.bodyLimit,
                                                                                                        name: "bounty_body_bytes"))
             let profiles = await manager.configuration.profiles
-            let bounty = try await store.createBounty(try body.record(tenantId: caller.tenantId, profiles: profiles))
+            let record = try body.record(tenantId: caller.tenantId, profiles: profiles)
+            try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: record.profile, inline: false, isolationField: "profile")
+            let bounty = try await store.createBounty(record)
             manager.recordTenantEvent(TenantEvent(tenantId: caller.tenantId, kind: .bountyCreate, actor: caller.keyId, correlation: bounty.id,
                                                   detail: ["title": .string(bounty.title), "cases": .int(Int64(bounty.cases.count)),
                                                            "profile": .string(bounty.profile.name), "status": 201]))
@@ -40,7 +42,9 @@ extension SandboxServer {
             let caller = try context.requireCaller()
             let bounty = try await Self.bounty(store, caller, try context.parameters.require("id"))
             let body = try await BodyReader.decode(SubmissionCreateBody.self, request, limit: 64 << 10)
-            let version = try await Self.submittable(store, caller, body, bounty: bounty)
+            let (version, profile) = try await Self.submittable(store, caller, body, bounty: bounty)
+            // The server's isolation floor holds for agent runs as for any run (a manifest may pick `wasm`).
+            try await manager.checkTenantProfile(tenantId: caller.tenantId, profile: profile, inline: false, isolationField: "manifest.isolation")
             let submission = try await store.createSubmission(SubmissionRecord(
                 tenantId: caller.tenantId, bountyId: bounty.id, agentId: version.agentId, agentDigest: version.digest,
                 cases: bounty.cases.indices.map { SubmissionCase(index: $0) }))
@@ -104,11 +108,11 @@ extension SandboxServer {
         return s
     }
 
-    /// The version a submission names, when it may run in `bounty`: unknown → 404; blocked by its
+    /// The version a submission names and the profile its runs get, when it may run in `bounty`: unknown → 404; blocked by its
     /// scan → 422 `agent_blocked` listing the findings; asking for tools or limits beyond the
     /// bounty's profile → 422 `limit_exceeded`.
     static func submittable(_ store: SubmissionService.Store, _ caller: Caller, _ body: SubmissionCreateBody,
-                            bounty: BountyRecord) async throws -> AgentVersionRecord {
+                            bounty: BountyRecord) async throws -> (AgentVersionRecord, Profile) {
         let found: AgentVersionRecord? = if let agentId = body.agentId {
             try await store.agentVersion(tenantId: caller.tenantId, agentId: agentId, digest: body.agentVersion)
         } else {
@@ -124,10 +128,11 @@ extension SandboxServer {
             throw p
         }
         do {
-            _ = try SubmissionPlan.agentSpec(profile: try SubmissionPlan.agentProfile(bounty.profile, manifest: version.manifest), version: version)
+            let profile = try SubmissionPlan.agentProfile(bounty.profile, manifest: version.manifest)
+            _ = try SubmissionPlan.agentSpec(profile: profile, version: version)
+            return (version, profile)
         } catch {
             throw Problem(status: 422, code: error.code == .limitExceeded ? "limit_exceeded" : "invalid_request", detail: error.message)
         }
-        return version
     }
 }

@@ -21,12 +21,15 @@ struct BountyServerTests {
 
     /// An agent with one accepted (or blocked) version, straight through the store.
     static func agent(_ app: ServedApp, tenant: String, name: String, code: String, limits: [String: String] = [:],
-                      status: AgentVersionStatus = .accepted, findings: [ScanFinding] = []) async throws -> (id: String, digest: String) {
+                      status: AgentVersionStatus = .accepted, findings: [ScanFinding] = [],
+                      files: [String: String] = ["lib/helper.txt": "helper"]) async throws -> (id: String, digest: String) {
         let agent = try await app.store.createAgent(AgentRecord(tenantId: tenant, name: name))
         let digest = "sha256:" + (UUID().uuidString + UUID().uuidString).replacingOccurrences(of: "-", with: "").lowercased()
+        var all = files.mapValues { Array($0.utf8) }
+        all["main.py"] = Array(code.utf8)
         _ = try await app.store.putAgentVersion(AgentVersionRecord(
             digest: digest, agentId: agent.id, tenantId: tenant, manifest: AgentManifest(lang: "python", entrypoint: "main.py", limits: limits),
-            files: ["main.py": Array(code.utf8), "lib/helper.txt": Array("helper".utf8)], sizeBytes: code.utf8.count + 6, status: status, findings: findings))
+            files: all, sizeBytes: all.values.reduce(0) { $0 + $1.count }, status: status, findings: findings))
         return (agent.id, digest)
     }
 
@@ -60,7 +63,10 @@ struct BountyServerTests {
             #expect(!shown.contains("hidden-0") && !shown.contains("hidden-1"), "the hidden data is never shown: \(shown)")
             #expect(try await client.checked("GET", "/v1/bounties").body.text.contains(bountyId))
 
-            let right = try await Self.agent(app, tenant: tenant, name: "right", code: "import sys\nprint(' '.join(sorted(sys.stdin.read().split())))\n")
+            // The right agent imports its own module from /workspace/lib: the version's files are there.
+            let right = try await Self.agent(app, tenant: tenant, name: "right",
+                                             code: "import sys\nsys.path.insert(0, '/workspace/lib')\nfrom helper import solve\nprint(solve(sys.stdin.read()))\n",
+                                             files: ["lib/helper.py": "def solve(text):\n    return ' '.join(sorted(text.split()))\n"])
             let wrong = try await Self.agent(app, tenant: tenant, name: "wrong", code: "import sys\nprint(sys.stdin.read())\n")
             let sleeper = try await Self.agent(app, tenant: tenant, name: "sleeper", code: "import time\ntime.sleep(60)\n", limits: ["timeout": "2s"])
             let blocked = try await Self.agent(app, tenant: tenant, name: "blocked", code: "print(1)\n", status: .blocked,
@@ -120,9 +126,15 @@ struct BountyServerTests {
 
             let board = try Self.object(try await client.checked("GET", "/v1/bounties/\(bountyId)/leaderboard").body)
             let entries = try #require(board["entries"] as? [[String: Any]])
+            // wrong and sleeper tie at 0: the earlier submission first.
             #expect(entries.map { $0["agent"] as? String } == ["right", "wrong", "sleeper"], "\(entries)")
             #expect(entries.map { $0["rank"] as? Int } == [1, 2, 3] && entries.first?["submission_id"] as? String == ids["right"])
             #expect(entries.first?["digest"] as? String == right.digest && (entries.first?["cpu_ms"] as? Double ?? -1) >= 0)
+
+            // The tenant's trail: both bounties and the four submissions.
+            let trail = try await client.checked("GET", "/v1/audit").body.text.split(separator: "\n")
+            #expect(trail.filter { $0.contains("\"kind\":\"bounty.create\"") }.count == 2, "\(trail)")
+            #expect(trail.filter { $0.contains("\"kind\":\"submission.create\"") }.count == 4 && trail.contains { $0.contains(ids["right"]!) })
 
             // Another tenant: none of it exists.
             for path in ["/v1/bounties/\(bountyId)", "/v1/bounties/\(bountyId)/leaderboard", "/v1/submissions/\(ids["right"]!)"] {
@@ -133,7 +145,11 @@ struct BountyServerTests {
             #expect(!(try await stranger.checked("GET", "/v1/bounties").body.text.contains(bountyId)))
         }
     }
+}
 
+/// The bounty routes' refusals, which need no sandbox.
+@Suite("Bounty route checks")
+struct BountyRouteTests {
     @Test("a bounty is refused with a 400 naming the field: no cases, an unknown profile (listing the known ones), an unknown verifier language; an input over the profile's limit is 413")
     func validation() async throws {
         try await ServedApp.with { app in
@@ -155,6 +171,28 @@ struct BountyServerTests {
             #expect(over.name == "input_bytes" && over.detail.contains("cases[1].input"))
             _ = try ProblemBody.of(try await client.send("GET", "/v1/bounties/bnt-000000000000"), status: 404, code: "not_found")
             _ = try ProblemBody.of(try await client.send("GET", "/v1/submissions/sub-000000000000"), status: 404, code: "not_found")
+        }
+    }
+
+    @Test("the server's isolation floor holds for agent runs: a version asking for wasm under a container floor is refused 403 naming manifest.isolation")
+    func isolationFloor() async throws {
+        try await ServedApp.with(isolationPolicy: IsolationPolicy(floor: .container)) { app in
+            let created = try await app.store.createAPIKey(tenantName: "market")
+            let client = try app.client(created.key)
+            let bounty = try BountyServerTests.object(try await client.checked("POST", "/v1/bounties", body: try jsonBytes([
+                "title": "t", "cases": [["input": "1"]], "verifier": ["lang": "python", "code": "print(1)"],
+            ])).body)
+            let agent = try await app.store.createAgent(AgentRecord(tenantId: created.record.tenantId, name: "wasm"))
+            let digest = "sha256:" + String(repeating: "ab", count: 32)
+            _ = try await app.store.putAgentVersion(AgentVersionRecord(
+                digest: digest, agentId: agent.id, tenantId: created.record.tenantId,
+                manifest: AgentManifest(lang: "js", entrypoint: "main.js", isolation: "wasm"), files: ["main.js": Array("1".utf8)], sizeBytes: 1,
+                status: .accepted, findings: []))
+            let reply = try await client.send("POST", "/v1/bounties/\(try #require(bounty["id"] as? String))/submissions",
+                                              body: try jsonBytes(["agent_version": digest]))
+            #expect(try ProblemBody.of(reply, status: 403, code: "forbidden").field == "manifest.isolation")
+            #expect(try await app.store.submissions(tenantId: created.record.tenantId, bountyId: try #require(bounty["id"] as? String)).isEmpty,
+                    "nothing is stored")
         }
     }
 }
