@@ -181,8 +181,8 @@ public enum ContentDigest {
 extension RunRules {
     /// A new queued run that replays `original` (which must be final): the same spec (profile as
     /// applied, argv, code, files, stdin, env, cwd, setup, agent digest), priority and attempts,
-    /// its labels plus `replay_of`, linked through ``RunRecord/replay``. No webhook, no
-    /// idempotency key. A run still queued or running is refused with `invalid_state`.
+    /// its labels plus `replay_of`, linked through ``RunRecord/replay``. No webhook (the caller
+    /// sets an idempotency key). A run still queued or running is refused with `invalid_state`.
     public static func replay(of original: RunRecord, id: String = SandboxSpec.newID(prefix: "run-"), now: Date = Date()) throws(SandboxError) -> RunRecord {
         guard original.state.isFinal else {
             throw SandboxError(.invalidState, "run \(original.id) is \(original.state.rawValue); only a finished run can be replayed (wait for it, or cancel it first)")

@@ -39,6 +39,7 @@ public enum RunStoreContract {
         "webhook claims hold a tenant to its cap and skip a full tenant's backlog": webhookTenantCap,
         "stats count ends per minute and what is queued and running": stats,
         "changes are announced to subscribers": changes,
+        "what an attempt ran on and a replay's link are stored whole and read back by another node": replayRecords,
     ]
 
     public static var names: [String] { cases.keys.sorted() }
