@@ -59,7 +59,7 @@ print(" ".join(sorted(sys.stdin.read().split())))
 # Looks for anything shaped like a marker ("ZQX" + 32 hex digits + "QXZ"). Its own source holds
 # only the pattern, which does not match itself.
 CHEATER_PY = r'''
-import os, re, socket, sys, time
+import json, os, re, socket, sys, time
 PAT = re.compile(rb"ZQX[0-9a-f]{32}QXZ")
 seen = set()
 
@@ -96,6 +96,8 @@ for pid in os.listdir("/proc"):
 quick = ["/workspace", "/code", "/tmp", "/home", "/root", "/run", "/etc", "/var/tmp", "/opt", "/srv", "/mnt"]
 for d in quick:
     walk(d)
+files = sorted(os.path.relpath(os.path.join(d, f), "/workspace") for d, _, fs in os.walk("/workspace") for f in fs)
+print("WORKSPACE", json.dumps(files), flush=True)
 print("QUICK-SCAN DONE", flush=True)
 for host in ["127.0.0.1", HOST_IP]:
     s = socket.socket()
@@ -266,6 +268,11 @@ def test_uploads_are_scanned_and_the_bad_ones_blocked(client, world):
     view = client.get(f"/v1/agents/{world['agents']['traversal']['id']}/versions/{v['traversal']['digest']}")
     assert view.status_code == 200, view.text
     assert view.json()["status"] == "blocked" and "path_traversal" in {f["code"] for f in view.json()["findings"]}, view.text
+    # nor does the accepted cheater's: paths and sizes only, never its files' contents
+    view = client.get(f"/v1/agents/{world['agents']['cheater']['id']}/versions/{v['cheater']['digest']}")
+    assert view.status_code == 200, view.text
+    assert sorted(f["path"] for f in view.json()["files"]) == ["data/control.txt", "main.py"], view.text
+    assert world["control"] not in view.text and "PAT = re.compile" not in view.text, view.text
 
 
 def test_blocked_versions_cannot_be_submitted(client, world):
@@ -350,6 +357,11 @@ def test_hidden_data_never_reaches_the_agent(client, world):
         assert all(control in line for line in found), found
         assert marker not in stdout and marker not in logs["stderr"], logs
         assert "stdout_base64" not in logs and "stderr_base64" not in logs, logs
+        # /workspace holds the agent's own bundle and nothing else
+        listing = [line for line in stdout.splitlines() if line.startswith("WORKSPACE ")]
+        assert len(listing) == 1 and json.loads(listing[0][len("WORKSPACE "):]) == ["data/control.txt", "main.py"], listing
+    # an agent run that did not finish never reaches a verifier: no run ever got its case's hidden data
+    assert all(c["verifier_run_id"] is None for c in world["submissions"]["cheater"]["cases"]), world["submissions"]["cheater"]
 
 
 def test_the_agent_cannot_open_sockets(world, client):
@@ -409,6 +421,17 @@ def test_another_tenant_sees_none_of_it(client_b, world):
                 assert_problem(client_b.get(f"/v1/runs/{rid}"), 404, "not_found")
                 assert_problem(client_b.get(f"/v1/runs/{rid}/logs"), 404, "not_found")
                 assert_problem(client_b.get(f"/v1/runs/{rid}/record"), 404, "not_found")
+
+
+def test_agent_versions_do_not_cross_tenants(client, client_b, world):
+    """Tenant B's version cannot be submitted to tenant A's bounty, by either tenant."""
+    agent = create_agent(client_b, f"b-agent-{tag()}")
+    # content of its own: a digest names content, so the same files in tenant A would be A's own version
+    version = push(client_b, agent["id"], {"main.py": f"# tenant b {tag()}\n" + WRONG_PY},
+                   {"lang": "python", "entrypoint": "main.py", "isolation": "container"})
+    bid = world["bounty"]["id"]
+    assert_problem(client.post(f"/v1/bounties/{bid}/submissions", json={"agent_version": version["digest"]}), 404, "not_found")
+    assert_problem(client_b.post(f"/v1/bounties/{bid}/submissions", json={"agent_version": version["digest"]}), 404, "not_found")
 
 
 def test_tenant_b_may_reuse_tenant_a_names(client_b, world):
