@@ -26,7 +26,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print results as JSON.")
     var json = false
 
-    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root), state (template build, debian/host/warm create vs raw crun on the same layers, pause/hibernate, snapshot/restore/fork; root), e2b (E2B's SDK: create + commands.run + kill vs the same through /v1; root) or blocking (a call on the blocking pool vs a thread per call).")
+    @Option(name: .long, help: "container (start-up vs raw tools), wasm (QuickJS under WasmKit vs the container backend's node), api (the HTTP server vs raw crun; root) queue (the run queue on SQLite/PostgreSQL vs raw crun; root) egress (the egress proxy vs direct connections; root), state (template build, debian/host/warm create vs raw crun on the same layers, pause/hibernate, snapshot/restore/fork; root), e2b (E2B's SDK: create + commands.run + kill vs the same through /v1; root), bounty (one submission of N cases vs 2N and N plain runs through the queue of a `serve`; root) or blocking (a call on the blocking pool vs a thread per call).")
     var suite: String = "container"
 
     /// `--lane`, the option's old name, so commands written before the rename still work.
@@ -54,6 +54,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "queue suite: an empty PostgreSQL database (postgres://…) for the PostgreSQL cases.")
     var store: String?
 
+    @Option(name: .long, help: "bounty suite: cases of the submission (the plain parts: twice and once as many runs).")
+    var cases: Int = 100
+
+    @Option(name: .long, help: "bounty suite: the server's run workers (serve --workers; default 2 × cores).")
+    var workers: Int?
+
     @Option(name: .customLong("e2b-python"), help: "e2b suite: the python of a venv with E2B's SDK (default: the pinned one scripts/e2b-sdk.sh makes).")
     var e2bPython: String?
 
@@ -76,6 +82,10 @@ struct BenchCommand: AsyncParsableCommand {
             try await E2BBench(iterations: max(3, iterations), python: e2bPython ?? E2BBench.defaultPython()).run()
             return
         }
+        if suite == "bounty" {
+            try await BountyBench(cases: max(1, cases), workers: max(1, workers ?? 2 * ProcessInfo.processInfo.activeProcessorCount)).run()
+            return
+        }
         if suite == "blocking" {
             await BlockingBench(iterations: max(1, iterations)).run()
             return
@@ -89,7 +99,7 @@ struct BenchCommand: AsyncParsableCommand {
             try await benchNodeInContainer()
             return
         }
-        guard suite == "container" else { throw SandboxError(.invalidRequest, "--suite is container, wasm, api, queue, egress, state, e2b or blocking, not '\(suite)'") }
+        guard suite == "container" else { throw SandboxError(.invalidRequest, "--suite is container, wasm, api, queue, egress, state, e2b, bounty or blocking, not '\(suite)'") }
         let backend = try OCIBackend()
         let configuration = backend.configuration
         await BlockingPool.shared.run { GarbageCollector(configuration: configuration).collectQuietly() }

@@ -52,8 +52,10 @@ extension SandboxServer {
                                                   detail: ["bounty": .string(bounty.id), "digest": .string(version.digest), "status": 202]))
             // Its agent runs are queued now (what fits the tenant's max_queued; the rest later).
             await service.advance(tenantId: caller.tenantId, id: submission.id)
-            let current = try await store.submission(tenantId: caller.tenantId, id: submission.id) ?? submission
-            return try APIJSON.response(SubmissionView(current), status: .accepted)
+            // The reply is the submission as created (202, state `queued`, as the contract says): a
+            // worker may already have started a run (or, for a fast agent, finished the submission)
+            // by now, which GET /v1/submissions/{id} shows.
+            return try APIJSON.response(SubmissionView(submission), status: .accepted)
         }
 
         routes.add(.get, "/v1/bounties/{id}/submissions") { _, context in
