@@ -134,17 +134,22 @@ def submit_run(client, **body):
     return r.json()
 
 
-def wait_run(client, rid, until=FINAL_RUN_STATES, timeout=60):
-    """Polls GET /v1/runs/{rid} until its state is in `until` (a bound against hangs, not a speed check)."""
+def wait_state(client, path, until, timeout, every=0.2):
+    """Polls GET `path` until its JSON `state` is in `until` (a bound against hangs, not a speed check)."""
     deadline = time.time() + timeout
     while True:
-        r = client.get(f"/v1/runs/{rid}")
+        r = client.get(path)
         assert r.status_code == 200, (r.status_code, r.text)
-        run = r.json()
-        if run["state"] in until:
-            return run
-        assert time.time() < deadline, f"run {rid} still {run['state']} after {timeout} s: {run}"
-        time.sleep(0.2)
+        body = r.json()
+        if body["state"] in until:
+            return body
+        assert time.time() < deadline, f"{path} still {body['state']} after {timeout} s: {body}"
+        time.sleep(every)
+
+
+def wait_run(client, rid, until=FINAL_RUN_STATES, timeout=60):
+    """Polls GET /v1/runs/{rid} until its state is in `until`."""
+    return wait_state(client, f"/v1/runs/{rid}", until, timeout)
 
 
 def processes_mentioning(needles):

@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from conftest import assert_problem, require_root, wait_run
+from conftest import assert_problem, require_root, wait_run, wait_state
 
 CASES = [("3 1 2", "1 2 3"), ("10 9 2", "2 9 10"), ("5 40 300 7", "5 7 40 300")]
 FINAL_SUBMISSION_STATES = {"scored", "failed"}
@@ -190,16 +190,8 @@ def submit(client, bounty_id, digest):
 
 
 def wait_submission(client, sid, timeout=300):
-    """Polls GET /v1/submissions/{sid} until scored or failed (a bound against hangs, not a speed check)."""
-    deadline = time.time() + timeout
-    while True:
-        r = client.get(f"/v1/submissions/{sid}")
-        assert r.status_code == 200, (r.status_code, r.text)
-        sub = r.json()
-        if sub["state"] in FINAL_SUBMISSION_STATES:
-            return sub
-        assert time.time() < deadline, f"submission {sid} still {sub['state']} after {timeout} s: {sub}"
-        time.sleep(0.5)
+    """Polls GET /v1/submissions/{sid} until scored or failed."""
+    return wait_state(client, f"/v1/submissions/{sid}", FINAL_SUBMISSION_STATES, timeout, every=0.5)
 
 
 @pytest.fixture(scope="module")
