@@ -10,9 +10,10 @@ public enum SubmissionPlan {
     /// Languages an agent or a verifier may be written in.
     public static let languages = ["python", "js", "sh"]
 
-    /// Why `manifest` cannot run under `profile` (tools or limits beyond it, an unknown isolation
-    /// or language), as a 422 `limit_exceeded`, or the profile it runs under: the bounty's, with
-    /// the manifest's isolation and its (lower) limits applied.
+    /// Why `manifest` cannot run under `profile` (tools or limits beyond it, an isolation weaker
+    /// than a profile stronger than a container asks for; an unknown isolation or language), or
+    /// the profile it runs under: the bounty's, with the manifest's isolation and its (lower)
+    /// limits applied. Under a `container` profile any isolation goes (`wasm` included).
     public static func agentProfile(_ bountyProfile: Profile, manifest: AgentManifest) throws(SandboxError) -> Profile {
         var profile = bountyProfile
         guard languages.contains(manifest.lang) else {
@@ -24,6 +25,12 @@ public enum SubmissionPlan {
         }
         if (isolation == .wasm || isolation == .wasmContainer) && manifest.lang != "js" {
             throw SandboxError(.invalidRequest, "the agent version's manifest asks for isolation \(manifest.isolation) with lang \(manifest.lang); the WASM isolations run JavaScript only")
+        }
+        // A bounty whose profile asks for more than a container (gVisor, WASM inside a container, a
+        // microVM) is not run in less than it asks: the agent's author does not get to weaken it.
+        let asked = IsolationPolicy.rank(bountyProfile.isolation)
+        if asked >= IsolationPolicy.rank(.gvisor) && IsolationPolicy.rank(isolation) < asked {
+            throw SandboxError(.limitExceeded, "the agent version asks for isolation \(manifest.isolation), weaker than the bounty's profile '\(bountyProfile.name)' (\(bountyProfile.isolation.rawValue)); push a version that asks for \(bountyProfile.isolation.rawValue) or a stronger one")
         }
         profile.isolation = isolation
         let extra = manifest.tools.filter { !bountyProfile.tools.contains($0) }

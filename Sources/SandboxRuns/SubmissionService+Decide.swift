@@ -6,7 +6,9 @@ extension SubmissionService {
     /// Moves `s` forward from what the store holds now: queues the runs that are due, scores the
     /// cases whose runs are final, then the submission. Fails it (state `failed`, `reason`) only
     /// for what scoring cannot get past: its bounty or agent version gone, a run not its own.
-    func decide(_ s: inout SubmissionRecord) async throws {
+    /// `known`: runs already read; `complete`: they are all of the submission's (a run not among
+    /// them is read on its own), else only cases whose runs are known move on.
+    func decide(_ s: inout SubmissionRecord, known: [String: RunRecord], complete: Bool) async throws {
         guard let bounty = try await store.bounty(tenantId: s.tenantId, id: s.bountyId) else {
             return fail(&s, "the bounty \(s.bountyId) is gone")
         }
@@ -39,16 +41,17 @@ extension SubmissionService {
                 s.cases[i].runId = queued.id
                 continue
             }
-            guard let run = try await store.run(id: runId) else { return fail(&s, "the agent run \(runId) is gone") }
-            if run.state != .queued && s.state == .queued { s.state = .running }
-            guard run.state.isFinal else { continue }
-            s.cases[i].cpuMs = run.result?.usage.cpuMs ?? 0
-            if let failure = SubmissionScoring.agentFailure(run) {
-                score(&s.cases[i], 0, reason: failure, message: run.reason)
-                continue
-            }
-            // The verifier run.
+            // The agent run, until its verifier run is queued (then it is final and done with).
             guard let verifierId = s.cases[i].verifierRunId else {
+                guard let found = try await lookup(runId, known, complete) else { continue }
+                guard let run = found else { return fail(&s, "the agent run \(runId) is gone") }
+                if run.state != .queued && s.state == .queued { s.state = .running }
+                guard run.state.isFinal else { continue }
+                s.cases[i].cpuMs = run.result?.usage.cpuMs ?? 0
+                if let failure = SubmissionScoring.agentFailure(run) {
+                    score(&s.cases[i], 0, reason: failure, message: run.reason)
+                    continue
+                }
                 if quotaFull { continue }
                 let output = try await stdout(of: run)
                 let stdin = SubmissionPlan.verifierInput(input: bounty.cases[index].input, output: output, exitCode: run.result?.exitCode,
@@ -66,7 +69,9 @@ extension SubmissionService {
                 s.cases[i].verifierRunId = queued.id
                 continue
             }
-            guard let vrun = try await store.run(id: verifierId) else { return fail(&s, "the verifier run \(verifierId) is gone") }
+            // The verifier run.
+            guard let vfound = try await lookup(verifierId, known, complete) else { continue }
+            guard let vrun = vfound else { return fail(&s, "the verifier run \(verifierId) is gone") }
             guard vrun.state.isFinal else { continue }
             if let failure = SubmissionScoring.verifierFailure(vrun) {
                 score(&s.cases[i], 0, reason: "verifier_error", message: failure)
@@ -81,6 +86,13 @@ extension SubmissionService {
             s.state = .scored
             s.score = mean
         }
+    }
+
+    /// A run of the submission: `.some(nil)` when it is gone, nil when it is not to be looked at now.
+    private func lookup(_ id: String, _ known: [String: RunRecord], _ complete: Bool) async throws -> RunRecord?? {
+        if let run = known[id] { return .some(run) }
+        guard complete else { return nil }
+        return .some(try await store.run(id: id))
     }
 
     private func fail(_ s: inout SubmissionRecord, _ reason: String) {

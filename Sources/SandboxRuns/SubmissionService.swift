@@ -23,9 +23,23 @@ public actor SubmissionService {
     let maxQueued: @Sendable (String) async throws -> Int
     public nonisolated let sweepInterval: Duration
     let logger: Logger
-    /// Submissions being advanced here now, and those asked again meanwhile.
+    /// Submissions being advanced here now.
     private var busy: Set<String> = []
-    private var again: Set<String> = []
+    /// What to look at next for a submission: every run of it (a sweep), or only runs whose change
+    /// arrived (the others move on their own changes, and every sweep looks at all).
+    private var pending: [String: Look] = [:]
+
+    enum Look {
+        case all
+        case runs([String: RunRecord])
+
+        func adding(_ other: Look) -> Look {
+            switch (self, other) {
+            case (.runs(let a), .runs(let b)): .runs(a.merging(b) { $1 })
+            default: .all
+            }
+        }
+    }
 
     public init(store: Store, sweepInterval: Duration = .seconds(3), logger: Logger = Logger(label: "sandboxer.bounties"),
                 maxQueued: @escaping @Sendable (String) async throws -> Int) {
@@ -52,13 +66,14 @@ public actor SubmissionService {
             if Task.isCancelled { return }
             guard change.kind == .state, change.state == .running || change.state.isFinal else { continue }
             guard let run = try? await store.run(id: change.runId), let submission = run.labels["submission"] else { continue }
-            await advance(tenantId: run.tenantId, id: submission)
+            await advance(tenantId: run.tenantId, id: submission, changed: run)
         }
     }
 
     private func sweepForever() async {
         while !Task.isCancelled {
-            await sweep()
+            // While the store is unreachable there is nothing to read (the first sweep after it is back catches up).
+            if store.health.isUp { await sweep() }
             try? await Task.sleep(for: sweepInterval)
         }
     }
@@ -76,28 +91,33 @@ public actor SubmissionService {
     }
 
     /// Takes one submission as far as its runs allow now. Safe to call any time, from anywhere.
-    public func advance(tenantId: String, id: String) async {
-        guard !busy.contains(id) else {
-            again.insert(id)
-            return
-        }
+    /// `changed`: the run whose change prompted this (only it is looked at, besides queueing what
+    /// is due); nil: every run of the submission (one query).
+    public func advance(tenantId: String, id: String, changed: RunRecord? = nil) async {
+        let look: Look = changed.map { .runs([$0.id: $0]) } ?? .all
+        pending[id] = pending[id].map { $0.adding(look) } ?? look
+        guard !busy.contains(id) else { return }
         busy.insert(id)
         defer { busy.remove(id) }
-        repeat {
-            again.remove(id)
-            do { try await step(tenantId: tenantId, id: id) } catch {
+        while let next = pending.removeValue(forKey: id) {
+            do { try await step(tenantId: tenantId, id: id, look: next) } catch {
                 logger.warning("could not advance a submission; a later change or sweep tries again",
                                metadata: ["submission": "\(id)", "error": "\(error)"])
             }
-        } while again.contains(id)
+        }
     }
 
     /// Read, decide, compare-and-set; read again when another writer came first.
-    private func step(tenantId: String, id: String) async throws {
+    private func step(tenantId: String, id: String, look: Look) async throws {
         for _ in 0..<5 {
             guard let before = try await store.submission(tenantId: tenantId, id: id), !before.state.isFinal else { return }
             var after = before
-            try await decide(&after)
+            let known: [String: RunRecord]
+            switch look {
+            case .all: known = try await runs(of: before)
+            case .runs(let runs): known = runs
+            }
+            try await decide(&after, known: known, complete: { if case .all = look { true } else { false } }())
             if after == before { return }
             after.updatedAt = max(Date(), before.updatedAt.addingTimeInterval(0.001))
             if try await store.updateSubmission(after, expected: before.updatedAt) {
@@ -107,6 +127,19 @@ public actor SubmissionService {
                 }
                 return
             }
+        }
+    }
+
+    /// Every run of a submission by id, in a few queries (its label, created since it was, a page
+    /// of 1000 at a time) rather than one read per run.
+    private func runs(of s: SubmissionRecord) async throws -> [String: RunRecord] {
+        var found: [String: RunRecord] = [:]
+        var query = RunQuery(tenantId: s.tenantId, since: s.createdAt.addingTimeInterval(-300), labels: ["submission": s.id], limit: 1000)
+        while true {
+            let page = try await store.runs(query)
+            for run in page.items { found[run.id] = run }
+            guard let next = page.nextCursor, !page.items.isEmpty else { return found }
+            query.cursor = next
         }
     }
 

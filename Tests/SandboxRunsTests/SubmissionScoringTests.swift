@@ -113,6 +113,13 @@ struct SubmissionScoringTests {
         manifest.limits = [:]
         manifest.tools = ["http_get"]
         #expect(throws: SandboxError.self) { try SubmissionPlan.agentProfile(.bounty, manifest: manifest) }
+        // A bounty profile stronger than a container is not weakened by a manifest; a container one takes any isolation.
+        manifest.tools = []
+        var gvisor = Profile.bounty
+        gvisor.isolation = .gvisor
+        #expect(throws: SandboxError.self) { try SubmissionPlan.agentProfile(gvisor, manifest: manifest) }
+        manifest.isolation = "gvisor"
+        #expect(try SubmissionPlan.agentProfile(gvisor, manifest: manifest).isolation == .gvisor)
     }
 
     @Test("a run's files may only land inside /workspace")

@@ -122,4 +122,61 @@ struct SubmissionServiceTests {
             #expect(try await service.cancel(tenantId: "tnt_other", id: f.submission.id) == nil, "another tenant's is not found")
         }
     }
+
+    @Test("a run's change moves its own case on (one read, not one per case); a sweep moves every case")
+    func changeThenSweep() async throws {
+        try await Self.with { f in
+            let service = f.service()
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id)
+            let finished = try await f.work { _ in "out\n" }
+            let case1Id = try #require(finished.first { $0.labels["case"] == "1" }?.id)
+            let case1 = try #require(try await f.store.run(id: case1Id))
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id, changed: case1)
+            #expect(try await f.current().cases.map { $0.verifierRunId != nil } == [false, true, false])
+            await service.sweep()
+            #expect(try await f.current().cases.allSatisfy { $0.verifierRunId != nil })
+            #expect(try await f.runs().count == 6)
+        }
+    }
+
+    @Test("a running service is woken by its runs' changes: with no sweep due, the submission is scored as its runs end")
+    func wokenByChanges() async throws {
+        try await Self.with { f in
+            // One sweep at start (it queues the agent runs), the next one not due within the test.
+            let service = SubmissionService(store: f.store, sweepInterval: .seconds(3600)) { _ in 100 }
+            let task = Task { await service.run() }
+            defer { task.cancel() }
+            func until(_ done: (SubmissionRecord) -> Bool) async throws -> SubmissionRecord {
+                for _ in 0..<600 {
+                    let s = try await f.current()
+                    if done(s) { return s }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return try await f.current()
+            }
+            _ = try await until { $0.cases.allSatisfy { $0.runId != nil } }
+            _ = try await f.work { _ in "out\n" }
+            let verifying = try await until { $0.cases.allSatisfy { $0.verifierRunId != nil } }
+            #expect(verifying.cases.allSatisfy { $0.verifierRunId != nil }, "verifier runs queued on the agent runs' changes")
+            _ = try await f.work { _ in "{\"score\": 1}" }
+            let scored = try await until { $0.state == .scored }
+            #expect(scored.state == .scored && scored.score == 1)
+            task.cancel()
+            await task.value
+        }
+    }
+
+    @Test("a tenant's max_queued holds for a submission's runs: what fits is queued, the rest once the queue has room")
+    func maxQueued() async throws {
+        try await Self.with { f in
+            let service = SubmissionService(store: f.store) { _ in 2 }
+            await service.advance(tenantId: f.submission.tenantId, id: f.submission.id)
+            #expect(try await f.current().cases.map { $0.runId != nil } == [true, true, false])
+            #expect(try await f.runs().count == 2)
+            _ = try await f.store.claimRuns(worker: "w#1", limit: 10, tenantCap: 10, lease: .seconds(60))
+            await service.sweep()
+            #expect(try await f.current().cases.allSatisfy { $0.runId != nil })
+            #expect(try await f.runs().count == 3)
+        }
+    }
 }
