@@ -224,7 +224,7 @@ def world(client):
         "cheater": push(client, agents["cheater"]["id"],
                         {"main.py": f"HOST_IP = {host_ip!r}\nPORT = {listener.port}\n" + CHEATER_PY,
                          "data/control.txt": f"a token the scan must find: {control}\n"},
-                        {"lang": "python", "entrypoint": "main.py", "isolation": "container", "limits": {"timeout": "10s"}}),
+                        {"lang": "python", "entrypoint": "main.py", "isolation": "container", "limits": {"timeout": "15s"}}),
         "big": push(client, agents["big"]["id"], {"main.py": "print(1)\n", "blob.txt": "x" * (600 << 10)},
                     {"lang": "python", "entrypoint": "main.py", "isolation": "container"}),
         "traversal": push(client, agents["traversal"]["id"], {"main.py": "print(1)\n", "../escape.py": "print(2)\n"},
