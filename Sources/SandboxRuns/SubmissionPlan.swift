@@ -74,8 +74,12 @@ public enum SubmissionPlan {
 
     /// The idempotency key of a submission's run for one case and role.
     public static func key(_ submissionId: String, case index: Int, role: String) -> String {
-        "bounty-submission:\(submissionId):\(index):\(role)"
+        "\(keyPrefix)\(submissionId):\(index):\(role)"
     }
+
+    /// Keys of this prefix are the submission service's own: a caller's run or replay may not use
+    /// one (it would stand in for a submission's agent or verifier run).
+    public static let keyPrefix = "bounty-submission:"
 
     static func labels(_ submission: SubmissionRecord, case index: Int, role: String) -> [String: String] {
         ["submission": submission.id, "bounty": submission.bountyId, "case": String(index), "role": role]

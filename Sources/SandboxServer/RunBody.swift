@@ -148,6 +148,9 @@ enum RunBody {
         guard !text.isEmpty, text.utf8.count <= 200, text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
             throw Problem.invalid("Idempotency-Key", "Idempotency-Key: 1 to 200 visible ASCII characters")
         }
+        guard !text.hasPrefix(SubmissionPlan.keyPrefix) else {
+            throw Problem.invalid("Idempotency-Key", "Idempotency-Key: keys starting with '\(SubmissionPlan.keyPrefix)' belong to bounty submissions; choose another")
+        }
         return text
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCore
 import SandboxManager
+import SandboxRuns
 import SandboxStore
 @testable import SandboxServer
 import Testing
@@ -226,5 +227,14 @@ import Testing
         #expect(Self.problem(QuotaChangeBody.self, #"{"max_sandboxes": true}"#)?.detail == "max_sandboxes: must be an integer")
         #expect(Self.problem(QuotaChangeBody.self, #"{"max_memory": null, "max_memory_bytes": 1}"#)?.field == "max_memory")
         #expect(Self.problem(QuotaChangeBody.self, #"{"max_sandbox": 1}"#)?.detail.hasPrefix("unknown field 'max_sandbox'") == true)
+    }
+
+    @Test("an Idempotency-Key of a bounty submission's own shape is refused: a caller's run cannot stand in for a submission's agent run")
+    func submissionKeysAreReserved() throws {
+        #expect(try RunBody.idempotencyKey("build-42") == "build-42")
+        let reserved = SubmissionPlan.key("sub-000000000001", case: 0, role: "agent")
+        var problem: Problem?
+        do { _ = try RunBody.idempotencyKey(reserved) } catch { problem = Problem(error) }
+        #expect(problem?.status == 400 && problem?.field == "Idempotency-Key", "\(String(describing: problem))")
     }
 }
