@@ -102,6 +102,21 @@ public struct WasmBackend: IsolationBackend {
         var busyMessage: String
     }
 
+    /// Locks a workspace directory for one run, trying again for up to `patience` while it is
+    /// held: the previous exec's descriptor closes with its run, but a child that any thread of
+    /// this process forked meanwhile holds a copy (and so the lock) until it execs — a moment,
+    /// longer on a loaded machine. A run still going holds it past the patience: `invalid_state`.
+    static func lockWorkspace(_ dir: String, patience: Duration) async throws(SandboxError) -> DirectoryFD {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            do {
+                return try DirectoryFD.openWorkspace(path: dir)
+            } catch where error.code == .invalidState && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+    }
+
     func runWithToolCalls(_ spec: SandboxSpec, _ request: ExecRequest, output: OutputHandler?, live: LiveRun?) async throws
         -> (result: ExecResult, toolCalls: [ToolCallRecord])
     {
@@ -113,7 +128,7 @@ public struct WasmBackend: IsolationBackend {
         var hostLock: DirectoryFD?
         if let dir = spec.workspaceDirectory {
             do {
-                hostLock = try DirectoryFD.openWorkspace(path: dir)
+                hostLock = try await Self.lockWorkspace(dir, patience: live == nil ? .zero : .milliseconds(500))
             } catch {
                 let refusal: SandboxError? = error
                 if let live, refusal?.code == .invalidState { throw SandboxError(.invalidState, live.busyMessage) }
