@@ -16,8 +16,11 @@ extension SandboxCgroup {
         return nil
     }
 
+    /// How long ``freeze()`` waits for the kernel to stop every task.
+    static let freezePatience: Duration = .seconds(10)
+
     /// Stops every process of the sandbox where it stands (memory kept, no CPU used) and waits until
-    /// the kernel reports the whole cgroup frozen. Blocks (polls the state, up to ~2 s): call it on
+    /// the kernel reports the whole cgroup frozen. Blocks (polls the state, up to 10 s): call it on
     /// the ``BlockingPool``. Throws when the cgroup has no freezer or does not freeze in time (then
     /// it is thawed again, so a failed freeze never leaves the sandbox stopped).
     public func freeze() throws(SandboxError) {
@@ -29,12 +32,19 @@ extension SandboxCgroup {
         do { try SysFile.write(file, v2 ? "1" : "FROZEN") } catch {
             throw SandboxError(.system, "freezing sandbox \(id): \(error)")
         }
-        for attempt in 0..<400 {
+        // A loaded host can take seconds to stop every task; v1 may stay FREEZING until asked
+        // again (a task that could not be frozen then), so the request is repeated while waiting.
+        let deadline = ContinuousClock.now + Self.freezePatience
+        var attempt = 0
+        while ContinuousClock.now < deadline {
             if isFrozen { return }
             usleep(attempt < 50 ? 200 : 5000)
+            attempt += 1
+            if !v2, attempt % 20 == 0 { try? SysFile.write(file, "FROZEN") }
         }
+        if isFrozen { return }
         thaw()
-        throw SandboxError(.system, "sandbox \(id) did not freeze within 2 s; it was thawed again")
+        throw SandboxError(.system, "sandbox \(id) did not freeze within \(Self.freezePatience.components.seconds) s (a task in uninterruptible sleep holds it: the host is overloaded or an I/O hangs); it was thawed again, retry")
     }
 
     /// Lets the sandbox's processes run again (no-op when it is not frozen).
