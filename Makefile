@@ -81,10 +81,10 @@ test: deps build-debug wasm
 	@# tests, stopped and removed on the way out whatever the tests did.
 	pgdir=$$(mktemp -d /tmp/sandboxer-pg.XXXXXX); trap 'scripts/pg-test-server.sh stop '"$$pgdir" EXIT; \
 	  pgurl=$$(scripts/pg-test-server.sh start "$$pgdir") || exit 1; \
-	  export SANDBOXER_TEST_PG_URL="$$pgurl" SANDBOXER_REQUIRE_FIXTURES=1; SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; status=$$?; \
+	  export SANDBOXER_TEST_PG_URL="$$pgurl" SANDBOXER_REQUIRE_FIXTURES=1; SWIFT=$(SWIFT) scripts/test-with-watchdog.sh; swift=$$?; \
 	  echo "== the HTTP API from outside: pytest (tests/python) and schemathesis against a live server"; \
-	  scripts/api-tests.sh $(DEBUG_BIN) || status=1; \
-	  $(DEBUG_BIN) gc >/dev/null; exit $$status
+	  scripts/api-tests.sh $(DEBUG_BIN); api=$$?; \
+	  $(DEBUG_BIN) gc >/dev/null; scripts/test-summary.sh $$swift $$api
 
 ## Installs under PREFIX (default /usr/local; DESTDIR stages it): the programs in
 ## libexec/sandboxer (stripped, debug info beside them), bin/sandboxer, the systemd unit in
