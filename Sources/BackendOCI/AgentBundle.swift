@@ -41,16 +41,20 @@ public enum AgentBundle {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
     }
 
+    /// Where copies are kept, below a state directory.
+    public static let directoryName = "agent-bin"
+
     /// Copies the binary (once per version: size and mtime) to a root-owned directory under the state
     /// directory, so a sandbox sees only the agent, not the rest of the build directory. Returns
-    /// the directory to bind.
+    /// the directory to bind. Each use touches the directory: ``GarbageCollector`` removes copies
+    /// unused for an hour (a running sandbox's bind mount keeps its copy readable after that).
     public static func install(from binary: String, stateDirectory: String) throws(SandboxError) -> String {
         var st = stat()
         guard stat(binary, &st) == 0 else { throw Syscall.error("stat \(binary)", errno: errno) }
-        let dir = "\(stateDirectory)/agent-bin/\(st.st_size)-\(st.st_mtim.tv_sec)-\(st.st_mtim.tv_nsec)"
-        if SysFile.exists(dir + "/" + fileName) { return dir }
-        try SysFile.makeDirectory(stateDirectory + "/agent-bin", mode: 0o755)
-        let tmp = "\(stateDirectory)/agent-bin/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let dir = "\(stateDirectory)/\(directoryName)/\(st.st_size)-\(st.st_mtim.tv_sec)-\(st.st_mtim.tv_nsec)"
+        if utimensat(AT_FDCWD, dir, nil, 0) == 0, SysFile.exists(dir + "/" + fileName) { return dir }
+        try SysFile.makeDirectory(stateDirectory + "/" + directoryName, mode: 0o755)
+        let tmp = "\(stateDirectory)/\(directoryName)/.tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try SysFile.makeDirectory(tmp, mode: 0o755)
         guard let data = FileManager.default.contents(atPath: binary) else {
             SysFile.removeTree(tmp)

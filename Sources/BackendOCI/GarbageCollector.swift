@@ -26,7 +26,9 @@ public struct GarbageCollector: Sendable {
         public var runtimeStates: [String] = []
         public var cgroups: [String] = []
         public var mounts: [String] = []
-        public var isEmpty: Bool { sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty }
+        /// Copies of the agent binary no sandbox start used for an hour (``AgentBundle/install(from:stateDirectory:)``).
+        public var agentCopies: [String] = []
+        public var isEmpty: Bool { sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty && agentCopies.isEmpty }
     }
 
     /// Whether any sandbox directory belongs to a dead owner (or is a stale staging directory).
@@ -115,6 +117,29 @@ public struct GarbageCollector: Sendable {
         }
         // The shared `sandboxer` group directories go once no sandbox uses them (rmdir of a busy one fails).
         for r in host.allMounts { rmdir("\(r)/\(CgroupHost.groupName)") }
+        report.agentCopies = pruneAgentCopies(unusedFor: 3600)
         return report
+    }
+
+    /// Removes copies of the agent binary that no sandbox start used for `seconds` (each start
+    /// touches its copy), from the host's shared directory and from every server state directory
+    /// below it (where older versions kept one copy per server); a sandbox running on a removed
+    /// copy keeps it through its bind mount. Returns the removed directories.
+    func pruneAgentCopies(unusedFor seconds: Int) -> [String] {
+        let root = OCIBackend.defaultStateDirectory, servers = root + "/servers"
+        var parents = [root, configuration.stateDirectory]
+        parents += ((try? FileManager.default.contentsOfDirectory(atPath: servers)) ?? []).map { servers + "/" + $0 }
+        var removed: [String] = []
+        for parent in Set(parents) {
+            let dir = parent + "/" + AgentBundle.directoryName
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+                let path = dir + "/" + name
+                guard SysFile.isOlder(path, thanSeconds: name.hasPrefix(".tmp-") ? 60 : seconds) else { continue }
+                SysFile.removeTree(path)
+                removed.append(path)
+            }
+            if parent != root { rmdir(dir) }
+        }
+        return removed.sorted()
     }
 }

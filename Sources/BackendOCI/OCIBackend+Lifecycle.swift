@@ -27,7 +27,8 @@ extension OCIBackend {
     /// Creates the sandbox; `restoring` names a hibernated sandbox's kept filesystem to start it on.
     func create(_ spec: SandboxSpec, restoring: String?) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
-        let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: configuration.stateDirectory)
+        // One copy per agent version for every server and run of this host (not one per state directory).
+        let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: OCIBackend.defaultStateDirectory)
         // Cgroup creation and the workspace mount block: off the cooperative pool.
         let disk = spec.profile.persistence == .persistent ? persistentDisk(spec.id) : nil
         let res = try await setUpResources(spec, restoring: restoring, persistent: disk)

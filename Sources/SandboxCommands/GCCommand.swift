@@ -22,6 +22,7 @@ struct GCCommand: AsyncParsableCommand {
         for c in r.cgroups { print("removed cgroup sandboxer/\(c)") }
         for m in r.mounts { print("unmounted \(m)") }
         for s in r.sandboxes { print("removed sandbox directory \(s)") }
+        for a in r.agentCopies { print("removed an agent copy unused for an hour: \(a)") }
     }
 }
 
