@@ -9,8 +9,9 @@ import Glibc
 
 /// Where a hibernated container sandbox keeps its filesystem while nothing of it runs:
 /// `<hibernated>/<id>/upper` (an image template's upper directory, overlay format: whiteouts,
-/// opaque-directory xattrs) and `<hibernated>/<id>/workspace`, both copied with owners, modes and
-/// xattrs. Made under `.<id>.new` and renamed, so a directory under its final name is complete.
+/// opaque-directory xattrs) and `<hibernated>/<id>/workspace`, both copied in this process
+/// (``TreeCopy``: owners, modes, times, xattrs, holes, hard links, whiteouts). Made under
+/// `.<id>.new` and renamed, so a directory under its final name is complete.
 struct HibernatedFiles: Sendable {
     let directory: String
     var upper: String { directory + "/upper" }

@@ -35,3 +35,7 @@ int sbx_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned 
 #include <sys/xattr.h>
 int sbx_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags) { return fsetxattr(fd, name, value, size, flags); }
 long sbx_fgetxattr(int fd, const char *name, void *value, size_t size) { return (long)fgetxattr(fd, name, value, size); }
+long sbx_flistxattr(int fd, char *list, size_t size) { return (long)flistxattr(fd, list, size); }
+long sbx_llistxattr(const char *path, char *list, size_t size) { return (long)llistxattr(path, list, size); }
+long sbx_lgetxattr(const char *path, const char *name, void *value, size_t size) { return (long)lgetxattr(path, name, value, size); }
+int sbx_lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags) { return lsetxattr(path, name, value, size, flags); }

@@ -38,8 +38,8 @@ extension StateBench {
         print("\n#### pause, hibernate, resume (one debian sandbox, 1 MiB in its workspace)\n")
         print("| case | p50 ms | p90 ms |\n|---|---:|---:|")
         let parts = [("pause + resume round trip", r.pauseResume), ("  `pause` (cgroup freezer, until frozen)", pauses), ("  `resume` (thaw)", thaws),
-                     ("hibernate + resume", r.hibernateResume), ("  `hibernate` (freeze, `cp -a` upper + workspace to disk, tear down)", hibernates),
-                     ("  `resume` (a create on the kept files, `cp -a` back)", wakes)]
+                     ("hibernate + resume", r.hibernateResume), ("  `hibernate` (freeze, copy upper + workspace to disk, tear down)", hibernates),
+                     ("  `resume` (a create on the kept files, copied back)", wakes)]
         for (label, xs) in parts { let p = Percentiles(xs); print(benchRow([label, ms(p.p50), ms(p.p90)])) }
     }
 }

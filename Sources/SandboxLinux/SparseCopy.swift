@@ -23,9 +23,16 @@ public enum SparseCopy {
     /// chunk's size before it is written and may throw ``Stop`` (a byte budget or a deadline).
     /// Returns the data bytes written.
     public static func copy(from src: Int32, to dst: Int32, size: Int64, charge: (Int64) throws(Stop) -> Void) throws(Stop) -> Int64 {
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        return try copy(from: src, to: dst, size: size, buffer: &buf, charge: charge)
+    }
+
+    /// ``copy(from:to:size:charge:)`` through the caller's `buffer` (not empty), for many files in a row.
+    public static func copy(from src: Int32, to dst: Int32, size: Int64, buffer buf: inout [UInt8],
+                            charge: (Int64) throws(Stop) -> Void) throws(Stop) -> Int64 {
+        precondition(!buf.isEmpty, "SparseCopy needs a buffer")
         var written: Int64 = 0
         var offset: Int64 = 0
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
         while offset < size {
             var dataStart = lseek(src, off_t(offset), Self.seekData)
             if dataStart < 0 {

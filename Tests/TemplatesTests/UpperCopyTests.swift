@@ -45,4 +45,79 @@ struct UpperCopyTests {
         #expect(lstat(dst + "/sparse", &st) == 0 && st.st_size == 64 << 20 && st.st_blocks < 1024, "holes stay holes")
         #expect(lstat(dst, &st) == 0 && st.st_uid == 100_000 && st.st_mode & 0o7777 == 0o751, "the target takes the source's owner and mode")
     }
+
+    @Test("the in-process copy leaves the same tree as cp -a --sparse=always: user and trusted xattrs, set-id modes, FIFOs, times; a symlink out of the tree is copied, not followed")
+    func sameAsCp() throws {
+        let dir = NSTemporaryDirectory() + "sbx-upper-\(UUID().uuidString.prefix(8))"
+        defer { SysFile.removeTree(dir) }
+        let src = dir + "/src"
+        try FileManager.default.createDirectory(atPath: src + "/a/b/c", withIntermediateDirectories: true)
+        try SysFile.create(src + "/a/b/c/deep", Array(repeating: 7, count: 300_000), mode: 0o644)
+        try SysFile.create(src + "/setuid", Array("#!/bin/sh\n".utf8), mode: 0o644)
+        #expect(chown(src + "/setuid", 100_000, 100_100) == 0)
+        #expect(chmod(src + "/setuid", 0o4755) == 0)
+        #expect(mkfifo(src + "/a/fifo", 0o640) == 0)
+        #expect(symlink("/etc/shadow", src + "/escape") == 0)
+        #expect(mknod(src + "/a/whiteout", S_IFCHR, 0) == 0)
+        let fd = open(src + "/a/b/c/deep", O_RDONLY)
+        #expect(ExtendedAttributes.set(fd: fd, name: "user.e2b.owner", value: Array("agent".utf8)) == nil)
+        #expect(ExtendedAttributes.set(fd: fd, name: "trusted.overlay.origin", value: [0, 1, 2]) == nil)
+        close(fd)
+        var old = [timespec(tv_sec: 1_000_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, src + "/a/b", &old, 0) == 0)
+
+        try TreeCopy.copy(src, into: dir + "/ours")
+        try FileManager.default.createDirectory(atPath: dir + "/cp", withIntermediateDirectories: true)
+        #expect(try ChildProcess.runSilently(["/bin/cp", "-a", "--sparse=always", src + "/.", dir + "/cp/"]) == .exited(0))
+
+        let ours = try Self.listing(dir + "/ours"), theirs = try Self.listing(dir + "/cp")
+        #expect(ours.count == 8)
+        #expect(ours == theirs)
+        var st = stat()
+        #expect(lstat(dir + "/ours/escape", &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, "the symlink itself, not /etc/shadow")
+        #expect(lstat(dir + "/ours/setuid", &st) == 0 && st.st_mode & 0o7777 == 0o4755, "set-id bits survive the chown")
+    }
+
+    @Test("a copy with an id base moves every owner into that range (a snapshot's workspace restored into a sandbox)")
+    func shiftedOwners() throws {
+        let dir = NSTemporaryDirectory() + "sbx-upper-\(UUID().uuidString.prefix(8))"
+        defer { SysFile.removeTree(dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/src/d", withIntermediateDirectories: true)
+        try SysFile.create(dir + "/src/d/f", [1], mode: 0o600)
+        #expect(chown(dir + "/src/d/f", 1000, 1000) == 0)
+        #expect(chown(dir + "/src/d", 0, 0) == 0)
+        try TreeCopy.copy(dir + "/src", into: dir + "/dst", idBase: 200_000)
+        var st = stat()
+        #expect(lstat(dir + "/dst/d/f", &st) == 0 && st.st_uid == 201_000 && st.st_gid == 201_000)
+        #expect(lstat(dir + "/dst/d", &st) == 0 && st.st_uid == 200_000)
+    }
+
+    /// Every entry below `root`: path (bytes), kind, mode, owner, size, blocks, device number,
+    /// mtime, link count, symlink target, content hash and extended attributes.
+    static func listing(_ root: String) throws -> [String] {
+        var out: [String] = []
+        var stack = [""]
+        while let rel = stack.popLast() {
+            let path = rel.isEmpty ? root : root + "/" + rel
+            for name in try FileManager.default.contentsOfDirectory(atPath: path).sorted() {
+                let r = rel.isEmpty ? name : rel + "/" + name, p = root + "/" + r
+                var st = stat()
+                guard lstat(p, &st) == 0 else { continue }
+                var line = "\(r) \(String(st.st_mode, radix: 8)) \(st.st_uid):\(st.st_gid) \(st.st_size) \(st.st_rdev) n\(st.st_nlink)"
+                line += " t\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+                if (st.st_mode & S_IFMT) == S_IFDIR { stack.append(r) }
+                if (st.st_mode & S_IFMT) == S_IFLNK { line += " -> " + ((try? FileManager.default.destinationOfSymbolicLink(atPath: p)) ?? "?") }
+                if (st.st_mode & S_IFMT) == S_IFREG, let data = FileManager.default.contents(atPath: p) { line += " h\(data.hashValue) b\(st.st_blocks > 0)" }
+                if (st.st_mode & S_IFMT) == S_IFREG || (st.st_mode & S_IFMT) == S_IFDIR {
+                    let fd = open(p, O_RDONLY | O_NOFOLLOW)
+                    for name in ["user.e2b.owner", "trusted.overlay.origin", "trusted.overlay.opaque"] {
+                        if let v = ExtendedAttributes.get(fd: fd, name: name) { line += " \(name)=\(v)" }
+                    }
+                    close(fd)
+                }
+                out.append(line)
+            }
+        }
+        return out.sorted()
+    }
 }

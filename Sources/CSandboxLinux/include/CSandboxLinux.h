@@ -66,6 +66,11 @@ int sbx_kvm_run_guest(int mode, const unsigned char *code, size_t len, unsigned 
 /// fsetxattr(2) and fgetxattr(2), which Swift's Glibc module does not bring.
 int sbx_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags);
 long sbx_fgetxattr(int fd, const char *name, void *value, size_t size);
+/// flistxattr(2), llistxattr(2), lgetxattr(2), lsetxattr(2) (a tree copy keeps every attribute).
+long sbx_flistxattr(int fd, char *list, size_t size);
+long sbx_llistxattr(const char *path, char *list, size_t size);
+long sbx_lgetxattr(const char *path, const char *name, void *value, size_t size);
+int sbx_lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags);
 /// A user namespace whose ids 0..size-1 are host ids host_base.. (uid and gid alike), as an open
 /// /proc/PID/ns/user descriptor (the short-lived child that made it is reaped); -1 with errno.
 int sbx_userns_fd(unsigned host_base, unsigned size);

@@ -115,13 +115,8 @@ public enum ImageRoot {
 
     /// Copies a directory tree's contents into `target` (which takes the source's owner and mode)
     /// with everything overlayfs relies on: owners, modes, times, hard links, sparse files, xattrs
-    /// (`trusted.overlay.*`) and device nodes (whiteouts). `cp -a` as root does exactly this.
+    /// (`trusted.overlay.*`) and device nodes (whiteouts), in this process (``TreeCopy``).
     public static func copyTree(_ source: String, into target: String) throws(SandboxError) {
-        BlockingCheck.check("ImageRoot.copyTree")
-        try SysFile.makeDirectory(target)
-        let t = try ChildProcess.runSilently(["/bin/cp", "-a", "--sparse=always", source + "/.", target + "/"])
-        guard t == .exited(0) else {
-            throw SandboxError(.system, "copying \(source) to \(target) failed (cp \(t)); is the disk full?")
-        }
+        try TreeCopy.copy(source, into: target)
     }
 }
