@@ -160,7 +160,7 @@ enum ResultMapper {
             sandboxId: spec.id, outcome: outcome, exitCode: code, signal: nil,
             stdoutBytes: r.stdout.bytes, stderrBytes: r.stderr.bytes,
             stdoutTruncated: r.stdout.truncated, stderrTruncated: r.stderr.truncated,
-            usage: Usage(wallMs: r.wallMs, cpuMs: 0, peakMemoryBytes: Int64(r.peakMemoryBytes)),
+            usage: Usage(wallMs: r.wallMs, cpuMs: r.cpuMs, peakMemoryBytes: Int64(r.peakMemoryBytes)),
             reason: reason)
     }
 }

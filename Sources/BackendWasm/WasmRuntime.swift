@@ -56,6 +56,8 @@ struct WasmRunReport: Sendable {
     var peakMemoryBytes = 0
     var toolCalls: [ToolCallRecord] = []
     var wallMs = 0.0
+    /// CPU time of the thread that ran the guest (0 when the run was abandoned).
+    var cpuMs = 0.0
     var reusedInstance = false
     /// Which workspace limits the guest ran into (it got `EFBIG`/`ENOSPC`).
     var workspace = WorkspaceQuota.Report()
@@ -150,7 +152,11 @@ final class WasmRuntime: @unchecked Sendable {
             @Sendable func finish(_ r: WasmRunReport) { once.withLock { $0.take() }?.resume(returning: r) }
             do {
                 try DedicatedThread.start(stackSize: Self.stackBytes, name: Self.threadName(for: invocation.sandboxId)) { [self] in
-                    finish(execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline, logger: logger))
+                    // The guest runs on this thread alone: its CPU time is the run's.
+                    let cpu = HostClock.threadCPUMs()
+                    var report = execute(invocation, stdout: stdout, stderr: stderr, tools: tools, control: control, deadline: deadline, logger: logger)
+                    report.cpuMs = HostClock.threadCPUMs() - cpu
+                    finish(report)
                 }
             } catch {
                 finish(WasmRunReport(exit: .setupFailed("cannot start the wasm thread: \(error)")))

@@ -115,11 +115,13 @@ struct WorkerReport: Codable, Sendable {
     var workspace: WorkspaceQuota.Report?
     /// Why the `--kv-store` file could not be saved, if it could not.
     var kvStoreError: String?
+    /// CPU time of the guest's thread (absent from older workers).
+    var cpuMs: Double?
 
     enum CodingKeys: String, CodingKey {
         case exit, code, message, memoryDenied = "memory_denied", peakMemoryBytes = "peak_memory_bytes",
             stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated", toolCalls = "tool_calls", workspace,
-            kvStoreError = "kv_store_error"
+            kvStoreError = "kv_store_error", cpuMs = "cpu_ms"
     }
 
     init(_ r: WasmRunReport) {
@@ -136,6 +138,7 @@ struct WorkerReport: Codable, Sendable {
         toolCalls = r.toolCalls
         workspace = r.workspace
         kvStoreError = r.kvStoreError
+        cpuMs = r.cpuMs
     }
 
     var exitStatus: Int32 {

@@ -72,6 +72,7 @@ struct WorkerLauncher {
             report.toolCalls = worker.toolCalls
             report.workspace = worker.workspace ?? WorkspaceQuota.Report()
             report.kvStoreError = worker.kvStoreError
+            report.cpuMs = worker.cpuMs ?? 0
             report.stdout.truncated = report.stdout.truncated || worker.stdoutTruncated
             report.stderr.truncated = report.stderr.truncated || worker.stderrTruncated
         } else if ContinuousClock.now >= started + inv.timeout {

@@ -134,6 +134,13 @@ public enum SysFile {
 
 /// Monotonic and wall-clock time in milliseconds (named apart from the standard library's `Clock`).
 public enum HostClock {
+    /// CPU time the calling thread has used, in milliseconds (CLOCK_THREAD_CPUTIME_ID).
+    public static func threadCPUMs() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) * 1000 + Double(ts.tv_nsec) / 1_000_000
+    }
+
     public static func nowMs() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)

@@ -51,6 +51,19 @@ struct JavaScriptTests {
         #expect(seen.count == 3, "every run draws its own random numbers: \(seen)")
     }
 
+    /// A leaderboard breaks ties on CPU time, so a WASM run reports its guest's: the CPU time of the
+    /// thread that ran it, in process and through a worker process alike (never more than its wall time).
+    @Test("a run's usage has the guest's CPU time, in process and in a worker", arguments: [false, true])
+    func cpuTimeIsReported(worker: Bool) async throws {
+        let mode: WasmBackend.ExecutionMode = worker
+            ? .worker(executable: try #require(Fixtures.sandboxerExecutable, "the sandboxer executable is not built")) : .inProcess
+        let code = "let s = 0; for (let i = 0; i < 2e4; i++) s += i % 7; console.log(s > 0)"
+        let r = try await Fixtures.backend(mode: mode).run(Fixtures.spec(), Fixtures.js(code), output: nil)
+        #expect(r.outcome == .ok, "\(r.stderr)")
+        #expect(r.usage.cpuMs > 0, "a loop of 20,000 steps uses CPU: \(r.usage)")
+        #expect(r.usage.cpuMs <= r.usage.wallMs + 1, "one thread's CPU time fits in the run's wall time: \(r.usage)")
+    }
+
     @Test func infiniteLoopStopsAtTheTimeout() async throws {
         let r = try await Fixtures.backend().run(Fixtures.spec(timeout: .milliseconds(500)), Fixtures.js("for(;;){}"), output: nil)
         #expect(r.outcome == .timeout)
