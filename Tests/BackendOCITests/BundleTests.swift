@@ -6,8 +6,11 @@ import Testing
 @testable import Templates
 
 @Suite("OCI bundle generation")
-struct BundleTests {
-    let state = NSTemporaryDirectory() + "sbx-bundle-tests-\(getpid())"
+final class BundleTests {
+    /// One directory per test (tests run in parallel), removed when the test ends.
+    let state = NSTemporaryDirectory() + "sbx-bundle-tests-\(UUID().uuidString.prefix(8))"
+
+    deinit { SysFile.removeTree(state) }
 
     func makeConfig(_ profile: Profile = .bounty, code: Bool = true) throws -> OCIConfig {
         let template = try HostTemplate().prepare(uid: profile.uid, gid: profile.gid, stateDirectory: state)
@@ -158,7 +161,9 @@ struct UserNamespaceTests {
 struct UnsupportedProfileTests {
     @Test("a sandbox joins the egress proxy's namespace, gets its variables and its files bound read-only")
     func egressWiring() throws {
-        let template = try HostTemplate().prepare(uid: 1000, gid: 1000, stateDirectory: NSTemporaryDirectory() + "sbx-bundle-egress-\(getpid())")
+        let state = NSTemporaryDirectory() + "sbx-bundle-egress-\(UUID().uuidString.prefix(8))"
+        defer { SysFile.removeTree(state) }
+        let template = try HostTemplate().prepare(uid: 1000, gid: 1000, stateDirectory: state)
         let wiring = EgressWiring(
             attachment: EgressAttachment(networkNamespacePath: "/proc/1/fd/9", environment: ["HTTP_PROXY": "http://127.0.0.1:3128"], files: []),
             mounts: [.init(destination: "/etc/resolv.conf", type: "bind", source: "/run/x/egress/0-resolv.conf", options: ["bind", "ro"])])

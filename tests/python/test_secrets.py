@@ -5,6 +5,7 @@ allowlisted host gets only the placeholder, and the value is nowhere inside the 
 its exec record or audit trail."""
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import tempfile
@@ -103,6 +104,7 @@ def env():
     drop_server(server)
     for e in (https, plain, other, untrusted):
         e.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_sandbox(env, secrets=("API_KEY",)):
