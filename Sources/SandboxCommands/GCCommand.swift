@@ -8,7 +8,7 @@ import SandboxLinux
 struct GCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
-        abstract: "Remove everything crashed runs left behind (runtime state, cgroups, mounts, directories).")
+        abstract: "Remove everything crashed runs left behind (runtime state, cgroups, mounts, directories) and agent copies unused for an hour.")
 
     func run() async throws {
         let backend = try OCIBackend()
