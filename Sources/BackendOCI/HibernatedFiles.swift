@@ -1,7 +1,6 @@
 import Foundation
 import SandboxCore
 import SandboxLinux
-import Templates
 
 #if canImport(Glibc)
 import Glibc
@@ -26,8 +25,8 @@ struct HibernatedFiles: Sendable {
         try SysFile.makeDirectory(staging, mode: 0o700)
         let kept = HibernatedFiles(directory: staging)
         do {
-            try ImageRoot.copyTree(layout.workspace, into: kept.workspace)
-            if SysFile.exists(layout.upperDirectory) { try ImageRoot.copyTree(layout.upperDirectory, into: kept.upper) }
+            try TreeCopy.copy(layout.workspace, into: kept.workspace)
+            if SysFile.exists(layout.upperDirectory) { try TreeCopy.copy(layout.upperDirectory, into: kept.upper) }
         } catch {
             SysFile.removeTree(staging)
             throw error

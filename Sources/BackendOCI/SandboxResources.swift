@@ -91,7 +91,7 @@ struct SandboxResources: Sendable {
                     at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
-            if let restoring { try ImageRoot.copyTree(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
+            if let restoring { try TreeCopy.copy(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
             if let snapshot = spec.snapshot, restoring == nil, !restoredBefore {
                 guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
                 if let top = try images.unpackedLowerDirectories(snapshot).first {

@@ -58,7 +58,7 @@ public enum TreeCopy {
             return (idBase + min(st.st_uid, 65535), idBase + min(st.st_gid, 65535))
         }
 
-        func display(_ path: [UInt8]) -> String { String(decoding: sourceRoot + [0x2F] + path, as: UTF8.self) }
+        func display(_ path: [UInt8]) -> String { Names.display(sourceRoot + [0x2F] + path) }
 
         func failure(_ what: String, _ path: [UInt8], _ e: Int32) -> SandboxError {
             if e == ENOSPC || e == EDQUOT {
@@ -78,8 +78,6 @@ public enum TreeCopy {
             let cname = TreeCopy.c(name)
             var st = stat()
             guard fstatat(src, cname, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("stat", path, errno) }
-            let (uid, gid) = owner(st)
-            var times = [st.st_atim, st.st_mtim]
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 guard mkdirat(dst, cname, 0o700) == 0 || errno == EEXIST else { throw failure("making the copy of", path, errno) }
@@ -114,10 +112,10 @@ public enum TreeCopy {
                 guard n >= 0 else { throw failure("readlink", path, errno) }
                 target[n] = 0
                 guard symlinkat(target, dst, cname) == 0 else { throw failure("making the symlink", path, errno) }
-                try finishNode(dst, cname, uid: uid, gid: gid, mode: nil, times: &times, path: path)
+                try finishNode(dst, cname, like: st, path: path)
             case S_IFIFO, S_IFCHR, S_IFBLK:
                 guard mknodat(dst, cname, st.st_mode, st.st_rdev) == 0 else { throw failure("making the node", path, errno) }
-                try finishNode(dst, cname, uid: uid, gid: gid, mode: mode_t(st.st_mode & 0o7777), times: &times, path: path)
+                try finishNode(dst, cname, like: st, path: path)
             default:
                 return  // a socket: nothing to copy
             }
@@ -134,14 +132,17 @@ public enum TreeCopy {
             futimens(d, &times)
         }
 
-        /// The same for a symlink or node, by name (no descriptor to hold).
-        func finishNode(_ dst: Int32, _ cname: [CChar], uid: uid_t, gid: gid_t, mode: mode_t?, times: inout [timespec],
-                        path: [UInt8]) throws(SandboxError) {
+        /// The same for a symlink or node, by name (no descriptor to hold; a symlink has no mode of its own).
+        func finishNode(_ dst: Int32, _ cname: [CChar], like st: stat, path: [UInt8]) throws(SandboxError) {
+            let (uid, gid) = owner(st)
             guard fchownat(dst, cname, uid, gid, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("chown of the copy of", path, errno) }
-            if let mode, fchmodat(dst, cname, mode, 0) != 0 { throw failure("chmod of the copy of", path, errno) }
+            if (st.st_mode & S_IFMT) != S_IFLNK, fchmodat(dst, cname, mode_t(st.st_mode & 0o7777), 0) != 0 {
+                throw failure("chmod of the copy of", path, errno)
+            }
             let from = TreeCopy.c(sourceRoot + [0x2F] + path), to = TreeCopy.c(targetRoot + [0x2F] + path)
             try copyXattrs(path: path, list: { sbx_llistxattr(from, $0, $1) }, get: { sbx_lgetxattr(from, $0, $1, $2) },
                            set: { sbx_lsetxattr(to, $0, $1, $2, 0) })
+            var times = [st.st_atim, st.st_mtim]
             utimensat(dst, cname, &times, AT_SYMLINK_NOFOLLOW)
         }
 

@@ -13,7 +13,7 @@ import Glibc
 /// owners, modes, symlinks, hard links and sparse files.
 @Suite("Copying an upper directory", .requires("requires root (device nodes, trusted.* xattrs, chown)") { getuid() == 0 ? nil : "requires root" })
 struct UpperCopyTests {
-    @Test("ImageRoot.copyTree keeps whiteouts, trusted.overlay.opaque, owners, modes, symlinks, hard links and holes")
+    @Test("TreeCopy keeps whiteouts, trusted.overlay.opaque, owners, modes, symlinks, hard links and holes")
     func copyKeepsOverlayFormat() throws {
         let dir = NSTemporaryDirectory() + "sbx-upper-\(UUID().uuidString.prefix(8))"
         defer { SysFile.removeTree(dir) }
@@ -33,7 +33,7 @@ struct UpperCopyTests {
         #expect(chown(src, 100_000, 100_000) == 0)
         chmod(src, 0o751)
 
-        try ImageRoot.copyTree(src, into: dst)
+        try TreeCopy.copy(src, into: dst)
 
         var st = stat()
         #expect(lstat(dst + "/deleted-from-template", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0, "the whiteout")

@@ -54,7 +54,7 @@ public enum ImageRoot {
         chown(rw + "/upper", root, root)
         chown(rw + "/work", root, root)
         // A hibernated sandbox's upper directory, back in place before the overlay is mounted on it.
-        if let seedUpper, SysFile.exists(seedUpper) { try copyTree(seedUpper, into: rw + "/upper") }
+        if let seedUpper, SysFile.exists(seedUpper) { try TreeCopy.copy(seedUpper, into: rw + "/upper") }
         var mapped = lowers
         if let hostBase {
             let userns = try IDMappedMount.userNamespace(hostBase: hostBase, size: 65536)
@@ -111,12 +111,5 @@ public enum ImageRoot {
             throw SandboxError(.setupFailed, "mounting the restored workspace at \(target): \(String(cString: strerror(errno)))")
         }
         return true
-    }
-
-    /// Copies a directory tree's contents into `target` (which takes the source's owner and mode)
-    /// with everything overlayfs relies on: owners, modes, times, hard links, sparse files, xattrs
-    /// (`trusted.overlay.*`) and device nodes (whiteouts), in this process (``TreeCopy``).
-    public static func copyTree(_ source: String, into target: String) throws(SandboxError) {
-        try TreeCopy.copy(source, into: target)
     }
 }
