@@ -9,8 +9,8 @@ import Glibc
 /// Copies a directory tree in this process, keeping what `cp -a --sparse=always` keeps as root:
 /// owners, modes, times, hard links within the tree, holes of sparse files, extended attributes of
 /// every namespace (overlayfs's `trusted.overlay.*`, E2B's `user.*` metadata, file capabilities),
-/// symlinks (copied, never followed), FIFOs and device nodes (an overlayfs whiteout is a 0/0
-/// character device). Sockets are skipped. Every directory is opened relative to its parent with
+/// symlinks (copied, never followed), FIFOs and overlayfs whiteouts (0/0 character devices).
+/// Sockets and every other device node are skipped. Every directory is opened relative to its parent with
 /// `O_NOFOLLOW`, names stay bytes (a name that is not UTF-8 is copied as it is). Starting no
 /// process, it moves a hibernated sandbox's files in a fraction of a `cp` run's time.
 /// Blocks (reads every file): run it on the blocking pool.
@@ -113,11 +113,13 @@ public enum TreeCopy {
                 target[n] = 0
                 guard symlinkat(target, dst, cname) == 0 else { throw failure("making the symlink", path, errno) }
                 try finishNode(dst, cname, like: st, path: path)
-            case S_IFIFO, S_IFCHR, S_IFBLK:
+            case S_IFCHR where st.st_rdev == 0, S_IFIFO:
+                // A 0/0 character device is an overlayfs whiteout; any other device node is skipped
+                // (the layer unpacker's rule): a sandbox cannot make one, and a copy never should.
                 guard mknodat(dst, cname, st.st_mode, st.st_rdev) == 0 else { throw failure("making the node", path, errno) }
                 try finishNode(dst, cname, like: st, path: path)
             default:
-                return  // a socket: nothing to copy
+                return  // a socket or a device: nothing to copy
             }
         }
 
