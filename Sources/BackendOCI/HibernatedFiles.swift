@@ -6,41 +6,74 @@ import SandboxLinux
 import Glibc
 #endif
 
-/// Where a hibernated container sandbox keeps its filesystem while nothing of it runs:
-/// `<hibernated>/<id>/upper` (an image template's upper directory, overlay format: whiteouts,
-/// opaque-directory xattrs) and `<hibernated>/<id>/workspace`, both copied in this process
-/// (``TreeCopy``: owners, modes, times, xattrs, holes, hard links, whiteouts). Made under
-/// `.<id>.new` and renamed, so a directory under its final name is complete.
+/// Where a hibernated container sandbox keeps its filesystem while nothing of it runs: one
+/// ``TreeArchive`` file at `<hibernated>/<id>` with the sections `upper` (an image template's
+/// upper directory, overlay format: whiteouts, opaque-directory xattrs) and `workspace` (owners,
+/// modes, times, xattrs, holes, hard links kept). Written as `.<id>.new` and renamed, so a file
+/// under its final name is complete. Versions before the archive kept a directory with `upper/`
+/// and `workspace/`; such a sandbox still wakes from it.
 struct HibernatedFiles: Sendable {
-    let directory: String
-    var upper: String { directory + "/upper" }
-    var workspace: String { directory + "/workspace" }
+    let path: String
 
-    /// Copies a live sandbox's written files (its processes frozen) to `directory`.
-    static func save(layout: ContainerLayout, to directory: String) throws(SandboxError) {
-        let parent = (directory as NSString).deletingLastPathComponent
+    static let upperSection = "upper", workspaceSection = "workspace"
+
+    var exists: Bool { SysFile.exists(path) }
+
+    /// An older version's kept directory (`upper/`, `workspace/`) instead of an archive.
+    var isDirectory: Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Where a hibernation writes the file before renaming it into place.
+    static func stagingPath(root: String, id: String) -> String { root + "/." + id + ".new" }
+
+    /// Writes a live sandbox's files (its processes frozen) to `path`.
+    static func save(layout: ContainerLayout, to path: String) throws(SandboxError) {
+        let parent = (path as NSString).deletingLastPathComponent
         try SysFile.makeDirectory(parent, mode: 0o700)
-        let staging = parent + "/." + layout.id + ".new"
+        let staging = stagingPath(root: parent, id: layout.id)
         SysFile.removeTree(staging)
-        try SysFile.makeDirectory(staging, mode: 0o700)
-        let kept = HibernatedFiles(directory: staging)
-        do {
-            try TreeCopy.copy(layout.workspace, into: kept.workspace)
-            if SysFile.exists(layout.upperDirectory) { try TreeCopy.copy(layout.upperDirectory, into: kept.upper) }
-        } catch {
+        var sections = [(name: workspaceSection, directory: layout.workspace)]
+        if SysFile.exists(layout.upperDirectory) { sections.append((upperSection, layout.upperDirectory)) }
+        do { try TreeArchive.pack(sections, to: staging) } catch {
             SysFile.removeTree(staging)
             throw error
         }
-        SysFile.removeTree(directory)
-        guard rename(staging, directory) == 0 else {
+        SysFile.removeTree(path)
+        guard rename(staging, path) == 0 else {
             let e = errno
             SysFile.removeTree(staging)
-            throw SandboxError(.system, "keeping the files of sandbox \(layout.id) at \(directory): \(String(cString: strerror(e)))")
+            throw SandboxError(.system, "keeping the files of sandbox \(layout.id) at \(path): \(String(cString: strerror(e)))")
         }
     }
 
-    /// Bytes the tree under `path` takes on disk (allocated blocks, each hard-linked inode once).
+    /// Writes the kept upper directory into `target` (nothing when the sandbox had none).
+    func restoreUpper(into target: String) throws(SandboxError) {
+        if isDirectory {
+            if SysFile.exists(path + "/upper") { try TreeCopy.copy(path + "/upper", into: target) }
+        } else {
+            try TreeArchive.unpack(section: Self.upperSection, from: path, into: target)
+        }
+    }
+
+    /// Writes the kept workspace into `target`.
+    func restoreWorkspace(into target: String) throws(SandboxError) {
+        if isDirectory {
+            try TreeCopy.copy(path + "/workspace", into: target)
+        } else if try !TreeArchive.unpack(section: Self.workspaceSection, from: path, into: target) {
+            throw SandboxError(.sandboxLost, "\(path) keeps no workspace; create a new sandbox")
+        }
+    }
+
+    /// Bytes the kept files take on disk.
+    var allocatedBytes: Int64 { Self.allocatedBytes(path) }
+
+    /// Bytes the tree (or file) at `path` takes on disk (allocated blocks, each hard-linked inode once).
     static func allocatedBytes(_ path: String) -> Int64 {
+        var top = stat()
+        guard lstat(path, &top) == 0 else { return 0 }
+        guard (top.st_mode & S_IFMT) == S_IFDIR else { return Int64(top.st_blocks) * 512 }
         var total: Int64 = 0
         var seen = Set<UInt64>()
         var stack = [path]

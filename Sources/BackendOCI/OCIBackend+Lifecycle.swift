@@ -25,7 +25,7 @@ extension OCIBackend {
     }
 
     /// Creates the sandbox; `restoring` names a hibernated sandbox's kept filesystem to start it on.
-    func create(_ spec: SandboxSpec, restoring: String?) async throws -> SandboxHandle {
+    func create(_ spec: SandboxSpec, restoring: HibernatedFiles?) async throws -> SandboxHandle {
         let runtime = try runtime(for: spec.profile)
         // One copy per agent version for every server and run of this host (not one per state directory).
         let installed = try AgentBundle.install(from: try AgentBundle.locate(), stateDirectory: OCIBackend.defaultStateDirectory)

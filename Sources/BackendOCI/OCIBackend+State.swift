@@ -5,15 +5,15 @@ import Templates
 
 /// Pause, hibernate and wake (issue 19). A pause freezes the sandbox's cgroup (agent included):
 /// its processes keep their memory and use no CPU until the thaw. A hibernation freezes it, copies
-/// what it wrote (an image template's upper directory and the workspace, both tmpfs) to
-/// ``HibernatedFiles`` on disk, then tears the sandbox down (processes, cgroup, tmpfs mounts: its
-/// memory is freed). Waking creates the sandbox again — new agent, new processes — with those
-/// files copied back in before the overlay is mounted, then removes them from disk.
+/// what it wrote (an image template's upper directory and the workspace, both tmpfs) into one
+/// file on disk (``HibernatedFiles``), then tears the sandbox down (processes, cgroup, tmpfs
+/// mounts: its memory is freed). Waking creates the sandbox again — new agent, new processes —
+/// with those files written back in before the overlay is mounted, then removes the file.
 extension OCIBackend {
     /// Where hibernated sandboxes' files are kept.
     var hibernatedRoot: String { configuration.hibernateDirectory ?? configuration.stateDirectory + "/hibernated" }
 
-    func hibernated(_ id: String) -> HibernatedFiles { HibernatedFiles(directory: hibernatedRoot + "/" + id) }
+    func hibernated(_ id: String) -> HibernatedFiles { HibernatedFiles(path: hibernatedRoot + "/" + id) }
 
     /// Where persistent sandboxes' disk images are.
     var persistentRoot: String { configuration.persistentDirectory ?? configuration.stateDirectory + "/persistent" }
@@ -45,7 +45,7 @@ extension OCIBackend {
         // Frozen, nothing changes the files while they are copied; a failed copy thaws it again.
         try await BlockingPool.shared.run { Result { () throws(SandboxError) in
             try cgroup.freeze()
-            do throws(SandboxError) { if copy { try HibernatedFiles.save(layout: layout, to: kept.directory) } } catch {
+            do throws(SandboxError) { if copy { try HibernatedFiles.save(layout: layout, to: kept.path) } } catch {
                 cgroup.thaw()
                 throw error
             }
@@ -54,7 +54,7 @@ extension OCIBackend {
         await detachEgress(id)
         let runtimes = knownRuntimes()
         await BlockingPool.shared.run { SandboxResources.tearDown(layout: layout, cgroup: cgroup, runtimes: runtimes) }
-        logger.info("sandbox hibernated", metadata: ["id": "\(id)", "files": "\(kept.directory)"])
+        logger.info("sandbox hibernated", metadata: ["id": "\(id)", "files": "\(kept.path)"])
     }
 
     public func wake(_ spec: SandboxSpec) async throws -> SandboxHandle {
@@ -65,16 +65,16 @@ extension OCIBackend {
             return try await create(spec, restoring: nil)
         }
         let kept = hibernated(spec.id)
-        guard SysFile.exists(kept.directory) else {
-            throw SandboxError(.sandboxLost, "the kept files of hibernated sandbox \(spec.id) are gone from \(kept.directory); create a new one")
+        guard kept.exists else {
+            throw SandboxError(.sandboxLost, "the kept files of hibernated sandbox \(spec.id) are gone from \(kept.path); create a new one")
         }
-        let handle = try await create(spec, restoring: kept.directory)
-        await BlockingPool.shared.run { SysFile.removeTree(kept.directory) }
+        let handle = try await create(spec, restoring: kept)
+        await BlockingPool.shared.run { SysFile.removeTree(kept.path) }
         return handle
     }
 
     public func isHibernated(id: String) async -> Bool {
-        SysFile.exists(hibernated(id).directory) || persistentDisk(id).exists
+        hibernated(id).exists || persistentDisk(id).exists
     }
 
     /// A persistent sandbox whose processes are gone (a host reboot, a crash): everything but its
@@ -94,7 +94,7 @@ extension OCIBackend {
         let kept = hibernated(id), disk = persistentDisk(id)
         let layout = ContainerLayout(stateDirectory: configuration.stateDirectory, id: id)
         return await BlockingPool.shared.run { () -> Int64? in
-            if SysFile.exists(kept.directory) { return HibernatedFiles.allocatedBytes(kept.directory) }
+            if kept.exists { return kept.allocatedBytes }
             if disk.exists {
                 // Mounted: what the sandbox wrote; not: what its images take on disk.
                 guard SysFile.exists(layout.directory) else { return disk.allocatedBytes }
@@ -107,11 +107,13 @@ extension OCIBackend {
         }
     }
 
-    /// Removes a hibernated sandbox's kept files (its end, or an orphan's).
+    /// Removes a hibernated sandbox's kept files (its end, or an orphan's), also what a hibernation
+    /// that crashed before its rename left.
     func discardHibernated(_ id: String) async {
-        let kept = hibernated(id), disk = persistentDisk(id)
+        let kept = hibernated(id), disk = persistentDisk(id), staging = HibernatedFiles.stagingPath(root: hibernatedRoot, id: id)
         await BlockingPool.shared.run {
-            SysFile.removeTree(kept.directory)
+            SysFile.removeTree(staging)
+            SysFile.removeTree(kept.path)
             SysFile.removeTree(disk.directory)
         }
     }

@@ -101,7 +101,7 @@ public struct OCIBackend: IsolationBackend {
     /// Sets up a sandbox's host resources (on the blocking pool), making a built-in base template
     /// available first: its first use on the machine builds it. Without a configured image store a
     /// template other than `host` comes from the machine cache (the built-in bases).
-    func setUpResources(_ spec: SandboxSpec, restoring: String? = nil, persistent: PersistentDisk? = nil) async throws(SandboxError) -> SandboxResources {
+    func setUpResources(_ spec: SandboxSpec, restoring: HibernatedFiles? = nil, persistent: PersistentDisk? = nil) async throws(SandboxError) -> SandboxResources {
         let template = spec.profile.template
         let images = configuration.images ?? (template == "host" ? nil : ImageStore.machineCache)
         if let images { try await images.ensureBuiltIn(template) }

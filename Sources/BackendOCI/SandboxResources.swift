@@ -24,10 +24,10 @@ struct SandboxResources: Sendable {
 
     /// Creates directory, cgroup and workspace, seeding the workspace from the spec's host directory.
     /// `images` resolves a template that is not built in (nil: only `host`).
-    /// `restoring`: a hibernated sandbox's kept filesystem (`upper/`, `workspace/`), copied back in.
+    /// `restoring`: a hibernated sandbox's kept filesystem, written back in.
     /// `persistent`: where a persistent sandbox's disk images are (made on its first start).
     static func setUp(spec: SandboxSpec, stateDirectory: String, host: CgroupHost, images: ImageStore? = nil,
-                      restoring: String? = nil, persistent: PersistentDisk? = nil) throws(SandboxError) -> SandboxResources {
+                      restoring: HibernatedFiles? = nil, persistent: PersistentDisk? = nil) throws(SandboxError) -> SandboxResources {
         let p = spec.profile
         let builtIn = TemplateRegistry.all.first { $0.name == p.template }
         var lowers: [String] = []
@@ -51,6 +51,8 @@ struct SandboxResources: Sendable {
         let ids = IDMapping(spec: spec)
         var template = shared ?? PreparedTemplate(name: p.template, rootfs: "", mounts: [])
         if shared == nil {
+            var seed: ((String) throws(SandboxError) -> Void)?
+            if let restoring { seed = { (upper: String) throws(SandboxError) in try restoring.restoreUpper(into: upper) } }
             do {
                 try SysFile.makeDirectory(ContainerLayout.imageRootsDirectory(stateDirectory), mode: 0o711)
                 try SysFile.makeDirectory(layout.imageRoot, mode: 0o711)
@@ -59,7 +61,7 @@ struct SandboxResources: Sendable {
                 template = try ImageRoot.mount(template: p.template, lowers: lowers, directory: layout.imageRoot, hostBase: ids.hostBase,
                                                writable: p.rootIsWritable, diskBytes: p.limits.diskBytes, diskFiles: files,
                                                workspaceOwner: (ids.host(p.uid), ids.host(p.gid)),
-                                               seedUpper: restoring.map { HibernatedFiles(directory: $0).upper },
+                                               seedUpper: seed,
                                                mountUpper: persistent.map { $0.upperMounter(bytes: p.limits.diskBytes, owner: ids.hostBase ?? 0) })
             } catch {
                 tearDown(layout: layout, cgroup: cgroup, runtimes: [])
@@ -91,7 +93,7 @@ struct SandboxResources: Sendable {
                     at: layout.workspace, sizeBytes: p.limits.workspaceBytes, maxEntries: p.limits.workspaceFiles,
                     uid: ids.host(p.uid), gid: ids.host(p.gid))
             }
-            if let restoring { try TreeCopy.copy(HibernatedFiles(directory: restoring).workspace, into: layout.workspace) }
+            if let restoring { try restoring.restoreWorkspace(into: layout.workspace) }
             if let snapshot = spec.snapshot, restoring == nil, !restoredBefore {
                 guard let images else { throw SandboxError(.unavailable, "this backend has no image store: snapshot \(snapshot) cannot be restored") }
                 if let top = try images.unpackedLowerDirectories(snapshot).first {

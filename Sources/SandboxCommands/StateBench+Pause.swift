@@ -6,7 +6,7 @@ import Templates
 
 /// `bench --suite state`: pause + resume and hibernate + resume of one `debian` sandbox.
 extension StateBench {
-    /// One sandbox with 1 MiB in its workspace (hibernating copies it to disk and back): N pause +
+    /// One sandbox with 1 MiB in its workspace (hibernating writes it to disk and back): N pause +
     /// resume round trips (cgroup freezer), then N hibernate + resume (the wake is a create on the
     /// kept files), each after 2 warm-ups; an exec at the end checks the sandbox still works.
     func pauseAndHibernate(_ s: APIBench.Served, into r: inout Results) async throws {
@@ -38,8 +38,8 @@ extension StateBench {
         print("\n#### pause, hibernate, resume (one debian sandbox, 1 MiB in its workspace)\n")
         print("| case | p50 ms | p90 ms |\n|---|---:|---:|")
         let parts = [("pause + resume round trip", r.pauseResume), ("  `pause` (cgroup freezer, until frozen)", pauses), ("  `resume` (thaw)", thaws),
-                     ("hibernate + resume", r.hibernateResume), ("  `hibernate` (freeze, copy upper + workspace to disk, tear down)", hibernates),
-                     ("  `resume` (a create on the kept files, copied back)", wakes)]
+                     ("hibernate + resume", r.hibernateResume), ("  `hibernate` (freeze, upper + workspace into one file on disk, tear down)", hibernates),
+                     ("  `resume` (a create on the kept files, written back)", wakes)]
         for (label, xs) in parts { let p = Percentiles(xs); print(benchRow([label, ms(p.p50), ms(p.p90)])) }
     }
 }

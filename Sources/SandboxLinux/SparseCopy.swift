@@ -30,8 +30,32 @@ public enum SparseCopy {
     /// ``copy(from:to:size:charge:)`` through the caller's `buffer` (not empty), for many files in a row.
     public static func copy(from src: Int32, to dst: Int32, size: Int64, buffer buf: inout [UInt8],
                             charge: (Int64) throws(Stop) -> Void) throws(Stop) -> Int64 {
-        precondition(!buf.isEmpty, "SparseCopy needs a buffer")
         var written: Int64 = 0
+        try forEachRun(of: src, size: size, buffer: &buf, readFailed: { Stop("read failed: \(String(cString: strerror($0)))") }) {
+            (pos: Int64, bytes: UnsafeRawBufferPointer) throws(Stop) in
+            try charge(Int64(bytes.count))
+            var done = 0
+            while done < bytes.count {
+                let w = pwrite(dst, bytes.baseAddress! + done, bytes.count - done, off_t(pos) + off_t(done))
+                if w < 0 && errno == EINTR { continue }
+                if w < 0 { throw Stop(errno == ENOSPC ? "no space left on the destination" : "write failed: \(String(cString: strerror(errno)))") }
+                done += w
+            }
+            written += Int64(bytes.count)
+        }
+        if ftruncate(dst, off_t(size)) != 0 {
+            throw Stop(errno == EFBIG ? "file larger than the destination allows" : "truncate failed: \(String(cString: strerror(errno)))")
+        }
+        return written
+    }
+
+    /// Reads the data of the first `size` bytes of `src` through `buffer` (not empty) and hands
+    /// each chunk to `body` with its offset, in order; holes (what `SEEK_DATA` skips) are never
+    /// read. `readFailed` turns a read's errno into the caller's error. A file that shrank meanwhile
+    /// ends early.
+    public static func forEachRun<E: Error>(of src: Int32, size: Int64, buffer buf: inout [UInt8], readFailed: (Int32) -> E,
+                                            _ body: (Int64, UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        precondition(!buf.isEmpty, "SparseCopy needs a buffer")
         var offset: Int64 = 0
         while offset < size {
             var dataStart = lseek(src, off_t(offset), Self.seekData)
@@ -45,27 +69,15 @@ public enum SparseCopy {
             var pos = Int64(dataStart)
             while pos < Int64(dataEnd) {
                 let want = Int(min(Int64(buf.count), Int64(dataEnd) - pos))
-                try charge(Int64(want))
                 let n = buf.withUnsafeMutableBytes { pread(src, $0.baseAddress, want, off_t(pos)) }
                 if n < 0 && errno == EINTR { continue }
-                if n < 0 { throw Stop("read failed: \(String(cString: strerror(errno)))") }
-                if n == 0 { break }  // the file shrank under us
-                var done = 0
-                while done < n {
-                    let w = buf.withUnsafeBytes { pwrite(dst, $0.baseAddress! + done, n - done, off_t(pos) + off_t(done)) }
-                    if w < 0 && errno == EINTR { continue }
-                    if w < 0 { throw Stop(errno == ENOSPC ? "no space left on the destination" : "write failed: \(String(cString: strerror(errno)))") }
-                    done += w
-                }
+                if n < 0 { throw readFailed(errno) }
+                if n == 0 { return }  // the file shrank under us
+                try buf.withUnsafeBytes { b in Result { () throws(E) in try body(pos, UnsafeRawBufferPointer(rebasing: b[0..<n])) } }.get()
                 pos += Int64(n)
-                written += Int64(n)
             }
             offset = Int64(dataEnd)
         }
-        if ftruncate(dst, off_t(size)) != 0 {
-            throw Stop(errno == EFBIG ? "file larger than the destination allows" : "truncate failed: \(String(cString: strerror(errno)))")
-        }
-        return written
     }
 }
 

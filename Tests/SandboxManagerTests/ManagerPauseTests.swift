@@ -104,7 +104,11 @@ import Testing
             #expect(try await f.manager.hibernate(tenantId: t, id: r.id, actor: "test").state == .hibernated)
             let state = f.manager.configuration.stateDirectory
             #expect(HostHealth.leftovers(of: r.id, stateDirectory: state) == [], "processes, cgroup, mounts and the sandbox directory are gone")
-            #expect(SysFile.exists(f.directory + "/hibernated/\(r.id)/workspace/a.txt"))
+            // Kept in one file; what it holds reads back as the workspace was.
+            let kept = f.directory + "/hibernated/\(r.id)", look = f.directory + "/look"
+            try TreeArchive.unpack(section: "workspace", from: kept, into: look)
+            #expect(SysFile.read(look + "/a.txt") == "data\n")
+            SysFile.removeTree(look)
             let bytes = try #require(await f.manager.diskBytes(tenantId: t, id: r.id))
             #expect(bytes > 0)
             await #expect(throws: SandboxError.self, "a hibernated sandbox cannot be paused") {

@@ -57,14 +57,30 @@ import Testing
             #expect(hibernated.state == .hibernated)
             let mounts = SysFile.read("/proc/self/mountinfo") ?? ""
             #expect(!mounts.contains("/roots/\(created.id)") && !mounts.contains(created.id), "the image root and workspace are unmounted")
+            // Kept in one file (a tree archive), the deletion as a whiteout.
+            let kept = app.dataDirectory + "/hibernated/\(created.id)", look = kept + ".look"
+            defer { SysFile.removeTree(look) }
+            #expect(try TreeArchive.sections(in: kept).sorted() == ["upper", "workspace"])
+            try TreeArchive.unpack(section: "upper", from: kept, into: look)
             var st = stat()
-            #expect(lstat(app.dataDirectory + "/hibernated/\(created.id)/upper/data/doomed", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR,
-                    "the deletion is kept as a whiteout")
+            #expect(lstat(look + "/data/doomed", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR && st.st_rdev == 0, "the deletion is kept as a whiteout")
 
-            let check = try LifecycleTests.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["/bin/sh", "-c", """
-                ls /data; cat /data/new /data/kept; stat -c '%a' /workspace/w; readlink /workspace/link; cat /etc/os-release
-                """]])))
+            let script = "ls /data; cat /data/new /data/kept; stat -c '%a' /workspace/w; readlink /workspace/link; cat /etc/os-release"
+            let check = try LifecycleTests.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["/bin/sh", "-c", script]])))
             #expect(check.stdout == "kept\nnew\nnew\nkeep\n600\n/data/kept\nID=mini\n", "\(check.stdout) \(check.stderr)")
+            #expect(!SysFile.exists(kept), "the wake removes the kept file")
+
+            // A sandbox hibernated by a version that kept a directory (upper/, workspace/) still wakes.
+            _ = try await client.checked("POST", base + "/hibernate")
+            SysFile.removeTree(look)
+            try SysFile.makeDirectory(look, mode: 0o700)
+            try TreeArchive.unpack(section: "upper", from: kept, into: look + "/upper")
+            try TreeArchive.unpack(section: "workspace", from: kept, into: look + "/workspace")
+            SysFile.removeTree(kept)
+            #expect(rename(look, kept) == 0)
+            let legacy = try LifecycleTests.decode(ExecResult.self, try await client.checked("POST", base + "/exec", body: try jsonBytes(["cmd": ["/bin/sh", "-c", script]])))
+            #expect(legacy.stdout == check.stdout, "\(legacy.stdout) \(legacy.stderr)")
+            #expect(!SysFile.exists(kept))
             _ = try await client.checked("DELETE", base)
             #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains(created.id))
         }

@@ -28,10 +28,11 @@ public enum ImageRoot {
     /// `hostBase` is the host id of the sandbox's root (nil: no user namespace, ids as stored).
     /// A writable root's disk is `diskBytes` with room for `diskFiles` entries and holds the
     /// workspace directory (owned by `workspaceOwner`); a read-only root's upper directory only
-    /// gets the mount points the runtime needs.
+    /// gets the mount points the runtime needs. `seedUpper` fills the upper directory (a hibernated
+    /// sandbox's, given its path) before the overlay is mounted on it.
     public static func mount(template name: String, lowers: [String], directory: String, hostBase: UInt32?,
                              writable: Bool, diskBytes: Int64, diskFiles: Int, workspaceOwner: (uid: UInt32, gid: UInt32),
-                             seedUpper: String? = nil,
+                             seedUpper: ((String) throws(SandboxError) -> Void)? = nil,
                              mountUpper: (@Sendable (String) throws -> Void)? = nil) throws(SandboxError) -> PreparedTemplate {
         let rw = diskDirectory(in: directory), merged = mergedDirectory(in: directory)
         let root = hostBase ?? 0
@@ -54,7 +55,7 @@ public enum ImageRoot {
         chown(rw + "/upper", root, root)
         chown(rw + "/work", root, root)
         // A hibernated sandbox's upper directory, back in place before the overlay is mounted on it.
-        if let seedUpper, SysFile.exists(seedUpper) { try TreeCopy.copy(seedUpper, into: rw + "/upper") }
+        if let seedUpper { try seedUpper(rw + "/upper") }
         var mapped = lowers
         if let hostBase {
             let userns = try IDMappedMount.userNamespace(hostBase: hostBase, size: 65536)
