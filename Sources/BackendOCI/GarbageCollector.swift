@@ -14,11 +14,20 @@ import Glibc
 public struct GarbageCollector: Sendable {
     public let configuration: OCIBackend.Configuration
     let logger: Logger
+    /// The state directory's server and data directory are gone: nothing can adopt its managed
+    /// sandboxes any more, so they are collected like those of a dead owner.
+    let abandoned: Bool
 
     public init(configuration: OCIBackend.Configuration, logger: Logger = Logger(label: "sandboxer.gc")) {
-        self.configuration = configuration
-        self.logger = logger
+        self.init(configuration: configuration, logger: logger, abandoned: false)
     }
+
+    init(configuration: OCIBackend.Configuration, logger: Logger, abandoned: Bool) {
+        (self.configuration, self.logger, self.abandoned) = (configuration, logger, abandoned)
+    }
+
+    /// Whether the sandbox must be left alone (see ``abandoned``).
+    func isKept(_ layout: ContainerLayout) -> Bool { abandoned ? layout.ownerIsAlive : layout.isKept }
 
     /// What one collection removed.
     public struct Report: Sendable, Equatable {
@@ -28,7 +37,11 @@ public struct GarbageCollector: Sendable {
         public var mounts: [String] = []
         /// Copies of the agent binary no sandbox start used for an hour (``AgentBundle/install(from:stateDirectory:)``).
         public var agentCopies: [String] = []
-        public var isEmpty: Bool { sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty && agentCopies.isEmpty }
+        /// State directories of servers whose data directory is gone (``pruneServerStates(in:unusedFor:)``).
+        public var serverStates: [String] = []
+        public var isEmpty: Bool {
+            sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty && agentCopies.isEmpty && serverStates.isEmpty
+        }
     }
 
     /// Whether any sandbox directory belongs to a dead owner (or is a stale staging directory).
@@ -63,11 +76,11 @@ public struct GarbageCollector: Sendable {
         var dead = Set<String>()
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         for id in entries where id.hasPrefix(SandboxSpec.resourcePrefix) {
-            if !ContainerLayout(stateDirectory: state, id: id).isKept { dead.insert(id) }
+            if !isKept(ContainerLayout(stateDirectory: state, id: id)) { dead.insert(id) }
         }
         // Liveness is decided again right before each removal: a sandbox created while this
         // collection runs has a live owner by the time its cgroup or runtime state exists.
-        func live(_ id: String) -> Bool { ContainerLayout(stateDirectory: state, id: id).isKept }
+        func live(_ id: String) -> Bool { isKept(ContainerLayout(stateDirectory: state, id: id)) }
         // Staging directories of creations that crashed before the rename (older than a minute).
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
             if SysFile.isOlder("\(dir)/\(name)", thanSeconds: 60) { SysFile.removeTree("\(dir)/\(name)") }
@@ -117,7 +130,14 @@ public struct GarbageCollector: Sendable {
         }
         // The shared `sandboxer` group directories go once no sandbox uses them (rmdir of a busy one fails).
         for r in host.allMounts { rmdir("\(r)/\(CgroupHost.groupName)") }
+        guard !abandoned else { return report }
         report.agentCopies = pruneAgentCopies(unusedFor: 3600)
+        let servers = pruneServerStates(in: OCIBackend.defaultStateDirectory + "/servers", unusedFor: 3600)
+        report.serverStates = servers.removed
+        for r in servers.collected {
+            (report.sandboxes, report.runtimeStates) = (report.sandboxes + r.sandboxes, report.runtimeStates + r.runtimeStates)
+            (report.cgroups, report.mounts) = (report.cgroups + r.cgroups, report.mounts + r.mounts)
+        }
         return report
     }
 
@@ -125,6 +145,63 @@ public struct GarbageCollector: Sendable {
     /// touches its copy), from the host's shared directory and from every server state directory
     /// below it (where older versions kept one copy per server); a sandbox running on a removed
     /// copy keeps it through its bind mount. Returns the removed directories.
+    /// The file in a server's state directory naming the data directory it serves and the server
+    /// process (``ContainerLayout/Owner``), written at its start.
+    public static let dataMarker = "data-directory"
+
+    /// The ``dataMarker`` of a server on `dataDirectory` run by this process.
+    public static func dataMarkerText(dataDirectory: String) -> String {
+        URL(fileURLWithPath: dataDirectory).standardizedFileURL.path + "\n" + ContainerLayout.Owner.current().text
+    }
+
+    /// State directories below `servers` (one per data directory a server ran on) whose data
+    /// directory is gone and whose server no longer runs: nothing can adopt what is there, so
+    /// their sandboxes — managed ones too — are collected (processes, mounts, cgroups), and the
+    /// directory is removed once nothing but empty directories is left. One written by a version
+    /// without the ``dataMarker`` goes when it holds nothing and nothing changed for `seconds`.
+    /// This collection's own state directory stays. Returns the removed directories and what the
+    /// collections of abandoned ones removed.
+    func pruneServerStates(in servers: String, unusedFor seconds: Int) -> (removed: [String], collected: [Report]) {
+        var removed: [String] = [], collected: [Report] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: servers)) ?? [] {
+            let dir = servers + "/" + name
+            guard dir != configuration.stateDirectory else { continue }
+            if let marker = SysFile.read(dir + "/" + Self.dataMarker) {
+                let lines = marker.split(separator: "\n", omittingEmptySubsequences: false)
+                guard let data = lines.first, !data.isEmpty, !SysFile.exists(String(data)) else { continue }
+                if lines.count > 1, let server = ContainerLayout.Owner.parse(String(lines[1])), server.isAlive { continue }
+                if !Self.holdsOnlyDirectories(dir) {
+                    let r = GarbageCollector(configuration: .init(stateDirectory: dir), logger: logger, abandoned: true).collect()
+                    if !r.isEmpty { collected.append(r) }
+                }
+            } else if !SysFile.isOlder(dir, thanSeconds: seconds) || !SysFile.isOlder(dir + "/sandboxes", thanSeconds: seconds) {
+                continue
+            }
+            guard Self.holdsOnlyDirectories(dir) else { continue }
+            SysFile.removeTree(dir)
+            if !SysFile.exists(dir) { removed.append(dir) }
+        }
+        return (removed.sorted(), collected)
+    }
+
+    /// Whether the tree at `path` is directories only (plus the ``dataMarker``), none a mount point.
+    static func holdsOnlyDirectories(_ path: String) -> Bool {
+        var top = stat()
+        guard lstat(path, &top) == 0, (top.st_mode & S_IFMT) == S_IFDIR else { return false }
+        var stack = [path]
+        while let dir = stack.popLast() {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return false }
+            for name in names {
+                var st = stat()
+                guard lstat(dir + "/" + name, &st) == 0 else { return false }
+                if dir == path && name == dataMarker && (st.st_mode & S_IFMT) == S_IFREG { continue }
+                guard (st.st_mode & S_IFMT) == S_IFDIR, st.st_dev == top.st_dev else { return false }
+                stack.append(dir + "/" + name)
+            }
+        }
+        return true
+    }
+
     func pruneAgentCopies(unusedFor seconds: Int) -> [String] {
         let root = OCIBackend.defaultStateDirectory, servers = root + "/servers"
         var parents = [root, configuration.stateDirectory]

@@ -8,7 +8,7 @@ import SandboxLinux
 struct GCCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
-        abstract: "Remove everything crashed runs left behind (runtime state, cgroups, mounts, directories) and agent copies unused for an hour.")
+        abstract: "Remove everything crashed runs left behind (runtime state, cgroups, mounts, directories), agent copies unused for an hour, and the empty state directories of servers whose data directory is gone.")
 
     func run() async throws {
         let backend = try OCIBackend()
@@ -23,6 +23,7 @@ struct GCCommand: AsyncParsableCommand {
         for m in r.mounts { print("unmounted \(m)") }
         for s in r.sandboxes { print("removed sandbox directory \(s)") }
         for a in r.agentCopies { print("removed an agent copy unused for an hour: \(a)") }
+        for d in r.serverStates { print("removed the empty state directory of a server whose data directory is gone: \(d)") }
     }
 }
 

@@ -1,5 +1,7 @@
+import BackendOCI
 import Foundation
 import SandboxCore
+import SandboxLinux
 import SandboxStore
 
 extension SandboxManager {
@@ -14,6 +16,14 @@ extension SandboxManager {
     @discardableResult
     public func start() async throws -> ReconcileReport {
         guard !started else { return ReconcileReport() }
+        // Names the data directory this state directory serves and this process: once both are
+        // gone, `sandboxer gc` collects what is left here and removes the directory.
+        let state = configuration.stateDirectory, marker = state + "/" + GarbageCollector.dataMarker
+        let text = GarbageCollector.dataMarkerText(dataDirectory: configuration.dataDirectory)
+        await BlockingPool.shared.run {
+            try? SysFile.makeDirectory(state, mode: 0o755)
+            try? SysFile.create(marker, Array(text.utf8), mode: 0o644)
+        }
         drainTask = Task { [recorder] in await recorder.drain() }
         let report = try await reconcile()
         if !report.adopted.isEmpty || !report.lost.isEmpty || !report.orphans.isEmpty {

@@ -38,3 +38,46 @@ struct AgentCopyTests {
         #expect(SysFile.exists(first + "/" + AgentBundle.fileName), "the copy in use stays")
     }
 }
+
+/// Every server keeps a state directory below `<state root>/servers/<hash of its data directory>`;
+/// `sandboxer gc` removes those of data directories that are gone once their server is gone too
+/// (tests left hundreds), collecting any sandbox left in them: nothing can adopt it any more.
+@Suite("Server state directories")
+struct ServerStateDirectoryTests {
+    @Test("gc collects and removes the state directory of a gone data directory whose server is gone (a managed sandbox in it too) and an unmarked empty one unchanged for an hour; it keeps one whose data directory exists, one whose server runs, a recent unmarked one, and its own")
+    func statesOfGoneDataArePruned() throws {
+        let root = NSTemporaryDirectory() + "sbx-servers-\(UUID().uuidString.prefix(8))"
+        defer { SysFile.removeTree(root) }
+        let servers = root + "/servers", goneData = root + "/no-such-data"
+        let deadServer = goneData + "\n" + ContainerLayout.Owner(pid: 999_999, startTime: 1).text
+        func skeleton(_ name: String, marker: String?) throws -> String {
+            let dir = servers + "/" + name
+            for sub in ["sandboxes", "roots", "runtime/crun", "wasm"] { try SysFile.makeDirectory(dir + "/" + sub) }
+            if let marker { try SysFile.create(dir + "/" + GarbageCollector.dataMarker, Array(marker.utf8)) }
+            return dir
+        }
+        func managedSandbox(in dir: String) throws {
+            try SysFile.makeDirectory(dir + "/sandboxes/sbx-00000000abcd/workspace")
+            try SysFile.create(dir + "/sandboxes/sbx-00000000abcd/owner", Array("managed\n".utf8), mode: 0o600)
+        }
+        var old = [timespec(tv_sec: time(nil) - 7200, tv_nsec: 0), timespec(tv_sec: time(nil) - 7200, tv_nsec: 0)]
+        let gone = try skeleton("gone", marker: deadServer)
+        let abandoned = try skeleton("abandoned", marker: deadServer)
+        try managedSandbox(in: abandoned)
+        let live = try skeleton("live", marker: GarbageCollector.dataMarkerText(dataDirectory: root).replacingOccurrences(of: "\n\(getpid())", with: "\n999999"))
+        try managedSandbox(in: live)
+        let serving = try skeleton("serving", marker: GarbageCollector.dataMarkerText(dataDirectory: goneData))
+        try managedSandbox(in: serving)
+        let oldUnmarked = try skeleton("old", marker: nil)
+        for p in [oldUnmarked, oldUnmarked + "/sandboxes"] { #expect(utimensat(AT_FDCWD, p, &old, 0) == 0) }
+        let newUnmarked = try skeleton("new", marker: nil)
+        let own = try skeleton("own", marker: deadServer)
+
+        let (removed, collected) = GarbageCollector(configuration: .init(stateDirectory: own)).pruneServerStates(in: servers, unusedFor: 3600)
+        #expect(removed == [abandoned, gone, oldUnmarked].sorted())
+        #expect(collected.flatMap(\.sandboxes) == ["sbx-00000000abcd"], "the managed sandbox of the abandoned directory")
+        for p in [gone, abandoned, oldUnmarked] { #expect(!SysFile.exists(p), "\(p) goes") }
+        for kept in [live, serving, newUnmarked, own] { #expect(SysFile.exists(kept), "\(kept) stays") }
+        #expect(SysFile.exists(live + "/sandboxes/sbx-00000000abcd") && SysFile.exists(serving + "/sandboxes/sbx-00000000abcd"))
+    }
+}
