@@ -16,10 +16,8 @@ struct AgentView: Encodable {
     enum CodingKeys: String, CodingKey { case id, name, createdAt = "created_at", versionCount = "version_count", versions }
 }
 
-/// `GET /v1/agents`.
-struct AgentList: Encodable {
-    var items: [AgentView]
-}
+/// `GET /v1/agents`: one page, and the cursor of the next (null on the last).
+typealias AgentList = ListPage<AgentView>
 
 /// The answer to an upload: the digest, the verdict and every finding.
 struct AgentUploadView: Encodable {

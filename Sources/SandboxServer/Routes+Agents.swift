@@ -22,15 +22,26 @@ extension SandboxServer {
             return try APIJSON.response(AgentView(agent), status: .created)
         }
 
-        routes.add(.get, "/v1/agents") { _, context in
+        routes.add(.get, "/v1/agents") { request, context in
             let caller = try context.requireCaller()
-            let counts = try await agents.agentVersionCounts(tenantId: caller.tenantId)
-            let items = try await agents.agents(tenantId: caller.tenantId).map { agent in
+            var (cursor, limit): (String?, Int) = (nil, 100)
+            for (key, value) in request.uri.queryParameters {
+                switch key {
+                case "cursor": cursor = String(value)
+                case "limit":
+                    guard let n = Int(String(value)), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
+                    limit = n
+                default: throw Problem.invalid(String(key), "unknown query parameter '\(key)'; allowed: cursor, limit")
+                }
+            }
+            let page = try await agents.agents(tenantId: caller.tenantId, cursor: cursor, limit: limit)
+            let counts = page.items.isEmpty ? [:] : try await agents.agentVersionCounts(tenantId: caller.tenantId)
+            let items = page.items.map { agent in
                 var view = AgentView(agent)
                 view.versionCount = counts[agent.id] ?? 0
                 return view
             }
-            return try APIJSON.response(AgentList(items: items))
+            return try APIJSON.response(AgentList(items: items, nextCursor: page.nextCursor))
         }
 
         routes.add(.get, "/v1/agents/{id}") { _, context in

@@ -134,8 +134,11 @@ extension SandboxServer {
 }
 
 /// One page of runs.
-struct RunList: Encodable {
-    var items: [RunView]
+typealias RunList = ListPage<RunView>
+
+/// One page of a listing: its items and the cursor of the next page (`null` on the last).
+struct ListPage<Item: Encodable>: Encodable {
+    var items: [Item]
     var nextCursor: String?
     enum CodingKeys: String, CodingKey { case items, nextCursor = "next_cursor" }
     func encode(to encoder: any Encoder) throws {

@@ -165,8 +165,9 @@ public protocol AgentStore: Sendable {
     /// (``SandboxError`` code `.invalidState`, mapped to 409).
     func createAgent(_ agent: AgentRecord) async throws -> AgentRecord
     func agent(tenantId: String, id: String) async throws -> AgentRecord?
-    /// The tenant's agents, oldest first.
-    func agents(tenantId: String) async throws -> [AgentRecord]
+    /// A page of the tenant's agents, oldest first (by creation time, then id): at most `limit`
+    /// (1–1000) after `cursor` (a `nextCursor` of an earlier page; nil: the first page).
+    func agents(tenantId: String, cursor: String?, limit: Int) async throws -> Page<AgentRecord>
     /// Stores a version, or returns the one already stored under its digest for that agent
     /// (`created` false; nothing changes: versions are immutable).
     func putAgentVersion(_ version: AgentVersionRecord) async throws -> (version: AgentVersionRecord, created: Bool)

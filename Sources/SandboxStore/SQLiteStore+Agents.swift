@@ -24,11 +24,22 @@ extension SQLiteStore: AgentStore {
         }
     }
 
-    public func agents(tenantId: String) async throws(SandboxError) -> [AgentRecord] {
-        try await read("listing the agents of tenant \(tenantId)") { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM agents WHERE tenant_id = ? ORDER BY created_at, id", arguments: [tenantId])
-                .map(Self.agent(from:))
+    public func agents(tenantId: String, cursor: String?, limit: Int) async throws(SandboxError) -> Page<AgentRecord> {
+        let limit = min(max(limit, 1), 1000)
+        var sql = "SELECT * FROM agents WHERE tenant_id = ?"
+        var args: [(any DatabaseValueConvertible)?] = [tenantId]
+        if let cursor {
+            let after = try PageCursor(text: cursor)
+            sql += " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            args += [after.createdAt, after.createdAt, after.id]
         }
+        sql += " ORDER BY created_at, id LIMIT ?"
+        args.append(limit + 1)
+        let statementArgs = StatementArguments(args)
+        let records = try await read("listing the agents of tenant \(tenantId)") { [sql] db in
+            try Row.fetchAll(db, sql: sql, arguments: statementArgs).map(Self.agent(from:))
+        }
+        return Page.of(records, limit: limit) { PageCursor(createdAt: $0.createdAt.column, id: $0.id) }
     }
 
     public func putAgentVersion(_ version: AgentVersionRecord) async throws(SandboxError) -> (version: AgentVersionRecord, created: Bool) {

@@ -23,10 +23,12 @@ extension PostgresStore {
         try await fetch("reading agent \(id)", "SELECT * FROM agents WHERE tenant_id = \(tenantId) AND id = \(id)", Self.agent(from:)).first
     }
 
-    public func agents(tenantId: String) async throws(SandboxError) -> [AgentRecord] {
-        try await fetch(
-            "listing the agents of tenant \(tenantId)",
-            "SELECT * FROM agents WHERE tenant_id = \(tenantId) ORDER BY created_at, id COLLATE \"C\"", Self.agent(from:))
+    public func agents(tenantId: String, cursor: String?, limit: Int) async throws(SandboxError) -> Page<AgentRecord> {
+        let limit = min(max(limit, 1), 1000)
+        let sql = try Listing(table: "agents", columns: "*", tenantId: tenantId, states: nil, since: nil,
+                              pairsColumn: "", pairs: [:], cursor: cursor, newestFirst: false, limit: limit).query()
+        let records = try await fetch("listing the agents of tenant \(tenantId)", sql, Self.agent(from:))
+        return Page.of(records, limit: limit) { PageCursor(createdAt: $0.createdAt.column, id: $0.id) }
     }
 
     public func putAgentVersion(_ version: AgentVersionRecord) async throws(SandboxError) -> (version: AgentVersionRecord, created: Bool) {

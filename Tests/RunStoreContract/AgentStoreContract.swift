@@ -18,11 +18,17 @@ public enum AgentStoreContract {
         "a version is stored once: the same digest again returns the stored one unchanged": versions,
         "a version is found by digest only in its tenant, with its files, findings and profile": versionByDigest,
         "of concurrent puts of one version (on two instances) exactly one creates it": concurrentPuts,
+        "agents are listed a page at a time: limit, next_cursor until the last page, ties in creation time broken by id, a foreign cursor refused": paging,
     ]
 
     public static var names: [String] { cases.keys.sorted() }
 
     static func tenant() -> String { "tnt_" + UUID().uuidString.prefix(8).lowercased() }
+
+    /// Every agent of `tenant` on one page.
+    static func all(_ store: any AgentStore, _ tenant: String) async throws -> [AgentRecord] {
+        try await store.agents(tenantId: tenant, cursor: nil, limit: 1000).items
+    }
 
     /// A version with every field set.
     public static func sampleVersion(agent: AgentRecord, digest: String, status: AgentVersionStatus = .accepted,
@@ -42,10 +48,32 @@ public enum AgentStoreContract {
         _ = try await f.store.createAgent(AgentRecord(tenantId: b, name: "other"))
         #expect(first.id.hasPrefix("agt-"))
         #expect(try await f.store.agent(tenantId: a, id: first.id) == first)
-        #expect(try await f.store.agents(tenantId: a) == [first, second])
+        #expect(try await all(f.store, a) == [first, second])
         #expect(try await f.store.agent(tenantId: b, id: first.id) == nil, "another tenant does not reach the agent")
-        #expect(try await f.store.agents(tenantId: b).map(\.name) == ["other"])
-        #expect(try await f.second().agents(tenantId: a) == [first, second])
+        #expect(try await all(f.store, b).map(\.name) == ["other"])
+        #expect(try await all(try await f.second(), a) == [first, second])
+    }
+
+    static func paging(_ f: AgentStoreFixture) async throws {
+        let t = tenant()
+        var made: [AgentRecord] = []
+        // Two share a creation time: the id orders them.
+        for (i, at) in [1000.0, 2000, 2000, 3000, 4000].enumerated() {
+            made.append(try await f.store.createAgent(AgentRecord(tenantId: t, name: "a\(i)", createdAt: Date(timeIntervalSinceReferenceDate: at))))
+        }
+        let expected = made.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+        var seen: [AgentRecord] = [], cursor: String?, pages = 0
+        repeat {
+            let page = try await f.store.agents(tenantId: t, cursor: cursor, limit: 2)
+            #expect(page.items.count <= 2)
+            seen += page.items
+            cursor = page.nextCursor
+            pages += 1
+        } while cursor != nil && pages < 10
+        #expect(pages == 3)
+        #expect(seen == expected)
+        #expect(try await f.store.agents(tenantId: t, cursor: nil, limit: 5).nextCursor == nil, "a page holding the rest has no next")
+        await #expect(throws: SandboxError.self) { _ = try await f.store.agents(tenantId: t, cursor: "not-a-cursor", limit: 2) }
     }
 
     static func duplicateName(_ f: AgentStoreFixture) async throws {
@@ -58,7 +86,7 @@ public enum AgentStoreContract {
             #expect(error.code == .invalidState)
             #expect(error.message.contains("agent name 'sorter' is taken in this tenant (agent \(held.id))"))
         }
-        #expect(try await f.store.agents(tenantId: a).count == 1)
+        #expect(try await all(f.store, a).count == 1)
         _ = try await f.store.createAgent(AgentRecord(tenantId: b, name: "sorter"))
     }
 
@@ -79,7 +107,7 @@ public enum AgentStoreContract {
         let won = results.compactMap { try? $0.get() }
         #expect(won.count == 1)
         for case .failure(let e) in results { #expect(e.code == .invalidState && e.message.contains("is taken"), "\(e)") }
-        #expect(try await f.store.agents(tenantId: t) == won)
+        #expect(try await all(f.store, t) == won)
     }
 
     static func versions(_ f: AgentStoreFixture) async throws {

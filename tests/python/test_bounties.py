@@ -444,3 +444,24 @@ def test_the_right_agents_wasm_run_replays_byte_for_byte(client, world):
     assert replay["replay_of"] == original, replay
     assert replay["state"] == "succeeded" and replay["result"]["stdout"] == "2 9 10\n", replay
     assert replay["output_matches"] is True, replay
+
+
+def test_agents_are_listed_a_page_at_a_time(client):
+    """GET /v1/agents pages like /v1/sandboxes: limit, next_cursor until the last page (null)."""
+    mine = [create_agent(client, f"page-{tag()}-{i}")["id"] for i in range(5)]
+    seen, cursor, pages = [], None, 0
+    while True:
+        r = client.get("/v1/agents", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= 2 and "next_cursor" in page, page
+        seen += [a["id"] for a in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert pages < 1000
+    assert len(seen) == len(set(seen)), "no agent on two pages"
+    assert [a for a in seen if a in mine] == mine, "oldest first, every one once"
+    for params in ({"limit": 0}, {"limit": "x"}, {"cursor": "nope"}, {"page": 2}):
+        assert_problem(client.get("/v1/agents", params=params), 400)

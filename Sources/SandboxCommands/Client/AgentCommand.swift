@@ -48,9 +48,9 @@ struct AgentPushCommand: AsyncParsableCommand {
 
     /// The id of the tenant's agent named `name`, created when there is none.
     static func agentId(named name: String, _ api: APIClient) async throws -> String {
-        if let found = try await api.json("GET", "/v1/agents", as: AgentItems.self).items.first(where: { $0.name == name }) { return found.id }
+        if let found = try await AgentItems.all(api).first(where: { $0.name == name }) { return found.id }
         let reply = try await api.send("POST", "/v1/agents", body: Array(try JSONEncoder().encode(["name": name])))
-        if reply.status == 409, let found = try await api.json("GET", "/v1/agents", as: AgentItems.self).items.first(where: { $0.name == name }) {
+        if reply.status == 409, let found = try await AgentItems.all(api).first(where: { $0.name == name }) {
             return found.id  // created meanwhile by another push
         }
         guard reply.status < 400 else { throw APIProblem(status: reply.status, body: reply.body) }
@@ -92,24 +92,41 @@ struct AgentListCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let reply = try await client.client().checked("GET", "/v1/agents")
-        if client.json { ClientConsole.current.out(reply.body + [10]); return }
-        let list = try JSONDecoder().decode(AgentItems.self, from: Data(reply.body))
+        let items = try await AgentItems.all(try client.client())
+        if client.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            ClientConsole.current.out(Array(try encoder.encode(AgentItems(items: items))) + [10])
+            return
+        }
         var rows = [["NAME", "ID", "VERSIONS"]]
-        for a in list.items { rows.append([a.name, a.id, String(a.versionCount ?? 0)]) }
+        for a in items { rows.append([a.name, a.id, String(a.versionCount ?? 0)]) }
         ClientConsole.print(ClientText.table(rows))
     }
 }
 
 /// `GET /v1/agents` as the CLI reads it.
-struct AgentItems: Decodable {
-    struct Item: Decodable {
+struct AgentItems: Codable {
+    struct Item: Codable {
         var id: String
         var name: String
         var versionCount: Int?
         enum CodingKeys: String, CodingKey { case id, name, versionCount = "version_count" }
     }
     var items: [Item]
+    var nextCursor: String?
+    enum CodingKeys: String, CodingKey { case items, nextCursor = "next_cursor" }
+
+    /// Every agent of the caller's tenant, page by page.
+    static func all(_ api: APIClient) async throws -> [Item] {
+        var items: [Item] = [], cursor: String?
+        repeat {
+            let page = try await api.json("GET", "/v1/agents?limit=1000" + (cursor.map { "&cursor=" + ClientText.query($0) } ?? ""), as: AgentItems.self)
+            items += page.items
+            cursor = page.nextCursor
+        } while cursor != nil
+        return items
+    }
 }
 
 /// An upload's answer as the CLI reads it.
