@@ -120,19 +120,15 @@ public struct OCIBackend: IsolationBackend {
         let runtime = try runtime(for: spec.profile)
         var timings = PhaseTimings()
 
+        // The reaper watches before anything of the sandbox exists: killed (SIGKILL) in the middle
+        // of the set-up, this process leaves a half-made sandbox that only the reaper removes.
+        let guardian = try configuration.reaper.map { (reaper) throws(SandboxError) in
+            try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--owner-pid", String(getpid())])
+        }
+        defer { guardian?.disarm() }
         // Set-up and tear-down block (cgroup writes, mounts, kill loops, the workspace copy): they
         // run on the blocking pool (BlockingPool), not on the cooperative pool.
         let res = try await setUpResources(spec)
-        var guardian: OwnerDeathGuard?
-        if let reaper = configuration.reaper {
-            do {
-                guardian = try OwnerDeathGuard.start(reaper + ["--state-dir", configuration.stateDirectory, "--owner-pid", String(getpid())])
-            } catch {
-                _ = await BlockingPool.shared.run { res.tearDown(runtime: runtime, syncWorkspace: false) }
-                throw error
-            }
-        }
-        defer { guardian?.disarm() }
         let t1 = HostClock.nowMs()
         timings.createMs = t1 - t0
         var result: ExecResult
