@@ -65,13 +65,14 @@ public struct ContainerLayout: Sendable {
     public var isKept: Bool { isManaged || ownerIsAlive }
 
     /// Creates the directory with this process recorded as its owner. The directory appears under
-    /// its final name only once the owner file is inside (built as `.sbx-….new`, then renamed), so a
-    /// concurrent garbage collection never mistakes a sandbox being created for a crashed one.
+    /// its final name only once the owner file is inside (built as `.sbx-….<pid>.new`, then
+    /// renamed), so a concurrent garbage collection never mistakes a sandbox being created for a
+    /// crashed one; the pid in the staging name tells it whose staging directory a dead one is.
     public func create() throws(SandboxError) {
         let parent = Self.sandboxesDirectory(stateDirectory)
         try SysFile.makeDirectory(parent, mode: 0o700)
         chmod(parent, 0o700)  // tenant data: root only (older versions made it 0711)
-        let staging = "\(parent)/.\(id).new"
+        let staging = "\(parent)/.\(id).\(getpid()).new"
         if mkdir(staging, 0o700) != 0 {
             throw SandboxError(.setupFailed, "cannot create \(staging): \(String(cString: strerror(errno)))")
         }

@@ -26,6 +26,16 @@ public struct GarbageCollector: Sendable {
         (self.configuration, self.logger, self.abandoned) = (configuration, logger, abandoned)
     }
 
+    /// Whether the process that made the staging directory at `path` (`.sbx-….<pid>.new`, with an
+    /// owner file once it wrote one) has ended, zombies included.
+    static func stagingCreatorIsGone(_ path: String) -> Bool {
+        if let owner = SysFile.read(path + "/owner").flatMap(ContainerLayout.Owner.parse) { return !owner.isAlive }
+        let parts = (path as NSString).lastPathComponent.split(separator: ".")
+        guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid > 0 else { return false }
+        guard let state = ContainerLayout.Owner.procStat(of: pid)?.state else { return true }
+        return state == "Z" || state == "X"
+    }
+
     /// Whether the sandbox must be left alone (see ``abandoned``).
     func isKept(_ layout: ContainerLayout) -> Bool { abandoned ? layout.ownerIsAlive : layout.isKept }
 
@@ -81,9 +91,11 @@ public struct GarbageCollector: Sendable {
         // Liveness is decided again right before each removal: a sandbox created while this
         // collection runs has a live owner by the time its cgroup or runtime state exists.
         func live(_ id: String) -> Bool { isKept(ContainerLayout(stateDirectory: state, id: id)) }
-        // Staging directories of creations that crashed before the rename (older than a minute).
+        // Staging directories of creations that crashed before the rename: their creator (the owner
+        // file inside, or the pid in the name) is gone, or they are older than a minute.
         for name in entries where name.hasPrefix(".") && name.hasSuffix(".new") {
-            if SysFile.isOlder("\(dir)/\(name)", thanSeconds: 60) { SysFile.removeTree("\(dir)/\(name)") }
+            let path = "\(dir)/\(name)"
+            if SysFile.isOlder(path, thanSeconds: 60) || Self.stagingCreatorIsGone(path) { SysFile.removeTree(path) }
         }
         // Runtime state: delete containers of dead or unknown sandboxes.
         for name in OCIRuntime.supported {

@@ -81,3 +81,32 @@ struct ServerStateDirectoryTests {
         #expect(SysFile.exists(live + "/sandboxes/sbx-00000000abcd") && SysFile.exists(serving + "/sandboxes/sbx-00000000abcd"))
     }
 }
+
+/// A sandbox directory is made as `.sbx-….<pid>.new` and renamed once its owner file is in: a
+/// creator killed in between leaves the staging directory, which garbage collection removes as
+/// soon as the creator is gone (the reaper of a killed `run` included), not only after a minute.
+@Suite("Staging directories")
+struct StagingDirectoryTests {
+    @Test("the staging directory of a gone creator (by its owner file or the pid in its name) goes at once; a live creator's and an unattributable recent one stay")
+    func deadCreatorsStagingGoes() throws {
+        let gone = ContainerLayout.Owner(pid: 999_999, startTime: 1)
+        let root = NSTemporaryDirectory() + "sbx-staging-\(UUID().uuidString.prefix(8))"
+        defer { SysFile.removeTree(root) }
+        func staging(_ name: String, owner: ContainerLayout.Owner?) throws -> String {
+            let path = root + "/" + name
+            try SysFile.makeDirectory(path)
+            if let owner { try SysFile.create(path + "/owner", Array(owner.text.utf8)) }
+            return path
+        }
+        let deadByName = try staging(".sbx-000000000001.999999.new", owner: nil)
+        let deadByOwner = try staging(".sbx-000000000002.\(getpid()).new", owner: gone)
+        let live = try staging(".sbx-000000000003.\(getpid()).new", owner: .current())
+        let liveNoOwner = try staging(".sbx-000000000004.\(getpid()).new", owner: nil)
+        let oldStyle = try staging(".sbx-000000000005.new", owner: nil)
+        #expect(GarbageCollector.stagingCreatorIsGone(deadByName))
+        #expect(GarbageCollector.stagingCreatorIsGone(deadByOwner))
+        #expect(!GarbageCollector.stagingCreatorIsGone(live))
+        #expect(!GarbageCollector.stagingCreatorIsGone(liveNoOwner))
+        #expect(!GarbageCollector.stagingCreatorIsGone(oldStyle), "no pid, no owner: only its age tells")
+    }
+}

@@ -71,24 +71,35 @@ struct RunLifetimeTests {
         try await Self.expectGone(id, marker: marker, state: state)
     }
 
-    @Test("SIGINT while the sandbox is still being made or started (the runtime starting the container) ends the run too: the container is killed until the runtime exits")
-    func signalDuringStart() async throws {
+    /// Starts `sandboxer run` of an endless loop and returns as soon as its sandbox's directory
+    /// appears (staging included): the sandbox is being made.
+    static func startCLIEarly(state: String, round: Int) async throws -> (ChildProcess, String) {
         let bin = try #require(CrashRecoveryTests.binary, "the sandboxer executable is not built")
-        let state = "/run/sandboxer-life-\(getpid())-early"
-        defer { SysFile.removeTree(state) }
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
+        let cli = try ChildProcess.spawn(
+            [bin, "run", "--timeout", "60s", "--", "sh", "-c", "while :; do sleep 0.05; done"],
+            environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SANDBOXER_STATE_DIR=\(state)"], stdin: devnull, stdout: devnull, stderr: devnull)
+        var id: String?
+        for _ in 0..<40_000 where id == nil {
+            id = CrashRecoveryTests.sandboxes(ownedBy: cli.pid, stateDirectory: state).first
+            if id == nil { usleep(250) }
+        }
+        guard let id else {
+            kill(cli.pid, SIGKILL)
+            _ = await cli.wait()
+            throw SandboxError(.setupFailed, "round \(round): no sandbox appeared")
+        }
+        return (cli, id)
+    }
+
+    @Test("SIGINT while the sandbox is still being made or started (the runtime starting the container) ends the run too: the container is killed until the runtime exits")
+    func signalDuringStart() async throws {
+        let state = "/run/sandboxer-life-\(getpid())-early"
+        defer { SysFile.removeTree(state) }
         for round in 0..<5 {
-            let cli = try ChildProcess.spawn(
-                [bin, "run", "--timeout", "60s", "--", "sh", "-c", "while :; do sleep 0.05; done"],
-                environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SANDBOXER_STATE_DIR=\(state)"], stdin: devnull, stdout: devnull, stderr: devnull)
             // The moment its directory appears the sandbox is being set up; later rounds wait a little longer.
-            var id: String?
-            for _ in 0..<20_000 where id == nil {
-                id = CrashRecoveryTests.sandboxes(ownedBy: cli.pid, stateDirectory: state).first
-                if id == nil { usleep(500) }
-            }
-            let sandbox = try #require(id, "round \(round): no sandbox appeared")
+            let (cli, sandbox) = try await Self.startCLIEarly(state: state, round: round)
             usleep(UInt32(round) * 15_000)
             kill(cli.pid, SIGINT)
             let watchdog = Task { try await Task.sleep(for: .seconds(30)); kill(cli.pid, SIGKILL) }
@@ -108,6 +119,18 @@ struct RunLifetimeTests {
         kill(cli.pid, SIGKILL)
         _ = await cli.wait()
         try await Self.expectGone(id, marker: marker, state: state)
+    }
+
+    @Test("SIGKILL of the CLI while its sandbox is still being made (its directory just appeared): nothing of it is left, without any gc")
+    func sigkillDuringSetUp() async throws {
+        let state = "/run/sandboxer-life-\(getpid())-killearly"
+        defer { SysFile.removeTree(state) }
+        for round in 0..<3 {
+            let (cli, sandbox) = try await Self.startCLIEarly(state: state, round: round)
+            kill(cli.pid, SIGKILL)
+            _ = await cli.wait()
+            try await Self.expectGone(sandbox, marker: 999_999_998, state: state)
+        }
     }
 
     @Test("cancelling the run's task kills the sandbox and reports cancelled")
