@@ -32,8 +32,7 @@ public struct GarbageCollector: Sendable {
         if let owner = SysFile.read(path + "/owner").flatMap(ContainerLayout.Owner.parse) { return !owner.isAlive }
         let parts = (path as NSString).lastPathComponent.split(separator: ".")
         guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid > 0 else { return false }
-        guard let state = ContainerLayout.Owner.procStat(of: pid)?.state else { return true }
-        return state == "Z" || state == "X"
+        return !ContainerLayout.Owner(pid: pid, startTime: ContainerLayout.Owner.startTime(of: pid) ?? 0).isAlive
     }
 
     /// Whether the sandbox must be left alone (see ``abandoned``).
@@ -49,6 +48,12 @@ public struct GarbageCollector: Sendable {
         public var agentCopies: [String] = []
         /// State directories of servers whose data directory is gone (``pruneServerStates(in:unusedFor:)``).
         public var serverStates: [String] = []
+        /// Adds what another collection removed.
+        mutating func add(_ other: Report) {
+            (sandboxes, runtimeStates, cgroups, mounts) = (sandboxes + other.sandboxes, runtimeStates + other.runtimeStates,
+                                                         cgroups + other.cgroups, mounts + other.mounts)
+            (agentCopies, serverStates) = (agentCopies + other.agentCopies, serverStates + other.serverStates)
+        }
         public var isEmpty: Bool {
             sandboxes.isEmpty && runtimeStates.isEmpty && cgroups.isEmpty && mounts.isEmpty && agentCopies.isEmpty && serverStates.isEmpty
         }
@@ -146,17 +151,10 @@ public struct GarbageCollector: Sendable {
         report.agentCopies = pruneAgentCopies(unusedFor: 3600)
         let servers = pruneServerStates(in: OCIBackend.defaultStateDirectory + "/servers", unusedFor: 3600)
         report.serverStates = servers.removed
-        for r in servers.collected {
-            (report.sandboxes, report.runtimeStates) = (report.sandboxes + r.sandboxes, report.runtimeStates + r.runtimeStates)
-            (report.cgroups, report.mounts) = (report.cgroups + r.cgroups, report.mounts + r.mounts)
-        }
+        for r in servers.collected { report.add(r) }
         return report
     }
 
-    /// Removes copies of the agent binary that no sandbox start used for `seconds` (each start
-    /// touches its copy), from the host's shared directory and from every server state directory
-    /// below it (where older versions kept one copy per server); a sandbox running on a removed
-    /// copy keeps it through its bind mount. Returns the removed directories.
     /// The file in a server's state directory naming the data directory it serves and the server
     /// process (``ContainerLayout/Owner``), written at its start.
     public static let dataMarker = "data-directory"
@@ -214,6 +212,10 @@ public struct GarbageCollector: Sendable {
         return true
     }
 
+    /// Removes copies of the agent binary that no sandbox start used for `seconds` (each start
+    /// touches its copy), from the host's shared directory and from every server state directory
+    /// below it (where older versions kept one copy per server); a sandbox running on a removed
+    /// copy keeps it through its bind mount. Returns the removed directories.
     func pruneAgentCopies(unusedFor seconds: Int) -> [String] {
         let root = OCIBackend.defaultStateDirectory, servers = root + "/servers"
         var parents = [root, configuration.stateDirectory]

@@ -34,19 +34,27 @@ public enum SparseCopy {
         try forEachRun(of: src, size: size, buffer: &buf, readFailed: { Stop("read failed: \(String(cString: strerror($0)))") }) {
             (pos: Int64, bytes: UnsafeRawBufferPointer) throws(Stop) in
             try charge(Int64(bytes.count))
-            var done = 0
-            while done < bytes.count {
-                let w = pwrite(dst, bytes.baseAddress! + done, bytes.count - done, off_t(pos) + off_t(done))
-                if w < 0 && errno == EINTR { continue }
-                if w < 0 { throw Stop(errno == ENOSPC ? "no space left on the destination" : "write failed: \(String(cString: strerror(errno)))") }
-                done += w
-            }
+            let e = writeRun(dst, bytes, at: pos)
+            if e != 0 { throw Stop(e == ENOSPC ? "no space left on the destination" : "write failed: \(String(cString: strerror(e)))") }
             written += Int64(bytes.count)
         }
         if ftruncate(dst, off_t(size)) != 0 {
             throw Stop(errno == EFBIG ? "file larger than the destination allows" : "truncate failed: \(String(cString: strerror(errno)))")
         }
         return written
+    }
+
+    /// Writes all of `bytes` to `dst` at `offset` (retrying short and interrupted writes); 0, or
+    /// the errno of the write that failed.
+    public static func writeRun(_ dst: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) -> Int32 {
+        var done = 0
+        while done < bytes.count {
+            let w = pwrite(dst, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if w < 0 && errno == EINTR { continue }
+            if w < 0 { return errno }
+            done += w
+        }
+        return 0
     }
 
     /// Reads the data of the first `size` bytes of `src` through `buffer` (not empty) and hands

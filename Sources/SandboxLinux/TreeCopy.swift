@@ -103,13 +103,8 @@ struct DirectorySink: TreeSink {
         guard d >= 0 else { throw failure("creating", here, errno) }
         defer { close(d) }
         try runs { (offset, bytes) throws(SandboxError) in
-            var done = 0
-            while done < bytes.count {
-                let w = pwrite(d, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-                if w < 0 && errno == EINTR { continue }
-                if w < 0 { throw failure("writing", here, errno) }
-                done += w
-            }
+            let e = SparseCopy.writeRun(d, bytes, at: offset)
+            if e != 0 { throw failure("writing", here, e) }
         }
         guard ftruncate(d, off_t(meta.size)) == 0 else { throw failure("sizing", here, errno) }
         try finish(d, meta, path: here)

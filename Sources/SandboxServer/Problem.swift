@@ -43,6 +43,12 @@ public struct Problem: Error, Sendable, Equatable, Codable, CustomStringConverti
         Problem(status: 400, code: SandboxError.Code.invalidRequest.rawValue, detail: detail, field: field.isEmpty ? nil : field)
     }
 
+    /// A listing's `limit` query parameter: an integer from 1 to 1000, else a 400 naming the range.
+    public static func pageLimit(_ value: String) throws -> Int {
+        guard let n = Int(value), (1...1000).contains(n) else { throw invalid("limit", "limit: must be an integer from 1 to 1000") }
+        return n
+    }
+
     /// A body or upload over a size limit (413), naming the limit and both sizes.
     public static func tooLarge(_ name: String, limit: Int64, actual: Int64, atLeast: Bool = false) -> Problem {
         let size = atLeast ? "more than \(ByteSize.format(limit)) (\(limit) bytes)" : "\(ByteSize.format(actual)) (\(actual) bytes)"

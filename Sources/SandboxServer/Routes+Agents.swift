@@ -28,9 +28,7 @@ extension SandboxServer {
             for (key, value) in request.uri.queryParameters {
                 switch key {
                 case "cursor": cursor = String(value)
-                case "limit":
-                    guard let n = Int(String(value)), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
-                    limit = n
+                case "limit": limit = try Problem.pageLimit(String(value))
                 default: throw Problem.invalid(String(key), "unknown query parameter '\(key)'; allowed: cursor, limit")
                 }
             }

@@ -91,8 +91,7 @@ extension SandboxServer {
                 query.states = states
             case "cursor": query.cursor = v
             case "limit":
-                guard let n = Int(v), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
-                query.limit = n
+                query.limit = try Problem.pageLimit(v)
             default:
                 guard k.hasPrefix("metadata."), k.count > "metadata.".count else {
                     throw Problem.invalid(k, "unknown query parameter '\(k)'; allowed: state, metadata.KEY, cursor, limit")

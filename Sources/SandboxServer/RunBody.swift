@@ -184,8 +184,7 @@ enum RunBody {
                 query.labels[String(parts[0])] = String(parts[1])
             case "cursor": query.cursor = v
             case "limit":
-                guard let n = Int(v), (1...1000).contains(n) else { throw Problem.invalid("limit", "limit: must be an integer from 1 to 1000") }
-                query.limit = n
+                query.limit = try Problem.pageLimit(v)
             default:
                 throw Problem.invalid(k, "unknown query parameter '\(k)'; allowed: state, since, label, cursor, limit")
             }

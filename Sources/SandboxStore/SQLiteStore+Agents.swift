@@ -29,9 +29,9 @@ extension SQLiteStore: AgentStore {
         var sql = "SELECT * FROM agents WHERE tenant_id = ?"
         var args: [(any DatabaseValueConvertible)?] = [tenantId]
         if let cursor {
-            let after = try PageCursor(text: cursor)
-            sql += " AND (created_at > ? OR (created_at = ? AND id > ?))"
-            args += [after.createdAt, after.createdAt, after.id]
+            let after = try PageCursor.sqliteCondition(cursor, newestFirst: false)
+            sql += after.sql
+            args += after.args
         }
         sql += " ORDER BY created_at, id LIMIT ?"
         args.append(limit + 1)

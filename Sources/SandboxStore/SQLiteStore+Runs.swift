@@ -48,9 +48,9 @@ extension SQLiteStore: RunStore {
             args.append(since.column)
         }
         if let cursor = query.cursor {
-            let before = try PageCursor(text: cursor)
-            sql += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-            args += [before.createdAt, before.createdAt, before.id]
+            let before = try PageCursor.sqliteCondition(cursor, newestFirst: true)
+            sql += before.sql
+            args += before.args
         }
         for (key, value) in query.labels.sorted(by: { $0.key < $1.key }) {
             sql += " AND EXISTS (SELECT 1 FROM json_each(runs.doc, '$.labels') m WHERE m.key = ? AND m.value = ?)"

@@ -53,9 +53,9 @@ extension SQLiteStore {
             args += states.map(\.rawValue)
         }
         if let cursor = query.cursor {
-            let after = try PageCursor(text: cursor)
-            sql += " AND (created_at > ? OR (created_at = ? AND id > ?))"
-            args += [after.createdAt, after.createdAt, after.id]
+            let after = try PageCursor.sqliteCondition(cursor, newestFirst: false)
+            sql += after.sql
+            args += after.args
         }
         for (key, value) in query.metadata.sorted(by: { $0.key < $1.key }) {
             sql += " AND EXISTS (SELECT 1 FROM json_each(sandboxes.metadata) m WHERE m.key = ? AND m.value = ?)"
@@ -160,6 +160,13 @@ public struct PageCursor: Equatable, Sendable {
     }
 
     static let bad = SandboxError(.invalidRequest, "cursor is not one this server gave out; list again without a cursor")
+
+    /// The SQLite condition (and its arguments) for the rows after the cursor `text` in
+    /// (created_at, id) order — before it when the listing is newest first.
+    static func sqliteCondition(_ text: String, newestFirst: Bool) throws(SandboxError) -> (sql: String, args: [(any DatabaseValueConvertible)?]) {
+        let at = try PageCursor(text: text), op = newestFirst ? "<" : ">"
+        return (" AND (created_at \(op) ? OR (created_at = ? AND id \(op) ?))", [at.createdAt, at.createdAt, at.id])
+    }
 }
 
 extension Page {
