@@ -69,24 +69,19 @@ struct HibernatedFiles: Sendable {
     /// Bytes the kept files take on disk.
     var allocatedBytes: Int64 { Self.allocatedBytes(path) }
 
-    /// Bytes the tree (or file) at `path` takes on disk (allocated blocks, each hard-linked inode once).
+    /// Bytes the tree (or file) at `path` takes on disk (allocated blocks, each hard-linked inode
+    /// once), walked by descriptor (``DirectoryTree``): a sandbox's names and depth are its own.
     static func allocatedBytes(_ path: String) -> Int64 {
         var top = stat()
         guard lstat(path, &top) == 0 else { return 0 }
-        guard (top.st_mode & S_IFMT) == S_IFDIR else { return Int64(top.st_blocks) * 512 }
+        guard (top.st_mode & S_IFMT) == S_IFDIR, let dir = try? DirectoryFD.open(path: path) else { return Int64(top.st_blocks) * 512 }
         var total: Int64 = 0
         var seen = Set<UInt64>()
-        var stack = [path]
-        while let dir = stack.popLast() {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for name in names {
-                let p = dir + "/" + name
-                var st = stat()
-                guard lstat(p, &st) == 0 else { continue }
-                if (st.st_mode & S_IFMT) == S_IFDIR { stack.append(p) }
-                if st.st_nlink > 1, !seen.insert(UInt64(st.st_ino)).inserted { continue }
+        try? DirectoryTree.walk(dir) { _, _, st in
+            if st.st_nlink <= 1 || (st.st_mode & S_IFMT) == S_IFDIR || seen.insert(UInt64(st.st_ino)).inserted {
                 total += Int64(st.st_blocks) * 512
             }
+            return true
         }
         return total
     }

@@ -42,11 +42,13 @@ extension OCIBackend {
         let kept = hibernated(id)
         // A persistent sandbox's files are on its disk already: nothing to copy.
         let copy = sandbox.spec.profile.persistence != .persistent
-        // Frozen, nothing changes the files while they are copied; a failed copy thaws it again.
+        // Frozen, nothing changes the files while they are copied; a failed copy thaws it again
+        // (unless it was paused before: then it stays paused).
         try await BlockingPool.shared.run { Result { () throws(SandboxError) in
+            let wasPaused = cgroup.isFrozen
             try cgroup.freeze()
             do throws(SandboxError) { if copy { try HibernatedFiles.save(layout: layout, to: kept.path) } } catch {
-                cgroup.thaw()
+                if !wasPaused { cgroup.thaw() }
                 throw error
             }
         } }.get()

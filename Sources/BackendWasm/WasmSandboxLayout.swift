@@ -117,11 +117,11 @@ struct WasmSandboxLayout: Sendable {
             let ws = Array(Self.workspaceName.utf8)
             let doomed = Array(".\(Self.workspaceName).removing".utf8)
             if dir.stat(ws) != nil {
-                try WorkspaceTree.remove(doomed, in: dir)  // a leftover of an earlier removal
+                try DirectoryTree.remove(doomed, in: dir)  // a leftover of an earlier removal
                 let e = dir.rename(ws, to: doomed)
                 if e != 0 { throw Syscall.error("rename the workspace of \(id) for removal", errno: e) }
             }
         }
-        try WorkspaceTree.remove(name, in: rootFD)
+        try DirectoryTree.remove(name, in: rootFD)
     }
 }

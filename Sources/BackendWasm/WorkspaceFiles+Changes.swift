@@ -11,7 +11,7 @@ extension WorkspaceFiles {
     /// Checks that `newEntries` more entries and `growth` more bytes fit the workspace limits.
     func checkRoom(newEntries: Int, growth: Int64) throws(SandboxError) {
         guard newEntries > 0 || growth > 0 else { return }
-        let usage = try WorkspaceTree.usage(of: root)
+        let usage = try DirectoryTree.usage(of: root)
         if usage.entries + newEntries > limits.workspaceFiles {
             throw SandboxError.over("workspace_files", limit: Int64(limits.workspaceFiles), actual: Int64(usage.entries + newEntries))
         }
@@ -100,7 +100,7 @@ extension WorkspaceFiles {
         let parent = try directory(path.parent)
         guard let st = parent.stat(name) else { throw Self.failure(errno, path, in: parent, doing: "remove") }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            if recursive { return try WorkspaceTree.remove(name, in: parent) }
+            if recursive { return try DirectoryTree.remove(name, in: parent) }
             let e = parent.unlink(name, directory: true)
             if e != 0 { throw Self.failure(e, path, in: parent, doing: "remove") }
         } else {

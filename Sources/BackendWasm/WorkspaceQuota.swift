@@ -1,4 +1,6 @@
 import Foundation
+import SandboxCore
+import SandboxLinux
 import Synchronization
 @_spi(WASIPlatform) import WASI
 
@@ -117,26 +119,15 @@ final class WorkspaceQuota: Sendable {
         return .ENOSPC
     }
 
-    /// Apparent bytes of regular files and the number of entries below `root` (not counting it).
+    /// Apparent bytes of regular files and the number of entries below `root` (not counting it),
+    /// walked by descriptor (``DirectoryTree``: names as bytes, any depth). A workspace that cannot
+    /// be walked whole (more entries than a walk visits) counts as full.
     static func scan(_ root: String) -> Usage {
-        var usage = Usage(bytes: 0, entries: 0)
-        var pending = [root]
-        // A bound on the walk: a workspace this large is over any sensible limit anyway.
-        let maxEntries = 1 << 22
-        while let dir = pending.popLast(), usage.entries < maxEntries {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for name in names {
-                let path = dir + "/" + name
-                var st = stat()
-                guard lstat(path, &st) == 0 else { continue }
-                usage.entries += 1
-                switch st.st_mode & S_IFMT {
-                case S_IFREG: usage.bytes += Int64(st.st_size)
-                case S_IFDIR: pending.append(path)
-                default: break
-                }
-            }
+        do throws(SandboxError) {
+            let usage = try DirectoryTree.usage(of: DirectoryFD.open(path: root))
+            return Usage(bytes: usage.bytes, entries: usage.entries)
+        } catch {
+            return Usage(bytes: 0, entries: error.code == .limitExceeded ? DirectoryTree.maxEntries : 0)
         }
-        return usage
     }
 }

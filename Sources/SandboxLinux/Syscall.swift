@@ -111,24 +111,22 @@ public enum SysFile {
     }
 
     /// Removes a tree without following symlinks and without crossing into other mounts.
+    /// A directory is walked by descriptor (``DirectoryTree``): names are bytes, there is no
+    /// recursion and no path per entry, so a tree a sandbox made as deep as it liked goes too.
     public static func removeTree(_ path: String) {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            if let entries = try? FileManager.default.contentsOfDirectory(atPath: path) {
-                for e in entries {
-                    let child = path + "/" + e
-                    var cst = stat()
-                    if lstat(child, &cst) == 0 && (cst.st_mode & S_IFMT) == S_IFDIR && cst.st_dev != st.st_dev {
-                        continue  // a mount point: never delete through it
-                    }
-                    removeTree(child)
-                }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { unlink(path); return }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if fd >= 0 {
+            let top = DirectoryFD(fd: fd)
+            // A directory moved while the walk was in it stops the walk: start again (a few times).
+            for _ in 0..<3 {
+                do throws(SandboxError) { try DirectoryTree.removeAll(below: top, device: UInt64(st.st_dev)); break } catch { continue }
             }
-            rmdir(path)
-        } else {
-            unlink(path)
+            top.close()
         }
+        rmdir(path)
     }
 }
 

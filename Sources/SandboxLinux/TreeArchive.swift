@@ -23,12 +23,20 @@ public enum TreeArchive {
     static let magic = Array("SBXTREE1".utf8)
 
     /// Writes the trees `sections` (name → directory) into a new file at `path` (mode 0600).
-    /// A full disk throws `limit_exceeded`. Blocks: run it on the blocking pool.
+    /// A full disk throws `limit_exceeded`, so does a tree nested deeper than ``TreeWalk/maxDepth``;
+    /// a pack that throws leaves no file. Blocks: run it on the blocking pool.
     public static func pack(_ sections: [(name: String, directory: String)], to path: String) throws(SandboxError) {
         BlockingCheck.check("TreeArchive.pack")
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Syscall.error("creating \(path)", errno: errno) }
         defer { close(fd) }
+        do { try write(sections, fd: fd, path: path) } catch {
+            unlink(path)
+            throw error
+        }
+    }
+
+    private static func write(_ sections: [(name: String, directory: String)], fd: Int32, path: String) throws(SandboxError) {
         var out = ArchiveWriter(fd: fd, path: path)
         out.bytes(magic)
         out.u32(UInt32(sections.count))

@@ -10,6 +10,10 @@ import Glibc
 /// with `O_NOFOLLOW`, symlinks are read, never followed, names stay bytes, a file with several
 /// links inside the tree is read once and linked after. Sockets and devices other than whiteouts
 /// are skipped. Blocks (reads every file).
+///
+/// The walk keeps its own stack of open directories instead of recursing: the tree is a
+/// sandbox's, as deep as the sandbox made it, and a recursion would end the process on a
+/// thread's stack. A tree nested deeper than ``maxDepth`` is an error naming the limit.
 struct TreeWalk {
     let sourceRoot: [UInt8]
     /// (device, inode) of a file with more than one link → its number among the linkable files.
@@ -18,14 +22,47 @@ struct TreeWalk {
 
     private struct Pair: Hashable { let dev: UInt64, ino: UInt64 }
 
+    /// How deep directories may nest: what ``ArchiveReader`` reads back.
+    static let maxDepth = ArchiveReader.maxDepth
+
+    /// A directory being read: its descriptor, its path below the root, its entries and the next
+    /// one to visit; `st` is nil for the root (stat'ed when it is left).
+    private struct Frame {
+        let fd: Int32
+        let path: [UInt8]
+        let st: stat?
+        let names: [[UInt8]]
+        var next = 0
+    }
+
     init(sourceRoot: String) { self.sourceRoot = Array(sourceRoot.utf8) }
 
     /// Walks the directory open at `root` into `sink`, ending with the root's own metadata.
     mutating func walk<S: TreeSink>(root: Int32, into sink: inout S) throws(SandboxError) {
-        try contents(root, into: &sink, path: [])
-        var st = stat()
-        guard fstat(root, &st) == 0 else { throw failure("stat", [], errno) }
-        try sink.leaveDirectory(Self.meta(st, fd: root))
+        var stack = [Frame(fd: root, path: [], st: nil, names: try DirectoryFD.entries(of: root))]
+        defer { for frame in stack.dropFirst() { close(frame.fd) } }
+        while let top = stack.last {
+            guard top.next < top.names.count else {
+                stack.removeLast()
+                defer { if top.st != nil { close(top.fd) } }
+                var st = top.st ?? stat()
+                if top.st == nil, fstat(top.fd, &st) != 0 { throw failure("stat", top.path, errno) }
+                try sink.leaveDirectory(Self.meta(st, fd: top.fd))
+                continue
+            }
+            let name = top.names[top.next]
+            stack[stack.count - 1].next += 1
+            let path = top.path.isEmpty ? name : top.path + [0x2F] + name
+            guard let (fd, st) = try entry(name, top.fd, into: &sink, path: path) else { continue }
+            guard stack.count <= Self.maxDepth else {
+                close(fd)
+                throw SandboxError(.limitExceeded, "\(display(path)): directories nested deeper than \(Self.maxDepth) levels cannot be kept")
+            }
+            let names: [[UInt8]]
+            do { names = try DirectoryFD.entries(of: fd) } catch { close(fd); throw error }
+            try sink.enterDirectory(name)
+            stack.append(Frame(fd: fd, path: path, st: st, names: names))
+        }
     }
 
     func display(_ path: [UInt8]) -> String { Names.display(path.isEmpty ? sourceRoot : sourceRoot + [0x2F] + path) }
@@ -36,13 +73,10 @@ struct TreeWalk {
         TreeMeta(st, xattrs: TreeMeta.readXattrs(list: { sbx_flistxattr(fd, $0, $1) }, get: { sbx_fgetxattr(fd, $0, $1, $2) }))
     }
 
-    private mutating func contents<S: TreeSink>(_ src: Int32, into sink: inout S, path: [UInt8]) throws(SandboxError) {
-        for name in try DirectoryFD.entries(of: src) {
-            try entry(name, src, into: &sink, path: path.isEmpty ? name : path + [0x2F] + name)
-        }
-    }
-
-    private mutating func entry<S: TreeSink>(_ name: [UInt8], _ src: Int32, into sink: inout S, path: [UInt8]) throws(SandboxError) {
+    /// Hands one entry of the directory open at `src` to `sink`; a directory is opened and
+    /// returned (descriptor and stat) for the walk to enter, anything else returns nil.
+    private mutating func entry<S: TreeSink>(_ name: [UInt8], _ src: Int32, into sink: inout S,
+                                             path: [UInt8]) throws(SandboxError) -> (Int32, stat)? {
         let cname = TreeCopy.c(name)
         var st = stat()
         guard fstatat(src, cname, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("stat", path, errno) }
@@ -50,15 +84,12 @@ struct TreeWalk {
         case S_IFDIR:
             let s = openat(src, cname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard s >= 0 else { throw failure("opening", path, errno) }
-            defer { close(s) }
-            try sink.enterDirectory(name)
-            try contents(s, into: &sink, path: path)
-            try sink.leaveDirectory(Self.meta(st, fd: s))
+            return (s, st)  // the walk enters it
         case S_IFREG:
             let key = Pair(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))
             if st.st_nlink > 1, let first = links[key] {
                 try sink.hardLink(name, to: first)
-                return
+                return nil
             }
             let s = openat(src, cname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
             guard s >= 0 else { throw failure("opening", path, errno) }
@@ -77,8 +108,9 @@ struct TreeWalk {
         case S_IFCHR where st.st_rdev == 0, S_IFIFO:
             try sink.node(name, nodeMeta(st, path: path))
         default:
-            return  // a socket or a device: nothing to copy
+            break  // a socket or a device: nothing to copy
         }
+        return nil
     }
 
     /// A symlink's or node's metadata, its extended attributes read by path (no descriptor to hold).

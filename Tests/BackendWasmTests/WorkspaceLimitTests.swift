@@ -1,5 +1,6 @@
 import Foundation
 import SandboxCore
+import SandboxLinux
 import Testing
 @testable import BackendWasm
 
@@ -40,6 +41,14 @@ struct WorkspaceQuotaTests {
         close(fd)
         try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: "/")
         #expect(WorkspaceQuota.scan(dir) == .init(bytes: (1 << 30) + 10, entries: 5))
+        // A name that is not UTF-8 (a guest chooses its names) counts with what is below it.
+        let odd = try DirectoryFD.open(path: dir)
+        #expect(odd.makeDirectory(Array("odd".utf8) + [0xFF], mode: 0o755) == 0)
+        let inside = try #require(odd.openDirectory(Array("odd".utf8) + [0xFF]))
+        let f = inside.openFile(Array("f".utf8), O_CREAT | O_WRONLY)
+        #expect(write(f, "1234567", 7) == 7)
+        close(f)
+        #expect(WorkspaceQuota.scan(dir) == .init(bytes: (1 << 30) + 17, entries: 7))
     }
 }
 

@@ -1,24 +1,23 @@
 import SandboxCore
-import SandboxLinux
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Depth-first walks of a directory tree by descriptor, for the files API and for removing a
-/// sandbox: one directory descriptor open at a time (however deep the guest nested its
+/// Depth-first walks of a directory tree by descriptor, for the files API, for removing a sandbox
+/// and for removing whatever tree a sandbox left on the host: one directory descriptor open at a time (however deep the guest nested its
 /// directories), every step `openat(…, O_NOFOLLOW | O_DIRECTORY)`, and the way back up through
 /// `..` checked against the device and inode the walk came from, so a directory moved meanwhile
 /// stops the walk instead of leading it anywhere else. Symbolic links are entries, never followed.
-enum WorkspaceTree {
+public enum DirectoryTree {
     /// Most entries one walk visits (a workspace this large is over any sensible limit anyway).
-    static let maxEntries = 1 << 22
+    public static let maxEntries = 1 << 22
 
     /// What a walk found: apparent bytes of regular files and the number of entries (files,
     /// directories, links, anything) below the top directory, not counting it.
-    struct Usage: Sendable, Equatable {
-        var bytes: Int64 = 0
-        var entries = 0
+    public struct Usage: Sendable, Equatable {
+        public var bytes: Int64 = 0
+        public var entries = 0
     }
 
     private struct Frame {
@@ -38,7 +37,7 @@ enum WorkspaceTree {
     /// Walks everything below `top`. `visit(dir, name, stat)` sees each entry in its directory
     /// and returns whether to descend into it (only directories are descended into); `leave(dir,
     /// name)` is called in the parent after a descended directory's entries were all visited.
-    static func walk(
+    public static func walk(
         _ top: DirectoryFD,
         visit: (DirectoryFD, [UInt8], Glibc.stat) throws(SandboxError) -> Bool,
         leave: (DirectoryFD, [UInt8]) throws(SandboxError) -> Void = { _, _ in }
@@ -77,7 +76,7 @@ enum WorkspaceTree {
     }
 
     /// The usage of everything below `dir`.
-    static func usage(of dir: DirectoryFD) throws(SandboxError) -> Usage {
+    public static func usage(of dir: DirectoryFD) throws(SandboxError) -> Usage {
         var usage = Usage()
         try walk(dir) { _, _, st in
             usage.entries += 1
@@ -88,7 +87,7 @@ enum WorkspaceTree {
     }
 
     /// Removes everything below `dir` (links are removed, never followed).
-    static func removeContents(of dir: DirectoryFD) throws(SandboxError) {
+    public static func removeContents(of dir: DirectoryFD) throws(SandboxError) {
         try walk(dir) { parent, name, st throws(SandboxError) in
             if (st.st_mode & S_IFMT) == S_IFDIR { return true }
             let e = parent.unlink(name)
@@ -101,7 +100,7 @@ enum WorkspaceTree {
     }
 
     /// Removes the entry `name` of `parent`, and everything below it when it is a directory.
-    static func remove(_ name: [UInt8], in parent: DirectoryFD) throws(SandboxError) {
+    public static func remove(_ name: [UInt8], in parent: DirectoryFD) throws(SandboxError) {
         guard let st = parent.stat(name) else { return }
         if (st.st_mode & S_IFMT) == S_IFDIR, let dir = parent.openDirectory(name) {
             try removeContents(of: dir)
@@ -111,6 +110,19 @@ enum WorkspaceTree {
         } else {
             let e = parent.unlink(name)
             if e != 0 && e != ENOENT { throw Syscall.error("remove \(Names.display(name))", errno: e) }
+        }
+    }
+
+    /// Removes what can be removed below `dir` without reporting what cannot: a directory on
+    /// another device (a mount point) is neither entered nor removed, nor are the directories
+    /// leading to it. Throws only when the tree changed under the walk (see ``walk(_:visit:leave:)``).
+    static func removeAll(below dir: DirectoryFD, device: UInt64) throws(SandboxError) {
+        try walk(dir) { parent, name, st in
+            if (st.st_mode & S_IFMT) == S_IFDIR { return UInt64(st.st_dev) == device }
+            _ = parent.unlink(name)
+            return false
+        } leave: { parent, name in
+            _ = parent.unlink(name, directory: true)
         }
     }
 }
