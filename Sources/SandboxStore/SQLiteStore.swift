@@ -24,9 +24,10 @@ public final class SQLiteStore: SandboxStore {
     let knownKeys = KnownKeys()
 
     /// Opens (creating when missing) the store in `directory` and brings its schema up to date.
-    /// Blocks the calling thread while it migrates; call once at start-up.
-    public init(directory: String, busyTimeout: TimeInterval = 10, logger: Logger = Logger(label: "sandboxer.store"))
-        throws(SandboxError)
+    /// Blocks the calling thread while it migrates; call once at start-up. `callDeadline`: how
+    /// long one call may wait at most before it counts as no answer (``StoreHealth/deadline``).
+    public init(directory: String, busyTimeout: TimeInterval = 10, callDeadline: Duration = .seconds(30),
+                logger: Logger = Logger(label: "sandboxer.store")) throws(SandboxError)
     {
         self.directory = directory
         self.logger = logger
@@ -35,7 +36,7 @@ public final class SQLiteStore: SandboxStore {
         // Writers queue on the local disk (and on other processes' locks): a long wait is load, not
         // an outage, so the probe (a write) may take the busy timeout; a full or read-only disk
         // fails at once.
-        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, probeDeadline: .seconds(max(busyTimeout, 2)), logger: logger)
+        health = StoreHealth(name: "SQLite at \(path)", failsFast: false, deadline: callDeadline, probeDeadline: .seconds(max(busyTimeout, 2)), logger: logger)
         var config = Configuration()
         config.label = "sandboxer.store"
         config.busyMode = .timeout(busyTimeout)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SandboxCore
 import SandboxStore
 import Testing
@@ -109,8 +112,22 @@ public enum SecretStoreContract {
 
 extension [UInt8] {
     /// Whether `needle` occurs anywhere in these bytes.
+    /// (`memchr` + `memcmp`: a generic slice comparison per offset keeps a debug build's test thread busy
+    /// for seconds on a store's few MiB.)
     public func contains(bytes needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, needle.count <= count else { return false }
-        return (0...(count - needle.count)).contains { self[$0..<($0 + needle.count)].elementsEqual(needle) }
+        return withUnsafeBytes { hay in
+            needle.withUnsafeBytes { n in
+                guard let h = hay.baseAddress, let p = n.baseAddress else { return false }
+                let last = hay.count - n.count
+                var i = 0
+                while i <= last, let hit = memchr(h + i, Int32(needle[0]), last - i + 1) {
+                    let at = h.distance(to: UnsafeRawPointer(hit))
+                    if memcmp(h + at, p, n.count) == 0 { return true }
+                    i = at + 1
+                }
+                return false
+            }
+        }
     }
 }

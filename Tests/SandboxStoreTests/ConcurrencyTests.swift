@@ -8,27 +8,31 @@ import SandboxCore
 struct ConcurrencyTests {
     @Test("200 concurrent writes (and reads) from a task group all land")
     func concurrentWrites() async throws {
-        try await withStore { store, _ in
-            let base = Date()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for i in 0..<200 {
-                    group.addTask {
-                        var r = sampleSandbox(id: "sbx-\(i)", createdAt: base + Double(i))
-                        try await store.insertSandbox(r)
-                        r.state = .stopping
-                        try await store.updateSandbox(r)
-                        try await store.appendTenantEvents([TenantEvent(tenantId: "tnt_a", sandboxId: r.id, kind: .sandboxCreate, actor: "t\(i)")],
-                                                            batch: UUID().uuidString)
-                        _ = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 5))
-                    }
+        // 600 writes queue on one writer, each an fsync: on a loaded host the last waits longer
+        // than the store's 30 s hang guard, which is not what this test is about.
+        let temp = TempData()
+        defer { temp.cleanup() }
+        let store = try SQLiteStore(directory: temp.dir, callDeadline: .seconds(600))
+        defer { try? store.close() }
+        let base = Date()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    var r = sampleSandbox(id: "sbx-\(i)", createdAt: base + Double(i))
+                    try await store.insertSandbox(r)
+                    r.state = .stopping
+                    try await store.updateSandbox(r)
+                    try await store.appendTenantEvents([TenantEvent(tenantId: "tnt_a", sandboxId: r.id, kind: .sandboxCreate, actor: "t\(i)")],
+                                                        batch: UUID().uuidString)
+                    _ = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 5))
                 }
-                try await group.waitForAll()
             }
-            let page = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 1000))
-            #expect(page.items.count == 200)
-            #expect(page.items.allSatisfy { $0.state == .stopping })
-            #expect(try await store.tenantEvents(tenantId: "tnt_a", after: 0, limit: 1000).map(\.seq) == (1...200).map(Int64.init))
+            try await group.waitForAll()
         }
+        let page = try await store.sandboxes(SandboxQuery(tenantId: "tnt_a", limit: 1000))
+        #expect(page.items.count == 200)
+        #expect(page.items.allSatisfy { $0.state == .stopping })
+        #expect(try await store.tenantEvents(tenantId: "tnt_a", after: 0, limit: 1000).map(\.seq) == (1...200).map(Int64.init))
     }
 
     @Test("two stores on one file (a server and `key create`) both work at once and see each other's writes")

@@ -18,7 +18,9 @@ struct StoreHealthTests {
             try await Deadline.run(.milliseconds(100)) {
                 // A blocking wait that no cancellation reaches (a query on a hung connection).
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                    DispatchQueue.global().asyncAfter(deadline: .now() + 3) { c.resume() }
+                    // Far beyond the 100 ms deadline, so a loaded host (2 cores, the whole suite
+                    // running) that delays the deadline's timer by seconds cannot finish it first.
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 60) { c.resume() }
                 }
                 finished.withLock { $0 = true }
             }

@@ -42,7 +42,7 @@ struct BountyServerTests {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let data = NSTemporaryDirectory() + "sandboxer-bounty-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let base = try SecretCLITests.run(["template", "base", "--data", data])
+        let base = try await SecretCLITests.run(["template", "base", "--data", data])
         try #require(base.status == 0, "\(base.err)")
         try await ServedApp.with(dataDirectory: data) { app in
             let created = try await app.store.createAPIKey(tenantName: "market")

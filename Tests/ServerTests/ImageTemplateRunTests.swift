@@ -15,10 +15,10 @@ struct ImageTemplateRunTests {
         try #require(FileManager.default.isExecutableFile(atPath: SecretCLITests.executable), "build the sandboxer executable first (swift build)")
         let data = NSTemporaryDirectory() + "sandboxer-debian-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: data) }
-        let base = try SecretCLITests.run(["template", "base", "--data", data])
+        let base = try await SecretCLITests.run(["template", "base", "--data", data])
         try #require(base.status == 0, "\(base.err)")
         #expect(base.out.hasPrefix("template debian sha256:"))
-        let again = try SecretCLITests.run(["template", "ls", "--data", data])
+        let again = try await SecretCLITests.run(["template", "ls", "--data", data])
         #expect(again.out.contains("debian\t"))
 
         let script = """
@@ -27,19 +27,19 @@ struct ImageTemplateRunTests {
             (echo x > /etc/x) 2>/dev/null || echo etc-refused
             command -v crun swift psql || echo no-host-programs
             """
-        let run = try SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", script])
+        let run = try await SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", script])
         #expect(run.status == 0, "\(run.err)")
         let lines = run.out.split(separator: "\n").map(String.init)
         #expect(lines == ["PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"", "user", "42", "42", "0 root", "note", "etc-refused", "no-host-programs"], "\(run.out) \(run.err)")
 
         // Each sandbox starts from the image: what the last one wrote is gone.
-        let fresh = try SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", "cat /home/user/note 2>/dev/null || echo clean"])
+        let fresh = try await SecretCLITests.run(["run", "--data", data, "--template", "debian", "--", "sh", "-c", "cat /home/user/note 2>/dev/null || echo clean"])
         #expect(fresh.out == "clean\n", "\(fresh.out) \(fresh.err)")
-        let ranJSON = try SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
+        let ranJSON = try await SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
         let ranIn = try #require((try JSONSerialization.jsonObject(with: Data(ranJSON.out.utf8)) as? [String: Any])?["sandbox_id"] as? String, "\(ranJSON.out) \(ranJSON.err)")
         #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/\(ranIn)"), "an image root was left mounted")
 
-        let unknown = try SecretCLITests.run(["run", "--data", data, "--template", "nope", "--", "true"])
+        let unknown = try await SecretCLITests.run(["run", "--data", data, "--template", "nope", "--", "true"])
         #expect(unknown.status != 0 && unknown.err.contains("no template 'nope'"), "\(unknown.err)")
 
         // A server on the same data directory: a live sandbox (the agent as pid 1 on the image's
@@ -70,7 +70,7 @@ struct ImageTemplateRunTests {
             #expect(record.contains("\"state\":\"succeeded\"") && record.contains("debian\\n"), "\(record)")
             #expect(record.contains("\"template_digest\":\"\(digest)\""), "a queued run keeps the image it ran on: \(record)")
         }
-        let afterServe = try SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
+        let afterServe = try await SecretCLITests.run(["run", "--json", "--data", data, "--template", "debian", "--", "true"])
         let afterServeId = try #require((try JSONSerialization.jsonObject(with: Data(afterServe.out.utf8)) as? [String: Any])?["sandbox_id"] as? String, "\(afterServe.out) \(afterServe.err)")
         #expect(!(SysFile.read("/proc/self/mountinfo") ?? "").contains("/roots/\(afterServeId)"), "an image root was left mounted")
     }

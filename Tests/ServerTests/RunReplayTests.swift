@@ -200,14 +200,14 @@ struct RunReplayTests {
         let data = NSTemporaryDirectory() + "sandboxer-replay-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: data) }
         let name = "replay-\(UUID().uuidString.prefix(6).lowercased())"
-        func build(_ text: String) throws -> String {
+        func build(_ text: String) async throws -> String {
             let context = try TemplateBuildTests.context(["Dockerfile": "FROM debian\nRUN echo \(text) > /version.txt\n"])
             defer { try? FileManager.default.removeItem(atPath: context) }
-            let built = try TemplateBuildTests.build(name, context, data: data)
+            let built = try await TemplateBuildTests.build(name, context, data: data)
             try #require(built.status == 0, "\(built.out) \(built.err)")
             return built.out
         }
-        _ = try build("one")
+        _ = try await build("one")
         let (key, original) = try await ServedApp.with(dataDirectory: data) { app in
             let key = try await app.key("acme")
             let client = try app.client(key)
@@ -216,7 +216,7 @@ struct RunReplayTests {
             #expect((run["result"] as? JSON)?["stdout"] as? String == "one\n", "\(run)")
             return (key, id)
         }
-        _ = try build("two")
+        _ = try await build("two")
         try await ServedApp.with(dataDirectory: data) { app in
             let client = try app.client(key)
             let (before, _) = try await Self.record(client, original)

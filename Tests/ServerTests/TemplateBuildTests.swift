@@ -16,7 +16,7 @@ actor SharedDebianData {
         let task = Task { () throws -> String in
             let data = NSTemporaryDirectory() + "sandboxer-build-tests-\(getpid())"
             atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "sandboxer-build-tests-\(getpid())") }
-            let base = try SecretCLITests.run(["template", "base", "--data", data])
+            let base = try await SecretCLITests.run(["template", "base", "--data", data])
             guard base.status == 0 else { throw TestFailure("building the debian base failed: \(base.err)") }
             return data
         }
@@ -47,8 +47,8 @@ struct TemplateBuildTests {
         return dir
     }
 
-    static func build(_ name: String, _ context: String, data: String, _ extra: [String] = []) throws -> (status: Int32, out: String, err: String) {
-        try SecretCLITests.run(["template", "build", name, context, "--data", data] + extra)
+    static func build(_ name: String, _ context: String, data: String, _ extra: [String] = []) async throws -> (status: Int32, out: String, err: String) {
+        try await SecretCLITests.run(["template", "build", name, context, "--data", data] + extra)
     }
 
     /// What a failed build must not leave: the name, the build's own images, its directories, mounts.
@@ -81,9 +81,9 @@ struct TemplateBuildTests {
                 """,
         ])
         defer { try? FileManager.default.removeItem(atPath: ctx) }
-        defer { _ = try? SecretCLITests.run(["template", "rm", name, "--data", data]) }
+        defer { _ = try? SecretCLITests.runBlocking(["template", "rm", name, "--data", data]) }
 
-        let first = try Self.build(name, ctx, data: data)
+        let first = try await Self.build(name, ctx, data: data)
         try #require(first.status == 0, "\(first.out) \(first.err)")
         let lines = first.out.split(separator: "\n").map(String.init)
         #expect(lines.first == "step 1/9: FROM debian")
@@ -91,7 +91,7 @@ struct TemplateBuildTests {
         #expect(!first.out.contains("(cached)"), "a first build of new steps came from the cache: \(first.out)")
         let digest = try #require(lines.last.flatMap { $0.hasPrefix("template \(name) sha256:") ? String($0.split(separator: " ")[2]) : nil }, "\(first.out)")
 
-        let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "sh", "-c", """
+        let run = try await SecretCLITests.run(["run", "--data", data, "--template", name, "--", "sh", "-c", """
             cat /made.txt; ls /etc/issue 2>/dev/null || echo no-issue
             stat -c '%u:%g %n' /made.txt /home/user/app /home/user/app/hello.txt; cat /home/user/app/hello.txt
             cat /srv/work/greeting /home/user/whoami
@@ -101,12 +101,12 @@ struct TemplateBuildTests {
             marker, "no-issue", "0:0 /made.txt", "1000:1000 /home/user/app", "1000:1000 /home/user/app/hello.txt", "hello",
             "hi /srv/work 0", "user",
         ], "\(run.out) \(run.err)")
-        let inspect = try SecretCLITests.run(["template", "inspect", name, "--data", data])
+        let inspect = try await SecretCLITests.run(["template", "inspect", name, "--data", data])
         #expect(inspect.out.contains("\"GREETING=hi\"") && inspect.out.contains("\"WorkingDir\" : \"/srv/work\"")
                 && inspect.out.contains("\"User\" : \"user\"") && inspect.out.contains("\"python3\",\n      \"-V\""), "\(inspect.out)")
 
         // Nothing changed: every layer step from the cache, no sandbox, the same manifest.
-        let again = try Self.build(name, ctx, data: data)
+        let again = try await Self.build(name, ctx, data: data)
         #expect(again.status == 0, "\(again.err)")
         for step in ["RUN echo", "COPY", "WORKDIR", "RUN [", "RUN id -un"] {
             #expect(again.out.split(separator: "\n").contains { $0.contains(": \(step)") && $0.hasSuffix("(cached)") }, "\(step) was not cached: \(again.out)")
@@ -115,12 +115,12 @@ struct TemplateBuildTests {
 
         // A changed context file: its COPY and every later layer step are made again.
         try "changed\n".write(toFile: ctx + "/app/hello.txt", atomically: true, encoding: .utf8)
-        let changed = try Self.build(name, ctx, data: data)
+        let changed = try await Self.build(name, ctx, data: data)
         #expect(changed.status == 0, "\(changed.err)")
         let marks = changed.out.split(separator: "\n").filter { $0.hasPrefix("step ") }.map { $0.hasSuffix("(cached)") }
         #expect(marks == [false, true, false, false, false, false, false, false, false], "\(changed.out)")
         #expect(!changed.out.contains(digest), "\(changed.out)")
-        let reread = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/home/user/app/hello.txt"])
+        let reread = try await SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/home/user/app/hello.txt"])
         #expect(reread.out == "changed\n", "\(reread.out) \(reread.err)")
     }
 
@@ -135,24 +135,24 @@ struct TemplateBuildTests {
             "C": "FROM \(parent)\nRUN cat /parent.txt > /child.txt\n",
         ])
         defer { try? FileManager.default.removeItem(atPath: ctx) }
-        defer { for n in [parent, child, fromArchive] { _ = try? SecretCLITests.run(["template", "rm", n, "--data", data]) } }
-        let p = try Self.build(parent, ctx, data: data, ["-f", ctx + "/P", "--build-arg", "WHO=parent"])
+        defer { for n in [parent, child, fromArchive] { _ = try? SecretCLITests.runBlocking(["template", "rm", n, "--data", data]) } }
+        let p = try await Self.build(parent, ctx, data: data, ["-f", ctx + "/P", "--build-arg", "WHO=parent"])
         try #require(p.status == 0, "\(p.err)")
-        let c = try Self.build(child, ctx, data: data, ["-f", ctx + "/C"])
+        let c = try await Self.build(child, ctx, data: data, ["-f", ctx + "/C"])
         #expect(c.status == 0, "\(c.err)")
-        let ran = try SecretCLITests.run(["run", "--data", data, "--template", child, "--", "cat", "/child.txt"])
+        let ran = try await SecretCLITests.run(["run", "--data", data, "--template", child, "--", "cat", "/child.txt"])
         #expect(ran.out == "parent-\(suffix)\n", "\(ran.out) \(ran.err)")
 
-        let export = try SecretCLITests.run(["template", "export", parent, "oci-archive:\(ctx)/parent.tar", "--data", data])
+        let export = try await SecretCLITests.run(["template", "export", parent, "oci-archive:\(ctx)/parent.tar", "--data", data])
         try #require(export.status == 0, "\(export.err)")
         try "FROM oci-archive:\(ctx)/parent.tar\nRUN cat /parent.txt > /child.txt\n".write(toFile: ctx + "/A", atomically: true, encoding: .utf8)
-        let a = try Self.build(fromArchive, ctx, data: data, ["-f", ctx + "/A"])
+        let a = try await Self.build(fromArchive, ctx, data: data, ["-f", ctx + "/A"])
         #expect(a.status == 0 && a.out.contains("step 1/2: FROM oci-archive:"), "\(a.out) \(a.err)")
-        let again = try Self.build(fromArchive, ctx, data: data, ["-f", ctx + "/A"])
+        let again = try await Self.build(fromArchive, ctx, data: data, ["-f", ctx + "/A"])
         #expect(again.out.contains("RUN cat /parent.txt > /child.txt (cached)"), "the archive was not recognised as the same base: \(again.out)")
-        let ls = try SecretCLITests.run(["template", "ls", "--data", data])
+        let ls = try await SecretCLITests.run(["template", "ls", "--data", data])
         #expect(!ls.out.contains("sandboxer-"), "the store's own images are listed: \(ls.out)")
-        let ranArchive = try SecretCLITests.run(["run", "--data", data, "--template", fromArchive, "--", "cat", "/child.txt"])
+        let ranArchive = try await SecretCLITests.run(["run", "--data", data, "--template", fromArchive, "--", "cat", "/child.txt"])
         #expect(ranArchive.out == "parent-\(suffix)\n", "\(ranArchive.out) \(ranArchive.err)")
     }
 
@@ -174,7 +174,7 @@ struct TemplateBuildTests {
         ]
         for (dockerfile, message) in cases {
             try dockerfile.write(toFile: ctx + "/Dockerfile", atomically: true, encoding: .utf8)
-            let r = try Self.build(name, ctx, data: data)
+            let r = try await Self.build(name, ctx, data: data)
             #expect(r.status != 0 && r.err.contains(message), "\(dockerfile): \(r.err)")
             try Self.expectNothingLeft(data, name: name)
         }
@@ -191,11 +191,11 @@ struct TemplateBuildTests {
             RUN apt-get update -q && apt-get install -y -q --no-install-recommends jq && rm -rf /var/lib/apt/lists/*
             """])
         defer { try? FileManager.default.removeItem(atPath: ctx) }
-        defer { _ = try? SecretCLITests.run(["template", "rm", name, "--data", data]) }
-        let built = try Self.build(name, ctx, data: data)
+        defer { _ = try? SecretCLITests.runBlocking(["template", "rm", name, "--data", data]) }
+        let built = try await Self.build(name, ctx, data: data)
         #expect(built.status == 0, "\(built.out) \(built.err)")
         #expect(built.out.contains("refused-\(name)") && !built.out.contains("CapEff:\t0000000000000000"), "\(built.out)")
-        let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "sh", "-c", "jq -n 6*7; grep CapEff /proc/self/status"])
+        let run = try await SecretCLITests.run(["run", "--data", data, "--template", name, "--", "sh", "-c", "jq -n 6*7; grep CapEff /proc/self/status"])
         #expect(run.out == "42\nCapEff:\t0000000000000000\n", "\(run.out) \(run.err)")
     }
 
@@ -215,7 +215,7 @@ struct TemplateBuildTests {
             "Dockerfile": "FROM debian\nCOPY app/data.txt /data.txt\nRUN cat /data.txt > /copied.txt && echo said-\(name)\n",
         ])
         defer { try? FileManager.default.removeItem(atPath: ctx) }
-        defer { _ = try? SecretCLITests.run(["template", "rm", name, "--data", data]) }
+        defer { _ = try? SecretCLITests.runBlocking(["template", "rm", name, "--data", data]) }
         let body = try await Self.tar(ctx, ctx + ".tar")
         defer { try? FileManager.default.removeItem(atPath: ctx + ".tar") }
 
@@ -273,7 +273,7 @@ struct TemplateBuildTests {
             let trail = try await acme.checked("GET", "/v1/audit").body.text
             #expect(trail.contains("\"template.build\"") && trail.contains(digest), "\(trail)")
         }
-        let run = try SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/copied.txt"])
+        let run = try await SecretCLITests.run(["run", "--data", data, "--template", name, "--", "cat", "/copied.txt"])
         #expect(run.out == "from the context\n", "\(run.out) \(run.err)")
     }
 

@@ -17,19 +17,19 @@ struct TemplateCLITests {
         try await Self.makeLayout(dir)
 
         let data = ["--data", dir + "/data"]
-        let imp = try SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only"] + data)
+        let imp = try await SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only"] + data)
         #expect(imp.status == 0 && imp.out.contains("template etc-only sha256:") && imp.out.contains("1 layers"), "\(imp.out) \(imp.err)")
-        let ls = try SecretCLITests.run(["template", "ls"] + data)
+        let ls = try await SecretCLITests.run(["template", "ls"] + data)
         #expect(ls.status == 0 && ls.out.contains("host\t") && ls.out.contains("etc-only\t"), "\(ls.out)")
-        let inspect = try SecretCLITests.run(["template", "inspect", "etc-only"] + data)
+        let inspect = try await SecretCLITests.run(["template", "inspect", "etc-only"] + data)
         #expect(inspect.status == 0 && inspect.out.contains("\"diff_ids\"") && inspect.out.contains("\"layers\""), "\(inspect.out)")
-        let export = try SecretCLITests.run(["template", "export", "etc-only", "oci-archive:\(dir)/out.tar"] + data)
+        let export = try await SecretCLITests.run(["template", "export", "etc-only", "oci-archive:\(dir)/out.tar"] + data)
         #expect(export.status == 0 && FileManager.default.fileExists(atPath: dir + "/out.tar"), "\(export.err)")
-        let bad = try SecretCLITests.run(["template", "export", "etc-only", "\(dir)/out.tar"] + data)
+        let bad = try await SecretCLITests.run(["template", "export", "etc-only", "\(dir)/out.tar"] + data)
         #expect(bad.status == 2 && bad.err.contains("oci-archive:FILE"))
-        let rm = try SecretCLITests.run(["template", "rm", "etc-only"] + data)
+        let rm = try await SecretCLITests.run(["template", "rm", "etc-only"] + data)
         #expect(rm.status == 0)
-        let missing = try SecretCLITests.run(["template", "inspect", "etc-only"] + data)
+        let missing = try await SecretCLITests.run(["template", "inspect", "etc-only"] + data)
         #expect(missing.status == 2 && missing.err.contains("no template 'etc-only'") && missing.err.contains("host"))
     }
 
@@ -71,7 +71,7 @@ struct TemplateRouteTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await TemplateCLITests.makeLayout(dir)
         try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
-        let imported = try SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only", "--data", dir + "/data"])
+        let imported = try await SecretCLITests.run(["template", "import", "oci:\(dir)/src:v1", "etc-only", "--data", dir + "/data"])
         try #require(imported.status == 0, "\(imported.err)")
 
         try await ServedApp.with(configuration: .init(port: 0, operatorTenants: ["ops"]), dataDirectory: dir + "/data") { app in
@@ -108,11 +108,11 @@ struct TemplateRouteTests {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         try "ID=cli\n".write(toFile: dir + "/ctx/os-release", atomically: true, encoding: .utf8)
         try "FROM debian\nCOPY os-release /etc/cli-release\n".write(toFile: dir + "/Dockerfile", atomically: true, encoding: .utf8)
-        try #require(try SecretCLITests.run(["template", "base", "--data", data]).status == 0)
+        try #require(try await SecretCLITests.run(["template", "base", "--data", data]).status == 0)
         let layers: @Sendable () -> Set<String> = { Set((try? FileManager.default.contentsOfDirectory(atPath: data + "/layers")) ?? []).filter { !$0.hasPrefix(".") } }
         let before = layers()
-        let build = { try SecretCLITests.run(["template", "build", "etc-only", "-f", dir + "/Dockerfile", dir + "/ctx", "--data", data]) }
-        let built = try build()
+        let build = { try await SecretCLITests.run(["template", "build", "etc-only", "-f", dir + "/Dockerfile", dir + "/ctx", "--data", data]) }
+        let built = try await build()
         try #require(built.status == 0, "\(built.err)")
         let layer = try #require(layers().subtracting(before).first, "the COPY step's layer")
 
@@ -124,7 +124,7 @@ struct TemplateRouteTests {
             let refused = try await ops.send("DELETE", "/v1/templates/etc-only")
             #expect(refused.status == 409 && refused.body.text.contains(id), "\(refused.body.text)")
 
-            let rm = try SecretCLITests.run(["template", "rm", "etc-only", "--data", data])
+            let rm = try await SecretCLITests.run(["template", "rm", "etc-only", "--data", data])
             #expect(rm.status == 0, "\(rm.err)")
             #expect(layers().contains(layer), "the layer under a live sandbox's root was removed")
             let read = try await client.checked("GET", "/v1/sandboxes/\(id)/files?path=/etc/cli-release")
@@ -132,9 +132,9 @@ struct TemplateRouteTests {
             _ = try await client.checked("DELETE", "/v1/sandboxes/\(id)")
         }
         // The next collection (any change of the store) takes the layer nothing uses any more.
-        let again = try build()
+        let again = try await build()
         try #require(again.status == 0, "\(again.err)")
-        #expect(try SecretCLITests.run(["template", "rm", "etc-only", "--data", data]).status == 0)
+        #expect(try await SecretCLITests.run(["template", "rm", "etc-only", "--data", data]).status == 0)
         #expect(!layers().contains(layer))
     }
 }
