@@ -23,7 +23,11 @@ public struct PrivatePostgres: Sendable {
 
     public static func start() async throws -> PrivatePostgres {
         let dir = "/tmp/sbx-pg-" + UUID().uuidString.prefix(8).lowercased()
-        let plain = try await run("start", dir, durable: true).trimmingCharacters(in: .whitespacesAndNewlines)
+        let plain: String
+        do { plain = try await run("start", dir, durable: true).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
+            _ = try? await run("stop", dir)  // a start that failed late (its wait ran out) may have left a server
+            throw error
+        }
         return PrivatePostgres(directory: dir, url: plain.replacingOccurrences(of: "user=postgres", with: "user=postgres&password=\(password)"))
     }
 
