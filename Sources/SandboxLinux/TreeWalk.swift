@@ -60,8 +60,8 @@ struct TreeWalk {
             }
             let names: [[UInt8]]
             do { names = try DirectoryFD.entries(of: fd) } catch { close(fd); throw error }
+            stack.append(Frame(fd: fd, path: path, st: st, names: names))  // closed by the defer if the sink fails
             try sink.enterDirectory(name)
-            stack.append(Frame(fd: fd, path: path, st: st, names: names))
         }
     }
 
