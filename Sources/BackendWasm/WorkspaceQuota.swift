@@ -38,10 +38,8 @@ final class WorkspaceQuota: Sendable {
         enum CodingKeys: String, CodingKey { case workspaceLimit = "workspace_limit", fileSizeLimit = "file_size_limit" }
     }
 
-    struct Usage: Sendable, Equatable {
-        var bytes: Int64
-        var entries: Int
-    }
+    /// Apparent bytes of regular files and the number of entries (what a walk counts).
+    typealias Usage = DirectoryTree.Usage
 
     let limits: Limits
     private let state: Mutex<(usage: Usage, report: Report)>
@@ -124,8 +122,7 @@ final class WorkspaceQuota: Sendable {
     /// be walked whole (more entries than a walk visits) counts as full.
     static func scan(_ root: String) -> Usage {
         do throws(SandboxError) {
-            let usage = try DirectoryTree.usage(of: DirectoryFD.open(path: root))
-            return Usage(bytes: usage.bytes, entries: usage.entries)
+            return try DirectoryTree.usage(of: DirectoryFD.open(path: root))
         } catch {
             return Usage(bytes: 0, entries: error.code == .limitExceeded ? DirectoryTree.maxEntries : 0)
         }

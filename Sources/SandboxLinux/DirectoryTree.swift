@@ -5,10 +5,11 @@ import Glibc
 #endif
 
 /// Depth-first walks of a directory tree by descriptor, for the files API, for removing a sandbox
-/// and for removing whatever tree a sandbox left on the host: one directory descriptor open at a time (however deep the guest nested its
-/// directories), every step `openat(…, O_NOFOLLOW | O_DIRECTORY)`, and the way back up through
-/// `..` checked against the device and inode the walk came from, so a directory moved meanwhile
-/// stops the walk instead of leading it anywhere else. Symbolic links are entries, never followed.
+/// and for removing whatever tree a sandbox left on the host: one directory descriptor open at a
+/// time (however deep the guest nested its directories), every step `openat(…, O_NOFOLLOW |
+/// O_DIRECTORY)`, and the way back up through `..` checked against the device and inode the walk
+/// came from, so a directory moved meanwhile stops the walk instead of leading it anywhere else.
+/// Symbolic links are entries, never followed.
 public enum DirectoryTree {
     /// Most entries one walk visits (a workspace this large is over any sensible limit anyway).
     public static let maxEntries = 1 << 22
@@ -16,8 +17,9 @@ public enum DirectoryTree {
     /// What a walk found: apparent bytes of regular files and the number of entries (files,
     /// directories, links, anything) below the top directory, not counting it.
     public struct Usage: Sendable, Equatable {
-        public var bytes: Int64 = 0
-        public var entries = 0
+        public var bytes: Int64
+        public var entries: Int
+        public init(bytes: Int64 = 0, entries: Int = 0) { (self.bytes, self.entries) = (bytes, entries) }
     }
 
     private struct Frame {

@@ -25,12 +25,12 @@ struct TreeWalk {
     /// How deep directories may nest: what ``ArchiveReader`` reads back.
     static let maxDepth = ArchiveReader.maxDepth
 
-    /// A directory being read: its descriptor, its path below the root, its entries and the next
-    /// one to visit; `st` is nil for the root (stat'ed when it is left).
+    /// A directory being read: its descriptor, its path below the root, its stat, its entries and
+    /// the next one to visit.
     private struct Frame {
         let fd: Int32
         let path: [UInt8]
-        let st: stat?
+        let st: stat
         let names: [[UInt8]]
         var next = 0
     }
@@ -39,15 +39,16 @@ struct TreeWalk {
 
     /// Walks the directory open at `root` into `sink`, ending with the root's own metadata.
     mutating func walk<S: TreeSink>(root: Int32, into sink: inout S) throws(SandboxError) {
-        var stack = [Frame(fd: root, path: [], st: nil, names: try DirectoryFD.entries(of: root))]
+        var rootStat = stat()
+        guard fstat(root, &rootStat) == 0 else { throw failure("stat", [], errno) }
+        // The root's descriptor is the caller's: only the frames above it are closed here.
+        var stack = [Frame(fd: root, path: [], st: rootStat, names: try DirectoryFD.entries(of: root))]
         defer { for frame in stack.dropFirst() { close(frame.fd) } }
         while let top = stack.last {
             guard top.next < top.names.count else {
                 stack.removeLast()
-                defer { if top.st != nil { close(top.fd) } }
-                var st = top.st ?? stat()
-                if top.st == nil, fstat(top.fd, &st) != 0 { throw failure("stat", top.path, errno) }
-                try sink.leaveDirectory(Self.meta(st, fd: top.fd))
+                defer { if !stack.isEmpty { close(top.fd) } }
+                try sink.leaveDirectory(Self.meta(top.st, fd: top.fd))
                 continue
             }
             let name = top.names[top.next]
