@@ -140,11 +140,38 @@ extension SandboxManager {
 
     /// Destroys a sandbox (its processes killed, host resources removed) and returns its final
     /// record. Deleting an already destroyed or lost sandbox returns its record unchanged.
-    public func destroy(tenantId: String, id: String, actor: String) async throws -> SandboxRecord {
+    ///
+    /// With `wait: false` it returns as soon as the sandbox is `stopping` on record (it takes no
+    /// exec, file or state call any more and still counts against the tenant's quota); the
+    /// teardown goes on in a task the manager owns (``shutdown()`` waits for it) and ends the
+    /// sandbox `destroyed` as a waited-for delete would. Deleting a sandbox whose teardown is under
+    /// way returns its record as it is (`wait: false`) or when the teardown has ended.
+    public func destroy(tenantId: String, id: String, actor: String, wait: Bool = true) async throws -> SandboxRecord {
         guard live[id]?.record.tenantId == tenantId else {
             return try await get(tenantId: tenantId, id: id)
         }
-        return try await stop(id, reason: "deleted by \(actor)", actor: actor, deleted: true)
+        let reason = "deleted by \(actor)"
+        if let teardown = teardowns[id] {
+            // An earlier delete did not wait: this one waits for that teardown, or returns at once.
+            if wait { await teardown.value }
+            return try await get(tenantId: tenantId, id: id)
+        }
+        guard !wait else { return try await stop(id, reason: reason, actor: actor, deleted: true) }
+        // A delete that waited may have ended it meanwhile: then its final record.
+        let marked: SandboxRecord? = try await changingState(id) {
+            guard let l = self.live[id], l.record.state != .stopping else { return nil }
+            return try await self.markStopping(id)
+        }
+        guard let stopping = marked else { return try await get(tenantId: tenantId, id: id) }
+        teardowns[id] = Task {
+            do {
+                _ = try await self.changingState(id) { try await self.finishStop(id, reason: reason, actor: actor, deleted: true) }
+            } catch {
+                self.logger.error("a delete's teardown failed; the start-up collection removes what is left", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+            self.teardowns[id] = nil
+        }
+        return stopping
     }
 
     /// Sets the TTL to `ttl` from now (at most the server's maximum).
@@ -186,11 +213,23 @@ extension SandboxManager {
     }
 
     private func stopNow(_ id: String, reason: String, actor: String, deleted: Bool) async throws -> SandboxRecord {
+        _ = try await markStopping(id)
+        return try await finishStop(id, reason: reason, actor: actor, deleted: deleted)
+    }
+
+    /// The first half of a stop: the sandbox is `stopping` on record (it takes no more calls).
+    private func markStopping(_ id: String) async throws -> SandboxRecord {
         guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
         if l.record.state == .stopping { throw SandboxError(.invalidState, "sandbox \(id) is already being destroyed") }
         try move(&l.record, to: .stopping)
         live[id] = l
         try await persistNow(l.record)
+        return l.record
+    }
+
+    /// The second half: kills and removes everything and records the sandbox `destroyed`.
+    private func finishStop(_ id: String, reason: String, actor: String, deleted: Bool) async throws -> SandboxRecord {
+        guard var l = live[id] else { throw SandboxError(.notFound, "no live sandbox \(id)") }
         sampleEnd(id)
         let backend = backends[l.record.profile.isolation]
         if case .up(let handle) = l.stage, let backend {

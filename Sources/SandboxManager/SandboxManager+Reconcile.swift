@@ -56,6 +56,10 @@ extension SandboxManager {
         // The recorder's drain task keeps running until the flush below (a cancelled drain would
         // leave the flush waiting forever); it ends when the recorder finishes.
         for t in background { t.cancel() }
+        // Deletes not waited for finish first: their sandboxes are `stopping` on record.
+        while let (_, t) = teardowns.first {
+            await t.value
+        }
         poolFiller?.cancel()
         await poolFiller?.value
         poolFiller = nil

@@ -135,6 +135,9 @@ public actor SandboxManager {
     var stateChanges: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Foreground calls (execs, followed processes) running per sandbox: it is not idle meanwhile.
     var foregroundCalls: [String: Int] = [:]
+    /// Teardowns a caller did not wait for (``destroy(tenantId:id:actor:wait:)`` with `wait: false`),
+    /// by sandbox id: ``shutdown()`` waits for them.
+    var teardowns: [String: Task<Void, Never>] = [:]
 
     /// A manager over the given backends (`container`, `wasm`, …; see ``standardBackends(_:runtime:workerExecutable:)``).
     public init(store: any SandboxStore, backends: [IsolationLevel: any LiveSandboxBackend], configuration: Configuration,

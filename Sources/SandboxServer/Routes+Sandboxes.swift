@@ -53,10 +53,17 @@ extension SandboxServer {
             return try APIJSON.response(await Self.view(record, manager))
         }
 
-        routes.add(.delete, "/v1/sandboxes/{id}", action: .sandboxDelete) { _, context in
+        // `?wait=false`: 202 as soon as the sandbox is `stopping`; the server finishes the teardown.
+        routes.add(.delete, "/v1/sandboxes/{id}", action: .sandboxDelete) { request, context in
             let caller = try context.requireCaller()
-            let record = try await manager.destroy(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId)
-            return try APIJSON.response(SandboxView(record))
+            let wait: Bool
+            switch request.uri.queryParameters.get("wait") {
+            case nil, "true", "1": wait = true
+            case "false", "0": wait = false
+            case let other?: throw Problem.invalid("wait", "wait must be true or false, not '\(other)'")
+            }
+            let record = try await manager.destroy(tenantId: caller.tenantId, id: try context.parameters.require("id"), actor: caller.keyId, wait: wait)
+            return try APIJSON.response(SandboxView(record), status: record.state.isFinal ? .ok : .accepted)
         }
 
         routes.add(.post, "/v1/sandboxes/{id}/timeout", action: .sandboxTimeout) { request, context in

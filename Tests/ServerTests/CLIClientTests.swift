@@ -103,6 +103,17 @@ import Testing
             #expect(!(try await Self.run(app, key, ["ls"]).out.contains(id)))
             let all = try await Self.run(app, key, ["ls", "-a"]).out.split(separator: "\n").first { $0.hasPrefix(Substring(id)) }
             #expect(all?.contains("destroyed") == true && all?.hasSuffix(" -") == true, "\(all ?? "")")
+
+            // rm --no-wait: the sandbox is stopping when the command returns; the server ends it.
+            let other = try await Self.run(app, key, ["create", "--profile", "default"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let quick = try await Self.run(app, key, ["rm", "--no-wait", "--json", other])
+            #expect(quick.status == 0 && quick.out.contains("\"stopping\""), "\(quick)")
+            var line = ""
+            for _ in 0..<100 where !line.contains("destroyed") {
+                line = try await Self.run(app, key, ["ls", "-a"]).out.split(separator: "\n").first { $0.hasPrefix(Substring(other)) }.map(String.init) ?? ""
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(line.contains("destroyed"), "\(line)")
         }
     }
 }

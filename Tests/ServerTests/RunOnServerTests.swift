@@ -75,9 +75,17 @@ struct RunOnServerTests {
             }
             let timeout = try await Self.cli(["--timeout", "1s", "--", "sleep", "30"], server: server)
             #expect(timeout.err.hasPrefix("sandboxer: timeout: wall-clock limit of 1000 ms reached"), "\(timeout)")
-            // Every sandbox the runs used is gone.
-            let live = try await app.manager.list(.init(tenantId: created.record.tenantId, states: [.creating, .running, .stopping]))
-            #expect(live.items.isEmpty, "\(live.items.map(\.id))")
+            // Every sandbox the runs used is gone: a finished run's delete does not wait for the
+            // server's teardown, so the last ones may still be stopping for a moment.
+            var live: [String] = []
+            for _ in 0..<300 {
+                live = try await app.manager.list(.init(tenantId: created.record.tenantId, states: [.creating, .running, .stopping])).items.map(\.id)
+                if live.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(live.isEmpty, "\(live)")
+            let ended = try await app.manager.list(.init(tenantId: created.record.tenantId, states: [.destroyed])).items
+            #expect(ended.count == cases.count + 1 && ended.allSatisfy { $0.reason?.hasPrefix("deleted by") == true }, "\(ended.map { ($0.id, $0.reason) })")
         }
     }
 

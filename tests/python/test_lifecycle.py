@@ -5,7 +5,7 @@ import uuid
 import pytest
 from datetime import datetime, timezone
 
-from conftest import assert_problem, create_sandbox, require_root
+from conftest import assert_problem, create_sandbox, processes_mentioning, require_root
 
 SANDBOX_KEYS = {"id", "state", "profile", "isolation", "created_at", "updated_at", "last_activity_at", "metadata", "usage", "limits"}
 
@@ -58,6 +58,30 @@ def test_create_like_curl_d_get_timeout_delete(client):
     r = client.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": ["true"]})
     assert r.status_code in (404, 409, 410), (r.status_code, r.text)
     assert_problem(r, r.status_code)
+
+
+def test_delete_without_waiting_answers_202_stopping_then_the_server_finishes(client):
+    require_root()
+    sid = create_sandbox(client)["id"]
+    # a background process the teardown has to kill
+    r = client.post(f"/v1/sandboxes/{sid}/processes", json={"cmd": ["sleep", "986735"]})
+    assert r.status_code in (200, 201), r.text
+    assert_problem(client.delete(f"/v1/sandboxes/{sid}?wait=soon"), 400, "invalid_request")
+    d = client.delete(f"/v1/sandboxes/{sid}?wait=false")
+    assert d.status_code == 202, d.text
+    assert d.json()["id"] == sid and d.json()["state"] == "stopping", d.json()
+    # it takes no more work, whether its teardown is under way or over
+    r = client.post(f"/v1/sandboxes/{sid}/exec", json={"cmd": ["true"]})
+    assert r.status_code in (404, 409, 410), (r.status_code, r.text)
+    # a delete that waits answers when the teardown is over, with the final record
+    d = client.delete(f"/v1/sandboxes/{sid}")
+    assert d.status_code == 200, d.text
+    assert d.json()["state"] == "destroyed", d.json()
+    assert client.get(f"/v1/sandboxes/{sid}").json()["state"] == "destroyed"
+    assert not processes_mentioning(["986735"])
+    # deleting an ended sandbox without waiting returns its final record
+    again = client.delete(f"/v1/sandboxes/{sid}?wait=false")
+    assert again.status_code == 200 and again.json()["state"] == "destroyed", again.text
 
 
 def test_get_unknown_is_404(client):

@@ -60,12 +60,15 @@ struct RemoveCommand: AsyncParsableCommand {
     @Argument(help: "Sandbox ids.")
     var sandboxes: [String]
 
+    @Flag(name: .long, help: "Return once each sandbox is stopping (it takes no more calls); the server finishes removing it.")
+    var noWait = false
+
     func run() async throws {
         let api = try client.client()
         var firstError: (any Error)?
         for id in sandboxes {
             do {
-                let reply = try await api.checked("DELETE", "/v1/sandboxes/\(ClientText.query(id))")
+                let reply = try await api.checked("DELETE", "/v1/sandboxes/\(ClientText.query(id))" + (noWait ? "?wait=false" : ""))
                 if client.json { ClientConsole.current.out(reply.body + [10]) } else { ClientConsole.print(id) }
             } catch let problem as APIProblem {
                 ClientConsole.printError("sandboxer: \(problem.code): \(problem.detail)")

@@ -27,16 +27,19 @@ struct RemoteRun: Sendable {
     func run(output: OutputHandler?) async throws -> ExecResult {
         let id = try await create()
         // Deleted whatever happens, in a task of its own: an interrupted (cancelled) run must not skip it.
-        func delete() async {
+        // After a finished exec the server's teardown is not waited for (`wait=false`): the result
+        // is in hand, and the sandbox takes no call once it is `stopping`. A failed or interrupted
+        // run waits, so its process is gone when the CLI exits.
+        func delete(wait: Bool) async {
             let api = self.api
-            _ = try? await Task { try await api.send("DELETE", "/v1/sandboxes/\(id)") }.value
+            _ = try? await Task { try await api.send("DELETE", "/v1/sandboxes/\(id)" + (wait ? "" : "?wait=false")) }.value
         }
         do {
             let result = try await exec(id, output: output)
-            await delete()
+            await delete(wait: false)
             return result
         } catch {
-            await delete()
+            await delete(wait: true)
             throw error
         }
     }
