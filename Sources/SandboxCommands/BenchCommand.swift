@@ -142,6 +142,8 @@ struct BenchReport: Codable {
         var median: Double
         var p90: Double
         var ratioToCrun: Double?
+        /// CPU the whole host spent per run, ms (nil: not measured).
+        var cpuMs: Double?
         var note: String
     }
     var iterations: Int
@@ -152,11 +154,12 @@ struct BenchReport: Codable {
 
     func table() -> String {
         var s = "sandbox start-up, /bin/true, N=\(iterations) per case (\(host))\n"
-        s += "case".padding(toLength: 34, withPad: " ", startingAt: 0) + "median ms    p90 ms   × raw crun\n"
+        s += "case".padding(toLength: 34, withPad: " ", startingAt: 0) + "median ms    p90 ms   × raw crun   host CPU ms/run\n"
         for c in cases {
             let ratio = c.ratioToCrun.map { String(format: "%9.2f", $0) } ?? "        -"
+            let cpu = c.cpuMs.map { String(format: "%12.1f", $0) } ?? "           -"
             s += c.name.padding(toLength: 34, withPad: " ", startingAt: 0)
-                + String(format: "%9.2f %9.2f ", c.median, c.p90) + ratio + "   " + c.note + "\n"
+                + String(format: "%9.2f %9.2f ", c.median, c.p90) + ratio + "   " + cpu + "      " + c.note + "\n"
         }
         s += "\nwhere `sandboxer run` (in-process) spends its time, mean ms:\n"
         for k in ["create", "bundle", "start", "run", "teardown"] { s += "  \(k.padding(toLength: 10, withPad: " ", startingAt: 0)) \(String(format: "%6.2f", phases[k] ?? 0))\n" }
@@ -184,15 +187,34 @@ struct StartupBench {
     }
 
     /// Times `body` N times after 3 warm-ups.
-    func measure(_ body: (Int) async throws -> Void) async rethrows -> [Double] {
+    /// What one case measured: each iteration's wall time, and the CPU the whole host spent per
+    /// iteration meanwhile (every process: crun, the agent, a server, the CLI), ms.
+    struct Samples {
+        var wall: [Double]
+        var cpuMsPerRun: Double
+    }
+
+    func measure(_ body: (Int) async throws -> Void) async rethrows -> Samples {
         for i in 0..<3 { try await body(-1 - i) }
         var xs: [Double] = []
+        let cpu = Self.hostBusyMs()
         for i in 0..<iterations {
             let t = HostClock.nowMs()
             try await body(i)
             xs.append(HostClock.nowMs() - t)
         }
-        return xs
+        return Samples(wall: xs, cpuMsPerRun: (Self.hostBusyMs() - cpu) / Double(iterations))
+    }
+
+    /// CPU time the host has spent busy since boot, all CPUs, ms (`/proc/stat`: everything but
+    /// idle and iowait; a clock tick's resolution, so a case needs tens of iterations).
+    static func hostBusyMs() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return .nan }
+        let ticks = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard ticks.count >= 8 else { return .nan }
+        let busy = ticks[0..<8].reduce(0, +) - ticks[3] - ticks[4]  // user nice system idle iowait irq softirq steal
+        return busy * 1000 / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
 
@@ -242,11 +264,11 @@ struct StartupBench {
         let raw = try await measure { i in
             _ = try ChildProcess.runSilently(crun.runArgs(bundle: bundle, id: "raw-\(i + 10)", pidFile: bundle + "/pid", logFile: nil))
         }
-        var bwrap: [Double]?
+        var bwrap: Samples?
         if let args = bwrapArgs() { bwrap = try await measure { _ in _ = try ChildProcess.runSilently(args) } }
         let self_ = SelfExecutable.pathForRespawn
         let cli = try await measure { _ in _ = try ChildProcess.runSilently([self_, "run", "--", "/bin/true"]) }
-        let viaServer = try await serverCLI()
+        let viaServer = try await serverCases()
         // The CLI's own process start alone, for the breakdown of CLI vs in-process.
         let processStart = try await measure { _ in _ = try ChildProcess.runSilently([self_, "--help"]) }
         var phases: [String: Double] = [:]
@@ -262,21 +284,23 @@ struct StartupBench {
         // crun removes each raw container's cgroup, but not the parent it created for them.
         let roots = backend.host.allMounts
         for r in roots { rmdir(r + "/sandboxer-bench") }
-        let (crunMedian, _) = Self.summary(raw)
-        func add(_ name: String, _ xs: [Double]?, _ note: String) {
-            guard let xs else {
+        let (crunMedian, _) = Self.summary(raw.wall)
+        func add(_ name: String, _ samples: Samples?, _ note: String) {
+            guard let samples else {
                 cases.append(BenchReport.Case(name: name, median: .nan, p90: .nan, ratioToCrun: nil, note: "not installed"))
                 return
             }
-            let (m, p) = Self.summary(xs)
-            cases.append(BenchReport.Case(name: name, median: m, p90: p, ratioToCrun: m / crunMedian, note: note))
+            let (m, p) = Self.summary(samples.wall)
+            cases.append(BenchReport.Case(name: name, median: m, p90: p, ratioToCrun: m / crunMedian,
+                                          cpuMs: samples.cpuMsPerRun.isNaN ? nil : samples.cpuMsPerRun, note: note))
         }
         add("fork/exec /bin/true", fork, "no isolation")
         add("bwrap (same mounts, no seccomp)", bwrap, "namespaces + binds")
         add("raw crun run (equivalent bundle)", raw, "the baseline")
         add("sandboxer run (in-process API)", api, "what the server pays")
         add("sandboxer run -- /bin/true (CLI)", cli, "includes sandboxer's own process start")
-        add("sandboxer run --server (CLI)", viaServer, "a local server's warm pool (\(Self.serverPool)), over HTTP")
+        add("sandboxer run --server (CLI)", viaServer.cli, "a local server's warm pool (\(Self.serverPool)), over HTTP")
+        add("pooled sandbox over HTTP", viaServer.http, "the same server: create, exec, delete (waited); no CLI")
         add("sandboxer --help (start only)", processStart, "the CLI's fixed cost, no sandbox")
         var uts = utsname()
         uname(&uts)
