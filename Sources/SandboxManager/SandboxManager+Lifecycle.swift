@@ -142,7 +142,8 @@ extension SandboxManager {
     /// record. Deleting an already destroyed or lost sandbox returns its record unchanged.
     ///
     /// With `wait: false` it returns as soon as the sandbox is `stopping` on record (it takes no
-    /// exec, file or state call any more and still counts against the tenant's quota); the
+    /// exec, file or state call any more; it counts against the tenant's quota until its teardown
+    /// ends, and a create it alone stands in the way of waits for that); the
     /// teardown goes on in a task the manager owns (``shutdown()`` waits for it) and ends the
     /// sandbox `destroyed` as a waited-for delete would. Deleting a sandbox whose teardown is under
     /// way returns its record as it is (`wait: false`) or when the teardown has ended.
@@ -315,22 +316,36 @@ extension SandboxManager {
     /// suspension between them, so concurrent creates see each other.
     func checkQuota(tenantId: String, adding profile: Profile) async throws -> UUID {
         let quota = try await quota(tenantId)
+        if quotaProblem(tenantId, quota, adding: profile) != nil {
+            // The tenant's deletes that did not wait count until their teardown ends: a create that
+            // only they stand in the way of waits for them (they are under way) instead of a 429.
+            let pending = live.values.filter { $0.record.tenantId == tenantId && $0.record.state == .stopping }.compactMap { teardowns[$0.record.id] }
+            for t in pending { await t.value }
+        }
+        // No await between this check and the hold: concurrent creates cannot all pass it.
+        if let problem = quotaProblem(tenantId, quota, adding: profile) { throw problem }
+        let token = UUID()
+        quotaHolds[token] = (tenantId, profile.limits.memoryBytes)
+        return token
+    }
+
+    /// Why a sandbox of `profile` would take the tenant past `quota` (its live sandboxes and the
+    /// creates holding a place), or nil.
+    private func quotaProblem(_ tenantId: String, _ quota: TenantQuota, adding profile: Profile) -> SandboxError? {
         let mine = live.values.filter { $0.record.tenantId == tenantId }
         let held = quotaHolds.values.filter { $0.tenantId == tenantId }
         if mine.count + held.count >= quota.maxSandboxes {
-            throw SandboxError(.quotaExceeded, "this tenant has \(mine.count + held.count) live sandboxes (or being created), its quota (max_sandboxes); delete one first",
-                               retryAfterSeconds: 10)
+            return SandboxError(.quotaExceeded, "this tenant has \(mine.count + held.count) live sandboxes (or being created), its quota (max_sandboxes); delete one first",
+                                retryAfterSeconds: 10)
         }
         let memory = mine.reduce(Int64(0)) { $0 + $1.record.profile.limits.memoryBytes }
             + held.reduce(Int64(0)) { $0 + $1.memoryBytes } + profile.limits.memoryBytes
         let allowed = quota.maxMemoryBytes
         if memory > allowed {
-            throw SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(allowed)) (max_memory_bytes, at most the server's tenant_memory ceiling); delete one or ask for less memory",
-                               retryAfterSeconds: 10)
+            return SandboxError(.quotaExceeded, "the tenant's live sandboxes would hold \(ByteSize.format(memory)) of memory, over its quota of \(ByteSize.format(allowed)) (max_memory_bytes, at most the server's tenant_memory ceiling); delete one or ask for less memory",
+                                retryAfterSeconds: 10)
         }
-        let token = UUID()
-        quotaHolds[token] = (tenantId, profile.limits.memoryBytes)
-        return token
+        return nil
     }
 
     /// The tenant, cached for a few seconds (a changed quota applies within that time); while the

@@ -1,6 +1,7 @@
 import Foundation
 import SandboxCore
 import SandboxManager
+import SandboxStore
 import SandboxTestSupport
 import Testing
 
@@ -28,6 +29,27 @@ import Testing
             #expect(HostHealth.processes(matching: "986734").isEmpty)
             let kinds = try await f.manager.auditTrail(tenantId: f.tenant.id, id: s.id).map(\.kind)
             #expect(kinds.filter { $0 == .sandboxDelete }.count == 1, "\(kinds)")
+        }
+    }
+
+    @Test("at max_sandboxes = 1, a create right after a delete that did not wait waits for that teardown instead of a 429", .realSandboxes)
+    func createWaitsForTheTenantsOwnTeardowns() async throws {
+        try await ManagerFixture.with { f in
+            try await f.store.setQuota(tenantId: f.tenant.id, QuotaOverrides(maxSandboxes: 1))
+            try await f.manager.start()
+            var previous = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test").id
+            for _ in 0..<3 {
+                #expect(try await f.manager.destroy(tenantId: f.tenant.id, id: previous, actor: "test", wait: false).state == .stopping)
+                let next = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
+                #expect(next.state == .running)
+                // The create counted the sandbox until its teardown ended: it is destroyed by now.
+                #expect(try await f.store.sandbox(id: previous)?.state == .destroyed)
+                previous = next.id
+            }
+            // A live sandbox still stands in the way.
+            await #expect(throws: SandboxError.self) {
+                _ = try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test")
+            }
         }
     }
 
