@@ -57,7 +57,8 @@ import Testing
     func shutdownFinishesTeardowns() async throws {
         try await ManagerFixture.with { f in
             try await f.manager.start()
-            let ids = try await (0..<3).asyncMap { _ in try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test").id }
+            var ids: [String] = []
+            for _ in 0..<3 { ids.append(try await f.manager.create(tenantId: f.tenant.id, ManagerFixture.request, actor: "test").id) }
             for id in ids {
                 #expect(try await f.manager.destroy(tenantId: f.tenant.id, id: id, actor: "test", wait: false).state == .stopping)
             }
@@ -68,14 +69,5 @@ import Testing
             }
             #expect(await f.backend.list().isEmpty)
         }
-    }
-}
-
-extension Sequence where Element: Sendable {
-    /// The elements mapped one after another by an async call.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var out: [T] = []
-        for e in self { out.append(try await transform(e)) }
-        return out
     }
 }

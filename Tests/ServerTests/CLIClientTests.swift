@@ -108,12 +108,12 @@ import Testing
             let other = try await Self.run(app, key, ["create", "--profile", "default"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
             let quick = try await Self.run(app, key, ["rm", "--no-wait", "--json", other])
             #expect(quick.status == 0 && quick.out.contains("\"stopping\""), "\(quick)")
-            var line = ""
-            for _ in 0..<100 where !line.contains("destroyed") {
-                line = try await Self.run(app, key, ["ls", "-a"]).out.split(separator: "\n").first { $0.hasPrefix(Substring(other)) }.map(String.init) ?? ""
-                try await Task.sleep(for: .milliseconds(100))
+            func row() async throws -> String {
+                try await Self.run(app, key, ["ls", "-a"]).out.split(separator: "\n").first { $0.hasPrefix(Substring(other)) }.map(String.init) ?? ""
             }
-            #expect(line.contains("destroyed"), "\(line)")
+            try await HostHealth.waitUntil(tries: 100, every: .milliseconds(100)) { try await row().contains("destroyed") }
+            let ended = try await row()
+            #expect(ended.contains("destroyed"), "\(ended)")
         }
     }
 }

@@ -77,13 +77,13 @@ struct RunOnServerTests {
             #expect(timeout.err.hasPrefix("sandboxer: timeout: wall-clock limit of 1000 ms reached"), "\(timeout)")
             // Every sandbox the runs used is gone: a finished run's delete does not wait for the
             // server's teardown, so the last ones may still be stopping for a moment.
-            var live: [String] = []
-            for _ in 0..<300 {
-                live = try await app.manager.list(.init(tenantId: created.record.tenantId, states: [.creating, .running, .stopping])).items.map(\.id)
-                if live.isEmpty { break }
-                try await Task.sleep(for: .milliseconds(100))
+            let tenant = created.record.tenantId
+            func live() async throws -> [String] {
+                try await app.manager.list(.init(tenantId: tenant, states: [.creating, .running, .stopping])).items.map(\.id)
             }
-            #expect(live.isEmpty, "\(live)")
+            try await HostHealth.waitUntil(tries: 300, every: .milliseconds(100)) { try await live().isEmpty }
+            let left = try await live()
+            #expect(left.isEmpty, "\(left)")
             let ended = try await app.manager.list(.init(tenantId: created.record.tenantId, states: [.destroyed])).items
             #expect(ended.count == cases.count + 1 && ended.allSatisfy { $0.reason?.hasPrefix("deleted by") == true }, "\(ended.map { ($0.id, $0.reason) })")
         }
